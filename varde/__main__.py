@@ -1,0 +1,3 @@
+from varde.cli import main
+
+main()

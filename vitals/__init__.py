@@ -1,0 +1,62 @@
+"""Varde's shared vocabulary: measurement kinds, the readings envelope, topic names and reading ids."""
+
+from vitals.envelope import (
+    FUTURE_SKEW,
+    MAX_PAYLOAD_BYTES,
+    MAX_READINGS_PER_ENVELOPE,
+    RETENTION,
+    SCHEMA,
+    DeviceRef,
+    Envelope,
+    EnvelopeError,
+    ParsedEnvelope,
+    Reading,
+    Reason,
+    RejectedReading,
+    check_reading_time,
+    parse_envelope,
+)
+from vitals.ids import group_id, reading_id
+from vitals.kinds import KINDS, Kind, KindInfo, kind_info
+from vitals.status import DeviceStatus, GatewayStatus
+from vitals.topics import (
+    INGEST_SHARED_SUBSCRIPTION,
+    parse_topic,
+    plan_topic,
+    readings_topic,
+    receipts_topic,
+    status_topic,
+    validate_gateway_id,
+)
+
+__all__ = [
+    "FUTURE_SKEW",
+    "INGEST_SHARED_SUBSCRIPTION",
+    "KINDS",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_READINGS_PER_ENVELOPE",
+    "RETENTION",
+    "SCHEMA",
+    "DeviceRef",
+    "DeviceStatus",
+    "Envelope",
+    "EnvelopeError",
+    "GatewayStatus",
+    "Kind",
+    "KindInfo",
+    "ParsedEnvelope",
+    "Reading",
+    "Reason",
+    "RejectedReading",
+    "check_reading_time",
+    "group_id",
+    "kind_info",
+    "parse_envelope",
+    "parse_topic",
+    "plan_topic",
+    "reading_id",
+    "readings_topic",
+    "receipts_topic",
+    "status_topic",
+    "validate_gateway_id",
+]

@@ -1,0 +1,251 @@
+"""The readings envelope: the one wire model between gateway and cloud, with strict parsing.
+
+`Envelope` is what a gateway builds and serialises. `parse_envelope` is what the cloud runs on raw bytes: faults
+of the whole message raise `EnvelopeError`; faults of single readings come back as `RejectedReading` beside the
+valid readings, so one bad reading never sinks its good siblings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from vitals.kinds import KINDS, Kind
+from vitals.topics import GATEWAY_ID_PATTERN
+
+SCHEMA = "varde.readings/1"
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_READINGS_PER_ENVELOPE = 2000
+FUTURE_SKEW = timedelta(minutes=5)
+RETENTION = timedelta(days=3650)
+"""Readings older than this are refused; the readings table has partitions for every accepted date."""
+
+
+class Reason(StrEnum):
+    """Why a message or a reading was refused; the dead-letter table and metrics count by these."""
+
+    OVERSIZED = "oversized"
+    NOT_UTF8 = "not_utf8"
+    BAD_JSON = "bad_json"
+    WRONG_SCHEMA = "wrong_schema"
+    BAD_ENVELOPE = "bad_envelope"
+    TOO_MANY_READINGS = "too_many_readings"
+    GATEWAY_MISMATCH = "gateway_mismatch"
+    UNKNOWN_GATEWAY = "unknown_gateway"
+    DISABLED_GATEWAY = "disabled_gateway"
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_KIND = "unknown_kind"
+    WRONG_UNIT = "wrong_unit"
+    NOT_FINITE = "not_finite"
+    IMPLAUSIBLE_VALUE = "implausible_value"
+    FUTURE_TIME = "future_time"
+    TOO_OLD = "too_old"
+    DUPLICATE_ID = "duplicate_id"
+    BAD_READING = "bad_reading"
+
+
+_Strict = ConfigDict(extra="forbid", frozen=True)
+Flag = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+class DeviceRef(BaseModel):
+    model_config = _Strict
+
+    address: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    model: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class Reading(BaseModel):
+    """One measured value in its kind's canonical unit."""
+
+    model_config = _Strict
+
+    id: UUID
+    kind: Kind
+    value: float
+    unit: str
+    measured_at: AwareDatetime
+    device: DeviceRef
+    group: Annotated[str, StringConstraints(max_length=64)] | None = None
+    flags: tuple[Flag, ...] = ()
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _known_kind(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in KINDS:
+            raise ValueError(f"{Reason.UNKNOWN_KIND}: unknown measurement kind {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _unit_and_range(self) -> Reading:
+        info = KINDS[self.kind]
+        if self.unit != info.unit:
+            raise ValueError(f"{Reason.WRONG_UNIT}: {self.kind} must be in {info.unit!r}, got {self.unit!r}")
+        if not math.isfinite(self.value):
+            raise ValueError(f"{Reason.NOT_FINITE}: {self.kind} value is not a finite number")
+        if not info.is_plausible(self.value):
+            raise ValueError(
+                f"{Reason.IMPLAUSIBLE_VALUE}: {self.kind}={self.value:g} outside {info.range_text()} "
+                f"(device {self.device.address})"
+            )
+        return self
+
+
+class Envelope(BaseModel):
+    """A batch of readings from one gateway, as published on its readings topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schema_: Literal["varde.readings/1"] = Field(default=SCHEMA, alias="schema")
+    gateway_id: Annotated[str, StringConstraints(pattern=GATEWAY_ID_PATTERN.pattern)]
+    sent_at: AwareDatetime
+    readings: tuple[Reading, ...] = Field(min_length=1, max_length=MAX_READINGS_PER_ENVELOPE)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class _EnvelopeHead(BaseModel):
+    """The envelope with its readings left raw, so each reading can be judged on its own."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: str = Field(alias="schema")
+    gateway_id: str
+    sent_at: AwareDatetime
+    readings: list[Any] = Field(min_length=1)
+
+
+class EnvelopeError(ValueError):
+    """The whole message is refused; `reason` is the dead-letter reason code."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedReading:
+    index: int
+    raw: Any
+    reason: Reason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEnvelope:
+    gateway_id: str
+    sent_at: datetime
+    readings: list[Reading]
+    rejected: list[RejectedReading] = field(default_factory=list)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def _reading_reason(detail: str) -> Reason:
+    for reason in (Reason.UNKNOWN_KIND, Reason.WRONG_UNIT, Reason.NOT_FINITE, Reason.IMPLAUSIBLE_VALUE):
+        if reason.value + ":" in detail:
+            return reason
+    return Reason.BAD_READING
+
+
+def _load_json(payload: bytes) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise EnvelopeError(Reason.OVERSIZED, f"{len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvelopeError(Reason.NOT_UTF8, f"payload is not UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise EnvelopeError(Reason.BAD_JSON, f"payload is not JSON: {exc}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_envelope(
+    payload: bytes,
+    topic_gateway_id: str,
+    *,
+    now: datetime | None = None,
+    future_skew: timedelta = FUTURE_SKEW,
+    retention: timedelta = RETENTION,
+) -> ParsedEnvelope:
+    """Parse raw bytes from `varde/v1/gw/{topic_gateway_id}/readings`.
+
+    Raises EnvelopeError for faults of the whole message; returns valid readings and rejected ones apart.
+    """
+    doc = _load_json(payload)
+    if not isinstance(doc, dict):
+        raise EnvelopeError(Reason.BAD_ENVELOPE, "envelope must be a JSON object")
+    if doc.get("schema") != SCHEMA:
+        raise EnvelopeError(Reason.WRONG_SCHEMA, f"schema {doc.get('schema')!r} is not {SCHEMA!r}")
+    try:
+        head = _EnvelopeHead.model_validate(doc)
+    except ValidationError as exc:
+        raise EnvelopeError(Reason.BAD_ENVELOPE, _first_error(exc)) from None
+    if head.gateway_id != topic_gateway_id:
+        raise EnvelopeError(
+            Reason.GATEWAY_MISMATCH,
+            f"payload gateway_id {head.gateway_id!r} differs from topic gateway {topic_gateway_id!r}",
+        )
+    if len(head.readings) > MAX_READINGS_PER_ENVELOPE:
+        raise EnvelopeError(
+            Reason.TOO_MANY_READINGS, f"{len(head.readings)} readings exceeds {MAX_READINGS_PER_ENVELOPE}"
+        )
+    now = now or datetime.now(UTC)
+    readings: list[Reading] = []
+    rejected: list[RejectedReading] = []
+    seen: set[UUID] = set()
+    for index, raw in enumerate(head.readings):
+        try:
+            reading = Reading.model_validate(raw)
+        except ValidationError as exc:
+            detail = _first_error(exc)
+            rejected.append(RejectedReading(index, raw, _reading_reason(detail), detail))
+            continue
+        problem = check_reading_time(reading, now, future_skew=future_skew, retention=retention)
+        if problem is None and reading.id in seen:
+            problem = (Reason.DUPLICATE_ID, f"reading id {reading.id} appears twice in one envelope")
+        if problem is not None:
+            rejected.append(RejectedReading(index, raw, *problem))
+            continue
+        seen.add(reading.id)
+        readings.append(reading)
+    return ParsedEnvelope(head.gateway_id, head.sent_at, readings, rejected)
+
+
+def check_reading_time(
+    reading: Reading, now: datetime, *, future_skew: timedelta = FUTURE_SKEW, retention: timedelta = RETENTION
+) -> tuple[Reason, str] | None:
+    if reading.measured_at > now + future_skew:
+        return Reason.FUTURE_TIME, f"measured_at {reading.measured_at.isoformat()} is in the future"
+    if reading.measured_at < now - retention:
+        return Reason.TOO_OLD, f"measured_at {reading.measured_at.isoformat()} is older than the retention window"
+    return None
