@@ -113,7 +113,7 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    schema_: Literal["varde.readings/1"] = Field(default=SCHEMA, alias="schema")
+    schema_: Literal["varde.readings/1"] = Field(default="varde.readings/1", alias="schema")
     gateway_id: Annotated[str, StringConstraints(pattern=GATEWAY_ID_PATTERN.pattern)]
     sent_at: AwareDatetime
     readings: tuple[Reading, ...] = Field(min_length=1, max_length=MAX_READINGS_PER_ENVELOPE)

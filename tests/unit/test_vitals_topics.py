@@ -25,7 +25,7 @@ def test_topics_follow_the_wire_contract() -> None:
     ],
 )
 def test_non_contract_topics_are_refused(topic: str) -> None:
-    with pytest.raises(ValueError, match="topic|gateway id"):
+    with pytest.raises(ValueError, match=r"topic|gateway id"):
         parse_topic(topic)
 
 
