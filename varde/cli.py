@@ -3,9 +3,234 @@ so a gateway with only `varde[edge]` installed never imports the cloud packages.
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+from uuid import UUID
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Varde: digital home monitoring.")
+stack_app = typer.Typer(no_args_is_help=True, help="The local stack: PostgreSQL, Mosquitto and the services.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+team_app = typer.Typer(no_args_is_help=True, help="Care teams.")
+patient_app = typer.Typer(no_args_is_help=True, help="Patients.")
+user_app = typer.Typer(no_args_is_help=True, help="Clinician and admin logins.")
+gateway_app = typer.Typer(no_args_is_help=True, help="Home gateways and their broker logins.")
+ingest_app = typer.Typer(no_args_is_help=True, help="The ingest worker.")
+rules_app = typer.Typer(no_args_is_help=True, help="Scheduled rules (missed measurements, escalation).")
+api_app = typer.Typer(no_args_is_help=True, help="The clinician API and dashboard.")
+for sub, name in (
+    (stack_app, "stack"),
+    (db_app, "db"),
+    (team_app, "team"),
+    (patient_app, "patient"),
+    (user_app, "user"),
+    (gateway_app, "gateway"),
+    (ingest_app, "ingest"),
+    (rules_app, "rules"),
+    (api_app, "api"),
+):
+    app.add_typer(sub, name=name)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _emit(doc: dict[str, Any], as_json: bool, human: str) -> None:
+    typer.echo(json.dumps(doc, default=str) if as_json else human)
+
+
+def _home() -> Path:
+    from store.settings import varde_home
+
+    return varde_home()
+
+
+def _settings() -> Any:
+    from store.settings import get_settings
+
+    return get_settings()
+
+
+# --- stack ------------------------------------------------------------------------------------------------------
+
+
+@stack_app.command("up")
+def stack_up(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once everything runs.")] = False,
+    services: Annotated[bool, typer.Option(help="Also run ingest, rules and the API.")] = True,
+) -> None:
+    """Start a private PostgreSQL and Mosquitto (and the services); write .varde/stack.json."""
+    from varde import stack
+
+    try:
+        state = stack.up(_home(), services=services)
+    except stack.StackError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(stack.status(_home()), indent=2))
+    if detach:
+        return
+    typer.echo(f"Varde is running; API at {state.get('api_url')}. Press Ctrl-C to stop.", err=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        stack.down(_home())
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show what runs; exit status 1 when something is down."""
+    from varde import stack
+
+    report = stack.status(_home())
+    typer.echo(json.dumps(report, indent=2))
+    if not report["running"]:
+        raise typer.Exit(1)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop what `varde stack up` started (data is kept)."""
+    from varde import stack
+
+    stack.down(_home())
+
+
+# --- db ---------------------------------------------------------------------------------------------------------
+
+
+@db_app.command("migrate")
+def db_migrate(as_json: JsonFlag = False) -> None:
+    """Apply pending migrations (safe to re-run)."""
+    import psycopg
+
+    from store.migrate import migrate
+
+    with psycopg.connect(_settings().require_database_url()) as conn:
+        applied = migrate(conn)
+    _emit({"applied": applied}, as_json, f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+# --- administration ---------------------------------------------------------------------------------------------
+
+
+@team_app.command("add")
+def team_add(name: str, as_json: JsonFlag = False) -> None:
+    """Create a care team (idempotent)."""
+    from varde.admin import add_team
+
+    team_id = add_team(_settings(), name)
+    _emit({"team_id": str(team_id), "name": name}, as_json, f"team {name}: {team_id}")
+
+
+@patient_app.command("add")
+def patient_add(
+    name: Annotated[str, typer.Option(help="Display name (never logged).")],
+    team: Annotated[str, typer.Option(help="Care team name or id.")],
+    protocol: Annotated[str, typer.Option(help="general|heart_failure|copd|diabetes|hypertension")] = "general",
+    timezone: Annotated[str, typer.Option(help="IANA time zone of the patient.")] = "Europe/Oslo",
+    as_json: JsonFlag = False,
+) -> None:
+    """Enrol a patient in a care team."""
+    from varde.admin import AdminError, add_patient
+
+    try:
+        patient_id = add_patient(_settings(), name, team, protocol, timezone)
+    except AdminError as exc:
+        _fail(str(exc))
+    _emit({"patient_id": str(patient_id)}, as_json, f"patient {patient_id}")
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="nurse|physician|admin")],
+    team: Annotated[list[str], typer.Option(help="Care team (repeat for several).")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    display_name: Annotated[str, typer.Option(help="Name shown in the dashboard.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create or update a clinician login."""
+    from varde.admin import AdminError, add_user
+
+    if not password_stdin:
+        _fail("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    try:
+        user_id = add_user(_settings(), username, role, team, password, display_name)
+    except (AdminError, ValueError) as exc:
+        _fail(str(exc))
+    _emit({"user_id": str(user_id)}, as_json, f"user {username}: {user_id}")
+
+
+@gateway_app.command("add")
+def gateway_add(
+    patient: Annotated[str, typer.Option(help="Patient id the gateway belongs to.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a gateway with its own broker login and ACL; prints the credentials once."""
+    from varde.admin import AdminError, add_gateways
+    from varde.broker import BrokerAdminError
+
+    try:
+        (creds,) = add_gateways(_settings(), [UUID(patient)])
+    except (AdminError, BrokerAdminError, ValueError) as exc:
+        _fail(str(exc))
+    doc = creds.as_dict()
+    _emit(doc, as_json, "\n".join(f"{k}: {v}" for k, v in doc.items()))
+
+
+@gateway_app.command("revoke")
+def gateway_revoke(gateway_id: str) -> None:
+    """Disable a gateway and cut its broker connection at once."""
+    from varde.admin import AdminError, revoke_gateway
+    from varde.broker import BrokerAdminError
+
+    try:
+        revoke_gateway(_settings(), gateway_id)
+    except (AdminError, BrokerAdminError) as exc:
+        _fail(str(exc))
+    typer.echo(f"gateway {gateway_id} revoked")
+
+
+# --- services ---------------------------------------------------------------------------------------------------
+
+
+@ingest_app.command("run")
+def ingest_run(
+    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics and health port (0: none).")] = 0,
+) -> None:
+    """Run one ingest worker (several share the load)."""
+    from ingest_service.worker import run_worker
+
+    run_worker(metrics_port=metrics_port)
+
+
+@rules_app.command("run")
+def rules_run() -> None:
+    """Run the scheduled rules; one leader at a time holds the advisory lock."""
+    from rules_engine.scheduler import run_scheduler
+
+    run_scheduler()
+
+
+@api_app.command("run")
+def api_run(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    """Serve the clinician API and dashboard."""
+    import uvicorn
+
+    uvicorn.run("clinician_api.app:create_app", factory=True, host=host, port=port, log_level="info", access_log=False)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Ordered SQL migration files (package data)."""

@@ -1,0 +1,106 @@
+"""The one settings object of the cloud services: environment (`VARDE_` prefix) first, then the local stack's
+`.varde/stack.json` and `.varde/secrets.json`, so a developer who ran `varde stack up` needs to set nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def varde_home() -> Path:
+    """Where the local stack keeps its state: `VARDE_HOME`, else `.varde` in the working directory."""
+    return Path(os.environ.get("VARDE_HOME") or Path.cwd() / ".varde").resolve()
+
+
+class _StackFileSource(PydanticBaseSettingsSource):
+    """Values written by `varde stack up`; lower precedence than the environment."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values().get(field_name), field_name, False
+
+    def _values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        home = varde_home()
+        for name in ("stack.json", "secrets.json"):
+            path = home / name
+            if path.is_file():
+                doc = json.loads(path.read_text())
+                values.update({k: v for k, v in doc.items() if k in Settings.model_fields and v is not None})
+        return values
+
+    def __call__(self) -> dict[str, Any]:
+        return self._values()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VARDE_", extra="ignore")
+
+    database_url: str | None = None
+    database_pool_min: int = 1
+    database_pool_max: int = 10
+
+    mqtt_url: str | None = None
+    """mqtt://user:password@host:port — an external broker; overrides host, port and the ingest login."""
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_tls_ca_file: Path | None = None
+    mqtt_admin_username: str | None = None
+    mqtt_admin_password: str | None = None
+    mqtt_ingest_username: str | None = None
+    mqtt_ingest_password: str | None = None
+    mqtt_api_username: str | None = None
+    mqtt_api_password: str | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_url: str | None = None
+    jwt_secret: str | None = None
+    token_ttl_minutes: int = 30
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_audience: str | None = None
+
+    @model_validator(mode="after")
+    def _split_mqtt_url(self) -> Settings:
+        if self.mqtt_url:
+            parts = urlsplit(self.mqtt_url)
+            if parts.scheme not in ("mqtt", "mqtts", "tcp"):
+                raise ValueError(f"VARDE_MQTT_URL must start with mqtt://, got {parts.scheme!r}")
+            self.mqtt_host = parts.hostname or self.mqtt_host
+            self.mqtt_port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+            if parts.username:
+                self.mqtt_ingest_username = unquote(parts.username)
+                self.mqtt_ingest_password = unquote(parts.password or "")
+        return self
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "no database configured: run `varde stack up` or set VARDE_DATABASE_URL "
+                f"(looked in the environment and {varde_home() / 'stack.json'})"
+            )
+        return self.database_url
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _StackFileSource(settings_cls)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

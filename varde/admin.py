@@ -1,0 +1,154 @@
+"""Administration used by operators, the demo and the tests: care teams, patients, users and gateways."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from store.settings import Settings
+from vitals.topics import validate_gateway_id
+
+PROTOCOLS = ("general", "heart_failure", "copd", "diabetes", "hypertension")
+ROLES = ("nurse", "physician", "admin")
+
+
+class AdminError(ValueError):
+    pass
+
+
+def _connect(settings: Settings) -> psycopg.Connection[tuple[Any, ...]]:
+    return psycopg.connect(settings.require_database_url())
+
+
+def add_team(settings: Settings, name: str) -> UUID:
+    with _connect(settings) as conn:
+        row = conn.execute(
+            "INSERT INTO care_teams (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name "
+            "RETURNING id",
+            (name,),
+        ).fetchone()
+        assert row is not None
+        return UUID(str(row[0]))
+
+
+def _team_id(conn: psycopg.Connection[tuple[Any, ...]], team: str) -> UUID:
+    row = conn.execute("SELECT id FROM care_teams WHERE name = %s OR id::text = %s", (team, team)).fetchone()
+    if row is None:
+        raise AdminError(f"no care team named {team!r}; create it with `varde team add {team}`")
+    return UUID(str(row[0]))
+
+
+def add_patient(
+    settings: Settings,
+    name: str,
+    team: str,
+    protocol: str = "general",
+    timezone: str = "Europe/Oslo",
+    national_id: str | None = None,
+) -> UUID:
+    if protocol not in PROTOCOLS:
+        raise AdminError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
+    with _connect(settings) as conn:
+        team_id = _team_id(conn, team)
+        row = conn.execute(
+            "INSERT INTO patients (display_name, team_id, protocol, timezone, national_id) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (name, team_id, protocol, timezone, national_id),
+        ).fetchone()
+        assert row is not None
+        return UUID(str(row[0]))
+
+
+def add_user(
+    settings: Settings, username: str, role: str, teams: list[str], password: str, display_name: str = ""
+) -> UUID:
+    from clinician_api.passwords import hash_password
+
+    if role not in ROLES:
+        raise AdminError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    password_hash = hash_password(password)
+    with _connect(settings) as conn:
+        team_ids = [_team_id(conn, t) for t in teams]
+        row = conn.execute(
+            "INSERT INTO users (username, role, password_hash, display_name) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash, "
+            "display_name = EXCLUDED.display_name RETURNING id",
+            (username, role, password_hash, display_name or username),
+        ).fetchone()
+        assert row is not None
+        user_id = UUID(str(row[0]))
+        for team_id in team_ids:
+            conn.execute(
+                "INSERT INTO team_memberships (user_id, team_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (user_id, team_id),
+            )
+        return user_id
+
+
+@dataclass(frozen=True)
+class GatewayCredentials:
+    gateway_id: str
+    username: str
+    password: str
+    mqtt_host: str
+    mqtt_port: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gateway_id": self.gateway_id,
+            "username": self.username,
+            "password": self.password,
+            "mqtt_host": self.mqtt_host,
+            "mqtt_port": self.mqtt_port,
+        }
+
+
+def _secret_hash(password: str) -> str:
+    # The gateway secret is 32 random bytes, so a plain SHA-256 is enough to keep it out of the database.
+    return "sha256:" + hashlib.sha256(password.encode()).hexdigest()
+
+
+def _broker_admin(settings: Settings) -> Any:
+    from varde.broker import DynSecAdmin
+
+    if not settings.mqtt_admin_password:
+        raise AdminError(
+            "no broker admin login: run `varde stack up`, or set VARDE_MQTT_ADMIN_USERNAME/VARDE_MQTT_ADMIN_PASSWORD"
+        )
+    return DynSecAdmin(
+        settings.mqtt_host, settings.mqtt_port, settings.mqtt_admin_username or "admin", settings.mqtt_admin_password
+    )
+
+
+def add_gateways(settings: Settings, patient_ids: list[UUID]) -> list[GatewayCredentials]:
+    """Create one gateway per patient: database row, broker login and its ACL role."""
+    created: list[GatewayCredentials] = []
+    with _connect(settings) as conn, _broker_admin(settings) as broker:
+        for patient_id in patient_ids:
+            if conn.execute("SELECT 1 FROM patients WHERE id = %s", (patient_id,)).fetchone() is None:
+                raise AdminError(f"no patient with id {patient_id}")
+            gateway_id = validate_gateway_id(f"gw-{secrets.token_hex(6)}")
+            password = secrets.token_urlsafe(32)
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO gateways (id, patient_id, secret_hash) VALUES (%s, %s, %s)",
+                    (gateway_id, patient_id, _secret_hash(password)),
+                )
+                broker.add_gateway(gateway_id, password)
+            created.append(GatewayCredentials(gateway_id, gateway_id, password, settings.mqtt_host, settings.mqtt_port))
+    return created
+
+
+def revoke_gateway(settings: Settings, gateway_id: str) -> None:
+    with _connect(settings) as conn, _broker_admin(settings) as broker, conn.transaction():
+        row = conn.execute(
+            "UPDATE gateways SET enabled = false, revoked_at = now() WHERE id = %s RETURNING id", (gateway_id,)
+        ).fetchone()
+        if row is None:
+            raise AdminError(f"no gateway {gateway_id!r}")
+        broker.revoke_gateway(gateway_id)

@@ -1,0 +1,184 @@
+"""Administration of the local Mosquitto through its dynamic-security plugin: gateway logins and ACL roles.
+
+Commands go to `$CONTROL/dynamic-security/v1` as the admin login, the way `mosquitto_ctrl` does it, so a
+gateway is provisioned or revoked at run time without restarting the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from vitals.topics import INGEST_SHARED_SUBSCRIPTION, PREFIX, plan_topic, readings_topic, receipts_topic, status_topic
+
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
+
+
+class BrokerAdminError(RuntimeError):
+    pass
+
+
+def _acl(acltype: str, topic: str, allow: bool = True, priority: int = 0) -> dict[str, Any]:
+    return {"acltype": acltype, "topic": topic, "allow": allow, "priority": priority}
+
+
+def gateway_role(gateway_id: str) -> dict[str, Any]:
+    """A gateway may publish only its own readings and status, and read only its own plan and receipts."""
+    return {
+        "rolename": f"gateway-{gateway_id}",
+        "acls": [
+            _acl("publishClientSend", readings_topic(gateway_id)),
+            _acl("publishClientSend", status_topic(gateway_id)),
+            _acl("subscribePattern", plan_topic(gateway_id)),
+            _acl("subscribePattern", receipts_topic(gateway_id)),
+            _acl("publishClientReceive", plan_topic(gateway_id)),
+            _acl("publishClientReceive", receipts_topic(gateway_id)),
+        ],
+    }
+
+
+SERVICE_ROLES: dict[str, list[dict[str, Any]]] = {
+    # Ingest reads every gateway's readings (as a shared subscription) and status, and publishes nothing.
+    "ingest": [
+        _acl("subscribePattern", INGEST_SHARED_SUBSCRIPTION),
+        _acl("subscribePattern", f"{PREFIX}/+/readings"),
+        _acl("subscribePattern", f"{PREFIX}/+/status"),
+        _acl("publishClientReceive", f"{PREFIX}/+/readings"),
+        _acl("publishClientReceive", f"{PREFIX}/+/status"),
+    ],
+    # The API publishes plans and receipts to gateways and follows their status.
+    "api": [
+        _acl("publishClientSend", f"{PREFIX}/+/plan"),
+        _acl("publishClientSend", f"{PREFIX}/+/receipts"),
+        _acl("subscribePattern", f"{PREFIX}/+/status"),
+        _acl("publishClientReceive", f"{PREFIX}/+/status"),
+    ],
+}
+
+
+class DynSecAdmin:
+    """A short-lived admin connection that sends dynamic-security commands and waits for their answers."""
+
+    def __init__(self, host: str, port: int, username: str, password: str, timeout: float = 10.0) -> None:
+        self._timeout = timeout
+        self._responses: dict[str, list[dict[str, Any]]] = {}
+        self._cond = threading.Condition()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"varde-admin-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        )
+        self._client.username_pw_set(username, password)
+        self._client.on_message = self._on_message
+        connected = threading.Event()
+        self._connect_rc: Any = None
+
+        def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+            self._connect_rc = rc
+            connected.set()
+
+        self._client.on_connect = on_connect
+        try:
+            self._client.connect(host, port)
+        except OSError as exc:
+            raise BrokerAdminError(f"cannot reach the MQTT broker at {host}:{port}: {exc}") from None
+        self._client.loop_start()
+        if not connected.wait(timeout) or self._connect_rc is None or self._connect_rc.is_failure:
+            self.close()
+            raise BrokerAdminError(f"broker admin login refused at {host}:{port} ({self._connect_rc})")
+        result, _mid = self._client.subscribe(RESPONSE_TOPIC, qos=1)
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            self.close()
+            raise BrokerAdminError("cannot subscribe to the dynamic-security response topic")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        doc = json.loads(message.payload)
+        responses = list(doc.get("responses", []))
+        key = str(responses[0].get("correlationData", "")) if responses else ""
+        with self._cond:
+            self._responses[key] = responses
+            self._cond.notify_all()
+
+    def run(self, commands: Sequence[dict[str, Any]], *, tolerate: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Send commands in one message; raise on any error whose text is not in `tolerate`."""
+        key = uuid.uuid4().hex
+        tagged = [{**command, "correlationData": key} for command in commands]
+        info = self._client.publish(CONTROL_TOPIC, json.dumps({"commands": tagged}), qos=1)
+        info.wait_for_publish(self._timeout)
+        with self._cond:
+            if not self._cond.wait_for(lambda: key in self._responses, self._timeout):
+                raise BrokerAdminError("no answer from the broker's dynamic-security plugin")
+            responses = self._responses.pop(key)
+        for response in responses:
+            error = response.get("error")
+            if error and not any(t in str(error) for t in tolerate):
+                raise BrokerAdminError(f"broker refused {response.get('command')}: {error}")
+        return responses
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+    def __enter__(self) -> DynSecAdmin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- operations -------------------------------------------------------------------------------------------
+
+    def ensure_service_logins(self, logins: dict[str, str]) -> None:
+        """Create the service roles and logins (idempotent); `logins` maps service name → password."""
+        commands: list[dict[str, Any]] = [
+            {
+                "command": "setDefaultACLAccess",
+                "acls": [
+                    {"acltype": "publishClientSend", "allow": False},
+                    {"acltype": "publishClientReceive", "allow": False},
+                    {"acltype": "subscribe", "allow": False},
+                    {"acltype": "unsubscribe", "allow": True},
+                ],
+            }
+        ]
+        for role, acls in SERVICE_ROLES.items():
+            commands.append({"command": "createRole", "rolename": f"service-{role}", "acls": acls})
+        self.run(commands, tolerate=("already exists",))
+        for name, password in logins.items():
+            self.run(
+                [
+                    {
+                        "command": "createClient",
+                        "username": f"varde-{name}",
+                        "password": password,
+                        "roles": [{"rolename": f"service-{name}"}],
+                    }
+                ],
+                tolerate=("already exists",),
+            )
+            self.run([{"command": "setClientPassword", "username": f"varde-{name}", "password": password}])
+
+    def add_gateway(self, gateway_id: str, password: str) -> None:
+        role = gateway_role(gateway_id)
+        self.run(
+            [
+                {"command": "createRole", **role},
+                {
+                    "command": "createClient",
+                    "username": gateway_id,
+                    "password": password,
+                    "roles": [{"rolename": role["rolename"]}],
+                },
+            ]
+        )
+
+    def set_gateway_password(self, gateway_id: str, password: str) -> None:
+        self.run([{"command": "setClientPassword", "username": gateway_id, "password": password}])
+
+    def revoke_gateway(self, gateway_id: str) -> None:
+        """Disable the login and kick any live connection of the gateway at once."""
+        self.run([{"command": "disableClient", "username": gateway_id}])

@@ -1,0 +1,631 @@
+"""The local stack: a private PostgreSQL and Mosquitto under `.varde/`, plus the platform services.
+
+Used by developers, the demo and the tests. Started from the system's binaries (installing the Debian packages when
+it runs as root and they are missing); PostgreSQL and Mosquitto run as an unprivileged user when started by root.
+`VARDE_DATABASE_URL` / `VARDE_MQTT_URL` point at existing services instead. State: `.varde/stack.json` (addresses,
+process ids) and `.varde/secrets.json` (generated passwords), both readable by the owner only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SERVICE_USER = "varde"
+PG_SUPERUSER = "varde"
+PG_DATABASE = "varde"
+
+
+class StackError(RuntimeError):
+    """The stack cannot start; the message says what is missing and how to fix it."""
+
+
+def _say(message: str) -> None:
+    print(f"[stack] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    home: Path
+
+    @property
+    def stack_file(self) -> Path:
+        return self.home / "stack.json"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.home / "secrets.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+
+# --- small helpers ----------------------------------------------------------------------------------------------
+
+
+def _free_port(preferred: int | None = None) -> int:
+    for candidate in ([preferred] if preferred else []) + [0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", candidate or 0))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise StackError("no free TCP port on 127.0.0.1")
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return True
+    return state != "Z"
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise StackError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        doc = json.loads(path.read_text())
+        if isinstance(doc, dict):
+            return doc
+    return {}
+
+
+def _write_private_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+# --- system binaries --------------------------------------------------------------------------------------------
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _apt_install(packages: list[str], why: str) -> None:
+    if not _is_root() or not shutil.which("apt-get"):
+        raise StackError(
+            f"{why}. Install the Debian package(s) {' '.join(packages)} "
+            f"(sudo apt-get install {' '.join(packages)}) or set VARDE_DATABASE_URL / VARDE_MQTT_URL."
+        )
+    _say(f"{why}: installing {' '.join(packages)} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=False, env=env, stdout=subprocess.DEVNULL)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise StackError(f"apt-get install {' '.join(packages)} failed: {result.stderr.strip()[-500:]}")
+
+
+def find_postgres_bin() -> Path:
+    """The directory holding initdb, pg_ctl and postgres (newest installed major version)."""
+
+    def search() -> Path | None:
+        dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(d.split("/")[-2]), reverse=True)
+        for d in dirs:
+            if all(Path(d, tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
+                return Path(d)
+        found = shutil.which("pg_ctl")
+        if found and Path(found).resolve().with_name("initdb").exists():
+            return Path(found).resolve().parent
+        return None
+
+    found = search()
+    if found is None:
+        _apt_install(["postgresql"], "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found")
+        found = search()
+    if found is None:
+        raise StackError("PostgreSQL server binaries still missing after install")
+    return found
+
+
+def find_mosquitto() -> tuple[Path, Path]:
+    """The mosquitto binary and its dynamic-security plugin."""
+
+    def search() -> tuple[Path, Path] | None:
+        binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        plugins = glob.glob("/usr/lib/*/mosquitto_dynamic_security.so") + glob.glob(
+            "/usr/lib/mosquitto_dynamic_security.so"
+        )
+        if binary and plugins:
+            return Path(binary), Path(plugins[0])
+        return None
+
+    found = search()
+    if found is None:
+        _apt_install(["mosquitto"], "Mosquitto broker or its dynamic-security plugin not found")
+        found = search()
+    if found is None:
+        raise StackError("Mosquitto still missing after install")
+    return found
+
+
+# --- the unprivileged service user ------------------------------------------------------------------------------
+
+
+def _service_user() -> pwd.struct_passwd | None:
+    """None when not root (services run as the caller); else the `varde` system user, created if needed."""
+    if not _is_root():
+        return None
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    result = subprocess.run(
+        [
+            useradd,
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            SERVICE_USER,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise StackError(f"cannot create the unprivileged user {SERVICE_USER!r}: {result.stderr.strip()}")
+    return pwd.getpwnam(SERVICE_USER)
+
+
+def _can_use(user: pwd.struct_passwd, path: Path) -> bool:
+    probe = subprocess.run(
+        ["test", "-w", str(path), "-a", "-x", str(path)], user=user.pw_uid, group=user.pw_gid, check=False
+    )
+    return probe.returncode == 0
+
+
+def _data_root(paths: StackPaths, user: pwd.struct_passwd | None) -> Path:
+    """Where PostgreSQL and Mosquitto keep their data: under .varde/, unless the service user cannot reach it."""
+    root = paths.home / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    if user is None:
+        return root
+    os.chown(root, user.pw_uid, user.pw_gid)
+    if _can_use(user, root):
+        return root
+    digest = hashlib.sha256(str(paths.home).encode()).hexdigest()[:12]
+    fallback = Path("/var/lib/varde-stack") / digest
+    fallback.mkdir(parents=True, exist_ok=True)
+    os.chown(fallback, user.pw_uid, user.pw_gid)
+    _say(f"user {SERVICE_USER!r} cannot reach {root}; keeping service data in {fallback}")
+    return fallback
+
+
+def _chown_tree(path: Path, user: pwd.struct_passwd | None) -> None:
+    if user is None:
+        return
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.chown(dirpath, user.pw_uid, user.pw_gid)
+        for name in dirnames + filenames:
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(os.path.join(dirpath, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+
+def _run_as(user: pwd.struct_passwd | None, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    if user is not None:
+        kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        kwargs.setdefault("env", {**os.environ, "HOME": str(Path(os.devnull).parent), "USER": user.pw_name})
+    return subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------------------
+
+
+def _start_postgres(
+    paths: StackPaths, state: dict[str, Any], secret: dict[str, Any], user: pwd.struct_passwd | None
+) -> None:
+    if os.environ.get("VARDE_DATABASE_URL"):
+        state["database_url"] = os.environ["VARDE_DATABASE_URL"]
+        state["postgres"] = {"external": True}
+        _say("PostgreSQL: using VARDE_DATABASE_URL")
+        return
+    bindir = find_postgres_bin()
+    root = Path(state.get("data_root") or _data_root(paths, user))
+    state["data_root"] = str(root)
+    pgdata = root / "pg"
+    sockdir = root / "pg-run"
+    sockdir.mkdir(parents=True, exist_ok=True)
+    _chown_tree(sockdir, user)
+    password = secret.setdefault("postgres_password", secrets.token_urlsafe(24))
+    pg = state.setdefault("postgres", {})
+    port = pg.get("port")
+    if port and pid_alive(_postmaster_pid(pgdata)) and port_open("127.0.0.1", port):
+        _say(f"PostgreSQL: already running on port {port}")
+    else:
+        if not (pgdata / "PG_VERSION").exists():
+            pgdata.mkdir(parents=True, exist_ok=True)
+            _chown_tree(pgdata, user)
+            pwfile = root / "pg-initpw"
+            pwfile.write_text(password)
+            _chown_tree(root, user)
+            os.chmod(pwfile, 0o600)
+            done = _run_as(
+                user,
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    PG_SUPERUSER,
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                ],
+            )
+            pwfile.unlink()
+            if done.returncode != 0:
+                raise StackError(f"initdb failed: {done.stderr.strip()[-800:]}")
+            _say(f"PostgreSQL: initialised a private cluster in {pgdata}")
+        port = _free_port(port)
+        logfile = paths.logs / "postgres.log"
+        logfile.touch()
+        if user is not None:
+            os.chown(logfile, user.pw_uid, user.pw_gid)
+        options = f"-p {port} -h 127.0.0.1 -k {sockdir} -c max_connections=200 -c shared_buffers=256MB"
+        done = _run_as(
+            user,
+            [str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(logfile), "-o", options, "-w", "-t", "60", "start"],
+        )
+        if done.returncode != 0:
+            raise StackError(f"PostgreSQL did not start: {done.stderr.strip()[-500:]} (see {logfile})")
+        pg["port"] = port
+        _say(f"PostgreSQL: started on 127.0.0.1:{port}")
+    pg.update({"bindir": str(bindir), "pgdata": str(pgdata), "port": port, "run_as": user.pw_name if user else None})
+    admin_url = f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{port}/postgres"
+    state["database_url"] = f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{port}/{PG_DATABASE}"
+    _ensure_database(admin_url)
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _ensure_database(admin_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
+            conn.execute(f"CREATE DATABASE {PG_DATABASE}")
+
+
+def _stop_postgres(state: dict[str, Any], user: pwd.struct_passwd | None) -> None:
+    pg = state.get("postgres") or {}
+    if pg.get("external") or not pg.get("pgdata"):
+        return
+    pgdata = Path(pg["pgdata"])
+    if not pid_alive(_postmaster_pid(pgdata)):
+        return
+    _run_as(user, [str(Path(pg["bindir"]) / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", "60", "stop"])
+    _say("PostgreSQL: stopped")
+
+
+# --- Mosquitto --------------------------------------------------------------------------------------------------
+
+
+def _start_mosquitto(
+    paths: StackPaths, state: dict[str, Any], secret: dict[str, Any], user: pwd.struct_passwd | None
+) -> None:
+    from varde.broker import DynSecAdmin
+
+    logins = {name: secret.setdefault(f"mqtt_{name}_password", secrets.token_urlsafe(24)) for name in ("ingest", "api")}
+    if os.environ.get("VARDE_MQTT_URL"):
+        state["mqtt"] = {"external": True}
+        _say("Mosquitto: using VARDE_MQTT_URL")
+        return
+    binary, plugin = find_mosquitto()
+    root = Path(state.get("data_root") or _data_root(paths, user))
+    state["data_root"] = str(root)
+    mdir = root / "mqtt"
+    (mdir / "data").mkdir(parents=True, exist_ok=True)
+    admin_password = secret.setdefault("mqtt_admin_password", secrets.token_urlsafe(24))
+    dynsec_file = mdir / "dynamic-security.json"
+    if not dynsec_file.exists():
+        ctrl = shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl"
+        if not Path(ctrl).exists():
+            _apt_install(["mosquitto-clients"], "mosquitto_ctrl (to initialise dynamic security) not found")
+        done = subprocess.run(
+            [ctrl, "dynsec", "init", str(dynsec_file), "admin", admin_password],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StackError(f"mosquitto_ctrl dynsec init failed: {done.stderr.strip() or done.stdout.strip()}")
+    mq = state.setdefault("mqtt", {})
+    port = mq.get("port")
+    if not (port and pid_alive(mq.get("pid")) and port_open("127.0.0.1", port)):
+        port = _free_port(port)
+        logfile = paths.logs / "mosquitto.log"
+        conf = mdir / "mosquitto.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    "per_listener_settings false",
+                    "allow_anonymous false",
+                    f"listener {port} 127.0.0.1",
+                    f"plugin {plugin}",
+                    f"plugin_opt_config_file {dynsec_file}",
+                    "persistence true",
+                    f"persistence_location {mdir / 'data'}/",
+                    "autosave_interval 30",
+                    "max_queued_messages 200000",
+                    "max_inflight_messages 0",
+                    "log_dest stderr",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+                    "",
+                ]
+            )
+        )
+        _chown_tree(mdir, user)
+        log = open(logfile, "ab")  # noqa: SIM115 - handed to the child process
+        kwargs: dict[str, Any] = {}
+        if user is not None:
+            kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        proc = subprocess.Popen(
+            [str(binary), "-c", str(conf)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            **kwargs,
+        )
+        log.close()
+        _wait_until(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 15, "Mosquitto")
+        if proc.poll() is not None:
+            raise StackError(f"Mosquitto exited at start (code {proc.returncode}); see {logfile}")
+        mq.update({"pid": proc.pid, "port": port})
+        _say(f"Mosquitto: started on 127.0.0.1:{port}")
+    else:
+        _say(f"Mosquitto: already running on port {port}")
+    state["mqtt_host"] = "127.0.0.1"
+    state["mqtt_port"] = port
+    with DynSecAdmin("127.0.0.1", port, "admin", admin_password) as admin:
+        admin.ensure_service_logins(logins)
+
+
+def _stop_pid(pid: int | None, name: str, timeout: float = 15) -> None:
+    if not pid_alive(pid):
+        return
+    assert pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.1)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    _say(f"{name}: stopped")
+
+
+# --- platform services ------------------------------------------------------------------------------------------
+
+SERVICES: dict[str, list[str]] = {
+    "ingest": ["ingest", "run"],
+    "rules": ["rules", "run"],
+    "api": ["api", "run"],
+}
+
+
+def _start_services(paths: StackPaths, state: dict[str, Any], names: list[str]) -> None:
+    services = state.setdefault("services", {})
+    env = {**os.environ, "VARDE_HOME": str(paths.home), "PYTHONUNBUFFERED": "1"}
+    for name in names:
+        current = services.get(name) or {}
+        if pid_alive(current.get("pid")):
+            _say(f"{name}: already running (pid {current['pid']})")
+            continue
+        args = list(SERVICES[name])
+        if name == "api":
+            port = _free_port(state.get("api_port"))
+            state["api_port"] = port
+            state["api_url"] = f"http://127.0.0.1:{port}"
+            args += ["--port", str(port)]
+        _write_private_json(paths.stack_file, state)
+        log = open(paths.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "varde", *args],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+        log.close()
+        services[name] = {"pid": proc.pid, "log": str(paths.logs / f"{name}.log")}
+        _say(f"{name}: started (pid {proc.pid}, log {paths.logs / f'{name}.log'})")
+    if "api" in names:
+        port = int(state["api_port"])
+        pid = services["api"]["pid"]
+        _wait_until(lambda: port_open("127.0.0.1", port) or not pid_alive(pid), 60, "the API to listen")
+        if not pid_alive(pid):
+            raise StackError(f"the API exited at start; see {paths.logs / 'api.log'}")
+
+
+# --- public commands --------------------------------------------------------------------------------------------
+
+
+def load_state(paths: StackPaths) -> dict[str, Any]:
+    return _read_json(paths.stack_file)
+
+
+def up(home: Path, *, services: bool = True) -> dict[str, Any]:
+    """Start (or confirm) every part of the stack; returns the stack state."""
+    paths = StackPaths(home)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    user = _service_user()
+    # Traversable but not listable, so the service user reaches its data dir; state files themselves are 0600.
+    os.chmod(home, 0o711 if user is not None else 0o700)
+    state = load_state(paths)
+    secret = _read_json(paths.secrets_file)
+    secret.setdefault("jwt_secret", secrets.token_urlsafe(48))
+    try:
+        _start_postgres(paths, state, secret, user)
+        _start_mosquitto(paths, state, secret, user)
+    finally:
+        _write_private_json(paths.secrets_file, _public_secrets(secret))
+        _write_private_json(paths.stack_file, state)
+    _migrate(state["database_url"])
+    if services:
+        _start_services(paths, state, list(SERVICES))
+    _write_private_json(paths.stack_file, state)
+    return state
+
+
+def _public_secrets(secret: dict[str, Any]) -> dict[str, Any]:
+    """secrets.json also carries the service logins under the names the settings object reads."""
+    doc = dict(secret)
+    doc.update(
+        {
+            "mqtt_admin_username": "admin",
+            "mqtt_ingest_username": "varde-ingest",
+            "mqtt_ingest_password": secret.get("mqtt_ingest_password"),
+            "mqtt_api_username": "varde-api",
+            "mqtt_api_password": secret.get("mqtt_api_password"),
+        }
+    )
+    return doc
+
+
+def _migrate(database_url: str) -> list[str]:
+    import psycopg
+
+    from store.migrate import migrate
+
+    with psycopg.connect(database_url) as conn:
+        applied = migrate(conn)
+    if applied:
+        _say(f"database: applied migrations {', '.join(applied)}")
+    return applied
+
+
+def status(home: Path) -> dict[str, Any]:
+    paths = StackPaths(home)
+    state = load_state(paths)
+    report: dict[str, Any] = {"home": str(home), "running": False, "components": {}}
+    if not state:
+        return report
+    comps: dict[str, Any] = report["components"]
+    pg = state.get("postgres") or {}
+    if pg.get("external"):
+        comps["postgres"] = {"external": True}
+    elif pg.get("port"):
+        comps["postgres"] = {"port": pg["port"], "up": port_open("127.0.0.1", pg["port"])}
+    mq = state.get("mqtt") or {}
+    if mq.get("external"):
+        comps["mqtt"] = {"external": True}
+    elif mq.get("port"):
+        comps["mqtt"] = {
+            "port": mq["port"],
+            "pid": mq.get("pid"),
+            "up": pid_alive(mq.get("pid")) and port_open("127.0.0.1", mq["port"]),
+        }
+    for name, svc in (state.get("services") or {}).items():
+        comps[name] = {"pid": svc.get("pid"), "up": pid_alive(svc.get("pid")), "log": svc.get("log")}
+    report["running"] = bool(comps) and all(c.get("up", True) for c in comps.values())
+    for key in ("database_url", "mqtt_host", "mqtt_port", "api_url"):
+        report[key] = state.get(key)
+    if report["database_url"]:
+        report["database_url"] = _mask_password(report["database_url"])
+    return report
+
+
+def _mask_password(url: str) -> str:
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme_user = head.rsplit(":", 1)[0]
+    return f"{scheme_user}:***@{tail}"
+
+
+def down(home: Path) -> None:
+    paths = StackPaths(home)
+    state = load_state(paths)
+    if not state:
+        _say("nothing to stop")
+        return
+    for name, svc in (state.get("services") or {}).items():
+        _stop_pid(svc.get("pid"), name)
+    state["services"] = {}
+    state.pop("api_url", None)
+    mq = state.get("mqtt") or {}
+    if not mq.get("external"):
+        _stop_pid(mq.get("pid"), "Mosquitto")
+        mq.pop("pid", None)
+    user = _service_user()
+    _stop_postgres(state, user)
+    _write_private_json(paths.stack_file, state)
+
+
+@contextlib.contextmanager
+def running(home: Path, *, services: bool = True) -> Iterator[dict[str, Any]]:
+    """Bring the stack up for the duration of a block, stopping only what this block started."""
+    before = status(home)
+    state = up(home, services=services)
+    try:
+        yield state
+    finally:
+        if not before["running"]:
+            down(home)
