@@ -165,11 +165,13 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {msg}" if where else msg
 
 
-def _reading_reason(detail: str) -> Reason:
+def _reading_reason(detail: str) -> tuple[Reason, str]:
+    """The reason code a model validator put in front of its message, and the message without it."""
     for reason in (Reason.UNKNOWN_KIND, Reason.WRONG_UNIT, Reason.NOT_FINITE, Reason.IMPLAUSIBLE_VALUE):
-        if reason.value + ":" in detail:
-            return reason
-    return Reason.BAD_READING
+        tag = f"{reason.value}: "
+        if tag in detail:
+            return reason, detail.replace(tag, "", 1)
+    return Reason.BAD_READING, detail
 
 
 def _load_json(payload: bytes) -> Any:
@@ -227,8 +229,8 @@ def parse_envelope(
         try:
             reading = Reading.model_validate(raw)
         except ValidationError as exc:
-            detail = _first_error(exc)
-            rejected.append(RejectedReading(index, raw, _reading_reason(detail), detail))
+            reason, detail = _reading_reason(_first_error(exc))
+            rejected.append(RejectedReading(index, raw, reason, detail))
             continue
         problem = check_reading_time(reading, now, future_skew=future_skew, retention=retention)
         if problem is None and reading.id in seen:

@@ -74,11 +74,12 @@ CREATE TABLE rejected_messages (
     detail         text NOT NULL,
     reading_index  integer,
     reading_id     uuid,
+    reading_count  integer NOT NULL DEFAULT 1,
+    -- sha256 of topic, payload and reading index: a redelivered message adds no second row.
+    dedupe_key     bytea NOT NULL UNIQUE,
     payload        bytea NOT NULL
 );
 CREATE INDEX rejected_messages_reason_idx ON rejected_messages (reason, received_at);
--- A redelivered message must not add a second dead-letter row for the same reading.
-CREATE UNIQUE INDEX rejected_messages_reading_idx ON rejected_messages (reading_id, reason) WHERE reading_id IS NOT NULL;
 
 -- Per-patient threshold overrides on top of the protocol defaults in rules_engine.profiles
 -- (NULL = inherit the protocol's limit). Activating a self-management plan writes its zones here.

@@ -1,0 +1,47 @@
+# The two commands: `make demo` and `make test`. Both set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export VARDE_HOME ?= $(CURDIR)/.varde
+PACKAGES := vitals edge_agent device_simulators store ingest_service rules_engine clinician_api varde
+
+.PHONY: demo test setup lint typecheck pytest stack-up stack-down bench clean system-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	@bash deploy/install-system-deps.sh
+
+setup: system-deps $(STAMP)
+
+demo: setup
+	$(BIN)/varde demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: setup lint typecheck pytest
+
+stack-up: setup
+	$(BIN)/varde stack up --detach
+
+stack-down: $(STAMP)
+	$(BIN)/varde stack down
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean: stack-down
+	rm -rf $(VENV) .varde .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Ingest: MQTT readings → validated, deduplicated, batched COPY into PostgreSQL, acknowledged after commit."""

@@ -1,0 +1,134 @@
+"""Turns one MQTT message into rows to store and rows to dead-letter. Pure apart from the registry lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ingest_service.registry import GatewayInfo
+from vitals import EnvelopeError, Reason, parse_envelope, parse_topic
+
+ReadingRow = tuple[UUID, UUID, str, str, float, datetime, datetime, str, str, str | None, str | None, list[str]]
+"""id, patient_id, gateway_id, kind, value, measured_at, received_at, device address/type/model, group, flags."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    gateway_id: str | None
+    reason: str
+    detail: str
+    reading_index: int | None
+    reading_id: UUID | None
+    reading_count: int
+    dedupe_key: bytes
+    payload: bytes
+
+
+@dataclass(slots=True)
+class Judgement:
+    gateway_id: str | None
+    rows: list[ReadingRow] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    sent_at: datetime | None = None
+
+
+def _key(topic: str, payload: bytes, index: int | None) -> bytes:
+    digest = hashlib.sha256(topic.encode())
+    digest.update(b"\0")
+    digest.update(payload)
+    digest.update(b"\0" + str(index).encode())
+    return digest.digest()
+
+
+def _count_readings(payload: bytes) -> int:
+    """How many readings a refused message carried, for the sent = stored + dead-lettered accounting."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return 1
+    readings = doc.get("readings") if isinstance(doc, dict) else None
+    return max(1, len(readings)) if isinstance(readings, list) else 1
+
+
+def _reading_id(raw: Any) -> UUID | None:
+    try:
+        return UUID(str(raw.get("id"))) if isinstance(raw, dict) else None
+    except ValueError:
+        return None
+
+
+def judge(topic: str, payload: bytes, received_at: datetime, lookup: Any, now: datetime | None = None) -> Judgement:
+    """Validate a readings message; `lookup(gateway_id)` returns GatewayInfo or None."""
+    try:
+        gateway_id, channel = parse_topic(topic)
+        if channel != "readings":
+            raise ValueError(f"not a readings topic: {topic!r}")
+    except ValueError as exc:
+        return Judgement(None, dead=[_whole(topic, None, Reason.BAD_TOPIC, str(exc), payload)])
+    info: GatewayInfo | None = lookup(gateway_id)
+    if info is None or info.patient_id is None:
+        detail = (
+            f"gateway {gateway_id!r} is not registered" if info is None else f"gateway {gateway_id!r} has no patient"
+        )
+        return Judgement(gateway_id, dead=[_whole(topic, gateway_id, Reason.UNKNOWN_GATEWAY, detail, payload)])
+    if not info.enabled:
+        return Judgement(
+            gateway_id,
+            dead=[_whole(topic, gateway_id, Reason.DISABLED_GATEWAY, f"gateway {gateway_id!r} is disabled", payload)],
+        )
+    try:
+        parsed = parse_envelope(payload, gateway_id, now=now or received_at)
+    except EnvelopeError as exc:
+        return Judgement(gateway_id, dead=[_whole(topic, gateway_id, exc.reason, exc.detail, payload)])
+    patient_id = info.patient_id
+    rows: list[ReadingRow] = [
+        (
+            r.id,
+            patient_id,
+            gateway_id,
+            r.kind.value,
+            r.value,
+            r.measured_at,
+            received_at,
+            r.device.address,
+            r.device.type,
+            r.device.model,
+            r.group,
+            list(r.flags),
+        )
+        for r in parsed.readings
+    ]
+    dead = [
+        DeadLetter(
+            topic,
+            gateway_id,
+            rej.reason.value,
+            rej.detail,
+            rej.index,
+            _reading_id(rej.raw),
+            1,
+            _key(topic, payload, rej.index),
+            json.dumps(rej.raw, default=str).encode(),
+        )
+        for rej in parsed.rejected
+    ]
+    return Judgement(gateway_id, rows, dead, parsed.sent_at)
+
+
+def _whole(topic: str, gateway_id: str | None, reason: Reason, detail: str, payload: bytes) -> DeadLetter:
+    return DeadLetter(
+        topic,
+        gateway_id,
+        reason.value,
+        detail,
+        None,
+        None,
+        _count_readings(payload),
+        _key(topic, payload, None),
+        payload,
+    )

@@ -1,0 +1,252 @@
+"""The ingest worker: a persistent MQTT v5 session on the shared subscription, manual acknowledgement after
+commit, a bounded in-flight window as back-pressure, and graceful draining on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest_service import metrics
+from ingest_service.judge import DeadLetter, ReadingRow, judge
+from ingest_service.registry import GatewayRegistry
+from ingest_service.writer import BatchResult, RulesHook, write_batch
+from store.db import open_pool
+from store.settings import Settings, get_settings
+from vitals import INGEST_SHARED_SUBSCRIPTION
+from vitals.status import GatewayStatus
+from vitals.topics import INGEST_SHARE_GROUP, STATUS_WILDCARD, parse_topic
+
+log = logging.getLogger("varde.ingest")
+
+STATUS_SHARED_SUBSCRIPTION = f"$share/{INGEST_SHARE_GROUP}/{STATUS_WILDCARD}"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    received_at: datetime
+    generation: int
+
+
+@dataclass
+class WorkerConfig:
+    worker_id: str
+    batch_readings: int = 5000
+    batch_seconds: float = 0.05
+    receive_maximum: int = 1000
+    session_expiry: int = 24 * 3600
+
+
+class IngestWorker:
+    def __init__(self, settings: Settings, config: WorkerConfig, rules: RulesHook | None) -> None:
+        self._settings = settings
+        self._config = config
+        self._rules = rules
+        self._pool = open_pool(settings, min_size=1, max_size=2, name=f"ingest-{config.worker_id}")
+        self._registry = GatewayRegistry(self._pool)
+        self._queue: deque[Delivery] = deque()
+        self._cond = threading.Condition()
+        self._generation = 0
+        self._stopping = threading.Event()
+        self.health = metrics.HealthState()
+        self._client = self._make_client()
+
+    # --- MQTT -------------------------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"varde-ingest-{self._config.worker_id}",
+            protocol=mqtt.MQTTv5,
+            reconnect_on_failure=True,
+        )
+        client.manual_ack_set(True)
+        if self._settings.mqtt_ingest_username:
+            client.username_pw_set(self._settings.mqtt_ingest_username, self._settings.mqtt_ingest_password)
+        if self._settings.mqtt_tls_ca_file:
+            client.tls_set(ca_certs=str(self._settings.mqtt_tls_ca_file))
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            log.error("mqtt_connect_refused reason=%s", rc)
+            return
+        with self._cond:
+            self._generation += 1
+            # Messages of an earlier connection are redelivered by the broker; holding them would ack twice.
+            self._queue.clear()
+        self.health.mqtt_connected = True
+        client.subscribe([(INGEST_SHARED_SUBSCRIPTION, 1), (STATUS_SHARED_SUBSCRIPTION, 1)])
+        log.info("mqtt_connected session_present=%s", flags.session_present)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        self.health.mqtt_connected = False
+        log.warning("mqtt_disconnected reason=%s", rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        delivery = Delivery(
+            message.mid, message.qos, message.topic, bytes(message.payload), datetime.now(UTC), self._generation
+        )
+        with self._cond:
+            self._queue.append(delivery)
+            metrics.PENDING.set(len(self._queue))
+            self._cond.notify()
+
+    def _ack(self, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            if d.qos > 0 and d.generation == self._generation:
+                self._client.ack(d.mid, d.qos)
+
+    # --- batching ---------------------------------------------------------------------------------------------
+
+    def _take_batch(self) -> list[Delivery]:
+        deadline = time.monotonic() + self._config.batch_seconds
+        batch: list[Delivery] = []
+        readings_estimate = 0
+        with self._cond:
+            while not self._stopping.is_set() or self._queue:
+                while self._queue and readings_estimate < self._config.batch_readings:
+                    d = self._queue.popleft()
+                    batch.append(d)
+                    readings_estimate += max(1, d.payload.count(b'"kind"'))
+                if readings_estimate >= self._config.batch_readings:
+                    break
+                remaining = deadline - time.monotonic()
+                if batch and remaining <= 0:
+                    break
+                if self._stopping.is_set():
+                    break
+                self._cond.wait(timeout=remaining if batch else 0.5)
+            metrics.PENDING.set(len(self._queue))
+        return batch
+
+    def _process(self, batch: list[Delivery]) -> BatchResult:
+        rows: list[ReadingRow] = []
+        dead: list[DeadLetter] = []
+        newest_sent: datetime | None = None
+        for d in batch:
+            if d.topic.endswith("/status"):
+                self._record_status(d)
+                continue
+            verdict = judge(d.topic, d.payload, d.received_at, self._registry.lookup)
+            rows.extend(verdict.rows)
+            dead.extend(verdict.dead)
+            if verdict.sent_at and (newest_sent is None or verdict.sent_at > newest_sent):
+                newest_sent = verdict.sent_at
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                with self._pool.connection() as conn:
+                    result = write_batch(conn, rows, dead, self._rules)
+                self.health.db_ok = True
+                break
+            except (
+                psycopg.OperationalError,
+                psycopg.errors.DeadlockDetected,
+                psycopg.errors.SerializationFailure,
+            ) as exc:
+                attempt += 1
+                self.health.db_ok = False
+                metrics.DB_ERRORS.inc()
+                log.warning("batch_write_failed attempt=%d error=%s", attempt, type(exc).__name__)
+                if self._stopping.is_set() and attempt > 30:
+                    raise
+                time.sleep(min(5.0, 0.2 * attempt))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.MESSAGES.inc(len(batch))
+        metrics.READINGS_STORED.inc(result.stored)
+        metrics.DUPLICATES.inc(result.duplicates)
+        for d in dead:
+            metrics.DEAD_LETTERED.labels(reason=d.reason).inc()
+        if newest_sent is not None:
+            metrics.LAG_SECONDS.set((datetime.now(UTC) - newest_sent).total_seconds())
+        return result
+
+    def _record_status(self, delivery: Delivery) -> None:
+        try:
+            gateway_id, _ = parse_topic(delivery.topic)
+            status = GatewayStatus.model_validate_json(delivery.payload)
+        except ValueError as exc:
+            log.warning("status_refused error=%s", str(exc).splitlines()[0])
+            return
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE gateways SET state = %s, agent_version = COALESCE(%s, agent_version), "
+                "outbox_depth = COALESCE(%s, outbox_depth), status = %s, last_seen_at = now() WHERE id = %s",
+                (status.state, status.agent_version, status.outbox_depth, status.model_dump_json(), gateway_id),
+            )
+            for device in status.devices:
+                if device.battery_percent is not None:
+                    conn.execute(
+                        "UPDATE devices SET battery_percent = %s WHERE gateway_id = %s AND address = %s",
+                        (device.battery_percent, gateway_id, device.address),
+                    )
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._config.session_expiry
+        props.ReceiveMaximum = self._config.receive_maximum
+        self._client.connect_async(
+            self._settings.mqtt_host, self._settings.mqtt_port, keepalive=30, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+        log.info("ingest_started worker=%s", self._config.worker_id)
+        try:
+            while not (self._stopping.is_set() and not self._queue):
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                self._process(batch)
+                self._ack(batch)
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._pool.close()
+            log.info("ingest_stopped worker=%s", self._config.worker_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+
+
+def _default_rules_hook() -> RulesHook:
+    from rules_engine.runtime import evaluate_stored
+
+    return evaluate_stored
+
+
+def run_worker(metrics_port: int = 0, worker_id: str | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    config = WorkerConfig(worker_id=worker_id or os.environ.get("VARDE_INGEST_WORKER_ID") or socket.gethostname())
+    worker = IngestWorker(settings, config, _default_rules_hook())
+    if metrics_port:
+        metrics.serve(metrics_port, worker.health)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    worker.run()

@@ -1,0 +1,142 @@
+"""Writes one batch in one transaction: COPY into a staging table, insert-once into readings, dead letters,
+gateway/device bookkeeping, the rules on the newly stored readings, and a NOTIFY for the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+
+from ingest_service.judge import DeadLetter, ReadingRow
+
+NOTIFY_CHANNEL = "varde_events"
+
+_STAGE_COLUMNS = (
+    "id, patient_id, gateway_id, kind, value, measured_at, received_at, device_address, device_type, "
+    "device_model, grp, flags"
+)
+_STAGE_TYPES = [
+    "uuid",
+    "uuid",
+    "text",
+    "text",
+    "float8",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text[]",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    id: UUID
+    patient_id: UUID
+    kind: str
+    value: float
+    measured_at: datetime
+    flags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    staged: int
+    stored: int
+    dead_lettered_readings: int
+    dead_letter_rows: int
+    alarms_changed: int
+
+    @property
+    def duplicates(self) -> int:
+        return self.staged - self.stored
+
+
+RulesHook = Callable[[Connection[Any], Sequence[StoredReading]], Sequence[UUID]]
+
+
+def write_batch(
+    conn: Connection[Any],
+    rows: Sequence[ReadingRow],
+    dead: Sequence[DeadLetter],
+    rules: RulesHook | None = None,
+) -> BatchResult:
+    """Everything in one transaction: a crash anywhere leaves nothing half-written and nothing acknowledged."""
+    stored: list[StoredReading] = []
+    dead_rows = 0
+    alarm_ids: Sequence[UUID] = ()
+    with conn.transaction(), conn.cursor() as cur:
+        if rows:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS ingest_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY ingest_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_STAGE_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO readings ({_STAGE_COLUMNS}) SELECT {_STAGE_COLUMNS} FROM ingest_stage "
+                "ON CONFLICT DO NOTHING RETURNING id, patient_id, kind, value, measured_at, flags"
+            )
+            stored = [StoredReading(*r) for r in cur.fetchall()]
+            _touch_gateways_and_devices(cur, rows)
+        if dead:
+            cur.executemany(
+                "INSERT INTO rejected_messages (topic, gateway_id, reason, detail, reading_index, reading_id, "
+                "reading_count, dedupe_key, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+                [
+                    (
+                        d.topic,
+                        d.gateway_id,
+                        d.reason,
+                        d.detail,
+                        d.reading_index,
+                        d.reading_id,
+                        d.reading_count,
+                        d.dedupe_key,
+                        d.payload,
+                    )
+                    for d in dead
+                ],
+                returning=True,
+            )
+            dead_rows = sum(1 for _ in _results(cur))
+        if stored and rules is not None:
+            alarm_ids = rules(conn, stored)
+        if stored or alarm_ids:
+            payload = json.dumps({"readings": len(stored), "alarms": [str(a) for a in alarm_ids][:100]})
+            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+    return BatchResult(len(rows), len(stored), sum(d.reading_count for d in dead), dead_rows, len(alarm_ids))
+
+
+def _results(cur: Any) -> Any:
+    while True:
+        if cur.pgresult is not None and cur.rowcount > 0:
+            yield from cur.fetchall()
+        if not cur.nextset():
+            break
+
+
+def _touch_gateways_and_devices(cur: Any, rows: Sequence[ReadingRow]) -> None:
+    latest: dict[tuple[str, str], tuple[str, str | None, datetime]] = {}
+    for row in rows:
+        key = (row[2], row[7])
+        seen = latest.get(key)
+        if seen is None or row[6] > seen[2]:
+            latest[key] = (row[8], row[9], row[6])
+    gateway_ids = sorted({gw for gw, _ in latest})
+    cur.execute("UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)", (gateway_ids,))
+    cur.executemany(
+        "INSERT INTO devices (gateway_id, address, type, model, last_seen_at) VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (gateway_id, address) DO UPDATE SET last_seen_at = GREATEST(devices.last_seen_at, "
+        "EXCLUDED.last_seen_at), type = EXCLUDED.type, model = COALESCE(EXCLUDED.model, devices.model)",
+        [(gw, addr, t, model, at) for (gw, addr), (t, model, at) in sorted(latest.items())],
+    )

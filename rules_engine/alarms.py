@@ -1,0 +1,114 @@
+"""Alarm persistence and lifecycle: one unresolved alarm per patient and rule, every change an alarm event.
+
+Candidates from the rule evaluation are upserted in the ingest transaction: a new alarm opens, an unresolved one
+counts the new readings, keeps the worst severity and shows the latest value. Concurrent workers meet on the
+partial unique index `alarms_one_unresolved`, so two of them can never open two alarms for the same rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+
+SEVERITY_RANK = {"needs_review": 1, "missed": 2, "yellow": 3, "red": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmUpsert:
+    """One alarm candidate ready for the database (ids, not array rows)."""
+
+    patient_id: UUID
+    rule: str
+    kind: str | None
+    severity: str
+    value: float | None
+    limit: float | None
+    count: int
+    reading_id: UUID | None
+    measured_at: datetime | None
+    window_start: datetime | None
+    window_end: datetime | None
+    explanation_nb: str
+    explanation_en: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+_RANK_SQL = "CASE {s} WHEN 'red' THEN 4 WHEN 'yellow' THEN 3 WHEN 'missed' THEN 2 ELSE 1 END"
+
+
+def upsert_alarms(conn: Connection[Any], candidates: Sequence[AlarmUpsert]) -> list[UUID]:
+    """Open or update one alarm per (patient, rule); returns the ids of alarms that changed."""
+    if not candidates:
+        return []
+    ordered = sorted(candidates, key=lambda c: (str(c.patient_id), c.rule))  # a fixed lock order: no deadlocks
+    changed: list[UUID] = []
+    events: list[tuple[UUID, str, str]] = []
+    with conn.cursor() as cur:
+        for c in ordered:
+            row = cur.execute(
+                "INSERT INTO alarms AS a (patient_id, rule, kind, severity, count, first_value, last_value, "
+                "limit_value, last_reading_id, last_measured_at, window_start, window_end, explanation_nb, "
+                "explanation_en, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (patient_id, rule) WHERE state <> 'resolved' DO UPDATE SET "
+                "count = a.count + EXCLUDED.count, last_value = EXCLUDED.last_value, "
+                "limit_value = EXCLUDED.limit_value, last_reading_id = EXCLUDED.last_reading_id, "
+                "last_measured_at = EXCLUDED.last_measured_at, window_start = EXCLUDED.window_start, "
+                "window_end = EXCLUDED.window_end, explanation_nb = EXCLUDED.explanation_nb, "
+                "explanation_en = EXCLUDED.explanation_en, details = EXCLUDED.details, back_in_range = false, "
+                f"severity = CASE WHEN {_RANK_SQL.format(s='EXCLUDED.severity')} > {_RANK_SQL.format(s='a.severity')} "
+                "THEN EXCLUDED.severity ELSE a.severity END, updated_at = now() "
+                "RETURNING a.id, (xmax = 0) AS opened, a.severity",
+                (
+                    c.patient_id,
+                    c.rule,
+                    c.kind,
+                    c.severity,
+                    c.count,
+                    c.value,
+                    c.value,
+                    c.limit,
+                    c.reading_id,
+                    c.measured_at,
+                    c.window_start,
+                    c.window_end,
+                    c.explanation_nb,
+                    c.explanation_en,
+                    json.dumps(c.details, default=str),
+                ),
+            ).fetchone()
+            assert row is not None
+            alarm_id, opened, severity = row
+            changed.append(alarm_id)
+            events.append(
+                (
+                    alarm_id,
+                    "opened" if opened else "updated",
+                    json.dumps({"severity": severity, "value": c.value, "count": c.count}),
+                )
+            )
+        cur.executemany("INSERT INTO alarm_events (alarm_id, event, data) VALUES (%s, %s, %s)", events)
+    return changed
+
+
+def mark_back_in_range(conn: Connection[Any], patient_kinds: Sequence[tuple[UUID, str, float]]) -> int:
+    """Show on unresolved threshold alarms that a later reading of the same kind was back in range."""
+    if not patient_kinds:
+        return 0
+    patients = [p for p, _, _ in patient_kinds]
+    kinds = [k for _, k, _ in patient_kinds]
+    values = [v for _, _, v in patient_kinds]
+    cur = conn.execute(
+        "UPDATE alarms a SET back_in_range = true, updated_at = now(), "
+        "details = a.details || jsonb_build_object('back_in_range_value', v.value) "
+        "FROM unnest(%s::uuid[], %s::text[], %s::float8[]) AS v(patient_id, kind, value) "
+        "WHERE a.patient_id = v.patient_id AND a.kind = v.kind AND a.state <> 'resolved' "
+        "AND a.rule LIKE 'threshold.%%' AND NOT a.back_in_range",
+        (patients, kinds, values),
+    )
+    return cur.rowcount
