@@ -1,0 +1,164 @@
+"""The sentences a nurse reads on an alarm, in bokmål and English, from one candidate's numbers.
+
+Numbers follow the kind's `decimals` and `unit_display` from `vitals.KINDS`; bokmål uses a decimal comma.
+Runs once per alarm candidate (few per batch), never per reading.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from rules_engine.news2 import News2Parameter
+from rules_engine.profiles import Limit
+from rules_engine.severity import Severity
+from vitals import KINDS, Kind
+
+Texts = tuple[str, str]
+"""(bokmål, English)."""
+
+_SEVERITY_NB = {Severity.NEEDS_REVIEW: "til vurdering", Severity.YELLOW: "gul", Severity.RED: "rød"}
+_SEVERITY_EN = {Severity.NEEDS_REVIEW: "needs review", Severity.YELLOW: "yellow", Severity.RED: "red"}
+
+_NEWS2_KIND: Mapping[News2Parameter, Kind] = {
+    News2Parameter.RESP_RATE: Kind.RESP_RATE,
+    News2Parameter.SPO2: Kind.SPO2,
+    News2Parameter.SYSTOLIC: Kind.BP_SYSTOLIC,
+    News2Parameter.PULSE: Kind.PULSE_RATE,
+    News2Parameter.TEMPERATURE: Kind.BODY_TEMPERATURE,
+}
+
+
+def format_number(value: float, decimals: int, lang: str, *, sign: bool = False) -> str:
+    """`value` with `decimals` decimals; bokmål ("nb") uses a decimal comma and a true minus sign."""
+    text = f"{value:+.{decimals}f}" if sign else f"{value:.{decimals}f}"
+    if lang == "nb":
+        text = text.replace(".", ",").replace("-", "−")
+    return text
+
+
+def format_change(value: float, decimals: int, lang: str, *, sign: bool = False) -> str:
+    """A change or a median: shown with one extra decimal only when it has one (a median of 93 and 94 is 93.5)."""
+    extra = round(value, decimals + 1)
+    shown = decimals + 1 if not math.isclose(extra, round(extra, decimals), abs_tol=1e-9) else decimals
+    return format_number(extra, shown, lang, sign=sign)
+
+
+def with_unit(number: str, kind: Kind, lang: str) -> str:
+    unit = KINDS[kind].unit_display
+    if unit.startswith("/") or (unit == "%" and lang == "en"):
+        return f"{number}{unit}"
+    return f"{number} {unit}"
+
+
+def format_value(value: float, kind: Kind, lang: str) -> str:
+    """E.g. "84,1 kg" / "84.1 kg", "92 %" / "92%", "110 /min" → "110/min"."""
+    return with_unit(format_number(value, KINDS[kind].decimals, lang), kind, lang)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _days(days: float, lang: str) -> str:
+    number = format_change(days, 0, lang)
+    if lang == "nb":
+        return f"{number} dag" if days == 1 else f"{number} dager"
+    return f"{number} day" if days == 1 else f"{number} days"
+
+
+def _change_unit(number: str, kind: Kind, lang: str) -> str:
+    if KINDS[kind].unit_display == "%":
+        return f"{number} prosentpoeng" if lang == "nb" else f"{number} percentage points"
+    return with_unit(number, kind, lang)
+
+
+def explain_threshold(kind: Kind, value: float, limit: float, breached: Limit, count: int) -> Texts:
+    """E.g. "Oksygenmetning 86 %, under rød grense i planen 88 %"."""
+    info = KINDS[kind]
+    low = breached in (Limit.RED_LOW, Limit.YELLOW_LOW)
+    red = breached in (Limit.RED_LOW, Limit.RED_HIGH)
+    nb = (
+        f"{info.name_nb} {format_value(value, kind, 'nb')}, {'under' if low else 'over'} "
+        f"{'rød' if red else 'gul'} grense i planen {format_value(limit, kind, 'nb')}"
+    )
+    en = (
+        f"{info.name_en} {format_value(value, kind, 'en')}, {'below' if low else 'above'} the "
+        f"{'red' if red else 'yellow'} plan limit {format_value(limit, kind, 'en')}"
+    )
+    if count > 1:
+        nb += f" ({count} målinger {'under' if low else 'over'} grensen)"
+        en += f" ({count} readings {'below' if low else 'above'} the limit)"
+    return nb, en
+
+
+def explain_weight_gain(end_value: float, delta: float, window_days: float, limit: float) -> Texts:
+    """E.g. "Vekt 84,1 kg, +2,4 kg på 3 dager, grense i planen 2,0 kg"."""
+    kind = Kind.BODY_WEIGHT
+    info = KINDS[kind]
+    nb = (
+        f"{info.name_nb} {format_value(end_value, kind, 'nb')}, "
+        f"{with_unit(format_change(delta, info.decimals, 'nb', sign=True), kind, 'nb')} på {_days(window_days, 'nb')}, "
+        f"grense i planen {format_value(limit, kind, 'nb')}"
+    )
+    en = (
+        f"{info.name_en} {format_value(end_value, kind, 'en')}, "
+        f"{with_unit(format_change(delta, info.decimals, 'en', sign=True), kind, 'en')} in {_days(window_days, 'en')}, "
+        f"plan limit {format_value(limit, kind, 'en')}"
+    )
+    return nb, en
+
+
+def explain_baseline_drift(
+    kind: Kind, value: float, baseline: float, delta: float, limit: float, baseline_days: float
+) -> Texts:
+    """E.g. "Oksygenmetning 89 %, 5 prosentpoeng under personlig utgangsverdi 94 % (median siste 14 dager), grense 4
+    prosentpoeng"."""
+    info = KINDS[kind]
+    d = info.decimals
+    texts: list[str] = []
+    for lang, name, below, above, base, median_of, limit_word in (
+        ("nb", info.name_nb, "under", "over", "personlig utgangsverdi", "median siste", "grense"),
+        ("en", info.name_en, "below", "above", "personal baseline", "median of the last", "limit"),
+    ):
+        change = _change_unit(format_change(abs(delta), d, lang), kind, lang)
+        texts.append(
+            f"{name} {format_value(value, kind, lang)}, {change} {below if delta < 0 else above} {base} "
+            f"{with_unit(format_change(baseline, d, lang), kind, lang)} ({median_of} {_days(baseline_days, lang)}), "
+            f"{limit_word} {_change_unit(format_change(limit, d, lang), kind, lang)}"
+        )
+    return texts[0], texts[1]
+
+
+def explain_news2(
+    score: int,
+    severity: Severity,
+    values: Mapping[News2Parameter, float],
+    sub_scores: Mapping[News2Parameter, int],
+    missing: list[News2Parameter],
+    *,
+    scale2: bool,
+    on_oxygen: bool,
+) -> Texts:
+    """E.g. "NEWS2 7 (rød): respirasjonsfrekvens 24 /min (2), … Mangler: kroppstemperatur. Bevissthet antatt våken."."""
+    texts: list[str] = []
+    for lang in ("nb", "en"):
+        parts = []
+        for param, value in values.items():
+            kind = _NEWS2_KIND[param]
+            name = _lower_first(KINDS[kind].name_nb if lang == "nb" else KINDS[kind].name_en)
+            scale = (" skala 2" if lang == "nb" else " scale 2") if param == News2Parameter.SPO2 and scale2 else ""
+            parts.append(f"{name}{scale} {format_value(value, kind, lang)} ({sub_scores[param]})")
+        if on_oxygen:
+            parts.append("oksygentilskudd (2)" if lang == "nb" else "supplemental oxygen (2)")
+        label = _SEVERITY_NB[severity] if lang == "nb" else _SEVERITY_EN[severity]
+        text = f"NEWS2 {score} ({label}): {', '.join(parts)}."
+        if missing:
+            names = ", ".join(
+                _lower_first(KINDS[_NEWS2_KIND[p]].name_nb if lang == "nb" else KINDS[_NEWS2_KIND[p]].name_en)
+                for p in missing
+            )
+            text += f" Mangler: {names}." if lang == "nb" else f" Missing: {names}."
+        text += " Bevissthet antatt våken." if lang == "nb" else " Consciousness assumed alert."
+        texts.append(text)
+    return texts[0], texts[1]
