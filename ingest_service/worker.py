@@ -3,6 +3,7 @@ commit, a bounded in-flight window as back-pressure, and graceful draining on SI
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -154,14 +155,41 @@ class IngestWorker:
             dead.extend(verdict.dead)
             if verdict.sent_at and (newest_sent is None or verdict.sent_at > newest_sent):
                 newest_sent = verdict.sent_at
+        started = time.perf_counter()
+        try:
+            result = self._write_with_retry(rows, dead)
+        except Exception as exc:  # a fault of the data, not of the database: isolate it
+            log.error("batch_failed messages=%d error=%s", len(batch), type(exc).__name__)
+            if len(batch) > 1:
+                half = len(batch) // 2
+                first, second = self._process(batch[:half]), self._process(batch[half:])
+                return BatchResult(
+                    first.staged + second.staged,
+                    first.stored + second.stored,
+                    first.dead_lettered_readings + second.dead_lettered_readings,
+                    first.dead_letter_rows + second.dead_letter_rows,
+                    first.alarms_changed + second.alarms_changed,
+                )
+            return self._dead_letter_unprocessable(batch[0], exc)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.MESSAGES.inc(len(batch))
+        metrics.READINGS_STORED.inc(result.stored)
+        metrics.DUPLICATES.inc(result.duplicates)
+        for letter in dead:
+            metrics.DEAD_LETTERED.labels(reason=letter.reason).inc()
+        if newest_sent is not None:
+            metrics.LAG_SECONDS.set((datetime.now(UTC) - newest_sent).total_seconds())
+        return result
+
+    def _write_with_retry(self, rows: list[ReadingRow], dead: list[DeadLetter], with_rules: bool = True) -> BatchResult:
+        """Retry while the database is away (restart, failover); the messages stay unacknowledged meanwhile."""
         attempt = 0
         while True:
-            started = time.perf_counter()
             try:
                 with self._pool.connection() as conn:
-                    result = write_batch(conn, rows, dead, self._rules)
+                    result = write_batch(conn, rows, dead, self._rules if with_rules else None)
                 self.health.db_ok = True
-                break
+                return result
             except (
                 psycopg.OperationalError,
                 psycopg.errors.DeadlockDetected,
@@ -171,18 +199,24 @@ class IngestWorker:
                 self.health.db_ok = False
                 metrics.DB_ERRORS.inc()
                 log.warning("batch_write_failed attempt=%d error=%s", attempt, type(exc).__name__)
-                if self._stopping.is_set() and attempt > 30:
-                    raise
                 time.sleep(min(5.0, 0.2 * attempt))
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.MESSAGES.inc(len(batch))
-        metrics.READINGS_STORED.inc(result.stored)
-        metrics.DUPLICATES.inc(result.duplicates)
-        for d in dead:
-            metrics.DEAD_LETTERED.labels(reason=d.reason).inc()
-        if newest_sent is not None:
-            metrics.LAG_SECONDS.set((datetime.now(UTC) - newest_sent).total_seconds())
-        return result
+
+    def _dead_letter_unprocessable(self, delivery: Delivery, exc: Exception) -> BatchResult:
+        """A message that fails for a reason other than the database goes whole to the dead-letter table."""
+        verdict = judge(delivery.topic, delivery.payload, delivery.received_at, self._registry.lookup)
+        letter = DeadLetter(
+            delivery.topic,
+            verdict.gateway_id,
+            "processing_error",
+            f"{type(exc).__name__}: {str(exc)[:300]}",
+            None,
+            None,
+            max(1, len(verdict.rows) + sum(d.reading_count for d in verdict.dead)),
+            hashlib.sha256(delivery.topic.encode() + b"\0" + delivery.payload).digest(),
+            delivery.payload,
+        )
+        metrics.DEAD_LETTERED.labels(reason="processing_error").inc()
+        return self._write_with_retry([], [letter], with_rules=False)
 
     def _record_status(self, delivery: Delivery) -> None:
         try:
@@ -207,7 +241,7 @@ class IngestWorker:
     # --- lifecycle --------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._config.session_expiry
         props.ReceiveMaximum = self._config.receive_maximum
         self._client.connect_async(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -65,7 +65,8 @@ def measurements(
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> MeasurementPage:
     access = require_patient(conn, principal, patient_id, request, "measurements")
-    where, params = ["patient_id = %s"], [patient_id]
+    where: list[str] = ["patient_id = %s"]
+    params: list[Any] = [patient_id]
     if kind:
         where.append("kind = %s")
         params.append(kind.value)

@@ -1,0 +1,92 @@
+"""Timed rules, run by one leader at a time: the process holding a PostgreSQL advisory lock runs the jobs,
+others wait as hot standbys. Each job is one set-based statement, never one job per patient."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+import psycopg
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from store.settings import Settings, get_settings
+
+log = logging.getLogger("varde.rules")
+
+LEADER_LOCK = 0x76617264_6C656164  # "vard" "lead"
+ESCALATE_AFTER_MINUTES = 15
+
+
+def escalate_unacknowledged(conn: psycopg.Connection[Any], after_minutes: int = ESCALATE_AFTER_MINUTES) -> int:
+    """Red alarms left open (not acknowledged) for too long are escalated once, with an alarm event."""
+    with conn.transaction():
+        rows = conn.execute(
+            "WITH due AS (UPDATE alarms SET escalated_at = now(), updated_at = now() "
+            "WHERE state = 'open' AND severity = 'red' AND escalated_at IS NULL "
+            "AND opened_at < now() - make_interval(mins => %s) RETURNING id) "
+            "INSERT INTO alarm_events (alarm_id, event, data) "
+            "SELECT id, 'escalated', jsonb_build_object('after_minutes', %s::int) FROM due RETURNING alarm_id",
+            (after_minutes, after_minutes),
+        ).fetchall()
+        if rows:
+            conn.execute("SELECT pg_notify('varde_events', %s)", (f'{{"escalated": {len(rows)}}}',))
+    return len(rows)
+
+
+class Leader:
+    """Holds the advisory lock on its own session; losing the session loses leadership."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._url = settings.require_database_url()
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def try_acquire(self) -> bool:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._url, autocommit=True, application_name="varde-rules-leader")
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
+            return bool(row and row[0])
+        except psycopg.OperationalError:
+            self._conn = None
+            return False
+
+    def still_leader(self) -> bool:
+        try:
+            return self._conn is not None and self._conn.execute("SELECT 1").fetchone() is not None
+        except psycopg.OperationalError:
+            self._conn = None
+            return False
+
+
+def run_scheduler(settings: Settings | None = None, interval_seconds: int = 30) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = settings or get_settings()
+    leader = Leader(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set() and not leader.try_acquire():
+        stop.wait(10)
+    if stop.is_set():
+        return
+    log.info("rules_leader_acquired")
+    scheduler = BlockingScheduler(timezone="UTC")
+
+    def tick() -> None:
+        if not leader.still_leader():
+            log.error("rules_leadership_lost")
+            stop.set()
+            return
+        try:
+            with psycopg.connect(settings.require_database_url()) as conn:
+                escalated = escalate_unacknowledged(conn)
+            if escalated:
+                log.info("alarms_escalated count=%d", escalated)
+        except psycopg.Error as exc:
+            log.warning("rules_tick_failed error=%s", type(exc).__name__)
+
+    scheduler.add_job(tick, "interval", seconds=interval_seconds, id="rules-tick", max_instances=1, coalesce=True)
+    threading.Thread(target=lambda: (stop.wait(), scheduler.shutdown(wait=False)), daemon=True).start()
+    scheduler.start()
