@@ -256,6 +256,7 @@ def _chown_tree(path: Path, user: pwd.struct_passwd | None) -> None:
 
 
 def _run_as(user: pwd.struct_passwd | None, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a tool as the service user (when root), from a directory that user can enter."""
     if user is not None:
         kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
         kwargs.setdefault("env", {**os.environ, "HOME": str(Path(os.devnull).parent), "USER": user.pw_name})
@@ -307,6 +308,7 @@ def _start_postgres(
                     "--auth=scram-sha-256",
                     f"--pwfile={pwfile}",
                 ],
+                cwd=str(root),
             )
             pwfile.unlink()
             if done.returncode != 0:
@@ -314,22 +316,57 @@ def _start_postgres(
             _say(f"PostgreSQL: initialised a private cluster in {pgdata}")
         port = _free_port(port)
         logfile = paths.logs / "postgres.log"
-        logfile.touch()
+        # postgres itself, not pg_ctl: the log file is opened here and handed over, so it can live under
+        # .varde/logs even where the service user could not open it.
+        log = open(logfile, "ab")  # noqa: SIM115 - handed to the child process
+        kwargs: dict[str, Any] = {"cwd": str(root)}
         if user is not None:
-            os.chown(logfile, user.pw_uid, user.pw_gid)
-        options = f"-p {port} -h 127.0.0.1 -k {sockdir} -c max_connections=200 -c shared_buffers=256MB"
-        done = _run_as(
-            user,
-            [str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(logfile), "-o", options, "-w", "-t", "60", "start"],
+            kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        proc = subprocess.Popen(
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(pgdata),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(sockdir),
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=256MB",
+                "-c",
+                "logging_collector=off",
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            **kwargs,
         )
-        if done.returncode != 0:
-            raise StackError(f"PostgreSQL did not start: {done.stderr.strip()[-500:]} (see {logfile})")
+        log.close()
+        _wait_until(lambda: _pg_ready(port) or proc.poll() is not None, 60, "PostgreSQL to accept connections")
+        if proc.poll() is not None:
+            raise StackError(f"PostgreSQL exited at start (code {proc.returncode}); see {logfile}")
         pg["port"] = port
         _say(f"PostgreSQL: started on 127.0.0.1:{port}")
     pg.update({"bindir": str(bindir), "pgdata": str(pgdata), "port": port, "run_as": user.pw_name if user else None})
     admin_url = f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{port}/postgres"
     state["database_url"] = f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{port}/{PG_DATABASE}"
     _ensure_database(admin_url)
+
+
+def _pg_ready(port: int) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(f"host=127.0.0.1 port={port} dbname=postgres user=nobody connect_timeout=1").close()
+    except psycopg.OperationalError as exc:
+        # Authentication failure means the server is up and answering.
+        return "password" in str(exc) or "authentication" in str(exc) or "role" in str(exc)
+    return True
 
 
 def _postmaster_pid(pgdata: Path) -> int | None:
@@ -347,14 +384,20 @@ def _ensure_database(admin_url: str) -> None:
             conn.execute(f"CREATE DATABASE {PG_DATABASE}")
 
 
-def _stop_postgres(state: dict[str, Any], user: pwd.struct_passwd | None) -> None:
+def _stop_postgres(state: dict[str, Any]) -> None:
     pg = state.get("postgres") or {}
     if pg.get("external") or not pg.get("pgdata"):
         return
-    pgdata = Path(pg["pgdata"])
-    if not pid_alive(_postmaster_pid(pgdata)):
+    pid = _postmaster_pid(Path(pg["pgdata"]))
+    if not pid_alive(pid):
         return
-    _run_as(user, [str(Path(pg["bindir"]) / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", "60", "stop"])
+    assert pid is not None
+    os.kill(pid, signal.SIGINT)  # "fast" shutdown: roll back open transactions, checkpoint, exit
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGQUIT)
     _say("PostgreSQL: stopped")
 
 
@@ -614,8 +657,7 @@ def down(home: Path) -> None:
     if not mq.get("external"):
         _stop_pid(mq.get("pid"), "Mosquitto")
         mq.pop("pid", None)
-    user = _service_user()
-    _stop_postgres(state, user)
+    _stop_postgres(state)
     _write_private_json(paths.stack_file, state)
 
 
