@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from pydantic import ValidationError
+
 from edge_agent.gatt.models import Measurement
 from vitals import DeviceRef, Reading, group_id, reading_id
 
@@ -76,10 +78,14 @@ def to_readings(
                     flags=tuple(dict.fromkeys(flags)),
                 )
             )
-        except ValueError as exc:
-            rejected.append(RejectedMeasurement(item, str(exc).splitlines()[-1].strip()))
+        except ValidationError as exc:
+            rejected.append(RejectedMeasurement(item, _first_error(exc)))
     return ReadingsBatch(tuple(readings), tuple(rejected))
 
 
 def _device_stamp(item: Measurement, received_at: datetime) -> str:
     return item.device_time.isoformat() if item.device_time is not None else received_at.astimezone(UTC).isoformat()
+
+
+def _first_error(exc: ValidationError) -> str:
+    return str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")

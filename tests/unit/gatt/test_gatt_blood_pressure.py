@@ -155,7 +155,9 @@ pressures = st.builds(EncCoded, st.integers(0, 2045), st.integers(-2, 1)) | st.s
 times = st.none() | st.datetimes(datetime(1582, 1, 1), datetime(9999, 12, 31)).map(lambda t: t.replace(microsecond=0))
 statuses = st.none() | st.lists(
     st.sampled_from(["body_movement", "cuff_too_loose", "irregular_pulse", "improper_position"]), unique=True
-).flatmap(lambda names: st.sampled_from([names, [*names, "pulse_rate_above_range"], [*names, "pulse_rate_below_range"]]))
+).flatmap(
+    lambda names: st.sampled_from([names, [*names, "pulse_rate_above_range"], [*names, "pulse_rate_below_range"]])
+)
 
 
 def expected(value: EncCoded | EncSpecial, kpa: bool) -> float | None:
@@ -209,5 +211,7 @@ def test_encoded_measurements_decode_to_what_the_simulator_sent(
 
 @given(pressures, st.booleans())
 def test_encoded_cuff_pressure_decodes_to_what_the_simulator_sent(pressure: EncCoded | EncSpecial, kpa: bool) -> None:
-    record = decode_intermediate_cuff_pressure(encode_intermediate_cuff_pressure(pressure, unit="kPa" if kpa else "mmHg"))
+    record = decode_intermediate_cuff_pressure(
+        encode_intermediate_cuff_pressure(pressure, unit="kPa" if kpa else "mmHg")
+    )
     assert record.cuff_pressure == expected(pressure, kpa)

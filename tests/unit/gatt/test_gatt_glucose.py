@@ -90,7 +90,9 @@ def test_unknown_base_time_leaves_device_time_empty() -> None:
     assert record.measurements[0].device_time is None
 
 
-@pytest.mark.parametrize("hex_bytes", ["", "00 01", f"00 0100 {BASE[:8]}", f"02 0100 {BASE} 64b0", f"08 0100 {BASE} 00"])
+@pytest.mark.parametrize(
+    "hex_bytes", ["", "00 01", f"00 0100 {BASE[:8]}", f"02 0100 {BASE} 64b0", f"08 0100 {BASE} 00"]
+)
 def test_truncated_measurements_raise_truncated_error(hex_bytes: str) -> None:
     with pytest.raises(TruncatedError):
         decode_glucose_measurement(bytes.fromhex(hex_bytes))
@@ -115,7 +117,11 @@ def test_context_with_every_field() -> None:
     assert (context.carbohydrate, context.carbohydrate_grams) == ("lunch", 45.0)
     assert (context.meal, context.tester, context.health) == ("postprandial", "self", "no_health_issues")
     assert (context.exercise_duration_s, context.exercise_intensity_percent) == (1800, 60)
-    assert (context.medication, context.medication_amount, context.medication_unit) == ("rapid_acting_insulin", 4.0, "mL")
+    assert (context.medication, context.medication_amount, context.medication_unit) == (
+        "rapid_acting_insulin",
+        4.0,
+        "mL",
+    )
     assert context.hba1c_percent == 6.5
     assert context.flags() == ("meal_postprandial", "tester_self", "health_no_health_issues")
 
@@ -124,7 +130,11 @@ def test_context_medication_in_kilograms_is_reported_in_milligrams() -> None:
     # 10 flags: medication present, in kilograms; 0900 sequence 9; 04 long-acting insulin
     # 0aa0 = 0xa00a: exponent 0xa = -6, mantissa 0x00a = 10 → 10 × 10^-6 kg = 10 mg
     context = decode_glucose_measurement_context(bytes.fromhex("10 0900 04 0aa0"))
-    assert (context.medication, context.medication_amount, context.medication_unit) == ("long_acting_insulin", 10.0, "mg")
+    assert (context.medication, context.medication_amount, context.medication_unit) == (
+        "long_acting_insulin",
+        10.0,
+        "mg",
+    )
 
 
 def test_context_with_extended_flags_only() -> None:
