@@ -7,10 +7,14 @@ from datetime import datetime
 
 
 def u8(value: int) -> bytes:
-    return value.to_bytes(1, "little")
+    if not 0 <= value <= 0xFF:
+        raise ValueError(f"{value} does not fit a uint8")
+    return bytes((value,))
 
 
 def u16(value: int) -> bytes:
+    if not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{value} does not fit a uint16")
     return value.to_bytes(2, "little")
 
 

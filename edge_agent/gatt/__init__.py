@@ -52,6 +52,7 @@ from edge_agent.gatt.racp import (
     report_number_of_records,
     report_records_from,
 )
+from edge_agent.gatt.readings import ReadingsBatch, RejectedMeasurement, to_readings
 from edge_agent.gatt.sfloat import Coded, Special, decode_float, decode_sfloat
 from edge_agent.gatt.temperature import TEMPERATURE_MEASUREMENT, TemperatureMeasurement, decode_temperature_measurement
 from edge_agent.gatt.weight import WEIGHT_MEASUREMENT, WeightMeasurement, decode_weight_measurement
@@ -150,6 +151,8 @@ __all__ = [
     "PlxContinuous",
     "PlxSpotCheck",
     "RacpResult",
+    "ReadingsBatch",
+    "RejectedMeasurement",
     "ResponseCode",
     "Skip",
     "Special",
@@ -179,4 +182,5 @@ __all__ = [
     "report_all_records",
     "report_number_of_records",
     "report_records_from",
+    "to_readings",
 ]

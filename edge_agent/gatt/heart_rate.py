@@ -2,7 +2,8 @@
 
 A heart rate sent while the sensor reports "supported, no skin contact" is not a measurement of the patient: it is
 skipped with reason `no_sensor_contact`. RR intervals (1/1024 s) are kept as seconds on the record; every remaining
-byte pair is one interval, so an odd tail is malformed. Reserved flag bits (5–7) are ignored.
+byte pair is one interval, so an odd tail is malformed (an RR flag with no interval after it is accepted as none:
+the rate itself is intact). Reserved flag bits (5–7) are ignored.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def decode_heart_rate_measurement(data: Payload) -> HeartRateMeasurement:
     energy = cursor.u16("energy_expended") if flags & _FLAG_ENERGY else None
     intervals: list[float] = []
     if flags & _FLAG_RR:
-        if cursor.remaining == 0 or cursor.remaining % 2:
+        if cursor.remaining % 2:
             raise MalformedError(_CHARACTERISTIC, f"RR intervals need whole uint16 pairs, got {cursor.remaining} bytes")
         while cursor.remaining:
             intervals.append(float(cursor.u16("rr_interval") * RR_INTERVAL_RESOLUTION))

@@ -215,3 +215,23 @@ def test_encoded_cuff_pressure_decodes_to_what_the_simulator_sent(pressure: EncC
         encode_intermediate_cuff_pressure(pressure, unit="kPa" if kpa else "mmHg")
     )
     assert record.cuff_pressure == expected(pressure, kpa)
+
+
+def test_skipped_values_are_logged_with_structured_fields(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="edge_agent.gatt"):
+        decode_blood_pressure_measurement(bytes.fromhex("00 7800 5000 ff07"))
+    [entry] = [r for r in caplog.records if r.getMessage() == "gatt.value_skipped"]
+    assert (entry.characteristic, entry.field, entry.reason) == (  # type: ignore[attr-defined]
+        "blood_pressure_measurement",
+        "mean_arterial_pressure",
+        "nan",
+    )
+
+
+def test_simulator_refuses_status_it_cannot_encode() -> None:
+    with pytest.raises(ValueError, match="both above and below"):
+        encode_blood_pressure_measurement(120, 80, 93, status=["pulse_rate_above_range", "pulse_rate_below_range"])
+    with pytest.raises(ValueError, match="unknown blood pressure status"):
+        encode_blood_pressure_measurement(120, 80, 93, status=["hypertension"])
+    with pytest.raises(ValueError, match="uint8"):
+        encode_blood_pressure_measurement(120, 80, 93, user_id=256)

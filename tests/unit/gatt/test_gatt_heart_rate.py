@@ -59,8 +59,13 @@ def test_truncated_payloads_raise_truncated_error(hex_bytes: str) -> None:
         decode_heart_rate_measurement(bytes.fromhex(hex_bytes))
 
 
-@pytest.mark.parametrize("hex_bytes", ["10 48 2a", "10 48", "00 48 00"])
-def test_rr_flag_without_whole_intervals_or_stray_bytes_are_malformed(hex_bytes: str) -> None:
+def test_rr_flag_with_no_interval_keeps_the_rate() -> None:
+    record = decode_heart_rate_measurement(bytes.fromhex("10 48"))
+    assert (record.measurements[0].value, record.rr_intervals) == (72.0, ())
+
+
+@pytest.mark.parametrize("hex_bytes", ["10 48 2a", "10 48 2a03 00", "00 48 00"])
+def test_half_rr_intervals_or_stray_bytes_are_malformed(hex_bytes: str) -> None:
     with pytest.raises(MalformedError):
         decode_heart_rate_measurement(bytes.fromhex(hex_bytes))
 
