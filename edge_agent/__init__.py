@@ -1,0 +1,1 @@
+"""The home gateway: BLE links, GATT decoders, device handlers, durable outbox, MQTT publisher, local plan advice."""
