@@ -1,0 +1,195 @@
+"""The agent: owns the outbox and the publisher, takes decoded readings from device handlers, runs until SIGTERM.
+
+Device handlers run as asyncio tasks ("sources") on the agent's loop and hand readings to `accept`, which commits
+them to the outbox before returning and then wakes the publisher thread. BLE trouble never stops the outbox from
+draining: the radio and the publisher fail and retry independently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from edge_agent import AGENT_VERSION
+from edge_agent.backoff import delay_for
+from edge_agent.config import BleConfig, EdgeConfig
+from edge_agent.link import Advertisement, LinkError, Radio
+from edge_agent.outbox import Outbox, PutResult
+from edge_agent.plan_store import PlanStore
+from edge_agent.publisher import Publisher
+from edge_agent.systemd import notify, watchdog_period_s
+from vitals import DeviceStatus, GatewayStatus, Reading
+
+log = logging.getLogger(__name__)
+
+Source = Callable[["Agent"], Coroutine[Any, Any, None]]
+"""A device handler (or a test feed): runs on the agent's loop and calls `agent.accept(...)`."""
+RadioFactory = Callable[[BleConfig], Radio]
+
+_EXPIRE_EVERY_S = 600.0
+_HEARTBEAT_STALE_S = 30.0
+
+
+def _bleak_radio(ble: BleConfig) -> Radio:
+    from edge_agent.links.bleak_link import BleakRadio
+
+    return BleakRadio(adapter=ble.adapter, quiet_restart_s=ble.quiet_restart_s)
+
+
+class Agent:
+    def __init__(self, config: EdgeConfig, *, radio_factory: RadioFactory | None = _bleak_radio) -> None:
+        self.config = config
+        self.outbox = Outbox(
+            config.outbox.path, max_rows=config.outbox.max_rows, max_age_s=config.outbox.max_age_days * 86400
+        )
+        self.plans = PlanStore(config.resolved_plan_path)
+        self.publisher = Publisher(
+            gateway_id=config.gateway_id,
+            username=config.username,
+            broker=config.broker,
+            settings=config.publisher,
+            outbox=self.outbox,
+            plans=self.plans,
+            status=self.status,
+        )
+        self.radio: Radio | None = None
+        self._radio_factory = radio_factory if config.ble.enabled and config.devices else None
+        self._devices = {d.address: DeviceStatus(address=d.address, type=d.type) for d in config.devices}
+        self._refusing = False
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.exit_code = 0
+
+    # ---- what device handlers call ---------------------------------------------------------------------------
+
+    def accept(self, readings: Sequence[Reading]) -> PutResult:
+        """Commit readings to the outbox (durable on return), then wake the publisher.
+
+        Readings refused because the outbox is full are reported in the result and logged; a handler should then
+        leave the records in the device's memory and fetch them again later.
+        """
+        result = self.outbox.put(readings)
+        if result.refused:
+            log.error(
+                "outbox_full refused=%d depth=%d max_rows=%d hint=%s",
+                result.refused,
+                self.outbox.depth,
+                self.outbox.max_rows,
+                "the gateway has been offline too long; check its internet connection",
+            )
+            if not self._refusing:
+                self._refusing = True
+                self.publisher.request_status()
+        elif self._refusing:
+            self._refusing = False
+            self.publisher.request_status()
+        if result.added:
+            self.publisher.wake()
+        return result
+
+    def note_device(self, address: str, *, battery_percent: int | None = None) -> None:
+        """Record that a configured device was seen (and its battery level, when the handler read it)."""
+        known = self._devices.get(address.upper())
+        if known is None:
+            return
+        update: dict[str, object] = {"last_seen": datetime.now(UTC)}
+        if battery_percent is not None:
+            update["battery_percent"] = max(0, min(100, battery_percent))
+        self._devices[known.address] = known.model_copy(update=update)
+
+    def status(self) -> GatewayStatus:
+        """The retained `online` status; called from the publisher thread."""
+        return GatewayStatus(
+            state="online",
+            agent_version=AGENT_VERSION,
+            outbox_depth=self.outbox.depth,
+            outbox_full=self.outbox.full or self._refusing,
+            devices=list(self._devices.values()),
+            at=datetime.now(UTC),
+        )
+
+    # ---- running -------------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Thread-safe: ask `run` to shut down gracefully."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def run(self, sources: Sequence[Source] = ()) -> int:
+        """Run until SIGTERM/SIGINT (or `request_stop`); returns the process exit code."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self._loop.add_signal_handler(sig, self._stop.set)
+        self.publisher.start()
+        log.info(
+            "agent_started gateway=%s version=%s devices=%d depth=%d",
+            self.config.gateway_id,
+            AGENT_VERSION,
+            len(self._devices),
+            self.outbox.depth,
+        )
+        tasks = [asyncio.create_task(self._housekeeping(), name="housekeeping")]
+        if self._radio_factory is not None:
+            tasks.append(asyncio.create_task(self._watch_radio(self._radio_factory), name="radio"))
+        tasks.extend(asyncio.create_task(source(self), name=f"source-{i}") for i, source in enumerate(sources))
+        notify("READY=1")
+        try:
+            await self._stop.wait()
+        finally:
+            notify("STOPPING=1")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.radio is not None:
+                with contextlib.suppress(LinkError):
+                    await self.radio.stop_scan()
+            await asyncio.to_thread(self.publisher.stop)
+            self.outbox.close()
+            self.plans.close()
+            log.info("agent_stopped exit_code=%d", self.exit_code)
+        return self.exit_code
+
+    async def _housekeeping(self) -> None:
+        period = watchdog_period_s()
+        tick = min(period or 5.0, 5.0)
+        next_expire = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if not self.publisher.alive:
+                log.critical("publisher_thread_died stopping=true")
+                self.exit_code = 1
+                assert self._stop is not None
+                self._stop.set()
+                return
+            if now >= next_expire:
+                await asyncio.to_thread(self.outbox.expire)
+                next_expire = now + _EXPIRE_EVERY_S
+            if period is not None and now - self.publisher.heartbeat < _HEARTBEAT_STALE_S:
+                notify("WATCHDOG=1")
+            await asyncio.sleep(tick)
+
+    async def _watch_radio(self, factory: RadioFactory) -> None:
+        attempt = 0
+        while True:
+            try:
+                self.radio = factory(self.config.ble)
+                await self.radio.start_scan(self._on_advertisement)
+                log.info("ble_scanning adapter=%s", self.config.ble.adapter)
+                return
+            except LinkError as exc:
+                delay = delay_for(exc, attempt)
+                attempt += 1
+                log.warning("ble_unavailable error=%s retry_in_s=%.0f", exc, delay)
+                await asyncio.sleep(delay)
+
+    def _on_advertisement(self, adv: Advertisement) -> None:
+        if adv.address.upper() in self._devices:
+            self.note_device(adv.address)

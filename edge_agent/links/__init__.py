@@ -1,0 +1,1 @@
+"""Implementations of the link interface (`edge_agent.link`)."""
