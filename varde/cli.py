@@ -233,5 +233,30 @@ def api_run(
     uvicorn.run("clinician_api.app:create_app", factory=True, host=host, port=port, log_level="info", access_log=False)
 
 
+# --- edge ---------------------------------------------------------------------------------------------------------
+
+
+@app.command("decode")
+def decode(
+    characteristic: Annotated[str, typer.Argument(help="16-bit UUID such as 2a35, or the full 128-bit form.")],
+    hex_bytes: Annotated[str, typer.Argument(help="The characteristic value as hex (spaces or colons allowed).")],
+) -> None:
+    """Decode one GATT characteristic value into readings in canonical units (JSON on stdout)."""
+    from edge_agent.decode_cli import decode_command
+
+    raise typer.Exit(decode_command(characteristic, hex_bytes))
+
+
+def _edge_app() -> typer.Typer:
+    from edge_agent.cli import app as edge
+
+    return edge
+
+
 def main() -> None:
+    # The edge sub-app is attached only when asked for, so other commands never import the edge runtime.
+    if len(sys.argv) > 1 and sys.argv[1] == "edge":
+        app.add_typer(_edge_app(), name="edge")
+    else:
+        app.add_typer(typer.Typer(help="The home gateway agent (run, check-config, pair)."), name="edge")
     app()
