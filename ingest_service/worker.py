@@ -61,7 +61,7 @@ class IngestWorker:
         self._config = config
         self._rules = rules
         self._pool = open_pool(settings, min_size=1, max_size=2, name=f"ingest-{config.worker_id}")
-        self._registry = GatewayRegistry(self._pool)
+        self._registry = GatewayRegistry(self._pool, database_url=settings.require_database_url())
         self._queue: deque[Delivery] = deque()
         self._cond = threading.Condition()
         self._generation = 0
@@ -259,6 +259,7 @@ class IngestWorker:
         finally:
             self._client.disconnect()
             self._client.loop_stop()
+            self._registry.close()
             self._pool.close()
             log.info("ingest_stopped worker=%s", self._config.worker_id)
 

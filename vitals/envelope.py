@@ -17,9 +17,11 @@ from uuid import UUID
 
 from pydantic import (
     AwareDatetime,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -64,6 +66,13 @@ _Strict = ConfigDict(extra="forbid", frozen=True)
 Flag = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
+def _rfc3339_text(value: Any) -> Any:
+    """Times travel as RFC 3339 text; a bare number is not a time on the wire."""
+    if isinstance(value, int | float):
+        raise ValueError("measured_at must be an RFC 3339 string with offset")
+    return value
+
+
 class DeviceRef(BaseModel):
     model_config = _Strict
 
@@ -79,9 +88,9 @@ class Reading(BaseModel):
 
     id: UUID
     kind: Kind
-    value: float
+    value: StrictFloat
     unit: str
-    measured_at: AwareDatetime
+    measured_at: Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
     device: DeviceRef
     group: Annotated[str, StringConstraints(max_length=64)] | None = None
     flags: tuple[Flag, ...] = ()

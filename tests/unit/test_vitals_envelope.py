@@ -109,6 +109,8 @@ def test_invalid_envelope_is_refused_with_reason(payload: bytes, reason: Reason)
         ({"unit": "mmHg"}, Reason.WRONG_UNIT, "'%'"),
         ({"value": 130.0}, Reason.IMPLAUSIBLE_VALUE, "spo2=130 outside 50–100"),
         ({"value": "high"}, Reason.BAD_READING, "value"),
+        ({"value": "82.4"}, Reason.BAD_READING, "value"),
+        ({"measured_at": 1763719198}, Reason.BAD_READING, "RFC 3339"),
         ({"measured_at": "2026-11-22T10:00:00Z"}, Reason.FUTURE_TIME, "future"),
         ({"measured_at": "2001-01-01T00:00:00Z"}, Reason.TOO_OLD, "retention"),
         ({"id": "not-a-uuid"}, Reason.BAD_READING, "id"),
