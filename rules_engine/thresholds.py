@@ -93,15 +93,12 @@ def worst_breaches(
     badness = np.where(high, v, -v)
     order = np.lexsort((t, badness, sev, group))
     group_sorted = group[order]
-    last = np.flatnonzero(np.append(group_sorted[1:] != group_sorted[:-1], True))
-    starts = np.concatenate([[0], last[:-1] + 1]).astype(np.int64)
+    last = np.flatnonzero(np.append(group_sorted[1:] != group_sorted[:-1], len(order) > 0))
+    starts = np.concatenate([[0], last[:-1] + 1]).astype(np.int64)[: len(last)]
     count = (last - starts + 1).astype(np.int64)
     t_sorted = t[order]
-    if len(order):
-        first_at = np.minimum.reduceat(t_sorted, starts)
-        last_at = np.maximum.reduceat(t_sorted, starts)
-    else:
-        first_at = last_at = np.zeros(0, dtype=np.int64)
+    first_at = np.minimum.reduceat(t_sorted, starts) if len(last) else starts
+    last_at = np.maximum.reduceat(t_sorted, starts) if len(last) else starts
     pick = order[last]
     limit = limits[p[pick], k[pick], code[pick].astype(np.int64)]
     return ThresholdBreaches(
