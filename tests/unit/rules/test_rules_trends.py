@@ -167,8 +167,8 @@ def test_merged_sort_of_sorted_history_equals_a_full_sort() -> None:
 
 
 @st.composite
-def _histories(draw: st.DrawFn) -> tuple[list[tuple], int, list[int]]:
-    n_patients = draw(st.integers(1, 4))
+def _histories(draw: st.DrawFn) -> tuple[list[tuple], int, list[int], TrendOverrides]:
+    n_patients = draw(st.integers(1, 3))
     protocols = draw(st.lists(st.sampled_from([HF, COPD, GENERAL]), min_size=n_patients, max_size=n_patients))
     kinds = [W, Kind.SPO2, Kind.PULSE_RATE]
     rows = draw(
@@ -176,7 +176,7 @@ def _histories(draw: st.DrawFn) -> tuple[list[tuple], int, list[int]]:
             st.tuples(
                 st.integers(0, n_patients - 1),
                 st.sampled_from(kinds),
-                st.integers(0, 20 * 24).map(lambda h: at(0, hours=h)),
+                st.integers(0, 20 * 8).map(lambda h: at(0, hours=3 * h)),
                 st.integers(0, 40),
             ),
             max_size=80,
@@ -186,14 +186,24 @@ def _histories(draw: st.DrawFn) -> tuple[list[tuple], int, list[int]]:
     step = {W: 0.1, Kind.SPO2: 0.5, Kind.PULSE_RATE: 1.0}
     rows = [(p, k, t, round(base[k] + x * step[k], 1)) for p, k, t, x in rows]
     first_batch = draw(st.integers(0, len(rows)))
-    return rows, first_batch, protocols
+    settings_ = {
+        row: {
+            "baseline_min_readings": draw(st.integers(1, 5)),
+            "baseline_days": draw(st.sampled_from([3, 7, 14])),
+            "weight_window_days": draw(st.sampled_from([1, 2, 3])),
+        }
+        for row in range(n_patients)
+    }
+    return rows, first_batch, protocols, TrendOverrides.from_mapping(settings_)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(_histories())
-def test_vectorised_trends_equal_the_per_reading_reference(case: tuple[list[tuple], int, list[int]]) -> None:
-    rows, first_batch, protocols = case
-    rules = build_patient_rules(protocols)
+def test_vectorised_trends_equal_the_per_reading_reference(
+    case: tuple[list[tuple], int, list[int], TrendOverrides],
+) -> None:
+    rows, first_batch, protocols, overrides = case
+    rules = build_patient_rules(protocols, trend_overrides=overrides)
     sorted_ = sort_readings(readings(rows[:first_batch]), readings(rows[first_batch:]))
     p = [r[0] for r in rows]
     k = [kind_index(r[1]) for r in rows]
