@@ -118,7 +118,7 @@ class News2Results:
     sub_scores: NDArray[np.int8]
     """(m, N_PARAMETERS), MISSING where no reading in the window."""
     reading_index: IntArray
-    """(m, N_PARAMETERS), batch index of each parameter's reading; negative for history or missing."""
+    """(m, N_PARAMETERS), batch index of each parameter's reading; -1 for a history reading or a missing one."""
     scale2: BoolArray
     on_oxygen: BoolArray
     score: IntArray
@@ -171,7 +171,7 @@ def evaluate_news2(
             values[:, param] = np.where(newer, readings.value[safe], values[:, param])
             at[:, param] = np.where(newer, readings.measured_at[safe], at[:, param])
             source[:, param] = np.where(newer, readings.source[safe] - readings.n_history, source[:, param])
-    source[np.isnan(values)] = -1
+    source[np.isnan(values) | (source < 0)] = -1
 
     scale2 = np.asarray(spo2_scale2, dtype=np.bool_)[patients]
     oxygen = np.asarray(on_oxygen, dtype=np.bool_)[patients]
