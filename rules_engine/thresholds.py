@@ -32,6 +32,10 @@ def evaluate_thresholds(
 
     `limits` is the (n_patients, N_KINDS, 4) table from `build_patient_rules`.
     """
+    if len(kind_idx) and (kind_idx.min() < 0 or kind_idx.max() >= N_KINDS):
+        raise ValueError(f"kind_idx outside 0..{N_KINDS - 1}")
+    if len(patient_rows) and (patient_rows.min() < 0 or patient_rows.max() >= limits.shape[0]):
+        raise ValueError(f"patient_rows outside 0..{limits.shape[0] - 1} (rows of the limit table)")
     flat = np.take(limits.reshape(-1, 4), patient_rows * N_KINDS + kind_idx, axis=0)
     red_low = values < flat[:, Limit.RED_LOW]
     red_high = values > flat[:, Limit.RED_HIGH]

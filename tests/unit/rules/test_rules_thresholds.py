@@ -145,6 +145,15 @@ def test_worst_reading_per_patient_kind_and_side_with_count() -> None:
     assert (worst.value[high], worst.breached[high], worst.limit[high]) == (230.0, Limit.RED_HIGH, 219.0)
 
 
+@pytest.mark.parametrize(
+    ("patient", "kind", "message"), [(0, N_KINDS, "kind_idx outside"), (2, 0, "patient_rows outside 0..1")]
+)
+def test_out_of_range_rows_are_refused_not_read_from_a_neighbour(patient: int, kind: int, message: str) -> None:
+    rules = build_patient_rules([0, 0])
+    with pytest.raises(ValueError, match=message):
+        evaluate_thresholds(np.array([patient]), np.array([kind]), np.array([1.0]), rules.limits)
+
+
 def test_empty_batch_gives_empty_results() -> None:
     rules = build_patient_rules([0])
     empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
