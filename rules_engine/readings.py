@@ -96,17 +96,20 @@ class SortedReadings:
         """Batch row numbers of sorted rows (history rows give negative numbers)."""
         return self.source[rows] - self.n_history
 
-    def pack(self, group: IntArray, at: IntArray) -> IntArray:
-        """The sort key of (group, time), with time clamped into the key's range."""
-        return group * self.span + (np.clip(at, self.t0, self.t0 + self.span - 1) - self.t0)
+    def _pack(self, group: IntArray, at: IntArray, low: int, high: int) -> IntArray:
+        """The sort key of (group, time). Times are clamped to [t0 + low, t0 + high]: one step outside the data
+        lands on the neighbouring group's first or last key, which is exactly the answer each search needs."""
+        return group * self.span + (np.clip(at, self.t0 + low, self.t0 + high) - self.t0)
 
     def first_at_or_after(self, group: IntArray, at: IntArray) -> IntArray:
         """Index of the first row of `group` at time >= `at` (the group's end if none)."""
-        return np.searchsorted(self.key, self.pack(group, at), side="left").astype(np.int64)
+        key = self._pack(group, at, 0, self.span)
+        return np.searchsorted(self.key, key, side="left").astype(np.int64)
 
     def last_at_or_before(self, group: IntArray, at: IntArray) -> IntArray:
         """Index of the last row of `group` at time <= `at`, or -1 where the group has none."""
-        idx = np.searchsorted(self.key, self.pack(group, at), side="right").astype(np.int64) - 1
+        key = self._pack(group, at, -1, self.span - 1)
+        idx = np.searchsorted(self.key, key, side="right").astype(np.int64) - 1
         found = idx >= 0
         found[found] = self.group[idx[found]] == group[found]
         return np.where(found, idx, -1)

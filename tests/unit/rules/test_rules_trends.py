@@ -231,3 +231,12 @@ def test_vectorised_trends_equal_the_per_reading_reference(
             int(r): (m, d, b)
             for r, m, d, b in zip(result.patient_row, result.start_value, result.delta, result.breached, strict=True)
         } == expected
+
+
+def test_window_searches_stay_inside_their_patient_and_kind_at_the_edges_of_the_data() -> None:
+    rows = [(0, Kind.SPO2, at(0), 90), (0, Kind.SPO2, at(2), 91), (1, Kind.SPO2, at(0), 92), (1, Kind.SPO2, at(1), 93)]
+    sorted_ = sort_readings(readings(rows), ReadingArrays.empty())
+    group = sorted_.group[[0, 0, 0, 2, 2, 2]]
+    times = np.array([at(-5), at(1), at(9), at(-5), at(0), at(9)])
+    assert sorted_.first_at_or_after(group, times).tolist() == [0, 1, 2, 2, 2, 4]
+    assert sorted_.last_at_or_before(group, times).tolist() == [-1, 0, 1, -1, 2, 3]
