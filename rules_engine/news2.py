@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rules_engine.kinds_index import KIND_INDEX, N_KINDS
-from rules_engine.readings import BoolArray, FloatArray, IntArray, SortedReadings
+from rules_engine.readings import BoolArray, FloatArray, IntArray, SortedReadings, run_starts
 from rules_engine.severity import Severity
 from vitals import KINDS, Kind
 
@@ -150,7 +150,7 @@ def evaluate_news2(
     in_batch = np.flatnonzero(readings.is_batch & np.isin(readings.kind_idx, param_kind_idx))
     if len(in_batch):
         p_rows = readings.patient_row[in_batch]
-        starts = np.flatnonzero(np.concatenate([[True], p_rows[1:] != p_rows[:-1]]))
+        starts = run_starts(p_rows)
         patients = p_rows[starts]
         anchor = np.maximum.reduceat(readings.measured_at[in_batch], starts)
     else:

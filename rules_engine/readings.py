@@ -118,6 +118,13 @@ class SortedReadings:
         return np.flatnonzero(self.kind_idx == kind_idx)
 
 
+def run_starts(sorted_values: IntArray) -> IntArray:
+    """Start index of each run of equal values in a sorted array (e.g. each patient's rows)."""
+    if len(sorted_values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]])).astype(np.int64)
+
+
 def _packed(readings: ReadingArrays, t0: int, span: int) -> IntArray:
     return (readings.patient_row * N_KINDS + readings.kind_idx) * span + (readings.measured_at - t0)
 
