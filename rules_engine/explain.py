@@ -140,7 +140,7 @@ def explain_news2(
     scale2: bool,
     on_oxygen: bool,
 ) -> Texts:
-    """E.g. "NEWS2 7 (rød): respirasjonsfrekvens 24 /min (2), … Mangler: kroppstemperatur. Bevissthet antatt våken."."""
+    """E.g. "NEWS2 7 (rød): respirasjonsfrekvens 24/min (2), … Mangler: kroppstemperatur. Bevissthet antatt våken."."""
     texts: list[str] = []
     for lang in ("nb", "en"):
         parts = []

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rules_engine.kinds_index import KIND_INDEX, N_KINDS
-from rules_engine.readings import BoolArray, FloatArray, IntArray, SortedReadings
+from rules_engine.readings import BoolArray, FloatArray, IntArray, SortedReadings, run_starts
 from rules_engine.severity import Severity
 from vitals import KINDS, Kind
 
@@ -118,7 +118,7 @@ class News2Results:
     sub_scores: NDArray[np.int8]
     """(m, N_PARAMETERS), MISSING where no reading in the window."""
     reading_index: IntArray
-    """(m, N_PARAMETERS), batch index of each parameter's reading; negative for history or missing."""
+    """(m, N_PARAMETERS), batch index of each parameter's reading; -1 for a history reading or a missing one."""
     scale2: BoolArray
     on_oxygen: BoolArray
     score: IntArray
@@ -150,7 +150,7 @@ def evaluate_news2(
     in_batch = np.flatnonzero(readings.is_batch & np.isin(readings.kind_idx, param_kind_idx))
     if len(in_batch):
         p_rows = readings.patient_row[in_batch]
-        starts = np.flatnonzero(np.concatenate([[True], p_rows[1:] != p_rows[:-1]]))
+        starts = run_starts(p_rows)
         patients = p_rows[starts]
         anchor = np.maximum.reduceat(readings.measured_at[in_batch], starts)
     else:
@@ -171,7 +171,7 @@ def evaluate_news2(
             values[:, param] = np.where(newer, readings.value[safe], values[:, param])
             at[:, param] = np.where(newer, readings.measured_at[safe], at[:, param])
             source[:, param] = np.where(newer, readings.source[safe] - readings.n_history, source[:, param])
-    source[np.isnan(values)] = -1
+    source[np.isnan(values) | (source < 0)] = -1
 
     scale2 = np.asarray(spo2_scale2, dtype=np.bool_)[patients]
     oxygen = np.asarray(on_oxygen, dtype=np.bool_)[patients]

@@ -107,6 +107,7 @@ class TrendSettings:
     weight_window_days: float = 3.0
     spo2_drop: float = NAN
     pulse_drift: float = NAN
+    # A personal baseline of the last 14 days, trusted from 5 readings on (Varde defaults).
     baseline_days: float = 14.0
     baseline_min_readings: float = 5.0
 
@@ -147,8 +148,6 @@ _GENERAL: dict[Kind, KindLimits] = {
     Kind.RESP_RATE: KindLimits(red_low=9, yellow_high=20, red_high=24),
 }
 
-_BASELINE_DRIFT = {"baseline_days": 14.0, "baseline_min_readings": 5.0}
-
 PROTOCOLS: Mapping[Protocol, ProtocolDefaults] = {
     Protocol.GENERAL: ProtocolDefaults(Protocol.GENERAL, _GENERAL, TrendSettings(), news2_spo2_scale2=False),
     Protocol.HEART_FAILURE: ProtocolDefaults(
@@ -164,7 +163,7 @@ PROTOCOLS: Mapping[Protocol, ProtocolDefaults] = {
         },
         # ESC 2021 self-care advice: unexpected weight gain >2 kg in 3 days → contact the heart-failure team.
         # Pulse drift of 20/min from the personal baseline is a Varde default (no guideline figure).
-        TrendSettings(weight_gain_kg=2.0, weight_window_days=3.0, pulse_drift=20.0, **_BASELINE_DRIFT),
+        TrendSettings(weight_gain_kg=2.0, weight_window_days=3.0, pulse_drift=20.0),
         news2_spo2_scale2=False,
     ),
     Protocol.COPD: ProtocolDefaults(
@@ -176,7 +175,7 @@ PROTOCOLS: Mapping[Protocol, ProtocolDefaults] = {
         },
         # A fall of more than 4 percentage points below the personal baseline is flagged for review; a Varde
         # default for early exacerbation signs, not a guideline figure.
-        TrendSettings(spo2_drop=4.0, pulse_drift=20.0, **_BASELINE_DRIFT),
+        TrendSettings(spo2_drop=4.0, pulse_drift=20.0),
         news2_spo2_scale2=True,
     ),
     Protocol.DIABETES: ProtocolDefaults(

@@ -32,6 +32,10 @@ def evaluate_thresholds(
 
     `limits` is the (n_patients, N_KINDS, 4) table from `build_patient_rules`.
     """
+    if len(kind_idx) and (kind_idx.min() < 0 or kind_idx.max() >= N_KINDS):
+        raise ValueError(f"kind_idx outside 0..{N_KINDS - 1}")
+    if len(patient_rows) and (patient_rows.min() < 0 or patient_rows.max() >= limits.shape[0]):
+        raise ValueError(f"patient_rows outside 0..{limits.shape[0] - 1} (rows of the limit table)")
     flat = np.take(limits.reshape(-1, 4), patient_rows * N_KINDS + kind_idx, axis=0)
     red_low = values < flat[:, Limit.RED_LOW]
     red_high = values > flat[:, Limit.RED_HIGH]
@@ -108,15 +112,12 @@ def worst_breaches(
     badness = np.where(high, v, -v)
     order = np.lexsort((t, badness, sev, group))
     group_sorted = group[order]
-    last = np.flatnonzero(np.append(group_sorted[1:] != group_sorted[:-1], True))
-    starts = np.concatenate([[0], last[:-1] + 1]).astype(np.int64)
+    last = np.flatnonzero(np.append(group_sorted[1:] != group_sorted[:-1], len(order) > 0))
+    starts = np.concatenate([[0], last[:-1] + 1]).astype(np.int64)[: len(last)]
     count = (last - starts + 1).astype(np.int64)
     t_sorted = t[order]
-    if len(order):
-        first_at = np.minimum.reduceat(t_sorted, starts)
-        last_at = np.maximum.reduceat(t_sorted, starts)
-    else:
-        first_at = last_at = np.zeros(0, dtype=np.int64)
+    first_at = np.minimum.reduceat(t_sorted, starts) if len(last) else starts
+    last_at = np.maximum.reduceat(t_sorted, starts) if len(last) else starts
     pick = order[last]
     limit = limits[p[pick], k[pick], code[pick].astype(np.int64)]
     return ThresholdBreaches(

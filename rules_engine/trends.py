@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from rules_engine.kinds_index import KIND_INDEX
 from rules_engine.profiles import TrendSetting
-from rules_engine.readings import BoolArray, FloatArray, IntArray, SortedReadings
+from rules_engine.readings import BoolArray, FloatArray, IntArray, SortedReadings, run_starts
 from rules_engine.severity import Severity
 from vitals import KINDS, Kind
 
@@ -77,13 +77,6 @@ _ARRAY_FIELDS = (
 )
 
 
-def _segment_starts(sorted_keys: IntArray) -> IntArray:
-    """Start index of each run of equal values in a sorted array."""
-    if len(sorted_keys) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])).astype(np.int64)
-
-
 def _flatten_ranges(starts: IntArray, lengths: IntArray) -> tuple[IntArray, IntArray]:
     """All indices of the ranges [start, start + length), concatenated, and each range's offset in that list."""
     offsets = np.cumsum(lengths) - lengths
@@ -130,7 +123,7 @@ def weight_gain(readings: SortedReadings, trends: NDArray[np.float64]) -> TrendR
     window_min = _range_reduce(np.minimum, readings.value, start, ev + 1, np.inf)
     gain = np.round(readings.value[ev] - window_min, KINDS[kind].decimals + 1)
 
-    seg = _segment_starts(p)
+    seg = run_starts(p)
     best = np.maximum.reduceat(gain, seg)
     seg_len = np.diff(np.append(seg, len(ev)))
     is_best = gain == np.repeat(best, seg_len)
