@@ -90,21 +90,6 @@ def worst_breaches(
     Worst = highest severity, then furthest beyond the limit (lowest value for low, highest for high), then latest.
     """
     hit = np.flatnonzero(breached != NO_BREACH)
-    if hit.size == 0:
-        none_i, none_b = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
-        return ThresholdBreaches(
-            none_i,
-            none_i,
-            np.zeros(0, dtype=np.bool_),
-            none_b,
-            none_b,
-            np.zeros(0, dtype=np.float64),
-            np.zeros(0, dtype=np.float64),
-            none_i,
-            none_i,
-            none_i,
-            none_i,
-        )
     p, k, v, t = patient_rows[hit], kind_idx[hit], values[hit], measured_at[hit]
     sev, code = severity[hit], breached[hit]
     high = (code == Limit.YELLOW_HIGH) | (code == Limit.RED_HIGH)

@@ -95,7 +95,9 @@ CASES = [
         "oversized",
         lambda gw: _js(_envelope(gw, [_reading(group="x" * 60)], padding="y" * 300_000)),
     ),
-    _whole("too_many_readings", "too_many_readings", lambda gw: _js(_envelope(gw, [{"id": str(i)} for i in range(2001)]))),
+    _whole(
+        "too_many_readings", "too_many_readings", lambda gw: _js(_envelope(gw, [{"id": str(i)} for i in range(2001)]))
+    ),
     _single("unknown_kind", "unknown_kind", kind="blood_alcohol"),
     _single("kind_wrong_case", "unknown_kind", kind="SPO2"),
     _single("weight_in_pounds", "wrong_unit", unit="[lb_av]"),
