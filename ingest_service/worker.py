@@ -96,10 +96,11 @@ class IngestWorker:
         with self._cond:
             self._generation += 1
             # Messages of an earlier connection are redelivered by the broker; holding them would ack twice.
+            dropped = len(self._queue)
             self._queue.clear()
         self.health.mqtt_connected = True
         client.subscribe([(INGEST_SHARED_SUBSCRIPTION, 1), (STATUS_SHARED_SUBSCRIPTION, 1)])
-        log.info("mqtt_connected session_present=%s", flags.session_present)
+        log.info("mqtt_connected session_present=%s held_messages_dropped=%d", flags.session_present, dropped)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         self.health.mqtt_connected = False
@@ -115,9 +116,14 @@ class IngestWorker:
             self._cond.notify()
 
     def _ack(self, deliveries: list[Delivery]) -> None:
+        stale = 0
         for d in deliveries:
             if d.qos > 0 and d.generation == self._generation:
                 self._client.ack(d.mid, d.qos)
+            elif d.qos > 0:
+                stale += 1
+        if stale:
+            log.info("ack_skipped_after_reconnect messages=%d", stale)
 
     # --- batching ---------------------------------------------------------------------------------------------
 
@@ -249,19 +255,57 @@ class IngestWorker:
         )
         self._client.loop_start()
         log.info("ingest_started worker=%s", self._config.worker_id)
+        drained = False
         try:
-            while not (self._stopping.is_set() and not self._queue):
-                batch = self._take_batch()
-                if not batch:
-                    continue
-                self._process(batch)
-                self._ack(batch)
+            while not self._stopping.is_set():
+                self._handle(self._take_batch())
+            drained = self._drain()
         finally:
-            self._client.disconnect()
+            self._disconnect(end_session=drained)
             self._client.loop_stop()
             self._registry.close()
             self._pool.close()
-            log.info("ingest_stopped worker=%s", self._config.worker_id)
+            log.info("ingest_stopped worker=%s session_ended=%s", self._config.worker_id, drained)
+
+    def _handle(self, batch: list[Delivery]) -> None:
+        if batch:
+            self._process(batch)
+            self._ack(batch)
+
+    def _drain(self, quiet_seconds: float = 1.0, limit_seconds: float = 60.0) -> bool:
+        """Leave the share group, then commit and acknowledge everything already delivered.
+
+        A persistent session left behind keeps receiving its share of the stream while nobody reads it, so a
+        worker that stops on purpose ends its session; one that crashes keeps it and resumes it when restarted
+        under the same worker id.
+        """
+        if not self.health.mqtt_connected:
+            return False
+        unsubscribed = threading.Event()
+        self._client.on_unsubscribe = lambda *args: unsubscribed.set()
+        self._client.unsubscribe([INGEST_SHARED_SUBSCRIPTION, STATUS_SHARED_SUBSCRIPTION])
+        if not unsubscribed.wait(5.0):
+            return False
+        deadline = time.monotonic() + limit_seconds
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = self._take_batch()
+            if batch:
+                self._handle(batch)
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > quiet_seconds:
+                return self.health.mqtt_connected
+            else:
+                time.sleep(0.05)
+        return False
+
+    def _disconnect(self, end_session: bool) -> None:
+        if end_session:
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+            self._client.disconnect(properties=props)
+        else:
+            self._client.disconnect()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -275,7 +319,7 @@ def _default_rules_hook() -> RulesHook:
     return evaluate_stored
 
 
-def run_worker(metrics_port: int = 0, worker_id: str | None = None) -> None:
+def run_worker(metrics_port: int = 0, worker_id: str | None = None, drain_only: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
     config = WorkerConfig(worker_id=worker_id or os.environ.get("VARDE_INGEST_WORKER_ID") or socket.gethostname())
@@ -284,4 +328,14 @@ def run_worker(metrics_port: int = 0, worker_id: str | None = None) -> None:
         metrics.serve(metrics_port, worker.health)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    if drain_only:
+        # Take over a retired worker's session: store what it still holds, then end the session for good.
+        def stop_when_caught_up() -> None:
+            deadline = time.monotonic() + 30
+            while not worker.health.mqtt_connected and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(2.0)
+            worker.stop()
+
+        threading.Thread(target=stop_when_caught_up, daemon=True).start()
     worker.run()

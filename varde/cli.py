@@ -207,11 +207,17 @@ def gateway_revoke(gateway_id: str) -> None:
 @ingest_app.command("run")
 def ingest_run(
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics and health port (0: none).")] = 0,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Stable id of this worker (default: $VARDE_INGEST_WORKER_ID or the host name).")
+    ] = None,
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Take over the worker id's session, store what it holds, end it.")
+    ] = False,
 ) -> None:
-    """Run one ingest worker (several share the load)."""
+    """Run one ingest worker (several share the load; each keeps a stable worker id)."""
     from ingest_service.worker import run_worker
 
-    run_worker(metrics_port=metrics_port)
+    run_worker(metrics_port=metrics_port, worker_id=worker_id, drain_only=drain)
 
 
 @rules_app.command("run")

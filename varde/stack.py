@@ -671,3 +671,48 @@ def running(home: Path, *, services: bool = True) -> Iterator[dict[str, Any]]:
     finally:
         if not before["running"]:
             down(home)
+
+
+# --- fault control (used by the fault tests and by operators restarting one part) ------------------------------
+
+
+def kill_service(home: Path, name: str, sig: int = signal.SIGKILL) -> int | None:
+    """Send `sig` to a platform service (ingest, rules, api); returns the pid signalled."""
+    paths = StackPaths(home)
+    state = load_state(paths)
+    pid: int | None = ((state.get("services") or {}).get(name) or {}).get("pid")
+    if pid is None or not pid_alive(pid):
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+    _wait_until(lambda: not pid_alive(pid), 30, f"{name} to exit")
+    return pid
+
+
+def start_service(home: Path, name: str) -> None:
+    paths = StackPaths(home)
+    state = load_state(paths)
+    _start_services(paths, state, [name])
+    _write_private_json(paths.stack_file, state)
+
+
+def restart_broker(home: Path) -> None:
+    """Stop Mosquitto cleanly (it saves its persistent sessions) and start it again on the same port."""
+    paths = StackPaths(home)
+    state = load_state(paths)
+    mq = state.get("mqtt") or {}
+    _stop_pid(mq.get("pid"), "Mosquitto")
+    mq.pop("pid", None)
+    secret = _read_json(paths.secrets_file)
+    _start_mosquitto(paths, state, secret, _service_user())
+    _write_private_json(paths.stack_file, state)
+
+
+def restart_postgres(home: Path) -> None:
+    """Fast shutdown and start of the private PostgreSQL on the same port."""
+    paths = StackPaths(home)
+    state = load_state(paths)
+    _stop_postgres(state)
+    secret = _read_json(paths.secrets_file)
+    _start_postgres(paths, state, secret, _service_user())
+    _write_private_json(paths.stack_file, state)

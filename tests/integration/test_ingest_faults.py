@@ -1,0 +1,146 @@
+"""Ingest under load through real faults: every acknowledged reading is stored exactly once (or dead-lettered)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from store.settings import Settings, varde_home
+from tests.integration.conftest import Tenant, publish, wait_for
+from tests.integration.load import Load
+from varde import stack
+from vitals import readings_topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _stored(settings: Settings, ids: set[uuid.UUID]) -> tuple[int, int]:
+    """(rows, distinct ids) among `ids` in the readings table, read with a fresh connection."""
+    with psycopg.connect(settings.require_database_url(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT id) FROM readings WHERE id = ANY(%s)", (list(ids),)
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _dead(settings: Settings, gateway_ids: list[str]) -> int:
+    with psycopg.connect(settings.require_database_url(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(reading_count), 0) FROM rejected_messages WHERE gateway_id = ANY(%s)",
+            (gateway_ids,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _settle_and_check(load: Load, settings: Settings, tenant: Tenant, label: str) -> None:
+    counts = load.counts
+    acked, published = counts.acked, counts.published
+    gateway_ids = [g.gateway_id for g in tenant.gateways]
+
+    def all_acked_stored() -> bool:
+        return _stored(settings, acked)[1] == len(acked)
+
+    wait_for(all_acked_stored, timeout=90, interval=0.5, what=f"{label}: every acknowledged reading stored")
+    rows, distinct = _stored(settings, published)
+    dead = _dead(settings, gateway_ids)
+    print(
+        f"\n{label}: published={len(published)} acked={len(acked)} stored={distinct} rows={rows} "
+        f"dead_lettered={dead} refused_envelopes={counts.refused} unrouted_envelopes={counts.unrouted}"
+    )
+    assert rows == distinct, "a reading was stored twice"
+    assert distinct + dead >= len(acked), "an acknowledged reading was lost"
+    assert distinct <= len(published)
+    assert dead == 0
+    assert len(acked) > 1000, "the load was too small to mean anything"
+
+
+@pytest.fixture
+def loaded_tenant(make_tenant: Any, stack: Any) -> Tenant:
+    tenant: Tenant = make_tenant(patients=4, protocol="general")
+    return tenant
+
+
+def test_ingest_killed_with_sigkill_mid_batch_loses_and_doubles_nothing(
+    loaded_tenant: Tenant, settings: Settings
+) -> None:
+    home = varde_home()
+    with Load(loaded_tenant.gateways, per_envelope=20, envelopes_per_s=40) as load:
+        time.sleep(2.5)
+        assert stack.kill_service(home, "ingest", signal.SIGKILL) is not None
+        time.sleep(2.0)
+        stack.start_service(home, "ingest")
+        time.sleep(2.5)
+    _settle_and_check(load, settings, loaded_tenant, "ingest SIGKILL")
+
+
+def test_postgres_restarted_under_load_loses_and_doubles_nothing(loaded_tenant: Tenant, settings: Settings) -> None:
+    home = varde_home()
+    with Load(loaded_tenant.gateways, per_envelope=20, envelopes_per_s=40) as load:
+        time.sleep(2.5)
+        stack.restart_postgres(home)
+        time.sleep(3.0)
+    _settle_and_check(load, settings, loaded_tenant, "PostgreSQL restart")
+
+
+def test_broker_restarted_under_load_loses_and_doubles_nothing(loaded_tenant: Tenant, settings: Settings) -> None:
+    home = varde_home()
+    with Load(loaded_tenant.gateways, per_envelope=20, envelopes_per_s=40) as load:
+        time.sleep(2.5)
+        stack.restart_broker(home)
+        time.sleep(4.0)
+    _settle_and_check(load, settings, loaded_tenant, "broker restart")
+
+
+def test_the_same_envelopes_replayed_twice_are_stored_once(loaded_tenant: Tenant, settings: Settings) -> None:
+    with Load(loaded_tenant.gateways, per_envelope=20, envelopes_per_s=40, keep_envelopes=True) as load:
+        time.sleep(3.0)
+    _settle_and_check(load, settings, loaded_tenant, "first pass")
+    by_gateway = {g.gateway_id: g for g in loaded_tenant.gateways}
+    import json
+
+    for _ in range(2):
+        for payload in load.envelopes:
+            gateway = by_gateway[json.loads(payload)["gateway_id"]]
+            assert publish(gateway, readings_topic(gateway.gateway_id), payload) < 128
+    time.sleep(2.0)
+    rows, distinct = _stored(settings, load.counts.published)
+    print(f"\nreplayed twice: envelopes={len(load.envelopes)} rows={rows} distinct={distinct}")
+    assert rows == distinct == len(load.counts.published)
+
+
+def test_two_workers_split_one_stream_with_nothing_lost_or_doubled(loaded_tenant: Tenant, settings: Settings) -> None:
+    home = varde_home()
+    env = {
+        **os.environ,
+        "VARDE_HOME": str(home),
+        "VARDE_INGEST_WORKER_ID": "second-worker",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    log = open(home / "logs" / "ingest-second.log", "ab")  # noqa: SIM115 - handed to the child
+    second = subprocess.Popen(
+        [sys.executable, "-m", "varde", "ingest", "run", "--metrics-port", "0"],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(2.0)
+        with Load(loaded_tenant.gateways, per_envelope=20, envelopes_per_s=40) as load:
+            time.sleep(5.0)
+        _settle_and_check(load, settings, loaded_tenant, "two workers")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+        log.close()
+    text = (home / "logs" / "ingest-second.log").read_text()
+    assert "ingest_started worker=second-worker" in text
