@@ -75,7 +75,7 @@ class _Mosquitto:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {workdir}/data/\nmax_queued_messages 0\nmax_inflight_messages 0\n"
-            f"log_dest file {workdir}/mosquitto.log\n"
+            f"log_dest file {workdir}/mosquitto.log\n" + ("user root\n" if os.geteuid() == 0 else "")
         )
         self._proc: subprocess.Popen[bytes] | None = None
 

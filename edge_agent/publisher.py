@@ -137,6 +137,11 @@ class Publisher:
         return self._connected
 
     @property
+    def inflight(self) -> int:
+        """Envelopes published and not yet acknowledged (never more than the window)."""
+        return len(self._inflight)
+
+    @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
