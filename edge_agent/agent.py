@@ -14,9 +14,9 @@ import signal
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any
 
-from edge_agent import AGENT_VERSION
 from edge_agent.backoff import delay_for
 from edge_agent.config import BleConfig, EdgeConfig
 from edge_agent.link import Advertisement, LinkError, Radio
@@ -32,6 +32,15 @@ Source = Callable[["Agent"], Coroutine[Any, Any, None]]
 """A device handler (or a test feed): runs on the agent's loop and calls `agent.accept(...)`."""
 RadioFactory = Callable[[BleConfig], Radio]
 
+
+def _agent_version() -> str:
+    try:
+        return metadata.version("varde")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+source"
+
+
+AGENT_VERSION = _agent_version()
 _EXPIRE_EVERY_S = 600.0
 _HEARTBEAT_STALE_S = 30.0
 

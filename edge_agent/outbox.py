@@ -194,8 +194,3 @@ class Outbox:
             self.expired_total += removed
             log.warning("outbox_expired removed=%d max_age_s=%.0f depth=%d", removed, self.max_age_s, self._depth)
         return removed
-
-    def oldest_queued_at(self) -> float | None:
-        with self._lock:
-            row = self._db.execute("SELECT min(queued_at) FROM outbox").fetchone()
-        return None if row[0] is None else float(row[0])

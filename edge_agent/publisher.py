@@ -123,6 +123,7 @@ class Publisher:
         self._attempt = 0
         self._next_connect = 0.0
         self._stop = threading.Event()
+        self._status_requested = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -134,6 +135,11 @@ class Publisher:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def inflight(self) -> int:
+        """Envelopes published and not yet acknowledged (never more than the window)."""
+        return len(self._inflight)
 
     @property
     def alive(self) -> bool:
@@ -148,7 +154,7 @@ class Publisher:
             self._wake_w.send(b"\0")
 
     def request_status(self) -> None:
-        self._status_due = 0.0
+        self._status_requested.set()
         self.wake()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -331,6 +337,9 @@ class Publisher:
         now = time.monotonic()
         if not self._connected:
             return _IDLE_TICK_S
+        if self._status_requested.is_set():
+            self._status_requested.clear()
+            self._status_due = now
         if self._status_due is not None and now >= self._status_due:
             self._publish_status()
             self._status_due = now + self._settings.status_interval_s

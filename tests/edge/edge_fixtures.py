@@ -4,6 +4,7 @@ reading factories and gateway configurations. Never touches the system broker.""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -25,6 +26,8 @@ from vitals import DeviceRef, Reading, parse_envelope, readings_topic, status_to
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 GW = "gw-test-0001"
+_RUN_AS = "user root\n" if os.geteuid() == 0 else ""
+"""As root, mosquitto would switch to user `mosquitto`, which cannot reach pytest's private tmp dirs."""
 
 
 def free_port() -> int:
@@ -45,7 +48,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
 class Broker:
     """A private mosquitto with persistence, so stop/start keeps sessions and queued messages."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
@@ -53,13 +56,14 @@ class Broker:
         data.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{extra_conf or 'allow_anonymous true'}\n"
             "persistence true\n"
             f"persistence_location {data}/\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
             f"log_dest file {workdir}/mosquitto.log\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
+            f"{_RUN_AS}"
         )
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -94,7 +98,13 @@ class Broker:
 class Collector:
     """An ingest stand-in: persistent QoS 1 session on the gateway's topics; counts readings by id."""
 
-    def __init__(self, port: int, gateway_id: str = GW, client_id: str = "test-collector") -> None:
+    def __init__(
+        self,
+        port: int,
+        gateway_id: str = GW,
+        client_id: str = "test-collector",
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.gateway_id = gateway_id
         self.ids: Counter[str] = Counter()
         self.envelopes = 0
@@ -103,6 +113,8 @@ class Collector:
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
+        if credentials is not None:
+            client.username_pw_set(*credentials)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_subscribe = lambda *_a: self._subscribed.set()
@@ -184,7 +196,7 @@ def make_config(tmp_path: Path, port: int, **publisher: Any) -> EdgeConfig:
     )
 
 
-def write_config_file(tmp_path: Path, port: int) -> Path:
+def write_config_file(tmp_path: Path, port: int, publisher: str = "") -> Path:
     path = tmp_path / "varde-edge.toml"
     path.write_text(
         f'gateway_id = "{GW}"\n'
@@ -197,6 +209,7 @@ def write_config_file(tmp_path: Path, port: int) -> Path:
         f'path = "{tmp_path / "state" / "outbox.sqlite"}"\n'
         "[publisher]\n"
         "status_interval_s = 2\n"
+        f"{publisher}"
         "[ble]\n"
         "enabled = false\n"
         "[[devices]]\n"

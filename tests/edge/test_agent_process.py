@@ -52,7 +52,8 @@ def spawn(tmp_path: Path) -> Iterator[list[AgentProcess]]:
 def test_sigkill_with_10000_readings_in_outbox_loses_none(
     tmp_path: Path, broker: Broker, collector: Collector, spawn: list[AgentProcess], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config_file(tmp_path, broker.port)
+    # Small envelopes, one at a time: the replay takes long enough to be interrupted by the second kill.
+    config = write_config_file(tmp_path, broker.port, "window = 1\nbatch_max_readings = 10\n")
     readings = make_readings(10_000)
     outbox_path = tmp_path / "state" / "outbox.sqlite"
     broker.stop()
@@ -67,10 +68,11 @@ def test_sigkill_with_10000_readings_in_outbox_loses_none(
 
     broker.start()
     spawn.append(AgentProcess(config, tmp_path / "agent.log"))
-    assert wait_until(lambda: collector.unique > 0, 20)
+    assert wait_until(lambda: collector.unique > 0, 20, interval_s=0.001)
     spawn[-1].kill()
     with Outbox(outbox_path) as outbox:
         left_at_second_kill = outbox.depth
+    assert 0 < left_at_second_kill < 10_000, "the second kill should interrupt the replay"
 
     spawn.append(AgentProcess(config, tmp_path / "agent.log"))
     assert wait_until(lambda: collector.unique == 10_000, 60), f"{collector.unique} of 10000 arrived"

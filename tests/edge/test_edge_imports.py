@@ -1,0 +1,31 @@
+"""The gateway stays light: running the agent never imports numpy, FastAPI, psycopg or a cloud package."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FORBIDDEN = ("numpy", "fastapi", "psycopg", "store", "ingest_service", "rules_engine", "clinician_api")
+
+
+def test_agent_modules_import_no_cloud_dependencies() -> None:
+    code = (
+        "import sys, json\n"
+        "import edge_agent.cli, edge_agent.agent, edge_agent.links.bleak_link\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=True,
+    )
+    loaded = set(json.loads(done.stdout))
+    assert "edge_agent" in loaded and "paho" in loaded
+    assert loaded.isdisjoint(FORBIDDEN), sorted(loaded & set(FORBIDDEN))
