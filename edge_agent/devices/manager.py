@@ -130,7 +130,7 @@ class DeviceManager:
                     wait = delay_for(exc, failures, self._rng)
                     failures += 1
                     log.warning("ble_scanner_unavailable error=%s retry_in_s=%.0f", exc, wait)
-                await asyncio.sleep(wait)
+                await self.clock.sleep(wait)
         finally:
             await self.stop()
 

@@ -5,8 +5,9 @@ Clocks are injected so the simulator tests can move time instead of sleeping; pr
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -25,6 +26,8 @@ class Clock:
     """Timezone-aware UTC now: what readings are timed and device clocks are set by."""
     monotonic: Callable[[], float] = field(default=time.monotonic)
     """Seconds for back-off and the scanner watchdog."""
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    """How the manager's watchdog loop waits between checks and adapter retries."""
 
 
 @dataclass(frozen=True, slots=True)
