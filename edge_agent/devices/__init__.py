@@ -14,6 +14,7 @@ from edge_agent.devices.models import Clock, ReadingSink, Timing
 from edge_agent.devices.pairing import Candidate, add_device, bond, discover, health_device
 from edge_agent.devices.session import (
     DEVICE_CLOCK_CORRECTED,
+    DEVICE_CLOCK_RESET,
     DEVICE_CLOCK_UNKNOWN,
     Session,
     SessionContext,
@@ -23,6 +24,7 @@ from edge_agent.devices.state import DeviceState, DeviceStateStore
 
 __all__ = [
     "DEVICE_CLOCK_CORRECTED",
+    "DEVICE_CLOCK_RESET",
     "DEVICE_CLOCK_UNKNOWN",
     "HANDLERS",
     "Candidate",

@@ -40,6 +40,9 @@ DEVICE_CLOCK_CORRECTED = "device_clock_corrected"
 """Flag on readings whose device clock was off by more than the tolerance and whose time was corrected."""
 DEVICE_CLOCK_UNKNOWN = "device_clock_unknown"
 """Flag on readings from a device whose clock reported "not known": their time assumes local wall time."""
+DEVICE_CLOCK_RESET = "device_clock_reset"
+"""Flag on a record stamped later than the device's clock now reads: the clock was reset (batteries) since, so
+the record keeps its own stamp taken as local wall time instead of the correction for the reset clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class Session:
         self.link_lost = False
         self.correction: timedelta | None = None
         self.extra_flags: tuple[str, ...] = ()
+        self._zone_correction: timedelta | None = None
+        self._device_now: datetime | None = None
         self._inbox: asyncio.Queue[Incoming | None] = asyncio.Queue()
         self._ref = DeviceRef(address=device.address, type=device.type, model=device.model)
 
@@ -120,7 +125,7 @@ class Session:
         """Work out the correction for records already stamped by the device, then set its clock if it is off."""
         now = self.context.clock.wall()
         local_now = now.astimezone(self.context.timezone).replace(tzinfo=None)
-        self.correction = now.replace(tzinfo=None) - local_now
+        self.correction = self._zone_correction = now.replace(tzinfo=None) - local_now
         if not supported:
             return
         try:
@@ -133,6 +138,7 @@ class Session:
         if current.exact_time is None:
             self.extra_flags = (DEVICE_CLOCK_UNKNOWN,)
         else:
+            self._device_now = current.exact_time
             offset = (current.exact_time - local_now).total_seconds()
             self.report.clock_offset_s = self.state.clock_offset_s = offset
             self.correction = now.replace(tzinfo=None) - current.exact_time
@@ -201,13 +207,18 @@ class Session:
         self, measurements: Sequence[Measurement], received_at: datetime, extra_flags: tuple[str, ...] = ()
     ) -> PutResult | None:
         """Readings of one measurement act to the sink (durable on return); None when there was nothing to store."""
+        correction, flags = self.correction, (*self.extra_flags, *extra_flags)
+        stamped = measurements[0].device_time if measurements else None
+        slack = timedelta(seconds=self.timing.clock_tolerance_s)
+        if stamped is not None and self._device_now is not None and stamped > self._device_now + slack:
+            correction, flags = self._zone_correction, (DEVICE_CLOCK_RESET, *extra_flags)
         batch = to_readings(
             measurements,
             gateway_id=self.context.gateway_id,
             device=self._ref,
             received_at=received_at,
-            clock_correction=self.correction,
-            extra_flags=(*self.extra_flags, *extra_flags),
+            clock_correction=correction,
+            extra_flags=flags,
         )
         for rejected in batch.rejected:
             self.report.readings_rejected += 1

@@ -74,9 +74,11 @@ class OutboxSink:
 class Rig:
     """One gateway (radio, manager, outbox) and the devices around it, on a fake clock."""
 
-    def __init__(self, tmp_path: Path, *, slots: int = 5, timing: Timing = FAST, seed: int = 7) -> None:
+    def __init__(
+        self, tmp_path: Path, *, slots: int = 5, timing: Timing = FAST, seed: int = 7, start: datetime = START
+    ) -> None:
         self.tmp_path = tmp_path
-        self.clock = SimClock(START)
+        self.clock = SimClock(start)
         self.air = Air(self.clock, seed=seed)
         self.radio: VirtualRadio = self.air.radio(slots=slots)
         self.sink = OutboxSink(tmp_path / "outbox.sqlite")
