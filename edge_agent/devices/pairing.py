@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from edge_agent.config import ConfigError, DeviceConfig, DeviceType, EdgeConfig, parse_config
 from edge_agent.devices.manager import HANDLERS
 from edge_agent.link import Advertisement, Link, LinkError, Radio, sig_uuid
@@ -92,13 +94,17 @@ def add_device(
     current = parse_config(text, str(config_path))
     if any(d.address == candidate.address for d in current.devices):
         raise ConfigError(f"{config_path}: device {candidate.address} is already configured")
-    entry = DeviceConfig(
-        address=candidate.address,
-        type=candidate.type,
-        model=model if model is not None else candidate.name,
-        bond=candidate.suggested_bond if bond is None else bond,
-        passkey=passkey,
-    )
+    try:
+        entry = DeviceConfig(
+            address=candidate.address,
+            type=candidate.type,
+            model=model if model is not None else candidate.name,
+            bond=(candidate.suggested_bond or passkey is not None) if bond is None else bond,
+            passkey=passkey,
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors(include_url=False))
+        raise ConfigError(f"{config_path}: cannot add {candidate.address}: {reasons}") from None
     table = _device_table(entry)
     updated = text + ("" if text.endswith("\n") or not text else "\n") + "\n" + table
     config = parse_config(updated, str(config_path))
