@@ -230,3 +230,32 @@ async def test_summer_time_device_clock_is_moved_by_two_hours(tmp_path: Path) ->
     assert record.at == datetime(2026, 7, 1, 8, 30), "Oslo wall time in summer"
     assert [r["measured_at"] for r in rig.sink.stored()] == ["2026-07-01T06:30:00Z"]
     await rig.stop()
+
+
+@async_test
+async def test_the_agent_runs_the_paired_devices_through_its_radio(tmp_path: Path) -> None:
+    config = EdgeConfig.model_validate(
+        {
+            "gateway_id": GW,
+            "patient_timezone": TZ,
+            "broker": {"host": "127.0.0.1", "port": 9, "keepalive_s": 5},
+            "outbox": {"path": str(tmp_path / "outbox.sqlite")},
+            "devices": [{"address": CUFF, "type": "blood_pressure_monitor"}],
+        }
+    )
+    air = Air(SimClock())
+    radio = air.radio()
+    cuff = BloodPressureCuff(air, CUFF, battery=63)
+    agent = Agent(config, radio_factory=lambda ble: radio)
+    run = asyncio.create_task(agent.run())
+    while not radio.scanning:
+        await asyncio.sleep(0.01)
+    assert agent.devices is not None
+    cuff.measure(118, 76, pulse=59)
+    await asyncio.sleep(0)
+    await agent.devices.settle()
+    assert agent.outbox.depth == 4, "committed to the outbox while the broker is unreachable"
+    assert {d.address: d.battery_percent for d in agent.status().devices} == {CUFF: 63}
+    agent.request_stop()
+    assert await run == 0
+    assert not radio.scanning
