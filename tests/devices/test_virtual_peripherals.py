@@ -252,3 +252,30 @@ def test_same_seed_same_device_behaviour() -> None:
 
     assert pattern(11) == pattern(11)
     assert pattern(11) != pattern(12)
+
+
+@async_test
+async def test_probabilistic_link_loss_is_the_same_for_the_same_seed() -> None:
+    async def delivered_per_connection(seed: int) -> list[int]:
+        air = _air()
+        cuff = BloodPressureCuff(air, CUFF, seed=seed)
+        cuff.faults.drop_probability = 0.4
+        for systolic in range(110, 130):
+            cuff.measure(systolic, 75)
+        counts: list[int] = []
+        radio = air.radio()
+        while cuff.memory:
+            cuff.advertise()
+            link = radio.link(CUFF)
+            await link.connect()
+            got: list[bytes] = []
+            await link.start_notify(sig_uuid(0x2A35), got.append)
+            while link.is_connected:
+                await asyncio.sleep(0)
+            counts.append(len(got))
+        return counts
+
+    first = await delivered_per_connection(5)
+    assert first == await delivered_per_connection(5)
+    assert first != await delivered_per_connection(6)
+    assert len(first) > 1, "with a 40 % loss per value the transfer needs several connections"
