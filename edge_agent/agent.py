@@ -15,16 +15,18 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge_agent.backoff import delay_for
 from edge_agent.config import BleConfig, EdgeConfig
-from edge_agent.link import Advertisement, LinkError, Radio
+from edge_agent.link import Radio
 from edge_agent.outbox import Outbox, PutResult
 from edge_agent.plan_store import PlanStore
 from edge_agent.publisher import Publisher
 from edge_agent.systemd import notify, watchdog_period_s
 from vitals import DeviceStatus, GatewayStatus, Reading
+
+if TYPE_CHECKING:
+    from edge_agent.devices.manager import DeviceManager
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,8 @@ class Agent:
             plans=self.plans,
             status=self.status,
         )
-        self.radio: Radio | None = None
+        self.devices: DeviceManager | None = None
+        """The device manager, once the radio task runs it; it owns the radio and stops scanning itself."""
         self._radio_factory = radio_factory if config.ble.enabled and config.devices else None
         self._devices = {d.address: DeviceStatus(address=d.address, type=d.type) for d in config.devices}
         self._refusing = False
@@ -157,9 +160,6 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self.radio is not None:
-                with contextlib.suppress(LinkError):
-                    await self.radio.stop_scan()
             await asyncio.to_thread(self.publisher.stop)
             self.outbox.close()
             self.plans.close()
@@ -186,19 +186,9 @@ class Agent:
             await asyncio.sleep(tick)
 
     async def _watch_radio(self, factory: RadioFactory) -> None:
-        attempt = 0
-        while True:
-            try:
-                self.radio = factory(self.config.ble)
-                await self.radio.start_scan(self._on_advertisement)
-                log.info("ble_scanning adapter=%s", self.config.ble.adapter)
-                return
-            except LinkError as exc:
-                delay = delay_for(exc, attempt)
-                attempt += 1
-                log.warning("ble_unavailable error=%s retry_in_s=%.0f", exc, delay)
-                await asyncio.sleep(delay)
+        """Run the paired devices (edge_agent.devices): scanning, sessions, back-off and the scanner watchdog."""
+        from edge_agent.devices.manager import DeviceManager
 
-    def _on_advertisement(self, adv: Advertisement) -> None:
-        if adv.address.upper() in self._devices:
-            self.note_device(adv.address)
+        manager = DeviceManager.for_config(self.config, sink=self, radio_factory=lambda: factory(self.config.ble))
+        self.devices = manager
+        await manager.run()

@@ -24,6 +24,11 @@ class Advertisement:
     service_data: Mapping[str, bytes] = field(default_factory=dict)
 
 
+def sig_uuid(number: int) -> str:
+    """The 128-bit string of a 16-bit Bluetooth SIG UUID, spelled as bleak reports and accepts it."""
+    return f"0000{number:04x}-0000-1000-8000-00805f9b34fb"
+
+
 AdvertisementCallback = Callable[[Advertisement], None]
 NotifyCallback = Callable[[bytes], None]
 """Receives the raw value of a notification or indication."""
