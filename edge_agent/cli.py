@@ -50,3 +50,54 @@ def check_config(config: Path = typer.Option(..., "--config", "-c")) -> None:
         f"{config}: ok — gateway {settings.gateway_id}, broker {settings.broker.host}:{settings.broker.port}, "
         f"{len(settings.devices)} device(s)"
     )
+
+
+@app.command("pair")
+def pair(
+    config: Path = typer.Option(..., "--config", "-c", help="The gateway's TOML configuration file to add to."),
+    seconds: float = typer.Option(10.0, "--seconds", help="How long to listen for devices."),
+    address: str | None = typer.Option(None, "--address", help="Add this device without asking (from the list)."),
+    model: str | None = typer.Option(None, "--model", help="Model name to record (default: advertised name)."),
+    passkey: str | None = typer.Option(None, "--passkey", help="Passkey printed on the device, if it needs one."),
+    bond_now: bool = typer.Option(False, "--bond", help="Pair (bond) with the device once, now."),
+) -> None:
+    """Find health devices advertising nearby (take a measurement to wake them) and add one to the config."""
+    import asyncio
+
+    from edge_agent.config import ConfigError, load_config
+    from edge_agent.devices.pairing import add_device, bond, discover
+    from edge_agent.link import LinkError
+    from edge_agent.links.bleak_link import BleakRadio
+
+    setup_logging("WARNING")
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    radio = BleakRadio(settings.ble.adapter)
+    try:
+        candidates = asyncio.run(discover(radio, duration_s=seconds))
+    except LinkError as exc:
+        typer.echo(f"scan failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not candidates:
+        typer.echo("no health device heard; take a measurement so the device advertises, then try again", err=True)
+        raise typer.Exit(1)
+    for i, c in enumerate(candidates, 1):
+        typer.echo(f"{i}. {c.address}  {c.type:<22} {c.name or '':<20} RSSI {c.rssi}")
+    chosen = next((c for c in candidates if address and c.address == address.upper()), None)
+    if chosen is None:
+        index = typer.prompt("Add which device (number)", type=int)
+        if not 1 <= index <= len(candidates):
+            typer.echo("no such device in the list", err=True)
+            raise typer.Exit(2)
+        chosen = candidates[index - 1]
+    try:
+        if bond_now:
+            asyncio.run(bond(radio.link(chosen.address), passkey=passkey))
+        add_device(config, chosen, model=model, passkey=passkey)
+    except (ConfigError, LinkError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"added {chosen.type} {chosen.address} to {config}")
