@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.state.token_limiter = SlidingWindowLimiter(TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS)
     app.state.event_hub = AlarmEventHub(lambda: current_settings().require_database_url())
     app.state.gateway_publisher = GatewayPublisher(current_settings())

@@ -31,8 +31,10 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
-def settings_dep() -> Settings:
-    return get_settings()
+def settings_dep(request: Request) -> Settings:
+    """The app's settings (given to `create_app`, else the process-wide settings object)."""
+    settings: Settings | None = getattr(request.app.state, "settings", None)
+    return settings or get_settings()
 
 
 def db_conn() -> Iterator[Connection[Any]]:
