@@ -83,7 +83,7 @@ def jwks() -> Iterator[tuple[_Jwks, str]]:
     keys = _Jwks()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             keys.requests += 1
             body = json.dumps(keys.document).encode()
             self.send_response(200)

@@ -123,11 +123,8 @@ def test_patient_and_vital_sign_observations_are_valid_fhir(
 
     weights = _fhir(api, f"/fhir/Patient/{pid}/Observation?code=http://loinc.org|29463-7", headers)
     assert [e["resource"]["valueQuantity"]["code"] for e in weights["entry"]] == ["kg"]
-    recent = _fhir(
-        api,
-        f"/fhir/Patient/{pid}/Observation?date=ge{(datetime.now(UTC) - timedelta(hours=1, minutes=30)).isoformat().replace('+00:00', 'Z')}",
-        headers,
-    )
+    since = (datetime.now(UTC) - timedelta(hours=1, minutes=30)).isoformat().replace("+00:00", "Z")
+    recent = _fhir(api, f"/fhir/Patient/{pid}/Observation?date=ge{since}", headers)
     assert recent["total"] == 3  # spo2, weight, one BP panel; glucose is older
 
 
