@@ -3,6 +3,7 @@ acknowledge with a receipt to the patient's gateway). Every change writes an ala
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -101,8 +102,6 @@ async def stream(
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: `alarm` events (the queue item as JSON) whenever an alarm the caller may see changes;
     `resync` when the client fell behind and should reload the queue; `: heartbeat` comments in between."""
-    import asyncio
-
     await hub.subscribe(subscriber)
     try:
         yield ServerSentEvent(comment="connected", retry=3000)
@@ -258,10 +257,11 @@ def _detail(conn: Connection[Any], alarm_id: UUID | None, lang: str) -> AlarmDet
     )
 
 
-def _lock(conn: Connection[Any], alarm_id: UUID | None) -> tuple[str, UUID | None]:
-    row = conn.execute("SELECT state, acknowledged_by FROM alarms WHERE id = %s FOR UPDATE", (alarm_id,)).fetchone()
+def _lock(conn: Connection[Any], alarm_id: UUID | None) -> str:
+    """The alarm's state, with the row locked until the transaction ends (two nurses cannot both resolve it)."""
+    row = conn.execute("SELECT state FROM alarms WHERE id = %s FOR UPDATE", (alarm_id,)).fetchone()
     assert row is not None
-    return row[0], row[1]
+    return str(row[0])
 
 
 def _change(
@@ -291,7 +291,7 @@ _ACTION_RESPONSES = problems.responses(403, 404, 409)
 @router.post("/{alarm_id}/acknowledge", response_model=AlarmDetail, responses=_ACTION_RESPONSES)
 def acknowledge(scope: AlarmDep, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
     """Mark an open alarm as seen and being handled."""
-    state, _by = _lock(scope.conn, scope.alarm_id)
+    state = _lock(scope.conn, scope.alarm_id)
     if state != "open":
         raise HTTPException(409, f"the alarm is {state}, not open")
     scope.action = "acknowledge"
@@ -312,7 +312,7 @@ def acknowledge(scope: AlarmDep, principal: Clinician, lang: Lang = "nb") -> Ala
 )
 def assign(scope: AlarmDep, body: AssignRequest, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
     """Assign the alarm to the caller ("me"), to another user of the patient's care team, or to nobody (null)."""
-    state, _by = _lock(scope.conn, scope.alarm_id)
+    state = _lock(scope.conn, scope.alarm_id)
     if state == "resolved":
         raise HTTPException(409, "the alarm is resolved")
     assignee = principal.user_id if body.assignee == "me" else body.assignee
@@ -346,7 +346,7 @@ def add_note(scope: AlarmDep, body: NoteRequest, principal: Clinician, lang: Lan
 @router.post("/{alarm_id}/resolve", response_model=AlarmDetail, responses=_ACTION_RESPONSES)
 def resolve(scope: AlarmDep, body: ResolveRequest, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
     """Close the alarm with what was done. A later breach of the same rule opens a new alarm."""
-    state, _by = _lock(scope.conn, scope.alarm_id)
+    state = _lock(scope.conn, scope.alarm_id)
     if state == "resolved":
         raise HTTPException(409, "the alarm is already resolved")
     scope.action = "resolve"

@@ -7,7 +7,6 @@ If the broker cannot take the plan, nothing changes (503).
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any
 
@@ -181,7 +180,3 @@ def retire_plan(
         conn.execute("DELETE FROM threshold_overrides WHERE patient_id = %s AND source = 'plan'", (scope.patient_id,))
         _publish(publisher, [(plan_topic(g), b"") for g in _gateways(conn, scope.patient_id)])
     return _version(row)
-
-
-def plan_body_json(plan: PlanContent) -> str:
-    return json.dumps(plan.model_dump(mode="json"))
