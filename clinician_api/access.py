@@ -1,12 +1,24 @@
-"""Access by duty of care (tjenstlig behov): the one place that decides who may see which patient."""
+"""Access by duty of care (tjenstlig behov): the one place that decides who may see which patient.
+
+A user sees a patient when the patient's care team is one of the user's teams, or while an emergency access
+(break-the-glass) the user granted themselves with a reason has not expired. Everything else is answered as if the
+patient did not exist. Routes do not call these functions themselves: they take the patient through the
+dependencies in `deps` (`PatientScope`), which also write the audit row.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from psycopg import Connection
+
+EMERGENCY_MINUTES_DEFAULT = 60
+EMERGENCY_MINUTES_MAX = 240
+EMERGENCY_REASON_MIN = 10
+CLINICAL_ROLES = ("nurse", "physician")
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,10 +27,15 @@ class Principal:
     username: str
     role: str
     team_ids: tuple[UUID, ...]
+    display_name: str = ""
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_clinician(self) -> bool:
+        return self.role in CLINICAL_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,38 +43,28 @@ class PatientAccess:
     """Why a principal may see a patient: care-team membership, or an unexpired emergency access."""
 
     patient_id: UUID
+    team_id: UUID
     emergency: bool
     reason: str | None
-
-
-def load_principal(conn: Connection[Any], user_id: UUID) -> Principal | None:
-    row = conn.execute(
-        "SELECT u.id, u.username, u.role, coalesce(array_agg(m.team_id ORDER BY m.team_id) "
-        "FILTER (WHERE m.team_id IS NOT NULL), '{}') FROM users u LEFT JOIN team_memberships m ON m.user_id = u.id "
-        "WHERE u.id = %s AND u.active GROUP BY u.id",
-        (user_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    return Principal(row[0], row[1], row[2], tuple(row[3]))
+    expires_at: datetime | None = None
 
 
 def patient_access(conn: Connection[Any], principal: Principal, patient_id: UUID) -> PatientAccess | None:
     """None when the principal has no duty of care for the patient (the caller answers 404)."""
     row = conn.execute(
-        "SELECT p.team_id = ANY(%s::uuid[]) AS member, "
-        "(SELECT reason FROM emergency_access e WHERE e.user_id = %s AND e.patient_id = p.id "
-        " AND e.expires_at > now() ORDER BY e.expires_at DESC LIMIT 1) AS emergency_reason "
-        "FROM patients p WHERE p.id = %s",
+        "SELECT p.team_id, p.team_id = ANY(%s::uuid[]) AS member, e.reason, e.expires_at "
+        "FROM patients p LEFT JOIN LATERAL (SELECT reason, expires_at FROM emergency_access e "
+        " WHERE e.user_id = %s AND e.patient_id = p.id AND e.expires_at > now() "
+        " ORDER BY e.expires_at DESC LIMIT 1) e ON true WHERE p.id = %s",
         (list(principal.team_ids), principal.user_id, patient_id),
     ).fetchone()
     if row is None:
         return None
-    member, emergency_reason = bool(row[0]), row[1]
+    team_id, member, reason, expires_at = row
     if member:
-        return PatientAccess(patient_id, False, None)
-    if emergency_reason is not None:
-        return PatientAccess(patient_id, True, str(emergency_reason))
+        return PatientAccess(patient_id, team_id, False, None)
+    if reason is not None:
+        return PatientAccess(patient_id, team_id, True, str(reason), expires_at)
     return None
 
 
@@ -68,3 +75,57 @@ def visible_patients_clause(principal: Principal, alias: str = "p") -> tuple[str
         f"AND e.patient_id = {alias}.id AND e.expires_at > now()))",
         [list(principal.team_ids), principal.user_id],
     )
+
+
+def visible_patients_named(principal: Principal, alias: str = "p") -> tuple[str, dict[str, Any]]:
+    """`visible_patients_clause` for queries with named parameters (`vis_teams`, `vis_user`)."""
+    return (
+        f"({alias}.team_id = ANY(%(vis_teams)s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e "
+        f"WHERE e.user_id = %(vis_user)s AND e.patient_id = {alias}.id AND e.expires_at > now()))",
+        {"vis_teams": list(principal.team_ids), "vis_user": principal.user_id},
+    )
+
+
+def emergency_patient_ids(conn: Connection[Any], principal: Principal) -> dict[UUID, datetime]:
+    """Patients seen through an unexpired emergency access, with the time each access ends."""
+    rows = conn.execute(
+        "SELECT patient_id, max(expires_at) FROM emergency_access WHERE user_id = %s AND expires_at > now() "
+        "GROUP BY patient_id",
+        (principal.user_id,),
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def alarm_patient(conn: Connection[Any], alarm_id: UUID) -> UUID | None:
+    row = conn.execute("SELECT patient_id FROM alarms WHERE id = %s", (alarm_id,)).fetchone()
+    return row[0] if row else None
+
+
+def may_break_glass(principal: Principal) -> bool:
+    """Only clinicians may open a record outside their teams; an administrator has no clinical duty of care."""
+    return principal.is_clinician
+
+
+def grant_emergency_access(
+    conn: Connection[Any], principal: Principal, patient_id: UUID, reason: str, minutes: int
+) -> tuple[UUID, datetime, datetime] | None:
+    """Record an emergency access; None when no such patient. Returns (id, granted_at, expires_at)."""
+    if len(reason.strip()) < EMERGENCY_REASON_MIN:
+        raise ValueError(f"the reason must have at least {EMERGENCY_REASON_MIN} characters")
+    minutes = max(1, min(minutes, EMERGENCY_MINUTES_MAX))
+    row = conn.execute(
+        "INSERT INTO emergency_access (user_id, patient_id, reason, expires_at) "
+        "SELECT %s, p.id, %s, now() + %s FROM patients p WHERE p.id = %s RETURNING id, granted_at, expires_at",
+        (principal.user_id, reason.strip(), timedelta(minutes=minutes), patient_id),
+    ).fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def user_has_duty_of_care(conn: Connection[Any], user_id: UUID, patient_id: UUID) -> bool:
+    """Whether an (active) user belongs to the patient's care team: the condition for being assigned an alarm."""
+    row = conn.execute(
+        "SELECT 1 FROM users u JOIN team_memberships m ON m.user_id = u.id JOIN patients p ON p.team_id = m.team_id "
+        "WHERE u.id = %s AND u.active AND p.id = %s",
+        (user_id, patient_id),
+    ).fetchone()
+    return row is not None

@@ -1,26 +1,100 @@
-"""The FastAPI application: routes, problem details, health."""
+"""The FastAPI application: routers, problem details, security headers, the SSE hub and the gateway publisher."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinician_api import problems
-from clinician_api.routes import alarms, auth, patients
+from clinician_api.events import AlarmEventHub
+from clinician_api.gateway_link import GatewayPublisher
+from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
+from clinician_api.routes import alarms, audit, auth, fhir, patients, plans, thresholds
+from store.settings import Settings, get_settings
+
+VERSION = "0.2.0"
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+]
+_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_NO_STORE = (b"cache-control", b"no-store")
 
 
-def create_app() -> FastAPI:
+class SecurityHeaders:
+    """Adds security headers to every response; patient data is never cached. The interactive docs (/docs, /redoc)
+    load their script from a CDN, so they keep FastAPI's page without the strict content security policy."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"] in ("/docs", "/redoc", "/docs/oauth2-redirect")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                extra = [*_SECURITY_HEADERS, *([] if docs else [_API_CSP]), _NO_STORE]
+                headers += [(name, value) for name, value in extra if name not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    def current_settings() -> Settings:
+        return settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.event_hub.close()
+        app.state.gateway_publisher.close()
+
     app = FastAPI(
         title="Varde clinician API",
-        version="0.1.0",
-        description="Alarm queue, trends, self-management plans and FHIR R4 for digital home monitoring.",
+        version=VERSION,
+        description=(
+            "Alarm queue, patients, measurements and trends, threshold profiles, self-management plans, audit and "
+            "FHIR R4 for digital home monitoring. Every patient route is limited to the caller's care teams (or an "
+            "emergency access) and audited; errors are RFC 9457 problem details."
+        ),
+        lifespan=lifespan,
     )
+    app.state.settings = settings
+    app.state.token_limiter = SlidingWindowLimiter(TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS)
+    app.state.event_hub = AlarmEventHub(lambda: current_settings().require_database_url())
+    app.state.gateway_publisher = GatewayPublisher(current_settings())
     problems.install(app)
-    app.include_router(auth.router)
-    app.include_router(alarms.router)
-    app.include_router(patients.router)
+    for module in (auth, alarms, patients, thresholds, plans, audit, fhir):
+        app.include_router(module.router)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            app.openapi_schema = problems.rewrite_openapi(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -1,7 +1,12 @@
-"""The audit log: every read and write of patient data, appended in the request's own transaction."""
+"""The audit log: every read and write of patient data, appended in the request's own transaction.
+
+Rows are never updated or deleted (a trigger refuses it). Patient routes get their row from the `PatientScope`
+dependency; list routes record one row per patient they showed, in one statement.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -18,18 +23,22 @@ def record(
     outcome: str,
     *,
     patient_id: UUID | None = None,
+    team_id: UUID | None = None,
     client_addr: str | None = None,
     emergency: bool = False,
     reason: str | None = None,
+    username: str | None = None,
 ) -> None:
+    if team_id is None and principal is not None and principal.team_ids:
+        team_id = principal.team_ids[0]
     conn.execute(
         "INSERT INTO audit_log (user_id, username, role, team_id, patient_id, action, resource, outcome, "
         "client_addr, emergency, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             principal.user_id if principal else None,
-            principal.username if principal else None,
+            principal.username if principal else username,
             principal.role if principal else None,
-            principal.team_ids[0] if principal and principal.team_ids else None,
+            team_id,
             patient_id,
             action,
             resource,
@@ -38,4 +47,39 @@ def record(
             emergency,
             reason,
         ),
+    )
+
+
+def record_patients(
+    conn: Connection[Any],
+    principal: Principal,
+    action: str,
+    resource: str,
+    patient_ids: Sequence[UUID],
+    *,
+    client_addr: str | None = None,
+) -> None:
+    """One row per patient shown by a list route; rows for patients seen by emergency access carry its reason."""
+    if not patient_ids:
+        return
+    conn.execute(
+        "INSERT INTO audit_log (user_id, username, role, team_id, patient_id, action, resource, outcome, "
+        "client_addr, emergency, reason) "
+        "SELECT %(user)s, %(username)s, %(role)s, "
+        " CASE WHEN p.team_id = ANY(%(teams)s::uuid[]) THEN p.team_id ELSE (%(teams)s::uuid[])[1] END, "
+        " p.id, %(action)s, %(resource)s, 'ok', %(addr)s, NOT (p.team_id = ANY(%(teams)s::uuid[])), "
+        " CASE WHEN p.team_id = ANY(%(teams)s::uuid[]) THEN NULL ELSE (SELECT e.reason FROM emergency_access e "
+        "  WHERE e.user_id = %(user)s AND e.patient_id = p.id AND e.expires_at > now() "
+        "  ORDER BY e.expires_at DESC LIMIT 1) END "
+        "FROM patients p WHERE p.id = ANY(%(ids)s::uuid[]) ORDER BY p.id",
+        {
+            "user": principal.user_id,
+            "username": principal.username,
+            "role": principal.role,
+            "teams": list(principal.team_ids),
+            "action": action,
+            "resource": resource,
+            "addr": client_addr,
+            "ids": sorted(set(patient_ids), key=str),
+        },
     )

@@ -1,40 +1,61 @@
-"""FastAPI dependencies: a database connection per request and the authenticated principal."""
+"""FastAPI dependencies: a database connection per request, the authenticated principal, role checks, and the
+duty-of-care gate every patient route goes through (`PatientDep`, `AlarmDep`), which also writes the audit row.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any
+from uuid import UUID
 
+import psycopg
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 from psycopg import Connection
 
-from clinician_api.access import Principal, load_principal
+from clinician_api import audit
+from clinician_api.access import PatientAccess, Principal, alarm_patient, patient_access
+from clinician_api.identity import principal_for_claims
+from clinician_api.problems import ProblemError
 from clinician_api.security import TokenError, verify_token
 from store.db import get_pool
 from store.settings import Settings, get_settings
 
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    auto_error=False,
+    description="A bearer token from the built-in issuer (POST /api/v1/auth/token) or the configured OIDC issuer.",
+)
 
 
-def settings_dep() -> Settings:
-    return get_settings()
+def settings_dep(request: Request) -> Settings:
+    """The app's settings (given to `create_app`, else the process-wide settings object)."""
+    settings: Settings | None = getattr(request.app.state, "settings", None)
+    return settings or get_settings()
 
 
 def db_conn() -> Iterator[Connection[Any]]:
-    """One pooled connection per request; committed when the route returns, rolled back on error."""
+    """One pooled connection per request: one transaction, committed when the route returns (before the response
+    is sent), rolled back when it raises."""
     with get_pool().connection() as conn:
         yield conn
 
 
-Conn = Annotated[Connection[Any], Depends(db_conn)]
+Conn = Annotated[Connection[Any], Depends(db_conn, scope="function")]
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
 
 _UNAUTHENTICATED = HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 
+def client_addr(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def current_principal(
-    conn: Conn, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    conn: Conn, settings: SettingsDep, request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
     if not token:
         raise _UNAUTHENTICATED
@@ -42,14 +63,156 @@ def current_principal(
         claims = verify_token(settings, token)
     except TokenError:
         raise _UNAUTHENTICATED from None
-    principal = load_principal(conn, claims.user_id)
+    principal = principal_for_claims(conn, claims)
     if principal is None:
         raise _UNAUTHENTICATED
+    request.state.principal = principal
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def client_addr(request: Request) -> str | None:
-    return request.client.host if request.client else None
+def require_roles(*roles: str) -> Any:
+    """A dependency admitting only the given roles (403 otherwise)."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(403, f"this needs the role {' or '.join(roles)}; you are {principal.role}")
+        return principal
+
+    return Depends(check)
+
+
+Clinician = Annotated[Principal, require_roles("nurse", "physician")]
+Admin = Annotated[Principal, require_roles("admin")]
+
+_ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
+NOT_IN_CARE = "no such patient in your care teams"
+
+
+@dataclass
+class PatientScope:
+    """A patient the caller has a duty of care for, within this request's transaction.
+
+    The dependency writes one audit row when the route finishes: `action` (from the HTTP method unless the route
+    names it), `resource` (the request path) and `outcome`. A refused or failed route is audited too.
+    """
+
+    patient_id: UUID
+    principal: Principal
+    access: PatientAccess
+    conn: Connection[Any]
+    client_addr: str | None
+    action: str
+    resource: str
+    outcome: str = "ok"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def emergency(self) -> bool:
+        return self.access.emergency
+
+    def write_audit(self, outcome: str | None = None) -> None:
+        audit.record(
+            self.conn,
+            self.principal,
+            self.action,
+            self.resource,
+            outcome or self.outcome,
+            patient_id=self.patient_id,
+            team_id=self.access.team_id if not self.access.emergency else None,
+            client_addr=self.client_addr,
+            emergency=self.access.emergency,
+            reason=self.access.reason,
+        )
+
+
+@dataclass
+class AlarmScope(PatientScope):
+    alarm_id: UUID | None = None
+
+
+def _deny(conn: Connection[Any], principal: Principal, request: Request, patient_id: UUID | None) -> HTTPException:
+    audit.record(
+        conn,
+        principal,
+        _ACTIONS.get(request.method, request.method.lower()),
+        request.url.path,
+        "denied",
+        patient_id=patient_id,
+        client_addr=client_addr(request),
+    )
+    conn.commit()
+    return HTTPException(404, NOT_IN_CARE)
+
+
+def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    if isinstance(exc, ProblemError):
+        return exc.status
+    return 422 if isinstance(exc, RequestValidationError) else 500
+
+
+def _audited(scope: PatientScope) -> Iterator[Any]:
+    try:
+        yield scope
+    except Exception as exc:
+        with contextlib.suppress(psycopg.Error):
+            scope.conn.rollback()
+            scope.write_audit(f"refused:{_status_of(exc)}")
+            scope.conn.commit()
+        raise
+    else:
+        scope.write_audit()
+
+
+def _scope_kwargs(
+    conn: Connection[Any], principal: Principal, request: Request, access: PatientAccess
+) -> dict[str, Any]:
+    return {
+        "patient_id": access.patient_id,
+        "principal": principal,
+        "access": access,
+        "conn": conn,
+        "client_addr": client_addr(request),
+        "action": _ACTIONS.get(request.method, request.method.lower()),
+        "resource": request.url.path,
+    }
+
+
+def patient_scope(
+    patient_id: UUID, conn: Conn, principal: CurrentPrincipal, request: Request
+) -> Iterator[PatientScope]:
+    """The duty-of-care gate of every `/patients/{patient_id}/…` route: 404 (and an audit row) when the caller has
+    no duty of care, so a patient outside the caller's teams is indistinguishable from one that does not exist."""
+    access = patient_access(conn, principal, patient_id)
+    if access is None:
+        raise _deny(conn, principal, request, patient_id)
+    yield from _audited(PatientScope(**_scope_kwargs(conn, principal, request, access)))
+
+
+def alarm_scope(alarm_id: UUID, conn: Conn, principal: CurrentPrincipal, request: Request) -> Iterator[AlarmScope]:
+    """The same gate for `/alarms/{alarm_id}/…`: the alarm's patient decides."""
+    patient_id = alarm_patient(conn, alarm_id)
+    access = patient_access(conn, principal, patient_id) if patient_id else None
+    if access is None:
+        raise _deny(conn, principal, request, patient_id)
+    yield from _audited(AlarmScope(**_scope_kwargs(conn, principal, request, access), alarm_id=alarm_id))
+
+
+def observation_scope(
+    observation_id: UUID, conn: Conn, principal: CurrentPrincipal, request: Request
+) -> Iterator[PatientScope]:
+    """The same gate for a reading (FHIR Observation): the reading's patient decides."""
+    row = conn.execute("SELECT patient_id FROM readings WHERE id = %s LIMIT 1", (observation_id,)).fetchone()
+    access = patient_access(conn, principal, row[0]) if row else None
+    if access is None:
+        raise _deny(conn, principal, request, row[0] if row else None)
+    yield from _audited(PatientScope(**_scope_kwargs(conn, principal, request, access)))
+
+
+PatientDep = Annotated[PatientScope, Depends(patient_scope, scope="function")]
+AlarmDep = Annotated[AlarmScope, Depends(alarm_scope, scope="function")]
+ObservationDep = Annotated[PatientScope, Depends(observation_scope, scope="function")]

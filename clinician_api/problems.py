@@ -1,43 +1,120 @@
-"""Errors as RFC 9457 problem details (application/problem+json)."""
+"""Errors as RFC 9457 problem details (application/problem+json), and their place in the OpenAPI document."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    """One invalid field: where it is and what is wrong with it (English; `message_nb` in bokmål where known)."""
+
+    loc: list[str]
+    msg: str
+    message_nb: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(default="about:blank", description="URI reference naming the problem type")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = Field(default=None, description="Field errors of a refused request")
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem document (extra members are added to it)."""
+
+    def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
-    body.update(extra)
+    body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+_DESCRIPTIONS = {
+    400: "Bad request (for example an invalid paging cursor)",
+    401: "Missing, expired or invalid bearer token",
+    403: "The caller's role may not do this",
+    404: "Not found, or not in the caller's care teams (existence is not revealed)",
+    409: "Conflicts with the resource's current state",
+    422: "The request is not valid; `errors` names the fields",
+    429: "Too many attempts; retry after the number of seconds in Retry-After",
+    503: "A dependency (message broker) is unavailable; nothing was changed",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem details for the given status codes."""
+    return {status: {"model": Problem, "description": _DESCRIPTIONS.get(status, title(status))} for status in statuses}
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = problem(exc.status_code, _title(exc.status_code), str(exc.detail) if exc.detail else None)
+        response = problem(exc.status_code, title(exc.status_code), str(exc.detail) if exc.detail else None)
         for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        response = problem(exc.status, title(exc.status), exc.detail, **exc.extra)
+        for key, value in exc.headers.items():
             response.headers[key] = value
         return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
+            for e in exc.errors()
+        ]
         return problem(422, "Unprocessable Content", "the request is not valid", errors=errors)
 
 
-def _title(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+def rewrite_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Error responses are documented as application/problem+json with the Problem schema (also FastAPI's own 422)."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in operation.get("responses", {}).items():
+                if not str(status).isdigit() or int(status) < 400:
+                    continue
+                response["content"] = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                if int(status) == 422:
+                    response["description"] = _DESCRIPTIONS[422]
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return schema

@@ -18,6 +18,8 @@ from vitals.envelope import (
 )
 from vitals.ids import group_id, reading_id
 from vitals.kinds import KINDS, Kind, KindInfo, kind_info
+from vitals.plan import PLAN_SCHEMA, KindZones, PlanContent, SelfManagementPlan
+from vitals.receipt import RECEIPT_SCHEMA, Receipt
 from vitals.status import DeviceStatus, GatewayStatus
 from vitals.topics import (
     INGEST_SHARED_SUBSCRIPTION,
@@ -35,6 +37,8 @@ __all__ = [
     "KINDS",
     "MAX_PAYLOAD_BYTES",
     "MAX_READINGS_PER_ENVELOPE",
+    "PLAN_SCHEMA",
+    "RECEIPT_SCHEMA",
     "RETENTION",
     "SCHEMA",
     "DeviceRef",
@@ -44,10 +48,14 @@ __all__ = [
     "GatewayStatus",
     "Kind",
     "KindInfo",
+    "KindZones",
     "ParsedEnvelope",
+    "PlanContent",
     "Reading",
     "Reason",
+    "Receipt",
     "RejectedReading",
+    "SelfManagementPlan",
     "check_reading_time",
     "group_id",
     "kind_info",

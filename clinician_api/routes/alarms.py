@@ -1,95 +1,362 @@
-"""The alarm queue, limited to the patients the caller has a duty of care for."""
+"""The alarm queue: list, detail, live stream, and the nurse's actions (acknowledge, assign, note, resolve, bulk
+acknowledge with a receipt to the patient's gateway). Every change writes an alarm event and a NOTIFY."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from psycopg import Connection
 
-from clinician_api import audit
-from clinician_api.access import visible_patients_clause
-from clinician_api.deps import Conn, CurrentPrincipal, client_addr
+from clinician_api import audit, problems, queue
+from clinician_api.access import Principal, emergency_patient_ids, user_has_duty_of_care, visible_patients_clause
+from clinician_api.deps import AlarmDep, Clinician, Conn, CurrentPrincipal, client_addr
+from clinician_api.events import AlarmEventHub, Subscriber
+from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
+from clinician_api.problems import ProblemError
+from clinician_api.schemas import (
+    AlarmDetail,
+    AlarmEvent,
+    AlarmPage,
+    AlarmState,
+    AssignRequest,
+    BulkAcknowledgeRequest,
+    BulkAcknowledgeResult,
+    NoteRequest,
+    ReceiptDelivery,
+    ResolveRequest,
+    Severity,
+)
+from vitals import Receipt, receipts_topic
 
-router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
+router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=problems.responses(401))
 
-State = Literal["open", "acknowledged", "resolved"]
-Severity = Literal["red", "yellow", "missed", "needs_review"]
-
-
-class Alarm(BaseModel):
-    id: UUID
-    patient_id: UUID
-    rule: str
-    kind: str | None
-    severity: Severity
-    state: State
-    opened_at: datetime
-    updated_at: datetime
-    count: int
-    last_value: float | None
-    limit_value: float | None
-    explanation: str
-    explanation_nb: str
-    explanation_en: str
-
-
-class AlarmPage(BaseModel):
-    items: list[Alarm]
-    next: str | None
+Lang = Annotated[Literal["nb", "en"], Query(description="Language of `explanation`")]
+_NOT_FOUND = problems.responses(404)
+RECEIPT_NB = "Målingene dine er sett av helsepersonell."
+RECEIPT_EN = "Your readings have been seen by your care team."
 
 
-_SEVERITY_RANK = "CASE a.severity WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 WHEN 'needs_review' THEN 2 ELSE 3 END"
+def notify(conn: Connection[Any], alarm_ids: Iterable[UUID]) -> None:
+    """Tell every API process (SSE) that these alarms changed; delivered when the transaction commits."""
+    ids = [str(a) for a in alarm_ids]
+    if ids:
+        conn.execute("SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": ids[:200], "source": "api"}),))
 
 
-@router.get("", response_model=AlarmPage)
+@router.get("", response_model=AlarmPage, responses=problems.responses(400))
 def list_alarms(
     conn: Conn,
     principal: CurrentPrincipal,
     request: Request,
-    state: Annotated[list[State] | None, Query()] = None,
+    state: Annotated[list[AlarmState] | None, Query(description="Default: open and acknowledged")] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
-    patient_id: UUID | None = None,
-    lang: Literal["nb", "en"] = "nb",
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    team: Annotated[list[UUID] | None, Query(description="Care team ids")] = None,
+    patient_id: Annotated[list[UUID] | None, Query()] = None,
+    assignee: Annotated[UUID | Literal["me"] | None, Query()] = None,
+    lang: Lang = "nb",
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AlarmPage:
-    clause, params = visible_patients_clause(principal)
-    where = [clause, "a.state = ANY(%s)"]
-    params.append(list(state or ["open", "acknowledged"]))
-    if severity:
-        where.append("a.severity = ANY(%s)")
-        params.append(list(severity))
-    if patient_id:
-        where.append("a.patient_id = %s")
-        params.append(patient_id)
-    rows = conn.execute(
-        "SELECT a.id, a.patient_id, a.rule, a.kind, a.severity, a.state, a.opened_at, a.updated_at, a.count, "
-        "a.last_value, a.limit_value, a.explanation_nb, a.explanation_en FROM alarms a "
-        f"JOIN patients p ON p.id = a.patient_id WHERE {' AND '.join(where)} "
-        f"ORDER BY {_SEVERITY_RANK}, a.opened_at LIMIT %s",
-        [*params, limit],
-    ).fetchall()
-    items = [_alarm(r, lang) for r in rows]
-    audit.record(conn, principal, "read", "alarms", "ok", patient_id=patient_id, client_addr=client_addr(request))
-    return AlarmPage(items=items, next=None)
-
-
-def _alarm(row: Any, lang: str) -> Alarm:
-    return Alarm(
-        id=row[0],
-        patient_id=row[1],
-        rule=row[2],
-        kind=row[3],
-        severity=row[4],
-        state=row[5],
-        opened_at=row[6],
-        updated_at=row[7],
-        count=row[8],
-        last_value=row[9],
-        limit_value=row[10],
-        explanation=row[11] if lang == "nb" else row[12],
-        explanation_nb=row[11],
-        explanation_en=row[12],
+    """The queue: worst severity first, then the longest waiting. Only patients in the caller's care teams (or under
+    an emergency access) appear."""
+    flt = queue.QueueFilter(
+        states=state or ("open", "acknowledged"),
+        severities=severity,
+        team_ids=team,
+        patient_ids=patient_id,
+        assignee_id=principal.user_id if assignee == "me" else assignee if isinstance(assignee, UUID) else None,
     )
+    items, next_cursor = queue.page(conn, principal, flt, cursor=cursor, limit=limit, lang=lang)
+    audit.record_patients(
+        conn, principal, "list", request.url.path, [a.patient_id for a in items], client_addr=client_addr(request)
+    )
+    return AlarmPage(items=items, next=next_cursor)
+
+
+def _hub(request: Request) -> AlarmEventHub:
+    hub: AlarmEventHub = request.app.state.event_hub
+    return hub
+
+
+def _stream_subscriber(conn: Conn, principal: CurrentPrincipal, request: Request, lang: Lang = "nb") -> Subscriber:
+    """Opening the stream is audited once; the stream then carries only alarms of patients the user may see."""
+    emergency = emergency_patient_ids(conn, principal)
+    audit.record(conn, principal, "subscribe", request.url.path, "ok", client_addr=client_addr(request))
+    return Subscriber(principal=principal, emergency=emergency, lang=lang)
+
+
+@router.get("/stream", response_class=EventSourceResponse, responses={200: {"description": "text/event-stream"}})
+async def stream(
+    request: Request,
+    subscriber: Annotated[Subscriber, Depends(_stream_subscriber)],
+    hub: Annotated[AlarmEventHub, Depends(_hub)],
+    heartbeat: Annotated[float, Query(ge=0.5, le=60, description="Seconds between heartbeat comments")] = 15.0,
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events: `alarm` events (the queue item as JSON) whenever an alarm the caller may see changes;
+    `resync` when the client fell behind and should reload the queue; `: heartbeat` comments in between."""
+    await hub.subscribe(subscriber)
+    try:
+        yield ServerSentEvent(comment="connected", retry=3000)
+        while True:
+            if subscriber.overflowed:
+                subscriber.overflowed = False
+                while not subscriber.queue.empty():
+                    subscriber.queue.get_nowait()
+                yield ServerSentEvent(event="resync", data={"reason": "too many changes; reload the queue"})
+            try:
+                alarm = await asyncio.wait_for(subscriber.queue.get(), timeout=heartbeat)
+            except TimeoutError:
+                yield ServerSentEvent(comment="heartbeat")
+                continue
+            if alarm is None:
+                return
+            yield ServerSentEvent(
+                event="alarm", id=f"{alarm.id}@{alarm.updated_at.isoformat()}", data=alarm.model_dump(mode="json")
+            )
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+def _publisher(request: Request) -> GatewayPublisher:
+    publisher: GatewayPublisher = request.app.state.gateway_publisher
+    return publisher
+
+
+@router.post(
+    "/bulk-acknowledge", response_model=BulkAcknowledgeResult, responses=problems.responses(403, 404, 409, 422)
+)
+def bulk_acknowledge(
+    body: BulkAcknowledgeRequest,
+    conn: Conn,
+    principal: Clinician,
+    request: Request,
+    publisher: Annotated[GatewayPublisher, Depends(_publisher)],
+) -> BulkAcknowledgeResult:
+    """Acknowledge many non-red alarms at once. Red alarms must be handled one by one: a request naming a red alarm
+    changes nothing (409). Optionally sends each patient's gateway a receipt that the readings were seen."""
+    wanted = sorted(set(body.alarm_ids), key=str)
+    clause, params = visible_patients_clause(principal)
+    rows = conn.execute(
+        "SELECT a.id, a.patient_id, a.severity, a.state FROM alarms a JOIN patients p ON p.id = a.patient_id "
+        f"WHERE a.id = ANY(%s::uuid[]) AND {clause} ORDER BY a.id FOR UPDATE OF a",
+        [wanted, *params],
+    ).fetchall()
+    if len(rows) != len(wanted):
+        audit.record(conn, principal, "update", request.url.path, "denied", client_addr=client_addr(request))
+        conn.commit()
+        missing = len(wanted) - len(rows)
+        raise HTTPException(404, f"{missing} of the alarms are not in your care teams or do not exist")
+    red = [r[0] for r in rows if r[2] == "red"]
+    if red:
+        raise ProblemError(
+            409,
+            f"{len(red)} red alarm(s) in the selection; red alarms are acknowledged one at a time",
+            red_alarm_ids=[str(a) for a in red],
+        )
+    to_ack = [r[0] for r in rows if r[3] == "open"]
+    unchanged = [r[0] for r in rows if r[3] != "open"]
+    if to_ack:
+        conn.execute(
+            "UPDATE alarms SET state = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s, "
+            "updated_at = now() WHERE id = ANY(%s::uuid[])",
+            (principal.user_id, to_ack),
+        )
+        events: list[tuple[UUID, UUID, str, str]] = [
+            (a, principal.user_id, "acknowledged", json.dumps({"bulk": True})) for a in to_ack
+        ]
+        if body.note:
+            events += [(a, principal.user_id, "note", json.dumps({"text": body.note, "bulk": True})) for a in to_ack]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO alarm_events (alarm_id, actor_id, event, data) VALUES (%s, %s, %s, %s)", events
+            )
+        notify(conn, to_ack)
+    patients = sorted({r[1] for r in rows if r[0] in set(to_ack)}, key=str)
+    audit.record_patients(
+        conn, principal, "update", request.url.path, [r[1] for r in rows], client_addr=client_addr(request)
+    )
+    conn.commit()
+    receipts = _send_receipts(conn, publisher, patients, to_ack, principal) if body.send_receipt else []
+    return BulkAcknowledgeResult(acknowledged=to_ack, unchanged=unchanged, receipts=receipts)
+
+
+def _send_receipts(
+    conn: Connection[Any],
+    publisher: GatewayPublisher,
+    patient_ids: Sequence[UUID],
+    alarm_ids: Sequence[UUID],
+    principal: Principal,
+) -> list[ReceiptDelivery]:
+    """After the acknowledgements are committed: one receipt per gateway of each patient; failures are reported,
+    and every attempt is an alarm event."""
+    if not patient_ids:
+        return []
+    gateways = conn.execute(
+        "SELECT id, patient_id FROM gateways WHERE patient_id = ANY(%s::uuid[]) AND enabled ORDER BY id",
+        (list(patient_ids),),
+    ).fetchall()
+    deliveries: list[ReceiptDelivery] = []
+    for gateway_id, _patient in gateways:
+        receipt = Receipt(id=uuid.uuid4(), at=datetime.now(UTC), nb=RECEIPT_NB, en=RECEIPT_EN)
+        try:
+            publisher.publish(receipts_topic(gateway_id), receipt.to_json())
+            deliveries.append(ReceiptDelivery(gateway_id=gateway_id, published=True))
+        except GatewayUnavailable as exc:
+            deliveries.append(ReceiptDelivery(gateway_id=gateway_id, published=False, error=str(exc)))
+    patient_of = {g[0]: g[1] for g in gateways}
+    alarms_of = conn.execute(
+        "SELECT id, patient_id FROM alarms WHERE id = ANY(%s::uuid[])", (list(alarm_ids),)
+    ).fetchall()
+    events = [
+        (
+            alarm_id,
+            principal.user_id,
+            "receipt_sent",
+            json.dumps({"gateway_id": d.gateway_id, "published": d.published}),
+        )
+        for d in deliveries
+        for alarm_id, patient_id in alarms_of
+        if patient_of[d.gateway_id] == patient_id
+    ]
+    if events:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO alarm_events (alarm_id, actor_id, event, data) VALUES (%s, %s, %s, %s)", events
+            )
+    return deliveries
+
+
+@router.get("/{alarm_id}", response_model=AlarmDetail, responses=_NOT_FOUND)
+def get_alarm(scope: AlarmDep, lang: Lang = "nb") -> AlarmDetail:
+    """One alarm with its history (opened, updated, acknowledged, notes, escalation, resolution)."""
+    return _detail(scope.conn, scope.alarm_id, lang)
+
+
+def _detail(conn: Connection[Any], alarm_id: UUID | None, lang: str) -> AlarmDetail:
+    assert alarm_id is not None
+    alarm = queue.one(conn, alarm_id, lang)
+    assert alarm is not None
+    events = conn.execute(
+        "SELECT e.id, e.at, e.event, e.actor_id, u.display_name, e.data FROM alarm_events e "
+        "LEFT JOIN users u ON u.id = e.actor_id WHERE e.alarm_id = %s ORDER BY e.at, e.id",
+        (alarm_id,),
+    ).fetchall()
+    return AlarmDetail(
+        **alarm.model_dump(),
+        events=[
+            AlarmEvent(id=e[0], at=e[1], event=e[2], actor_id=e[3], actor_name=e[4], data=e[5] or {}) for e in events
+        ],
+    )
+
+
+def _lock(conn: Connection[Any], alarm_id: UUID | None) -> str:
+    """The alarm's state, with the row locked until the transaction ends (two nurses cannot both resolve it)."""
+    row = conn.execute("SELECT state FROM alarms WHERE id = %s FOR UPDATE", (alarm_id,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _change(
+    conn: Connection[Any],
+    alarm_id: UUID | None,
+    actor: Principal,
+    event: str,
+    data: dict[str, Any],
+    sql: str,
+    params: Sequence[Any],
+) -> None:
+    if sql:
+        conn.execute(f"UPDATE alarms SET {sql}, updated_at = now() WHERE id = %s", [*params, alarm_id])
+    else:
+        conn.execute("UPDATE alarms SET updated_at = now() WHERE id = %s", (alarm_id,))
+    conn.execute(
+        "INSERT INTO alarm_events (alarm_id, actor_id, event, data) VALUES (%s, %s, %s, %s)",
+        (alarm_id, actor.user_id, event, json.dumps(data)),
+    )
+    assert alarm_id is not None
+    notify(conn, [alarm_id])
+
+
+_ACTION_RESPONSES = problems.responses(403, 404, 409)
+
+
+@router.post("/{alarm_id}/acknowledge", response_model=AlarmDetail, responses=_ACTION_RESPONSES)
+def acknowledge(scope: AlarmDep, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
+    """Mark an open alarm as seen and being handled."""
+    state = _lock(scope.conn, scope.alarm_id)
+    if state != "open":
+        raise HTTPException(409, f"the alarm is {state}, not open")
+    scope.action = "acknowledge"
+    _change(
+        scope.conn,
+        scope.alarm_id,
+        principal,
+        "acknowledged",
+        {},
+        "state = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s",
+        [principal.user_id],
+    )
+    return _detail(scope.conn, scope.alarm_id, lang)
+
+
+@router.post(
+    "/{alarm_id}/assign", response_model=AlarmDetail, responses={**_ACTION_RESPONSES, **problems.responses(422)}
+)
+def assign(scope: AlarmDep, body: AssignRequest, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
+    """Assign the alarm to the caller ("me"), to another user of the patient's care team, or to nobody (null)."""
+    state = _lock(scope.conn, scope.alarm_id)
+    if state == "resolved":
+        raise HTTPException(409, "the alarm is resolved")
+    assignee = principal.user_id if body.assignee == "me" else body.assignee
+    if isinstance(assignee, UUID) and not user_has_duty_of_care(scope.conn, assignee, scope.patient_id):
+        raise ProblemError(
+            422,
+            "the assignee must be an active user in the patient's care team",
+            errors=[{"loc": ["body", "assignee"], "msg": "not a member of the patient's care team"}],
+        )
+    scope.action = "assign"
+    _change(
+        scope.conn,
+        scope.alarm_id,
+        principal,
+        "assigned",
+        {"assignee_id": str(assignee) if assignee else None},
+        "assignee_id = %s",
+        [assignee],
+    )
+    return _detail(scope.conn, scope.alarm_id, lang)
+
+
+@router.post("/{alarm_id}/notes", response_model=AlarmDetail, responses=_ACTION_RESPONSES)
+def add_note(scope: AlarmDep, body: NoteRequest, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
+    """Add a note to the alarm's history (also on a resolved alarm)."""
+    scope.action = "note"
+    _change(scope.conn, scope.alarm_id, principal, "note", {"text": body.text}, "", [])
+    return _detail(scope.conn, scope.alarm_id, lang)
+
+
+@router.post("/{alarm_id}/resolve", response_model=AlarmDetail, responses=_ACTION_RESPONSES)
+def resolve(scope: AlarmDep, body: ResolveRequest, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
+    """Close the alarm with what was done. A later breach of the same rule opens a new alarm."""
+    state = _lock(scope.conn, scope.alarm_id)
+    if state == "resolved":
+        raise HTTPException(409, "the alarm is already resolved")
+    scope.action = "resolve"
+    _change(
+        scope.conn,
+        scope.alarm_id,
+        principal,
+        "resolved",
+        {"resolution": body.resolution},
+        "state = 'resolved', resolved_at = now(), resolved_by = %s, resolution = %s",
+        [principal.user_id, body.resolution],
+    )
+    return _detail(scope.conn, scope.alarm_id, lang)

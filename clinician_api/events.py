@@ -1,0 +1,157 @@
+"""Live alarm changes for the dashboard: one LISTEN connection per API process, fanned out to SSE subscribers.
+
+Ingest, the scheduler and the API itself `pg_notify('varde_events', …)` after an alarm changes. The hub collects
+notifications for a moment, loads the changed alarms in one query and hands each subscriber the ones its user may
+see (care teams, or an unexpired emergency access). A subscriber that cannot keep up is told to resynchronise
+instead of holding the others back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from clinician_api import queue
+from clinician_api.access import Principal
+from clinician_api.schemas import Alarm
+
+log = logging.getLogger("varde.api.events")
+
+CHANNEL = "varde_events"
+_COALESCE_SECONDS = 0.05
+_ESCALATION_LOOKBACK = "5 minutes"
+
+
+@dataclass(eq=False)
+class Subscriber:
+    principal: Principal
+    emergency: dict[UUID, datetime]
+    lang: str = "nb"
+    queue: asyncio.Queue[Alarm | None] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
+    overflowed: bool = False
+
+    def may_see(self, alarm: Alarm) -> bool:
+        if alarm.team_id in self.principal.team_ids:
+            return True
+        until = self.emergency.get(alarm.patient_id)
+        return until is not None and until > datetime.now(UTC)
+
+
+def alarm_ids_of(payload: str) -> tuple[list[UUID], bool]:
+    """The alarm ids a notification names, and whether it announces escalations (which name no ids)."""
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return [], False
+    if not isinstance(doc, dict):
+        return [], False
+    ids: list[UUID] = []
+    for raw in doc.get("alarms") or []:
+        with contextlib.suppress(ValueError, TypeError):
+            ids.append(UUID(str(raw)))
+    return ids, bool(doc.get("escalated"))
+
+
+class AlarmEventHub:
+    def __init__(self, database_url: Callable[[], str]) -> None:
+        self._url = database_url
+        self._subscribers: set[Subscriber] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._sent: OrderedDict[tuple[UUID, datetime], None] = OrderedDict()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def subscribe(self, subscriber: Subscriber, *, wait: float = 5.0) -> Subscriber:
+        """Register a subscriber; returns once the LISTEN is in place, so no change after this call is missed."""
+        self._subscribers.add(subscriber)
+        if self._task is None or self._task.done():
+            self._listening.clear()
+            self._task = asyncio.create_task(self._run(), name="varde-alarm-events")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), wait)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url(), autocommit=True, application_name="varde-api-events"
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    backoff = 0.5
+                    await self._listen(conn)
+            except asyncio.CancelledError:
+                raise
+            except psycopg.Error as exc:
+                self._listening.clear()
+                log.warning("event_listener_lost error=%s retry_in=%.1f", type(exc).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        while True:
+            payloads = [n.payload async for n in conn.notifies(timeout=5.0, stop_after=1)]
+            if not payloads:
+                continue
+            payloads += [n.payload async for n in conn.notifies(timeout=_COALESCE_SECONDS)]
+            ids: set[UUID] = set()
+            escalated = False
+            for payload in payloads:
+                named, escalation = alarm_ids_of(payload)
+                ids.update(named)
+                escalated = escalated or escalation
+            rows = await self._load(conn, sorted(ids, key=str), escalated)
+            self._fan_out(rows)
+
+    async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID], escalated: bool) -> list[Any]:
+        if not ids and not escalated:
+            return []
+        where = ["a.id = ANY(%s::uuid[])"]
+        params: list[Any] = [ids]
+        if escalated:
+            where.append(f"a.escalated_at > now() - interval '{_ESCALATION_LOOKBACK}'")
+        cur = await conn.execute(f"{queue.SELECT} WHERE {' OR '.join(where)}", params)
+        return list(await cur.fetchall())
+
+    def _fan_out(self, rows: list[Any]) -> None:
+        for row in rows:
+            key = (row[0], row[9])
+            if key in self._sent:
+                continue
+            self._sent[key] = None
+            if len(self._sent) > 10_000:
+                self._sent.popitem(last=False)
+            by_lang = {lang: queue.to_alarm(row, lang) for lang in ("nb", "en")}
+            for sub in list(self._subscribers):
+                alarm = by_lang[sub.lang]
+                if not sub.may_see(alarm):
+                    continue
+                try:
+                    sub.queue.put_nowait(alarm)
+                except asyncio.QueueFull:
+                    sub.overflowed = True

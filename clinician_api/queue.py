@@ -1,0 +1,125 @@
+"""The alarm queue read model: alarms with their patient and assignee, worst first, in keyset pages.
+
+Shared by the queue routes and the SSE fan-out, so an alarm looks the same in a page and in the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+
+from clinician_api import paging
+from clinician_api.access import Principal, visible_patients_clause
+from clinician_api.schemas import Alarm
+from vitals import KINDS, Kind
+
+SELECT = (
+    "SELECT a.id, a.patient_id, p.display_name, p.team_id, a.rule, a.kind, a.severity, a.state, a.opened_at, "
+    "a.updated_at, a.count, a.first_value, a.last_value, a.limit_value, a.last_measured_at, a.explanation_nb, "
+    "a.explanation_en, a.back_in_range, a.escalated_at, a.assignee_id, u.display_name, a.acknowledged_at, "
+    "a.acknowledged_by, a.resolved_at, a.resolved_by, a.resolution, a.severity_rank "
+    "FROM alarms a JOIN patients p ON p.id = a.patient_id LEFT JOIN users u ON u.id = a.assignee_id"
+)
+_CURSOR = "alarms"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    states: Sequence[str] = ("open", "acknowledged")
+    severities: Sequence[str] | None = None
+    team_ids: Sequence[UUID] | None = None
+    patient_ids: Sequence[UUID] | None = None
+    assignee_id: UUID | None = None
+
+
+def unit_of(kind: str | None) -> str | None:
+    try:
+        return KINDS[Kind(kind)].unit if kind else None
+    except ValueError:
+        return None
+
+
+def to_alarm(row: Sequence[Any], lang: str = "nb") -> Alarm:
+    return Alarm(
+        id=row[0],
+        patient_id=row[1],
+        patient_name=row[2],
+        team_id=row[3],
+        rule=row[4],
+        kind=row[5],
+        unit=unit_of(row[5]),
+        severity=row[6],
+        state=row[7],
+        opened_at=row[8],
+        updated_at=row[9],
+        count=row[10],
+        first_value=row[11],
+        last_value=row[12],
+        limit_value=row[13],
+        last_measured_at=row[14],
+        explanation=row[15] if lang == "nb" else row[16],
+        explanation_nb=row[15],
+        explanation_en=row[16],
+        back_in_range=row[17],
+        escalated=row[18] is not None,
+        escalated_at=row[18],
+        assignee_id=row[19],
+        assignee_name=row[20],
+        acknowledged_at=row[21],
+        acknowledged_by=row[22],
+        resolved_at=row[23],
+        resolved_by=row[24],
+        resolution=row[25],
+    )
+
+
+def page(
+    conn: Connection[Any],
+    principal: Principal,
+    flt: QueueFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+    lang: str,
+) -> tuple[list[Alarm], str | None]:
+    """One page of the queue the principal may see: severity (red first), then oldest first, then id."""
+    clause, params = visible_patients_clause(principal)
+    where = [clause, "a.state = ANY(%s)"]
+    params.append(list(flt.states))
+    if flt.severities:
+        where.append("a.severity = ANY(%s)")
+        params.append(list(flt.severities))
+    if flt.team_ids:
+        where.append("p.team_id = ANY(%s::uuid[])")
+        params.append(list(flt.team_ids))
+    if flt.patient_ids:
+        where.append("a.patient_id = ANY(%s::uuid[])")
+        params.append(list(flt.patient_ids))
+    if flt.assignee_id:
+        where.append("a.assignee_id = %s")
+        params.append(flt.assignee_id)
+    if cursor:
+        rank, opened_at, alarm_id = paging.decode(_CURSOR, cursor, (int, paging.parse_time, UUID))
+        where.append("(a.severity_rank, a.opened_at, a.id) > (%s, %s, %s)")
+        params += [rank, opened_at, alarm_id]
+    rows = conn.execute(
+        f"{SELECT} WHERE {' AND '.join(where)} ORDER BY a.severity_rank, a.opened_at, a.id LIMIT %s",
+        [*params, limit + 1],
+    ).fetchall()
+    shown, next_cursor = paging.page(rows, limit, lambda r: (r[26], r[8], r[0]), _CURSOR)
+    return [to_alarm(r, lang) for r in shown], next_cursor
+
+
+def by_ids(conn: Connection[Any], alarm_ids: Sequence[UUID]) -> list[tuple[Any, ...]]:
+    if not alarm_ids:
+        return []
+    return list(conn.execute(f"{SELECT} WHERE a.id = ANY(%s::uuid[])", (list(alarm_ids),)).fetchall())
+
+
+def one(conn: Connection[Any], alarm_id: UUID, lang: str = "nb") -> Alarm | None:
+    rows = by_ids(conn, [alarm_id])
+    return to_alarm(rows[0], lang) if rows else None

@@ -1,0 +1,136 @@
+"""A patient's threshold profile: the effective limits (protocol defaults layered with overrides, each with its
+source) and their edit, validated by the rules engine before anything is stored in `threshold_overrides`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter
+from psycopg import Connection
+
+from clinician_api import problems
+from clinician_api.deps import Clinician, PatientDep
+from clinician_api.problems import ProblemError
+from clinician_api.schemas import KindProfile, LimitValue, ThresholdEdit, ThresholdProfile
+from rules_engine.profiles import LIMIT_NAMES, PROTOCOLS, Protocol, effective_limits
+from rules_engine.validation import validate_profile
+from vitals import KINDS, Kind
+
+router = APIRouter(prefix="/api/v1/patients", tags=["thresholds"], responses=problems.responses(401, 404))
+
+OverrideRows = dict[str, tuple[tuple[float | None, ...], str]]
+
+
+def _protocol(conn: Connection[Any], patient_id: Any) -> str:
+    row = conn.execute("SELECT protocol FROM patients WHERE id = %s", (patient_id,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def load_overrides(conn: Connection[Any], patient_id: Any) -> OverrideRows:
+    """kind → ((red_low, yellow_low, yellow_high, red_high), source); NULL inherits, NaN removes the limit."""
+    rows = conn.execute(
+        f"SELECT kind, {', '.join(LIMIT_NAMES)}, source FROM threshold_overrides WHERE patient_id = %s", (patient_id,)
+    ).fetchall()
+    return {r[0]: (tuple(r[1:5]), r[5]) for r in rows}
+
+
+def as_mapping(overrides: OverrideRows) -> dict[str, dict[str, float | None]]:
+    """The override rows in the rules engine's vocabulary: a number overrides, None removes; NULLs are left out."""
+    return {
+        kind: {
+            name: (None if math.isnan(v) else v) for name, v in zip(LIMIT_NAMES, values, strict=True) if v is not None
+        }
+        for kind, (values, _source) in overrides.items()
+    }
+
+
+def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
+    protocol = _protocol(conn, patient_id)
+    overrides = load_overrides(conn, patient_id)
+    effective = effective_limits(protocol, as_mapping(overrides))
+    defaults = PROTOCOLS[Protocol(protocol)].limits
+    kinds = []
+    for kind in Kind:
+        values, source = overrides.get(kind.value, ((None,) * 4, "manual"))
+        limits: dict[str, LimitValue] = {}
+        for i, name in enumerate(LIMIT_NAMES):
+            value = effective[kind].as_tuple()[i]
+            if values[i] is not None:
+                origin = "plan" if source == "plan" else "override"
+            elif not math.isnan(defaults[kind].as_tuple()[i]):
+                origin = "protocol"
+            else:
+                origin = "none"
+            limits[name] = LimitValue(value=None if math.isnan(value) else value, source=origin)
+        kinds.append(KindProfile(kind=kind, unit=KINDS[kind].unit, **limits))
+    return ThresholdProfile(patient_id=patient_id, protocol=protocol, kinds=kinds)
+
+
+@router.get("/{patient_id}/thresholds", response_model=ThresholdProfile)
+def get_thresholds(scope: PatientDep) -> ThresholdProfile:
+    """Effective limits per kind and where each comes from: `protocol` default, clinician `override`, the active
+    `plan`, or `none` (no limit)."""
+    return profile(scope.conn, scope.patient_id)
+
+
+@router.put("/{patient_id}/thresholds", response_model=ThresholdProfile, responses=problems.responses(403, 422))
+def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician) -> ThresholdProfile:
+    """Change the limits of the kinds named in the body (others stay as they are). Per limit: a number overrides
+    the protocol default, null inherits it, "off" removes the limit. Refused as a whole when the resulting profile
+    is out of order, implausible or in the wrong unit."""
+    conn = scope.conn
+    protocol = _protocol(conn, scope.patient_id)
+    errors: list[dict[str, Any]] = []
+    for kind, edit in body.limits.items():
+        if edit.unit != KINDS[kind].unit:
+            errors.append(
+                {
+                    "loc": ["body", "limits", kind.value, "unit"],
+                    "msg": f"{kind.value} limits are in {KINDS[kind].unit!r}, not {edit.unit!r}",
+                    "message_nb": f"{KINDS[kind].name_nb} må oppgis i {KINDS[kind].unit_display}",
+                }
+            )
+    if errors:
+        raise ProblemError(422, "limits in the wrong unit", errors=errors)
+    current = as_mapping(load_overrides(conn, scope.patient_id))
+    new_rows: dict[str, tuple[float | None, ...]] = {}
+    for kind, edit in body.limits.items():
+        values = tuple(
+            float("nan") if v == "off" else (float(v) if v is not None else None)
+            for v in (edit.red_low, edit.yellow_low, edit.yellow_high, edit.red_high)
+        )
+        new_rows[kind.value] = values
+        current[kind.value] = {
+            name: (None if math.isnan(v) else v) for name, v in zip(LIMIT_NAMES, values, strict=True) if v is not None
+        }
+    problems_found = validate_profile(protocol, current)
+    if problems_found:
+        raise ProblemError(
+            422,
+            "the threshold profile is not valid",
+            errors=[
+                {"loc": ["body", "limits", *p.field.split(".")], "msg": p.message, "message_nb": p.message_nb}
+                for p in problems_found
+            ],
+        )
+    _store(conn, scope.patient_id, new_rows, principal.user_id)
+    return profile(conn, scope.patient_id)
+
+
+def _store(conn: Connection[Any], patient_id: Any, rows: Mapping[str, tuple[float | None, ...]], user_id: Any) -> None:
+    for kind, values in rows.items():
+        if all(v is None for v in values):
+            conn.execute("DELETE FROM threshold_overrides WHERE patient_id = %s AND kind = %s", (patient_id, kind))
+            continue
+        conn.execute(
+            f"INSERT INTO threshold_overrides (patient_id, kind, {', '.join(LIMIT_NAMES)}, source, plan_id, "
+            "updated_by, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'manual', NULL, %s, now()) "
+            "ON CONFLICT (patient_id, kind) DO UPDATE SET red_low = EXCLUDED.red_low, "
+            "yellow_low = EXCLUDED.yellow_low, "
+            "yellow_high = EXCLUDED.yellow_high, red_high = EXCLUDED.red_high, source = 'manual', plan_id = NULL, "
+            "updated_by = EXCLUDED.updated_by, updated_at = now()",
+            (patient_id, kind, *values, user_id),
+        )

@@ -1,0 +1,354 @@
+"""Request and response models of the clinician API (kept apart from the SQL that fills them)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from vitals import Kind
+from vitals.plan import PlanContent
+
+Role = Literal["nurse", "physician", "admin"]
+AlarmState = Literal["open", "acknowledged", "resolved"]
+Severity = Literal["red", "yellow", "missed", "needs_review"]
+Bucket = Literal["hour", "day", "week"]
+LimitName = Literal["red_low", "yellow_low", "yellow_high", "red_high"]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+_In = ConfigDict(extra="forbid")
+
+
+# --- auth -------------------------------------------------------------------------------------------------------
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int = Field(description="Seconds until the token expires")
+
+
+class Team(BaseModel):
+    id: UUID
+    name: str
+
+
+class Me(BaseModel):
+    id: UUID
+    username: str
+    display_name: str
+    role: Role
+    teams: list[Team]
+    emergency_access: list[EmergencyAccess]
+
+
+# --- alarms -----------------------------------------------------------------------------------------------------
+
+
+class Alarm(BaseModel):
+    id: UUID
+    patient_id: UUID
+    patient_name: str
+    team_id: UUID
+    rule: str
+    kind: str | None
+    unit: str | None
+    severity: Severity
+    state: AlarmState
+    opened_at: datetime
+    updated_at: datetime
+    count: int
+    first_value: float | None
+    last_value: float | None
+    limit_value: float | None
+    last_measured_at: datetime | None
+    explanation: str = Field(description="The explanation in the language asked for (`lang`)")
+    explanation_nb: str
+    explanation_en: str
+    back_in_range: bool = Field(description="A later reading of the same kind was back within the limits")
+    escalated: bool
+    escalated_at: datetime | None
+    assignee_id: UUID | None
+    assignee_name: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by: UUID | None
+    resolved_at: datetime | None
+    resolved_by: UUID | None
+    resolution: str | None
+
+
+class AlarmPage(BaseModel):
+    items: list[Alarm]
+    next: str | None = Field(description="Opaque cursor of the next page; null on the last page")
+
+
+class AlarmEvent(BaseModel):
+    id: int
+    at: datetime
+    event: str
+    actor_id: UUID | None
+    actor_name: str | None
+    data: dict[str, Any]
+
+
+class AlarmDetail(Alarm):
+    events: list[AlarmEvent]
+
+
+class AssignRequest(BaseModel):
+    model_config = _In
+
+    assignee: Literal["me"] | UUID | None = Field(
+        description='"me", the id of a user in the patient\'s care team, or null to unassign'
+    )
+
+
+class NoteRequest(BaseModel):
+    model_config = _In
+
+    text: Text
+
+
+class ResolveRequest(BaseModel):
+    model_config = _In
+
+    resolution: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+
+
+class BulkAcknowledgeRequest(BaseModel):
+    model_config = _In
+
+    alarm_ids: list[UUID] = Field(min_length=1, max_length=200)
+    note: Text | None = None
+    send_receipt: bool = Field(default=False, description="Tell the patients' gateways that the readings were seen")
+
+
+class ReceiptDelivery(BaseModel):
+    gateway_id: str
+    published: bool
+    error: str | None = None
+
+
+class BulkAcknowledgeResult(BaseModel):
+    acknowledged: list[UUID]
+    unchanged: list[UUID] = Field(description="Already acknowledged or resolved; left as they were")
+    receipts: list[ReceiptDelivery]
+
+
+# --- patients ---------------------------------------------------------------------------------------------------
+
+
+class WorstAlarm(BaseModel):
+    id: UUID
+    severity: Severity
+    rule: str
+    state: AlarmState
+    opened_at: datetime
+
+
+class PatientSummary(BaseModel):
+    id: UUID
+    display_name: str
+    protocol: str
+    team_id: UUID
+    team_name: str
+    open_alarms: int
+    worst_alarm: WorstAlarm | None
+    last_measured_at: datetime | None
+    emergency_access: bool = Field(description="Visible only through an emergency access")
+
+
+class PatientPage(BaseModel):
+    items: list[PatientSummary]
+    next: str | None
+
+
+class DeviceStatusOut(BaseModel):
+    address: str
+    type: str
+    model: str | None
+    battery_percent: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class GatewayOut(BaseModel):
+    id: str
+    enabled: bool
+    state: Literal["online", "offline"] | None
+    last_seen_at: datetime | None
+    agent_version: str | None
+    outbox_depth: int | None
+    devices: list[DeviceStatusOut]
+
+
+class PatientDetail(PatientSummary):
+    birth_date: date | None
+    national_id: str | None
+    timezone: str
+    active: bool
+    active_plan_version: int | None
+    gateways: list[GatewayOut]
+
+
+class EmergencyAccessRequest(BaseModel):
+    model_config = _In
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=1000)]
+    minutes: int = Field(default=60, ge=5, le=240)
+
+
+class EmergencyAccess(BaseModel):
+    id: UUID
+    patient_id: UUID
+    reason: str
+    granted_at: datetime
+    expires_at: datetime
+
+
+class AccessLogEntry(BaseModel):
+    id: int
+    at: datetime
+    user_id: UUID | None
+    username: str | None
+    role: str | None
+    team_id: UUID | None
+    action: str
+    resource: str
+    outcome: str
+    emergency: bool
+    reason: str | None
+
+
+class AccessLogPage(BaseModel):
+    items: list[AccessLogEntry]
+    next: str | None
+
+
+class AuditEntry(AccessLogEntry):
+    patient_id: UUID | None
+    client_addr: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next: str | None
+
+
+# --- measurements -----------------------------------------------------------------------------------------------
+
+
+class DeviceRefOut(BaseModel):
+    address: str | None
+    type: str | None
+    model: str | None
+
+
+class Measurement(BaseModel):
+    id: UUID
+    kind: Kind
+    value: float
+    unit: str
+    measured_at: datetime
+    received_at: datetime
+    device: DeviceRefOut
+    gateway_id: str
+    group: str | None
+    flags: list[str]
+
+
+class MeasurementPage(BaseModel):
+    items: list[Measurement]
+    next: str | None
+
+
+class TrendBucket(BaseModel):
+    start: datetime
+    min: float
+    avg: float
+    max: float
+    count: int
+
+
+class TrendSeries(BaseModel):
+    kind: Kind
+    unit: str
+    bucket: Bucket
+    timezone: str = Field(description="Buckets start at local midnight / hour / Monday in this time zone")
+    from_: datetime = Field(alias="from")
+    to: datetime
+    items: list[TrendBucket]
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+# --- thresholds -------------------------------------------------------------------------------------------------
+
+
+class LimitValue(BaseModel):
+    value: float | None = Field(description="null: no limit on this side")
+    source: Literal["protocol", "override", "plan", "none"]
+
+
+class KindProfile(BaseModel):
+    kind: Kind
+    unit: str
+    red_low: LimitValue
+    yellow_low: LimitValue
+    yellow_high: LimitValue
+    red_high: LimitValue
+
+
+class ThresholdProfile(BaseModel):
+    patient_id: UUID
+    protocol: str
+    kinds: list[KindProfile]
+
+
+LimitEdit = float | Literal["off"] | None
+
+
+class KindLimitsEdit(BaseModel):
+    """New limits of one kind. A number overrides the protocol, null inherits it, "off" removes that limit."""
+
+    model_config = _In
+
+    unit: str = Field(description="The kind's canonical UCUM unit, stated so a limit is never read in the wrong unit")
+    red_low: LimitEdit = None
+    yellow_low: LimitEdit = None
+    yellow_high: LimitEdit = None
+    red_high: LimitEdit = None
+
+
+class ThresholdEdit(BaseModel):
+    model_config = _In
+
+    limits: dict[Kind, KindLimitsEdit] = Field(min_length=1)
+
+
+# --- plans ------------------------------------------------------------------------------------------------------
+
+
+class PlanVersion(BaseModel):
+    id: UUID
+    patient_id: UUID
+    version: int
+    status: Literal["draft", "active", "retired"]
+    created_at: datetime
+    created_by: UUID | None
+    activated_at: datetime | None
+    retired_at: datetime | None
+    body: PlanContent
+
+
+class PlanList(BaseModel):
+    items: list[PlanVersion]
+
+
+class PlanActivation(PlanVersion):
+    published_to: list[str] = Field(description="Gateways the plan was published to (retained, QoS 1)")
+
+
+Me.model_rebuild()

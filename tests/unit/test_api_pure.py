@@ -1,0 +1,108 @@
+"""Pure parts of the clinician API: the rate limiter, paging cursors, OIDC role mapping and FHIR mapping."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from clinician_api import fhir, paging
+from clinician_api.problems import ProblemError
+from clinician_api.ratelimit import SlidingWindowLimiter
+from clinician_api.security import TokenError, _oidc_role, _oidc_teams
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sliding_window_refuses_the_eleventh_attempt_and_frees_up_as_attempts_age() -> None:
+    clock = Clock()
+    limiter = SlidingWindowLimiter(10, 60, clock=clock)
+    for i in range(10):
+        clock.now += 1
+        assert limiter.hit(("127.0.0.1", "kari")) is None, i
+    assert limiter.hit(("127.0.0.1", "kari")) == 51
+    assert limiter.hit(("127.0.0.1", "ola")) is None
+    clock.now += 51
+    assert limiter.hit(("127.0.0.1", "kari")) is None
+    assert limiter.hit(("127.0.0.1", "kari")) is not None
+
+
+def test_limiter_forgets_idle_keys_when_full() -> None:
+    clock = Clock()
+    limiter = SlidingWindowLimiter(1, 10, clock=clock, max_keys=3)
+    for key in "abc":
+        limiter.hit(key)
+    clock.now += 11
+    limiter.hit("d")
+    assert limiter.hit("a") is None
+
+
+def test_cursor_round_trip_and_tampering() -> None:
+    key = [1, datetime(2026, 1, 1, tzinfo=UTC), uuid.uuid4()]
+    cursor = paging.encode("alarms", key)
+    assert paging.decode("alarms", cursor, (int, paging.parse_time, uuid.UUID)) == key
+    for bad in (cursor + "x", "e30", paging.encode("patients", key), paging.encode("alarms", key[:2]), "%%%"):
+        with pytest.raises(ProblemError) as caught:
+            paging.decode("alarms", bad, (int, paging.parse_time, uuid.UUID))
+        assert caught.value.status == 400
+
+
+def test_page_hands_out_a_cursor_only_when_there_is_more() -> None:
+    rows, cursor = paging.page([1, 2, 3], 3, lambda r: (r,), "n")
+    assert (rows, cursor) == ([1, 2, 3], None)
+    rows, cursor = paging.page([1, 2, 3, 4], 3, lambda r: (r,), "n")
+    assert rows == [1, 2, 3] and paging.decode("n", cursor or "", (int,)) == [3]
+
+
+@pytest.mark.parametrize(
+    ("claims", "role"),
+    [({"roles": ["nurse"]}, "nurse"), ({"roles": ["nurse", "admin"]}, "admin"), ({"role": "physician"}, "physician")],
+)
+def test_oidc_role_is_the_strongest_varde_role(claims: dict[str, object], role: str) -> None:
+    assert _oidc_role(claims) == role
+
+
+def test_oidc_without_a_varde_role_is_refused_and_groups_map_to_team_names() -> None:
+    with pytest.raises(TokenError):
+        _oidc_role({"roles": ["offline_access"]})
+    assert _oidc_teams({"groups": ["/hjerte", "lunge", "/hjerte"]}) == ("hjerte", "lunge")
+    assert _oidc_teams({}) is None
+
+
+def _reading(kind: str, value: float, group: str | None = "g") -> fhir.ReadingRow:
+    t = datetime(2026, 4, 1, 7, 30, tzinfo=UTC)
+    return fhir.ReadingRow(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        "gw-abc123",
+        kind,
+        value,
+        t,
+        t,
+        "A4:C1:38:00:00:01",
+        "blood_pressure_monitor",
+        None,
+        group,
+    )
+
+
+def test_systolic_and_diastolic_of_one_measurement_become_one_panel() -> None:
+    sys_, dia = _reading("bp_systolic", 150), _reading("bp_diastolic", 95)
+    out = fhir.observations([sys_, dia, _reading("pulse_rate", 70)])
+    panel = next(o for o in out if o["code"]["coding"][0]["code"] == "85354-9")
+    assert panel["id"] == str(sys_.id)
+    assert [c["valueQuantity"]["value"] for c in panel["component"]] == [150, 95]
+    assert len(out) == 2
+
+
+def test_device_ids_are_valid_fhir_ids_and_stable() -> None:
+    ident = fhir.device_id("gw-abc123", "a4:c1:38:00:00:01")
+    assert ident == fhir.device_id("gw-abc123", "A4:C1:38:00:00:01")
+    assert len(ident) <= 64 and ident.replace("-", "").isalnum()

@@ -1,0 +1,238 @@
+"""The self-management plan (egenbehandlingsplan) as it travels to the gateway: one wire model, strict.
+
+The cloud publishes the patient's active plan retained on `varde/v1/gw/{gateway_id}/plan`; the gateway keeps the
+last good one and shows its advice, also offline. The plan carries no patient identity (no name, no national id,
+no patient id): the gateway id in the topic is the only link, as for readings.
+
+Zones use the vocabulary of the rules: per kind four limits, the outermost *acceptable* values
+(red_low ≤ yellow_low ≤ yellow_high ≤ red_high). A value strictly below red_low or above red_high is red, strictly
+below yellow_low or above yellow_high is yellow, anything else green. A missing limit means "no limit on that side".
+Activating a plan writes these zones into the patient's threshold overrides, so the rules and the gateway judge a
+reading by the same numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
+
+from vitals.kinds import KINDS, Kind
+
+PLAN_SCHEMA = "varde.plan/1"
+
+# Strict: no silent coercion of numbers or booleans, no unknown fields. Enums and times are accepted from their
+# JSON spelling (Strict(False) on those fields only), so the same model reads a parsed JSON object or raw bytes.
+_Strict = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+KindName = Annotated[Kind, Strict(False)]
+Zone = Literal["green", "yellow", "red"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Protocol = Literal["general", "heart_failure", "copd", "diabetes", "hypertension"]
+TimeOfDay = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 ]{2,19}$")]
+
+LIMIT_FIELDS = ("red_low", "yellow_low", "yellow_high", "red_high")
+
+
+class ScheduledMeasurement(BaseModel):
+    """Measure `kind` on `weekdays` before `deadline` (patient's local time); remind ahead of the deadline."""
+
+    model_config = _Strict
+
+    kind: KindName
+    deadline: TimeOfDay
+    weekdays: list[Weekday] = Field(min_length=1, max_length=7)
+    reminder_minutes_before: int = Field(default=60, ge=0, le=720)
+
+    @model_validator(mode="after")
+    def _distinct_days(self) -> ScheduledMeasurement:
+        if len(set(self.weekdays)) != len(self.weekdays):
+            raise ValueError(f"schedule for {self.kind}: a weekday is listed twice")
+        return self
+
+
+class KindZones(BaseModel):
+    """The green/yellow/red limits of one kind, in the kind's canonical unit."""
+
+    model_config = _Strict
+
+    kind: KindName
+    unit: str
+    red_low: float | None = None
+    yellow_low: float | None = None
+    yellow_high: float | None = None
+    red_high: float | None = None
+
+    def limits(self) -> tuple[float | None, float | None, float | None, float | None]:
+        return (self.red_low, self.yellow_low, self.yellow_high, self.red_high)
+
+    @model_validator(mode="after")
+    def _unit_range_order(self) -> KindZones:
+        info = KINDS[self.kind]
+        if self.unit != info.unit:
+            raise ValueError(f"zones for {self.kind} must be in {info.unit!r}, got {self.unit!r}")
+        present: list[tuple[str, float]] = []
+        for name, value in zip(LIMIT_FIELDS, self.limits(), strict=True):
+            if value is None:
+                continue
+            if not math.isfinite(value) or not info.is_plausible(value):
+                raise ValueError(f"{self.kind}.{name} {value:g} is outside the plausible range {info.range_text()}")
+            present.append((name, value))
+        for (low_name, low), (high_name, high) in itertools.pairwise(present):
+            if low > high:
+                raise ValueError(
+                    f"{self.kind}: {high_name} {high:g} is below {low_name} {low:g}; "
+                    "limits must satisfy red_low ≤ yellow_low ≤ yellow_high ≤ red_high"
+                )
+        if not present:
+            raise ValueError(f"zones for {self.kind} set no limit; leave the kind out instead")
+        return self
+
+
+class ZoneAdvice(BaseModel):
+    """What the patient should do in a zone; `kind` None is the advice for the zone in general."""
+
+    model_config = _Strict
+
+    zone: Zone
+    kind: KindName | None = None
+    nb: LongText
+    en: LongText
+
+
+class Contact(BaseModel):
+    model_config = _Strict
+
+    name: ShortText
+    role: ShortText
+    phone: Phone
+
+
+class AnswerOption(BaseModel):
+    model_config = _Strict
+
+    id: Slug
+    nb: ShortText
+    en: ShortText
+    score: int = Field(ge=0, le=100)
+
+
+class Question(BaseModel):
+    model_config = _Strict
+
+    id: Slug
+    nb: LongText
+    en: LongText
+    options: list[AnswerOption] = Field(min_length=2, max_length=10)
+
+    @model_validator(mode="after")
+    def _distinct_options(self) -> Question:
+        if len({o.id for o in self.options}) != len(self.options):
+            raise ValueError(f"question {self.id}: option ids must be distinct")
+        return self
+
+
+class Questionnaire(BaseModel):
+    """A daily symptom questionnaire; the total score decides the zone (≥ red_from red, ≥ yellow_from yellow)."""
+
+    model_config = _Strict
+
+    id: Slug
+    title_nb: ShortText
+    title_en: ShortText
+    deadline: TimeOfDay | None = None
+    questions: list[Question] = Field(min_length=1, max_length=30)
+    yellow_from: int = Field(ge=1)
+    red_from: int = Field(ge=1)
+
+    @property
+    def max_score(self) -> int:
+        return sum(max(o.score for o in q.options) for q in self.questions)
+
+    def zone_of(self, total: int) -> Zone:
+        if total >= self.red_from:
+            return "red"
+        if total >= self.yellow_from:
+            return "yellow"
+        return "green"
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Questionnaire:
+        if len({q.id for q in self.questions}) != len(self.questions):
+            raise ValueError(f"questionnaire {self.id}: question ids must be distinct")
+        if self.yellow_from > self.red_from:
+            raise ValueError(f"questionnaire {self.id}: yellow_from {self.yellow_from} is above red_from")
+        if self.red_from > self.max_score:
+            raise ValueError(
+                f"questionnaire {self.id}: red_from {self.red_from} can never be reached (max score {self.max_score})"
+            )
+        return self
+
+
+class PlanContent(BaseModel):
+    """Everything a clinician writes in a plan; the server adds the version when it stores a draft."""
+
+    model_config = _Strict
+
+    protocol: Protocol
+    diagnosis: Annotated[str, StringConstraints(max_length=100, strip_whitespace=True)] | None = None
+    timezone: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+){0,2}$")] = "Europe/Oslo"
+    schedule: list[ScheduledMeasurement] = Field(default_factory=list, max_length=40)
+    zones: list[KindZones] = Field(default_factory=list, max_length=len(Kind))
+    advice: list[ZoneAdvice] = Field(min_length=3, max_length=60)
+    contacts: list[Contact] = Field(min_length=1, max_length=10)
+    questionnaires: list[Questionnaire] = Field(default_factory=list, max_length=5)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlanContent:
+        kinds = [z.kind for z in self.zones]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("zones: each kind may appear once")
+        general = {a.zone for a in self.advice if a.kind is None}
+        missing = [z for z in ("green", "yellow", "red") if z not in general]
+        if missing:
+            raise ValueError(f"advice: general advice (no kind) is required for every zone; missing {missing}")
+        pairs = [(a.zone, a.kind) for a in self.advice]
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("advice: one entry per zone and kind")
+        ids = [q.id for q in self.questionnaires]
+        if len(set(ids)) != len(ids):
+            raise ValueError("questionnaires: ids must be distinct")
+        return self
+
+    def zones_of(self, kind: Kind) -> KindZones | None:
+        return next((z for z in self.zones if z.kind == kind), None)
+
+
+class SelfManagementPlan(PlanContent):
+    """The plan as published on the gateway's retained plan topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    schema_: Literal["varde.plan/1"] = Field(default="varde.plan/1", alias="schema")
+    version: int = Field(ge=1)
+    issued_at: Annotated[AwareDatetime, Strict(False)]
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+__all__ = [
+    "LIMIT_FIELDS",
+    "PLAN_SCHEMA",
+    "AnswerOption",
+    "Contact",
+    "KindZones",
+    "PlanContent",
+    "Question",
+    "Questionnaire",
+    "ScheduledMeasurement",
+    "SelfManagementPlan",
+    "ZoneAdvice",
+]
