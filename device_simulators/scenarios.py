@@ -78,6 +78,10 @@ def heart_failure_decompensation(
 ) -> list[MeasurementAct]:
     """Fluid retention: morning weight +2.8–3.0 kg over three days (most of it on days 2 and 3), pulse rising,
     SpO2 falling. The ESC rule of >2 kg in 3 days is met on day 2 or, at the latest, day 3."""
+    return _decompensating(seed, start, days, onset_day).acts(start, days)
+
+
+def _decompensating(seed: int, start: datetime, days: int, onset_day: int | None) -> PatientModel:
     base = _model(seed, "heart_failure")
     onset = _onset_date(base, start, days, onset_day)
     r = rng(seed, "heart_failure_decompensation")
@@ -89,13 +93,16 @@ def heart_failure_decompensation(
         Kind.RESP_RATE: (1.0, 2.0, 3.0),
         Kind.BP_SYSTOLIC: (-2.0, -4.0, -6.0),
     }
-    shift = _stepped(onset, steps, after={Kind.BODY_WEIGHT: 0.1})
-    return _model(seed, "heart_failure", shift).acts(start, days)
+    return _model(seed, "heart_failure", _stepped(onset, steps, after={Kind.BODY_WEIGHT: 0.1}))
 
 
 def copd_exacerbation(seed: int, start: datetime, days: int, *, onset_day: int | None = None) -> list[MeasurementAct]:
     """An exacerbation over three days: SpO2 from the usual 92–93 % down to 86–87 %, pulse +18, breathing
     rate +7 and a low-grade fever."""
+    return _exacerbating(seed, start, days, onset_day).acts(start, days)
+
+
+def _exacerbating(seed: int, start: datetime, days: int, onset_day: int | None) -> PatientModel:
     base = _model(seed, "copd")
     onset = _onset_date(base, start, days, onset_day)
     target = rng(seed, "copd_exacerbation").choice((86.0, 87.0))
@@ -106,7 +113,7 @@ def copd_exacerbation(seed: int, start: datetime, days: int, *, onset_day: int |
         Kind.RESP_RATE: (2.0, 4.0, 7.0),
         Kind.BODY_TEMPERATURE: (0.4, 0.8, 1.0),
     }
-    return _model(seed, "copd", _stepped(onset, steps)).acts(start, days)
+    return _model(seed, "copd", _stepped(onset, steps))
 
 
 def _extra_glucose(model: PatientModel, at: datetime, value: float, tag: str, slot: int) -> MeasurementAct:
@@ -147,6 +154,10 @@ def hypoglycaemia(seed: int, start: datetime, days: int, *, onset_day: int | Non
 
 def hyperglycaemia(seed: int, start: datetime, days: int, *, onset_day: int | None = None) -> list[MeasurementAct]:
     """Two sick days with high blood sugar (×2.3–2.8 of usual: up to 18–25 mmol/L after meals), then recovery."""
+    return _sick_days(seed, start, days, onset_day).acts(start, days)
+
+
+def _sick_days(seed: int, start: datetime, days: int, onset_day: int | None) -> PatientModel:
     base = _model(seed, "diabetes")
     onset = _onset_date(base, start, days, onset_day)
     r = rng(seed, "hyperglycaemia")
@@ -156,11 +167,15 @@ def hyperglycaemia(seed: int, start: datetime, days: int, *, onset_day: int | No
         i = (day - onset).days
         return {Kind.GLUCOSE: factors[i]} if 0 <= i < len(factors) else {}
 
-    return _model(seed, "diabetes", shift).acts(start, days)
+    return _model(seed, "diabetes", shift)
 
 
 def hypertensive_crisis(seed: int, start: datetime, days: int, *, onset_day: int | None = None) -> list[MeasurementAct]:
     """A day of crisis readings (about 190–210 / 115–125 mmHg, ESH grade 3), then still high the day after."""
+    return _in_crisis(seed, start, days, onset_day).acts(start, days)
+
+
+def _in_crisis(seed: int, start: datetime, days: int, onset_day: int | None) -> PatientModel:
     base = _model(seed, "hypertension")
     onset = _onset_date(base, start, days, onset_day)
 
@@ -172,7 +187,7 @@ def hypertensive_crisis(seed: int, start: datetime, days: int, *, onset_day: int
             return {Kind.BP_SYSTOLIC: 22.0, Kind.BP_DIASTOLIC: 10.0, Kind.PULSE_RATE: 4.0}
         return {}
 
-    return _model(seed, "hypertension", shift).acts(start, days)
+    return _model(seed, "hypertension", shift)
 
 
 _GLITCHES: dict[DeviceType, tuple[tuple[Kind, float], ...]] = {
@@ -228,12 +243,12 @@ def missed_measurements(
 
 
 def gateway_offline(
-    seed: int, start: datetime, days: int, *, offline_day: int | None = None, hours: float = 16.0
+    seed: int, start: datetime, days: int, *, onset_day: int | None = None, hours: float = 16.0
 ) -> list[MeasurementAct]:
     """A heart-failure patient whose home internet drops at 17:00 for `hours`: measurements go on, the gateway
     keeps them and uploads the backlog when it is back (`upload_after`)."""
     model = _model(seed, "heart_failure")
-    day = _onset_date(model, start, days, offline_day)
+    day = _onset_date(model, start, days, onset_day)
     down = datetime.combine(day, time(17, 0), model.zone)
     up = down + timedelta(hours=hours)
     out = []
@@ -244,12 +259,12 @@ def gateway_offline(
     return out
 
 
-def device_clock_wrong(seed: int, start: datetime, days: int, *, reset_day: int | None = None) -> list[MeasurementAct]:
-    """A patient whose blood-pressure monitor lost its clock with a battery change at noon on `reset_day`: from
+def device_clock_wrong(seed: int, start: datetime, days: int, *, onset_day: int | None = None) -> list[MeasurementAct]:
+    """A patient whose blood-pressure monitor lost its clock with a battery change at noon on the onset day: from
     then on it stamps readings as if it were January 2000. The edge corrects the time from the device's current
     time; a gateway that trusted the device clock would send readings 26 years old."""
     model = _model(seed, "general")
-    day = _onset_date(model, start, days, reset_day)
+    day = _onset_date(model, start, days, onset_day)
     reset = datetime.combine(day, time(12, 0), model.zone)
     out = []
     for act in model.acts(start, days):
@@ -267,6 +282,9 @@ _HF_SIDE_EFFECTS = frozenset(
 )
 
 
+ModelBuilder = Callable[[int, datetime, int, "int | None"], PatientModel]
+
+
 @dataclass(frozen=True, slots=True)
 class ScenarioSpec:
     name: str
@@ -277,6 +295,22 @@ class ScenarioSpec:
     """Rules a clinician expects this scenario to raise; the stable scenario expects none."""
     allowed_rules: frozenset[str] = frozenset()
     """Further rules the scenario may raise without being wrong (e.g. a falling SpO2 during decompensation)."""
+    has_onset: bool = False
+    """The scenario's event day can be chosen (`onset_day`)."""
+    condition: ModelBuilder | None = None
+    """The patient's condition as a model (with the scenario's per-day shift), for extra measurements."""
+
+    def acts(self, seed: int, start: datetime, days: int, onset_day: int | None = None) -> list[MeasurementAct]:
+        """The scenario's acts, with its event on `onset_day` (default: `default_onset(days)`)."""
+        if self.has_onset and onset_day is not None:
+            return self.generate(seed, start, days, onset_day=onset_day)  # type: ignore[call-arg]
+        return self.generate(seed, start, days)
+
+    def model(self, seed: int, start: datetime, days: int, onset_day: int | None = None) -> PatientModel:
+        """The patient as measured on any moment of the scenario (edits such as glitches are not in it)."""
+        if self.condition is not None:
+            return self.condition(seed, start, days, onset_day)
+        return _model(seed, self.protocol)
 
 
 def _spec(
@@ -285,8 +319,13 @@ def _spec(
     generate: Scenario,
     expected: set[str],
     allowed: set[str] | frozenset[str] = frozenset(),
+    *,
+    condition: ModelBuilder | None = None,
 ) -> ScenarioSpec:
     summary = (generate.func.__doc__ if isinstance(generate, partial) else generate.__doc__) or ""
+    has_onset = (
+        "onset_day" in getattr(generate, "__kwdefaults__", None or {}) if not isinstance(generate, partial) else False
+    )
     return ScenarioSpec(
         name,
         protocol,
@@ -294,6 +333,8 @@ def _spec(
         generate,
         frozenset(expected),
         frozenset(expected) | frozenset(allowed),
+        has_onset,
+        condition,
     )
 
 
@@ -310,6 +351,7 @@ SCENARIOS: dict[str, ScenarioSpec] = {
             heart_failure_decompensation,
             {"trend.weight_gain"},
             _HF_SIDE_EFFECTS,
+            condition=_decompensating,
         ),
         _spec(
             "copd_exacerbation",
@@ -324,14 +366,16 @@ SCENARIOS: dict[str, ScenarioSpec] = {
                 "threshold.body_temperature.high",
                 "news2",
             },
+            condition=_exacerbating,
         ),
         _spec("hypoglycaemia", "diabetes", hypoglycaemia, {"threshold.glucose.low"}),
-        _spec("hyperglycaemia", "diabetes", hyperglycaemia, {"threshold.glucose.high"}),
+        _spec("hyperglycaemia", "diabetes", hyperglycaemia, {"threshold.glucose.high"}, condition=_sick_days),
         _spec(
             "hypertensive_crisis",
             "hypertension",
             hypertensive_crisis,
             {"threshold.bp_systolic.high", "threshold.bp_diastolic.high"},
+            condition=_in_crisis,
         ),
         _spec("sensor_glitches", "heart_failure", sensor_glitches, set()),
         _spec("missed_measurements", "heart_failure", missed_measurements, set()),
