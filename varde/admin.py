@@ -208,3 +208,16 @@ def provision_fleet(
                 )
             broker.run(commands)
     return created
+
+
+def delete_gateway_logins(settings: Settings, gateway_ids: list[str]) -> None:
+    """Remove gateways' broker logins and ACL roles (for gateways whose database rows are gone)."""
+    with _broker_admin(settings) as broker:
+        for gateway_id in gateway_ids:
+            broker.run(
+                [
+                    {"command": "deleteClient", "username": gateway_id},
+                    {"command": "deleteRole", "rolename": f"gateway-{gateway_id}"},
+                ],
+                tolerate=("not found",),
+            )

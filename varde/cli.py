@@ -329,6 +329,34 @@ def sim_fleet(
         raise typer.Exit(1)
 
 
+@app.command("demo")
+def demo(
+    backlog_days: Annotated[int, typer.Option(min=1, max=60, help="Days of history delivered at start.")] = 14,
+    spot_check_minutes: Annotated[
+        float, typer.Option(min=0, help="Each patient also measures about this often (0: only the schedule).")
+    ] = 5.0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Remove the earlier demo patients and start anew.")] = False,
+    keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave the stack running on exit.")] = False,
+) -> None:
+    """The local stack with 2 care teams and 25 simulated patients at home; Ctrl-C stops everything."""
+    import logging
+
+    from varde.demo import DemoError, run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
+
+    try:
+        run_demo(
+            _home(),
+            backlog_days=backlog_days,
+            spot_check_minutes=spot_check_minutes,
+            fresh=fresh,
+            keep_stack=keep_stack,
+        )
+    except DemoError as exc:
+        _fail(str(exc))
+
+
 # --- edge ---------------------------------------------------------------------------------------------------------
 
 
