@@ -152,3 +152,72 @@ def revoke_gateway(settings: Settings, gateway_id: str) -> None:
         if row is None:
             raise AdminError(f"no gateway {gateway_id!r}")
         broker.revoke_gateway(gateway_id)
+
+
+def provision_fleet(
+    settings: Settings,
+    count: int,
+    *,
+    team: str = "Fleet",
+    protocol: str = "general",
+    broker_chunk: int = 100,
+) -> list[GatewayCredentials]:
+    """Bulk path for load tests: `count` patients in `team`, each with a gateway and its own broker login.
+
+    Patients and gateways go into the database in one transaction; broker logins are created `broker_chunk` at a
+    time in one dynamic-security message each, so a thousand gateways take seconds, not minutes.
+    """
+    from varde.broker import gateway_role
+
+    if protocol not in PROTOCOLS:
+        raise AdminError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
+    if count < 1:
+        raise AdminError("provision at least one gateway")
+    add_team(settings, team)
+    created: list[GatewayCredentials] = []
+    with _connect(settings) as conn, _broker_admin(settings) as broker, conn.transaction():
+        team_id = _team_id(conn, team)
+        patient_ids = [
+            UUID(str(row[0]))
+            for row in conn.execute(
+                "INSERT INTO patients (display_name, team_id, protocol) "
+                "SELECT 'Load patient ' || g, %s, %s FROM generate_series(1, %s) AS g RETURNING id",
+                (team_id, protocol, count),
+            ).fetchall()
+        ]
+        for gateway_id in (validate_gateway_id(f"gw-{secrets.token_hex(6)}") for _ in patient_ids):
+            password = secrets.token_urlsafe(32)
+            created.append(GatewayCredentials(gateway_id, gateway_id, password, settings.mqtt_host, settings.mqtt_port))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO gateways (id, patient_id, secret_hash) VALUES (%s, %s, %s)",
+                [(c.gateway_id, p, _secret_hash(c.password)) for c, p in zip(created, patient_ids, strict=True)],
+            )
+        for first in range(0, len(created), broker_chunk):
+            commands: list[dict[str, Any]] = []
+            for creds in created[first : first + broker_chunk]:
+                role = gateway_role(creds.gateway_id)
+                commands.append({"command": "createRole", **role})
+                commands.append(
+                    {
+                        "command": "createClient",
+                        "username": creds.gateway_id,
+                        "password": creds.password,
+                        "roles": [{"rolename": role["rolename"]}],
+                    }
+                )
+            broker.run(commands)
+    return created
+
+
+def delete_gateway_logins(settings: Settings, gateway_ids: list[str]) -> None:
+    """Remove gateways' broker logins and ACL roles (for gateways whose database rows are gone)."""
+    with _broker_admin(settings) as broker:
+        for gateway_id in gateway_ids:
+            broker.run(
+                [
+                    {"command": "deleteClient", "username": gateway_id},
+                    {"command": "deleteRole", "rolename": f"gateway-{gateway_id}"},
+                ],
+                tolerate=("not found",),
+            )

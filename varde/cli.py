@@ -22,6 +22,7 @@ gateway_app = typer.Typer(no_args_is_help=True, help="Home gateways and their br
 ingest_app = typer.Typer(no_args_is_help=True, help="The ingest worker.")
 rules_app = typer.Typer(no_args_is_help=True, help="Scheduled rules (missed measurements, escalation).")
 api_app = typer.Typer(no_args_is_help=True, help="The clinician API and dashboard.")
+sim_app = typer.Typer(no_args_is_help=True, help="Simulated patients, scenarios and fleet load.")
 for sub, name in (
     (stack_app, "stack"),
     (db_app, "db"),
@@ -32,6 +33,7 @@ for sub, name in (
     (ingest_app, "ingest"),
     (rules_app, "rules"),
     (api_app, "api"),
+    (sim_app, "sim"),
 ):
     app.add_typer(sub, name=name)
 
@@ -237,6 +239,128 @@ def api_run(
     import uvicorn
 
     uvicorn.run("clinician_api.app:create_app", factory=True, host=host, port=port, log_level="info", access_log=False)
+
+
+# --- simulators ---------------------------------------------------------------------------------------------------
+
+
+@sim_app.command("list")
+def sim_list(as_json: JsonFlag = False) -> None:
+    """The scenario library: name, protocol, the alarms it should raise."""
+    from device_simulators.scenarios import SCENARIOS
+
+    rows = [
+        {"name": s.name, "protocol": s.protocol, "expected_rules": sorted(s.expected_rules), "summary": s.summary}
+        for s in SCENARIOS.values()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        expected = ", ".join(row["expected_rules"]) or "no alarm"
+        typer.echo(f"{row['name']:<30} {row['protocol']:<14} {expected}")
+
+
+@sim_app.command("scenario")
+def sim_scenario(
+    name: Annotated[str, typer.Argument(help="Scenario name (see `varde sim list`).")],
+    seed: Annotated[int, typer.Option(help="Patient seed: the same seed gives the same acts.")] = 1,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days to generate.")] = 14,
+    start: Annotated[str, typer.Option(help="First day (ISO date or time, UTC); default: DAYS days ago.")] = "",
+) -> None:
+    """Print a scenario's measurement acts as JSON Lines."""
+    from datetime import UTC, datetime, timedelta
+
+    from device_simulators.physiology import dumps_acts
+    from device_simulators.scenarios import scenario
+
+    try:
+        spec = scenario(name)
+        first = datetime.fromisoformat(start) if start else datetime.now(UTC) - timedelta(days=days)
+    except ValueError as exc:
+        _fail(str(exc))
+    if first.tzinfo is None:
+        first = first.replace(tzinfo=UTC)
+    sys.stdout.buffer.write(dumps_acts(spec.generate(seed, first, days)))
+
+
+@sim_app.command("provision")
+def sim_provision(
+    gateways: Annotated[int, typer.Option(min=1, max=100_000, help="How many gateways (one patient each).")],
+    team: Annotated[str, typer.Option(help="Care team the load patients belong to.")] = "Fleet",
+    as_json: JsonFlag = False,
+) -> None:
+    """Bulk-provision gateways with their own broker logins; prints their credentials (keep the output private)."""
+    from varde.admin import AdminError, provision_fleet
+    from varde.broker import BrokerAdminError
+
+    try:
+        created = provision_fleet(_settings(), gateways, team=team)
+    except (AdminError, BrokerAdminError) as exc:
+        _fail(str(exc))
+    doc = {"team": team, "gateways": [c.as_dict() for c in created]}
+    _emit(doc, as_json, "\n".join(f"{c.gateway_id} {c.password}" for c in created))
+
+
+@sim_app.command("fleet")
+def sim_fleet(
+    gateways: Annotated[int, typer.Option(min=1, max=10_000, help="Gateways, one MQTT connection each.")] = 20,
+    rate: Annotated[
+        float, typer.Option(help="Readings per second in total (0: as fast as the windows allow).")
+    ] = 20000,
+    seconds: Annotated[float, typer.Option(min=0.1, max=86_400, help="How long to publish.")] = 10,
+    batch: Annotated[int, typer.Option(min=1, max=2000, help="Readings per envelope.")] = 50,
+    window: Annotated[int, typer.Option(min=1, max=1024, help="Unacknowledged envelopes per connection.")] = 16,
+    gateways_file: Annotated[
+        Path | None, typer.Option(help="Reuse gateways from `varde sim provision --json` output instead.")
+    ] = None,
+) -> None:
+    """Publish real readings envelopes as N gateways (MQTT v5, QoS 1, their own logins); print a JSON report."""
+    from device_simulators.fleet import Fleet, FleetError, FleetGateway, load_gateways
+    from varde.admin import AdminError, provision_fleet
+    from varde.broker import BrokerAdminError
+
+    try:
+        if gateways_file is not None:
+            fleet_gateways = load_gateways(json.loads(gateways_file.read_text()), gateways)
+        else:
+            created = provision_fleet(_settings(), gateways)
+            fleet_gateways = [FleetGateway(c.gateway_id, c.password, c.mqtt_host, c.mqtt_port) for c in created]
+        with Fleet(fleet_gateways, batch=batch, window=window) as fleet:
+            report = fleet.run(rate or None, seconds)
+    except (AdminError, BrokerAdminError, FleetError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(report.as_dict()))
+    if report.puback_failures or report.unacked:
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(
+    backlog_days: Annotated[int, typer.Option(min=1, max=60, help="Days of history delivered at start.")] = 14,
+    spot_check_minutes: Annotated[
+        float, typer.Option(min=0, help="Each patient also measures about this often (0: only the schedule).")
+    ] = 5.0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Remove the earlier demo patients and start anew.")] = False,
+    keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave the stack running on exit.")] = False,
+) -> None:
+    """The local stack with 2 care teams and 25 simulated patients at home; Ctrl-C stops everything."""
+    import logging
+
+    from varde.demo import DemoError, run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
+
+    try:
+        run_demo(
+            _home(),
+            backlog_days=backlog_days,
+            spot_check_minutes=spot_check_minutes,
+            fresh=fresh,
+            keep_stack=keep_stack,
+        )
+    except DemoError as exc:
+        _fail(str(exc))
 
 
 # --- edge ---------------------------------------------------------------------------------------------------------

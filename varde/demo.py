@@ -1,0 +1,408 @@
+"""`varde demo`: the local stack with two care teams and 25 simulated patients measuring themselves at home.
+
+Each patient has a gateway (its own broker login) and a running edge `Agent` fed by the patient's scenario: the
+last `backlog_days` at once (so trends, charts and alarms are there when the dashboard opens), then in real time,
+plus a spot check now and then so the dashboard moves while someone watches. The demo's patients, gateways and the
+date its scenarios are anchored to are kept in `.varde/demo.json` (owner-only): a second run reuses them, and as
+reading ids are stable, re-delivered readings are stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from store.settings import Settings
+
+TIMEZONE = "Europe/Oslo"
+TEAMS = ("Demo: Hjerte og sirkulasjon", "Demo: Lunge og diabetes")
+NURSE = "demo.sykepleier"
+PHYSICIAN = "demo.lege"
+STATE_VERSION = 1
+FIRST_NAMES = (
+    "Kari", "Ola", "Ingrid", "Per", "Solveig", "Nils", "Astrid", "Knut", "Randi", "Arne", "Berit", "Odd",
+    "Liv", "Svein", "Turid", "Bjørn", "Gunnhild", "Terje", "Marit", "Leif", "Sigrid", "Rolf", "Anne", "Jan", "Eli",
+)  # fmt: skip
+LAST_NAMES = (
+    "Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Jensen",
+    "Karlsen", "Johnsen", "Pettersen", "Eriksen", "Berg", "Haugen", "Hagen", "Johannessen", "Andreassen", "Jacobsen",
+    "Dahl", "Jørgensen", "Halvorsen", "Lund", "Moen",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RosterEntry:
+    scenario: str
+    team: int
+    onset: int | None = None
+    """Event day relative to the day the demo was first started (0 = that day, −3 = three days before)."""
+
+
+ROSTER: tuple[RosterEntry, ...] = (
+    RosterEntry("heart_failure_decompensation", 0, -3),
+    RosterEntry("heart_failure_decompensation", 0, -1),
+    RosterEntry("stable_heart_failure", 0),
+    RosterEntry("stable_heart_failure", 0),
+    RosterEntry("stable_heart_failure", 0),
+    RosterEntry("missed_measurements", 0),
+    RosterEntry("gateway_offline", 0, -2),
+    RosterEntry("sensor_glitches", 0),
+    RosterEntry("hypertensive_crisis", 0, -1),
+    RosterEntry("stable_hypertension", 0),
+    RosterEntry("stable_hypertension", 0),
+    RosterEntry("device_clock_wrong", 0, -5),
+    RosterEntry("stable_general", 0),
+    RosterEntry("copd_exacerbation", 1, -3),
+    RosterEntry("copd_exacerbation", 1, 0),
+    RosterEntry("stable_copd", 1),
+    RosterEntry("stable_copd", 1),
+    RosterEntry("stable_copd", 1),
+    RosterEntry("hypoglycaemia", 1, -2),
+    RosterEntry("hyperglycaemia", 1, -1),
+    RosterEntry("stable_diabetes", 1),
+    RosterEntry("stable_diabetes", 1),
+    RosterEntry("stable_diabetes", 1),
+    RosterEntry("stable_general", 1),
+    RosterEntry("stable_general", 1),
+)
+
+SPOT_CHECK_DEVICE = {
+    "general": "pulse_oximeter",
+    "heart_failure": "pulse_oximeter",
+    "copd": "pulse_oximeter",
+    "diabetes": "glucose_meter",
+    "hypertension": "blood_pressure_monitor",
+}
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)
+
+
+# --- demo data ----------------------------------------------------------------------------------------------------
+
+
+def _state_path(home: Path) -> Path:
+    return home / "demo.json"
+
+
+def _write_state(home: Path, state: dict[str, Any]) -> None:
+    import os
+
+    path = _state_path(home)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def _read_state(home: Path) -> dict[str, Any] | None:
+    path = _state_path(home)
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) and doc.get("version") == STATE_VERSION else None
+
+
+def _state_usable(settings: Settings, state: dict[str, Any]) -> bool:
+    """Every patient and enabled gateway of the saved demo still exists (the database may have been reset)."""
+    gateways = [p["gateway_id"] for p in state.get("patients", [])]
+    if len(gateways) != len(ROSTER):
+        return False
+    with psycopg.connect(settings.require_database_url()) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM gateways g JOIN patients p ON p.id = g.patient_id "
+            "WHERE g.id = ANY(%s) AND g.enabled AND p.active",
+            (gateways,),
+        ).fetchone()
+    return row is not None and row[0] == len(ROSTER)
+
+
+def _forget(settings: Settings, state: dict[str, Any]) -> None:
+    """Remove an earlier demo's patients (their readings, alarms and gateways); deactivate where that is refused."""
+    from varde.admin import AdminError, delete_gateway_logins
+    from varde.broker import BrokerAdminError
+
+    patient_ids = [UUID(p["patient_id"]) for p in state.get("patients", [])]
+    gateway_ids = [p["gateway_id"] for p in state.get("patients", [])]
+    if not patient_ids:
+        return
+    with psycopg.connect(settings.require_database_url()) as conn:
+        try:
+            with conn.transaction():
+                for sql in (
+                    "DELETE FROM readings WHERE patient_id = ANY(%s)",
+                    "DELETE FROM alarms WHERE patient_id = ANY(%s)",
+                    "DELETE FROM gateways WHERE patient_id = ANY(%s)",
+                    "DELETE FROM patients WHERE id = ANY(%s)",
+                ):
+                    conn.execute(sql, (patient_ids,))
+        except psycopg.Error as exc:
+            say(f"could not delete the earlier demo patients ({type(exc).__name__}); deactivating them instead")
+            with conn.transaction():
+                conn.execute("UPDATE gateways SET enabled = false WHERE patient_id = ANY(%s)", (patient_ids,))
+                conn.execute("UPDATE patients SET active = false WHERE id = ANY(%s)", (patient_ids,))
+    try:
+        delete_gateway_logins(settings, gateway_ids)
+    except (AdminError, BrokerAdminError) as exc:
+        say(f"could not remove the earlier demo's broker logins: {exc}")
+
+
+def _create(settings: Settings, today: date) -> dict[str, Any]:
+    from device_simulators.scenarios import SCENARIOS
+    from varde.admin import add_gateways, add_patient, add_team
+
+    for team in TEAMS:
+        add_team(settings, team)
+    patients: list[dict[str, Any]] = []
+    for index, entry in enumerate(ROSTER):
+        spec = SCENARIOS[entry.scenario]
+        name = f"{FIRST_NAMES[index % len(FIRST_NAMES)]} {LAST_NAMES[(index * 7) % len(LAST_NAMES)]}"
+        patient_id = add_patient(settings, name, TEAMS[entry.team], spec.protocol, TIMEZONE)
+        patients.append(
+            {
+                "patient_id": str(patient_id),
+                "name": name,
+                "team": TEAMS[entry.team],
+                "scenario": entry.scenario,
+                "protocol": spec.protocol,
+                "seed": 7000 + index,
+                "onset": entry.onset,
+            }
+        )
+        say(f"patient {index + 1:2d}/{len(ROSTER)}: {name} ({spec.protocol}, scenario {entry.scenario})")
+    creds = add_gateways(settings, [UUID(p["patient_id"]) for p in patients])
+    for patient, cred in zip(patients, creds, strict=True):
+        patient.update({"gateway_id": cred.gateway_id, "password": cred.password})
+    return {"version": STATE_VERSION, "first_day": today.isoformat(), "patients": patients}
+
+
+def ensure_demo_data(settings: Settings, home: Path, *, fresh: bool = False) -> dict[str, Any]:
+    """The demo's teams, patients and gateways: reused from `.varde/demo.json` when still valid, else created."""
+    today = datetime.now(ZoneInfo(TIMEZONE)).date()
+    state = _read_state(home)
+    if state is not None and not fresh and _state_usable(settings, state):
+        say(f"reusing the demo patients first created on {state['first_day']}")
+        return state
+    if state is not None:
+        say("removing the earlier demo patients")
+        _forget(settings, state)
+    state = _create(settings, today)
+    _write_state(home, state)
+    return state
+
+
+def reset_logins(settings: Settings) -> dict[str, str]:
+    """A nurse and a physician in both demo teams, with freshly generated passwords."""
+    from varde.admin import add_user
+
+    logins = {NURSE: secrets.token_urlsafe(9), PHYSICIAN: secrets.token_urlsafe(9)}
+    add_user(settings, NURSE, "nurse", list(TEAMS), logins[NURSE], "Demo sykepleier")
+    add_user(settings, PHYSICIAN, "physician", list(TEAMS), logins[PHYSICIAN], "Demo lege")
+    return logins
+
+
+# --- the homes ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoHome:
+    patient: dict[str, Any]
+    agent: Any
+    stats: Any
+
+
+def _span(state: dict[str, Any], backlog_days: int) -> tuple[datetime, int, int]:
+    """Scenario start (local midnight, `backlog_days` before the first day), days to generate, index of that day."""
+    first_day = date.fromisoformat(state["first_day"])
+    start = datetime.combine(first_day - timedelta(days=backlog_days), day_time(0), ZoneInfo(TIMEZONE))
+    today = datetime.now(ZoneInfo(TIMEZONE)).date()
+    days = (today - start.date()).days + 2
+    return start, days, backlog_days
+
+
+def _spot_checks(
+    model: Any, device: Any, device_type: str, every_s: float, phase_s: float, stats: Any
+) -> Callable[[Any], Any]:
+    """A source that takes an extra measurement now and then, from the patient's current condition."""
+    from device_simulators.home import readings_of
+    from device_simulators.physiology import rng
+
+    async def spot(agent: Any) -> None:
+        await asyncio.sleep(phase_s)
+        for count in range(1_000_000):
+            now = datetime.now(UTC).replace(microsecond=0)
+            act = model.act(now, device_type, "spot_check", rng(model.seed, "spot", now.isoformat()))
+            batch = readings_of(act, gateway_id=agent.config.gateway_id, device=device, patient_timezone=TIMEZONE)
+            await asyncio.to_thread(agent.accept, batch.readings)
+            stats.readings += len(batch.readings)
+            await asyncio.sleep(every_s * (0.8 + 0.4 * ((count * 7919) % 100) / 100))
+
+    return spot
+
+
+def start_homes(
+    runner: Any, settings: Settings, home: Path, state: dict[str, Any], *, backlog_days: int, spot_check_s: float
+) -> list[DemoHome]:
+    from device_simulators.home import FeedStats, GatewayLogin, edge_config, home_devices, scenario_source
+    from device_simulators.physiology import devices_for
+    from device_simulators.scenarios import SCENARIOS
+    from edge_agent.agent import Agent
+
+    start, days, first_index = _span(state, backlog_days)
+    workdir = home / "demo" / "gateways"
+    homes = []
+    for index, patient in enumerate(state["patients"]):
+        spec = SCENARIOS[patient["scenario"]]
+        onset = None if patient["onset"] is None else first_index + int(patient["onset"])
+        acts = spec.acts(patient["seed"], start, days, onset)
+        devices = home_devices(patient["seed"], devices_for(spec.protocol))
+        login = GatewayLogin(patient["gateway_id"], patient["password"], settings.mqtt_host, settings.mqtt_port)
+        agent = Agent(edge_config(login, workdir, devices.values(), patient_timezone=TIMEZONE), radio_factory=None)
+        stats = FeedStats()
+        sources = [scenario_source(acts, devices, patient_timezone=TIMEZONE, stats=stats)]
+        if spot_check_s > 0:
+            device_type = SPOT_CHECK_DEVICE[spec.protocol]
+            model = spec.model(patient["seed"], start, days, onset)
+            phase = spot_check_s * index / len(state["patients"])
+            sources.append(_spot_checks(model, devices[device_type], device_type, spot_check_s, phase, stats))  # type: ignore[index]
+        runner.add(agent, sources)
+        homes.append(DemoHome(patient, agent, stats))
+    return homes
+
+
+def _wait_for_backlog(homes: list[DemoHome], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        fed = sum(h.stats.readings for h in homes)
+        waiting = sum(h.agent.outbox.depth for h in homes)
+        pending = sum(1 for h in homes if h.stats.acts == 0 and h.stats.pending)
+        line = f"backlog: {fed} readings measured, {waiting} still in gateway outboxes"
+        if line != last:
+            say(line)
+            last = line
+        if pending == 0 and waiting == 0 and fed:
+            return
+        time.sleep(1.0)
+    say(f"backlog not fully delivered after {timeout_s:.0f} s; the gateways keep trying")
+
+
+def _alarm_summary(settings: Settings, state: dict[str, Any]) -> dict[str, list[str]]:
+    ids = [p["patient_id"] for p in state["patients"]]
+    with psycopg.connect(settings.require_database_url()) as conn:
+        rows = conn.execute(
+            "SELECT patient_id::text, rule FROM alarms WHERE patient_id = ANY(%s::uuid[]) AND state <> 'resolved' "
+            "ORDER BY rule",
+            (ids,),
+        ).fetchall()
+    by_patient: dict[str, list[str]] = {}
+    for patient_id, rule in rows:
+        by_patient.setdefault(patient_id, []).append(rule)
+    return by_patient
+
+
+# --- the command ------------------------------------------------------------------------------------------------
+
+
+def run_demo(
+    home: Path,
+    *,
+    backlog_days: int = 14,
+    spot_check_minutes: float = 5.0,
+    fresh: bool = False,
+    keep_stack: bool = False,
+    exit_after_s: float | None = None,
+) -> dict[str, Any]:
+    """Run the demo until Ctrl-C (or `exit_after_s`); returns what it set up."""
+    from device_simulators.home import AgentRunner
+    from varde import stack
+
+    say("starting the local stack (PostgreSQL, Mosquitto, ingest, rules, API)")
+    try:
+        stack_state = stack.up(home, services=True)
+    except stack.StackError as exc:
+        raise DemoError(str(exc)) from None
+    settings = Settings()
+    runner = AgentRunner()
+    stop = _install_sigterm()
+    try:
+        state = ensure_demo_data(settings, home, fresh=fresh)
+        logins = reset_logins(settings)
+        runner.start()
+        say(f"starting {len(state['patients'])} gateways, each fed by its patient's scenario")
+        homes = start_homes(
+            runner, settings, home, state, backlog_days=backlog_days, spot_check_s=spot_check_minutes * 60
+        )
+        _wait_for_backlog(homes, timeout_s=180)
+        alarms = _alarm_summary(settings, state)
+        summary = {
+            "dashboard": stack_state.get("api_url"),
+            "logins": logins,
+            "patients": [
+                {
+                    **{k: p[k] for k in ("name", "team", "scenario", "gateway_id", "patient_id")},
+                    "alarms": alarms.get(p["patient_id"], []),
+                }
+                for p in state["patients"]
+            ],
+        }
+        _print_summary(summary)
+        deadline = None if exit_after_s is None else time.monotonic() + exit_after_s
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            stop.wait(1.0)
+        return summary
+    except KeyboardInterrupt:
+        say("stopping")
+        return {}
+    finally:
+        say("stopping the gateways")
+        runner.stop()
+        if not keep_stack:
+            stack.down(home)
+
+
+_SHOWN = ("name", "team", "scenario", "gateway_id", "patient_id")
+
+
+def _install_sigterm() -> Any:
+    import threading
+
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    lines = ["", f"Dashboard: {summary['dashboard']}/", ""]
+    for username, password in summary["logins"].items():
+        role = "nurse" if username == NURSE else "physician"
+        lines.append(f"  {role:<10} {username:<18} password: {password}")
+    lines += ["", f"  {'patient':<22} {'scenario':<30} open alarms"]
+    for p in summary["patients"]:
+        lines.append(f"  {p['name']:<22} {p['scenario']:<30} {', '.join(p['alarms']) or '-'}")
+    lines += ["", "Gateways keep measuring in real time. Press Ctrl-C to stop everything.", ""]
+    print("\n".join(lines), flush=True)
