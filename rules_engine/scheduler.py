@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from rules_engine.missed import record_missed
 from store.settings import Settings, get_settings
 
 log = logging.getLogger("varde.rules")
@@ -82,8 +83,11 @@ def run_scheduler(settings: Settings | None = None, interval_seconds: int = 30) 
         try:
             with psycopg.connect(settings.require_database_url()) as conn:
                 escalated = escalate_unacknowledged(conn)
+                missed = record_missed(conn)
             if escalated:
                 log.info("alarms_escalated count=%d", escalated)
+            if missed:
+                log.info("missed_measurements count=%d", len(missed))
         except psycopg.Error as exc:
             log.warning("rules_tick_failed error=%s", type(exc).__name__)
 
