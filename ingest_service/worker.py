@@ -87,7 +87,15 @@ class IngestWorker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("mqtt_subscribe_refused reasons=%s", ",".join(refused))
+        else:
+            log.info("mqtt_subscribed granted=%s", ",".join(str(r.value) for r in reasons))
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:

@@ -15,7 +15,15 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from vitals.topics import INGEST_SHARED_SUBSCRIPTION, PREFIX, plan_topic, readings_topic, receipts_topic, status_topic
+from vitals.topics import (
+    INGEST_SHARE_GROUP,
+    INGEST_SHARED_SUBSCRIPTION,
+    PREFIX,
+    plan_topic,
+    readings_topic,
+    receipts_topic,
+    status_topic,
+)
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
@@ -48,6 +56,7 @@ SERVICE_ROLES: dict[str, list[dict[str, Any]]] = {
     # Ingest reads every gateway's readings (as a shared subscription) and status, and publishes nothing.
     "ingest": [
         _acl("subscribePattern", INGEST_SHARED_SUBSCRIPTION),
+        _acl("subscribePattern", f"$share/{INGEST_SHARE_GROUP}/{PREFIX}/+/status"),
         _acl("subscribePattern", f"{PREFIX}/+/readings"),
         _acl("subscribePattern", f"{PREFIX}/+/status"),
         _acl("publishClientReceive", f"{PREFIX}/+/readings"),
@@ -148,6 +157,15 @@ class DynSecAdmin:
         for role, acls in SERVICE_ROLES.items():
             commands.append({"command": "createRole", "rolename": f"service-{role}", "acls": acls})
         self.run(commands, tolerate=("already exists",))
+        # Roles made by an earlier version keep their ACLs: add what this version grants (existing ones stay).
+        self.run(
+            [
+                {"command": "addRoleACL", "rolename": f"service-{role}", **acl}
+                for role, acls in SERVICE_ROLES.items()
+                for acl in acls
+            ],
+            tolerate=("already exists",),
+        )
         for name, password in logins.items():
             self.run(
                 [
