@@ -24,6 +24,8 @@ def open_pool(
         max_size=max_size if max_size is not None else settings.database_pool_max,
         name=name,
         open=False,
+        # A connection broken by a database restart or failover is replaced on checkout, not handed to a request.
+        check=ConnectionPool.check_connection,
         kwargs={"application_name": name},
     )
     pool.open(wait=True, timeout=30)
