@@ -42,6 +42,9 @@ _NO_MATCHING_SUBSCRIBERS = 0x10
 _IDLE_TICK_S = 1.0
 _RETRY_FIRST_S = 5.0
 _RETRY_MAX_S = 300.0
+_UNROUTED_MAX_S = 30.0
+"""Cap for envelopes answered 0x10 (no matching subscribers): the cloud's ingest is re-subscribing, typically
+after a broker restart, so such envelopes are retried within seconds rather than minutes."""
 _CONNECT_HINTS = {
     0x86: "check broker.username and the password (file) in the configuration",
     0x87: "the broker's ACL does not allow this gateway; is its gateway id registered?",
@@ -233,7 +236,8 @@ class Publisher:
         code = getattr(reason, "value", 0)
         undelivered = code == _NO_MATCHING_SUBSCRIBERS and self._settings.keep_when_no_subscribers
         if reason.is_failure or undelivered:
-            delay = min(_RETRY_MAX_S, _RETRY_FIRST_S * 2**self._refused_streak)
+            cap = _RETRY_MAX_S if reason.is_failure else _UNROUTED_MAX_S
+            delay = min(cap, _RETRY_FIRST_S * 2**self._refused_streak)
             self._refused_streak += 1
             self.stats.envelopes_refused += 1
             self._retries.append(_Retry(time.monotonic() + delay, entry.first_seq, entry.last_seq))
@@ -245,6 +249,10 @@ class Publisher:
             )
             return
         self._refused_streak = 0
+        if self._retries:
+            # An envelope just got through, so the broker delivers again: waiting envelopes go now, oldest first.
+            now = time.monotonic()
+            self._retries = [_Retry(min(r.due, now), r.first_seq, r.last_seq) for r in self._retries]
         self._acked.append((entry.first_seq, entry.last_seq))
         self.stats.readings_acked += entry.count
 
