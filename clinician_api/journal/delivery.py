@@ -65,13 +65,14 @@ class Outcome:
     retry_after: float | None = None
 
 
-def _request(endpoint: Endpoint, bundle: dict[str, Any], identifier: str) -> urllib.request.Request:
+def _request(endpoint: Endpoint, bundle: dict[str, Any]) -> urllib.request.Request:
     headers = {"Content-Type": f"{FHIR_JSON}; charset=utf-8", "Accept": FHIR_JSON}
     if bundle["type"] == "transaction":
         url = endpoint.base_url
     else:
         url = f"{endpoint.base_url}/Bundle"
-        headers["If-None-Exist"] = f"identifier={bundle['identifier']['system']}|{identifier}"
+        identifier = bundle["identifier"]
+        headers["If-None-Exist"] = f"identifier={identifier['system']}|{identifier['value']}"
     body = json.dumps(bundle, separators=(",", ":"), ensure_ascii=False).encode()
     return urllib.request.Request(http_url(url), data=body, headers=headers, method="POST")  # noqa: S310
 
@@ -105,10 +106,10 @@ def _describe(status: int, body: bytes) -> str:
     return f"HTTP {status}: {' '.join(text.split())}"[:_ERROR_TEXT]
 
 
-def send(endpoint: Endpoint, bundle: dict[str, Any], identifier: str, tokens: TokenCache) -> Outcome:
+def send(endpoint: Endpoint, bundle: dict[str, Any], tokens: TokenCache) -> Outcome:
     """One attempt to hand the Bundle to the record system."""
     try:
-        request = _request(endpoint, bundle, identifier)
+        request = _request(endpoint, bundle)
     except CredentialsError as exc:
         return Outcome("refused", None, str(exc))
     if endpoint.credentials is not None:

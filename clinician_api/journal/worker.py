@@ -82,7 +82,7 @@ class JournalWorker:
                 ).fetchone()
                 assert row is not None
                 endpoint = endpoints[entry.endpoint_id] = Endpoint.from_row(tuple(row))
-            outcome = send(endpoint, entry.bundle, entry.bundle_identifier, self.tokens)
+            outcome = send(endpoint, entry.bundle, self.tokens)
             attempt = entry.attempts + 1
             fields = {"entry": str(entry.id), "kind": entry.kind, "endpoint": endpoint.name, "attempt": attempt}
             if outcome.result == "delivered":
