@@ -223,18 +223,42 @@ class Claimed:
     attempts: int
 
 
-def claim(conn: Connection[Any], skip_endpoints: Sequence[UUID] = ()) -> Claimed | None:
-    """The next due entry that no other worker holds; call inside a transaction that records the outcome."""
+def claim(conn: Connection[Any]) -> Claimed | None:
+    """The next due entry that no other worker holds, of an endpoint not paused after a failure; call inside a
+    transaction that records the outcome."""
     row = conn.execute(
-        "SELECT id, kind, endpoint_id, bundle, bundle_identifier, attempts FROM journal_outbox "
-        "WHERE state = 'pending' AND next_attempt_at <= now() AND NOT (endpoint_id = ANY(%s::uuid[])) "
-        "ORDER BY next_attempt_at, created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-        (list(skip_endpoints),),
+        "SELECT o.id, o.kind, o.endpoint_id, o.bundle, o.bundle_identifier, o.attempts FROM journal_outbox o "
+        "JOIN record_endpoints e ON e.id = o.endpoint_id WHERE o.state = 'pending' AND o.next_attempt_at <= now() "
+        "AND (e.paused_until IS NULL OR e.paused_until <= now()) "
+        "ORDER BY o.next_attempt_at, o.created_at LIMIT 1 FOR UPDATE OF o SKIP LOCKED"
     ).fetchone()
     if row is None:
         return None
     bundle = row[3] if isinstance(row[3], dict) else json.loads(row[3])
     return Claimed(row[0], row[1], row[2], bundle, row[4], row[5])
+
+
+def pause_endpoint(conn: Connection[Any], endpoint_id: UUID, seconds: float) -> None:
+    """The record system is down: its other entries wait too, so a long outage costs one attempt per back-off."""
+    conn.execute(
+        "UPDATE record_endpoints SET paused_until = now() + make_interval(secs => %s) WHERE id = %s",
+        (seconds, endpoint_id),
+    )
+
+
+def resume_endpoint(conn: Connection[Any], endpoint_id: UUID) -> int:
+    """The record system answered again: lift its pause and make its waiting entries due now (those another
+    worker holds are left to it). Returns the entries made due."""
+    conn.execute(
+        "UPDATE record_endpoints SET paused_until = NULL WHERE id = %s AND paused_until IS NOT NULL", (endpoint_id,)
+    )
+    cur = conn.execute(
+        "UPDATE journal_outbox SET next_attempt_at = now(), updated_at = now() WHERE id IN (SELECT id FROM "
+        "journal_outbox WHERE endpoint_id = %s AND state = 'pending' AND next_attempt_at > now() "
+        "FOR UPDATE SKIP LOCKED)",
+        (endpoint_id,),
+    )
+    return cur.rowcount
 
 
 def mark_delivered(conn: Connection[Any], entry_id: UUID, status: int, location: str | None) -> None:
@@ -262,8 +286,8 @@ def mark_attempt_failed(
 def next_due_in(conn: Connection[Any]) -> float | None:
     """Seconds until the earliest pending entry is due (0 when one is due now); None when none is pending."""
     row = conn.execute(
-        "SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - now())) FROM journal_outbox "
-        "WHERE state = 'pending'"
+        "SELECT greatest(0, extract(epoch FROM min(greatest(o.next_attempt_at, e.paused_until)) - now())) "
+        "FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id WHERE o.state = 'pending'"
     ).fetchone()
     return float(row[0]) if row and row[0] is not None else None
 

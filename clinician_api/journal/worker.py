@@ -32,7 +32,7 @@ class PassResult:
     retried: int = 0
     failed: int = 0
     batches: int = 0
-    unavailable: set[UUID] = field(default_factory=set)
+    resumed: set[UUID] = field(default_factory=set)
 
 
 class JournalWorker:
@@ -65,14 +65,14 @@ class JournalWorker:
         conn.commit()
         endpoints: dict[UUID, Endpoint] = {}
         for _ in range(max_deliveries):
-            # An endpoint that just failed for a transient reason is left alone for the rest of this pass.
             if not self._deliver_one(conn, endpoints, result):
                 break
         return result
 
     def _deliver_one(self, conn: psycopg.Connection[Any], endpoints: dict[UUID, Endpoint], result: PassResult) -> bool:
+        resume = False
         with conn.transaction():
-            entry = outbox.claim(conn, sorted(result.unavailable, key=str))
+            entry = outbox.claim(conn)
             if entry is None:
                 return False
             endpoint = endpoints.get(entry.endpoint_id)
@@ -89,11 +89,15 @@ class JournalWorker:
                 outbox.mark_delivered(conn, entry.id, outcome.status or 200, outcome.location)
                 result.delivered += 1
                 log.info("journal_delivered %s status=%s", _kv(fields), outcome.status)
+                if endpoint.id not in result.resumed:
+                    result.resumed.add(endpoint.id)
+                    resume = True
             elif outcome.result == "retry" and attempt < endpoint.max_attempts:
                 delay = max(outcome.retry_after or 0.0, endpoint.backoff(attempt))
                 outbox.mark_attempt_failed(conn, entry.id, outcome.status, outcome.detail, delay)
+                outbox.pause_endpoint(conn, endpoint.id, delay)
                 result.retried += 1
-                result.unavailable.add(endpoint.id)
+                result.resumed.discard(endpoint.id)
                 log.warning("journal_retry %s status=%s in=%.1fs", _kv(fields), outcome.status, delay)
             else:
                 detail = outcome.detail
@@ -102,6 +106,12 @@ class JournalWorker:
                 outbox.mark_attempt_failed(conn, entry.id, outcome.status, detail, None)
                 result.failed += 1
                 log.error("journal_failed %s status=%s", _kv(fields), outcome.status)
+        if resume:
+            # After the outcome is committed, so this worker holds no entry while it touches the others.
+            with conn.transaction():
+                woken = outbox.resume_endpoint(conn, entry.endpoint_id)
+            if woken:
+                log.info("journal_endpoint_resumed endpoint=%s due_now=%d", endpoint.name, woken)
         return True
 
     def wait_seconds(self) -> float:

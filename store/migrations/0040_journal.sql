@@ -30,6 +30,8 @@ CREATE TABLE record_endpoints (
     backoff_base_seconds  double precision NOT NULL DEFAULT 5 CHECK (backoff_base_seconds > 0),
     backoff_max_seconds   double precision NOT NULL DEFAULT 900 CHECK (backoff_max_seconds > 0),
     timeout_seconds       double precision NOT NULL DEFAULT 15 CHECK (timeout_seconds > 0),
+    -- Set when the system was found down: no entry of this endpoint is tried before then (one probe per back-off).
+    paused_until          timestamptz,
     created_at            timestamptz NOT NULL DEFAULT now(),
     UNIQUE (organisation_id, name),
     CHECK ((token_url IS NULL) = (client_id IS NULL) AND (client_id IS NULL) = (client_secret_ref IS NULL))
