@@ -38,6 +38,7 @@ class Journaled:
     org_number: str
     endpoint_id: UUID
     national_ids: list[str]
+    secret_ref: str
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def journaled_tenant(
             timeout_seconds=5.0,
             **options,
         )
-        return Journaled(tenant, organisation_id, org_number, endpoint_id, national_ids)
+        return Journaled(tenant, organisation_id, org_number, endpoint_id, national_ids, f"file:{secret_file}")
 
     return make
 
