@@ -142,8 +142,9 @@ class JournalWorker:
                 if timeout > 0:
                     for _ in listener.notifies(timeout=timeout, stop_after=1):
                         pass
-            except psycopg.OperationalError as exc:
-                log.warning("journal_database_unavailable error=%s", type(exc).__name__)
+            except psycopg.Error as exc:
+                # The database went away (or refused a statement): start again on fresh connections.
+                log.warning("journal_database_error error=%s", type(exc).__name__)
                 self.close()
                 if listener is not None:
                     listener.close()

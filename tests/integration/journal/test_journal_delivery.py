@@ -197,3 +197,24 @@ def test_record_system_down_then_up_ends_with_every_entry_delivered_exactly_once
     resent = [k for k, n in record_system.state.posts.items() if n > 1]
     assert resent, "the lost answers forced resends"
     assert record_system.state.invalid == []
+
+
+def test_entry_still_refused_a_service_after_the_retry_limit_is_dead_lettered_with_the_last_answer(
+    journaled_tenant: Any, record_system: RecordSystem, api_url: str, db: psycopg.Connection[Any]
+) -> None:
+    journaled: Journaled = journaled_tenant(max_attempts=3, backoff_base_seconds=0.2, backoff_max_seconds=0.5)
+    record_system.set_mode("unavailable")
+    alarm_id = insert_alarm(db, journaled.tenant.patients[0])
+    headers = headers_for(api_url, journaled.tenant)
+    response = httpx.post(f"{api_url}/api/v1/alarms/{alarm_id}/resolve", headers=headers, json={"resolution": "Sett."})
+    assert response.status_code == 200, response.text
+
+    (row,) = wait_for(
+        lambda: [r for r in outbox_rows(db, journaled.endpoint_id) if r["state"] == "failed"] or None,
+        20,
+        what="the entry dead-lettered after three attempts",
+    )
+    assert row["attempts"] == 3 and row["last_status"] == 503
+    assert row["last_error"].startswith("gave up after 3 attempts: HTTP 503")
+    assert "record system in maintenance" in row["last_error"]
+    assert record_system.state.documents == {}
