@@ -23,6 +23,7 @@ ingest_app = typer.Typer(no_args_is_help=True, help="The ingest worker.")
 rules_app = typer.Typer(no_args_is_help=True, help="Scheduled rules (missed measurements, escalation).")
 api_app = typer.Typer(no_args_is_help=True, help="The clinician API and dashboard.")
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated patients, scenarios and fleet load.")
+journal_app = typer.Typer(no_args_is_help=True, help="Record integration: journaling to FHIR record systems.")
 for sub, name in (
     (stack_app, "stack"),
     (db_app, "db"),
@@ -34,6 +35,7 @@ for sub, name in (
     (rules_app, "rules"),
     (api_app, "api"),
     (sim_app, "sim"),
+    (journal_app, "journal"),
 ):
     app.add_typer(sub, name=name)
 
@@ -361,6 +363,108 @@ def demo(
         )
     except DemoError as exc:
         _fail(str(exc))
+
+
+# --- journal (record integration) --------------------------------------------------------------------------------
+
+
+@journal_app.command("run")
+def journal_run(
+    poll_seconds: Annotated[float, typer.Option(help="Longest sleep between passes when nothing wakes it.")] = 5.0,
+) -> None:
+    """Run one journal worker: feed measurement subscriptions and deliver the outbox (several may run)."""
+    from clinician_api.journal.worker import run_worker
+
+    run_worker(poll_seconds=poll_seconds)
+
+
+def _journal_conn() -> Any:
+    import psycopg
+
+    return psycopg.connect(_settings().require_database_url())
+
+
+@journal_app.command("organisation")
+def journal_organisation(
+    name: str,
+    org_number: Annotated[str, typer.Option(help="Organisation number (9 digits).")],
+    team: Annotated[list[str] | None, typer.Option(help="Care team that belongs to it (repeat for several).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add an organisation (idempotent by organisation number) and link care teams to it."""
+    from clinician_api.journal.admin import JournalConfigError, add_organisation, link_team
+
+    try:
+        with _journal_conn() as conn:
+            organisation_id = add_organisation(conn, name, org_number)
+            for t in team or []:
+                link_team(conn, t, str(organisation_id))
+    except JournalConfigError as exc:
+        _fail(str(exc))
+    _emit({"organisation_id": str(organisation_id)}, as_json, f"organisation {name}: {organisation_id}")
+
+
+@journal_app.command("endpoint")
+def journal_endpoint(
+    organisation: Annotated[str, typer.Option(help="Organisation number, id or name.")],
+    name: Annotated[str, typer.Option(help="Name of the endpoint within the organisation.")],
+    base_url: Annotated[str, typer.Option(help="FHIR R4 base URL of the record system.")],
+    token_url: Annotated[str | None, typer.Option(help="OAuth2 token endpoint (client credentials).")] = None,
+    client_id: Annotated[str | None, typer.Option(help="OAuth2 client id.")] = None,
+    client_secret: Annotated[
+        str | None, typer.Option(help="Where the client secret is: env:NAME or file:/path (never the secret).")
+    ] = None,
+    scope: Annotated[str | None, typer.Option(help="OAuth2 scope.")] = None,
+    alarms: Annotated[bool, typer.Option(help="Journal resolved alarms here.")] = True,
+    max_attempts: Annotated[int, typer.Option(help="Attempts before an entry is dead-lettered.")] = 30,
+    backoff_base: Annotated[float, typer.Option(help="First retry delay in seconds (doubles each time).")] = 5.0,
+    backoff_max: Annotated[float, typer.Option(help="Longest retry delay in seconds.")] = 900.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add or update an organisation's record endpoint."""
+    from clinician_api.journal.admin import JournalConfigError, add_endpoint
+
+    try:
+        with _journal_conn() as conn:
+            endpoint_id = add_endpoint(
+                conn,
+                organisation,
+                name,
+                base_url,
+                token_url=token_url,
+                client_id=client_id,
+                client_secret_ref=client_secret,
+                scope=scope,
+                journal_alarms=alarms,
+                max_attempts=max_attempts,
+                backoff_base_seconds=backoff_base,
+                backoff_max_seconds=backoff_max,
+            )
+    except JournalConfigError as exc:
+        _fail(str(exc))
+    _emit({"endpoint_id": str(endpoint_id)}, as_json, f"endpoint {name}: {endpoint_id}")
+
+
+@journal_app.command("subscribe")
+def journal_subscribe(
+    organisation: Annotated[str, typer.Option(help="Organisation number, id or name.")],
+    endpoint: Annotated[str, typer.Option(help="Endpoint id.")],
+    kind: Annotated[list[str] | None, typer.Option(help="Measurement kind (repeat; default all).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Most Observations per Bundle.")] = 100,
+    bundle_type: Annotated[str, typer.Option(help="transaction or collection.")] = "transaction",
+    as_json: JsonFlag = False,
+) -> None:
+    """Share the organisation's new measurements with an endpoint (from now on)."""
+    from clinician_api.journal.admin import JournalConfigError, add_subscription
+
+    try:
+        with _journal_conn() as conn:
+            subscription_id = add_subscription(
+                conn, organisation, UUID(endpoint), kinds=kind, batch_size=batch_size, bundle_type=bundle_type
+            )
+    except (JournalConfigError, ValueError) as exc:
+        _fail(str(exc))
+    _emit({"subscription_id": str(subscription_id)}, as_json, f"subscription {subscription_id}")
 
 
 # --- edge ---------------------------------------------------------------------------------------------------------

@@ -511,6 +511,7 @@ SERVICES: dict[str, list[str]] = {
     "ingest": ["ingest", "run"],
     "rules": ["rules", "run"],
     "api": ["api", "run"],
+    "journal": ["journal", "run"],
 }
 
 

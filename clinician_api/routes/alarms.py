@@ -20,6 +20,7 @@ from clinician_api.access import Principal, emergency_patient_ids, user_has_duty
 from clinician_api.deps import AlarmDep, Clinician, Conn, CurrentPrincipal, client_addr
 from clinician_api.events import AlarmEventHub, Subscriber
 from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
+from clinician_api.journal import enqueue_alarm_document
 from clinician_api.problems import ProblemError
 from clinician_api.schemas import (
     AlarmDetail,
@@ -345,7 +346,8 @@ def add_note(scope: AlarmDep, body: NoteRequest, principal: Clinician, lang: Lan
 
 @router.post("/{alarm_id}/resolve", response_model=AlarmDetail, responses=_ACTION_RESPONSES)
 def resolve(scope: AlarmDep, body: ResolveRequest, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
-    """Close the alarm with what was done. A later breach of the same rule opens a new alarm."""
+    """Close the alarm with what was done. A later breach of the same rule opens a new alarm. Where the patient's
+    organisation has a record system, the alarm's document is queued for it in the same transaction."""
     state = _lock(scope.conn, scope.alarm_id)
     if state == "resolved":
         raise HTTPException(409, "the alarm is already resolved")
@@ -359,4 +361,6 @@ def resolve(scope: AlarmDep, body: ResolveRequest, principal: Clinician, lang: L
         "state = 'resolved', resolved_at = now(), resolved_by = %s, resolution = %s",
         [principal.user_id, body.resolution],
     )
+    assert scope.alarm_id is not None
+    enqueue_alarm_document(scope.conn, scope.alarm_id)
     return _detail(scope.conn, scope.alarm_id, lang)

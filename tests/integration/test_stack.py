@@ -79,7 +79,7 @@ def _cycle_twice(
         assert status.returncode == 0, status.stdout + status.stderr[-2000:]
         report = json.loads(status.stdout)
         assert report["running"] is True
-        assert set(report["components"]) == {"postgres", "mqtt", "ingest", "rules", "api"}
+        assert set(report["components"]) == {"postgres", "mqtt", "ingest", "rules", "api", "journal"}
         state = json.loads((home / "stack.json").read_text())
         assert {"database_url", "mqtt_host", "mqtt_port", "api_url"} <= set(state)
         assert state["postgres"]["port"] != 5432 and state["mqtt_port"] != 1883

@@ -1,0 +1,235 @@
+"""FHIR R4 Bundles sent to a record system, built from the clinician API's resource builders (`clinician_api.fhir`):
+an alarm's document (Composition first) and batches of shared measurements (transaction or collection).
+
+Pure functions from rows to JSON-ready dicts. Every entry's fullUrl is a `urn:uuid:` of a stable id, and references
+between entries are rewritten to those fullUrls, so a Bundle stands on its own and a resend is identical.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from clinician_api import fhir
+from clinician_api.journal import identity
+
+_LOINC_NOTE = {
+    "nurse": ("34746-8", "Nurse Note"),
+    "physician": ("11506-3", "Progress note"),
+}
+_XHTML = "http://www.w3.org/1999/xhtml"
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRow:
+    id: UUID
+    display_name: str
+    national_id: str | None
+    birth_date: Any
+    active: bool
+
+    @classmethod
+    def columns(cls, alias: str = "p") -> str:
+        return ", ".join(f"{alias}.{c}" for c in ("id", "display_name", "national_id", "birth_date", "active"))
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmDocument:
+    """Everything one alarm's document holds, read in the transaction that resolves the alarm."""
+
+    alarm: tuple[Any, ...]
+    """id, patient_id, rule, severity, state, opened_at, explanation_en, last_reading_id, acknowledged_at,
+    resolved_at, resolution, kind (the columns `fhir.detected_issue` reads)."""
+    patient: PatientRow
+    practitioner: tuple[Any, ...]
+    """id, username, display_name, hpr_number, role."""
+    organisation: tuple[Any, ...]
+    """id, name, org_number."""
+    readings: Sequence[fhir.ReadingRow]
+    devices: Sequence[tuple[Any, ...]]
+    """gateway_id, address, type, model of the measuring devices behind the readings."""
+    gateways: Sequence[tuple[Any, ...]]
+    """id, patient_id, enabled, agent_version, state."""
+
+
+def _entry_id(resource: dict[str, Any]) -> UUID:
+    try:
+        return UUID(str(resource["id"]))
+    except ValueError:
+        return identity.stable_id(resource["resourceType"], resource["id"])
+
+
+def _link(resources: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(fullUrl, resource) pairs with every `Type/id` reference to a resource of the Bundle made its fullUrl."""
+    full_urls = {f"{r['resourceType']}/{r['id']}": identity.urn(_entry_id(r)) for r in resources}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: full_urls.get(v, v) if k == "reference" and isinstance(v, str) else rewrite(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    return [(full_urls[f"{r['resourceType']}/{r['id']}"], rewrite(r)) for r in resources]
+
+
+def _patient(row: PatientRow) -> dict[str, Any]:
+    resource = fhir.patient((row.id, row.display_name, row.national_id, row.birth_date, row.active))
+    resource["identifier"] = identity.patient_identifiers(row.id, row.national_id)
+    return resource
+
+
+def _observations(readings: Iterable[fhir.ReadingRow]) -> list[dict[str, Any]]:
+    resources = fhir.observations(readings)
+    for resource in resources:
+        resource["identifier"] = [{"system": identity.VARDE_READING, "value": resource["id"]}]
+    return resources
+
+
+def _devices(
+    devices: Iterable[tuple[Any, ...]], gateways: Iterable[tuple[Any, ...]], patient_of: dict[str, UUID]
+) -> list[dict[str, Any]]:
+    out = [fhir.gateway_device(g) for g in gateways]
+    for row in devices:
+        resource = fhir.measuring_device(row, patient_of[row[0]])
+        resource["identifier"] = [*resource["identifier"], {"system": identity.VARDE_DEVICE, "value": resource["id"]}]
+        out.append(resource)
+    return out
+
+
+def _narrative(paragraphs: Iterable[str]) -> dict[str, str]:
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p)
+    return {"status": "generated", "div": f'<div xmlns="{_XHTML}">{body}</div>'}
+
+
+def document_id(alarm_id: UUID) -> UUID:
+    return identity.stable_id("alarm-document", alarm_id)
+
+
+def alarm_document(doc: AlarmDocument) -> dict[str, Any]:
+    """A document Bundle: Composition (the resolution note as section text), DetectedIssue, the triggering
+    Observations, Patient, Practitioner (who resolved it), Organization, and the devices that measured."""
+    alarm_id, patient_id, rule = doc.alarm[0], doc.alarm[1], doc.alarm[2]
+    resolved_at: datetime = doc.alarm[9]
+    resolution: str = doc.alarm[10] or ""
+    bundle_id = document_id(alarm_id)
+    practitioner = identity.practitioner(doc.practitioner[:4])
+    organisation = identity.organisation(doc.organisation)
+    observations = _observations(doc.readings)
+    issue = fhir.detected_issue(doc.alarm)
+    issue["identifier"] = [{"system": identity.VARDE_ALARM, "value": str(alarm_id)}]
+    issue["author"] = {"reference": f"Practitioner/{practitioner['id']}"}
+    if observations:
+        issue["implicated"] = [{"reference": f"Observation/{o['id']}"} for o in observations]
+    code, display = _LOINC_NOTE.get(doc.practitioner[4], _LOINC_NOTE["physician"])
+    composition_id = identity.stable_id("alarm-composition", alarm_id)
+    title = f"Varde: alarm {rule} resolved"
+    sections: list[dict[str, Any]] = [
+        {
+            "title": "Vurdering og tiltak / Assessment and action",
+            "code": {"coding": [{"system": fhir.LOINC, "code": "51848-0", "display": "Evaluation note"}]},
+            "text": _narrative([resolution]),
+            "entry": [{"reference": f"DetectedIssue/{issue['id']}"}],
+        }
+    ]
+    if observations:
+        sections.append(
+            {
+                "title": "Målinger / Measurements",
+                "code": {"coding": [{"system": fhir.LOINC, "code": "8716-3", "display": "Vital signs"}]},
+                "text": _narrative([f"{len(observations)} measurement(s) behind the alarm: {issue['detail']}"]),
+                "entry": [{"reference": f"Observation/{o['id']}"} for o in observations],
+            }
+        )
+    composition = {
+        "resourceType": "Composition",
+        "id": str(composition_id),
+        "identifier": {"system": identity.RFC3986, "value": identity.urn(composition_id)},
+        "status": "final",
+        "type": {"coding": [{"system": fhir.LOINC, "code": code, "display": display}], "text": display},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "date": resolved_at.isoformat(),
+        "author": [{"reference": f"Practitioner/{practitioner['id']}"}],
+        "title": title,
+        "custodian": {"reference": f"Organization/{organisation['id']}"},
+        "section": sections,
+    }
+    patient_of = {str(g[0]): UUID(str(g[1])) for g in doc.gateways}
+    resources = [
+        composition,
+        issue,
+        *observations,
+        _patient(doc.patient),
+        practitioner,
+        organisation,
+        *_devices(doc.devices, doc.gateways, patient_of),
+    ]
+    return {
+        "resourceType": "Bundle",
+        "id": str(bundle_id),
+        "identifier": {"system": identity.RFC3986, "value": identity.urn(bundle_id)},
+        "type": "document",
+        "timestamp": resolved_at.isoformat(),
+        "entry": [{"fullUrl": url, "resource": r} for url, r in _link(resources)],
+    }
+
+
+def measurement_bundle(
+    subscription_id: UUID,
+    bundle_type: str,
+    patients: Sequence[PatientRow],
+    readings: Sequence[fhir.ReadingRow],
+    devices: Sequence[tuple[Any, ...]],
+    gateways: Sequence[tuple[Any, ...]],
+    created_at: datetime,
+) -> dict[str, Any]:
+    """New Observations for a record system. A transaction creates each resource only if its identifier is not
+    there yet (`ifNoneExist`), so a resent batch changes nothing; a collection carries the same resources."""
+    observations = _observations(readings)
+    bundle_id = identity.stable_id("measurements", subscription_id, *sorted(o["id"] for o in observations))
+    by_patient = {p.id: p for p in patients}
+    conditions: dict[str, str] = {}
+    resources: list[dict[str, Any]] = []
+    for row in sorted(by_patient.values(), key=lambda p: str(p.id)):
+        resource = _patient(row)
+        conditions[f"Patient/{row.id}"] = identity.patient_search(row.id, row.national_id)
+        resources.append(resource)
+    patient_of = {str(g[0]): UUID(str(g[1])) for g in gateways}
+    for resource in _devices(devices, gateways, patient_of):
+        system = identity.VARDE_DEVICE if resource["id"].startswith("dev-") else fhir.GATEWAY_ID
+        conditions[f"Device/{resource['id']}"] = f"identifier={system}|{resource['id']}"
+        resources.append(resource)
+    for resource in observations:
+        conditions[f"Observation/{resource['id']}"] = f"identifier={identity.VARDE_READING}|{resource['id']}"
+        resources.append(resource)
+    entries: list[dict[str, Any]] = []
+    for url, resource in _link(resources):
+        entry: dict[str, Any] = {"fullUrl": url, "resource": resource}
+        if bundle_type == "transaction":
+            entry["request"] = {
+                "method": "POST",
+                "url": resource["resourceType"],
+                "ifNoneExist": conditions[f"{resource['resourceType']}/{resource['id']}"],
+            }
+        entries.append(entry)
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": str(bundle_id),
+        "identifier": {"system": identity.RFC3986, "value": identity.urn(bundle_id)},
+        "type": bundle_type,
+        "entry": entries,
+    }
+    if bundle_type == "collection":
+        bundle["timestamp"] = created_at.isoformat()
+    return bundle
+
+
+def observation_count(bundle: dict[str, Any]) -> int:
+    return sum(1 for e in bundle.get("entry", []) if e["resource"]["resourceType"] == "Observation")

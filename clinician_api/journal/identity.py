@@ -1,0 +1,73 @@
+"""Who is who in a record system: Norwegian identifier systems (OIDs) for patients, organisations and health
+personnel, the stable ids that make a resend carry the same identifiers, and redaction of national ids from any
+text that may reach a log, an API answer or the outbox's error column."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+from uuid import UUID
+
+from clinician_api.fhir import NORWEGIAN_NATIONAL_ID
+
+ORGANISATION_NUMBER = "urn:oid:2.16.578.1.12.4.1.4.101"
+HPR_NUMBER = "urn:oid:2.16.578.1.12.4.1.4.4"
+RFC3986 = "urn:ietf:rfc:3986"
+VARDE_PATIENT = "urn:varde:patient"
+VARDE_READING = "urn:varde:reading"
+VARDE_DEVICE = "urn:varde:device"
+VARDE_USER = "urn:varde:user"
+VARDE_ALARM = "urn:varde:alarm"
+
+_NAMESPACE = uuid.UUID("3b0f6a2e-9d4c-5e71-8c2a-6f1d0b7e4a93")
+_NATIONAL_ID = re.compile(r"(?<!\d)\d{6}\s?\d{5}(?!\d)")
+
+
+def stable_id(*parts: object) -> UUID:
+    """A UUIDv5 of the parts: the same alarm, reading or batch always gets the same Bundle and resource ids."""
+    return uuid.uuid5(_NAMESPACE, "|".join(str(p) for p in parts))
+
+
+def urn(ident: UUID) -> str:
+    return f"urn:uuid:{ident}"
+
+
+def patient_identifiers(patient_id: UUID, national_id: str | None) -> list[dict[str, str]]:
+    """The national identity number (fødselsnummer / D-nummer) first when known, then Varde's own id."""
+    identifiers = [{"system": NORWEGIAN_NATIONAL_ID, "value": national_id}] if national_id else []
+    return [*identifiers, {"system": VARDE_PATIENT, "value": str(patient_id)}]
+
+
+def patient_search(patient_id: UUID, national_id: str | None) -> str:
+    """The FHIR search that finds the patient in the record system (for conditional create)."""
+    system, value = (NORWEGIAN_NATIONAL_ID, national_id) if national_id else (VARDE_PATIENT, str(patient_id))
+    return f"identifier={system}|{value}"
+
+
+def organisation(row: tuple[Any, ...]) -> dict[str, Any]:
+    """row: id, name, org_number."""
+    return {
+        "resourceType": "Organization",
+        "id": str(row[0]),
+        "identifier": [{"system": ORGANISATION_NUMBER, "value": row[2]}],
+        "active": True,
+        "name": row[1],
+    }
+
+
+def practitioner(row: tuple[Any, ...]) -> dict[str, Any]:
+    """row: id, username, display_name, hpr_number."""
+    identifiers = [{"system": HPR_NUMBER, "value": row[3]}] if row[3] else []
+    return {
+        "resourceType": "Practitioner",
+        "id": str(row[0]),
+        "identifier": [*identifiers, {"system": VARDE_USER, "value": row[1]}],
+        "active": True,
+        "name": [{"text": row[2] or row[1]}],
+    }
+
+
+def redact(text: str) -> str:
+    """Text with anything shaped like a national identity number (11 digits) masked."""
+    return _NATIONAL_ID.sub("***********", text)

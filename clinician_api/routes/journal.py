@@ -1,0 +1,115 @@
+"""The journal outbox for people: entries waiting for or refused by a record system, and a manual retry.
+
+Administrators see every entry (ids, states and errors only, never Bundle content); clinicians see the entries of
+patients in their care. Every look and every retry is audited."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from psycopg import Connection
+
+from clinician_api import audit, paging, problems
+from clinician_api.access import Principal, visible_patients_clause
+from clinician_api.deps import Conn, CurrentPrincipal, client_addr
+from clinician_api.journal import outbox
+from clinician_api.journal.schemas import EntryKind, EntryState, JournalEntry, JournalPage
+
+router = APIRouter(prefix="/api/v1/journal", tags=["journal"], responses=problems.responses(401, 403))
+_NOT_FOUND = "no such journal entry for your care teams"
+
+
+def _may_use(principal: Principal) -> None:
+    if not (principal.is_admin or principal.is_clinician):
+        raise HTTPException(403, f"this needs a clinical or admin role; you are {principal.role}")
+
+
+def _scope(principal: Principal) -> tuple[str, list[Any]]:
+    """Admins: every entry. Clinicians: entries naming a patient they have a duty of care for."""
+    if principal.is_admin:
+        return "true", []
+    clause, params = visible_patients_clause(principal)
+    return f"EXISTS (SELECT 1 FROM patients p WHERE p.id = ANY(o.patient_ids) AND {clause})", params
+
+
+def _entry(row: Any) -> JournalEntry:
+    return JournalEntry.model_validate(outbox.entry_from_row(row), from_attributes=True)
+
+
+def _audit(conn: Connection[Any], principal: Principal, action: str, request: Request, patient_ids: list[UUID]) -> None:
+    if principal.is_admin or not patient_ids:
+        audit.record(conn, principal, action, request.url.path, "ok", client_addr=client_addr(request))
+    else:
+        audit.record_patients(conn, principal, action, request.url.path, patient_ids, client_addr=client_addr(request))
+
+
+@router.get("/entries", response_model=JournalPage, responses=problems.responses(400))
+def list_entries(
+    conn: Conn,
+    principal: CurrentPrincipal,
+    request: Request,
+    state: Annotated[list[EntryState] | None, Query(description="Default: pending and failed")] = None,
+    kind: Annotated[list[EntryKind] | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> JournalPage:
+    """Outbox entries, newest first: what waits for a record system (with its next attempt) and what it refused
+    (with its answer)."""
+    _may_use(principal)
+    clause, params = _scope(principal)
+    where = [clause, "o.state = ANY(%s)"]
+    params.append(list(state or ("pending", "failed")))
+    if kind:
+        where.append("o.kind = ANY(%s)")
+        params.append(list(kind))
+    if cursor:
+        created_at, entry_id = paging.decode("journal", cursor, (paging.parse_time, UUID))
+        where.append("(o.created_at, o.id) < (%s, %s)")
+        params += [created_at, entry_id]
+    rows = conn.execute(
+        f"SELECT {outbox.ENTRY_COLUMNS} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id "
+        f"WHERE {' AND '.join(where)} ORDER BY o.created_at DESC, o.id DESC LIMIT %s",
+        [*params, limit + 1],
+    ).fetchall()
+    shown, next_cursor = paging.page(rows, limit, lambda r: (r[17], r[0]), "journal")
+    items = [_entry(r) for r in shown]
+    _audit(conn, principal, "list", request, sorted({p for i in items for p in i.patient_ids}, key=str))
+    return JournalPage(items=items, next=next_cursor)
+
+
+def _one(conn: Connection[Any], principal: Principal, request: Request, entry_id: UUID) -> JournalEntry:
+    clause, params = _scope(principal)
+    row = conn.execute(
+        f"SELECT {outbox.ENTRY_COLUMNS} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id "
+        f"WHERE o.id = %s AND {clause}",
+        [entry_id, *params],
+    ).fetchone()
+    if row is None:
+        audit.record(conn, principal, "read", request.url.path, "denied", client_addr=client_addr(request))
+        conn.commit()
+        raise HTTPException(404, _NOT_FOUND)
+    return _entry(row)
+
+
+@router.get("/entries/{entry_id}", response_model=JournalEntry, responses=problems.responses(404))
+def get_entry(entry_id: UUID, conn: Conn, principal: CurrentPrincipal, request: Request) -> JournalEntry:
+    """One entry with its delivery history summary (attempts, last answer, where the record system stored it)."""
+    _may_use(principal)
+    entry = _one(conn, principal, request, entry_id)
+    _audit(conn, principal, "read", request, entry.patient_ids)
+    return entry
+
+
+@router.post("/entries/{entry_id}/retry", response_model=JournalEntry, responses=problems.responses(404, 409))
+def retry_entry(entry_id: UUID, conn: Conn, principal: CurrentPrincipal, request: Request) -> JournalEntry:
+    """Send a failed (or waiting) entry again now, with a fresh attempt budget — after the cause was fixed."""
+    _may_use(principal)
+    entry = _one(conn, principal, request, entry_id)
+    if entry.state == "delivered":
+        raise HTTPException(409, "the entry is already delivered")
+    updated = outbox.retry(conn, entry_id)
+    assert updated is not None
+    _audit(conn, principal, "journal_retry", request, entry.patient_ids)
+    return JournalEntry.model_validate(updated, from_attributes=True)
