@@ -66,6 +66,8 @@ class IngestWorker:
         self._cond = threading.Condition()
         self._generation = 0
         self._stopping = threading.Event()
+        self._stored_total = 0
+        self._last_progress_log = time.monotonic()
         self.health = metrics.HealthState()
         self._client = self._make_client()
 
@@ -277,8 +279,13 @@ class IngestWorker:
 
     def _handle(self, batch: list[Delivery]) -> None:
         if batch:
-            self._process(batch)
+            result = self._process(batch)
             self._ack(batch)
+            self._stored_total += result.stored
+        now = time.monotonic()
+        if now - self._last_progress_log >= 10.0:
+            self._last_progress_log = now
+            log.info("ingest_progress held_messages=%d stored_total=%d", len(self._queue), self._stored_total)
 
     def _drain(self, quiet_seconds: float = 1.0, limit_seconds: float = 60.0) -> bool:
         """Leave the share group, then commit and acknowledge everything already delivered.
