@@ -1,5 +1,6 @@
 """Timed rules, run by one leader at a time: the process holding a PostgreSQL advisory lock runs the jobs,
-others wait as hot standbys. Each job is one set-based statement, never one job per patient."""
+others wait as hot standbys. Each job is one set-based statement, never one job per patient: escalation of red
+alarms left open, and questionnaires not answered by their deadline (`rules_engine.questionnaires`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import psycopg
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from rules_engine.questionnaires import check_missed_questionnaires
 from store.settings import Settings, get_settings
 
 log = logging.getLogger("varde.rules")
@@ -82,8 +84,11 @@ def run_scheduler(settings: Settings | None = None, interval_seconds: int = 30) 
         try:
             with psycopg.connect(settings.require_database_url()) as conn:
                 escalated = escalate_unacknowledged(conn)
+                missed = check_missed_questionnaires(conn)
             if escalated:
                 log.info("alarms_escalated count=%d", escalated)
+            if missed:
+                log.info("questionnaires_missed alarms=%d", len(missed))
         except psycopg.Error as exc:
             log.warning("rules_tick_failed error=%s", type(exc).__name__)
 

@@ -696,16 +696,29 @@ def start_service(home: Path, name: str) -> None:
     _write_private_json(paths.stack_file, state)
 
 
-def restart_broker(home: Path) -> None:
-    """Stop Mosquitto cleanly (it saves its persistent sessions) and start it again on the same port."""
+def stop_broker(home: Path) -> None:
+    """Stop Mosquitto cleanly (it saves its persistent sessions and retained messages); its port stays reserved."""
     paths = StackPaths(home)
     state = load_state(paths)
     mq = state.get("mqtt") or {}
     _stop_pid(mq.get("pid"), "Mosquitto")
     mq.pop("pid", None)
+    _write_private_json(paths.stack_file, state)
+
+
+def start_broker(home: Path) -> None:
+    """Start Mosquitto again on the port it had."""
+    paths = StackPaths(home)
+    state = load_state(paths)
     secret = _read_json(paths.secrets_file)
     _start_mosquitto(paths, state, secret, _service_user())
     _write_private_json(paths.stack_file, state)
+
+
+def restart_broker(home: Path) -> None:
+    """Stop Mosquitto cleanly and start it again on the same port."""
+    stop_broker(home)
+    start_broker(home)
 
 
 def restart_postgres(home: Path) -> None:
