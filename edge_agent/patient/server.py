@@ -96,6 +96,7 @@ class PatientScreenServer:
         self._static = {path: ((package / name).read_bytes(), ctype) for path, (name, ctype) in _STATIC.items()}
         self._server: asyncio.Server | None = None
         self._streams: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     @property
     def port(self) -> int:
@@ -116,9 +117,12 @@ class PatientScreenServer:
         if self._server is None:
             return
         self._server.close()
-        for task in list(self._streams):
-            task.cancel()
-        await asyncio.gather(*self._streams, return_exceptions=True)
+        self._closing = True
+        self._screen.changes.notify()
+        if self._streams:
+            _done, stuck = await asyncio.wait(list(self._streams), timeout=2.0)
+            for task in stuck:
+                task.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 2.0)
 
@@ -135,6 +139,8 @@ class PatientScreenServer:
             self._json(writer, exc.status, {"detail": exc.detail})
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            return
         finally:
             if task is not None:
                 self._streams.discard(task)
@@ -211,7 +217,7 @@ class PatientScreenServer:
                     f"{_SECURITY_HEADERS}\r\nretry: 1000\n\n"
                 ).encode()
             )
-            while True:
+            while not self._closing:
                 data = json.dumps(self._screen.snapshot(), ensure_ascii=False, separators=(",", ":"))
                 writer.write(f"event: state\ndata: {data}\n\n".encode())
                 await writer.drain()
