@@ -121,7 +121,8 @@ class PatientScreen:
         self._connected = connected
         self._pending_readings = pending_readings
         self._wake_publisher = wake_publisher
-        self._clock = clock
+        self.clock = clock
+        """Where "now" comes from; a test or a demo may set another clock."""
         self._lock = threading.Lock()
         self._latest = self.journal.latest_measurement()
         self._receipt = self.journal.last_receipt()
@@ -157,7 +158,7 @@ class PatientScreen:
             id=uuid.uuid4(),
             questionnaire=questionnaire.id,
             plan_version=plan.version,
-            answered_at=self._clock().replace(microsecond=0),
+            answered_at=self.clock().replace(microsecond=0),
             answers=score.answers,
             score=score.total,
             zone=score.zone,
@@ -196,7 +197,7 @@ class PatientScreen:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the page shows, in both languages; times already in the patient's time zone."""
-        now = self._clock()
+        now = self.clock()
         plan = self.plans.plan
         tz = ZoneInfo(plan.timezone if plan is not None else self._timezone)
         with self._lock:
