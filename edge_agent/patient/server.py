@@ -1,7 +1,8 @@
 """The local patient page, served by the agent with asyncio streams (no web framework on the gateway).
 
 Routes: `/` (the page), `/app.js`, `/style.css`, `GET /api/state` (the screen snapshot), `GET /api/events`
-(server-sent events: a `state` event at once, on every change and at least every `REFRESH_S`), and
+(server-sent events: a `state` event at once, on every change — announced, or seen within `LOOK_S` — and at least
+every `REFRESH_S`), and
 `POST /api/questionnaires/{id}` (`{"answers": {question: option}}` → 201 with the scored response).
 
 It listens on loopback unless configured otherwise. Requests must name an allowed host (loopback, the bind address
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -27,6 +29,9 @@ from vitals.questionnaire import AnswerError
 log = logging.getLogger(__name__)
 
 REFRESH_S = 10.0
+"""An event at least this often, even when nothing changed (keeps proxies and the page's clock fresh)."""
+LOOK_S = 1.0
+"""How often an open stream looks for changes nobody announces (the broker connection, the clock)."""
 _MAX_HEAD = 16 * 1024
 _MAX_BODY = 16 * 1024
 _HEAD_TIMEOUT_S = 10.0
@@ -217,12 +222,18 @@ class PatientScreenServer:
                     f"{_SECURITY_HEADERS}\r\nretry: 1000\n\n"
                 ).encode()
             )
+            shown: dict[str, Any] | None = None
+            sent_at = 0.0
             while not self._closing:
-                data = json.dumps(self._screen.snapshot(), ensure_ascii=False, separators=(",", ":"))
-                writer.write(f"event: state\ndata: {data}\n\n".encode())
-                await writer.drain()
+                doc = self._screen.snapshot()
+                content = {k: v for k, v in doc.items() if k != "now"}
+                if content != shown or time.monotonic() - sent_at >= REFRESH_S:
+                    data = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+                    writer.write(f"event: state\ndata: {data}\n\n".encode())
+                    await writer.drain()
+                    shown, sent_at = content, time.monotonic()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(queue.get(), REFRESH_S)
+                    await asyncio.wait_for(queue.get(), LOOK_S)
         finally:
             self._screen.changes.unsubscribe(queue)
 

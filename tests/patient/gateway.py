@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from playwright.sync_api import Browser, Page, expect
 
 from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig
@@ -157,3 +159,26 @@ class Subscriber:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+@contextlib.contextmanager
+def open_page(browser: Browser, url: str) -> Iterator[Page]:
+    """The patient page in a fresh browser context that may reach nothing but the gateway."""
+    context = browser.new_context(locale="nb-NO")
+    page = context.new_page()
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url) else route.abort())
+    try:
+        page.goto(url)
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        yield page
+    finally:
+        context.close()
+
+
+def tab_to(page: Page, selector: str, limit: int = 60) -> None:
+    """Press Tab until the focused element matches `selector` (keyboard only, as a patient would)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")

@@ -10,36 +10,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.edge.edge_fixtures import free_port
-from tests.patient.gateway import RunningAgent, gateway_config, reading
+from tests.patient.gateway import RunningAgent, gateway_config, open_page, reading, tab_to
 from tests.patient.plans import wire
 from vitals import Kind, Receipt, plan_topic
 
 pytestmark = pytest.mark.browser
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-]
 OSLO = ZoneInfo("Europe/Oslo")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is required for the browser tests (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -51,22 +30,8 @@ def gw(tmp_path: Path) -> Iterator[RunningAgent]:
 
 @pytest.fixture
 def page(browser: Browser, gw: RunningAgent) -> Iterator[Page]:
-    context = browser.new_context(locale="nb-NO")
-    p = context.new_page()
-    p.route("**/*", lambda route: route.continue_() if route.request.url.startswith(gw.url) else route.abort())
-    p.goto(gw.url)
-    expect(p.locator("body")).to_have_attribute("data-ready", "true")
-    yield p
-    context.close()
-
-
-def tab_to(page: Page, selector: str, limit: int = 60) -> None:
-    """Press Tab until the focused element matches `selector` (keyboard only, as a patient would)."""
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
-            return
-    raise AssertionError(f"Tab never reached {selector}")
+    with open_page(browser, gw.url) as p:
+        yield p
 
 
 def test_a_questionnaire_is_answered_with_tab_and_enter_in_bokmal_and_english(page: Page, gw: RunningAgent) -> None:
