@@ -114,3 +114,14 @@ def test_plan_from_the_api_gives_offline_advice_and_the_cloud_evaluates_reading_
         (patient,),
     ).fetchone()
     assert explanation == ("Questionnaire “How are you today?”: score 5 of 5 (yellow from 2, red from 4).",)
+
+    headers = login(api_url, tenant.nurse, tenant.nurse_password)
+    listed = httpx.get(f"{api_url}/api/v1/patients/{patient}/questionnaire-responses", headers=headers, timeout=30)
+    assert listed.status_code == 200, listed.text
+    [item] = listed.json()["items"]
+    assert (item["questionnaire"], item["score"], item["zone"]) == ("hf-symptoms", 5, "red")
+    assert item["answers"] == {"breath": "a-lot", "swelling": "yes"}
+    stranger = make_tenant()
+    other = login(api_url, stranger.nurse, stranger.nurse_password)
+    hidden = httpx.get(f"{api_url}/api/v1/patients/{patient}/questionnaire-responses", headers=other, timeout=30)
+    assert hidden.status_code == 404
