@@ -14,7 +14,7 @@ from clinician_api import problems
 from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
-from clinician_api.routes import alarms, audit, auth, fhir, journal, patients, plans, thresholds
+from clinician_api.routes import alarms, audit, auth, fhir, journal, patients, plans, questionnaires, thresholds
 from store.settings import Settings, get_settings
 
 VERSION = "0.2.0"
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.event_hub = AlarmEventHub(lambda: current_settings().require_database_url())
     app.state.gateway_publisher = GatewayPublisher(current_settings())
     problems.install(app)
-    for module in (auth, alarms, patients, thresholds, plans, audit, fhir, journal):
+    for module in (auth, alarms, patients, thresholds, plans, questionnaires, audit, fhir, journal):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
 

@@ -3,6 +3,9 @@
 Device handlers run as asyncio tasks ("sources") on the agent's loop and hand readings to `accept`, which commits
 them to the outbox before returning and then wakes the publisher thread. BLE trouble never stops the outbox from
 draining: the radio and the publisher fail and retry independently.
+
+The patient's screen (`edge_agent.patient`) sees every committed reading at once, judged by the last good plan,
+and its questionnaire answers travel through their own durable queue, published like readings.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from typing import TYPE_CHECKING, Any
 from edge_agent.config import BleConfig, EdgeConfig
 from edge_agent.link import Radio
 from edge_agent.outbox import Outbox, PutResult
+from edge_agent.patient.screen import PatientScreen
+from edge_agent.patient.server import PatientScreenServer
 from edge_agent.plan_store import PlanStore
-from edge_agent.publisher import Publisher
+from edge_agent.publisher import Lane, Publisher
 from edge_agent.systemd import notify, watchdog_period_s
-from vitals import DeviceStatus, GatewayStatus, Reading
+from vitals import DeviceStatus, GatewayStatus, Reading, questionnaires_topic
+from vitals.questionnaire import MAX_RESPONSES_PER_ENVELOPE, build_questionnaire_envelope
 
 if TYPE_CHECKING:
     from edge_agent.devices.manager import DeviceManager
@@ -60,6 +66,21 @@ class Agent:
             config.outbox.path, max_rows=config.outbox.max_rows, max_age_s=config.outbox.max_age_days * 86400
         )
         self.plans = PlanStore(config.resolved_plan_path)
+        self.questionnaires = Outbox(
+            config.questionnaire_queue_path, max_rows=10_000, max_age_s=config.outbox.max_age_days * 86400
+        )
+        self.screen = PatientScreen(
+            plans=self.plans,
+            journal_path=config.patient_journal_path,
+            questionnaire_queue=self.questionnaires,
+            timezone=config.patient_timezone,
+            language=config.patient_screen.language,
+            connected=lambda: self.publisher.connected,
+            pending_readings=lambda: self.outbox.depth,
+            wake_publisher=lambda: self.publisher.wake(),
+        )
+        self.screen_server: PatientScreenServer | None = None
+        """The local patient page, while it listens."""
         self.publisher = Publisher(
             gateway_id=config.gateway_id,
             username=config.username,
@@ -68,6 +89,17 @@ class Agent:
             outbox=self.outbox,
             plans=self.plans,
             status=self.status,
+            lanes=[
+                Lane(
+                    "questionnaires",
+                    self.questionnaires,
+                    questionnaires_topic(config.gateway_id),
+                    build_questionnaire_envelope,
+                    max_rows=MAX_RESPONSES_PER_ENVELOPE,
+                )
+            ],
+            on_plan=self._plan_received,
+            on_receipt=self.screen.receive_receipt,
         )
         self.devices: DeviceManager | None = None
         """The device manager, once the radio task runs it; it owns the radio and stops scanning itself."""
@@ -103,7 +135,16 @@ class Agent:
             self.publisher.request_status()
         if result.added:
             self.publisher.wake()
+        try:
+            self.screen.observe(readings)
+        except Exception:  # the screen must never cost a reading its place in the outbox
+            log.exception("patient_screen_observe_failed readings=%d", len(readings))
         return result
+
+    def _plan_received(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Publisher thread: judge the plan message; a change of plan (or a refusal) goes into the status at once."""
+        if self.screen.plans.receive(topic, payload, retained) in ("accepted", "refused"):
+            self.publisher.request_status()
 
     def note_device(self, address: str, *, battery_percent: int | None = None) -> None:
         """Record that a configured device was seen (and its battery level, when the handler read it)."""
@@ -124,6 +165,8 @@ class Agent:
             outbox_full=self.outbox.full or self._refusing,
             devices=list(self._devices.values()),
             at=datetime.now(UTC),
+            plan_version=plan.version if (plan := self.screen.plans.plan) is not None else None,
+            plan_problem=self.screen.plans.problem,
         )
 
     # ---- running -------------------------------------------------------------------------------------------
@@ -141,6 +184,7 @@ class Agent:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self._loop.add_signal_handler(sig, self._stop.set)
         self.publisher.start()
+        await self._start_screen()
         log.info(
             "agent_started gateway=%s version=%s devices=%d depth=%d",
             self.config.gateway_id,
@@ -160,11 +204,34 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.screen_server is not None:
+                await self.screen_server.close()
             await asyncio.to_thread(self.publisher.stop)
             self.outbox.close()
+            self.questionnaires.close()
+            self.screen.close()
             self.plans.close()
             log.info("agent_stopped exit_code=%d", self.exit_code)
         return self.exit_code
+
+    async def _start_screen(self) -> None:
+        """Serve the patient's page; if its port is taken the agent still runs (readings matter most)."""
+        settings = self.config.patient_screen
+        if not settings.enabled:
+            return
+        server = PatientScreenServer(self.screen, settings)
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error(
+                "patient_screen_unavailable bind=%s port=%d error=%s hint=%s",
+                settings.bind,
+                settings.port,
+                exc.strerror or exc,
+                "set patient_screen.port to a free port",
+            )
+            return
+        self.screen_server = server
 
     async def _housekeeping(self) -> None:
         period = watchdog_period_s()
@@ -180,6 +247,8 @@ class Agent:
                 return
             if now >= next_expire:
                 await asyncio.to_thread(self.outbox.expire)
+                await asyncio.to_thread(self.questionnaires.expire)
+                await asyncio.to_thread(self.screen.journal.prune)
                 next_expire = now + _EXPIRE_EVERY_S
             if period is not None and now - self.publisher.heartbeat < _HEARTBEAT_STALE_S:
                 notify("WATCHDOG=1")

@@ -142,6 +142,20 @@ class BleConfig(BaseModel):
     """Restart the scanner when no advertisement at all has been seen for this long."""
 
 
+class PatientScreenConfig(BaseModel):
+    """The patient's local page (plan advice, schedule, questionnaires), served by the agent itself."""
+
+    model_config = _Section
+
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    """Loopback by default; the gateway's address on the home network to reach it from a tablet."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 8480
+    language: Literal["nb", "en"] = "nb"
+    allowed_hosts: list[str] = []
+    """Extra host names the page may be reached by (e.g. "varde.local"); loopback and `bind` always are."""
+
+
 class EdgeConfig(BaseModel):
     """Everything one gateway needs to run."""
 
@@ -156,6 +170,7 @@ class EdgeConfig(BaseModel):
     devices: list[DeviceConfig] = []
     plan_path: Path | None = None
     """Where the last received self-management plan is kept; defaults to `plan.sqlite` beside the outbox."""
+    patient_screen: PatientScreenConfig = PatientScreenConfig()
 
     @field_validator("gateway_id")
     @classmethod
@@ -188,6 +203,15 @@ class EdgeConfig(BaseModel):
     @property
     def resolved_plan_path(self) -> Path:
         return self.plan_path or self.outbox.path.with_name("plan.sqlite")
+
+    @property
+    def questionnaire_queue_path(self) -> Path:
+        """Questionnaire responses awaiting the broker's acknowledgement, durable like the readings outbox."""
+        return self.outbox.path.with_name("questionnaires.sqlite")
+
+    @property
+    def patient_journal_path(self) -> Path:
+        return self.outbox.path.with_name("patient.sqlite")
 
 
 def _describe(exc: ValidationError, source: str) -> str:

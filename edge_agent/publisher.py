@@ -7,6 +7,9 @@ wakes once a second. At most `window` envelopes are unacknowledged at a time: pa
 Session: `clean_start=False` with a session expiry, so the broker keeps the `plan` subscription and paho re-sends
 unacknowledged envelopes (same packet id, DUP set) after a reconnect. After a process restart the outbox replays
 everything still in it; the cloud stores each reading id once, so re-sends are harmless.
+
+Besides the readings outbox, further durable queues ("lanes", e.g. the patient's questionnaire responses) are
+drained the same way to their own topics, sharing the window. Plan and receipt messages go to handlers.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from edge_agent.backoff import BROKER
 from edge_agent.config import BrokerConfig, PublisherConfig
 from edge_agent.outbox import Outbox, OutboxRow
 from edge_agent.plan_store import PlanStore
-from vitals import SCHEMA, GatewayStatus, plan_topic, readings_topic, status_topic
+from vitals import SCHEMA, GatewayStatus, plan_topic, readings_topic, receipts_topic, status_topic
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,23 @@ _CONNECT_HINTS = {
 
 
 @dataclass(frozen=True, slots=True)
+class Lane:
+    """A durable queue drained to its own topic; `wrap(gateway_id, bodies, sent_at)` builds one message."""
+
+    name: str
+    outbox: Outbox
+    topic: str
+    wrap: Callable[[str, list[bytes], str], bytes]
+    max_rows: int | None = None
+    """Fewer rows per message than `batch_max_readings`, where the message format caps them."""
+
+
+@dataclass(frozen=True, slots=True)
 class _InFlight:
     first_seq: int
     last_seq: int
     count: int
+    lane: int = 0
 
 
 @dataclass(slots=True)
@@ -65,6 +81,7 @@ class _Retry:
     due: float
     first_seq: int
     last_seq: int
+    lane: int = 0
 
 
 @dataclass(slots=True)
@@ -100,6 +117,9 @@ class Publisher:
         outbox: Outbox,
         plans: PlanStore,
         status: Callable[[], GatewayStatus],
+        lanes: list[Lane] | None = None,
+        on_plan: Callable[[str, bytes, bool], None] | None = None,
+        on_receipt: Callable[[bytes], None] | None = None,
     ) -> None:
         self.gateway_id = gateway_id
         self.stats = PublisherStats()
@@ -110,16 +130,21 @@ class Publisher:
         self._outbox = outbox
         self._plans = plans
         self._status = status
+        self._on_plan = on_plan or self._save_plan
+        self._on_receipt = on_receipt
         self._readings_topic = readings_topic(gateway_id)
         self._status_topic = status_topic(gateway_id)
         self._plan_topic = plan_topic(gateway_id)
+        self._receipts_topic = receipts_topic(gateway_id)
+        self._lanes = [Lane("readings", outbox, self._readings_topic, build_envelope), *(lanes or [])]
         self._window = settings.window
         self._inflight: dict[int, _InFlight] = {}
-        self._acked: list[tuple[int, int]] = []
+        self._acked: list[tuple[int, int, int]] = []
+        """(lane, first_seq, last_seq) of envelopes the broker acknowledged, deleted on the loop's next turn."""
         self._retries: list[_Retry] = []
         self._refused_streak = 0
-        self._cursor = 0
-        self._linger_until: float | None = None
+        self._cursor = [0] * len(self._lanes)
+        self._linger_until: list[float | None] = [None] * len(self._lanes)
         self._status_due: float | None = None
         self._status_mid: int | None = None
         self._connected = False
@@ -210,6 +235,8 @@ class Publisher:
         if receive_max:
             self._window = max(1, min(self._window, int(receive_max) - 2))
         client.subscribe(self._plan_topic, qos=1)
+        if self._on_receipt is not None:
+            client.subscribe(self._receipts_topic, qos=1)
         self._status_due = 0.0
         log.info(
             "broker_connected host=%s port=%d session_present=%s window=%d inflight=%d",
@@ -240,7 +267,7 @@ class Publisher:
             delay = min(cap, _RETRY_FIRST_S * 2**self._refused_streak)
             self._refused_streak += 1
             self.stats.envelopes_refused += 1
-            self._retries.append(_Retry(time.monotonic() + delay, entry.first_seq, entry.last_seq))
+            self._retries.append(_Retry(time.monotonic() + delay, entry.first_seq, entry.last_seq, entry.lane))
             log.warning(
                 "publish_not_accepted reason=%s readings=%d kept_in_outbox=true retry_in_s=%.0f",
                 reason,
@@ -253,14 +280,19 @@ class Publisher:
             # An envelope just got through, so the broker delivers again: waiting envelopes go now, oldest first.
             now = time.monotonic()
             self._retries = [_Retry(min(r.due, now), r.first_seq, r.last_seq) for r in self._retries]
-        self._acked.append((entry.first_seq, entry.last_seq))
+        self._acked.append((entry.lane, entry.first_seq, entry.last_seq))
         self.stats.readings_acked += entry.count
 
     def _on_message(self, _client: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:
-        if message.topic != self._plan_topic:
-            return
-        if self._plans.save(message.topic, message.payload):
-            log.info("plan_received bytes=%d retained=%s", len(message.payload), message.retain)
+        if message.topic == self._plan_topic:
+            self._on_plan(message.topic, bytes(message.payload), bool(message.retain))
+        elif message.topic == self._receipts_topic and self._on_receipt is not None:
+            self._on_receipt(bytes(message.payload))
+
+    def _save_plan(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Without a plan handler the payload is kept as received."""
+        if self._plans.save(topic, payload):
+            log.info("plan_received bytes=%d retained=%s", len(payload), retained)
         else:
             log.warning("plan_cleared_on_broker kept_last_plan=true")
 
@@ -339,7 +371,7 @@ class Publisher:
         if self._acked:
             acked, self._acked = self._acked, []
             was_full = self._outbox.full
-            self._outbox.ack(acked)
+            self._ack(acked)
             if was_full and not self._outbox.full:
                 self._status_due = 0.0
         now = time.monotonic()
@@ -356,27 +388,38 @@ class Publisher:
         deadlines = [now + _IDLE_TICK_S]
         if self._status_due is not None:
             deadlines.append(self._status_due)
-        if self._linger_until is not None:
-            deadlines.append(self._linger_until)
+        deadlines.extend(t for t in self._linger_until if t is not None)
         deadlines.extend(r.due for r in self._retries)
         return max(0.0, min(deadlines) - now)
 
+    def _ack(self, acked: list[tuple[int, int, int]]) -> None:
+        for index, lane in enumerate(self._lanes):
+            spans = [(first, last) for i, first, last in acked if i == index]
+            if spans:
+                lane.outbox.ack(spans)
+
     def _fill_window(self, now: float) -> None:
+        for index, lane in enumerate(self._lanes):
+            self._fill_lane(now, index, lane)
+
+    def _fill_lane(self, now: float, index: int, lane: Lane) -> None:
         settings = self._settings
+        limit = min(settings.batch_max_readings, lane.max_rows or settings.batch_max_readings)
         while len(self._inflight) < self._window:
-            batch = self._outbox.fetch(self._cursor, settings.batch_max_readings, settings.batch_max_bytes)
+            batch = lane.outbox.fetch(self._cursor[index], limit, settings.batch_max_bytes)
             if not batch.rows:
-                self._linger_until = None
+                self._linger_until[index] = None
                 return
-            partial = not batch.more and len(batch.rows) < settings.batch_max_readings
+            partial = not batch.more and len(batch.rows) < limit
             if partial and self._inflight and settings.batch_linger_ms > 0:
-                if self._linger_until is None:
-                    self._linger_until = now + settings.batch_linger_ms / 1000
-                if now < self._linger_until:
+                linger = self._linger_until[index]
+                if linger is None:
+                    linger = self._linger_until[index] = now + settings.batch_linger_ms / 1000
+                if now < linger:
                     return
-            self._linger_until = None
-            self._send(batch.rows)
-            self._cursor = batch.rows[-1].seq
+            self._linger_until[index] = None
+            self._send(batch.rows, index)
+            self._cursor[index] = batch.rows[-1].seq
 
     def _send_due_retries(self, now: float) -> None:
         due = [r for r in self._retries if r.due <= now]
@@ -384,18 +427,19 @@ class Publisher:
             if len(self._inflight) >= self._window:
                 return
             self._retries.remove(retry)
-            rows = self._outbox.fetch_range(retry.first_seq, retry.last_seq)
+            rows = self._lanes[retry.lane].outbox.fetch_range(retry.first_seq, retry.last_seq)
             if rows:
-                self._send(rows)
+                self._send(rows, retry.lane)
 
-    def _send(self, rows: list[OutboxRow]) -> None:
-        payload = build_envelope(self.gateway_id, [r.body for r in rows], utc_timestamp())
-        info = self._client.publish(self._readings_topic, payload, qos=1)
+    def _send(self, rows: list[OutboxRow], lane: int = 0) -> None:
+        target = self._lanes[lane]
+        payload = target.wrap(self.gateway_id, [r.body for r in rows], utc_timestamp())
+        info = self._client.publish(target.topic, payload, qos=1)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            log.error("publish_failed rc=%s readings=%d kept_in_outbox=true", info.rc, len(rows))
-            self._retries.append(_Retry(time.monotonic() + _RETRY_FIRST_S, rows[0].seq, rows[-1].seq))
+            log.error("publish_failed rc=%s lane=%s rows=%d kept_in_outbox=true", info.rc, target.name, len(rows))
+            self._retries.append(_Retry(time.monotonic() + _RETRY_FIRST_S, rows[0].seq, rows[-1].seq, lane))
             return
-        self._inflight[info.mid] = _InFlight(rows[0].seq, rows[-1].seq, len(rows))
+        self._inflight[info.mid] = _InFlight(rows[0].seq, rows[-1].seq, len(rows), lane)
         self.stats.envelopes_published += 1
         self.stats.readings_published += len(rows)
 
@@ -411,7 +455,7 @@ class Publisher:
             while self._inflight and self._connected and time.monotonic() < deadline:
                 self._pump(0.1)
             if self._acked:
-                self._outbox.ack(self._acked)
+                self._ack(self._acked)
                 self._acked = []
         if self._connected:
             info = self._client.publish(self._status_topic, OFFLINE_PAYLOAD, qos=1, retain=True)

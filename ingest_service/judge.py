@@ -120,6 +120,11 @@ def judge(topic: str, payload: bytes, received_at: datetime, lookup: Any, now: d
     return Judgement(gateway_id, rows, dead, parsed.sent_at)
 
 
+def whole_message(topic: str, gateway_id: str | None, reason: Reason, detail: str, payload: bytes) -> DeadLetter:
+    """The dead letter for a message refused as a whole (any channel)."""
+    return _whole(topic, gateway_id, reason, detail, payload)
+
+
 def _whole(topic: str, gateway_id: str | None, reason: Reason, detail: str, payload: bytes) -> DeadLetter:
     return DeadLetter(
         topic,

@@ -23,13 +23,14 @@ from paho.mqtt.properties import Properties
 
 from ingest_service import metrics
 from ingest_service.judge import DeadLetter, ReadingRow, judge
+from ingest_service.questionnaires import QuestionnaireRulesHook, ResponseRow, judge_questionnaires, write_responses
 from ingest_service.registry import GatewayRegistry
 from ingest_service.writer import BatchResult, RulesHook, write_batch
 from store.db import open_pool
 from store.settings import Settings, get_settings
 from vitals import INGEST_SHARED_SUBSCRIPTION
 from vitals.status import GatewayStatus
-from vitals.topics import INGEST_SHARE_GROUP, STATUS_WILDCARD, parse_topic
+from vitals.topics import INGEST_QUESTIONNAIRES_SUBSCRIPTION, INGEST_SHARE_GROUP, STATUS_WILDCARD, parse_topic
 
 log = logging.getLogger("varde.ingest")
 
@@ -56,10 +57,17 @@ class WorkerConfig:
 
 
 class IngestWorker:
-    def __init__(self, settings: Settings, config: WorkerConfig, rules: RulesHook | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: WorkerConfig,
+        rules: RulesHook | None,
+        questionnaire_rules: QuestionnaireRulesHook | None = None,
+    ) -> None:
         self._settings = settings
         self._config = config
         self._rules = rules
+        self._questionnaire_rules = questionnaire_rules
         self._pool = open_pool(settings, min_size=1, max_size=2, name=f"ingest-{config.worker_id}")
         self._registry = GatewayRegistry(self._pool, database_url=settings.require_database_url())
         self._queue: deque[Delivery] = deque()
@@ -109,7 +117,9 @@ class IngestWorker:
             dropped = len(self._queue)
             self._queue.clear()
         self.health.mqtt_connected = True
-        client.subscribe([(INGEST_SHARED_SUBSCRIPTION, 1), (STATUS_SHARED_SUBSCRIPTION, 1)])
+        client.subscribe(
+            [(INGEST_SHARED_SUBSCRIPTION, 1), (INGEST_QUESTIONNAIRES_SUBSCRIPTION, 1), (STATUS_SHARED_SUBSCRIPTION, 1)]
+        )
         log.info("mqtt_connected session_present=%s held_messages_dropped=%d", flags.session_present, dropped)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -162,15 +172,24 @@ class IngestWorker:
         rows: list[ReadingRow] = []
         dead: list[DeadLetter] = []
         newest_sent: datetime | None = None
+        responses: list[ResponseRow] = []
+        refused: list[DeadLetter] = []
         for d in batch:
             if d.topic.endswith("/status"):
                 self._record_status(d)
+                continue
+            if d.topic.endswith("/questionnaires"):
+                answered = judge_questionnaires(d.topic, d.payload, d.received_at, self._registry.lookup)
+                responses.extend(answered.rows)
+                refused.extend(answered.dead)
                 continue
             verdict = judge(d.topic, d.payload, d.received_at, self._registry.lookup)
             rows.extend(verdict.rows)
             dead.extend(verdict.dead)
             if verdict.sent_at and (newest_sent is None or verdict.sent_at > newest_sent):
                 newest_sent = verdict.sent_at
+        if responses or refused:
+            self._store_questionnaires(responses, refused)
         started = time.perf_counter()
         try:
             result = self._write_with_retry(rows, dead)
@@ -215,6 +234,27 @@ class IngestWorker:
                 self.health.db_ok = False
                 metrics.DB_ERRORS.inc()
                 log.warning("batch_write_failed attempt=%d error=%s", attempt, type(exc).__name__)
+                time.sleep(min(5.0, 0.2 * attempt))
+
+    def _store_questionnaires(self, rows: list[ResponseRow], dead: list[DeadLetter]) -> None:
+        """Like readings: retried while the database is away, so the messages stay unacknowledged meanwhile."""
+        attempt = 0
+        while True:
+            try:
+                with self._pool.connection() as conn:
+                    stored, alarms = write_responses(conn, rows, dead, self._questionnaire_rules)
+                self.health.db_ok = True
+                log.info("questionnaires_stored responses=%d stored=%d alarms=%d", len(rows), stored, alarms)
+                return
+            except (
+                psycopg.OperationalError,
+                psycopg.errors.DeadlockDetected,
+                psycopg.errors.SerializationFailure,
+            ) as exc:
+                attempt += 1
+                self.health.db_ok = False
+                metrics.DB_ERRORS.inc()
+                log.warning("questionnaire_write_failed attempt=%d error=%s", attempt, type(exc).__name__)
                 time.sleep(min(5.0, 0.2 * attempt))
 
     def _dead_letter_unprocessable(self, delivery: Delivery, exc: Exception) -> BatchResult:
@@ -298,7 +338,9 @@ class IngestWorker:
             return False
         unsubscribed = threading.Event()
         self._client.on_unsubscribe = lambda *args: unsubscribed.set()
-        self._client.unsubscribe([INGEST_SHARED_SUBSCRIPTION, STATUS_SHARED_SUBSCRIPTION])
+        self._client.unsubscribe(
+            [INGEST_SHARED_SUBSCRIPTION, INGEST_QUESTIONNAIRES_SUBSCRIPTION, STATUS_SHARED_SUBSCRIPTION]
+        )
         if not unsubscribed.wait(5.0):
             return False
         deadline = time.monotonic() + limit_seconds
@@ -334,11 +376,17 @@ def _default_rules_hook() -> RulesHook:
     return evaluate_stored
 
 
+def _default_questionnaire_rules() -> QuestionnaireRulesHook:
+    from rules_engine.questionnaires import evaluate_responses
+
+    return evaluate_responses
+
+
 def run_worker(metrics_port: int = 0, worker_id: str | None = None, drain_only: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
     config = WorkerConfig(worker_id=worker_id or os.environ.get("VARDE_INGEST_WORKER_ID") or socket.gethostname())
-    worker = IngestWorker(settings, config, _default_rules_hook())
+    worker = IngestWorker(settings, config, _default_rules_hook(), _default_questionnaire_rules())
     if metrics_port:
         metrics.serve(metrics_port, worker.health)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())

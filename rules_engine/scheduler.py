@@ -1,5 +1,6 @@
 """Timed rules, run by one leader at a time: the process holding a PostgreSQL advisory lock runs the jobs,
-others wait as hot standbys. Each job is one set-based statement, never one job per patient."""
+others wait as hot standbys. Each job is one set-based statement, never one job per patient: escalation of red
+alarms left open, and questionnaires not answered by their deadline (`rules_engine.questionnaires`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import psycopg
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from rules_engine.missed import record_missed
+from rules_engine.questionnaires import check_missed_questionnaires
 from store.settings import Settings, get_settings
 
 log = logging.getLogger("varde.rules")
@@ -84,10 +86,13 @@ def run_scheduler(settings: Settings | None = None, interval_seconds: int = 30) 
             with psycopg.connect(settings.require_database_url()) as conn:
                 escalated = escalate_unacknowledged(conn)
                 missed = record_missed(conn)
+                missed_questionnaires = check_missed_questionnaires(conn)
             if escalated:
                 log.info("alarms_escalated count=%d", escalated)
             if missed:
                 log.info("missed_measurements count=%d", len(missed))
+            if missed_questionnaires:
+                log.info("questionnaires_missed alarms=%d", len(missed_questionnaires))
         except psycopg.Error as exc:
             log.warning("rules_tick_failed error=%s", type(exc).__name__)
 

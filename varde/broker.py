@@ -16,10 +16,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from vitals.topics import (
+    INGEST_QUESTIONNAIRES_SUBSCRIPTION,
     INGEST_SHARE_GROUP,
     INGEST_SHARED_SUBSCRIPTION,
     PREFIX,
     plan_topic,
+    questionnaires_topic,
     readings_topic,
     receipts_topic,
     status_topic,
@@ -38,11 +40,13 @@ def _acl(acltype: str, topic: str, allow: bool = True, priority: int = 0) -> dic
 
 
 def gateway_role(gateway_id: str) -> dict[str, Any]:
-    """A gateway may publish only its own readings and status, and read only its own plan and receipts."""
+    """A gateway may publish only its own readings, questionnaire responses and status, and read only its own plan
+    and receipts."""
     return {
         "rolename": f"gateway-{gateway_id}",
         "acls": [
             _acl("publishClientSend", readings_topic(gateway_id)),
+            _acl("publishClientSend", questionnaires_topic(gateway_id)),
             _acl("publishClientSend", status_topic(gateway_id)),
             _acl("subscribePattern", plan_topic(gateway_id)),
             _acl("subscribePattern", receipts_topic(gateway_id)),
@@ -53,13 +57,17 @@ def gateway_role(gateway_id: str) -> dict[str, Any]:
 
 
 SERVICE_ROLES: dict[str, list[dict[str, Any]]] = {
-    # Ingest reads every gateway's readings (as a shared subscription) and status, and publishes nothing.
+    # Ingest reads every gateway's readings and questionnaire responses (as shared subscriptions) and status, and
+    # publishes nothing.
     "ingest": [
         _acl("subscribePattern", INGEST_SHARED_SUBSCRIPTION),
         _acl("subscribePattern", f"$share/{INGEST_SHARE_GROUP}/{PREFIX}/+/status"),
+        _acl("subscribePattern", INGEST_QUESTIONNAIRES_SUBSCRIPTION),
         _acl("subscribePattern", f"{PREFIX}/+/readings"),
+        _acl("subscribePattern", f"{PREFIX}/+/questionnaires"),
         _acl("subscribePattern", f"{PREFIX}/+/status"),
         _acl("publishClientReceive", f"{PREFIX}/+/readings"),
+        _acl("publishClientReceive", f"{PREFIX}/+/questionnaires"),
         _acl("publishClientReceive", f"{PREFIX}/+/status"),
     ],
     # The API publishes plans and receipts to gateways and follows their status.
@@ -157,7 +165,7 @@ class DynSecAdmin:
         for role, acls in SERVICE_ROLES.items():
             commands.append({"command": "createRole", "rolename": f"service-{role}", "acls": acls})
         self.run(commands, tolerate=("already exists",))
-        # Roles made by an earlier version keep their ACLs: add what this version grants (existing ones stay).
+        # A role made by an earlier version lacks the ACLs added since: add each one (known ones are refused).
         self.run(
             [
                 {"command": "addRoleACL", "rolename": f"service-{role}", **acl}

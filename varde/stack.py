@@ -700,7 +700,7 @@ def start_service(home: Path, name: str) -> None:
 
 
 def stop_broker(home: Path) -> None:
-    """Stop Mosquitto cleanly: it saves its persistent sessions and queued messages."""
+    """Stop Mosquitto cleanly (it saves its persistent sessions and retained messages); its port stays reserved."""
     paths = StackPaths(home)
     state = load_state(paths)
     mq = state.get("mqtt") or {}
@@ -719,6 +719,7 @@ def start_broker(home: Path) -> None:
 
 
 def restart_broker(home: Path) -> None:
+    """Stop Mosquitto cleanly and start it again on the same port."""
     stop_broker(home)
     start_broker(home)
 

@@ -9,15 +9,30 @@ Zones use the vocabulary of the rules: per kind four limits, the outermost *acce
 below yellow_low or above yellow_high is yellow, anything else green. A missing limit means "no limit on that side".
 Activating a plan writes these zones into the patient's threshold overrides, so the rules and the gateway judge a
 reading by the same numbers.
+
+Integrity: `SelfManagementPlan.to_json` adds `sha256`, the digest of the plan's canonical JSON (sorted keys, no
+spaces, UTF-8) without that member. Parsing verifies it when present; `parse_plan_message` (what the gateway runs)
+also requires it, so a truncated or altered retained message is refused and the last good plan kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from vitals.kinds import KINDS, Kind
 
@@ -210,6 +225,13 @@ class PlanContent(BaseModel):
         return next((z for z in self.zones if z.kind == kind), None)
 
 
+def plan_digest(doc: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a plan document's canonical JSON, leaving out its own `sha256` member."""
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class SelfManagementPlan(PlanContent):
     """The plan as published on the gateway's retained plan topic."""
 
@@ -219,8 +241,48 @@ class SelfManagementPlan(PlanContent):
     version: int = Field(ge=1)
     issued_at: Annotated[AwareDatetime, Strict(False)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _verify_digest(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "sha256" in data:
+            if data["sha256"] != plan_digest(data):
+                raise ValueError("plan checksum mismatch: sha256 does not match the plan's content")
+            return {k: v for k, v in data.items() if k != "sha256"}
+        return data
+
     def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
+        doc = json.loads(self.model_dump_json(by_alias=True))
+        doc["sha256"] = plan_digest(doc)
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @property
+    def digest(self) -> str:
+        return plan_digest(json.loads(self.model_dump_json(by_alias=True)))
+
+
+class PlanMessageError(ValueError):
+    """A plan message the gateway must not use; the text says why, in one line."""
+
+
+def parse_plan_message(payload: bytes) -> SelfManagementPlan:
+    """Parse and verify the bytes of a retained plan message: JSON, schema, checksum present and matching, model."""
+    try:
+        doc = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PlanMessageError(f"plan message is not UTF-8 JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise PlanMessageError("plan message is not a JSON object")
+    if doc.get("schema") != PLAN_SCHEMA:
+        raise PlanMessageError(f"plan schema {doc.get('schema')!r} is not {PLAN_SCHEMA!r}")
+    if not isinstance(doc.get("sha256"), str):
+        raise PlanMessageError("plan message carries no sha256 checksum")
+    try:
+        return SelfManagementPlan.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise PlanMessageError(f"{where}: {msg}" if where else msg) from None
 
 
 __all__ = [
@@ -230,9 +292,13 @@ __all__ = [
     "Contact",
     "KindZones",
     "PlanContent",
+    "PlanMessageError",
     "Question",
     "Questionnaire",
     "ScheduledMeasurement",
     "SelfManagementPlan",
+    "Zone",
     "ZoneAdvice",
+    "parse_plan_message",
+    "plan_digest",
 ]

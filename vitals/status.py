@@ -25,3 +25,7 @@ class GatewayStatus(BaseModel):
     outbox_full: bool = False
     devices: list[DeviceStatus] = []
     at: AwareDatetime | None = None
+    plan_version: int | None = None
+    """The self-management plan version the gateway shows the patient."""
+    plan_problem: str | None = None
+    """Why the last plan message was refused (the gateway kept its last good plan), if it was."""

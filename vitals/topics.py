@@ -10,9 +10,11 @@ INGEST_SHARE_GROUP = "ingest"
 READINGS_WILDCARD = f"{PREFIX}/+/readings"
 INGEST_SHARED_SUBSCRIPTION = f"$share/{INGEST_SHARE_GROUP}/{READINGS_WILDCARD}"
 STATUS_WILDCARD = f"{PREFIX}/+/status"
+QUESTIONNAIRES_WILDCARD = f"{PREFIX}/+/questionnaires"
+INGEST_QUESTIONNAIRES_SUBSCRIPTION = f"$share/{INGEST_SHARE_GROUP}/{QUESTIONNAIRES_WILDCARD}"
 
-Channel = Literal["readings", "status", "plan", "receipts"]
-_CHANNELS: frozenset[str] = frozenset({"readings", "status", "plan", "receipts"})
+Channel = Literal["readings", "status", "plan", "receipts", "questionnaires"]
+_CHANNELS: frozenset[str] = frozenset({"readings", "status", "plan", "receipts", "questionnaires"})
 
 GATEWAY_ID_PATTERN = re.compile(r"^gw-[a-z0-9][a-z0-9-]{1,60}$")
 
@@ -41,6 +43,10 @@ def plan_topic(gateway_id: str) -> str:
 
 def receipts_topic(gateway_id: str) -> str:
     return gateway_topic(gateway_id, "receipts")
+
+
+def questionnaires_topic(gateway_id: str) -> str:
+    return gateway_topic(gateway_id, "questionnaires")
 
 
 def parse_topic(topic: str) -> tuple[str, Channel]:

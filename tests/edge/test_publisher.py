@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from edge_fixtures import GW, Broker, Collector, make_config, make_readings, wai
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge_agent.agent import Agent
+from tests.patient.plans import wire
 from vitals import GatewayStatus, plan_topic
 
 pytestmark = pytest.mark.integration
@@ -175,13 +175,13 @@ def _publish_retained(port: int, topic: str, payload: bytes) -> None:
 
 
 def test_retained_plan_is_stored_and_updated_and_never_erased(agent: Agent, broker: Broker) -> None:
-    plan_v1 = json.dumps({"version": 1, "advice": "Ring sykepleier ved SpO2 under 90"}).encode()
+    plan_v1 = wire(1)
     _publish_retained(broker.port, plan_topic(GW), plan_v1)
     assert wait_until(lambda: agent.plans.latest() is not None, 10)
     stored = agent.plans.latest()
     assert stored is not None and stored.payload == plan_v1 and stored.topic == plan_topic(GW)
 
-    plan_v2 = json.dumps({"version": 2}).encode()
+    plan_v2 = wire(2)
     _publish_retained(broker.port, plan_topic(GW), plan_v2)
     assert wait_until(lambda: (p := agent.plans.latest()) is not None and p.payload == plan_v2, 10)
 
@@ -192,7 +192,7 @@ def test_retained_plan_is_stored_and_updated_and_never_erased(agent: Agent, brok
 
 
 def test_retained_plan_arrives_on_connect(tmp_path: Path, broker: Broker) -> None:
-    _publish_retained(broker.port, plan_topic(GW), b'{"version": 7}')
+    _publish_retained(broker.port, plan_topic(GW), wire(7))
     a = Agent(make_config(tmp_path, broker.port), radio_factory=None)
     try:
         a.publisher.start()
@@ -204,7 +204,7 @@ def test_retained_plan_arrives_on_connect(tmp_path: Path, broker: Broker) -> Non
     with_plan = Agent(make_config(tmp_path, broker.port), radio_factory=None)
     try:
         stored = with_plan.plans.latest()
-        assert stored is not None and stored.payload == b'{"version": 7}'
+        assert stored is not None and stored.payload == wire(7)
     finally:
         with_plan.publisher.stop()
         with_plan.outbox.close()

@@ -1,0 +1,145 @@
+"""Questionnaire responses from `varde/v1/gw/{gateway_id}/questionnaires`: judged like readings (topic, registered
+and enabled gateway, strict envelope), stored once per response id, scored by the rules in the same transaction.
+
+A refused message or response goes to `rejected_messages` with its reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+
+from ingest_service.judge import DeadLetter, whole_message
+from ingest_service.registry import GatewayInfo
+from ingest_service.writer import NOTIFY_CHANNEL, write_batch
+from rules_engine.questionnaires import StoredResponse
+from vitals import FUTURE_SKEW, EnvelopeError, Reason, parse_questionnaire_envelope, parse_topic
+
+QuestionnaireRulesHook = Callable[[Connection[Any], Sequence[StoredResponse]], Sequence[UUID]]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRow:
+    id: UUID
+    patient_id: UUID
+    gateway_id: str
+    questionnaire: str
+    plan_version: int
+    answered_at: datetime
+    received_at: datetime
+    answers: dict[str, str]
+    reported_score: int
+
+
+@dataclass(slots=True)
+class QuestionnaireJudgement:
+    gateway_id: str | None
+    rows: list[ResponseRow] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+def judge_questionnaires(topic: str, payload: bytes, received_at: datetime, lookup: Any) -> QuestionnaireJudgement:
+    """Validate one questionnaire message; `lookup(gateway_id)` returns GatewayInfo or None."""
+    try:
+        gateway_id, channel = parse_topic(topic)
+        if channel != "questionnaires":
+            raise ValueError(f"not a questionnaires topic: {topic!r}")
+    except ValueError as exc:
+        return QuestionnaireJudgement(None, dead=[whole_message(topic, None, Reason.BAD_TOPIC, str(exc), payload)])
+    info: GatewayInfo | None = lookup(gateway_id)
+    refusal: tuple[Reason, str] | None = None
+    if info is None:
+        refusal = Reason.UNKNOWN_GATEWAY, f"gateway {gateway_id!r} is not registered"
+    elif info.patient_id is None:
+        refusal = Reason.UNKNOWN_GATEWAY, f"gateway {gateway_id!r} has no patient"
+    elif not info.enabled:
+        refusal = Reason.DISABLED_GATEWAY, f"gateway {gateway_id!r} is disabled"
+    if refusal is not None or info is None or info.patient_id is None:
+        reason, detail = refusal or (Reason.UNKNOWN_GATEWAY, "")
+        return QuestionnaireJudgement(gateway_id, dead=[whole_message(topic, gateway_id, reason, detail, payload)])
+    patient_id = info.patient_id
+    try:
+        envelope = parse_questionnaire_envelope(payload, gateway_id)
+    except EnvelopeError as exc:
+        return QuestionnaireJudgement(
+            gateway_id, dead=[whole_message(topic, gateway_id, exc.reason, exc.detail, payload)]
+        )
+    judgement = QuestionnaireJudgement(gateway_id)
+    for response in envelope.responses:
+        if response.answered_at > received_at + FUTURE_SKEW:
+            detail = f"response {response.id}: answered_at {response.answered_at.isoformat()} is in the future"
+            judgement.dead.append(
+                whole_message(topic, gateway_id, Reason.FUTURE_TIME, detail, response.model_dump_json().encode())
+            )
+            continue
+        judgement.rows.append(
+            ResponseRow(
+                response.id,
+                patient_id,
+                gateway_id,
+                response.questionnaire,
+                response.plan_version,
+                response.answered_at,
+                received_at,
+                {a.question: a.option for a in response.answers},
+                response.score,
+            )
+        )
+    return judgement
+
+
+def write_responses(
+    conn: Connection[Any],
+    rows: Sequence[ResponseRow],
+    dead: Sequence[DeadLetter],
+    rules: QuestionnaireRulesHook | None = None,
+) -> tuple[int, int]:
+    """One transaction: store new responses (a known id is skipped), dead letters, rules; returns (stored, alarms)."""
+    alarm_ids: Sequence[UUID] = ()
+    with conn.transaction():
+        stored_rows = []
+        if rows:
+            stored_rows = conn.execute(
+                "INSERT INTO questionnaire_responses (id, patient_id, gateway_id, questionnaire, plan_version, "
+                "answered_at, received_at, answers, reported_score, score) "
+                "SELECT v.*, v.reported_score FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::int[], "
+                "%s::timestamptz[], %s::timestamptz[], %s::jsonb[], %s::int[]) AS v(id, patient_id, gateway_id, "
+                "questionnaire, plan_version, answered_at, received_at, answers, reported_score) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                (
+                    [r.id for r in rows],
+                    [r.patient_id for r in rows],
+                    [r.gateway_id for r in rows],
+                    [r.questionnaire for r in rows],
+                    [r.plan_version for r in rows],
+                    [r.answered_at for r in rows],
+                    [r.received_at for r in rows],
+                    [json.dumps(r.answers) for r in rows],
+                    [r.reported_score for r in rows],
+                ),
+            ).fetchall()
+            conn.execute(
+                "UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)", (sorted({r.gateway_id for r in rows}),)
+            )
+        if dead:
+            write_batch(conn, [], dead)
+        new_ids = {r[0] for r in stored_rows}
+        stored = [
+            StoredResponse(
+                r.id, r.patient_id, r.questionnaire, r.plan_version, r.answered_at, r.answers, r.reported_score
+            )
+            for r in rows
+            if r.id in new_ids
+        ]
+        if stored and rules is not None:
+            alarm_ids = rules(conn, stored)
+        if stored or alarm_ids:
+            notice = json.dumps({"questionnaire_responses": len(stored), "alarms": [str(a) for a in alarm_ids][:100]})
+            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, notice))
+    return len(stored), len(alarm_ids)

@@ -1,0 +1,213 @@
+"""Questionnaire rules: a response's score against its plan's thresholds, and questionnaires left unanswered.
+
+- `evaluate_responses` runs in the ingest transaction on the responses just stored: it scores the answers again
+  with `vitals.score_answers` against the plan version the patient answered (else the active plan), stores the
+  score and zone, and opens or updates the alarm `questionnaire.<id>.score` (yellow or red, as the plan's
+  `yellow_from`/`red_from` say). A green answer marks that alarm back in range; any answer marks the `missed` one.
+- `check_missed_questionnaires` runs on the scheduler's tick: one set-based statement opens
+  `questionnaire.<id>.missed` for every active plan whose questionnaire deadline has passed today (in the plan's time
+  zone) without an answer since local midnight; once per local day per alarm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+from pydantic import ValidationError
+
+from rules_engine.alarms import AlarmUpsert, upsert_alarms
+from vitals import PlanContent, score_answers
+from vitals.plan import Questionnaire
+from vitals.questionnaire import AnswerError
+
+log = logging.getLogger("varde.rules")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    id: UUID
+    patient_id: UUID
+    questionnaire: str
+    plan_version: int
+    answered_at: datetime
+    answers: dict[str, str]
+    """question id → option id"""
+    reported_score: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredResponse:
+    response: StoredResponse
+    questionnaire: Questionnaire | None
+    score: int
+    zone: str | None
+
+
+def _plans(conn: Connection[Any], stored: Sequence[StoredResponse]) -> dict[tuple[UUID, int | None], PlanContent]:
+    """The plan versions answered, and each patient's active plan under the key (patient, None)."""
+    rows = conn.execute(
+        "SELECT patient_id, version, status, body FROM self_management_plans "
+        "WHERE (patient_id, version) IN (SELECT * FROM unnest(%s::uuid[], %s::int[])) "
+        "OR (patient_id = ANY(%s::uuid[]) AND status = 'active')",
+        ([r.patient_id for r in stored], [r.plan_version for r in stored], [r.patient_id for r in stored]),
+    ).fetchall()
+    plans: dict[tuple[UUID, int | None], PlanContent] = {}
+    for patient_id, version, status, body in rows:
+        try:
+            plan = PlanContent.model_validate(body)
+        except ValidationError:
+            log.warning("plan_unreadable patient=%s version=%s", patient_id, version)
+            continue
+        plans[(patient_id, version)] = plan
+        if status == "active":
+            plans[(patient_id, None)] = plan
+    return plans
+
+
+def score_responses(conn: Connection[Any], stored: Sequence[StoredResponse]) -> list[ScoredResponse]:
+    plans = _plans(conn, stored)
+    scored: list[ScoredResponse] = []
+    for r in stored:
+        plan = plans.get((r.patient_id, r.plan_version)) or plans.get((r.patient_id, None))
+        questionnaire = next((q for q in plan.questionnaires if q.id == r.questionnaire), None) if plan else None
+        if questionnaire is None:
+            log.warning("questionnaire_unknown patient=%s questionnaire=%s", r.patient_id, r.questionnaire)
+            scored.append(ScoredResponse(r, None, r.reported_score, None))
+            continue
+        try:
+            score = score_answers(questionnaire, r.answers)
+        except AnswerError as exc:
+            log.warning("questionnaire_answers_unscorable response=%s error=%s", r.id, exc)
+            scored.append(ScoredResponse(r, None, r.reported_score, None))
+            continue
+        scored.append(ScoredResponse(r, questionnaire, score.total, score.zone))
+    return scored
+
+
+def _candidate(s: ScoredResponse) -> AlarmUpsert:
+    q = s.questionnaire
+    assert q is not None and s.zone in ("yellow", "red")
+    limit = q.red_from if s.zone == "red" else q.yellow_from
+    return AlarmUpsert(
+        patient_id=s.response.patient_id,
+        rule=f"questionnaire.{q.id}.score",
+        kind=None,
+        severity=s.zone,
+        value=float(s.score),
+        limit=float(limit),
+        count=1,
+        reading_id=None,
+        measured_at=s.response.answered_at,
+        window_start=None,
+        window_end=None,
+        explanation_nb=(
+            f"Spørreskjema «{q.title_nb}»: poengsum {s.score} av {q.max_score} "
+            f"(gul fra {q.yellow_from}, rød fra {q.red_from})."
+        ),
+        explanation_en=(
+            f"Questionnaire “{q.title_en}”: score {s.score} of {q.max_score} "
+            f"(yellow from {q.yellow_from}, red from {q.red_from})."
+        ),
+        details={"questionnaire": q.id, "response_id": str(s.response.id), "plan_version": s.response.plan_version},
+    )
+
+
+def evaluate_responses(conn: Connection[Any], stored: Sequence[StoredResponse]) -> list[UUID]:
+    """Score the responses just stored in this transaction and raise their alarms; returns changed alarm ids."""
+    if not stored:
+        return []
+    scored = score_responses(conn, stored)
+    conn.execute(
+        "UPDATE questionnaire_responses r SET score = v.score, zone = v.zone "
+        "FROM unnest(%s::uuid[], %s::int[], %s::text[]) AS v(id, score, zone) WHERE r.id = v.id",
+        ([s.response.id for s in scored], [s.score for s in scored], [s.zone for s in scored]),
+    )
+    candidates = [_candidate(s) for s in scored if s.zone in ("yellow", "red")]
+    latest: dict[tuple[UUID, str], ScoredResponse] = {}
+    for s in sorted(scored, key=lambda s: s.response.answered_at):
+        latest[(s.response.patient_id, s.response.questionnaire)] = s
+    changed = upsert_alarms(conn, candidates)
+    back = [(p, f"questionnaire.{q}.score") for (p, q), s in latest.items() if s.zone == "green"]
+    back += [(p, f"questionnaire.{q}.missed") for (p, q) in latest]
+    if back:
+        rows = conn.execute(
+            "UPDATE alarms a SET back_in_range = true, updated_at = now() "
+            "FROM unnest(%s::uuid[], %s::text[]) AS v(patient_id, rule) "
+            "WHERE a.patient_id = v.patient_id AND a.rule = v.rule AND a.state <> 'resolved' AND NOT a.back_in_range "
+            "RETURNING a.id",
+            ([p for p, _ in back], [r for _, r in back]),
+        ).fetchall()
+        changed.extend(r[0] for r in rows)
+    return changed
+
+
+_MISSED_SQL = """
+WITH zones AS (SELECT name FROM pg_timezone_names),
+due AS (
+    SELECT p.patient_id,
+           q->>'id' AS questionnaire,
+           q->>'title_nb' AS title_nb,
+           q->>'title_en' AS title_en,
+           q->>'deadline' AS deadline,
+           p.activated_at,
+           local.day,
+           (local.day::timestamp AT TIME ZONE z.tz) AS day_start,
+           ((local.day + (q->>'deadline')::time) AT TIME ZONE z.tz) AS deadline_at
+    FROM self_management_plans p
+    JOIN patients pt ON pt.id = p.patient_id AND pt.active
+    CROSS JOIN LATERAL (SELECT COALESCE(p.body->>'timezone', pt.timezone) AS tz) z
+    CROSS JOIN LATERAL (SELECT (%(now)s::timestamptz AT TIME ZONE z.tz) AS at) local_now
+    CROSS JOIN LATERAL (SELECT local_now.at::date AS day) local
+    CROSS JOIN LATERAL jsonb_array_elements(p.body->'questionnaires') q
+    WHERE p.status = 'active'
+      AND z.tz IN (SELECT name FROM zones)
+      AND jsonb_typeof(q->'deadline') = 'string'
+      AND local_now.at::time > (q->>'deadline')::time
+)
+, missing AS (
+    SELECT d.* FROM due d
+    WHERE d.activated_at < d.deadline_at
+      AND NOT EXISTS (
+          SELECT 1 FROM questionnaire_responses r
+          WHERE r.patient_id = d.patient_id AND r.questionnaire = d.questionnaire AND r.answered_at >= d.day_start
+      )
+)
+INSERT INTO alarms AS a (patient_id, rule, kind, severity, count, window_start, window_end, explanation_nb,
+                         explanation_en, details)
+SELECT patient_id, 'questionnaire.' || questionnaire || '.missed', NULL, 'missed', 1, day_start, deadline_at,
+       'Spørreskjema «' || title_nb || '» er ikke besvart innen kl. ' || deadline || '.',
+       'Questionnaire “' || title_en || '” was not answered by ' || deadline || '.',
+       jsonb_build_object('questionnaire', questionnaire, 'date', day::text, 'deadline', deadline)
+FROM missing
+ON CONFLICT (patient_id, rule) WHERE state <> 'resolved' DO UPDATE SET
+    count = a.count + 1, window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,
+    explanation_nb = EXCLUDED.explanation_nb, explanation_en = EXCLUDED.explanation_en,
+    details = a.details || EXCLUDED.details, back_in_range = false, updated_at = now()
+WHERE a.details->>'date' IS DISTINCT FROM EXCLUDED.details->>'date'
+RETURNING a.id, (xmax = 0) AS opened, a.count
+"""
+
+
+def check_missed_questionnaires(conn: Connection[Any], now: datetime | None = None) -> list[UUID]:
+    """Open (or count one more day on) a `missed` alarm per unanswered questionnaire past its deadline today."""
+    with conn.transaction():
+        rows = conn.execute(_MISSED_SQL, {"now": now or datetime.now().astimezone()}).fetchall()
+        if rows:
+            conn.cursor().executemany(
+                "INSERT INTO alarm_events (alarm_id, event, data) VALUES (%s, %s, %s)",
+                [
+                    (alarm_id, "opened" if opened else "updated", json.dumps({"severity": "missed", "count": count}))
+                    for alarm_id, opened, count in rows
+                ],
+            )
+            conn.execute(
+                "SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(r[0]) for r in rows][:100]}),)
+            )
+    return [r[0] for r in rows]
