@@ -53,6 +53,7 @@ class WorkerConfig:
     batch_readings: int = 5000
     batch_seconds: float = 0.05
     receive_maximum: int = 1000
+    max_held_messages: int = 1000
     session_expiry: int = 24 * 3600
 
 
@@ -133,7 +134,11 @@ class IngestWorker:
         with self._cond:
             self._queue.append(delivery)
             metrics.PENDING.set(len(self._queue))
-            self._cond.notify()
+            self._cond.notify_all()
+            # Back-pressure of our own: Mosquitto 2.0.11 sends past the Receive Maximum once acknowledgements flow,
+            # so the network thread stops reading (and the broker queues) while this many messages wait here.
+            while len(self._queue) >= self._config.max_held_messages and not self._stopping.is_set():
+                self._cond.wait(timeout=0.5)
 
     def _ack(self, deliveries: list[Delivery]) -> None:
         stale = 0
@@ -157,6 +162,8 @@ class IngestWorker:
                     d = self._queue.popleft()
                     batch.append(d)
                     readings_estimate += max(1, d.payload.count(b'"kind"'))
+                if batch:
+                    self._cond.notify_all()
                 if readings_estimate >= self._config.batch_readings:
                     break
                 remaining = deadline - time.monotonic()
