@@ -4,7 +4,7 @@ queries, evaluate the batch as arrays, and upsert one alarm per patient and rule
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -20,9 +20,9 @@ from rules_engine.severity import Severity
 from vitals import Kind
 
 HISTORY_DAYS = 14
-HISTORY_PER_KIND = 200
+HISTORY_PER_KIND = 100
 """Newest readings per patient and kind fetched as history; bounds the cost for patients who measure often."""
-_HISTORY_KINDS = [
+_HISTORY_KINDS: list[str] = [
     k.value
     for k in (
         Kind.BODY_WEIGHT,
@@ -34,6 +34,9 @@ _HISTORY_KINDS = [
         Kind.RESP_RATE,
     )
 ]
+
+
+_HISTORY_KIND_IDX = [KIND_INDEX[Kind(k)] for k in _HISTORY_KINDS]
 
 
 class StoredReadingLike(Protocol):
@@ -65,7 +68,7 @@ def evaluate_stored(conn: Connection[Any], stored: Sequence[StoredReadingLike]) 
         times,
         [r.value for r in stored],
     )
-    history = _history(conn, patient_ids, row_of, {r.id for r in stored}, int(times.min()))
+    history = _history(conn, patient_ids, row_of, int(times.min()))
     result = evaluate_batch(batch, rules, history)
     upserts = [
         AlarmUpsert(
@@ -87,7 +90,8 @@ def evaluate_stored(conn: Connection[Any], stored: Sequence[StoredReadingLike]) 
         for c in result.candidates
     ]
     in_range = np.flatnonzero(result.severity == Severity.NONE)
-    mark_back_in_range(conn, [(stored[i].patient_id, stored[i].kind, stored[i].value) for i in in_range.tolist()])
+    latest_in_range = {(stored[i].patient_id, stored[i].kind): stored[i].value for i in in_range.tolist()}
+    mark_back_in_range(conn, [(p, k, v) for (p, k), v in latest_in_range.items()])
     return upsert_alarms(conn, upserts)
 
 
@@ -112,28 +116,29 @@ def _overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID
     return LimitOverrides.of(*(np.array([c[i] for c in cells]) for i in range(4)))
 
 
-def _history(
-    conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int], batch_ids: set[UUID], earliest: int
-) -> ReadingArrays:
-    """Up to HISTORY_PER_KIND newest readings per patient and kind from the last HISTORY_DAYS, batch excluded."""
-    from datetime import UTC, datetime
+def _history(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int], earliest: int) -> ReadingArrays:
+    """Up to HISTORY_PER_KIND newest readings per patient and kind from the last HISTORY_DAYS, batch excluded.
 
+    The batch was inserted by this very transaction, so its rows are the ones whose xmin is our transaction id.
+    """
     since = datetime.fromtimestamp(earliest, tz=UTC) - timedelta(days=HISTORY_DAYS)
     rows = conn.execute(
-        "SELECT p.pid, k.kind, r.id, extract(epoch FROM r.measured_at)::bigint, r.value "
-        "FROM unnest(%s::uuid[]) AS p(pid) CROSS JOIN unnest(%s::text[]) AS k(kind) "
-        "CROSS JOIN LATERAL (SELECT id, measured_at, value FROM readings WHERE patient_id = p.pid "
-        "AND kind = k.kind AND measured_at >= %s ORDER BY measured_at DESC LIMIT %s) AS r",
-        (patient_ids, _HISTORY_KINDS, since, HISTORY_PER_KIND + 50),
+        "SELECT p.row, k.idx, extract(epoch FROM r.measured_at)::bigint, r.value "
+        "FROM unnest(%s::uuid[]) WITH ORDINALITY AS p(pid, row) "
+        "CROSS JOIN unnest(%s::text[], %s::int[]) AS k(kind, idx) "
+        "CROSS JOIN LATERAL (SELECT measured_at, value FROM readings WHERE patient_id = p.pid "
+        "AND kind = k.kind AND measured_at >= %s AND NOT (xmin = pg_current_xact_id()::xid) "
+        "ORDER BY measured_at DESC LIMIT %s) AS r",
+        (patient_ids, _HISTORY_KINDS, _HISTORY_KIND_IDX, since, HISTORY_PER_KIND),
     ).fetchall()
-    kept = [r for r in rows if r[2] not in batch_ids]
-    if not kept:
+    if not rows:
         return ReadingArrays.empty()
+    columns = np.array(rows, dtype=np.float64)
     return ReadingArrays.of(
-        [row_of[r[0]] for r in kept],
-        [KIND_INDEX[Kind(r[1])] for r in kept],
-        np.array([r[3] for r in kept], dtype=np.int64),
-        [r[4] for r in kept],
+        columns[:, 0].astype(np.int64) - 1,
+        columns[:, 1].astype(np.int64),
+        columns[:, 2].astype(np.int64),
+        columns[:, 3],
     )
 
 
