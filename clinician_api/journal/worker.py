@@ -140,8 +140,14 @@ class JournalWorker:
                     )
                 timeout = self.wait_seconds()
                 if timeout > 0:
+                    woken = False
                     for _ in listener.notifies(timeout=timeout, stop_after=1):
-                        pass
+                        woken = True
+                    if woken:
+                        # Ingest notifies on every batch: gather what arrives meanwhile into one pass.
+                        stop.wait(_COALESCE_S)
+                        for _ in listener.notifies(timeout=0.01):
+                            pass
             except psycopg.Error as exc:
                 # The database went away (or refused a statement): start again on fresh connections.
                 log.warning("journal_database_error error=%s", type(exc).__name__)
@@ -153,6 +159,10 @@ class JournalWorker:
         if listener is not None:
             listener.close()
         self.close()
+
+
+_COALESCE_S = 0.5
+"""After a wake-up, how long to let further notifications gather before the next pass."""
 
 
 def _kv(fields: dict[str, Any]) -> str:
