@@ -135,8 +135,8 @@ function renderGateways() {
         ` ${g.id} · `,
         h(
           "span",
-          { class: `status status-${online ? "online" : "offline"}` },
-          h("span", { "aria-hidden": "true" }, online ? "● " : "○ "),
+          { class: `status status-${g.state ?? "unknown"}` },
+          h("span", { "aria-hidden": "true" }, online ? "● " : g.state ? "○ " : "? "),
           t(g.state ? `gateway_${g.state}` : "gateway_unknown"),
         ),
       ),

@@ -199,8 +199,14 @@ function actionButton(alarm, action, label) {
 function row(alarm) {
   const mine = alarm.assignee_id && alarm.assignee_id === user?.id;
   const selectable = alarm.severity === "yellow" && alarm.state === "open";
-  const value =
-    alarm.kind && alarm.last_value !== null ? `${kindName(alarm.kind)}: ${withUnit(alarm.kind, alarm.last_value)}` : "";
+  const facts = [
+    alarm.kind && alarm.severity !== "missed" && alarm.last_value !== null
+      ? `${kindName(alarm.kind)}: ${withUnit(alarm.kind, alarm.last_value)}`
+      : alarm.kind
+        ? kindName(alarm.kind)
+        : null,
+    alarm.count > 1 ? t("readings_count", { n: alarm.count }) : null,
+  ].filter(Boolean);
   const tags = [
     alarm.escalated && h("span", { class: "tag tag-escalated" }, h("span", { "aria-hidden": "true" }, "⏫ "), t("escalated")),
     alarm.back_in_range && h("span", { class: "tag" }, h("span", { "aria-hidden": "true" }, "✓ "), t("back_in_range")),
@@ -235,7 +241,7 @@ function row(alarm) {
       "td",
       {},
       h("div", { class: "explanation" }, alarm.explanation),
-      h("div", { class: "muted" }, value, alarm.count > 1 ? ` · ${t("readings_count", { n: alarm.count })}` : ""),
+      facts.length > 0 && h("div", { class: "muted" }, facts.join(" · ")),
       tags,
     ),
     h(
@@ -252,11 +258,15 @@ function row(alarm) {
     ),
     h(
       "td",
-      { class: "actions" },
-      alarm.state === "open" && actionButton(alarm, "acknowledge", t("action_ack")),
-      !mine && actionButton(alarm, "assign", t("action_assign_me")),
-      actionButton(alarm, "note", t("action_note")),
-      actionButton(alarm, "resolve", t("action_resolve")),
+      {},
+      h(
+        "div",
+        { class: "actions" },
+        alarm.state === "open" && actionButton(alarm, "acknowledge", t("action_ack")),
+        !mine && actionButton(alarm, "assign", t("action_assign_me")),
+        actionButton(alarm, "note", t("action_note")),
+        actionButton(alarm, "resolve", t("action_resolve")),
+      ),
     ),
   );
 }
