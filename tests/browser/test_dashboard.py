@@ -142,6 +142,7 @@ def test_red_alarm_from_mqtt_appears_live_is_announced_and_acknowledged_with_the
     assert chart.locator("circle.point-red").count() == 1
     expect(page.locator("#alarm-history")).to_contain_text("Manglende måling")
     expect(page.locator("#gateways")).to_contain_text("Pulsoksymeter")
+    _assert_contrast(page, ".badge, button, th, td, h1, h2, h3, .muted, a, svg.trend text")
     screenshot(page, "patient")
 
     page.get_by_role("button", name="Døgn").click()
@@ -197,6 +198,8 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     preview = page.locator("#preview")
     expect(preview.locator("[data-zone='red']")).to_contain_text("Oksygenmetning under 85 %")
     expect(preview.locator("[data-zone='red']")).to_contain_text("Ring sykepleier nå.")
+    _assert_contrast(page, "label, legend, th, td, button, .patient-zone p, .patient-zone h4, .hint, a")
+    screenshot(page, "edit")
     page.get_by_role("button", name="English").click()
     expect(preview.locator("[data-zone='red']")).to_contain_text("Call the nurse now.")
     expect(preview.locator("[data-zone='green']")).to_contain_text("Oxygen saturation 89 % or more")
@@ -233,6 +236,12 @@ def test_language_switch_changes_the_interface_and_is_remembered(
     expect(page.get_by_role("heading", name="Alarm queue")).to_be_visible()
     page.get_by_role("link", name="Norsk (bokmål)").click()
     expect(page.get_by_role("heading", name="Alarmkø")).to_be_visible()
+
+    # A token the API no longer accepts ends the session: back to the sign-in form, with a notice.
+    page.evaluate("sessionStorage.setItem('varde.token', 'not-a-valid-token')")
+    page.goto("/dashboard/patients")
+    page.wait_for_url("**/dashboard/login?**")
+    expect(page.locator("#login-notice")).to_contain_text("Økten er utløpt")
 
 
 def test_nurse_of_another_team_gets_no_access_page_and_breaks_the_glass_with_a_reason(

@@ -89,7 +89,9 @@ export async function api(path, { method = "GET", body, form, query, signal } = 
     }
   }
   if (response.status === 401 && headers.Authorization) {
+    // The page is leaving for the sign-in form; nothing after this call should run.
     expired();
+    return new Promise(() => {});
   }
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
