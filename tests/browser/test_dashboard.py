@@ -330,3 +330,54 @@ def test_queue_filters_team_switch_bulk_acknowledge_notes_resolve_and_sign_out(
     expect(page.locator("#login-notice")).to_contain_text("Du er logget ut")
     page.goto("/dashboard/")
     page.wait_for_url("**/dashboard/login**")
+
+
+def test_keyboard_alone_signs_in_skips_to_content_and_writes_a_note_through_the_dialog(
+    page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any]
+) -> None:
+    tenant = make_tenant()
+    alarm = insert_alarm(db, tenant.patients[0], severity="yellow")
+    page.goto("/dashboard/login")
+    expect(page.get_by_label("Brukernavn")).to_be_focused()
+    page.keyboard.type(tenant.nurse)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Passord")).to_be_focused()
+    page.keyboard.type(tenant.nurse_password)
+    page.keyboard.press("Enter")
+    row = page.locator(f"#alarm-{alarm}")
+    expect(row).to_be_visible()
+
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Hopp til innholdet")).to_be_focused()
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
+
+    note = row.get_by_role("button", name=re.compile("^Notat"))
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if note.evaluate("button => button === document.activeElement"):
+            break
+    expect(note).to_be_focused()
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Nytt notat")
+    expect(dialog.get_by_label("Notat")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(note).to_be_focused()
+
+    page.keyboard.press("Enter")
+    page.keyboard.type("Ringt pasienten")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="Lagre notat")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#live-polite")).to_contain_text("Notatet er lagret")
+
+    row.get_by_role("link").click()
+    history = page.locator(f"#history-{alarm}")
+    history.get_by_text("Hendelser").click()
+    expect(history.locator(".events")).to_contain_text("notat")
+    expect(history.locator(".events")).to_contain_text("Ringt pasienten")

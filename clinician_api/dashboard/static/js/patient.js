@@ -90,15 +90,39 @@ function renderLatest() {
   $("#latest-empty").hidden = items.length > 0;
 }
 
+function eventText(event) {
+  const who = event.actor_name ?? t("event_system");
+  const detail = event.data?.text ?? event.data?.resolution ?? "";
+  return `${formatTime(event.at)} · ${maybe(`event_${event.event}`, event.event)} · ${who}${detail ? `: ${detail}` : ""}`;
+}
+
+/** The alarm's history (opened, acknowledged, notes, resolution), loaded when the user opens it. */
+function alarmEvents(alarm) {
+  const list = h("ol", { class: "events" });
+  const details = h("details", { class: "alarm-events" }, h("summary", {}, t("alarm_events")), list);
+  details.addEventListener("toggle", async () => {
+    if (!details.open || list.childElementCount) return;
+    const detail = await api(`/api/v1/alarms/${alarm.id}`, { query: { lang } });
+    replaceChildren(list, detail.events.map((event) => h("li", {}, eventText(event))));
+  });
+  return details;
+}
+
 function renderAlarms() {
   const rows = [...state.alarms]
     .sort((a, b) => new Date(b.opened_at) - new Date(a.opened_at))
     .map((alarm) =>
       h(
         "tr",
-        { class: `sev-${alarm.severity}` },
+        { class: `sev-${alarm.severity}`, id: `history-${alarm.id}` },
         h("td", {}, badge(alarm.severity, t(`severity_${alarm.severity}`))),
-        h("td", {}, alarm.explanation, alarm.resolution ? h("div", { class: "muted" }, t("resolution", { text: alarm.resolution })) : null),
+        h(
+          "td",
+          {},
+          alarm.explanation,
+          alarm.resolution ? h("div", { class: "muted" }, t("resolution", { text: alarm.resolution })) : null,
+          alarmEvents(alarm),
+        ),
         h("td", {}, h("time", { datetime: alarm.opened_at }, formatTime(alarm.opened_at))),
         h("td", {}, t(`state_${alarm.state}`), alarm.assignee_name ? h("div", { class: "muted" }, alarm.assignee_name) : null),
       ),
