@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from clinician_api.dashboard.i18n import LANG_COOKIE, LANGS, Lang, pick, strings, vocabulary
+from clinician_api.dashboard.i18n import LANG_COOKIE, Lang, pick, strings, vocabulary
 
 STATIC_DIR = Path(__file__).parent / "static"
 PREFIX = "/dashboard"
@@ -100,16 +100,22 @@ def edit_page(request: Request, patient_id: str, varde_lang: LangCookie = None) 
 
 def safe_next(target: str | None) -> str:
     """A local dashboard path to return to; anything else (other hosts, scheme-relative URLs) goes to the queue."""
-    local = target is not None and (target == PREFIX or target.startswith(f"{PREFIX}/"))
-    if not local or target is None or "\\" in target:
+    if target is None or "\\" in target or not (target == PREFIX or target.startswith(f"{PREFIX}/")):
         return f"{PREFIX}/"
     return target
 
 
 @router.get(f"{PREFIX}/lang/{{lang}}")
-def switch_language(lang: str, next_: Annotated[str | None, Query(alias="next")] = None) -> Response:
-    """Remember the language in a cookie (not a secret; readable by the pages) and go back to the page."""
-    chosen = lang if lang in LANGS else pick(None)
+def switch_language(request: Request, lang: str, next_: Annotated[str | None, Query(alias="next")] = None) -> Response:
+    """Remember the language in a cookie (a preference, not a credential) and go back to the page."""
     response = RedirectResponse(safe_next(next_), status_code=303)
-    response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="strict", path="/")
+    response.set_cookie(
+        LANG_COOKIE,
+        pick(lang),
+        max_age=365 * 24 * 3600,
+        samesite="lax",
+        httponly=True,
+        secure=request.url.scheme == "https",
+        path="/",
+    )
     return response
