@@ -15,12 +15,13 @@ Lang = Literal["nb", "en"]
 LANGS: tuple[Lang, ...] = ("nb", "en")
 DEFAULT_LANG: Lang = "nb"
 LANG_COOKIE = "varde_lang"
-_DIR = Path(__file__).parent / "i18n"
+# Under templates/ so the package data of `clinician_api` (static/, templates/) ships it with the pages.
+_DIR = Path(__file__).resolve().parent.parent / "templates" / "i18n"
 
 
 @cache
 def strings(lang: Lang) -> dict[str, str]:
-    """The UI strings of one language (`i18n/<lang>.json`)."""
+    """The UI strings of one language (`clinician_api/templates/i18n/<lang>.json`)."""
     loaded: dict[str, str] = json.loads((_DIR / f"{lang}.json").read_text(encoding="utf-8"))
     return loaded
 

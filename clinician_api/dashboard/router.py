@@ -15,7 +15,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from clinician_api.dashboard.i18n import LANG_COOKIE, Lang, pick, strings, vocabulary
 
-STATIC_DIR = Path(__file__).parent / "static"
+# The pages and assets live in clinician_api/templates and clinician_api/static, the package data of
+# `clinician_api` (pyproject.toml), so a wheel install serves the same dashboard as a checkout.
+_PACKAGE = Path(__file__).resolve().parent.parent
+STATIC_DIR = _PACKAGE / "static"
 PREFIX = "/dashboard"
 
 # Only this project's own scripts, styles and images; data only from the same origin (the API).
@@ -25,7 +28,7 @@ CSP = (
 )
 
 _env = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=FileSystemLoader(_PACKAGE / "templates"),
     autoescape=select_autoescape(["html"]),
     undefined=StrictUndefined,
 )

@@ -15,14 +15,14 @@ from clinician_api.schemas import AlarmState, LimitName, PlanVersion, Role, Seve
 from rules_engine.profiles import Protocol
 from vitals.plan import Weekday, Zone
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "clinician_api" / "dashboard"
+PACKAGE = Path(__file__).resolve().parents[2] / "clinician_api"
 
 
 def _used_keys() -> set[str]:
     keys: set[str] = set()
-    for template in (DASHBOARD / "templates").glob("*.html"):
+    for template in (PACKAGE / "templates").glob("*.html"):
         keys |= set(re.findall(r"\bt\.([a-z0-9_]+)", template.read_text(encoding="utf-8")))
-    for script in (DASHBOARD / "static" / "js").glob("*.js"):
+    for script in (PACKAGE / "static" / "js").glob("*.js"):
         text = script.read_text(encoding="utf-8")
         keys |= set(re.findall(r"\b(?:t|say)\(\"([a-z0-9_]+)\"", text))
         # Keys chosen by a condition: t(x ? "one" : "other")
