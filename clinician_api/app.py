@@ -8,13 +8,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clinician_api import problems
+from clinician_api import dashboard, problems
 from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
-from clinician_api.routes import alarms, audit, auth, fhir, journal, patients, plans, questionnaires, thresholds
+from clinician_api.routes import alarms, audit, auth, fhir, journal, latest, patients, plans, questionnaires, thresholds
 from store.settings import Settings, get_settings
 
 VERSION = "0.2.0"
@@ -82,8 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.event_hub = AlarmEventHub(lambda: current_settings().require_database_url())
     app.state.gateway_publisher = GatewayPublisher(current_settings())
     problems.install(app)
-    for module in (auth, alarms, patients, thresholds, plans, questionnaires, audit, fhir, journal):
+    for module in (auth, alarms, patients, latest, thresholds, plans, questionnaires, audit, fhir, journal):
         app.include_router(module.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["health"])

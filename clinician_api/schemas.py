@@ -284,6 +284,21 @@ class TrendSeries(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class LatestValue(BaseModel):
+    kind: Kind
+    unit: str
+    value: float
+    measured_at: datetime
+    reading_id: UUID
+    zone: Literal["green", "yellow", "red"] = Field(description="Judged by the patient's effective limits now")
+    breached: LimitName | None = Field(description="The limit the value is beyond; null when green")
+
+
+class LatestValues(BaseModel):
+    patient_id: UUID
+    items: list[LatestValue] = Field(description="The newest reading of each kind the patient has measured")
+
+
 # --- thresholds -------------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,224 @@
+// The patient view: latest values with their zone, trend charts with the patient's limits, alarm history,
+// devices and gateway status, and the active self-management plan.
+import { ApiError, api } from "./api.js";
+import { $, $$, badge, h, replaceChildren } from "./dom.js";
+import { trendChart } from "./chart.js";
+import { showNoAccess } from "./glass.js";
+import { formatAge, formatTime, kindName, lang, maybe, patientId, t, withUnit } from "./i18n.js";
+import { planSummary } from "./plan.js";
+import { me, signedIn } from "./shell.js";
+
+const RANGES = {
+  day: { hours: 24, bucket: "hour" },
+  week: { hours: 24 * 7, bucket: "hour" },
+  "90d": { hours: 24 * 90, bucket: "day" },
+};
+const LOW_BATTERY = 20;
+let range = "90d";
+let state = null;
+
+function base() {
+  return `/api/v1/patients/${patientId}`;
+}
+
+async function load() {
+  let detail;
+  try {
+    detail = await api(base());
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      showNoAccess(load);
+      return;
+    }
+    $("#loading").textContent = t("error_generic", { detail: error.message });
+    return;
+  }
+  const [latest, thresholds, plans, alarms, user] = await Promise.all([
+    api(`${base()}/latest`),
+    api(`${base()}/thresholds`),
+    api(`${base()}/plans`),
+    api("/api/v1/alarms", {
+      query: { patient_id: patientId, state: ["open", "acknowledged", "resolved"], lang, limit: 200 },
+    }),
+    me,
+  ]);
+  state = { detail, latest, thresholds, plans, alarms: alarms.items, user };
+  render();
+  await renderCharts();
+}
+
+function render() {
+  const { detail, user } = state;
+  document.title = `${detail.display_name} · Varde`;
+  $("#patient-name").textContent = detail.display_name;
+  const facts = [
+    t(`protocol_${detail.protocol}`),
+    detail.team_name,
+    detail.birth_date ? t("born", { date: detail.birth_date }) : null,
+    detail.last_measured_at ? t("last_measured", { age: formatAge(detail.last_measured_at) }) : t("never_measured"),
+  ].filter(Boolean);
+  $("#patient-facts").textContent = facts.join(" · ");
+  $("#edit-link").href = `/dashboard/patients/${patientId}/edit`;
+  const grant = user.emergency_access.find((g) => g.patient_id === patientId);
+  if (detail.emergency_access) {
+    $("#emergency-text").textContent = t("emergency_banner", {
+      until: grant ? formatTime(grant.expires_at) : "–",
+      reason: grant ? grant.reason : "",
+    });
+    $("#emergency-banner").hidden = false;
+  }
+  renderLatest();
+  renderAlarms();
+  renderGateways();
+  renderPlan();
+  $("#loading").hidden = true;
+  $("#patient").hidden = false;
+}
+
+function renderLatest() {
+  const items = state.latest.items.map((item) =>
+    h(
+      "li",
+      { class: `value zone-${item.zone}`, "data-kind": item.kind, "data-zone": item.zone },
+      h("span", { class: "kind" }, kindName(item.kind)),
+      h("span", { class: "number" }, withUnit(item.kind, item.value)),
+      badge(item.zone, t(`zone_${item.zone}`)),
+      h("time", { datetime: item.measured_at, title: formatTime(item.measured_at) }, formatAge(item.measured_at)),
+    ),
+  );
+  replaceChildren($("#latest"), items);
+  $("#latest-empty").hidden = items.length > 0;
+}
+
+function eventText(event) {
+  const who = event.actor_name ?? t("event_system");
+  const detail = event.data?.text ?? event.data?.resolution ?? "";
+  return `${formatTime(event.at)} · ${maybe(`event_${event.event}`, event.event)} · ${who}${detail ? `: ${detail}` : ""}`;
+}
+
+/** The alarm's history (opened, acknowledged, notes, resolution), loaded when the user opens it. */
+function alarmEvents(alarm) {
+  const list = h("ol", { class: "events" });
+  const details = h("details", { class: "alarm-events" }, h("summary", {}, t("alarm_events")), list);
+  details.addEventListener("toggle", async () => {
+    if (!details.open || list.childElementCount) return;
+    const detail = await api(`/api/v1/alarms/${alarm.id}`, { query: { lang } });
+    replaceChildren(list, detail.events.map((event) => h("li", {}, eventText(event))));
+  });
+  return details;
+}
+
+function renderAlarms() {
+  const rows = [...state.alarms]
+    .sort((a, b) => new Date(b.opened_at) - new Date(a.opened_at))
+    .map((alarm) =>
+      h(
+        "tr",
+        { class: `sev-${alarm.severity}`, id: `history-${alarm.id}` },
+        h("td", {}, badge(alarm.severity, t(`severity_${alarm.severity}`))),
+        h(
+          "td",
+          {},
+          alarm.explanation,
+          alarm.resolution ? h("div", { class: "muted" }, t("resolution", { text: alarm.resolution })) : null,
+          alarmEvents(alarm),
+        ),
+        h("td", {}, h("time", { datetime: alarm.opened_at }, formatTime(alarm.opened_at))),
+        h("td", {}, t(`state_${alarm.state}`), alarm.assignee_name ? h("div", { class: "muted" }, alarm.assignee_name) : null),
+      ),
+    );
+  replaceChildren($("#alarm-history tbody"), rows);
+  $("#alarm-history").hidden = rows.length === 0;
+  $("#alarms-empty").hidden = rows.length > 0;
+}
+
+function renderGateways() {
+  const gateways = state.detail.gateways.map((g) => {
+    const online = g.state === "online";
+    const devices = g.devices.map((d) => {
+      const low = d.battery_percent !== null && d.battery_percent < LOW_BATTERY;
+      return h(
+        "tr",
+        {},
+        h("th", { scope: "row" }, maybe(`device_${d.type}`, d.type), d.model ? h("div", { class: "muted" }, d.model) : null),
+        h(
+          "td",
+          { class: low ? "battery-low" : "" },
+          d.battery_percent === null ? "–" : [low ? h("span", { "aria-hidden": "true" }, "⚠ ") : null, `${d.battery_percent} %`, low ? ` (${t("battery_low")})` : ""],
+        ),
+        h("td", {}, h("time", { datetime: d.last_seen_at, title: formatTime(d.last_seen_at) }, formatAge(d.last_seen_at))),
+      );
+    });
+    return h(
+      "div",
+      { class: "gateway", "data-gateway": g.id },
+      h(
+        "p",
+        {},
+        h("strong", {}, t("gateway")),
+        ` ${g.id} · `,
+        h(
+          "span",
+          { class: `status status-${g.state ?? "unknown"}` },
+          h("span", { "aria-hidden": "true" }, online ? "● " : g.state ? "○ " : "? "),
+          t(g.state ? `gateway_${g.state}` : "gateway_unknown"),
+        ),
+      ),
+      h(
+        "p",
+        { class: "muted" },
+        t("gateway_facts", {
+          seen: g.last_seen_at ? formatAge(g.last_seen_at) : "–",
+          backlog: g.outbox_depth ?? "–",
+          version: g.agent_version ?? "–",
+        }),
+      ),
+      devices.length
+        ? h(
+            "table",
+            { class: "list compact" },
+            h("caption", { class: "visually-hidden" }, t("devices")),
+            h("thead", {}, h("tr", {}, [t("col_device"), t("col_battery"), t("col_last_seen")].map((c) => h("th", { scope: "col" }, c)))),
+            h("tbody", {}, devices),
+          )
+        : h("p", { class: "muted" }, t("no_devices")),
+    );
+  });
+  replaceChildren($("#gateways"), gateways.length ? gateways : h("p", { class: "muted" }, t("no_gateways")));
+}
+
+function renderPlan() {
+  const active = state.plans.items.find((p) => p.status === "active");
+  replaceChildren($("#plan"), active ? planSummary(active) : h("p", { class: "muted" }, t("no_active_plan")));
+}
+
+async function renderCharts() {
+  const container = $("#charts");
+  const spec = RANGES[range];
+  const to = new Date();
+  const from = new Date(to.getTime() - spec.hours * 3600e3);
+  const limits = new Map(state.thresholds.kinds.map((k) => [k.kind, k]));
+  const missed = state.alarms.filter((a) => a.severity === "missed");
+  const kinds = state.latest.items.map((item) => item.kind);
+  container.setAttribute("aria-busy", "true");
+  const series = await Promise.all(
+    kinds.map((kind) =>
+      api(`${base()}/measurements`, {
+        query: { kind, bucket: spec.bucket, from: from.toISOString(), to: to.toISOString() },
+      }),
+    ),
+  );
+  const charts = kinds.map((kind, i) => trendChart({ kind, series: series[i], limits: limits.get(kind), range, missed }));
+  replaceChildren(container, charts.length ? charts : h("p", { class: "muted" }, t("no_measurements")));
+  container.setAttribute("aria-busy", "false");
+}
+
+for (const button of $$("[data-range]")) {
+  button.addEventListener("click", async () => {
+    range = button.dataset.range;
+    for (const other of $$("[data-range]")) other.setAttribute("aria-pressed", String(other === button));
+    if (state) await renderCharts();
+  });
+}
+
+if (signedIn) load();
