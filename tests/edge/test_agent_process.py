@@ -52,8 +52,9 @@ def spawn(tmp_path: Path) -> Iterator[list[AgentProcess]]:
 def test_sigkill_with_10000_readings_in_outbox_loses_none(
     tmp_path: Path, broker: Broker, collector: Collector, spawn: list[AgentProcess], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Small envelopes, one at a time: the replay takes long enough to be interrupted by the second kill.
-    config = write_config_file(tmp_path, broker.port, "window = 1\nbatch_max_readings = 10\n")
+    # One reading per envelope, one envelope in flight: the replay takes long enough (10 000 round trips) to be
+    # interrupted by the second kill even on a loaded machine.
+    config = write_config_file(tmp_path, broker.port, "window = 1\nbatch_max_readings = 1\n")
     readings = make_readings(10_000)
     outbox_path = tmp_path / "state" / "outbox.sqlite"
     broker.stop()
