@@ -121,8 +121,28 @@ def _broker_admin(settings: Settings) -> Any:
             "no broker admin login: run `varde stack up`, or set VARDE_MQTT_ADMIN_USERNAME/VARDE_MQTT_ADMIN_PASSWORD"
         )
     return DynSecAdmin(
-        settings.mqtt_host, settings.mqtt_port, settings.mqtt_admin_username or "admin", settings.mqtt_admin_password
+        settings.mqtt_host,
+        settings.mqtt_port,
+        settings.mqtt_admin_username or "admin",
+        settings.mqtt_admin_password,
+        tls_ca_file=str(settings.mqtt_tls_ca_file) if settings.mqtt_tls_ca_file else None,
     )
+
+
+def init_broker(settings: Settings) -> list[str]:
+    """Create the service roles and the ingest and API logins from the settings (idempotent); returns the logins."""
+    logins = {
+        "ingest": (settings.mqtt_ingest_username, settings.mqtt_ingest_password),
+        "api": (settings.mqtt_api_username, settings.mqtt_api_password),
+    }
+    for service, (username, password) in logins.items():
+        if username != f"varde-{service}" or not password:
+            raise AdminError(
+                f"set VARDE_MQTT_{service.upper()}_USERNAME=varde-{service} and VARDE_MQTT_{service.upper()}_PASSWORD"
+            )
+    with _broker_admin(settings) as broker:
+        broker.ensure_service_logins({service: str(password) for service, (_, password) in logins.items()})
+    return [f"varde-{service}" for service in logins]
 
 
 def add_gateways(settings: Settings, patient_ids: list[UUID]) -> list[GatewayCredentials]:

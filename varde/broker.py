@@ -83,7 +83,16 @@ SERVICE_ROLES: dict[str, list[dict[str, Any]]] = {
 class DynSecAdmin:
     """A short-lived admin connection that sends dynamic-security commands and waits for their answers."""
 
-    def __init__(self, host: str, port: int, username: str, password: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        timeout: float = 10.0,
+        *,
+        tls_ca_file: str | None = None,
+    ) -> None:
         self._timeout = timeout
         self._responses: dict[str, list[dict[str, Any]]] = {}
         self._cond = threading.Condition()
@@ -91,6 +100,8 @@ class DynSecAdmin:
             CallbackAPIVersion.VERSION2, client_id=f"varde-admin-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
         )
         self._client.username_pw_set(username, password)
+        if tls_ca_file:
+            self._client.tls_set(ca_certs=tls_ca_file)
         self._client.on_message = self._on_message
         connected = threading.Event()
         self._connect_rc: Any = None
@@ -102,7 +113,7 @@ class DynSecAdmin:
         self._client.on_connect = on_connect
         try:
             self._client.connect(host, port)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise BrokerAdminError(f"cannot reach the MQTT broker at {host}:{port}: {exc}") from None
         self._client.loop_start()
         if not connected.wait(timeout) or self._connect_rc is None or self._connect_rc.is_failure:

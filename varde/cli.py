@@ -19,6 +19,7 @@ team_app = typer.Typer(no_args_is_help=True, help="Care teams.")
 patient_app = typer.Typer(no_args_is_help=True, help="Patients.")
 user_app = typer.Typer(no_args_is_help=True, help="Clinician and admin logins.")
 gateway_app = typer.Typer(no_args_is_help=True, help="Home gateways and their broker logins.")
+broker_app = typer.Typer(no_args_is_help=True, help="The MQTT broker's service roles and logins.")
 ingest_app = typer.Typer(no_args_is_help=True, help="The ingest worker.")
 rules_app = typer.Typer(no_args_is_help=True, help="Scheduled rules (missed measurements, escalation).")
 api_app = typer.Typer(no_args_is_help=True, help="The clinician API and dashboard.")
@@ -31,6 +32,7 @@ for sub, name in (
     (patient_app, "patient"),
     (user_app, "user"),
     (gateway_app, "gateway"),
+    (broker_app, "broker"),
     (ingest_app, "ingest"),
     (rules_app, "rules"),
     (api_app, "api"),
@@ -124,6 +126,19 @@ def db_migrate(as_json: JsonFlag = False) -> None:
 
 
 # --- administration ---------------------------------------------------------------------------------------------
+
+
+@broker_app.command("init")
+def broker_init(as_json: JsonFlag = False) -> None:
+    """Create the service roles and the ingest and API logins on a broker run outside `varde stack` (idempotent)."""
+    from varde.admin import AdminError, init_broker
+    from varde.broker import BrokerAdminError
+
+    try:
+        logins = init_broker(_settings())
+    except (AdminError, BrokerAdminError) as exc:
+        _fail(str(exc))
+    _emit({"logins": logins}, as_json, f"broker ready: service logins {', '.join(logins)}")
 
 
 @team_app.command("add")

@@ -4,6 +4,10 @@ Used by developers, the demo and the tests. Started from the system's binaries (
 it runs as root and they are missing); PostgreSQL and Mosquitto run as an unprivileged user when started by root.
 `VARDE_DATABASE_URL` / `VARDE_MQTT_URL` point at existing services instead. State: `.varde/stack.json` (addresses,
 process ids) and `.varde/secrets.json` (generated passwords), both readable by the owner only.
+
+Mosquitto listens twice on loopback: plain MQTT on `mqtt_port` (the services, simulators and most tests use it) and
+MQTT over TLS on `mqtts_port` with a private CA and certificates from `.varde/tls/` (`tls_ca_file` in stack.json),
+the way production accepts gateways (deploy/mosquitto/mosquitto.conf has only the TLS listener).
 """
 
 from __future__ import annotations
@@ -408,6 +412,7 @@ def _start_mosquitto(
     paths: StackPaths, state: dict[str, Any], secret: dict[str, Any], user: pwd.struct_passwd | None
 ) -> None:
     from varde.broker import DynSecAdmin
+    from varde.tls import ensure_local_pki
 
     logins = {name: secret.setdefault(f"mqtt_{name}_password", secrets.token_urlsafe(24)) for name in ("ingest", "api")}
     if os.environ.get("VARDE_MQTT_URL"):
@@ -433,10 +438,25 @@ def _start_mosquitto(
         )
         if done.returncode != 0:
             raise StackError(f"mosquitto_ctrl dynsec init failed: {done.stderr.strip() or done.stdout.strip()}")
+    pki = ensure_local_pki(paths.home / "tls")
+    (mdir / "tls").mkdir(mode=0o700, exist_ok=True)
+    for name, source in (
+        ("ca.crt", pki.ca_cert),
+        ("broker.crt", pki.cert("broker")),
+        ("broker.key", pki.key("broker")),
+    ):
+        shutil.copyfile(source, mdir / "tls" / name)
+        os.chmod(mdir / "tls" / name, 0o600)
     mq = state.setdefault("mqtt", {})
     port = mq.get("port")
+    tls_port = mq.get("tls_port")
+    if pid_alive(mq.get("pid")) and not (tls_port and port_open("127.0.0.1", tls_port)):
+        _stop_pid(mq.get("pid"), "Mosquitto (started without the TLS listener)")
     if not (port and pid_alive(mq.get("pid")) and port_open("127.0.0.1", port)):
         port = _free_port(port)
+        tls_port = _free_port(tls_port)
+        while tls_port == port:
+            tls_port = _free_port()
         logfile = paths.logs / "mosquitto.log"
         conf = mdir / "mosquitto.conf"
         conf.write_text(
@@ -445,6 +465,10 @@ def _start_mosquitto(
                     "per_listener_settings false",
                     "allow_anonymous false",
                     f"listener {port} 127.0.0.1",
+                    f"listener {tls_port} 127.0.0.1",
+                    f"cafile {mdir / 'tls' / 'ca.crt'}",
+                    f"certfile {mdir / 'tls' / 'broker.crt'}",
+                    f"keyfile {mdir / 'tls' / 'broker.key'}",
                     f"plugin {plugin}",
                     f"plugin_opt_config_file {dynsec_file}",
                     "persistence true",
@@ -477,15 +501,21 @@ def _start_mosquitto(
             **kwargs,
         )
         log.close()
-        _wait_until(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 15, "Mosquitto")
+        _wait_until(
+            lambda: (port_open("127.0.0.1", port) and port_open("127.0.0.1", tls_port)) or proc.poll() is not None,
+            15,
+            "Mosquitto",
+        )
         if proc.poll() is not None:
             raise StackError(f"Mosquitto exited at start (code {proc.returncode}); see {logfile}")
-        mq.update({"pid": proc.pid, "port": port})
-        _say(f"Mosquitto: started on 127.0.0.1:{port}")
+        mq.update({"pid": proc.pid, "port": port, "tls_port": tls_port})
+        _say(f"Mosquitto: started on 127.0.0.1:{port} (TLS on {tls_port})")
     else:
         _say(f"Mosquitto: already running on port {port}")
     state["mqtt_host"] = "127.0.0.1"
     state["mqtt_port"] = port
+    state["mqtts_port"] = tls_port
+    state["tls_ca_file"] = str(pki.ca_cert)
     with DynSecAdmin("127.0.0.1", port, "admin", admin_password) as admin:
         admin.ensure_service_logins(logins)
 
@@ -631,7 +661,7 @@ def status(home: Path) -> dict[str, Any]:
     for name, svc in (state.get("services") or {}).items():
         comps[name] = {"pid": svc.get("pid"), "up": pid_alive(svc.get("pid")), "log": svc.get("log")}
     report["running"] = bool(comps) and all(c.get("up", True) for c in comps.values())
-    for key in ("database_url", "mqtt_host", "mqtt_port", "api_url"):
+    for key in ("database_url", "mqtt_host", "mqtt_port", "mqtts_port", "tls_ca_file", "api_url"):
         report[key] = state.get(key)
     if report["database_url"]:
         report["database_url"] = _mask_password(report["database_url"])
