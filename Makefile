@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export VARDE_HOME ?= $(CURDIR)/.varde
 PACKAGES := vitals edge_agent device_simulators store ingest_service rules_engine clinician_api varde
 
 .PHONY: demo test setup lint typecheck pytest stack-up stack-down bench clean system-deps

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     database_pool_min: int = 1
-    database_pool_max: int = 10
+    database_pool_max: int = 20
 
     mqtt_url: str | None = None
     """mqtt://user:password@host:port — an external broker; overrides host, port and the ingest login."""

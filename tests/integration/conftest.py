@@ -93,7 +93,9 @@ def api_url(stack: dict[str, Any]) -> str:
 
 
 def login(api_url: str, username: str, password: str) -> dict[str, str]:
-    response = httpx.post(f"{api_url}/api/v1/auth/token", data={"username": username, "password": password})
+    response = httpx.post(
+        f"{api_url}/api/v1/auth/token", data={"username": username, "password": password}, timeout=30.0
+    )
     response.raise_for_status()
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
