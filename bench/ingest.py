@@ -40,6 +40,8 @@ def _count(conn: Any, gateway_ids: list[str]) -> tuple[int, int]:
 def copy_ceiling(database_url: str, patient_id: uuid.UUID, gateway_id: str, rows: int) -> float:
     import psycopg
 
+    from ingest_service.writer import STAGE_COLUMNS, STAGE_TYPES
+
     now = datetime.now(UTC)
     data = [
         (
@@ -60,26 +62,8 @@ def copy_ceiling(database_url: str, patient_id: uuid.UUID, gateway_id: str, rows
     ]
     with psycopg.connect(database_url) as conn, conn.cursor() as cur:
         started = time.perf_counter()
-        with cur.copy(
-            "COPY readings (id, patient_id, gateway_id, kind, value, measured_at, received_at, device_address, "
-            "device_type, device_model, grp, flags) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(
-                [
-                    "uuid",
-                    "uuid",
-                    "text",
-                    "text",
-                    "float8",
-                    "timestamptz",
-                    "timestamptz",
-                    "text",
-                    "text",
-                    "text",
-                    "text",
-                    "text[]",
-                ]
-            )
+        with cur.copy(f"COPY readings ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(STAGE_TYPES)
             for row in data:
                 copy.write_row(row)
         conn.commit()

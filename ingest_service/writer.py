@@ -16,11 +16,11 @@ from ingest_service.judge import DeadLetter, ReadingRow
 
 NOTIFY_CHANNEL = "varde_events"
 
-_STAGE_COLUMNS = (
+STAGE_COLUMNS = (
     "id, patient_id, gateway_id, kind, value, measured_at, received_at, device_address, device_type, "
     "device_model, grp, flags"
 )
-_STAGE_TYPES = [
+STAGE_TYPES = [
     "uuid",
     "uuid",
     "text",
@@ -77,12 +77,12 @@ def write_batch(
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS ingest_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
-            with cur.copy(f"COPY ingest_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(_STAGE_TYPES)
+            with cur.copy(f"COPY ingest_stage ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(STAGE_TYPES)
                 for row in rows:
                     copy.write_row(row)
             cur.execute(
-                f"INSERT INTO readings ({_STAGE_COLUMNS}) SELECT {_STAGE_COLUMNS} FROM ingest_stage "
+                f"INSERT INTO readings ({STAGE_COLUMNS}) SELECT {STAGE_COLUMNS} FROM ingest_stage "
                 "ON CONFLICT DO NOTHING RETURNING id, patient_id, kind, value, measured_at, flags"
             )
             stored = [StoredReading(*r) for r in cur.fetchall()]
