@@ -106,6 +106,7 @@ def _hand_over(
         "config_file": str(path),
         "qr_files": files,
         "qr_version": qr.designator,
+        "payload": payload,
     }
     if as_json:
         typer.echo(json.dumps(doc))

@@ -143,7 +143,7 @@ def test_qr_code_is_made_from_the_payload_in_alphanumeric_mode(ca_pem: str, tmp_
     assert len(rows) == size + 8 and rows[4][4:11] == "1111111"
     terminal = qr_terminal(qr)
     assert "█" in terminal and len(terminal.splitlines()) >= size // 2
-    with pytest.raises(ProvisioningError, match=".svg, .png or .txt"):
+    with pytest.raises(ProvisioningError, match=r"\.svg, \.png or \.txt"):
         write_qr(qr, tmp_path / "gw.jpg", "x")
 
 
