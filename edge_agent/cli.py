@@ -107,7 +107,9 @@ def pair(
 def enrol_command(
     config: Path = typer.Option(..., "--config", "-c", help="Where to write the gateway's configuration."),
     payload: str | None = typer.Option(
-        None, "--payload", help="The provisioning code (default: read one line, e.g. typed by a USB QR scanner)."
+        None,
+        "--payload",
+        help="The provisioning code (default: read one line from stdin, e.g. typed by a USB QR scanner).",
     ),
     ca_file: Path | None = typer.Option(
         None, "--ca-file", help="Where to put the broker's CA (default: ca.pem beside)."

@@ -478,5 +478,5 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "edge":
         app.add_typer(_edge_app(), name="edge")
     else:
-        app.add_typer(typer.Typer(help="The home gateway agent (run, check-config, pair)."), name="edge")
+        app.add_typer(typer.Typer(help="The home gateway agent (run, check-config, pair, enrol)."), name="edge")
     app()

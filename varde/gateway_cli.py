@@ -133,7 +133,7 @@ def gateway_add(
     gateway_ca_path: GatewayCaPath = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create a gateway with its own broker login and ACL; write its configuration file and the installer's QR."""
+    """Create a gateway with its own broker login and ACL; write its configuration file and the installer's QR code."""
     from varde.admin import AdminError, add_gateways
     from varde.broker import BrokerAdminError
 
@@ -157,8 +157,10 @@ def gateway_rotate(
     gateway_ca_path: GatewayCaPath = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Give a gateway a new broker password: the old one is refused at once and its connection dropped; writes a
-    fresh configuration file (and QR code) that the gateway needs before it can connect again."""
+    """Give a gateway a new broker password (the old one is refused at once); write its new configuration and QR.
+
+    The gateway stays offline until the new file is installed or its QR code enrolled with `varde edge enrol`.
+    """
     from varde.admin import AdminError, rotate_gateway
     from varde.broker import BrokerAdminError
 
