@@ -7,7 +7,8 @@ import ipaddress
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,30 @@ def gateway_provisioning(
         ca_pem=broker.ca_file.read_text(encoding="ascii") if broker.ca_file else None,
         devices=tuple(merged.values()),
     )
+
+
+def enrolment_api_url(settings: Settings, api_url: str | None) -> str:
+    """The API address gateways exchange their one-time code at (it must be reachable from the patient's home)."""
+    url = api_url or settings.api_url
+    if not url:
+        raise ProvisioningError(
+            "the QR code carries a one-time enrolment code that gateways exchange at the API: give the API address "
+            "gateways reach with --api-url (or VARDE_GATEWAY_API_URL), or put the password itself in the code with "
+            "--qr-with-password"
+        )
+    return url.rstrip("/")
+
+
+def issue_enrolment_code(
+    settings: Settings, provisioning: GatewayProvisioning, api_url: str, ttl: timedelta
+) -> tuple[GatewayProvisioning, datetime]:
+    """Replace any earlier code of the gateway with a new one; returns what the QR code carries (the code, not the
+    password) and when the code expires."""
+    from store.gateway_enrolment import create_enrolment
+
+    with psycopg.connect(settings.require_database_url()) as conn:
+        code, expires_at = create_enrolment(conn, provisioning.gateway_id, provisioning.password, ttl)
+    return replace(provisioning, password="", enrolment_code=code, api_url=api_url), expires_at
 
 
 def default_config_path(gateway_id: str) -> Path:

@@ -2,7 +2,8 @@
 and a TOML file) and what `varde edge enrol` turns back into the gateway's configuration.
 
 Both sides live here so the cloud that writes the payload and the gateway that reads it share one format. The payload
-carries the gateway's broker password: it is a secret for as long as that password is valid.
+carries either the gateway's broker password or (by default) a one-time enrolment code that the gateway exchanges
+for the password at the API (`store.gateway_enrolment`); either way it is a secret until used.
 
 Payload: `VARDE1:` then unpadded base32 of zlib(compact JSON, a newline, the broker CA certificate in DER). Base32's
 alphabet is in the QR code's alphanumeric set, so the code stays small and a USB barcode scanner can type it.
@@ -57,6 +58,9 @@ class GatewayProvisioning:
     ca_pem: str | None = None
     """The broker's CA certificate (PEM); None only for a broker without TLS."""
     devices: tuple[ProvisionedDevice, ...] = ()
+    enrolment_code: str | None = None
+    """A one-time code the gateway exchanges for its password at `api_url` (then `password` is empty)."""
+    api_url: str | None = None
 
     def __repr__(self) -> str:  # keep the password out of logs and tracebacks
         return f"GatewayProvisioning(gateway_id={self.gateway_id!r}, broker={self.broker_host}:{self.broker_port})"
@@ -68,9 +72,12 @@ def encode_payload(provisioning: GatewayProvisioning) -> str:
         "g": provisioning.gateway_id,
         "h": provisioning.broker_host,
         "p": provisioning.broker_port,
-        "s": provisioning.password,
         "z": provisioning.patient_timezone,
     }
+    if provisioning.enrolment_code:
+        doc.update({"t": provisioning.enrolment_code, "a": provisioning.api_url})
+    else:
+        doc["s"] = provisioning.password
     if provisioning.username is not None and provisioning.username != provisioning.gateway_id:
         doc["u"] = provisioning.username
     if provisioning.devices:
@@ -104,16 +111,20 @@ def decode_payload(text: str) -> GatewayProvisioning:
             gateway_id=validate_gateway_id(str(doc["g"])),
             broker_host=str(doc["h"]),
             broker_port=int(doc["p"]),
-            password=str(doc["s"]),
+            password=str(doc.get("s", "")),
             patient_timezone=str(doc["z"]),
             username=str(doc["u"]) if "u" in doc else None,
             ca_pem=ssl.DER_cert_to_PEM_cert(der) if der else None,
             devices=devices,
+            enrolment_code=str(doc["t"]) if "t" in doc else None,
+            api_url=str(doc["a"]) if "a" in doc else None,
         )
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise ProvisioningError(f"the provisioning code is not valid: {exc}") from None
-    if not provisioning.broker_host or not 1 <= provisioning.broker_port <= 65535 or not provisioning.password:
-        raise ProvisioningError("the provisioning code lacks the broker address or the password")
+    if not provisioning.broker_host or not 1 <= provisioning.broker_port <= 65535:
+        raise ProvisioningError("the provisioning code lacks the broker address")
+    if not (provisioning.password or (provisioning.enrolment_code and provisioning.api_url)):
+        raise ProvisioningError("the provisioning code holds neither a password nor an enrolment code")
     return provisioning
 
 
@@ -134,6 +145,8 @@ def render_config(
     """
     p = provisioning
     gw = p.gateway_id
+    if not p.password:
+        raise ProvisioningError("no password yet: exchange the enrolment code for it first")
     lines = [
         "# Varde home gateway configuration, written by `varde gateway add` / `varde gateway rotate`.",
         "# It holds the gateway's broker password: keep it readable by the gateway's service user only (0600/0640).",

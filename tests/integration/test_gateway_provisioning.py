@@ -27,6 +27,7 @@ from edge_agent.config import EdgeConfig, load_config
 from store.settings import Settings, varde_home
 from tests.integration.conftest import wait_for
 from vitals import DeviceRef, Reading
+from vitals.provisioning import decode_payload
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +107,23 @@ def gateways() -> Iterator[list[_Gateway]]:
         gateway.stop()
 
 
+def _enrol(directory: Path, payload: str) -> EdgeConfig:
+    """`varde edge enrol` as the installer runs it, the code typed on standard input by the scanner."""
+    config = directory / "varde-edge.toml"
+    done = subprocess.run(
+        [sys.executable, "-m", "varde", "edge", "enrol", "--config", str(config)],
+        input=payload + "\n",
+        cwd=_REPO,
+        env={**os.environ, "PYTHONPATH": str(_REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    return load_config(config)
+
+
 def _stored(db: psycopg.Connection[Any], reading_id: str) -> bool:
     return db.execute("SELECT 1 FROM readings WHERE id = %s", (reading_id,)).fetchone() is not None
 
@@ -140,11 +158,11 @@ def test_add_rotate_revoke_a_gateway_over_tls_with_the_generated_files(
     old_password = config.broker.read_password()
     assert old_password == doc["password"]
     assert config.broker.tls is not None and config.broker.tls.ca_file == Path(stack_doc["tls_ca_file"]).resolve()
-    # The QR code's payload, enrolled on a gateway, gives the same login, broker and CA.
-    enrolled_path = tmp_path / "enrolled" / "varde-edge.toml"
-    enrolled = _varde("edge", "enrol", "--config", str(enrolled_path), "--payload", doc["payload"])
-    assert enrolled.returncode == 0, enrolled.stderr
-    enrolled_config = load_config(enrolled_path)
+    # The QR code carries a one-time code, not the password; enrolling it at the API gives the same login, broker
+    # and CA as the file, and the code cannot be used twice.
+    assert doc["qr_version"].endswith("-M") and doc["enrolment_code_expires_at"]
+    assert old_password not in json.dumps(decode_payload(doc["payload"]).__dict__)
+    enrolled_config = _enrol(tmp_path / "enrolled", doc["payload"])
     assert (enrolled_config.gateway_id, enrolled_config.broker.host, enrolled_config.broker.port) == (
         gateway_id,
         "127.0.0.1",
@@ -153,7 +171,8 @@ def test_add_rotate_revoke_a_gateway_over_tls_with_the_generated_files(
     assert enrolled_config.broker.read_password() == old_password
     assert enrolled_config.broker.tls is not None
     assert enrolled_config.broker.tls.ca_file.read_text() == Path(stack_doc["tls_ca_file"]).read_text()
-    assert doc["qr_version"].endswith("-M")
+    again = _varde("edge", "enrol", "--config", str(tmp_path / "again" / "gw.toml"), "--payload", doc["payload"])
+    assert again.returncode == 2 and "already used or expired" in again.stderr, again.stderr
 
     # A gateway agent run from the generated file connects over TLS and its reading is stored.
     first = _Gateway(out)
@@ -175,7 +194,9 @@ def test_add_rotate_revoke_a_gateway_over_tls_with_the_generated_files(
     gateways.remove(first)
 
     new_config = load_config(out)
-    assert new_config.broker.read_password() == json.loads(rotated.stdout)["password"] != old_password
+    rotated_doc = json.loads(rotated.stdout)
+    assert new_config.broker.read_password() == rotated_doc["password"] != old_password
+    assert _enrol(tmp_path / "re-enrolled", rotated_doc["payload"]).broker.read_password() == rotated_doc["password"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert not _connack(new_config, str(new_config.broker.read_password())).is_failure
     second = _Gateway(out)
@@ -194,3 +215,70 @@ def test_add_rotate_revoke_a_gateway_over_tls_with_the_generated_files(
     refused = _varde("gateway", "rotate", gateway_id, "--out", str(tmp_path / "again.toml"))
     assert refused.returncode == 1 and "revoked" in refused.stderr
     assert not (tmp_path / "again.toml").exists()
+
+
+def test_an_expired_wrong_or_revoked_gateways_code_releases_nothing(
+    make_tenant: Any, settings: Settings, api_url: str, db: psycopg.Connection[Any]
+) -> None:
+    from datetime import timedelta
+
+    from edge_agent.enrol import claim_password
+    from store.gateway_enrolment import create_enrolment
+    from varde.admin import revoke_gateway
+    from vitals.provisioning import GatewayProvisioning, ProvisioningError
+
+    gateway = make_tenant().gateways[0]
+
+    def attempt(code: str) -> str:
+        coded = GatewayProvisioning(
+            gateway.gateway_id, "127.0.0.1", 8883, "", "Europe/Oslo", enrolment_code=code, api_url=api_url
+        )
+        return claim_password(coded)
+
+    with psycopg.connect(settings.require_database_url()) as conn:
+        expired, _ = create_enrolment(conn, gateway.gateway_id, gateway.password, timedelta(seconds=-1))
+    with pytest.raises(ProvisioningError, match="already used or expired"):
+        attempt(expired)
+    with psycopg.connect(settings.require_database_url()) as conn:
+        code, _ = create_enrolment(conn, gateway.gateway_id, gateway.password, timedelta(hours=1))
+    with pytest.raises(ProvisioningError, match="already used or expired"):
+        attempt(code[:-4] + "AAAA" if not code.endswith("AAAA") else code[:-4] + "BBBB")
+    revoke_gateway(settings, gateway.gateway_id)
+    with pytest.raises(ProvisioningError, match="already used or expired"):
+        attempt(code)
+    outcomes = db.execute(
+        "SELECT outcome FROM audit_log WHERE action = 'gateway_enrol' AND resource = %s ORDER BY id",
+        (f"gateways/{gateway.gateway_id}/enrol",),
+    ).fetchall()
+    assert [o for (o,) in outcomes] == ["denied", "denied", "denied"]
+
+
+def test_a_code_releases_the_password_once_to_the_first_claimant(
+    make_tenant: Any, settings: Settings, api_url: str
+) -> None:
+    from datetime import timedelta
+
+    from edge_agent.enrol import claim_password
+    from store.gateway_enrolment import create_enrolment
+    from vitals.provisioning import GatewayProvisioning, ProvisioningError
+
+    gateway = make_tenant().gateways[0]
+    with psycopg.connect(settings.require_database_url()) as conn:
+        code, _ = create_enrolment(conn, gateway.gateway_id, gateway.password, timedelta(hours=1))
+        sealed = conn.execute(
+            "SELECT sealed_password FROM gateway_enrolments WHERE gateway_id = %s", (gateway.gateway_id,)
+        ).fetchone()
+    assert sealed is not None and gateway.password.encode() not in bytes(sealed[0])
+    coded = GatewayProvisioning(
+        gateway.gateway_id, "127.0.0.1", 8883, "", "Europe/Oslo", enrolment_code=code.lower(), api_url=api_url
+    )
+    assert claim_password(coded) == gateway.password
+    with pytest.raises(ProvisioningError, match="already used"):
+        claim_password(coded)
+    with psycopg.connect(settings.require_database_url()) as conn:
+        row = conn.execute(
+            "SELECT sealed_password, claimed_at IS NOT NULL, claimed_from FROM gateway_enrolments "
+            "WHERE gateway_id = %s",
+            (gateway.gateway_id,),
+        ).fetchone()
+    assert row == (None, True, "127.0.0.1")

@@ -4,8 +4,10 @@ configuration is what `varde edge check-config` accepts, and `varde edge enrol` 
 from __future__ import annotations
 
 import json
+import re
 import stat
 import string
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -252,3 +254,62 @@ def test_enrol_refuses_a_damaged_code_and_writes_nothing(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert "enrolment failed" in result.output and "damaged" in result.output
     assert not config.exists()
+
+
+def test_payload_with_a_one_time_code_carries_no_password(ca_pem: str) -> None:
+    original = _provisioning(
+        ca_pem, password="", enrolment_code="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", api_url="https://x"
+    )
+    payload = encode_payload(original)
+    assert set(payload) <= _QR_ALPHANUMERIC
+    decoded = decode_payload(payload)
+    assert decoded == original and decoded.password == ""
+    with pytest.raises(ProvisioningError, match="exchange the enrolment code"):
+        render_config(decoded, ca_file=None)
+
+
+def test_sealed_password_opens_only_with_its_code_and_gateway() -> None:
+    from store.gateway_enrolment import new_token, seal, unseal
+
+    code = new_token()
+    assert len(code) == 32 and set(code) <= _QR_ALPHANUMERIC
+    sealed = seal("gw-aaaa", code, "the-password")
+    assert b"the-password" not in sealed
+    assert unseal("gw-aaaa", code, sealed) == "the-password"
+    assert unseal("gw-aaaa", code.lower() + " ", sealed) == "the-password"  # as a scanner may type it
+    assert unseal("gw-aaaa", new_token(), sealed) is None
+    assert unseal("gw-bbbb", code, sealed) is None
+
+
+def test_enrol_with_a_code_spends_it_only_after_the_file_is_known_to_be_valid(ca_pem: str, tmp_path: Path) -> None:
+    from edge_agent.enrol import enrol
+
+    claims: list[str] = []
+
+    def claim(p: GatewayProvisioning) -> str:
+        claims.append(str(p.enrolment_code))
+        return "released-password"
+
+    coded = _provisioning(ca_pem, password="", enrolment_code="CODE" * 8, api_url="http://127.0.0.1:1")
+    done = enrol(encode_payload(coded), tmp_path / "gw.toml", claim=claim)
+    assert claims == ["CODE" * 8]
+    assert done.config.broker.read_password() == "released-password"
+    assert "CODE" not in (tmp_path / "gw.toml").read_text()
+
+    bad_device = replace(coded, devices=(ProvisionedDevice("not-an-address", "weight_scale"),))
+    with pytest.raises(ValueError, match="Bluetooth address"):
+        enrol(encode_payload(bad_device), tmp_path / "other.toml", claim=claim)
+    assert claims == ["CODE" * 8], "a code was spent on a configuration that could not be written"
+    assert not (tmp_path / "other.toml").exists()
+
+
+def test_enrol_explains_an_unreachable_or_plain_http_enrolment_address(ca_pem: str, tmp_path: Path) -> None:
+    from edge_agent.enrol import enrol
+
+    plain = _provisioning(ca_pem, password="", enrolment_code="C" * 32, api_url="http://api.varde.example")
+    with pytest.raises(ProvisioningError, match="must use https"):
+        enrol(encode_payload(plain), tmp_path / "gw.toml")
+    closed = replace(plain, api_url="http://127.0.0.1:9")
+    with pytest.raises(ProvisioningError, match=re.escape("cannot reach http://127.0.0.1:9/api/v1/gateways/enrol")):
+        enrol(encode_payload(closed), tmp_path / "gw.toml")
+    assert not (tmp_path / "gw.toml").exists()
