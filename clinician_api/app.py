@@ -16,6 +16,7 @@ from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
 from clinician_api.routes import alarms, audit, auth, fhir, journal, latest, patients, plans, questionnaires, thresholds
+from clinician_api.routes.enrolment import router as enrolment_router
 from store.settings import Settings, get_settings
 
 VERSION = "0.2.0"
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, alarms, patients, latest, thresholds, plans, questionnaires, audit, fhir, journal):
         app.include_router(module.router)
     app.include_router(dashboard.router)
+    app.include_router(enrolment_router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
 
