@@ -213,7 +213,6 @@ def main() -> None:
         ceiling = copy_ceiling(url, row[0], ceiling_gw.gateway_id, args.ceiling_rows)
 
         load_ids = [g.gateway_id for g in load_gw]
-        seconds = args.readings / 50_000
         rates: dict[int, float] = {}
         acked_total, no_subscribers = 0, 0
         for count in worker_counts:
@@ -221,7 +220,7 @@ def main() -> None:
                 before, _ = _count(conn, load_ids)
             with ingest_workers(home, count), Fleet(load_gw, batch=args.batch, window=args.window) as fleet:
                 started = time.monotonic()
-                sent = fleet.run(None, seconds)
+                sent = fleet.run(None, 600, max_readings=args.readings)
                 last_commit, stored_rows = wait_until_stored(url, load_ids, before + sent.readings_acked, timeout=600)
             rates[count] = (stored_rows - before) / (last_commit - started)
             acked_total += sent.readings_acked
