@@ -99,6 +99,8 @@ class GlucoseMeter(Peripheral):
         """Pause between records on the air, so an abort can land mid-transfer."""
         self.records: list[GlucoseRecord] = []
         self.requests: list[RacpRequest] = []
+        self.last_sent_sequence: int | None = None
+        """The newest record sent to a gateway so far (meters keep sent records; this is what is new)."""
         self._next_sequence = first_sequence
         self._procedure: asyncio.Task[None] | None = None
         self.add_characteristic(GLUCOSE_MEASUREMENT, Props.NOTIFY)
@@ -142,6 +144,11 @@ class GlucoseMeter(Peripheral):
 
     def has_pending_data(self) -> bool:
         return False
+
+    def unsent(self) -> int:
+        """Records newer than any sent so far: what a meter would announce by advertising again."""
+        last = self.last_sent_sequence
+        return sum(1 for r in self.records if last is None or r.sequence > last)
 
     def read_value(self, connection: Connection, uuid: int) -> bytes:
         if uuid == GLUCOSE_FEATURE:
@@ -199,6 +206,8 @@ class GlucoseMeter(Peripheral):
             return
         for record in selected:
             await self.send(connection, GLUCOSE_MEASUREMENT, record.measurement())
+            if self.last_sent_sequence is None or record.sequence > self.last_sent_sequence:
+                self.last_sent_sequence = record.sequence
             if record.has_context:
                 await self.send(connection, GLUCOSE_MEASUREMENT_CONTEXT, record.context())
             await asyncio.sleep(self.record_interval_s)

@@ -30,6 +30,7 @@ from edge_agent.gatt import (
 )
 from edge_agent.gatt.battery import BATTERY_LEVEL
 from edge_agent.gatt.current_time import CURRENT_TIME
+from edge_agent.gatt.device_information import MODEL_NUMBER_STRING, decode_model_number
 from edge_agent.link import GattOperationError, Link, LinkError, sig_uuid
 from edge_agent.outbox import PutResult
 from vitals import DeviceRef
@@ -109,6 +110,23 @@ class Session:
             await self.link.disconnect()
         except LinkError as exc:
             log.debug("device_disconnect_failed address=%s error=%s", self.device.address, exc)
+
+    async def read_model(self) -> str | None:
+        """The Model Number String of the Device Information Service, read once and remembered in the device state.
+
+        What the device says it is wins over the configured name (which `varde edge pair` takes from the
+        advertised name); readings carry it as `device.model`. Devices without it keep the configured name.
+        """
+        if self.state.model is None:
+            try:
+                self.state.model = decode_model_number(await self.link.read(sig_uuid(MODEL_NUMBER_STRING)))
+            except GattOperationError:
+                pass
+            except GattDecodeError as exc:
+                log.warning("model_number_undecodable address=%s error=%s", self.device.address, exc)
+        model = self.state.model or self.device.model
+        self._ref = DeviceRef(address=self.device.address, type=self.device.type, model=model)
+        return model
 
     async def read_battery(self) -> int | None:
         try:
