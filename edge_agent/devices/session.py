@@ -2,8 +2,9 @@
 queue what arrives, decode it and commit readings to the sink. Handlers decide the order; this module does the work.
 
 Clock correction: the device's Current Time is read *before* it is set, so records it stamped earlier with a wrong
-clock are moved by (gateway UTC now − device now); devices without Current Time are taken to run on the patient's
-local time.
+clock are moved by (gateway UTC now − device now), rounded to whole seconds as devices stamp records (the fraction is
+the read's latency, and would give a record fetched twice two different times); devices without Current Time are
+taken to run on the patient's local time.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class Session:
             self._device_now = current.exact_time
             offset = (current.exact_time - local_now).total_seconds()
             self.report.clock_offset_s = self.state.clock_offset_s = offset
-            self.correction = now.replace(tzinfo=None) - current.exact_time
+            self.correction = _whole_seconds(now.replace(tzinfo=None) - current.exact_time)
             if abs(offset) <= self.timing.clock_tolerance_s:
                 return
             self.extra_flags = (DEVICE_CLOCK_CORRECTED,)
@@ -258,3 +259,7 @@ class Session:
     def _lost(self, _address: str) -> None:
         self.link_lost = True
         self._inbox.put_nowait(None)
+
+
+def _whole_seconds(delta: timedelta) -> timedelta:
+    return timedelta(seconds=round(delta.total_seconds()))

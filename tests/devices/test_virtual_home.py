@@ -4,7 +4,7 @@ manager give the readings the fast path (`home.readings_of`) predicts, with the 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
 
@@ -114,3 +114,24 @@ async def test_a_pound_scale_and_fahrenheit_thermometer_reach_the_outbox_convert
     assert got == {Kind.BODY_WEIGHT: from_scale, Kind.BODY_TEMPERATURE: from_thermometer.measurements[0].value}
     assert got[Kind.BODY_WEIGHT] == pytest.approx(80.3992, abs=1e-4)
     assert got[Kind.BODY_TEMPERATURE] == pytest.approx(37.2222, abs=1e-4)
+
+
+@async_test
+async def test_a_record_read_again_in_real_time_keeps_its_time_to_the_second(tmp_path: Path) -> None:
+    # Real time: the device's Current Time is read a few milliseconds after the gateway took its own time. The
+    # correction is whole seconds, so a record fetched again (another run, a lost outbox) has the same time and id.
+    spec = SCENARIOS["stable_general"]
+    acts = spec.generate(SEED, datetime.now(UTC) - timedelta(days=3), 2)
+    runs = []
+    for run in range(2):
+        home = VirtualHome(SEED, devices_for(spec.protocol), timezone=TZ)
+        sink = OutboxSink(tmp_path / f"outbox-{run}.sqlite")
+        await _read_through_devices(home, acts, sink)
+        sink.close()
+        runs.append(sorted((str(r.id), r.measured_at) for r in sink.accepted))
+        await asyncio.sleep(0.0123)
+    assert runs[0] == runs[1]
+    assert all(at.microsecond == 0 for _, at in runs[0])
+    assert len(runs[0]) == sum(len(a.values) for a in acts if a.device_type != "pulse_oximeter") + sum(
+        2 for a in acts if a.device_type == "pulse_oximeter"
+    )
