@@ -187,6 +187,11 @@ class GlucoseMeter(Peripheral):
             await self._answer(connection, opcode, "invalid_operand")
             return
         self.requests.append(request)
+        if request.operator == OPERATOR_GREATER_OR_EQUAL and request.min_sequence:
+            # The gateway asks only for what follows what it already has: the older records count as sent.
+            held = request.min_sequence - 1
+            if self.last_sent_sequence is None or held > self.last_sent_sequence:
+                self.last_sent_sequence = held
         if request.opcode not in (REPORT_STORED_RECORDS, REPORT_NUMBER_OF_STORED_RECORDS, DELETE_STORED_RECORDS):
             await self._answer(connection, request.opcode, "opcode_not_supported")
             return

@@ -4,20 +4,23 @@ manager give the readings the fast path (`home.readings_of`) predicts, with the 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
 
 import pytest
-from device_fixtures import FAST, GW, START, TZ, OutboxSink, async_test
+from device_fixtures import FAST, GW, START, TZ, OutboxSink, Rig, async_test
 
 from device_simulators.encoders import encode_temperature_measurement, encode_weight_measurement
 from device_simulators.home import CLOCK_CORRECTED, DEVICE_MODELS, home_devices, readings_of
 from device_simulators.link import SimClock
+from device_simulators.peripherals import BloodPressureCuff
 from device_simulators.physiology import MeasurementAct, PatientModel, Protocol, devices_for, with_values
 from device_simulators.scenarios import SCENARIOS
 from device_simulators.virtual_home import VirtualHome
-from edge_agent.devices import DEVICE_CLOCK_RESET, Clock, DeviceManager
+from edge_agent.config import DeviceConfig
+from edge_agent.devices import DEVICE_CLOCK_RESET, Clock, DeviceManager, DeviceStateStore
 from edge_agent.gatt import decode_temperature_measurement, decode_weight_measurement
 from vitals import Kind
 
@@ -25,7 +28,9 @@ SEED = 4242
 DAYS = 14
 
 
-async def _read_through_devices(home: VirtualHome, acts: list[MeasurementAct], sink: OutboxSink) -> DeviceManager:
+async def _read_through_devices(
+    home: VirtualHome, acts: list[MeasurementAct], sink: OutboxSink, state: Path | None = None
+) -> DeviceManager:
     clock = home.air.clock
     manager = DeviceManager(
         home.configs(),
@@ -33,6 +38,7 @@ async def _read_through_devices(home: VirtualHome, acts: list[MeasurementAct], s
         patient_timezone=TZ,
         sink=sink,
         radio_factory=home.radio,
+        state=DeviceStateStore(state),
         clock=Clock(wall=clock.now, monotonic=clock.monotonic),
         timing=FAST,
     )
@@ -135,3 +141,37 @@ async def test_a_record_read_again_in_real_time_keeps_its_time_to_the_second(tmp
     assert len(runs[0]) == sum(len(a.values) for a in acts if a.device_type != "pulse_oximeter") + sum(
         2 for a in acts if a.device_type == "pulse_oximeter"
     )
+
+
+@async_test
+async def test_a_home_started_again_holds_nothing_the_gateway_already_has(tmp_path: Path) -> None:
+    # The demo's second run: devices hold the same backlog again; the gateway remembers the meter's last record.
+    spec = SCENARIOS["stable_diabetes"]
+    acts = spec.generate(SEED, START - timedelta(days=DAYS + 1), DAYS)
+    first = OutboxSink(tmp_path / "first.sqlite")
+    await _read_through_devices(_home(spec.protocol), acts, first, tmp_path / "devices.json")
+    first.close()
+    again = OutboxSink(tmp_path / "again.sqlite")
+    home = _home(spec.protocol)
+    await _read_through_devices(home, acts, again, tmp_path / "devices.json")
+    again.close()
+    assert home.held() == 0
+    glucose = [r for r in first.accepted if r.kind == Kind.GLUCOSE]
+    assert glucose and not [r for r in again.accepted if r.kind == Kind.GLUCOSE]
+    assert {r.id for r in again.accepted} <= {r.id for r in first.accepted}
+
+
+@async_test
+async def test_the_model_a_device_reports_wins_over_the_configured_name_and_is_remembered(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    cuff = BloodPressureCuff(rig.air, "C4:7C:8D:6A:00:01", model="UA-651BLE")
+    rig.configs.append(
+        DeviceConfig(address=cuff.address, type="blood_pressure_monitor", model="A&D_UA-651_0A1B")  # advertised name
+    )
+    await rig.start()
+    cuff.measure(128, 82, pulse=64)
+    await rig.settle()
+    await rig.stop()
+    assert [r.device.model for r in rig.sink.accepted] == ["UA-651BLE"] * 4
+    state = json.loads((tmp_path / "devices.json").read_text())
+    assert state["devices"][cuff.address]["model"] == "UA-651BLE"
