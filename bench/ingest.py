@@ -143,6 +143,11 @@ class Probes(threading.Thread):
         client.loop_stop()
 
 
+def _delivered(report: Any) -> int:
+    """Readings the broker acknowledged as delivered to a subscriber (PUBACK 0x10 is not delivered)."""
+    return int(report.readings_acked - report.no_matching_subscribers * report.batch)
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -157,6 +162,8 @@ def ingest_workers(home: Path, count: int) -> Any:
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     procs = []
+    paths = [logs / f"bench-ingest-{count}-{n}.log" for n in range(count)]
+    offsets = [p.stat().st_size if p.exists() else 0 for p in paths]
     for n in range(count):
         log = open(logs / f"bench-ingest-{count}-{n}.log", "ab")  # noqa: SIM115 - handed to the child
         procs.append(
@@ -168,7 +175,15 @@ def ingest_workers(home: Path, count: int) -> Any:
             )
         )
         log.close()
-    time.sleep(2.0)  # connected and subscribed before the fleet starts
+    # Connected and subscribed before the fleet starts: a message published before that is answered PUBACK 0x10
+    # (no matching subscribers) and dropped by the broker.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if all(b"mqtt_subscribed" in p.read_bytes()[offset:] for p, offset in zip(paths, offsets, strict=True)):
+            break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError(f"ingest workers did not subscribe; see {logs}")
     try:
         yield procs
     finally:
@@ -234,7 +249,7 @@ def main() -> None:
             probes.start()
             half_report = fleet.run(half, args.latency_seconds)
             probes.join(timeout=60)
-            acked_total += half_report.readings_acked
+            acked_total += _delivered(half_report)
             no_subscribers += half_report.no_matching_subscribers
             wait_until_stored(url, load_ids, acked_total, timeout=300)
         with psycopg.connect(url) as conn:

@@ -25,7 +25,7 @@ from ingest_service import metrics
 from ingest_service.judge import DeadLetter, ReadingRow, judge
 from ingest_service.questionnaires import QuestionnaireRulesHook, ResponseRow, judge_questionnaires, write_responses
 from ingest_service.registry import GatewayRegistry
-from ingest_service.writer import BatchResult, RulesHook, write_batch
+from ingest_service.writer import BatchResult, RulesHook, SeenTracker, write_batch
 from store.db import open_pool
 from store.settings import Settings, get_settings
 from vitals import INGEST_SHARED_SUBSCRIPTION
@@ -76,6 +76,7 @@ class IngestWorker:
         self._generation = 0
         self._stopping = threading.Event()
         self._stored_total = 0
+        self._seen = SeenTracker()
         self._last_progress_log = time.monotonic()
         self.health = metrics.HealthState()
         self._client = self._make_client()
@@ -229,6 +230,7 @@ class IngestWorker:
         while True:
             try:
                 with self._pool.connection() as conn:
+                    self._touch_seen(conn, rows)
                     result = write_batch(conn, rows, dead, self._rules if with_rules else None)
                 self.health.db_ok = True
                 return result
@@ -242,6 +244,13 @@ class IngestWorker:
                 metrics.DB_ERRORS.inc()
                 log.warning("batch_write_failed attempt=%d error=%s", attempt, type(exc).__name__)
                 time.sleep(min(5.0, 0.2 * attempt))
+
+    def _touch_seen(self, conn: psycopg.Connection[Any], rows: list[ReadingRow]) -> None:
+        """Last-seen bookkeeping in its own short transaction; a conflict with another worker is not worth a retry."""
+        try:
+            self._seen.touch(conn, rows, time.monotonic())
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable) as exc:
+            log.info("seen_touch_skipped error=%s", type(exc).__name__)
 
     def _store_questionnaires(self, rows: list[ResponseRow], dead: list[DeadLetter]) -> None:
         """Like readings: retried while the database is away, so the messages stay unacknowledged meanwhile."""

@@ -101,7 +101,6 @@ def write_batch(
                 stored = StoredBatch.of(rows)
             else:  # redelivery or replay: only the rows new to the table go on to the rules
                 stored = StoredBatch.of(_first_of_each(rows, {r[0] for r in inserted}))
-            _touch_gateways_and_devices(cur, rows)
         if dead:
             cur.executemany(
                 "INSERT INTO rejected_messages (topic, gateway_id, reason, detail, reading_index, reading_id, "
@@ -151,18 +150,46 @@ def _results(cur: Any) -> Any:
             break
 
 
-def _touch_gateways_and_devices(cur: Any, rows: Sequence[ReadingRow]) -> None:
-    latest: dict[tuple[str, str], tuple[str, str | None, datetime]] = {}
-    for row in rows:
-        key = (row[2], row[7])
-        seen = latest.get(key)
-        if seen is None or row[6] > seen[2]:
-            latest[key] = (row[8], row[9], row[6])
-    gateway_ids = sorted({gw for gw, _ in latest})
-    cur.execute("UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)", (gateway_ids,))
-    cur.executemany(
-        "INSERT INTO devices (gateway_id, address, type, model, last_seen_at) VALUES (%s, %s, %s, %s, %s) "
-        "ON CONFLICT (gateway_id, address) DO UPDATE SET last_seen_at = GREATEST(devices.last_seen_at, "
-        "EXCLUDED.last_seen_at), type = EXCLUDED.type, model = COALESCE(EXCLUDED.model, devices.model)",
-        [(gw, addr, t, model, at) for (gw, addr), (t, model, at) in sorted(latest.items())],
-    )
+class SeenTracker:
+    """Gateway and device bookkeeping (last seen, device registry) kept out of the readings transaction.
+
+    Touching the same gateway rows in every batch's transaction made parallel workers queue behind each other's row
+    locks until commit. Instead each worker touches them in a short transaction of its own before the batch, and only
+    what it has not touched within `interval` seconds (a device seen for the first time always at once, so it is
+    registered before its readings are visible).
+    """
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self._interval = interval
+        self._touched: dict[tuple[str, str], float] = {}
+
+    def due(self, rows: Sequence[ReadingRow], now: float) -> list[tuple[str, str, str, str | None, datetime]]:
+        latest: dict[tuple[str, str], tuple[str, str | None, datetime]] = {}
+        for row in rows:
+            key = (row[2], row[7])
+            seen = latest.get(key)
+            if seen is None or row[6] > seen[2]:
+                latest[key] = (row[8], row[9], row[6])
+        due = [
+            (gw, addr, kind, model, at)
+            for (gw, addr), (kind, model, at) in sorted(latest.items())
+            if now - self._touched.get((gw, addr), -1e18) >= self._interval
+        ]
+        return due
+
+    def touch(self, conn: Connection[Any], rows: Sequence[ReadingRow], now: float) -> int:
+        """Update last-seen times and register new devices; returns the devices touched."""
+        due = self.due(rows, now)
+        if not due:
+            return 0
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)", (sorted({d[0] for d in due}),))
+            cur.executemany(
+                "INSERT INTO devices (gateway_id, address, type, model, last_seen_at) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (gateway_id, address) DO UPDATE SET last_seen_at = GREATEST(devices.last_seen_at, "
+                "EXCLUDED.last_seen_at), type = EXCLUDED.type, model = COALESCE(EXCLUDED.model, devices.model)",
+                due,
+            )
+        for gw, addr, *_ in due:
+            self._touched[(gw, addr)] = now
+        return len(due)
