@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clinician_api import dashboard, problems
 from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
+from clinician_api.metrics import RequestMetrics
 from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
 from clinician_api.routes import alarms, audit, auth, fhir, journal, latest, patients, plans, questionnaires, thresholds
 from store.settings import Settings, get_settings
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

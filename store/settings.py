@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     oidc_jwks_url: str | None = None
     oidc_audience: str | None = None
 
+    metrics_host: str = "127.0.0.1"
+    """Address of each process's operations endpoint (/metrics, /healthz, /readyz); never the public port."""
+    metrics_port: int = 0
+    """Port of the operations endpoint when the command line gives none (0: not served)."""
+
     @model_validator(mode="after")
     def _split_mqtt_url(self) -> Settings:
         if self.mqtt_url:
