@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -37,8 +38,18 @@ def status_class(status: int | None) -> str:
     return "network" if status is None else f"{status // 100}xx"
 
 
+REFRESH_SECONDS = 5.0
+"""The outbox gauges are read at most this often: the worker passes after every ingest batch under load."""
+_last_refresh = -REFRESH_SECONDS
+
+
 def refresh_outbox(conn: Connection[Any]) -> None:
-    """Read the outbox's state counts and backlog age (one statement over the state index)."""
+    """Read the outbox's state counts and backlog age (one statement over the state index), at most every
+    REFRESH_SECONDS."""
+    global _last_refresh
+    if time.monotonic() - _last_refresh < REFRESH_SECONDS:
+        return
+    _last_refresh = time.monotonic()
     rows = conn.execute(
         "SELECT state, count(*), COALESCE(extract(epoch FROM now() - min(created_at)), 0), "
         "count(*) FILTER (WHERE attempts > 0) FROM journal_outbox GROUP BY state"

@@ -208,16 +208,22 @@ def test_ingest_readiness_follows_the_broker_and_postgresql(stack: dict[str, Any
     assert all({"ts", "level", "logger", "msg"} <= e.keys() for e in events)
 
 
-def test_journal_readiness_goes_false_when_postgresql_is_unreachable(stack: dict[str, Any], settings: Settings) -> None:
+@pytest.mark.parametrize("service", ["journal", "api"])
+def test_readiness_goes_false_when_postgresql_is_unreachable(
+    stack: dict[str, Any], settings: Settings, service: str
+) -> None:
     state = json.loads((varde_home() / "stack.json").read_text())
     relay = TcpRelay(int(state["postgres"]["port"]))
     port = free_port()
+    args = [service, "run", "--metrics-port", str(port)]
+    if service == "api":
+        args += ["--port", str(free_port())]
     env = {"VARDE_DATABASE_URL": _url_via(settings.require_database_url(), relay.port)}
-    with service_process(["journal", "run", "--metrics-port", str(port)], "journal-ready", **env):
-        wait_for(lambda: _answers(port) and readiness(port)[0] == 200, 30, what="the journal worker to be ready")
+    with service_process(args, f"{service}-ready", **env):
+        wait_for(lambda: _answers(port) and readiness(port)[0] == 200, 30, what=f"the {service} process to be ready")
         relay.cut()
         _code, body = wait_for(lambda: (r := readiness(port))[0] == 503 and r, 15, what="not ready")
-        assert body == {"status": "not_ready", "service": "journal", "checks": {"database": False}}
+        assert body == {"status": "not_ready", "service": service, "checks": {"database": False}}
         assert _answers(port)
 
 
