@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +18,7 @@ from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.metrics import RequestMetrics
 from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
 from clinician_api.routes import alarms, audit, auth, fhir, journal, latest, patients, plans, questionnaires, thresholds
+from clinician_api.routes.enrolment import router as enrolment_router
 from store.settings import Settings, get_settings
 
 VERSION = "0.2.0"
@@ -27,16 +29,26 @@ _SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+    (
+        b"permissions-policy",
+        b"accelerometer=(), bluetooth=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), hid=(), "
+        b"magnetometer=(), microphone=(), payment=(), serial=(), usb=()",
+    ),
 ]
+# Only over TLS (RFC 6797 §7.2: a browser ignores it on plain HTTP): uvicorn with TLS, or a proxy it trusts.
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+# The interactive docs load FastAPI's page scripts from a CDN; they may not be framed either.
+_DOCS_CSP = (b"content-security-policy", b"frame-ancestors 'none'")
 _NO_STORE = (b"cache-control", b"no-store")
+_CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "Accept-Language"]
 
 
 class SecurityHeaders:
     """Adds security headers to every response; patient data is never cached. The interactive docs (/docs, /redoc)
-    load their script from a CDN, so they keep FastAPI's page without the strict content security policy."""
+    load their script from a CDN, so they keep FastAPI's page without the strict content security policy. A page or
+    route that sets its own content security policy (the dashboard) keeps it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -46,12 +58,13 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         docs = scope["path"] in ("/docs", "/redoc", "/docs/oauth2-redirect")
+        tls = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                extra = [*_SECURITY_HEADERS, *([] if docs else [_API_CSP]), _NO_STORE]
+                extra = [*_SECURITY_HEADERS, *([_HSTS] if tls else []), _DOCS_CSP if docs else _API_CSP, _NO_STORE]
                 headers += [(name, value) for name, value in extra if name not in present]
                 message["headers"] = headers
             await send(message)
@@ -87,7 +100,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, alarms, patients, latest, thresholds, plans, questionnaires, audit, fhir, journal):
         app.include_router(module.router)
     app.include_router(dashboard.router)
+    app.include_router(enrolment_router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    origins = (settings or get_settings()).cors_origins
+    if origins:  # off unless VARDE_CORS_ALLOW_ORIGINS names the web apps that may call the API (bearer, no cookies)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=_CORS_METHODS,
+            allow_headers=_CORS_HEADERS,
+            expose_headers=["Retry-After", "Location"],
+            allow_credentials=False,
+            max_age=600,
+        )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
 

@@ -259,9 +259,16 @@ class Fleet:
             conn.client.loop_misc()
 
     def run(
-        self, rate: float | None, seconds: float, *, drain_s: float = 15.0, fixed_payload: bool = False
+        self,
+        rate: float | None,
+        seconds: float,
+        *,
+        drain_s: float = 15.0,
+        fixed_payload: bool = False,
+        max_readings: int | None = None,
     ) -> FleetReport:
-        """Publish for `seconds` at `rate` readings/s in total (None: as fast as the windows allow).
+        """Publish for `seconds` at `rate` readings/s in total (None: as fast as the windows allow), or until
+        `max_readings` have been sent.
 
         `fixed_payload` sends one pre-built envelope over and over (the baseline: paho and the broker alone).
         """
@@ -281,10 +288,12 @@ class Fleet:
         n = len(conns)
         while True:
             now = time.monotonic()
-            if now >= end:
+            if now >= end or (max_readings is not None and report.readings_sent >= max_readings):
                 break
             due = int((now - start) / envelope_interval) + 1 - report.envelopes_sent if rate else n * self.window
             blocked = False
+            if max_readings is not None:
+                due = min(due, -(-(max_readings - report.readings_sent) // self.batch))
             while due > 0:
                 for _ in range(n):
                     conn = conns[turn]

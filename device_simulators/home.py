@@ -1,5 +1,8 @@
 """A simulated patient's home: the devices of a scenario and the path of its acts into a real edge `Agent`.
 
+This is the fast path, used where many simulated days must pass in seconds (the scenario acceptance tests); the
+demo takes the GATT path through virtual devices and the edge's own handlers (`virtual_home`).
+
 `readings_of` turns one measurement act into `vitals.Reading`s the way the gateway does for a decoded record
 (`edge_agent.gatt.readings.to_readings`: stable ids from the device's own time, clock correction, one group per
 act); values the edge refuses come back as rejected. `scenario_source` is an Agent source that hands acts over
@@ -127,20 +130,25 @@ class GatewayLogin:
 def edge_config(
     login: GatewayLogin,
     workdir: Path,
-    devices: Iterable[DeviceRef],
+    devices: Iterable[DeviceRef | DeviceConfig],
     *,
     patient_timezone: str = "Europe/Oslo",
     publisher: PublisherConfig | None = None,
+    ble: BleConfig | None = None,
 ) -> EdgeConfig:
-    """A gateway configuration for a simulated home: no radio, outbox and plan under `workdir`."""
+    """A gateway configuration for a simulated home, outbox and plan under `workdir`; no radio unless `ble` is
+    given (the GATT path: `virtual_home.VirtualHome` supplies the radio)."""
     return EdgeConfig(
         gateway_id=login.gateway_id,
         patient_timezone=patient_timezone,
         broker=BrokerConfig(host=login.host, port=login.port, username=login.gateway_id, password=login.password),
         outbox=OutboxConfig(path=workdir / login.gateway_id / "outbox.sqlite"),
         publisher=publisher or PublisherConfig(),
-        ble=BleConfig(enabled=False),
-        devices=[DeviceConfig(address=d.address, type=d.type, model=d.model) for d in devices],
+        ble=ble or BleConfig(enabled=False),
+        devices=[
+            d if isinstance(d, DeviceConfig) else DeviceConfig(address=d.address, type=d.type, model=d.model)
+            for d in devices
+        ],
     )
 
 

@@ -4,7 +4,8 @@
 It models what the gateway's device handlers depend on, at ATT level: advertisements, connection slots, the
 Client Characteristic Configuration (notify vs indicate, chosen from the characteristic's properties as BlueZ does),
 indications that wait for the central's confirmation, encrypted characteristics that need a bond, and links that
-drop. Failures surface as the same `LinkError` classes the bleak link produces. Time is a `SimClock` the test moves.
+drop. Failures surface as the same `LinkError` classes the bleak link produces. Time is a `SimClock` the test moves,
+or the `WallClock` when simulated homes run in real time (the demo).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +49,24 @@ def uuid16(uuid: str | int) -> int:
     if match is None:
         raise GattOperationError(f"characteristic {uuid!r} is not a Bluetooth SIG UUID")
     return int(match.group(1), 16)
+
+
+class AirClock(Protocol):
+    """The time a simulated medium and its devices live by."""
+
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
+class WallClock:
+    """Real time, for simulated homes that run alongside real services."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 class SimClock:
@@ -229,8 +249,8 @@ class Connection:
 class Air:
     """The medium: which peripherals exist and which radios are listening."""
 
-    def __init__(self, clock: SimClock | None = None, *, seed: int = 0) -> None:
-        self.clock = clock or SimClock()
+    def __init__(self, clock: AirClock | None = None, *, seed: int = 0) -> None:
+        self.clock: AirClock = clock or SimClock()
         self.rng = random.Random(seed)
         self._servers: dict[str, GattServer] = {}
         self._radios: list[VirtualRadio] = []

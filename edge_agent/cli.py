@@ -102,3 +102,40 @@ def pair(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     typer.echo(f"added {chosen.type} {chosen.address} to {config}")
+
+
+@app.command("enrol")
+def enrol_command(
+    config: Path = typer.Option(..., "--config", "-c", help="Where to write the gateway's configuration."),
+    payload: str | None = typer.Option(
+        None,
+        "--payload",
+        help="The provisioning code (default: read one line from stdin, e.g. typed by a USB QR scanner).",
+    ),
+    ca_file: Path | None = typer.Option(
+        None, "--ca-file", help="Where to put the broker's CA (default: ca.pem beside)."
+    ),
+    group: str | None = typer.Option(None, "--group", help="Make the configuration 0640 for this group (varde-edge)."),
+) -> None:
+    """Write this gateway's configuration from the installer's QR code (`varde gateway add --qr`)."""
+    import sys
+
+    from edge_agent.config import ConfigError
+    from edge_agent.enrol import enrol
+    from vitals.provisioning import ProvisioningError
+
+    if payload is None:
+        if sys.stdin.isatty():
+            typer.echo("Scan the gateway's QR code now (or paste its VARDE1:… text and press Enter):", err=True)
+        payload = sys.stdin.readline()
+    try:
+        done = enrol(payload, config, ca_path=ca_file, group=group)
+    except (ProvisioningError, ConfigError, OSError, LookupError) as exc:
+        typer.echo(f"enrolment failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"{config}: gateway {done.config.gateway_id}, broker {done.config.broker.host}:{done.config.broker.port}"
+        + (f", CA {done.ca_path}" if done.ca_path else "")
+        + f", {len(done.config.devices)} device(s)"
+        + (f" ({done.kept_devices} kept from the earlier file)" if done.kept_devices else "")
+    )

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from ingest_service.registry import GatewayInfo
-from vitals import EnvelopeError, Reason, parse_envelope, parse_topic
+from vitals import EnvelopeError, Reason, parse_topic, scan_envelope
 
 ReadingRow = tuple[UUID, UUID, str, str, float, datetime, datetime, str, str, str | None, str | None, list[str]]
 """id, patient_id, gateway_id, kind, value, measured_at, received_at, device address/type/model, group, flags."""
@@ -82,24 +82,24 @@ def judge(topic: str, payload: bytes, received_at: datetime, lookup: Any, now: d
             dead=[_whole(topic, gateway_id, Reason.DISABLED_GATEWAY, f"gateway {gateway_id!r} is disabled", payload)],
         )
     try:
-        parsed = parse_envelope(payload, gateway_id, now=now or received_at)
+        parsed = scan_envelope(payload, gateway_id, now=now or received_at)
     except EnvelopeError as exc:
         return Judgement(gateway_id, dead=[_whole(topic, gateway_id, exc.reason, exc.detail, payload)])
     patient_id = info.patient_id
     rows: list[ReadingRow] = [
         (
-            r.id,
+            r["id"],
             patient_id,
             gateway_id,
-            r.kind.value,
-            r.value,
-            r.measured_at,
+            r["kind"],
+            r["value"],
+            r["measured_at"],
             received_at,
-            r.device.address,
-            r.device.type,
-            r.device.model,
-            r.group,
-            list(r.flags),
+            r["device"]["address"],
+            r["device"]["type"],
+            r["device"].get("model"),
+            r.get("group"),
+            r.get("flags", []),
         )
         for r in parsed.readings
     ]

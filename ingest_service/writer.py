@@ -37,13 +37,24 @@ STAGE_TYPES = [
 
 
 @dataclass(frozen=True, slots=True)
-class StoredReading:
-    id: UUID
-    patient_id: UUID
-    kind: str
-    value: float
-    measured_at: datetime
-    flags: list[str]
+class StoredBatch:
+    """The readings this transaction inserted, column by column (what the rules take)."""
+
+    ids: Sequence[UUID]
+    patient_ids: Sequence[UUID]
+    kinds: Sequence[str]
+    values: Sequence[float]
+    measured_at: Sequence[datetime]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def of(cls, rows: Sequence[ReadingRow]) -> StoredBatch:
+        if not rows:
+            return cls((), (), (), (), ())
+        columns = list(zip(*rows, strict=True))
+        return cls(columns[0], columns[1], columns[3], columns[4], columns[5])
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +70,7 @@ class BatchResult:
         return self.staged - self.stored
 
 
-RulesHook = Callable[[Connection[Any], Sequence[StoredReading]], Sequence[UUID]]
+RulesHook = Callable[[Connection[Any], StoredBatch], Sequence[UUID]]
 
 
 def write_batch(
@@ -69,7 +80,7 @@ def write_batch(
     rules: RulesHook | None = None,
 ) -> BatchResult:
     """Everything in one transaction: a crash anywhere leaves nothing half-written and nothing acknowledged."""
-    stored: list[StoredReading] = []
+    stored = StoredBatch.of(())
     dead_rows = 0
     alarm_ids: Sequence[UUID] = ()
     with conn.transaction(), conn.cursor() as cur:
@@ -83,9 +94,13 @@ def write_batch(
                     copy.write_row(row)
             cur.execute(
                 f"INSERT INTO readings ({STAGE_COLUMNS}) SELECT {STAGE_COLUMNS} FROM ingest_stage "
-                "ON CONFLICT DO NOTHING RETURNING id, patient_id, kind, value, measured_at, flags"
+                "ON CONFLICT DO NOTHING RETURNING id"
             )
-            stored = [StoredReading(*r) for r in cur.fetchall()]
+            inserted = cur.fetchall()
+            if len(inserted) == len(rows):  # the common case: nothing was stored before
+                stored = StoredBatch.of(rows)
+            else:  # redelivery or replay: only the rows new to the table go on to the rules
+                stored = StoredBatch.of(_first_of_each(rows, {r[0] for r in inserted}))
             _touch_gateways_and_devices(cur, rows)
         if dead:
             cur.executemany(
@@ -115,6 +130,17 @@ def write_batch(
             payload = json.dumps({"readings": len(stored), "alarms": [str(a) for a in alarm_ids][:100]})
             cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
     return BatchResult(len(rows), len(stored), sum(d.reading_count for d in dead), dead_rows, len(alarm_ids))
+
+
+def _first_of_each(rows: Sequence[ReadingRow], inserted_ids: set[UUID]) -> list[ReadingRow]:
+    """The rows that were inserted: an id sent twice in one batch was stored once, from its first row (the staging
+    table is read in COPY order, and ON CONFLICT keeps the first)."""
+    kept = []
+    for row in rows:
+        if row[0] in inserted_ids:
+            inserted_ids.discard(row[0])
+            kept.append(row)
+    return kept
 
 
 def _results(cur: Any) -> Any:

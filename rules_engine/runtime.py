@@ -39,24 +39,28 @@ _HISTORY_KINDS: list[str] = [
 
 
 _HISTORY_KIND_IDX = [KIND_INDEX[Kind(k)] for k in _HISTORY_KINDS]
+_KIND_BY_NAME: dict[str, int] = {kind.value: i for kind, i in KIND_INDEX.items()}
 
 
-class StoredReadingLike(Protocol):
+class StoredColumns(Protocol):
+    """Readings just inserted, column by column (ingest's `StoredBatch`)."""
+
     @property
-    def id(self) -> UUID: ...
+    def ids(self) -> Sequence[UUID]: ...
     @property
-    def patient_id(self) -> UUID: ...
+    def patient_ids(self) -> Sequence[UUID]: ...
     @property
-    def kind(self) -> str: ...
+    def kinds(self) -> Sequence[str]: ...
     @property
-    def value(self) -> float: ...
+    def values(self) -> Sequence[float]: ...
     @property
-    def measured_at(self) -> Any: ...
+    def measured_at(self) -> Sequence[datetime]: ...
+    def __len__(self) -> int: ...
 
 
-def evaluate_stored(conn: Connection[Any], stored: Sequence[StoredReadingLike]) -> list[UUID]:
+def evaluate_stored(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     """Evaluate readings just inserted in this transaction; returns the ids of alarms opened or updated."""
-    if not stored:
+    if not len(stored):
         return []
     started = time.perf_counter()
     changed = _evaluate(conn, stored)
@@ -66,21 +70,18 @@ def evaluate_stored(conn: Connection[Any], stored: Sequence[StoredReadingLike]) 
     return changed
 
 
-def _evaluate(conn: Connection[Any], stored: Sequence[StoredReadingLike]) -> list[UUID]:
-    patient_ids = sorted({r.patient_id for r in stored}, key=str)
+def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
+    rows_of_readings, patient_ids = _patient_rows(stored.patient_ids)
     row_of = {pid: i for i, pid in enumerate(patient_ids)}
     protocols = _protocols(conn, patient_ids)
     overrides = _overrides(conn, patient_ids, row_of)
     rules = build_patient_rules(np.array([protocols[p] for p in patient_ids]), overrides)
-    times = np.array([r.measured_at.timestamp() for r in stored], dtype=np.float64).astype(np.int64)
-    batch = ReadingArrays.of(
-        [row_of[r.patient_id] for r in stored],
-        [KIND_INDEX[Kind(r.kind)] for r in stored],
-        times,
-        [r.value for r in stored],
-    )
+    times = np.array([m.timestamp() for m in stored.measured_at], dtype=np.float64).astype(np.int64)
+    kinds = stored.kinds
+    batch = ReadingArrays.of(rows_of_readings, [_KIND_BY_NAME[k] for k in kinds], times, stored.values)
     history = _history(conn, patient_ids, row_of, int(times.min()))
     result = evaluate_batch(batch, rules, history)
+    ids, measured_at, values = stored.ids, stored.measured_at, stored.values
     upserts = [
         AlarmUpsert(
             patient_id=patient_ids[c.patient_row],
@@ -90,8 +91,8 @@ def _evaluate(conn: Connection[Any], stored: Sequence[StoredReadingLike]) -> lis
             value=c.value,
             limit=c.limit,
             count=c.count,
-            reading_id=stored[c.reading_index].id if c.reading_index is not None else None,
-            measured_at=stored[c.reading_index].measured_at if c.reading_index is not None else c.window_end,
+            reading_id=ids[c.reading_index] if c.reading_index is not None else None,
+            measured_at=measured_at[c.reading_index] if c.reading_index is not None else c.window_end,
             window_start=c.window_start,
             window_end=c.window_end,
             explanation_nb=c.explanation_nb,
@@ -101,9 +102,24 @@ def _evaluate(conn: Connection[Any], stored: Sequence[StoredReadingLike]) -> lis
         for c in result.candidates
     ]
     in_range = np.flatnonzero(result.severity == Severity.NONE)
-    latest_in_range = {(stored[i].patient_id, stored[i].kind): stored[i].value for i in in_range.tolist()}
-    mark_back_in_range(conn, [(p, k, v) for (p, k), v in latest_in_range.items()])
+    latest_in_range = {(rows_of_readings[i], kinds[i]): values[i] for i in in_range.tolist()}
+    mark_back_in_range(conn, [(patient_ids[row], k, v) for (row, k), v in latest_in_range.items()])
     return upsert_alarms(conn, upserts)
+
+
+def _patient_rows(patient_ids: Sequence[UUID]) -> tuple[list[int], list[UUID]]:
+    """Each reading's patient row and the distinct patients in order of first appearance. A message's readings
+    share one patient object, so an identity check spares hashing a UUID (a Python-level hash) per reading."""
+    rows: list[int] = []
+    distinct: dict[UUID, int] = {}
+    last: UUID | None = None
+    last_row = -1
+    for pid in patient_ids:
+        if pid is not last:
+            last = pid
+            last_row = distinct.setdefault(pid, len(distinct))
+        rows.append(last_row)
+    return rows, list(distinct)
 
 
 def _protocols(conn: Connection[Any], patient_ids: list[UUID]) -> dict[UUID, str]:

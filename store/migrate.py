@@ -7,6 +7,7 @@ chosen when the extension is available on the server, the plain-PostgreSQL one o
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -45,12 +46,19 @@ def available_migrations(variant: Variant) -> list[Migration]:
 
 
 def detect_variant(conn: psycopg.Connection[tuple[object, ...]]) -> Variant:
+    """TimescaleDB when the server could install the extension (it need not be installed yet)."""
     row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     return "timescale" if row else "postgres"
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]], variant: Variant | None = None) -> list[str]:
-    """Apply pending migrations; returns the versions applied (empty when up to date)."""
+Probe = Callable[[psycopg.Connection[tuple[object, ...]]], Variant]
+
+
+def migrate(
+    conn: psycopg.Connection[tuple[object, ...]], variant: Variant | None = None, *, probe: Probe = detect_variant
+) -> list[str]:
+    """Apply pending migrations; returns the versions applied (empty when up to date). The variant is the given one,
+    else the one recorded by earlier runs, else what `probe` finds on the server (tests inject their own)."""
     conn.autocommit = True
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
@@ -65,7 +73,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], variant: Variant | Non
         }
         if variant is None:
             recorded = {var for _, var in applied.values()}
-            variant = "timescale" if "timescale" in recorded else ("postgres" if applied else detect_variant(conn))
+            variant = "timescale" if "timescale" in recorded else ("postgres" if applied else probe(conn))
         done: list[str] = []
         for migration in available_migrations(variant):
             if migration.version in applied:

@@ -7,7 +7,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import model_validator
@@ -28,6 +28,8 @@ class _StackFileSource(PydanticBaseSettingsSource):
 
     def _values(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
+        if _production(self.current_state):
+            return values  # production secrets come from the environment only
         home = varde_home()
         for name in ("stack.json", "secrets.json"):
             path = home / name
@@ -38,6 +40,10 @@ class _StackFileSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return self._values()
+
+
+def _production(state: dict[str, Any]) -> bool:
+    return (state.get("environment") or os.environ.get("VARDE_ENVIRONMENT")) == "production"
 
 
 class Settings(BaseSettings):
@@ -72,6 +78,28 @@ class Settings(BaseSettings):
     """Address of each process's operations endpoint (/metrics, /healthz, /readyz); never the public port."""
     metrics_port: int = 0
     """Port of the operations endpoint when the command line gives none (0: not served)."""
+
+    environment: Literal["development", "production"] = "development"
+    """production: nothing is read from the local stack's files (secrets only from the environment), the token
+    secret must be at least 32 characters, and browser origins must use https."""
+    cors_allow_origins: str = ""
+    """Comma-separated origins (scheme://host[:port]) whose web pages may call the API; empty: CORS off."""
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_allow_origins.split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        for origin in self.cors_origins:
+            parts = urlsplit(origin)
+            if origin == "*" or parts.scheme not in ("https", "http") or not parts.hostname or parts.path:
+                raise ValueError(f"VARDE_CORS_ALLOW_ORIGINS: {origin!r} is not an origin like https://app.example.no")
+            if self.environment == "production" and parts.scheme != "https":
+                raise ValueError(f"VARDE_CORS_ALLOW_ORIGINS: {origin!r} must use https in production")
+        if self.environment == "production" and self.jwt_secret is not None and len(self.jwt_secret) < 32:
+            raise ValueError("VARDE_JWT_SECRET must be at least 32 characters in production")
+        return self
 
     @model_validator(mode="after")
     def _split_mqtt_url(self) -> Settings:

@@ -171,7 +171,24 @@ def revoke_gateway(settings: Settings, gateway_id: str) -> None:
         ).fetchone()
         if row is None:
             raise AdminError(f"no gateway {gateway_id!r}")
+        conn.execute("DELETE FROM gateway_enrolments WHERE gateway_id = %s", (gateway_id,))
         broker.revoke_gateway(gateway_id)
+
+
+def rotate_gateway(settings: Settings, gateway_id: str) -> GatewayCredentials:
+    """Give a gateway a new broker password; the broker refuses the old one and drops its live connections at once
+    (Mosquitto's dynamic security kicks a client whose password is set)."""
+    password = secrets.token_urlsafe(32)
+    with _connect(settings) as conn, _broker_admin(settings) as broker, conn.transaction():
+        row = conn.execute("SELECT enabled FROM gateways WHERE id = %s FOR UPDATE", (gateway_id,)).fetchone()
+        if row is None:
+            raise AdminError(f"no gateway {gateway_id!r}")
+        if not row[0]:
+            raise AdminError(f"gateway {gateway_id} is revoked; give the patient a new one with `varde gateway add`")
+        conn.execute("UPDATE gateways SET secret_hash = %s WHERE id = %s", (_secret_hash(password), gateway_id))
+        conn.execute("DELETE FROM gateway_enrolments WHERE gateway_id = %s", (gateway_id,))  # codes of the old one
+        broker.set_gateway_password(gateway_id, password)
+    return GatewayCredentials(gateway_id, gateway_id, password, settings.mqtt_host, settings.mqtt_port)
 
 
 def provision_fleet(

@@ -12,13 +12,14 @@ from uuid import UUID
 
 import typer
 
+from varde.gateway_cli import gateway_app
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Varde: digital home monitoring.")
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: PostgreSQL, Mosquitto and the services.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 team_app = typer.Typer(no_args_is_help=True, help="Care teams.")
 patient_app = typer.Typer(no_args_is_help=True, help="Patients.")
 user_app = typer.Typer(no_args_is_help=True, help="Clinician and admin logins.")
-gateway_app = typer.Typer(no_args_is_help=True, help="Home gateways and their broker logins.")
 broker_app = typer.Typer(no_args_is_help=True, help="The MQTT broker's service roles and logins.")
 ingest_app = typer.Typer(no_args_is_help=True, help="The ingest worker.")
 rules_app = typer.Typer(no_args_is_help=True, help="Scheduled rules (missed measurements, escalation).")
@@ -188,36 +189,6 @@ def user_add(
     except (AdminError, ValueError) as exc:
         _fail(str(exc))
     _emit({"user_id": str(user_id)}, as_json, f"user {username}: {user_id}")
-
-
-@gateway_app.command("add")
-def gateway_add(
-    patient: Annotated[str, typer.Option(help="Patient id the gateway belongs to.")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Create a gateway with its own broker login and ACL; prints the credentials once."""
-    from varde.admin import AdminError, add_gateways
-    from varde.broker import BrokerAdminError
-
-    try:
-        (creds,) = add_gateways(_settings(), [UUID(patient)])
-    except (AdminError, BrokerAdminError, ValueError) as exc:
-        _fail(str(exc))
-    doc = creds.as_dict()
-    _emit(doc, as_json, "\n".join(f"{k}: {v}" for k, v in doc.items()))
-
-
-@gateway_app.command("revoke")
-def gateway_revoke(gateway_id: str) -> None:
-    """Disable a gateway and cut its broker connection at once."""
-    from varde.admin import AdminError, revoke_gateway
-    from varde.broker import BrokerAdminError
-
-    try:
-        revoke_gateway(_settings(), gateway_id)
-    except (AdminError, BrokerAdminError) as exc:
-        _fail(str(exc))
-    typer.echo(f"gateway {gateway_id} revoked")
 
 
 # --- services ---------------------------------------------------------------------------------------------------
@@ -520,5 +491,5 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "edge":
         app.add_typer(_edge_app(), name="edge")
     else:
-        app.add_typer(typer.Typer(help="The home gateway agent (run, check-config, pair)."), name="edge")
+        app.add_typer(typer.Typer(help="The home gateway agent (run, check-config, pair, enrol)."), name="edge")
     app()

@@ -1,10 +1,14 @@
 """`varde demo`: the local stack with two care teams and 25 simulated patients measuring themselves at home.
 
-Each patient has a gateway (its own broker login) and a running edge `Agent` fed by the patient's scenario: the
-last `backlog_days` at once (so trends, charts and alarms are there when the dashboard opens), then in real time,
-plus a spot check now and then so the dashboard moves while someone watches. The demo's patients, gateways and the
-date its scenarios are anchored to are kept in `.varde/demo.json` (owner-only): a second run reuses them, and as
-reading ids are stable, re-delivered readings are stored once.
+Each patient has a gateway (its own broker login) running a real edge `Agent`, and a home of virtual BLE devices
+(`device_simulators.virtual_home`): the patient's scenario decides what each device measures; the devices hold and
+advertise their records with the bytes real ones send; the Agent's own device handlers connect over the simulated
+link, decode and hand readings to the outbox and the publisher, as a gateway does with real devices. The last
+`backlog_days` are in the devices' memory when the demo starts (so trends, charts and alarms are there when the
+dashboard opens), then measurements follow in real time, plus a spot check now and then so the dashboard moves while
+someone watches. The demo's patients, gateways and the date its scenarios are anchored to are kept in
+`.varde/demo.json` (owner-only): a second run reuses them, and as reading ids are stable, re-delivered readings are
+stored once.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -50,13 +53,15 @@ class RosterEntry:
     team: int
     onset: int | None = None
     """Event day relative to the day the demo was first started (0 = that day, −3 = three days before)."""
+    imperial: bool = False
+    """A scale in pounds and a thermometer in °F (bought abroad): the gateway converts what they send."""
 
 
 ROSTER: tuple[RosterEntry, ...] = (
     RosterEntry("heart_failure_decompensation", 0, -3),
     RosterEntry("heart_failure_decompensation", 0, -1),
     RosterEntry("stable_heart_failure", 0),
-    RosterEntry("stable_heart_failure", 0),
+    RosterEntry("stable_heart_failure", 0, imperial=True),
     RosterEntry("stable_heart_failure", 0),
     RosterEntry("missed_measurements", 0),
     RosterEntry("gateway_offline", 0, -2),
@@ -65,7 +70,7 @@ ROSTER: tuple[RosterEntry, ...] = (
     RosterEntry("stable_hypertension", 0),
     RosterEntry("stable_hypertension", 0),
     RosterEntry("device_clock_wrong", 0, -5),
-    RosterEntry("stable_general", 0),
+    RosterEntry("stable_general", 0, imperial=True),
     RosterEntry("copd_exacerbation", 1, -3),
     RosterEntry("copd_exacerbation", 1, 0),
     RosterEntry("stable_copd", 1),
@@ -84,9 +89,13 @@ SPOT_CHECK_DEVICE = {
     "general": "pulse_oximeter",
     "heart_failure": "pulse_oximeter",
     "copd": "pulse_oximeter",
-    "diabetes": "glucose_meter",
+    "diabetes": "blood_pressure_monitor",
     "hypertension": "blood_pressure_monitor",
 }
+"""Not the glucose meter: it numbers its records in the order measured, and spot checks at random moments would
+shift the numbers of later scheduled records between runs (their reading ids must stay stable)."""
+QUIET_RESTART_S = 6 * 3600.0
+"""Devices in a home advertise a few times a day: the scanner watchdog should not restart scanning every 2 min."""
 
 
 class DemoError(RuntimeError):
@@ -231,6 +240,7 @@ def reset_logins(settings: Settings) -> dict[str, str]:
 class DemoHome:
     patient: dict[str, Any]
     agent: Any
+    home: Any
     stats: Any
 
 
@@ -243,21 +253,16 @@ def _span(state: dict[str, Any], backlog_days: int) -> tuple[datetime, int, int]
     return start, days, backlog_days
 
 
-def _spot_checks(
-    model: Any, device: Any, device_type: str, every_s: float, phase_s: float, stats: Any
-) -> Callable[[Any], Any]:
-    """A source that takes an extra measurement now and then, from the patient's current condition."""
-    from device_simulators.home import readings_of
+def _spot_checks(model: Any, home: Any, device_type: str, every_s: float, phase_s: float, stats: Any) -> Any:
+    """A source that takes an extra measurement now and then on one of the patient's devices."""
     from device_simulators.physiology import rng
 
-    async def spot(agent: Any) -> None:
+    async def spot(_agent: Any) -> None:
         await asyncio.sleep(phase_s)
         for count in range(1_000_000):
             now = datetime.now(UTC).replace(microsecond=0)
-            act = model.act(now, device_type, "spot_check", rng(model.seed, "spot", now.isoformat()))
-            batch = readings_of(act, gateway_id=agent.config.gateway_id, device=device, patient_timezone=TIMEZONE)
-            await asyncio.to_thread(agent.accept, batch.readings)
-            stats.readings += len(batch.readings)
+            home.measure(model.act(now, device_type, "spot_check", rng(model.seed, "spot", now.isoformat())))
+            stats.acts += 1
             await asyncio.sleep(every_s * (0.8 + 0.4 * ((count * 7919) % 100) / 100))
 
     return spot
@@ -266,10 +271,12 @@ def _spot_checks(
 def start_homes(
     runner: Any, settings: Settings, home: Path, state: dict[str, Any], *, backlog_days: int, spot_check_s: float
 ) -> list[DemoHome]:
-    from device_simulators.home import FeedStats, GatewayLogin, edge_config, home_devices, scenario_source
+    from device_simulators.home import FeedStats, GatewayLogin, edge_config
     from device_simulators.physiology import devices_for
     from device_simulators.scenarios import SCENARIOS
+    from device_simulators.virtual_home import VirtualHome, home_source
     from edge_agent.agent import Agent
+    from edge_agent.config import BleConfig
 
     start, days, first_index = _span(state, backlog_days)
     workdir = home / "demo" / "gateways"
@@ -278,33 +285,45 @@ def start_homes(
         spec = SCENARIOS[patient["scenario"]]
         onset = None if patient["onset"] is None else first_index + int(patient["onset"])
         acts = spec.acts(patient["seed"], start, days, onset)
-        devices = home_devices(patient["seed"], devices_for(spec.protocol))
+        devices = VirtualHome(
+            patient["seed"], devices_for(spec.protocol), timezone=TIMEZONE, imperial=ROSTER[index].imperial
+        )
         login = GatewayLogin(patient["gateway_id"], patient["password"], settings.mqtt_host, settings.mqtt_port)
-        agent = Agent(edge_config(login, workdir, devices.values(), patient_timezone=TIMEZONE), radio_factory=None)
+        config = edge_config(
+            login, workdir, devices.configs(), patient_timezone=TIMEZONE, ble=BleConfig(quiet_restart_s=QUIET_RESTART_S)
+        )
+        agent = Agent(config, radio_factory=devices.radio)
         stats = FeedStats()
-        sources = [scenario_source(acts, devices, patient_timezone=TIMEZONE, stats=stats)]
+        sources = [home_source(devices, acts, stats=stats)]
         if spot_check_s > 0:
             device_type = SPOT_CHECK_DEVICE[spec.protocol]
             model = spec.model(patient["seed"], start, days, onset)
             phase = spot_check_s * index / len(state["patients"])
-            sources.append(_spot_checks(model, devices[device_type], device_type, spot_check_s, phase, stats))  # type: ignore[index]
+            sources.append(_spot_checks(model, devices, device_type, spot_check_s, phase, stats))
         runner.add(agent, sources)
-        homes.append(DemoHome(patient, agent, stats))
+        homes.append(DemoHome(patient, agent, devices, stats))
     return homes
 
 
 def _wait_for_backlog(homes: list[DemoHome], timeout_s: float) -> None:
+    """Until every gateway has read its devices' backlog and the cloud has acknowledged it; progress on stderr."""
+    from device_simulators.virtual_home import readings_read
+
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
-        fed = sum(h.stats.readings for h in homes)
+        read = sum(readings_read(h.agent) for h in homes)
+        held = sum(h.home.held() for h in homes)
         waiting = sum(h.agent.outbox.depth for h in homes)
-        pending = sum(1 for h in homes if h.stats.acts == 0 and h.stats.pending)
-        line = f"backlog: {fed} readings measured, {waiting} still in gateway outboxes"
+        loading = sum(1 for h in homes if h.stats.acts == 0 and h.stats.pending)
+        line = (
+            f"backlog: {read} readings read from the devices over BLE, {held} records still in the devices, "
+            f"{waiting} readings in gateway outboxes"
+        )
         if line != last:
             say(line)
             last = line
-        if pending == 0 and waiting == 0 and fed:
+        if loading == 0 and held == 0 and waiting == 0 and read:
             return
         time.sleep(1.0)
     say(f"backlog not fully delivered after {timeout_s:.0f} s; the gateways keep trying")
@@ -352,7 +371,7 @@ def run_demo(
         state = ensure_demo_data(settings, home, fresh=fresh)
         logins = reset_logins(settings)
         runner.start()
-        say(f"starting {len(state['patients'])} gateways, each fed by its patient's scenario")
+        say(f"starting {len(state['patients'])} gateways, each reading its patient's virtual devices")
         homes = start_homes(
             runner, settings, home, state, backlog_days=backlog_days, spot_check_s=spot_check_minutes * 60
         )

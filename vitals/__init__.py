@@ -14,8 +14,11 @@ from vitals.envelope import (
     Reading,
     Reason,
     RejectedReading,
+    ScannedEnvelope,
+    WireReading,
     check_reading_time,
     parse_envelope,
+    scan_envelope,
 )
 from vitals.ids import group_id, reading_id
 from vitals.kinds import KINDS, Kind, KindInfo, kind_info
@@ -68,7 +71,9 @@ __all__ = [
     "Reason",
     "Receipt",
     "RejectedReading",
+    "ScannedEnvelope",
     "SelfManagementPlan",
+    "WireReading",
     "check_reading_time",
     "group_id",
     "kind_info",
@@ -81,6 +86,7 @@ __all__ = [
     "reading_id",
     "readings_topic",
     "receipts_topic",
+    "scan_envelope",
     "score_answers",
     "status_topic",
     "validate_gateway_id",

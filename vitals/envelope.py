@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -27,7 +27,9 @@ from pydantic import (
     ValidationError,
     field_validator,
     model_validator,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from vitals.kinds import KINDS, Kind
 from vitals.topics import GATEWAY_ID_PATTERN
@@ -273,6 +275,128 @@ def _all_valid(raw: list[Any], now: datetime, future_skew: timedelta, retention:
     if len({r.id for r in readings}) != len(readings):
         return None
     return readings
+
+
+# --- the ingest path: raw bytes to plain fields ---------------------------------------------------------------------
+#
+# The ingest service needs the fields of each reading, not models: building a pydantic model with Python validators
+# per reading was a third of its CPU. `scan_envelope` validates the whole message in one strict pass inside
+# pydantic-core (typed dicts, no Python validators), then checks unit, range, time window and uniqueness in a tight
+# loop. Anything that pass does not accept goes to `parse_envelope`, which names each fault; the fast pass is
+# stricter than that path (strict JSON types), never laxer, so both give the same verdict on every message.
+
+_Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+WireKind = Literal[
+    "bp_systolic",
+    "bp_diastolic",
+    "bp_mean",
+    "pulse_rate",
+    "heart_rate",
+    "spo2",
+    "body_temperature",
+    "body_weight",
+    "glucose",
+    "resp_rate",
+]
+
+
+@with_config(ConfigDict(extra="forbid", strict=True))
+class WireDevice(TypedDict):
+    address: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    type: _Name
+    model: NotRequired[Annotated[str, StringConstraints(max_length=64)] | None]
+
+
+@with_config(ConfigDict(extra="forbid", strict=True))
+class WireReading(TypedDict):
+    """A valid reading as plain fields (the ingest path's form of `Reading`)."""
+
+    id: UUID
+    kind: WireKind
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    unit: str
+    measured_at: AwareDatetime
+    device: WireDevice
+    group: NotRequired[Annotated[str, StringConstraints(max_length=64)] | None]
+    flags: NotRequired[list[_Name]]
+
+
+@with_config(ConfigDict(extra="forbid", strict=True))
+class _WireEnvelope(TypedDict):
+    schema: Literal["varde.readings/1"]
+    gateway_id: str
+    sent_at: AwareDatetime
+    readings: Annotated[list[WireReading], Field(min_length=1, max_length=MAX_READINGS_PER_ENVELOPE)]
+
+
+_WIRE = TypeAdapter(_WireEnvelope)
+_LIMITS = {kind.value: (info.unit, info.plausible_low, info.plausible_high) for kind, info in KINDS.items()}
+if set(_LIMITS) != set(get_args(WireKind)):  # pragma: no cover - a kind added to KINDS but not here
+    raise RuntimeError("WireKind must list every kind in vitals.kinds.KINDS")
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedEnvelope:
+    gateway_id: str
+    sent_at: datetime
+    readings: list[WireReading]
+    rejected: list[RejectedReading] = field(default_factory=list)
+
+
+def scan_envelope(
+    payload: bytes,
+    topic_gateway_id: str,
+    *,
+    now: datetime | None = None,
+    future_skew: timedelta = FUTURE_SKEW,
+    retention: timedelta = RETENTION,
+) -> ScannedEnvelope:
+    """`parse_envelope` with the valid readings as plain fields: same verdicts, several times faster on good
+    messages. Raises EnvelopeError for faults of the whole message."""
+    now = now or datetime.now(UTC)
+    if len(payload) <= MAX_PAYLOAD_BYTES:
+        fast = _scan_valid(payload, topic_gateway_id, now, future_skew, retention)
+        if fast is not None:
+            return fast
+    parsed = parse_envelope(payload, topic_gateway_id, now=now, future_skew=future_skew, retention=retention)
+    readings = [wire_reading(r) for r in parsed.readings]
+    return ScannedEnvelope(parsed.gateway_id, parsed.sent_at, readings, parsed.rejected)
+
+
+def _scan_valid(
+    payload: bytes, gateway_id: str, now: datetime, future_skew: timedelta, retention: timedelta
+) -> ScannedEnvelope | None:
+    try:
+        doc = _WIRE.validate_json(payload)
+    except ValidationError:
+        return None
+    if doc["gateway_id"] != gateway_id:
+        return None
+    readings = doc["readings"]
+    latest, earliest = now + future_skew, now - retention
+    limits = _LIMITS
+    for r in readings:
+        unit, low, high = limits[r["kind"]]
+        value = r["value"]
+        if r["unit"] != unit or not low <= value <= high or not earliest <= r["measured_at"] <= latest:
+            return None
+    if len({r["id"] for r in readings}) != len(readings):
+        return None
+    return ScannedEnvelope(gateway_id, doc["sent_at"], readings)
+
+
+def wire_reading(reading: Reading) -> WireReading:
+    device = WireDevice(address=reading.device.address, type=reading.device.type, model=reading.device.model)
+    return WireReading(
+        id=reading.id,
+        kind=reading.kind.value,
+        value=reading.value,
+        unit=reading.unit,
+        measured_at=reading.measured_at,
+        device=device,
+        group=reading.group,
+        flags=list(reading.flags),
+    )
 
 
 def check_reading_time(

@@ -285,11 +285,13 @@ def mark_attempt_failed(
 
 def next_due_in(conn: Connection[Any]) -> float | None:
     """Seconds until the earliest pending entry is due (0 when one is due now); None when none is pending."""
+    # Not greatest(0, ...) in SQL: GREATEST skips NULLs, so an empty outbox would read as "due now" and an idle
+    # worker would spin through passes without ever sleeping.
     row = conn.execute(
-        "SELECT greatest(0, extract(epoch FROM min(greatest(o.next_attempt_at, e.paused_until)) - now())) "
+        "SELECT extract(epoch FROM min(greatest(o.next_attempt_at, e.paused_until)) - now()) "
         "FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id WHERE o.state = 'pending'"
     ).fetchone()
-    return float(row[0]) if row and row[0] is not None else None
+    return max(0.0, float(row[0])) if row and row[0] is not None else None
 
 
 # --- the API's side -----------------------------------------------------------------------------------------------

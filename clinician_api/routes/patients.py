@@ -30,6 +30,7 @@ from clinician_api.schemas import (
     TrendSeries,
     WorstAlarm,
 )
+from store.trends import trend_rows
 from vitals import KINDS, Kind
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"], responses=problems.responses(401))
@@ -229,7 +230,7 @@ def measurements(
 
 
 def _trend(
-    scope: PatientDep, kind: Kind | None, from_: datetime | None, to: datetime | None, bucket: str
+    scope: PatientDep, kind: Kind | None, from_: datetime | None, to: datetime | None, bucket: Bucket
 ) -> TrendSeries:
     if kind is None:
         raise HTTPException(422, "`bucket` needs `kind`: aggregates of different kinds cannot be mixed")
@@ -238,22 +239,16 @@ def _trend(
     span = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}[bucket]
     if (end - start) / span > _MAX_BUCKETS[bucket]:
         raise HTTPException(422, f"too many {bucket} buckets; at most {_MAX_BUCKETS[bucket]} per request")
-    tz = scope.conn.execute("SELECT timezone FROM patients WHERE id = %s", (scope.patient_id,)).fetchone()
-    timezone = tz[0] if tz else "UTC"
-    # date_trunc in the patient's zone: day and week buckets start at local midnight, also across DST changes.
-    rows = scope.conn.execute(
-        "SELECT date_trunc(%s, measured_at, %s) AS b, min(value), avg(value), max(value), count(*) FROM readings "
-        "WHERE patient_id = %s AND kind = %s AND measured_at >= %s AND measured_at < %s GROUP BY b ORDER BY b",
-        (bucket, timezone, scope.patient_id, kind.value, start, end),
-    ).fetchall()
+    # From TimescaleDB's hourly aggregate where it exists, else from readings: the same buckets (store/trends.py).
+    trend = trend_rows(scope.conn, scope.patient_id, kind.value, bucket, start, end)
     return TrendSeries(
         kind=kind,
         unit=KINDS[kind].unit,
         bucket=bucket,
-        timezone=timezone,
+        timezone=trend.timezone,
         from_=start,
         to=end,
-        items=[TrendBucket(start=r[0], min=r[1], avg=r[2], max=r[3], count=r[4]) for r in rows],
+        items=[TrendBucket(start=r[0], min=r[1], avg=r[2], max=r[3], count=r[4]) for r in trend.rows],
     )
 
 

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 from device_simulators.encoders import encode_battery_level, encode_current_time, parse_current_time_write
 from device_simulators.link import (
     Air,
+    AirClock,
     CharacteristicSpec,
     Connection,
     PeripheralClosed,
     Props,
-    SimClock,
 )
 from edge_agent.link import (
     Advertisement,
@@ -45,7 +45,7 @@ CLOCK_RESET_TO = datetime(2000, 1, 1)
 class DeviceClock:
     """A device's real-time clock: naive local wall time that drifts, is set by the gateway and resets on power loss."""
 
-    def __init__(self, sim: SimClock, start: datetime, drift_ppm: float = 0.0) -> None:
+    def __init__(self, sim: AirClock, start: datetime, drift_ppm: float = 0.0) -> None:
         if start.tzinfo is not None:
             raise ValueError("a device clock keeps naive local wall time")
         self._sim = sim

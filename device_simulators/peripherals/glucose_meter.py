@@ -99,6 +99,8 @@ class GlucoseMeter(Peripheral):
         """Pause between records on the air, so an abort can land mid-transfer."""
         self.records: list[GlucoseRecord] = []
         self.requests: list[RacpRequest] = []
+        self.last_sent_sequence: int | None = None
+        """The newest record sent to a gateway so far (meters keep sent records; this is what is new)."""
         self._next_sequence = first_sequence
         self._procedure: asyncio.Task[None] | None = None
         self.add_characteristic(GLUCOSE_MEASUREMENT, Props.NOTIFY)
@@ -143,6 +145,11 @@ class GlucoseMeter(Peripheral):
     def has_pending_data(self) -> bool:
         return False
 
+    def unsent(self) -> int:
+        """Records newer than any sent so far: what a meter would announce by advertising again."""
+        last = self.last_sent_sequence
+        return sum(1 for r in self.records if last is None or r.sequence > last)
+
     def read_value(self, connection: Connection, uuid: int) -> bytes:
         if uuid == GLUCOSE_FEATURE:
             return (0x0400).to_bytes(2, "little")
@@ -180,6 +187,11 @@ class GlucoseMeter(Peripheral):
             await self._answer(connection, opcode, "invalid_operand")
             return
         self.requests.append(request)
+        if request.operator == OPERATOR_GREATER_OR_EQUAL and request.min_sequence:
+            # The gateway asks only for what follows what it already has: the older records count as sent.
+            held = request.min_sequence - 1
+            if self.last_sent_sequence is None or held > self.last_sent_sequence:
+                self.last_sent_sequence = held
         if request.opcode not in (REPORT_STORED_RECORDS, REPORT_NUMBER_OF_STORED_RECORDS, DELETE_STORED_RECORDS):
             await self._answer(connection, request.opcode, "opcode_not_supported")
             return
@@ -199,6 +211,8 @@ class GlucoseMeter(Peripheral):
             return
         for record in selected:
             await self.send(connection, GLUCOSE_MEASUREMENT, record.measurement())
+            if self.last_sent_sequence is None or record.sequence > self.last_sent_sequence:
+                self.last_sent_sequence = record.sequence
             if record.has_context:
                 await self.send(connection, GLUCOSE_MEASUREMENT_CONTEXT, record.context())
             await asyncio.sleep(self.record_interval_s)

@@ -1,6 +1,7 @@
 """The common way a health device is driven (ble2mqtt's "devices" side; bytes are decoded in `edge_agent.gatt`):
-connect, bond if configured, read the battery, correct and set the clock, subscribe, take what the device sends until
-it disconnects or goes quiet, disconnect. A device module names its characteristics and overrides what differs.
+connect, bond if configured, read the model (Device Information), read the battery, correct and set the clock,
+subscribe, take what the device sends until it disconnects or goes quiet, disconnect. A device module names its
+characteristics and overrides what differs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class DeviceHandler:
         session = Session(link, device, context, state)
         try:
             await session.open()
+            await session.read_model()
             await session.read_battery()
             await session.sync_clock(supported=self.current_time)
             await self.transfer(session)

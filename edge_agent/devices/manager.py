@@ -62,6 +62,10 @@ class DeviceRuntime:
     last_error: LinkError | None = None
     last_report: SessionReport | None = None
     sessions: int = 0
+    readings_added: int = 0
+    """Readings committed to the outbox by this device's completed sessions since the manager started."""
+    readings_rejected: int = 0
+    """Decoded values refused as readings (implausible, wrong unit) in those sessions."""
     task: asyncio.Task[None] | None = None
 
     @property
@@ -211,6 +215,8 @@ class DeviceManager:
             runtime.failures = 0
             runtime.last_error = None
             runtime.last_report = report
+            runtime.readings_added += report.readings_added
+            runtime.readings_rejected += report.readings_rejected
             pause = 0.0 if runtime.handler.streaming else self.timing.after_success_s
             runtime.not_before = self.clock.monotonic() + pause
             log.info(

@@ -2,8 +2,9 @@
 queue what arrives, decode it and commit readings to the sink. Handlers decide the order; this module does the work.
 
 Clock correction: the device's Current Time is read *before* it is set, so records it stamped earlier with a wrong
-clock are moved by (gateway UTC now − device now); devices without Current Time are taken to run on the patient's
-local time.
+clock are moved by (gateway UTC now − device now), rounded to whole seconds as devices stamp records (the fraction is
+the read's latency, and would give a record fetched twice two different times); devices without Current Time are
+taken to run on the patient's local time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from edge_agent.gatt import (
 )
 from edge_agent.gatt.battery import BATTERY_LEVEL
 from edge_agent.gatt.current_time import CURRENT_TIME
+from edge_agent.gatt.device_information import MODEL_NUMBER_STRING, decode_model_number
 from edge_agent.link import GattOperationError, Link, LinkError, sig_uuid
 from edge_agent.outbox import PutResult
 from vitals import DeviceRef
@@ -110,6 +112,23 @@ class Session:
         except LinkError as exc:
             log.debug("device_disconnect_failed address=%s error=%s", self.device.address, exc)
 
+    async def read_model(self) -> str | None:
+        """The Model Number String of the Device Information Service, read once and remembered in the device state.
+
+        What the device says it is wins over the configured name (which `varde edge pair` takes from the
+        advertised name); readings carry it as `device.model`. Devices without it keep the configured name.
+        """
+        if self.state.model is None:
+            try:
+                self.state.model = decode_model_number(await self.link.read(sig_uuid(MODEL_NUMBER_STRING)))
+            except GattOperationError:
+                pass
+            except GattDecodeError as exc:
+                log.warning("model_number_undecodable address=%s error=%s", self.device.address, exc)
+        model = self.state.model or self.device.model
+        self._ref = DeviceRef(address=self.device.address, type=self.device.type, model=model)
+        return model
+
     async def read_battery(self) -> int | None:
         try:
             level = decode_battery_level(await self.link.read(sig_uuid(BATTERY_LEVEL))).percent
@@ -141,7 +160,7 @@ class Session:
             self._device_now = current.exact_time
             offset = (current.exact_time - local_now).total_seconds()
             self.report.clock_offset_s = self.state.clock_offset_s = offset
-            self.correction = now.replace(tzinfo=None) - current.exact_time
+            self.correction = _whole_seconds(now.replace(tzinfo=None) - current.exact_time)
             if abs(offset) <= self.timing.clock_tolerance_s:
                 return
             self.extra_flags = (DEVICE_CLOCK_CORRECTED,)
@@ -240,3 +259,7 @@ class Session:
     def _lost(self, _address: str) -> None:
         self.link_lost = True
         self._inbox.put_nowait(None)
+
+
+def _whole_seconds(delta: timedelta) -> timedelta:
+    return timedelta(seconds=round(delta.total_seconds()))

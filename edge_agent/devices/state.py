@@ -1,5 +1,6 @@
 """What the gateway remembers about each paired device between connections and restarts: the last glucose record
-sequence number fetched, the battery level, when it was last seen and how far its clock was off.
+sequence number fetched, the model the device reports, the battery level, when it was last seen and how far its
+clock was off.
 
 Kept as a small JSON file beside the outbox (`devices.json`), replaced atomically. Losing it is safe: the next
 fetch starts from the first stored record and the outbox drops the readings it already holds (stable ids).
@@ -24,6 +25,8 @@ _VERSION = 1
 class DeviceState:
     last_sequence: int | None = None
     """Highest record sequence number committed to the outbox (glucose meters)."""
+    model: str | None = None
+    """The device's Model Number String (Device Information Service), once read."""
     battery_percent: int | None = None
     last_seen: datetime | None = None
     last_transfer: datetime | None = None

@@ -15,7 +15,7 @@ FORBIDDEN = ("numpy", "fastapi", "psycopg", "store", "ingest_service", "rules_en
 def test_agent_modules_import_no_cloud_dependencies() -> None:
     code = (
         "import sys, json\n"
-        "import edge_agent.cli, edge_agent.agent, edge_agent.links.bleak_link\n"
+        "import edge_agent.cli, edge_agent.agent, edge_agent.links.bleak_link, edge_agent.enrol, varde.cli\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
     done = subprocess.run(

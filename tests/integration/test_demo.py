@@ -1,8 +1,10 @@
 """`varde demo` against the live test stack: 25 patients in two teams with running gateways, the alarms their
-scenarios call for, working logins, and a second run that reuses everything without storing anything twice."""
+scenarios call for, working logins, readings that went through the virtual devices' GATT bytes and the edge's own
+device handlers, and a second run that reuses everything without storing anything twice."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +12,9 @@ import httpx
 import psycopg
 import pytest
 
+from device_simulators.home import DEVICE_MODELS
 from device_simulators.scenarios import SCENARIOS
+from edge_agent.devices import DEVICE_CLOCK_RESET
 from store.settings import varde_home
 from tests.integration.conftest import login
 from varde.demo import NURSE, PHYSICIAN, ROSTER, TEAMS, run_demo
@@ -39,6 +43,7 @@ def test_demo_sets_up_two_teams_of_patients_with_their_alarms_and_a_second_run_r
         if entry.onset is not None and entry.onset <= -2:
             assert spec.expected_rules <= raised, (entry.scenario, raised)
     ids = [p["patient_id"] for p in patients]
+    _assert_read_through_devices(db, patients)
     moment = datetime.now(UTC)
     stored = _readings_before(db, ids, moment)
     assert stored > 2000
@@ -55,3 +60,41 @@ def test_demo_sets_up_two_teams_of_patients_with_their_alarms_and_a_second_run_r
     assert second["logins"][NURSE] != first["logins"][NURSE]
     assert _readings_before(db, ids, moment) == stored
     login(api_url, NURSE, second["logins"][NURSE])
+
+
+def _assert_read_through_devices(db: psycopg.Connection[Any], patients: list[dict[str, Any]]) -> None:
+    """What only the GATT path can produce: models from Device Information, values decoded from a scale in pounds
+    and a thermometer in °F, and records stamped before a device's clock reset."""
+    ids = [p["patient_id"] for p in patients]
+    models = db.execute(
+        "SELECT DISTINCT device_type, device_model FROM readings WHERE patient_id = ANY(%s::uuid[])", (ids,)
+    ).fetchall()
+    assert dict(models) == {t: DEVICE_MODELS[t] for t, _ in models}  # type: ignore[index]
+    # The gateways were configured without a model: each read it from the device and remembered it.
+    for patient in patients:
+        state = json.loads((varde_home() / "demo" / "gateways" / patient["gateway_id"] / "devices.json").read_text())
+        assert {d["model"] for d in state["devices"].values()} <= set(DEVICE_MODELS.values())
+
+    def values(index: int, kind: str) -> list[float]:
+        rows = db.execute(
+            "SELECT value FROM readings WHERE patient_id = %s AND kind = %s", (patients[index]["patient_id"], kind)
+        ).fetchall()
+        assert rows, (index, kind)
+        return [float(r[0]) for r in rows]
+
+    pounds = [i for i, e in enumerate(ROSTER) if e.imperial and SCENARIOS[e.scenario].protocol == "heart_failure"]
+    fahrenheit = [i for i, e in enumerate(ROSTER) if e.imperial and SCENARIOS[e.scenario].protocol == "general"]
+    assert pounds and fahrenheit
+    for kg in values(pounds[0], "body_weight"):  # 0.01 lb steps × 0.45359237 kg/lb, never a whole 0.1 kg
+        assert abs(kg * 10 - round(kg * 10)) > 1e-6
+        assert round(kg / 0.45359237, 2) * 0.45359237 == pytest.approx(kg, abs=1e-9)
+    for cel in values(fahrenheit[0], "body_temperature"):  # 0.1 °F steps, converted by the gateway
+        assert round(cel * 9 / 5 + 32, 1) == pytest.approx(cel * 9 / 5 + 32, abs=1e-9)
+    assert any(abs(c * 10 - round(c * 10)) > 1e-6 for c in values(fahrenheit[0], "body_temperature"))
+
+    clock = next(p for p in patients if p["scenario"] == "device_clock_wrong")
+    flags = db.execute(
+        "SELECT DISTINCT unnest(flags) FROM readings WHERE patient_id = %s AND device_type = 'blood_pressure_monitor'",
+        (clock["patient_id"],),
+    ).fetchall()
+    assert {DEVICE_CLOCK_RESET, "device_clock_corrected"} <= {f[0] for f in flags}

@@ -3,6 +3,11 @@
 Each test plays days of a scenario as a backlog (timestamps in the past, uploaded at once or day by day, the way a
 gateway delivers what it stored) and checks what a nurse would see: the alarms a clinician expects, no alarm for a
 patient doing well, refused values in the dead-letter table, every reading stored exactly once.
+
+Most tests hand the acts to the Agent on the fast path (`home.readings_of`, what the edge makes of a decoded
+record), so day-by-day playback stays quick; `test_scenario_read_from_virtual_devices_…` takes the GATT path the
+demo takes (virtual devices → the edge's device handlers), which `tests/devices/test_virtual_home.py` shows gives
+the same readings.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pytest
 
 from device_simulators.home import (
     CLOCK_CORRECTED,
+    DEVICE_MODELS,
     AgentRunner,
     GatewayLogin,
     edge_config,
@@ -32,7 +38,9 @@ from device_simulators.home import (
 )
 from device_simulators.physiology import DeviceType, MeasurementAct, devices_for, plausible
 from device_simulators.scenarios import SCENARIOS, default_onset
+from device_simulators.virtual_home import VirtualHome, home_source
 from edge_agent.agent import Agent
+from edge_agent.config import BleConfig
 from tests.integration.conftest import Gateway, Tenant, login, publish, wait_for
 from vitals import KINDS, DeviceRef, Reading, readings_topic
 
@@ -189,6 +197,29 @@ def test_alarm_severity_follows_the_plan_limits_when_a_whole_backlog_arrives_at_
         _wait_stored(db, home.gateway.patient_id, total)
         lowest = min(v for a in acts for k, v in a.values if k == rule.split(".")[1])
         assert _alarm_rules(db, home.gateway.patient_id)[rule] == ("red" if lowest < red_below else "yellow")
+
+
+def test_scenario_read_from_virtual_devices_by_the_edge_handlers_raises_the_alarms_a_clinician_expects(
+    make_tenant: Any, runner: AgentRunner, db: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    # Glucose records fetched through the Record Access Control Point of a bonded meter, cuff and scale indicated.
+    spec = SCENARIOS["hypoglycaemia"]
+    tenant: Tenant = make_tenant(protocol=spec.protocol)
+    gateway = tenant.gateways[0]
+    acts = spec.generate(SEED, _start(), DAYS)
+    home = VirtualHome(SEED, devices_for(spec.protocol))
+    login_ = GatewayLogin(gateway.gateway_id, gateway.password, gateway.host, gateway.port)
+    config = edge_config(login_, tmp_path, home.configs(), ble=BleConfig(quiet_restart_s=3600))
+    runner.add(Agent(config, radio_factory=home.radio), [home_source(home, acts)])
+    assert all(plausible(a) for a in acts)
+    _wait_stored(db, gateway.patient_id, sum(len(a.values) for a in acts), timeout=60)
+    assert home.held() == 0
+    assert spec.expected_rules <= set(_alarm_rules(db, gateway.patient_id)) <= spec.allowed_rules
+    models = db.execute(
+        "SELECT DISTINCT device_type, device_model FROM readings WHERE patient_id = %s", (gateway.patient_id,)
+    ).fetchall()
+    assert dict(models) == {t: DEVICE_MODELS[t] for t in devices_for(spec.protocol)}
+    assert all(c.model is None for c in config.devices), "the model came from the devices, not the configuration"
 
 
 # --- what must not become an alarm ---------------------------------------------------------------------------------

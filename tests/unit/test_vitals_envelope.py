@@ -12,7 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vitals import (
+    FUTURE_SKEW,
     KINDS,
+    RETENTION,
     SCHEMA,
     DeviceRef,
     Envelope,
@@ -22,7 +24,9 @@ from vitals import (
     Reason,
     parse_envelope,
     reading_id,
+    scan_envelope,
 )
+from vitals.envelope import _scan_valid
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 GW = "gw-0001"
@@ -140,3 +144,126 @@ def test_reading_id_is_stable_and_distinguishes_inputs() -> None:
     assert a != reading_id(GW, "A4:C1:38:00:00:01", "spo2", "2026-11-21T09:59:58", 8)
     assert a != reading_id("gw-0002", "A4:C1:38:00:00:01", "spo2", "2026-11-21T09:59:58", 7)
     assert a.version == 5
+
+
+# --- the ingest fast path agrees with the naming path on every message -------------------------------------------
+
+
+def _verdict_parse(payload: bytes) -> Any:
+    try:
+        parsed = parse_envelope(payload, GW, now=NOW)
+    except EnvelopeError as exc:
+        return ("refused", exc.reason)
+    return (
+        parsed.sent_at,
+        [(r.id, r.kind.value, r.value, r.measured_at, r.device.model, r.group, list(r.flags)) for r in parsed.readings],
+        [(r.index, r.reason) for r in parsed.rejected],
+    )
+
+
+def _verdict_scan(payload: bytes) -> Any:
+    try:
+        scanned = scan_envelope(payload, GW, now=NOW)
+    except EnvelopeError as exc:
+        return ("refused", exc.reason)
+    return (
+        scanned.sent_at,
+        [
+            (
+                r["id"],
+                r["kind"],
+                r["value"],
+                r["measured_at"],
+                r["device"].get("model"),
+                r.get("group"),
+                r.get("flags", []),
+            )
+            for r in scanned.readings
+        ],
+        [(r.index, r.reason) for r in scanned.rejected],
+    )
+
+
+_AWKWARD: list[Any] = [
+    None,
+    True,
+    0,
+    95,
+    95.5,
+    -1e308,
+    1e400,
+    "95",
+    "",
+    "spo2",
+    "%",
+    "2026-11-21T09:59:58Z",
+    "2026-11-21T10:59:58+01:00",
+    "2026-11-21 09:59:58Z",
+    "2026-11-21T09:59:58.123456789Z",
+    "2026-11-21T09:59:58",
+    "2026-11-21",
+    1763719198,
+    "A4:C1:38:00:00:01",
+    str(uuid4()).upper(),
+    "urn:uuid:" + str(uuid4()),
+    [],
+    ["irregular_pulse"],
+    ["Bad Flag!"],
+    {},
+    {"address": "A4:C1:38:00:00:01", "type": "pulse_oximeter"},
+    {"address": "A4:C1:38:00:00:01", "type": "pulse_oximeter", "model": None, "x": 1},
+]
+_FIELDS = ["id", "kind", "value", "unit", "measured_at", "device", "group", "flags", "extra"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_FIELDS), st.sampled_from(_AWKWARD) | st.just(...)),
+        max_size=3,
+    ),
+    st.integers(min_value=0, max_value=3),
+)
+def test_fast_scan_and_naming_parse_give_the_same_verdict(edits: list[tuple[str, Any]], where: int) -> None:
+    docs = [_reading_dict() for _ in range(3)]
+    target = docs[where % 3]
+    for name, value in edits:
+        if value is ...:
+            target.pop(name, None)
+        else:
+            target[name] = value
+    # where == 3: the same edits at envelope level instead of on a reading
+    envelope_edits = {name: v for name, v in edits if v is not ...} if where == 3 else {}
+    payload = _payload(docs, **envelope_edits)
+    assert _verdict_scan(payload) == _verdict_parse(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _payload([_reading_dict(), _reading_dict()]),
+        _payload([_reading_dict(value=95)]),
+        _payload([_reading_dict(value=float("nan"))]).replace(b"NaN", b"NaN"),
+        _payload([_reading_dict(value=1.0)]).replace(b"1.0", b"Infinity"),
+        _payload([_reading_dict()]).replace(b'"kind": "spo2"', b'"kind": "spo2", "kind": "pulse_rate"'),
+        _payload([_reading_dict()]).replace(
+            b'"schema": "varde.readings/1"', b'"schema": "varde.readings/1", "schema": 1'
+        ),
+        _payload([_reading_dict()] * 2),
+        _payload([_reading_dict() for _ in range(2001)]),
+        b"\xff\xfe",
+        b"{not json",
+        b" " * 300_000,
+    ],
+)
+def test_fast_scan_agrees_on_edge_cases(payload: bytes) -> None:
+    assert _verdict_scan(payload) == _verdict_parse(payload)
+
+
+def test_fast_scan_returns_plain_fields_of_a_valid_envelope() -> None:
+    doc = _reading_dict(group="g1", flags=["irregular_pulse"])
+    scanned = _scan_valid(_payload([doc]), GW, NOW, FUTURE_SKEW, RETENTION)
+    assert scanned is not None, "a valid envelope must take the fast path"
+    (r,) = scanned.readings
+    assert (str(r["id"]), r["kind"], r["value"], r["unit"]) == (doc["id"], "spo2", 95.0, "%")
+    assert r["measured_at"] == datetime(2026, 11, 21, 9, 59, 58, tzinfo=UTC)
+    assert r["device"] == doc["device"] and r["group"] == "g1" and r["flags"] == ["irregular_pulse"]

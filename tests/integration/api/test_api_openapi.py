@@ -71,6 +71,7 @@ def test_every_error_response_is_documented_as_problem_details(api_url: str) -> 
                 assert list(response["content"]) == ["application/problem+json"], f"{method} {path} {code}"
             if "{patient_id}" in path or "{alarm_id}" in path or "{observation_id}" in path:
                 assert "404" in errors, f"{method.upper()} {path} does not document 404"
-            if path not in ("/healthz", "/fhir/metadata", "/api/v1/auth/token"):
+            if path not in ("/healthz", "/fhir/metadata", "/api/v1/auth/token", "/api/v1/gateways/enrol"):
                 assert "401" in errors, f"{method.upper()} {path} does not document 401"
     assert "429" in document["paths"]["/api/v1/auth/token"]["post"]["responses"]
+    assert "429" in document["paths"]["/api/v1/gateways/enrol"]["post"]["responses"]
