@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clinician_api import dashboard, problems
 from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
+from clinician_api.metrics import RequestMetrics
 from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
 from clinician_api.routes import alarms, audit, auth, fhir, journal, latest, patients, plans, questionnaires, thresholds
 from clinician_api.routes.enrolment import router as enrolment_router
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -19,6 +19,7 @@ from psycopg import Connection
 from clinician_api import audit
 from clinician_api.access import PatientAccess, Principal, alarm_patient, patient_access
 from clinician_api.identity import principal_for_claims
+from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.problems import ProblemError
 from clinician_api.security import TokenError, verify_token
 from store.db import get_pool
@@ -58,13 +59,16 @@ def current_principal(
     conn: Conn, settings: SettingsDep, request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
     if not token:
+        AUTH_FAILURES.labels(reason="missing_token").inc()
         raise _UNAUTHENTICATED
     try:
         claims = verify_token(settings, token)
     except TokenError:
+        AUTH_FAILURES.labels(reason="invalid_token").inc()
         raise _UNAUTHENTICATED from None
     principal = principal_for_claims(conn, claims)
     if principal is None:
+        AUTH_FAILURES.labels(reason="unknown_principal").inc()
         raise _UNAUTHENTICATED
     request.state.principal = principal
     return principal
@@ -78,6 +82,7 @@ def require_roles(*roles: str) -> Any:
 
     def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles:
+            AUTH_FAILURES.labels(reason="forbidden_role").inc()
             raise HTTPException(403, f"this needs the role {' or '.join(roles)}; you are {principal.role}")
         return principal
 
@@ -144,6 +149,7 @@ def _deny(conn: Connection[Any], principal: Principal, request: Request, patient
         client_addr=client_addr(request),
     )
     conn.commit()
+    AUTH_FAILURES.labels(reason="no_duty_of_care").inc()
     return HTTPException(404, NOT_IN_CARE)
 
 

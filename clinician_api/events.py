@@ -23,6 +23,7 @@ import psycopg
 
 from clinician_api import queue
 from clinician_api.access import Principal
+from clinician_api.metrics import SSE_CLIENTS
 from clinician_api.schemas import Alarm
 
 log = logging.getLogger("varde.api.events")
@@ -76,7 +77,9 @@ class AlarmEventHub:
 
     async def subscribe(self, subscriber: Subscriber, *, wait: float = 5.0) -> Subscriber:
         """Register a subscriber; returns once the LISTEN is in place, so no change after this call is missed."""
-        self._subscribers.add(subscriber)
+        if subscriber not in self._subscribers:
+            self._subscribers.add(subscriber)
+            SSE_CLIENTS.inc()
         if self._task is None or self._task.done():
             self._listening.clear()
             self._task = asyncio.create_task(self._run(), name="varde-alarm-events")
@@ -85,7 +88,9 @@ class AlarmEventHub:
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        if subscriber in self._subscribers:
+            self._subscribers.discard(subscriber)
+            SSE_CLIENTS.dec()
 
     async def close(self) -> None:
         if self._task is not None:

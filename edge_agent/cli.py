@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -11,8 +10,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="The home gat
 
 
 def setup_logging(level: str = "INFO") -> None:
-    """The edge's one logging setup: `event key=value ...` lines; journald adds the timestamp under systemd."""
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s %(message)s", force=True)
+    """The shared setup (`vitals.logs`; `VARDE_LOG_FORMAT=json` for JSON lines); journald adds the timestamp."""
+    from vitals.logs import setup_logging as setup
+
+    setup(level, timestamps=False)
 
 
 @app.command("run")

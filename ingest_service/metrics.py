@@ -1,15 +1,11 @@
-"""Prometheus metrics of an ingest worker and its health endpoint."""
+"""Prometheus metrics of an ingest worker and the state its readiness check reads."""
 
 from __future__ import annotations
 
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from prometheus_client import Counter, Gauge, Histogram
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from store.observability import REGISTRY
 
-REGISTRY = CollectorRegistry()
 MESSAGES = Counter("varde_ingest_messages_total", "MQTT messages handled", registry=REGISTRY)
 READINGS_STORED = Counter("varde_ingest_readings_stored_total", "Readings newly stored", registry=REGISTRY)
 DUPLICATES = Counter(
@@ -29,41 +25,24 @@ LAG_SECONDS = Gauge(
 )
 PENDING = Gauge("varde_ingest_pending_messages", "Messages received but not yet committed", registry=REGISTRY)
 DB_ERRORS = Counter("varde_ingest_db_errors_total", "Batches retried after a database error", registry=REGISTRY)
+MQTT_CONNECTED = Gauge("varde_ingest_mqtt_connected", "1 while the worker's broker session is up", registry=REGISTRY)
 
 
 class HealthState:
+    """What the worker knows of its connections; `/readyz` also checks PostgreSQL itself."""
+
     def __init__(self) -> None:
-        self.mqtt_connected = False
-        self.last_commit = time.monotonic()
+        self._mqtt_connected = False
         self.db_ok = True
+
+    @property
+    def mqtt_connected(self) -> bool:
+        return self._mqtt_connected
+
+    @mqtt_connected.setter
+    def mqtt_connected(self, value: bool) -> None:
+        self._mqtt_connected = value
+        MQTT_CONNECTED.set(1 if value else 0)
 
     def healthy(self) -> bool:
         return self.mqtt_connected and self.db_ok
-
-
-def serve(port: int, health: HealthState) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                body, ctype, code = generate_latest(REGISTRY), CONTENT_TYPE_LATEST, 200
-            elif self.path in ("/healthz", "/readyz"):
-                ok = health.healthy()
-                body, ctype, code = (
-                    (b'{"status":"ok"}' if ok else b'{"status":"degraded"}'),
-                    "application/json",
-                    (200 if ok else 503),
-                )
-            else:
-                body, ctype, code = b"not found", "text/plain", 404
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server

@@ -27,8 +27,10 @@ from ingest_service.questionnaires import QuestionnaireRulesHook, ResponseRow, j
 from ingest_service.registry import GatewayRegistry
 from ingest_service.writer import BatchResult, RulesHook, SeenTracker, write_batch
 from store.db import open_pool
+from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
 from vitals import INGEST_SHARED_SUBSCRIPTION
+from vitals.logs import setup_logging
 from vitals.status import GatewayStatus
 from vitals.topics import INGEST_QUESTIONNAIRES_SUBSCRIPTION, INGEST_SHARE_GROUP, STATUS_WILDCARD, parse_topic
 
@@ -398,13 +400,17 @@ def _default_questionnaire_rules() -> QuestionnaireRulesHook:
     return evaluate_responses
 
 
-def run_worker(metrics_port: int = 0, worker_id: str | None = None, drain_only: bool = False) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def run_worker(metrics_port: int | None = None, worker_id: str | None = None, drain_only: bool = False) -> None:
+    setup_logging()
     settings = get_settings()
     config = WorkerConfig(worker_id=worker_id or os.environ.get("VARDE_INGEST_WORKER_ID") or socket.gethostname())
     worker = IngestWorker(settings, config, _default_rules_hook(), _default_questionnaire_rules())
-    if metrics_port:
-        metrics.serve(metrics_port, worker.health)
+    serve_ops(
+        settings.metrics_port if metrics_port is None else metrics_port,
+        {"database": DatabaseCheck(settings.require_database_url()), "broker": lambda: worker.health.mqtt_connected},
+        service="ingest",
+        host=settings.metrics_host,
+    )
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     if drain_only:

@@ -16,6 +16,8 @@ from uuid import UUID
 
 from psycopg import Connection
 
+from rules_engine.metrics import count_alarm
+
 SEVERITY_RANK = {"needs_review": 1, "missed": 2, "yellow": 3, "red": 4}
 
 
@@ -85,6 +87,7 @@ def upsert_alarms(conn: Connection[Any], candidates: Sequence[AlarmUpsert]) -> l
             assert row is not None
             alarm_id, opened, severity = row
             changed.append(alarm_id)
+            count_alarm(c.rule, severity, bool(opened))
             events.append(
                 (
                     alarm_id,

@@ -23,6 +23,7 @@ from psycopg import Connection
 from pydantic import ValidationError
 
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
+from rules_engine.metrics import count_alarm
 from vitals import PlanContent, score_answers
 from vitals.plan import Questionnaire
 from vitals.questionnaire import AnswerError
@@ -210,4 +211,6 @@ def check_missed_questionnaires(conn: Connection[Any], now: datetime | None = No
             conn.execute(
                 "SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(r[0]) for r in rows][:100]}),)
             )
+    for _, opened, _ in rows:
+        count_alarm("questionnaire.*.missed", "missed", bool(opened))
     return [r[0] for r in rows]

@@ -3,6 +3,7 @@ queries, evaluate the batch as arrays, and upsert one alarm per patient and rule
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -11,6 +12,7 @@ from uuid import UUID
 import numpy as np
 from psycopg import Connection
 
+from rules_engine import metrics
 from rules_engine.alarms import AlarmUpsert, mark_back_in_range, upsert_alarms
 from rules_engine.candidates import evaluate_batch
 from rules_engine.kinds_index import KIND_INDEX, KIND_ORDER
@@ -60,6 +62,15 @@ def evaluate_stored(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     """Evaluate readings just inserted in this transaction; returns the ids of alarms opened or updated."""
     if not len(stored):
         return []
+    started = time.perf_counter()
+    changed = _evaluate(conn, stored)
+    metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
+    metrics.EVALUATIONS.inc()
+    metrics.READINGS_EVALUATED.inc(len(stored))
+    return changed
+
+
+def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     rows_of_readings, patient_ids = _patient_rows(stored.patient_ids)
     row_of = {pid: i for i, pid in enumerate(patient_ids)}
     protocols = _protocols(conn, patient_ids)

@@ -7,14 +7,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from rules_engine import metrics
 from rules_engine.missed import record_missed
 from rules_engine.questionnaires import check_missed_questionnaires
+from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
+from vitals.logs import setup_logging
 
 log = logging.getLogger("varde.rules")
 
@@ -63,9 +68,18 @@ class Leader:
             return False
 
 
-def run_scheduler(settings: Settings | None = None, interval_seconds: int = 30) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def run_scheduler(
+    settings: Settings | None = None, interval_seconds: int = 30, metrics_port: int | None = None
+) -> None:
+    setup_logging()
     settings = settings or get_settings()
+    serve_ops(
+        settings.metrics_port if metrics_port is None else metrics_port,
+        {"database": DatabaseCheck(settings.require_database_url())},
+        service="rules",
+        host=settings.metrics_host,
+    )
+    metrics.LEADER.set(0)
     leader = Leader(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -74,14 +88,17 @@ def run_scheduler(settings: Settings | None = None, interval_seconds: int = 30) 
         stop.wait(10)
     if stop.is_set():
         return
+    metrics.LEADER.set(1)
     log.info("rules_leader_acquired")
     scheduler = BlockingScheduler(timezone="UTC")
 
     def tick() -> None:
         if not leader.still_leader():
+            metrics.LEADER.set(0)
             log.error("rules_leadership_lost")
             stop.set()
             return
+        started = time.perf_counter()
         try:
             with psycopg.connect(settings.require_database_url()) as conn:
                 escalated = escalate_unacknowledged(conn)
@@ -94,8 +111,23 @@ def run_scheduler(settings: Settings | None = None, interval_seconds: int = 30) 
             if missed_questionnaires:
                 log.info("questionnaires_missed alarms=%d", len(missed_questionnaires))
         except psycopg.Error as exc:
+            metrics.TICKS.labels(outcome="error").inc()
             log.warning("rules_tick_failed error=%s", type(exc).__name__)
+            return
+        metrics.ALARMS_ESCALATED.inc(escalated)
+        metrics.TICKS.labels(outcome="ok").inc()
+        metrics.TICK_SECONDS.observe(time.perf_counter() - started)
+        metrics.LAST_TICK.set_to_current_time()
 
-    scheduler.add_job(tick, "interval", seconds=interval_seconds, id="rules-tick", max_instances=1, coalesce=True)
+    scheduler.add_job(
+        tick,
+        "interval",
+        seconds=interval_seconds,
+        id="rules-tick",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),  # the first run at once on taking the lead, then every interval
+    )
     threading.Thread(target=lambda: (stop.wait(), scheduler.shutdown(wait=False)), daemon=True).start()
     scheduler.start()
+    metrics.LEADER.set(0)

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     oidc_jwks_url: str | None = None
     oidc_audience: str | None = None
 
+    metrics_host: str = "127.0.0.1"
+    """Address of each process's operations endpoint (/metrics, /healthz, /readyz); never the public port."""
+    metrics_port: int = 0
+    """Port of the operations endpoint when the command line gives none (0: not served)."""
+
     environment: Literal["development", "production"] = "development"
     """production: nothing is read from the local stack's files (secrets only from the environment), the token
     secret must be at least 32 characters, and browser origins must use https."""

@@ -194,9 +194,15 @@ def user_add(
 # --- services ---------------------------------------------------------------------------------------------------
 
 
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(help="Port of /metrics, /healthz and /readyz (0: none; default $VARDE_METRICS_PORT, else none)."),
+]
+
+
 @ingest_app.command("run")
 def ingest_run(
-    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics and health port (0: none).")] = 0,
+    metrics_port: MetricsPort = None,
     worker_id: Annotated[
         str | None, typer.Option(help="Stable id of this worker (default: $VARDE_INGEST_WORKER_ID or the host name).")
     ] = None,
@@ -211,22 +217,28 @@ def ingest_run(
 
 
 @rules_app.command("run")
-def rules_run() -> None:
+def rules_run(metrics_port: MetricsPort = None) -> None:
     """Run the scheduled rules; one leader at a time holds the advisory lock."""
     from rules_engine.scheduler import run_scheduler
 
-    run_scheduler()
+    run_scheduler(metrics_port=metrics_port)
 
 
 @api_app.command("run")
 def api_run(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    metrics_port: MetricsPort = None,
 ) -> None:
-    """Serve the clinician API and dashboard."""
+    """Serve the clinician API and dashboard (metrics only on the separate --metrics-port, never on --port)."""
     import uvicorn
 
-    uvicorn.run("clinician_api.app:create_app", factory=True, host=host, port=port, log_level="info", access_log=False)
+    from clinician_api.ops import serve_api_ops
+    from vitals.logs import setup_logging
+
+    setup_logging()
+    serve_api_ops(metrics_port)
+    uvicorn.run("clinician_api.app:create_app", factory=True, host=host, port=port, log_config=None, access_log=False)
 
 
 # --- simulators ---------------------------------------------------------------------------------------------------
@@ -357,11 +369,12 @@ def demo(
 @journal_app.command("run")
 def journal_run(
     poll_seconds: Annotated[float, typer.Option(help="Longest sleep between passes when nothing wakes it.")] = 5.0,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run one journal worker: feed measurement subscriptions and deliver the outbox (several may run)."""
     from clinician_api.journal.worker import run_worker
 
-    run_worker(poll_seconds=poll_seconds)
+    run_worker(poll_seconds=poll_seconds, metrics_port=metrics_port)
 
 
 def _journal_conn() -> Any:

@@ -554,6 +554,8 @@ def _start_services(paths: StackPaths, state: dict[str, Any], names: list[str]) 
             _say(f"{name}: already running (pid {current['pid']})")
             continue
         args = list(SERVICES[name])
+        metrics_port = _free_port(current.get("metrics_port"))
+        args += ["--metrics-port", str(metrics_port)]
         if name == "api":
             port = _free_port(state.get("api_port"))
             state["api_port"] = port
@@ -570,7 +572,12 @@ def _start_services(paths: StackPaths, state: dict[str, Any], names: list[str]) 
             env=env,
         )
         log.close()
-        services[name] = {"pid": proc.pid, "log": str(paths.logs / f"{name}.log")}
+        services[name] = {
+            "pid": proc.pid,
+            "log": str(paths.logs / f"{name}.log"),
+            "metrics_port": metrics_port,
+            "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
+        }
         _say(f"{name}: started (pid {proc.pid}, log {paths.logs / f'{name}.log'})")
     if "api" in names:
         port = int(state["api_port"])
@@ -660,12 +667,27 @@ def status(home: Path) -> dict[str, Any]:
         }
     for name, svc in (state.get("services") or {}).items():
         comps[name] = {"pid": svc.get("pid"), "up": pid_alive(svc.get("pid")), "log": svc.get("log")}
+        if svc.get("metrics_port"):
+            comps[name]["metrics_url"] = svc.get("metrics_url")
+            comps[name]["ready"] = _ready(int(svc["metrics_port"])) if comps[name]["up"] else False
     report["running"] = bool(comps) and all(c.get("up", True) for c in comps.values())
     for key in ("database_url", "mqtt_host", "mqtt_port", "mqtts_port", "tls_ca_file", "api_url"):
         report[key] = state.get(key)
     if report["database_url"]:
         report["database_url"] = _mask_password(report["database_url"])
     return report
+
+
+def _ready(metrics_port: int) -> bool:
+    """Whether a service's /readyz answers 200 (PostgreSQL reachable, broker connected where it needs one)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=3) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def _mask_password(url: str) -> str:

@@ -16,10 +16,12 @@ from uuid import UUID
 
 import psycopg
 
-from clinician_api.journal import feed, outbox
+from clinician_api.journal import feed, metrics, outbox
 from clinician_api.journal.credentials import TokenCache
 from clinician_api.journal.delivery import Endpoint, send
+from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
+from vitals.logs import setup_logging
 
 log = logging.getLogger("varde.journal")
 
@@ -67,6 +69,9 @@ class JournalWorker:
         for _ in range(max_deliveries):
             if not self._deliver_one(conn, endpoints, result):
                 break
+        metrics.PASSES.inc()
+        metrics.refresh_outbox(conn)
+        conn.commit()
         return result
 
     def _deliver_one(self, conn: psycopg.Connection[Any], endpoints: dict[UUID, Endpoint], result: PassResult) -> bool:
@@ -88,6 +93,7 @@ class JournalWorker:
             if outcome.result == "delivered":
                 outbox.mark_delivered(conn, entry.id, outcome.status or 200, outcome.location)
                 result.delivered += 1
+                metrics.DELIVERIES.labels(kind=entry.kind).inc()
                 log.info("journal_delivered %s status=%s", _kv(fields), outcome.status)
                 if endpoint.id not in result.resumed:
                     result.resumed.add(endpoint.id)
@@ -97,6 +103,7 @@ class JournalWorker:
                 outbox.mark_attempt_failed(conn, entry.id, outcome.status, outcome.detail, delay)
                 outbox.pause_endpoint(conn, endpoint.id, delay)
                 result.retried += 1
+                metrics.FAILURES.labels(outcome="retry", status_class=metrics.status_class(outcome.status)).inc()
                 result.resumed.discard(endpoint.id)
                 log.warning("journal_retry %s status=%s in=%.1fs", _kv(fields), outcome.status, delay)
             else:
@@ -105,6 +112,7 @@ class JournalWorker:
                     detail = f"gave up after {attempt} attempts: {detail}"
                 outbox.mark_attempt_failed(conn, entry.id, outcome.status, detail, None)
                 result.failed += 1
+                metrics.FAILURES.labels(outcome="failed", status_class=metrics.status_class(outcome.status)).inc()
                 log.error("journal_failed %s status=%s", _kv(fields), outcome.status)
         if resume:
             # After the outcome is committed, so this worker holds no entry while it touches the others.
@@ -169,10 +177,16 @@ def _kv(fields: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def run_worker(settings: Settings | None = None, poll_seconds: float = 5.0) -> None:
+def run_worker(settings: Settings | None = None, poll_seconds: float = 5.0, metrics_port: int | None = None) -> None:
     """Run one journal worker until SIGTERM or SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     settings = settings or get_settings()
+    serve_ops(
+        settings.metrics_port if metrics_port is None else metrics_port,
+        {"database": DatabaseCheck(settings.require_database_url())},
+        service="journal",
+        host=settings.metrics_host,
+    )
     stop = threading.Event()
     worker = JournalWorker(settings.require_database_url(), poll_seconds=poll_seconds)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from clinician_api import audit, problems
 from clinician_api.deps import Conn, CurrentPrincipal, SettingsDep, client_addr
 from clinician_api.identity import load_principal
+from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.passwords import verify_password
 from clinician_api.ratelimit import SlidingWindowLimiter
 from clinician_api.schemas import EmergencyAccess, Me, Team, Token
@@ -38,6 +39,7 @@ def token(
     if retry_after is not None:
         audit.record(conn, None, "login", "auth/token", "rate_limited", client_addr=addr, username=username[:64])
         conn.commit()
+        AUTH_FAILURES.labels(reason="rate_limited").inc()
         raise HTTPException(
             429, f"too many sign-in attempts; try again in {retry_after} s", headers={"Retry-After": str(retry_after)}
         )
@@ -45,6 +47,7 @@ def token(
     if row is None or row[1] is None or not verify_password(row[1], form.password):
         audit.record(conn, None, "login", "auth/token", "denied", client_addr=addr, username=username[:64])
         conn.commit()
+        AUTH_FAILURES.labels(reason="bad_credentials").inc()
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     principal = load_principal(conn, row[0])
     assert principal is not None

@@ -148,3 +148,24 @@ def test_no_private_key_or_env_file_is_in_deploy() -> None:
         if path.is_file():
             assert path.name != ".env", path
             assert "PRIVATE KEY-----" not in path.read_text(errors="replace"), path
+
+
+def test_prometheus_scrapes_every_varde_service_on_its_ops_port() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        if job["job_name"].startswith("varde-")
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    port = _services()["api-1"]["environment"]["VARDE_METRICS_PORT"]
+    varde_services = {n for n, s in _services().items() if (s.get("command") or [""])[0] in _SERVICE_COMMANDS}
+    assert targets == {f"{name}:{port}" for name in varde_services}
+    for name in varde_services:
+        command = _services()[name]["command"]
+        if "--metrics-port" in command:
+            assert command[command.index("--metrics-port") + 1] == port, name
+
+
+_SERVICE_COMMANDS = {"ingest", "rules", "api", "journal"}
