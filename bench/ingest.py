@@ -156,7 +156,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def ingest_workers(home: Path, count: int) -> Any:
+def ingest_workers(home: Path, count: int, extra: list[str]) -> Any:
     """`count` real ingest workers; stopped with SIGTERM, so each drains, commits and ends its session."""
     env = {**os.environ, "VARDE_HOME": str(home), "PYTHONPATH": str(ROOT)}
     logs = home / "logs"
@@ -168,7 +168,7 @@ def ingest_workers(home: Path, count: int) -> Any:
         log = open(logs / f"bench-ingest-{count}-{n}.log", "ab")  # noqa: SIM115 - handed to the child
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "varde", "ingest", "run", "--worker-id", f"bench-{count}-{n}"],
+                [sys.executable, "-m", "varde", "ingest", "run", "--worker-id", f"bench-{count}-{n}", *extra],
                 stdout=log,
                 stderr=log,
                 env=env,
@@ -203,10 +203,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--workers", default="1,2", help="ingest worker counts to measure, comma-separated")
+    parser.add_argument("--batch-readings", type=int, default=None, help="ingest's readings per transaction")
     parser.add_argument("--ceiling-rows", type=int, default=300_000)
     parser.add_argument("--latency-seconds", type=float, default=15)
     args = parser.parse_args()
     worker_counts = [int(n) for n in args.workers.split(",")]
+    extra = ["--batch-readings", str(args.batch_readings)] if args.batch_readings else []
 
     from device_simulators.fleet import Fleet, FleetGateway
     from store.settings import Settings, varde_home
@@ -233,7 +235,7 @@ def main() -> None:
         for count in worker_counts:
             with psycopg.connect(url) as conn:
                 before, _ = _count(conn, load_ids)
-            with ingest_workers(home, count), Fleet(load_gw, batch=args.batch, window=args.window) as fleet:
+            with ingest_workers(home, count, extra), Fleet(load_gw, batch=args.batch, window=args.window) as fleet:
                 started = time.monotonic()
                 sent = fleet.run(None, 600, max_readings=args.readings)
                 last_commit, stored_rows = wait_until_stored(url, load_ids, before + sent.readings_acked, timeout=600)
@@ -245,7 +247,7 @@ def main() -> None:
 
         half = throughput / 2
         probes = Probes(probe_gw, url, per_s=20, seconds=args.latency_seconds)
-        with ingest_workers(home, best), Fleet(load_gw, batch=args.batch, window=args.window) as fleet:
+        with ingest_workers(home, best, extra), Fleet(load_gw, batch=args.batch, window=args.window) as fleet:
             probes.start()
             half_report = fleet.run(half, args.latency_seconds)
             probes.join(timeout=60)

@@ -28,7 +28,15 @@ from zoneinfo import ZoneInfo
 
 from device_simulators.physiology import DeviceType, MeasurementAct
 from edge_agent.agent import Agent, Source
-from edge_agent.config import BleConfig, BrokerConfig, DeviceConfig, EdgeConfig, OutboxConfig, PublisherConfig
+from edge_agent.config import (
+    BleConfig,
+    BrokerConfig,
+    DeviceConfig,
+    EdgeConfig,
+    OutboxConfig,
+    PatientScreenConfig,
+    PublisherConfig,
+)
 from edge_agent.gatt.models import measurement
 from edge_agent.gatt.readings import ReadingsBatch, to_readings
 from edge_agent.publisher import build_envelope, utc_timestamp
@@ -135,9 +143,11 @@ def edge_config(
     patient_timezone: str = "Europe/Oslo",
     publisher: PublisherConfig | None = None,
     ble: BleConfig | None = None,
+    patient_screen: PatientScreenConfig | None = None,
 ) -> EdgeConfig:
     """A gateway configuration for a simulated home, outbox and plan under `workdir`; no radio unless `ble` is
-    given (the GATT path: `virtual_home.VirtualHome` supplies the radio)."""
+    given (the GATT path: `virtual_home.VirtualHome` supplies the radio); no patient page unless `patient_screen`
+    is given (many simulated homes in one process would all want the default port)."""
     return EdgeConfig(
         gateway_id=login.gateway_id,
         patient_timezone=patient_timezone,
@@ -145,6 +155,7 @@ def edge_config(
         outbox=OutboxConfig(path=workdir / login.gateway_id / "outbox.sqlite"),
         publisher=publisher or PublisherConfig(),
         ble=ble or BleConfig(enabled=False),
+        patient_screen=patient_screen or PatientScreenConfig(enabled=False),
         devices=[
             d if isinstance(d, DeviceConfig) else DeviceConfig(address=d.address, type=d.type, model=d.model)
             for d in devices

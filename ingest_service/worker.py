@@ -400,10 +400,17 @@ def _default_questionnaire_rules() -> QuestionnaireRulesHook:
     return evaluate_responses
 
 
-def run_worker(metrics_port: int | None = None, worker_id: str | None = None, drain_only: bool = False) -> None:
+def run_worker(
+    metrics_port: int | None = None,
+    worker_id: str | None = None,
+    drain_only: bool = False,
+    batch_readings: int | None = None,
+) -> None:
     setup_logging()
     settings = get_settings()
     config = WorkerConfig(worker_id=worker_id or os.environ.get("VARDE_INGEST_WORKER_ID") or socket.gethostname())
+    if batch_readings:
+        config.batch_readings = batch_readings
     worker = IngestWorker(settings, config, _default_rules_hook(), _default_questionnaire_rules())
     serve_ops(
         settings.metrics_port if metrics_port is None else metrics_port,

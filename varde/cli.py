@@ -209,11 +209,15 @@ def ingest_run(
     drain: Annotated[
         bool, typer.Option("--drain", help="Take over the worker id's session, store what it holds, end it.")
     ] = False,
+    batch_readings: Annotated[
+        int | None,
+        typer.Option(min=1, help="Readings per transaction at most (larger: more throughput, more latency)."),
+    ] = None,
 ) -> None:
     """Run one ingest worker (several share the load; each keeps a stable worker id)."""
     from ingest_service.worker import run_worker
 
-    run_worker(metrics_port=metrics_port, worker_id=worker_id, drain_only=drain)
+    run_worker(metrics_port=metrics_port, worker_id=worker_id, drain_only=drain, batch_readings=batch_readings)
 
 
 @rules_app.command("run")

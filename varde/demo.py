@@ -269,14 +269,21 @@ def _spot_checks(model: Any, home: Any, device_type: str, every_s: float, phase_
 
 
 def start_homes(
-    runner: Any, settings: Settings, home: Path, state: dict[str, Any], *, backlog_days: int, spot_check_s: float
+    runner: Any,
+    settings: Settings,
+    home: Path,
+    state: dict[str, Any],
+    *,
+    backlog_days: int,
+    spot_check_s: float,
+    patient_page_port: int | None = None,
 ) -> list[DemoHome]:
     from device_simulators.home import FeedStats, GatewayLogin, edge_config
     from device_simulators.physiology import devices_for
     from device_simulators.scenarios import SCENARIOS
     from device_simulators.virtual_home import VirtualHome, home_source
     from edge_agent.agent import Agent
-    from edge_agent.config import BleConfig
+    from edge_agent.config import BleConfig, PatientScreenConfig
 
     start, days, first_index = _span(state, backlog_days)
     workdir = home / "demo" / "gateways"
@@ -290,7 +297,14 @@ def start_homes(
         )
         login = GatewayLogin(patient["gateway_id"], patient["password"], settings.mqtt_host, settings.mqtt_port)
         config = edge_config(
-            login, workdir, devices.configs(), patient_timezone=TIMEZONE, ble=BleConfig(quiet_restart_s=QUIET_RESTART_S)
+            login,
+            workdir,
+            devices.configs(),
+            patient_timezone=TIMEZONE,
+            ble=BleConfig(quiet_restart_s=QUIET_RESTART_S),
+            # The first patient's gateway shows its local page (as a tablet in that home would); the others
+            # have none, since every page on one machine would need a port of its own.
+            patient_screen=PatientScreenConfig(port=patient_page_port) if index == 0 and patient_page_port else None,
         )
         agent = Agent(config, radio_factory=devices.radio)
         stats = FeedStats()
@@ -372,13 +386,21 @@ def run_demo(
         logins = reset_logins(settings)
         runner.start()
         say(f"starting {len(state['patients'])} gateways, each reading its patient's virtual devices")
+        patient_page_port = stack._free_port()
         homes = start_homes(
-            runner, settings, home, state, backlog_days=backlog_days, spot_check_s=spot_check_minutes * 60
+            runner,
+            settings,
+            home,
+            state,
+            backlog_days=backlog_days,
+            spot_check_s=spot_check_minutes * 60,
+            patient_page_port=patient_page_port,
         )
         _wait_for_backlog(homes, timeout_s=180)
         alarms = _alarm_summary(settings, state)
         summary = {
             "dashboard": stack_state.get("api_url"),
+            "patient_page": {"url": f"http://127.0.0.1:{patient_page_port}/", "name": state["patients"][0]["name"]},
             "logins": logins,
             "patients": [
                 {
@@ -420,6 +442,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for username, password in summary["logins"].items():
         role = "nurse" if username == NURSE else "physician"
         lines.append(f"  {role:<10} {username:<18} password: {password}")
+    page = summary.get("patient_page")
+    if page:
+        lines += ["", f"Patient page of {page['name']}'s gateway (what the patient sees at home): {page['url']}"]
     lines += ["", f"  {'patient':<22} {'scenario':<30} open alarms"]
     for p in summary["patients"]:
         lines.append(f"  {p['name']:<22} {p['scenario']:<30} {', '.join(p['alarms']) or '-'}")
