@@ -1,5 +1,5 @@
-"""Writes one batch in one transaction: COPY into a staging table, insert-once into readings, dead letters,
-gateway/device bookkeeping, the rules on the newly stored readings, and a NOTIFY for the API."""
+"""Writes one batch in one transaction: insert-once into readings (COPY, or a staging table when some readings were
+stored before), dead letters, the rules on the newly stored readings, and a NOTIFY for the API."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection
+from psycopg.errors import UniqueViolation
 
 from ingest_service.judge import DeadLetter, ReadingRow
 
@@ -85,22 +86,7 @@ def write_batch(
     alarm_ids: Sequence[UUID] = ()
     with conn.transaction(), conn.cursor() as cur:
         if rows:
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS ingest_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            with cur.copy(f"COPY ingest_stage ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(STAGE_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(
-                f"INSERT INTO readings ({STAGE_COLUMNS}) SELECT {STAGE_COLUMNS} FROM ingest_stage "
-                "ON CONFLICT DO NOTHING RETURNING id"
-            )
-            inserted = cur.fetchall()
-            if len(inserted) == len(rows):  # the common case: nothing was stored before
-                stored = StoredBatch.of(rows)
-            else:  # redelivery or replay: only the rows new to the table go on to the rules
-                stored = StoredBatch.of(_first_of_each(rows, {r[0] for r in inserted}))
+            stored = _insert_new(conn, cur, rows)
         if dead:
             cur.executemany(
                 "INSERT INTO rejected_messages (topic, gateway_id, reason, detail, reading_index, reading_id, "
@@ -129,6 +115,36 @@ def write_batch(
             payload = json.dumps({"readings": len(stored), "alarms": [str(a) for a in alarm_ids][:100]})
             cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
     return BatchResult(len(rows), len(stored), sum(d.reading_count for d in dead), dead_rows, len(alarm_ids))
+
+
+def _insert_new(conn: Connection[Any], cur: Any, rows: Sequence[ReadingRow]) -> StoredBatch:
+    """Insert each reading once; returns the ones this call stored.
+
+    The common case, readings the table has never seen, goes by binary COPY straight into `readings` (inside a
+    savepoint). A redelivered or replayed reading makes that COPY fail on the primary key; then the batch goes
+    through a staging table and `INSERT … ON CONFLICT DO NOTHING`, which stores only what is new.
+    """
+    try:
+        with conn.transaction(), cur.copy(f"COPY readings ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(STAGE_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        return StoredBatch.of(rows)
+    except UniqueViolation:
+        pass
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+    with cur.copy(f"COPY ingest_stage ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(STAGE_TYPES)
+        for row in rows:
+            copy.write_row(row)
+    cur.execute(
+        f"INSERT INTO readings ({STAGE_COLUMNS}) SELECT {STAGE_COLUMNS} FROM ingest_stage "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    inserted = cur.fetchall()
+    if len(inserted) == len(rows):
+        return StoredBatch.of(rows)
+    return StoredBatch.of(_first_of_each(rows, {r[0] for r in inserted}))
 
 
 def _first_of_each(rows: Sequence[ReadingRow], inserted_ids: set[UUID]) -> list[ReadingRow]:
