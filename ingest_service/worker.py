@@ -52,7 +52,7 @@ class Delivery:
 @dataclass
 class WorkerConfig:
     worker_id: str
-    batch_readings: int = 5000
+    batch_readings: int = 2500
     batch_seconds: float = 0.05
     receive_maximum: int = 1000
     max_held_messages: int = 1000
