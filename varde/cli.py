@@ -3,6 +3,7 @@ so a gateway with only `varde[edge]` installed never imports the cloud packages.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -109,6 +110,26 @@ def stack_down() -> None:
     from varde import stack
 
     stack.down(_home())
+
+
+@stack_app.command("replicas")
+def stack_replicas(
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=16, help="API replicas to run.")] = 2,
+) -> None:
+    """Run API replicas behind HAProxy on this machine (needs `varde stack up`) until Ctrl-C."""
+    from varde import scaleout, stack
+
+    if not stack.load_state(stack.StackPaths(_home())).get("database_url"):
+        _fail("the stack is not up: run `varde stack up -d` first")
+    try:
+        with scaleout.replicas(_home(), count) as pool:
+            typer.echo(json.dumps({"lb_url": pool.url, "stats_url": f"http://127.0.0.1:{pool.stats_port}/stats"}))
+            typer.echo(f"{count} API replicas behind HAProxy at {pool.url}. Press Ctrl-C to stop.", err=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(1)
+    except stack.StackError as exc:
+        _fail(str(exc))
 
 
 # --- db ---------------------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 front of them, with active health checks, so a replica that dies is taken out of the rotation.
 
 Used by the scale-out test, `bench/scaleout.py` and `varde stack replicas`. The HAProxy configuration is rendered at
-run time (free ports) into `<VARDE_HOME>/lb/haproxy.cfg`; `deploy/haproxy/haproxy.cfg` is the production version of
-the same rules. Responses carry `X-Varde-Replica: api<N>` (the LB's name of the replica that answered, an index from
-this configuration, never a host name), so an operator or a test can see the spread.
+run time (free ports) into `<VARDE_HOME>/lb/haproxy.cfg`; production (deploy/compose.yaml) puts Caddy in front of
+the replicas with the same policy (round robin, /healthz checks, retry elsewhere, SSE unbuffered). Responses carry
+`X-Varde-Replica: api<N>` (the LB's name of the replica that answered, an index from this configuration, never a
+host name), so an operator or a test can see the spread.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def render_haproxy_config(listen_port: int, replica_ports: list[int], stats_port
     servers = "\n".join(
         f"    server {BACKEND}{i} 127.0.0.1:{port} check" for i, port in enumerate(replica_ports, start=1)
     )
-    return f"""# Rendered by varde.scaleout; see deploy/haproxy/haproxy.cfg for production.
+    return f"""# Rendered by varde.scaleout for API replicas on this machine; production uses deploy/caddy/Caddyfile.
 global
     maxconn 4096
     stats socket {admin_socket} mode 600 level admin
