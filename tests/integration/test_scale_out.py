@@ -82,23 +82,30 @@ def _low_spo2(gateway_id: str, value: float) -> tuple[bytes, uuid.UUID]:
 
 
 def _read_stream(url: str, headers: dict[str, str], out: list[tuple[str, str]], stop: threading.Event) -> None:
-    with (
-        httpx.Client(base_url=url, timeout=httpx.Timeout(30, read=30)) as client,
-        client.stream("GET", "/api/v1/alarms/stream", headers=headers, params={"heartbeat": 1, "lang": "en"}) as resp,
-    ):
-        out.append(("status", str(resp.status_code)))
-        out.append(("replica", resp.headers.get(scaleout.REPLICA_HEADER, "")))
-        event = "message"
-        for line in resp.iter_lines():
-            if stop.is_set():
-                return
-            if line.startswith(":"):
-                out.append(("comment", line[1:].strip()))
-            elif line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                out.append((event, line.split(":", 1)[1].strip()))
-                event = "message"
+    """Collect (event, data) pairs of the alarm stream; ("closed", why) when the server side goes away."""
+    try:
+        with (
+            httpx.Client(base_url=url, timeout=httpx.Timeout(30, read=30)) as client,
+            client.stream(
+                "GET", "/api/v1/alarms/stream", headers=headers, params={"heartbeat": 1, "lang": "en"}
+            ) as resp,
+        ):
+            out.append(("status", str(resp.status_code)))
+            out.append(("replica", resp.headers.get(scaleout.REPLICA_HEADER, "")))
+            event = "message"
+            for line in resp.iter_lines():
+                if stop.is_set():
+                    return
+                if line.startswith(":"):
+                    out.append(("comment", line[1:].strip()))
+                elif line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    out.append((event, line.split(":", 1)[1].strip()))
+                    event = "message"
+            out.append(("closed", "end of stream"))
+    except httpx.HTTPError as exc:
+        out.append(("closed", type(exc).__name__))
 
 
 def test_readings_from_many_gateways_split_over_two_workers_are_stored_once_and_raise_their_alarms(
@@ -194,13 +201,22 @@ def test_nurse_token_from_the_load_balancer_works_on_both_replicas(
     assert no_token.status_code == 401
 
 
-def test_killed_replica_is_taken_out_and_requests_through_the_load_balancer_keep_succeeding(
+def test_killed_replica_is_taken_out_and_requests_and_streams_through_the_load_balancer_keep_working(
     stack: dict[str, Any], make_tenant: Any
 ) -> None:
     tenant: Tenant = make_tenant()
     with scaleout.replicas(varde_home(), 2) as own:
         headers = login(own.url, tenant.nurse, tenant.nurse_password)
-        own.kill(2)
+        events: list[tuple[str, str]] = []
+        stop = threading.Event()
+        reader = threading.Thread(target=_read_stream, args=(own.url, headers, events, stop), daemon=True)
+        reader.start()
+        wait_for(lambda: ("comment", "connected") in events, what="the alarm stream through the load balancer")
+        streaming = dict(events)["replica"]
+        victim = next(r for r in own.replicas if r.name == streaming)
+        survivor = next(r.name for r in own.replicas if r is not victim)
+        own.kill(victim.index)
+        lb_view_at_kill = own.server_states()
         served: Counter[str] = Counter()
         statuses: Counter[int] = Counter()
         with httpx.Client(base_url=own.url, headers=headers, timeout=30) as client:
@@ -208,10 +224,23 @@ def test_killed_replica_is_taken_out_and_requests_through_the_load_balancer_keep
                 response = client.get("/api/v1/alarms")
                 statuses[response.status_code] += 1
                 served[response.headers.get(scaleout.REPLICA_HEADER, "")] += 1
-        own.wait_states({"api1": "UP", "api2": "DOWN"}, timeout=10)
-        again = login(own.url, tenant.nurse, tenant.nurse_password)
-        after = httpx.get(f"{own.url}/api/v1/alarms", headers=again, timeout=30)
-        print(f"\nafter killing api2: statuses={dict(statuses)} served_by={dict(served)} lb={own.server_states()}")
+        own.wait_states({survivor: "UP", victim.name: "DOWN"}, timeout=10)
+        reader.join(15)
+        assert not reader.is_alive(), "the stream served by the killed replica should have ended"
+        again: list[tuple[str, str]] = []
+        reconnect = threading.Thread(target=_read_stream, args=(own.url, headers, again, stop), daemon=True)
+        reconnect.start()  # what the dashboard's EventSource does after `retry` ms
+        wait_for(lambda: ("comment", "connected") in again, what="the stream to reconnect through the LB")
+        relogin = login(own.url, tenant.nurse, tenant.nurse_password)
+        after = httpx.get(f"{own.url}/api/v1/alarms", headers=relogin, timeout=30)
+        stop.set()
+        print(
+            f"\nafter killing {victim.name}: LB saw {lb_view_at_kill} at the kill; statuses={dict(statuses)} "
+            f"served_by={dict(served)} stream={events[-1]} reconnected_to={dict(again)['replica']} "
+            f"lb_now={own.server_states()}"
+        )
         assert statuses == Counter({200: 40})
-        assert set(served) == {"api1"}
+        assert set(served) == {survivor}
+        assert events[-1][0] == "closed"
+        assert dict(again)["replica"] == survivor
         assert after.status_code == 200
