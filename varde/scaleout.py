@@ -2,10 +2,10 @@
 front of them, with active health checks, so a replica that dies is taken out of the rotation.
 
 Used by the scale-out test, `bench/scaleout.py` and `varde stack replicas`. The HAProxy configuration is rendered at
-run time (free ports) into `<VARDE_HOME>/lb/haproxy.cfg`; production (deploy/compose.yaml) puts Caddy in front of
-the replicas with the same policy (round robin, /healthz checks, retry elsewhere, SSE unbuffered). Responses carry
-`X-Varde-Replica: api<N>` (the LB's name of the replica that answered, an index from this configuration, never a
-host name), so an operator or a test can see the spread.
+run time (free ports) into `<VARDE_HOME>/lb/haproxy-<port>.cfg` (removed at exit); production (deploy/compose.yaml)
+puts Caddy in front of the replicas with the same policy (round robin, /healthz checks, retry elsewhere, SSE
+unbuffered). Responses carry `X-Varde-Replica: api<N>` (the LB's name of the replica that answered, an index from
+this configuration, never a host name), so an operator or a test can see the spread.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,8 +43,10 @@ def find_haproxy() -> Path:
 
 
 def render_haproxy_config(listen_port: int, replica_ports: list[int], stats_port: int, admin_socket: Path) -> str:
-    """HAProxy config: round robin over the replicas, /healthz checked every 500 ms (2 failures: out, 2 passes: in),
-    a request whose connection fails is retried on another replica, SSE streams may stay open between heartbeats."""
+    """HAProxy config: round robin over the replicas; /healthz checked every second, every 500 ms once a check has
+    failed, out after 3 failures (a refused connection fails at once; a slow answer after 3 s, so a busy replica is
+    not taken out), in after 2 passes; a request whose connection fails is retried on another replica; SSE streams
+    may stay open between heartbeats."""
     servers = "\n".join(
         f"    server {BACKEND}{i} 127.0.0.1:{port} check" for i, port in enumerate(replica_ports, start=1)
     )
@@ -60,6 +63,7 @@ defaults
     timeout http-request 10s
     timeout http-keep-alive 10s
     timeout queue 10s
+    timeout check 3s
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response
@@ -73,7 +77,7 @@ backend {BACKEND}
     balance roundrobin
     option httpchk GET /healthz
     http-check expect status 200
-    default-server inter 500ms fall 2 rise 2
+    default-server inter 1s fastinter 500ms downinter 1s fall 3 rise 2
     http-response set-header {REPLICA_HEADER} %[srv_name]
 {servers}
 
@@ -201,6 +205,8 @@ def replicas(home: Path, count: int = 2, env: Mapping[str, str] | None = None) -
     }
     started: list[ApiReplica] = []
     lb: subprocess.Popen[bytes] | None = None
+    socket_dir: Path | None = None
+    config: Path | None = None
     try:
         for index in range(1, count + 1):
             started.append(_start_replica(home, index, child_env))
@@ -215,10 +221,11 @@ def replicas(home: Path, count: int = 2, env: Mapping[str, str] | None = None) -
         lb_port, stats_port = _free_port(), _free_port()
         while stats_port == lb_port:
             stats_port = _free_port()
-        admin_socket = lb_dir / "haproxy.sock"
-        with contextlib.suppress(FileNotFoundError):
-            admin_socket.unlink()
-        config = lb_dir / "haproxy.cfg"
+        # Per pool, so two pools on one home do not share them; the socket in a short private directory (the
+        # 108-byte limit of a Unix socket path), removed on exit.
+        socket_dir = Path(tempfile.mkdtemp(prefix="varde-lb-"))
+        admin_socket = socket_dir / "admin.sock"
+        config = lb_dir / f"haproxy-{lb_port}.cfg"
         config.write_text(render_haproxy_config(lb_port, [r.port for r in started], stats_port, admin_socket))
         check = subprocess.run([str(haproxy), "-c", "-q", "-f", str(config)], capture_output=True, text=True)
         if check.returncode != 0:
@@ -242,6 +249,10 @@ def replicas(home: Path, count: int = 2, env: Mapping[str, str] | None = None) -
             _stop(lb)
         for replica in started:
             _stop(replica.process)
+        if socket_dir is not None:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+        if config is not None:
+            config.unlink(missing_ok=True)
 
 
 __all__ = ["REPLICA_HEADER", "ApiReplica", "ReplicaPool", "find_haproxy", "render_haproxy_config", "replicas"]
