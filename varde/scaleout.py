@@ -3,7 +3,7 @@ front of them, with active health checks, so a replica that dies is taken out of
 
 Used by the scale-out test, `bench/scaleout.py` and `varde stack replicas`. The HAProxy configuration is rendered at
 run time (free ports) into `<VARDE_HOME>/lb/haproxy-<port>.cfg` (removed at exit); production (deploy/compose.yaml)
-puts Caddy in front of the replicas with the same policy (round robin, /healthz checks, retry elsewhere, SSE
+puts Caddy in front of the replicas with a like policy (round robin, /healthz checks, retry elsewhere, SSE
 unbuffered). Responses carry `X-Varde-Replica: api<N>` (the LB's name of the replica that answered, an index from
 this configuration, never a host name), so an operator or a test can see the spread.
 """
