@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages the local stack and the browser tests need. Installs what is missing when run as root;
+# Debian packages the local stack, the browser tests and the scale-out test (HAProxy) need. Installs what is missing when run as root;
 # otherwise names what is missing and exits non-zero.
 set -euo pipefail
 need=()
@@ -7,6 +7,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "missing Debian packages: ${need[*]} — install them with: sudo apt-get install ${need[*]}" >&2

@@ -111,6 +111,31 @@ def stack_down() -> None:
     stack.down(_home())
 
 
+@stack_app.command("replicas")
+def stack_replicas(
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=16, help="API replicas to run.")] = 2,
+) -> None:
+    """Run API replicas behind HAProxy on this machine (needs `varde stack up`) until Ctrl-C."""
+    import signal
+    import threading
+
+    from varde import scaleout, stack
+
+    if not stack.load_state(stack.StackPaths(_home())).get("database_url"):
+        _fail("the stack is not up: run `varde stack up -d` first")
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # both stop the replicas and the LB, not only this process
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        with scaleout.replicas(_home(), count) as pool:
+            typer.echo(json.dumps({"lb_url": pool.url, "stats_url": f"http://127.0.0.1:{pool.stats_port}/stats"}))
+            typer.echo(f"{count} API replicas behind HAProxy at {pool.url}. Press Ctrl-C to stop.", err=True)
+            while not stopping.wait(1):
+                pass
+    except stack.StackError as exc:
+        _fail(str(exc))
+
+
 # --- db ---------------------------------------------------------------------------------------------------------
 
 
