@@ -23,7 +23,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -279,7 +279,7 @@ class Publisher:
         if self._retries:
             # An envelope just got through, so the broker delivers again: waiting envelopes go now, oldest first.
             now = time.monotonic()
-            self._retries = [_Retry(min(r.due, now), r.first_seq, r.last_seq) for r in self._retries]
+            self._retries = [replace(r, due=min(r.due, now)) for r in self._retries]  # each keeps its lane
         self._acked.append((entry.lane, entry.first_seq, entry.last_seq))
         self.stats.readings_acked += entry.count
 

@@ -84,19 +84,28 @@ def run_scheduler(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while not stop.is_set() and not leader.try_acquire():
-        stop.wait(10)
-    if stop.is_set():
-        return
+    # Leadership is lost when the leader's session is (a database restart, a failover): then wait to take the lead
+    # again, as a standby does, rather than leave the platform without scheduled rules.
+    while not stop.is_set():
+        while not stop.is_set() and not leader.try_acquire():
+            stop.wait(5)
+        if stop.is_set():
+            break
+        _lead(settings, leader, stop, interval_seconds)
+
+
+def _lead(settings: Settings, leader: Leader, stop: threading.Event, interval_seconds: int) -> None:
+    """Run the scheduled rules until `stop` is set or leadership is lost."""
     metrics.LEADER.set(1)
     log.info("rules_leader_acquired")
     scheduler = BlockingScheduler(timezone="UTC")
+    lost = threading.Event()
 
     def tick() -> None:
         if not leader.still_leader():
             metrics.LEADER.set(0)
             log.error("rules_leadership_lost")
-            stop.set()
+            lost.set()
             return
         started = time.perf_counter()
         try:
@@ -128,6 +137,12 @@ def run_scheduler(
         coalesce=True,
         next_run_time=datetime.now(UTC),  # the first run at once on taking the lead, then every interval
     )
-    threading.Thread(target=lambda: (stop.wait(), scheduler.shutdown(wait=False)), daemon=True).start()
+
+    def shut_down_when_done() -> None:
+        while not (stop.is_set() or lost.is_set()):
+            stop.wait(0.5)
+        scheduler.shutdown(wait=False)
+
+    threading.Thread(target=shut_down_when_done, daemon=True).start()
     scheduler.start()
     metrics.LEADER.set(0)

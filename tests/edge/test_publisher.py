@@ -222,3 +222,35 @@ def test_readings_stay_in_outbox_while_nobody_subscribes(agent: Agent, broker: B
         assert wait_until(lambda: agent.outbox.depth == 0, 5)
     finally:
         collector.close()
+
+
+def test_questionnaire_answered_no_subscribers_is_resent_on_its_own_topic_once_a_reading_gets_through(
+    agent: Agent, broker: Broker, collector: Collector
+) -> None:
+    """A PUBACK 0x10 keeps the message for a retry; a later success releases every waiting message at once. The
+    release once turned waiting questionnaire messages into readings-lane retries, so the answer was never resent
+    (seen as a flaky end-to-end test after a broker restart)."""
+    from vitals import questionnaires_topic
+
+    assert wait_until(lambda: agent.publisher.connected, 10)
+    agent.questionnaires.put_raw([("q-0001", b'{"answer": 1}', time.time())])
+    assert wait_until(lambda: agent.publisher.stats.envelopes_refused >= 1, 10), "nobody subscribes: 0x10"
+    received: list[bytes] = []
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="q-listener", protocol=MQTTProtocolVersion.MQTTv5)
+    subscribed = threading.Event()
+    listener.on_subscribe = lambda *_a: subscribed.set()
+    listener.on_message = lambda _c, _u, msg: received.append(bytes(msg.payload))
+    listener.connect("127.0.0.1", broker.port)
+    listener.subscribe(questionnaires_topic(GW), qos=1)
+    listener.loop_start()
+    try:
+        assert subscribed.wait(10)
+        agent.accept(make_readings(1))
+        assert wait_until(lambda: collector.unique == 1, 10)
+        # released by the reading's success, well before its own back-off (5 s, then 10 s, …) would resend it
+        assert wait_until(lambda: received, 4), "the questionnaire message was not resent on its topic"
+        assert b'"answer": 1' in received[0]
+        assert wait_until(lambda: agent.questionnaires.depth == 0, 5)
+    finally:
+        listener.loop_stop()
+        listener.disconnect()

@@ -243,3 +243,26 @@ def test_every_metric_of_the_grafana_dashboard_is_exported_by_a_running_service(
 
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def test_rules_leader_takes_the_lead_again_after_a_database_restart(stack: dict[str, Any]) -> None:
+    """Found when the fault tests ran before this file: a restart ended the leader's session, the scheduler process
+    exited, and nothing ran the scheduled rules (missed measurements, escalation) until someone restarted it."""
+    from varde import stack as stack_mod
+
+    port = metrics_port("rules")
+    wait_for(lambda: value(scrape(port)[0], "varde_rules_leader") == 1, 30, what="the leader")
+    ticks_before = value(scrape(port)[0], "varde_rules_scheduler_ticks_total", outcome="ok")
+    stack_mod.restart_postgres(varde_home())
+    # the next tick finds the session gone, gives up the lead, then takes it again and ticks
+    samples = wait_for(
+        lambda: (
+            (s := scrape(port)[0])
+            and value(s, "varde_rules_leader") == 1
+            and value(s, "varde_rules_scheduler_ticks_total", outcome="ok") > ticks_before
+            and s
+        ),
+        75,
+        what="the scheduler leading and ticking again after the restart",
+    )
+    assert value(samples, "varde_rules_leader") == 1
