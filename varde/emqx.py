@@ -125,6 +125,8 @@ class EmqxApi:
     """The one EMQX REST call Varde makes: disconnect a client (the gateway's client id is its gateway id)."""
 
     def __init__(self, base_url: str, key: str, secret: str, timeout: float = 10.0) -> None:
+        if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+            raise BrokerAdminError(f"VARDE_EMQX_API_URL must be an http(s) URL, got {base_url!r}")
         self._base = base_url.rstrip("/")
         self._auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
         self._timeout = timeout
@@ -132,9 +134,9 @@ class EmqxApi:
     def kick(self, client_id: str) -> bool:
         """DELETE /api/v5/clients/{clientid}: True when a connection was closed, False when none was open (404)."""
         url = f"{self._base}/api/v5/clients/{urllib.parse.quote(client_id, safe='')}"
-        request = urllib.request.Request(url, method="DELETE", headers={"Authorization": self._auth})
+        request = urllib.request.Request(url, method="DELETE", headers={"Authorization": self._auth})  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (URL from settings)
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (http(s), checked)
                 return bool(response.status == 204)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

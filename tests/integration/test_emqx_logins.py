@@ -15,7 +15,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -105,10 +105,10 @@ class _KickRecorder(http.server.BaseHTTPRequestHandler):
     """Stands in for the EMQX REST API (not installable here) to check our side of the call: method, path, basic
     auth, and that the database change is committed when the kick arrives."""
 
-    calls: list[dict[str, Any]] = []
+    calls: ClassVar[list[dict[str, Any]]] = []
     database_url = ""
 
-    def do_DELETE(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_DELETE(self) -> None:
         client_id = self.path.removeprefix("/api/v5/clients/")
         with psycopg.connect(self.database_url) as conn:
             row = conn.execute("SELECT count(*) FROM mqtt_auth WHERE username = %s", (client_id,)).fetchone()
@@ -186,7 +186,9 @@ def _rules(db: psycopg.Connection[Any], username: str, clientid: str | None = No
 # --- logins -----------------------------------------------------------------------------------------------------------
 
 
-def test_gateway_login_verifies_with_its_own_password_only(emqx_settings: Settings, db: psycopg.Connection[Any]) -> None:
+def test_gateway_login_verifies_with_its_own_password_only(
+    emqx_settings: Settings, db: psycopg.Connection[Any]
+) -> None:
     gateway_id, password = _new_gateway(emqx_settings)
     other_id, other_password = _new_gateway(emqx_settings)
 
@@ -197,9 +199,7 @@ def test_gateway_login_verifies_with_its_own_password_only(emqx_settings: Settin
     assert not _login(db, f"gw-{secrets.token_hex(6)}", password), "unknown username"
     # the client id must be the gateway id, so the REST API can find the session to disconnect
     assert not _login(db, gateway_id, password, clientid=f"{gateway_id}-2")
-    salts = db.execute(
-        "SELECT salt FROM mqtt_logins WHERE username = ANY(%s)", ([gateway_id, other_id],)
-    ).fetchall()
+    salts = db.execute("SELECT salt FROM mqtt_logins WHERE username = ANY(%s)", ([gateway_id, other_id],)).fetchall()
     assert len({s for (s,) in salts}) == 2, "every login has its own salt"
 
 
@@ -342,4 +342,4 @@ def test_emqx_database_role_reads_the_two_views_and_nothing_else(
         assert _rules(emqx_conn, gateway_id)
         for table in ("gateways", "mqtt_logins", "mqtt_acl", "patients", "readings"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                emqx_conn.execute(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608 (fixed table names)
+                emqx_conn.execute(f"SELECT 1 FROM {table} LIMIT 1")
