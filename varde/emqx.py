@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
 import urllib.error
 import urllib.parse
@@ -21,6 +22,8 @@ import psycopg
 from psycopg import sql
 
 from varde.broker import SERVICE_ROLES, BrokerAdminError, gateway_role
+
+log = logging.getLogger(__name__)
 
 DB_ROLE = "varde_emqx"
 """The PostgreSQL role EMQX logs in as: SELECT on the two views, nothing else."""
@@ -66,12 +69,15 @@ class EmqxBroker:
     """The EMQX counterpart of `DynSecAdmin` for `varde.admin`: the same operations, written to PostgreSQL through
     the caller's connection (so they commit or roll back with the gateway rows). Kicks wait until `close()`, which
     the caller's `with` runs after its transaction has committed: a client kicked earlier could log in again with
-    the old password before the change is visible."""
+    the old password before the change is visible.
+
+    A failed kick after a revocation is an error the operator must see; after a rotation it is only logged, so the
+    command still hands over the new password (the old connection then lasts until it drops)."""
 
     def __init__(self, conn: psycopg.Connection[Any], api: EmqxApi | None) -> None:
         self._conn = conn
         self._api = api
-        self._kicks: list[str] = []
+        self._kicks: list[tuple[str, bool]] = []  # (client id, must succeed)
 
     def ensure_service_logins(self, logins: dict[str, str]) -> None:
         """`logins` maps service name (ingest, api) → password; the login is `varde-<name>`, ACL from SERVICE_ROLES."""
@@ -83,34 +89,34 @@ class EmqxBroker:
 
     def set_gateway_password(self, gateway_id: str, password: str) -> None:
         self.add_gateway(gateway_id, password)
-        self._kicks.append(gateway_id)
+        self._kicks.append((gateway_id, False))
 
     def revoke_gateway(self, gateway_id: str) -> None:
         self._conn.execute(
             "UPDATE mqtt_logins SET enabled = false, updated_at = now() WHERE gateway_id = %s", (gateway_id,)
         )
-        self._kicks.append(gateway_id)
+        self._kicks.append((gateway_id, True))
 
     def delete_logins(self, usernames: list[str]) -> None:
         self._conn.execute("DELETE FROM mqtt_logins WHERE username = ANY(%s)", (usernames,))
 
     def close(self) -> None:
         kicks, self._kicks = self._kicks, []
-        if not kicks:
-            return
-        if self._api is None:
-            raise BrokerAdminError(
-                f"{', '.join(kicks)}: login changed in the database, but no EMQX REST API is configured to disconnect "
-                "the live connection (set VARDE_EMQX_API_URL, VARDE_EMQX_API_KEY, VARDE_EMQX_API_SECRET); "
-                "until then it stays connected, with no ACL left once EMQX's authorization cache expires (1 min)"
-            )
-        for client_id in kicks:
+        for client_id, required in kicks:
             try:
+                if self._api is None:
+                    raise BrokerAdminError(
+                        "no EMQX REST API is configured to disconnect the live connection "
+                        "(set VARDE_EMQX_API_URL, VARDE_EMQX_API_KEY, VARDE_EMQX_API_SECRET)"
+                    )
                 self._api.kick(client_id)
             except BrokerAdminError as exc:
+                if not required:
+                    log.warning("emqx_kick_failed client_id=%s error=%s", client_id, exc)
+                    continue
                 raise BrokerAdminError(
-                    f"{exc}; the login change is committed, but the old connection of {client_id} stays open until "
-                    "EMQX's authorization cache expires (1 min) or it is disconnected from the EMQX dashboard"
+                    f"{client_id}: the login change is committed, but {exc}; the open connection stays until EMQX's "
+                    "authorization cache expires (1 min) and it publishes, or it is disconnected from the dashboard"
                 ) from None
 
     def __enter__(self) -> EmqxBroker:

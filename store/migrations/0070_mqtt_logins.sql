@@ -5,12 +5,13 @@
 CREATE TABLE mqtt_logins (
     username       text PRIMARY KEY CHECK (length(username) BETWEEN 1 AND 100),
     -- set for a gateway's login (its username is its id); NULL for a service login (varde-ingest, varde-api)
-    gateway_id     text UNIQUE REFERENCES gateways (id) ON DELETE CASCADE CHECK (gateway_id = username),
+    gateway_id     text UNIQUE REFERENCES gateways (id) ON DELETE CASCADE,
     -- EMQX password_hash_algorithm {name = sha256, salt_position = suffix}: lower-case hex of sha256(password || salt)
     password_hash  text NOT NULL CHECK (password_hash ~ '^[0-9a-f]{64}$'),
     salt           text NOT NULL CHECK (length(salt) >= 16),
     enabled        boolean NOT NULL DEFAULT true,
-    updated_at     timestamptz NOT NULL DEFAULT now()
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    CHECK (gateway_id IS NULL OR gateway_id = username)
 );
 
 -- Allow rules only: whatever no row allows, EMQX denies (authorization.no_match = deny).

@@ -260,6 +260,17 @@ def test_revoke_without_rest_api_commits_and_says_the_connection_is_still_open(
     assert not _login(db, gateway_id, password)
 
 
+def test_rotate_without_rest_api_still_hands_over_the_new_password(
+    emqx_settings: Settings, db: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    from varde.admin import rotate_gateway
+
+    gateway_id, old_password = _new_gateway(emqx_settings)
+    creds = rotate_gateway(emqx_settings.model_copy(update={"emqx_api_url": None}), gateway_id)
+    assert _login(db, gateway_id, creds.password) and not _login(db, gateway_id, old_password)
+    assert any("emqx_kick_failed" in r.getMessage() and gateway_id in r.getMessage() for r in caplog.records)
+
+
 # --- ACLs -------------------------------------------------------------------------------------------------------------
 
 

@@ -165,7 +165,7 @@ def test_services_use_the_cluster_and_the_emqx_backend() -> None:
         assert environment["VARDE_MQTT_PORT"] == "8883", name
         assert environment["VARDE_BROKER_KIND"] == "emqx", name
     setup = varde["setup"]["environment"]
-    assert setup["VARDE_EMQX_API_URL"].startswith("http://emqx-1.varde.internal:18083")
+    assert setup["VARDE_EMQX_API_URL"] == f"http://emqx:{_hocon('listeners.http.bind')}"
     nodes = _nodes(variant)
     for node in nodes.values():
         assert _SUBSTITUTION.fullmatch(str(node["environment"]["EMQX_AUTHENTICATION__1__PASSWORD"]))
