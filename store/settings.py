@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     mqtt_ingest_password: str | None = None
     mqtt_api_username: str | None = None
     mqtt_api_password: str | None = None
+    broker_kind: Literal["mosquitto", "emqx"] = "mosquitto"
+    """mosquitto: logins and ACLs through the dynamic-security plugin; emqx: in PostgreSQL tables an EMQX cluster's
+    authenticator and authorizer read (deploy/emqx/), revoked clients kicked through the EMQX REST API."""
+    emqx_api_url: str | None = None
+    """EMQX REST API base, e.g. http://emqx-1.varde.internal:18083 (VARDE_BROKER_KIND=emqx)."""
+    emqx_api_key: str | None = None
+    emqx_api_secret: str | None = None
+    emqx_db_password: str | None = None
+    """Password `varde broker init` gives the read-only PostgreSQL role `varde_emqx` EMQX logs in as."""
 
     api_host: str = "127.0.0.1"
     api_port: int = 8080

@@ -113,9 +113,20 @@ def _secret_hash(password: str) -> str:
     return "sha256:" + hashlib.sha256(password.encode()).hexdigest()
 
 
-def _broker_admin(settings: Settings) -> Any:
+def _broker_admin(settings: Settings, conn: psycopg.Connection[tuple[Any, ...]] | None = None) -> Any:
+    """Mosquitto's dynamic-security admin, or with VARDE_BROKER_KIND=emqx the login tables EMQX reads (written
+    through `conn`, in its transaction; see varde/emqx.py)."""
     from varde.broker import DynSecAdmin
 
+    if settings.broker_kind == "emqx":
+        from varde.emqx import EmqxApi, EmqxBroker
+
+        if conn is None:
+            raise AdminError("internal: the EMQX backend writes through a database connection")
+        api = None
+        if settings.emqx_api_url and settings.emqx_api_key and settings.emqx_api_secret:
+            api = EmqxApi(settings.emqx_api_url, settings.emqx_api_key, settings.emqx_api_secret)
+        return EmqxBroker(conn, api)
     if not settings.mqtt_admin_password:
         raise AdminError(
             "no broker admin login: run `varde stack up`, or set VARDE_MQTT_ADMIN_USERNAME/VARDE_MQTT_ADMIN_PASSWORD"
@@ -140,15 +151,25 @@ def init_broker(settings: Settings) -> list[str]:
             raise AdminError(
                 f"set VARDE_MQTT_{service.upper()}_USERNAME=varde-{service} and VARDE_MQTT_{service.upper()}_PASSWORD"
             )
+    passwords = {service: str(password) for service, (_, password) in logins.items()}
+    if settings.broker_kind == "emqx":
+        from varde.emqx import ensure_db_role
+
+        if not settings.emqx_db_password:
+            raise AdminError("set VARDE_EMQX_DB_PASSWORD: the password of the read-only role EMQX logs in as")
+        with _connect(settings) as conn, _broker_admin(settings, conn) as broker, conn.transaction():
+            broker.ensure_service_logins(passwords)
+            ensure_db_role(conn, settings.emqx_db_password)
+        return [f"varde-{service}" for service in logins]
     with _broker_admin(settings) as broker:
-        broker.ensure_service_logins({service: str(password) for service, (_, password) in logins.items()})
+        broker.ensure_service_logins(passwords)
     return [f"varde-{service}" for service in logins]
 
 
 def add_gateways(settings: Settings, patient_ids: list[UUID]) -> list[GatewayCredentials]:
     """Create one gateway per patient: database row, broker login and its ACL role."""
     created: list[GatewayCredentials] = []
-    with _connect(settings) as conn, _broker_admin(settings) as broker:
+    with _connect(settings) as conn, _broker_admin(settings, conn) as broker:
         for patient_id in patient_ids:
             if conn.execute("SELECT 1 FROM patients WHERE id = %s", (patient_id,)).fetchone() is None:
                 raise AdminError(f"no patient with id {patient_id}")
@@ -165,7 +186,7 @@ def add_gateways(settings: Settings, patient_ids: list[UUID]) -> list[GatewayCre
 
 
 def revoke_gateway(settings: Settings, gateway_id: str) -> None:
-    with _connect(settings) as conn, _broker_admin(settings) as broker, conn.transaction():
+    with _connect(settings) as conn, _broker_admin(settings, conn) as broker, conn.transaction():
         row = conn.execute(
             "UPDATE gateways SET enabled = false, revoked_at = now() WHERE id = %s RETURNING id", (gateway_id,)
         ).fetchone()
@@ -179,7 +200,7 @@ def rotate_gateway(settings: Settings, gateway_id: str) -> GatewayCredentials:
     """Give a gateway a new broker password; the broker refuses the old one and drops its live connections at once
     (Mosquitto's dynamic security kicks a client whose password is set)."""
     password = secrets.token_urlsafe(32)
-    with _connect(settings) as conn, _broker_admin(settings) as broker, conn.transaction():
+    with _connect(settings) as conn, _broker_admin(settings, conn) as broker, conn.transaction():
         row = conn.execute("SELECT enabled FROM gateways WHERE id = %s FOR UPDATE", (gateway_id,)).fetchone()
         if row is None:
             raise AdminError(f"no gateway {gateway_id!r}")
@@ -212,7 +233,7 @@ def provision_fleet(
         raise AdminError("provision at least one gateway")
     add_team(settings, team)
     created: list[GatewayCredentials] = []
-    with _connect(settings) as conn, _broker_admin(settings) as broker, conn.transaction():
+    with _connect(settings) as conn, _broker_admin(settings, conn) as broker, conn.transaction():
         team_id = _team_id(conn, team)
         patient_ids = [
             UUID(str(row[0]))
@@ -230,6 +251,10 @@ def provision_fleet(
                 "INSERT INTO gateways (id, patient_id, secret_hash) VALUES (%s, %s, %s)",
                 [(c.gateway_id, p, _secret_hash(c.password)) for c, p in zip(created, patient_ids, strict=True)],
             )
+        if settings.broker_kind == "emqx":
+            for creds in created:
+                broker.add_gateway(creds.gateway_id, creds.password)
+            return created
         for first in range(0, len(created), broker_chunk):
             commands: list[dict[str, Any]] = []
             for creds in created[first : first + broker_chunk]:
@@ -249,6 +274,10 @@ def provision_fleet(
 
 def delete_gateway_logins(settings: Settings, gateway_ids: list[str]) -> None:
     """Remove gateways' broker logins and ACL roles (for gateways whose database rows are gone)."""
+    if settings.broker_kind == "emqx":
+        with _connect(settings) as conn, _broker_admin(settings, conn) as broker:
+            broker.delete_logins(gateway_ids)
+        return
     with _broker_admin(settings) as broker:
         for gateway_id in gateway_ids:
             broker.run(

@@ -127,6 +127,7 @@ def test_every_setting_comes_from_a_variable_listed_in_env_example() -> None:
     names = _env_example_names()
     used = set(_SUBSTITUTION.findall((DEPLOY / "compose.yaml").read_text()))
     assert used, "compose.yaml takes nothing from the environment"
+    used |= set(_SUBSTITUTION.findall((DEPLOY / "compose.emqx.yaml").read_text()))  # the EMQX-cluster variant
     assert used <= names, f"not in .env.example: {sorted(used - names)}"
     assert names <= used, f"listed but unused: {sorted(names - used)}"
 
