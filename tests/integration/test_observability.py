@@ -102,15 +102,19 @@ def test_api_counts_requests_by_route_template_streams_and_refused_logins(
     before, _ = scrape(port)
 
     assert (
-        httpx.post(f"{api_url}/api/v1/auth/token", data={"username": tenant.nurse, "password": "wrong"}).status_code
+        httpx.post(
+            f"{api_url}/api/v1/auth/token", data={"username": tenant.nurse, "password": "wrong"}, timeout=30
+        ).status_code
         == 401
     )
-    assert httpx.get(f"{api_url}/api/v1/alarms").status_code == 401
+    assert httpx.get(f"{api_url}/api/v1/alarms", timeout=30).status_code == 401
     headers = login(api_url, tenant.nurse, tenant.nurse_password)
-    measured = httpx.get(f"{api_url}/api/v1/patients/{patient}/measurements", headers=headers)
+    measured = httpx.get(f"{api_url}/api/v1/patients/{patient}/measurements", headers=headers, timeout=30)
     assert measured.status_code == 200, measured.text
     stranger = str(uuid.uuid4())
-    assert httpx.get(f"{api_url}/api/v1/patients/{stranger}/measurements", headers=headers).status_code == 404
+    assert (
+        httpx.get(f"{api_url}/api/v1/patients/{stranger}/measurements", headers=headers, timeout=30).status_code == 404
+    )
 
     after, _ = scrape(port)
     failures = "varde_api_auth_failures_total"
