@@ -407,3 +407,32 @@ def test_a_live_update_between_press_and_release_does_not_swallow_the_click_on_a
     page.mouse.up()
     page.wait_for_url(f"**/dashboard/patients/{tenant.patients[0]}")
     expect(page.locator(f"#history-{alarm}")).to_be_visible()
+
+
+def test_patient_view_alarm_history_stays_in_its_column_beside_the_devices_at_1366_px(
+    page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], api_url: str
+) -> None:
+    tenant = make_tenant()
+    patient = tenant.patients[0]
+    # The widest severity badge, and a user name without spaces (as directory accounts often are).
+    db.execute(
+        "UPDATE users SET display_name = %s WHERE username = %s",
+        ("sykepleier.kari.nordmann-johansen@oslo.kommune.no", tenant.nurse),
+    )
+    alarm = insert_alarm(db, patient, severity="needs_review", opened_minutes_ago=60)
+    insert_alarm(db, patient, severity="missed", opened_minutes_ago=3 * 24 * 60, value=0)
+    headers = login(api_url, tenant.nurse, tenant.nurse_password)
+    for action, body in (("acknowledge", None), ("assign", {"assignee": "me"})):
+        assert httpx.post(f"{api_url}/api/v1/alarms/{alarm}/{action}", headers=headers, json=body).status_code == 200
+    sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}")
+    assert page.viewport_size == {"width": 1366, "height": 900}
+    history = page.locator(f"#history-{alarm}")
+    history.get_by_text("Hendelser").click()
+    expect(history.locator(".events li")).to_have_count(3)
+
+    devices = page.locator("#devices-heading").bounding_box()
+    assert devices is not None
+    cells = page.locator("#alarm-history th, #alarm-history td").all()
+    rights = [box["x"] + box["width"] for box in (cell.bounding_box() for cell in cells) if box]
+    assert len(rights) == 12 and max(rights) <= devices["x"], (max(rights), devices["x"])
+    screenshot(page, "patient-columns")
