@@ -378,8 +378,61 @@ def test_keyboard_alone_signs_in_skips_to_content_and_writes_a_note_through_the_
     expect(dialog).to_be_hidden()
     expect(page.locator("#live-polite")).to_contain_text("Notatet er lagret")
 
+    # The note's own update arrives over the stream about now; the click on the row's link must still count.
     row.get_by_role("link").click()
+    page.wait_for_url(f"**/dashboard/patients/{tenant.patients[0]}")
     history = page.locator(f"#history-{alarm}")
     history.get_by_text("Hendelser").click()
     expect(history.locator(".events")).to_contain_text("notat")
     expect(history.locator(".events")).to_contain_text("Ringt pasienten")
+
+
+def test_a_live_update_between_press_and_release_does_not_swallow_the_click_on_a_queue_row(
+    page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], api_url: str
+) -> None:
+    tenant = make_tenant()
+    alarm = insert_alarm(db, tenant.patients[0], severity="yellow")
+    sign_in(page, tenant.nurse, tenant.nurse_password)
+    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
+    row = page.locator(f"#alarm-{alarm}")
+    expect(row.locator(".assignee")).to_have_text("Ikke tildelt")
+
+    # The nurse presses on the patient's name; before she lets go, a colleague's change arrives over the stream.
+    row.get_by_role("link").hover()
+    page.mouse.down()
+    headers = login(api_url, tenant.nurse, tenant.nurse_password)
+    assigned = httpx.post(f"{api_url}/api/v1/alarms/{alarm}/assign", headers=headers, json={"assignee": "me"})
+    assert assigned.status_code == 200, assigned.text
+    expect(row.locator(".assignee")).to_contain_text("Tildelt")
+    page.mouse.up()
+    page.wait_for_url(f"**/dashboard/patients/{tenant.patients[0]}")
+    expect(page.locator(f"#history-{alarm}")).to_be_visible()
+
+
+def test_patient_view_alarm_history_stays_in_its_column_beside_the_devices_at_1366_px(
+    page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], api_url: str
+) -> None:
+    tenant = make_tenant()
+    patient = tenant.patients[0]
+    # The widest severity badge, and a user name without spaces (as directory accounts often are).
+    db.execute(
+        "UPDATE users SET display_name = %s WHERE username = %s",
+        ("sykepleier.kari.nordmann-johansen@oslo.kommune.no", tenant.nurse),
+    )
+    alarm = insert_alarm(db, patient, severity="needs_review", opened_minutes_ago=60)
+    insert_alarm(db, patient, severity="missed", opened_minutes_ago=3 * 24 * 60, value=0)
+    headers = login(api_url, tenant.nurse, tenant.nurse_password)
+    for action, body in (("acknowledge", None), ("assign", {"assignee": "me"})):
+        assert httpx.post(f"{api_url}/api/v1/alarms/{alarm}/{action}", headers=headers, json=body).status_code == 200
+    sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}")
+    assert page.viewport_size == {"width": 1366, "height": 900}
+    history = page.locator(f"#history-{alarm}")
+    history.get_by_text("Hendelser").click()
+    expect(history.locator(".events li")).to_have_count(3)
+
+    devices = page.locator("#devices-heading").bounding_box()
+    assert devices is not None
+    cells = page.locator("#alarm-history th, #alarm-history td").all()
+    rights = [box["x"] + box["width"] for box in (cell.bounding_box() for cell in cells) if box]
+    assert len(rights) == 12 and max(rights) <= devices["x"], (max(rights), devices["x"])
+    screenshot(page, "patient-columns")

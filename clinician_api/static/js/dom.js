@@ -48,6 +48,43 @@ export function replaceChildren(el, ...children) {
   append(el, children);
 }
 
+/**
+ * Bring a table body in line with `items` (rows built by `build`, each with a unique id) without rebuilding what
+ * did not change: a row that stays keeps its node, and only the cells that differ are replaced. A live update then
+ * cannot swallow a click in progress (pressed on a row's link, released after the update) or move the focus.
+ */
+export function syncRows(tbody, items, build) {
+  const existing = new Map([...tbody.rows].map((tr) => [tr.id, tr]));
+  const wanted = items.map((item) => {
+    const fresh = build(item);
+    const old = existing.get(fresh.id);
+    if (!old) return fresh;
+    existing.delete(fresh.id);
+    patchRow(old, fresh);
+    return old;
+  });
+  for (const gone of existing.values()) gone.remove();
+  wanted.forEach((tr, i) => {
+    if (tbody.rows[i] !== tr) tbody.insertBefore(tr, tbody.rows[i] ?? null);
+  });
+}
+
+function patchRow(old, fresh) {
+  for (const name of old.getAttributeNames()) {
+    if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+  }
+  for (const name of fresh.getAttributeNames()) {
+    if (old.getAttribute(name) !== fresh.getAttribute(name)) old.setAttribute(name, fresh.getAttribute(name));
+  }
+  const cells = [...fresh.children];
+  cells.forEach((cell, i) => {
+    const current = old.children[i];
+    if (!current) old.append(cell);
+    else if (!current.isEqualNode(cell)) current.replaceWith(cell);
+  });
+  while (old.children.length > cells.length) old.lastElementChild.remove();
+}
+
 let lastAnnouncement = "";
 
 /** Say something through an ARIA live region (polite, or assertive for red alarms). */

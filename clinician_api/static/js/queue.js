@@ -1,6 +1,6 @@
 // The alarm queue: loaded from the API, kept live by the SSE stream, worked with the nurse's actions.
 import { ApiError, api } from "./api.js";
-import { $, $$, announce, badge, h, preserveFocus, replaceChildren } from "./dom.js";
+import { $, $$, announce, badge, h, preserveFocus, syncRows } from "./dom.js";
 import { formatAge, formatTime, kindName, lang, t, withUnit } from "./i18n.js";
 import { currentTeam, me, onTeamChange } from "./shell.js";
 import { openStream } from "./sse.js";
@@ -278,7 +278,7 @@ function render() {
     const alarm = alarms.get(id);
     if (!alarm || alarm.state !== "open" || !shown(alarm, f)) selected.delete(id);
   }
-  preserveFocus(() => replaceChildren($("#queue-body"), visible.map(row)));
+  preserveFocus(() => syncRows($("#queue-body"), visible, row));
   $("#queue-empty").hidden = visible.length > 0;
   $("#queue").hidden = visible.length === 0;
   updateBulk();
