@@ -78,6 +78,11 @@ def patients_page(request: Request, varde_lang: LangCookie = None) -> HTMLRespon
     return _page(request, varde_lang, "patients")
 
 
+@router.get(f"{PREFIX}/journal")
+def journal_page(request: Request, varde_lang: LangCookie = None) -> HTMLResponse:
+    return _page(request, varde_lang, "journal")
+
+
 def _patient_id(raw: str) -> str | None:
     try:
         return str(UUID(raw))

@@ -12,6 +12,12 @@ EntryState = Literal["pending", "delivered", "failed"]
 EntryKind = Literal["alarm_document", "measurements"]
 
 
+class JournalPatient(BaseModel):
+    id: UUID
+    display_name: str
+    team_id: UUID
+
+
 class JournalEntry(BaseModel):
     id: UUID = Field(description="The Bundle's id")
     kind: EntryKind
@@ -31,6 +37,11 @@ class JournalEntry(BaseModel):
     location: str | None
     delivered_at: datetime | None
     created_at: datetime
+    patients: list[JournalPatient] = Field(
+        default_factory=list,
+        description="Name and care team of each of the entry's patients you have a duty of care for "
+        "(clinicians only; administrators get the ids in patient_ids)",
+    )
 
 
 class JournalPage(BaseModel):

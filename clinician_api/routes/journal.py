@@ -1,7 +1,7 @@
 """The journal outbox for people: entries waiting for or refused by a record system, and a manual retry.
 
 Administrators see every entry (ids, states and errors only, never Bundle content); clinicians see the entries of
-patients in their care. Every look and every retry is audited."""
+patients in their care, with those patients' names. Every look and every retry is audited."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from clinician_api import audit, paging, problems
 from clinician_api.access import Principal, visible_patients_clause
 from clinician_api.deps import Conn, CurrentPrincipal, client_addr
 from clinician_api.journal import outbox
-from clinician_api.journal.schemas import EntryKind, EntryState, JournalEntry, JournalPage
+from clinician_api.journal.schemas import EntryKind, EntryState, JournalEntry, JournalPage, JournalPatient
 
 router = APIRouter(prefix="/api/v1/journal", tags=["journal"], responses=problems.responses(401, 403))
 _NOT_FOUND = "no such journal entry for your care teams"
@@ -36,6 +36,19 @@ def _scope(principal: Principal) -> tuple[str, list[Any]]:
 
 def _entry(row: Any) -> JournalEntry:
     return JournalEntry.model_validate(outbox.entry_from_row(row), from_attributes=True)
+
+
+def _named(conn: Connection[Any], principal: Principal, entries: list[JournalEntry]) -> list[JournalEntry]:
+    """Clinicians get the names of the entries' patients they have a duty of care for; administrators ids only."""
+    ids = sorted({p for e in entries for p in e.patient_ids}, key=str)
+    if principal.is_admin or not ids:
+        return entries
+    clause, params = visible_patients_clause(principal)
+    rows = conn.execute(
+        f"SELECT p.id, p.display_name, p.team_id FROM patients p WHERE p.id = ANY(%s) AND {clause}", [ids, *params]
+    ).fetchall()
+    known = {r[0]: JournalPatient(id=r[0], display_name=r[1], team_id=r[2]) for r in rows}
+    return [e.model_copy(update={"patients": [known[p] for p in e.patient_ids if p in known]}) for e in entries]
 
 
 def _audit(conn: Connection[Any], principal: Principal, action: str, request: Request, patient_ids: list[UUID]) -> None:
@@ -74,7 +87,7 @@ def list_entries(
         [*params, limit + 1],
     ).fetchall()
     shown, next_cursor = paging.page(rows, limit, lambda r: (r[17], r[0]), "journal")
-    items = [_entry(r) for r in shown]
+    items = _named(conn, principal, [_entry(r) for r in shown])
     _audit(conn, principal, "list", request, sorted({p for i in items for p in i.patient_ids}, key=str))
     return JournalPage(items=items, next=next_cursor)
 
@@ -99,7 +112,7 @@ def get_entry(entry_id: UUID, conn: Conn, principal: CurrentPrincipal, request: 
     _may_use(principal)
     entry = _one(conn, principal, request, entry_id)
     _audit(conn, principal, "read", request, entry.patient_ids)
-    return entry
+    return _named(conn, principal, [entry])[0]
 
 
 @router.post("/entries/{entry_id}/retry", response_model=JournalEntry, responses=problems.responses(404, 409))
@@ -112,4 +125,4 @@ def retry_entry(entry_id: UUID, conn: Conn, principal: CurrentPrincipal, request
     updated = outbox.retry(conn, entry_id)
     assert updated is not None
     _audit(conn, principal, "journal_retry", request, entry.patient_ids)
-    return JournalEntry.model_validate(updated, from_attributes=True)
+    return _named(conn, principal, [JournalEntry.model_validate(updated, from_attributes=True)])[0]

@@ -11,6 +11,7 @@ import pytest
 
 from clinician_api.dashboard.i18n import LANGS, pick, strings, vocabulary
 from clinician_api.dashboard.router import safe_next
+from clinician_api.journal.schemas import EntryKind, EntryState
 from clinician_api.schemas import AlarmState, LimitName, PlanVersion, Role, Severity
 from rules_engine.profiles import Protocol
 from vitals.plan import Weekday, Zone
@@ -61,6 +62,8 @@ def test_every_string_the_pages_ask_for_is_in_the_catalogue() -> None:
         ("patient_wd_", get_args(Weekday)),
         ("gateway_", ("online", "offline", "unknown")),
         ("range_", ("day", "week", "90d")),
+        ("journal_state_", get_args(EntryState)),
+        ("journal_kind_", get_args(EntryKind)),
         ("sound_", ("on", "off")),
         ("banner_", ("on", "off")),
     ],

@@ -137,6 +137,13 @@ def test_refused_document_is_dead_lettered_with_the_reason_in_the_api_and_a_manu
     assert entry["alarm_id"] == str(alarm_id) and entry["attempts"] == 1 and entry["last_status"] == 422
     assert "er ikke registrert i journalen" in entry["last_error"]
     assert national_id not in entry["last_error"]
+    assert entry["patients"] == [
+        {
+            "id": str(tenant.patients[0]),
+            "display_name": f"Pasient {tenant.team.removeprefix('team-')}-0",
+            "team_id": str(tenant.team_id),
+        }
+    ]
     assert record_system.state.documents == {}
     assert audit_rows(db, user_id=_user_id(db, tenant.nurse), action="list", patient_id=tenant.patients[0])
 
@@ -150,7 +157,7 @@ def test_refused_document_is_dead_lettered_with_the_reason_in_the_api_and_a_manu
     admin_view = httpx.get(
         f"{api_url}/api/v1/journal/entries/{entry['id']}", headers=login(api_url, admin, password)
     ).json()
-    assert admin_view["state"] == "failed"
+    assert admin_view["state"] == "failed" and admin_view["patients"] == []
 
     record_system.set_mode("up")
     retried = httpx.post(f"{api_url}/api/v1/journal/entries/{entry['id']}/retry", headers=headers)
