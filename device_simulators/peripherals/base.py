@@ -17,19 +17,22 @@ from zoneinfo import ZoneInfo
 
 from device_simulators.encoders import encode_battery_level, encode_current_time, parse_current_time_write
 from device_simulators.link import (
+    ATT_DATA_FIELD_IGNORED,
+    ATT_READ_NOT_PERMITTED,
+    ATT_WRITE_NOT_PERMITTED,
     Air,
     AirClock,
+    AttError,
     CharacteristicSpec,
-    Connection,
     PeripheralClosed,
     Props,
+    ServerConnection,
 )
 from edge_agent.link import (
     Advertisement,
     BondingRequiredError,
     ConnectTimeoutError,
     DeviceNotFoundError,
-    GattOperationError,
     LinkError,
     sig_uuid,
 )
@@ -87,6 +90,9 @@ class Peripheral:
     device_type: ClassVar[str] = ""
     service_uuid: ClassVar[int] = 0
     default_model: ClassVar[str] = ""
+    confirmation_timeout_s: float = 30.0
+    """How long the firmware waits for the ATT confirmation of an indication before it gives up on the link (the
+    ATT transaction timeout; some devices wait less). Only a medium with real ATT timing (`bumble_air`) applies it."""
 
     def __init__(
         self,
@@ -117,7 +123,7 @@ class Peripheral:
         self.bonds: set[str] = set()
         self.faults = Faults()
         self.advertise_for_s = advertise_for_s
-        self.connection: Connection | None = None
+        self.connection: ServerConnection | None = None
         self.connections_accepted = 0
         self.clock_writes = 0
         self.values_sent = 0
@@ -189,21 +195,25 @@ class Peripheral:
 
     # ---- subclass hooks ------------------------------------------------------------------------------------
 
+    def characteristics(self) -> tuple[CharacteristicSpec, ...]:
+        """The GATT table, in the order the characteristics were added."""
+        return tuple(self._chars.values())
+
     def add_characteristic(self, uuid: int, props: Props, *, secure: bool = True) -> None:
         """`secure` characteristics need an encrypted link when the device requires bonding."""
         self._chars[uuid] = CharacteristicSpec(uuid, props, encrypted=secure and self.bonding)
 
-    async def serve(self, connection: Connection) -> None:
+    async def serve(self, connection: ServerConnection) -> None:
         """Drive one connection; return when done (the base then disconnects if the device does that)."""
         await asyncio.Event().wait()
 
-    def read_value(self, connection: Connection, uuid: int) -> bytes:
-        raise GattOperationError(f"0x{uuid:04X} has no readable value", address=self.address)
+    def read_value(self, connection: ServerConnection, uuid: int) -> bytes:
+        raise AttError(f"0x{uuid:04X} has no readable value", code=ATT_READ_NOT_PERMITTED, address=self.address)
 
-    def write_value(self, connection: Connection, uuid: int, data: bytes) -> None:
-        raise GattOperationError(f"0x{uuid:04X} refuses writes", address=self.address)
+    def write_value(self, connection: ServerConnection, uuid: int, data: bytes) -> None:
+        raise AttError(f"0x{uuid:04X} refuses writes", code=ATT_WRITE_NOT_PERMITTED, address=self.address)
 
-    async def send(self, connection: Connection, uuid: int, data: bytes) -> None:
+    async def send(self, connection: ServerConnection, uuid: int, data: bytes) -> None:
         """Notify or indicate `data` (whichever the characteristic has), applying the drop faults."""
         self._sent_this_connection += 1
         lose = (self._drop_after is not None and self._sent_this_connection >= self._drop_after) or (
@@ -220,7 +230,7 @@ class Peripheral:
             asyncio.get_running_loop().call_soon(connection.drop)
             raise PeripheralClosed
 
-    async def send_stored(self, connection: Connection, uuid: int, memory: list[StoredRecord]) -> None:
+    async def send_stored(self, connection: ServerConnection, uuid: int, memory: list[StoredRecord]) -> None:
         """Send stored records oldest first, deleting each only once the gateway has confirmed it."""
         while memory:
             record = memory[0]
@@ -247,7 +257,7 @@ class Peripheral:
     def is_bonded(self, central: str) -> bool:
         return central in self.bonds
 
-    def accept(self, connection: Connection) -> None:
+    def accept(self, connection: ServerConnection) -> None:
         if self.advertisement() is None:
             raise DeviceNotFoundError("device is not advertising", address=self.address)
         if self.faults.refuse > 0:
@@ -259,12 +269,12 @@ class Peripheral:
         self._drop_after, self.faults.drop_after = self.faults.drop_after, None
         self._task = asyncio.get_running_loop().create_task(self._serve(connection))
 
-    def bond(self, connection: Connection, passkey: str | None) -> None:
+    def bond(self, connection: ServerConnection, passkey: str | None) -> None:
         if self.passkey is not None and passkey != self.passkey:
             raise BondingRequiredError("pairing failed: AuthenticationFailed (wrong passkey)", address=self.address)
-        self.bonds.add(connection.central.identity)
+        self.bonds.add(connection.peer)
 
-    def read(self, connection: Connection, uuid: int) -> bytes:
+    def read(self, connection: ServerConnection, uuid: int) -> bytes:
         if uuid == BATTERY_LEVEL:
             return encode_battery_level(self.battery)
         if uuid == CURRENT_TIME:
@@ -273,21 +283,23 @@ class Peripheral:
             return self.model.encode()
         return self.read_value(connection, uuid)
 
-    def write(self, connection: Connection, uuid: int, data: bytes) -> None:
+    def write(self, connection: ServerConnection, uuid: int, data: bytes) -> None:
         if uuid == CURRENT_TIME:
             try:
                 when = parse_current_time_write(data)
             except ValueError as exc:
-                raise GattOperationError(f"Current Time write refused: {exc}", address=self.address) from None
+                raise AttError(
+                    f"Current Time write refused: {exc}", code=ATT_DATA_FIELD_IGNORED, address=self.address
+                ) from None
             self.clock.set(when)
             self.clock_writes += 1
             return
         self.write_value(connection, uuid, data)
 
-    def subscribed(self, connection: Connection, uuid: int, value: int) -> None:
+    def subscribed(self, connection: ServerConnection, uuid: int, value: int) -> None:
         return None
 
-    def closed(self, connection: Connection) -> None:
+    def closed(self, connection: ServerConnection) -> None:
         if connection is not self.connection:
             return
         self.connection = None
@@ -297,11 +309,11 @@ class Peripheral:
         if not self.has_pending_data() and self._advertising_until != math.inf:
             self._advertising_until = None
 
-    async def _serve(self, connection: Connection) -> None:
+    async def _serve(self, connection: ServerConnection) -> None:
         try:
             await self.serve(connection)
             if self.disconnects_after_transfer() and connection.open:
                 await asyncio.sleep(0)
-                connection.drop()
+                connection.terminate()
         except PeripheralClosed:
             return

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from device_simulators.encoders import encode_heart_rate_measurement
-from device_simulators.link import Air, Connection, Props
+from device_simulators.link import Air, Props, ServerConnection
 from device_simulators.peripherals.base import Peripheral
 
 HEART_RATE_MEASUREMENT = 0x2A37
@@ -49,7 +49,7 @@ class HeartRateStrap(Peripheral):
         self.values_sent += sent
         return sent
 
-    def read_value(self, connection: Connection, uuid: int) -> bytes:
+    def read_value(self, connection: ServerConnection, uuid: int) -> bytes:
         if uuid == BODY_SENSOR_LOCATION:
             return bytes((_CHEST,))
         return super().read_value(connection, uuid)
