@@ -34,7 +34,7 @@ from bumble.gatt import (
     Service,
 )
 from bumble.host import Host
-from bumble.keys import PairingKeys
+from bumble.keys import MemoryKeyStore, PairingKeys
 from bumble.link import LocalLink
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
@@ -95,6 +95,11 @@ class VirtualController(Controller):
             self.deaf = False
         return super().on_hci_le_set_extended_scan_enable_command(command)
 
+    def on_hci_le_set_scan_enable_command(self, command: Any) -> Any:
+        if not command.le_scan_enable:
+            self.deaf = False
+        return super().on_hci_le_set_scan_enable_command(command)
+
 
 def host_device(link: LocalLink, address: str, name: str) -> tuple[Device, VirtualController]:
     """A Bumble host with its own virtual controller on `link` (not yet powered on)."""
@@ -113,6 +118,8 @@ class VirtualDongle:
         self.identity = identity.upper()
         self.plugged = True
         self.controllers: list[VirtualController] = []
+        self.keystore = MemoryKeyStore()
+        """The gateway's bonds, kept across re-opens of the adapter as a real gateway keeps them on disk."""
 
     async def open(self) -> Device:
         if not self.plugged:
@@ -120,6 +127,7 @@ class VirtualDongle:
         self.air.detach(self.identity)
         device, controller = host_device(self.air.link, self.identity, f"gateway-{self.identity}")
         await device.power_on()
+        device.keystore = self.keystore
         self.controllers.append(controller)
         return device
 
@@ -232,8 +240,12 @@ class PeripheralHost:
     async def _run(self) -> None:
         await self._boot()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), 0.05)
+            # A plain wait with a timeout: `asyncio.wait_for` on 3.11 can lose a cancellation racing its timeout.
+            changed = asyncio.ensure_future(self._changed.wait())
+            try:
+                await asyncio.wait({changed}, timeout=0.05)
+            finally:
+                changed.cancel()
             self._changed.clear()
             wanted = self.peripheral.advertisement() is not None and self.connection is None
             if wanted and not self._advertising:

@@ -281,8 +281,6 @@ class BumbleLink:
             return
         radio = self._radio
         device = await radio._device()
-        if not radio.heard(self._address):
-            raise DeviceNotFoundError("no recent advertisement", address=self._address)
         if len(radio.links) >= radio.slots:
             raise OutOfConnectionSlotsError(f"all {radio.slots} connection slots are in use", address=self._address)
         try:
@@ -295,6 +293,8 @@ class BumbleLink:
         except Exception as exc:
             raise translate_error(exc, self._address) from exc
         lost: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if connection.handle not in device.connections:
+            raise ConnectTimeoutError("the device dropped the link while it was set up", address=self._address)
         self._connection, self._lost = connection, lost
         radio.links.add(self)
         connection.on(Connection.EVENT_DISCONNECTION, self._disconnected)
@@ -401,14 +401,25 @@ class BumbleLink:
             task.cancel()
             raise ConnectionDroppedError("not connected", address=self._address)
         waiting: set[asyncio.Future[Any]] = {task, lost}
-        done, _ = await asyncio.wait(waiting, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait(waiting, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         if task in done:
-            try:
+            if task.cancelled():
+                # Bumble cancels the requests of a connection that has gone.
+                raise (
+                    self._dropped(lost.result())
+                    if lost.done()
+                    else ConnectionDroppedError("the stack abandoned the operation", address=self._address)
+                )
+            failure = task.exception()
+            if failure is None:
                 return task.result()
-            except Exception as exc:
-                if lost.done():
-                    raise self._dropped(lost.result()) from exc
-                raise translate_error(exc, self._address) from exc
+            if lost.done():
+                raise self._dropped(lost.result()) from failure
+            raise translate_error(failure, self._address) from failure
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
