@@ -163,6 +163,12 @@ class BumbleAir(Air):
         if host is not None:
             host.wake()
 
+    def bonds_forgotten(self, server: GattServer) -> None:
+        host = self.hosts.get(server.address)
+        keystore = host.device.keystore if host is not None else None
+        if isinstance(keystore, MemoryKeyStore):
+            keystore.all_keys.clear()
+
     def dongle(self, identity: str = "00:1A:7D:DA:71:01") -> VirtualDongle:
         return VirtualDongle(self, identity)
 
@@ -217,6 +223,9 @@ class PeripheralHost:
         self.connection: ServedConnection | None = None
         self.characteristics: dict[int, Characteristic[Any]] = {}
         self.confirmations_lost = 0
+        self.late_confirmations = 0
+        """Delay this many of the next ATT confirmations on their way into the device (a congested radio)."""
+        self.confirmation_delay_s = 0.0
         self._booted: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._advertising = False
@@ -261,6 +270,16 @@ class PeripheralHost:
         device.pairing_config_factory = self._pairing_config
         device.on(Device.EVENT_CONNECTION, self._connected)
         device.on("characteristic_subscription", self._subscription)
+        on_time = device.gatt_server.on_att_handle_value_confirmation
+
+        def confirmation(bearer: Any, pdu: Any) -> None:
+            if self.late_confirmations > 0:
+                self.late_confirmations -= 1
+                asyncio.get_running_loop().call_later(self.confirmation_delay_s, on_time, bearer, pdu)
+            else:
+                on_time(bearer, pdu)
+
+        device.gatt_server.on_att_handle_value_confirmation = confirmation  # type: ignore[method-assign]
         await device.power_on()
 
     async def _advertise(self) -> None:

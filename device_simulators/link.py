@@ -329,6 +329,10 @@ class Air:
         for radio in list(self._radios):
             radio.hear(advertisement)
 
+    def bonds_forgotten(self, server: GattServer) -> None:
+        """A device dropped its bonds; here the bond lives only in the device (`is_bonded`), so nothing to do."""
+        return None
+
 
 class VirtualRadio:
     """The gateway's adapter in the simulation: scans the `Air` and opens `VirtualLink`s."""

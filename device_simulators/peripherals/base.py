@@ -40,6 +40,7 @@ from edge_agent.link import (
 BATTERY_LEVEL = 0x2A19
 CURRENT_TIME = 0x2A2B
 MODEL_NUMBER = 0x2A24
+MANUFACTURER_NAME = 0x2A29
 
 CLOCK_RESET_TO = datetime(2000, 1, 1)
 """Where a device's real-time clock restarts after losing power (a common firmware default)."""
@@ -90,6 +91,8 @@ class Peripheral:
     device_type: ClassVar[str] = ""
     service_uuid: ClassVar[int] = 0
     default_model: ClassVar[str] = ""
+    manufacturer: ClassVar[str] = ""
+    """Device Information's Manufacturer Name String, beside the Model Number String."""
     confirmation_timeout_s: float = 30.0
     """How long the firmware waits for the ATT confirmation of an indication before it gives up on the link (the
     ATT transaction timeout; some devices wait less). Only a medium with real ATT timing (`bumble_air`) applies it."""
@@ -134,6 +137,8 @@ class Peripheral:
         self._chars: dict[int, CharacteristicSpec] = {}
         self.add_characteristic(BATTERY_LEVEL, Props.READ | Props.NOTIFY, secure=False)
         self.add_characteristic(MODEL_NUMBER, Props.READ, secure=False)
+        if self.manufacturer:
+            self.add_characteristic(MANUFACTURER_NAME, Props.READ, secure=False)
         if current_time:
             self.add_characteristic(CURRENT_TIME, Props.READ | Props.WRITE | Props.NOTIFY)
         air.add(self)
@@ -175,6 +180,12 @@ class Peripheral:
         self._advertising_until = None
         if self.connection is not None:
             self.connection.drop()
+
+    def forget_bonds(self) -> None:
+        """A factory reset (or a pairing with the patient's phone, on devices that keep one bond): the keys it shared
+        with every gateway are gone. A gateway with the old keys must notice and pair again."""
+        self.bonds.clear()
+        self.air.bonds_forgotten(self)
 
     def power_cycle(self, *, reset_clock: bool = True) -> None:
         """Batteries out and in: clears a hang; the clock restarts from `CLOCK_RESET_TO` unless kept."""
@@ -281,6 +292,8 @@ class Peripheral:
             return encode_current_time(self.clock.now())
         if uuid == MODEL_NUMBER:
             return self.model.encode()
+        if uuid == MANUFACTURER_NAME:
+            return self.manufacturer.encode()
         return self.read_value(connection, uuid)
 
     def write(self, connection: ServerConnection, uuid: int, data: bytes) -> None:

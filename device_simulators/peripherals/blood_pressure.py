@@ -52,6 +52,7 @@ class BloodPressureCuff(Peripheral):
     device_type = "blood_pressure_monitor"
     service_uuid = 0x1810
     default_model = "UA-651BLE"
+    manufacturer = "A&D Medical"
 
     def __init__(
         self,

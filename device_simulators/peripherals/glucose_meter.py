@@ -87,6 +87,7 @@ class GlucoseMeter(Peripheral):
     device_type = "glucose_meter"
     service_uuid = 0x1808
     default_model = "Accu-Chek Guide"
+    manufacturer = "Roche Diabetes Care"
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ class HeartRateStrap(Peripheral):
     device_type = "heart_rate_monitor"
     service_uuid = 0x180D
     default_model = "H10"
+    manufacturer = "Polar Electro"
 
     def __init__(self, air: Air, address: str, **options: Any) -> None:
         options.setdefault("current_time", False)

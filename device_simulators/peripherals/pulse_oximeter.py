@@ -44,6 +44,7 @@ class PulseOximeter(Peripheral):
     device_type = "pulse_oximeter"
     service_uuid = 0x1822
     default_model = "PO-60"
+    manufacturer = "Beurer"
 
     def __init__(
         self, air: Air, address: str, *, continuous: bool = False, capacity: int = 100, **options: Any

@@ -35,6 +35,7 @@ class Thermometer(Peripheral):
     device_type = "thermometer"
     service_uuid = 0x1809
     default_model = "UT-201BLE"
+    manufacturer = "A&D Medical"
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ class WeightScale(Peripheral):
     device_type = "weight_scale"
     service_uuid = 0x181D
     default_model = "UC-352BLE"
+    manufacturer = "A&D Medical"
 
     def __init__(self, air: Air, address: str, *, unit: WeightUnit = "kg", capacity: int = 90, **options: Any) -> None:
         super().__init__(air, address, **options)

@@ -197,3 +197,25 @@ async def test_full_outbox_leaves_the_remaining_records_on_the_meter(tmp_path: P
     assert [r["value"] for r in rig.sink.stored() if r.get("kind") == "glucose"] == [5.0, 6.0]
     assert manager.devices[METER].state.last_sequence == 2
     await rig.stop()
+
+
+@async_test
+async def test_meter_that_forgot_the_bond_is_paired_again_and_keeps_sending(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
+    meter = _meter(rig)
+    manager = await rig.start()
+    meter.measure(5.0)
+    await rig.settle()
+    old_keys = await rig.radio.device.keystore.get(METER) if link == "bumble" else None
+    meter.forget_bonds()  # reset, or paired with the patient's phone: the gateway's keys no longer open the link
+    rig.clock.advance(60)
+    meter.measure(6.0)
+    await rig.settle()
+    assert [r["value"] for r in _glucose(rig)] == [5.0, 6.0]
+    assert manager.devices[METER].last_error is None
+    assert rig.radio.identity in meter.bonds, "paired afresh"
+    if link == "bumble":
+        new_keys = await rig.radio.device.keystore.get(METER)
+        assert old_keys is not None and old_keys.ltk is not None
+        assert new_keys is not None and new_keys.ltk is not None and new_keys.ltk.value != old_keys.ltk.value
+    await rig.stop()
