@@ -74,7 +74,7 @@ _PROPS = {
 }
 
 
-def _address(address: str) -> hci.Address:
+def random_address(address: str) -> hci.Address:
     """Virtual devices and gateways use random static addresses: the LocalLink routes LE traffic by them."""
     return hci.Address(address.upper(), hci.Address.RANDOM_DEVICE_ADDRESS)
 
@@ -104,8 +104,8 @@ class VirtualController(Controller):
 def host_device(link: LocalLink, address: str, name: str) -> tuple[Device, VirtualController]:
     """A Bumble host with its own virtual controller on `link` (not yet powered on)."""
     controller = VirtualController(name, link=link, public_address=address.upper())
-    controller.random_address = _address(address)
-    device = Device(name=name, address=_address(address), host=Host(controller, AsyncPipeSink(controller)))
+    controller.random_address = random_address(address)
+    device = Device(name=name, address=random_address(address), host=Host(controller, AsyncPipeSink(controller)))
     return device, controller
 
 
@@ -156,7 +156,8 @@ class BumbleAir(Air):
         super().add(server)
         if not isinstance(server, Peripheral):
             raise TypeError("a BumbleAir serves device_simulators peripherals")
-        self.hosts[server.address] = PeripheralHost(self, server)
+        device, controller = host_device(self.link, server.address, server.model or server.device_type)
+        self.hosts[server.address] = PeripheralHost(server, device, air=self, controller=controller)
 
     def broadcast(self, advertisement: Any) -> None:
         host = self.hosts.get(advertisement.address.upper())
@@ -174,7 +175,7 @@ class BumbleAir(Air):
 
     def detach(self, address: str) -> None:
         """Take every controller with this address off the link, its connections lost by supervision timeout."""
-        wanted = _address(address)
+        wanted = random_address(address)
         for controller in list(self.link.controllers):
             if controller.random_address == wanted:
                 for connection in list(controller.le_connections.values()):
@@ -211,14 +212,20 @@ class _Passkey(PairingDelegate):
 
 
 class PeripheralHost:
-    """One virtual device on the link: its Bumble host, GATT table, advertising and connections."""
+    """One virtual device as a Bumble host: its GATT table, advertising and connections. On the shared LocalLink
+    (`air`, `controller` given) it can lose a link by supervision timeout; on a real controller it can only end it."""
 
-    def __init__(self, air: BumbleAir, peripheral: Peripheral) -> None:
+    def __init__(
+        self,
+        peripheral: Peripheral,
+        device: Device,
+        *,
+        air: BumbleAir | None = None,
+        controller: VirtualController | None = None,
+    ) -> None:
         self.air = air
         self.peripheral = peripheral
-        self.device, self.controller = host_device(
-            air.link, peripheral.address, peripheral.model or peripheral.device_type
-        )
+        self.device, self.controller = device, controller
         self._uuid_of: dict[int, int] = {}
         self.connection: ServedConnection | None = None
         self.characteristics: dict[int, Characteristic[Any]] = {}
@@ -279,7 +286,7 @@ class PeripheralHost:
             else:
                 on_time(bearer, pdu)
 
-        device.gatt_server.on_att_handle_value_confirmation = confirmation  # type: ignore[method-assign]
+        device.gatt_server.on_att_handle_value_confirmation = confirmation  # type: ignore[method-assign, assignment]
         await device.power_on()
 
     async def _advertise(self) -> None:
@@ -487,7 +494,11 @@ class ServedConnection:
         """Supervision timeout: the link is gone on both sides, no goodbye."""
         if not self.open:
             return
-        self.host.air.supervision_timeout(self.host.controller, self.bumble.peer_address)
+        air, controller = self.host.air, self.host.controller
+        if air is not None and controller is not None:
+            air.supervision_timeout(controller, self.bumble.peer_address)
+        else:
+            self._loop.create_task(self._disconnect(hci.HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR))
         self._closing()
 
     def terminate(self) -> None:

@@ -364,6 +364,35 @@ def sim_fleet(
         raise typer.Exit(1)
 
 
+@sim_app.command("peripheral")
+def sim_peripheral(
+    kind: Annotated[
+        str,
+        typer.Option(help="blood_pressure, pulse_oximeter, weight_scale, thermometer, glucose_meter or heart_rate."),
+    ] = "blood_pressure",
+    transport: Annotated[
+        str, typer.Option(help="Bumble HCI transport of the controller: usb:0, hci-socket:0, serial:/dev/ttyACM0, …")
+    ] = "usb:0",
+    address: Annotated[str | None, typer.Option(help="Random static address to advertise (default per kind).")] = None,
+    passkey: Annotated[str | None, typer.Option(help="Six-digit passkey; the glucose meter always has one.")] = None,
+    every: Annotated[float, typer.Option(min=1, help="Seconds between measurements.")] = 60.0,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many measurements.")] = None,
+) -> None:
+    """Run one virtual health device on a real Bluetooth controller (needs `varde[bumble]`), for a real gateway."""
+    import asyncio
+
+    try:
+        from device_simulators.dongle import DongleError, run_peripheral
+    except ImportError as exc:
+        _fail(f"the virtual devices need Bumble: pip install 'varde[bumble]' ({exc})")
+    try:
+        asyncio.run(run_peripheral(kind, transport, address=address, passkey=passkey, every_s=every, count=count))
+    except DongleError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
 @app.command("demo")
 def demo(
     backlog_days: Annotated[int, typer.Option(min=1, max=60, help="Days of history delivered at start.")] = 14,
