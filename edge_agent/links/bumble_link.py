@@ -3,8 +3,8 @@
 Two uses. In the tests the controller is a virtual one on a `bumble.link.LocalLink`, with the virtual devices of
 `device_simulators.bumble_air` on the same link, so the device handlers run over real ATT, GATT and SMP (MTU
 exchange, CCCD writes, indication confirmations, pairing, encryption with stored keys). On a gateway where BlueZ is
-unwanted it drives a USB dongle (`BumbleRadio.open("usb:0")`), with the bonds in a JSON key store. BlueZ through
-`links.bleak_link` stays the production default.
+unwanted it drives a USB dongle (`[ble] backend = "bumble"`, `BumbleRadio.on_transport("usb:0")`), with the bonds in
+a JSON key store. BlueZ through `links.bleak_link` stays the production default.
 
 Failures are the same `LinkError` classes the bleak link raises. A device whose bond no longer matches ours (it was
 reset, or paired with something else) has the stale keys removed and is paired afresh on this or the next connection.
@@ -129,7 +129,7 @@ class BumbleRadio:
         """A controller creates one LE connection at a time (BlueZ queues them the same way)."""
 
     @classmethod
-    async def open(cls, transport: str, *, keys: Path | None = None, slots: int = 5) -> BumbleRadio:
+    def on_transport(cls, transport: str, *, keys: Path | None = None, slots: int = 5) -> BumbleRadio:
         """A radio on a real controller: `usb:0`, `hci-socket:0`, `serial:/dev/ttyACM0,1000000`, … (Bumble names)."""
         from bumble.transport import open_transport
 
@@ -139,8 +139,6 @@ class BumbleRadio:
             except Exception as exc:
                 raise AdapterUnavailableError(f"cannot open Bluetooth transport {transport}: {exc}") from exc
             device = Device.with_hci("varde-gateway", hci.Address.ANY, hci_transport.source, hci_transport.sink)
-            if keys is not None:
-                device.config.keystore = f"JsonKeyStore:{keys}"
             await device.power_on()
             if keys is not None:
                 device.keystore = JsonKeyStore(str(device.public_address), str(keys))
