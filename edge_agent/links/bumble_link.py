@@ -138,10 +138,11 @@ class BumbleRadio:
                 hci_transport = await open_transport(transport)
             except Exception as exc:
                 raise AdapterUnavailableError(f"cannot open Bluetooth transport {transport}: {exc}") from exc
-            device = Device.with_hci("varde-gateway", hci.Address.ANY, hci_transport.source, hci_transport.sink)
+            identity = _identity_address(keys)
+            device = Device.with_hci("varde-gateway", identity, hci_transport.source, hci_transport.sink)
             await device.power_on()
             if keys is not None:
-                device.keystore = JsonKeyStore(str(device.public_address), str(keys))
+                device.keystore = JsonKeyStore(str(identity), str(keys))
             return device
 
         return cls(opener, slots=slots)
@@ -223,6 +224,19 @@ class BumbleRadio:
             identity_address_type=PairingConfig.AddressType.RANDOM,
             delegate=delegate,
         )
+
+
+def _identity_address(keys: Path | None) -> hci.Address:
+    """The gateway's random static address: its identity in every bond, so it is kept beside the keys (pairing
+    distributes it, and a device would not recognise a gateway whose address changed)."""
+    stored = keys.with_name(keys.name + ".address") if keys is not None else None
+    if stored is not None and stored.exists():
+        return hci.Address(stored.read_text().strip(), hci.Address.RANDOM_DEVICE_ADDRESS)
+    address = hci.Address.generate_static_address()
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_text(str(address) + "\n")
+    return address
 
 
 def _full_uuid(text: str) -> str:

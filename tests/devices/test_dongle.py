@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from device_simulators.bumble_air import BumbleAir
 from device_simulators.dongle import DEFAULT_ADDRESSES, run_peripheral
 from device_simulators.link import WallClock
-from device_simulators.peripherals import BloodPressureCuff
+from device_simulators.peripherals import BloodPressureCuff, GlucoseMeter
 from edge_agent.config import DeviceConfig
 from edge_agent.devices import Clock, DeviceManager, DeviceStateStore
 from edge_agent.links.bumble_link import BumbleRadio
@@ -128,3 +128,40 @@ async def test_bleak_link_through_bluez_reads_a_virtual_cuff_over_vhci(tmp_path:
     finally:
         await rig.stop()
         await vhci.close()
+
+
+@async_test
+async def test_gateway_on_the_bumble_backend_pairs_a_passkey_meter_and_keeps_the_bond_on_disk(tmp_path: Path) -> None:
+    air = BumbleAir(WallClock())
+    port = _free_port()
+    server = await open_transport(f"tcp-server:127.0.0.1:{port}")
+    Controller("dongle", host_source=server.source, host_sink=server.sink, link=air.link)
+    meter = GlucoseMeter(air, "A4:C1:38:00:00:05", passkey="246810")
+    meter.measure(5.0)
+    meter.measure(6.0)
+    sink = OutboxSink(tmp_path / "outbox.sqlite")
+    keys = tmp_path / "bumble-keys.json"
+    radio = BumbleRadio.on_transport(f"tcp-client:127.0.0.1:{port}", keys=keys)
+    manager = DeviceManager(
+        [DeviceConfig(address=meter.address, type="glucose_meter", bond=True, passkey="246810")],
+        gateway_id=GW,
+        patient_timezone=TZ,
+        sink=sink,
+        radio_factory=lambda: radio,
+        state=DeviceStateStore(None),
+        clock=Clock(),
+        timing=FAST,
+        rng=random.Random(1),
+    )
+    await manager.start()
+    try:
+        while len(sink.stored()) < 2:
+            await asyncio.sleep(0.05)
+        assert [r["value"] for r in sink.stored()] == [5.0, 6.0]
+        identity = (tmp_path / "bumble-keys.json.address").read_text().strip()
+        assert meter.bonds == {identity}
+        assert meter.address in keys.read_text(), "the bond is in the gateway's key file"
+    finally:
+        await manager.stop()
+        await server.close()
+        sink.close()
