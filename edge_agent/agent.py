@@ -21,7 +21,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from edge_agent.config import BleConfig, EdgeConfig
-from edge_agent.link import Radio
+from edge_agent.link import AdapterUnavailableError, Radio
 from edge_agent.outbox import Outbox, PutResult
 from edge_agent.patient.screen import PatientScreen
 from edge_agent.patient.server import PatientScreenServer
@@ -57,8 +57,12 @@ def configured_radio(config: EdgeConfig) -> Radio:
     """The radio `[ble]` asks for: bleak on BlueZ, or Bumble driving a dongle (imported only when chosen)."""
     ble = config.ble
     if ble.backend == "bumble":
-        from edge_agent.links.bumble_link import BumbleRadio
-
+        try:
+            from edge_agent.links.bumble_link import BumbleRadio
+        except ImportError as exc:
+            raise AdapterUnavailableError(
+                f"[ble] backend = \"bumble\" needs Bumble: pip install 'varde[bumble]' ({exc})"
+            ) from exc
         return BumbleRadio.on_transport(ble.bumble_transport, keys=config.bumble_keys_path)
     from edge_agent.links.bleak_link import BleakRadio
 
