@@ -295,8 +295,19 @@ def _link_child(config_path: Path, link: str, records: int) -> None:
         agent.accept = counting  # type: ignore[method-assign]
 
         async def scenario(a: Agent) -> None:
+            try:
+                await measured(a)
+            except BaseException as exc:
+                report["error"] = repr(exc)  # type: ignore[assignment]
+                a.request_stop()
+                raise
+
+        async def measured(a: Agent) -> None:
             nonlocal expected
+            t_start = time.monotonic()
             while a.devices is None or a.devices.radio is None:
+                if time.monotonic() - t_start > 60:
+                    raise RuntimeError(f"{link}: the radio did not start scanning in 60 s")
                 await asyncio.sleep(0.01)
             manager = a.devices
             cpu0, t0 = time.process_time(), time.monotonic()
@@ -320,6 +331,8 @@ def _link_child(config_path: Path, link: str, records: int) -> None:
 
     asyncio.run(main())
     print(json.dumps(report), flush=True)
+    if "error" in report:
+        raise SystemExit(f"link arm failed: {report['error']}")
 
 
 def _measure_links(tmp: Path, port: int, records: int) -> dict[str, Any]:
@@ -468,11 +481,16 @@ def _raw_paho_rate(port: int, subscriber: _Subscriber, n: int, window: int, batc
     return {"raw_paho_readings_per_s": round(n / elapsed)}
 
 
+class _Done(Exception):
+    """The arms asked for are measured."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--readings", type=int, default=50_000)
     parser.add_argument("--feed-s", type=float, default=10.0)
     parser.add_argument("--glucose-records", type=int, default=2000)
+    parser.add_argument("--links-only", action="store_true", help="Only the per-link arms (Python and Bumble).")
     parser.add_argument("--agent-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--link-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--link", default="python", help=argparse.SUPPRESS)
@@ -495,9 +513,11 @@ def main() -> None:
         subscriber = _Subscriber(broker.port)
         try:
             figures: dict[str, Any] = {}
-            figures.update(_measure_agent(tmp, broker.port, subscriber, args.feed_s))
             figures["bare_python_rss_mb"] = _bare_python_rss_mb()
             figures.update(_measure_links(tmp, broker.port, args.glucose_records))
+            if args.links_only:
+                raise _Done
+            figures.update(_measure_agent(tmp, broker.port, subscriber, args.feed_s))
             figures.update(_replay(tmp, broker, subscriber, args.readings))
             figures.update(
                 _raw_paho_rate(broker.port, subscriber, args.readings, figures["window"], figures["batch_max_readings"])
@@ -505,6 +525,8 @@ def main() -> None:
             figures["replay_vs_raw_paho"] = round(
                 figures["replay_readings_per_s"] / figures["raw_paho_readings_per_s"], 3
             )
+        except _Done:
+            pass
         finally:
             subscriber.close()
             broker.stop()

@@ -112,6 +112,9 @@ class GlucoseMeter(Peripheral):
         """The newest record sent to a gateway so far (meters keep sent records; this is what is new)."""
         self._next_sequence = first_sequence
         self._procedure: asyncio.Task[None] | None = None
+        self._answered = False
+        """The running procedure has sent its final indication: a new request may come before its confirmation
+        has reached the meter's procedure (on a real stack the two can arrive together)."""
         self.add_characteristic(GLUCOSE_MEASUREMENT, Props.NOTIFY)
         self.add_characteristic(GLUCOSE_MEASUREMENT_CONTEXT, Props.NOTIFY)
         self.add_characteristic(GLUCOSE_FEATURE, Props.READ)
@@ -174,7 +177,7 @@ class GlucoseMeter(Peripheral):
                 code=ATT_CCCD_IMPROPERLY_CONFIGURED,
                 address=self.address,
             )
-        busy = self._procedure is not None and not self._procedure.done()
+        busy = self._procedure is not None and not self._procedure.done() and not self._answered
         if busy and data[:1] != bytes((ABORT_OPERATION,)):
             raise AttError(
                 "RACP write refused: procedure already in progress (0xFE)",
@@ -183,8 +186,10 @@ class GlucoseMeter(Peripheral):
             )
         loop = asyncio.get_running_loop()
         if data[:1] == bytes((ABORT_OPERATION,)):
+            self._answered = False
             self._procedure = loop.create_task(self._abort(connection, self._procedure))
             return
+        self._answered = False
         self._procedure = loop.create_task(self._run(connection, data))
 
     def closed(self, connection: ServerConnection) -> None:
@@ -253,6 +258,7 @@ class GlucoseMeter(Peripheral):
         await self._indicate(connection, encode_response_code(request_opcode, result))
 
     async def _indicate(self, connection: ServerConnection, payload: bytes) -> None:
+        self._answered = True
         try:
             await self.send(connection, RECORD_ACCESS_CONTROL_POINT, payload)
         except PeripheralClosed:
