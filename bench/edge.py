@@ -340,6 +340,7 @@ def _measure_links(tmp: Path, port: int, records: int) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for link in ("python", "bumble"):
         config = _config(tmp / f"link-{link}", port, ble=True)
+        config["gateway_id"] = f"gw-bench-{link}"  # apart from the feed's gateway, whose deliveries are counted
         config["patient_screen"] = {"enabled": False}
         config["devices"] = [dict(d, passkey=GLUCOSE_PASSKEY) if d.get("bond") else d for d in DEVICES]
         devices: subprocess.Popen[str] | None = None
