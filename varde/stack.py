@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from varde import backup, pgserver
+
 SERVICE_USER = "varde"
 PG_SUPERUSER = "varde"
 PG_DATABASE = "varde"
@@ -279,6 +281,7 @@ def _start_postgres(
         _say("PostgreSQL: using VARDE_DATABASE_URL")
         return
     bindir = find_postgres_bin()
+    _ensure_server_packages(bindir, ha=False)
     root = Path(state.get("data_root") or _data_root(paths, user))
     state["data_root"] = str(root)
     pgdata = root / "pg"
@@ -343,6 +346,7 @@ def _start_postgres(
                 "shared_buffers=256MB",
                 "-c",
                 "logging_collector=off",
+                *pgserver.as_options(backup.server_settings(root)),
             ],
             stdout=log,
             stderr=log,
@@ -360,6 +364,27 @@ def _start_postgres(
     admin_url = f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{port}/postgres"
     state["database_url"] = f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{port}/{PG_DATABASE}"
     _ensure_database(admin_url)
+    _ensure_backup_repository(root, pgdata, port, sockdir, user, state, password)
+
+
+def _ensure_server_packages(bindir: Path, *, ha: bool) -> None:
+    missing = pgserver.missing_packages(pgserver.ServerFiles(bindir), ha=ha)
+    if missing:
+        _apt_install(missing, "PostgreSQL extensions or tools the stack needs are missing")
+        missing = pgserver.missing_packages(pgserver.ServerFiles(bindir), ha=ha)
+        if missing:
+            raise StackError(f"still missing after install: {' '.join(missing)}")
+
+
+def _ensure_backup_repository(
+    root: Path, pgdata: Path, port: int, sockdir: Path, user: pwd.struct_passwd | None, state: dict[str, Any], pw: str
+) -> None:
+    """The pgBackRest repository the server archives its WAL to (varde/backup.py)."""
+    config = backup.write_local_config(root, pgdata, port, sockdir, PG_SUPERUSER)
+    _chown_tree(root / "backup", user)
+    repo = backup.Repository(config, run_as=user.pw_name if user else None, password=pw)
+    backup.ensure_stanza(repo)
+    state["backup"] = {"config": str(config), "stanza": repo.stanza, "run_as": repo.run_as}
 
 
 def _pg_ready(port: int) -> bool:
