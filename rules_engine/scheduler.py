@@ -79,6 +79,10 @@ def run_scheduler(
         service="rules",
         host=settings.metrics_host,
     )
+    from store.backup_status import BackupStatusCollector
+    from store.observability import REGISTRY
+
+    REGISTRY.register(BackupStatusCollector(settings.require_database_url(), settings.backup_max_age_hours * 3600))
     metrics.LEADER.set(0)
     leader = Leader(settings)
     stop = threading.Event()
