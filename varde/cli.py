@@ -73,12 +73,15 @@ def _settings() -> Any:
 def stack_up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once everything runs.")] = False,
     services: Annotated[bool, typer.Option(help="Also run ingest, rules and the API.")] = True,
+    ha: Annotated[
+        bool, typer.Option("--ha", help="PostgreSQL as pg_auto_failover: monitor, primary, synchronous standby.")
+    ] = False,
 ) -> None:
     """Start a private PostgreSQL and Mosquitto (and the services); write .varde/stack.json."""
     from varde import stack
 
     try:
-        state = stack.up(_home(), services=services)
+        state = stack.up(_home(), services=services, ha=ha)
     except stack.StackError as exc:
         _fail(str(exc))
     typer.echo(json.dumps(stack.status(_home()), indent=2))
