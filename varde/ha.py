@@ -186,7 +186,7 @@ class Cluster:
             auto.writelines(f"{k} = {v}\n" for k, v in settings.items())
         self._chown(pgdata)
 
-    def _start(self, name: str) -> None:
+    def start(self, name: str) -> None:
         entry = self.state[name]
         if _alive(entry.get("pid")):
             return
@@ -233,7 +233,7 @@ class Cluster:
                 ["pg_autoctl", "config", "set", "--pgdata", str(pgdata), "postgresql.listen_addresses", "127.0.0.1"],
                 "pg_autoctl config set (monitor)",
             )
-        self._start(MONITOR)
+        self.start(MONITOR)
         self._wait(lambda: self._answers(MONITOR, MONITOR_DB), 120, "the pg_auto_failover monitor", MONITOR)
         with self.local(MONITOR, MONITOR_DB) as conn:
             conn.execute(
@@ -250,6 +250,8 @@ class Cluster:
             conn.execute("SELECT pg_reload_conf()")
 
     def start_node(self, name: str, passwords: dict[str, str], database: str) -> None:
+        """Create the node in the formation if it is new (the first one becomes primary, the next one its standby
+        by pg_basebackup) and run it; a node created earlier is left for the caller to start."""
         pgdata = self.pgdata(name)
         if not (pgdata / "postgresql-auto-failover.conf").exists():
             first = name == NODES[0] and not self._registered()
@@ -285,11 +287,14 @@ class Cluster:
                 f"pg_autoctl create postgres ({name})",
                 timeout=600,
             )
-        self._start(name)
-        self._wait(lambda: self._answers(name), 180, f"data node {name}", name)
+            self.start(name)
+            self._wait(lambda: self._answers(name), 180, f"data node {name}", name)
 
     def set_replication_passwords(self, passwords: dict[str, str]) -> None:
-        with self.local(self.primary() or NODES[0]) as conn:
+        primary = self.primary()
+        if primary is None or not self._answers(primary):
+            return  # an existing formation coming back: the password was set when it was made
+        with self.local(primary) as conn:
             conn.execute(
                 psycopg.sql.SQL("ALTER ROLE pgautofailover_replicator PASSWORD {}").format(
                     psycopg.sql.Literal(passwords["ha_replication_password"])
@@ -303,7 +308,8 @@ class Cluster:
             states = sorted(
                 str(n.get("reported_state")) for n in self.nodes() if n.get("reported_state") == n.get("assigned_state")
             )
-            return states == ["primary", "secondary"]
+            # The monitor remembers the states reported before a stop: the nodes must answer as well.
+            return states == ["primary", "secondary"] and all(self._answers(n) for n in NODES)
 
         self._wait(settled, timeout, "a primary and a synchronous standby", MONITOR)
 
@@ -440,8 +446,38 @@ def start_cluster(
     cluster.start_node(NODES[0], passwords, database)
     cluster.set_replication_passwords(passwords)
     cluster.start_node(NODES[1], passwords, database)
+    # An existing formation: both supervisors at once, since either node may be the primary the other waits for.
+    for name in NODES:
+        cluster.start(name)
     cluster.wait_for_roles()
     return cluster
+
+
+# --- fault control on a running stack (the failover drill) ----------------------------------------------------
+
+
+def _with_cluster(home: Path, act: Any) -> Any:
+    from varde import stack
+
+    cluster = stack.ha_cluster(home)
+    if cluster is None:
+        raise HAError(f"{home} was not started with --ha")
+    try:
+        return act(cluster)
+    finally:
+        state = stack.load_state(stack.StackPaths(home))
+        state["ha"] = cluster.state
+        stack._write_private_json(stack.StackPaths(home).stack_file, state)
+
+
+def kill_node(home: Path, name: str) -> int:
+    """SIGKILL a data node's supervisor and postmaster (the host dies); returns the postmaster's pid."""
+    return int(_with_cluster(home, lambda c: c.kill(name)))
+
+
+def restart_node(home: Path, name: str) -> None:
+    """Start a node's `pg_autoctl run` again: a demoted primary rejoins as standby (pg_rewind if needed)."""
+    _with_cluster(home, lambda c: c.start(name))
 
 
 def _alive(pid: int | None) -> bool:
