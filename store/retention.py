@@ -66,8 +66,7 @@ class RetentionReport:
 def apply_retention(
     conn: psycopg.Connection[Any], policy: RetentionPolicy, now: datetime | None = None
 ) -> RetentionReport:
-    """Apply `policy` as of `now` (default: the database's clock) in one transaction."""
-    conn.autocommit = False
+    """Apply `policy` as of `now` (default: the database's clock) in one transaction (`conn` in autocommit)."""
     with conn.transaction():
         conn.execute("SET LOCAL TimeZone = 'UTC'")
         if now is None:
@@ -156,5 +155,5 @@ def _delete_old_rows(conn: psycopg.Connection[Any], policy: RetentionPolicy, rep
 def run_retention(settings: Settings, now: datetime | None = None) -> RetentionReport:
     """Open the job's connection from the settings and apply their policy."""
     url = settings.retention_database_url or settings.require_database_url()
-    with psycopg.connect(url, application_name="varde-retention") as conn:
+    with psycopg.connect(url, application_name="varde-retention", autocommit=True) as conn:
         return apply_retention(conn, RetentionPolicy.from_settings(settings), now)
