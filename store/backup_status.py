@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 
 class BackupStatusCollector(Collector):
-    def __init__(self, database_url: str, max_age_seconds: float, *, cache_seconds: float = 30.0) -> None:
+    def __init__(self, database_url: str, max_age_seconds: float, *, cache_seconds: float = 5.0) -> None:
         self._url = database_url
         self._max_age = max_age_seconds
         self._cache = cache_seconds

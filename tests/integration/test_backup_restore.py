@@ -103,3 +103,25 @@ def _remove(home: Path) -> None:
     import shutil
 
     shutil.rmtree(home, ignore_errors=True)
+
+
+def test_backup_age_is_in_the_rules_metrics_and_too_old_until_a_backup_is_taken(stack: dict[str, Any]) -> None:
+    from tests.integration.conftest import wait_for
+    from tests.integration.ops import metrics_port, scrape, value
+
+    port = metrics_port("rules")
+    with psycopg.connect(stack["database_url"]) as conn:
+        recorded = conn.execute("SELECT count(*) FROM backup_runs").fetchone()[0]  # type: ignore[index]
+    samples, names = scrape(port)
+    assert {"varde_backup_age_seconds", "varde_backup_too_old", "varde_wal_archive_failures"} <= names
+    if recorded == 0:
+        assert value(samples, "varde_backup_too_old") == 1.0, "no backup at all is an alarm"
+    result = _varde(varde_home(), "db", "backup", "--type", "incr")
+    assert result["kind"] in ("full", "incr")
+
+    def fresh() -> bool:
+        now, _ = scrape(port)
+        return value(now, "varde_backup_too_old") == 0.0 and value(now, "varde_backup_age_seconds") < 600
+
+    wait_for(fresh, timeout=30, interval=1.0, what="the new backup's age in /metrics")
+    assert value(scrape(port)[0], "varde_backup_max_age_seconds") == 26 * 3600
