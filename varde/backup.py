@@ -16,6 +16,7 @@ import secrets
 import shlex
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,9 +73,12 @@ def local_config_path(data_root: Path) -> Path:
     return data_root / "backup" / "pgbackrest.conf"
 
 
-def write_local_config(data_root: Path, pgdata: Path, port: int, socket_dir: Path, pg_user: str) -> Path:
+def write_local_config(
+    data_root: Path, pgdata: Path, port: int, socket_dir: Path, pg_user: str, *, more: Sequence[tuple[Path, int]] = ()
+) -> Path:
     """pgBackRest configuration of the stack's cluster: repository, logs and locks under `data_root/backup`; two full
-    backups kept (with their incrementals and the WAL needed to recover to any moment since the older one)."""
+    backups kept (with their incrementals and the WAL needed to recover to any moment since the older one). `more`:
+    the other nodes of an HA formation (pgBackRest backs up whichever is primary)."""
     base = data_root / "backup"
     for sub in ("repo", "log", "lock", "spool"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -97,6 +101,16 @@ def write_local_config(data_root: Path, pgdata: Path, port: int, socket_dir: Pat
                 f"pg1-port={port}",
                 f"pg1-socket-path={socket_dir}",
                 f"pg1-user={pg_user}",
+                *(
+                    line
+                    for i, (path, node_port) in enumerate(more, start=2)
+                    for line in (
+                        f"pg{i}-path={path}",
+                        f"pg{i}-port={node_port}",
+                        f"pg{i}-socket-path={socket_dir}",
+                        f"pg{i}-user={pg_user}",
+                    )
+                ),
                 "",
             ]
         )
@@ -223,7 +237,12 @@ def restore(
     # pg_ctl hands -o to a shell: each argument quoted.
     server_args = ["-p", str(port), "-h", "127.0.0.1", "-k", str(socket_dir)]
     # Recovery refuses a lower max_connections than the backed-up server had (the stack's is 200).
-    settings = {"max_connections": "500", "shared_buffers": "128MB", **pgserver.audit_settings()}
+    settings = {
+        "max_connections": "500",
+        "shared_buffers": "128MB",
+        "logging_collector": "off",  # the log goes to `log` (an HA node's copy would log inside its data directory)
+        **pgserver.audit_settings(),
+    }
     options = " ".join(shlex.quote(a) for a in server_args + pgserver.as_options(settings))
     start = [
         str(bindir / "pg_ctl"),
@@ -235,10 +254,13 @@ def restore(
         options,
         "-w",
         "-t",
-        str(int(timeout)),
+        "120",
         "start",
     ]
-    _run_tool(repo, start, "pg_ctl start of the restored instance")
+    try:
+        _run_tool(repo, start, "pg_ctl start of the restored instance")
+    except BackupError as exc:
+        raise BackupError(f"{exc}; {_recovery_failure(log)}") from exc
     url = f"postgresql://{pg_user}:{password}@127.0.0.1:{port}/{database}"
     deadline = time.monotonic() + timeout
     while True:
@@ -251,9 +273,24 @@ def restore(
             pass
         if time.monotonic() > deadline:
             raise BackupError(f"the restored instance did not finish recovery in {timeout:.0f} s; see {log}")
+        if not (target / "postmaster.pid").exists():
+            raise BackupError(f"the restored instance stopped: {_recovery_failure(log)}")
         time.sleep(0.5)
     stop = f"{bindir / 'pg_ctl'} -D {target} stop -m fast"
     return RestoredInstance(target, port, url, log, stop)
+
+
+def _recovery_failure(log: Path) -> str:
+    """The server's own reason, with the fix for the common one (a moment later than the archived WAL)."""
+    fatal = [line for line in log.read_text(errors="replace").splitlines() if "FATAL:" in line]
+    reason = fatal[-1].split("FATAL:", 1)[1].strip() if fatal else f"see {log}"
+    if "recovery target was reached" in reason:
+        reason += (
+            " — the archived WAL does not reach past that moment yet (recovery stops at the first commit after it): "
+            "wait for archive_timeout (60 s) or run SELECT pg_switch_wal() on the primary after a write, "
+            "then restore again"
+        )
+    return reason
 
 
 def stop_restored(repo: Repository, bindir: Path, target: Path) -> None:
@@ -307,6 +344,10 @@ def resolve(home: Path, settings: Any) -> Target:
     if settings.pgbackrest_config:
         repo = Repository(Path(settings.pgbackrest_config), settings.pgbackrest_stanza)
         return Target(repo, database_url, bindir, data_root, Path("/var/run/postgresql"))
+    if (state.get("postgres") or {}).get("ha") and data_root is not None:
+        local = repository_from_state(state, password)
+        if local is not None:
+            return Target(local, database_url, bindir, data_root, data_root / "ha" / "run")
     local = repository_from_state(state, password)
     if local is None or data_root is None:
         raise BackupError(

@@ -182,6 +182,9 @@ class Cluster:
         settings = dict(NODE_TUNING)
         if name != MONITOR:
             settings.update({k: f"'{v}'" for k, v in pgserver.audit_settings().items()})
+            # Copied to the standby by its base backup; only the primary archives (archive_mode = on).
+            archive = pgserver.archive_settings(self.base.parent / "backup" / "pgbackrest.conf", "varde")
+            settings.update({k: f"'{v}'" for k, v in archive.items()})
         with open(pgdata / "postgresql.auto.conf", "a") as auto:
             auto.writelines(f"{k} = {v}\n" for k, v in settings.items())
         self._chown(pgdata)
@@ -291,8 +294,9 @@ class Cluster:
             self._wait(lambda: self._answers(name), 180, f"data node {name}", name)
 
     def set_replication_passwords(self, passwords: dict[str, str]) -> None:
-        primary = self.primary()
-        if primary is None or not self._answers(primary):
+        # A new formation's first node is "single" and not yet health-checked: it is the one to set it on.
+        primary = self.primary() or NODES[0]
+        if not self._answers(primary):
             return  # an existing formation coming back: the password was set when it was made
         with self.local(primary) as conn:
             conn.execute(
@@ -450,7 +454,30 @@ def start_cluster(
     for name in NODES:
         cluster.start(name)
     cluster.wait_for_roles()
+    _ensure_backup_repository(cluster, state, passwords["postgres_password"])
     return cluster
+
+
+def _ensure_backup_repository(cluster: Cluster, state: dict[str, Any], password: str) -> None:
+    """One pgBackRest stanza for both data nodes: WAL from whichever is primary, backups from the primary."""
+    from varde import backup
+
+    first, *rest = NODES
+    config = backup.write_local_config(
+        cluster.base.parent,
+        cluster.pgdata(first),
+        cluster.port(first),
+        cluster.sockdir,
+        "varde",
+        more=[(cluster.pgdata(n), cluster.port(n)) for n in rest],
+    )
+    cluster._chown(cluster.base.parent / "backup")
+    repo = backup.Repository(config, run_as=cluster.user.pw_name if cluster.user else None, password=password)
+    state["backup"] = {"config": str(config), "stanza": repo.stanza, "run_as": repo.run_as}
+    try:
+        backup.ensure_stanza(repo)
+    except backup.BackupError as exc:
+        raise HAError(f"pgBackRest stanza for the formation: {exc}") from exc
 
 
 # --- fault control on a running stack (the failover drill) ----------------------------------------------------

@@ -383,8 +383,12 @@ def _ensure_backup_repository(
     config = backup.write_local_config(root, pgdata, port, sockdir, PG_SUPERUSER)
     _chown_tree(root / "backup", user)
     repo = backup.Repository(config, run_as=user.pw_name if user else None, password=pw)
-    backup.ensure_stanza(repo)
     state["backup"] = {"config": str(config), "stanza": repo.stanza, "run_as": repo.run_as}
+    try:
+        backup.ensure_stanza(repo)
+    except backup.BackupError as exc:
+        # A server started before archiving was configured keeps running; backups wait for its restart.
+        _say(f"backups unavailable until PostgreSQL restarts with WAL archiving: {exc}")
 
 
 def _start_ha(paths: StackPaths, state: dict[str, Any], secret: dict[str, Any], user: pwd.struct_passwd | None) -> None:
@@ -791,7 +795,12 @@ def down(home: Path) -> None:
 def running(home: Path, *, services: bool = True, ha: bool = False) -> Iterator[dict[str, Any]]:
     """Bring the stack up for the duration of a block, stopping only what this block started."""
     before = status(home)
-    state = up(home, services=services, ha=ha)
+    try:
+        state = up(home, services=services, ha=ha)
+    except BaseException:
+        if not before["running"]:
+            down(home)  # what a failed start left running
+        raise
     try:
         yield state
     finally:
