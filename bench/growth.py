@@ -88,8 +88,12 @@ def _prepare(database_url: str, rebuild: bool) -> tuple[str, bool]:
     if exists and not rebuild:
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT obj_description('readings'::regclass)").fetchone()
-        if row and row[0] == f"growth schema {schema_version()}":
-            return url, False
+            if row and row[0] == f"growth schema {schema_version()}":
+                from clinician_api.passwords import hash_password
+
+                # This run's password for the nurses of a database built before.
+                conn.execute("UPDATE users SET password_hash = %s WHERE role = 'nurse'", (hash_password(PASSWORD),))
+                return url, False
         _say("schema changed since the database was built: rebuilding")
     with psycopg.connect(_url(database_url, "postgres"), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
