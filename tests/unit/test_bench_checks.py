@@ -4,8 +4,12 @@ dead-lettered, two open alarms of one patient and rule, a figure past its target
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
+
+import pytest
 
 from bench.checks import account_by_id, duplicate_open_alarms, failed_targets, percentile, spread
 from bench.results import keep
@@ -64,3 +68,13 @@ def test_a_kept_result_is_one_json_line_with_the_machine_facts(tmp_path: Path) -
     lines = (tmp_path / "demo.jsonl").read_text().splitlines()
     assert [json.loads(line)["x"] for line in lines] == [1, 2]
     assert json.loads(lines[0])["machine"] == {"cpus": 2}
+
+
+@pytest.mark.parametrize("script", ["ingest.py", "rules.py", "growth.py"])
+def test_benchmark_scripts_start(script: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / script), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage" in done.stdout
