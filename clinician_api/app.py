@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "emergency access) and audited; errors are RFC 9457 problem details."
         ),
         lifespan=lifespan,
-        docs_url=None,  # /docs and /redoc come from docs_ui, with the package's own files instead of a CDN
+        docs_url=None,  # /docs comes from docs_ui, with a package's own files instead of a CDN
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )

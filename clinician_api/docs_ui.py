@@ -1,7 +1,7 @@
-"""The interactive API documentation, /docs (Swagger UI) and /redoc (ReDoc), served from the installed
-`fastapi-offline` package's copy of their files: no CDN, as closed hospital networks have no internet. The pages
-hold no inline script (Swagger UI is started by our own /static/js/docs.js), so their content security policy allows
-scripts from this origin only; ReDoc also needs inline styles and a blob: worker, and gets exactly those."""
+"""The interactive API documentation, /docs (Swagger UI), served from the installed `fastapi-offline` package's copy
+of its files: no CDN, as closed hospital networks have no internet. The page holds no inline script (Swagger UI is
+started by our own /static/js/docs.js), so its content security policy allows scripts, styles and data from this
+origin only. There is no /redoc: ReDoc's bundle loads its logo from the vendor's CDN."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ ASSETS_URL = "/docs/assets"
 
 _COMMON = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; connect-src 'self'"
 SWAGGER_CSP = f"{_COMMON}; script-src 'self'; style-src 'self'; img-src 'self' data:"
-REDOC_CSP = f"{_COMMON}; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; worker-src blob:"
 
 _SWAGGER_PAGE = f"""<!doctype html>
 <html lang="en">
@@ -35,20 +34,6 @@ _SWAGGER_PAGE = f"""<!doctype html>
 </html>
 """
 
-_REDOC_PAGE = f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Varde clinician API</title>
-<link rel="icon" href="{ASSETS_URL}/favicon.png">
-</head>
-<body>
-<redoc spec-url="/openapi.json"></redoc>
-<script src="{ASSETS_URL}/redoc.standalone.js"></script>
-</body>
-</html>
-"""
-
 router = APIRouter(include_in_schema=False)
 
 
@@ -57,13 +42,8 @@ def swagger_ui() -> HTMLResponse:
     return HTMLResponse(_SWAGGER_PAGE, headers={"content-security-policy": SWAGGER_CSP})
 
 
-@router.get("/redoc")
-def redoc() -> HTMLResponse:
-    return HTMLResponse(_REDOC_PAGE, headers={"content-security-policy": REDOC_CSP})
-
-
 def assets() -> StaticFiles:
     return StaticFiles(directory=ASSETS_DIR)
 
 
-__all__ = ["ASSETS_URL", "REDOC_CSP", "SWAGGER_CSP", "assets", "router"]
+__all__ = ["ASSETS_URL", "SWAGGER_CSP", "assets", "router"]
