@@ -162,6 +162,8 @@ def test_oidc_tokens_that_must_be_refused(oidc: tuple[TestClient, Callable[..., 
         "wrong audience": token(aud="someone-else", roles=["nurse"]),
         "expired": token(iat=now - 3600, exp=now - 600, roles=["nurse"]),
         "no Varde role": token(roles=["viewer"]),
+        "NUL in the name": token(roles=["nurse"], sub=f"kc-{secrets.token_hex(4)}", name="Kari\x00"),
+        "control character in a group": token(roles=["nurse"], sub=f"kc-{secrets.token_hex(4)}", groups=["/a\x1b"]),
         "unknown key": jwt.encode(
             {"iss": issuer, "aud": "varde-api", "iat": now, "exp": now + 300, "sub": "x", "roles": ["admin"]},
             other_key,

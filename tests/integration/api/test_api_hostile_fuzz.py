@@ -115,7 +115,7 @@ def _body(case: Any) -> bytes | None:
     return json.dumps(case.body).encode()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(data=st.data())
 def test_hostile_values_anywhere_are_refused_with_422(
     data: st.DataObject, operations: list[Any], client: httpx.Client, nurse_headers: dict[str, str]
@@ -155,7 +155,7 @@ def test_hostile_values_anywhere_are_refused_with_422(
     assert response.headers["content-type"] == "application/problem+json"
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(data=st.data())
 def test_odd_parameter_values_are_never_a_server_error(
     data: st.DataObject, operations: list[Any], client: httpx.Client, nurse_headers: dict[str, str]
