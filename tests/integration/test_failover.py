@@ -163,6 +163,7 @@ def _alarms(api_url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
 
 def test_failover_loses_no_acknowledged_reading(ha_stack: HAStack) -> None:
     from varde import ha
+    from varde import stack as stack_mod
     from varde.admin import add_gateways, add_patient, add_team, add_user
 
     settings = ha_stack.settings
@@ -194,6 +195,7 @@ def test_failover_loses_no_acknowledged_reading(ha_stack: HAStack) -> None:
         assert old_primary in ha.NODES
         envelopes = READINGS // PER_ENVELOPE
         interval = PER_ENVELOPE / RATE
+        ingest_before = _state(ha_stack.home)["services"]["ingest"]["pid"]
         writes = WriteWatch(settings.require_database_url(), [c.gateway_id for c in creds])
         writes.start()
         killed_at: float | None = None
@@ -262,7 +264,10 @@ def test_failover_loses_no_acknowledged_reading(ha_stack: HAStack) -> None:
         assert len(stored_ids) == len(stored), "every reading stored exactly once"
         assert stored == publisher.published, "nothing stored that was not published"
         assert api_back < 30
-        assert retried_batches > 0, "the batch pending when the primary died was retried on the new one"
+        # The same ingest worker rode through: a batch in flight at the kill is retried (counted above), one taken
+        # while no primary answered waits in the pool for a connection; either commits on the new primary.
+        ingest_after = _state(ha_stack.home)["services"]["ingest"]["pid"]
+        assert ingest_after == ingest_before and stack_mod.pid_alive(ingest_after)
         assert without_writes > 2.0, "the drill did interrupt the writes"
 
         # The old primary rejoins as the standby.
