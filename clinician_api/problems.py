@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -78,9 +79,33 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": _DESCRIPTIONS.get(status, title(status))} for status in statuses}
 
 
+def _is_fhir(request: Request) -> bool:
+    return request.url.path == "/fhir" or request.url.path.startswith("/fhir/")
+
+
+def _outcome(
+    status: int, detail: str, code: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """Errors under /fhir are OperationOutcomes, as FHIR clients expect (`clinician_api.fhir.operation_outcome`)."""
+    from clinician_api.fhir import FHIR_JSON, operation_outcome
+
+    response = JSONResponse(operation_outcome(status, detail, code), status_code=status, media_type=FHIR_JSON)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
 def install(app: FastAPI) -> None:
+    from clinician_api.fhir_search import FhirError
+
+    @app.exception_handler(FhirError)
+    async def _fhir(request: Request, exc: FhirError) -> JSONResponse:
+        return _outcome(exc.status, exc.diagnostics, exc.code)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _is_fhir(request):
+            return _outcome(exc.status_code, str(exc.detail or title(exc.status_code)), headers=exc.headers)
         response = problem(exc.status_code, title(exc.status_code), str(exc.detail) if exc.detail else None)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
@@ -88,6 +113,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        if _is_fhir(request):
+            return _outcome(exc.status, exc.detail, headers=exc.headers)
         response = problem(exc.status, title(exc.status), exc.detail, **exc.extra)
         for key, value in exc.headers.items():
             response.headers[key] = value
@@ -99,6 +126,10 @@ def install(app: FastAPI) -> None:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
             for e in exc.errors()
         ]
+        if _is_fhir(request):
+            if errors and errors[0]["loc"][:1] == ["path"]:  # an id that cannot exist (not a UUID)
+                return _outcome(404, "no such resource", "not-found")
+            return _outcome(400, "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors))
         return problem(422, "Unprocessable Content", "the request is not valid", errors=errors)
 
 

@@ -15,7 +15,7 @@ from psycopg import Connection
 from clinician_api import fhir
 from clinician_api.journal import bundles, outbox
 
-_BP = ("bp_systolic", "bp_diastolic")
+_BP = fhir.BP_KINDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,11 @@ def test_patient_and_vital_sign_observations_are_valid_fhir(
     pid = tenant.patients[0]
     headers = headers_for(api_url, tenant)
     patient = _fhir(api, f"/fhir/Patient/{pid}", headers)
-    assert patient["identifier"][0] == {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": ids["national_id"]}
+    assert patient["identifier"][0] == {
+        "use": "official",
+        "system": "urn:oid:2.16.578.1.12.4.1.4.1",
+        "value": ids["national_id"],
+    }
 
     spo2 = _fhir(api, f"/fhir/Observation/{ids['spo2']}", headers)
     assert spo2["category"][0]["coding"][0]["code"] == "vital-signs"
