@@ -123,7 +123,8 @@ def test_patient_and_vital_sign_observations_are_valid_fhir(
     assert api.get(f"/fhir/Observation/{ids['dia']}", headers=headers).status_code == 404
 
     glucose = _fhir(api, f"/fhir/Observation/{ids['glucose']}", headers)
-    assert glucose["valueQuantity"]["code"] == "mmol/L" and glucose["code"]["coding"][0]["code"] == "14743-9"
+    # No sample type reported: "in Blood", not the capillary code a glucose meter would claim by default.
+    assert glucose["valueQuantity"]["code"] == "mmol/L" and glucose["code"]["coding"][0]["code"] == "15074-8"
 
     weights = _fhir(api, f"/fhir/Patient/{pid}/Observation?code=http://loinc.org|29463-7", headers)
     assert [e["resource"]["valueQuantity"]["code"] for e in weights["entry"]] == ["kg"]
