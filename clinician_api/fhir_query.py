@@ -424,11 +424,14 @@ def _issue(row: Sequence[Any]) -> dict[str, Any]:
     return fhir.detected_issue(row[:12], explanation_nb=row[12], updated_at=row[13])
 
 
-def issue_resources(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[dict[str, Any]]:
+def issue_resources(
+    conn: Connection[Any], patient_ids: Sequence[UUID], *, limit: int | None = _REVINCLUDE_LIMIT
+) -> list[dict[str, Any]]:
+    """The patients' alarms, newest first (at most `limit`; None for all)."""
     rows = conn.execute(
         f"SELECT {_ALARM_COLS} FROM alarms a WHERE a.patient_id = ANY(%s) ORDER BY a.opened_at DESC, a.id DESC "
         "LIMIT %s",
-        (list(patient_ids), _REVINCLUDE_LIMIT),
+        (list(patient_ids), limit),
     ).fetchall()
     return [_issue(r) for r in rows]
 

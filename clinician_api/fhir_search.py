@@ -431,6 +431,9 @@ def capability_statement(
         if rtype in operations:
             entry["operation"] = operations[rtype]
         resources.append(entry)
+    for rtype, ops in operations.items():
+        if rtype not in PARAMS and rtype != "system":
+            resources.append({"type": rtype, "operation": ops})
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

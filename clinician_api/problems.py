@@ -134,18 +134,46 @@ def install(app: FastAPI) -> None:
 
 
 def rewrite_openapi(schema: dict[str, Any]) -> dict[str, Any]:
-    """Error responses are documented as application/problem+json with the Problem schema (also FastAPI's own 422)."""
-    for path_item in schema.get("paths", {}).values():
+    """Error responses are documented as application/problem+json with the Problem schema (also FastAPI's own 422);
+    under /fhir as application/fhir+json OperationOutcomes."""
+    for path, path_item in schema.get("paths", {}).items():
+        fhir_path = path == "/fhir" or path.startswith("/fhir/")
         for operation in path_item.values():
             if not isinstance(operation, dict):
                 continue
             for status, response in operation.get("responses", {}).items():
                 if not str(status).isdigit() or int(status) < 400:
                     continue
+                if fhir_path:
+                    ref = {"$ref": "#/components/schemas/OperationOutcome"}
+                    response["content"] = {"application/fhir+json": {"schema": ref}}
+                    continue
                 response["content"] = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
                 if int(status) == 422:
                     response["description"] = _DESCRIPTIONS[422]
     components = schema.get("components", {}).get("schemas", {})
+    components["OperationOutcome"] = {
+        "title": "OperationOutcome",
+        "description": "FHIR R4 OperationOutcome: every error under /fhir",
+        "type": "object",
+        "required": ["resourceType", "issue"],
+        "properties": {
+            "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+            "issue": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["severity", "code"],
+                    "properties": {
+                        "severity": {"type": "string"},
+                        "code": {"type": "string"},
+                        "diagnostics": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema
