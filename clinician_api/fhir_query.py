@@ -502,7 +502,7 @@ def search_plans(conn: Connection[Any], request: SearchRequest, patients: list[U
         statuses = [_PLAN_STATUS.get(parse_token(v).code or "", "") for v in criterion.values]
         where.append("s.status = ANY(%s::text[])")
         params.append(statuses)
-    descending = request.sort_key == "-date"
+    descending = True
     cursor_sql, cursor_params, reverse = _keyset(request, "s.created_at", "timestamptz", "s.id", "uuid", descending)
     order = "DESC" if descending != reverse else "ASC"
     row = conn.execute(f"SELECT count(*) FROM self_management_plans s WHERE {' AND '.join(where)}", params).fetchone()
@@ -563,8 +563,6 @@ def _device_matches(resource: dict[str, Any], criterion: Criterion) -> bool:
 
 
 def search_devices(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    if request.values("_lastUpdated"):
-        raise FhirError(400, "_lastUpdated is not supported for Device", "not-supported")
     resources = device_resources(conn, patients)
     for criterion in request.criteria:
         resources = [r for r in resources if _device_matches(r, criterion)]

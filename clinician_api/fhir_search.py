@@ -80,10 +80,9 @@ PARAMS: dict[str, tuple[Param, ...]] = {
         _PATIENT_REF,
         _SUBJECT_REF,
         Param("status", "token", "draft | active | revoked"),
-        Param("date", "date", "The period the plan was active"),
     ),
     "Device": (
-        *_COMMON,
+        _COMMON[0],
         _PATIENT_REF,
         Param("type", "token", "Device type (urn:iso:std:iso:11073:10101 specialization code, or text)"),
         Param("identifier", "token", "Bluetooth address or gateway id"),
@@ -103,10 +102,11 @@ SORTS: dict[str, tuple[str, ...]] = {
     "Patient": ("_id", "-_id"),
     "Observation": ("date", "-date"),
     "DetectedIssue": ("identified", "-identified"),
-    "CarePlan": ("date", "-date"),
+    "CarePlan": (),
     "Device": ("_id", "-_id"),
 }
-DEFAULT_SORT = {"Patient": "_id", "Observation": "-date", "DetectedIssue": "-identified", "CarePlan": "-date"}
+DEFAULT_SORT = {"Patient": "_id", "Observation": "-date", "DetectedIssue": "-identified", "CarePlan": "-created"}
+"""The order when `_sort` is absent (CarePlan: newest version first; it takes no `_sort`)."""
 _ACCEPTED_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 _RESULT_PARAMS = ("_count", "_sort", "_include", "_revinclude", "_total", "_format", "_pretty", "_cursor")
 

@@ -335,3 +335,21 @@ def test_prefer_handling_and_unknown_parameters() -> None:
     assert (refused.value.status, refused.value.code) == (400, "not-supported")
     with pytest.raises(FhirError):
         parse_search("Observation", [("code:below", "8867-4")], strict=False)  # an unknown modifier is never ignored
+
+
+def test_every_sample_type_the_edge_decodes_has_its_own_code() -> None:
+    from edge_agent.gatt.glucose import SAMPLE_TYPES
+
+    assert set(SAMPLE_TYPES.values()) - {"control_solution"} == set(fhir_coding.GLUCOSE_SAMPLE_TYPES)
+
+
+def test_a_cgm_reading_decoded_at_the_edge_is_coded_as_interstitial_fluid() -> None:
+    from edge_agent.gatt.glucose import decode_glucose_measurement
+
+    # flags 0x02 (concentration in kg/L, type and location), sequence 7, 2026-11-21 09:00:00,
+    # 100 mg/dL = 100e-5 kg/L (SFLOAT 0xB064), type 9 (interstitial fluid), location 15 (not available)
+    data = bytes.fromhex("02 0700 ea07 0b 15 09 00 00 64b0 f9")
+    (measurement,) = decode_glucose_measurement(data).measurements
+    assert "sample_interstitial_fluid" in measurement.flags
+    resource = fhir.observation(_reading("glucose", measurement.value, "glucose_meter", tuple(measurement.flags)))
+    assert _codes(resource, LOINC) == ["105272-9"] and _codes(resource, MDC) == ["160212"]

@@ -5,6 +5,8 @@ OperationOutcome, and the duty-of-care gate (another team's patient is absent, n
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -300,7 +302,13 @@ def test_fhirclient_reads_the_capability_statement_and_searches_by_identifier(ap
     server.session.headers["Authorization"] = home.headers["Authorization"]
     capability: FcCapabilityStatement = server.capabilityStatement
     types = {r.type for r in capability.rest[0].resource}
-    assert types == {"Patient", "Observation", "DetectedIssue", "CarePlan", "Device"}
+    assert types == {"Patient", "Observation", "DetectedIssue", "CarePlan", "Device", "Group"}
+    by_type = {r.type: r for r in capability.rest[0].resource}
+    assert by_type["Group"].interaction is None and [o.name for o in by_type["Group"].operation] == ["export"]
+    assert {o.name for o in by_type["Patient"].operation} == {"everything", "export"}
+    assert {p.name for p in by_type["Observation"].searchParam} == {
+        "_id", "_lastUpdated", "patient", "subject", "code", "category", "date", "device"
+    }  # fmt: skip
 
     found = list(FcPatient.where(struct={"identifier": f"{FNR_SYSTEM}|{home.fnr}"}).perform_resources_iter(server))
     assert [p.id for p in found] == [str(home.patient)]
@@ -379,3 +387,38 @@ def test_every_returned_resource_is_valid_fhir(home: Home, api: httpx.Client) ->
         f"/fhir/Device?patient={home.patient}",
     ):
         Bundle.model_validate(api.get(url, headers=home.headers).json())
+
+
+class _Explaining:
+    """A connection that also EXPLAINs the Observation page query it is given."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.plans: list[str] = []
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        if "CROSS JOIN LATERAL" in sql:
+            row = self.conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
+            assert row is not None
+            self.plans.append(json.dumps(row[0]))
+        return self.conn.execute(sql, params)
+
+
+def test_a_date_bound_prunes_the_partitions_and_the_page_uses_the_index(
+    home: Home, db: psycopg.Connection[Any]
+) -> None:
+    from clinician_api import fhir_query
+    from clinician_api.fhir_search import parse_search
+
+    low, high = home.spo2_times[5], home.spo2_times[9]
+    search = parse_search(
+        "Observation", [("date", f"ge{_iso(low)}"), ("date", f"lt{_iso(high)}"), ("_count", "3")], strict=True
+    )
+    explaining = _Explaining(db)
+    page = fhir_query.search_observations(explaining, search, [home.patient], datetime.now(UTC))  # type: ignore[arg-type]
+    assert len(page.matches) == 3 and page.next is not None
+    (plan,) = explaining.plans
+    scanned = set(re.findall(r'"Relation Name": "(readings_[a-z0-9_]+)"', plan))
+    years = {f"readings_y{y}" for y in range(low.year, high.year + 1)}
+    assert scanned and scanned <= years | {"readings_default"}, scanned
+    assert "Index Scan" in plan or "Index Only Scan" in plan
