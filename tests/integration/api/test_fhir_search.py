@@ -282,6 +282,15 @@ def test_include_and_revinclude(api_url: str, home: Home, api: httpx.Client) -> 
     assert rev["total"] == 1
 
 
+def test_search_by_post_is_the_same_search(home: Home, api: httpx.Client) -> None:
+    form = {"patient": str(home.patient), "code": "http://loinc.org|29463-7"}
+    posted = api.post("/fhir/Observation/_search", data=form, headers=home.headers)
+    assert posted.status_code == 200 and posted.headers["content-type"].startswith("application/fhir+json")
+    got = api.get("/fhir/Observation", params=form, headers=home.headers).json()
+    assert [e["resource"]["id"] for e in posted.json()["entry"]] == [e["resource"]["id"] for e in got["entry"]]
+    assert posted.json()["total"] == 5
+
+
 def test_previous_links_lead_back_to_the_same_pages(home: Home, api: httpx.Client) -> None:
     url = f"/fhir/Patient/{home.patient}/Observation?_count=10"
     pages, links = [], []
