@@ -129,6 +129,8 @@ def create(
     pseudonymised: bool,
     request_url: str,
 ) -> UUID:
+    """A queued export job; expired jobs (anyone's) and their files are deleted on the way."""
+    conn.execute("DELETE FROM fhir_exports WHERE expires_at < now()")
     row = conn.execute(
         "INSERT INTO fhir_exports (user_id, level, team_id, types, since, pseudonymised, pseudonym_key, request_url) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
