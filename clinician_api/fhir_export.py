@@ -34,7 +34,8 @@ LINES_PER_FILE = 50_000
 _BATCH = 5_000
 _PSEUDED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "PSEUDED"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
-_DROPPED = ("identifier", "name", "telecom", "address", "text", "note", "contact", "deviceName", "modelNumber")
+_DROPPED = ("identifier", "name", "telecom", "address", "note", "contact", "deviceName", "modelNumber")
+"""Removed wherever they occur; so is a narrative (`text` holding a `div`), while a CodeableConcept's text stays."""
 log = logging.getLogger("clinician_api.fhir_export")
 
 
@@ -88,6 +89,8 @@ class Pseudonymiser:
             out = {}
             for key, value in node.items():
                 if key in _DROPPED or key.startswith("_") or key == "meta":
+                    continue
+                if key == "text" and isinstance(value, dict):
                     continue
                 if key == "reference" and isinstance(value, str) and "/" in value and not value.startswith("#"):
                     rtype, _, ident = value.partition("/")

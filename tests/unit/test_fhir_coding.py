@@ -353,3 +353,39 @@ def test_a_cgm_reading_decoded_at_the_edge_is_coded_as_interstitial_fluid() -> N
     assert "sample_interstitial_fluid" in measurement.flags
     resource = fhir.observation(_reading("glucose", measurement.value, "glucose_meter", tuple(measurement.flags)))
     assert _codes(resource, LOINC) == ["105272-9"] and _codes(resource, MDC) == ["160212"]
+
+
+def test_pseudonymised_resources_stay_valid_and_lose_identity() -> None:
+    import json
+
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from clinician_api.fhir_export import Pseudonymiser
+
+    p = Pseudonymiser(b"k" * 32)
+    pid = str(PATIENT)
+    alarm = (uuid.uuid4(), PATIENT, "threshold.spo2.low", "red", "resolved", T, "SpO2 85 %", None, T, T,
+             "Ringte Kari Nordmann", "spo2")  # fmt: skip
+    body = {
+        "protocol": "copd",
+        "zones": [{"kind": "spo2", "unit": "%", "red_low": 86, "yellow_low": 90}],
+        "advice": [{"zone": z, "nb": "Råd.", "en": "Advice."} for z in ("green", "yellow", "red")],
+        "contacts": [{"name": "Lungepoliklinikken", "role": "sykepleier", "phone": "+47 22 11 80 80"}],
+    }
+    resources = [
+        fhir.patient((PATIENT, "Kari Nordmann", "01017012345", date(1950, 5, 17), True, T)),
+        fhir.observation(_reading("spo2", 93.0)),
+        fhir.gateway_device(("gw-test-1", PATIENT, True, "0.3.0", "online")),
+        fhir.measuring_device(("gw-test-1", "A4:C1:38:00:00:01", "pulse_oximeter", "PO-60"), PATIENT),
+        fhir.care_plan((uuid.uuid4(), PATIENT, 1, "active", T, T, None, body)),
+        fhir.detected_issue(alarm, explanation_nb="SpO2 85 %", updated_at=T),
+    ]
+    for resource in resources:
+        out = p.resource(resource, pid)
+        get_fhir_model_class(out["resourceType"]).model_validate(out)
+        text = json.dumps(out)
+        for secret in ("Kari", "Nordmann", "01017012345", pid, "gw-test-1", "A4:C1", "1950-05-17", "2026-11-21",
+                       "Lungepoliklinikken"):  # fmt: skip
+            assert secret not in text, (out["resourceType"], secret)
+    assert p.resource(resources[0], pid)["id"] == p.resource(resources[0], pid)["id"]
+    assert Pseudonymiser(b"x" * 32).resource(resources[0], pid)["id"] != p.resource(resources[0], pid)["id"]
