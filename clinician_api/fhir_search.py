@@ -108,7 +108,7 @@ SORTS: dict[str, tuple[str, ...]] = {
 DEFAULT_SORT = {"Patient": "_id", "Observation": "-date", "DetectedIssue": "-identified", "CarePlan": "-created"}
 """The order when `_sort` is absent (CarePlan: newest version first; it takes no `_sort`)."""
 _ACCEPTED_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
-_RESULT_PARAMS = ("_count", "_sort", "_include", "_revinclude", "_total", "_format", "_pretty", "_cursor")
+_RESULT_PARAMS = ("_count", "_sort", "_include", "_revinclude", "_total", "_format", "_pretty", "_cursor", "_summary")
 
 
 # --- values -------------------------------------------------------------------------------------------------------
@@ -386,6 +386,11 @@ def _result_param(request: SearchRequest, name: str, raw: str, unsupported: Any)
             raise FhirError(406, f"_format {raw!r}: this server answers application/fhir+json only", "not-supported")
     elif name == "_cursor":
         request.cursor = Cursor.decode(raw)
+    elif name == "_summary":
+        if raw == "count":  # only the total, as `_count=0`
+            request.count, request.total = 0, "accurate"
+        elif raw != "false":
+            unsupported(f"_summary={raw}")
 
 
 _DEFINITIONS = {

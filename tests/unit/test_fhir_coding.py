@@ -389,3 +389,10 @@ def test_pseudonymised_resources_stay_valid_and_lose_identity() -> None:
             assert secret not in text, (out["resourceType"], secret)
     assert p.resource(resources[0], pid)["id"] == p.resource(resources[0], pid)["id"]
     assert Pseudonymiser(b"x" * 32).resource(resources[0], pid)["id"] != p.resource(resources[0], pid)["id"]
+
+
+def test_summary_count_asks_for_the_total_only() -> None:
+    request = parse_search("Observation", [("_summary", "count")], strict=True)
+    assert (request.count, request.total) == (0, "accurate")
+    with pytest.raises(FhirError):
+        parse_search("Observation", [("_summary", "text")], strict=True)
