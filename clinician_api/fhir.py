@@ -396,6 +396,35 @@ def care_plan(row: Sequence[Any]) -> dict[str, Any]:
     return resource
 
 
+QUESTIONNAIRE = "urn:varde:questionnaire"
+"""Questionnaires live in the patient's plan; `urn:varde:questionnaire:<id>|<plan version>` names one."""
+
+
+def questionnaire_response(row: Sequence[Any]) -> dict[str, Any]:
+    """row: id, patient_id, questionnaire, plan_version, answered_at, received_at, answers, score, zone. Each
+    answer is the chosen option's id as a Coding; the cloud's score and zone are in the item `score` / `zone`."""
+    name = row[2]
+    options = f"{QUESTIONNAIRE}:{name}:options"
+    items: list[dict[str, Any]] = [
+        {"linkId": question, "answer": [{"valueCoding": {"system": options, "code": option}}]}
+        for question, option in sorted(dict(row[6]).items())
+    ]
+    items.append({"linkId": "score", "text": "Poengsum / Score", "answer": [{"valueInteger": int(row[7])}]})
+    if row[8]:
+        items.append({"linkId": "zone", "text": "Sone / Zone", "answer": [{"valueString": row[8]}]})
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "id": str(row[0]),
+        "meta": _meta(last_updated=row[5]),
+        "questionnaire": f"{QUESTIONNAIRE}:{name}|{row[3]}",
+        "status": "completed",
+        "subject": _ref("Patient", row[1]),
+        "authored": row[4].isoformat(),
+        "source": _ref("Patient", row[1]),
+        "item": items,
+    }
+
+
 def bundle(
     resources: Sequence[dict[str, Any]],
     base_url: str,

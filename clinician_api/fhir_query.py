@@ -592,10 +592,61 @@ def search_devices(conn: Connection[Any], request: SearchRequest, patients: list
     return page
 
 
+_QR_COLS = (
+    "q.id, q.patient_id, q.questionnaire, q.plan_version, q.answered_at, q.received_at, q.answers, q.score, q.zone"
+)
+
+
+def search_questionnaire_responses(
+    conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime
+) -> Page:
+    where: list[str] = ["q.patient_id = ANY(%s)"]
+    params: list[Any] = [patients]
+    for extra, extra_params in (
+        _dates(request, "authored", "q.answered_at", now),
+        _dates(request, "_lastUpdated", "q.received_at", now),
+        _ids(request, "q.id::text"),
+    ):
+        where += extra
+        params += extra_params
+    for criterion in request.values("questionnaire"):
+        ors = []
+        for value in criterion.values:
+            canonical, _, version = value.partition("|")
+            name = canonical.removeprefix(f"{fhir.QUESTIONNAIRE}:")
+            if version.isdigit():
+                ors.append("(q.questionnaire = %s AND q.plan_version = %s)")
+                params += [name, int(version)]
+            else:
+                ors.append("q.questionnaire = %s")
+                params.append(name)
+        where.append("(" + " OR ".join(ors) + ")")
+    descending = request.sort_key == "-authored"
+    cursor_sql, cursor_params, reverse = _keyset(request, "q.answered_at", "timestamptz", "q.id", "uuid", descending)
+    order = "DESC" if descending != reverse else "ASC"
+    row = conn.execute(f"SELECT count(*) FROM questionnaire_responses q WHERE {' AND '.join(where)}", params)
+    counted = row.fetchone()
+    total = int(counted[0]) if counted and _want_total(request) else None
+    if request.count == 0:
+        return Page([], total=total)
+    rows = conn.execute(
+        f"SELECT {_QR_COLS} FROM questionnaire_responses q WHERE {' AND '.join(where)} AND {cursor_sql} "
+        f"ORDER BY q.answered_at {order}, q.id {order} LIMIT %s",
+        [*params, *cursor_params, request.count + 1],
+    ).fetchall()
+    rows, following, previous = _paged(request, rows, lambda r: (r[4].isoformat(), str(r[0])), reverse)
+    page = Page([fhir.questionnaire_response(r) for r in rows], next=following, previous=previous, total=total)
+    page.patient_ids = {r[1] for r in rows}
+    if {"QuestionnaireResponse:patient", "QuestionnaireResponse:subject"} & set(request.includes):
+        page.included += patient_resources(conn, sorted(page.patient_ids))
+    return page
+
+
 SEARCHES: dict[str, Callable[[Connection[Any], SearchRequest, list[UUID], datetime], Page]] = {
     "Patient": search_patients,
     "Observation": search_observations,
     "DetectedIssue": search_issues,
     "CarePlan": search_plans,
     "Device": search_devices,
+    "QuestionnaireResponse": search_questionnaire_responses,
 }

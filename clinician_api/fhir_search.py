@@ -81,6 +81,13 @@ PARAMS: dict[str, tuple[Param, ...]] = {
         _SUBJECT_REF,
         Param("status", "token", "draft | active | revoked"),
     ),
+    "QuestionnaireResponse": (
+        *_COMMON,
+        _PATIENT_REF,
+        _SUBJECT_REF,
+        Param("authored", "date", "When the patient answered"),
+        Param("questionnaire", "reference", "urn:varde:questionnaire:<id>[|<plan version>]"),
+    ),
     "Device": (
         _COMMON[0],
         _PATIENT_REF,
@@ -94,6 +101,7 @@ INCLUDES: dict[str, tuple[str, ...]] = {
     "DetectedIssue": ("DetectedIssue:patient",),
     "CarePlan": ("CarePlan:patient", "CarePlan:subject"),
     "Device": ("Device:patient",),
+    "QuestionnaireResponse": ("QuestionnaireResponse:patient", "QuestionnaireResponse:subject"),
 }
 REVINCLUDES: dict[str, tuple[str, ...]] = {
     "Patient": ("CarePlan:patient", "CarePlan:subject", "DetectedIssue:patient", "Device:patient"),
@@ -104,8 +112,15 @@ SORTS: dict[str, tuple[str, ...]] = {
     "DetectedIssue": ("identified", "-identified"),
     "CarePlan": (),
     "Device": ("_id", "-_id"),
+    "QuestionnaireResponse": ("authored", "-authored"),
 }
-DEFAULT_SORT = {"Patient": "_id", "Observation": "-date", "DetectedIssue": "-identified", "CarePlan": "-created"}
+DEFAULT_SORT = {
+    "Patient": "_id",
+    "Observation": "-date",
+    "DetectedIssue": "-identified",
+    "CarePlan": "-created",
+    "QuestionnaireResponse": "-authored",
+}
 """The order when `_sort` is absent (CarePlan: newest version first; it takes no `_sort`)."""
 _ACCEPTED_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 _RESULT_PARAMS = ("_count", "_sort", "_include", "_revinclude", "_total", "_format", "_pretty", "_cursor", "_summary")
@@ -479,6 +494,7 @@ def _base(rtype: str, name: str) -> str:
         ("Patient", "identifier"): "Patient-identifier",
         ("Patient", "birthdate"): "individual-birthdate",
         ("Patient", "family"): "individual-family",
+        ("QuestionnaireResponse", "patient"): "QuestionnaireResponse-patient",
         ("Patient", "given"): "individual-given",
     }
     return shared.get((rtype, name), f"{rtype}-{name}")

@@ -185,6 +185,12 @@ def search_patient_devices(scope: PatientDep, request: Request) -> FhirResponse:
     return _compartment(scope, request, "Device")
 
 
+@router.get("/Patient/{patient_id}/QuestionnaireResponse")
+def search_patient_questionnaire_responses(scope: PatientDep, request: Request) -> FhirResponse:
+    """The patient's symptom questionnaire answers."""
+    return _compartment(scope, request, "QuestionnaireResponse")
+
+
 @router.get("/Patient/{patient_id}/$everything")
 def everything(scope: PatientDep, request: Request) -> FhirResponse:
     """Patient/$everything: the patient, Observations (newest `_count`, default 1000), alarms, plans and devices."""
@@ -259,6 +265,13 @@ def _read_one(request: Request, conn: Any, principal: Principal, rtype: str, ide
 @router.get("/CarePlan/{plan_id}")
 def read_care_plan(plan_id: str, request: Request, conn: Conn, principal: CurrentPrincipal) -> FhirResponse:
     return _read_one(request, conn, principal, "CarePlan", plan_id)
+
+
+@router.get("/QuestionnaireResponse/{response_id}")
+def read_questionnaire_response(
+    response_id: str, request: Request, conn: Conn, principal: CurrentPrincipal
+) -> FhirResponse:
+    return _read_one(request, conn, principal, "QuestionnaireResponse", response_id)
 
 
 @router.get("/Device/{device_id}")

@@ -396,3 +396,16 @@ def test_summary_count_asks_for_the_total_only() -> None:
     assert (request.count, request.total) == (0, "accurate")
     with pytest.raises(FhirError):
         parse_search("Observation", [("_summary", "text")], strict=True)
+
+
+def test_questionnaire_response_is_valid() -> None:
+    from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+
+    row = (uuid.uuid4(), PATIENT, "cat", 2, T, T, {"breath": "worse"}, 2, "yellow")
+    response = fhir.questionnaire_response(row)
+    QuestionnaireResponse.model_validate(response)
+    assert response["questionnaire"] == "urn:varde:questionnaire:cat|2"
+    assert response["item"][0] == {
+        "linkId": "breath",
+        "answer": [{"valueCoding": {"system": "urn:varde:questionnaire:cat:options", "code": "worse"}}],
+    }

@@ -150,6 +150,13 @@ def home(make_tenant: Any, db: psycopg.Connection[Any], api_url: str) -> Home:
                 "INSERT INTO devices (gateway_id, address, type, model) VALUES (%s, %s, %s, 'M-1')",
                 (gateway, address, dtype),
             )
+    for day, (questionnaire, version, score, zone) in enumerate((("cat", 1, 0, "green"), ("cat", 2, 4, "red"))):
+        db.execute(
+            "INSERT INTO questionnaire_responses (id, patient_id, gateway_id, questionnaire, plan_version, "
+            "answered_at, answers, reported_score, score, zone) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (uuid.uuid4(), pid, gw, questionnaire, version, t0 + timedelta(days=day), json.dumps({"breath": "worse"}),
+             score, score, zone),
+        )  # fmt: skip
     total = SPO2 + 5 + 3 + 4 + 2  # the BP panels count once each: diastolic and mean are components
     return Home(tenant, other, pid, d_pid, fnr, dnr, t0, spo2_times, ids, headers_for(api_url, tenant), total)
 
@@ -282,6 +289,23 @@ def test_include_and_revinclude(api_url: str, home: Home, api: httpx.Client) -> 
     assert rev["total"] == 1
 
 
+def test_questionnaire_responses(api_url: str, home: Home, api: httpx.Client) -> None:
+    client = _fhirpy(api_url, home)
+    answers = client.resources("QuestionnaireResponse").search(patient=str(home.patient)).fetch_all()
+    assert [a["questionnaire"] for a in answers] == ["urn:varde:questionnaire:cat|2", "urn:varde:questionnaire:cat|1"]
+    later = client.resources("QuestionnaireResponse").search(
+        subject=f"Patient/{home.patient}", authored=f"ge{_iso(home.t0 + timedelta(hours=12))}"
+    )
+    assert [a["item"][-1]["answer"][0]["valueString"] for a in later.fetch_all()] == ["red"]
+    by_version = client.resources("QuestionnaireResponse").search(questionnaire="urn:varde:questionnaire:cat|1")
+    assert len(by_version.fetch_all()) == 1
+    read = api.get(f"/fhir/QuestionnaireResponse/{answers[0]['id']}", headers=home.headers)
+    assert read.status_code == 200
+    Bundle.model_validate(api.get(f"/fhir/Patient/{home.patient}/QuestionnaireResponse", headers=home.headers).json())
+    theirs = api.get(f"/fhir/QuestionnaireResponse?patient={home.other.patients[0]}", headers=home.headers).json()
+    assert theirs["total"] == 0
+
+
 def test_search_by_post_is_the_same_search(home: Home, api: httpx.Client) -> None:
     form = {"patient": str(home.patient), "code": "http://loinc.org|29463-7"}
     posted = api.post("/fhir/Observation/_search", data=form, headers=home.headers)
@@ -311,7 +335,7 @@ def test_fhirclient_reads_the_capability_statement_and_searches_by_identifier(ap
     server.session.headers["Authorization"] = home.headers["Authorization"]
     capability: FcCapabilityStatement = server.capabilityStatement
     types = {r.type for r in capability.rest[0].resource}
-    assert types == {"Patient", "Observation", "DetectedIssue", "CarePlan", "Device", "Group"}
+    assert types == {"Patient", "Observation", "DetectedIssue", "CarePlan", "Device", "QuestionnaireResponse", "Group"}
     by_type = {r.type: r for r in capability.rest[0].resource}
     assert by_type["Group"].interaction is None and [o.name for o in by_type["Group"].operation] == ["export"]
     assert {o.name for o in by_type["Patient"].operation} == {"everything", "export"}
