@@ -1,9 +1,11 @@
 """FHIR R4 views of Varde's data: Patient, Observation (vital-signs profile), CarePlan, DetectedIssue (alarms),
 Device (measuring devices and home gateways) and Bundles. Pure functions from rows to JSON-ready dicts.
 
-Observations carry LOINC and IEEE 11073 MDC codings and UCUM units. A blood pressure measurement (systolic and
-diastolic of one cuff inflation, tied by the reading group) becomes one panel (LOINC 85354-9) with components;
-its id is the systolic reading's id.
+Observations carry LOINC and IEEE 11073 MDC codings (chosen in `fhir_coding` by kind, device type and glucose
+sample type) and UCUM units at the stored precision. A blood pressure measurement (systolic, diastolic and mean of
+one cuff inflation, tied by the reading group) becomes one panel (LOINC 85354-9) with components; its id is the
+systolic reading's id. Patients claim no-basis-Patient, measuring devices the PHD IG's PhdDevice. Also
+QuestionnaireResponse, searchset Bundles and OperationOutcome.
 """
 
 from __future__ import annotations
