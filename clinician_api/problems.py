@@ -98,6 +98,14 @@ def _outcome(
     return response
 
 
+def refusal_for(path: str, status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """A refusal made before routing (`hygiene`): problem details, or an OperationOutcome under /fhir."""
+    if path == "/fhir" or path.startswith("/fhir/"):
+        where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in extra.get("errors") or [])
+        return _outcome(status, f"{detail} ({where})" if where else detail, "invalid")
+    return problem(status, title, detail, **extra)
+
+
 def install(app: FastAPI) -> None:
     from clinician_api.fhir_search import FhirError
 
