@@ -10,11 +10,12 @@ from uuid import UUID
 
 import psycopg
 
+from clinician_api import roles
 from store.settings import Settings
 from vitals.topics import validate_gateway_id
 
 PROTOCOLS = ("general", "heart_failure", "copd", "diabetes", "hypertension")
-ROLES = ("nurse", "physician", "admin")
+ROLES = roles.ROLES
 
 
 class AdminError(ValueError):

@@ -293,7 +293,7 @@ def patient_add(
 @user_app.command("add")
 def user_add(
     username: str,
-    role: Annotated[str, typer.Option(help="nurse|physician|admin")],
+    role: Annotated[str, typer.Option(help="nurse|physician|admin|data_export")],
     team: Annotated[list[str], typer.Option(help="Care team (repeat for several).")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     display_name: Annotated[str, typer.Option(help="Name shown in the dashboard.")] = "",
