@@ -111,9 +111,7 @@ class Probes(threading.Thread):
 
         from vitals import DeviceRef, Envelope, Reading, readings_topic
 
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{self._gateway.gateway_id}-probe", protocol=mqtt.MQTTv5
-        )
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._gateway.gateway_id, protocol=mqtt.MQTTv5)
         client.username_pw_set(self._gateway.gateway_id, self._gateway.password)
         client.connect(self._gateway.host, self._gateway.port)
         client.loop_start()

@@ -5,8 +5,9 @@ Only messages that come back are watched: the broker sets the MQTT DUP flag on a
 never got an acknowledgement for. Such messages are marked in `ingest_suspects` before they are processed and
 unmarked once handled (stored or dead-lettered). A returning message that is still marked was in the hands of a
 worker that died; it is processed again on its own, marked `solo`. One that returns still marked `solo` killed a
-worker by itself: it is dead-lettered as `poison_message`, unparsed, and acknowledged. So one message can stop a
-worker at most three times, never ingest for good. Normal traffic (no DUP flag) costs nothing here.
+worker by itself: it is dead-lettered as `poison_message`, unparsed, and acknowledged; its mark stays, so a later
+redelivery is recognised at once. So one message can stop a worker at most three times, never ingest for good.
+Normal traffic (no DUP flag) costs nothing here.
 """
 
 from __future__ import annotations

@@ -371,20 +371,26 @@ class IngestWorker:
             letters = [poison_letter(d.topic, d.payload) for d in poison]
             for letter in letters:
                 metrics.DEAD_LETTERED.labels(reason=letter.reason).inc()
+            # Their marks stay: should the acknowledgement be lost, the next redelivery is recognised at once.
             results.append(self._with_db("dead_letter", lambda conn: write_batch(conn, [], letters)))
         for d in suspects:
             self._mark([keys[id(d)]], solo=True)
             results.append(self._process([d]))
+            self._unmark([keys[id(d)]])
         rest_keys = [keys[id(d)] for d in rest if id(d) in keys]
         if rest_keys:
             self._mark(rest_keys, solo=False)
         if rest:
             results.append(self._process(rest))
-        self._with_db("guard", lambda conn: guard.clear(conn, list(keys.values())))
+        if rest_keys:
+            self._unmark(rest_keys)
         return _sum(results)
 
     def _mark(self, keys: list[bytes], *, solo: bool) -> None:
         self._with_db("guard", lambda conn: guard.mark(conn, keys, solo=solo, worker_id=self._id))
+
+    def _unmark(self, keys: list[bytes]) -> None:
+        self._with_db("guard", lambda conn: guard.clear(conn, keys))
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 

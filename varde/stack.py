@@ -518,6 +518,9 @@ def _start_mosquitto(
     state["tls_ca_file"] = str(pki.ca_cert)
     with DynSecAdmin("127.0.0.1", port, "admin", admin_password) as admin:
         admin.ensure_service_logins(logins)
+        bound = admin.bind_gateway_client_ids()
+    if bound:
+        _say(f"Mosquitto: bound {len(bound)} gateway login(s) to their own client id")
 
 
 def _stop_pid(pid: int | None, name: str, timeout: float = 15) -> None:
@@ -774,6 +777,19 @@ def restart_broker(home: Path) -> None:
     """Stop Mosquitto cleanly and start it again on the same port."""
     stop_broker(home)
     start_broker(home)
+
+
+def stop_postgres(home: Path) -> None:
+    """Fast shutdown of the private PostgreSQL (fault tests: an outage of a chosen length)."""
+    _stop_postgres(load_state(StackPaths(home)))
+
+
+def start_postgres(home: Path) -> None:
+    """Start the private PostgreSQL again on the same port."""
+    paths = StackPaths(home)
+    state = load_state(paths)
+    _start_postgres(paths, state, _read_json(paths.secrets_file), _service_user())
+    _write_private_json(paths.stack_file, state)
 
 
 def restart_postgres(home: Path) -> None:
