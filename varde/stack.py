@@ -476,6 +476,7 @@ def _start_mosquitto(
                     "autosave_interval 30",
                     "max_queued_messages 200000",
                     "max_inflight_messages 0",
+                    "max_packet_size 1048576",
                     "log_dest stderr",
                     "log_type error",
                     "log_type warning",

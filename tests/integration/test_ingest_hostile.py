@@ -175,3 +175,26 @@ def test_status_with_a_nul_byte_is_dead_lettered_and_ingest_lives_on(
     assert publish(neighbour, readings_topic(neighbour.gateway_id), _envelope(neighbour.gateway_id, [good])) < 128
     wait_for(lambda: _stored(db, good["id"]) == 1, what="the neighbour's reading")
     assert _ingest_pid() == worker
+
+
+def test_a_packet_far_over_the_size_limit_is_refused_by_the_broker(
+    make_tenant: Any, db: psycopg.Connection[Any]
+) -> None:
+    tenant: Tenant = make_tenant(protocol="general")
+    gateway: Gateway = tenant.gateways[0]
+    disconnected: list[Any] = []
+    acked: list[Any] = []
+    client = gateway.client()
+    client.on_disconnect = lambda c, u, f, rc, p: disconnected.append(rc)
+    client.on_publish = lambda c, u, mid, rc, p: acked.append(rc)
+    client.connect(gateway.host, gateway.port)
+    client.loop_start()
+    try:
+        client.publish(readings_topic(gateway.gateway_id), b"[" * (2 * 1024 * 1024), qos=1)
+        wait_for(lambda: disconnected or acked, 15, what="the broker's answer to a 2 MiB packet")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert not acked, "a 2 MiB packet was accepted"
+    time.sleep(0.5)
+    assert _letters(db, gateway.gateway_id) == []
