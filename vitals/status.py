@@ -9,6 +9,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from vitals.envelope import EnvelopeError, Reason, load_wire_json
 
+MAX_STATUS_DEVICES = 64
+"""A home has a handful of devices; a status listing more is refused rather than costing ingest an update each."""
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
@@ -46,6 +48,8 @@ def parse_status(payload: bytes) -> GatewayStatus:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
         raise EnvelopeError(Reason.BAD_ENVELOPE, f"{where}: {err['msg']}") from None
+    if len(status.devices) > MAX_STATUS_DEVICES:
+        raise EnvelopeError(Reason.BAD_ENVELOPE, f"{len(status.devices)} devices exceeds {MAX_STATUS_DEVICES}")
     texts = {"agent_version": status.agent_version, "plan_problem": status.plan_problem}
     for i, device in enumerate(status.devices):
         texts[f"devices.{i}.address"] = device.address

@@ -148,3 +148,14 @@ def test_the_bounded_decoder_refuses_depth_before_decoding() -> None:
     assert load_wire_json(b'{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"]]]"}') == {
         "a": '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]]]'
     }
+
+
+def test_a_status_listing_more_devices_than_a_home_has_is_refused() -> None:
+    devices = [{"address": f"A4:C1:38:00:{i // 256:02X}:{i % 256:02X}", "type": "weight_scale"} for i in range(65)]
+    try:
+        parse_status(json.dumps({"state": "online", "devices": devices}).encode())
+    except EnvelopeError as exc:
+        assert exc.reason == "bad_envelope"
+    else:
+        raise AssertionError("a status with 65 devices was accepted")
+    assert len(parse_status(json.dumps({"state": "online", "devices": devices[:64]}).encode()).devices) == 64
