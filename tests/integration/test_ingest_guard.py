@@ -4,20 +4,27 @@ redelivered and dead-lettered as `poison_message` — one message never stops in
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket as socket_mod
+import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 import ingest_service.worker as worker_mod
 from ingest_service.guard import message_key
 from ingest_service.worker import Delivery, IngestWorker, WorkerConfig
 from store.settings import Settings
-from tests.integration.conftest import Tenant
+from tests.integration.conftest import Tenant, wait_for
 from vitals import readings_topic
 
 pytestmark = pytest.mark.integration
@@ -155,3 +162,83 @@ def test_a_message_that_kills_the_worker_is_dead_lettered_on_redelivery_and_its_
         ([message_key(readings_topic(g), p) for g, p in ((bad_gw, poison), (good_gw, good))],),
     ).fetchall()
     assert marks == [(True,)], "only the poison message stays marked"
+
+
+def test_a_worker_killing_message_is_dead_lettered_after_redeliveries_through_a_real_broker(
+    make_tenant: Any, settings: Settings, db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The guard relies on the broker's DUP flag on redelivery to a resumed session (Mosquitto, shared subscription,
+    persistent session): a private Mosquitto, real workers restarted under one worker id, the killer published once."""
+    tenant: Tenant = make_tenant(patients=2, protocol="general")
+    bad_gw, good_gw = (g.gateway_id for g in tenant.gateways)
+    poison, _ = _envelope(bad_gw, marker="KILLER")
+    good, good_id = _envelope(good_gw)
+    with socket_mod.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "data").mkdir()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {tmp_path}/data/\n"
+    )
+    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    real_judge = worker_mod.judge
+    deaths: list[int] = []
+
+    def judge(topic: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
+        if b"KILLER" in payload:
+            deaths.append(1)
+            raise _WorkerDeath()
+        return real_judge(topic, payload, *args, **kwargs)
+
+    monkeypatch.setattr(worker_mod, "judge", judge)
+    private = settings.model_copy(
+        update={"mqtt_host": "127.0.0.1", "mqtt_port": port, "mqtt_ingest_username": None, "mqtt_tls_ca_file": None}
+    )
+    worker_id = f"guard-{uuid.uuid4().hex[:6]}"
+
+    def run_worker() -> IngestWorker:
+        w = IngestWorker(private, WorkerConfig(worker_id=worker_id), rules=None)
+        threading.Thread(target=lambda: _run_until_death(w), daemon=True).start()
+        # It may connect, take its redelivered messages and die before this looks: wait for the connection made.
+        wait_for(lambda: w._generation >= 1, 15, what="the worker connected")
+        return w
+
+    try:
+        wait_for(lambda: _accepts(port), 10, what="the private broker")
+        first = run_worker()
+        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        publisher.connect("127.0.0.1", port)
+        publisher.loop_start()
+        time.sleep(0.3)  # the worker's subscription is in place
+        publisher.publish(readings_topic(bad_gw), poison, qos=1).wait_for_publish(10)
+        publisher.publish(readings_topic(good_gw), good, qos=1).wait_for_publish(10)
+        wait_for(lambda: not first.health.mqtt_connected, 15, what="the first death")
+        for _ in range(4):
+            w = run_worker()
+            wait_for(
+                lambda w=w: w._stopping.is_set() or not w.health.mqtt_connected or _reasons(db, bad_gw),
+                20,
+                what="a death or the poison letter",
+            )
+            if _reasons(db, bad_gw):
+                break
+        wait_for(lambda: _stored(db, good_id) == 1, 15, what="the neighbour stored")
+        assert _reasons(db, bad_gw) == ["poison_message"]
+        assert 2 <= len(deaths) <= 3, deaths
+        w.stop()
+        publisher.disconnect()
+        publisher.loop_stop()
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+def _accepts(port: int) -> bool:
+    with socket_mod.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _run_until_death(w: IngestWorker) -> None:
+    with contextlib.suppress(_WorkerDeath):
+        w.run()
