@@ -40,8 +40,14 @@ log = logging.getLogger("varde.ingest")
 STATUS_SHARED_SUBSCRIPTION = f"$share/{INGEST_SHARE_GROUP}/{STATUS_WILDCARD}"
 
 _T = TypeVar("_T")
-_TRANSIENT = (psycopg.OperationalError, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
-"""Database errors that pass (restart, failover, a lost race): retried with the messages unacknowledged. Every other
+RETRYABLE_DB_ERRORS: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg.errors.ReadOnlySqlTransaction,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+)
+"""The database is away or changing hands (restart, failover to the standby, a node demoted under an open
+connection, a lost race): the work is retried on a fresh connection with the messages unacknowledged. Every other
 exception is a fault of one message and makes it a dead letter."""
 
 
@@ -253,7 +259,7 @@ class IngestWorker:
                 return _Judged(d, channel, dead=answered.dead, responses=answered.rows)
             verdict = judge(d.topic, d.payload, d.received_at, self._registry.lookup)
             return _Judged(d, "readings", rows=verdict.rows, dead=verdict.dead, sent_at=verdict.sent_at)
-        except _TRANSIENT:
+        except RETRYABLE_DB_ERRORS:
             raise
         except Exception as exc:
             log.error("message_unprocessable stage=judge channel=%s error=%s", channel, type(exc).__name__)
@@ -278,7 +284,7 @@ class IngestWorker:
         are split in halves until the one that fails is alone; that one is dead-lettered, the others are written."""
         try:
             return [self._with_db(what, lambda conn: write(conn, judged))]
-        except _TRANSIENT:
+        except RETRYABLE_DB_ERRORS:
             raise
         except Exception as exc:
             log.error("batch_failed stage=%s messages=%d error=%s", what, len(judged), type(exc).__name__)
@@ -333,7 +339,7 @@ class IngestWorker:
                 result = work()
                 self.health.db_ok = True
                 return result
-            except _TRANSIENT as exc:
+            except RETRYABLE_DB_ERRORS as exc:
                 attempt += 1
                 self.health.db_ok = False
                 metrics.DB_ERRORS.inc()
