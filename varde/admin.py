@@ -190,6 +190,7 @@ def init_broker(settings: Settings) -> list[str]:
         return [f"varde-{service}" for service in logins]
     with _broker_admin(settings) as broker:
         broker.ensure_service_logins(passwords)
+        broker.bind_gateway_client_ids()
     return [f"varde-{service}" for service in logins]
 
 
