@@ -28,6 +28,9 @@ class Token(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int = Field(description="Seconds until the token expires")
+    idle_timeout: int | None = Field(
+        default=None, description="Dashboard sessions: seconds without use after which the session ends"
+    )
 
 
 class Team(BaseModel):
@@ -45,6 +48,13 @@ class Me(BaseModel):
 
 
 # --- alarms -----------------------------------------------------------------------------------------------------
+
+
+class Notified(BaseModel):
+    label: str
+    channel: str
+    state: Literal["pending", "sent", "failed"]
+    sent_at: datetime | None = None
 
 
 class Alarm(BaseModel):
@@ -77,6 +87,18 @@ class Alarm(BaseModel):
     resolved_at: datetime | None
     resolved_by: UUID | None
     resolution: str | None
+    headline: str = Field(description="The reading that set the severity, explained (`lang`): the alarm's headline")
+    headline_value: float | None = Field(description="The value that set the severity")
+    headline_measured_at: datetime | None = Field(description="When that value was measured (device time)")
+    headline_received_at: datetime | None = Field(description="When that value reached the platform")
+    act_group: str | None = Field(
+        description="The measurement act (e.g. one cuff inflation) the headline reading belongs to; alarms with "
+        "the same act_group are one event for the nurse"
+    )
+    last_note: str | None = None
+    last_note_at: datetime | None = None
+    last_note_by: str | None = None
+    notified: list[Notified] = Field(default_factory=list, description="Escalation notices and their delivery")
 
 
 class AlarmPage(BaseModel):
@@ -123,6 +145,24 @@ class BulkAcknowledgeRequest(BaseModel):
     alarm_ids: list[UUID] = Field(min_length=1, max_length=200)
     note: Text | None = None
     send_receipt: bool = Field(default=False, description="Tell the patients' gateways that the readings were seen")
+
+
+class GroupActionRequest(BaseModel):
+    """One action on the alarms of one patient that the nurse sees as one event (one measurement act, or all of
+    the patient's alarms)."""
+
+    model_config = _In
+
+    alarm_ids: list[UUID] = Field(min_length=1, max_length=50)
+    text: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
+        default=None, description="The note (note) or what was done (resolve, at least 3 characters)"
+    )
+
+
+class GroupActionResult(BaseModel):
+    changed: list[UUID]
+    unchanged: list[UUID] = Field(description="Alarms already in the state asked for")
+    items: list[Alarm]
 
 
 class ReceiptDelivery(BaseModel):
