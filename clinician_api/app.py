@@ -13,11 +13,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinician_api import dashboard, problems
+from clinician_api.escalation import Notifier
 from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.metrics import RequestMetrics
 from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
 from clinician_api.routes import alarms, audit, auth, fhir, journal, latest, patients, plans, questionnaires, thresholds
+from clinician_api.routes.attention import router as attention_router
 from clinician_api.routes.enrolment import router as enrolment_router
 from store.settings import Settings, get_settings
 
@@ -78,7 +80,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        notifier = None
+        if current_settings().database_url:
+            notifier = Notifier(lambda: current_settings().require_database_url(), current_settings())
+            notifier.start()
         yield
+        if notifier is not None:
+            notifier.stop()
         await app.state.event_hub.close()
         app.state.gateway_publisher.close()
 
@@ -101,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.include_router(enrolment_router)
+    app.include_router(attention_router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     origins = (settings or get_settings()).cors_origins
     if origins:  # off unless VARDE_CORS_ALLOW_ORIGINS names the web apps that may call the API (bearer, no cookies)

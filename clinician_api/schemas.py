@@ -45,6 +45,7 @@ class Me(BaseModel):
     role: Role
     teams: list[Team]
     emergency_access: list[EmergencyAccess]
+    lead_of: list[UUID] = Field(default_factory=list, description="Care teams the caller leads (reads their audit log)")
 
 
 # --- alarms -----------------------------------------------------------------------------------------------------
@@ -270,6 +271,7 @@ class AccessLogPage(BaseModel):
 class AuditEntry(AccessLogEntry):
     patient_id: UUID | None
     client_addr: str | None
+    patient_name: str | None = Field(default=None, description="For patients in the caller's own teams")
 
 
 class AuditPage(BaseModel):

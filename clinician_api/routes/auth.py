@@ -150,7 +150,11 @@ def me(conn: Conn, principal: CurrentPrincipal) -> Me:
         "WHERE user_id = %s AND expires_at > now() ORDER BY patient_id, expires_at DESC",
         (principal.user_id,),
     ).fetchall()
+    leads = conn.execute(
+        "SELECT team_id FROM team_memberships WHERE user_id = %s AND lead ORDER BY team_id", (principal.user_id,)
+    ).fetchall()
     return Me(
+        lead_of=[r[0] for r in leads],
         id=principal.user_id,
         username=principal.username,
         display_name=principal.display_name,
