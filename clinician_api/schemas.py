@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from vitals import Kind
 from vitals.plan import PlanContent
@@ -358,10 +358,26 @@ class KindProfile(BaseModel):
     red_high: LimitValue
 
 
+TrendName = Literal[
+    "weight_gain_kg", "weight_window_days", "spo2_drop", "pulse_drift", "baseline_days", "baseline_min_readings"
+]
+
+
+class TrendValue(BaseModel):
+    setting: TrendName
+    value: float | None = Field(description="null: the trend rule is off for this patient")
+    source: Literal["protocol", "override", "plan", "none"]
+
+
 class ThresholdProfile(BaseModel):
     patient_id: UUID
     protocol: str
     kinds: list[KindProfile]
+    followed_kinds: list[Kind] = Field(
+        default_factory=list,
+        description="The kinds the patient's protocol follows, plus any the patient has readings or own limits for",
+    )
+    trends: list[TrendValue] = Field(default_factory=list, description="Trend rules: weight gain, baseline drift")
 
 
 LimitEdit = float | Literal["off"] | None
@@ -380,9 +396,19 @@ class KindLimitsEdit(BaseModel):
 
 
 class ThresholdEdit(BaseModel):
+    """Limits of some kinds and/or trend settings; what is not named stays as it is. A trend value: a number
+    overrides the protocol, null inherits it, "off" switches the trend rule off for this patient."""
+
     model_config = _In
 
-    limits: dict[Kind, KindLimitsEdit] = Field(min_length=1)
+    limits: dict[Kind, KindLimitsEdit] = Field(default_factory=dict)
+    trends: dict[TrendName, LimitEdit] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _something(self) -> ThresholdEdit:
+        if not self.limits and not self.trends:
+            raise ValueError("name at least one kind's limits or one trend setting")
+        return self
 
 
 # --- plans ------------------------------------------------------------------------------------------------------
