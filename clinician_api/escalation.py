@@ -139,16 +139,18 @@ def deliver(
             )
             sent += 1
             log.info("escalation_notice_sent notice=%d channel=%s", notice.id, notice.channel)
-        conn.execute(
-            "SELECT pg_notify('varde_events', %s)",
-            (json.dumps({"alarms": [str(r[0]) for r in _alarm_of(conn, notice.id)], "source": "escalation"}),),
-        )
+        # The queue shows who was notified: the alarm changed, so its subscribers get it again.
+        row = conn.execute(
+            "UPDATE alarms a SET updated_at = now() FROM escalation_notices n WHERE n.id = %s AND a.id = n.alarm_id "
+            "RETURNING a.id",
+            (notice.id,),
+        ).fetchone()
+        if row is not None:
+            conn.execute(
+                "SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(row[0])], "source": "escalation"}),)
+            )
         conn.commit()
     return sent
-
-
-def _alarm_of(conn: psycopg.Connection[Any], notice_id: int) -> list[tuple[Any, ...]]:
-    return list(conn.execute("SELECT alarm_id FROM escalation_notices WHERE id = %s", (notice_id,)).fetchall())
 
 
 class Notifier:
