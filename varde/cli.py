@@ -401,6 +401,7 @@ def sim_fleet(
 
 @app.command("demo")
 def demo(
+    action: Annotated[str, typer.Argument(help="run (default), or stop: end a demo running elsewhere.")] = "run",
     backlog_days: Annotated[int, typer.Option(min=1, max=60, help="Days of history delivered at start.")] = 14,
     spot_check_minutes: Annotated[
         float, typer.Option(min=0, help="Each patient also measures about this often (0: only the schedule).")
@@ -408,10 +409,21 @@ def demo(
     fresh: Annotated[bool, typer.Option("--fresh", help="Remove the earlier demo patients and start anew.")] = False,
     keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave the stack running on exit.")] = False,
 ) -> None:
-    """The local stack with 2 care teams and 25 simulated patients at home; Ctrl-C stops everything."""
+    """The local stack with 2 care teams and 25 simulated patients at home; Ctrl-C (or `varde demo stop` from
+    another terminal, also for a demo started in the background) stops everything."""
     import logging
 
-    from varde.demo import DemoError, run_demo
+    from varde.demo import DemoError, run_demo, stop_demo
+
+    if action == "stop":
+        try:
+            say = stop_demo(_home())
+        except DemoError as exc:
+            _fail(str(exc))
+        typer.echo(say)
+        return
+    if action != "run":
+        _fail(f"unknown action {action!r}; use `varde demo` or `varde demo stop`")
 
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
 

@@ -18,8 +18,10 @@ from vitals import Kind
 
 router = APIRouter(prefix="/api/v1/attention", tags=["alarms"], responses=problems.responses(401))
 
-SILENT_HOURS = 12
-"""A gateway that sent nothing for this long is shown (patients measure at least daily in every protocol)."""
+SILENT_HOURS = 26
+"""No measurement received from a patient's gateway for this long is shown: every protocol measures at least daily,
+so a day and a bit without data means the home's internet, the gateway or the devices need looking at. (A gateway
+that still reports its status while its readings wait, as when only the uplink is flaky, counts as silent.)"""
 CLOCK_FLAGS = ["device_clock_corrected", "device_clock_reset", "device_clock_unknown"]
 CLOCK_DAYS = 7
 
@@ -30,8 +32,8 @@ class AttentionItem(BaseModel):
     patient_name: str
     team_id: UUID
     gateway_id: str
-    since: datetime | None = Field(description="silent_gateway: the last data received; device_clock: first seen")
-    hours: int | None = Field(default=None, description="silent_gateway: whole hours without data")
+    since: datetime | None = Field(description="silent_gateway: the last reading received; device_clock: first seen")
+    hours: int | None = Field(default=None, description="silent_gateway: whole hours without a reading")
     count: int = Field(default=0, description="device_clock: readings with a corrected time or refused")
     state: str | None = Field(default=None, description="The gateway's last reported state (online/offline)")
 
@@ -56,7 +58,7 @@ def attention(
     params |= {"hours": SILENT_HOURS, "flags": CLOCK_FLAGS, "days": CLOCK_DAYS, "kinds": _KINDS, "teams": team}
     team_clause = "AND p.team_id = ANY(%(teams)s::uuid[])" if team else ""
     rows = conn.execute(
-        "SELECT p.id, p.display_name, p.team_id, g.id, g.state, greatest(g.last_seen_at, last.at) AS seen, "
+        "SELECT p.id, p.display_name, p.team_id, g.id, g.state, last.at AS seen, "
         "clock.n, clock.first_at FROM patients p JOIN gateways g ON g.patient_id = p.id AND g.enabled "
         "LEFT JOIN LATERAL (SELECT max(l.received_at) AS at FROM unnest(%(kinds)s::text[]) AS k(kind) "
         "CROSS JOIN LATERAL (SELECT r.received_at FROM readings r WHERE r.patient_id = p.id AND r.kind = k.kind "

@@ -38,7 +38,7 @@ class Receiver:
         self.bodies = bodies
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 bodies.append(json.loads(self.rfile.read(length)))
                 self.send_response(204)
@@ -92,7 +92,9 @@ def _weight_history(db: psycopg.Connection[Any], tenant: Tenant, index: int, kg:
     gateway = tenant.gateways[index]
     now = datetime.now(UTC)
     times = [now - timedelta(days=d, hours=2) for d in (3, 2, 1)]
-    insert_readings(db, gateway.patient_id, gateway.gateway_id, "body_weight", [kg] * 3, times, device_type="weight_scale")
+    insert_readings(
+        db, gateway.patient_id, gateway.gateway_id, "body_weight", [kg] * 3, times, device_type="weight_scale"
+    )
 
 
 def _pump_until(page: Page, check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
@@ -184,12 +186,9 @@ def test_a_scripted_shift_refresh_group_acknowledge_trend_tile_tailored_rule_and
         ).fetchone(),
         what="the second patient's weight stored",
     )
-    assert (
-        db.execute(
-            "SELECT count(*) FROM alarms WHERE patient_id = %s AND rule = 'trend.weight_gain'", (second.patient_id,)
-        ).fetchone()
-        == (0,)
-    )
+    assert db.execute(
+        "SELECT count(*) FROM alarms WHERE patient_id = %s AND rule = 'trend.weight_gain'", (second.patient_id,)
+    ).fetchone() == (0,)
 
     # Escalate the weight alarm: the on-call nurse's receiver gets a text without patient data; the row says so.
     page.goto("/dashboard/")
@@ -261,7 +260,11 @@ def test_red_banner_is_hidden_until_a_new_red_alarm_and_closes(
     now = datetime.now(UTC).replace(microsecond=0)
     device = DeviceRef(address="A4:C1:38:00:00:01", type="pulse_oximeter", model="PO-60")
     reading = Reading(id=uuid.uuid4(), kind="spo2", value=79.0, unit="%", measured_at=now, device=device)
-    publish(gateway, readings_topic(gateway.gateway_id), Envelope(gateway_id=gateway.gateway_id, sent_at=now, readings=(reading,)).to_json())
+    publish(
+        gateway,
+        readings_topic(gateway.gateway_id),
+        Envelope(gateway_id=gateway.gateway_id, sent_at=now, readings=(reading,)).to_json(),
+    )
     expect(banner).to_be_visible(timeout=15_000)
     expect(page.locator("#red-banner-link")).to_have_attribute("href", f"/dashboard/patients/{gateway.patient_id}")
     page.locator("#red-banner-close").click()

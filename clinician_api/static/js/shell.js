@@ -26,6 +26,8 @@ async function loadMe() {
   const me = await api("/api/v1/me");
   const name = $("#user-name");
   if (name) name.textContent = `${me.display_name || me.username} (${t(`role_${me.role}`)})`;
+  const audit = $("#nav-audit");
+  if (audit) audit.hidden = !(me.role === "admin" || me.lead_of?.length);
   const select = $("#team-switch");
   if (select) {
     const chosen = currentTeam();
