@@ -19,9 +19,10 @@ from vitals import Kind
 router = APIRouter(prefix="/api/v1/attention", tags=["alarms"], responses=problems.responses(401))
 
 SILENT_HOURS = 26
-"""No measurement received from a patient's gateway for this long is shown: every protocol measures at least daily,
-so a day and a bit without data means the home's internet, the gateway or the devices need looking at. (A gateway
-that still reports its status while its readings wait, as when only the uplink is flaky, counts as silent.)"""
+"""No new measurement from a patient for this long is shown: every protocol measures at least daily, so a day and a
+bit without data means the home's internet, the gateway or the devices need looking at. Judged by the newest
+reading's time of measurement (a backlog that arrives late does not hide the gap), and also when the gateway itself
+still reports its status."""
 CLOCK_FLAGS = ["device_clock_corrected", "device_clock_reset", "device_clock_unknown"]
 CLOCK_DAYS = 7
 
@@ -32,7 +33,7 @@ class AttentionItem(BaseModel):
     patient_name: str
     team_id: UUID
     gateway_id: str
-    since: datetime | None = Field(description="silent_gateway: the last reading received; device_clock: first seen")
+    since: datetime | None = Field(description="silent_gateway: the newest reading's time; device_clock: first seen")
     hours: int | None = Field(default=None, description="silent_gateway: whole hours without a reading")
     count: int = Field(default=0, description="device_clock: readings with a corrected time or refused")
     state: str | None = Field(default=None, description="The gateway's last reported state (online/offline)")
@@ -60,8 +61,8 @@ def attention(
     rows = conn.execute(
         "SELECT p.id, p.display_name, p.team_id, g.id, g.state, last.at AS seen, "
         "clock.n, clock.first_at FROM patients p JOIN gateways g ON g.patient_id = p.id AND g.enabled "
-        "LEFT JOIN LATERAL (SELECT max(l.received_at) AS at FROM unnest(%(kinds)s::text[]) AS k(kind) "
-        "CROSS JOIN LATERAL (SELECT r.received_at FROM readings r WHERE r.patient_id = p.id AND r.kind = k.kind "
+        "LEFT JOIN LATERAL (SELECT max(l.measured_at) AS at FROM unnest(%(kinds)s::text[]) AS k(kind) "
+        "CROSS JOIN LATERAL (SELECT r.measured_at FROM readings r WHERE r.patient_id = p.id AND r.kind = k.kind "
         "ORDER BY r.measured_at DESC LIMIT 1) l) last ON true "
         "LEFT JOIN LATERAL (SELECT count(*) AS n, min(c.at) AS first_at FROM ("
         "SELECT r.received_at AS at FROM readings r WHERE r.patient_id = p.id AND r.gateway_id = g.id "

@@ -187,15 +187,33 @@ function setupPrefs() {
 
 // One row per event for the nurse: the alarms of one measurement act (a cuff inflation's systolic, diastolic and
 // mean) together, or — with "per patient" — all of a patient's alarms. Each row acts on all of its alarms at once.
-function groupKey(alarm) {
-  if (prefs.perPatient) return `patient-${alarm.patient_id}`;
-  return alarm.act_group ? `act-${alarm.act_group}` : `alarm-${alarm.id}`;
+const PANEL_KINDS = new Set(["bp_systolic", "bp_diastolic", "bp_mean"]);
+
+// A blood-pressure panel's components are one event even when their worst readings came from different
+// inflations; an alarm of another rule decided by a reading of the same act (NEWS2 on the systolic) joins it.
+function groupKeys(visible) {
+  const keys = new Map();
+  const actKey = new Map();
+  for (const alarm of visible) {
+    if (prefs.perPatient) keys.set(alarm.id, `patient-${alarm.patient_id}`);
+    else if (PANEL_KINDS.has(alarm.kind)) {
+      keys.set(alarm.id, `bp-${alarm.patient_id}`);
+      if (alarm.act_group) actKey.set(alarm.act_group, `bp-${alarm.patient_id}`);
+    }
+  }
+  for (const alarm of visible) {
+    if (keys.has(alarm.id)) continue;
+    const key = alarm.act_group ? (actKey.get(alarm.act_group) ?? `act-${alarm.act_group}`) : `alarm-${alarm.id}`;
+    keys.set(alarm.id, key);
+  }
+  return keys;
 }
 
 function groupsOf(visible) {
+  const keys = groupKeys(visible);
   const byKey = new Map();
   for (const alarm of visible) {
-    const key = groupKey(alarm);
+    const key = keys.get(alarm.id);
     if (!byKey.has(key)) byKey.set(key, []);
     byKey.get(key).push(alarm);
   }
