@@ -124,7 +124,7 @@ def refresh(
     return _session_token(settings, principal)
 
 
-@router.post("/auth/logout", status_code=204, responses=problems.responses(403))
+@router.post("/auth/logout", status_code=204, responses=problems.responses(401, 403))
 def logout(conn: Conn, request: Request, response: Response, marker: SessionHeader = None) -> Response:
     """Sign out of the dashboard: the session's refresh tokens stop working at once and the cookie is cleared.
     (An access token already issued lives out its few minutes; the page forgets it.)"""
