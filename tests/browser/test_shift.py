@@ -221,6 +221,8 @@ def test_idle_warning_then_sign_in_again_restores_the_note_draft_and_sign_out_en
     warning = page.locator("#session-warning")
     expect(warning).to_be_visible()
     expect(warning).to_contain_text("logget ut om")
+    expect(page.get_by_role("button", name="Fortsett økten")).to_be_visible()  # usable over the open note dialog
+    assert page.locator("#action-dialog #session-warning").count() == 1
     screenshot(page, "shift-06-idle-warning")
     page.clock.fast_forward("02:00")
     page.wait_for_url(re.compile(r"/dashboard/login\?.*reason=idle"))

@@ -22,9 +22,22 @@ function hideWarning() {
   if (warning && !warning.hidden) warning.hidden = true;
 }
 
+let home = null;
+
+/** A modal dialog (a note being written) makes the rest of the page inert: the warning goes inside it. */
+function placeWarning(warning) {
+  home ??= { parent: warning.parentElement, next: warning.nextSibling };
+  const dialog = document.querySelector("dialog[open]");
+  const parent = dialog ?? home.parent;
+  if (warning.parentElement === parent) return;
+  if (dialog) dialog.prepend(warning);
+  else home.parent.insertBefore(warning, home.next);
+}
+
 function showWarning(leftMs) {
   const warning = $("#session-warning");
   if (!warning) return;
+  placeWarning(warning);
   const minutes = Math.max(1, Math.ceil(leftMs / 60000));
   $("#session-warning-text").textContent = t(minutes === 1 ? "session_warning_one" : "session_warning", { n: minutes });
   if (warning.hidden) {
