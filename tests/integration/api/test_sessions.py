@@ -48,7 +48,11 @@ def test_refresh_cookie_is_httponly_strict_and_rotates_and_a_reused_token_ends_t
 
     # The used token again (after the grace for racing tabs): someone holds a copy, so the whole family ends.
     with psycopg.connect(Settings().require_database_url(), autocommit=True) as db:
-        db.execute("UPDATE staff_sessions SET used_at = used_at - interval '1 minute' WHERE used_at IS NOT NULL")
+        db.execute(
+            "UPDATE staff_sessions s SET used_at = used_at - interval '1 minute' FROM users u "
+            "WHERE u.id = s.user_id AND u.username = %s AND s.used_at IS NOT NULL",
+            (tenant.nurse,),
+        )
     reused = _refresh(api_url, first)
     assert reused.status_code == 401 and "reused" in reused.json()["detail"]
     assert _refresh(api_url, second).status_code == 401
