@@ -143,6 +143,11 @@ def test_patient_view_charts_fit_their_labels_and_range_and_history_has_actions(
     row.get_by_role("button", name=re.compile("^Kvitter")).click()
     expect(row).to_contain_text("Kvittert")
     assert db.execute("SELECT state FROM alarms WHERE id = %s", (alarm,)).fetchone() == ("acknowledged",)
+    row.get_by_role("button", name=re.compile("^Løs")).click()
+    page.locator("#history-text").fill("Målt på nytt, 95 %")
+    page.locator("#history-submit").click()
+    expect(row).to_contain_text("Løst")
+    assert db.execute("SELECT resolution FROM alarms WHERE id = %s", (alarm,)).fetchone() == ("Målt på nytt, 95 %",)
     screenshot(page, "shift-patient-view")
 
 

@@ -152,20 +152,36 @@ function historyActions(alarm) {
   );
 }
 
-async function historyAct(alarm, action) {
+let historyState = null;
+
+function askText(alarm, action) {
+  const dialog = $("#history-dialog");
+  historyState = { alarm, action, opener: document.activeElement };
+  $("#history-dialog-title").textContent = t(action === "note" ? "dialog_note_title" : "dialog_resolve_title");
+  $("#history-dialog-context").textContent = alarm.headline || alarm.explanation;
+  $("#history-text-label").textContent = t(action === "note" ? "dialog_note_label" : "dialog_resolve_label");
+  $("#history-submit").textContent = t(action === "note" ? "action_note_save" : "action_resolve");
+  $("#history-text").value = "";
+  $("#history-error").textContent = "";
+  dialog.showModal();
+  $("#history-text").focus();
+}
+
+function closeHistoryDialog() {
+  const opener = historyState?.opener;
+  $("#history-dialog").close();
+  historyState = null;
+  if (opener?.isConnected) opener.focus();
+}
+
+async function historyAct(alarm, action, text) {
   const message = $("#history-message");
-  let body;
-  let path = action;
-  if (action !== "acknowledge") {
-    const text = window.prompt(t(action === "note" ? "dialog_note_label" : "dialog_resolve_label"));
-    if (text === null) return;
-    if (text.trim().length < (action === "resolve" ? 3 : 1)) {
-      message.textContent = t(action === "resolve" ? "error_resolution_short" : "error_note_empty");
-      return;
-    }
-    path = action === "note" ? "notes" : "resolve";
-    body = action === "note" ? { text: text.trim() } : { resolution: text.trim() };
+  if (action !== "acknowledge" && text === undefined) {
+    askText(alarm, action);
+    return;
   }
+  const path = { acknowledge: "acknowledge", note: "notes", resolve: "resolve" }[action];
+  const body = action === "note" ? { text } : action === "resolve" ? { resolution: text } : undefined;
   try {
     const updated = await api(`/api/v1/alarms/${alarm.id}/${path}`, { method: "POST", body, query: { lang } });
     state.alarms = state.alarms.map((a) => (a.id === updated.id ? updated : a));
@@ -177,6 +193,23 @@ async function historyAct(alarm, action) {
   } catch (error) {
     message.textContent = t("error_generic", { detail: error.message });
   }
+}
+
+function setupHistoryDialog() {
+  $("#history-cancel").addEventListener("click", closeHistoryDialog);
+  $("#history-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!historyState) return;
+    const { alarm, action } = historyState;
+    const text = $("#history-text").value.trim();
+    if (text.length < (action === "resolve" ? 3 : 1)) {
+      $("#history-error").textContent = t(action === "resolve" ? "error_resolution_short" : "error_note_empty");
+      $("#history-text").focus();
+      return;
+    }
+    closeHistoryDialog();
+    await historyAct(alarm, action, text);
+  });
 }
 
 function renderAlarms() {
@@ -332,4 +365,5 @@ for (const button of $$("[data-range]")) {
   });
 }
 
+setupHistoryDialog();
 if (signedIn) load();
