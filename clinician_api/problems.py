@@ -133,6 +133,11 @@ _NB_BY_TYPE = {
     "extra_forbidden": "Feltet er ikke kjent.",
     "json_invalid": "Ugyldig JSON.",
 }
+_NB_BY_PATTERN_FIELD = {
+    "deadline": "Må være et klokkeslett (tt:mm).",
+    "phone": "Må være et telefonnummer (sifre, gjerne med +47 foran).",
+    "timezone": "Må være en tidssone som Europe/Oslo.",
+}
 # Bokmål for the plan's own validators (vitals.plan), by the start of their English message.
 _NB_BY_PREFIX = (
     ("zones: each kind may appear once", "Hver måling kan bare ha én rad med soner."),
@@ -150,6 +155,9 @@ _NB_BY_PREFIX = (
 def message_nb(error: Any) -> str:
     """A pydantic error in bokmål (a general sentence where its own text is not known)."""
     kind = str(error.get("type", ""))
+    field = str((error.get("loc") or [""])[-1])
+    if kind == "string_pattern_mismatch" and field in _NB_BY_PATTERN_FIELD:
+        return _NB_BY_PATTERN_FIELD[field]
     ctx = {k: str(v).replace(".", ",") if isinstance(v, float) else str(v) for k, v in (error.get("ctx") or {}).items()}
     if kind in _NB_BY_TYPE:
         try:
