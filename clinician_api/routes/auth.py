@@ -3,10 +3,11 @@ sessions (`/auth/session`, `/auth/refresh`, `/auth/logout`: see `clinician_api.s
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
+from psycopg import Connection
 
 from clinician_api import audit, problems, sessions
 from clinician_api.access import Principal
@@ -14,7 +15,7 @@ from clinician_api.deps import Conn, CurrentPrincipal, SettingsDep, client_addr
 from clinician_api.identity import load_principal
 from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.passwords import verify_password
-from clinician_api.ratelimit import SlidingWindowLimiter
+from clinician_api.ratelimit import Budget, address_bucket, give_back, take
 from clinician_api.schemas import EmergencyAccess, Me, Team, Token
 from clinician_api.security import issue_token
 from store.settings import Settings
@@ -22,18 +23,19 @@ from store.settings import Settings
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
-def limiter(request: Request) -> SlidingWindowLimiter:
-    found: SlidingWindowLimiter = request.app.state.token_limiter
-    return found
-
-
 def _authenticate(
-    form: OAuth2PasswordRequestForm, conn: Conn, request: Request, window: SlidingWindowLimiter, resource: str
+    form: OAuth2PasswordRequestForm, conn: Connection[Any], settings: Settings, request: Request, resource: str
 ) -> Principal:
+    """Check a password form. Failed attempts are limited per account and per client address over all API
+    replicas (`clinician_api.ratelimit`); a success gives its attempt back."""
     username = form.username.strip().lower()
     addr = client_addr(request)
-    retry_after = window.hit((addr, username))
-    if retry_after is not None:
+    budgets = [
+        Budget(f"account:{username[:64]}", settings.login_attempts_per_account),
+        Budget(address_bucket(addr), settings.login_attempts_per_address),
+    ]
+    attempt = take(conn, budgets)
+    if (retry_after := attempt.retry_after) is not None:
         audit.record(conn, None, "login", resource, "rate_limited", client_addr=addr, username=username[:64])
         conn.commit()
         AUTH_FAILURES.labels(reason="rate_limited").inc()
@@ -48,6 +50,7 @@ def _authenticate(
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     principal = load_principal(conn, row[0])
     assert principal is not None
+    give_back(conn, attempt)
     audit.record(conn, principal, "login", resource, "ok", client_addr=addr)
     return principal
 
@@ -58,10 +61,10 @@ def token(
     conn: Conn,
     settings: SettingsDep,
     request: Request,
-    window: Annotated[SlidingWindowLimiter, Depends(limiter)],
 ) -> Token:
-    """Exchange username and password for a bearer token. Limited per client address and username."""
-    principal = _authenticate(form, conn, request, window, "auth/token")
+    """Exchange username and password for a bearer token. Failed attempts are limited per account and per client
+    address over all API replicas."""
+    principal = _authenticate(form, conn, settings, request, "auth/token")
     access_token, ttl = issue_token(settings, principal.user_id, principal.username, principal.role)
     return Token(access_token=access_token, expires_in=ttl)
 
@@ -80,11 +83,10 @@ def open_session(
     settings: SettingsDep,
     request: Request,
     response: Response,
-    window: Annotated[SlidingWindowLimiter, Depends(limiter)],
 ) -> Token:
     """Sign in to the dashboard: a short-lived bearer token, and a refresh token in an HttpOnly, SameSite=Strict
     cookie (path /api/v1/auth) that `/auth/refresh` exchanges for the next pair while the page is in use."""
-    principal = _authenticate(form, conn, request, window, "auth/session")
+    principal = _authenticate(form, conn, settings, request, "auth/session")
     sessions.set_cookie(response, request, settings, sessions.start(conn, principal.user_id, client_addr(request)))
     return _session_token(settings, principal)
 
