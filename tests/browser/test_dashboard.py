@@ -240,7 +240,7 @@ def test_language_switch_changes_the_interface_and_is_remembered(
     # A token the API no longer accepts is renewed silently with the refresh cookie (the session goes on) ...
     page.evaluate("sessionStorage.setItem('varde.token', 'not-a-valid-token')")
     page.goto("/dashboard/patients")
-    expect(page.locator("#user-name")).not_to_be_empty()
+    expect(page.locator("#user-name")).not_to_be_empty(timeout=20_000)
     assert page.evaluate("sessionStorage.getItem('varde.token')") != "not-a-valid-token"
     # ... and when the session cannot be renewed either, back to the sign-in form, with a notice.
     page.context.clear_cookies()
