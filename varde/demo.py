@@ -31,7 +31,7 @@ import httpx
 import psycopg
 
 from store.settings import Settings
-from varde.demo_extras import LoopbackReceiver, activate_plans, configure_receivers
+from varde.demo_extras import LoopbackReceiver, activate_plans, configure_receivers, retire_receivers
 
 TIMEZONE = "Europe/Oslo"
 TEAMS = ("Demo: Hjerte og sirkulasjon", "Demo: Lunge og diabetes")
@@ -444,6 +444,10 @@ def run_demo(
         say("stopping the gateways")
         runner.stop()
         receiver.stop()
+        try:
+            retire_receivers(settings)
+        except psycopg.Error as exc:
+            say(f"could not retire the demo's record system: {type(exc).__name__}")
         pid_file.unlink(missing_ok=True)
         if not keep_stack:
             stack.down(home)

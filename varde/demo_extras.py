@@ -101,6 +101,24 @@ def configure_receivers(settings: Settings, teams: Iterable[str], nurse: str, re
         set_team_lead(settings, nurse, team)
 
 
+def retire_receivers(settings: Settings) -> None:
+    """When the demo stops its loopback receivers go with it: stop sharing with the demo record system and drop
+    the demo's undelivered entries for it (nothing else could ever receive them), so a stack kept running
+    (`--keep-stack`) has no journal work aimed at a closed port. Delivered entries stay on the record page."""
+    with psycopg.connect(settings.require_database_url(), autocommit=True) as conn, conn.transaction():
+        endpoints = [
+            r[0]
+            for r in conn.execute(
+                "SELECT e.id FROM record_endpoints e JOIN organisations o ON o.id = e.organisation_id "
+                "WHERE o.org_number = %s AND e.name = 'demo-ehr'",
+                (ORGANISATION[1],),
+            ).fetchall()
+        ]
+        conn.execute("DELETE FROM journal_subscriptions WHERE endpoint_id = ANY(%s)", (endpoints,))
+        conn.execute("DELETE FROM journal_outbox WHERE endpoint_id = ANY(%s) AND state <> 'delivered'", (endpoints,))
+        conn.execute("UPDATE escalation_targets SET active = false WHERE label = %s", (ONCALL_LABEL,))
+
+
 def plan_for(protocol: str) -> dict[str, Any]:
     """A plan built from the protocol: its scheduled measurements (deadline two hours after the usual time) and
     its limits as the plan's zones, with general advice and a contact."""
