@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinician_api import dashboard, docs_ui, problems
+from clinician_api.escalation import Notifier
 from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.hygiene import InputHygiene
@@ -30,6 +31,7 @@ from clinician_api.routes import (
     questionnaires,
     thresholds,
 )
+from clinician_api.routes.attention import router as attention_router
 from clinician_api.routes.enrolment import router as enrolment_router
 from store.settings import Settings, get_settings
 
@@ -86,7 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        notifier = None
+        if current_settings().database_url:
+            notifier = Notifier(lambda: current_settings().require_database_url(), current_settings())
+            notifier.start()
         yield
+        if notifier is not None:
+            notifier.stop()
         await app.state.event_hub.close()
         app.state.gateway_publisher.close()
 
@@ -124,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.include_router(enrolment_router)
+    app.include_router(attention_router)
     app.include_router(docs_ui.router)
     app.mount(docs_ui.ASSETS_URL, docs_ui.assets(), name="docs-assets")
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

@@ -134,7 +134,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")).removeprefix("Value error, "),
+                "message_nb": message_nb(e),
+            }
             for e in exc.errors()
         ]
         if _is_fhir(request):
@@ -149,6 +153,71 @@ def install(app: FastAPI) -> None:
         # not a server error (and never a reset connection). Logged by class only: the value may be patient data.
         _log.warning("request_value_refused_by_database", extra={"error": type(exc).__name__, "path": request.url.path})
         return problem(422, "Unprocessable Content", "a value in the request cannot be stored or compared")
+
+
+# Bokmål for pydantic's error types (the dashboard shows `message_nb` in the Norwegian interface).
+_NB_BY_TYPE = {
+    "missing": "Må fylles ut.",
+    "string_too_short": "Må ha minst {min_length} tegn.",
+    "string_too_long": "Kan ha høyst {max_length} tegn.",
+    "too_short": "Må ha minst {min_length}.",
+    "too_long": "Kan ha høyst {max_length}.",
+    "greater_than_equal": "Må være minst {ge}.",
+    "greater_than": "Må være større enn {gt}.",
+    "less_than_equal": "Kan være høyst {le}.",
+    "less_than": "Må være mindre enn {lt}.",
+    "float_parsing": "Må være et tall.",
+    "float_type": "Må være et tall.",
+    "int_parsing": "Må være et helt tall.",
+    "int_type": "Må være et helt tall.",
+    "int_from_float": "Må være et helt tall.",
+    "finite_number": "Må være et endelig tall.",
+    "string_pattern_mismatch": "Har feil format.",
+    "literal_error": "Må være en av: {expected}.",
+    "enum": "Må være en av: {expected}.",
+    "time_parsing": "Må være et klokkeslett (tt:mm).",
+    "time_type": "Må være et klokkeslett (tt:mm).",
+    "uuid_parsing": "Må være en gyldig id.",
+    "bool_parsing": "Må være ja eller nei.",
+    "extra_forbidden": "Feltet er ikke kjent.",
+    "json_invalid": "Ugyldig JSON.",
+}
+_NB_BY_PATTERN_FIELD = {
+    "deadline": "Må være et klokkeslett (tt:mm).",
+    "phone": "Må være et telefonnummer (sifre, gjerne med +47 foran).",
+    "timezone": "Må være en tidssone som Europe/Oslo.",
+}
+# Bokmål for the plan's own validators (vitals.plan), by the start of their English message.
+_NB_BY_PREFIX = (
+    ("zones: each kind may appear once", "Hver måling kan bare ha én rad med soner."),
+    ("advice: general advice (no kind) is required", "Generelle råd må fylles ut for grønn, gul og rød sone."),
+    ("advice: one entry per zone and kind", "Bare ett råd per sone og måling."),
+    ("questionnaires: ids must be distinct", "Hvert spørreskjema må ha sin egen id."),
+    ("is outside the plausible range", "Verdien er utenfor mulig område."),
+    ("set no limit; leave the kind out instead", "Fyll inn minst én grense, eller fjern raden."),
+    ("must be in", "Feil enhet for målingen."),
+    ("a weekday is listed twice", "En ukedag står to ganger."),
+    ("limits must satisfy red_low", "Grensene må stige: rød nedre ≤ gul nedre ≤ gul øvre ≤ rød øvre."),
+)
+
+
+def message_nb(error: Any) -> str:
+    """A pydantic error in bokmål (a general sentence where its own text is not known)."""
+    kind = str(error.get("type", ""))
+    field = str((error.get("loc") or [""])[-1])
+    if kind == "string_pattern_mismatch" and field in _NB_BY_PATTERN_FIELD:
+        return _NB_BY_PATTERN_FIELD[field]
+    ctx = {k: str(v).replace(".", ",") if isinstance(v, float) else str(v) for k, v in (error.get("ctx") or {}).items()}
+    if kind in _NB_BY_TYPE:
+        try:
+            return _NB_BY_TYPE[kind].format(**ctx)
+        except KeyError:
+            return _NB_BY_TYPE[kind].split("{")[0].strip() or "Ugyldig verdi."
+    msg = str(error.get("msg", ""))
+    for prefix, text in _NB_BY_PREFIX:
+        if prefix in msg:
+            return text
+    return "Ugyldig verdi."
 
 
 def rewrite_openapi(schema: dict[str, Any]) -> dict[str, Any]:

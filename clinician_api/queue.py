@@ -14,15 +14,27 @@ from psycopg import Connection
 
 from clinician_api import paging
 from clinician_api.access import Principal, visible_patients_clause
-from clinician_api.schemas import Alarm
+from clinician_api.schemas import Alarm, Notified
 from vitals import KINDS, Kind
 
 SELECT = (
     "SELECT a.id, a.patient_id, p.display_name, p.team_id, a.rule, a.kind, a.severity, a.state, a.opened_at, "
     "a.updated_at, a.count, a.first_value, a.last_value, a.limit_value, a.last_measured_at, a.explanation_nb, "
     "a.explanation_en, a.back_in_range, a.escalated_at, a.assignee_id, u.display_name, a.acknowledged_at, "
-    "a.acknowledged_by, a.resolved_at, a.resolved_by, a.resolution, a.severity_rank "
-    "FROM alarms a JOIN patients p ON p.id = a.patient_id LEFT JOIN users u ON u.id = a.assignee_id"
+    "a.acknowledged_by, a.resolved_at, a.resolved_by, a.resolution, a.severity_rank, "
+    "coalesce(a.severity_value, a.last_value), coalesce(a.severity_measured_at, a.last_measured_at), "
+    "coalesce(a.severity_explanation_nb, a.explanation_nb), coalesce(a.severity_explanation_en, a.explanation_en), "
+    "r.received_at, r.grp, n.text, n.at, n.author, x.notified "
+    "FROM alarms a JOIN patients p ON p.id = a.patient_id LEFT JOIN users u ON u.id = a.assignee_id "
+    # The reading that set the severity: when it arrived, and the measurement act (cuff inflation) it belongs to.
+    "LEFT JOIN LATERAL (SELECT received_at, grp FROM readings WHERE id = coalesce(a.severity_reading_id, "
+    "a.last_reading_id) AND measured_at = coalesce(a.severity_measured_at, a.last_measured_at) LIMIT 1) r ON true "
+    "LEFT JOIN LATERAL (SELECT e.data->>'text' AS text, e.at, nu.display_name AS author FROM alarm_events e "
+    "LEFT JOIN users nu ON nu.id = e.actor_id WHERE e.alarm_id = a.id AND e.event = 'note' "
+    "ORDER BY e.at DESC, e.id DESC LIMIT 1) n ON true "
+    "LEFT JOIN LATERAL (SELECT coalesce(jsonb_agg(jsonb_build_object('label', t.label, 'channel', t.channel, "
+    "'state', en.state, 'sent_at', en.sent_at) ORDER BY t.label), '[]'::jsonb) AS notified "
+    "FROM escalation_notices en JOIN escalation_targets t ON t.id = en.target_id WHERE en.alarm_id = a.id) x ON true"
 )
 _CURSOR = "alarms"
 
@@ -74,6 +86,15 @@ def to_alarm(row: Sequence[Any], lang: str = "nb") -> Alarm:
         resolved_at=row[23],
         resolved_by=row[24],
         resolution=row[25],
+        headline=row[29] if lang == "nb" else row[30],
+        headline_value=row[27],
+        headline_measured_at=row[28],
+        headline_received_at=row[31],
+        act_group=f"{row[1]}:{row[32]}" if row[32] else None,
+        last_note=row[33],
+        last_note_at=row[34],
+        last_note_by=row[35],
+        notified=[Notified.model_validate(n) for n in row[36] or []],
     )
 
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from clinician_api import roles
 from vitals import Kind
@@ -31,6 +31,9 @@ class Token(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int = Field(description="Seconds until the token expires")
+    idle_timeout: int | None = Field(
+        default=None, description="Dashboard sessions: seconds without use after which the session ends"
+    )
 
 
 class Team(BaseModel):
@@ -45,9 +48,17 @@ class Me(BaseModel):
     role: Role
     teams: list[Team]
     emergency_access: list[EmergencyAccess]
+    lead_of: list[UUID] = Field(default_factory=list, description="Care teams the caller leads (reads their audit log)")
 
 
 # --- alarms -----------------------------------------------------------------------------------------------------
+
+
+class Notified(BaseModel):
+    label: str
+    channel: str
+    state: Literal["pending", "sent", "failed"]
+    sent_at: datetime | None = None
 
 
 class Alarm(BaseModel):
@@ -80,6 +91,18 @@ class Alarm(BaseModel):
     resolved_at: datetime | None
     resolved_by: UUID | None
     resolution: str | None
+    headline: str = Field(description="The reading that set the severity, explained (`lang`): the alarm's headline")
+    headline_value: float | None = Field(description="The value that set the severity")
+    headline_measured_at: datetime | None = Field(description="When that value was measured (device time)")
+    headline_received_at: datetime | None = Field(description="When that value reached the platform")
+    act_group: str | None = Field(
+        description="The measurement act (e.g. one cuff inflation) the headline reading belongs to; alarms with "
+        "the same act_group are one event for the nurse"
+    )
+    last_note: str | None = None
+    last_note_at: datetime | None = None
+    last_note_by: str | None = None
+    notified: list[Notified] = Field(default_factory=list, description="Escalation notices and their delivery")
 
 
 class AlarmPage(BaseModel):
@@ -126,6 +149,24 @@ class BulkAcknowledgeRequest(BaseModel):
     alarm_ids: list[UUID] = Field(min_length=1, max_length=200)
     note: Text | None = None
     send_receipt: bool = Field(default=False, description="Tell the patients' gateways that the readings were seen")
+
+
+class GroupActionRequest(BaseModel):
+    """One action on the alarms of one patient that the nurse sees as one event (one measurement act, or all of
+    the patient's alarms)."""
+
+    model_config = _In
+
+    alarm_ids: list[UUID] = Field(min_length=1, max_length=50)
+    text: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
+        default=None, description="The note (note) or what was done (resolve, at least 3 characters)"
+    )
+
+
+class GroupActionResult(BaseModel):
+    changed: list[UUID]
+    unchanged: list[UUID] = Field(description="Alarms already in the state asked for")
+    items: list[Alarm]
 
 
 class ReceiptDelivery(BaseModel):
@@ -233,6 +274,7 @@ class AccessLogPage(BaseModel):
 class AuditEntry(AccessLogEntry):
     patient_id: UUID | None
     client_addr: str | None
+    patient_name: str | None = Field(default=None, description="For patients in the caller's own teams")
 
 
 class AuditPage(BaseModel):
@@ -319,10 +361,26 @@ class KindProfile(BaseModel):
     red_high: LimitValue
 
 
+TrendName = Literal[
+    "weight_gain_kg", "weight_window_days", "spo2_drop", "pulse_drift", "baseline_days", "baseline_min_readings"
+]
+
+
+class TrendValue(BaseModel):
+    setting: TrendName
+    value: float | None = Field(description="null: the trend rule is off for this patient")
+    source: Literal["protocol", "override", "plan", "none"]
+
+
 class ThresholdProfile(BaseModel):
     patient_id: UUID
     protocol: str
     kinds: list[KindProfile]
+    followed_kinds: list[Kind] = Field(
+        default_factory=list,
+        description="The kinds the patient's protocol follows, plus any the patient has readings or own limits for",
+    )
+    trends: list[TrendValue] = Field(default_factory=list, description="Trend rules: weight gain, baseline drift")
 
 
 # Finite only: a NaN is how "off" is stored, so a NaN sent as a number must never pass for it.
@@ -342,9 +400,19 @@ class KindLimitsEdit(BaseModel):
 
 
 class ThresholdEdit(BaseModel):
+    """Limits of some kinds and/or trend settings; what is not named stays as it is. A trend value: a number
+    overrides the protocol, null inherits it, "off" switches the trend rule off for this patient."""
+
     model_config = _In
 
-    limits: dict[Kind, KindLimitsEdit] = Field(min_length=1)
+    limits: dict[Kind, KindLimitsEdit] = Field(default_factory=dict)
+    trends: dict[TrendName, LimitEdit] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _something(self) -> ThresholdEdit:
+        if not self.limits and not self.trends:
+            raise ValueError("name at least one kind's limits or one trend setting")
+        return self
 
 
 # --- plans ------------------------------------------------------------------------------------------------------

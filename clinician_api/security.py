@@ -48,9 +48,11 @@ def _secret(settings: Settings) -> str:
     return settings.jwt_secret
 
 
-def issue_token(settings: Settings, user_id: UUID, username: str, role: str) -> tuple[str, int]:
+def issue_token(
+    settings: Settings, user_id: UUID, username: str, role: str, ttl_minutes: int | None = None
+) -> tuple[str, int]:
     now = int(time.time())
-    ttl = settings.token_ttl_minutes * 60
+    ttl = (settings.token_ttl_minutes if ttl_minutes is None else ttl_minutes) * 60
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,

@@ -42,6 +42,24 @@ class AlarmUpsert:
 
 
 _RANK_SQL = "CASE {s} WHEN 'red' THEN 4 WHEN 'yellow' THEN 3 WHEN 'missed' THEN 2 ELSE 1 END"
+_NEW, _OLD = _RANK_SQL.format(s="EXCLUDED.severity"), _RANK_SQL.format(s="a.severity")
+# The headline of an alarm is the reading that set its severity: it moves only to a reading of a worse severity,
+# or of the same severity further beyond the limit (threshold rules); trend and score rules show their latest.
+_DECIDES = (
+    f"({_NEW} > {_OLD} OR ({_NEW} = {_OLD} AND (a.severity_value IS NULL OR a.rule NOT LIKE 'threshold.%%' "
+    "OR (a.rule LIKE '%%.low' AND EXCLUDED.severity_value < a.severity_value) "
+    "OR (a.rule LIKE '%%.high' AND EXCLUDED.severity_value > a.severity_value))))"
+)
+_HEADLINE_SQL = "".join(
+    f"{column} = CASE WHEN {_DECIDES} THEN EXCLUDED.{column} ELSE a.{column} END, "
+    for column in (
+        "severity_value",
+        "severity_reading_id",
+        "severity_measured_at",
+        "severity_explanation_nb",
+        "severity_explanation_en",
+    )
+)
 
 
 def upsert_alarms(conn: Connection[Any], candidates: Sequence[AlarmUpsert]) -> list[UUID]:
@@ -56,13 +74,16 @@ def upsert_alarms(conn: Connection[Any], candidates: Sequence[AlarmUpsert]) -> l
             row = cur.execute(
                 "INSERT INTO alarms AS a (patient_id, rule, kind, severity, count, first_value, last_value, "
                 "limit_value, last_reading_id, last_measured_at, window_start, window_end, explanation_nb, "
-                "explanation_en, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "explanation_en, details, severity_value, severity_reading_id, severity_measured_at, "
+                "severity_explanation_nb, severity_explanation_en) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (patient_id, rule) WHERE state <> 'resolved' DO UPDATE SET "
                 "count = a.count + EXCLUDED.count, last_value = EXCLUDED.last_value, "
                 "limit_value = EXCLUDED.limit_value, last_reading_id = EXCLUDED.last_reading_id, "
                 "last_measured_at = EXCLUDED.last_measured_at, window_start = EXCLUDED.window_start, "
                 "window_end = EXCLUDED.window_end, explanation_nb = EXCLUDED.explanation_nb, "
                 "explanation_en = EXCLUDED.explanation_en, details = EXCLUDED.details, back_in_range = false, "
+                f"{_HEADLINE_SQL}"
                 f"severity = CASE WHEN {_RANK_SQL.format(s='EXCLUDED.severity')} > {_RANK_SQL.format(s='a.severity')} "
                 "THEN EXCLUDED.severity ELSE a.severity END, updated_at = now() "
                 "RETURNING a.id, (xmax = 0) AS opened, a.severity",
@@ -82,6 +103,11 @@ def upsert_alarms(conn: Connection[Any], candidates: Sequence[AlarmUpsert]) -> l
                     c.explanation_nb,
                     c.explanation_en,
                     json.dumps(c.details, default=str),
+                    c.value,
+                    c.reading_id,
+                    c.measured_at,
+                    c.explanation_nb,
+                    c.explanation_en,
                 ),
             ).fetchone()
             assert row is not None

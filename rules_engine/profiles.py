@@ -215,6 +215,14 @@ PROTOCOL_TRENDS: NDArray[np.float64] = np.array(
     [PROTOCOLS[p].trends.as_tuple() for p in PROTOCOL_ORDER], dtype=np.float64
 )
 """(n_protocols, N_TREND_SETTINGS)."""
+PROTOCOL_KINDS: Mapping[Protocol, tuple[Kind, ...]] = {
+    Protocol.GENERAL: (Kind.BP_SYSTOLIC, Kind.BP_DIASTOLIC, Kind.PULSE_RATE, Kind.SPO2, Kind.BODY_TEMPERATURE),
+    Protocol.HEART_FAILURE: (Kind.BODY_WEIGHT, Kind.BP_SYSTOLIC, Kind.BP_DIASTOLIC, Kind.PULSE_RATE, Kind.SPO2),
+    Protocol.COPD: (Kind.SPO2, Kind.PULSE_RATE, Kind.BODY_TEMPERATURE, Kind.RESP_RATE),
+    Protocol.DIABETES: (Kind.GLUCOSE, Kind.BP_SYSTOLIC, Kind.BP_DIASTOLIC, Kind.BODY_WEIGHT),
+    Protocol.HYPERTENSION: (Kind.BP_SYSTOLIC, Kind.BP_DIASTOLIC, Kind.PULSE_RATE),
+}
+"""The kinds a protocol follows (what the editor offers first); the rules judge every kind that arrives."""
 PROTOCOL_SPO2_SCALE2: NDArray[np.bool_] = np.array([PROTOCOLS[p].news2_spo2_scale2 for p in PROTOCOL_ORDER])
 
 

@@ -16,7 +16,14 @@ from rules_engine import metrics
 from rules_engine.alarms import AlarmUpsert, mark_back_in_range, upsert_alarms
 from rules_engine.candidates import evaluate_batch
 from rules_engine.kinds_index import KIND_INDEX, KIND_ORDER
-from rules_engine.profiles import LIMIT_NAMES, LimitOverrides, build_patient_rules, limit_column
+from rules_engine.profiles import (
+    LIMIT_NAMES,
+    LimitOverrides,
+    TrendOverrides,
+    build_patient_rules,
+    limit_column,
+    trend_column,
+)
 from rules_engine.readings import ReadingArrays
 from rules_engine.severity import Severity
 from vitals import Kind
@@ -75,7 +82,8 @@ def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     row_of = {pid: i for i, pid in enumerate(patient_ids)}
     protocols = _protocols(conn, patient_ids)
     overrides = _overrides(conn, patient_ids, row_of)
-    rules = build_patient_rules(np.array([protocols[p] for p in patient_ids]), overrides)
+    trends = _trend_overrides(conn, patient_ids, row_of)
+    rules = build_patient_rules(np.array([protocols[p] for p in patient_ids]), overrides, trends)
     times = np.array([m.timestamp() for m in stored.measured_at], dtype=np.float64).astype(np.int64)
     kinds = stored.kinds
     batch = ReadingArrays.of(rows_of_readings, [_KIND_BY_NAME[k] for k in kinds], times, stored.values)
@@ -141,6 +149,18 @@ def _overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID
     if not cells:
         return None
     return LimitOverrides.of(*(np.array([c[i] for c in cells]) for i in range(4)))
+
+
+def _trend_overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int]) -> TrendOverrides | None:
+    """The patients' own trend settings (weight gain, baseline drift); NaN switches a trend rule off."""
+    rows = conn.execute(
+        "SELECT patient_id, setting, value FROM trend_overrides WHERE patient_id = ANY(%s)", (patient_ids,)
+    ).fetchall()
+    if not rows:
+        return None
+    return TrendOverrides.of(
+        [row_of[r[0]] for r in rows], [trend_column(r[1]) for r in rows], [float(r[2]) for r in rows]
+    )
 
 
 HISTORY_SQL = (

@@ -26,13 +26,22 @@ _LIMIT_NB = {"red_low": "rød nedre", "yellow_low": "gul nedre", "yellow_high": 
 # (lowest, highest) accepted value per trend setting.
 _TREND_BOUNDS: Mapping[str, tuple[float, float]] = {
     "weight_gain_kg": (0.1, 20.0),
-    "weight_window_days": (1.0, 3.0),
+    "weight_window_days": (1.0, 7.0),
     "spo2_drop": (1.0, 20.0),
     "pulse_drift": (5.0, 100.0),
-    "baseline_days": (3.0, 60.0),
+    # At most the 14 days of history the rules read (rules_engine.runtime.HISTORY_DAYS).
+    "baseline_days": (3.0, 14.0),
     "baseline_min_readings": (1.0, 100.0),
 }
 _OPTIONAL_TRENDS = frozenset({"weight_gain_kg", "spo2_drop", "pulse_drift"})
+TREND_NAMES_NB: Mapping[str, str] = {
+    "weight_gain_kg": "Vektøkning (kg)",
+    "weight_window_days": "Vektøkning over (dager)",
+    "spo2_drop": "Fall i oksygenmetning fra utgangsverdi (prosentpoeng)",
+    "pulse_drift": "Endring i puls fra utgangsverdi (slag/min)",
+    "baseline_days": "Utgangsverdi over (dager)",
+    "baseline_min_readings": "Minste antall målinger i utgangsverdien",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +138,15 @@ def _validate_trend_setting(name: str, value: float | None) -> list[ProfileError
     if value is None or math.isnan(value):
         if name in _OPTIONAL_TRENDS:
             return []
-        return [ProfileError(field, f"{name} is required", f"{name} må fylles ut")]
+        return [ProfileError(field, f"{name} is required", f"{TREND_NAMES_NB[name]} må fylles ut")]
     low, high = _TREND_BOUNDS[name]
     if not low <= value <= high:
         return [
             ProfileError(
                 field,
                 f"{name} {_num(value)} is outside {_num(low)}–{_num(high)}",
-                f"{name} {_num(value)} er utenfor {_num(low)}–{_num(high)}",
+                f"{TREND_NAMES_NB[name]}: {_num(value).replace('.', ',')} er utenfor "
+                f"{_num(low).replace('.', ',')}–{_num(high).replace('.', ',')}",
             )
         ]
     return []

@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     api_url: str | None = None
     jwt_secret: str | None = None
     token_ttl_minutes: int = 30
+    session_access_minutes: int = 10
+    """Dashboard sessions: lifetime of each access token; the page renews it silently while it is in use."""
+    session_idle_minutes: int = 60
+    """Dashboard sessions end after this long without use (no input in the page, no renewal)."""
+    session_max_hours: int = 14
+    """Dashboard sessions end this long after sign-in whatever happens (a shift plus handover)."""
+    escalation_sms_url: str | None = None
+    """An SMS gateway's HTTP endpoint: escalation notices are POSTed as JSON {"to", "text"}."""
+    escalation_smtp_host: str | None = None
+    escalation_smtp_port: int = 25
+    escalation_mail_from: str = "varde@localhost"
     oidc_issuer: str | None = None
     oidc_jwks_url: str | None = None
     oidc_audience: str | None = None

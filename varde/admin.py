@@ -315,3 +315,37 @@ def delete_gateway_logins(settings: Settings, gateway_ids: list[str]) -> None:
                 ],
                 tolerate=("not found",),
             )
+
+
+def add_escalation_target(settings: Settings, team: str, label: str, channel: str, address: str) -> UUID:
+    """Whom the team's escalated alarms reach (the on-call nurse): `channel` sms (a phone number, sent through
+    VARDE_ESCALATION_SMS_URL), email (an address) or webhook (an http(s) URL)."""
+    from clinician_api.escalation import CHANNELS
+
+    if channel not in CHANNELS:
+        raise AdminError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+    if channel == "webhook" and not address.startswith(("http://", "https://")):
+        raise AdminError("a webhook address is an http:// or https:// URL")
+    with _connect(settings) as conn:
+        team_id = _team_id(conn, team)
+        row = conn.execute(
+            "INSERT INTO escalation_targets (team_id, label, channel, address) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (team_id, channel, address) DO UPDATE SET label = EXCLUDED.label, active = true "
+            "RETURNING id",
+            (team_id, label, channel, address),
+        ).fetchone()
+        assert row is not None
+        return UUID(str(row[0]))
+
+
+def set_team_lead(settings: Settings, username: str, team: str, lead: bool = True) -> None:
+    """A team lead reads the audit log of the team's patients (the dashboard's access log)."""
+    with _connect(settings) as conn:
+        team_id = _team_id(conn, team)
+        cur = conn.execute(
+            "UPDATE team_memberships m SET lead = %s FROM users u WHERE u.id = m.user_id AND u.username = %s "
+            "AND m.team_id = %s",
+            (lead, username, team_id),
+        )
+        if cur.rowcount == 0:
+            raise AdminError(f"{username!r} is not a member of {team!r}; add the user to the team first")

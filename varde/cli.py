@@ -272,6 +272,41 @@ def team_add(name: str, as_json: JsonFlag = False) -> None:
     _emit({"team_id": str(team_id), "name": name}, as_json, f"team {name}: {team_id}")
 
 
+@team_app.command("escalation")
+def team_escalation(
+    team: str,
+    channel: Annotated[str, typer.Option(help="sms|email|webhook")],
+    address: Annotated[str, typer.Option(help="Phone number, e-mail address or http(s) URL.")],
+    label: Annotated[str, typer.Option(help="Who this is, as the dashboard shows it.")] = "Vakthavende sykepleier",
+    as_json: JsonFlag = False,
+) -> None:
+    """Add whom the team's escalated alarms notify (the on-call nurse). No patient data is sent."""
+    from varde.admin import AdminError, add_escalation_target
+
+    try:
+        target_id = add_escalation_target(_settings(), team, label, channel, address)
+    except AdminError as exc:
+        _fail(str(exc))
+    _emit({"target_id": str(target_id)}, as_json, f"escalation target {label} ({channel}): {target_id}")
+
+
+@team_app.command("lead")
+def team_lead(
+    team: str,
+    username: str,
+    remove: Annotated[bool, typer.Option("--remove", help="No longer a lead.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a member the team's lead: leads read the access log of the team's patients in the dashboard."""
+    from varde.admin import AdminError, set_team_lead
+
+    try:
+        set_team_lead(_settings(), username, team, not remove)
+    except AdminError as exc:
+        _fail(str(exc))
+    _emit({"team": team, "username": username, "lead": not remove}, as_json, f"{username} lead of {team}: {not remove}")
+
+
 @patient_app.command("add")
 def patient_add(
     name: Annotated[str, typer.Option(help="Display name (never logged).")],
@@ -527,6 +562,7 @@ def sim_peripheral(
 
 @app.command("demo")
 def demo(
+    action: Annotated[str, typer.Argument(help="run (default), or stop: end a demo running elsewhere.")] = "run",
     backlog_days: Annotated[int, typer.Option(min=1, max=60, help="Days of history delivered at start.")] = 14,
     spot_check_minutes: Annotated[
         float, typer.Option(min=0, help="Each patient also measures about this often (0: only the schedule).")
@@ -534,10 +570,21 @@ def demo(
     fresh: Annotated[bool, typer.Option("--fresh", help="Remove the earlier demo patients and start anew.")] = False,
     keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave the stack running on exit.")] = False,
 ) -> None:
-    """The local stack with 2 care teams and 25 simulated patients at home; Ctrl-C stops everything."""
+    """The local stack with 2 care teams and 25 simulated patients at home; Ctrl-C (or `varde demo stop` from
+    another terminal, also for a demo started in the background) stops everything."""
     import logging
 
-    from varde.demo import DemoError, run_demo
+    from varde.demo import DemoError, run_demo, stop_demo
+
+    if action == "stop":
+        try:
+            say = stop_demo(_home())
+        except DemoError as exc:
+            _fail(str(exc))
+        typer.echo(say)
+        return
+    if action != "run":
+        _fail(f"unknown action {action!r}; use `varde demo` or `varde demo stop`")
 
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
 

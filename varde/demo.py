@@ -27,9 +27,11 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import httpx
 import psycopg
 
 from store.settings import Settings
+from varde.demo_extras import LoopbackReceiver, activate_plans, configure_receivers, retire_receivers
 
 TIMEZONE = "Europe/Oslo"
 TEAMS = ("Demo: Hjerte og sirkulasjon", "Demo: Lunge og diabetes")
@@ -94,6 +96,8 @@ SPOT_CHECK_DEVICE = {
 }
 """Not the glucose meter: it numbers its records in the order measured, and spot checks at random moments would
 shift the numbers of later scheduled records between runs (their reading ids must stay stable)."""
+OFFLINE_HOURS = 24 * 365.0
+"""The demo's offline home stays offline while the demo runs (its readings wait in the gateway)."""
 QUIET_RESTART_S = 6 * 3600.0
 """Devices in a home advertise a few times a day: the scanner watchdog should not restart scanning every 2 min."""
 
@@ -291,7 +295,14 @@ def start_homes(
     for index, patient in enumerate(state["patients"]):
         spec = SCENARIOS[patient["scenario"]]
         onset = None if patient["onset"] is None else first_index + int(patient["onset"])
-        acts = spec.acts(patient["seed"], start, days, onset)
+        silent = patient["scenario"] == "gateway_offline"
+        if silent:
+            # The home's internet went down on the onset day and is still down: the nurse sees the silence.
+            from device_simulators.scenarios import gateway_offline
+
+            acts = gateway_offline(patient["seed"], start, days, onset_day=onset, hours=OFFLINE_HOURS)
+        else:
+            acts = spec.acts(patient["seed"], start, days, onset)
         devices = VirtualHome(
             patient["seed"], devices_for(spec.protocol), timezone=TIMEZONE, imperial=ROSTER[index].imperial
         )
@@ -309,7 +320,7 @@ def start_homes(
         agent = Agent(config, radio_factory=devices.radio)
         stats = FeedStats()
         sources = [home_source(devices, acts, stats=stats)]
-        if spot_check_s > 0:
+        if spot_check_s > 0 and not silent:
             device_type = SPOT_CHECK_DEVICE[spec.protocol]
             model = spec.model(patient["seed"], start, days, onset)
             phase = spot_check_s * index / len(state["patients"])
@@ -381,9 +392,13 @@ def run_demo(
     settings = Settings()
     runner = AgentRunner()
     stop = _install_sigterm()
+    pid_file = _write_pid(home)
+    receiver = LoopbackReceiver().start()
     try:
         state = ensure_demo_data(settings, home, fresh=fresh)
         logins = reset_logins(settings)
+        configure_receivers(settings, TEAMS, NURSE, receiver)
+        say(f"record system and on-call receiver on loopback: {receiver.base}")
         runner.start()
         say(f"starting {len(state['patients'])} gateways, each reading its patient's virtual devices")
         patient_page_port = stack._free_port()
@@ -397,6 +412,13 @@ def run_demo(
             patient_page_port=patient_page_port,
         )
         _wait_for_backlog(homes, timeout_s=180)
+        # After the backlog: the plans' schedules are judged against readings that have arrived, so only what was
+        # really not measured today counts as missed.
+        try:
+            activated = activate_plans(str(stack_state.get("api_url")), PHYSICIAN, logins[PHYSICIAN], state["patients"])
+            say(f"self-management plans activated: {activated} (the others were active already)")
+        except httpx.HTTPError as exc:
+            say(f"could not activate the demo plans: {exc}")
         alarms = _alarm_summary(settings, state)
         summary = {
             "dashboard": stack_state.get("api_url"),
@@ -421,11 +443,54 @@ def run_demo(
     finally:
         say("stopping the gateways")
         runner.stop()
+        receiver.stop()
+        try:
+            retire_receivers(settings)
+        except psycopg.Error as exc:
+            say(f"could not retire the demo's record system: {type(exc).__name__}")
+        pid_file.unlink(missing_ok=True)
         if not keep_stack:
             stack.down(home)
 
 
 _SHOWN = ("name", "team", "scenario", "gateway_id", "patient_id")
+
+
+def _pid_path(home: Path) -> Path:
+    return home / "demo.pid"
+
+
+def _write_pid(home: Path) -> Path:
+    import os
+
+    path = _pid_path(home)
+    path.write_text(f"{os.getpid()}\n")
+    return path
+
+
+def stop_demo(home: Path, timeout_s: float = 120.0) -> str:
+    """End a demo running from another terminal or in the background (`make demo &`, where Ctrl-C cannot reach
+    it): SIGTERM to the pid in `.varde/demo.pid`, then wait until it has stopped the gateways and the stack."""
+    import os
+
+    path = _pid_path(home)
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        raise DemoError(f"no demo is running (no {path})") from None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        path.unlink(missing_ok=True)
+        return f"the demo (pid {pid}) had already ended"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return f"demo (pid {pid}) stopped"
+        time.sleep(0.5)
+    raise DemoError(f"the demo (pid {pid}) did not stop within {timeout_s:.0f} s")
 
 
 def _install_sigterm() -> Any:
@@ -448,5 +513,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
     lines += ["", f"  {'patient':<22} {'scenario':<30} open alarms"]
     for p in summary["patients"]:
         lines.append(f"  {p['name']:<22} {p['scenario']:<30} {', '.join(p['alarms']) or '-'}")
-    lines += ["", "Gateways keep measuring in real time. Press Ctrl-C to stop everything.", ""]
+    lines += [
+        "",
+        "Gateways keep measuring in real time. Press Ctrl-C to stop everything, or run `.venv/bin/varde demo stop`",
+        "from another terminal (also for a demo started in the background).",
+        "",
+    ]
     print("\n".join(lines), flush=True)

@@ -83,6 +83,11 @@ def journal_page(request: Request, varde_lang: LangCookie = None) -> HTMLRespons
     return _page(request, varde_lang, "journal")
 
 
+@router.get(f"{PREFIX}/audit")
+def audit_page(request: Request, varde_lang: LangCookie = None) -> HTMLResponse:
+    return _page(request, varde_lang, "audit")
+
+
 def _patient_id(raw: str) -> str | None:
     try:
         return str(UUID(raw))

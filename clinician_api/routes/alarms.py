@@ -30,6 +30,8 @@ from clinician_api.schemas import (
     AssignRequest,
     BulkAcknowledgeRequest,
     BulkAcknowledgeResult,
+    GroupActionRequest,
+    GroupActionResult,
     NoteRequest,
     ReceiptDelivery,
     ResolveRequest,
@@ -187,6 +189,105 @@ def bulk_acknowledge(
     conn.commit()
     receipts = _send_receipts(conn, publisher, patients, to_ack, principal) if body.send_receipt else []
     return BulkAcknowledgeResult(acknowledged=to_ack, unchanged=unchanged, receipts=receipts)
+
+
+GroupAction = Literal["acknowledge", "note", "escalate", "resolve"]
+_GROUP_CHANGE: dict[str, tuple[str, str, str]] = {
+    # action → (states it applies to, SET clause, alarm event)
+    "acknowledge": (
+        "open",
+        "state = 'acknowledged', acknowledged_at = now(), acknowledged_by = %(user)s",
+        "acknowledged",
+    ),
+    "escalate": ("open,acknowledged", "escalated_at = now()", "escalated"),
+    "resolve": (
+        "open,acknowledged",
+        "state = 'resolved', resolved_at = now(), resolved_by = %(user)s, resolution = %(text)s",
+        "resolved",
+    ),
+    "note": ("open,acknowledged,resolved", "", "note"),
+}
+
+
+@router.post("/group/{action}", response_model=GroupActionResult, responses=problems.responses(403, 404, 409, 422))
+def group_action(
+    action: GroupAction,
+    body: GroupActionRequest,
+    conn: Conn,
+    principal: Clinician,
+    request: Request,
+    lang: Lang = "nb",
+) -> GroupActionResult:
+    """Act on a group of one patient's alarms at once: the components of one measurement act (a blood-pressure
+    panel's systolic, diastolic and mean), or every alarm of the patient. Red alarms may be in the group: the nurse
+    handles the patient's event as a whole. Alarms already in the state asked for are left as they are."""
+    wanted = sorted(set(body.alarm_ids), key=str)
+    clause, params = visible_patients_clause(principal)
+    rows = conn.execute(
+        "SELECT a.id, a.patient_id, a.state, a.escalated_at IS NOT NULL FROM alarms a "
+        f"JOIN patients p ON p.id = a.patient_id WHERE a.id = ANY(%s::uuid[]) AND {clause} ORDER BY a.id "
+        "FOR UPDATE OF a",
+        [wanted, *params],
+    ).fetchall()
+    if len(rows) != len(wanted):
+        audit.record(conn, principal, action, request.url.path, "denied", client_addr=client_addr(request))
+        conn.commit()
+        raise HTTPException(404, f"{len(wanted) - len(rows)} of the alarms are not in your care teams or do not exist")
+    if len({r[1] for r in rows}) != 1:
+        raise ProblemError(
+            422,
+            "a group holds the alarms of one patient",
+            errors=[
+                {
+                    "loc": ["body", "alarm_ids"],
+                    "msg": "alarms of several patients",
+                    "message_nb": "alarmer for flere pasienter",
+                }
+            ],
+        )
+    text = (body.text or "").strip()
+    if action in ("note", "resolve") and len(text) < (3 if action == "resolve" else 1):
+        raise ProblemError(
+            422,
+            "the text is missing or too short",
+            errors=[
+                {
+                    "loc": ["body", "text"],
+                    "msg": "at least 3 characters" if action == "resolve" else "the note is empty",
+                    "message_nb": "Skriv minst 3 tegn om hva som ble gjort."
+                    if action == "resolve"
+                    else "Notatet er tomt.",
+                }
+            ],
+        )
+    states, set_clause, event = _GROUP_CHANGE[action]
+    applies = [r[0] for r in rows if r[2] in states.split(",") and not (action == "escalate" and r[3])]
+    unchanged = [r[0] for r in rows if r[0] not in set(applies)]
+    if applies:
+        values = {"user": principal.user_id, "text": text, "ids": applies}
+        if set_clause:
+            conn.execute(f"UPDATE alarms SET {set_clause}, updated_at = now() WHERE id = ANY(%(ids)s)", values)
+        else:
+            conn.execute("UPDATE alarms SET updated_at = now() WHERE id = ANY(%(ids)s)", values)
+        data: dict[str, Any] = {}
+        if action in ("note", "resolve"):
+            data = {"text" if action == "note" else "resolution": text}
+        elif action == "escalate":
+            data = {"manual": True}
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO alarm_events (alarm_id, actor_id, event, data) VALUES (%s, %s, %s, %s)",
+                [(a, principal.user_id, event, json.dumps({**data, "group": len(applies)})) for a in applies],
+            )
+        if action == "resolve":
+            for alarm_id in applies:
+                enqueue_alarm_document(conn, alarm_id)
+        notify(conn, applies)
+    audit.record_patients(
+        conn, principal, action, request.url.path, [r[1] for r in rows], client_addr=client_addr(request)
+    )
+    items = [queue.to_alarm(r, lang) for r in queue.by_ids(conn, wanted)]
+    return GroupActionResult(changed=applies, unchanged=unchanged, items=items)
 
 
 def _send_receipts(
@@ -363,4 +464,17 @@ def resolve(scope: AlarmDep, body: ResolveRequest, principal: Clinician, lang: L
     )
     assert scope.alarm_id is not None
     enqueue_alarm_document(scope.conn, scope.alarm_id)
+    return _detail(scope.conn, scope.alarm_id, lang)
+
+
+@router.post("/{alarm_id}/escalate", response_model=AlarmDetail, responses=_ACTION_RESPONSES)
+def escalate(scope: AlarmDep, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
+    """Escalate now: the patient's team's escalation targets (on-call nurse) are notified (409 when the alarm is
+    resolved or already escalated)."""
+    state = _lock(scope.conn, scope.alarm_id)
+    row = scope.conn.execute("SELECT escalated_at FROM alarms WHERE id = %s", (scope.alarm_id,)).fetchone()
+    if state == "resolved" or (row is not None and row[0] is not None):
+        raise HTTPException(409, "the alarm is resolved or already escalated")
+    scope.action = "escalate"
+    _change(scope.conn, scope.alarm_id, principal, "escalated", {"manual": True}, "escalated_at = now()", [])
     return _detail(scope.conn, scope.alarm_id, lang)

@@ -1,4 +1,5 @@
-"""The audit log for administrators: who did what to which patient's data, filtered and paged."""
+"""The audit log for administrators and team leads: who did what to which patient's data, filtered and paged.
+A team lead sees the rows about the team's patients and the rows of the team's members; an admin sees all."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from clinician_api import audit, paging, problems
-from clinician_api.deps import Admin, Conn, client_addr
+from clinician_api.deps import Conn, CurrentPrincipal, client_addr
 from clinician_api.schemas import AuditEntry, AuditPage
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=problems.responses(401, 403))
@@ -18,9 +19,10 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=problems.re
 @router.get("", response_model=AuditPage, responses=problems.responses(400))
 def list_audit(
     conn: Conn,
-    principal: Admin,
+    principal: CurrentPrincipal,
     request: Request,
     user_id: UUID | None = None,
+    username: Annotated[str | None, Query(max_length=64, description="Exact username")] = None,
     patient_id: UUID | None = None,
     action: Annotated[str | None, Query(max_length=40)] = None,
     outcome: Annotated[str | None, Query(max_length=40)] = None,
@@ -30,33 +32,51 @@ def list_audit(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
-    """Audit rows, newest first. Reading the audit log is itself audited."""
+    """Audit rows, newest first, with the patient's name where the caller may see it. Reading the audit log is
+    itself audited. Admins and team leads only (403 otherwise)."""
     where: list[str] = ["true"]
     params: list[Any] = []
+    if principal.role != "admin":
+        lead_of = [
+            r[0]
+            for r in conn.execute(
+                "SELECT team_id FROM team_memberships WHERE user_id = %s AND lead", (principal.user_id,)
+            ).fetchall()
+        ]
+        if not lead_of:
+            raise HTTPException(403, "the audit log is for admins and team leads")
+        where.append(
+            "(l.patient_id IN (SELECT id FROM patients WHERE team_id = ANY(%s::uuid[])) OR l.user_id IN "
+            "(SELECT user_id FROM team_memberships WHERE team_id = ANY(%s::uuid[])))"
+        )
+        params += [lead_of, lead_of]
     for column, value in (
-        ("user_id", user_id),
-        ("patient_id", patient_id),
-        ("action", action),
-        ("outcome", outcome),
-        ("emergency", emergency),
+        ("l.user_id", user_id),
+        ("l.username", username.strip().lower() if username else None),
+        ("l.patient_id", patient_id),
+        ("l.action", action),
+        ("l.outcome", outcome),
+        ("l.emergency", emergency),
     ):
         if value is not None:
             where.append(f"{column} = %s")
             params.append(value)
     if from_:
-        where.append("at >= %s")
+        where.append("l.at >= %s")
         params.append(from_)
     if to:
-        where.append("at < %s")
+        where.append("l.at < %s")
         params.append(to)
     if cursor:
         (before,) = paging.decode("audit", cursor, (int,))
-        where.append("id < %s")
+        where.append("l.id < %s")
         params.append(before)
     rows = conn.execute(
-        "SELECT id, at, user_id, username, role, team_id, action, resource, outcome, emergency, reason, patient_id, "
-        f"client_addr FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s",
-        [*params, limit + 1],
+        "SELECT l.id, l.at, l.user_id, l.username, l.role, l.team_id, l.action, l.resource, l.outcome, l.emergency, "
+        "l.reason, l.patient_id, l.client_addr, CASE WHEN p.team_id = ANY(%s::uuid[]) THEN p.display_name END "
+        f"FROM audit_log l LEFT JOIN patients p ON p.id = l.patient_id WHERE {' AND '.join(where)} "
+        "ORDER BY l.id DESC LIMIT %s",
+        [list(principal.team_ids), *params, limit + 1],
     ).fetchall()
     shown, next_cursor = paging.page(rows, limit, lambda r: (r[0],), "audit")
     audit.record(
@@ -78,6 +98,7 @@ def list_audit(
                 reason=r[10],
                 patient_id=r[11],
                 client_addr=r[12],
+                patient_name=r[13],
             )
             for r in shown
         ],

@@ -13,8 +13,8 @@ from psycopg import Connection
 from clinician_api import problems
 from clinician_api.deps import Clinician, PatientDep
 from clinician_api.problems import ProblemError
-from clinician_api.schemas import KindProfile, LimitValue, ThresholdEdit, ThresholdProfile
-from rules_engine.profiles import LIMIT_NAMES, PROTOCOLS, Protocol, effective_limits
+from clinician_api.schemas import KindProfile, LimitValue, ThresholdEdit, ThresholdProfile, TrendValue
+from rules_engine.profiles import LIMIT_NAMES, PROTOCOL_KINDS, PROTOCOLS, TREND_NAMES, Protocol, effective_limits
 from rules_engine.validation import validate_profile
 from vitals import KINDS, Kind
 
@@ -66,7 +66,49 @@ def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
                 origin = "none"
             limits[name] = LimitValue(value=None if math.isnan(value) else value, source=origin)
         kinds.append(KindProfile(kind=kind, unit=KINDS[kind].unit, **limits))
-    return ThresholdProfile(patient_id=patient_id, protocol=protocol, kinds=kinds)
+    return ThresholdProfile(
+        patient_id=patient_id,
+        protocol=protocol,
+        kinds=kinds,
+        followed_kinds=_followed(conn, patient_id, protocol, overrides),
+        trends=_trend_profile(conn, patient_id, protocol),
+    )
+
+
+def _followed(conn: Connection[Any], patient_id: Any, protocol: str, overrides: OverrideRows) -> list[Kind]:
+    """The protocol's kinds, and any other the patient measures (last 90 days) or has own limits for."""
+    measured = {
+        r[0]
+        for r in conn.execute(
+            "SELECT k.kind FROM unnest(%s::text[]) AS k(kind) WHERE EXISTS (SELECT 1 FROM readings r "
+            "WHERE r.patient_id = %s AND r.kind = k.kind AND r.measured_at > now() - interval '90 days')",
+            ([k.value for k in Kind], patient_id),
+        ).fetchall()
+    }
+    wanted = set(PROTOCOL_KINDS[Protocol(protocol)]) | {Kind(k) for k in measured | set(overrides)}
+    return [kind for kind in Kind if kind in wanted]
+
+
+def load_trend_overrides(conn: Connection[Any], patient_id: Any) -> dict[str, tuple[float, str]]:
+    rows = conn.execute(
+        "SELECT setting, value, source FROM trend_overrides WHERE patient_id = %s", (patient_id,)
+    ).fetchall()
+    return {r[0]: (float(r[1]), str(r[2])) for r in rows}
+
+
+def _trend_profile(conn: Connection[Any], patient_id: Any, protocol: str) -> list[TrendValue]:
+    defaults = PROTOCOLS[Protocol(protocol)].trends
+    own = load_trend_overrides(conn, patient_id)
+    out = []
+    for name in TREND_NAMES:
+        if name in own:
+            value, source = own[name]
+            origin = "plan" if source == "plan" else "override"
+        else:
+            value = float(getattr(defaults, name))
+            origin = "none" if math.isnan(value) else "protocol"
+        out.append(TrendValue(setting=name, value=None if math.isnan(value) else value, source=origin))
+    return out
 
 
 @router.get("/{patient_id}/thresholds", response_model=ThresholdProfile)
@@ -106,18 +148,55 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
         current[kind.value] = {
             name: (None if math.isnan(v) else v) for name, v in zip(LIMIT_NAMES, values, strict=True) if v is not None
         }
-    problems_found = validate_profile(protocol, current)
+    trends_now: dict[str, float | None] = {
+        name: (None if math.isnan(value) else value)
+        for name, (value, _src) in load_trend_overrides(conn, scope.patient_id).items()
+    }
+    new_trends: dict[str, float | None] = {}
+    for trend_name, trend_edit in body.trends.items():
+        new_trends[trend_name] = (
+            math.nan if trend_edit == "off" else (float(trend_edit) if trend_edit is not None else None)
+        )
+    merged = dict(trends_now)
+    for changed, number in new_trends.items():
+        if number is None:
+            merged.pop(changed, None)
+        else:
+            merged[changed] = number
+    trend_check = {n: v for n, v in merged.items() if v is not None and not math.isnan(v)}
+    problems_found = validate_profile(protocol, current, trend_check)
     if problems_found:
         raise ProblemError(
             422,
             "the threshold profile is not valid",
             errors=[
-                {"loc": ["body", "limits", *p.field.split(".")], "msg": p.message, "message_nb": p.message_nb}
+                {
+                    "loc": ["body", "trends", p.field.removeprefix("trend.")]
+                    if p.field.startswith("trend.")
+                    else ["body", "limits", *p.field.split(".")],
+                    "msg": p.message,
+                    "message_nb": p.message_nb,
+                }
                 for p in problems_found
             ],
         )
     _store(conn, scope.patient_id, new_rows, principal.user_id)
+    _store_trends(conn, scope.patient_id, new_trends, principal.user_id)
     return profile(conn, scope.patient_id)
+
+
+def _store_trends(conn: Connection[Any], patient_id: Any, rows: Mapping[str, float | None], user_id: Any) -> None:
+    """A number (or NaN: rule off) is the patient's own setting; None returns to the protocol's value."""
+    for name, value in rows.items():
+        if value is None:
+            conn.execute("DELETE FROM trend_overrides WHERE patient_id = %s AND setting = %s", (patient_id, name))
+            continue
+        conn.execute(
+            "INSERT INTO trend_overrides (patient_id, setting, value, source, updated_by) VALUES (%s, %s, %s, "
+            "'manual', %s) ON CONFLICT (patient_id, setting) DO UPDATE SET value = EXCLUDED.value, source = 'manual', "
+            "plan_id = NULL, updated_by = EXCLUDED.updated_by, updated_at = now()",
+            (patient_id, name, value, user_id),
+        )
 
 
 def _store(conn: Connection[Any], patient_id: Any, rows: Mapping[str, tuple[float | None, ...]], user_id: Any) -> None:

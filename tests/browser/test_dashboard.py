@@ -237,7 +237,13 @@ def test_language_switch_changes_the_interface_and_is_remembered(
     page.get_by_role("link", name="Norsk (bokmål)").click()
     expect(page.get_by_role("heading", name="Alarmkø")).to_be_visible()
 
-    # A token the API no longer accepts ends the session: back to the sign-in form, with a notice.
+    # A token the API no longer accepts is renewed silently with the refresh cookie (the session goes on) ...
+    page.evaluate("sessionStorage.setItem('varde.token', 'not-a-valid-token')")
+    page.goto("/dashboard/patients")
+    expect(page.locator("#user-name")).not_to_be_empty(timeout=20_000)
+    assert page.evaluate("sessionStorage.getItem('varde.token')") != "not-a-valid-token"
+    # ... and when the session cannot be renewed either, back to the sign-in form, with a notice.
+    page.context.clear_cookies()
     page.evaluate("sessionStorage.setItem('varde.token', 'not-a-valid-token')")
     # The page leaves for the sign-in form as soon as the API refuses the token, possibly before its own "load":
     # start the navigation from the page itself and wait for the redirect (page.goto would report it as aborted).

@@ -1,10 +1,15 @@
 // The JSON API client: the bearer token lives in this tab's sessionStorage and goes out only in the
 // Authorization header (never in a URL, never in a cookie), so no other site can make the browser use it.
+// The token is short-lived; `refreshSession` renews it with the HttpOnly refresh cookie (path /api/v1/auth),
+// which scripts cannot read and which the browser sends only to the renewal and sign-out routes.
 import { lang } from "./i18n.js";
 
 const TOKEN = "varde.token";
 const EXPIRES = "varde.token_expires";
+const IDLE = "varde.idle_ms";
+const ACTIVE = "varde.active_at";
 const LOGIN = "/dashboard/login";
+const SESSION_HEADER = { "X-Varde-Session": "1" };
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -29,14 +34,81 @@ export function token() {
   return value;
 }
 
-export function startSession(accessToken, expiresIn) {
+export function startSession(accessToken, expiresIn, idleTimeout) {
   sessionStorage.setItem(TOKEN, accessToken);
   sessionStorage.setItem(EXPIRES, String(Date.now() + expiresIn * 1000));
+  if (idleTimeout) sessionStorage.setItem(IDLE, String(idleTimeout * 1000));
+  if (!sessionStorage.getItem(ACTIVE)) markActive();
 }
 
+/** Milliseconds until the access token expires (negative when it has). */
+export function tokenExpiresIn() {
+  return Number(sessionStorage.getItem(EXPIRES) || 0) - Date.now();
+}
+
+export function idleTimeoutMs() {
+  return Number(sessionStorage.getItem(IDLE) || 0);
+}
+
+export function markActive() {
+  sessionStorage.setItem(ACTIVE, String(Date.now()));
+}
+
+export function idleForMs() {
+  return Date.now() - Number(sessionStorage.getItem(ACTIVE) || Date.now());
+}
+
+/** Forget this tab's session. Note drafts (`varde-draft.*`) stay for the next sign-in in this tab. */
 export function endSession() {
   for (const key of Object.keys(sessionStorage)) {
     if (key.startsWith("varde.")) sessionStorage.removeItem(key);
+  }
+}
+
+let renewing = null;
+
+/** Renew the access token with the refresh cookie; resolves to true when the session goes on. One at a time. */
+export function refreshSession() {
+  if (!renewing) {
+    renewing = (async () => {
+      for (let attempt = 0; attempt < 2; attempt += 1) {
+        try {
+          const response = await fetch("/api/v1/auth/refresh", {
+            method: "POST",
+            headers: { Accept: "application/json", ...SESSION_HEADER },
+            credentials: "same-origin",
+            cache: "no-store",
+          });
+          if (response.ok) {
+            const answer = await response.json();
+            startSession(answer.access_token, answer.expires_in, answer.idle_timeout);
+            return true;
+          }
+          const problem = await response.json().catch(() => ({}));
+          // Another tab renewed at the same moment: its new cookie is ours too, so try once more.
+          if (!String(problem.detail || "").includes("concurrent")) return false;
+        } catch {
+          return false;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      return false;
+    })().finally(() => {
+      renewing = null;
+    });
+  }
+  return renewing;
+}
+
+/** Sign out: the server ends the refresh token, and this tab forgets the session and its drafts. */
+export async function signOut() {
+  try {
+    await fetch("/api/v1/auth/logout", { method: "POST", headers: SESSION_HEADER, credentials: "same-origin" });
+  } finally {
+    endSession();
+    for (const key of Object.keys(sessionStorage)) {
+      if (key.startsWith("varde-draft.")) sessionStorage.removeItem(key);
+    }
   }
 }
 
@@ -49,16 +121,16 @@ export function loginUrl(reason) {
 
 /** Leave the page for the sign-in form when there is no valid token. */
 export function requireSession() {
-  if (token()) return true;
+  if (token() || (sessionStorage.getItem(TOKEN) && idleForMs() < idleTimeoutMs())) return true;
   const hadSession = sessionStorage.getItem(TOKEN) !== null;
   endSession();
   location.replace(loginUrl(hadSession ? "expired" : null));
   return false;
 }
 
-function expired() {
+export function expired(reason = "expired") {
   endSession();
-  location.replace(loginUrl("expired"));
+  location.replace(loginUrl(reason));
 }
 
 export function authHeaders(extra = {}) {
@@ -67,7 +139,18 @@ export function authHeaders(extra = {}) {
 }
 
 /** Call the API; resolves to the parsed JSON, rejects with ApiError (401 ends the session). */
-export async function api(path, { method = "GET", body, form, query, signal } = {}) {
+export async function api(path, { method = "GET", body, form, query, signal, credentials = "omit" } = {}) {
+  if (sessionStorage.getItem(TOKEN) && tokenExpiresIn() < 30000 && idleForMs() < idleTimeoutMs()) {
+    await refreshSession();
+  }
+  const response = await send(path, { method, body, form, query, signal, credentials });
+  if (response.status === 401 && response.hadToken && (await refreshSession())) {
+    return parse(await send(path, { method, body, form, query, signal, credentials }));
+  }
+  return parse(response);
+}
+
+async function send(path, { method, body, form, query, signal, credentials }) {
   const headers = authHeaders({ Accept: "application/json" });
   let payload;
   if (form) {
@@ -78,7 +161,12 @@ export async function api(path, { method = "GET", body, form, query, signal } = 
     headers["Content-Type"] = "application/json";
   }
   const url = query ? `${path}?${toQuery(query)}` : path;
-  const response = await fetch(url, { method, headers, body: payload, signal, credentials: "omit", cache: "no-store" });
+  const response = await fetch(url, { method, headers, body: payload, signal, credentials, cache: "no-store" });
+  response.hadToken = Boolean(headers.Authorization);
+  return response;
+}
+
+async function parse(response) {
   const text = await response.text();
   let data = null;
   if (text) {
@@ -88,7 +176,7 @@ export async function api(path, { method = "GET", body, form, query, signal } = 
       data = { detail: text.slice(0, 200) };
     }
   }
-  if (response.status === 401 && headers.Authorization) {
+  if (response.status === 401 && response.hadToken) {
     // The page is leaving for the sign-in form; nothing after this call should run.
     expired();
     return new Promise(() => {});

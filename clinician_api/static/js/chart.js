@@ -5,7 +5,9 @@ import { formatTime, formatValue, formats, kindName, kinds, t, withUnit } from "
 
 const W = 720;
 const H = 240;
-const M = { left: 52, right: 78, top: 14, bottom: 30 };
+// The right margin holds the limit labels ("Yellow > 110", "Rød > 39,0"): wide enough for the longest.
+const M = { left: 52, right: 118, top: 14, bottom: 30 };
+const LABEL_GAP = 13;
 const LIMITS = ["red_low", "yellow_low", "yellow_high", "red_high"];
 const BUCKET_MS = { hour: 3600e3, day: 86400e3, week: 7 * 86400e3 };
 let chartCount = 0;
@@ -35,7 +37,7 @@ function timeTicks(from, to, range) {
   } else {
     at.setHours(0, 0, 0, 0);
     if (at < from) at.setDate(at.getDate() + 1);
-    const step = range === "week" ? 1 : 14;
+    const step = range === "week" ? 1 : range === "30d" ? 5 : 14;
     for (; at <= to; at.setDate(at.getDate() + step)) {
       ticks.push({ time: at.getTime(), label: (range === "week" ? formats.weekdayDay : formats.dayMonth).format(at) });
     }
@@ -73,18 +75,21 @@ export function trendChart({ kind, series, limits, range, missed = [] }) {
     bands.push(s("rect", { class: `band band-${zone}`, x: M.left, width: W - M.left - M.right, y: y(b), height: y(a) - y(b) }));
   }
 
-  const limitLines = LIMITS.filter((name) => limits?.[name]?.value !== null && limits?.[name]?.value !== undefined).map(
-    (name) => {
-      const value = limits[name].value;
-      const yy = y(value);
-      return s(
-        "g",
-        { class: `limit limit-${name.startsWith("red") ? "red" : "yellow"}` },
-        s("line", { x1: M.left, x2: W - M.right, y1: yy, y2: yy }),
-        s("text", { x: W - M.right + 6, y: yy + 4 }, `${t(`limit_short_${name}`)} ${formatValue(kind, value)}`),
-      );
-    },
-  );
+  // Labels of limits close together are moved apart so they never overlap (top to bottom).
+  const shownLimits = LIMITS.filter((name) => limits?.[name]?.value !== null && limits?.[name]?.value !== undefined)
+    .map((name) => ({ name, value: limits[name].value, yy: y(limits[name].value) }))
+    .sort((a, b) => a.yy - b.yy);
+  let labelFloor = -Infinity;
+  const limitLines = shownLimits.map(({ name, value, yy }) => {
+    const labelY = Math.min(Math.max(yy + 4, labelFloor + LABEL_GAP, 10), H - 4);
+    labelFloor = labelY;
+    return s(
+      "g",
+      { class: `limit limit-${name.startsWith("red") ? "red" : "yellow"}` },
+      s("line", { x1: M.left, x2: W - M.right, y1: yy, y2: yy }),
+      s("text", { x: W - M.right + 6, y: labelY }, `${t(`limit_short_${name}`)} ${formatValue(kind, value)}`),
+    );
+  });
 
   const step = niceStep((hi - lo) / 5);
   const yTicks = [];

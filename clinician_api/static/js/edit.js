@@ -3,7 +3,7 @@
 import { ApiError, api } from "./api.js";
 import { $, $$, announce, h, replaceChildren } from "./dom.js";
 import { showNoAccess } from "./glass.js";
-import { formatTime, formatValue, kindName, kinds, patientId, protocolLimits, t } from "./i18n.js";
+import { formatTime, formatValue, kindName, kinds, lang, patientId, protocolLimits, t } from "./i18n.js";
 import { WEEKDAYS, ZONES, patientView } from "./plan.js";
 import { signedIn } from "./shell.js";
 
@@ -58,8 +58,14 @@ function sourceLabel(limit) {
   return t(`source_${limit.source}`);
 }
 
+/** The kinds the patient's protocol follows (and any the patient measures or has own limits for). */
+function followedKinds() {
+  const followed = new Set(profile.followed_kinds?.length ? profile.followed_kinds : KINDS);
+  return profile.kinds.filter((k) => followed.has(k.kind));
+}
+
 function renderLimitsTable() {
-  const rows = profile.kinds.map((k) =>
+  const rows = followedKinds().map((k) =>
     h(
       "tr",
       { "data-kind": k.kind },
@@ -158,6 +164,87 @@ async function saveLimits(event) {
       showErrors(form, error.fieldErrors, $("#limits-error"));
     } else {
       $("#limits-error").textContent = t("error_generic", { detail: error.message });
+    }
+  }
+}
+
+// --- trend rules: weight gain over days, drift from the personal baseline -------------------------------------
+
+const TRENDS = ["weight_gain_kg", "weight_window_days", "spo2_drop", "pulse_drift", "baseline_days", "baseline_min_readings"];
+const OPTIONAL_TRENDS = new Set(["weight_gain_kg", "spo2_drop", "pulse_drift"]);
+
+function trendNumber(value) {
+  return value === null ? "" : new Intl.NumberFormat(lang === "nb" ? "nb-NO" : "en-GB", { maximumFractionDigits: 1 }).format(value);
+}
+
+function renderTrends() {
+  const rows = profile.trends.map((trend) => {
+    const id = `trend-${trend.setting}`;
+    const mode = trend.source === "override" || trend.source === "plan" ? (trend.value === null ? "off" : "custom") : "inherit";
+    const select = h(
+      "select",
+      { id: `${id}-mode`, "data-trend-mode": trend.setting },
+      h("option", { value: "inherit", selected: mode === "inherit" }, t("trend_inherit", { value: trend.source === "protocol" ? trendNumber(trend.value) : t("trend_none") })),
+      h("option", { value: "custom", selected: mode === "custom" }, t("mode_custom")),
+      OPTIONAL_TRENDS.has(trend.setting) && h("option", { value: "off", selected: mode === "off" }, t("trend_off")),
+    );
+    const input = h("input", {
+      id,
+      type: "text",
+      inputmode: "decimal",
+      "data-loc": `trends.${trend.setting}`,
+      value: mode === "custom" ? trendNumber(trend.value) : "",
+      disabled: mode !== "custom",
+    });
+    select.addEventListener("change", () => {
+      input.disabled = select.value !== "custom";
+      if (!input.disabled) input.focus();
+    });
+    return h(
+      "div",
+      { class: "limit-row", "data-trend": trend.setting },
+      h("label", { for: `${id}-mode` }, t(`trend_${trend.setting}`), h("span", { class: `source source-${trend.source}` }, ` ${t(`source_${trend.source}`)}`)),
+      select,
+      h("label", { for: id, class: "visually-hidden" }, t(`trend_${trend.setting}`)),
+      h("span", { class: "value-with-unit" }, input, h("span", { class: "unit" }, t(`trend_unit_${trend.setting}`))),
+    );
+  });
+  replaceChildren($("#trend-rows"), rows);
+}
+
+async function saveTrends(event) {
+  event.preventDefault();
+  const form = $("#trends-form");
+  clearErrors(form);
+  $("#trends-saved").textContent = "";
+  $("#trends-error").textContent = "";
+  const trends = {};
+  const local = [];
+  for (const name of TRENDS) {
+    const mode = $(`#trend-${name}-mode`).value;
+    const raw = $(`#trend-${name}`).value.trim().replace(",", ".");
+    if (mode === "custom") {
+      const value = Number(raw);
+      if (raw === "" || !Number.isFinite(value)) local.push({ loc: ["trends", name], message: t("error_number") });
+      trends[name] = value;
+    } else {
+      trends[name] = mode === "off" ? "off" : null;
+    }
+  }
+  if (local.length) {
+    showErrors(form, local, $("#trends-error"));
+    return;
+  }
+  try {
+    profile = await api(`${base()}/thresholds`, { method: "PUT", body: { trends } });
+    renderTrends();
+    $("#trends-saved").textContent = t("trends_saved");
+  } catch (error) {
+    if (error instanceof ApiError && error.fieldErrors.length) {
+      $("#trends-error").textContent = t("error_fix_fields");
+      showErrors(form, error.fieldErrors, $("#trends-error"));
+    } else {
+      $("#trends-error").textContent = t("error_generic", { detail: error.message });
     }
   }
 }
@@ -472,8 +559,11 @@ async function load() {
   $("#patient-name").textContent = patient.display_name;
   $("#back-link").href = `/dashboard/patients/${patientId}`;
   const select = $("#limit-kind");
-  replaceChildren(select, KINDS.map((kind) => h("option", { value: kind, selected: kind === "spo2" }, kindName(kind))));
+  const offered = followedKinds().map((k) => k.kind);
+  replaceChildren(select, offered.map((kind, i) => h("option", { value: kind, selected: i === 0 }, kindName(kind))));
   select.addEventListener("change", renderLimitRows);
+  renderTrends();
+  $("#trends-form").addEventListener("submit", saveTrends);
   renderLimitsTable();
   renderLimitRows();
   $("#limits-form").addEventListener("submit", saveLimits);

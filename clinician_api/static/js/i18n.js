@@ -9,9 +9,11 @@ export const patientId = config.patient_id ?? null;
 export const patientLanguages = config.patient;
 const locale = lang === "nb" ? "nb-NO" : "en-GB";
 
-/** The string `key` of the catalogue, with `{name}` placeholders filled from `vars`. */
+/** The string `key` of the catalogue, with `{name}` placeholders filled from `vars`. With `vars.n === 1` the
+ * singular `key_one` is used where the catalogue has one ("1 måling", not "1 målinger"). */
 export function t(key, vars = {}) {
-  const text = config.strings[key];
+  const singular = vars.n === 1 ? config.strings[`${key}_one`] : undefined;
+  const text = singular ?? config.strings[key];
   if (text === undefined) {
     throw new Error(`missing string ${key}`);
   }

@@ -4,9 +4,9 @@ import { t } from "./i18n.js";
 
 const params = new URLSearchParams(location.search);
 const reason = params.get("reason");
-if (reason === "expired" || reason === "signed_out") {
+if (reason === "expired" || reason === "signed_out" || reason === "idle") {
   const notice = $("#login-notice");
-  notice.textContent = t(reason === "expired" ? "login_expired" : "login_signed_out");
+  notice.textContent = t(`login_${reason}`);
   notice.hidden = false;
 }
 
@@ -27,8 +27,12 @@ $("#login-form").addEventListener("submit", async (event) => {
   error.textContent = "";
   endSession();
   try {
-    const answer = await api("/api/v1/auth/token", { method: "POST", form: { username, password } });
-    startSession(answer.access_token, answer.expires_in);
+    const answer = await api("/api/v1/auth/session", {
+      method: "POST",
+      form: { username, password },
+      credentials: "same-origin",
+    });
+    startSession(answer.access_token, answer.expires_in, answer.idle_timeout);
     location.assign(target());
   } catch (failure) {
     if (failure instanceof ApiError && failure.status === 401) error.textContent = t("login_wrong");

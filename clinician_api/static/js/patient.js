@@ -11,10 +11,12 @@ import { me, signedIn } from "./shell.js";
 const RANGES = {
   day: { hours: 24, bucket: "hour" },
   week: { hours: 24 * 7, bucket: "hour" },
+  "30d": { hours: 24 * 30, bucket: "day" },
   "90d": { hours: 24 * 90, bucket: "day" },
 };
 const LOW_BATTERY = 20;
-let range = "90d";
+const RANK = { red: 0, yellow: 1, needs_review: 2, missed: 3, green: 4 };
+let range = null;
 let state = null;
 
 function base() {
@@ -75,17 +77,36 @@ function render() {
   $("#patient").hidden = false;
 }
 
+/** Open alarms that judge a kind by more than its latest value (trends, baseline drift): shown on its tile. */
+function openTrendAlarms(kind) {
+  return state.alarms
+    .filter((a) => a.state !== "resolved" && a.kind === kind && !a.rule.startsWith("threshold.") && a.severity !== "missed")
+    .sort((a, b) => RANK[a.severity] - RANK[b.severity]);
+}
+
 function renderLatest() {
-  const items = state.latest.items.map((item) =>
-    h(
+  const items = state.latest.items.map((item) => {
+    const trends = openTrendAlarms(item.kind);
+    const worst = trends[0];
+    const zone = worst && RANK[worst.severity] < RANK[item.zone] ? worst.severity : item.zone;
+    return h(
       "li",
-      { class: `value zone-${item.zone}`, "data-kind": item.kind, "data-zone": item.zone },
+      { class: `value zone-${zone}`, "data-kind": item.kind, "data-zone": zone },
       h("span", { class: "kind" }, kindName(item.kind)),
       h("span", { class: "number" }, withUnit(item.kind, item.value)),
       badge(item.zone, t(`zone_${item.zone}`)),
       h("time", { datetime: item.measured_at, title: formatTime(item.measured_at) }, formatAge(item.measured_at)),
-    ),
-  );
+      trends.map((alarm) =>
+        h(
+          "p",
+          { class: "tile-alarm" },
+          badge(alarm.severity, t("trend_alarm", { severity: t(`severity_${alarm.severity}`) })),
+          " ",
+          alarm.headline || alarm.explanation,
+        ),
+      ),
+    );
+  });
   replaceChildren($("#latest"), items);
   $("#latest-empty").hidden = items.length > 0;
 }
@@ -108,6 +129,89 @@ function alarmEvents(alarm) {
   return details;
 }
 
+function historyActions(alarm) {
+  if (alarm.state === "resolved") return null;
+  const button = (action, label) =>
+    h(
+      "button",
+      {
+        type: "button",
+        class: action === "acknowledge" ? "primary small" : "secondary small",
+        "data-action": action,
+        "aria-label": `${label}: ${alarm.headline || alarm.explanation}`,
+        onclick: () => historyAct(alarm, action),
+      },
+      label,
+    );
+  return h(
+    "div",
+    { class: "actions history-actions" },
+    alarm.state === "open" && button("acknowledge", t("action_ack")),
+    button("note", t("action_note")),
+    button("resolve", t("action_resolve")),
+  );
+}
+
+let historyState = null;
+
+function askText(alarm, action) {
+  const dialog = $("#history-dialog");
+  historyState = { alarm, action, opener: document.activeElement };
+  $("#history-dialog-title").textContent = t(action === "note" ? "dialog_note_title" : "dialog_resolve_title");
+  $("#history-dialog-context").textContent = alarm.headline || alarm.explanation;
+  $("#history-text-label").textContent = t(action === "note" ? "dialog_note_label" : "dialog_resolve_label");
+  $("#history-submit").textContent = t(action === "note" ? "action_note_save" : "action_resolve");
+  $("#history-text").value = "";
+  $("#history-error").textContent = "";
+  dialog.showModal();
+  $("#history-text").focus();
+}
+
+function closeHistoryDialog() {
+  const opener = historyState?.opener;
+  $("#history-dialog").close();
+  historyState = null;
+  if (opener?.isConnected) opener.focus();
+}
+
+async function historyAct(alarm, action, text) {
+  const message = $("#history-message");
+  if (action !== "acknowledge" && text === undefined) {
+    askText(alarm, action);
+    return;
+  }
+  const path = { acknowledge: "acknowledge", note: "notes", resolve: "resolve" }[action];
+  const body = action === "note" ? { text } : action === "resolve" ? { resolution: text } : undefined;
+  try {
+    const updated = await api(`/api/v1/alarms/${alarm.id}/${path}`, { method: "POST", body, query: { lang } });
+    state.alarms = state.alarms.map((a) => (a.id === updated.id ? updated : a));
+    message.textContent = t({ acknowledge: "done_ack", note: "done_note", resolve: "done_resolve" }[action], {
+      patient: state.detail.display_name,
+    });
+    renderAlarms();
+    renderLatest();
+  } catch (error) {
+    message.textContent = t("error_generic", { detail: error.message });
+  }
+}
+
+function setupHistoryDialog() {
+  $("#history-cancel").addEventListener("click", closeHistoryDialog);
+  $("#history-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!historyState) return;
+    const { alarm, action } = historyState;
+    const text = $("#history-text").value.trim();
+    if (text.length < (action === "resolve" ? 3 : 1)) {
+      $("#history-error").textContent = t(action === "resolve" ? "error_resolution_short" : "error_note_empty");
+      $("#history-text").focus();
+      return;
+    }
+    closeHistoryDialog();
+    await historyAct(alarm, action, text);
+  });
+}
+
 function renderAlarms() {
   const rows = [...state.alarms]
     .sort((a, b) => new Date(b.opened_at) - new Date(a.opened_at))
@@ -119,12 +223,20 @@ function renderAlarms() {
         h(
           "td",
           {},
-          alarm.explanation,
+          alarm.headline || alarm.explanation,
+          alarm.headline_measured_at ? h("div", { class: "muted" }, t("measured_at", { time: formatTime(alarm.headline_measured_at) })) : null,
+          alarm.last_note ? h("div", { class: "muted" }, `${t("note_label")} ${alarm.last_note}`) : null,
           alarm.resolution ? h("div", { class: "muted" }, t("resolution", { text: alarm.resolution })) : null,
           alarmEvents(alarm),
         ),
         h("td", {}, h("time", { datetime: alarm.opened_at }, formatTime(alarm.opened_at))),
-        h("td", {}, t(`state_${alarm.state}`), alarm.assignee_name ? h("div", { class: "muted" }, alarm.assignee_name) : null),
+        h(
+          "td",
+          {},
+          t(`state_${alarm.state}`),
+          alarm.assignee_name ? h("div", { class: "muted" }, alarm.assignee_name) : null,
+          historyActions(alarm),
+        ),
       ),
     );
   replaceChildren($("#alarm-history tbody"), rows);
@@ -192,22 +304,54 @@ function renderPlan() {
   replaceChildren($("#plan"), active ? planSummary(active) : h("p", { class: "muted" }, t("no_active_plan")));
 }
 
+/** The shortest range that shows all the data of the last 90 days (a patient followed for 14 days gets 30 days). */
+function fittingRange(series) {
+  const starts = series.flatMap((one) => one.items.map((b) => new Date(b.start).getTime()));
+  if (starts.length === 0) return "week";
+  const hours = (Date.now() - Math.min(...starts)) / 3600e3;
+  return ["day", "week", "30d", "90d"].find((name) => RANGES[name].hours >= hours) ?? "90d";
+}
+
+function pressRange() {
+  for (const button of $$("[data-range]")) button.setAttribute("aria-pressed", String(button.dataset.range === range));
+}
+
 async function renderCharts() {
   const container = $("#charts");
+  if (range === null) {
+    range = "90d";
+    const series = await fetchSeries();
+    const fit = fittingRange(series);
+    range = fit;
+    pressRange();
+    if (fit === "90d") {
+      drawCharts(series);
+      return;
+    }
+  }
+  drawCharts(await fetchSeries());
+}
+
+async function fetchSeries() {
   const spec = RANGES[range];
   const to = new Date();
   const from = new Date(to.getTime() - spec.hours * 3600e3);
-  const limits = new Map(state.thresholds.kinds.map((k) => [k.kind, k]));
-  const missed = state.alarms.filter((a) => a.severity === "missed");
   const kinds = state.latest.items.map((item) => item.kind);
-  container.setAttribute("aria-busy", "true");
-  const series = await Promise.all(
+  $("#charts").setAttribute("aria-busy", "true");
+  return Promise.all(
     kinds.map((kind) =>
       api(`${base()}/measurements`, {
         query: { kind, bucket: spec.bucket, from: from.toISOString(), to: to.toISOString() },
       }),
     ),
   );
+}
+
+function drawCharts(series) {
+  const container = $("#charts");
+  const limits = new Map(state.thresholds.kinds.map((k) => [k.kind, k]));
+  const missed = state.alarms.filter((a) => a.severity === "missed");
+  const kinds = state.latest.items.map((item) => item.kind);
   const charts = kinds.map((kind, i) => trendChart({ kind, series: series[i], limits: limits.get(kind), range, missed }));
   replaceChildren(container, charts.length ? charts : h("p", { class: "muted" }, t("no_measurements")));
   container.setAttribute("aria-busy", "false");
@@ -216,9 +360,10 @@ async function renderCharts() {
 for (const button of $$("[data-range]")) {
   button.addEventListener("click", async () => {
     range = button.dataset.range;
-    for (const other of $$("[data-range]")) other.setAttribute("aria-pressed", String(other === button));
+    pressRange();
     if (state) await renderCharts();
   });
 }
 
+setupHistoryDialog();
 if (signedIn) load();

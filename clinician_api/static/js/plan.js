@@ -61,7 +61,13 @@ export function patientView(body, language) {
       specific.map((a) => h("p", { class: "advice" }, h("strong", {}, `${vocabulary.kinds[a.kind]}: `), a[language])),
     );
   });
-  const contacts = (body.contacts || []).map((c) => h("li", {}, `${c.name} (${c.role}): `, h("span", { class: "phone" }, c.phone)));
+  // A contact row still being typed shows what it has: never "(): " for an empty one.
+  const contacts = (body.contacts || [])
+    .filter((c) => c.name || c.role || c.phone)
+    .map((c) => {
+      const who = [c.name, c.role ? `(${c.role})` : ""].filter(Boolean).join(" ");
+      return h("li", {}, who && c.phone ? `${who}: ` : who, c.phone ? h("span", { class: "phone" }, c.phone) : null);
+    });
   return h(
     "div",
     { lang: language },

@@ -1,7 +1,8 @@
 // What every signed-in page shares: the session check, the user and team switch in the header, and sign-out.
-import { api, endSession, requireSession } from "./api.js";
+import { api, requireSession, signOut } from "./api.js";
 import { $, h } from "./dom.js";
 import { t } from "./i18n.js";
+import { keepSession } from "./session.js";
 
 const TEAM = "varde.team";
 const listeners = [];
@@ -15,8 +16,8 @@ export function onTeamChange(listener) {
 }
 
 function setupLogout() {
-  $("#logout")?.addEventListener("click", () => {
-    endSession();
+  $("#logout")?.addEventListener("click", async () => {
+    await signOut();
     location.assign("/dashboard/login?reason=signed_out");
   });
 }
@@ -25,6 +26,8 @@ async function loadMe() {
   const me = await api("/api/v1/me");
   const name = $("#user-name");
   if (name) name.textContent = `${me.display_name || me.username} (${t(`role_${me.role}`)})`;
+  const audit = $("#nav-audit");
+  if (audit) audit.hidden = !(me.role === "admin" || me.lead_of?.length);
   const select = $("#team-switch");
   if (select) {
     const chosen = currentTeam();
@@ -43,3 +46,4 @@ async function loadMe() {
 export const signedIn = requireSession();
 export const me = signedIn ? loadMe() : new Promise(() => {});
 setupLogout();
+if (signedIn) keepSession();

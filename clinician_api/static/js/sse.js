@@ -1,7 +1,7 @@
 // Server-Sent Events over fetch(): EventSource cannot send an Authorization header, and a token in the URL would
 // end up in proxy and server logs. fetch() streams the same text/event-stream with the header, and this module
 // reconnects with back-off. Every (re)connection calls onOpen, where the caller reloads what it may have missed.
-import { authHeaders, endSession, loginUrl } from "./api.js";
+import { authHeaders, expired, refreshSession } from "./api.js";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -35,8 +35,8 @@ export function openStream(url, { onEvent, onOpen, onState }) {
           credentials: "omit",
         });
         if (response.status === 401) {
-          endSession();
-          location.replace(loginUrl("expired"));
+          if (await refreshSession()) continue;
+          expired();
           return;
         }
         if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);

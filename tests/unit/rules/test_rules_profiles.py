@@ -125,7 +125,7 @@ def test_removing_an_inherited_limit_lets_the_others_stand() -> None:
 @pytest.mark.parametrize(
     ("settings", "field"),
     [
-        ({"weight_window_days": 5}, "trend.weight_window_days"),
+        ({"weight_window_days": 10}, "trend.weight_window_days"),
         ({"weight_gain_kg": -1}, "trend.weight_gain_kg"),
         ({"baseline_days": None}, "trend.baseline_days"),
         ({"spo2_slope": 2}, "trend.spo2_slope"),

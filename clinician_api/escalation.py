@@ -1,0 +1,189 @@
+"""Escalation that reaches someone: notices for escalated alarms, sent to the care team's escalation targets (the
+on-call nurse's phone, a team mailbox, a webhook) through a pluggable channel.
+
+A notice row is written by a database trigger in the very transaction that escalates an alarm (the scheduler's
+automatic escalation of unacknowledged red alarms and a nurse's "Escalate" alike), so none is lost. The API process
+runs one `Notifier` thread that claims due notices with `FOR UPDATE SKIP LOCKED` (several replicas may run), sends
+them and records the outcome; a failed send is retried with back-off, `MAX_ATTEMPTS` times.
+
+The text names no patient: severity, care team, how long it waited, a short reference and the queue's address.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import httpx
+import psycopg
+
+from store.settings import Settings
+
+log = logging.getLogger("varde.escalation")
+MAX_ATTEMPTS = 5
+POLL_SECONDS = 5.0
+CHANNELS = ("sms", "email", "webhook")
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    id: int
+    alarm_ref: str
+    severity: str
+    team: str
+    waited_minutes: int
+    channel: str
+    address: str
+    label: str
+
+    def text(self, dashboard_url: str) -> str:
+        word = {"red": "Rød", "yellow": "Gul"}.get(self.severity, "Ny")
+        return (
+            f"Varde: {word} alarm eskalert i {self.team}, ikke håndtert på {self.waited_minutes} min. "
+            f"Se alarmkøen: {dashboard_url} (ref {self.alarm_ref})"
+        )
+
+
+class Channel(Protocol):
+    def send(self, notice: Notice, text: str) -> None:
+        """Deliver or raise (any exception is a failed attempt)."""
+
+
+class WebhookChannel:
+    """POST a JSON body to the target's URL (an on-call system, a chat bridge)."""
+
+    def send(self, notice: Notice, text: str) -> None:
+        body = {"text": text, "alarm_ref": notice.alarm_ref, "severity": notice.severity, "team": notice.team}
+        httpx.post(notice.address, json=body, timeout=10.0).raise_for_status()
+
+
+class SmsChannel:
+    """An SMS gateway's HTTP API: POST {"to", "text"} to `VARDE_ESCALATION_SMS_URL`."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+
+    def send(self, notice: Notice, text: str) -> None:
+        if not self.url:
+            raise RuntimeError("no SMS gateway configured (VARDE_ESCALATION_SMS_URL)")
+        httpx.post(self.url, json={"to": notice.address, "text": text}, timeout=10.0).raise_for_status()
+
+
+class EmailChannel:
+    def __init__(self, host: str | None, port: int, sender: str) -> None:
+        self.host, self.port, self.sender = host, port, sender
+
+    def send(self, notice: Notice, text: str) -> None:
+        if not self.host:
+            raise RuntimeError("no mail server configured (VARDE_ESCALATION_SMTP_HOST)")
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = self.sender, notice.address, "Varde: eskalert alarm"
+        message.set_content(text)
+        with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
+            smtp.send_message(message)
+
+
+def channels_for(settings: Settings) -> dict[str, Channel]:
+    return {
+        "webhook": WebhookChannel(),
+        "sms": SmsChannel(settings.escalation_sms_url),
+        "email": EmailChannel(
+            settings.escalation_smtp_host, settings.escalation_smtp_port, settings.escalation_mail_from
+        ),
+    }
+
+
+def claim(conn: psycopg.Connection[Any], limit: int = 20) -> list[Notice]:
+    """Due notices, each marked as attempted (back-off doubles from 30 s) so another replica does not take it."""
+    rows = conn.execute(
+        "WITH due AS (SELECT id FROM escalation_notices WHERE state = 'pending' AND next_at <= now() "
+        "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT %s) "
+        "UPDATE escalation_notices n SET attempts = n.attempts + 1, "
+        "next_at = now() + make_interval(secs => 30 * power(2, n.attempts)) FROM due, alarms a, patients p, "
+        "care_teams c, escalation_targets t WHERE n.id = due.id AND a.id = n.alarm_id AND p.id = a.patient_id "
+        "AND c.id = p.team_id AND t.id = n.target_id "
+        "RETURNING n.id, upper(left(a.id::text, 8)), a.severity, c.name, "
+        "(extract(epoch FROM now() - a.opened_at) / 60)::int, t.channel, t.address, t.label",
+        (limit,),
+    ).fetchall()
+    conn.commit()
+    return [Notice(*r) for r in rows]
+
+
+def deliver(
+    conn: psycopg.Connection[Any], notices: list[Notice], channels: Mapping[str, Channel], dashboard_url: str
+) -> int:
+    """Send each notice and record the outcome; returns how many were sent."""
+    sent = 0
+    for notice in notices:
+        try:
+            channels[notice.channel].send(notice, notice.text(dashboard_url))
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            conn.execute(
+                "UPDATE escalation_notices SET error = %s, "
+                "state = CASE WHEN attempts >= %s THEN 'failed' ELSE 'pending' END WHERE id = %s",
+                (error, MAX_ATTEMPTS, notice.id),
+            )
+            log.warning("escalation_notice_failed notice=%d channel=%s error=%s", notice.id, notice.channel, error)
+        else:
+            conn.execute(
+                "UPDATE escalation_notices SET state = 'sent', sent_at = now(), error = NULL WHERE id = %s",
+                (notice.id,),
+            )
+            sent += 1
+            log.info("escalation_notice_sent notice=%d channel=%s", notice.id, notice.channel)
+        # The queue shows who was notified: the alarm changed, so its subscribers get it again.
+        row = conn.execute(
+            "UPDATE alarms a SET updated_at = now() FROM escalation_notices n WHERE n.id = %s AND a.id = n.alarm_id "
+            "RETURNING a.id",
+            (notice.id,),
+        ).fetchone()
+        if row is not None:
+            conn.execute(
+                "SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(row[0])], "source": "escalation"}),)
+            )
+        conn.commit()
+    return sent
+
+
+class Notifier:
+    """The API process's sender thread: wakes on `varde_escalations` notifications and every POLL_SECONDS."""
+
+    def __init__(self, database_url: Callable[[], str], settings: Settings) -> None:
+        self._database_url = database_url
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="escalation-notifier", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        channels = channels_for(self._settings)
+        dashboard = f"{(self._settings.api_url or '').rstrip('/')}/dashboard/"
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._database_url(), autocommit=False) as conn:
+                    listen = psycopg.connect(self._database_url(), autocommit=True)
+                    with listen:
+                        listen.execute("LISTEN varde_escalations")
+                        while not self._stop.is_set():
+                            deliver(conn, claim(conn), channels, dashboard)
+                            for _ in listen.notifies(timeout=POLL_SECONDS, stop_after=1):
+                                pass
+            except (psycopg.Error, RuntimeError) as exc:
+                log.warning("escalation_notifier_db_error error=%s", type(exc).__name__)
+                self._stop.wait(POLL_SECONDS)

@@ -1,0 +1,114 @@
+"""What needs the nurse's attention besides alarms: patients whose gateway has sent no data for hours (home internet
+down, gateway unplugged) and devices whose clock was wrong (the gateway corrected the times, or readings were
+refused). Both come from what is stored; nothing here is a rule the engine evaluates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from clinician_api import audit, problems
+from clinician_api.access import visible_patients_named
+from clinician_api.deps import Conn, CurrentPrincipal, client_addr
+from vitals import Kind
+
+router = APIRouter(prefix="/api/v1/attention", tags=["alarms"], responses=problems.responses(401))
+
+SILENT_HOURS = 26
+"""No new measurement from a patient for this long is shown: every protocol measures at least daily, so a day and a
+bit without data means the home's internet, the gateway or the devices need looking at. Judged by the newest
+reading's time of measurement (a backlog that arrives late does not hide the gap), and also when the gateway itself
+still reports its status."""
+CLOCK_FLAGS = ["device_clock_corrected", "device_clock_reset", "device_clock_unknown"]
+CLOCK_DAYS = 7
+
+
+class AttentionItem(BaseModel):
+    kind: Literal["silent_gateway", "device_clock"]
+    patient_id: UUID
+    patient_name: str
+    team_id: UUID
+    gateway_id: str
+    since: datetime | None = Field(description="silent_gateway: the newest reading's time; device_clock: first seen")
+    hours: int | None = Field(default=None, description="silent_gateway: whole hours without a reading")
+    count: int = Field(default=0, description="device_clock: readings with a corrected time or refused")
+    state: str | None = Field(default=None, description="The gateway's last reported state (online/offline)")
+
+
+class AttentionList(BaseModel):
+    items: list[AttentionItem]
+    silent_hours: int
+
+
+_KINDS = [k.value for k in Kind]
+
+
+@router.get("", response_model=AttentionList)
+def attention(
+    conn: Conn,
+    principal: CurrentPrincipal,
+    request: Request,
+    team: Annotated[list[UUID] | None, Query(description="Care team ids")] = None,
+) -> AttentionList:
+    """Silent gateways (no data for `silent_hours`) and device-clock warnings of the caller's patients."""
+    clause, params = visible_patients_named(principal)
+    params |= {"hours": SILENT_HOURS, "flags": CLOCK_FLAGS, "days": CLOCK_DAYS, "kinds": _KINDS, "teams": team}
+    team_clause = "AND p.team_id = ANY(%(teams)s::uuid[])" if team else ""
+    rows = conn.execute(
+        "SELECT p.id, p.display_name, p.team_id, g.id, g.state, last.at AS seen, "
+        "clock.n, clock.first_at FROM patients p JOIN gateways g ON g.patient_id = p.id AND g.enabled "
+        "LEFT JOIN LATERAL (SELECT max(l.measured_at) AS at FROM unnest(%(kinds)s::text[]) AS k(kind) "
+        "CROSS JOIN LATERAL (SELECT r.measured_at FROM readings r WHERE r.patient_id = p.id AND r.kind = k.kind "
+        "ORDER BY r.measured_at DESC LIMIT 1) l) last ON true "
+        "LEFT JOIN LATERAL (SELECT count(*) AS n, min(c.at) AS first_at FROM ("
+        "SELECT r.received_at AS at FROM readings r WHERE r.patient_id = p.id AND r.gateway_id = g.id "
+        "AND r.received_at > now() - make_interval(days => %(days)s) AND r.flags && %(flags)s::text[] "
+        "UNION ALL SELECT m.received_at FROM rejected_messages m WHERE m.gateway_id = g.id "
+        "AND m.received_at > now() - make_interval(days => %(days)s) AND m.reason IN ('future_time', 'too_old')"
+        ") c) clock ON true "
+        f"WHERE p.active AND {clause} {team_clause} ORDER BY p.display_name, g.id",
+        params,
+    ).fetchall()
+    now = datetime.now().astimezone()
+    items: list[AttentionItem] = []
+    for patient_id, name, team_id, gateway_id, state, seen, clock_n, clock_first in rows:
+        hours = int((now - seen).total_seconds() // 3600) if seen else None
+        if seen is None or (hours is not None and hours >= SILENT_HOURS):
+            items.append(
+                AttentionItem(
+                    kind="silent_gateway",
+                    patient_id=patient_id,
+                    patient_name=name,
+                    team_id=team_id,
+                    gateway_id=gateway_id,
+                    since=seen,
+                    hours=hours,
+                    state=state,
+                )
+            )
+        if clock_n:
+            items.append(
+                AttentionItem(
+                    kind="device_clock",
+                    patient_id=patient_id,
+                    patient_name=name,
+                    team_id=team_id,
+                    gateway_id=gateway_id,
+                    since=clock_first,
+                    count=clock_n,
+                    state=state,
+                )
+            )
+    audit.record_patients(
+        conn,
+        principal,
+        "list",
+        request.url.path,
+        sorted({i.patient_id for i in items}, key=str),
+        client_addr=client_addr(request),
+    )
+    return AttentionList(items=items, silent_hours=SILENT_HOURS)

@@ -1,0 +1,162 @@
+"""Browser sessions that last a shift: a short-lived bearer access token, renewed through a refresh token that the
+browser keeps in an HttpOnly, SameSite=Strict cookie scoped to `/api/v1/auth`.
+
+Refresh tokens are random, stored only as a SHA-256 hash, and used once: each refresh marks the token used and
+issues the next of its *family*. A used token presented again means a copy is in someone else's hands, so the whole
+family is ended (reuse detection); a second presentation within `REUSE_GRACE_SECONDS` is a second tab racing the
+first and is refused without ending anything. A family ends when its user signs out, when no refresh came within
+the idle timeout (`session_idle_minutes`), after `session_max_hours`, or when the user is disabled.
+
+The interface is small so other web apps (the patient app) can reuse it: `start`, `rotate`, `end`, and the cookie
+helpers `set_cookie` / `clear_cookie` / `cookie_of`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from fastapi import Request, Response
+from psycopg import Connection
+
+from store.settings import Settings
+
+REFRESH_COOKIE = "varde_refresh"
+COOKIE_PATH = "/api/v1/auth"
+REUSE_GRACE_SECONDS = 5
+SESSION_HEADER = "X-Varde-Session"
+"""Sent by the dashboard on refresh and sign-out: a header a cross-site form cannot add (a second CSRF guard
+beside SameSite=Strict)."""
+
+
+class SessionError(Exception):
+    """The refresh token cannot be used; `reason` is one of unknown, revoked, reused, idle, expired, disabled,
+    concurrent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the session cannot be renewed ({reason})")
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    user_id: UUID
+    family_id: UUID
+    refresh_token: str
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _insert(conn: Connection[Any], user_id: UUID, family_id: UUID, started: Any, client_addr: str | None) -> str:
+    token = secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO staff_sessions (family_id, user_id, token_hash, family_started_at, client_addr) "
+        "VALUES (%s, %s, %s, coalesce(%s, now()), %s)",
+        (family_id, user_id, _hash(token), started, client_addr),
+    )
+    return token
+
+
+def start(conn: Connection[Any], user_id: UUID, client_addr: str | None) -> str:
+    """A new session family for a user who just signed in; returns its first refresh token."""
+    return _insert(conn, user_id, uuid4(), None, client_addr)
+
+
+def _revoke_family(conn: Connection[Any], family_id: UUID, reason: str) -> None:
+    conn.execute(
+        "UPDATE staff_sessions SET revoked_at = now(), revoked_reason = %s WHERE family_id = %s AND revoked_at IS NULL",
+        (reason, family_id),
+    )
+
+
+def rotate(conn: Connection[Any], settings: Settings, token: str, client_addr: str | None) -> Renewal:
+    """Use a refresh token once: the next token of its family, or SessionError (the family may have ended; that
+    change is committed before the error is raised, so it stands)."""
+    row = conn.execute(
+        "SELECT s.id, s.family_id, s.user_id, s.used_at IS NOT NULL, "
+        "s.used_at > now() - make_interval(secs => %s), s.revoked_at IS NOT NULL, "
+        "s.created_at < now() - %s, s.family_started_at < now() - %s, s.family_started_at, u.active "
+        "FROM staff_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = %s FOR UPDATE OF s",
+        (
+            REUSE_GRACE_SECONDS,
+            timedelta(minutes=settings.session_idle_minutes),
+            timedelta(hours=settings.session_max_hours),
+            _hash(token),
+        ),
+    ).fetchone()
+    if row is None:
+        raise SessionError("unknown")
+    session_id, family_id, user_id, used, just_used, revoked, idle, too_old, started, active = row
+    if revoked:
+        raise SessionError("revoked")
+    if used and just_used:
+        raise SessionError("concurrent")
+    reason = "reused" if used else "idle" if idle else "expired" if too_old else None if active else "disabled"
+    if reason is not None:
+        _revoke_family(conn, family_id, reason)
+        conn.commit()
+        raise SessionError(reason)
+    conn.execute("UPDATE staff_sessions SET used_at = now() WHERE id = %s", (session_id,))
+    return Renewal(user_id, family_id, _insert(conn, user_id, family_id, started, client_addr))
+
+
+def end(conn: Connection[Any], token: str) -> UUID | None:
+    """Sign-out: end the family of this refresh token; returns its user (None for an unknown token)."""
+    row = conn.execute(
+        "SELECT family_id, user_id FROM staff_sessions WHERE token_hash = %s", (_hash(token),)
+    ).fetchone()
+    if row is None:
+        return None
+    _revoke_family(conn, row[0], "signed_out")
+    return UUID(str(row[1]))
+
+
+def end_all(conn: Connection[Any], user_id: UUID, reason: str) -> None:
+    """End every session of a user (disabled, password changed)."""
+    conn.execute(
+        "UPDATE staff_sessions SET revoked_at = now(), revoked_reason = %s WHERE user_id = %s AND revoked_at IS NULL",
+        (reason, user_id),
+    )
+
+
+def set_cookie(response: Response, request: Request, settings: Settings, token: str) -> None:
+    response.set_cookie(
+        REFRESH_COOKIE,
+        token,
+        max_age=settings.session_max_hours * 3600,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https" or settings.environment == "production",
+    )
+
+
+def clear_cookie(response: Response) -> None:
+    response.delete_cookie(REFRESH_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+
+
+def cookie_of(request: Request) -> str | None:
+    value = request.cookies.get(REFRESH_COOKIE)
+    return value if value and len(value) <= 200 else None
+
+
+__all__ = [
+    "COOKIE_PATH",
+    "REFRESH_COOKIE",
+    "SESSION_HEADER",
+    "Renewal",
+    "SessionError",
+    "clear_cookie",
+    "cookie_of",
+    "end",
+    "end_all",
+    "rotate",
+    "set_cookie",
+    "start",
+]

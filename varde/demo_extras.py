@@ -1,0 +1,181 @@
+"""What makes the demo show the whole product beyond the alarm queue: an active self-management plan for every demo
+patient (so the patient's page, the missed-measurement rule and the nurse judge by the same plan), a loopback record
+system (so the record delivery page has entries), an on-call receiver the teams' escalations notify, and the demo
+nurse as the teams' lead (so the access log screen is there).
+
+The loopback receivers are the standard library's HTTP server in a thread of the demo process, on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import threading
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import psycopg
+
+from store.settings import Settings
+
+ORGANISATION = ("Demo kommune", "921234567")
+ONCALL_LABEL = "Vakthavende sykepleier (demo)"
+# The first scheduled session of each device type → the kind a plan schedules for it.
+_KIND_OF_DEVICE = {
+    "weight_scale": "body_weight",
+    "blood_pressure_monitor": "bp_systolic",
+    "pulse_oximeter": "spo2",
+    "thermometer": "body_temperature",
+    "glucose_meter": "glucose",
+}
+_WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _say(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)
+
+
+class LoopbackReceiver:
+    """A FHIR record system that accepts every Bundle (201/200) and an on-call webhook that prints each notice."""
+
+    def __init__(self) -> None:
+        self.documents = 0
+        self.notices: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0") or 0))
+                if self.path.startswith("/oncall"):
+                    text = str(json.loads(body or b"{}").get("text", ""))
+                    receiver.notices.append(text)
+                    _say(f"on-call notice received: {text}")
+                    self.send_response(204)
+                    self.end_headers()
+                    return
+                receiver.documents += 1
+                answer = json.dumps({"resourceType": "Bundle", "type": "transaction-response", "entry": []}).encode()
+                self.send_response(201 if self.path.endswith("/Bundle") else 200)
+                self.send_header("content-type", "application/fhir+json")
+                self.send_header("location", f"{self.path}/{secrets.token_hex(8)}")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="demo-receiver", daemon=True)
+
+    def start(self) -> LoopbackReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def configure_receivers(settings: Settings, teams: Iterable[str], nurse: str, receiver: LoopbackReceiver) -> None:
+    """Point the demo teams' record integration and escalation at the loopback receiver (idempotent per run)."""
+    from clinician_api.journal.admin import add_endpoint, add_organisation, add_subscription, link_team
+    from varde.admin import add_escalation_target, set_team_lead
+
+    with psycopg.connect(settings.require_database_url(), autocommit=True) as conn:
+        add_organisation(conn, *ORGANISATION)
+        for team in teams:
+            link_team(conn, team, ORGANISATION[1])
+        endpoint = add_endpoint(
+            conn, ORGANISATION[1], "demo-ehr", f"{receiver.base}/fhir", backoff_base_seconds=2.0, max_attempts=5
+        )
+        conn.execute("DELETE FROM journal_subscriptions WHERE endpoint_id = %s", (endpoint,))
+        add_subscription(conn, ORGANISATION[1], endpoint, batch_size=50)
+        conn.execute("UPDATE escalation_targets SET active = false WHERE label = %s", (ONCALL_LABEL,))
+    for team in teams:
+        add_escalation_target(settings, team, ONCALL_LABEL, "webhook", f"{receiver.base}/oncall")
+        set_team_lead(settings, nurse, team)
+
+
+def retire_receivers(settings: Settings) -> None:
+    """When the demo stops its loopback receivers go with it: stop sharing with the demo record system and drop
+    the demo's undelivered entries for it (nothing else could ever receive them), so a stack kept running
+    (`--keep-stack`) has no journal work aimed at a closed port. Delivered entries stay on the record page."""
+    with psycopg.connect(settings.require_database_url(), autocommit=True) as conn, conn.transaction():
+        endpoints = [
+            r[0]
+            for r in conn.execute(
+                "SELECT e.id FROM record_endpoints e JOIN organisations o ON o.id = e.organisation_id "
+                "WHERE o.org_number = %s AND e.name = 'demo-ehr'",
+                (ORGANISATION[1],),
+            ).fetchall()
+        ]
+        conn.execute("DELETE FROM journal_subscriptions WHERE endpoint_id = ANY(%s)", (endpoints,))
+        conn.execute("DELETE FROM journal_outbox WHERE endpoint_id = ANY(%s) AND state <> 'delivered'", (endpoints,))
+        conn.execute("UPDATE escalation_targets SET active = false WHERE label = %s", (ONCALL_LABEL,))
+
+
+def plan_for(protocol: str) -> dict[str, Any]:
+    """A plan built from the protocol: its scheduled measurements (deadline two hours after the usual time) and
+    its limits as the plan's zones, with general advice and a contact."""
+    from device_simulators.physiology import SCHEDULES
+    from rules_engine.profiles import PROTOCOL_KINDS, Protocol, effective_limits
+    from vitals import KINDS
+
+    schedule: dict[str, dict[str, Any]] = {}
+    for session in SCHEDULES[protocol]:  # type: ignore[index]
+        kind = _KIND_OF_DEVICE.get(session.device_type)
+        if kind is None or kind in schedule:
+            continue
+        schedule[kind] = {
+            "kind": kind,
+            "deadline": f"{min(session.hour + 2, 23):02d}:{session.minute:02d}",
+            "weekdays": [_WEEKDAYS[d] for d in sorted(session.weekdays)],
+            "reminder_minutes_before": 60,
+        }
+    limits = effective_limits(protocol)
+    zones = []
+    for kind in PROTOCOL_KINDS[Protocol(protocol)]:
+        values = limits[kind].as_tuple()
+        present = {
+            n: v for n, v in zip(("red_low", "yellow_low", "yellow_high", "red_high"), values, strict=True) if v == v
+        }
+        if present:
+            zones.append({"kind": kind.value, "unit": KINDS[kind].unit, **present})
+    return {
+        "protocol": protocol,
+        "timezone": "Europe/Oslo",
+        "schedule": list(schedule.values()),
+        "zones": zones,
+        "advice": [
+            {"zone": "green", "nb": "Fortsett som før.", "en": "Carry on as before."},
+            {"zone": "yellow", "nb": "Mål på nytt om en time. Ring sykepleier hvis det ikke går over.",
+             "en": "Measure again in an hour. Call the nurse if it does not settle."},
+            {"zone": "red", "nb": "Ring sykepleier nå. Ved brystsmerter eller pustebesvær: ring 113.",
+             "en": "Call the nurse now. With chest pain or breathlessness: call 113."},
+        ],
+        "contacts": [{"name": "Oppfølgingstjenesten", "role": "sykepleier", "phone": "+47 21 00 00 00"}],
+    }  # fmt: skip
+
+
+def activate_plans(api_url: str, username: str, password: str, patients: Iterable[dict[str, Any]]) -> int:
+    """Give every demo patient without an active plan the protocol's plan, through the API a clinician uses (so it
+    is audited and published retained to the gateway). Returns how many were activated."""
+    base = api_url.rstrip("/")
+    with httpx.Client(base_url=base, timeout=30.0) as client:
+        token = client.post("/api/v1/auth/token", data={"username": username, "password": password})
+        token.raise_for_status()
+        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        activated = 0
+        for patient in patients:
+            path = f"/api/v1/patients/{patient['patient_id']}/plans"
+            if any(p["status"] == "active" for p in client.get(path).raise_for_status().json()["items"]):
+                continue
+            draft = client.post(path, json=plan_for(patient["protocol"])).raise_for_status().json()
+            client.post(f"{path}/{draft['version']}/activate").raise_for_status()
+            activated += 1
+    return activated
