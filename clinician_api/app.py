@@ -13,11 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinician_api import dashboard, problems
+from clinician_api.citizen import pages as citizen_pages
+from clinician_api.citizen import routes as citizen_routes
 from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.metrics import RequestMetrics
 from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
 from clinician_api.routes import alarms, audit, auth, fhir, journal, latest, patients, plans, questionnaires, thresholds
+from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.enrolment import router as enrolment_router
 from store.settings import Settings, get_settings
 
@@ -101,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.include_router(enrolment_router)
+    for router in (patient_contact.router, citizen_routes.router, citizen_routes.signin, citizen_pages.router):
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     origins = (settings or get_settings()).cors_origins
     if origins:  # off unless VARDE_CORS_ALLOW_ORIGINS names the web apps that may call the API (bearer, no cookies)
