@@ -86,6 +86,21 @@ def safe_min_next(target: str | None) -> str:
     return target
 
 
+# Starting a sign-in guesses nothing (the issuer checks the person); the limit only bounds the pending rows one
+# address can make. Password sign-in shares the token endpoint's tighter window.
+START_ATTEMPTS = 60
+
+
+def start_limiter(request: Request) -> SlidingWindowLimiter:
+    found: SlidingWindowLimiter | None = getattr(request.app.state, "oidc_start_limiter", None)
+    if found is None:
+        found = request.app.state.oidc_start_limiter = SlidingWindowLimiter(START_ATTEMPTS, 60.0)
+    return found
+
+
+StartWindow = Annotated[SlidingWindowLimiter, Depends(start_limiter)]
+
+
 def _rate_limited(window: SlidingWindowLimiter, key: Any) -> None:
     retry_after = window.hit(key)
     if retry_after is not None:
@@ -103,7 +118,7 @@ def patient_start(
     conn: Conn,
     settings: SettingsDep,
     request: Request,
-    window: Window,
+    window: StartWindow,
     next_: Annotated[str | None, Query(alias="next", max_length=500)] = None,
 ) -> Response:
     """Send the browser to the national sign-in (authorization code + PKCE)."""
@@ -323,7 +338,7 @@ def staff_start(
     conn: Conn,
     settings: SettingsDep,
     request: Request,
-    window: Window,
+    window: StartWindow,
     next_: Annotated[str | None, Query(alias="next", max_length=500)] = None,
 ) -> Response:
     issuer = oidc.issuer_for(settings, "staff")
