@@ -248,3 +248,25 @@ def test_sign_out_ends_the_session_and_an_idle_session_expires(
         (people.patient_nid,),
     )
     assert idle.get("/api/v1/min/me").status_code == 401
+
+
+def test_local_sign_in_is_rate_limited_and_wrong_passwords_get_no_session(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
+) -> None:
+    from clinician_api.passwords import hash_password
+
+    username = f"pasient-{uuid.uuid4().hex[:8]}"
+    db.execute(
+        "UPDATE citizens SET username = %s, password_hash = %s WHERE national_id = %s",
+        (username, hash_password("riktig-passord"), people.patient_nid),
+    )
+    client = httpx.Client(base_url=oidc.api_url, timeout=30)
+    codes = [
+        client.post("/api/v1/min/session", json={"username": username, "password": "feil"}).status_code
+        for _ in range(11)
+    ]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+    assert client.get("/api/v1/min/me").status_code == 401
+    other = httpx.Client(base_url=oidc.api_url, timeout=30)
+    ok = other.post("/api/v1/min/session", json={"username": username, "password": "riktig-passord"})
+    assert ok.status_code == 429  # the window is per address and username, not per client

@@ -17,7 +17,7 @@ from device_simulators.scenarios import SCENARIOS
 from edge_agent.devices import DEVICE_CLOCK_RESET
 from store.settings import varde_home
 from tests.integration.conftest import login
-from varde.demo import NURSE, PHYSICIAN, ROSTER, TEAMS, run_demo
+from varde.demo import NURSE, PATIENT_LOGIN, PHYSICIAN, RELATIVE_LOGIN, ROSTER, TEAMS, run_demo
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +53,16 @@ def test_demo_sets_up_two_teams_of_patients_with_their_alarms_and_a_second_run_r
         items = httpx.get(f"{api_url}/api/v1/alarms", headers=headers, params={"limit": 500}).json()["items"]
         assert {a["patient_id"] for a in items} <= set(ids)
         assert len({a["patient_id"] for a in items}) >= 5
+
+    # The patient app's local demo sign-in: the first patient sees their own measurements, the relative theirs too.
+    app = first["patient_app"]
+    for username in (PATIENT_LOGIN, RELATIVE_LOGIN):
+        client = httpx.Client(base_url=api_url, timeout=30)
+        signed = client.post("/api/v1/min/session", json={"username": username, "password": app["logins"][username]})
+        assert signed.status_code == 204
+        acting = client.get("/api/v1/min/me").json()["patients"]
+        assert [p["patient_id"] for p in acting] == [patients[0]["patient_id"]]
+        assert client.get(f"/api/v1/min/patients/{ids[0]}/measurements").json()["kinds"]
 
     second = run_demo(varde_home(), spot_check_minutes=0, keep_stack=True, exit_after_s=0)
     assert [p["patient_id"] for p in second["patients"]] == ids
