@@ -223,3 +223,28 @@ def test_reservation_against_record_sharing_is_visible_in_the_dashboard(
         .headers["content-security-policy"]
         .startswith("default-src 'none'")
     )
+
+
+@pytest.mark.parametrize("lang", ["nb", "en"])
+def test_the_app_speaks_bokmal_and_english_on_a_phone(
+    open_context: Any, oidc: OidcStack, people: People, home: Home, lang: str
+) -> None:
+    words = {
+        "nb": ("Gul sone", "Hva du gjør i hver sone", "Hvem har sett"),
+        "en": ("Yellow zone", "What to do in each zone", "Who has looked"),
+    }[lang]
+    patient = open_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    provider_login(patient, people.patient_nid)
+    if lang == "en":
+        patient.get_by_role("link", name="English").click()
+    expect(patient.locator("#today")).to_contain_text(words[0])
+    expect(patient.locator(".kind-chart")).to_have_count(1)
+    expect(patient.locator("html")).to_have_attribute("lang", lang)
+    assert_no_horizontal_scroll(patient, f"home ({lang}) on a phone")
+    screenshot(patient, f"min-home-{lang}")
+    patient.goto("/min/plan")
+    expect(patient.locator("#zones-heading")).to_have_text(words[1])
+    expect(patient.locator("#zone-advice .zone-card")).to_have_count(3)
+    expect(patient.locator("#loading")).to_have_count(0)
+    screenshot(patient, f"min-plan-{lang}")
+    expect(patient.get_by_role("link", name=words[2])).to_be_visible()

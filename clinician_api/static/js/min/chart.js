@@ -6,7 +6,7 @@ import { number, shortDay, dateTime } from "./shell.js";
 
 const W = 640;
 const H = 220;
-const PAD = { left: 48, right: 12, top: 12, bottom: 28 };
+const PAD = { left: 76, right: 14, top: 16, bottom: 36 };
 const SHAPE = { green: "circle", yellow: "diamond", red: "triangle" };
 
 function extent(item) {
@@ -40,9 +40,12 @@ export function kindChart(item) {
   const z = item.zones;
   const fmt = (v) => number(v, item.decimals);
   const latest = item.latest;
-  const zonesText = z && (z.yellow_low !== null || z.yellow_high !== null)
-    ? t("chart_zones", { low: z.yellow_low === null ? "–" : fmt(z.yellow_low), high: z.yellow_high === null ? "–" : fmt(z.yellow_high) })
-    : t("chart_no_zones");
+  const lowSet = z && z.yellow_low !== null;
+  const highSet = z && z.yellow_high !== null;
+  let zonesText = t("chart_no_zones");
+  if (lowSet && highSet) zonesText = t("chart_zones", { low: fmt(z.yellow_low), high: fmt(z.yellow_high) });
+  else if (highSet) zonesText = t("chart_zones_upto", { high: fmt(z.yellow_high) });
+  else if (lowSet) zonesText = t("chart_zones_from", { low: fmt(z.yellow_low) });
   const summary = t("chart_summary", { name: item.name, count: item.points.length, value: `${fmt(latest.value)} ${item.unit}`, zones: zonesText });
   const parts = [];
   if (z) {
@@ -51,10 +54,10 @@ export function kindChart(item) {
     parts.push(s("rect", { class: "band-green", x: PAD.left, y: y(Math.min(top, high)), width: W - PAD.left - PAD.right, height: Math.max(0, y(Math.max(bottom, low)) - y(Math.min(top, high))) }));
   }
   for (const v of [low + (high - low) * 0.1, (low + high) / 2, high - (high - low) * 0.1]) {
-    parts.push(s("text", { class: "axis", x: PAD.left - 6, y: y(v) + 5, "text-anchor": "end" }, fmt(v)));
+    parts.push(s("text", { class: "axis", x: PAD.left - 6, y: y(v) + 7, "text-anchor": "end" }, fmt(v)));
   }
-  parts.push(s("text", { class: "axis", x: PAD.left, y: H - 6 }, shortDay.format(new Date(t0))));
-  parts.push(s("text", { class: "axis", x: W - PAD.right, y: H - 6, "text-anchor": "end" }, shortDay.format(new Date(t1))));
+  parts.push(s("text", { class: "axis", x: PAD.left, y: H - 8 }, shortDay.format(new Date(t0))));
+  parts.push(s("text", { class: "axis", x: W - PAD.right, y: H - 8, "text-anchor": "end" }, shortDay.format(new Date(t1))));
   if (item.points.length > 1) {
     parts.push(s("polyline", { class: "line", points: item.points.map((p, i) => `${x(times[i])},${y(p.value)}`).join(" ") }));
   }

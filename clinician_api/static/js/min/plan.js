@@ -32,7 +32,14 @@ async function main() {
       ),
     );
     const fmt = (v) => (v === null ? t("limit_open") : number(v, 1));
-    replaceChildren($("#limits"), plan.zones.map((z) => h("li", {}, t("limit_line", { name: z.name, low: fmt(z.yellow_low), high: fmt(z.yellow_high), unit: z.unit }))));
+    const limit = (z) => {
+      const vars = { name: z.name, unit: z.unit, low: fmt(z.yellow_low), high: fmt(z.yellow_high) };
+      if (z.yellow_low !== null && z.yellow_high !== null) return t("limit_line", vars);
+      if (z.yellow_high !== null) return t("limit_upto", vars);
+      if (z.yellow_low !== null) return t("limit_from", vars);
+      return t("limit_red", { ...vars, low: fmt(z.red_low), high: fmt(z.red_high) });
+    };
+    replaceChildren($("#limits"), plan.zones.map((z) => h("li", {}, limit(z))));
     replaceChildren(
       $("#schedule"),
       plan.schedule.map((s) =>
