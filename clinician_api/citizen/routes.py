@@ -17,7 +17,7 @@ from uuid import UUID
 from fastapi import APIRouter, Cookie, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from clinician_api import audit, consent, messages, proxies
+from clinician_api import audit, consent, messages, problems, proxies
 from clinician_api.citizen import oidc, sessions, views
 from clinician_api.citizen.access import OWN, CitizenScope, CurrentCitizen, acting_for, scope_needing
 from clinician_api.citizen.schemas import (
@@ -39,7 +39,7 @@ from clinician_api.schemas import Token
 from clinician_api.security import issue_token
 from store.settings import Settings
 
-router = APIRouter(prefix="/api/v1/min", tags=["patient app"])
+router = APIRouter(prefix="/api/v1/min", tags=["patient app"], responses=problems.responses(401, 403, 404, 422, 429))
 signin = APIRouter(tags=["sign-in"], include_in_schema=True)
 
 Lang = Annotated[Literal["nb", "en"], Query()]
@@ -169,7 +169,7 @@ def patient_callback(conn: Conn, settings: SettingsDep, request: Request) -> Res
     return response
 
 
-@router.post("/session", status_code=204, responses={401: {}, 404: {}, 429: {}})
+@router.post("/session", status_code=204)
 def password_session(
     body: PasswordLogin, conn: Conn, settings: SettingsDep, request: Request, window: Window
 ) -> Response:
@@ -386,7 +386,7 @@ def staff_callback(conn: Conn, settings: SettingsDep, request: Request) -> Respo
     return RedirectResponse(f"/dashboard/oidc?next={next_path}#code={code}", status_code=303)
 
 
-@signin.post("/api/v1/auth/oidc/handoff", response_model=Token, tags=["auth"])
+@signin.post("/api/v1/auth/oidc/handoff", response_model=Token, tags=["auth"], responses=problems.responses(401, 422))
 def staff_handoff(body: Handoff, conn: Conn, settings: SettingsDep, request: Request) -> Token:
     """Exchange the one-time code of a staff sign-in for the dashboard's bearer token (once, within a minute)."""
     row = conn.execute(

@@ -13,7 +13,7 @@ from clinician_api import audit, consent, messages, problems, proxies
 from clinician_api.citizen.schemas import NewMessage, NewThread, StaffProxyGrant, end_is_future
 from clinician_api.deps import Clinician, Conn, PatientDep, client_addr
 
-router = APIRouter(prefix="/api/v1", tags=["patient contact"])
+router = APIRouter(prefix="/api/v1", tags=["patient contact"], responses=problems.responses(401, 403, 404, 422))
 _PATIENT = problems.responses(404)
 
 

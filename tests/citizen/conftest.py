@@ -51,12 +51,12 @@ class People:
         }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def people() -> People:
     return People(national_id(), national_id(), national_id(), national_id(), str(secrets.randbelow(10**8) + 10**7))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def oidc(stack: dict[str, Any], people: People, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcStack]:
     with oidc_stack(tmp_path_factory.mktemp("oidc"), people.accounts) as running:
         yield running
