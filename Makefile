@@ -33,8 +33,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers by default (CI has 2 cores): each starts its own private stack under .varde/test-gwN.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 # Dependency audit (pip-audit against PyPI's advisories): any known vulnerability in the installed packages fails
 # the build. To accept one that cannot be fixed yet, add `--ignore-vuln ID` below with a comment saying which package,

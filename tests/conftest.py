@@ -7,4 +7,9 @@ import os
 from pathlib import Path
 
 # The test stack lives apart from a developer's demo stack; set before any settings are read.
-os.environ.setdefault("VARDE_HOME", str(Path(__file__).resolve().parent.parent / ".varde" / "test"))
+# Under pytest-xdist each worker gets a stack of its own, so workers never share a database or a broker. The
+# controller process sets the default first and its workers inherit it, so a worker replaces exactly that default.
+_DEFAULT_HOME = str(Path(__file__).resolve().parent.parent / ".varde" / "test")
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if os.environ.setdefault("VARDE_HOME", _DEFAULT_HOME) == _DEFAULT_HOME and _WORKER:
+    os.environ["VARDE_HOME"] = f"{_DEFAULT_HOME}-{_WORKER}"

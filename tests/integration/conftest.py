@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from store.settings import Settings, varde_home
+from store.settings import Settings, get_settings, varde_home
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +24,9 @@ def stack() -> Iterator[dict[str, Any]]:
     from varde import stack as stack_mod
 
     with stack_mod.running(varde_home()) as state:
+        # A test that ran before the stack existed may have cached settings without it (workers of pytest-xdist
+        # reach their first integration test in any order).
+        get_settings.cache_clear()
         yield state
 
 
