@@ -270,4 +270,26 @@ def access_log(conn: Connection[Any], patient_id: UUID, limit: int = 200, before
         }
         for r in rows[:limit]
     ]
-    return {"items": items, "next": rows[limit - 1][0] if len(rows) > limit else None}
+    return {"items": _merged(items), "next": rows[limit - 1][0] if len(rows) > limit else None}
+
+
+_SAME_VISIT = timedelta(minutes=15)
+_VISIT_KEYS = ("who", "role", "action", "what", "outcome", "why", "reason", "team")
+
+
+def _merged(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per visit: consecutive entries alike in everything but time, each within 15 minutes of the next,
+    become one with `count` and the time of the first (`first_at`); a page of clicks reads as one look."""
+    out: list[dict[str, Any]] = []
+    for item in items:  # newest first
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and all(last[k] == item[k] for k in _VISIT_KEYS)
+            and last["first_at"] - item["at"] <= _SAME_VISIT
+        ):
+            last["count"] += 1
+            last["first_at"] = item["at"]
+            continue
+        out.append({**item, "count": 1, "first_at": item["at"]})
+    return out

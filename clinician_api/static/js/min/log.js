@@ -1,12 +1,17 @@
 import { $, h, replaceChildren } from "../dom.js";
 import { t } from "../i18n.js";
 import { api } from "./mapi.js";
-import { boot, dateTime, failed, noAccess, roleName } from "./shell.js";
+import { boot, dateTime, failed, noAccess, roleName, timeOnly } from "./shell.js";
 
 function entry(e) {
   const verb = e.action === "read" ? t("verb_read") : t("verb_write");
   const lines = [
-    h("p", { class: "log-when" }, h("time", { datetime: e.at }, dateTime.format(new Date(e.at)))),
+    h(
+      "p",
+      { class: "log-when" },
+      h("time", { datetime: e.at }, dateTime.format(new Date(e.at))),
+      e.count > 1 ? t("log_times", { n: e.count, first: timeOnly.format(new Date(e.first_at)), last: timeOnly.format(new Date(e.at)) }) : "",
+    ),
     h("p", {}, t("log_line", { who: e.who || roleName(e.role), role: roleName(e.role), verb, what: t(`what_${e.what}`) })),
   ];
   if (e.team) lines.push(h("p", { class: "muted" }, t("log_team", { team: e.team })));

@@ -84,6 +84,7 @@ export function failed(error) {
 const locale = lang === "nb" ? "nb-NO" : "en-GB";
 export const dateTime = new Intl.DateTimeFormat(locale, { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" });
 export const dateOnly = new Intl.DateTimeFormat(locale, { day: "numeric", month: "long", year: "numeric" });
+export const timeOnly = new Intl.DateTimeFormat(locale, { hour: "2-digit", minute: "2-digit" });
 export const shortDay = new Intl.DateTimeFormat(locale, { day: "numeric", month: "short" });
 
 export function number(value, decimals = 1) {
