@@ -248,3 +248,18 @@ def test_the_app_speaks_bokmal_and_english_on_a_phone(
     expect(patient.locator("#loading")).to_have_count(0)
     screenshot(patient, f"min-plan-{lang}")
     expect(patient.get_by_role("link", name=words[2])).to_be_visible()
+
+
+def test_nurse_signs_in_with_the_staff_issuer_and_lands_in_the_queue(
+    open_context: Any, oidc: OidcStack, people: People, home: Home
+) -> None:
+    nurse = open_context()
+    nurse.goto("/dashboard/login")
+    nurse.get_by_role("link", name="Logg inn med HelseID").click()
+    nurse.locator("input[name=login]").fill(f"hpr-{people.nurse_hpr}")
+    nurse.locator("input[name=password]").fill("any")
+    nurse.locator("button[type=submit]").click()
+    nurse.wait_for_url(re.compile(r"/dashboard/$"))
+    expect(nurse.locator("#user-name")).to_contain_text("Kari Sykepleier")
+    expect(nurse.locator("#awaiting-section")).to_be_visible()
+    assert "#code=" not in nurse.url
