@@ -54,8 +54,15 @@ def test_demo_sets_up_two_teams_of_patients_with_their_alarms_and_a_second_run_r
         assert {a["patient_id"] for a in items} <= set(ids)
         assert len({a["patient_id"] for a in items}) >= 5
 
+    second = run_demo(varde_home(), spot_check_minutes=0, keep_stack=True, exit_after_s=0)
+    assert [p["patient_id"] for p in second["patients"]] == ids
+    assert [p["gateway_id"] for p in second["patients"]] == [p["gateway_id"] for p in patients]
+    assert second["logins"][NURSE] != first["logins"][NURSE]
+    assert _readings_before(db, ids, moment) == stored
+    login(api_url, NURSE, second["logins"][NURSE])
+
     # The patient app's local demo sign-in: the first patient sees their own measurements, the relative theirs too.
-    app = first["patient_app"]
+    app = second["patient_app"]  # fresh passwords each run
     for username in (PATIENT_LOGIN, RELATIVE_LOGIN):
         client = httpx.Client(base_url=api_url, timeout=30)
         signed = client.post("/api/v1/min/session", json={"username": username, "password": app["logins"][username]})
@@ -63,13 +70,6 @@ def test_demo_sets_up_two_teams_of_patients_with_their_alarms_and_a_second_run_r
         acting = client.get("/api/v1/min/me").json()["patients"]
         assert [p["patient_id"] for p in acting] == [patients[0]["patient_id"]]
         assert client.get(f"/api/v1/min/patients/{ids[0]}/measurements").json()["kinds"]
-
-    second = run_demo(varde_home(), spot_check_minutes=0, keep_stack=True, exit_after_s=0)
-    assert [p["patient_id"] for p in second["patients"]] == ids
-    assert [p["gateway_id"] for p in second["patients"]] == [p["gateway_id"] for p in patients]
-    assert second["logins"][NURSE] != first["logins"][NURSE]
-    assert _readings_before(db, ids, moment) == stored
-    login(api_url, NURSE, second["logins"][NURSE])
 
 
 def _assert_read_through_devices(db: psycopg.Connection[Any], patients: list[dict[str, Any]]) -> None:
