@@ -1,17 +1,23 @@
-"""Ingest benchmark: end-to-end readings/s stored (rules on), latency sent_at → committed, and the raw COPY
-ceiling of the same table from one Python process, measured in the same run. Prints one JSON line.
+"""Ingest benchmark at production shape. Prints one JSON line (kept in bench/results/ingest.jsonl).
 
-Runs its own local stack under `.varde/bench-ingest` (PostgreSQL and Mosquitto) and starts real ingest workers
-(`varde ingest run`, rules on, as separate processes sharing the subscription), provisions a fleet of gateways and
-drives it with `device_simulators.fleet`:
+Runs its own local stack under `.varde/bench-ingest` (PostgreSQL and Mosquitto), real ingest workers
+(`varde ingest run`, rules on, separate processes sharing the subscription) and a real API process, and drives
+`--gateways` provisioned gateways (heart-failure patients) with `device_simulators.fleet` over the broker's TLS
+listener. Reading ids are the UUIDv5 a gateway gives; `--alarm-fraction` of the readings are past the red limits
+(alarms are raised and updated), `--implausible-fraction` outside the plausible range (per-reading dead letters).
 
-1. ceiling: binary COPY of `--ceiling-rows` readings straight into `readings` from this process;
-2. throughput, once per worker count in `--workers` (default 1 and 2): the fleet publishes `--readings` readings as
-   fast as its windows allow; the rate is what ingest committed, from the first publish to the last commit (the
-   broker queues what ingest has not taken yet). `readings_per_s` is the best of these, with its worker count;
-3. latency, with that worker count: the fleet at half the measured rate, with probe envelopes (one reading each)
-   whose arrival in the table is polled every 5 ms: p50/p99 of committed-and-visible time minus sent_at.
-Lost and duplicated readings are counted over every reading the fleet had acknowledged.
+Arms, alternated A B A B … `--repeats` times per worker count, each reported as median and range:
+- end to end: the fleet publishes `--readings` as fast as its windows allow; the rate is what ingest committed,
+  from the first publish to the last commit (read off the workers' own counters, no table scans);
+- COPY ceiling: the same kind of rows (same id shape, patients, kinds, values) by binary COPY from as many
+  parallel writer processes as the arm's workers, in transactions of ingest's size.
+Latency, with the best worker count, at 50 % and 80 % of its median rate: probe readings from other patients'
+gateways (past the red limit), each timed from publish to (a) its alarm event on a nurse's SSE stream, the end point
+a nurse sees, and (b) its row visible in the table (the baseline). Then one arm with one of two workers killed with
+SIGKILL mid-load and restarted.
+
+Checked at the end, by id set: every id the broker acknowledged as delivered is stored exactly once or is in
+`rejected_messages`; at most one open alarm per patient and rule. Targets are asserted (exit status 1).
 """
 
 from __future__ import annotations
@@ -19,14 +25,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
+import random
+import resource
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,75 +45,331 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VARDE_HOME", str(ROOT / ".varde" / "bench-ingest"))
 
+from bench.checks import account_by_id, duplicate_open_alarms, failed_targets, percentile, spread  # noqa: E402
+from bench.results import keep, machine_facts  # noqa: E402
 
-def _count(conn: Any, gateway_ids: list[str]) -> tuple[int, int]:
-    row = conn.execute(
-        "SELECT count(*), count(DISTINCT id) FROM readings WHERE gateway_id = ANY(%s)", (gateway_ids,)
-    ).fetchone()
-    return int(row[0]), int(row[1])
+TARGETS = {
+    "readings_per_s": (">=", 30_000.0),
+    "ratio": (">=", 0.35),
+    "sse_p99_ms_at_50": ("<", 500.0),
+    "lost": ("==", 0.0),
+    "duplicated": ("==", 0.0),
+    "duplicate_open_alarms": ("==", 0.0),
+}
+_CLK = os.sysconf("SC_CLK_TCK")
 
 
-def copy_ceiling(database_url: str, patient_id: uuid.UUID, gateway_id: str, rows: int) -> float:
+@dataclass(frozen=True)
+class _ProbeGateway:
+    gateway_id: str
+    password: str
+    host: str
+    port: int
+    patient_id: uuid.UUID
+
+
+# --- processes ---------------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLK
+
+
+def postgres_cpu_seconds(postmaster: int) -> float:
+    """The postmaster and every backend it forked."""
+    total = cpu_seconds(postmaster)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == postmaster:
+                total += cpu_seconds(int(entry.name))
+    return total
+
+
+class Workers:
+    """`count` real ingest workers with their metrics ports; stopped with SIGTERM (drain, commit, end session)."""
+
+    def __init__(self, home: Path, count: int, extra: list[str], tag: str) -> None:
+        from varde.stack import _free_port
+
+        self.home, self.extra, self.tag = home, extra, tag
+        self.env = {**os.environ, "VARDE_HOME": str(home), "PYTHONPATH": str(ROOT)}
+        self.logs = home / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.ports = [_free_port() for _ in range(count)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.cpu_before_restart = 0.0
+        for n in range(count):
+            self.procs.append(self._start(n))
+        self._wait_subscribed(range(count))
+
+    def _log(self, n: int) -> Path:
+        return self.logs / f"bench-ingest-{self.tag}-{n}.log"
+
+    def _start(self, n: int) -> subprocess.Popen[bytes]:
+        log = open(self._log(n), "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "varde", "ingest", "run", "--worker-id", f"bench-{self.tag}-{n}"),
+                *("--metrics-port", str(self.ports[n]), *self.extra),
+            ],
+            stdout=log,
+            stderr=log,
+            env=self.env,
+        )
+        log.close()
+        return proc
+
+    def _wait_subscribed(self, which: Any) -> None:
+        # Subscribed before the fleet starts: a publish before that is answered 0x10 (no matching subscribers).
+        import httpx
+
+        deadline = time.monotonic() + 120
+        for n in which:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    text = httpx.get(f"http://127.0.0.1:{self.ports[n]}/metrics", timeout=2).text
+                    if _metric(text, "varde_ingest_mqtt_connected") >= 1:
+                        break
+                if self.procs[n].poll() is not None:
+                    raise RuntimeError(f"ingest worker exited at start; see {self._log(n)}")
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"ingest workers did not subscribe; see {self.logs}")
+        time.sleep(0.5)  # the SUBSCRIBE follows the CONNACK
+
+    def stored(self) -> float:
+        """Readings stored plus dead-lettered, summed over the workers' own counters (exact at commit)."""
+        import httpx
+
+        total = 0.0
+        for port in self.ports:
+            with contextlib.suppress(httpx.HTTPError):
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                total += _metric(text, "varde_ingest_readings_stored_total")
+        return total
+
+    def cpu(self) -> float:
+        return self.cpu_before_restart + sum(cpu_seconds(p.pid) for p in self.procs)
+
+    def kill_and_restart(self, n: int) -> None:
+        self.cpu_before_restart += cpu_seconds(self.procs[n].pid)
+        self.procs[n].send_signal(signal.SIGKILL)
+        self.procs[n].wait()
+        self.procs[n] = self._start(n)
+        self._wait_subscribed([n])
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _metric(text: str, name: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                total += sample.value
+    return total
+
+
+@contextlib.contextmanager
+def api_process(home: Path) -> Iterator[str]:
+    from varde.stack import _free_port, port_open
+
+    port = _free_port()
+    env = {**os.environ, "VARDE_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    log = open(home / "logs" / "bench-api.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "varde", "api", "run", "--port", str(port)], stdout=log, stderr=log, env=env
+    )
+    log.close()
+    deadline = time.monotonic() + 60
+    while not port_open("127.0.0.1", port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the API did not start; see {home / 'logs' / 'bench-api.log'}")
+        time.sleep(0.2)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# --- the arms ----------------------------------------------------------------------------------------------------
+
+
+def wait_stored(workers: Workers, before: float, expected: float, timeout: float = 600) -> tuple[float, float]:
+    """Until the workers stored `expected` more readings (or nothing moved for 15 s): (time of the last change,
+    readings stored since `before`)."""
+    last_change, last = time.monotonic(), -1.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now_stored = workers.stored() - before
+        if now_stored != last:
+            last_change, last = time.monotonic(), now_stored
+        if now_stored >= expected or time.monotonic() - last_change > 15:
+            break
+        time.sleep(0.05)
+    return last_change, last
+
+
+def end_to_end_arm(
+    home: Path, gateways: list[Any], count: int, args: Any, tls: str | None, acked: list[bytes]
+) -> dict[str, Any]:
+    from device_simulators.fleet import Fleet
+
+    workers = Workers(home, count, args.extra, f"e2e{count}")
+    try:
+        fleet = Fleet(
+            gateways,
+            batch=args.batch,
+            window=args.window,
+            alarm_fraction=args.alarm_fraction,
+            implausible_fraction=args.implausible_fraction,
+            keep_ids=True,
+            tls_ca_file=tls,
+        )
+        with fleet:
+            cpu0, me0 = workers.cpu(), _self_cpu()
+            before = workers.stored()
+            started = time.monotonic()
+            report = fleet.run(None, 600, max_readings=args.readings)
+        expected = report.readings_acked - report.no_matching_subscribers * args.batch - report.readings_implausible
+        last_commit, stored = wait_stored(workers, before, expected)
+        cpu = workers.cpu() - cpu0
+        acked.extend(fleet.acked_ids or [])
+    finally:
+        workers.stop()
+    return {
+        "rate": stored / (last_commit - started),
+        "ingest_cpu_ms_per_1000": 1e6 * cpu / max(1.0, stored) / count,
+        "fleet_cpu_ms_per_1000": 1e6 * (_self_cpu() - me0) / max(1.0, stored),
+        "no_matching_subscribers": report.no_matching_subscribers,
+    }
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _ceiling_writer(database_url: str, rows: list[tuple[Any, ...]], per_txn: int, out: Any) -> None:
     import psycopg
 
     from ingest_service.writer import STAGE_COLUMNS, STAGE_TYPES
 
-    now = datetime.now(UTC)
-    data = [
-        (
-            uuid.uuid4(),
-            patient_id,
-            gateway_id,
-            "spo2",
-            97.0,
-            now,
-            now,
-            "C0:FE:00:00:00:01",
-            "pulse_oximeter",
-            None,
-            None,
-            [],
-        )
-        for _ in range(rows)
-    ]
     with psycopg.connect(database_url) as conn, conn.cursor() as cur:
         started = time.perf_counter()
-        with cur.copy(f"COPY readings ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(STAGE_TYPES)
-            for row in data:
-                copy.write_row(row)
-        conn.commit()
-        elapsed = time.perf_counter() - started
-        cur.execute("DELETE FROM readings WHERE gateway_id = %s", (gateway_id,))
-        conn.commit()
-    return rows / elapsed
+        for i in range(0, len(rows), per_txn):
+            with cur.copy(f"COPY readings ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(STAGE_TYPES)
+                for row in rows[i : i + per_txn]:
+                    copy.write_row(row)
+            conn.commit()
+        out.put(time.perf_counter() - started)
 
 
-def wait_until_stored(database_url: str, gateway_ids: list[str], expected: int, timeout: float) -> tuple[float, int]:
-    """Poll until `expected` readings are stored; returns (monotonic time of the last increase, rows)."""
-    import psycopg
+def ceiling_rows(patients: list[tuple[uuid.UUID, str]], total: int, seed: int) -> list[tuple[Any, ...]]:
+    """Rows of the same shape as the end-to-end arm's: UUIDv5 ids, every patient, the fleet's kinds and values."""
+    from device_simulators.fleet import _TEMPLATE_READINGS
+    from vitals import reading_id
 
-    last_change, last_rows = time.monotonic(), -1
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            rows, _ = _count(conn, gateway_ids)
-            if rows != last_rows:
-                last_change, last_rows = time.monotonic(), rows
-            if rows >= expected or time.monotonic() - last_change > 20:
-                break
-            time.sleep(0.1)
-    return last_change, last_rows
+    rng = random.Random(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = []
+    for n in range(total):
+        patient_id, gateway_id = patients[n % len(patients)]
+        kind, value, device_type = _TEMPLATE_READINGS[n % len(_TEMPLATE_READINGS)]
+        address = f"C0:FE:00:{n % 256:02X}:00:01"
+        at = now - timedelta(seconds=rng.randrange(600))
+        rid = reading_id(gateway_id, address, str(kind), f"ceiling-{seed}/{at.isoformat()}", n)
+        rows.append((rid, patient_id, gateway_id, str(kind), value, at, now, address, device_type, None, None, []))
+    return rows
+
+
+def ceiling_arm(database_url: str, patients: list[tuple[uuid.UUID, str]], writers: int, args: Any, seed: int) -> float:
+    rows = ceiling_rows(patients, args.readings, seed)
+    per_writer = -(-len(rows) // writers)
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_ceiling_writer, args=(database_url, rows[i * per_writer : (i + 1) * per_writer], args.txn, out)
+        )
+        for i in range(writers)
+    ]
+    started = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - started
+    if any(p.exitcode for p in procs):
+        raise RuntimeError("a COPY ceiling writer failed")
+    return len(rows) / elapsed
+
+
+class AlarmStream(threading.Thread):
+    """A nurse's SSE stream: each `alarm` event's arrival time, by (patient, last measured time)."""
+
+    def __init__(self, api_url: str, token: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.token = api_url, token
+        self.arrivals: dict[tuple[str, datetime], float] = {}
+        self.connected = threading.Event()
+        self.resyncs = 0
+        self.stop = False
+
+    def run(self) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "text/event-stream"}
+        with httpx.stream(
+            "GET", f"{self.url}/api/v1/alarms/stream?heartbeat=1", headers=headers, timeout=httpx.Timeout(10, read=30)
+        ) as response:
+            event = ""
+            for line in response.iter_lines():
+                if self.stop:
+                    return
+                if line.startswith(":"):
+                    self.connected.set()
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event == "alarm":
+                    doc = json.loads(line[5:])
+                    if doc.get("last_measured_at"):
+                        key = (doc["patient_id"], datetime.fromisoformat(doc["last_measured_at"]))
+                        self.arrivals.setdefault(key, time.time())
+                elif line.startswith("data:") and event == "resync":
+                    self.resyncs += 1
 
 
 class Probes(threading.Thread):
-    """Single-reading envelopes from one gateway; each one's time to become visible in the readings table."""
+    """Probe readings past the red SpO2 limit from the probe patients' gateways, one patient after another, each
+    with its own measured time; records publish times and when each row became visible."""
 
-    def __init__(self, gateway: Any, database_url: str, per_s: float, seconds: float) -> None:
+    def __init__(self, gateways: list[Any], database_url: str, per_s: float, count: int, tls: str | None) -> None:
         super().__init__(daemon=True)
-        self._gateway, self._url, self._interval, self._seconds = gateway, database_url, 1.0 / per_s, seconds
-        self.latencies_ms: list[float] = []
-        self.lost = 0
+        self.gateways, self.url, self.per_s, self.count, self.tls = gateways, database_url, per_s, count, tls
+        self.sent: dict[tuple[str, datetime], float] = {}
+        self.row_ms: list[float] = []
+        self.acked: list[bytes] = []
 
     def run(self) -> None:
         import paho.mqtt.client as mqtt
@@ -111,180 +378,300 @@ class Probes(threading.Thread):
 
         from vitals import DeviceRef, Envelope, Reading, readings_topic
 
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{self._gateway.gateway_id}-probe", protocol=mqtt.MQTTv5
-        )
-        client.username_pw_set(self._gateway.gateway_id, self._gateway.password)
-        client.connect(self._gateway.host, self._gateway.port)
-        client.loop_start()
+        clients = []
+        lock = threading.Lock()
+        inflight: dict[tuple[int, int], bytes] = {}
+        for i, gw in enumerate(self.gateways):
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gw.gateway_id, protocol=mqtt.MQTTv5)
+            client.username_pw_set(gw.gateway_id, gw.password)
+            if self.tls:
+                client.tls_set(ca_certs=self.tls)
+
+            def on_publish(_c: Any, _u: Any, mid: int, reason: Any, _p: Any, i: int = i) -> None:
+                with lock:
+                    rid = inflight.pop((i, mid), None)
+                if rid is not None and int(getattr(reason, "value", 0)) < 0x80 and int(reason.value) != 0x10:
+                    self.acked.append(rid)
+
+            client.on_publish = on_publish
+            client.connect(gw.host, gw.port)
+            client.loop_start()
+            clients.append((gw, client))
         device = DeviceRef(address="C0:FE:FF:FF:00:01", type="pulse_oximeter")
         pending: dict[uuid.UUID, float] = {}
-        end = time.monotonic() + self._seconds
-        next_probe = time.monotonic()
-        with psycopg.connect(self._url, autocommit=True) as conn:
-            while time.monotonic() < end or (pending and time.monotonic() < end + 10):
-                if time.monotonic() >= next_probe and time.monotonic() < end:
-                    sent = datetime.now(UTC)
-                    reading = Reading(
-                        id=uuid.uuid4(), kind="spo2", value=96.0, unit="%", measured_at=sent, device=device
-                    )
-                    envelope = Envelope(gateway_id=self._gateway.gateway_id, sent_at=sent, readings=(reading,))
-                    client.publish(readings_topic(self._gateway.gateway_id), envelope.to_json(), qos=1)
-                    pending[reading.id] = sent.timestamp()
-                    next_probe += self._interval
+        interval = 1.0 / self.per_s
+        next_probe = time.monotonic() + 1.0
+        sent = 0
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            window_start = datetime.now(UTC) - timedelta(minutes=1)
+            while sent < self.count or (pending and time.monotonic() < next_probe + 15):
+                if sent < self.count and time.monotonic() >= next_probe:
+                    gw, client = clients[sent % len(clients)]
+                    at = datetime.now(UTC)
+                    reading = Reading(id=uuid.uuid4(), kind="spo2", value=84.0, unit="%", measured_at=at, device=device)
+                    envelope = Envelope(gateway_id=gw.gateway_id, sent_at=at, readings=(reading,))
+                    with lock:
+                        info = client.publish(readings_topic(gw.gateway_id), envelope.to_json(), qos=1)
+                        inflight[(sent % len(clients), info.mid)] = reading.id.bytes
+                    published = time.time()
+                    self.sent[(str(gw.patient_id), at)] = published
+                    pending[reading.id] = published
+                    sent += 1
+                    next_probe += interval
                 if pending:
-                    seen = conn.execute("SELECT id FROM readings WHERE id = ANY(%s)", (list(pending),)).fetchall()
+                    seen = conn.execute(
+                        "SELECT id FROM readings WHERE id = ANY(%s) AND measured_at >= %s",
+                        (list(pending), window_start),
+                    ).fetchall()
                     now = time.time()
                     for (rid,) in seen:
-                        self.latencies_ms.append((now - pending.pop(rid)) * 1000)
-                time.sleep(0.005)
-        self.lost = len(pending)
-        client.disconnect()
-        client.loop_stop()
+                        self.row_ms.append((now - pending.pop(rid)) * 1000)
+                time.sleep(0.01)
+        for _gw, client in clients:
+            client.disconnect()
+            client.loop_stop()
 
 
-def _delivered(report: Any) -> int:
-    """Readings the broker acknowledged as delivered to a subscriber (PUBACK 0x10 is not delivered)."""
-    return int(report.readings_acked - report.no_matching_subscribers * report.batch)
+def latency_arm(
+    home: Path,
+    url: str,
+    api_url: str,
+    token: str,
+    load: list[Any],
+    probes: list[Any],
+    count: int,
+    rate: float,
+    args: Any,
+    tls: str | None,
+    acked: list[bytes],
+) -> dict[str, Any]:
+    from device_simulators.fleet import Fleet
 
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-@contextlib.contextmanager
-def ingest_workers(home: Path, count: int, extra: list[str]) -> Any:
-    """`count` real ingest workers; stopped with SIGTERM, so each drains, commits and ends its session."""
-    env = {**os.environ, "VARDE_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    procs = []
-    paths = [logs / f"bench-ingest-{count}-{n}.log" for n in range(count)]
-    offsets = [p.stat().st_size if p.exists() else 0 for p in paths]
-    for n in range(count):
-        log = open(logs / f"bench-ingest-{count}-{n}.log", "ab")  # noqa: SIM115 - handed to the child
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "varde", "ingest", "run", "--worker-id", f"bench-{count}-{n}", *extra],
-                stdout=log,
-                stderr=log,
-                env=env,
-            )
-        )
-        log.close()
-    # Connected and subscribed before the fleet starts: a message published before that is answered PUBACK 0x10
-    # (no matching subscribers) and dropped by the broker.
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if all(b"mqtt_subscribed" in p.read_bytes()[offset:] for p, offset in zip(paths, offsets, strict=True)):
-            break
-        time.sleep(0.2)
-    else:
-        raise RuntimeError(f"ingest workers did not subscribe; see {logs}")
+    stream = AlarmStream(api_url, token)
+    stream.start()
+    if not stream.connected.wait(30):
+        raise RuntimeError("the alarm stream did not connect")
+    workers = Workers(home, count, args.extra, f"lat{count}")
     try:
-        yield procs
+        fleet = Fleet(
+            load,
+            batch=args.batch,
+            window=args.window,
+            alarm_fraction=args.alarm_fraction,
+            implausible_fraction=args.implausible_fraction,
+            keep_ids=True,
+            tls_ca_file=tls,
+        )
+        probe = Probes(probes, url, args.probe_rate, args.probes, tls)
+        with fleet:
+            probe.start()
+            report = fleet.run(rate, args.probes / args.probe_rate + 2)
+            probe.join(timeout=120)
+        acked.extend(fleet.acked_ids or [])
+        acked.extend(probe.acked)
+        time.sleep(2)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        workers.stop()
+        stream.stop = True
+    sse_ms = [(stream.arrivals[k] - t) * 1000 for k, t in probe.sent.items() if k in stream.arrivals]
+    return {
+        "offered_readings_per_s": round(rate, 1),
+        "achieved_readings_per_s": report.readings_per_s,
+        "probes": len(probe.sent),
+        "sse_events": len(sse_ms),
+        "sse_missing": len(probe.sent) - len(sse_ms),
+        "sse_p50_ms": round(percentile(sse_ms, 0.5), 1),
+        "sse_p99_ms": round(percentile(sse_ms, 0.99), 1),
+        "sse_p999_ms": round(percentile(sse_ms, 0.999), 1),
+        "row_p50_ms": round(percentile(probe.row_ms, 0.5), 1),
+        "row_p99_ms": round(percentile(probe.row_ms, 0.99), 1),
+        "resyncs": stream.resyncs,
+    }
 
 
-def main() -> None:
+def kill_arm(home: Path, gateways: list[Any], args: Any, tls: str | None, acked: list[bytes]) -> dict[str, Any]:
+    """Two workers; one is killed with SIGKILL halfway and restarted while the fleet keeps publishing."""
+    from device_simulators.fleet import Fleet
+
+    workers = Workers(home, 2, args.extra, "kill")
+    try:
+        fleet = Fleet(
+            gateways,
+            batch=args.batch,
+            window=args.window,
+            alarm_fraction=args.alarm_fraction,
+            implausible_fraction=args.implausible_fraction,
+            keep_ids=True,
+            tls_ca_file=tls,
+        )
+        killed = threading.Event()
+
+        def killer() -> None:
+            time.sleep(args.kill_after)
+            workers.kill_and_restart(0)
+            killed.set()
+
+        with fleet:
+            thread = threading.Thread(target=killer, daemon=True)
+            thread.start()
+            report = fleet.run(None, 600, max_readings=args.readings)
+            thread.join(timeout=180)
+        time.sleep(5)
+        acked.extend(fleet.acked_ids or [])
+    finally:
+        workers.stop()
+    return {"readings_acked": report.readings_acked, "killed": killed.is_set()}
+
+
+# --- main ------------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gateways", type=int, default=20)
-    parser.add_argument("--readings", type=int, default=600_000, help="readings in each throughput phase")
+    parser.add_argument("--gateways", type=int, default=2000)
+    parser.add_argument("--probe-gateways", type=int, default=100)
+    parser.add_argument("--readings", type=int, default=300_000, help="readings in each throughput arm")
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--window", type=int, default=16)
-    parser.add_argument("--workers", default="1,2", help="ingest worker counts to measure, comma-separated")
+    parser.add_argument("--window", type=int, default=8)
+    parser.add_argument("--workers", default="1,2", help="ingest worker counts, comma-separated")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--txn", type=int, default=2500, help="readings per transaction of the COPY ceiling")
+    parser.add_argument("--alarm-fraction", type=float, default=0.01)
+    parser.add_argument("--implausible-fraction", type=float, default=0.001)
+    parser.add_argument("--probes", type=int, default=2000, help="probes at each latency load")
+    parser.add_argument("--probe-rate", type=float, default=40.0)
+    parser.add_argument("--kill-after", type=float, default=4.0, help="seconds into the kill arm")
+    parser.add_argument("--no-tls", action="store_true", help="the fleet on the plain listener")
     parser.add_argument("--batch-readings", type=int, default=None, help="ingest's readings per transaction")
-    parser.add_argument("--ceiling-rows", type=int, default=300_000)
-    parser.add_argument("--latency-seconds", type=float, default=15)
     args = parser.parse_args()
+    args.extra = ["--batch-readings", str(args.batch_readings)] if args.batch_readings else []
     worker_counts = [int(n) for n in args.workers.split(",")]
-    extra = ["--batch-readings", str(args.batch_readings)] if args.batch_readings else []
 
-    from device_simulators.fleet import Fleet, FleetGateway
+    import httpx
+    import psycopg
+
+    from device_simulators.fleet import FleetGateway
     from store.settings import Settings, varde_home
     from varde import stack
-    from varde.admin import provision_fleet
+    from varde.admin import add_user, provision_fleet
 
     home = varde_home()
-    with stack.running(home, services=False):
+    began = time.monotonic()
+    with stack.running(home, services=False) as state:
         settings = Settings()
         url = settings.require_database_url()
-        created = provision_fleet(settings, args.gateways + 2, team="Bench ingest")
-        fleet_gw = [FleetGateway(c.gateway_id, c.password, c.mqtt_host, c.mqtt_port) for c in created]
-        probe_gw, ceiling_gw, load_gw = fleet_gw[0], fleet_gw[1], fleet_gw[2:]
-        import psycopg
-
+        tls = None if args.no_tls else str(state["tls_ca_file"])
+        port = int(state["mqtt_port"] if args.no_tls else state["mqtts_port"])
+        tag = uuid.uuid4().hex[:6]
+        load_team, probe_team = f"Bench ingest {tag}", f"Bench probes {tag}"
+        created = provision_fleet(settings, args.gateways, team=load_team, protocol="heart_failure")
+        probe_created = provision_fleet(settings, args.probe_gateways, team=probe_team, protocol="heart_failure")
         with psycopg.connect(url) as conn:
-            row = conn.execute("SELECT patient_id FROM gateways WHERE id = %s", (ceiling_gw.gateway_id,)).fetchone()
-        assert row is not None
-        ceiling = copy_ceiling(url, row[0], ceiling_gw.gateway_id, args.ceiling_rows)
+            patient_of = {
+                gw: pid
+                for gw, pid in conn.execute(
+                    "SELECT id, patient_id FROM gateways WHERE id = ANY(%s)",
+                    ([c.gateway_id for c in created + probe_created],),
+                )
+            }
+        load = [FleetGateway(c.gateway_id, c.password, c.mqtt_host, port) for c in created]
+        probes = [
+            _ProbeGateway(c.gateway_id, c.password, c.mqtt_host, port, patient_of[c.gateway_id]) for c in probe_created
+        ]
+        nurse_password = uuid.uuid4().hex
+        add_user(settings, f"bench-nurse-{tag}", "nurse", [probe_team], nurse_password)
+        patients = [(patient_of[c.gateway_id], c.gateway_id) for c in created]
+        acked: list[bytes] = []
 
-        load_ids = [g.gateway_id for g in load_gw]
-        rates: dict[int, float] = {}
-        acked_total, no_subscribers = 0, 0
-        for count in worker_counts:
-            with psycopg.connect(url) as conn:
-                before, _ = _count(conn, load_ids)
-            with ingest_workers(home, count, extra), Fleet(load_gw, batch=args.batch, window=args.window) as fleet:
-                started = time.monotonic()
-                sent = fleet.run(None, 600, max_readings=args.readings)
-                last_commit, stored_rows = wait_until_stored(url, load_ids, before + sent.readings_acked, timeout=600)
-            rates[count] = (stored_rows - before) / (last_commit - started)
-            acked_total += sent.readings_acked
-            no_subscribers += sent.no_matching_subscribers
-        best = max(rates, key=lambda n: rates[n])
-        throughput = rates[best]
+        e2e: dict[int, list[dict[str, Any]]] = {n: [] for n in worker_counts}
+        ceiling: dict[int, list[float]] = {n: [] for n in worker_counts}
+        for rep in range(args.repeats):
+            for count in worker_counts:
+                e2e[count].append(end_to_end_arm(home, load, count, args, tls, acked))
+                ceiling[count].append(ceiling_arm(url, patients, count, args, seed=rep * 10 + count))
+        medians = {n: spread(a["rate"] for a in e2e[n])["median"] for n in worker_counts}
+        best = max(medians, key=lambda n: medians[n])
+        throughput = medians[best]
+        ceiling_best = spread(ceiling[best])["median"]
 
-        half = throughput / 2
-        probes = Probes(probe_gw, url, per_s=20, seconds=args.latency_seconds)
-        with ingest_workers(home, best, extra), Fleet(load_gw, batch=args.batch, window=args.window) as fleet:
-            probes.start()
-            half_report = fleet.run(half, args.latency_seconds)
-            probes.join(timeout=60)
-            acked_total += _delivered(half_report)
-            no_subscribers += half_report.no_matching_subscribers
-            wait_until_stored(url, load_ids, acked_total, timeout=300)
+        with api_process(home) as api_url:
+            token = httpx.post(
+                f"{api_url}/api/v1/auth/token",
+                data={"username": f"bench-nurse-{tag}", "password": nurse_password},
+                timeout=30,
+            ).json()["access_token"]
+            latency = {
+                f"{round(share * 100)}": latency_arm(
+                    home, url, api_url, token, load, probes, best, throughput * share, args, tls, acked
+                )
+                for share in (0.5, 0.8)
+            }
+        killed = kill_arm(home, load, args, tls, acked)
+
+        gateway_ids = [g.gateway_id for g in load] + [g.gateway_id for g in probes]
         with psycopg.connect(url) as conn:
-            rows, distinct = _count(conn, load_ids)
-            dead = conn.execute(
-                "SELECT coalesce(sum(reading_count), 0) FROM rejected_messages WHERE gateway_id = ANY(%s)",
-                (load_ids,),
+            stored_rows = {
+                rid: int(n)
+                for rid, n in conn.execute(
+                    "SELECT id, count(*) FROM readings WHERE gateway_id = ANY(%s) GROUP BY id", (gateway_ids,)
+                )
+            }
+            dead = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT reading_id FROM rejected_messages WHERE gateway_id = ANY(%s) AND reading_id IS NOT NULL",
+                    (gateway_ids,),
+                )
+            ]
+            whole_messages_dead = conn.execute(
+                "SELECT count(*) FROM rejected_messages WHERE gateway_id = ANY(%s) AND reading_id IS NULL",
+                (gateway_ids,),
             ).fetchone()
-    result = {
+            open_alarms = conn.execute(
+                "SELECT a.patient_id, a.rule FROM alarms a JOIN patients p ON p.id = a.patient_id "
+                "JOIN care_teams t ON t.id = p.team_id WHERE t.name = ANY(%s) AND a.state <> 'resolved'",
+                ([load_team, probe_team],),
+            ).fetchall()
+        account = account_by_id(acked, stored_rows, dead)
+        machine = machine_facts(url)
+
+    result: dict[str, Any] = {
         "bench": "ingest",
-        "readings_per_s": round(throughput, 1),
-        "copy_ceiling_per_s": round(ceiling, 1),
-        "ratio": round(throughput / ceiling, 3),
-        "p50_ms": round(_percentile(probes.latencies_ms, 0.50), 1),
-        "p99_ms": round(_percentile(probes.latencies_ms, 0.99), 1),
-        "latency_at_readings_per_s": round(half_report.readings_per_s, 1),
-        "latency_probes": len(probes.latencies_ms),
-        "sent": acked_total,
-        "stored": distinct,
-        "lost": max(0, acked_total - distinct - int(dead[0] if dead else 0)),
-        "duplicated": rows - distinct,
-        "dead_lettered": int(dead[0]) if dead else 0,
-        "no_matching_subscribers": no_subscribers,
-        "readings_per_s_by_workers": {str(n): round(r, 1) for n, r in rates.items()},
+        "readings_per_s": throughput,
+        "copy_ceiling_per_s": ceiling_best,
+        "ratio": round(throughput / ceiling_best, 3) if ceiling_best else None,
         "workers": best,
-        "gateways": len(load_gw),
+        "by_workers": {
+            str(n): {
+                "end_to_end": spread(a["rate"] for a in e2e[n]),
+                "copy_ceiling": spread(ceiling[n]),
+                "ingest_cpu_ms_per_1000_per_process": spread(a["ingest_cpu_ms_per_1000"] for a in e2e[n]),
+                "fleet_cpu_ms_per_1000": spread(a["fleet_cpu_ms_per_1000"] for a in e2e[n]),
+            }
+            for n in worker_counts
+        },
+        "latency": latency,
+        "sse_p99_ms_at_50": latency["50"]["sse_p99_ms"],
+        "kill_arm": killed,
+        "acked": account.acked,
+        "stored": account.stored,
+        "dead_lettered": account.dead_lettered,
+        "lost": account.lost,
+        "duplicated": account.duplicated,
+        "lost_sample": list(account.lost_sample),
+        "whole_messages_dead_lettered": int(whole_messages_dead[0]) if whole_messages_dead else 0,
+        "open_alarms": len(open_alarms),
+        "duplicate_open_alarms": duplicate_open_alarms((str(p), r) for p, r in open_alarms),
+        "gateways": len(load),
         "batch": args.batch,
-        "rules": True,
-        "cpus": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        "alarm_fraction": args.alarm_fraction,
+        "tls": tls is not None,
+        "seconds": round(time.monotonic() - began, 1),
     }
-    print(json.dumps(result))
+    result["failed"] = failed_targets(result, TARGETS)
+    keep("ingest", result, machine=machine)
+    return 1 if result["failed"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

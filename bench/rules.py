@@ -1,6 +1,13 @@
-"""Benchmark of the vectorised rules against a per-reading Python loop of the same rules, in one run.
+"""Rules benchmark. Prints one JSON line (kept in bench/results/rules.jsonl).
 
-Synthetic, deterministic: 1 000 000 batch readings over 100 000 patients (all kinds, all protocols, some patient
+Headline: the whole rules step as ingest runs it, SQL included (`rules_engine.runtime.evaluate_stored`: protocols,
+overrides, the history query, numpy evaluation, alarm upserts), on a batch of real shape: `--batch` readings from
+as many patients, each with 14 days of history in PostgreSQL, 1 % of the batch past the red limits. Timed per batch
+(ms) inside a rolled-back transaction after the batch's COPY, with `EXPLAIN (ANALYZE, BUFFERS)` of the history
+query. Runs its own local PostgreSQL under `.varde/bench-rules`.
+
+Secondary (`numpy`): the vectorised rules alone against a per-reading Python loop of the same rules. Synthetic,
+deterministic: 1 000 000 batch readings over 100 000 patients (all kinds, all protocols, some patient
 overrides) plus 14 days of SpO2/pulse and 3 days of weight history per patient. Timings are the best of a few
 runs. The loop (tests/unit/rules/rules_reference.py) runs on a subset of patients and is extrapolated
 per reading; its results on that subset are compared with the vectorised ones. Prints one JSON line.
@@ -8,11 +15,15 @@ per reading; its results on that subset are compared with the vectorised ones. P
 
 from __future__ import annotations
 
-import json
+import argparse
+import os
 import platform
+import random
 import sys
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +32,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit" / "rules")]
 
+os.environ.setdefault("VARDE_HOME", str(ROOT / ".varde" / "bench-rules"))
+
 import rules_reference as ref  # noqa: E402
 
+from bench.checks import failed_targets, percentile  # noqa: E402
+from bench.results import keep, machine_facts  # noqa: E402
 from rules_engine import (  # noqa: E402
     KIND_ORDER,
     N_KINDS,
@@ -183,7 +198,7 @@ def vectorised_matches_loop(rules: PatientRules, batch: ReadingArrays, history: 
     return True
 
 
-def main() -> None:
+def numpy_figures() -> dict[str, Any]:
     rules, batch, history = synthetic()
 
     def thresholds() -> Any:
@@ -208,42 +223,223 @@ def main() -> None:
 
     vector_rate = N_BATCH / (t_thr + t_trend)
     loop_rate = len(sub_batch) / t_loop
-    print(
-        json.dumps(
-            {
-                "bench": "rules",
-                "batch_readings": N_BATCH,
-                "history_readings": len(history),
-                "patients": N_PATIENTS,
-                "threshold_readings_per_s": round(N_BATCH / t_thr),
-                "threshold_evaluate_only_readings_per_s": round(N_BATCH / t_eval),
-                "trend_readings_per_s": round(N_BATCH / t_trend),
-                "vectorised_readings_per_s": round(vector_rate),
-                "loop_readings_per_s": round(loop_rate),
-                "speedup": round(vector_rate / loop_rate, 1),
-                "loop_extrapolated": True,
-                "history_sorted_like_the_database": True,
-                "loop_subset_patients": LOOP_PATIENTS,
-                "loop_subset_batch_readings": len(sub_batch),
-                "loop_subset_history_readings": len(sub_history),
-                "loop_matches_vectorised": matches,
-                "threshold_candidates": len(worst),
-                "trend_candidates": int(sum(int(r.breached.sum()) for r in trend_results)),
-                "threshold_s": round(t_thr, 4),
-                "trend_s": round(t_trend, 4),
-                "loop_s": round(t_loop, 4),
-                "runs": RUNS,
-                "loop_runs": LOOP_RUNS,
-                "seed": SEED,
-                "rates_are": "batch readings per second (thresholds: evaluate + worst-per-rule reduction; "
-                "trends: merge of the sorted history with the sorted batch + all trend rules; "
-                "loop: thresholds + reduction + trends)",
-                "numpy": np.__version__,
-                "python": platform.python_version(),
-            }
-        )
-    )
+    return {
+        "batch_readings": N_BATCH,
+        "history_readings": len(history),
+        "patients": N_PATIENTS,
+        "threshold_readings_per_s": round(N_BATCH / t_thr),
+        "threshold_evaluate_only_readings_per_s": round(N_BATCH / t_eval),
+        "trend_readings_per_s": round(N_BATCH / t_trend),
+        "vectorised_readings_per_s": round(vector_rate),
+        "loop_readings_per_s": round(loop_rate),
+        "speedup": round(vector_rate / loop_rate, 1),
+        "loop_extrapolated": True,
+        "loop_subset_patients": LOOP_PATIENTS,
+        "loop_matches_vectorised": matches,
+        "threshold_candidates": len(worst),
+        "trend_candidates": int(sum(int(r.breached.sum()) for r in trend_results)),
+        "runs": RUNS,
+        "loop_runs": LOOP_RUNS,
+        "seed": SEED,
+        "rates_are": "batch readings per second (thresholds: evaluate + worst-per-rule reduction; "
+        "trends: merge of the sorted history with the sorted batch + all trend rules; "
+        "loop: thresholds + reduction + trends)",
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+# --- the whole step, SQL included --------------------------------------------------------------------------------
+
+_SQL_KINDS: tuple[tuple[Kind, float, float, float], ...] = (
+    # kind, typical, spread, value past the red limits
+    (Kind.SPO2, 95.0, 1.5, 84.0),
+    (Kind.PULSE_RATE, 72.0, 8.0, 148.0),
+    (Kind.BODY_WEIGHT, 82.0, 0.4, 82.0),
+    (Kind.BP_SYSTOLIC, 132.0, 10.0, 205.0),
+    (Kind.BP_DIASTOLIC, 80.0, 6.0, 128.0),
+)
+_PROTOCOLS = ("heart_failure", "copd", "hypertension", "general")
+
+
+def _load_history(conn: Any, patients: list[tuple[uuid.UUID, str]], days: int, rng: random.Random) -> int:
+    from ingest_service.writer import STAGE_COLUMNS, STAGE_TYPES
+
+    now = time.time()
+    rows = 0
+    with conn.cursor() as cur, cur.copy(f"COPY readings ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(STAGE_TYPES)
+        for patient_id, gateway_id in patients:
+            base = {k: typical + rng.gauss(0, spread) for k, typical, spread, _ in _SQL_KINDS}
+            for slot in range(days * 2):  # morning and evening, as a plan asks
+                at = datetime.fromtimestamp(now - (days * 86_400) + slot * 43_200 + rng.randrange(3_600), UTC)
+                for kind, _typical, spread, _red in _SQL_KINDS:
+                    value = round(base[kind] + rng.gauss(0, spread / 3), 1)
+                    copy.write_row(
+                        (
+                            uuid.uuid4(),
+                            patient_id,
+                            gateway_id,
+                            str(kind),
+                            value,
+                            at,
+                            at,
+                            "C0:FE:00:00:00:01",
+                            "pulse_oximeter",
+                            None,
+                            None,
+                            [],
+                        )
+                    )
+                    rows += 1
+    conn.commit()
+    conn.execute("ANALYZE readings")
+    return rows
+
+
+def sql_figures(batch_size: int, runs: int, days: int) -> dict[str, Any]:
+    import psycopg
+
+    from ingest_service.writer import STAGE_COLUMNS, STAGE_TYPES, StoredBatch
+    from rules_engine.runtime import HISTORY_SQL, evaluate_stored, history_params
+    from store.settings import Settings, varde_home
+    from varde import stack
+    from varde.admin import provision_fleet
+
+    rng = random.Random(SEED)
+    with stack.running(varde_home(), services=False):
+        settings = Settings()
+        url = settings.require_database_url()
+        tag = uuid.uuid4().hex[:6]
+        created = []
+        for i, protocol in enumerate(_PROTOCOLS):
+            share = batch_size // len(_PROTOCOLS) + (1 if i < batch_size % len(_PROTOCOLS) else 0)
+            created += provision_fleet(settings, share, team=f"Bench rules {tag} {protocol}", protocol=protocol)
+        with psycopg.connect(url) as conn:
+            patients = [
+                (pid, gw)
+                for gw, pid in conn.execute(
+                    "SELECT id, patient_id FROM gateways WHERE id = ANY(%s)", ([c.gateway_id for c in created],)
+                )
+            ]
+            started = time.perf_counter()
+            history_rows = _load_history(conn, patients, days, rng)
+            load_s = time.perf_counter() - started
+            timings: list[float] = []
+            alarms: list[int] = []
+            explain: dict[str, Any] = {}
+            for run in range(runs):
+                now = datetime.now(UTC)
+                rows = []
+                for n, (patient_id, gateway_id) in enumerate(patients):
+                    kind, typical, spread, red = _SQL_KINDS[(n + run) % len(_SQL_KINDS)]
+                    value = red if rng.random() < 0.01 else round(typical + rng.gauss(0, spread), 1)
+                    rows.append(
+                        (
+                            uuid.uuid4(),
+                            patient_id,
+                            gateway_id,
+                            str(kind),
+                            value,
+                            now,
+                            now,
+                            "C0:FE:00:00:00:01",
+                            "pulse_oximeter",
+                            None,
+                            None,
+                            [],
+                        )
+                    )
+                try:
+                    with conn.transaction():
+                        with (
+                            conn.cursor() as cur,
+                            conn.transaction(),
+                            cur.copy(f"COPY readings ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+                        ):
+                            copy.set_types(STAGE_TYPES)
+                            for row in rows:
+                                copy.write_row(row)
+                        batch = StoredBatch.of(rows)
+                        t0 = time.perf_counter()
+                        changed = evaluate_stored(conn, batch)
+                        timings.append((time.perf_counter() - t0) * 1000)
+                        alarms.append(len(changed))
+                        if run == runs - 1:
+                            earliest = int(min(m.timestamp() for m in batch.measured_at))
+                            distinct = list(dict.fromkeys(batch.patient_ids))
+                            plan = conn.execute(
+                                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + HISTORY_SQL,
+                                history_params(distinct, earliest),
+                            ).fetchone()
+                            explain = _explain_summary(plan[0][0] if plan else {})
+                        raise _Rollback
+                except _Rollback:
+                    pass
+        machine = machine_facts(url)
+    return {
+        "batch_readings": batch_size,
+        "patients": len(patients),
+        "history_days": days,
+        "history_rows": history_rows,
+        "history_load_s": round(load_s, 1),
+        "runs": runs,
+        "batch_ms_p50": round(percentile(timings, 0.5), 1),
+        "batch_ms_p95": round(percentile(timings, 0.95), 1),
+        "batch_ms_max": round(max(timings), 1),
+        "readings_per_s_p50": round(batch_size / (percentile(timings, 0.5) / 1000)),
+        "alarms_changed_per_batch": round(sum(alarms) / len(alarms), 1),
+        "history_query": explain,
+        "machine": machine,
+    }
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _explain_summary(plan: dict[str, Any]) -> dict[str, Any]:
+    top = plan.get("Plan", {})
+    return {
+        "execution_ms": plan.get("Execution Time"),
+        "planning_ms": plan.get("Planning Time"),
+        "rows": top.get("Actual Rows"),
+        "shared_hit_blocks": top.get("Shared Hit Blocks"),
+        "shared_read_blocks": top.get("Shared Read Blocks"),
+        "top_node": top.get("Node Type"),
+        "index_scans": sorted(set(_index_names(top))),
+    }
+
+
+def _index_names(node: dict[str, Any]) -> list[str]:
+    names = [node["Index Name"]] if "Index Name" in node else []
+    for child in node.get("Plans", []):
+        names += _index_names(child)
+    return names
+
+
+TARGETS = {"batch_ms_p95": ("<", 500.0), "numpy_loop_matches": ("==", 1.0)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=2500, help="readings per batch, one patient each")
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--days", type=int, default=14, help="days of history per patient")
+    parser.add_argument("--no-numpy", action="store_true", help="skip the numpy-only secondary figures")
+    args = parser.parse_args()
+    sql = sql_figures(args.batch, args.runs, args.days)
+    machine = sql.pop("machine")
+    result: dict[str, Any] = {"bench": "rules", **sql}
+    if not args.no_numpy:
+        result["numpy"] = numpy_figures()
+        result["numpy_loop_matches"] = 1.0 if result["numpy"]["loop_matches_vectorised"] else 0.0
+        result["failed"] = failed_targets(result, TARGETS)
+    else:
+        result["failed"] = failed_targets(result, {"batch_ms_p95": TARGETS["batch_ms_p95"]})
+    keep("rules", result, machine=machine)
+    return 1 if result["failed"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,13 +12,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clinician_api import dashboard, problems
+from clinician_api import dashboard, docs_ui, problems
 from clinician_api.citizen import pages as citizen_pages
 from clinician_api.citizen import routes as citizen_routes
 from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
+from clinician_api.hygiene import InputHygiene
 from clinician_api.metrics import RequestMetrics
-from clinician_api.ratelimit import TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS, SlidingWindowLimiter
 from clinician_api.routes import alarms, audit, auth, fhir, journal, latest, patients, plans, questionnaires, thresholds
 from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.enrolment import router as enrolment_router
@@ -41,17 +41,14 @@ _SECURITY_HEADERS = [
 # Only over TLS (RFC 6797 §7.2: a browser ignores it on plain HTTP): uvicorn with TLS, or a proxy it trusts.
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-# The interactive docs load FastAPI's page scripts from a CDN; they may not be framed either.
-_DOCS_CSP = (b"content-security-policy", b"frame-ancestors 'none'")
 _NO_STORE = (b"cache-control", b"no-store")
 _CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "Accept-Language"]
 
 
 class SecurityHeaders:
-    """Adds security headers to every response; patient data is never cached. The interactive docs (/docs, /redoc)
-    load their script from a CDN, so they keep FastAPI's page without the strict content security policy. A page or
-    route that sets its own content security policy (the dashboard) keeps it."""
+    """Adds security headers to every response; patient data is never cached. A page or route that sets its own
+    content security policy (the dashboard, the interactive docs in docs_ui.py) keeps it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -60,14 +57,13 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        docs = scope["path"] in ("/docs", "/redoc", "/docs/oauth2-redirect")
         tls = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                extra = [*_SECURITY_HEADERS, *([_HSTS] if tls else []), _DOCS_CSP if docs else _API_CSP, _NO_STORE]
+                extra = [*_SECURITY_HEADERS, *([_HSTS] if tls else []), _API_CSP, _NO_STORE]
                 headers += [(name, value) for name, value in extra if name not in present]
                 message["headers"] = headers
             await send(message)
@@ -94,9 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "emergency access) and audited; errors are RFC 9457 problem details."
         ),
         lifespan=lifespan,
+        docs_url=None,  # /docs comes from docs_ui, with a package's own files instead of a CDN
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
-    app.state.token_limiter = SlidingWindowLimiter(TOKEN_ATTEMPTS, TOKEN_WINDOW_SECONDS)
     app.state.event_hub = AlarmEventHub(lambda: current_settings().require_database_url())
     app.state.gateway_publisher = GatewayPublisher(current_settings())
     problems.install(app)
@@ -104,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.include_router(enrolment_router)
+    app.include_router(docs_ui.router)
+    app.mount(docs_ui.ASSETS_URL, docs_ui.assets(), name="docs-assets")
     for router in (patient_contact.router, citizen_routes.router, citizen_routes.signin, citizen_pages.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=False,
             max_age=600,
         )
+    app.add_middleware(InputHygiene)  # NUL, control characters, NaN/Infinity, oversize: refused before any route
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
 

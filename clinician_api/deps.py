@@ -5,6 +5,7 @@ duty-of-care gate every patient route goes through (`PatientDep`, `AlarmDep`), w
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -52,7 +53,13 @@ _UNAUTHENTICATED = HTTPException(401, "a valid bearer token is required", header
 
 
 def client_addr(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The caller's address for audit and rate limits: the TCP peer, or what a trusted proxy (and only one, see
+    VARDE_FORWARDED_ALLOW_IPS) forwarded; None when that is not an IP address."""
+    host = request.client.host if request.client else None
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None
 
 
 def current_principal(
@@ -158,7 +165,7 @@ def _status_of(exc: BaseException) -> int:
         return exc.status_code
     if isinstance(exc, ProblemError):
         return exc.status
-    return 422 if isinstance(exc, RequestValidationError) else 500
+    return 422 if isinstance(exc, RequestValidationError | psycopg.DataError) else 500
 
 
 def _audited(scope: PatientScope) -> Iterator[Any]:

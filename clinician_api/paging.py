@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+from clinician_api.hygiene import check_text
 from clinician_api.problems import ProblemError
 
 T = TypeVar("T")
@@ -30,6 +31,8 @@ def decode(kind: str, cursor: str, parsers: Sequence[Callable[[Any], Any]]) -> l
         doc = json.loads(raw)
         if not isinstance(doc, list) or len(doc) != len(parsers) + 1 or doc[0] != kind:
             raise ValueError("wrong shape")
+        if any(isinstance(value, str) and check_text(value, ("query", "cursor")) for value in doc):
+            raise ValueError("control characters in cursor")
         return [parse(value) for parse, value in zip(parsers, doc[1:], strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise ProblemError(400, "the cursor is not valid for this list; start again without it") from None

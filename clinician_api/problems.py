@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -12,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+_log = logging.getLogger("varde.api")
 
 
 class FieldError(BaseModel):
@@ -100,6 +103,13 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return problem(422, "Unprocessable Content", "the request is not valid", errors=errors)
+
+    @app.exception_handler(psycopg.DataError)
+    async def _data(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # The safety net behind clinician_api/hygiene.py: a value PostgreSQL cannot take is the caller's error,
+        # not a server error (and never a reset connection). Logged by class only: the value may be patient data.
+        _log.warning("request_value_refused_by_database", extra={"error": type(exc).__name__, "path": request.url.path})
+        return problem(422, "Unprocessable Content", "a value in the request cannot be stored or compared")
 
 
 def rewrite_openapi(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,50 +1,64 @@
-"""An in-process sliding-window limiter for the token endpoint: N attempts per key within W seconds.
+"""The sign-in and enrolment rate limit, kept in PostgreSQL so every API replica draws on the same budget.
 
-Per API process; behind several replicas each keeps its own window, which bounds guessing per replica and needs
-no shared state. Keys are (client address, username), so one noisy address cannot lock other users out.
+An attempt takes one place in each of its buckets before the password (or enrolment code) is checked and gives it
+back when it succeeds: what counts is failures and attempts still in flight, so a burst of parallel guesses cannot
+slip past the count, and a nurse who signs in at the first try uses nothing. Sign-in has two buckets: the account
+(`VARDE_LOGIN_ATTEMPTS_PER_ACCOUNT` per minute, from any address) and the client address
+(`VARDE_LOGIN_ATTEMPTS_PER_ADDRESS`, over all accounts, set higher: a hospital's users may share one address).
+The SQL is `rate_limit_take` in store/migrations/0085_rate_limit.sql.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Hashable
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
-TOKEN_ATTEMPTS = 10
-TOKEN_WINDOW_SECONDS = 60.0
+from psycopg import Connection
+
+WINDOW_SECONDS = 60.0
 
 
-class SlidingWindowLimiter:
-    def __init__(
-        self, limit: int, window_seconds: float, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
-    ) -> None:
-        if limit < 1 or window_seconds <= 0:
-            raise ValueError("limit must be ≥ 1 and the window positive")
-        self.limit = limit
-        self.window = window_seconds
-        self._clock = clock
-        self._max_keys = max_keys
-        self._hits: dict[Hashable, deque[float]] = {}
-        self._lock = threading.Lock()
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One bucket of attempts: `limit` per window, named by what it limits (`account:kari`, `address:10.0.0.7`)."""
 
-    def hit(self, key: Hashable) -> int | None:
-        """Count one attempt; None when allowed, else the whole seconds to wait before the next one is allowed."""
-        now = self._clock()
-        with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                if len(self._hits) >= self._max_keys:
-                    self._forget_idle(now)
-                hits = self._hits[key] = deque()
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return max(1, math.ceil(hits[0] + self.window - now))
-            hits.append(now)
-            return None
+    bucket: str
+    limit: int
 
-    def _forget_idle(self, now: float) -> None:
-        for key in [k for k, h in self._hits.items() if not h or h[-1] <= now - self.window]:
-            del self._hits[key]
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of taking an attempt: `retry_after` seconds when refused, else the id to give back on success."""
+
+    attempt_id: UUID
+    retry_after: int | None
+
+    @property
+    def refused(self) -> bool:
+        return self.retry_after is not None
+
+
+def take(conn: Connection[Any], budgets: list[Budget], window_seconds: float = WINDOW_SECONDS) -> Attempt:
+    """Take one attempt from every budget, or from none when one is spent. Commits, so the attempt counts for every
+    replica at once and the buckets' locks are not held while a password is verified."""
+    attempt_id = uuid.uuid4()
+    row = conn.execute(
+        "SELECT rate_limit_take(%s::text[], %s::integer[], %s, %s)",
+        ([b.bucket for b in budgets], [b.limit for b in budgets], window_seconds, attempt_id),
+    ).fetchone()
+    conn.commit()
+    return Attempt(attempt_id, None if row is None or row[0] is None else int(row[0]))
+
+
+def give_back(conn: Connection[Any], attempt: Attempt) -> None:
+    """A successful attempt does not count (in the caller's transaction)."""
+    conn.execute("DELETE FROM rate_limit_hits WHERE attempt = %s", (attempt.attempt_id,))
+
+
+def address_bucket(addr: str | None) -> str:
+    return f"address:{addr or 'unknown'}"
+
+
+__all__ = ["WINDOW_SECONDS", "Attempt", "Budget", "address_bucket", "give_back", "take"]

@@ -322,7 +322,8 @@ class ThresholdProfile(BaseModel):
     kinds: list[KindProfile]
 
 
-LimitEdit = float | Literal["off"] | None
+# Finite only: a NaN is how "off" is stored, so a NaN sent as a number must never pass for it.
+LimitEdit = Annotated[float, Field(allow_inf_nan=False)] | Literal["off"] | None
 
 
 class KindLimitsEdit(BaseModel):

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import jwt
 
+from clinician_api.hygiene import check_text
 from store.settings import Settings
 
 ISSUER = "varde"
@@ -123,6 +124,11 @@ def _verify_oidc(settings: Settings, token: str) -> TokenClaims:
         )
     except jwt.PyJWTError as exc:
         raise TokenError(f"invalid OIDC token: {exc}") from None
+    for name in ("sub", "preferred_username", "name", "groups"):
+        values = claims.get(name)
+        for value in values if isinstance(values, list) else [values]:
+            if check_text(str(value or ""), ("token", name)):
+                raise TokenError(f"OIDC token claim {name} holds control characters")
     return TokenClaims(
         source="oidc",
         subject=str(claims["sub"]),

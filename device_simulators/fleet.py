@@ -3,16 +3,21 @@ readings envelopes at QoS 1 at a paced total rate, with a bounded in-flight wind
 
 One thread drives every connection through paho's external-loop API (`loop_read`/`loop_write`/`loop_misc` on a
 selector), so no connection queues more than `window` unacknowledged envelopes and paho's own queue never grows.
-Envelopes are cut from pre-serialised templates: per reading only the id and the timestamp are written at send
-time (ids are a per-run random prefix, the gateway's index and a counter, so they never repeat).
+Envelopes are cut from pre-serialised templates: per reading only the id, the timestamp and (for a chosen fraction)
+an out-of-range or implausible value are written at send time. Ids have the production shape: the UUIDv5 a gateway
+gives a reading (gateway, device, kind, device time, sequence number), so they scatter over the primary key as real
+ones do, and a per-run random device time base keeps runs apart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import random
 import secrets
 import selectors
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,6 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
 from vitals import KINDS, MAX_READINGS_PER_ENVELOPE, SCHEMA, Kind, readings_topic
+from vitals.ids import READING_NAMESPACE
 
 NO_MATCHING_SUBSCRIBERS = 0x10
 _TEMPLATE_READINGS: tuple[tuple[Kind, float, str], ...] = (
@@ -33,6 +39,24 @@ _TEMPLATE_READINGS: tuple[tuple[Kind, float, str], ...] = (
     (Kind.BODY_WEIGHT, 82.4, "weight_scale"),
     (Kind.BODY_TEMPERATURE, 36.7, "thermometer"),
 )
+# The same positions with a value past every protocol's red limit (an alarm is raised, then updated), and with a
+# value outside the kind's plausible range (a per-reading dead letter). Weight has no fixed limit: it stays.
+_ALARM_VALUES = {
+    Kind.SPO2: 84.0,
+    Kind.PULSE_RATE: 148.0,
+    Kind.BP_SYSTOLIC: 205.0,
+    Kind.BP_DIASTOLIC: 128.0,
+    Kind.BODY_WEIGHT: 82.4,
+    Kind.BODY_TEMPERATURE: 40.2,
+}
+_IMPLAUSIBLE_VALUES = {
+    Kind.SPO2: 130.0,
+    Kind.PULSE_RATE: 400.0,
+    Kind.BP_SYSTOLIC: 420.0,
+    Kind.BP_DIASTOLIC: 330.0,
+    Kind.BODY_WEIGHT: 900.0,
+    Kind.BODY_TEMPERATURE: 55.0,
+}
 
 
 class FleetError(RuntimeError):
@@ -70,6 +94,10 @@ class FleetReport:
     window_full_waits: int = 0
     """Times a due envelope found every connection's window full: the broker, not the pacing, set the rate."""
     unacked: int = 0
+    readings_out_of_range: int = 0
+    """Readings sent with a value past the red limits (`alarm_fraction`)."""
+    readings_implausible: int = 0
+    """Readings sent with a value outside the plausible range (`implausible_fraction`): dead letters by design."""
     elapsed_s: float = 0.0
     """From the first publish to the last PUBACK (or the drain deadline)."""
     readings_per_s: float = 0.0
@@ -79,61 +107,135 @@ class FleetReport:
 
 
 class EnvelopeCutter:
-    """Readings envelopes for one gateway from a pre-serialised template: ids and times filled in at send time."""
+    """Readings envelopes for one gateway from a pre-serialised template: ids, times and the odd abnormal value
+    filled in at send time.
 
-    def __init__(self, gateway_id: str, gateway_index: int, batch: int, run_prefix: str) -> None:
+    `alarm_fraction` of the readings carry a value past the red limits, `implausible_fraction` one outside the
+    plausible range; the choice is seeded, so a run can be repeated. `ids` of the last `cut` are kept when
+    `keep_ids` is set, for accounting by id set.
+    """
+
+    def __init__(
+        self,
+        gateway_id: str,
+        gateway_index: int,
+        batch: int,
+        run_prefix: str,
+        *,
+        alarm_fraction: float = 0.0,
+        implausible_fraction: float = 0.0,
+        keep_ids: bool = False,
+    ) -> None:
         if not 1 <= batch <= MAX_READINGS_PER_ENVELOPE:
             raise FleetError(f"batch must be 1..{MAX_READINGS_PER_ENVELOPE}, got {batch}")
+        if not 0 <= alarm_fraction + implausible_fraction <= 1:
+            raise FleetError("alarm_fraction + implausible_fraction must be within 0..1")
         self.batch = batch
-        self._id_head = f"{run_prefix}-{gateway_index & 0xFFFF:04x}-4000-8000-".encode()
+        self.gateway_id = gateway_id
+        self._run = run_prefix
         self._counter = 0
+        self._alarm = alarm_fraction
+        self._bad = alarm_fraction + implausible_fraction
+        self._rng = random.Random(f"{run_prefix}/{gateway_index}")
+        self.keep_ids = keep_ids
+        self.ids: list[bytes] = []
+        """The 16-byte ids of the last `cut` (with `keep_ids`)."""
+        self.out_of_range = 0
+        self.implausible = 0
         self._head = (
             json.dumps({"schema": SCHEMA, "gateway_id": gateway_id, "sent_at": "@"}, separators=(",", ":"))
             .encode()
             .split(b'"@"')
         )
-        address = f"C0:FE:{(gateway_index >> 8) & 0xFF:02X}:{gateway_index & 0xFF:02X}:00:01"
-        self._parts: list[tuple[bytes, bytes, bytes]] = []
+        self.address = f"C0:FE:{(gateway_index >> 8) & 0xFF:02X}:{gateway_index & 0xFF:02X}:00:01"
+        self._kinds: list[str] = []
+        # Per position: (before the id, between id and time, after the time) for the normal, alarm and implausible
+        # value.
+        self._parts: list[tuple[tuple[bytes, bytes, bytes], ...]] = []
         for i in range(batch):
             kind, value, device_type = _TEMPLATE_READINGS[i % len(_TEMPLATE_READINGS)]
-            reading = {
-                "id": "@ID",
-                "kind": str(kind),
-                "value": value,
-                "unit": KINDS[kind].unit,
-                "measured_at": "@TS",
-                "device": {"address": address, "type": device_type},
-            }
-            text = json.dumps(reading, separators=(",", ":")).encode()
-            before_id, rest = text.split(b"@ID")
-            middle, after_ts = rest.split(b"@TS")
-            self._parts.append((before_id, middle, after_ts))
+            self._kinds.append(str(kind))
+            variants = []
+            for v in (value, _ALARM_VALUES[kind], _IMPLAUSIBLE_VALUES[kind]):
+                reading = {
+                    "id": "@ID",
+                    "kind": str(kind),
+                    "value": v,
+                    "unit": KINDS[kind].unit,
+                    "measured_at": "@TS",
+                    "device": {"address": self.address, "type": device_type},
+                }
+                text = json.dumps(reading, separators=(",", ":")).encode()
+                before_id, rest = text.split(b"@ID")
+                middle, after_ts = rest.split(b"@TS")
+                variants.append((before_id, middle, after_ts))
+            self._parts.append(tuple(variants))
 
     def cut(self, stamp: bytes) -> bytes:
         """One envelope; `stamp` is the RFC 3339 time (bytes) used for sent_at and every measured_at."""
         out = [self._head[0], b'"', stamp, b'"', self._head[1][:-1], b',"readings":[']
         counter = self._counter
-        id_head = self._id_head
-        for i, (before_id, middle, after_ts) in enumerate(self._parts):
+        device_time = f"{self._run}/{stamp.decode()}"
+        ids = self.ids
+        ids.clear()
+        rng, alarm, bad = self._rng.random, self._alarm, self._bad
+        for i, variants in enumerate(self._parts):
             if i:
                 out.append(b",")
-            out += (before_id, id_head, b"%012x" % (counter & 0xFFFFFFFFFFFF), middle, stamp, after_ts)
+            rid = _uuid5(f"{self.gateway_id}|{self.address}|{self._kinds[i]}|{device_time}|seq={counter}")
+            if self.keep_ids:
+                ids.append(rid)
+            variant = 0
+            if bad:
+                draw = rng()
+                if draw < alarm:
+                    variant, self.out_of_range = 1, self.out_of_range + 1
+                elif draw < bad:
+                    variant, self.implausible = 2, self.implausible + 1
+            before_id, middle, after_ts = variants[variant]
+            out += (before_id, _text(rid), middle, stamp, after_ts)
             counter += 1
         self._counter = counter
         out.append(b"]}")
         return b"".join(out)
 
 
+_NAMESPACE = READING_NAMESPACE.bytes
+
+
+def _uuid5(name: str) -> bytes:
+    """The 16 bytes of `uuid.uuid5(READING_NAMESPACE, name)` (the id `vitals.reading_id` gives), without the cost
+    of a `uuid.UUID` per reading."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE + name.encode()).digest()[:16])  # noqa: S324 - UUIDv5 is SHA-1
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return bytes(digest)
+
+
+def _text(raw: bytes) -> bytes:
+    h = raw.hex().encode()
+    return b"%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
 class _Connection:
-    def __init__(self, gateway: FleetGateway, index: int, window: int, report: FleetReport) -> None:
+    def __init__(
+        self,
+        gateway: FleetGateway,
+        index: int,
+        window: int,
+        report: FleetReport,
+        acked_ids: list[bytes] | None,
+        tls_ca_file: str | None,
+    ) -> None:
         self.gateway = gateway
         self.index = index
         self.topic = readings_topic(gateway.gateway_id)
         self.window = window
-        self.inflight: dict[int, int] = {}
+        self.inflight: dict[int, tuple[int, tuple[bytes, ...]]] = {}
         self.connected = False
         self.refused: Any = None
         self._report = report
+        self._acked_ids = acked_ids
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"{gateway.gateway_id}-load",
@@ -141,6 +243,8 @@ class _Connection:
         )
         client.username_pw_set(gateway.gateway_id, gateway.password)
         client.max_inflight_messages_set(window + 2)
+        if tls_ca_file:
+            client.tls_set(ca_certs=tls_ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
         self.client = client
@@ -155,9 +259,10 @@ class _Connection:
         self.connected = True
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _props: Any) -> None:
-        readings = self.inflight.pop(mid, None)
-        if readings is None:
+        sent = self.inflight.pop(mid, None)
+        if sent is None:
             return
+        readings, ids = sent
         code = int(getattr(reason, "value", 0))
         report = self._report
         if code >= 0x80:
@@ -166,14 +271,16 @@ class _Connection:
             return
         if code == NO_MATCHING_SUBSCRIBERS:
             report.no_matching_subscribers += 1
+        elif self._acked_ids is not None:
+            self._acked_ids.extend(ids)
         report.envelopes_acked += 1
         report.readings_acked += readings
 
-    def publish(self, payload: bytes, readings: int) -> bool:
+    def publish(self, payload: bytes, readings: int, ids: tuple[bytes, ...] = ()) -> bool:
         info = self.client.publish(self.topic, payload, qos=1)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
-        self.inflight[info.mid] = readings
+        self.inflight[info.mid] = (readings, ids)
         return True
 
 
@@ -187,13 +294,24 @@ class Fleet:
         batch: int = 50,
         window: int = 16,
         connect_timeout_s: float = 30.0,
+        alarm_fraction: float = 0.0,
+        implausible_fraction: float = 0.0,
+        keep_ids: bool = False,
+        tls_ca_file: str | None = None,
     ) -> None:
+        """`keep_ids` collects the id (16 bytes) of every reading whose envelope the broker acknowledged as delivered in
+        `acked_ids` (PUBACK 0x10 is not delivered); `tls_ca_file` connects over TLS (the gateways' ports must be
+        the broker's TLS listener)."""
         if not gateways:
             raise FleetError("no gateways to publish as")
         self.gateways = list(gateways)
         self.batch = batch
         self.window = window
         self.connect_timeout_s = connect_timeout_s
+        self.alarm_fraction = alarm_fraction
+        self.implausible_fraction = implausible_fraction
+        self.tls_ca_file = tls_ca_file
+        self.acked_ids: list[bytes] | None = [] if keep_ids else None
         self.report = FleetReport(len(gateways), 0, batch, window, None, 0.0)
         self._selector = selectors.DefaultSelector()
         self._connections: list[_Connection] = []
@@ -202,7 +320,7 @@ class Fleet:
 
     def connect(self) -> None:
         for index, gateway in enumerate(self.gateways):
-            conn = _Connection(gateway, index, self.window, self.report)
+            conn = _Connection(gateway, index, self.window, self.report, self.acked_ids, self.tls_ca_file)
             try:
                 conn.client.connect(gateway.host, gateway.port, keepalive=60)
             except OSError as exc:
@@ -250,6 +368,12 @@ class Fleet:
         for key, _events in self._selector.select(timeout):
             conn: _Connection = key.data
             conn.client.loop_read()
+        if self.tls_ca_file:
+            # TLS may hold decrypted bytes the socket no longer signals as readable.
+            for conn in self._connections:
+                sock = conn.client.socket()
+                while isinstance(sock, ssl.SSLSocket) and sock.pending():
+                    conn.client.loop_read()
         for conn in self._connections:
             if conn.client.want_write():
                 conn.client.loop_write()
@@ -276,7 +400,19 @@ class Fleet:
         report.target_readings_per_s = rate
         report.seconds = seconds
         conns = self._connections
-        cutters = [EnvelopeCutter(c.gateway.gateway_id, c.index, self.batch, secrets.token_hex(4)) for c in conns]
+        keep_ids = self.acked_ids is not None
+        cutters = [
+            EnvelopeCutter(
+                c.gateway.gateway_id,
+                c.index,
+                self.batch,
+                secrets.token_hex(4),
+                alarm_fraction=self.alarm_fraction,
+                implausible_fraction=self.implausible_fraction,
+                keep_ids=keep_ids,
+            )
+            for c in conns
+        ]
         fixed = [cutter.cut(_stamp(time.time())) for cutter in cutters] if fixed_payload else None
         envelope_interval = self.batch / rate if rate else 0.0
         start = time.monotonic()
@@ -307,8 +443,9 @@ class Fleet:
                 wall = time.time()
                 if int(wall) != stamp_second:
                     stamp_second, stamp = int(wall), _stamp(wall)
-                payload = fixed[conn.index] if fixed is not None else cutters[conn.index].cut(stamp)
-                if conn.publish(payload, self.batch):
+                cutter = cutters[conn.index]
+                payload = fixed[conn.index] if fixed is not None else cutter.cut(stamp)
+                if conn.publish(payload, self.batch, tuple(cutter.ids)):
                     report.envelopes_sent += 1
                     report.readings_sent += self.batch
                 due -= 1
@@ -329,6 +466,8 @@ class Fleet:
             self._misc()
             last_ack = time.monotonic()
         report.unacked = sum(len(c.inflight) for c in conns)
+        report.readings_out_of_range = sum(c.out_of_range for c in cutters)
+        report.readings_implausible = sum(c.implausible for c in cutters)
         report.elapsed_s = round(last_ack - start, 3)
         report.readings_per_s = round(report.readings_acked / report.elapsed_s, 1) if report.elapsed_s else 0.0
         return report

@@ -73,6 +73,9 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
+_MAX_ANSWER_BYTES = 64 * 1024  # an enrolment answer is three short strings
+
+
 def claim_password(provisioning: GatewayProvisioning, timeout_s: float = 20.0) -> str:
     """Spend the one-time enrolment code at the API and return the broker password it releases."""
     url = f"{(provisioning.api_url or '').rstrip('/')}{ENROL_PATH}"
@@ -90,7 +93,7 @@ def claim_password(provisioning: GatewayProvisioning, timeout_s: float = 20.0) -
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:  # noqa: S310
-            doc = json.loads(response.read())
+            raw = response.read(_MAX_ANSWER_BYTES + 1)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             raise ProvisioningError(
@@ -102,9 +105,17 @@ def claim_password(provisioning: GatewayProvisioning, timeout_s: float = 20.0) -
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ProvisioningError(f"cannot reach {url}: {reason}") from None
+    if len(raw) > _MAX_ANSWER_BYTES:
+        raise ProvisioningError(f"{url} answered with more than {_MAX_ANSWER_BYTES} bytes; not an enrolment")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ProvisioningError(f"{url} answered with something that is not an enrolment (not JSON)") from None
     password = doc.get("password") if isinstance(doc, dict) else None
     if not isinstance(password, str) or not password:
         raise ProvisioningError(f"{url} answered without a password")
+    if len(password) > 256 or not password.isprintable() or password != password.strip():
+        raise ProvisioningError(f"{url} answered with a password a broker login cannot have")
     return password
 
 

@@ -143,21 +143,28 @@ def _overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID
     return LimitOverrides.of(*(np.array([c[i] for c in cells]) for i in range(4)))
 
 
+HISTORY_SQL = (
+    "SELECT p.row, k.idx, extract(epoch FROM r.measured_at)::bigint, r.value "
+    "FROM unnest(%s::uuid[]) WITH ORDINALITY AS p(pid, row) "
+    "CROSS JOIN unnest(%s::text[], %s::int[]) AS k(kind, idx) "
+    "CROSS JOIN LATERAL (SELECT measured_at, value FROM readings WHERE patient_id = p.pid "
+    "AND kind = k.kind AND measured_at >= %s AND NOT (xmin = pg_current_xact_id()::xid) "
+    "ORDER BY measured_at DESC LIMIT %s) AS r"
+)
+"""The rules' history query (its plan is what bench/rules.py explains)."""
+
+
+def history_params(patient_ids: Sequence[UUID], earliest: int) -> tuple[Any, ...]:
+    since = datetime.fromtimestamp(earliest, tz=UTC) - timedelta(days=HISTORY_DAYS)
+    return (list(patient_ids), _HISTORY_KINDS, _HISTORY_KIND_IDX, since, HISTORY_PER_KIND)
+
+
 def _history(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int], earliest: int) -> ReadingArrays:
     """Up to HISTORY_PER_KIND newest readings per patient and kind from the last HISTORY_DAYS, batch excluded.
 
     The batch was inserted by this very transaction, so its rows are the ones whose xmin is our transaction id.
     """
-    since = datetime.fromtimestamp(earliest, tz=UTC) - timedelta(days=HISTORY_DAYS)
-    rows = conn.execute(
-        "SELECT p.row, k.idx, extract(epoch FROM r.measured_at)::bigint, r.value "
-        "FROM unnest(%s::uuid[]) WITH ORDINALITY AS p(pid, row) "
-        "CROSS JOIN unnest(%s::text[], %s::int[]) AS k(kind, idx) "
-        "CROSS JOIN LATERAL (SELECT measured_at, value FROM readings WHERE patient_id = p.pid "
-        "AND kind = k.kind AND measured_at >= %s AND NOT (xmin = pg_current_xact_id()::xid) "
-        "ORDER BY measured_at DESC LIMIT %s) AS r",
-        (patient_ids, _HISTORY_KINDS, _HISTORY_KIND_IDX, since, HISTORY_PER_KIND),
-    ).fetchall()
+    rows = conn.execute(HISTORY_SQL, history_params(patient_ids, earliest)).fetchall()
     if not rows:
         return ReadingArrays.empty()
     columns = np.array(rows, dtype=np.float64)

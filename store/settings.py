@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from functools import lru_cache
@@ -82,6 +83,13 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = None
     oidc_jwks_url: str | None = None
     oidc_audience: str | None = None
+    login_attempts_per_account: int = 10
+    """Failed (or unfinished) sign-ins per account and minute, counted over every API replica (in PostgreSQL)."""
+    login_attempts_per_address: int = 100
+    """Failed sign-ins per client address and minute over all accounts; higher, as a hospital may share one address."""
+    forwarded_allow_ips: str = ""
+    """Comma-separated addresses (or CIDR networks) of the reverse proxies whose X-Forwarded-For/-Proto the API
+    trusts; empty: none, so the client address and scheme are those of the TCP connection."""
 
     # The patient app ("Min oppfølging") and the OpenID Connect relying party (clinician_api/citizen). Patients sign
     # in through a national issuer (ID-porten/Helsenorge: the `pid` claim is the national identity number), staff
@@ -121,8 +129,21 @@ class Settings(BaseSettings):
     def cors_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_allow_origins.split(",") if o.strip()]
 
+    @property
+    def trusted_proxies(self) -> str:
+        """VARDE_FORWARDED_ALLOW_IPS normalised for uvicorn (comma-separated, no blanks); empty when none."""
+        return ",".join(p.strip() for p in self.forwarded_allow_ips.split(",") if p.strip())
+
     @model_validator(mode="after")
     def _check_security(self) -> Settings:
+        for proxy in filter(None, self.trusted_proxies.split(",")):
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"VARDE_FORWARDED_ALLOW_IPS: {proxy!r} is not an address or network of a proxy (and '*' is "
+                    "refused: a client that reaches the API directly could then claim any address)"
+                ) from None
         for origin in self.cors_origins:
             parts = urlsplit(origin)
             if origin == "*" or parts.scheme not in ("https", "http") or not parts.hostname or parts.path:

@@ -90,6 +90,32 @@ def add_user(
         return user_id
 
 
+def set_user_enabled(settings: Settings, username: str, enabled: bool) -> tuple[UUID, bool]:
+    """Enable or disable a login; returns (user id, whether it changed). Every request checks `users.active`, so a
+    disabled user's tokens are refused from the next request on; the change is audited as `user_enable` or
+    `user_disable` by the operator's login on this host."""
+    import getpass
+
+    with _connect(settings) as conn:
+        row = conn.execute("SELECT id, active FROM users WHERE username = %s FOR UPDATE", (username,)).fetchone()
+        if row is None:
+            raise AdminError(f"no user named {username!r}")
+        user_id, active = UUID(str(row[0])), bool(row[1])
+        changed = active != enabled
+        if changed:
+            conn.execute("UPDATE users SET active = %s WHERE id = %s", (enabled, user_id))
+        conn.execute(
+            "INSERT INTO audit_log (username, action, resource, outcome) VALUES (%s, %s, %s, %s)",
+            (
+                f"cli:{getpass.getuser()}"[:64],
+                "user_enable" if enabled else "user_disable",
+                f"users/{user_id}",
+                "ok" if changed else "unchanged",
+            ),
+        )
+        return user_id, changed
+
+
 @dataclass(frozen=True)
 class GatewayCredentials:
     gateway_id: str

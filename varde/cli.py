@@ -216,6 +216,30 @@ def user_add(
     _emit({"user_id": str(user_id)}, as_json, f"user {username}: {user_id}")
 
 
+def _set_user_enabled(username: str, enabled: bool, as_json: bool) -> None:
+    from varde.admin import AdminError, set_user_enabled
+
+    try:
+        user_id, changed = set_user_enabled(_settings(), username, enabled)
+    except AdminError as exc:
+        _fail(str(exc))
+    state = "enabled" if enabled else "disabled"
+    human = f"user {username}: {state}" + ("" if changed else " (already)")
+    _emit({"user_id": str(user_id), "username": username, "enabled": enabled, "changed": changed}, as_json, human)
+
+
+@user_app.command("disable")
+def user_disable(username: str, as_json: JsonFlag = False) -> None:
+    """Disable a login: sign-in is refused and the user's tokens are refused at their next request (audited)."""
+    _set_user_enabled(username, False, as_json)
+
+
+@user_app.command("enable")
+def user_enable(username: str, as_json: JsonFlag = False) -> None:
+    """Enable a disabled login again (audited)."""
+    _set_user_enabled(username, True, as_json)
+
+
 # --- services ---------------------------------------------------------------------------------------------------
 
 
@@ -267,7 +291,19 @@ def api_run(
 
     setup_logging()
     serve_api_ops(metrics_port)
-    uvicorn.run("clinician_api.app:create_app", factory=True, host=host, port=port, log_config=None, access_log=False)
+    # X-Forwarded-For/-Proto only from the configured proxies (VARDE_FORWARDED_ALLOW_IPS); none by default, so a
+    # client talking to the API directly cannot claim another address or https.
+    proxies = _settings().trusted_proxies
+    uvicorn.run(
+        "clinician_api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
+    )
 
 
 # --- simulators ---------------------------------------------------------------------------------------------------

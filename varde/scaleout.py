@@ -70,6 +70,10 @@ defaults
 
 frontend {BACKEND}_in
     bind 127.0.0.1:{listen_port}
+    # The replicas trust these two headers from this proxy only (VARDE_FORWARDED_ALLOW_IPS): a client's own copies
+    # are dropped, and forwardfor adds the real peer address.
+    http-request del-header X-Forwarded-For
+    http-request set-header X-Forwarded-Proto http
     option forwardfor
     default_backend {BACKEND}
 
@@ -201,6 +205,7 @@ def replicas(home: Path, count: int = 2, env: Mapping[str, str] | None = None) -
         "VARDE_HOME": str(home),
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "VARDE_FORWARDED_ALLOW_IPS": "127.0.0.1",  # HAProxy, which connects from loopback
         **(env or {}),
     }
     started: list[ApiReplica] = []

@@ -33,8 +33,7 @@ from clinician_api.deps import Conn, SettingsDep, client_addr
 from clinician_api.identity import load_principal
 from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.passwords import verify_password
-from clinician_api.ratelimit import SlidingWindowLimiter
-from clinician_api.routes.auth import limiter
+from clinician_api.ratelimit import Attempt, Budget, address_bucket, give_back, take
 from clinician_api.schemas import Token
 from clinician_api.security import issue_token
 from store.settings import Settings
@@ -43,7 +42,6 @@ router = APIRouter(prefix="/api/v1/min", tags=["patient app"], responses=problem
 signin = APIRouter(tags=["sign-in"], include_in_schema=True)
 
 Lang = Annotated[Literal["nb", "en"], Query()]
-Window = Annotated[SlidingWindowLimiter, Depends(limiter)]
 MinPage = "/min/"
 
 
@@ -86,28 +84,19 @@ def safe_min_next(target: str | None) -> str:
     return target
 
 
-# Starting a sign-in guesses nothing (the issuer checks the person); the limit only bounds the pending rows one
-# address can make. Password sign-in shares the token endpoint's tighter window.
+# Starting a sign-in guesses nothing (the issuer checks the person); its budget only bounds the pending rows one
+# address can make. Local sign-in draws on the same PostgreSQL budgets as the staff token endpoint.
 START_ATTEMPTS = 60
 
 
-def start_limiter(request: Request) -> SlidingWindowLimiter:
-    found: SlidingWindowLimiter | None = getattr(request.app.state, "oidc_start_limiter", None)
-    if found is None:
-        found = request.app.state.oidc_start_limiter = SlidingWindowLimiter(START_ATTEMPTS, 60.0)
-    return found
-
-
-StartWindow = Annotated[SlidingWindowLimiter, Depends(start_limiter)]
-
-
-def _rate_limited(window: SlidingWindowLimiter, key: Any) -> None:
-    retry_after = window.hit(key)
-    if retry_after is not None:
+def _rate_limited(conn: Conn, budgets: list[Budget]) -> Attempt:
+    attempt = take(conn, budgets)
+    if (retry_after := attempt.retry_after) is not None:
         AUTH_FAILURES.labels(reason="rate_limited").inc()
         raise HTTPException(
             429, f"too many sign-in attempts; try again in {retry_after} s", headers={"Retry-After": str(retry_after)}
         )
+    return attempt
 
 
 # --- patients' and relatives' sign-in -------------------------------------------------------------------------
@@ -118,14 +107,13 @@ def patient_start(
     conn: Conn,
     settings: SettingsDep,
     request: Request,
-    window: StartWindow,
     next_: Annotated[str | None, Query(alias="next", max_length=500)] = None,
 ) -> Response:
     """Send the browser to the national sign-in (authorization code + PKCE)."""
     issuer = oidc.issuer_for(settings, "patient")
     if issuer is None:
         raise HTTPException(404, "national sign-in is not configured here")
-    _rate_limited(window, (client_addr(request), "oidc-start"))
+    _rate_limited(conn, [Budget(f"oidc-start:{client_addr(request) or 'unknown'}", START_ATTEMPTS)])
     try:
         url = oidc.start(
             conn, issuer, f"{_base_url(settings, request)}/auth/oidc/patient/callback", safe_min_next(next_)
@@ -170,21 +158,26 @@ def patient_callback(conn: Conn, settings: SettingsDep, request: Request) -> Res
 
 
 @router.post("/session", status_code=204)
-def password_session(
-    body: PasswordLogin, conn: Conn, settings: SettingsDep, request: Request, window: Window
-) -> Response:
+def password_session(body: PasswordLogin, conn: Conn, settings: SettingsDep, request: Request) -> Response:
     """The demo's local sign-in for patients and relatives (off in production unless enabled)."""
     if not password_login_enabled(settings):
         raise HTTPException(404, "local sign-in is off here; use the national sign-in")
     username = body.username.lower()
     addr = client_addr(request)
-    _rate_limited(window, (addr, f"min:{username}"))
+    attempt = _rate_limited(
+        conn,
+        [
+            Budget(f"citizen:{username[:64]}", settings.login_attempts_per_account),
+            Budget(address_bucket(addr), settings.login_attempts_per_address),
+        ],
+    )
     row = conn.execute("SELECT id, password_hash FROM citizens WHERE username = %s AND active", (username,)).fetchone()
     if row is None or row[1] is None or not verify_password(row[1], body.password):
         audit.record(conn, None, "login", "min/session", "denied", client_addr=addr, username=username[:64])
         conn.commit()
         AUTH_FAILURES.labels(reason="bad_credentials").inc()
         raise HTTPException(401, "wrong username or password")
+    give_back(conn, attempt)
     raw = sessions.open_session(conn, settings, row[0], "password")
     audit.record_citizen(conn, row[0], "citizen", "login", "min/session", "ok", patient_id=None, client_addr=addr)
     response = Response(status_code=204)
@@ -338,13 +331,12 @@ def staff_start(
     conn: Conn,
     settings: SettingsDep,
     request: Request,
-    window: StartWindow,
     next_: Annotated[str | None, Query(alias="next", max_length=500)] = None,
 ) -> Response:
     issuer = oidc.issuer_for(settings, "staff")
     if issuer is None:
         raise HTTPException(404, "staff sign-in through an issuer is not configured here")
-    _rate_limited(window, (client_addr(request), "oidc-start"))
+    _rate_limited(conn, [Budget(f"oidc-start:{client_addr(request) or 'unknown'}", START_ATTEMPTS)])
     target = next_ if next_ and next_.startswith("/dashboard/") and "\\" not in next_ else "/dashboard/"
     try:
         url = oidc.start(conn, issuer, f"{_base_url(settings, request)}/auth/oidc/staff/callback", target)

@@ -6,7 +6,7 @@ workers never build the same batch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +16,8 @@ from clinician_api import consent, fhir
 from clinician_api.journal import bundles, outbox
 
 _BP = ("bp_systolic", "bp_diastolic")
+# Components of one measurement act carry one time; the margin only absorbs a device that stamps each one anew.
+_PARTNER_MARGIN = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +117,32 @@ def _one_batch(conn: Connection[Any], sub: Subscription) -> bool:
 
 
 def _add_bp_partners(conn: Connection[Any], sub: Subscription, readings: dict[UUID, fhir.ReadingRow]) -> None:
-    """Both halves of a blood pressure measurement travel in one batch, so the panel is never split."""
-    groups = sorted({(r.gateway_id, r.group) for r in readings.values() if r.kind in _BP and r.group})
-    if not groups:
+    """Both halves of a blood pressure measurement travel in one batch, so the panel is never split.
+
+    The components of one cuff inflation share their patient and their measured time, so the lookup is bounded by
+    both (the patient/kind/time index, partitions pruned by time) instead of scanning every partition for the
+    group ids."""
+    bp = [r for r in readings.values() if r.kind in _BP and r.group]
+    if not bp:
         return
+    groups = sorted({(r.gateway_id, r.group) for r in bp})
+    earliest = min(r.measured_at for r in bp) - _PARTNER_MARGIN
+    latest = max(r.measured_at for r in bp) + _PARTNER_MARGIN
     cols = ", ".join(f"r.{c}" for c in fhir.ReadingRow.columns().split(", "))
     partners = conn.execute(
-        f"SELECT {cols} FROM readings r WHERE r.kind = ANY(%s) "
+        f"SELECT {cols} FROM readings r WHERE r.patient_id = ANY(%s) AND r.kind = ANY(%s) "
+        "AND r.measured_at BETWEEN %s AND %s "
         "AND (r.gateway_id, r.grp) IN (SELECT * FROM unnest(%s::text[], %s::text[])) "
         "AND NOT EXISTS (SELECT 1 FROM journal_shared_readings s WHERE s.subscription_id = %s AND s.reading_id = r.id)",
-        (list(_BP), [g[0] for g in groups], [g[1] for g in groups], sub.id),
+        (
+            sorted({r.patient_id for r in bp}, key=str),
+            list(_BP),
+            earliest,
+            latest,
+            [g[0] for g in groups],
+            [g[1] for g in groups],
+            sub.id,
+        ),
     ).fetchall()
     readings.update({r[0]: fhir.ReadingRow(*r) for r in partners})
 

@@ -12,16 +12,11 @@ from clinician_api.deps import Conn, CurrentPrincipal, SettingsDep, client_addr
 from clinician_api.identity import load_principal
 from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.passwords import verify_password
-from clinician_api.ratelimit import SlidingWindowLimiter
+from clinician_api.ratelimit import Budget, address_bucket, give_back, take
 from clinician_api.schemas import EmergencyAccess, Me, Team, Token
 from clinician_api.security import issue_token
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
-
-
-def limiter(request: Request) -> SlidingWindowLimiter:
-    found: SlidingWindowLimiter = request.app.state.token_limiter
-    return found
 
 
 @router.post("/auth/token", response_model=Token, responses=problems.responses(401, 429))
@@ -30,13 +25,17 @@ def token(
     conn: Conn,
     settings: SettingsDep,
     request: Request,
-    window: Annotated[SlidingWindowLimiter, Depends(limiter)],
 ) -> Token:
-    """Exchange username and password for a bearer token. Limited per client address and username."""
+    """Exchange username and password for a bearer token. Failed attempts are limited per account and per client
+    address over all API replicas."""
     username = form.username.strip().lower()
     addr = client_addr(request)
-    retry_after = window.hit((addr, username))
-    if retry_after is not None:
+    budgets = [
+        Budget(f"account:{username[:64]}", settings.login_attempts_per_account),
+        Budget(address_bucket(addr), settings.login_attempts_per_address),
+    ]
+    attempt = take(conn, budgets)
+    if (retry_after := attempt.retry_after) is not None:
         audit.record(conn, None, "login", "auth/token", "rate_limited", client_addr=addr, username=username[:64])
         conn.commit()
         AUTH_FAILURES.labels(reason="rate_limited").inc()
@@ -51,6 +50,7 @@ def token(
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     principal = load_principal(conn, row[0])
     assert principal is not None
+    give_back(conn, attempt)
     access_token, ttl = issue_token(settings, principal.user_id, principal.username, principal.role)
     audit.record(conn, principal, "login", "auth/token", "ok", client_addr=addr)
     return Token(access_token=access_token, expires_in=ttl)

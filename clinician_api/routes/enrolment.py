@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from clinician_api import audit, problems
-from clinician_api.deps import Conn, client_addr
-from clinician_api.ratelimit import SlidingWindowLimiter
-from clinician_api.routes.auth import limiter
+from clinician_api.deps import Conn, SettingsDep, client_addr
+from clinician_api.ratelimit import Budget, give_back, take
 from store.gateway_enrolment import claim_enrolment
 
 router = APIRouter(prefix="/api/v1", tags=["gateways"])
@@ -36,13 +35,13 @@ def enrol(
     conn: Conn,
     request: Request,
     response: Response,
-    window: Annotated[SlidingWindowLimiter, Depends(limiter)],
+    settings: SettingsDep,
 ) -> EnrolmentGrant:
     """Spend a gateway's one-time enrolment code and return its broker password (once)."""
     addr = client_addr(request)
     resource = f"gateways/{claim.gateway_id}/enrol"
-    retry_after = window.hit((addr, "#gateway-enrol"))
-    if retry_after is not None:
+    attempt = take(conn, [Budget(f"enrol:{addr or 'unknown'}", settings.login_attempts_per_account)])
+    if (retry_after := attempt.retry_after) is not None:
         audit.record(conn, None, "gateway_enrol", resource, "rate_limited", client_addr=addr)
         conn.commit()
         raise HTTPException(
@@ -55,5 +54,6 @@ def enrol(
         raise HTTPException(
             404, "no such enrolment code: wrong, already used or expired; ask for a new one (varde gateway rotate)"
         )
+    give_back(conn, attempt)
     response.headers["Cache-Control"] = "no-store"
     return EnrolmentGrant(gateway_id=claim.gateway_id, username=claim.gateway_id, password=password)

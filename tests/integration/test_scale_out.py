@@ -254,3 +254,75 @@ def test_killed_replica_is_taken_out_and_requests_and_streams_through_the_load_b
         assert events[-1][0] == "closed"
         assert dict(again)["replica"] == survivor
         assert after.status_code == 200
+
+
+def test_the_sign_in_budget_is_shared_by_the_replicas(
+    pool: scaleout.ReplicaPool, make_tenant: Any, db: psycopg.Connection[Any]
+) -> None:
+    """10 failed sign-ins per account and minute in all: 5 guesses at each replica spend it for both."""
+    tenant: Tenant = make_tenant()
+    first, second = pool.replicas
+    for replica in (first, second):
+        for _ in range(5):
+            guess = httpx.post(
+                f"{replica.url}/api/v1/auth/token", data={"username": tenant.nurse, "password": "guess"}, timeout=30
+            )
+            assert guess.status_code == 401, guess.text
+    for replica in (first, second):
+        right = httpx.post(
+            f"{replica.url}/api/v1/auth/token",
+            data={"username": tenant.nurse, "password": tenant.nurse_password},
+            timeout=30,
+        )
+        assert right.status_code == 429, (replica.name, right.text)
+        assert 1 <= int(right.headers["retry-after"]) <= 60
+    limited = db.execute(
+        "SELECT count(*) FROM audit_log WHERE action = 'login' AND outcome = 'rate_limited' AND username = %s",
+        (tenant.nurse,),
+    ).fetchone()
+    assert limited is not None and limited[0] == 2
+    other: Tenant = make_tenant()  # another account from the same address still signs in
+    assert login(second.url, other.nurse, other.nurse_password)["Authorization"].startswith("Bearer ")
+
+
+def _audited_addr(db: psycopg.Connection[Any], username: str) -> list[str | None]:
+    rows = db.execute(
+        "SELECT client_addr FROM audit_log WHERE action = 'login' AND username = %s ORDER BY id", (username,)
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+_SPOOF = {"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https"}
+
+
+def test_forwarded_headers_count_only_from_the_configured_proxy(
+    pool: scaleout.ReplicaPool, stack: dict[str, Any], api_url: str, make_tenant: Any, db: psycopg.Connection[Any]
+) -> None:
+    """The replicas trust X-Forwarded-* from HAProxy's address (VARDE_FORWARDED_ALLOW_IPS=127.0.0.1, as `varde
+    stack replicas` starts them); the stack's own API trusts no proxy, so the same headers from a client change
+    nothing. Through HAProxy a client's own copies are dropped and the real address is forwarded."""
+    tenant: Tenant = make_tenant()
+    wrong = {"username": tenant.nurse, "password": "not-it"}
+
+    # Straight at the stack's API (no proxy configured): the client cannot claim an address or https.
+    direct = httpx.post(f"{api_url}/api/v1/auth/token", data=wrong, headers=_SPOOF, timeout=30)
+    assert direct.status_code == 401
+    assert "strict-transport-security" not in direct.headers
+    lang = httpx.get(f"{api_url}/dashboard/lang/en", headers=_SPOOF, timeout=30)
+    assert "secure" not in lang.headers["set-cookie"].lower()
+    assert _audited_addr(db, tenant.nurse) == ["127.0.0.1"]
+
+    # From the configured proxy's address: the forwarded client address and https are believed.
+    replica = pool.replicas[0]
+    proxied = httpx.post(f"{replica.url}/api/v1/auth/token", data=wrong, headers=_SPOOF, timeout=30)
+    assert proxied.status_code == 401
+    assert proxied.headers["strict-transport-security"].startswith("max-age=")
+    lang = httpx.get(f"{replica.url}/dashboard/lang/en", headers=_SPOOF, timeout=30)
+    assert "secure" in lang.headers["set-cookie"].lower()
+    assert _audited_addr(db, tenant.nurse) == ["127.0.0.1", "203.0.113.66"]
+
+    # Through HAProxy: the client's own X-Forwarded-* are replaced by the real peer and http.
+    through = httpx.post(f"{pool.url}/api/v1/auth/token", data=wrong, headers=_SPOOF, timeout=30)
+    assert through.status_code == 401
+    assert "strict-transport-security" not in through.headers
+    assert _audited_addr(db, tenant.nurse) == ["127.0.0.1", "203.0.113.66", "127.0.0.1"]

@@ -130,6 +130,8 @@ def unprivileged_python() -> str:
         subprocess.run([system_python, "-m", "venv", str(venv)], check=True, timeout=120)
         subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", f"{REPO}[server]"], check=True, timeout=900)
     else:
+        # A dependency added since the venv was made is installed first; then this checkout replaces the last one.
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", f"{REPO}[server]"], check=True, timeout=900)
         subprocess.run(
             [str(venv / "bin" / "pip"), "install", "--quiet", "--no-deps", "--force-reinstall", f"{REPO}[server]"],
             check=True,

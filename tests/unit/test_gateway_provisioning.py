@@ -313,3 +313,45 @@ def test_enrol_explains_an_unreachable_or_plain_http_enrolment_address(ca_pem: s
     with pytest.raises(ProvisioningError, match=re.escape("cannot reach http://127.0.0.1:9/api/v1/gateways/enrol")):
         enrol(encode_payload(closed), tmp_path / "gw.toml")
     assert not (tmp_path / "gw.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (b"[" * 30_000 + b"]" * 30_000, "not JSON"),
+        (b'{"password": "' + b"x" * 70_000 + b'"}', "more than"),
+        (b"\xff\xfe garbage", "not JSON"),
+        (b'{"password": "pw\\u0000d"}', "cannot have"),
+        (b'{"password": NaN}', "without a password"),
+        (b'{"password": ""}', "without a password"),
+    ],
+)
+def test_enrolment_answers_that_are_not_an_enrolment_are_refused(ca_pem: str, answer: bytes, why: str) -> None:
+    """A hostile or broken server behind the enrolment address cannot crash or mislead the installer's command."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from edge_agent.enrol import claim_password
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        provisioning = _provisioning(ca_pem, password="", enrolment_code="C" * 32, api_url=url)
+        with pytest.raises(ProvisioningError, match=why):
+            claim_password(provisioning, timeout_s=10)
+    finally:
+        server.shutdown()
+        server.server_close()

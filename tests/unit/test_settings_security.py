@@ -60,3 +60,17 @@ def test_production_cors_origins_must_use_https(stack_home: Path) -> None:
     with pytest.raises(ValidationError, match="must use https"):
         Settings(environment="production", jwt_secret=_STRONG, cors_allow_origins="http://portal.example.no")
     assert Settings(environment="production", cors_allow_origins="https://portal.example.no").cors_origins
+
+
+def test_no_proxy_is_trusted_unless_named(stack_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VARDE_FORWARDED_ALLOW_IPS", raising=False)
+    assert Settings().trusted_proxies == ""
+    assert (
+        Settings(forwarded_allow_ips=" 172.30.0.10 , 10.1.0.0/16,::1 ").trusted_proxies == "172.30.0.10,10.1.0.0/16,::1"
+    )
+
+
+@pytest.mark.parametrize("proxies", ["*", "proxy.example", "10.0.0.300", "127.0.0.1,*"])
+def test_trusted_proxies_must_be_addresses_or_networks(stack_home: Path, proxies: str) -> None:
+    with pytest.raises(ValidationError, match="VARDE_FORWARDED_ALLOW_IPS"):
+        Settings(forwarded_allow_ips=proxies)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -161,6 +162,8 @@ def test_oidc_tokens_that_must_be_refused(oidc: tuple[TestClient, Callable[..., 
         "wrong audience": token(aud="someone-else", roles=["nurse"]),
         "expired": token(iat=now - 3600, exp=now - 600, roles=["nurse"]),
         "no Varde role": token(roles=["viewer"]),
+        "NUL in the name": token(roles=["nurse"], sub=f"kc-{secrets.token_hex(4)}", name="Kari\x00"),
+        "control character in a group": token(roles=["nurse"], sub=f"kc-{secrets.token_hex(4)}", groups=["/a\x1b"]),
         "unknown key": jwt.encode(
             {"iss": issuer, "aud": "varde-api", "iat": now, "exp": now + 300, "sub": "x", "roles": ["admin"]},
             other_key,
@@ -187,3 +190,54 @@ def test_built_in_tokens_keep_working_beside_oidc(
     issued = client.post("/api/v1/auth/token", data={"username": tenant.nurse, "password": tenant.nurse_password})
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {issued.json()['access_token']}"})
     assert me.json()["username"] == tenant.nurse
+
+
+# --- disabling a login ------------------------------------------------------------------------------------------
+
+
+def _varde_user(*args: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    return subprocess.run(
+        [sys.executable, "-m", "varde", "user", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_a_disabled_user_cannot_sign_in_and_their_token_is_refused_at_once(
+    make_tenant: Any, api: httpx.Client, db: psycopg.Connection[Any]
+) -> None:
+    tenant: Tenant = make_tenant()
+    headers = login(str(api.base_url), tenant.nurse, tenant.nurse_password)
+    assert api.get("/api/v1/me", headers=headers).status_code == 200
+    patient = f"/api/v1/patients/{tenant.patients[0]}"
+    assert api.get(patient, headers=headers).status_code == 200
+
+    disabled = _varde_user("disable", tenant.nurse, "--json")
+    assert disabled.returncode == 0, disabled.stderr
+    doc = json.loads(disabled.stdout)
+    assert doc["username"] == tenant.nurse and doc["enabled"] is False and doc["changed"] is True
+    assert api.get("/api/v1/me", headers=headers).status_code == 401
+    assert api.get(patient, headers=headers).status_code == 401
+    refused = api.post("/api/v1/auth/token", data={"username": tenant.nurse, "password": tenant.nurse_password})
+    assert refused.status_code == 401
+    again = _varde_user("disable", tenant.nurse, "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
+
+    enabled = _varde_user("enable", tenant.nurse)
+    assert enabled.returncode == 0 and enabled.stdout.strip() == f"user {tenant.nurse}: enabled"
+    fresh = login(str(api.base_url), tenant.nurse, tenant.nurse_password)
+    assert api.get("/api/v1/me", headers=fresh).status_code == 200
+
+    rows = db.execute(
+        "SELECT action, outcome, username FROM audit_log WHERE resource = %s ORDER BY id", (f"users/{doc['user_id']}",)
+    ).fetchall()
+    expected = [("user_disable", "ok"), ("user_disable", "unchanged"), ("user_enable", "ok")]
+    assert [(r[0], r[1]) for r in rows] == expected
+    assert all(str(r[2]).startswith("cli:") for r in rows)
+
+
+def test_disabling_an_unknown_user_says_so() -> None:
+    answer = _varde_user("disable", "nobody-by-this-name")
+    assert answer.returncode == 1 and "no user named 'nobody-by-this-name'" in answer.stderr

@@ -1,0 +1,109 @@
+"""The checks every benchmark applies to its own run: loss and duplicates by id set, one open alarm per patient and
+rule, figures against their targets. Pure functions, so a test can feed each one a wrong result and see it fail."""
+
+from __future__ import annotations
+
+import operator
+import statistics
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class IdAccount:
+    """Where every acknowledged reading id ended up."""
+
+    acked: int
+    stored: int
+    dead_lettered: int
+    lost: int
+    """Acknowledged ids neither stored nor dead-lettered."""
+    duplicated: int
+    """Ids stored in more than one row, or both stored and dead-lettered."""
+    unacked_stored: int
+    """Stored ids the publisher never saw acknowledged (a PUBACK lost in a fault): not an error."""
+    lost_sample: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0
+
+
+def _as_uuid(value: bytes | UUID | str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, bytes):
+        return UUID(bytes=value)
+    return UUID(value)
+
+
+def account_by_id(
+    acked: Iterable[bytes | UUID | str],
+    stored_rows: Mapping[UUID, int],
+    dead_lettered: Iterable[UUID],
+) -> IdAccount:
+    """Compare sets, not counts: `stored_rows` maps each stored id to its number of rows."""
+    acked_ids = {_as_uuid(a) for a in acked}
+    dead = set(dead_lettered)
+    stored = set(stored_rows)
+    lost = acked_ids - stored - dead
+    duplicated = sum(1 for n in stored_rows.values() if n > 1) + len(stored & dead)
+    return IdAccount(
+        acked=len(acked_ids),
+        stored=len(acked_ids & stored),
+        dead_lettered=len(acked_ids & dead),
+        lost=len(lost),
+        duplicated=duplicated,
+        unacked_stored=len(stored - acked_ids),
+        lost_sample=tuple(sorted(str(i) for i in lost)[:5]),
+    )
+
+
+def duplicate_open_alarms(open_alarms: Iterable[tuple[Any, str]]) -> int:
+    """(patient, rule) pairs of the open alarms; returns how many pairs have more than one."""
+    seen: dict[tuple[Any, str], int] = {}
+    for key in open_alarms:
+        seen[key] = seen.get(key, 0) + 1
+    return sum(1 for n in seen.values() if n > 1)
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+
+
+def failed_targets(figures: Mapping[str, Any], targets: Mapping[str, tuple[str, float]]) -> list[str]:
+    """Each target as `name: (op, bound)`; a missing or non-numeric figure fails its target too."""
+    failed = []
+    for name, (op, bound) in targets.items():
+        value = figures.get(name)
+        if not isinstance(value, int | float) or value != value or not _OPS[op](float(value), bound):
+            failed.append(f"{name}={value!r}, target {op} {bound}")
+    return failed
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def spread(values: Iterable[float]) -> dict[str, float]:
+    """Median and range of repeated arms."""
+    items = list(values)
+    if not items:
+        return {"median": float("nan"), "min": float("nan"), "max": float("nan"), "runs": 0}
+    return {
+        "median": round(statistics.median(items), 1),
+        "min": round(min(items), 1),
+        "max": round(max(items), 1),
+        "runs": len(items),
+    }
