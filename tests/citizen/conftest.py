@@ -51,12 +51,14 @@ class People:
         }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def people() -> People:
     return People(national_id(), national_id(), national_id(), national_id(), str(secrets.randbelow(10**8) + 10**7))
 
 
-@pytest.fixture(scope="session")
+# Module scope: its API process is a second replica on the stack's database (with its own event listener), which
+# other modules' tests that count the API's connections must not see.
+@pytest.fixture(scope="module")
 def oidc(stack: dict[str, Any], people: People, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcStack]:
     with oidc_stack(tmp_path_factory.mktemp("oidc"), people.accounts) as running:
         yield running
