@@ -72,5 +72,11 @@ class GatewayRegistry:
         with self._lock:
             age = time.monotonic() - self._loaded_at
             if self._loaded_at == 0.0 or age > self._ttl or (gateway_id not in self._gateways and age > 1.0):
-                self._reload()
+                try:
+                    self._reload()
+                except psycopg.Error as exc:
+                    if not self._gateways:
+                        raise
+                    # The database is changing hands: judge by the last copy rather than stop the worker.
+                    log.warning("gateway_registry_stale error=%s", type(exc).__name__)
             return self._gateways.get(gateway_id)

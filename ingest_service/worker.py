@@ -38,6 +38,15 @@ log = logging.getLogger("varde.ingest")
 
 STATUS_SHARED_SUBSCRIPTION = f"$share/{INGEST_SHARE_GROUP}/{STATUS_WILDCARD}"
 
+# The database is away or changing hands (restart, failover to the standby, a node demoted under an open
+# connection): retry the same batch on a fresh connection; its messages stay unacknowledged meanwhile.
+RETRYABLE_DB_ERRORS: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg.errors.ReadOnlySqlTransaction,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -236,11 +245,7 @@ class IngestWorker:
                     result = write_batch(conn, rows, dead, self._rules if with_rules else None)
                 self.health.db_ok = True
                 return result
-            except (
-                psycopg.OperationalError,
-                psycopg.errors.DeadlockDetected,
-                psycopg.errors.SerializationFailure,
-            ) as exc:
+            except RETRYABLE_DB_ERRORS as exc:
                 attempt += 1
                 self.health.db_ok = False
                 metrics.DB_ERRORS.inc()
@@ -264,11 +269,7 @@ class IngestWorker:
                 self.health.db_ok = True
                 log.info("questionnaires_stored responses=%d stored=%d alarms=%d", len(rows), stored, alarms)
                 return
-            except (
-                psycopg.OperationalError,
-                psycopg.errors.DeadlockDetected,
-                psycopg.errors.SerializationFailure,
-            ) as exc:
+            except RETRYABLE_DB_ERRORS as exc:
                 attempt += 1
                 self.health.db_ok = False
                 metrics.DB_ERRORS.inc()
@@ -299,6 +300,18 @@ class IngestWorker:
         except ValueError as exc:
             log.warning("status_refused error=%s", str(exc).splitlines()[0])
             return
+        attempt = 0
+        while True:
+            try:
+                self._store_status(gateway_id, status)
+                return
+            except RETRYABLE_DB_ERRORS as exc:
+                attempt += 1
+                metrics.DB_ERRORS.inc()
+                log.warning("status_write_failed attempt=%d error=%s", attempt, type(exc).__name__)
+                time.sleep(min(5.0, 0.2 * attempt))
+
+    def _store_status(self, gateway_id: str, status: GatewayStatus) -> None:
         with self._pool.connection() as conn:
             conn.execute(
                 "UPDATE gateways SET state = %s, agent_version = COALESCE(%s, agent_version), "

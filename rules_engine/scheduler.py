@@ -8,7 +8,7 @@ import logging
 import signal
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -79,6 +79,10 @@ def run_scheduler(
         service="rules",
         host=settings.metrics_host,
     )
+    from store.backup_status import BackupStatusCollector
+    from store.observability import REGISTRY
+
+    REGISTRY.register(BackupStatusCollector(settings.require_database_url(), settings.backup_max_age_hours * 3600))
     metrics.LEADER.set(0)
     leader = Leader(settings)
     stop = threading.Event()
@@ -136,6 +140,32 @@ def _lead(settings: Settings, leader: Leader, stop: threading.Event, interval_se
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(UTC),  # the first run at once on taking the lead, then every interval
+    )
+
+    def retention() -> None:
+        from store.retention import RetentionError, run_retention
+
+        try:
+            report = run_retention(settings)
+        except (psycopg.Error, RetentionError) as exc:
+            log.warning("retention_failed error=%s", type(exc).__name__)
+            return
+        log.info(
+            "retention_applied partitions_dropped=%d audit_rows_deleted=%d dead_letters_deleted=%d",
+            len(report.partitions_dropped),
+            report.audit_rows_deleted,
+            report.dead_letters_deleted,
+        )
+
+    # Daily, first a few minutes after taking the lead (a restarting stack does not drop partitions at once).
+    scheduler.add_job(
+        retention,
+        "interval",
+        hours=24,
+        id="retention",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC) + timedelta(minutes=5),
     )
 
     def shut_down_when_done() -> None:

@@ -119,6 +119,22 @@ class Settings(BaseSettings):
     metrics_port: int = 0
     """Port of the operations endpoint when the command line gives none (0: not served)."""
 
+    retention_readings_years: int = 10
+    """Readings are kept this many years (the record's retention rules); a yearly partition is dropped once its whole
+    year is older. 0: kept for ever."""
+    retention_audit_log_years: int = 15
+    """Audit rows (who read or changed what) are kept longer than the readings they are about. 0: for ever."""
+    retention_dead_letter_days: int = 90
+    """Rejected messages (raw payload and reason) are kept long enough to be looked into and replayed. 0: for ever."""
+    retention_database_url: str | None = None
+    """Connection of the retention job when it must differ from the services' (a role that owns the readings
+    partitions and is a member of varde_retention); default: database_url."""
+    backup_max_age_hours: float = 26.0
+    """Newest completed backup older than this: `varde_backup_too_old` is 1 and the operators' alert fires."""
+    pgbackrest_config: Path | None = None
+    """pgBackRest configuration file for `varde db backup` / `restore` (the local stack writes its own)."""
+    pgbackrest_stanza: str = "varde"
+
     environment: Literal["development", "production"] = "development"
     """production: nothing is read from the local stack's files (secrets only from the environment), the token
     secret must be at least 32 characters, and browser origins must use https."""

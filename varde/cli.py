@@ -73,12 +73,15 @@ def _settings() -> Any:
 def stack_up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once everything runs.")] = False,
     services: Annotated[bool, typer.Option(help="Also run ingest, rules and the API.")] = True,
+    ha: Annotated[
+        bool, typer.Option("--ha", help="PostgreSQL as pg_auto_failover: monitor, primary, synchronous standby.")
+    ] = False,
 ) -> None:
     """Start a private PostgreSQL and Mosquitto (and the services); write .varde/stack.json."""
     from varde import stack
 
     try:
-        state = stack.up(_home(), services=services)
+        state = stack.up(_home(), services=services, ha=ha)
     except stack.StackError as exc:
         _fail(str(exc))
     typer.echo(json.dumps(stack.status(_home()), indent=2))
@@ -149,6 +152,99 @@ def db_migrate(as_json: JsonFlag = False) -> None:
     with psycopg.connect(_settings().require_database_url()) as conn:
         applied = migrate(conn)
     _emit({"applied": applied}, as_json, f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@db_app.command("retention")
+def db_retention(
+    now: Annotated[str, typer.Option(help="Apply as of this time (ISO 8601; default: the database's clock).")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Drop readings partitions, audit rows and dead letters past their retention (VARDE_RETENTION_*)."""
+    from datetime import datetime
+
+    from store.retention import RetentionError, run_retention
+
+    try:
+        report = run_retention(_settings(), datetime.fromisoformat(now) if now else None)
+    except (RetentionError, ValueError) as exc:
+        _fail(str(exc))
+    doc = report.as_dict()
+    _emit(
+        doc,
+        as_json,
+        f"partitions dropped: {', '.join(report.partitions_dropped) or 'none'}; audit rows deleted: "
+        f"{report.audit_rows_deleted}; dead letters deleted: {report.dead_letters_deleted}",
+    )
+
+
+@db_app.command("backup")
+def db_backup(
+    kind: Annotated[str, typer.Option("--type", help="full|diff|incr (incr without a full one before it: full).")] = (
+        "incr"
+    ),
+    as_json: JsonFlag = False,
+) -> None:
+    """Back the database cluster up with pgBackRest and record it (its age is in /metrics)."""
+    from varde import backup
+
+    if kind not in ("full", "diff", "incr"):
+        _fail(f"--type must be full, diff or incr, not {kind!r}")
+    try:
+        target = backup.resolve(_home(), _settings())
+        result = backup.backup(target.repo, kind, target.database_url)  # type: ignore[arg-type]
+    except backup.BackupError as exc:
+        _fail(str(exc))
+    _emit(result.as_dict(), as_json, f"{result.kind} backup {result.label} ({result.size_bytes} bytes)")
+
+
+@db_app.command("restore")
+def db_restore(
+    to: Annotated[
+        str, typer.Option("--to", help="Recover to this moment (ISO 8601 with offset, e.g. 2026-12-06T21:00:00+00:00).")
+    ],
+    target_dir: Annotated[
+        Path | None, typer.Option("--target", help="Empty directory for the restored cluster.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port of the restored instance (0: a free one).")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Restore the cluster as it was at TIME into a fresh instance (the running one is left alone) and start it."""
+    from datetime import datetime
+
+    from varde import backup, stack
+
+    try:
+        moment = datetime.fromisoformat(to)
+    except ValueError:
+        _fail(f"--to: {to!r} is not an ISO 8601 time")
+    if moment.tzinfo is None:
+        _fail("--to needs an offset (…+00:00 or …Z), so the moment is not ambiguous")
+    try:
+        target = backup.resolve(_home(), _settings())
+        if target_dir is None and target.data_root is None:
+            _fail("--target is needed outside the local stack")
+        directory = target_dir or backup.new_restore_dir(target.data_root)  # type: ignore[arg-type]
+        login = target.login
+        restored = backup.restore(
+            target.repo,
+            moment,
+            directory,
+            bindir=target.bindir,
+            port=port or stack._free_port(),
+            socket_dir=target.socket_dir,
+            pg_user=login["user"],
+            password=login["password"],
+            database=login["dbname"],
+        )
+    except backup.BackupError as exc:
+        _fail(str(exc))
+    doc = restored.as_dict()
+    doc["database_url"] = stack._mask_password(restored.database_url)
+    _emit(
+        doc,
+        as_json,
+        f"restored to {moment.isoformat()} in {directory}; port {restored.port}; stop: {restored.stop_command}",
+    )
 
 
 # --- administration ---------------------------------------------------------------------------------------------

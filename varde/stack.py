@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from varde import backup, pgserver
+
 SERVICE_USER = "varde"
 PG_SUPERUSER = "varde"
 PG_DATABASE = "varde"
@@ -279,6 +281,7 @@ def _start_postgres(
         _say("PostgreSQL: using VARDE_DATABASE_URL")
         return
     bindir = find_postgres_bin()
+    _ensure_server_packages(bindir, ha=False)
     root = Path(state.get("data_root") or _data_root(paths, user))
     state["data_root"] = str(root)
     pgdata = root / "pg"
@@ -343,6 +346,7 @@ def _start_postgres(
                 "shared_buffers=256MB",
                 "-c",
                 "logging_collector=off",
+                *pgserver.as_options(backup.server_settings(root)),
             ],
             stdout=log,
             stderr=log,
@@ -360,6 +364,63 @@ def _start_postgres(
     admin_url = f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{port}/postgres"
     state["database_url"] = f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{port}/{PG_DATABASE}"
     _ensure_database(admin_url)
+    _ensure_backup_repository(root, pgdata, port, sockdir, user, state, password)
+
+
+def _ensure_server_packages(bindir: Path, *, ha: bool) -> None:
+    missing = pgserver.missing_packages(pgserver.ServerFiles(bindir), ha=ha)
+    if missing:
+        _apt_install(missing, "PostgreSQL extensions or tools the stack needs are missing")
+        missing = pgserver.missing_packages(pgserver.ServerFiles(bindir), ha=ha)
+        if missing:
+            raise StackError(f"still missing after install: {' '.join(missing)}")
+
+
+def _ensure_backup_repository(
+    root: Path, pgdata: Path, port: int, sockdir: Path, user: pwd.struct_passwd | None, state: dict[str, Any], pw: str
+) -> None:
+    """The pgBackRest repository the server archives its WAL to (varde/backup.py)."""
+    config = backup.write_local_config(root, pgdata, port, sockdir, PG_SUPERUSER)
+    _chown_tree(root / "backup", user)
+    repo = backup.Repository(config, run_as=user.pw_name if user else None, password=pw)
+    state["backup"] = {"config": str(config), "stanza": repo.stanza, "run_as": repo.run_as}
+    try:
+        backup.ensure_stanza(repo)
+    except backup.BackupError as exc:
+        # A server started before archiving was configured keeps running; backups wait for its restart.
+        _say(f"backups unavailable until PostgreSQL restarts with WAL archiving: {exc}")
+
+
+def _start_ha(paths: StackPaths, state: dict[str, Any], secret: dict[str, Any], user: pwd.struct_passwd | None) -> None:
+    from varde import ha
+
+    if os.environ.get("VARDE_DATABASE_URL"):
+        raise StackError("--ha runs its own PostgreSQL formation: unset VARDE_DATABASE_URL")
+    if (state.get("postgres") or {}).get("pgdata"):
+        raise StackError(f"{paths.home} holds a single PostgreSQL; give --ha a home of its own (VARDE_HOME)")
+    bindir = find_postgres_bin()
+    _ensure_server_packages(bindir, ha=True)
+    root = Path(state.get("data_root") or _data_root(paths, user))
+    state["data_root"] = str(root)
+    try:
+        cluster = ha.start_cluster(root, state, secret, user, bindir, PG_DATABASE, _free_port)
+    except ha.HAError as exc:
+        raise StackError(str(exc)) from exc
+    state["postgres"] = {"ha": True, "bindir": str(bindir), "run_as": user.pw_name if user else None}
+    state["database_url"] = cluster.database_url(str(secret["postgres_password"]), PG_DATABASE)
+    _say(f"PostgreSQL: pg_auto_failover formation up, primary {cluster.primary()}")
+
+
+def ha_cluster(home: Path) -> Any:
+    """The HA formation of a stack started with --ha (varde.ha.Cluster), or None."""
+    from varde import ha
+
+    state = load_state(StackPaths(home))
+    pg = state.get("postgres") or {}
+    if not pg.get("ha"):
+        return None
+    user = pwd.getpwnam(pg["run_as"]) if pg.get("run_as") else None
+    return ha.Cluster(Path(state["data_root"]), state, user, Path(pg["bindir"]))
 
 
 def _pg_ready(port: int) -> bool:
@@ -594,8 +655,9 @@ def load_state(paths: StackPaths) -> dict[str, Any]:
     return _read_json(paths.stack_file)
 
 
-def up(home: Path, *, services: bool = True) -> dict[str, Any]:
-    """Start (or confirm) every part of the stack; returns the stack state."""
+def up(home: Path, *, services: bool = True, ha: bool = False) -> dict[str, Any]:
+    """Start (or confirm) every part of the stack; returns the stack state. `ha`: PostgreSQL as a pg_auto_failover
+    formation (monitor, primary, synchronous standby) instead of one server; a home started so stays so."""
     paths = StackPaths(home)
     paths.logs.mkdir(parents=True, exist_ok=True)
     user = _service_user()
@@ -605,7 +667,10 @@ def up(home: Path, *, services: bool = True) -> dict[str, Any]:
     secret = _read_json(paths.secrets_file)
     secret.setdefault("jwt_secret", secrets.token_urlsafe(48))
     try:
-        _start_postgres(paths, state, secret, user)
+        if ha or (state.get("postgres") or {}).get("ha"):
+            _start_ha(paths, state, secret, user)
+        else:
+            _start_postgres(paths, state, secret, user)
         _start_mosquitto(paths, state, secret, user)
     finally:
         _write_private_json(paths.secrets_file, _public_secrets(secret))
@@ -652,7 +717,12 @@ def status(home: Path) -> dict[str, Any]:
         return report
     comps: dict[str, Any] = report["components"]
     pg = state.get("postgres") or {}
-    if pg.get("external"):
+    cluster = ha_cluster(home) if pg.get("ha") else None
+    if cluster is not None:
+        ha_report = cluster.status()
+        ha_report["up"] = ha_report["monitor"]["answers"] and cluster.primary() is not None
+        comps["postgres"] = {"ha": True, **ha_report}
+    elif pg.get("external"):
         comps["postgres"] = {"external": True}
     elif pg.get("port"):
         comps["postgres"] = {"port": pg["port"], "up": port_open("127.0.0.1", pg["port"])}
@@ -713,14 +783,24 @@ def down(home: Path) -> None:
         _stop_pid(mq.get("pid"), "Mosquitto")
         mq.pop("pid", None)
     _stop_postgres(state)
+    cluster = ha_cluster(home)
+    if cluster is not None:
+        cluster.state = state["ha"]
+        cluster.stop()
+        _say("PostgreSQL formation: stopped")
     _write_private_json(paths.stack_file, state)
 
 
 @contextlib.contextmanager
-def running(home: Path, *, services: bool = True) -> Iterator[dict[str, Any]]:
+def running(home: Path, *, services: bool = True, ha: bool = False) -> Iterator[dict[str, Any]]:
     """Bring the stack up for the duration of a block, stopping only what this block started."""
     before = status(home)
-    state = up(home, services=services)
+    try:
+        state = up(home, services=services, ha=ha)
+    except BaseException:
+        if not before["running"]:
+            down(home)  # what a failed start left running
+        raise
     try:
         yield state
     finally:

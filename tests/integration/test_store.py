@@ -53,11 +53,11 @@ def test_a_reading_outside_the_partitioned_years_still_inserts_and_moves_into_it
     )
     assert db.execute("SELECT count(*) FROM readings_default WHERE id = %s", (reading_id,)).fetchone() == (1,)
     db.execute("SELECT varde_ensure_reading_partitions(2199, 2199)")
-    assert db.execute("SELECT count(*) FROM readings_y2199 WHERE id = %s", (reading_id,)).fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM readings_p2199 WHERE id = %s", (reading_id,)).fetchone() == (1,)
     assert db.execute("SELECT count(*) FROM readings_default WHERE id = %s", (reading_id,)).fetchone() == (0,)
     db.execute("DELETE FROM readings WHERE id = %s", (reading_id,))
-    db.execute("ALTER TABLE readings DETACH PARTITION readings_y2199")
-    db.execute("DROP TABLE readings_y2199")
+    db.execute("ALTER TABLE readings DETACH PARTITION readings_p2199")
+    db.execute("DROP TABLE readings_p2199")
 
 
 def test_the_same_reading_id_is_stored_once(db: psycopg.Connection[Any], make_tenant: Any) -> None:
