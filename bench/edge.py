@@ -1,10 +1,12 @@
-"""Edge benchmark: agent memory/CPU with a 1 Hz oximeter and outbox replay rate after a broker outage.
+"""Edge benchmark: agent memory/CPU with a 1 Hz oximeter, outbox replay rate after a broker outage, and readings
+through the whole agent from five virtual devices over each link.
 
-Prints one JSON line. Baselines measured in the same run: the RSS of a bare Python interpreter, and the rate of a
-bare paho client publishing the same envelopes with the same bounded window (no outbox, no SQLite).
+Prints one JSON line. Baselines measured in the same run: the RSS of a bare Python interpreter, the rate of a
+bare paho client publishing the same envelopes with the same bounded window (no outbox, no SQLite), and, for the
+real Bluetooth stack (Bumble: ATT/GATT/SMP between virtual controllers), the in-process Python link.
 Starts its own private Mosquitto on a free loopback port.
 
-    PYTHONPATH=. python bench/edge.py [--readings 50000] [--feed-s 10]
+    PYTHONPATH=. python bench/edge.py [--readings 50000] [--feed-s 10] [--glucose-records 2000]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +45,7 @@ from vitals import DeviceRef, Reading, readings_topic  # noqa: E402
 GW = "gw-bench-0001"
 RAW_GW = "gw-bench-raw"
 OXIMETER = "A4:C1:38:00:00:02"
+GLUCOSE_PASSKEY = "246810"
 DEVICES = [
     {"address": "A4:C1:38:00:00:01", "type": "blood_pressure_monitor", "model": "UA-651BLE"},
     {"address": OXIMETER, "type": "pulse_oximeter", "model": "PO-60"},
@@ -102,7 +105,7 @@ class _Subscriber:
     """Stands in for ingest: persistent QoS 1 session, counts reading ids per gateway."""
 
     def __init__(self, port: int) -> None:
-        self.ids: dict[str, Counter[str]] = {GW: Counter(), RAW_GW: Counter()}
+        self.ids: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._lock = threading.Lock()
         ready = threading.Event()
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-ingest", protocol=MQTTProtocolVersion.MQTTv5)
@@ -214,6 +217,191 @@ def _measure_agent(tmp: Path, port: int, subscriber: _Subscriber, feed_s: float)
     }
 
 
+# ---- readings through the agent from five virtual devices, per link ------------------------------------------
+
+
+def _stock(air: Any, records: int) -> int:
+    """The five paired devices on `air`, each holding stored measurements (the glucose meter `records`, fetched by
+    RACP); returns how many readings they make."""
+    from device_simulators.peripherals import BloodPressureCuff, GlucoseMeter, PulseOximeter, Thermometer, WeightScale
+
+    cuff = BloodPressureCuff(air, DEVICES[0]["address"], capacity=100)
+    oximeter = PulseOximeter(air, OXIMETER)
+    scale = WeightScale(air, DEVICES[2]["address"])
+    thermometer = Thermometer(air, DEVICES[3]["address"])
+    meter = GlucoseMeter(
+        air, DEVICES[4]["address"], model=str(DEVICES[4]["model"]), passkey=GLUCOSE_PASSKEY, capacity=records + 10
+    )
+    start = datetime.now().replace(microsecond=0) - timedelta(days=30)
+    for i in range(20):
+        at = start + timedelta(hours=i)
+        cuff.measure(120 + i, 80, pulse=60 + i, at=at)
+        oximeter.measure(95 + i % 4, 60 + i, at=at)
+        scale.measure(80 + i / 10, at=at)
+        thermometer.measure(36.5 + i / 50, at=at)
+    for i in range(records):
+        meter.measure(5.0 + i % 40 / 10, at=start + timedelta(minutes=10 * i))
+    return 20 * 4 + 20 * 2 + 20 + 20 + records
+
+
+def _devices_child(port: int, records: int) -> None:
+    """Runs in a child: the five virtual devices as Bumble GATT servers, and the gateway's controller on the same
+    LocalLink behind an HCI transport on `port` — what a USB dongle is to the agent. Ends when stdin closes."""
+    from bumble.controller import Controller
+    from bumble.transport import open_transport
+
+    from device_simulators.bumble_air import BumbleAir
+    from device_simulators.link import WallClock
+
+    async def main() -> None:
+        air = BumbleAir(WallClock())
+        server = await open_transport(f"tcp-server:127.0.0.1:{port}")
+        Controller("gateway-dongle", host_source=server.source, host_sink=server.sink, link=air.link)
+        expected = _stock(air, records)
+        print(json.dumps({"readings": expected}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        print(json.dumps({"cpu_s": time.process_time()}), flush=True)
+        await server.close()
+
+    asyncio.run(main())
+
+
+def _link_child(config_path: Path, link: str, records: int) -> None:
+    """Runs in the child: an Agent with the 5 paired devices. On the Python link the devices live in this process
+    (the medium is in-process); on the Bumble link the agent runs its configured radio (`[ble] backend = "bumble"`)
+    over an HCI transport to the devices' process. Reports the time and CPU from the start of scanning until every
+    reading is in the outbox and then delivered, and the RSS with the five devices served."""
+    config = EdgeConfig.model_validate_json(config_path.read_text())
+    report: dict[str, float] = {}
+
+    async def main() -> None:
+        expected = records
+        if link == "python":
+            from device_simulators.link import Air, WallClock
+
+            air = Air(WallClock())
+            radio = air.radio()
+            agent = Agent(config, radio_factory=lambda _ble: radio)
+        else:
+            agent = Agent(config)
+        accept = agent.accept
+        accepted = [0]
+
+        def counting(readings: Any) -> Any:
+            result = accept(readings)
+            accepted[0] += result.added + result.duplicates
+            return result
+
+        agent.accept = counting  # type: ignore[method-assign]
+
+        async def scenario(a: Agent) -> None:
+            try:
+                await measured(a)
+            except BaseException as exc:
+                report["error"] = repr(exc)  # type: ignore[assignment]
+                a.request_stop()
+                raise
+
+        async def measured(a: Agent) -> None:
+            nonlocal expected
+            t_start = time.monotonic()
+            while a.devices is None or a.devices.radio is None:
+                if time.monotonic() - t_start > 60:
+                    raise RuntimeError(f"{link}: the radio did not start scanning in 60 s")
+                await asyncio.sleep(0.01)
+            manager = a.devices
+            cpu0, t0 = time.process_time(), time.monotonic()
+            if link == "python":
+                expected = _stock(air, records)
+            while accepted[0] < expected or any(r.busy for r in manager.devices.values()):
+                if time.monotonic() - t0 > 300:
+                    errors = {a: str(r.last_error) for a, r in manager.devices.items() if r.last_error}
+                    raise RuntimeError(f"{link}: {accepted[0]} of {expected} readings after 300 s; errors {errors}")
+                await asyncio.sleep(0.01)
+            report["outbox_s"] = time.monotonic() - t0
+            while a.outbox.depth:
+                await asyncio.sleep(0.01)
+            report["delivered_s"] = time.monotonic() - t0
+            report["cpu_s"] = time.process_time() - cpu0
+            report["readings"] = expected
+            report.update(_rss_kb())
+            a.request_stop()
+
+        await agent.run([scenario])
+
+    asyncio.run(main())
+    print(json.dumps(report), flush=True)
+    if "error" in report:
+        raise SystemExit(f"link arm failed: {report['error']}")
+
+
+def _measure_links(tmp: Path, port: int, records: int) -> dict[str, Any]:
+    arms: dict[str, Any] = {}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for link in ("python", "bumble"):
+        config = _config(tmp / f"link-{link}", port, ble=True)
+        config["gateway_id"] = f"gw-bench-{link}"  # apart from the feed's gateway, whose deliveries are counted
+        config["patient_screen"] = {"enabled": False}
+        config["devices"] = [dict(d, passkey=GLUCOSE_PASSKEY) if d.get("bond") else d for d in DEVICES]
+        devices: subprocess.Popen[str] | None = None
+        expected = records
+        if link == "bumble":
+            hci_port = _free_port()
+            config["ble"] = {"backend": "bumble", "bumble_transport": f"tcp-client:127.0.0.1:{hci_port}"}
+            devices = subprocess.Popen(
+                [sys.executable, __file__, "--devices-child", str(hci_port), "--glucose-records", str(records)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            assert devices.stdout is not None
+            expected = json.loads(devices.stdout.readline())["readings"]
+        config_path = tmp / f"link-{link}.json"
+        config_path.write_text(json.dumps(config))
+        count = str(expected if link == "bumble" else records)
+        try:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--link-child",
+                    str(config_path),
+                    "--link",
+                    link,
+                    "--glucose-records",
+                    count,
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=900,
+                check=True,
+            )
+        finally:
+            device_cpu = None
+            if devices is not None:
+                out, _ = devices.communicate("", timeout=60)
+                device_cpu = json.loads(out.strip().splitlines()[-1])["cpu_s"]
+        child = json.loads(done.stdout.strip().splitlines()[-1])
+        arms[link] = {
+            "readings": child["readings"],
+            "readings_per_s_to_outbox": round(child["readings"] / child["outbox_s"], 1),
+            "readings_per_s_delivered": round(child["readings"] / child["delivered_s"], 1),
+            "agent_cpu_ms_per_reading": round(1000 * child["cpu_s"] / child["readings"], 3),
+            "agent_rss_mb_5_devices": round(child["VmRSS"] / 1024, 1),
+            "agent_rss_mb_peak": round(child["VmHWM"] / 1024, 1),
+        }
+        if device_cpu is not None:
+            arms[link]["devices_process_cpu_s"] = round(device_cpu, 2)
+    arms["python"]["note"] = "the in-process medium: the virtual devices run inside the agent's process"
+    arms["bumble"]["note"] = "agent over [ble] backend=bumble, HCI over TCP to the devices' process"
+    arms["bumble_vs_python_agent_cpu"] = round(
+        arms["bumble"]["agent_cpu_ms_per_reading"] / arms["python"]["agent_cpu_ms_per_reading"], 2
+    )
+    return {"links": arms}
+
+
 def _bare_python_rss_mb() -> float:
     code = "print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
@@ -294,14 +482,29 @@ def _raw_paho_rate(port: int, subscriber: _Subscriber, n: int, window: int, batc
     return {"raw_paho_readings_per_s": round(n / elapsed)}
 
 
+class _Done(Exception):
+    """The arms asked for are measured."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--readings", type=int, default=50_000)
     parser.add_argument("--feed-s", type=float, default=10.0)
+    parser.add_argument("--glucose-records", type=int, default=2000)
+    parser.add_argument("--links-only", action="store_true", help="Only the per-link arms (Python and Bumble).")
     parser.add_argument("--agent-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--link-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--link", default="python", help=argparse.SUPPRESS)
+    parser.add_argument("--devices-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agent_child is not None:
         _agent_child(args.agent_child, args.feed_s)
+        return
+    if args.devices_child is not None:
+        _devices_child(args.devices_child, args.glucose_records)
+        return
+    if args.link_child is not None:
+        _link_child(args.link_child, args.link, args.glucose_records)
         return
 
     with tempfile.TemporaryDirectory(prefix="varde-bench-edge-") as tmpdir:
@@ -311,8 +514,11 @@ def main() -> None:
         subscriber = _Subscriber(broker.port)
         try:
             figures: dict[str, Any] = {}
-            figures.update(_measure_agent(tmp, broker.port, subscriber, args.feed_s))
             figures["bare_python_rss_mb"] = _bare_python_rss_mb()
+            figures.update(_measure_links(tmp, broker.port, args.glucose_records))
+            if args.links_only:
+                raise _Done
+            figures.update(_measure_agent(tmp, broker.port, subscriber, args.feed_s))
             figures.update(_replay(tmp, broker, subscriber, args.readings))
             figures.update(
                 _raw_paho_rate(broker.port, subscriber, args.readings, figures["window"], figures["batch_max_readings"])
@@ -320,6 +526,8 @@ def main() -> None:
             figures["replay_vs_raw_paho"] = round(
                 figures["replay_readings_per_s"] / figures["raw_paho_readings_per_s"], 3
             )
+        except _Done:
+            pass
         finally:
             subscriber.close()
             broker.stop()

@@ -15,10 +15,12 @@ from uuid import UUID
 
 from psycopg import Connection
 
+from clinician_api import roles
+
 EMERGENCY_MINUTES_DEFAULT = 60
 EMERGENCY_MINUTES_MAX = 240
 EMERGENCY_REASON_MIN = 10
-CLINICAL_ROLES = ("nurse", "physician")
+CLINICAL_ROLES = roles.CLINICAL_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,11 @@ class Principal:
     def is_clinician(self) -> bool:
         return self.role in CLINICAL_ROLES
 
+    @property
+    def reads_records(self) -> bool:
+        """Whether the role may open patients' records at all (the export role only runs bulk exports)."""
+        return self.role != roles.DATA_EXPORT
+
 
 @dataclass(frozen=True, slots=True)
 class PatientAccess:
@@ -51,6 +58,8 @@ class PatientAccess:
 
 def patient_access(conn: Connection[Any], principal: Principal, patient_id: UUID) -> PatientAccess | None:
     """None when the principal has no duty of care for the patient (the caller answers 404)."""
+    if not principal.reads_records:
+        return None
     row = conn.execute(
         "SELECT p.team_id, p.team_id = ANY(%s::uuid[]) AS member, e.reason, e.expires_at "
         "FROM patients p LEFT JOIN LATERAL (SELECT reason, expires_at FROM emergency_access e "
@@ -70,6 +79,8 @@ def patient_access(conn: Connection[Any], principal: Principal, patient_id: UUID
 
 def visible_patients_clause(principal: Principal, alias: str = "p") -> tuple[str, list[Any]]:
     """SQL condition restricting `{alias}` (patients) to those the principal has a duty of care for."""
+    if not principal.reads_records:
+        return ("false", [])
     return (
         f"({alias}.team_id = ANY(%s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e WHERE e.user_id = %s "
         f"AND e.patient_id = {alias}.id AND e.expires_at > now()))",
@@ -79,6 +90,8 @@ def visible_patients_clause(principal: Principal, alias: str = "p") -> tuple[str
 
 def visible_patients_named(principal: Principal, alias: str = "p") -> tuple[str, dict[str, Any]]:
     """`visible_patients_clause` for queries with named parameters (`vis_teams`, `vis_user`)."""
+    if not principal.reads_records:
+        return ("false", {})
     return (
         f"({alias}.team_id = ANY(%(vis_teams)s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e "
         f"WHERE e.user_id = %(vis_user)s AND e.patient_id = {alias}.id AND e.expires_at > now()))",

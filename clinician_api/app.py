@@ -19,7 +19,19 @@ from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.hygiene import InputHygiene
 from clinician_api.metrics import RequestMetrics
-from clinician_api.routes import alarms, audit, auth, fhir, journal, latest, patients, plans, questionnaires, thresholds
+from clinician_api.routes import (
+    alarms,
+    audit,
+    auth,
+    fhir,
+    fhir_export,
+    journal,
+    latest,
+    patients,
+    plans,
+    questionnaires,
+    thresholds,
+)
 from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.enrolment import router as enrolment_router
 from store.settings import Settings, get_settings
@@ -98,7 +110,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.event_hub = AlarmEventHub(lambda: current_settings().require_database_url())
     app.state.gateway_publisher = GatewayPublisher(current_settings())
     problems.install(app)
-    for module in (auth, alarms, patients, latest, thresholds, plans, questionnaires, audit, fhir, journal):
+    # fhir_export before fhir: `/fhir/Patient/$export` must be matched before `/fhir/Patient/{patient_id}`.
+    for module in (
+        auth,
+        alarms,
+        patients,
+        latest,
+        thresholds,
+        plans,
+        questionnaires,
+        audit,
+        fhir_export,
+        fhir,
+        journal,
+    ):
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.include_router(enrolment_router)

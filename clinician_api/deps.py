@@ -19,6 +19,7 @@ from psycopg import Connection
 
 from clinician_api import audit
 from clinician_api.access import PatientAccess, Principal, alarm_patient, patient_access
+from clinician_api.fhir_search import FhirError
 from clinician_api.identity import principal_for_claims
 from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.problems import ProblemError
@@ -164,6 +165,8 @@ def _status_of(exc: BaseException) -> int:
     if isinstance(exc, HTTPException):
         return exc.status_code
     if isinstance(exc, ProblemError):
+        return exc.status
+    if isinstance(exc, FhirError):
         return exc.status
     return 422 if isinstance(exc, RequestValidationError | psycopg.DataError) else 500
 

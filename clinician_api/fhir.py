@@ -1,9 +1,11 @@
 """FHIR R4 views of Varde's data: Patient, Observation (vital-signs profile), CarePlan, DetectedIssue (alarms),
 Device (measuring devices and home gateways) and Bundles. Pure functions from rows to JSON-ready dicts.
 
-Observations carry LOINC and IEEE 11073 MDC codings and UCUM units. A blood pressure measurement (systolic and
-diastolic of one cuff inflation, tied by the reading group) becomes one panel (LOINC 85354-9) with components;
-its id is the systolic reading's id.
+Observations carry LOINC and IEEE 11073 MDC codings (chosen in `fhir_coding` by kind, device type and glucose
+sample type) and UCUM units at the stored precision. A blood pressure measurement (systolic, diastolic and mean of
+one cuff inflation, tied by the reading group) becomes one panel (LOINC 85354-9) with components; its id is the
+systolic reading's id. Patients claim no-basis-Patient, measuring devices the PHD IG's PhdDevice. Also
+QuestionnaireResponse, searchset Bundles and OperationOutcome.
 """
 
 from __future__ import annotations
@@ -15,29 +17,25 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from clinician_api import fhir_coding as codes
 from vitals import KINDS, Kind
 from vitals.plan import PlanContent
 
 FHIR_JSON = "application/fhir+json"
-LOINC = "http://loinc.org"
-MDC = "urn:iso:std:iso:11073:10101"
+LOINC = codes.LOINC
+MDC = codes.MDC
 UCUM = "http://unitsofmeasure.org"
-CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-NORWEGIAN_NATIONAL_ID = "urn:oid:2.16.578.1.12.4.1.4.1"
+CATEGORY = codes.CATEGORY
+NORWEGIAN_NATIONAL_ID = codes.FODSELSNUMMER
 BLE_ADDRESS = "urn:varde:device-address"
 GATEWAY_ID = "urn:varde:gateway"
-VITALSIGNS = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
-_PROFILE = {
-    Kind.SPO2: "http://hl7.org/fhir/StructureDefinition/oxygensat",
-    Kind.PULSE_RATE: "http://hl7.org/fhir/StructureDefinition/heartrate",
-    Kind.HEART_RATE: "http://hl7.org/fhir/StructureDefinition/heartrate",
-    Kind.BODY_TEMPERATURE: "http://hl7.org/fhir/StructureDefinition/bodytemp",
-    Kind.BODY_WEIGHT: "http://hl7.org/fhir/StructureDefinition/bodyweight",
-    Kind.RESP_RATE: "http://hl7.org/fhir/StructureDefinition/resprate",
-}
-BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
-_NOT_VITAL = {Kind.GLUCOSE}
+VITALSIGNS = codes.VITALSIGNS
+BP_PANEL = codes.BP_PANEL
+BP_KINDS = tuple(k.value for k in codes.BP_COMPONENT_KINDS)
 _DEVICE_NS = uuid.UUID("6f1c9a52-3c0e-5b7f-8a43-0d5e2f7b9c11")
+_SIGNIFICANT = 12
+"""Values leave at the precision they were stored with; only binary noise of a unit conversion (36.99999999999999)
+is cut, at 12 significant digits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +51,13 @@ class ReadingRow:
     device_type: str | None
     device_model: str | None
     group: str | None
+    flags: Sequence[str] = ()
 
     @classmethod
     def columns(cls) -> str:
         return (
             "id, patient_id, gateway_id, kind, value, measured_at, received_at, device_address, device_type, "
-            "device_model, grp"
+            "device_model, grp, flags"
         )
 
 
@@ -75,108 +74,132 @@ def _ref(kind: str, ident: Any) -> dict[str, str]:
     return {"reference": f"{kind}/{ident}"}
 
 
+def _meta(profile: str | None = None, last_updated: datetime | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if last_updated is not None:
+        meta["lastUpdated"] = last_updated.isoformat()
+    if profile:
+        meta["profile"] = [profile]
+    return meta
+
+
+def human_name(display_name: str) -> dict[str, Any]:
+    """A HumanName from the one name Varde keeps: the last word is the family name, the words before it given
+    names ("Kari Nordmann" → given Kari, family Nordmann); `text` keeps the name as written."""
+    words = display_name.split()
+    name: dict[str, Any] = {"use": "official", "text": display_name}
+    if len(words) >= 2:
+        name["family"] = words[-1]
+        name["given"] = words[:-1]
+    elif words:
+        name["family"] = words[0]
+    return name
+
+
+def national_identifier(number: str) -> dict[str, str]:
+    """The person number with the system its digits say it is (fødselsnummer, D-nummer or H-nummer)."""
+    return {"use": "official", "system": codes.national_id_system(number), "value": number}
+
+
 def patient(row: Sequence[Any]) -> dict[str, Any]:
-    """row: id, display_name, national_id, birth_date, active."""
+    """row: id, display_name, national_id, birth_date, active[, updated_at]."""
     resource: dict[str, Any] = {
         "resourceType": "Patient",
         "id": str(row[0]),
+        "meta": _meta(codes.NO_BASIS_PATIENT, row[5] if len(row) > 5 else None),
         "active": bool(row[4]),
-        "name": [{"text": row[1]}],
+        "name": [human_name(row[1])],
     }
     if row[2]:
-        resource["identifier"] = [{"system": NORWEGIAN_NATIONAL_ID, "value": row[2]}]
+        resource["identifier"] = [national_identifier(row[2])]
     if row[3]:
         resource["birthDate"] = row[3].isoformat()
     return resource
 
 
-def _codings(kind: Kind) -> list[dict[str, str]]:
-    info = KINDS[kind]
-    codings = [{"system": LOINC, "code": info.loinc, "display": info.name_en}]
-    codings += [{"system": LOINC, "code": code} for code in info.extra_loinc]
-    if info.mdc_code is not None:
-        codings.append({"system": MDC, "code": str(info.mdc_code), "display": info.mdc_ref or info.name_en})
-    return codings
+def exact_value(value: float) -> float:
+    """The stored value as the device gave it (82.35 stays 82.35), without the noise of a unit conversion."""
+    return float(f"{value:.{_SIGNIFICANT}g}")
 
 
 def _quantity(kind: Kind, value: float) -> dict[str, Any]:
     info = KINDS[kind]
-    return {"value": round(value, max(info.decimals, 1)), "unit": info.unit_display, "system": UCUM, "code": info.unit}
+    return {"value": exact_value(value), "unit": info.unit_display, "system": UCUM, "code": info.unit}
 
 
-def _base(reading: ReadingRow, kind: Kind, profile: str | None) -> dict[str, Any]:
-    category = "laboratory" if kind in _NOT_VITAL else "vital-signs"
+def _base(reading: ReadingRow, code: codes.ObservationCode) -> dict[str, Any]:
+    display = {"vital-signs": "Vital Signs", "laboratory": "Laboratory"}[code.category]
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": str(reading.id),
+        "meta": _meta(code.profile, reading.received_at),
         "status": "final",
-        "category": [
-            {"coding": [{"system": CATEGORY, "code": category, "display": category.replace("-", " ").title()}]}
-        ],
+        "category": [{"coding": [{"system": CATEGORY, "code": code.category, "display": display}]}],
+        "code": {"coding": [c.as_fhir() for c in code.codings], "text": code.text},
         "subject": _ref("Patient", reading.patient_id),
         "effectiveDateTime": reading.measured_at.isoformat(),
         "issued": reading.received_at.isoformat(),
+        "performer": [_ref("Patient", reading.patient_id)],
     }
-    if profile:
-        resource["meta"] = {"profile": [profile]}
     if reading.device_address:
         resource["device"] = _ref("Device", device_id(reading.gateway_id, reading.device_address))
     return resource
 
 
 def observation(reading: ReadingRow) -> dict[str, Any]:
+    """One reading as an Observation (a blood pressure reading alone becomes a panel of one component)."""
+    if reading.kind in BP_KINDS:
+        return bp_panel({Kind(reading.kind): reading})
     kind = Kind(reading.kind)
-    resource = _base(reading, kind, _PROFILE.get(kind, None if kind in _NOT_VITAL else VITALSIGNS))
-    resource["code"] = {"coding": _codings(kind), "text": KINDS[kind].name_en}
+    resource = _base(reading, codes.observation_code(kind, reading.device_type, reading.flags))
     resource["valueQuantity"] = _quantity(kind, reading.value)
     return resource
 
 
-def bp_panel(systolic: ReadingRow | None, diastolic: ReadingRow | None) -> dict[str, Any]:
-    first = systolic or diastolic
-    assert first is not None
-    resource = _base(first, Kind.BP_SYSTOLIC, "http://hl7.org/fhir/StructureDefinition/bp")
-    resource["code"] = {
-        "coding": [
-            {"system": LOINC, "code": BP_PANEL[0], "display": BP_PANEL[1]},
-            {"system": MDC, "code": "150020", "display": "MDC_PRESS_BLD_NONINV"},
-        ],
-        "text": "Blood pressure",
-    }
+_ABSENT = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}]}
+
+
+def bp_panel(parts: dict[Kind, ReadingRow]) -> dict[str, Any]:
+    """One cuff inflation as the vital-signs blood pressure panel (85354-9): systolic and diastolic components
+    (data-absent when missing, as the bp profile requires both) and the mean arterial pressure when measured.
+    The panel's id is the systolic reading's (else the first reading's)."""
+    anchor = next(parts[k] for k in codes.BP_COMPONENT_KINDS if k in parts)
+    resource = _base(anchor, codes.observation_code(Kind.BP_SYSTOLIC, anchor.device_type))
     components = []
-    for kind, reading in ((Kind.BP_SYSTOLIC, systolic), (Kind.BP_DIASTOLIC, diastolic)):
-        component: dict[str, Any] = {"code": {"coding": _codings(kind), "text": KINDS[kind].name_en}}
+    for kind in codes.BP_COMPONENT_KINDS:
+        reading = parts.get(kind)
+        if reading is None and kind == Kind.BP_MEAN:
+            continue
+        component: dict[str, Any] = {"code": {"coding": codes.component_codings(kind), "text": KINDS[kind].name_en}}
         if reading is not None:
             component["valueQuantity"] = _quantity(kind, reading.value)
         else:
-            component["dataAbsentReason"] = {
-                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}]
-            }
+            component["dataAbsentReason"] = _ABSENT
         components.append(component)
     resource["component"] = components
     return resource
 
 
+def bp_key(reading: ReadingRow) -> tuple[Any, ...]:
+    """What ties the components of one blood pressure measurement together."""
+    return (reading.patient_id, reading.gateway_id, reading.group or (reading.device_address, reading.measured_at))
+
+
 def observations(readings: Iterable[ReadingRow]) -> list[dict[str, Any]]:
-    """Readings → Observations, pairing systolic and diastolic of one measurement act into a BP panel."""
-    out: list[tuple[datetime, dict[str, Any]]] = []
-    pending: dict[tuple[Any, ...], dict[str, ReadingRow]] = {}
-    order: list[tuple[Any, ...]] = []
+    """Readings → Observations, newest first; systolic, diastolic and mean of one measurement act become one panel."""
+    out: list[tuple[datetime, str, dict[str, Any]]] = []
+    pending: dict[tuple[Any, ...], dict[Kind, ReadingRow]] = {}
     for reading in readings:
-        if reading.kind in (Kind.BP_SYSTOLIC, Kind.BP_DIASTOLIC):
-            key = (reading.gateway_id, reading.group or (reading.device_address, reading.measured_at))
-            if key not in pending:
-                pending[key] = {}
-                order.append(key)
-            pending[key][reading.kind] = reading
+        if reading.kind in BP_KINDS:
+            pending.setdefault(bp_key(reading), {})[Kind(reading.kind)] = reading
         else:
-            out.append((reading.measured_at, observation(reading)))
-    for key in order:
-        pair = pending[key]
-        first = pair.get(Kind.BP_SYSTOLIC) or pair[Kind.BP_DIASTOLIC]
-        out.append((first.measured_at, bp_panel(pair.get(Kind.BP_SYSTOLIC), pair.get(Kind.BP_DIASTOLIC))))
-    out.sort(key=lambda item: item[0], reverse=True)
-    return [resource for _, resource in out]
+            out.append((reading.measured_at, str(reading.id), observation(reading)))
+    for parts in pending.values():
+        panel = bp_panel(parts)
+        anchor = next(parts[k] for k in codes.BP_COMPONENT_KINDS if k in parts)
+        out.append((anchor.measured_at, panel["id"], panel))
+    out.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    return [resource for _, _, resource in out]
 
 
 def gateway_device(row: Sequence[Any]) -> dict[str, Any]:
@@ -196,16 +219,26 @@ def gateway_device(row: Sequence[Any]) -> dict[str, Any]:
 
 
 def measuring_device(row: Sequence[Any], patient_id: UUID) -> dict[str, Any]:
-    """row: gateway_id, address, type, model."""
+    """row: gateway_id, address, type, model. Identified after the PHD IG: the Bluetooth address (BTMAC) and
+    Varde's own address identifier; typed as an 11073 MDS with the device's specialization."""
+    address = str(row[1]).upper()
+    btmac = {"coding": [{"system": codes.PHD_IDENTIFIER_TYPES, "code": "BTMAC", "display": "Bluetooth MAC address"}]}
     resource: dict[str, Any] = {
         "resourceType": "Device",
         "id": device_id(row[0], row[1]),
-        "identifier": [{"system": BLE_ADDRESS, "value": row[1]}],
+        "meta": _meta(codes.PHD_DEVICE_PROFILE),
+        "identifier": [
+            {"type": btmac, "system": codes.BLUETOOTH_ADDRESS, "value": address.replace(":", "-")},
+            {"system": BLE_ADDRESS, "value": row[1]},
+        ],
         "status": "active",
-        "type": {"text": row[2].replace("_", " ")},
+        "type": {"coding": [codes.MDS_TYPE.as_fhir()], "text": row[2].replace("_", " ")},
         "patient": _ref("Patient", patient_id),
         "parent": _ref("Device", row[0]),
     }
+    specialization = codes.DEVICE_SPECIALIZATIONS.get(row[2])
+    if specialization is not None:
+        resource["specialization"] = [{"systemType": {"coding": [specialization.as_fhir()]}}]
     if row[3]:
         resource["modelNumber"] = row[3]
         resource["deviceName"] = [{"name": row[3], "type": "model-name"}]
@@ -213,43 +246,110 @@ def measuring_device(row: Sequence[Any], patient_id: UUID) -> dict[str, Any]:
 
 
 _ISSUE_SEVERITY = {"red": "high", "yellow": "moderate", "missed": "low", "needs_review": "low"}
+TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
+ALARM_COLUMNS = (
+    "id, patient_id, rule, severity, state, opened_at, explanation_en, last_reading_id, acknowledged_at, "
+    "resolved_at, resolution, kind"
+)
+"""The columns `detected_issue` reads, in order (then `explanation_nb` and `updated_at` by keyword)."""
 
 
-def detected_issue(row: Sequence[Any]) -> dict[str, Any]:
-    """row: id, patient_id, rule, severity, state, opened_at, explanation_en, last_reading_id, acknowledged_at,
-    resolved_at, resolution, kind."""
+def translated(nb: str, en: str | None) -> tuple[str, dict[str, Any] | None]:
+    """Bokmål text with its English translation as the FHIR translation extension (for a primitive's `_x`)."""
+    if not en or en == nb:
+        return nb, None
+    extension = {
+        "url": TRANSLATION,
+        "extension": [{"url": "lang", "valueCode": "en"}, {"url": "content", "valueString": en}],
+    }
+    return nb, {"extension": [extension]}
+
+
+def detected_issue(
+    row: Sequence[Any], *, explanation_nb: str | None = None, updated_at: datetime | None = None
+) -> dict[str, Any]:
+    """row: the `ALARM_COLUMNS`. The detail is in bokmål (what the nurse read) with the English text as its
+    translation; without the bokmål text the English stands alone."""
     resource: dict[str, Any] = {
         "resourceType": "DetectedIssue",
         "id": str(row[0]),
+        "language": "nb" if explanation_nb else "en",
         "status": "final" if row[4] == "resolved" else "preliminary",
         "code": {"coding": [{"system": "urn:varde:alarm-rule", "code": row[2]}], "text": row[2]},
         "severity": _ISSUE_SEVERITY.get(row[3], "low"),
         "patient": _ref("Patient", row[1]),
         "identifiedDateTime": row[5].isoformat(),
-        "detail": row[6],
     }
+    if updated_at is not None:
+        resource["meta"] = _meta(last_updated=updated_at)
+    detail, extension = translated(explanation_nb, row[6]) if explanation_nb else (row[6], None)
+    resource["detail"] = detail
+    if extension:
+        resource["_detail"] = extension
     if row[7]:
         resource["implicated"] = [_ref("Observation", row[7])]
     mitigation = []
     if row[8]:
-        mitigation.append({"action": {"text": "Acknowledged by the care team"}, "date": row[8].isoformat()})
+        mitigation.append(
+            {"action": {"text": "Kvittert av teamet / Acknowledged by the care team"}, "date": _iso(row[8])}
+        )
     if row[9]:
-        mitigation.append({"action": {"text": row[10] or "Resolved"}, "date": row[9].isoformat()})
+        mitigation.append({"action": {"text": row[10] or "Løst / Resolved"}, "date": _iso(row[9])})
     if mitigation:
         resource["mitigation"] = mitigation
     return resource
 
 
 _CAREPLAN_STATUS = {"draft": "draft", "active": "active", "retired": "revoked"}
+_GOAL_STATUS = {"draft": "proposed", "active": "active", "retired": "cancelled"}
 _WEEKDAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 
+def _limit(kind: Kind, value: float | None) -> dict[str, Any] | None:
+    return _quantity(kind, value) if value is not None else None
+
+
+def _goal(plan_status: str, patient_id: Any, zones: Any) -> dict[str, Any]:
+    """A contained Goal per measured kind: the green range as the target, every limit spelled out in the note."""
+    kind, info = zones.kind, KINDS[zones.kind]
+    low, high = zones.yellow_low, zones.yellow_high
+    if low is None and high is None:
+        low, high = zones.red_low, zones.red_high
+    target_range = {k: v for k, v in (("low", _limit(kind, low)), ("high", _limit(kind, high))) if v is not None}
+    unit = info.unit_display
+
+    def bound(name_nb: str, value: float | None, below: bool) -> str | None:
+        if value is None:
+            return None
+        return f"{name_nb} {'under' if below else 'over'} {exact_value(value):g} {unit}"
+
+    limits = [
+        bound("rød", zones.red_low, True),
+        bound("gul", zones.yellow_low, True),
+        bound("gul", zones.yellow_high, False),
+        bound("rød", zones.red_high, False),
+    ]
+    code = codes.observation_code(kind, None)
+    return {
+        "resourceType": "Goal",
+        "id": f"goal-{kind.value}",
+        "lifecycleStatus": _GOAL_STATUS[plan_status],
+        "description": {"text": f"{info.name_nb}: grønn sone / {info.name_en}: green zone"},
+        "subject": _ref("Patient", patient_id),
+        "target": [{"measure": {"coding": [c.as_fhir() for c in code.codings]}, "detailRange": target_range}],
+        "note": [{"text": f"{info.name_nb}: " + ", ".join(t for t in limits if t)}],
+    }
+
+
 def care_plan(row: Sequence[Any]) -> dict[str, Any]:
-    """row: id, patient_id, version, status, created_at, activated_at, retired_at, body."""
+    """row: id, patient_id, version, status, created_at, activated_at, retired_at, body. The plan's limits are
+    contained Goals (one per kind, the green range as target); advice and contacts are notes in bokmål and English."""
     plan = PlanContent.model_validate(row[7])
     resource: dict[str, Any] = {
         "resourceType": "CarePlan",
         "id": str(row[0]),
+        "meta": _meta(last_updated=max(t for t in (row[4], row[5], row[6]) if t is not None)),
+        "language": "nb",
         "status": _CAREPLAN_STATUS[row[3]],
         "intent": "plan",
         "title": f"Egenbehandlingsplan v{row[2]}",
@@ -261,82 +361,112 @@ def care_plan(row: Sequence[Any]) -> dict[str, Any]:
         resource["description"] = plan.diagnosis
     if row[5]:
         resource["period"] = {"start": row[5].isoformat(), **({"end": row[6].isoformat()} if row[6] else {})}
+    goals = [_goal(row[3], row[1], z) for z in plan.zones]
+    if goals:
+        resource["contained"] = goals
+        resource["goal"] = [{"reference": f"#{g['id']}"} for g in goals]
     activities = []
     for item in plan.schedule:
         info = KINDS[item.kind]
+        code = codes.observation_code(item.kind, None)
         activities.append(
             {
                 "detail": {
                     "status": "scheduled" if row[3] == "active" else "not-started",
-                    "code": {"coding": _codings(item.kind)[:1], "text": f"Measure {info.name_en.lower()}"},
+                    "code": {"coding": [code.codings[0].as_fhir()], "text": f"Mål {info.name_nb.lower()}"},
                     "scheduledTiming": {
                         "repeat": {
                             "dayOfWeek": [d for d in item.weekdays if d in _WEEKDAYS],
                             "timeOfDay": [f"{item.deadline}:00"],
                         }
                     },
-                    "description": f"{info.name_nb} før kl. {item.deadline}",
+                    "description": f"{info.name_nb} før kl. {item.deadline} / {info.name_en} before {item.deadline}",
+                    **(
+                        {"goal": [{"reference": f"#goal-{item.kind.value}"}]}
+                        if any(z.kind == item.kind for z in plan.zones)
+                        else {}
+                    ),
                 }
             }
         )
     if activities:
         resource["activity"] = activities
     notes = [{"text": f"[{a.zone}{'/' + a.kind.value if a.kind else ''}] {a.nb} / {a.en}"} for a in plan.advice]
-    notes += [{"text": f"Contact: {c.name} ({c.role}) {c.phone}"} for c in plan.contacts]
-    resource["note"] = notes
+    notes += [{"text": f"Kontakt / Contact: {c.name} ({c.role}) {c.phone}"} for c in plan.contacts]
+    if notes:
+        resource["note"] = notes
     return resource
 
 
-def bundle(resources: Sequence[dict[str, Any]], base_url: str, *, matches: int | None = None) -> dict[str, Any]:
-    """A searchset Bundle; the first `matches` entries are matches, the rest included resources."""
-    matches = len(resources) if matches is None else matches
+QUESTIONNAIRE = "urn:varde:questionnaire"
+"""Questionnaires live in the patient's plan; `urn:varde:questionnaire:<id>|<plan version>` names one."""
+
+
+def questionnaire_response(row: Sequence[Any]) -> dict[str, Any]:
+    """row: id, patient_id, questionnaire, plan_version, answered_at, received_at, answers, score, zone. Each
+    answer is the chosen option's id as a Coding; the cloud's score and zone are in the item `score` / `zone`."""
+    name = row[2]
+    options = f"{QUESTIONNAIRE}:{name}:options"
+    items: list[dict[str, Any]] = [
+        {"linkId": question, "answer": [{"valueCoding": {"system": options, "code": option}}]}
+        for question, option in sorted(dict(row[6]).items())
+    ]
+    items.append({"linkId": "score", "text": "Poengsum / Score", "answer": [{"valueInteger": int(row[7])}]})
+    if row[8]:
+        items.append({"linkId": "zone", "text": "Sone / Zone", "answer": [{"valueString": row[8]}]})
     return {
-        "resourceType": "Bundle",
-        "id": str(uuid.uuid4()),
-        "type": "searchset",
-        "total": matches,
-        "entry": [
-            {
-                "fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match" if i < matches else "include"},
-            }
-            for i, r in enumerate(resources)
-        ],
+        "resourceType": "QuestionnaireResponse",
+        "id": str(row[0]),
+        "meta": _meta(last_updated=row[5]),
+        "questionnaire": f"{QUESTIONNAIRE}:{name}|{row[3]}",
+        "status": "completed",
+        "subject": _ref("Patient", row[1]),
+        "authored": row[4].isoformat(),
+        "source": _ref("Patient", row[1]),
+        "item": items,
     }
 
 
-def capability_statement(base_url: str, software_version: str) -> dict[str, Any]:
-    read = [{"code": "read"}]
+def bundle(
+    resources: Sequence[dict[str, Any]],
+    base_url: str,
+    *,
+    matches: int | None = None,
+    total: int | None = -1,
+    links: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """A searchset Bundle; the first `matches` entries are matches, the rest included resources (each once).
+    `total` -1 means "the number of matches"; None leaves it out."""
+    matches = len(resources) if matches is None else matches
+    seen: set[str] = set()
+    entries = []
+    for i, r in enumerate(resources):
+        url = f"{base_url}/{r['resourceType']}/{r['id']}"
+        if url in seen:
+            continue
+        seen.add(url)
+        entries.append({"fullUrl": url, "resource": r, "search": {"mode": "match" if i < matches else "include"}})
+    out: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "searchset"}
+    if total is not None:
+        out["total"] = matches if total == -1 else total
+    if links:
+        out["link"] = [{"relation": rel, "url": url} for rel, url in links]
+    out["entry"] = entries
+    return out
+
+
+_ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported"}
+
+
+def operation_outcome(status: int, diagnostics: str, code: str | None = None) -> dict[str, Any]:
+    """An error under /fhir, as FHIR clients expect it (http://hl7.org/fhir/R4/operationoutcome.html)."""
     return {
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": "2026-01-01",
-        "kind": "instance",
-        "fhirVersion": "4.0.1",
-        "format": ["json"],
-        "software": {"name": "Varde", "version": software_version},
-        "implementation": {"description": "Varde clinician API, FHIR R4 read-only view", "url": base_url},
-        "rest": [
+        "resourceType": "OperationOutcome",
+        "issue": [
             {
-                "mode": "server",
-                "security": {"description": "OAuth2 bearer tokens; access by duty of care; every read audited"},
-                "resource": [
-                    {
-                        "type": "Patient",
-                        "interaction": read,
-                        "operation": [
-                            {
-                                "name": "everything",
-                                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                            }
-                        ],
-                    },
-                    {"type": "Observation", "interaction": read},
-                    {"type": "DetectedIssue", "interaction": read},
-                    {"type": "CarePlan", "interaction": [{"code": "search-type"}]},
-                    {"type": "Device", "interaction": [{"code": "search-type"}]},
-                ],
+                "severity": "error" if status < 500 else "fatal",
+                "code": code or _ISSUE_TYPES.get(status, "processing" if status < 500 else "exception"),
+                "diagnostics": diagnostics,
             }
         ],
     }

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clinician_api.problems import problem
+from clinician_api.problems import refusal_for
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
@@ -182,9 +182,9 @@ def check_body(content_type: str | None, body: bytes) -> Refusal | None:
     return None
 
 
-def _refused(refusal: Refusal) -> Any:
+def _refused(scope: Scope, refusal: Refusal) -> Any:
     error = {"loc": [str(part) for part in refusal.loc], "msg": refusal.msg, "message_nb": refusal.message_nb}
-    return problem(422, "Unprocessable Content", "the request is not valid", errors=[error])
+    return refusal_for(scope["path"], 422, "Unprocessable Content", "the request is not valid", errors=[error])
 
 
 class InputHygiene:
@@ -199,7 +199,7 @@ class InputHygiene:
             await self.app(scope, receive, send)
             return
         if refusal := check_head(scope):
-            await _refused(refusal)(scope, receive, send)
+            await _refused(scope, refusal)(scope, receive, send)
             return
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         content_type = headers.get(b"content-type", b"").decode("latin-1") or None
@@ -209,7 +209,7 @@ class InputHygiene:
         media = _media_type(content_type)
         if media == ("multipart", "form-data"):
             detail = "multipart bodies are not accepted; send forms as application/x-www-form-urlencoded"
-            await problem(415, "Unsupported Media Type", detail)(scope, receive, send)
+            await refusal_for(scope["path"], 415, "Unsupported Media Type", detail)(scope, receive, send)
             return
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -231,13 +231,13 @@ class InputHygiene:
                 break
         body = b"".join(chunks)
         if refusal := check_body(content_type, body):
-            await _refused(refusal)(scope, receive, send)
+            await _refused(scope, refusal)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"the request body is larger than {self.max_body_bytes} bytes"
-        await problem(413, "Content Too Large", detail)(scope, receive, send)
+        await refusal_for(scope["path"], 413, "Content Too Large", detail)(scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -81,9 +82,41 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": _DESCRIPTIONS.get(status, title(status))} for status in statuses}
 
 
+def _is_fhir(request: Request) -> bool:
+    return request.url.path == "/fhir" or request.url.path.startswith("/fhir/")
+
+
+def _outcome(
+    status: int, detail: str, code: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """Errors under /fhir are OperationOutcomes, as FHIR clients expect (`clinician_api.fhir.operation_outcome`)."""
+    from clinician_api.fhir import FHIR_JSON, operation_outcome
+
+    response = JSONResponse(operation_outcome(status, detail, code), status_code=status, media_type=FHIR_JSON)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def refusal_for(path: str, status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """A refusal made before routing (`hygiene`): problem details, or an OperationOutcome under /fhir."""
+    if path == "/fhir" or path.startswith("/fhir/"):
+        where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in extra.get("errors") or [])
+        return _outcome(status, f"{detail} ({where})" if where else detail, "invalid")
+    return problem(status, title, detail, **extra)
+
+
 def install(app: FastAPI) -> None:
+    from clinician_api.fhir_search import FhirError
+
+    @app.exception_handler(FhirError)
+    async def _fhir(request: Request, exc: FhirError) -> JSONResponse:
+        return _outcome(exc.status, exc.diagnostics, exc.code)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _is_fhir(request):
+            return _outcome(exc.status_code, str(exc.detail or title(exc.status_code)), headers=exc.headers)
         response = problem(exc.status_code, title(exc.status_code), str(exc.detail) if exc.detail else None)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
@@ -91,6 +124,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        if _is_fhir(request):
+            return _outcome(exc.status, exc.detail, headers=exc.headers)
         response = problem(exc.status, title(exc.status), exc.detail, **exc.extra)
         for key, value in exc.headers.items():
             response.headers[key] = value
@@ -102,6 +137,10 @@ def install(app: FastAPI) -> None:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
             for e in exc.errors()
         ]
+        if _is_fhir(request):
+            if errors and errors[0]["loc"][:1] == ["path"]:  # an id that cannot exist (not a UUID)
+                return _outcome(404, "no such resource", "not-found")
+            return _outcome(400, "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors))
         return problem(422, "Unprocessable Content", "the request is not valid", errors=errors)
 
     @app.exception_handler(psycopg.DataError)
@@ -113,18 +152,46 @@ def install(app: FastAPI) -> None:
 
 
 def rewrite_openapi(schema: dict[str, Any]) -> dict[str, Any]:
-    """Error responses are documented as application/problem+json with the Problem schema (also FastAPI's own 422)."""
-    for path_item in schema.get("paths", {}).values():
+    """Error responses are documented as application/problem+json with the Problem schema (also FastAPI's own 422);
+    under /fhir as application/fhir+json OperationOutcomes."""
+    for path, path_item in schema.get("paths", {}).items():
+        fhir_path = path == "/fhir" or path.startswith("/fhir/")
         for operation in path_item.values():
             if not isinstance(operation, dict):
                 continue
             for status, response in operation.get("responses", {}).items():
                 if not str(status).isdigit() or int(status) < 400:
                     continue
+                if fhir_path:
+                    ref = {"$ref": "#/components/schemas/OperationOutcome"}
+                    response["content"] = {"application/fhir+json": {"schema": ref}}
+                    continue
                 response["content"] = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
                 if int(status) == 422:
                     response["description"] = _DESCRIPTIONS[422]
     components = schema.get("components", {}).get("schemas", {})
+    components["OperationOutcome"] = {
+        "title": "OperationOutcome",
+        "description": "FHIR R4 OperationOutcome: every error under /fhir",
+        "type": "object",
+        "required": ["resourceType", "issue"],
+        "properties": {
+            "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+            "issue": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["severity", "code"],
+                    "properties": {
+                        "severity": {"type": "string"},
+                        "code": {"type": "string"},
+                        "diagnostics": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema

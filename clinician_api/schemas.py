@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from clinician_api import roles
 from vitals import Kind
 from vitals.plan import PlanContent
 
-Role = Literal["nurse", "physician", "admin"]
+Role = Literal["nurse", "physician", "admin", "data_export"]
+if set(get_args(Role)) != set(roles.ROLES):  # pragma: no cover - a role added in roles.py but not here
+    raise RuntimeError("schemas.Role must list every role in clinician_api.roles.ROLES")
 AlarmState = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["red", "yellow", "missed", "needs_review"]
 Bucket = Literal["hour", "day", "week"]

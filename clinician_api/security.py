@@ -12,13 +12,14 @@ from uuid import UUID
 
 import jwt
 
+from clinician_api import roles
 from clinician_api.hygiene import check_text
 from store.settings import Settings
 
 ISSUER = "varde"
 AUDIENCE = "varde-api"
-ROLES = ("nurse", "physician", "admin")
-_ROLE_PRIORITY = {"admin": 0, "physician": 1, "nurse": 2}
+ROLES = roles.ROLES
+_ROLE_PRIORITY = roles.OIDC_PRIORITY
 LEEWAY_SECONDS = 30
 
 

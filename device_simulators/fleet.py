@@ -238,7 +238,7 @@ class _Connection:
         self._acked_ids = acked_ids
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"{gateway.gateway_id}-load",
+            client_id=gateway.gateway_id,  # a gateway login may connect only with its own id
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         client.username_pw_set(gateway.gateway_id, gateway.password)

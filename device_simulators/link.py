@@ -108,6 +108,55 @@ class PeripheralClosed(Exception):
     """Raised on the peripheral side when it uses a connection that is gone."""
 
 
+ATT_READ_NOT_PERMITTED = 0x02
+ATT_WRITE_NOT_PERMITTED = 0x03
+ATT_OUT_OF_RANGE = 0xFF
+ATT_PROCEDURE_ALREADY_IN_PROGRESS = 0xFE
+ATT_CCCD_IMPROPERLY_CONFIGURED = 0xFD
+ATT_DATA_FIELD_IGNORED = 0x80
+"""Current Time Service's application error for a write it will not take."""
+
+
+class AttError(GattOperationError):
+    """A peripheral refusing an operation with an ATT error code: a Bumble-served device answers with exactly this
+    code in its ATT Error Response; the in-process medium hands the error to the central as it is."""
+
+    def __init__(self, message: str, *, code: int, address: str | None = None) -> None:
+        super().__init__(message, address=address)
+        self.code = code
+
+
+class ServerConnection(Protocol):
+    """One connection as a virtual peripheral sees it, whichever medium carries it (`Connection` here, or
+    `device_simulators.bumble_air` over real ATT)."""
+
+    open: bool
+    cccd: dict[int, int]
+    """Client Characteristic Configuration per characteristic, as the central last wrote it."""
+
+    @property
+    def peer(self) -> str:
+        """The central's identity address."""
+        ...
+
+    @property
+    def att_mtu(self) -> int: ...
+
+    def notify(self, uuid: int, data: bytes) -> bool: ...
+
+    async def indicate(self, uuid: int, data: bytes, *, lose_confirmation: bool = False) -> None: ...
+
+    async def wait_subscribed(self, uuid: int) -> None: ...
+
+    def drop(self) -> None:
+        """The link is lost without a goodbye (supervision timeout: out of range, battery out, firmware hang)."""
+        ...
+
+    def terminate(self) -> None:
+        """The peripheral ends the link itself (after its last indication, as cuffs and scales do)."""
+        ...
+
+
 class GattServer(Protocol):
     """What a virtual peripheral offers the medium; `device_simulators.peripherals.base.Peripheral` implements it."""
 
@@ -139,6 +188,9 @@ class GattServer(Protocol):
 
 class Connection:
     """One link between the virtual central and a peripheral; both sides hold it."""
+
+    att_mtu = 23
+    """The default ATT MTU: nothing here is split, but devices that size their values by the MTU see the real one."""
 
     def __init__(self, central: VirtualRadio, server: GattServer) -> None:
         self.central = central
@@ -205,8 +257,15 @@ class Connection:
         if not self.open:
             raise PeripheralClosed
 
+    @property
+    def peer(self) -> str:
+        return self.central.identity
+
     def drop(self) -> None:
         """The link is lost (supervision timeout) or the peripheral disconnects."""
+        self._close()
+
+    def terminate(self) -> None:
         self._close()
 
     # ---- central side --------------------------------------------------------------------------------------
@@ -269,6 +328,10 @@ class Air:
     def broadcast(self, advertisement: Advertisement) -> None:
         for radio in list(self._radios):
             radio.hear(advertisement)
+
+    def bonds_forgotten(self, server: GattServer) -> None:
+        """A device dropped its bonds; here the bond lives only in the device (`is_bonded`), so nothing to do."""
+        return None
 
 
 class VirtualRadio:

@@ -70,9 +70,11 @@ class VirtualHome:
         clock: AirClock | None = None,
         imperial: bool = False,
         memory: int = MEMORY,
+        air: Air | None = None,
     ) -> None:
+        """`air` puts the devices on another medium (e.g. `bumble_air.BumbleAir`); its clock is then the home's."""
         self.zone = ZoneInfo(timezone)
-        self.air = Air(clock or WallClock(), seed=seed)
+        self.air = air or Air(clock or WallClock(), seed=seed)
         self.imperial = imperial
         self.devices: dict[DeviceType, Peripheral] = {}
         self.measured = 0

@@ -21,7 +21,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from edge_agent.config import BleConfig, EdgeConfig
-from edge_agent.link import Radio
+from edge_agent.link import AdapterUnavailableError, Radio
 from edge_agent.outbox import Outbox, PutResult
 from edge_agent.patient.screen import PatientScreen
 from edge_agent.patient.server import PatientScreenServer
@@ -53,15 +53,31 @@ _EXPIRE_EVERY_S = 600.0
 _HEARTBEAT_STALE_S = 30.0
 
 
-def _bleak_radio(ble: BleConfig) -> Radio:
+def configured_radio(config: EdgeConfig) -> Radio:
+    """The radio `[ble]` asks for: bleak on BlueZ, or Bumble driving a dongle (imported only when chosen)."""
+    ble = config.ble
+    if ble.backend == "bumble":
+        try:
+            from edge_agent.links.bumble_link import BumbleRadio
+        except ImportError as exc:
+            raise AdapterUnavailableError(
+                f"[ble] backend = \"bumble\" needs Bumble: pip install 'varde[bumble]' ({exc})"
+            ) from exc
+        return BumbleRadio.on_transport(ble.bumble_transport, keys=config.bumble_keys_path)
     from edge_agent.links.bleak_link import BleakRadio
 
     return BleakRadio(adapter=ble.adapter, quiet_restart_s=ble.quiet_restart_s)
 
 
+def _configured(ble: BleConfig) -> Radio:
+    raise AssertionError("placeholder for the configured radio; replaced in Agent.__init__")
+
+
 class Agent:
-    def __init__(self, config: EdgeConfig, *, radio_factory: RadioFactory | None = _bleak_radio) -> None:
+    def __init__(self, config: EdgeConfig, *, radio_factory: RadioFactory | None = _configured) -> None:
         self.config = config
+        if radio_factory is _configured:
+            radio_factory = lambda _ble: configured_radio(config)  # noqa: E731
         self.outbox = Outbox(
             config.outbox.path, max_rows=config.outbox.max_rows, max_age_s=config.outbox.max_age_days * 86400
         )

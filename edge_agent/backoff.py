@@ -6,6 +6,7 @@ gone or a missing bond needs a person, so those wait much longer.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -28,9 +29,17 @@ class Schedule:
     jitter: float = 0.2
     """Fraction of the delay added or removed at random."""
 
+    @property
+    def _exponent_cap(self) -> int:
+        """The first exponent at which the delay reaches `max_s`; larger ones change nothing."""
+        if self.factor <= 1.0 or self.first_s <= 0.0 or self.first_s >= self.max_s:
+            return 0
+        return math.ceil(math.log(self.max_s / self.first_s, self.factor))
+
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Delay before retry number `attempt` (0 = first retry)."""
-        base = min(self.max_s, self.first_s * self.factor ** max(attempt, 0))
+        """Delay before retry number `attempt` (0 = first retry); any attempt number, however large, gives at most
+        `max_s` plus jitter (the exponent is capped before it is raised, so it cannot overflow)."""
+        base = min(self.max_s, self.first_s * self.factor ** min(max(attempt, 0), self._exponent_cap))
         spread = base * self.jitter
         return max(0.0, base + (rng or random).uniform(-spread, spread))
 

@@ -65,10 +65,10 @@ def pair(
     """Find health devices advertising nearby (take a measurement to wake them) and add one to the config."""
     import asyncio
 
+    from edge_agent.agent import configured_radio
     from edge_agent.config import ConfigError, load_config
     from edge_agent.devices.pairing import add_device, bond, discover
     from edge_agent.link import LinkError
-    from edge_agent.links.bleak_link import BleakRadio
 
     setup_logging("WARNING")
     try:
@@ -76,7 +76,7 @@ def pair(
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    radio = BleakRadio(settings.ble.adapter)
+    radio = configured_radio(settings)
     try:
         candidates = asyncio.run(discover(radio, duration_s=seconds))
     except LinkError as exc:
@@ -96,7 +96,8 @@ def pair(
         chosen = candidates[index - 1]
     try:
         if bond_now:
-            asyncio.run(bond(radio.link(chosen.address), passkey=passkey))
+            # A fresh radio: each asyncio.run is its own loop, and a Bumble host lives on the loop that opened it.
+            asyncio.run(bond(configured_radio(settings).link(chosen.address), passkey=passkey))
         add_device(config, chosen, model=model, passkey=passkey)
     except (ConfigError, LinkError) as exc:
         typer.echo(str(exc), err=True)

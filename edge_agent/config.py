@@ -140,6 +140,13 @@ class BleConfig(BaseModel):
     adapter: str = "hci0"
     quiet_restart_s: Annotated[float, Field(ge=10)] = 120.0
     """Restart the scanner when no advertisement at all has been seen for this long."""
+    backend: Literal["bluez", "bumble"] = "bluez"
+    """`bluez`: bleak on BlueZ (the default). `bumble`: the gateway drives a USB dongle itself with Bumble, for
+    gateways where BlueZ is unwanted (needs `varde[bumble]` and the udev rule in docs/devices.md)."""
+    bumble_transport: str = "usb:0"
+    """The controller for the `bumble` backend, in Bumble's transport names (`usb:0`, `usb:0a12:0001`, …)."""
+    bumble_keys: Path | None = None
+    """Where the `bumble` backend keeps its bonds; default `bumble-keys.json` beside the outbox."""
 
 
 class PatientScreenConfig(BaseModel):
@@ -199,6 +206,10 @@ class EdgeConfig(BaseModel):
     @property
     def username(self) -> str:
         return self.broker.username or self.gateway_id
+
+    @property
+    def bumble_keys_path(self) -> Path:
+        return self.ble.bumble_keys or self.outbox.path.with_name("bumble-keys.json")
 
     @property
     def resolved_plan_path(self) -> Path:

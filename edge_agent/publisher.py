@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import select
 import socket
 import ssl
@@ -32,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge_agent.backoff import BROKER
+from edge_agent.backoff import BROKER, Schedule
 from edge_agent.config import BrokerConfig, PublisherConfig
 from edge_agent.outbox import Outbox, OutboxRow
 from edge_agent.plan_store import PlanStore
@@ -44,10 +45,12 @@ OFFLINE_PAYLOAD = json.dumps({"state": "offline"}).encode()
 _NO_MATCHING_SUBSCRIBERS = 0x10
 _IDLE_TICK_S = 1.0
 _RETRY_FIRST_S = 5.0
-_RETRY_MAX_S = 300.0
-_UNROUTED_MAX_S = 30.0
-"""Cap for envelopes answered 0x10 (no matching subscribers): the cloud's ingest is re-subscribing, typically
-after a broker restart, so such envelopes are retried within seconds rather than minutes."""
+REFUSED = Schedule(first_s=_RETRY_FIRST_S, max_s=300.0)
+"""Envelopes the broker refused (a failure reason code)."""
+UNROUTED = Schedule(first_s=_RETRY_FIRST_S, max_s=30.0)
+"""Envelopes answered 0x10 (no matching subscribers): the cloud's ingest is re-subscribing, typically after a broker
+restart, so such envelopes are retried within seconds rather than minutes. Both schedules are capped and jittered
+however long the streak of refusals grows."""
 _CONNECT_HINTS = {
     0x86: "check broker.username and the password (file) in the configuration",
     0x87: "the broker's ACL does not allow this gateway; is its gateway id registered?",
@@ -120,8 +123,12 @@ class Publisher:
         lanes: list[Lane] | None = None,
         on_plan: Callable[[str, bytes, bool], None] | None = None,
         on_receipt: Callable[[bytes], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.gateway_id = gateway_id
+        self._clock = clock
+        self._rng = rng
         self.stats = PublisherStats()
         self.heartbeat = time.monotonic()
         """Monotonic time of the loop's last turn; the systemd watchdog is only fed while this moves."""
@@ -263,11 +270,10 @@ class Publisher:
         code = getattr(reason, "value", 0)
         undelivered = code == _NO_MATCHING_SUBSCRIBERS and self._settings.keep_when_no_subscribers
         if reason.is_failure or undelivered:
-            cap = _RETRY_MAX_S if reason.is_failure else _UNROUTED_MAX_S
-            delay = min(cap, _RETRY_FIRST_S * 2**self._refused_streak)
+            delay = (REFUSED if reason.is_failure else UNROUTED).delay(self._refused_streak, self._rng)
             self._refused_streak += 1
             self.stats.envelopes_refused += 1
-            self._retries.append(_Retry(time.monotonic() + delay, entry.first_seq, entry.last_seq, entry.lane))
+            self._retries.append(_Retry(self._clock() + delay, entry.first_seq, entry.last_seq, entry.lane))
             log.warning(
                 "publish_not_accepted reason=%s readings=%d kept_in_outbox=true retry_in_s=%.0f",
                 reason,
@@ -278,7 +284,7 @@ class Publisher:
         self._refused_streak = 0
         if self._retries:
             # An envelope just got through, so the broker delivers again: waiting envelopes go now, oldest first.
-            now = time.monotonic()
+            now = self._clock()
             self._retries = [replace(r, due=min(r.due, now)) for r in self._retries]  # each keeps its lane
         self._acked.append((entry.lane, entry.first_seq, entry.last_seq))
         self.stats.readings_acked += entry.count
@@ -312,7 +318,7 @@ class Publisher:
             raise
 
     def _connect_or_wait(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if now < self._next_connect:
             self._wait_for_wake(min(self._next_connect - now, _IDLE_TICK_S))
             return
@@ -324,7 +330,7 @@ class Publisher:
     def _schedule_reconnect(self, why: str) -> None:
         delay = BROKER.delay(self._attempt)
         self._attempt += 1
-        self._next_connect = time.monotonic() + delay
+        self._next_connect = self._clock() + delay
         log.warning(
             "broker_unreachable host=%s port=%d error=%s retry_in_s=%.1f depth=%d",
             self._broker.host,
@@ -374,7 +380,7 @@ class Publisher:
             self._ack(acked)
             if was_full and not self._outbox.full:
                 self._status_due = 0.0
-        now = time.monotonic()
+        now = self._clock()
         if not self._connected:
             return _IDLE_TICK_S
         if self._status_requested.is_set():
@@ -437,7 +443,7 @@ class Publisher:
         info = self._client.publish(target.topic, payload, qos=1)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             log.error("publish_failed rc=%s lane=%s rows=%d kept_in_outbox=true", info.rc, target.name, len(rows))
-            self._retries.append(_Retry(time.monotonic() + _RETRY_FIRST_S, rows[0].seq, rows[-1].seq, lane))
+            self._retries.append(_Retry(self._clock() + _RETRY_FIRST_S, rows[0].seq, rows[-1].seq, lane))
             return
         self._inflight[info.mid] = _InFlight(rows[0].seq, rows[-1].seq, len(rows), lane)
         self.stats.envelopes_published += 1

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from ingest_service.registry import GatewayInfo
 from vitals import EnvelopeError, Reason, parse_topic, scan_envelope
+from vitals.envelope import MAX_READINGS_PER_ENVELOPE, load_wire_json
 
 ReadingRow = tuple[UUID, UUID, str, str, float, datetime, datetime, str, str, str | None, str | None, list[str]]
 """id, patient_id, gateway_id, kind, value, measured_at, received_at, device address/type/model, group, flags."""
@@ -48,8 +49,8 @@ def _key(topic: str, payload: bytes, index: int | None) -> bytes:
 def _count_readings(payload: bytes) -> int:
     """How many readings a refused message carried, for the sent = stored + dead-lettered accounting."""
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        doc = load_wire_json(payload)
+    except EnvelopeError:
         return 1
     readings = doc.get("readings") if isinstance(doc, dict) else None
     return max(1, len(readings)) if isinstance(readings, list) else 1
@@ -137,3 +138,47 @@ def _whole(topic: str, gateway_id: str | None, reason: Reason, detail: str, payl
         _key(topic, payload, None),
         payload,
     )
+
+
+def unprocessable(topic: str, payload: bytes, exc: BaseException) -> DeadLetter:
+    """The dead letter for a message whose judging or storing raised: reason `processing_error`, the exception's
+    class and text as detail (NUL removed: the detail is text in PostgreSQL)."""
+    detail = f"{type(exc).__name__}: {str(exc)[:300]}".replace("\0", "")
+    return DeadLetter(
+        topic,
+        _topic_gateway(topic),
+        Reason.PROCESSING_ERROR.value,
+        detail,
+        None,
+        None,
+        _estimate_readings(payload),
+        _key(topic, payload, None),
+        payload,
+    )
+
+
+def poison_letter(topic: str, payload: bytes) -> DeadLetter:
+    """The dead letter for a message that killed a worker by itself (`guard.py`); the payload is not parsed again."""
+    return DeadLetter(
+        topic,
+        _topic_gateway(topic),
+        Reason.POISON_MESSAGE.value,
+        "a worker died processing this message alone, and before that in a batch; it is not processed again",
+        None,
+        None,
+        _estimate_readings(payload),
+        _key(topic, payload, None),
+        payload,
+    )
+
+
+def _topic_gateway(topic: str) -> str | None:
+    try:
+        return parse_topic(topic)[0]
+    except ValueError:
+        return None
+
+
+def _estimate_readings(payload: bytes) -> int:
+    """How many readings a message carried, counted without parsing it (it may be what kills parsers)."""
+    return max(1, min(payload.count(b'"kind"'), MAX_READINGS_PER_ENVELOPE))

@@ -3,7 +3,6 @@ commit, a bounded in-flight window as back-pressure, and graceful draining on SI
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -11,9 +10,10 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -21,31 +21,34 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest_service import metrics
-from ingest_service.judge import DeadLetter, ReadingRow, judge
+from ingest_service import guard, metrics
+from ingest_service.guard import message_key
+from ingest_service.judge import DeadLetter, ReadingRow, judge, poison_letter, unprocessable, whole_message
 from ingest_service.questionnaires import QuestionnaireRulesHook, ResponseRow, judge_questionnaires, write_responses
 from ingest_service.registry import GatewayRegistry
 from ingest_service.writer import BatchResult, RulesHook, SeenTracker, write_batch
 from store.db import open_pool
 from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
-from vitals import INGEST_SHARED_SUBSCRIPTION
+from vitals import INGEST_SHARED_SUBSCRIPTION, EnvelopeError, Reason
 from vitals.logs import setup_logging
-from vitals.status import GatewayStatus
+from vitals.status import GatewayStatus, parse_status
 from vitals.topics import INGEST_QUESTIONNAIRES_SUBSCRIPTION, INGEST_SHARE_GROUP, STATUS_WILDCARD, parse_topic
 
 log = logging.getLogger("varde.ingest")
 
 STATUS_SHARED_SUBSCRIPTION = f"$share/{INGEST_SHARE_GROUP}/{STATUS_WILDCARD}"
 
-# The database is away or changing hands (restart, failover to the standby, a node demoted under an open
-# connection): retry the same batch on a fresh connection; its messages stay unacknowledged meanwhile.
+_T = TypeVar("_T")
 RETRYABLE_DB_ERRORS: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg.errors.ReadOnlySqlTransaction,
     psycopg.errors.DeadlockDetected,
     psycopg.errors.SerializationFailure,
 )
+"""The database is away or changing hands (restart, failover to the standby, a node demoted under an open
+connection, a lost race): the work is retried on a fresh connection with the messages unacknowledged. Every other
+exception is a fault of one message and makes it a dead letter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,31 @@ class Delivery:
     payload: bytes
     received_at: datetime
     generation: int
+    dup: bool = False
+    """The broker delivered this message before and got no acknowledgement (see `guard.py`)."""
+
+
+@dataclass(slots=True)
+class _Judged:
+    """One message's verdict: what to store, what to dead-letter."""
+
+    delivery: Delivery
+    channel: str
+    rows: list[ReadingRow] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    responses: list[ResponseRow] = field(default_factory=list)
+    status: tuple[str, GatewayStatus] | None = None
+    sent_at: datetime | None = None
+
+
+def _sum(results: list[BatchResult]) -> BatchResult:
+    return BatchResult(
+        sum(r.staged for r in results),
+        sum(r.stored for r in results),
+        sum(r.dead_lettered_readings for r in results),
+        sum(r.dead_letter_rows for r in results),
+        sum(r.alarms_changed for r in results),
+    )
 
 
 @dataclass
@@ -78,6 +106,7 @@ class IngestWorker:
     ) -> None:
         self._settings = settings
         self._config = config
+        self._id = config.worker_id
         self._rules = rules
         self._questionnaire_rules = questionnaire_rules
         self._pool = open_pool(settings, min_size=1, max_size=2, name=f"ingest-{config.worker_id}")
@@ -141,7 +170,13 @@ class IngestWorker:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         delivery = Delivery(
-            message.mid, message.qos, message.topic, bytes(message.payload), datetime.now(UTC), self._generation
+            message.mid,
+            message.qos,
+            message.topic,
+            bytes(message.payload),
+            datetime.now(UTC),
+            self._generation,
+            bool(message.dup),
         )
         with self._cond:
             self._queue.append(delivery)
@@ -188,69 +223,135 @@ class IngestWorker:
         return batch
 
     def _process(self, batch: list[Delivery]) -> BatchResult:
-        rows: list[ReadingRow] = []
-        dead: list[DeadLetter] = []
-        newest_sent: datetime | None = None
-        responses: list[ResponseRow] = []
-        refused: list[DeadLetter] = []
-        for d in batch:
-            if d.topic.endswith("/status"):
-                self._record_status(d)
-                continue
-            if d.topic.endswith("/questionnaires"):
-                answered = judge_questionnaires(d.topic, d.payload, d.received_at, self._registry.lookup)
-                responses.extend(answered.rows)
-                refused.extend(answered.dead)
-                continue
-            verdict = judge(d.topic, d.payload, d.received_at, self._registry.lookup)
-            rows.extend(verdict.rows)
-            dead.extend(verdict.dead)
-            if verdict.sent_at and (newest_sent is None or verdict.sent_at > newest_sent):
-                newest_sent = verdict.sent_at
-        if responses or refused:
-            self._store_questionnaires(responses, refused)
+        """Judge every message, then store statuses, questionnaire responses and readings. A message whose judging
+        or storing fails for any reason but the database being away is dead-lettered on its own; the rest go on."""
+        judged = self._retry("judge", lambda: [self._judge(d) for d in batch])
+        statuses = [j for j in judged if j.status is not None]
+        if statuses:
+            self._contained(statuses, self._write_statuses, "status")
+        answered = [j for j in judged if j.responses or (j.channel == "questionnaires" and j.dead)]
+        if answered:
+            self._contained(answered, self._write_questionnaires, "questionnaires")
+        readings = [j for j in judged if j.channel == "readings" or (j.channel == "status" and j.dead)]
         started = time.perf_counter()
-        try:
-            result = self._write_with_retry(rows, dead)
-        except Exception as exc:  # a fault of the data, not of the database: isolate it
-            log.error("batch_failed messages=%d error=%s", len(batch), type(exc).__name__)
-            if len(batch) > 1:
-                half = len(batch) // 2
-                first, second = self._process(batch[:half]), self._process(batch[half:])
-                return BatchResult(
-                    first.staged + second.staged,
-                    first.stored + second.stored,
-                    first.dead_lettered_readings + second.dead_lettered_readings,
-                    first.dead_letter_rows + second.dead_letter_rows,
-                    first.alarms_changed + second.alarms_changed,
-                )
-            return self._dead_letter_unprocessable(batch[0], exc)
+        results = self._contained(readings, self._write_readings, "readings") if readings else []
+        result = _sum(results)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.MESSAGES.inc(len(batch))
         metrics.READINGS_STORED.inc(result.stored)
         metrics.DUPLICATES.inc(result.duplicates)
-        for letter in dead:
-            metrics.DEAD_LETTERED.labels(reason=letter.reason).inc()
+        for j in judged:
+            for letter in j.dead:
+                metrics.DEAD_LETTERED.labels(reason=letter.reason).inc()
+        newest_sent = max((j.sent_at for j in judged if j.sent_at is not None), default=None)
         if newest_sent is not None:
             metrics.LAG_SECONDS.set((datetime.now(UTC) - newest_sent).total_seconds())
         return result
 
-    def _write_with_retry(self, rows: list[ReadingRow], dead: list[DeadLetter], with_rules: bool = True) -> BatchResult:
-        """Retry while the database is away (restart, failover); the messages stay unacknowledged meanwhile."""
+    def _judge(self, d: Delivery) -> _Judged:
+        """One message's verdict. Any exception but a database outage makes the message a dead letter."""
+        channel = d.topic.rsplit("/", 1)[-1]
+        try:
+            if channel == "status":
+                return self._judge_status(d)
+            if channel == "questionnaires":
+                answered = judge_questionnaires(d.topic, d.payload, d.received_at, self._registry.lookup)
+                return _Judged(d, channel, dead=answered.dead, responses=answered.rows)
+            verdict = judge(d.topic, d.payload, d.received_at, self._registry.lookup)
+            return _Judged(d, "readings", rows=verdict.rows, dead=verdict.dead, sent_at=verdict.sent_at)
+        except RETRYABLE_DB_ERRORS:
+            raise
+        except Exception as exc:
+            log.error("message_unprocessable stage=judge channel=%s error=%s", channel, type(exc).__name__)
+            return _Judged(d, "readings", dead=[unprocessable(d.topic, d.payload, exc)])
+
+    def _judge_status(self, d: Delivery) -> _Judged:
+        try:
+            gateway_id, _ = parse_topic(d.topic)
+        except ValueError as exc:
+            return _Judged(d, "status", dead=[whole_message(d.topic, None, Reason.BAD_TOPIC, str(exc), d.payload)])
+        try:
+            status = parse_status(d.payload)
+        except EnvelopeError as exc:
+            log.warning("status_refused reason=%s", exc.reason)
+            return _Judged(d, "status", dead=[whole_message(d.topic, gateway_id, exc.reason, exc.detail, d.payload)])
+        return _Judged(d, "status", status=(gateway_id, status))
+
+    def _contained(
+        self, judged: list[_Judged], write: Callable[[psycopg.Connection[Any], list[_Judged]], _T], what: str
+    ) -> list[_T]:
+        """`write` in one transaction (retried while the database is away). When it fails otherwise, the messages
+        are split in halves until the one that fails is alone; that one is dead-lettered, the others are written."""
+        try:
+            return [self._with_db(what, lambda conn: write(conn, judged))]
+        except RETRYABLE_DB_ERRORS:
+            raise
+        except Exception as exc:
+            log.error("batch_failed stage=%s messages=%d error=%s", what, len(judged), type(exc).__name__)
+            if len(judged) > 1:
+                half = len(judged) // 2
+                return self._contained(judged[:half], write, what) + self._contained(judged[half:], write, what)
+            self._dead_letter_alone(judged[0].delivery, exc)
+            return []
+
+    def _write_readings(self, conn: psycopg.Connection[Any], judged: list[_Judged]) -> BatchResult:
+        rows = [r for j in judged for r in j.rows]
+        dead = [d for j in judged for d in j.dead]
+        self._touch_seen(conn, rows)
+        return write_batch(conn, rows, dead, self._rules)
+
+    def _write_questionnaires(self, conn: psycopg.Connection[Any], judged: list[_Judged]) -> None:
+        rows = [r for j in judged for r in j.responses]
+        dead = [d for j in judged for d in j.dead]
+        stored, alarms = write_responses(conn, rows, dead, self._questionnaire_rules)
+        log.info("questionnaires_stored responses=%d stored=%d alarms=%d", len(rows), stored, alarms)
+
+    def _write_statuses(self, conn: psycopg.Connection[Any], judged: list[_Judged]) -> None:
+        with conn.transaction():
+            for j in judged:
+                assert j.status is not None
+                gateway_id, status = j.status
+                conn.execute(
+                    "UPDATE gateways SET state = %s, agent_version = COALESCE(%s, agent_version), "
+                    "outbox_depth = COALESCE(%s, outbox_depth), status = %s, last_seen_at = now() WHERE id = %s",
+                    (status.state, status.agent_version, status.outbox_depth, status.model_dump_json(), gateway_id),
+                )
+                for device in status.devices:
+                    if device.battery_percent is not None:
+                        conn.execute(
+                            "UPDATE devices SET battery_percent = %s WHERE gateway_id = %s AND address = %s",
+                            (device.battery_percent, gateway_id, device.address),
+                        )
+
+    def _dead_letter_alone(self, delivery: Delivery, exc: Exception) -> None:
+        """The last stop of a message that cannot be stored: its raw bytes go to the dead-letter table. If even
+        that fails, the worker stops with the message unacknowledged (the crash-loop guard takes it from there)."""
+        letter = unprocessable(delivery.topic, delivery.payload, exc)
+        metrics.DEAD_LETTERED.labels(reason=letter.reason).inc()
+        self._with_db("dead_letter", lambda conn: write_batch(conn, [], [letter]))
+
+    def _retry(self, what: str, work: Callable[[], _T]) -> _T:
+        """The one retry for ingest's database work: while the database is away (restart, failover) the messages
+        stay unacknowledged and the work is tried again, with a growing pause."""
         attempt = 0
         while True:
             try:
-                with self._pool.connection() as conn:
-                    self._touch_seen(conn, rows)
-                    result = write_batch(conn, rows, dead, self._rules if with_rules else None)
+                result = work()
                 self.health.db_ok = True
                 return result
             except RETRYABLE_DB_ERRORS as exc:
                 attempt += 1
                 self.health.db_ok = False
                 metrics.DB_ERRORS.inc()
-                log.warning("batch_write_failed attempt=%d error=%s", attempt, type(exc).__name__)
+                log.warning("db_write_failed stage=%s attempt=%d error=%s", what, attempt, type(exc).__name__)
                 time.sleep(min(5.0, 0.2 * attempt))
+
+    def _with_db(self, what: str, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        def run() -> _T:
+            with self._pool.connection() as conn:
+                return work(conn)
+
+        return self._retry(what, run)
 
     def _touch_seen(self, conn: psycopg.Connection[Any], rows: list[ReadingRow]) -> None:
         """Last-seen bookkeeping in its own short transaction; a conflict with another worker is not worth a retry."""
@@ -259,71 +360,43 @@ class IngestWorker:
         except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable) as exc:
             log.info("seen_touch_skipped error=%s", type(exc).__name__)
 
-    def _store_questionnaires(self, rows: list[ResponseRow], dead: list[DeadLetter]) -> None:
-        """Like readings: retried while the database is away, so the messages stay unacknowledged meanwhile."""
-        attempt = 0
-        while True:
-            try:
-                with self._pool.connection() as conn:
-                    stored, alarms = write_responses(conn, rows, dead, self._questionnaire_rules)
-                self.health.db_ok = True
-                log.info("questionnaires_stored responses=%d stored=%d alarms=%d", len(rows), stored, alarms)
-                return
-            except RETRYABLE_DB_ERRORS as exc:
-                attempt += 1
-                self.health.db_ok = False
-                metrics.DB_ERRORS.inc()
-                log.warning("questionnaire_write_failed attempt=%d error=%s", attempt, type(exc).__name__)
-                time.sleep(min(5.0, 0.2 * attempt))
+    # --- the crash-loop guard (ingest_service/guard.py) --------------------------------------------------------
 
-    def _dead_letter_unprocessable(self, delivery: Delivery, exc: Exception) -> BatchResult:
-        """A message that fails for a reason other than the database goes whole to the dead-letter table."""
-        verdict = judge(delivery.topic, delivery.payload, delivery.received_at, self._registry.lookup)
-        letter = DeadLetter(
-            delivery.topic,
-            verdict.gateway_id,
-            "processing_error",
-            f"{type(exc).__name__}: {str(exc)[:300]}",
-            None,
-            None,
-            max(1, len(verdict.rows) + sum(d.reading_count for d in verdict.dead)),
-            hashlib.sha256(delivery.topic.encode() + b"\0" + delivery.payload).digest(),
-            delivery.payload,
-        )
-        metrics.DEAD_LETTERED.labels(reason="processing_error").inc()
-        return self._write_with_retry([], [letter], with_rules=False)
+    def _process_guarded(self, batch: list[Delivery]) -> BatchResult:
+        """A batch holding redelivered messages: poison is dead-lettered unread, suspects go one by one."""
+        keys = {id(d): message_key(d.topic, d.payload) for d in batch if d.dup}
+        if not keys:
+            return self._process(batch)
+        known = self._with_db("guard", lambda conn: guard.marks(conn, list(keys.values())))
+        poison = [d for d in batch if known.get(keys.get(id(d), b"")) is True]
+        suspects = [d for d in batch if known.get(keys.get(id(d), b"")) is False]
+        rest = [d for d in batch if keys.get(id(d)) not in known]
+        results: list[BatchResult] = []
+        if poison:
+            log.error("poison_messages_dead_lettered messages=%d", len(poison))
+            letters = [poison_letter(d.topic, d.payload) for d in poison]
+            for letter in letters:
+                metrics.DEAD_LETTERED.labels(reason=letter.reason).inc()
+            # Their marks stay: should the acknowledgement be lost, the next redelivery is recognised at once.
+            results.append(self._with_db("dead_letter", lambda conn: write_batch(conn, [], letters)))
+        for d in suspects:
+            self._mark([keys[id(d)]], solo=True)
+            results.append(self._process([d]))
+            self._unmark([keys[id(d)]])
+        rest_keys = [keys[id(d)] for d in rest if id(d) in keys]
+        if rest_keys:
+            self._mark(rest_keys, solo=False)
+        if rest:
+            results.append(self._process(rest))
+        if rest_keys:
+            self._unmark(rest_keys)
+        return _sum(results)
 
-    def _record_status(self, delivery: Delivery) -> None:
-        try:
-            gateway_id, _ = parse_topic(delivery.topic)
-            status = GatewayStatus.model_validate_json(delivery.payload)
-        except ValueError as exc:
-            log.warning("status_refused error=%s", str(exc).splitlines()[0])
-            return
-        attempt = 0
-        while True:
-            try:
-                self._store_status(gateway_id, status)
-                return
-            except RETRYABLE_DB_ERRORS as exc:
-                attempt += 1
-                metrics.DB_ERRORS.inc()
-                log.warning("status_write_failed attempt=%d error=%s", attempt, type(exc).__name__)
-                time.sleep(min(5.0, 0.2 * attempt))
+    def _mark(self, keys: list[bytes], *, solo: bool) -> None:
+        self._with_db("guard", lambda conn: guard.mark(conn, keys, solo=solo, worker_id=self._id))
 
-    def _store_status(self, gateway_id: str, status: GatewayStatus) -> None:
-        with self._pool.connection() as conn:
-            conn.execute(
-                "UPDATE gateways SET state = %s, agent_version = COALESCE(%s, agent_version), "
-                "outbox_depth = COALESCE(%s, outbox_depth), status = %s, last_seen_at = now() WHERE id = %s",
-                (status.state, status.agent_version, status.outbox_depth, status.model_dump_json(), gateway_id),
-            )
-            for device in status.devices:
-                if device.battery_percent is not None:
-                    conn.execute(
-                        "UPDATE devices SET battery_percent = %s WHERE gateway_id = %s AND address = %s",
-                        (device.battery_percent, gateway_id, device.address),
-                    )
+    def _unmark(self, keys: list[bytes]) -> None:
+        self._with_db("guard", lambda conn: guard.clear(conn, keys))
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -350,7 +423,7 @@ class IngestWorker:
 
     def _handle(self, batch: list[Delivery]) -> None:
         if batch:
-            result = self._process(batch)
+            result = self._process_guarded(batch)
             self._ack(batch)
             self._stored_total += result.stored
         now = time.monotonic()

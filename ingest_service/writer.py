@@ -3,6 +3,7 @@ stored before), dead letters, the rules on the newly stored readings, and a NOTI
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.errors import UniqueViolation
 
+from ingest_service import metrics
 from ingest_service.judge import DeadLetter, ReadingRow
+from vitals import KINDS, Kind, Reason, readings_topic
 
 NOTIFY_CHANNEL = "varde_events"
 
@@ -82,11 +85,13 @@ def write_batch(
 ) -> BatchResult:
     """Everything in one transaction: a crash anywhere leaves nothing half-written and nothing acknowledged."""
     stored = StoredBatch.of(())
+    conflicts: list[DeadLetter] = []
     dead_rows = 0
     alarm_ids: Sequence[UUID] = ()
     with conn.transaction(), conn.cursor() as cur:
         if rows:
-            stored = _insert_new(conn, cur, rows)
+            stored, conflicts = _insert_new(conn, cur, rows)
+            dead = [*dead, *conflicts]
         if dead:
             cur.executemany(
                 "INSERT INTO rejected_messages (topic, gateway_id, reason, detail, reading_index, reading_id, "
@@ -114,37 +119,100 @@ def write_batch(
         if stored or alarm_ids:
             payload = json.dumps({"readings": len(stored), "alarms": [str(a) for a in alarm_ids][:100]})
             cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
-    return BatchResult(len(rows), len(stored), sum(d.reading_count for d in dead), dead_rows, len(alarm_ids))
+    if conflicts:
+        metrics.DEAD_LETTERED.labels(reason=Reason.ID_CONFLICT.value).inc(len(conflicts))
+    staged = len(rows) - len(conflicts)
+    return BatchResult(staged, len(stored), sum(d.reading_count for d in dead), dead_rows, len(alarm_ids))
 
 
-def _insert_new(conn: Connection[Any], cur: Any, rows: Sequence[ReadingRow]) -> StoredBatch:
-    """Insert each reading once; returns the ones this call stored.
+def _insert_new(conn: Connection[Any], cur: Any, rows: Sequence[ReadingRow]) -> tuple[StoredBatch, list[DeadLetter]]:
+    """Insert each reading once; returns the ones this call stored and the dead letters of id conflicts.
 
-    The common case, readings the table has never seen, goes by binary COPY straight into `readings` (inside a
-    savepoint). A redelivered or replayed reading makes that COPY fail on the primary key; then the batch goes
-    through a staging table and `INSERT … ON CONFLICT DO NOTHING`, which stores only what is new.
+    The common case, readings the table has never seen, goes by binary COPY straight into `reading_ids` and
+    `readings` (inside a savepoint). A redelivered or replayed reading makes that COPY fail on a primary key; then
+    the batch takes `_insert_known`, which stores only what is new and refuses an id re-sent with another time.
     """
     try:
-        with conn.transaction(), cur.copy(f"COPY readings ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(STAGE_TYPES)
-            for row in rows:
-                copy.write_row(row)
-        return StoredBatch.of(rows)
+        with conn.transaction():
+            with cur.copy("COPY reading_ids (id, measured_at) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["uuid", "timestamptz"])
+                for row in rows:
+                    copy.write_row((row[0], row[5]))
+            with cur.copy(f"COPY readings ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(STAGE_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+        return StoredBatch.of(rows), []
     except UniqueViolation:
         pass
+    return _insert_known(cur, rows)
+
+
+def _insert_known(cur: Any, rows: Sequence[ReadingRow]) -> tuple[StoredBatch, list[DeadLetter]]:
+    """The batch holds ids seen before. Each id counts at the time it was first stored with (`reading_ids`): a copy
+    at that time is a duplicate, skipped; a copy at another time is an `id_conflict` dead letter. Within the batch
+    the first row of an id wins, as the staging table is read in COPY order."""
+    first: dict[UUID, ReadingRow] = {}
+    for row in rows:
+        first.setdefault(row[0], row)
+    ids = list(first)
+    cur.execute(
+        "INSERT INTO reading_ids (id, measured_at) SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]) "
+        "ON CONFLICT (id) DO NOTHING",
+        (ids, [first[i][5] for i in ids]),
+    )
+    # A statement of its own: its snapshot sees ids another worker committed while the insert above waited.
+    cur.execute("SELECT id, measured_at FROM reading_ids WHERE id = ANY(%s)", (ids,))
+    stored_at: dict[UUID, datetime] = dict(cur.fetchall())
+    candidates = [row for row in rows if stored_at.get(row[0]) == row[5]]
+    conflicts = [_conflict(row, stored_at[row[0]]) for row in rows if stored_at.get(row[0]) not in (None, row[5])]
+    if not candidates:
+        return StoredBatch.of(()), conflicts
     cur.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     with cur.copy(f"COPY ingest_stage ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(STAGE_TYPES)
-        for row in rows:
+        for row in candidates:
             copy.write_row(row)
     cur.execute(
         f"INSERT INTO readings ({STAGE_COLUMNS}) SELECT {STAGE_COLUMNS} FROM ingest_stage "
         "ON CONFLICT DO NOTHING RETURNING id"
     )
     inserted = cur.fetchall()
-    if len(inserted) == len(rows):
-        return StoredBatch.of(rows)
-    return StoredBatch.of(_first_of_each(rows, {r[0] for r in inserted}))
+    if len(inserted) == len(candidates):
+        return StoredBatch.of(candidates), conflicts
+    return StoredBatch.of(_first_of_each(candidates, {r[0] for r in inserted})), conflicts
+
+
+def _conflict(row: ReadingRow, stored_at: datetime) -> DeadLetter:
+    """The dead letter of a reading whose id is stored at another time: a stored reading is never moved in time
+    (its alarms and trends were judged at that time), and a second row would count it twice."""
+    reading_id, gateway_id, measured_at = row[0], row[2], row[5]
+    doc = {
+        "id": str(reading_id),
+        "kind": row[3],
+        "value": row[4],
+        "unit": KINDS[Kind(row[3])].unit,
+        "measured_at": measured_at.isoformat(),
+        "device": {"address": row[7], "type": row[8], "model": row[9]},
+        "group": row[10],
+        "flags": list(row[11]),
+    }
+    detail = (
+        f"reading id {reading_id} is stored with measured_at {stored_at.isoformat()}; this copy says "
+        f"{measured_at.isoformat()}. The stored reading stays; a reading is not moved in time"
+    )
+    key = hashlib.sha256(f"id_conflict\0{reading_id}\0{measured_at.isoformat()}".encode()).digest()
+    return DeadLetter(
+        readings_topic(gateway_id),
+        gateway_id,
+        Reason.ID_CONFLICT.value,
+        detail,
+        None,
+        reading_id,
+        1,
+        key,
+        json.dumps(doc).encode(),
+    )
 
 
 def _first_of_each(rows: Sequence[ReadingRow], inserted_ids: set[UUID]) -> list[ReadingRow]:

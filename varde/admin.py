@@ -10,11 +10,12 @@ from uuid import UUID
 
 import psycopg
 
+from clinician_api import roles
 from store.settings import Settings
 from vitals.topics import validate_gateway_id
 
 PROTOCOLS = ("general", "heart_failure", "copd", "diabetes", "hypertension")
-ROLES = ("nurse", "physician", "admin")
+ROLES = roles.ROLES
 
 
 class AdminError(ValueError):
@@ -189,6 +190,7 @@ def init_broker(settings: Settings) -> list[str]:
         return [f"varde-{service}" for service in logins]
     with _broker_admin(settings) as broker:
         broker.ensure_service_logins(passwords)
+        broker.bind_gateway_client_ids()
     return [f"varde-{service}" for service in logins]
 
 

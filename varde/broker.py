@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from vitals.topics import (
+    GATEWAY_ID_PATTERN,
     INGEST_QUESTIONNAIRES_SUBSCRIPTION,
     INGEST_SHARE_GROUP,
     INGEST_SHARED_SUBSCRIPTION,
@@ -94,6 +95,7 @@ class DynSecAdmin:
         tls_ca_file: str | None = None,
     ) -> None:
         self._timeout = timeout
+        self._host, self._port, self._tls_ca_file = host, port, tls_ca_file
         self._responses: dict[str, list[dict[str, Any]]] = {}
         self._cond = threading.Condition()
         self._client = mqtt.Client(
@@ -186,18 +188,73 @@ class DynSecAdmin:
             tolerate=("already exists",),
         )
         for name, password in logins.items():
+            self._ensure_service_login(f"varde-{name}", f"service-{name}", password)
+
+    def _ensure_service_login(self, username: str, rolename: str, password: str) -> None:
+        """Create the login, or repair what differs. Every dynsec change to a client kicks its live connections
+        (Mosquitto 2.0), so a login that already works with `password` and has its role is left untouched: a
+        second `varde stack up` must not disconnect running workers."""
+        found = self.run([{"command": "getClient", "username": username}], tolerate=("not found",))
+        client = (found[0].get("data") or {}).get("client") if found else None
+        if not client:
             self.run(
                 [
                     {
                         "command": "createClient",
-                        "username": f"varde-{name}",
+                        "username": username,
                         "password": password,
-                        "roles": [{"rolename": f"service-{name}"}],
+                        "roles": [{"rolename": rolename}],
                     }
-                ],
-                tolerate=("already exists",),
+                ]
             )
-            self.run([{"command": "setClientPassword", "username": f"varde-{name}", "password": password}])
+            return
+        if rolename not in {r.get("rolename") for r in client.get("roles", [])}:
+            self.run([{"command": "addClientRole", "username": username, "rolename": rolename}])
+        if not self.login_works(username, password):
+            self.run([{"command": "setClientPassword", "username": username, "password": password}])
+
+    def login_works(self, username: str, password: str) -> bool:
+        """Whether the broker accepts `username`/`password` (a short probe connection of its own)."""
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"{username}-probe-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        )
+        client.username_pw_set(username, password)
+        if self._tls_ca_file:
+            client.tls_set(ca_certs=self._tls_ca_file)
+        answered = threading.Event()
+        codes: list[Any] = []
+
+        def on_connect(c: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+            codes.append(rc)
+            answered.set()
+
+        client.on_connect = on_connect
+        try:
+            client.connect(self._host, self._port)
+        except (OSError, ValueError) as exc:
+            raise BrokerAdminError(f"cannot reach the MQTT broker at {self._host}:{self._port}: {exc}") from None
+        client.loop_start()
+        try:
+            if not answered.wait(self._timeout):
+                raise BrokerAdminError(f"no CONNACK from the broker at {self._host}:{self._port}")
+            return not codes[0].is_failure
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def bind_gateway_client_ids(self) -> list[str]:
+        """Bind gateway logins made before client ids were bound (each gateway may connect only with its own id);
+        returns the ones changed. Each change kicks that gateway once; it reconnects with its own id."""
+        listed = self.run([{"command": "listClients", "verbose": True, "count": -1}])
+        clients = (listed[0].get("data") or {}).get("clients", []) if listed else []
+        changed = [
+            str(c["username"])
+            for c in clients
+            if GATEWAY_ID_PATTERN.fullmatch(str(c.get("username", ""))) and c.get("clientid") != c["username"]
+        ]
+        for gateway_id in changed:
+            self.run([{"command": "setClientId", "username": gateway_id, "clientid": gateway_id}])
+        return changed
 
     def add_gateway(self, gateway_id: str, password: str) -> None:
         role = gateway_role(gateway_id)
@@ -208,6 +265,9 @@ class DynSecAdmin:
                     "command": "createClient",
                     "username": gateway_id,
                     "password": password,
+                    # The login may connect only with its own client id, so it cannot take over another client's
+                    # session (the ingest workers' `varde-ingest-<host>`, another gateway's).
+                    "clientid": gateway_id,
                     "roles": [{"rolename": role["rolename"]}],
                 },
             ]

@@ -293,7 +293,7 @@ def patient_add(
 @user_app.command("add")
 def user_add(
     username: str,
-    role: Annotated[str, typer.Option(help="nurse|physician|admin")],
+    role: Annotated[str, typer.Option(help="nurse|physician|admin|data_export")],
     team: Annotated[list[str], typer.Option(help="Care team (repeat for several).")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     display_name: Annotated[str, typer.Option(help="Name shown in the dashboard.")] = "",
@@ -494,6 +494,35 @@ def sim_fleet(
     typer.echo(json.dumps(report.as_dict()))
     if report.puback_failures or report.unacked:
         raise typer.Exit(1)
+
+
+@sim_app.command("peripheral")
+def sim_peripheral(
+    kind: Annotated[
+        str,
+        typer.Option(help="blood_pressure, pulse_oximeter, weight_scale, thermometer, glucose_meter or heart_rate."),
+    ] = "blood_pressure",
+    transport: Annotated[
+        str, typer.Option(help="Bumble HCI transport of the controller: usb:0, hci-socket:0, serial:/dev/ttyACM0, …")
+    ] = "usb:0",
+    address: Annotated[str | None, typer.Option(help="Random static address to advertise (default per kind).")] = None,
+    passkey: Annotated[str | None, typer.Option(help="Six-digit passkey; the glucose meter always has one.")] = None,
+    every: Annotated[float, typer.Option(min=1, help="Seconds between measurements.")] = 60.0,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many measurements.")] = None,
+) -> None:
+    """Run one virtual health device on a real Bluetooth controller (needs `varde[bumble]`), for a real gateway."""
+    import asyncio
+
+    try:
+        from device_simulators.dongle import DongleError, run_peripheral
+    except ImportError as exc:
+        _fail(f"the virtual devices need Bumble: pip install 'varde[bumble]' ({exc})")
+    try:
+        asyncio.run(run_peripheral(kind, transport, address=address, passkey=passkey, every_s=every, count=count))
+    except DongleError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command("demo")

@@ -537,6 +537,7 @@ def _start_mosquitto(
                     "autosave_interval 30",
                     "max_queued_messages 200000",
                     "max_inflight_messages 0",
+                    "max_packet_size 1048576",
                     "log_dest stderr",
                     "log_type error",
                     "log_type warning",
@@ -579,6 +580,9 @@ def _start_mosquitto(
     state["tls_ca_file"] = str(pki.ca_cert)
     with DynSecAdmin("127.0.0.1", port, "admin", admin_password) as admin:
         admin.ensure_service_logins(logins)
+        bound = admin.bind_gateway_client_ids()
+    if bound:
+        _say(f"Mosquitto: bound {len(bound)} gateway login(s) to their own client id")
 
 
 def _stop_pid(pid: int | None, name: str, timeout: float = 15) -> None:
@@ -854,6 +858,19 @@ def restart_broker(home: Path) -> None:
     """Stop Mosquitto cleanly and start it again on the same port."""
     stop_broker(home)
     start_broker(home)
+
+
+def stop_postgres(home: Path) -> None:
+    """Fast shutdown of the private PostgreSQL (fault tests: an outage of a chosen length)."""
+    _stop_postgres(load_state(StackPaths(home)))
+
+
+def start_postgres(home: Path) -> None:
+    """Start the private PostgreSQL again on the same port."""
+    paths = StackPaths(home)
+    state = load_state(paths)
+    _start_postgres(paths, state, _read_json(paths.secrets_file), _service_user())
+    _write_private_json(paths.stack_file, state)
 
 
 def restart_postgres(home: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal, NotRequired, get_args
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -36,6 +38,9 @@ from vitals.topics import GATEWAY_ID_PATTERN
 
 SCHEMA = "varde.readings/1"
 MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 16
+"""No wire message nests deeper than 4 (envelope → readings → reading → device); deeper input is refused before it
+is decoded, so no parser recurses on it."""
 MAX_READINGS_PER_ENVELOPE = 2000
 FUTURE_SKEW = timedelta(minutes=5)
 RETENTION = timedelta(days=3650)
@@ -63,10 +68,35 @@ class Reason(StrEnum):
     TOO_OLD = "too_old"
     DUPLICATE_ID = "duplicate_id"
     BAD_READING = "bad_reading"
+    TOO_DEEP = "too_deep"
+    BAD_TEXT = "bad_text"
+    ID_CONFLICT = "id_conflict"
+    PROCESSING_ERROR = "processing_error"
+    POISON_MESSAGE = "poison_message"
 
 
 _Strict = ConfigDict(extra="forbid", frozen=True)
 Flag = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+UNPRINTABLE = "\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+"""Control characters (C0, DEL, C1) and invisible or bidirectional formatting characters: they have no place in a
+device address, model or group, PostgreSQL cannot store NUL, and bidi overrides would spoof what a nurse reads."""
+_UNPRINTABLE = re.compile(f"[{UNPRINTABLE}\ud800-\udfff]")  # and lone surrogates, which are not text at all
+PRINTABLE_PATTERN = f"^[^{UNPRINTABLE}]*$"
+
+
+def _printable(value: str) -> str:
+    found = _UNPRINTABLE.search(value)
+    if found is not None:
+        raise ValueError(
+            f"{Reason.BAD_TEXT}: holds the control, formatting or surrogate character U+{ord(found.group()):04X}"
+        )
+    return value
+
+
+Text64 = Annotated[str, StringConstraints(max_length=64), AfterValidator(_printable)]
+"""Free text of a reading (device address and model, group): at most 64 characters, all printable. Text that is not
+valid Unicode (a lone surrogate) is refused by the string type itself."""
 
 
 def _rfc3339_text(value: Any) -> Any:
@@ -79,9 +109,9 @@ def _rfc3339_text(value: Any) -> Any:
 class DeviceRef(BaseModel):
     model_config = _Strict
 
-    address: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    address: Annotated[Text64, StringConstraints(min_length=1)]
     type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-    model: Annotated[str, StringConstraints(max_length=64)] | None = None
+    model: Text64 | None = None
 
 
 class Reading(BaseModel):
@@ -95,7 +125,7 @@ class Reading(BaseModel):
     unit: str
     measured_at: Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
     device: DeviceRef
-    group: Annotated[str, StringConstraints(max_length=64)] | None = None
+    group: Text64 | None = None
     flags: tuple[Flag, ...] = ()
 
     @field_validator("kind", mode="before")
@@ -174,29 +204,74 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
     where = ".".join(str(p) for p in err["loc"])
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "string_unicode":
+        msg = f"{Reason.BAD_TEXT}: is not valid Unicode text (a lone surrogate)"
     return f"{where}: {msg}" if where else msg
 
 
 def _reading_reason(detail: str) -> tuple[Reason, str]:
     """The reason code a model validator put in front of its message, and the message without it."""
-    for reason in (Reason.UNKNOWN_KIND, Reason.WRONG_UNIT, Reason.NOT_FINITE, Reason.IMPLAUSIBLE_VALUE):
+    for reason in (
+        Reason.UNKNOWN_KIND,
+        Reason.WRONG_UNIT,
+        Reason.NOT_FINITE,
+        Reason.IMPLAUSIBLE_VALUE,
+        Reason.BAD_TEXT,
+    ):
         tag = f"{reason.value}: "
         if tag in detail:
             return reason, detail.replace(tag, "", 1)
     return Reason.BAD_READING, detail
 
 
-def _load_json(payload: bytes) -> Any:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise EnvelopeError(Reason.OVERSIZED, f"{len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+_JSON_SPECIAL = re.compile(rb'[\[\]{}"\\]')
+
+
+def nesting_fault(payload: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why `payload` nests too deep for the wire, or None. One linear pass over the bytes that matter to nesting
+    (brackets, quotes, backslashes), without decoding: no recursion, no quadratic backtracking."""
+    depth = 0
+    in_string = False
+    skip_before = -1
+    for match in _JSON_SPECIAL.finditer(payload):
+        at = match.start()
+        if at < skip_before:
+            continue
+        char = payload[at]
+        if in_string:
+            if char == 0x5C:  # backslash: the next byte is escaped
+                skip_before = at + 2
+            elif char == 0x22:
+                in_string = False
+        elif char == 0x22:
+            in_string = True
+        elif char in (0x5B, 0x7B):
+            depth += 1
+            if depth > max_depth:
+                return f"JSON nests deeper than {max_depth} levels (at byte {at})"
+        elif char in (0x5D, 0x7D):
+            depth -= 1
+    return None
+
+
+def load_wire_json(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The one bounded JSON decoder for everything a gateway sends: size, UTF-8 and nesting depth are checked before
+    any parser sees the bytes; NaN and Infinity are refused. Every fault raises EnvelopeError with its reason."""
+    if len(payload) > max_bytes:
+        raise EnvelopeError(Reason.OVERSIZED, f"{len(payload)} bytes exceeds the {max_bytes}-byte limit")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EnvelopeError(Reason.NOT_UTF8, f"payload is not UTF-8 (byte {exc.start})") from None
+    fault = nesting_fault(payload, max_depth)
+    if fault is not None:
+        raise EnvelopeError(Reason.TOO_DEEP, fault)
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except (json.JSONDecodeError, ValueError) as exc:
         raise EnvelopeError(Reason.BAD_JSON, f"payload is not JSON: {exc}") from None
+    except RecursionError:  # pragma: no cover - the depth check above makes this unreachable
+        raise EnvelopeError(Reason.TOO_DEEP, "JSON nests too deep") from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -215,7 +290,7 @@ def parse_envelope(
 
     Raises EnvelopeError for faults of the whole message; returns valid readings and rejected ones apart.
     """
-    doc = _load_json(payload)
+    doc = load_wire_json(payload)
     if not isinstance(doc, dict):
         raise EnvelopeError(Reason.BAD_ENVELOPE, "envelope must be a JSON object")
     if doc.get("schema") != SCHEMA:
@@ -286,6 +361,8 @@ def _all_valid(raw: list[Any], now: datetime, future_skew: timedelta, retention:
 # stricter than that path (strict JSON types), never laxer, so both give the same verdict on every message.
 
 _Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+_WireText64 = Annotated[str, StringConstraints(max_length=64, pattern=PRINTABLE_PATTERN)]
+"""`Text64` as a pattern inside pydantic-core (no Python validator on the fast path); the same characters refused."""
 WireKind = Literal[
     "bp_systolic",
     "bp_diastolic",
@@ -302,9 +379,9 @@ WireKind = Literal[
 
 @with_config(ConfigDict(extra="forbid", strict=True))
 class WireDevice(TypedDict):
-    address: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    address: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN)]
     type: _Name
-    model: NotRequired[Annotated[str, StringConstraints(max_length=64)] | None]
+    model: NotRequired[_WireText64 | None]
 
 
 @with_config(ConfigDict(extra="forbid", strict=True))
@@ -317,7 +394,7 @@ class WireReading(TypedDict):
     unit: str
     measured_at: AwareDatetime
     device: WireDevice
-    group: NotRequired[Annotated[str, StringConstraints(max_length=64)] | None]
+    group: NotRequired[_WireText64 | None]
     flags: NotRequired[list[_Name]]
 
 

@@ -24,7 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
-from vitals.envelope import MAX_PAYLOAD_BYTES, EnvelopeError, Reason
+from vitals.envelope import EnvelopeError, Reason, load_wire_json
 from vitals.plan import Questionnaire, Zone
 from vitals.topics import GATEWAY_ID_PATTERN
 
@@ -108,14 +108,7 @@ def build_questionnaire_envelope(gateway_id: str, bodies: list[bytes], sent_at: 
 
 def parse_questionnaire_envelope(payload: bytes, topic_gateway_id: str) -> QuestionnaireEnvelope:
     """Parse raw bytes from `varde/v1/gw/{topic_gateway_id}/questionnaires`; faults raise `EnvelopeError`."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise EnvelopeError(Reason.OVERSIZED, f"{len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
-    try:
-        doc = json.loads(payload.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise EnvelopeError(Reason.NOT_UTF8, "payload is not UTF-8") from None
-    except ValueError as exc:
-        raise EnvelopeError(Reason.BAD_JSON, f"payload is not JSON: {exc}") from None
+    doc = load_wire_json(payload)
     if not isinstance(doc, dict) or doc.get("schema") != QUESTIONNAIRE_SCHEMA:
         schema = doc.get("schema") if isinstance(doc, dict) else None
         raise EnvelopeError(Reason.WRONG_SCHEMA, f"schema {schema!r} is not {QUESTIONNAIRE_SCHEMA!r}")

@@ -54,6 +54,8 @@ class AlarmDocument:
     """gateway_id, address, type, model of the measuring devices behind the readings."""
     gateways: Sequence[tuple[Any, ...]]
     """id, patient_id, enabled, agent_version, state."""
+    explanation_nb: str | None = None
+    """The alarm's text in bokmål, as the nurse read it (the document's language)."""
 
 
 def _entry_id(resource: dict[str, Any]) -> UUID:
@@ -104,8 +106,10 @@ def _devices(
     return out
 
 
-def _narrative(paragraphs: Iterable[str]) -> dict[str, str]:
+def _narrative(paragraphs: Iterable[str], english: Iterable[str] = ()) -> dict[str, str]:
+    """XHTML in bokmål, then any English paragraphs marked as such (`lang="en"`)."""
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p)
+    body += "".join(f'<p lang="en" xml:lang="en">{html.escape(p)}</p>' for p in english if p)
     return {"status": "generated", "div": f'<div xmlns="{_XHTML}">{body}</div>'}
 
 
@@ -123,14 +127,14 @@ def alarm_document(doc: AlarmDocument) -> dict[str, Any]:
     practitioner = identity.practitioner(doc.practitioner[:4])
     organisation = identity.organisation(doc.organisation)
     observations = _observations(doc.readings)
-    issue = fhir.detected_issue(doc.alarm)
+    issue = fhir.detected_issue(doc.alarm, explanation_nb=doc.explanation_nb)
     issue["identifier"] = [{"system": identity.VARDE_ALARM, "value": str(alarm_id)}]
     issue["author"] = {"reference": f"Practitioner/{practitioner['id']}"}
     if observations:
         issue["implicated"] = [{"reference": f"Observation/{o['id']}"} for o in observations]
     code, display = _LOINC_NOTE.get(doc.practitioner[4], _LOINC_NOTE["physician"])
     composition_id = identity.stable_id("alarm-composition", alarm_id)
-    title = f"Varde: alarm {rule} resolved"
+    title = f"Varde: alarm {rule} løst"
     sections: list[dict[str, Any]] = [
         {
             "title": "Vurdering og tiltak / Assessment and action",
@@ -144,17 +148,24 @@ def alarm_document(doc: AlarmDocument) -> dict[str, Any]:
             {
                 "title": "Målinger / Measurements",
                 "code": {"coding": [{"system": fhir.LOINC, "code": "8716-3", "display": "Vital signs"}]},
-                "text": _narrative([f"{len(observations)} measurement(s) behind the alarm: {issue['detail']}"]),
+                "text": _narrative(
+                    [f"{len(observations)} måling(er) bak alarmen: {doc.explanation_nb or doc.alarm[6]}"],
+                    [f"{len(observations)} measurement(s) behind the alarm: {doc.alarm[6]}"],
+                ),
                 "entry": [{"reference": f"Observation/{o['id']}"} for o in observations],
             }
         )
     composition = {
         "resourceType": "Composition",
         "id": str(composition_id),
+        "language": "nb",
         "identifier": {"system": identity.RFC3986, "value": identity.urn(composition_id)},
         "status": "final",
         "type": {"coding": [{"system": fhir.LOINC, "code": code, "display": display}], "text": display},
-        "subject": {"reference": f"Patient/{patient_id}"},
+        "subject": {
+            "reference": f"Patient/{patient_id}",
+            "identifier": identity.patient_key(doc.patient.id, doc.patient.national_id),
+        },
         "date": resolved_at.isoformat(),
         "author": [{"reference": f"Practitioner/{practitioner['id']}"}],
         "title": title,
@@ -190,17 +201,15 @@ def measurement_bundle(
     gateways: Sequence[tuple[Any, ...]],
     created_at: datetime,
 ) -> dict[str, Any]:
-    """New Observations for a record system. A transaction creates each resource only if its identifier is not
-    there yet (`ifNoneExist`), so a resent batch changes nothing; a collection carries the same resources."""
+    """New Observations for a record system. A transaction creates each Observation and Device only if its
+    identifier is not there yet (`ifNoneExist`), so a resent batch changes nothing; a collection carries the same
+    resources. The patient is never sent to be created: every reference to them names the record's own patient
+    by identifier (a conditional reference in a transaction, which fails rather than guess when there is no match)."""
     observations = _observations(readings)
     bundle_id = identity.stable_id("measurements", subscription_id, *sorted(o["id"] for o in observations))
-    by_patient = {p.id: p for p in patients}
+    by_patient = {f"Patient/{p.id}": p for p in patients}
     conditions: dict[str, str] = {}
     resources: list[dict[str, Any]] = []
-    for row in sorted(by_patient.values(), key=lambda p: str(p.id)):
-        resource = _patient(row)
-        conditions[f"Patient/{row.id}"] = identity.patient_search(row.id, row.national_id)
-        resources.append(resource)
     patient_of = {str(g[0]): UUID(str(g[1])) for g in gateways}
     for resource in _devices(devices, gateways, patient_of):
         system = identity.VARDE_DEVICE if resource["id"].startswith("dev-") else fhir.GATEWAY_ID
@@ -209,6 +218,19 @@ def measurement_bundle(
     for resource in observations:
         conditions[f"Observation/{resource['id']}"] = f"identifier={identity.VARDE_READING}|{resource['id']}"
         resources.append(resource)
+    conditional = bundle_type == "transaction"
+
+    def by_identifier(node: Any) -> Any:
+        if isinstance(node, dict):
+            row = by_patient.get(node.get("reference", "")) if set(node) == {"reference"} else None
+            if row is not None:
+                return identity.patient_reference(row.id, row.national_id, conditional=conditional)
+            return {k: by_identifier(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [by_identifier(v) for v in node]
+        return node
+
+    resources = [by_identifier(r) for r in resources]
     entries: list[dict[str, Any]] = []
     for url, resource in _link(resources):
         entry: dict[str, Any] = {"fullUrl": url, "resource": resource}

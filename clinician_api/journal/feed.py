@@ -15,7 +15,7 @@ from psycopg import Connection
 from clinician_api import consent, fhir
 from clinician_api.journal import bundles, outbox
 
-_BP = ("bp_systolic", "bp_diastolic")
+_BP = fhir.BP_KINDS
 # Components of one measurement act carry one time; the margin only absorbs a device that stamps each one anew.
 _PARTNER_MARGIN = timedelta(minutes=10)
 

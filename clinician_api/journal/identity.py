@@ -9,7 +9,8 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from clinician_api.fhir import NORWEGIAN_NATIONAL_ID
+from clinician_api.fhir import national_identifier
+from clinician_api.fhir_coding import national_id_system
 
 ORGANISATION_NUMBER = "urn:oid:2.16.578.1.12.4.1.4.101"
 HPR_NUMBER = "urn:oid:2.16.578.1.12.4.1.4.4"
@@ -34,15 +35,34 @@ def urn(ident: UUID) -> str:
 
 
 def patient_identifiers(patient_id: UUID, national_id: str | None) -> list[dict[str, str]]:
-    """The national identity number (fødselsnummer / D-nummer) first when known, then Varde's own id."""
-    identifiers = [{"system": NORWEGIAN_NATIONAL_ID, "value": national_id}] if national_id else []
+    """The person number (fødselsnummer, D-nummer or H-nummer, the system chosen by the number) first when known,
+    then Varde's own id."""
+    identifiers = [national_identifier(national_id)] if national_id else []
     return [*identifiers, {"system": VARDE_PATIENT, "value": str(patient_id)}]
 
 
+def patient_key(patient_id: UUID, national_id: str | None) -> dict[str, str]:
+    """The one identifier the record system knows the patient by: the person number, else Varde's id."""
+    if national_id:
+        return {"system": national_id_system(national_id), "value": national_id}
+    return {"system": VARDE_PATIENT, "value": str(patient_id)}
+
+
 def patient_search(patient_id: UUID, national_id: str | None) -> str:
-    """The FHIR search that finds the patient in the record system (for conditional create)."""
-    system, value = (NORWEGIAN_NATIONAL_ID, national_id) if national_id else (VARDE_PATIENT, str(patient_id))
-    return f"identifier={system}|{value}"
+    """The FHIR search that finds the patient in the record system."""
+    key = patient_key(patient_id, national_id)
+    return f"identifier={key['system']}|{key['value']}"
+
+
+def patient_reference(patient_id: UUID, national_id: str | None, *, conditional: bool) -> dict[str, Any]:
+    """A reference to the patient as the record system already has them, never a patient to create: a
+    conditional reference (`Patient?identifier=…`, resolved by the receiver in a transaction; no match fails the
+    transaction) and the identifier itself (a logical reference, for a collection)."""
+    key = patient_key(patient_id, national_id)
+    reference: dict[str, Any] = {"identifier": key}
+    if conditional:
+        reference = {"reference": f"Patient?{patient_search(patient_id, national_id)}", **reference}
+    return reference
 
 
 def organisation(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -107,7 +107,8 @@ def enqueue_alarm_document(conn: Connection[Any], alarm_id: UUID) -> UUID | None
     endpoint_id, organisation = target[0], tuple(target[1:])
     alarm = conn.execute(
         "SELECT id, patient_id, rule, severity, state, opened_at, explanation_en, last_reading_id, acknowledged_at, "
-        "resolved_at, resolution, kind, resolved_by, window_start, window_end FROM alarms WHERE id = %s",
+        "resolved_at, resolution, kind, resolved_by, window_start, window_end, explanation_nb FROM alarms "
+        "WHERE id = %s",
         (alarm_id,),
     ).fetchone()
     if alarm is None or alarm[4] != "resolved":
@@ -129,6 +130,7 @@ def enqueue_alarm_document(conn: Connection[Any], alarm_id: UUID) -> UUID | None
         readings=readings,
         devices=devices,
         gateways=gateways,
+        explanation_nb=alarm[15],
     )
     bundle = bundles.alarm_document(doc)
     insert(
@@ -144,7 +146,7 @@ def enqueue_alarm_document(conn: Connection[Any], alarm_id: UUID) -> UUID | None
 
 
 _WINDOW_LIMIT = 50
-_BP = ("bp_systolic", "bp_diastolic")
+_BP = fhir.BP_KINDS
 
 
 def _alarm_readings(

@@ -17,19 +17,22 @@ from zoneinfo import ZoneInfo
 
 from device_simulators.encoders import encode_battery_level, encode_current_time, parse_current_time_write
 from device_simulators.link import (
+    ATT_DATA_FIELD_IGNORED,
+    ATT_READ_NOT_PERMITTED,
+    ATT_WRITE_NOT_PERMITTED,
     Air,
     AirClock,
+    AttError,
     CharacteristicSpec,
-    Connection,
     PeripheralClosed,
     Props,
+    ServerConnection,
 )
 from edge_agent.link import (
     Advertisement,
     BondingRequiredError,
     ConnectTimeoutError,
     DeviceNotFoundError,
-    GattOperationError,
     LinkError,
     sig_uuid,
 )
@@ -37,6 +40,7 @@ from edge_agent.link import (
 BATTERY_LEVEL = 0x2A19
 CURRENT_TIME = 0x2A2B
 MODEL_NUMBER = 0x2A24
+MANUFACTURER_NAME = 0x2A29
 
 CLOCK_RESET_TO = datetime(2000, 1, 1)
 """Where a device's real-time clock restarts after losing power (a common firmware default)."""
@@ -87,6 +91,11 @@ class Peripheral:
     device_type: ClassVar[str] = ""
     service_uuid: ClassVar[int] = 0
     default_model: ClassVar[str] = ""
+    manufacturer: ClassVar[str] = ""
+    """Device Information's Manufacturer Name String, beside the Model Number String."""
+    confirmation_timeout_s: float = 30.0
+    """How long the firmware waits for the ATT confirmation of an indication before it gives up on the link (the
+    ATT transaction timeout; some devices wait less). Only a medium with real ATT timing (`bumble_air`) applies it."""
 
     def __init__(
         self,
@@ -117,7 +126,7 @@ class Peripheral:
         self.bonds: set[str] = set()
         self.faults = Faults()
         self.advertise_for_s = advertise_for_s
-        self.connection: Connection | None = None
+        self.connection: ServerConnection | None = None
         self.connections_accepted = 0
         self.clock_writes = 0
         self.values_sent = 0
@@ -128,6 +137,8 @@ class Peripheral:
         self._chars: dict[int, CharacteristicSpec] = {}
         self.add_characteristic(BATTERY_LEVEL, Props.READ | Props.NOTIFY, secure=False)
         self.add_characteristic(MODEL_NUMBER, Props.READ, secure=False)
+        if self.manufacturer:
+            self.add_characteristic(MANUFACTURER_NAME, Props.READ, secure=False)
         if current_time:
             self.add_characteristic(CURRENT_TIME, Props.READ | Props.WRITE | Props.NOTIFY)
         air.add(self)
@@ -170,6 +181,12 @@ class Peripheral:
         if self.connection is not None:
             self.connection.drop()
 
+    def forget_bonds(self) -> None:
+        """A factory reset (or a pairing with the patient's phone, on devices that keep one bond): the keys it shared
+        with every gateway are gone. A gateway with the old keys must notice and pair again."""
+        self.bonds.clear()
+        self.air.bonds_forgotten(self)
+
     def power_cycle(self, *, reset_clock: bool = True) -> None:
         """Batteries out and in: clears a hang; the clock restarts from `CLOCK_RESET_TO` unless kept."""
         if self.connection is not None:
@@ -189,21 +206,25 @@ class Peripheral:
 
     # ---- subclass hooks ------------------------------------------------------------------------------------
 
+    def characteristics(self) -> tuple[CharacteristicSpec, ...]:
+        """The GATT table, in the order the characteristics were added."""
+        return tuple(self._chars.values())
+
     def add_characteristic(self, uuid: int, props: Props, *, secure: bool = True) -> None:
         """`secure` characteristics need an encrypted link when the device requires bonding."""
         self._chars[uuid] = CharacteristicSpec(uuid, props, encrypted=secure and self.bonding)
 
-    async def serve(self, connection: Connection) -> None:
+    async def serve(self, connection: ServerConnection) -> None:
         """Drive one connection; return when done (the base then disconnects if the device does that)."""
         await asyncio.Event().wait()
 
-    def read_value(self, connection: Connection, uuid: int) -> bytes:
-        raise GattOperationError(f"0x{uuid:04X} has no readable value", address=self.address)
+    def read_value(self, connection: ServerConnection, uuid: int) -> bytes:
+        raise AttError(f"0x{uuid:04X} has no readable value", code=ATT_READ_NOT_PERMITTED, address=self.address)
 
-    def write_value(self, connection: Connection, uuid: int, data: bytes) -> None:
-        raise GattOperationError(f"0x{uuid:04X} refuses writes", address=self.address)
+    def write_value(self, connection: ServerConnection, uuid: int, data: bytes) -> None:
+        raise AttError(f"0x{uuid:04X} refuses writes", code=ATT_WRITE_NOT_PERMITTED, address=self.address)
 
-    async def send(self, connection: Connection, uuid: int, data: bytes) -> None:
+    async def send(self, connection: ServerConnection, uuid: int, data: bytes) -> None:
         """Notify or indicate `data` (whichever the characteristic has), applying the drop faults."""
         self._sent_this_connection += 1
         lose = (self._drop_after is not None and self._sent_this_connection >= self._drop_after) or (
@@ -220,7 +241,7 @@ class Peripheral:
             asyncio.get_running_loop().call_soon(connection.drop)
             raise PeripheralClosed
 
-    async def send_stored(self, connection: Connection, uuid: int, memory: list[StoredRecord]) -> None:
+    async def send_stored(self, connection: ServerConnection, uuid: int, memory: list[StoredRecord]) -> None:
         """Send stored records oldest first, deleting each only once the gateway has confirmed it."""
         while memory:
             record = memory[0]
@@ -247,7 +268,7 @@ class Peripheral:
     def is_bonded(self, central: str) -> bool:
         return central in self.bonds
 
-    def accept(self, connection: Connection) -> None:
+    def accept(self, connection: ServerConnection) -> None:
         if self.advertisement() is None:
             raise DeviceNotFoundError("device is not advertising", address=self.address)
         if self.faults.refuse > 0:
@@ -259,35 +280,39 @@ class Peripheral:
         self._drop_after, self.faults.drop_after = self.faults.drop_after, None
         self._task = asyncio.get_running_loop().create_task(self._serve(connection))
 
-    def bond(self, connection: Connection, passkey: str | None) -> None:
+    def bond(self, connection: ServerConnection, passkey: str | None) -> None:
         if self.passkey is not None and passkey != self.passkey:
             raise BondingRequiredError("pairing failed: AuthenticationFailed (wrong passkey)", address=self.address)
-        self.bonds.add(connection.central.identity)
+        self.bonds.add(connection.peer)
 
-    def read(self, connection: Connection, uuid: int) -> bytes:
+    def read(self, connection: ServerConnection, uuid: int) -> bytes:
         if uuid == BATTERY_LEVEL:
             return encode_battery_level(self.battery)
         if uuid == CURRENT_TIME:
             return encode_current_time(self.clock.now())
         if uuid == MODEL_NUMBER:
             return self.model.encode()
+        if uuid == MANUFACTURER_NAME:
+            return self.manufacturer.encode()
         return self.read_value(connection, uuid)
 
-    def write(self, connection: Connection, uuid: int, data: bytes) -> None:
+    def write(self, connection: ServerConnection, uuid: int, data: bytes) -> None:
         if uuid == CURRENT_TIME:
             try:
                 when = parse_current_time_write(data)
             except ValueError as exc:
-                raise GattOperationError(f"Current Time write refused: {exc}", address=self.address) from None
+                raise AttError(
+                    f"Current Time write refused: {exc}", code=ATT_DATA_FIELD_IGNORED, address=self.address
+                ) from None
             self.clock.set(when)
             self.clock_writes += 1
             return
         self.write_value(connection, uuid, data)
 
-    def subscribed(self, connection: Connection, uuid: int, value: int) -> None:
+    def subscribed(self, connection: ServerConnection, uuid: int, value: int) -> None:
         return None
 
-    def closed(self, connection: Connection) -> None:
+    def closed(self, connection: ServerConnection) -> None:
         if connection is not self.connection:
             return
         self.connection = None
@@ -297,11 +322,11 @@ class Peripheral:
         if not self.has_pending_data() and self._advertising_until != math.inf:
             self._advertising_until = None
 
-    async def _serve(self, connection: Connection) -> None:
+    async def _serve(self, connection: ServerConnection) -> None:
         try:
             await self.serve(connection)
             if self.disconnects_after_transfer() and connection.open:
                 await asyncio.sleep(0)
-                connection.drop()
+                connection.terminate()
         except PeripheralClosed:
             return

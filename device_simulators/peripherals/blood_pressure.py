@@ -14,7 +14,7 @@ from typing import Any
 
 from device_simulators.encoders import encode_blood_pressure_measurement, encode_intermediate_cuff_pressure
 from device_simulators.encoders.blood_pressure import PressureUnit
-from device_simulators.link import Air, Connection, Props
+from device_simulators.link import Air, Props, ServerConnection
 from device_simulators.peripherals.base import Peripheral
 
 BLOOD_PRESSURE_MEASUREMENT = 0x2A35
@@ -52,6 +52,7 @@ class BloodPressureCuff(Peripheral):
     device_type = "blood_pressure_monitor"
     service_uuid = 0x1810
     default_model = "UA-651BLE"
+    manufacturer = "A&D Medical"
 
     def __init__(
         self,
@@ -105,12 +106,12 @@ class BloodPressureCuff(Peripheral):
     def has_pending_data(self) -> bool:
         return bool(self.memory)
 
-    def read_value(self, connection: Connection, uuid: int) -> bytes:
+    def read_value(self, connection: ServerConnection, uuid: int) -> bytes:
         if uuid == BLOOD_PRESSURE_FEATURE:
             return (0x0000).to_bytes(2, "little")
         return super().read_value(connection, uuid)
 
-    async def serve(self, connection: Connection) -> None:
+    async def serve(self, connection: ServerConnection) -> None:
         await connection.wait_subscribed(BLOOD_PRESSURE_MEASUREMENT)
         while self.memory:
             record = self.memory[0]

@@ -29,9 +29,17 @@ from device_simulators.encoders.racp import (
     REPORT_STORED_RECORDS,
     RacpRequest,
 )
-from device_simulators.link import CCCD_INDICATE, Air, Connection, PeripheralClosed, Props
+from device_simulators.link import (
+    ATT_CCCD_IMPROPERLY_CONFIGURED,
+    ATT_PROCEDURE_ALREADY_IN_PROGRESS,
+    CCCD_INDICATE,
+    Air,
+    AttError,
+    PeripheralClosed,
+    Props,
+    ServerConnection,
+)
 from device_simulators.peripherals.base import Peripheral
-from edge_agent.link import GattOperationError
 
 GLUCOSE_MEASUREMENT = 0x2A18
 GLUCOSE_MEASUREMENT_CONTEXT = 0x2A34
@@ -79,6 +87,7 @@ class GlucoseMeter(Peripheral):
     device_type = "glucose_meter"
     service_uuid = 0x1808
     default_model = "Accu-Chek Guide"
+    manufacturer = "Roche Diabetes Care"
 
     def __init__(
         self,
@@ -103,6 +112,9 @@ class GlucoseMeter(Peripheral):
         """The newest record sent to a gateway so far (meters keep sent records; this is what is new)."""
         self._next_sequence = first_sequence
         self._procedure: asyncio.Task[None] | None = None
+        self._answered = False
+        """The running procedure has sent its final indication: a new request may come before its confirmation
+        has reached the meter's procedure (on a real stack the two can arrive together)."""
         self.add_characteristic(GLUCOSE_MEASUREMENT, Props.NOTIFY)
         self.add_characteristic(GLUCOSE_MEASUREMENT_CONTEXT, Props.NOTIFY)
         self.add_characteristic(GLUCOSE_FEATURE, Props.READ)
@@ -150,36 +162,43 @@ class GlucoseMeter(Peripheral):
         last = self.last_sent_sequence
         return sum(1 for r in self.records if last is None or r.sequence > last)
 
-    def read_value(self, connection: Connection, uuid: int) -> bytes:
+    def read_value(self, connection: ServerConnection, uuid: int) -> bytes:
         if uuid == GLUCOSE_FEATURE:
             return (0x0400).to_bytes(2, "little")
         return super().read_value(connection, uuid)
 
-    def write_value(self, connection: Connection, uuid: int, data: bytes) -> None:
+    def write_value(self, connection: ServerConnection, uuid: int, data: bytes) -> None:
         if uuid != RECORD_ACCESS_CONTROL_POINT:
             super().write_value(connection, uuid, data)
             return
         if not connection.cccd.get(RECORD_ACCESS_CONTROL_POINT, 0) & CCCD_INDICATE:
-            raise GattOperationError(
+            raise AttError(
                 "RACP write refused: Client Characteristic Configuration Descriptor improperly configured (0xFD)",
+                code=ATT_CCCD_IMPROPERLY_CONFIGURED,
                 address=self.address,
             )
-        busy = self._procedure is not None and not self._procedure.done()
+        busy = self._procedure is not None and not self._procedure.done() and not self._answered
         if busy and data[:1] != bytes((ABORT_OPERATION,)):
-            raise GattOperationError("RACP write refused: procedure already in progress (0xFE)", address=self.address)
+            raise AttError(
+                "RACP write refused: procedure already in progress (0xFE)",
+                code=ATT_PROCEDURE_ALREADY_IN_PROGRESS,
+                address=self.address,
+            )
         loop = asyncio.get_running_loop()
         if data[:1] == bytes((ABORT_OPERATION,)):
+            self._answered = False
             self._procedure = loop.create_task(self._abort(connection, self._procedure))
             return
+        self._answered = False
         self._procedure = loop.create_task(self._run(connection, data))
 
-    def closed(self, connection: Connection) -> None:
+    def closed(self, connection: ServerConnection) -> None:
         if self._procedure is not None:
             self._procedure.cancel()
             self._procedure = None
         super().closed(connection)
 
-    async def _run(self, connection: Connection, data: bytes) -> None:
+    async def _run(self, connection: ServerConnection, data: bytes) -> None:
         opcode = data[0] if data else 0
         try:
             request = parse_racp_request(data)
@@ -218,7 +237,7 @@ class GlucoseMeter(Peripheral):
             await asyncio.sleep(self.record_interval_s)
         await self._answer(connection, request.opcode, "success")
 
-    async def _abort(self, connection: Connection, running: asyncio.Task[None] | None) -> None:
+    async def _abort(self, connection: ServerConnection, running: asyncio.Task[None] | None) -> None:
         if running is not None and not running.done():
             running.cancel()
             await asyncio.wait([running])
@@ -235,10 +254,11 @@ class GlucoseMeter(Peripheral):
             return self.records[-1:]
         return None
 
-    async def _answer(self, connection: Connection, request_opcode: int, result: str) -> None:
+    async def _answer(self, connection: ServerConnection, request_opcode: int, result: str) -> None:
         await self._indicate(connection, encode_response_code(request_opcode, result))
 
-    async def _indicate(self, connection: Connection, payload: bytes) -> None:
+    async def _indicate(self, connection: ServerConnection, payload: bytes) -> None:
+        self._answered = True
         try:
             await self.send(connection, RECORD_ACCESS_CONTROL_POINT, payload)
         except PeripheralClosed:

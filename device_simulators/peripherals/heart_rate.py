@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from device_simulators.encoders import encode_heart_rate_measurement
-from device_simulators.link import Air, Connection, Props
+from device_simulators.link import Air, Props, ServerConnection
 from device_simulators.peripherals.base import Peripheral
 
 HEART_RATE_MEASUREMENT = 0x2A37
@@ -20,6 +20,7 @@ class HeartRateStrap(Peripheral):
     device_type = "heart_rate_monitor"
     service_uuid = 0x180D
     default_model = "H10"
+    manufacturer = "Polar Electro"
 
     def __init__(self, air: Air, address: str, **options: Any) -> None:
         options.setdefault("current_time", False)
@@ -49,7 +50,7 @@ class HeartRateStrap(Peripheral):
         self.values_sent += sent
         return sent
 
-    def read_value(self, connection: Connection, uuid: int) -> bytes:
+    def read_value(self, connection: ServerConnection, uuid: int) -> bytes:
         if uuid == BODY_SENSOR_LOCATION:
             return bytes((_CHEST,))
         return super().read_value(connection, uuid)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from device_simulators.encoders import encode_plx_continuous, encode_plx_spot_check
-from device_simulators.link import Air, Connection, Props
+from device_simulators.link import Air, Props, ServerConnection
 from device_simulators.peripherals.base import Peripheral, StoredRecord
 
 PLX_SPOT_CHECK_MEASUREMENT = 0x2A5E
@@ -44,6 +44,7 @@ class PulseOximeter(Peripheral):
     device_type = "pulse_oximeter"
     service_uuid = 0x1822
     default_model = "PO-60"
+    manufacturer = "Beurer"
 
     def __init__(
         self, air: Air, address: str, *, continuous: bool = False, capacity: int = 100, **options: Any
@@ -98,12 +99,12 @@ class PulseOximeter(Peripheral):
     def has_pending_data(self) -> bool:
         return bool(self.memory)
 
-    def read_value(self, connection: Connection, uuid: int) -> bytes:
+    def read_value(self, connection: ServerConnection, uuid: int) -> bytes:
         if uuid == PLX_FEATURES:
             return (0x0000).to_bytes(2, "little")
         return super().read_value(connection, uuid)
 
-    async def serve(self, connection: Connection) -> None:
+    async def serve(self, connection: ServerConnection) -> None:
         await connection.wait_subscribed(PLX_SPOT_CHECK_MEASUREMENT)
         await self.send_stored(connection, PLX_SPOT_CHECK_MEASUREMENT, self.memory)
         if self.continuous:

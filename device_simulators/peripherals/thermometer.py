@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from device_simulators.encoders import encode_temperature_measurement
 from device_simulators.encoders.temperature import TEMPERATURE_TYPES
-from device_simulators.link import Air, Connection, Props
+from device_simulators.link import Air, Props, ServerConnection
 from device_simulators.peripherals.base import Peripheral, StoredRecord
 
 TEMPERATURE_MEASUREMENT = 0x2A1C
@@ -35,6 +35,7 @@ class Thermometer(Peripheral):
     device_type = "thermometer"
     service_uuid = 0x1809
     default_model = "UT-201BLE"
+    manufacturer = "A&D Medical"
 
     def __init__(
         self,
@@ -65,11 +66,11 @@ class Thermometer(Peripheral):
     def has_pending_data(self) -> bool:
         return bool(self.memory)
 
-    def read_value(self, connection: Connection, uuid: int) -> bytes:
+    def read_value(self, connection: ServerConnection, uuid: int) -> bytes:
         if uuid == TEMPERATURE_TYPE and self.site is not None:
             return bytes((TEMPERATURE_TYPES[self.site],))
         return super().read_value(connection, uuid)
 
-    async def serve(self, connection: Connection) -> None:
+    async def serve(self, connection: ServerConnection) -> None:
         await connection.wait_subscribed(TEMPERATURE_MEASUREMENT)
         await self.send_stored(connection, TEMPERATURE_MEASUREMENT, self.memory)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from device_simulators.encoders import encode_weight_measurement
-from device_simulators.link import Air, Connection, Props
+from device_simulators.link import Air, Props, ServerConnection
 from device_simulators.peripherals.base import Peripheral, StoredRecord
 
 WEIGHT_MEASUREMENT = 0x2A9D
@@ -37,6 +37,7 @@ class WeightScale(Peripheral):
     device_type = "weight_scale"
     service_uuid = 0x181D
     default_model = "UC-352BLE"
+    manufacturer = "A&D Medical"
 
     def __init__(self, air: Air, address: str, *, unit: WeightUnit = "kg", capacity: int = 90, **options: Any) -> None:
         super().__init__(air, address, **options)
@@ -67,11 +68,11 @@ class WeightScale(Peripheral):
     def has_pending_data(self) -> bool:
         return bool(self.memory)
 
-    def read_value(self, connection: Connection, uuid: int) -> bytes:
+    def read_value(self, connection: ServerConnection, uuid: int) -> bytes:
         if uuid == WEIGHT_SCALE_FEATURE:
             return (0x00000001).to_bytes(4, "little")
         return super().read_value(connection, uuid)
 
-    async def serve(self, connection: Connection) -> None:
+    async def serve(self, connection: ServerConnection) -> None:
         await connection.wait_subscribed(WEIGHT_MEASUREMENT)
         await self.send_stored(connection, WEIGHT_MEASUREMENT, self.memory)

@@ -16,8 +16,10 @@ CUFF = "A4:C1:38:00:00:01"
 
 
 @async_test
-async def test_cuff_inflation_arrives_as_four_grouped_readings_in_mmhg_with_status_flags(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_cuff_inflation_arrives_as_four_grouped_readings_in_mmhg_with_status_flags(
+    tmp_path: Path, link: str
+) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, CUFF, battery=77)
     rig.pair(cuff)
     await rig.start()
@@ -42,8 +44,8 @@ async def test_cuff_inflation_arrives_as_four_grouped_readings_in_mmhg_with_stat
 
 
 @async_test
-async def test_kpa_cuff_readings_are_converted_to_mmhg(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_kpa_cuff_readings_are_converted_to_mmhg(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, CUFF, unit="kPa")
     rig.pair(cuff)
     await rig.start()
@@ -57,8 +59,8 @@ async def test_kpa_cuff_readings_are_converted_to_mmhg(tmp_path: Path) -> None:
 
 
 @async_test
-async def test_cuff_clock_wrong_by_years_is_set_and_its_readings_are_corrected(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_cuff_clock_wrong_by_years_is_set_and_its_readings_are_corrected(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, CUFF, clock_start=datetime(2019, 3, 1, 8, 0))
     rig.pair(cuff)
     await rig.start()
@@ -82,8 +84,10 @@ async def test_cuff_clock_wrong_by_years_is_set_and_its_readings_are_corrected(t
 
 
 @async_test
-async def test_intermediate_cuff_pressure_is_subscribed_as_notifications_and_stores_nothing(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_intermediate_cuff_pressure_is_subscribed_as_notifications_and_stores_nothing(
+    tmp_path: Path, link: str
+) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, CUFF, intermediate_cuff=True)
     rig.pair(cuff)
     await rig.start()
@@ -95,8 +99,10 @@ async def test_intermediate_cuff_pressure_is_subscribed_as_notifications_and_sto
 
 
 @async_test
-async def test_link_lost_mid_transfer_is_retried_and_gives_the_rest_without_duplicates(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_link_lost_mid_transfer_is_retried_and_gives_the_rest_without_duplicates(
+    tmp_path: Path, link: str
+) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, CUFF)
     rig.pair(cuff)
     manager = await rig.start()
@@ -119,8 +125,10 @@ async def test_link_lost_mid_transfer_is_retried_and_gives_the_rest_without_dupl
 
 
 @async_test
-async def test_refused_connection_backs_off_and_the_next_advertisement_after_it_succeeds(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_refused_connection_backs_off_and_the_next_advertisement_after_it_succeeds(
+    tmp_path: Path, link: str
+) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, CUFF)
     rig.pair(cuff)
     manager = await rig.start()
@@ -142,8 +150,8 @@ async def test_refused_connection_backs_off_and_the_next_advertisement_after_it_
 
 
 @async_test
-async def test_cuff_that_requires_bonding_refuses_until_the_gateway_bonds(tmp_path: Path) -> None:
-    rig = Rig(tmp_path / "unbonded")
+async def test_cuff_that_requires_bonding_refuses_until_the_gateway_bonds(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path / "unbonded", link=link)
     cuff = BloodPressureCuff(rig.air, CUFF, bonding=True, model="BP7000")
     rig.pair(cuff, bond=False)
     manager = await rig.start()
@@ -156,9 +164,7 @@ async def test_cuff_that_requires_bonding_refuses_until_the_gateway_bonds(tmp_pa
     assert rig.sink.stored() == [] and len(cuff.memory) == 1
     await rig.stop()
 
-    fixed = Rig(tmp_path / "bonded")
-    fixed.air, fixed.clock = rig.air, rig.clock
-    fixed.radio = rig.air.radio(identity="00:1A:7D:DA:71:02")
+    fixed = rig.another_gateway(tmp_path / "bonded", identity="00:1A:7D:DA:71:02")
     fixed.pair(cuff, bond=True)
     await fixed.start()
     cuff.advertise()

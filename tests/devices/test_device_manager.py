@@ -7,9 +7,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from device_fixtures import FAST, GW, TZ, Rig, async_test
+from device_fixtures import FAST, GW, TZ, Rig, async_test, make_air, make_radio
 
-from device_simulators.link import Air, SimClock
+from device_simulators.link import SimClock
 from device_simulators.peripherals import BloodPressureCuff, GlucoseMeter, HeartRateStrap, Thermometer, WeightScale
 from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig
@@ -21,24 +21,22 @@ STRAP = "A4:C1:38:00:00:06"
 
 
 @async_test
-async def test_out_of_connection_slots_backs_off_then_connects_once_a_slot_is_free(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, slots=1)
+async def test_out_of_connection_slots_backs_off_then_connects_once_a_slot_is_free(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, slots=1, link=link)
     strap = HeartRateStrap(rig.air, STRAP)
     cuff = BloodPressureCuff(rig.air, CUFF)
     rig.pair(strap)
     rig.pair(cuff)
     manager = await rig.start()
     strap.wear()
-    for _ in range(20):
-        await asyncio.sleep(0)
-    assert strap.connection is not None, "the strap holds the only slot"
+    await rig.until(lambda: strap.connection is not None and bool(strap.connection.cccd))
     cuff.measure(133, 86)
-    await asyncio.sleep(0.01)
     runtime = manager.devices[CUFF]
+    await rig.until(lambda: runtime.last_error is not None)
     assert isinstance(runtime.last_error, OutOfConnectionSlotsError)
     assert 4.0 <= runtime.not_before - rig.clock.monotonic() <= 6.0, "slots back-off starts at 5 s ± 20 %"
     cuff.advertise()
-    await asyncio.sleep(0.01)
+    await rig.flush()
     assert runtime.sessions == 1
     strap.take_off()
     rig.clock.advance(6)
@@ -50,12 +48,12 @@ async def test_out_of_connection_slots_backs_off_then_connects_once_a_slot_is_fr
 
 
 @async_test
-async def test_scanner_gone_quiet_is_restarted_and_hears_devices_again(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_scanner_gone_quiet_is_restarted_and_hears_devices_again(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, CUFF)
     rig.pair(cuff)
     manager = await rig.start()
-    rig.radio.quiet = True  # BlueZ keeps "scanning" but delivers nothing
+    rig.deafen_adapter()  # BlueZ keeps "scanning" but delivers nothing
     cuff.measure(120, 80)
     await rig.settle()
     assert rig.sink.stored() == []
@@ -70,8 +68,8 @@ async def test_scanner_gone_quiet_is_restarted_and_hears_devices_again(tmp_path:
 
 
 @async_test
-async def test_adapter_that_disappears_is_retried_with_back_off_until_it_returns(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_adapter_that_disappears_is_retried_with_back_off_until_it_returns(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, CUFF)
     rig.pair(cuff)
     waits: list[float] = []
@@ -90,16 +88,17 @@ async def test_adapter_that_disappears_is_retried_with_back_off_until_it_returns
         clock=Clock(wall=rig.clock.now, monotonic=rig.clock.monotonic, sleep=fake_sleep),
         timing=FAST,
     )
-    rig.radio.power_off()
+    rig.unplug_adapter()
     task = asyncio.create_task(manager.run())
     while len(waits) < 3:
         await asyncio.sleep(0.001)
     assert manager.radio is None
     assert 8.0 <= waits[0] <= 12.0 and waits[1] > waits[0], "AdapterUnavailableError: 10 s, growing"
-    rig.radio.power_on()
+    rig.plug_in_adapter()
     while manager.radio is None:
         await asyncio.sleep(0.001)
     cuff.measure(119, 79)
+    await rig.until(lambda: len(rig.sink.stored()) == 3)
     await manager.settle()
     assert len(rig.sink.stored()) == 3
     assert rig.radios_made >= 4, "each retry asks the factory for a fresh radio"
@@ -110,8 +109,10 @@ async def test_adapter_that_disappears_is_retried_with_back_off_until_it_returns
 
 
 @async_test
-async def test_hung_device_is_silent_until_power_cycled_and_its_reset_clock_is_corrected(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_hung_device_is_silent_until_power_cycled_and_its_reset_clock_is_corrected(
+    tmp_path: Path, link: str
+) -> None:
+    rig = Rig(tmp_path, link=link)
     scale = WeightScale(rig.air, "A4:C1:38:00:00:03")
     rig.pair(scale)
     manager = await rig.start()
@@ -133,7 +134,7 @@ async def test_hung_device_is_silent_until_power_cycled_and_its_reset_clock_is_c
 
 
 @async_test
-async def test_battery_and_last_seen_reach_the_gateway_status(tmp_path: Path) -> None:
+async def test_battery_and_last_seen_reach_the_gateway_status(tmp_path: Path, link: str) -> None:
     config = EdgeConfig.model_validate(
         {
             "gateway_id": GW,
@@ -147,15 +148,16 @@ async def test_battery_and_last_seen_reach_the_gateway_status(tmp_path: Path) ->
         }
     )
     agent = Agent(config, radio_factory=None)
-    air = Air(SimClock())
-    radio = air.radio()
+    air = make_air(link, SimClock())
+    radio = make_radio(air)
     cuff = BloodPressureCuff(air, CUFF, battery=42)
     manager = DeviceManager.for_config(config, sink=agent, radio_factory=lambda: radio)
     assert manager.store.path == state_path(config) == tmp_path / "state" / "devices.json"
     assert manager.timing.quiet_restart_s == config.ble.quiet_restart_s
     await manager.start()
     cuff.measure(124, 78)
-    await manager.settle()
+    while agent.outbox.depth < 3 or any(r.busy for r in manager.devices.values()):
+        await asyncio.sleep(0.01)
     status = {d.address: d for d in agent.status().devices}
     assert status[CUFF].battery_percent == 42 and status[CUFF].last_seen is not None
     assert status["A4:C1:38:00:00:09"].last_seen is None
@@ -168,8 +170,8 @@ async def test_battery_and_last_seen_reach_the_gateway_status(tmp_path: Path) ->
 
 
 @async_test
-async def test_glucose_cursor_survives_a_gateway_restart(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_glucose_cursor_survives_a_gateway_restart(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     meter = GlucoseMeter(rig.air, "A4:C1:38:00:00:05", bonding=False)
     rig.pair(meter)
     await rig.start()
@@ -189,8 +191,8 @@ async def test_glucose_cursor_survives_a_gateway_restart(tmp_path: Path) -> None
 
 
 @async_test
-async def test_unpaired_devices_are_ignored(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_unpaired_devices_are_ignored(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     neighbour = BloodPressureCuff(rig.air, "A4:C1:38:00:00:77")
     await rig.start()
     neighbour.measure(150, 90)
@@ -200,8 +202,8 @@ async def test_unpaired_devices_are_ignored(tmp_path: Path) -> None:
 
 
 @async_test
-async def test_unexpected_handler_failure_is_contained_and_backed_off(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_unexpected_handler_failure_is_contained_and_backed_off(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, CUFF)
     rig.pair(cuff)
     manager = await rig.start()
@@ -220,8 +222,8 @@ async def test_unexpected_handler_failure_is_contained_and_backed_off(tmp_path: 
 
 
 @async_test
-async def test_summer_time_device_clock_is_moved_by_two_hours(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, start=datetime(2026, 7, 1, 6, 30, tzinfo=UTC))
+async def test_summer_time_device_clock_is_moved_by_two_hours(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, start=datetime(2026, 7, 1, 6, 30, tzinfo=UTC), link=link)
     thermometer = Thermometer(rig.air, "A4:C1:38:00:00:04")
     rig.pair(thermometer)
     await rig.start()
@@ -233,7 +235,7 @@ async def test_summer_time_device_clock_is_moved_by_two_hours(tmp_path: Path) ->
 
 
 @async_test
-async def test_the_agent_runs_the_paired_devices_through_its_radio(tmp_path: Path) -> None:
+async def test_the_agent_runs_the_paired_devices_through_its_radio(tmp_path: Path, link: str) -> None:
     config = EdgeConfig.model_validate(
         {
             "gateway_id": GW,
@@ -243,8 +245,8 @@ async def test_the_agent_runs_the_paired_devices_through_its_radio(tmp_path: Pat
             "devices": [{"address": CUFF, "type": "blood_pressure_monitor"}],
         }
     )
-    air = Air(SimClock())
-    radio = air.radio()
+    air = make_air(link, SimClock())
+    radio = make_radio(air)
     cuff = BloodPressureCuff(air, CUFF, battery=63)
     agent = Agent(config, radio_factory=lambda ble: radio)
     run = asyncio.create_task(agent.run())
@@ -252,8 +254,8 @@ async def test_the_agent_runs_the_paired_devices_through_its_radio(tmp_path: Pat
         await asyncio.sleep(0.01)
     assert agent.devices is not None
     cuff.measure(118, 76, pulse=59)
-    await asyncio.sleep(0)
-    await agent.devices.settle()
+    while agent.outbox.depth < 4 or any(r.busy for r in agent.devices.devices.values()):
+        await asyncio.sleep(0.01)
     assert agent.outbox.depth == 4, "committed to the outbox while the broker is unreachable"
     assert {d.address: d.battery_percent for d in agent.status().devices} == {CUFF: 63}
     agent.request_stop()

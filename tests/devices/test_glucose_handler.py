@@ -28,8 +28,8 @@ def _glucose(rig: Rig) -> list[dict[str, object]]:
 
 
 @async_test
-async def test_first_fetch_gets_all_records_and_the_next_only_newer_ones(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_first_fetch_gets_all_records_and_the_next_only_newer_ones(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     meter = _meter(rig)
     manager = await rig.start()
     for value in (5.2, 6.8, 11.4):
@@ -59,8 +59,8 @@ async def test_first_fetch_gets_all_records_and_the_next_only_newer_ones(tmp_pat
 
 
 @async_test
-async def test_nothing_new_asks_only_for_the_count(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_nothing_new_asks_only_for_the_count(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     meter = _meter(rig)
     await rig.start()
     meter.measure(5.0)
@@ -74,8 +74,8 @@ async def test_nothing_new_asks_only_for_the_count(tmp_path: Path) -> None:
 
 
 @async_test
-async def test_refetching_everything_yields_the_same_reading_ids(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_refetching_everything_yields_the_same_reading_ids(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     meter = _meter(rig, drift_ppm=50)
     await rig.start()
     for value in (5.5, 6.5, 7.5):
@@ -85,9 +85,7 @@ async def test_refetching_everything_yields_the_same_reading_ids(tmp_path: Path)
     first = [r["id"] for r in _glucose(rig)]
     await rig.stop()
 
-    again = Rig(tmp_path / "fresh-state")
-    again.air, again.clock = rig.air, rig.clock
-    again.radio = rig.air.radio(identity="00:1A:7D:DA:71:01")
+    again = rig.another_gateway(tmp_path / "fresh-state", identity="00:1A:7D:DA:71:01")
     again.pair(meter, bond=True, passkey=PASSKEY)
     rig.clock.advance(2 * 86400)  # two days later, and the meter's clock has drifted meanwhile
     await again.start()
@@ -98,8 +96,10 @@ async def test_refetching_everything_yields_the_same_reading_ids(tmp_path: Path)
 
 
 @async_test
-async def test_mg_per_dl_meter_and_context_become_mmol_per_l_readings_with_meal_flags(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_mg_per_dl_meter_and_context_become_mmol_per_l_readings_with_meal_flags(
+    tmp_path: Path, link: str
+) -> None:
+    rig = Rig(tmp_path, link=link)
     meter = _meter(rig, unit="mg/dL")
     await rig.start()
     meter.measure(126, meal="fasting", tester="self")
@@ -120,8 +120,8 @@ async def test_mg_per_dl_meter_and_context_become_mmol_per_l_readings_with_meal_
 
 
 @async_test
-async def test_link_lost_mid_transfer_resumes_after_the_last_committed_record(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_link_lost_mid_transfer_resumes_after_the_last_committed_record(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     meter = _meter(rig, record_interval_s=0.001)
     manager = await rig.start()
     values = [5.0, 5.1, 5.2, 5.3, 5.4, 5.5]
@@ -147,8 +147,8 @@ async def test_link_lost_mid_transfer_resumes_after_the_last_committed_record(tm
 
 
 @async_test
-async def test_meter_that_goes_silent_is_aborted_and_retried(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_meter_that_goes_silent_is_aborted_and_retried(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     meter = _meter(rig, record_interval_s=FAST.racp_timeout_s * 3)
     manager = await rig.start()
     meter.measure(6.0)
@@ -162,8 +162,8 @@ async def test_meter_that_goes_silent_is_aborted_and_retried(tmp_path: Path) -> 
 
 
 @async_test
-async def test_meter_refuses_an_unbonded_gateway_and_a_wrong_passkey(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_meter_refuses_an_unbonded_gateway_and_a_wrong_passkey(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     meter = GlucoseMeter(rig.air, METER, passkey=PASSKEY)
     rig.pair(meter, bond=False)
     manager = await rig.start()
@@ -172,9 +172,7 @@ async def test_meter_refuses_an_unbonded_gateway_and_a_wrong_passkey(tmp_path: P
     assert isinstance(manager.devices[METER].last_error, BondingRequiredError)
     await rig.stop()
 
-    wrong = Rig(tmp_path / "wrong")
-    wrong.air, wrong.clock = rig.air, rig.clock
-    wrong.radio = rig.air.radio(identity="00:1A:7D:DA:71:03")
+    wrong = rig.another_gateway(tmp_path / "wrong", identity="00:1A:7D:DA:71:03")
     wrong.pair(meter, bond=True, passkey="999999")
     manager = await wrong.start()
     meter.advertise()
@@ -186,8 +184,8 @@ async def test_meter_refuses_an_unbonded_gateway_and_a_wrong_passkey(tmp_path: P
 
 
 @async_test
-async def test_full_outbox_leaves_the_remaining_records_on_the_meter(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_full_outbox_leaves_the_remaining_records_on_the_meter(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
     rig.sink.close()
     rig.sink = OutboxSink(tmp_path / "small.sqlite", max_rows=100)
     rig.sink.outbox.put_raw([(f"filler-{i}", b"{}", time.time()) for i in range(98)])
@@ -198,4 +196,26 @@ async def test_full_outbox_leaves_the_remaining_records_on_the_meter(tmp_path: P
     await rig.settle()
     assert [r["value"] for r in rig.sink.stored() if r.get("kind") == "glucose"] == [5.0, 6.0]
     assert manager.devices[METER].state.last_sequence == 2
+    await rig.stop()
+
+
+@async_test
+async def test_meter_that_forgot_the_bond_is_paired_again_and_keeps_sending(tmp_path: Path, link: str) -> None:
+    rig = Rig(tmp_path, link=link)
+    meter = _meter(rig)
+    manager = await rig.start()
+    meter.measure(5.0)
+    await rig.settle()
+    old_keys = await rig.radio.device.keystore.get(METER) if link == "bumble" else None
+    meter.forget_bonds()  # reset, or paired with the patient's phone: the gateway's keys no longer open the link
+    rig.clock.advance(60)
+    meter.measure(6.0)
+    await rig.settle()
+    assert [r["value"] for r in _glucose(rig)] == [5.0, 6.0]
+    assert manager.devices[METER].last_error is None
+    assert rig.radio.identity in meter.bonds, "paired afresh"
+    if link == "bumble":
+        new_keys = await rig.radio.device.keystore.get(METER)
+        assert old_keys is not None and old_keys.ltk is not None
+        assert new_keys is not None and new_keys.ltk is not None and new_keys.ltk.value != old_keys.ltk.value
     await rig.stop()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from device_fixtures import START, async_test
+from device_fixtures import START, async_test, make_air, make_radio
 
-from device_simulators.link import Air, SimClock
+from device_simulators.link import SimClock
 from device_simulators.peripherals import BloodPressureCuff, GlucoseMeter, HeartRateStrap
 from edge_agent.config import ConfigError, load_config
 from edge_agent.devices import Candidate, add_device, bond, discover
@@ -27,9 +28,9 @@ type = "blood_pressure_monitor"
 
 
 @async_test
-async def test_discovery_lists_health_devices_by_service_strongest_first() -> None:
-    air = Air(SimClock(START))
-    radio = air.radio()
+async def test_discovery_lists_health_devices_by_service_strongest_first(link: str) -> None:
+    air = make_air(link, SimClock(START))
+    radio = make_radio(air)
     cuff = BloodPressureCuff(air, "A4:C1:38:00:00:01", seed=1)
     meter = GlucoseMeter(air, "A4:C1:38:00:00:05", seed=2)
     strap = HeartRateStrap(air, "A4:C1:38:00:00:06", seed=3)
@@ -39,6 +40,8 @@ async def test_discovery_lists_health_devices_by_service_strongest_first() -> No
         meter.advertise()
         strap.wear()
         air.broadcast(Advertisement("11:22:33:44:55:66", "TV", ("0000fe9f-0000-1000-8000-00805f9b34fb",), -40))
+        if link == "bumble":
+            await asyncio.sleep(0.3)  # the scan window: several advertising intervals of real time
 
     found = await discover(radio, duration_s=5, sleep=while_scanning)
     assert found == sorted(found, key=lambda c: (-c.rssi, c.address))
@@ -81,14 +84,17 @@ def test_adding_twice_or_with_a_bad_passkey_is_refused_and_leaves_the_file_alone
 
 
 @async_test
-async def test_bond_pairs_once_with_the_passkey() -> None:
-    air = Air(SimClock(START))
-    radio = air.radio()
+async def test_bond_pairs_once_with_the_passkey(link: str) -> None:
+    air = make_air(link, SimClock(START))
+    radio = make_radio(air)
     meter = GlucoseMeter(air, "A4:C1:38:00:00:05", passkey="424242")
     meter.measure(5.0)
     with pytest.raises(BondingRequiredError):
-        await bond(radio.link(meter.address), passkey="000000")
+        await bond(radio.link(meter.address), passkey="999999")
     assert meter.connection is None
     meter.advertise()
     await bond(radio.link(meter.address), passkey="424242")
     assert meter.bonds == {radio.identity} and meter.connection is None
+    if link == "bumble":
+        keys = await radio.device.keystore.get(meter.address)
+        assert keys is not None and keys.ltk is not None and keys.ltk.authenticated, "passkey entry: MITM-protected"

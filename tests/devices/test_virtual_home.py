@@ -10,8 +10,9 @@ from pathlib import Path
 from random import Random
 
 import pytest
-from device_fixtures import FAST, GW, START, TZ, OutboxSink, Rig, async_test
+from device_fixtures import FAST, GW, START, TZ, OutboxSink, Rig, async_test, make_air, make_radio
 
+from device_simulators.bumble_air import BumbleAir
 from device_simulators.encoders import encode_temperature_measurement, encode_weight_measurement
 from device_simulators.home import CLOCK_CORRECTED, DEVICE_MODELS, home_devices, readings_of
 from device_simulators.link import SimClock
@@ -32,12 +33,14 @@ async def _read_through_devices(
     home: VirtualHome, acts: list[MeasurementAct], sink: OutboxSink, state: Path | None = None
 ) -> DeviceManager:
     clock = home.air.clock
+    bumble = isinstance(home.air, BumbleAir)
+    radio = make_radio(home.air, identity="00:1A:7D:DA:71:01") if bumble else None
     manager = DeviceManager(
         home.configs(),
         gateway_id=GW,
         patient_timezone=TZ,
         sink=sink,
-        radio_factory=home.radio,
+        radio_factory=(lambda: radio) if bumble else home.radio,
         state=DeviceStateStore(state),
         clock=Clock(wall=clock.now, monotonic=clock.monotonic),
         timing=FAST,
@@ -45,17 +48,18 @@ async def _read_through_devices(
     await manager.start()
     for act in acts:
         home.measure(act)
-    for _ in range(50):
-        await asyncio.sleep(0)
+    for _ in range(50 if not bumble else 600):
+        await asyncio.sleep(0 if not bumble else 0.05)  # over Bumble the stack runs in real time
         await manager.settle()
-        if home.held() == 0:
+        if home.held() == 0 and not any(r.busy for r in manager.devices.values()):
             break
     await manager.stop()
     return manager
 
 
-def _home(protocol: Protocol) -> VirtualHome:
-    return VirtualHome(SEED, devices_for(protocol), timezone=TZ, clock=SimClock(START))
+def _home(protocol: Protocol, link: str = "python") -> VirtualHome:
+    clock = SimClock(START)
+    return VirtualHome(SEED, devices_for(protocol), timezone=TZ, clock=clock, air=make_air(link, clock))
 
 
 @pytest.mark.parametrize(
@@ -63,11 +67,11 @@ def _home(protocol: Protocol) -> VirtualHome:
 )
 @async_test
 async def test_scenario_read_through_virtual_devices_gives_the_readings_the_fast_path_predicts(
-    name: str, tmp_path: Path
+    name: str, tmp_path: Path, link: str
 ) -> None:
     spec = SCENARIOS[name]
     acts = spec.generate(SEED, START - timedelta(days=DAYS + 1), DAYS)
-    home = _home(spec.protocol)
+    home = _home(spec.protocol, link)
     sink = OutboxSink(tmp_path / "outbox.sqlite")
     manager = await _read_through_devices(home, acts, sink)
     sink.close()

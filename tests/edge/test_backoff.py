@@ -52,3 +52,11 @@ def test_jitter_spreads_a_fleet() -> None:
 def test_schedule_without_jitter_is_exact() -> None:
     schedule = Schedule(first_s=1.0, max_s=10.0, factor=3.0, jitter=0.0)
     assert [schedule.delay(a) for a in range(4)] == [1.0, 3.0, 9.0, 10.0]
+
+
+@pytest.mark.parametrize("schedule", [BROKER, Schedule(first_s=5.0, max_s=300.0), Schedule(0.5, 60.0, factor=1.5)])
+def test_any_attempt_number_gives_a_capped_delay_not_an_overflow(schedule: Schedule) -> None:
+    rng = random.Random(3)
+    for attempt in (1_023, 1_024, 1_100, 10_000, 10**9):
+        delay = schedule.delay(attempt, rng)
+        assert schedule.max_s * (1 - schedule.jitter) <= delay <= schedule.max_s * (1 + schedule.jitter)

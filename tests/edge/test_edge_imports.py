@@ -29,3 +29,22 @@ def test_agent_modules_import_no_cloud_dependencies() -> None:
     loaded = set(json.loads(done.stdout))
     assert "edge_agent" in loaded and "paho" in loaded
     assert loaded.isdisjoint(FORBIDDEN), sorted(loaded & set(FORBIDDEN))
+
+
+def test_the_bumble_link_imports_no_cloud_dependencies_either() -> None:
+    code = (
+        "import sys, json\n"
+        "import edge_agent.links.bumble_link, edge_agent.agent\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=True,
+    )
+    loaded = set(json.loads(done.stdout))
+    assert "bumble" in loaded
+    assert loaded.isdisjoint(FORBIDDEN), sorted(loaded & set(FORBIDDEN))

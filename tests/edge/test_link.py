@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from bleak.exc import (
@@ -84,3 +85,28 @@ def test_connect_without_advertisement_is_device_not_found() -> None:
         asyncio.run(link.connect(timeout_s=1))
     with pytest.raises(ConnectionDroppedError):
         asyncio.run(link.read("00002a19-0000-1000-8000-00805f9b34fb"))
+
+
+def test_bumble_backend_is_chosen_by_configuration_and_a_missing_dongle_is_adapter_unavailable(tmp_path: Path) -> None:
+    from edge_agent.agent import configured_radio
+    from edge_agent.config import EdgeConfig
+    from edge_agent.links.bumble_link import BumbleRadio
+
+    config = EdgeConfig.model_validate(
+        {
+            "gateway_id": "gw-0001",
+            "patient_timezone": "Europe/Oslo",
+            "broker": {"host": "h"},
+            "outbox": {"path": str(tmp_path / "outbox.sqlite")},
+            "ble": {"backend": "bumble", "bumble_transport": "usb:0"},
+        }
+    )
+    assert config.bumble_keys_path == tmp_path / "bumble-keys.json"
+    radio = configured_radio(config)
+    assert isinstance(radio, BumbleRadio) and isinstance(radio, Radio)
+    with pytest.raises(AdapterUnavailableError, match="usb:0"):
+        asyncio.run(radio.start_scan(lambda _a: None))
+    assert isinstance(
+        configured_radio(config.model_copy(update={"ble": config.ble.model_copy(update={"backend": "bluez"})})),
+        BleakRadio,
+    )

@@ -50,9 +50,7 @@ class Gateway:
     port: int
 
     def client(self, client_id: str | None = None) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id or f"{self.gateway_id}-test", protocol=mqtt.MQTTv5
-        )
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or self.gateway_id, protocol=mqtt.MQTTv5)
         client.username_pw_set(self.gateway_id, self.password)
         return client
 

@@ -57,7 +57,7 @@ class GatewayLoad(threading.Thread):
         self._connected = threading.Event()
         self.stop_event = stop or threading.Event()
         self._log = envelope_log
-        self._client = gateway.client(client_id=f"{gateway.gateway_id}-load")
+        self._client = gateway.client()
         self._client.on_connect = lambda c, u, f, rc, p: self._connected.set() if not rc.is_failure else None
         self._client.on_disconnect = lambda c, u, f, rc, p: self._connected.clear()
         self._client.on_publish = self._on_publish

@@ -33,9 +33,7 @@ class _TlsGateway:
         self.disconnected = threading.Event()
         self.connect_reason: Any = None
         self.pubacks: list[int] = []
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{gateway_id}-tls-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
-        )
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gateway_id, protocol=mqtt.MQTTv5)
         self.client.username_pw_set(gateway_id, password)
         self.client.tls_set(ca_certs=ca_file)
         self.client.on_connect = self._on_connect

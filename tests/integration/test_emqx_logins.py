@@ -197,8 +197,10 @@ def test_gateway_login_verifies_with_its_own_password_only(
     assert not _login(db, gateway_id, other_password)
     assert not _login(db, other_id, password)
     assert not _login(db, f"gw-{secrets.token_hex(6)}", password), "unknown username"
-    # the client id must be the gateway id, so the REST API can find the session to disconnect
-    assert not _login(db, gateway_id, password, clientid=f"{gateway_id}-2")
+    # the client id must be the gateway id, so the REST API can find the session to disconnect and no gateway can
+    # take over a service's or another gateway's session
+    for foreign in (f"{gateway_id}-2", other_id, "varde-ingest-vm", "varde-api-1", "varde-ingest"):
+        assert not _login(db, gateway_id, password, clientid=foreign), foreign
     salts = db.execute("SELECT salt FROM mqtt_logins WHERE username = ANY(%s)", ([gateway_id, other_id],)).fetchall()
     assert len({s for (s,) in salts}) == 2, "every login has its own salt"
 
@@ -312,12 +314,15 @@ def test_service_logins_get_least_privilege_and_ingest_the_shared_subscriptions(
 
     assert init_broker(emqx_settings) == ["varde-ingest", "varde-api"]
     ingest_password = str(emqx_settings.mqtt_ingest_password)
-    # a service's client id is free (one per worker)
-    assert _login(db, "varde-ingest", ingest_password, clientid="ingest-2")
-    assert not _login(db, "varde-ingest", str(emqx_settings.mqtt_api_password), clientid="ingest-2")
-    assert _login(db, "varde-api", str(emqx_settings.mqtt_api_password), clientid="api-1")
+    # a service's client id is its login plus its own suffix (one per worker), nothing else
+    assert _login(db, "varde-ingest", ingest_password, clientid="varde-ingest-2")
+    assert not _login(db, "varde-ingest", str(emqx_settings.mqtt_api_password), clientid="varde-ingest-2")
+    assert _login(db, "varde-api", str(emqx_settings.mqtt_api_password), clientid="varde-api-1")
+    gateway_id, _ = _new_gateway(emqx_settings)
+    for foreign in ("ingest-2", "varde-api-1", gateway_id, "varde-ingest", "varde-ingestx"):
+        assert not _login(db, "varde-ingest", ingest_password, clientid=foreign), foreign
 
-    ingest = _rules(db, "varde-ingest", "ingest-2")
+    ingest = _rules(db, "varde-ingest", "varde-ingest-2")
     for channel in ("readings", "questionnaires", "status"):
         assert _allowed(ingest, "subscribe", f"$share/ingest/varde/v1/gw/+/{channel}"), channel
     assert not _allowed(ingest, "subscribe", "$share/ingest/varde/v1/gw/+/plan")
@@ -325,7 +330,7 @@ def test_service_logins_get_least_privilege_and_ingest_the_shared_subscriptions(
     for topic in (readings_topic("gw-abc123"), plan_topic("gw-abc123"), "varde/v1/gw/+/readings"):
         assert not _allowed(ingest, "publish", topic), topic
 
-    api = _rules(db, "varde-api", "api-1")
+    api = _rules(db, "varde-api", "varde-api-1")
     assert _allowed(api, "publish", plan_topic("gw-abc123"))
     assert _allowed(api, "publish", receipts_topic("gw-abc123"))
     assert _allowed(api, "subscribe", "varde/v1/gw/+/status")
@@ -335,8 +340,8 @@ def test_service_logins_get_least_privilege_and_ingest_the_shared_subscriptions(
     # idempotent, and a changed password replaces the old one
     emqx_settings = emqx_settings.model_copy(update={"mqtt_ingest_password": "changed-" + ingest_password})
     init_broker(emqx_settings)
-    assert not _login(db, "varde-ingest", ingest_password, clientid="ingest-1")
-    assert _login(db, "varde-ingest", "changed-" + ingest_password, clientid="ingest-1")
+    assert not _login(db, "varde-ingest", ingest_password, clientid="varde-ingest-1")
+    assert _login(db, "varde-ingest", "changed-" + ingest_password, clientid="varde-ingest-1")
 
 
 def test_emqx_database_role_reads_the_two_views_and_nothing_else(

@@ -48,7 +48,7 @@ def _varde(*args: str) -> subprocess.CompletedProcess[str]:
 def _connack(config: EdgeConfig, password: str) -> Any:
     """Try one TLS login as the configured gateway with `password`; returns the CONNACK reason code."""
     result: list[Any] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.gateway_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(config.username, password)
     assert config.broker.tls is not None
     client.tls_set(ca_certs=str(config.broker.tls.ca_file))

@@ -144,3 +144,37 @@ def test_two_workers_split_one_stream_with_nothing_lost_or_doubled(loaded_tenant
         log.close()
     text = (home / "logs" / "ingest-second.log").read_text()
     assert "ingest_started worker=second-worker" in text
+
+
+def test_a_status_message_during_a_database_outage_is_stored_when_the_database_returns(
+    make_tenant: Any, settings: Settings
+) -> None:
+    from vitals import status_topic
+
+    tenant: Tenant = make_tenant(protocol="general")
+    gateway = tenant.gateways[0]
+    home = varde_home()
+    state = stack.load_state(stack.StackPaths(home))
+    worker = state["services"]["ingest"]["pid"]
+    version = f"outage-{uuid.uuid4().hex[:8]}"
+    stack.stop_postgres(home)
+    try:
+        payload = f'{{"state": "online", "agent_version": "{version}", "outbox_depth": 3}}'.encode()
+        assert publish(gateway, status_topic(gateway.gateway_id), payload) < 128
+        # The worker meets the outage with the status in hand, for longer than its pool waits for a connection
+        # (30 s): a failover-length outage, not a blip the pool hides.
+        time.sleep(35.0)
+    finally:
+        stack.start_postgres(home)
+
+    def stored() -> bool:
+        try:
+            with psycopg.connect(settings.require_database_url(), autocommit=True) as conn:
+                row = conn.execute("SELECT agent_version FROM gateways WHERE id = %s", (gateway.gateway_id,)).fetchone()
+        except psycopg.OperationalError:
+            return False
+        return row == (version,)
+
+    wait_for(stored, timeout=60, interval=0.5, what="the status stored after the outage")
+    assert stack.pid_alive(worker), "the ingest worker ended on the outage"
+    assert stack.load_state(stack.StackPaths(home))["services"]["ingest"]["pid"] == worker

@@ -99,3 +99,46 @@ def test_a_fully_replayed_batch_stores_nothing_and_wakes_no_rules(
     assert (result.stored, result.duplicates) == (0, 2)
     assert rules.batches == []
     assert len(_stored(db, gateway_id)) == 2
+
+
+def _letters(db: psycopg.Connection[Any], gateway_id: str) -> list[tuple[Any, ...]]:
+    return db.execute(
+        "SELECT reason, reading_id, detail FROM rejected_messages WHERE gateway_id = %s ORDER BY id", (gateway_id,)
+    ).fetchall()
+
+
+def test_a_stored_id_resent_with_another_time_stays_one_reading_and_the_resend_is_dead_lettered(
+    make_tenant: Any, settings: Any, db: psycopg.Connection[Any]
+) -> None:
+    tenant = make_tenant()
+    patient_id, gateway_id = tenant.patients[0], tenant.gateways[0].gateway_id
+    first = _rows(patient_id, gateway_id, [95.0, 96.0])
+    # A later envelope: the first reading again with its time moved by the device's clock (in another year, so
+    # another partition), the second reading again unchanged, and one new reading.
+    moved = (*first[0][:5], first[0][5] - timedelta(days=400), *first[0][6:])
+    new = _rows(patient_id, gateway_id, [97.0])
+    rules = _Recorder()
+    with psycopg.connect(settings.require_database_url()) as conn:
+        write_batch(conn, first, [], None)
+        result = write_batch(conn, [moved, first[1], *new], [], rules)
+    assert (result.stored, result.dead_letter_rows) == (1, 1)
+    assert _stored(db, gateway_id) == [(r[0], r[4], r[5], "PO-60", r[11]) for r in [*first, *new]]
+    [(reason, reading_id, detail)] = _letters(db, gateway_id)
+    assert (reason, reading_id) == ("id_conflict", first[0][0])
+    assert first[0][5].isoformat() in detail and moved[5].isoformat() in detail
+    assert [list(b.ids) for b in rules.batches] == [[new[0][0]]]
+
+
+def test_an_id_twice_in_one_new_batch_with_two_times_is_stored_once(
+    make_tenant: Any, settings: Any, db: psycopg.Connection[Any]
+) -> None:
+    tenant = make_tenant()
+    patient_id, gateway_id = tenant.patients[0], tenant.gateways[0].gateway_id
+    [row] = _rows(patient_id, gateway_id, [95.0])
+    later = (*row[:5], row[5] + timedelta(seconds=30), *row[6:])
+    with psycopg.connect(settings.require_database_url()) as conn:
+        result = write_batch(conn, [row, later, row], [], None)
+        again = write_batch(conn, [later], [], None)
+    assert (result.stored, result.dead_letter_rows, again.stored, again.dead_letter_rows) == (1, 1, 0, 0)
+    assert [r[2] for r in _stored(db, gateway_id)] == [row[5]]
+    assert [r[0] for r in _letters(db, gateway_id)] == ["id_conflict"]

@@ -91,10 +91,16 @@ def test_envelope_from_mosquitto_pub_is_stored_and_other_gateways_login_is_refus
         payload,
     ]
     accepted = subprocess.run(
-        [*args, "-u", own.gateway_id, "-P", own.password], capture_output=True, text=True, timeout=20
+        [*args, "-i", own.gateway_id, "-u", own.gateway_id, "-P", own.password],
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     refused = subprocess.run(
-        [*args, "-u", other.gateway_id, "-P", other.password], capture_output=True, text=True, timeout=20
+        [*args, "-i", other.gateway_id, "-u", other.gateway_id, "-P", other.password],
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert "received PUBACK" in accepted.stdout and "RC:135" not in accepted.stdout
     assert "RC:135" in refused.stdout  # 0x87 Not authorized

@@ -44,11 +44,14 @@ def test_oidc_without_a_varde_role_is_refused_and_groups_map_to_team_names() -> 
     assert _oidc_teams({}) is None
 
 
+_PATIENT = uuid.UUID("0b7f3c4e-5d1a-4b7e-9a51-0c2f4e8d9a10")
+
+
 def _reading(kind: str, value: float, group: str | None = "g") -> fhir.ReadingRow:
     t = datetime(2026, 4, 1, 7, 30, tzinfo=UTC)
     return fhir.ReadingRow(
         uuid.uuid4(),
-        uuid.uuid4(),
+        _PATIENT,
         "gw-abc123",
         kind,
         value,

@@ -114,6 +114,7 @@ def test_broker_listens_only_with_tls_and_dynamic_security() -> None:
     assert [d for d in directives if d[0] == "listener"] == [["listener", "8883"]]
     keys = {d[0]: d[1:] for d in directives}
     assert keys["allow_anonymous"] == ["false"]
+    assert int(keys["max_packet_size"][0]) <= 1024 * 1024, "the broker must refuse packets far past ingest's limit"
     for option in ("cafile", "certfile", "keyfile"):
         assert keys[option][0].startswith("/mosquitto/tls/")
     assert keys["plugin"][0].endswith("mosquitto_dynamic_security.so")

@@ -73,7 +73,11 @@ def _document(resolution: str = "Ringte pasienten; økte oksygen. <ok> & videre"
         resolution,
         "spo2",
     )
-    return bundles.alarm_document(bundles.AlarmDocument(alarm, PATIENT, RESOLVER, ORG, READINGS, DEVICES, [GATEWAY]))
+    return bundles.alarm_document(
+        bundles.AlarmDocument(
+            alarm, PATIENT, RESOLVER, ORG, READINGS, DEVICES, [GATEWAY], explanation_nb="SpO2 85 % under 86 %"
+        )
+    )
 
 
 def _resources(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -125,7 +129,11 @@ def test_every_reference_in_the_document_resolves_inside_the_bundle() -> None:
 
 def test_norwegian_identifiers_for_patient_organisation_and_practitioner() -> None:
     by_type = {r["resourceType"]: r for r in _resources(_document()).values()}
-    assert by_type["Patient"]["identifier"][0] == {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": NATIONAL_ID}
+    assert by_type["Patient"]["identifier"][0] == {
+        "use": "official",
+        "system": "urn:oid:2.16.578.1.12.4.1.4.1",
+        "value": NATIONAL_ID,
+    }
     assert by_type["Organization"]["identifier"] == [
         {"system": "urn:oid:2.16.578.1.12.4.1.4.101", "value": "974778874"}
     ]
@@ -138,25 +146,45 @@ def test_document_rebuilt_later_is_identical() -> None:
     assert first["id"] == str(bundles.document_id(ALARM_ID))
 
 
-def test_measurement_transaction_creates_each_resource_only_if_its_identifier_is_new() -> None:
+def test_measurement_transaction_creates_observations_and_refers_to_the_records_own_patient() -> None:
     bundle = bundles.measurement_bundle(uuid.uuid4(), "transaction", [PATIENT], READINGS, DEVICES, [GATEWAY], T0)
     Bundle.model_validate(bundle)
     assert bundle["type"] == "transaction" and bundles.observation_count(bundle) == 3
-    requests = {e["resource"]["resourceType"]: e["request"] for e in bundle["entry"]}
-    assert requests["Patient"] == {
-        "method": "POST",
-        "url": "Patient",
-        "ifNoneExist": f"identifier=urn:oid:2.16.578.1.12.4.1.4.1|{NATIONAL_ID}",
+    assert "Patient" not in {e["resource"]["resourceType"] for e in bundle["entry"]}  # never created there
+    patient_ref = {
+        "reference": f"Patient?identifier=urn:oid:2.16.578.1.12.4.1.4.1|{NATIONAL_ID}",
+        "identifier": {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": NATIONAL_ID},
     }
     observations = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
     for entry in observations:
         reading_id = entry["resource"]["identifier"][0]["value"]
         assert entry["request"]["ifNoneExist"] == f"identifier=urn:varde:reading|{reading_id}"
         assert entry["resource"]["category"][0]["coding"][0]["code"] == "vital-signs"
-        assert entry["resource"]["subject"]["reference"] == next(
-            e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
-        )
-    assert all(r in _resources(bundle) for r in _references([e["resource"] for e in bundle["entry"]]))
+        assert entry["resource"]["subject"] == patient_ref
+    devices = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Device"]
+    assert devices and all(d["patient"] == patient_ref for d in devices)
+    local = [r for r in _references([e["resource"] for e in bundle["entry"]]) if not r.startswith("Patient?")]
+    assert all(r in _resources(bundle) for r in local)
+
+
+def test_a_d_number_is_sent_with_the_d_number_system() -> None:
+    d_number = bundles.PatientRow(PATIENT.id, "Kari Nordmann", "41017012345", None, True)
+    bundle = bundles.measurement_bundle(uuid.uuid4(), "transaction", [d_number], READINGS[:1], DEVICES, [GATEWAY], T0)
+    observation = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+    assert observation["subject"]["reference"] == "Patient?identifier=urn:oid:2.16.578.1.12.4.1.4.2|41017012345"
+
+
+def test_the_document_is_in_bokmal_with_english_as_translation() -> None:
+    doc = _document()
+    composition, issue = doc["entry"][0]["resource"], doc["entry"][1]["resource"]
+    assert composition["language"] == "nb" and composition["title"].endswith("løst")
+    assert composition["subject"]["identifier"] == {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": NATIONAL_ID}
+    assert issue["detail"] == "SpO2 85 % under 86 %" and issue["language"] == "nb"
+    translation = issue["_detail"]["extension"][0]
+    assert translation["url"] == "http://hl7.org/fhir/StructureDefinition/translation"
+    assert {"url": "content", "valueString": "SpO2 85 % below 86 %"} in translation["extension"]
+    measurements = composition["section"][1]["text"]["div"]
+    assert measurements.index("måling(er) bak alarmen: SpO2 85 % under 86 %") < measurements.index('lang="en"')
 
 
 def test_measurement_collection_has_no_requests_and_the_same_batch_gets_the_same_identifier() -> None:
@@ -170,11 +198,11 @@ def test_measurement_collection_has_no_requests_and_the_same_batch_gets_the_same
     assert other["identifier"] != one["identifier"]
 
 
-def test_patient_without_national_id_is_matched_by_varde_id() -> None:
+def test_patient_without_national_id_is_referred_to_by_varde_id() -> None:
     anonymous = bundles.PatientRow(PATIENT.id, "Ola", None, None, True)
     bundle = bundles.measurement_bundle(uuid.uuid4(), "transaction", [anonymous], READINGS[:1], DEVICES, [GATEWAY], T0)
-    patient = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
-    assert patient["request"]["ifNoneExist"] == f"identifier=urn:varde:patient|{PATIENT.id}"
+    observation = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+    assert observation["subject"]["reference"] == f"Patient?identifier=urn:varde:patient|{PATIENT.id}"
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,8 @@ def test_nurse_gets_404_on_every_route_of_another_teams_patient(
         body = {"limits": {"spo2": {"unit": "%"}}} if method in ("PUT", "POST") else None
         response = api.request(method, fill(path, ids), headers=t.a_headers, json=body)
         assert response.status_code == 404, f"{method} {path} → {response.status_code} {response.text[:200]}"
-        assert response.headers["content-type"].startswith("application/problem+json")
+        expected_type = "application/fhir+json" if path.startswith("/fhir/") else "application/problem+json"
+        assert response.headers["content-type"].startswith(expected_type)
         absent = api.request(method, fill(path, missing), headers=t.a_headers, json=body)
         assert absent.status_code == 404
         assert absent.json() == response.json(), f"{method} {path} tells an existing patient from a missing one"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 from uuid import UUID
 
@@ -163,7 +162,7 @@ class _Subscriber:
     def __init__(self, tenant: Tenant, topic: str) -> None:
         self.messages: list[mqtt.MQTTMessage] = []
         gateway = tenant.gateways[0]
-        self.client = gateway.client(f"{gateway.gateway_id}-{int(time.time() * 1000)}")
+        self.client = gateway.client()
         subscribed = threading.Event()
         self.client.on_message = lambda c, u, m: self.messages.append(m)
         self.client.on_subscribe = lambda *a: subscribed.set()

@@ -97,7 +97,11 @@ def test_patient_and_vital_sign_observations_are_valid_fhir(
     pid = tenant.patients[0]
     headers = headers_for(api_url, tenant)
     patient = _fhir(api, f"/fhir/Patient/{pid}", headers)
-    assert patient["identifier"][0] == {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": ids["national_id"]}
+    assert patient["identifier"][0] == {
+        "use": "official",
+        "system": "urn:oid:2.16.578.1.12.4.1.4.1",
+        "value": ids["national_id"],
+    }
 
     spo2 = _fhir(api, f"/fhir/Observation/{ids['spo2']}", headers)
     assert spo2["category"][0]["coding"][0]["code"] == "vital-signs"
@@ -119,7 +123,8 @@ def test_patient_and_vital_sign_observations_are_valid_fhir(
     assert api.get(f"/fhir/Observation/{ids['dia']}", headers=headers).status_code == 404
 
     glucose = _fhir(api, f"/fhir/Observation/{ids['glucose']}", headers)
-    assert glucose["valueQuantity"]["code"] == "mmol/L" and glucose["code"]["coding"][0]["code"] == "14743-9"
+    # No sample type reported: "in Blood", not the capillary code a glucose meter would claim by default.
+    assert glucose["valueQuantity"]["code"] == "mmol/L" and glucose["code"]["coding"][0]["code"] == "15074-8"
 
     weights = _fhir(api, f"/fhir/Patient/{pid}/Observation?code=http://loinc.org|29463-7", headers)
     assert [e["resource"]["valueQuantity"]["code"] for e in weights["entry"]] == ["kg"]

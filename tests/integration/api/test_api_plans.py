@@ -25,7 +25,7 @@ def _retained(gateway: Gateway, timeout: float = 10.0) -> list[mqtt.MQTTMessage]
     """Connect as the gateway (its own login), subscribe to its plan topic and collect what the broker hands over."""
     got: list[mqtt.MQTTMessage] = []
     subscribed = threading.Event()
-    client = gateway.client(f"{gateway.gateway_id}-plan-{uuid.uuid4().hex[:6]}")
+    client = gateway.client()
     client.on_message = lambda c, u, m: got.append(m)
     client.on_subscribe = lambda *a: subscribed.set()
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(plan_topic(gateway.gateway_id), qos=1)

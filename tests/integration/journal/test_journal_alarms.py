@@ -83,9 +83,11 @@ def test_reading_to_alarm_to_resolution_arrives_as_a_document_in_the_record(
     assert {c["code"] for c in observation["code"]["coding"]} >= {"59408-5", "150456"}
     patient = resources[composition["subject"]["reference"]]
     assert patient["identifier"][0] == {
+        "use": "official",
         "system": "urn:oid:2.16.578.1.12.4.1.4.1",
         "value": journaled.national_ids[0],
     }
+    assert composition["language"] == "nb" and issue["language"] == "nb"
     organisation = resources[composition["custodian"]["reference"]]
     assert organisation["identifier"] == [{"system": "urn:oid:2.16.578.1.12.4.1.4.101", "value": journaled.org_number}]
     practitioner = resources[composition["author"][0]["reference"]]

@@ -1,0 +1,295 @@
+"""FHIR Bulk Data export (https://hl7.org/fhir/uv/bulkdata/export.html) of a care team's patients: the export
+job (kick-off row → NDJSON files in the database → manifest), and the optional pseudonymised variant.
+
+- `exportable_patients` is the one place that decides whose data an export holds.
+- `Pseudonymiser`: per export, a random key gives every patient (and every resource id) a stable pseudonym and
+  every patient a date shift of 30–365 days either way; direct identifiers, names, free text and exact dates are
+  removed or shifted before a line is written.
+- `run_export` writes the files in chunks (gzip, at most `LINES_PER_FILE` resources each) from a server-side cursor
+  over the readings, so memory stays flat however many readings there are; a cancelled job stops at the next chunk.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+
+from clinician_api import fhir, fhir_query
+from store.db import get_pool
+
+EXPORT_TYPES = ("Patient", "Observation", "Device", "CarePlan", "DetectedIssue")
+LINES_PER_FILE = 50_000
+_BATCH = 5_000
+_PSEUDED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "PSEUDED"}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
+_DROPPED = ("identifier", "name", "telecom", "address", "note", "contact", "deviceName", "modelNumber")
+"""Removed wherever they occur; so is a narrative (`text` holding a `div`), while a CodeableConcept's text stays."""
+log = logging.getLogger("clinician_api.fhir_export")
+
+
+def exportable_patients(conn: Connection[Any], user_id: UUID, team_id: UUID | None) -> list[UUID]:
+    """The patients an export may hold: those of the requester's care teams (of the one team, for a Group
+    export), by team membership only; an emergency access never widens an export.
+
+    A patient's reservation against use of their data for research and registries (samtykke / reservasjon) must
+    exclude them here and nowhere else: add the condition to this query when the reservations table exists."""
+    rows = conn.execute(
+        "SELECT p.id FROM patients p JOIN team_memberships m ON m.team_id = p.team_id AND m.user_id = %s "
+        "WHERE (%s::uuid IS NULL OR p.team_id = %s) ORDER BY p.id",
+        (user_id, team_id, team_id),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Pseudonymiser:
+    """Stable within one export (one key), unlinkable across exports (another key)."""
+
+    key: bytes
+
+    def _digest(self, *parts: object) -> bytes:
+        return hmac.new(self.key, "|".join(str(p) for p in parts).encode(), hashlib.sha256).digest()
+
+    def pseudonym(self, resource_type: str, ident: str) -> str:
+        return self._digest(resource_type, ident)[:12].hex()
+
+    def shift(self, patient_id: str) -> timedelta:
+        """30–365 days earlier or later, never zero."""
+        raw = int.from_bytes(self._digest("shift", patient_id)[:4], "big")
+        days = 30 + raw % 336
+        return timedelta(days=days if raw & 0x80000000 else -days)
+
+    def resource(self, resource: dict[str, Any], patient_id: str) -> dict[str, Any]:
+        """The resource without direct identifiers, names or free text, ids replaced, dates shifted."""
+        shift = self.shift(patient_id)
+        out: dict[str, Any] = self._walk(resource, shift)
+        out["id"] = self.pseudonym(resource["resourceType"], str(resource["id"]))
+        out["meta"] = {"security": [_PSEUDED]}
+        if resource["resourceType"] == "Patient" and "birthDate" in out:
+            out["birthDate"] = out["birthDate"][:4]  # the (shifted) year only
+        if resource["resourceType"] == "DetectedIssue":
+            for mitigation in out.get("mitigation", []):
+                mitigation["action"] = {"text": "mitigation"}
+        return out
+
+    def _walk(self, node: Any, shift: timedelta) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key in _DROPPED or key.startswith("_") or key == "meta":
+                    continue
+                if key == "text" and isinstance(value, dict):
+                    continue
+                if key == "reference" and isinstance(value, str) and "/" in value and not value.startswith("#"):
+                    rtype, _, ident = value.partition("/")
+                    out[key] = f"{rtype}/{self.pseudonym(rtype, ident)}"
+                else:
+                    out[key] = self._walk(value, shift)
+            return out
+        if isinstance(node, list):
+            return [self._walk(v, shift) for v in node]
+        if isinstance(node, str) and _DATE.match(node):
+            return _shift_text(node, shift)
+        return node
+
+
+def _shift_text(text: str, shift: timedelta) -> str:
+    if "T" in text:
+        return (datetime.fromisoformat(text.replace("Z", "+00:00")) + shift).isoformat()
+    return (date.fromisoformat(text) + shift).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class ExportJob:
+    id: UUID
+    user_id: UUID
+    team_id: UUID | None
+    types: tuple[str, ...]
+    since: datetime | None
+    pseudonymiser: Pseudonymiser | None
+
+
+def create(
+    conn: Connection[Any],
+    *,
+    user_id: UUID,
+    level: str,
+    team_id: UUID | None,
+    types: Iterable[str],
+    since: datetime | None,
+    pseudonymised: bool,
+    request_url: str,
+) -> UUID:
+    """A queued export job; expired jobs (anyone's) and their files are deleted on the way."""
+    conn.execute("DELETE FROM fhir_exports WHERE expires_at < now()")
+    row = conn.execute(
+        "INSERT INTO fhir_exports (user_id, level, team_id, types, since, pseudonymised, pseudonym_key, request_url) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (
+            user_id,
+            level,
+            team_id,
+            list(types),
+            since,
+            pseudonymised,
+            secrets.token_bytes(32) if pseudonymised else None,
+            request_url,
+        ),
+    ).fetchone()
+    assert row is not None
+    return UUID(str(row[0]))
+
+
+def _load(conn: Connection[Any], export_id: UUID) -> ExportJob | None:
+    row = conn.execute(
+        "UPDATE fhir_exports SET state = 'running', heartbeat_at = now(), progress = 'started' "
+        "WHERE id = %s AND state = 'queued' RETURNING id, user_id, team_id, types, since, pseudonym_key",
+        (export_id,),
+    ).fetchone()
+    conn.commit()
+    if row is None:
+        return None
+    key = bytes(row[5]) if row[5] is not None else None
+    return ExportJob(row[0], row[1], row[2], tuple(row[3]), row[4], Pseudonymiser(key) if key else None)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Files:
+    """NDJSON lines gathered into gzip chunks, each written in its own transaction with a heartbeat."""
+
+    def __init__(self, conn: Connection[Any], job: ExportJob) -> None:
+        self.conn, self.job, self.seq = conn, job, 0
+
+    def write(self, resource_type: str, resources: Iterator[dict[str, Any]]) -> int:
+        count, lines = 0, []
+        for resource in resources:
+            lines.append(json.dumps(resource, separators=(",", ":"), ensure_ascii=False))
+            count += 1
+            if len(lines) >= LINES_PER_FILE:
+                self._flush(resource_type, lines)
+                lines = []
+        if lines:
+            self._flush(resource_type, lines)
+        return count
+
+    def _flush(self, resource_type: str, lines: list[str]) -> None:
+        body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=5)
+        self.seq += 1
+        row = self.conn.execute(
+            "UPDATE fhir_exports SET heartbeat_at = now(), progress = %s WHERE id = %s AND state = 'running' "
+            "RETURNING id",
+            (f"{resource_type}: file {self.seq}", self.job.id),
+        ).fetchone()
+        if row is None:
+            self.conn.rollback()
+            raise _Cancelled
+        self.conn.execute(
+            "INSERT INTO fhir_export_files (export_id, seq, resource_type, line_count, ndjson_gzip) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (self.job.id, self.seq, resource_type, len(lines), body),
+        )
+        self.conn.commit()
+
+
+def _observations(conn: Connection[Any], job: ExportJob, patients: list[UUID]) -> Iterator[dict[str, Any]]:
+    """Every Observation of the patients, read in order of patient and time through a server-side cursor; the
+    components of one blood pressure measurement are adjacent in that order and become one panel."""
+    with conn.cursor(name=f"export_{job.id.hex}") as cur:
+        cur.itersize = _BATCH
+        cur.execute(
+            f"SELECT {fhir.ReadingRow.columns()} FROM readings WHERE patient_id = ANY(%s) "
+            "AND (%s::timestamptz IS NULL OR received_at >= %s) ORDER BY patient_id, measured_at, id",
+            (patients, job.since, job.since),
+        )
+        moment: list[fhir.ReadingRow] = []
+        for row in cur:
+            reading = fhir.ReadingRow(*row)
+            if moment and (moment[0].patient_id, moment[0].measured_at) != (reading.patient_id, reading.measured_at):
+                yield from reversed(fhir.observations(moment))
+                moment = []
+            moment.append(reading)
+        if moment:
+            yield from reversed(fhir.observations(moment))
+
+
+def _resources(conn: Connection[Any], job: ExportJob, rtype: str, patients: list[UUID]) -> Iterator[dict[str, Any]]:
+    """The resources of one type; `conn` is a reading connection of its own (the files are committed on another)."""
+    if rtype == "Observation":
+        yield from _observations(conn, job, patients)
+        return
+    for start in range(0, len(patients), 500):
+        chunk = patients[start : start + 500]
+        if rtype == "Patient":
+            yield from fhir_query.patient_resources(conn, chunk)
+        elif rtype == "Device":
+            yield from fhir_query.device_resources(conn, chunk)
+        elif rtype == "CarePlan":
+            yield from fhir_query.plan_resources(conn, chunk)
+        elif rtype == "DetectedIssue":
+            yield from fhir_query.issue_resources(conn, chunk, limit=None)
+
+
+def _patient_of(resource: dict[str, Any]) -> str:
+    if resource["resourceType"] == "Patient":
+        return str(resource["id"])
+    ref = (resource.get("subject") or resource.get("patient") or {}).get("reference", "")
+    return str(ref).removeprefix("Patient/")
+
+
+def _since_filter(job: ExportJob, resources: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for resource in resources:
+        updated = resource.get("meta", {}).get("lastUpdated")
+        keep = job.since is None or resource["resourceType"] == "Observation" or updated is None
+        if keep or datetime.fromisoformat(updated) >= job.since:  # type: ignore[operator]
+            yield resource
+
+
+def run_export(export_id: UUID) -> None:
+    """Run one queued export to its end (completed, failed or cancelled); safe to call from a thread."""
+    with get_pool().connection() as conn, get_pool().connection() as reader:
+        job = _load(conn, export_id)
+        if job is None:
+            return
+        try:
+            patients = exportable_patients(conn, job.user_id, job.team_id)
+            conn.execute("UPDATE fhir_exports SET patient_count = %s WHERE id = %s", (len(patients), job.id))
+            conn.commit()
+            files = _Files(conn, job)
+            for rtype in job.types:
+                resources = _since_filter(job, _resources(reader, job, rtype, patients))
+                if job.pseudonymiser is not None:
+                    p = job.pseudonymiser
+                    resources = (p.resource(r, _patient_of(r)) for r in resources)
+                files.write(rtype, resources)
+                reader.rollback()
+            conn.execute(
+                "UPDATE fhir_exports SET state = 'completed', progress = 'completed', finished_at = now() "
+                "WHERE id = %s AND state = 'running'",
+                (job.id,),
+            )
+            conn.commit()
+        except _Cancelled:
+            log.info("fhir_export.cancelled", extra={"event": "fhir_export.cancelled", "export_id": str(job.id)})
+        except Exception as exc:
+            conn.rollback()
+            log.exception("fhir_export.failed", extra={"event": "fhir_export.failed", "export_id": str(job.id)})
+            conn.execute(
+                "UPDATE fhir_exports SET state = 'failed', error = %s, finished_at = now() WHERE id = %s",
+                (f"{type(exc).__name__}: the export failed; see the API log", job.id),
+            )
+            conn.commit()
