@@ -90,3 +90,19 @@ def test_an_entry_queued_before_the_reservation_is_withheld_at_send_time(
     )
     assert tuple(state) == ("failed", WITHHELD)
     assert not {str(r) for r in readings} & _observed(record_system)
+
+
+def test_a_research_reservation_keeps_the_patient_out_of_every_export(
+    make_tenant: Any, db: psycopg.Connection[Any]
+) -> None:
+    from clinician_api.fhir_export import exportable_patients
+
+    tenant = make_tenant(patients=2)
+    reserved, other = tenant.patients
+    (nurse_id,) = db.execute("SELECT id FROM users WHERE username = %s", (tenant.nurse,)).fetchone()
+    assert set(exportable_patients(db, nurse_id, tenant.team_id)) == {reserved, other}
+    with db.transaction():
+        consent.set_reservation(db, reserved, "research", True)
+        consent.set_reservation(db, other, "record_sharing", True)  # another kind: no effect on exports
+    assert exportable_patients(db, nurse_id, tenant.team_id) == [other]
+    assert exportable_patients(db, nurse_id, None) == [other]
