@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml
 system-deps:
 	@bash deploy/install-system-deps.sh
 
-setup: system-deps $(STAMP)
+# The sign-in tests' OpenID provider, from the committed lockfile (tests/oidc_provider/package-lock.json).
+OIDC_PROVIDER := tests/oidc_provider/node_modules/.package-lock.json
+$(OIDC_PROVIDER): tests/oidc_provider/package-lock.json
+	cd tests/oidc_provider && npm ci --no-audit --no-fund --silent
+
+setup: system-deps $(STAMP) $(OIDC_PROVIDER)
 
 demo: setup
 	$(BIN)/varde demo

@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinician_api import dashboard, docs_ui, problems
+from clinician_api.citizen import pages as citizen_pages
+from clinician_api.citizen import routes as citizen_routes
 from clinician_api.escalation import Notifier
 from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
@@ -31,6 +33,7 @@ from clinician_api.routes import (
     questionnaires,
     thresholds,
 )
+from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.attention import router as attention_router
 from clinician_api.routes.enrolment import router as enrolment_router
 from store.settings import Settings, get_settings
@@ -135,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(attention_router)
     app.include_router(docs_ui.router)
     app.mount(docs_ui.ASSETS_URL, docs_ui.assets(), name="docs-assets")
+    for router in (patient_contact.router, citizen_routes.router, citizen_routes.signin, citizen_pages.router):
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     origins = (settings or get_settings()).cors_origins
     if origins:  # off unless VARDE_CORS_ALLOW_ORIGINS names the web apps that may call the API (bearer, no cookies)

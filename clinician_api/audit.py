@@ -50,6 +50,27 @@ def record(
     )
 
 
+def record_citizen(
+    conn: Connection[Any],
+    citizen_id: UUID,
+    role: str,
+    action: str,
+    resource: str,
+    outcome: str,
+    *,
+    patient_id: UUID | None,
+    proxy_id: UUID | None = None,
+    client_addr: str | None = None,
+) -> None:
+    """A patient's or relative's own action (patient app): under their own identity, a relative's with the proxy it
+    went through."""
+    conn.execute(
+        "INSERT INTO audit_log (user_id, role, patient_id, action, resource, outcome, client_addr, proxy_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (citizen_id, role, patient_id, action, resource, outcome, client_addr, proxy_id),
+    )
+
+
 def record_patients(
     conn: Connection[Any],
     principal: Principal,

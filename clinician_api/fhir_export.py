@@ -26,7 +26,7 @@ from uuid import UUID
 
 from psycopg import Connection
 
-from clinician_api import fhir, fhir_query
+from clinician_api import consent, fhir, fhir_query
 from store.db import get_pool
 
 EXPORT_TYPES = ("Patient", "Observation", "Device", "CarePlan", "DetectedIssue")
@@ -43,11 +43,12 @@ def exportable_patients(conn: Connection[Any], user_id: UUID, team_id: UUID | No
     """The patients an export may hold: those of the requester's care teams (of the one team, for a Group
     export), by team membership only; an emergency access never widens an export.
 
-    A patient's reservation against use of their data for research and registries (samtykke / reservasjon) must
-    exclude them here and nowhere else: add the condition to this query when the reservations table exists."""
+    A patient's reservation against use of their data for research and registries (samtykke / reservasjon)
+    excludes them here and nowhere else (`consent.not_reserved_sql("research", …)`)."""
     rows = conn.execute(
         "SELECT p.id FROM patients p JOIN team_memberships m ON m.team_id = p.team_id AND m.user_id = %s "
-        "WHERE (%s::uuid IS NULL OR p.team_id = %s) ORDER BY p.id",
+        f"WHERE (%s::uuid IS NULL OR p.team_id = %s) AND {consent.not_reserved_sql('research', 'p.id')} "
+        "ORDER BY p.id",
         (user_id, team_id, team_id),
     ).fetchall()
     return [r[0] for r in rows]

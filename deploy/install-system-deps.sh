@@ -7,6 +7,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The sign-in tests' OpenID provider (tests/oidc_provider, oidc-provider from npm) runs on Node.js.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # PostgreSQL extensions and tools of the major version installed (or the one `postgresql` brings): partitions and
 # retention (pg_partman), DDL/role audit (pgaudit), backups (pgBackRest), failover (pg_auto_failover, `stack up --ha`).
 pgmajor=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sed 's#.*/postgresql/\([0-9]*\)/bin#\1#' | sort -n | tail -1)

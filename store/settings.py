@@ -102,6 +102,29 @@ class Settings(BaseSettings):
     """Comma-separated addresses (or CIDR networks) of the reverse proxies whose X-Forwarded-For/-Proto the API
     trusts; empty: none, so the client address and scheme are those of the TCP connection."""
 
+    # The patient app ("Min oppfølging") and the OpenID Connect relying party (clinician_api/citizen). Patients sign
+    # in through a national issuer (ID-porten/Helsenorge: the `pid` claim is the national identity number), staff
+    # through a HelseID-like issuer (the HPR-number claim names the user). An audience with no issuer has no button.
+    public_url: str | None = None
+    """The API's address as browsers reach it (https://varde.example.no); redirect URIs are built on it. Unset: the
+    address of the request."""
+    oidc_patient_issuer: str | None = None
+    oidc_patient_client_id: str | None = None
+    oidc_patient_client_secret: str | None = None
+    oidc_patient_scope: str = "openid profile pid"
+    oidc_patient_id_claim: str = "pid"
+    oidc_staff_issuer: str | None = None
+    oidc_staff_client_id: str | None = None
+    oidc_staff_client_secret: str | None = None
+    oidc_staff_scope: str = "openid profile hpr"
+    oidc_staff_hpr_claim: str = "hpr_number"
+    """HelseID names it `helseid://claims/hpr/hpr_number`."""
+    citizen_session_idle_minutes: int = 30
+    citizen_session_max_hours: int = 12
+    citizen_password_login: bool | None = None
+    """Local username/password sign-in for patients and relatives (the offline demo). Unset: on in development,
+    off in production."""
+
     metrics_host: str = "127.0.0.1"
     """Address of each process's operations endpoint (/metrics, /healthz, /readyz); never the public port."""
     metrics_port: int = 0

@@ -154,7 +154,8 @@ def _state_usable(settings: Settings, state: dict[str, Any]) -> bool:
 
 
 def _forget(settings: Settings, state: dict[str, Any]) -> None:
-    """Remove an earlier demo's patients (their readings, alarms and gateways); deactivate where that is refused."""
+    """Remove an earlier demo's patients (their messages, proxies, readings, alarms and gateways); deactivate where
+    that is refused (for example by a reservation's append-only history)."""
     from varde.admin import AdminError, delete_gateway_logins
     from varde.broker import BrokerAdminError
 
@@ -166,6 +167,10 @@ def _forget(settings: Settings, state: dict[str, Any]) -> None:
         try:
             with conn.transaction():
                 for sql in (
+                    "DELETE FROM messages m USING message_threads t WHERE m.thread_id = t.id AND t.patient_id = ANY(%s)",  # noqa: E501
+                    "DELETE FROM message_threads WHERE patient_id = ANY(%s)",
+                    "DELETE FROM proxies WHERE patient_id = ANY(%s)",
+                    "DELETE FROM patient_reservations WHERE patient_id = ANY(%s)",
                     "DELETE FROM readings WHERE patient_id = ANY(%s)",
                     "DELETE FROM alarms WHERE patient_id = ANY(%s)",
                     "DELETE FROM gateways WHERE patient_id = ANY(%s)",
@@ -234,6 +239,50 @@ def reset_logins(settings: Settings) -> dict[str, str]:
     logins = {NURSE: secrets.token_urlsafe(9), PHYSICIAN: secrets.token_urlsafe(9)}
     add_user(settings, NURSE, "nurse", list(TEAMS), logins[NURSE], "Demo sykepleier")
     add_user(settings, PHYSICIAN, "physician", list(TEAMS), logins[PHYSICIAN], "Demo lege")
+    return logins
+
+
+PATIENT_LOGIN = "pasient"
+RELATIVE_LOGIN = "parorende"
+# Synthetic identity numbers for the demo's patient app logins (not valid Norwegian numbers: month 70).
+_DEMO_PATIENT_NID = "01700000001"
+_DEMO_RELATIVE_NID = "01700000002"
+
+
+def reset_citizen_logins(settings: Settings, state: dict[str, Any]) -> dict[str, str]:
+    """Local logins of the patient app (offline demo, no national sign-in): the first demo patient, and a relative
+    holding a proxy (measurements, plan, messages) for 30 days; fresh passwords each run."""
+    import psycopg
+
+    from clinician_api.passwords import hash_password
+
+    logins = {PATIENT_LOGIN: secrets.token_urlsafe(9), RELATIVE_LOGIN: secrets.token_urlsafe(9)}
+    first = state["patients"][0]
+    with psycopg.connect(settings.require_database_url(), autocommit=True) as conn, conn.transaction():
+        conn.execute("UPDATE patients SET national_id = NULL WHERE national_id = %s", (_DEMO_PATIENT_NID,))
+        conn.execute("UPDATE patients SET national_id = %s WHERE id = %s", (_DEMO_PATIENT_NID, first["patient_id"]))
+        for nid, username, name in (
+            (_DEMO_PATIENT_NID, PATIENT_LOGIN, first["name"]),
+            (_DEMO_RELATIVE_NID, RELATIVE_LOGIN, "Demo pårørende"),
+        ):
+            conn.execute(
+                "INSERT INTO citizens (national_id, display_name, username, password_hash) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (national_id) DO UPDATE SET username = EXCLUDED.username, "
+                "password_hash = EXCLUDED.password_hash, display_name = EXCLUDED.display_name, active = true",
+                (nid, name, username, hash_password(logins[username])),
+            )
+        conn.execute(
+            "UPDATE proxies SET revoked_at = now() WHERE revoked_at IS NULL AND relative_id = "
+            "(SELECT id FROM citizens WHERE national_id = %s)",
+            (_DEMO_RELATIVE_NID,),
+        )
+        conn.execute(
+            "INSERT INTO proxies (patient_id, relative_id, relation, rights, valid_until, granted_by_citizen) "
+            "SELECT %s, r.id, 'datter', ARRAY['read_measurements', 'read_plan', 'write_messages'], "
+            "now() + interval '30 days', p.id FROM citizens r, citizens p "
+            "WHERE r.national_id = %s AND p.national_id = %s",
+            (first["patient_id"], _DEMO_RELATIVE_NID, _DEMO_PATIENT_NID),
+        )
     return logins
 
 
@@ -399,6 +448,7 @@ def run_demo(
         logins = reset_logins(settings)
         configure_receivers(settings, TEAMS, NURSE, receiver)
         say(f"record system and on-call receiver on loopback: {receiver.base}")
+        citizen_logins = reset_citizen_logins(settings, state)
         runner.start()
         say(f"starting {len(state['patients'])} gateways, each reading its patient's virtual devices")
         patient_page_port = stack._free_port()
@@ -424,6 +474,7 @@ def run_demo(
             "dashboard": stack_state.get("api_url"),
             "patient_page": {"url": f"http://127.0.0.1:{patient_page_port}/", "name": state["patients"][0]["name"]},
             "logins": logins,
+            "patient_app": {"url": f"{stack_state.get('api_url')}/min/", "logins": citizen_logins},
             "patients": [
                 {
                     **{k: p[k] for k in ("name", "team", "scenario", "gateway_id", "patient_id")},
@@ -510,6 +561,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
     page = summary.get("patient_page")
     if page:
         lines += ["", f"Patient page of {page['name']}'s gateway (what the patient sees at home): {page['url']}"]
+    app = summary.get("patient_app")
+    if app:
+        name = summary["patients"][0]["name"] if summary.get("patients") else "the first patient"
+        lines += ["", f"Min oppfølging, the patient app (local demo sign-in, works offline): {app['url']}"]
+        lines.append(f"  {'patient':<10} {PATIENT_LOGIN:<18} password: {app['logins'][PATIENT_LOGIN]}   ({name})")
+        lines.append(
+            f"  {'relative':<10} {RELATIVE_LOGIN:<18} password: {app['logins'][RELATIVE_LOGIN]}   (proxy for {name})"
+        )
     lines += ["", f"  {'patient':<22} {'scenario':<30} open alarms"]
     for p in summary["patients"]:
         lines.append(f"  {p['name']:<22} {p['scenario']:<30} {', '.join(p['alarms']) or '-'}")

@@ -87,6 +87,15 @@ class KindZones(BaseModel):
     def limits(self) -> tuple[float | None, float | None, float | None, float | None]:
         return (self.red_low, self.yellow_low, self.yellow_high, self.red_high)
 
+    def zone_of(self, value: float) -> Zone:
+        """The zone of `value`: strictly outside a red limit is red, strictly outside a yellow limit yellow."""
+        red_low, yellow_low, yellow_high, red_high = self.limits()
+        if (red_low is not None and value < red_low) or (red_high is not None and value > red_high):
+            return "red"
+        if (yellow_low is not None and value < yellow_low) or (yellow_high is not None and value > yellow_high):
+            return "yellow"
+        return "green"
+
     @model_validator(mode="after")
     def _unit_range_order(self) -> KindZones:
         info = KINDS[self.kind]

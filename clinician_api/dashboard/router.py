@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from clinician_api.dashboard.i18n import LANG_COOKIE, Lang, pick, strings, vocabulary
+from clinician_api.deps import SettingsDep
 
 # The pages and assets live in clinician_api/templates and clinician_api/static, the package data of
 # `clinician_api` (pyproject.toml), so a wheel install serves the same dashboard as a checkout.
@@ -69,8 +70,18 @@ def queue_page(request: Request, varde_lang: LangCookie = None) -> HTMLResponse:
 
 
 @router.get(f"{PREFIX}/login")
-def login_page(request: Request, varde_lang: LangCookie = None) -> HTMLResponse:
-    return _page(request, varde_lang, "login")
+def login_page(request: Request, settings: SettingsDep, varde_lang: LangCookie = None) -> HTMLResponse:
+    # Sign-in through the staff issuer (HelseID-like) when one is configured (clinician_api/citizen/oidc.py).
+    from clinician_api.citizen.oidc import issuer_for
+
+    reason = request.query_params.get("reason")
+    return _page(
+        request,
+        varde_lang,
+        "login",
+        staff_oidc=issuer_for(settings, "staff") is not None,
+        oidc_problem=reason if reason in ("oidc_failed", "oidc_unknown") else None,
+    )
 
 
 @router.get(f"{PREFIX}/patients")

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from psycopg import Connection
 
-from clinician_api import fhir
+from clinician_api import consent, fhir
 from clinician_api.journal import bundles, outbox
 
 _BP = fhir.BP_KINDS
@@ -66,6 +66,7 @@ def _one_batch(conn: Connection[Any], sub: Subscription) -> bool:
         "JOIN care_teams t ON t.id = p.team_id "
         "WHERE t.organisation_id = %(org)s AND r.received_at > %(hwm)s - make_interval(secs => %(overlap)s) "
         "AND (%(kinds)s::text[] IS NULL OR r.kind = ANY(%(kinds)s::text[])) "
+        f"AND {consent.not_reserved_sql('record_sharing', 'r.patient_id')} "
         "AND NOT EXISTS (SELECT 1 FROM journal_shared_readings s WHERE s.subscription_id = %(sub)s "
         "  AND s.reading_id = r.id) "
         "ORDER BY r.received_at, r.id LIMIT %(limit)s",

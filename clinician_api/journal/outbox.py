@@ -19,7 +19,7 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from clinician_api import fhir
+from clinician_api import consent, fhir
 from clinician_api.journal import bundles, identity
 
 NOTIFY_CHANNEL = "varde_journal"
@@ -93,11 +93,13 @@ def insert(
 
 def enqueue_alarm_document(conn: Connection[Any], alarm_id: UUID) -> UUID | None:
     """Journal a resolved alarm to the record system of its patient's organisation, in the caller's transaction.
-    None when the organisation has no record endpoint for alarms (nothing to do)."""
+    None when the organisation has no record endpoint for alarms (nothing to do), or when the patient reserved
+    against sharing with the record (the document carries measurements)."""
     target = conn.execute(
         "SELECT r.id, o.id, o.name, o.org_number FROM alarms a JOIN patients p ON p.id = a.patient_id "
         "JOIN care_teams t ON t.id = p.team_id JOIN organisations o ON o.id = t.organisation_id "
-        "JOIN record_endpoints r ON r.organisation_id = o.id AND r.journal_alarms WHERE a.id = %s",
+        "JOIN record_endpoints r ON r.organisation_id = o.id AND r.journal_alarms WHERE a.id = %s "
+        f"AND {consent.not_reserved_sql('record_sharing', 'a.patient_id')}",
         (alarm_id,),
     ).fetchone()
     if target is None:
@@ -223,13 +225,15 @@ class Claimed:
     bundle: dict[str, Any]
     bundle_identifier: str
     attempts: int
+    patient_ids: list[UUID]
 
 
 def claim(conn: Connection[Any]) -> Claimed | None:
     """The next due entry that no other worker holds, of an endpoint not paused after a failure; call inside a
     transaction that records the outcome."""
     row = conn.execute(
-        "SELECT o.id, o.kind, o.endpoint_id, o.bundle, o.bundle_identifier, o.attempts FROM journal_outbox o "
+        "SELECT o.id, o.kind, o.endpoint_id, o.bundle, o.bundle_identifier, o.attempts, o.patient_ids "
+        "FROM journal_outbox o "
         "JOIN record_endpoints e ON e.id = o.endpoint_id WHERE o.state = 'pending' AND o.next_attempt_at <= now() "
         "AND (e.paused_until IS NULL OR e.paused_until <= now()) "
         "ORDER BY o.next_attempt_at, o.created_at LIMIT 1 FOR UPDATE OF o SKIP LOCKED"
@@ -237,7 +241,7 @@ def claim(conn: Connection[Any]) -> Claimed | None:
     if row is None:
         return None
     bundle = row[3] if isinstance(row[3], dict) else json.loads(row[3])
-    return Claimed(row[0], row[1], row[2], bundle, row[4], row[5])
+    return Claimed(row[0], row[1], row[2], bundle, row[4], row[5], list(row[6] or []))
 
 
 def pause_endpoint(conn: Connection[Any], endpoint_id: UUID, seconds: float) -> None:

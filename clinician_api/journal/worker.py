@@ -16,6 +16,7 @@ from uuid import UUID
 
 import psycopg
 
+from clinician_api import consent
 from clinician_api.journal import feed, metrics, outbox
 from clinician_api.journal.credentials import TokenCache
 from clinician_api.journal.delivery import Endpoint, send
@@ -26,6 +27,7 @@ from vitals.logs import setup_logging
 log = logging.getLogger("varde.journal")
 
 READINGS_CHANNEL = "varde_events"
+WITHHELD = "withheld: a patient in this entry reserved against sharing with the record"
 
 
 @dataclass
@@ -87,6 +89,15 @@ class JournalWorker:
                 ).fetchone()
                 assert row is not None
                 endpoint = endpoints[entry.endpoint_id] = Endpoint.from_row(tuple(row))
+            withheld = consent.reserved_among(conn, "record_sharing", entry.patient_ids)
+            if withheld:
+                # Queued before the patient reserved against sharing: it stays home (a retry asks again).
+                outbox.mark_attempt_failed(conn, entry.id, None, WITHHELD, None)
+                result.failed += 1
+                log.warning(
+                    "journal_withheld entry=%s kind=%s patients_reserved=%d", entry.id, entry.kind, len(withheld)
+                )
+                return True
             outcome = send(endpoint, entry.bundle, self.tokens)
             attempt = entry.attempts + 1
             fields = {"entry": str(entry.id), "kind": entry.kind, "endpoint": endpoint.name, "attempt": attempt}

@@ -33,12 +33,7 @@ class Verdict:
 
 
 def zone_of(zones: KindZones, value: float) -> Zone:
-    red_low, yellow_low, yellow_high, red_high = zones.limits()
-    if (red_low is not None and value < red_low) or (red_high is not None and value > red_high):
-        return "red"
-    if (yellow_low is not None and value < yellow_low) or (yellow_high is not None and value > yellow_high):
-        return "yellow"
-    return "green"
+    return zones.zone_of(value)
 
 
 def advice_for(plan: SelfManagementPlan, zone: Zone, kind: Kind | None = None) -> Advice:

@@ -17,7 +17,7 @@ from device_simulators.scenarios import SCENARIOS
 from edge_agent.devices import DEVICE_CLOCK_RESET
 from store.settings import varde_home
 from tests.integration.conftest import login
-from varde.demo import NURSE, PHYSICIAN, ROSTER, TEAMS, run_demo
+from varde.demo import NURSE, PATIENT_LOGIN, PHYSICIAN, RELATIVE_LOGIN, ROSTER, TEAMS, run_demo
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +60,16 @@ def test_demo_sets_up_two_teams_of_patients_with_their_alarms_and_a_second_run_r
     assert second["logins"][NURSE] != first["logins"][NURSE]
     assert _readings_before(db, ids, moment) == stored
     login(api_url, NURSE, second["logins"][NURSE])
+
+    # The patient app's local demo sign-in: the first patient sees their own measurements, the relative theirs too.
+    app = second["patient_app"]  # fresh passwords each run
+    for username in (PATIENT_LOGIN, RELATIVE_LOGIN):
+        client = httpx.Client(base_url=api_url, timeout=30)
+        signed = client.post("/api/v1/min/session", json={"username": username, "password": app["logins"][username]})
+        assert signed.status_code == 204
+        acting = client.get("/api/v1/min/me").json()["patients"]
+        assert [p["patient_id"] for p in acting] == [patients[0]["patient_id"]]
+        assert client.get(f"/api/v1/min/patients/{ids[0]}/measurements").json()["kinds"]
 
 
 def _assert_read_through_devices(db: psycopg.Connection[Any], patients: list[dict[str, Any]]) -> None:

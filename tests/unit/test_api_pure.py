@@ -77,3 +77,29 @@ def test_device_ids_are_valid_fhir_ids_and_stable() -> None:
     ident = fhir.device_id("gw-abc123", "a4:c1:38:00:00:01")
     assert ident == fhir.device_id("gw-abc123", "A4:C1:38:00:00:01")
     assert len(ident) <= 64 and ident.replace("-", "").isalnum()
+
+
+def test_access_log_merges_one_visit_of_many_reads_into_one_line() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from clinician_api.citizen.views import _merged, what_of
+
+    start = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    base = {
+        "who": "Kari",
+        "role": "nurse",
+        "action": "read",
+        "what": "measurements",
+        "outcome": "ok",
+        "why": "care_team",
+        "reason": None,
+        "team": "Hjerte",
+    }
+    items = [{**base, "at": start + timedelta(minutes=m)} for m in (40, 12, 10, 0)]  # newest first
+    items.insert(1, {**base, "what": "plan", "at": start + timedelta(minutes=30)})
+    merged = _merged(items)
+    assert [(m["what"], m["count"]) for m in merged] == [("measurements", 1), ("plan", 1), ("measurements", 3)]
+    assert merged[2]["first_at"] == start and merged[2]["at"] == start + timedelta(minutes=12)
+    assert what_of("/api/v1/patients/00000000-0000-0000-0000-000000000001") == "record"
+    assert what_of("/api/v1/patients/00000000-0000-0000-0000-000000000001/measurements") == "measurements"
+    assert what_of("/fhir/Patient/x/$everything") == "record_export"

@@ -1,0 +1,272 @@
+"""What a patient and a relative may do in the patient app, checked through the API process of the OIDC stack:
+own data only, the same 404 for another patient and none, a proxy's rights and end, revocation at the next
+request, every action audited under the actor's own identity, messages reaching the nurse queue, the access log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.citizen.conftest import MIN, Home, People, national_sign_in
+from tests.citizen.stack import OidcStack
+
+pytestmark = pytest.mark.integration
+
+
+def _grant(client: httpx.Client, patient_id: Any, nid: str, rights: list[str], days: float = 30) -> dict[str, Any]:
+    answer = client.post(
+        f"/api/v1/min/patients/{patient_id}/proxies",
+        headers=MIN,
+        json={
+            "relative_national_id": nid,
+            "relative_name": "Ola Pårørende",
+            "relation": "sønn",
+            "rights": rights,
+            "valid_until": (datetime.now(UTC) + timedelta(days=days)).isoformat(),
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+def test_patient_sees_own_measurements_with_zone_and_advice_and_nobody_elses(
+    oidc: OidcStack, people: People, home: Home
+) -> None:
+    client = national_sign_in(oidc.api_url, people.patient_nid)
+    data = client.get(f"/api/v1/min/patients/{home.patient_id}/measurements").json()
+    (weight,) = data["kinds"]
+    assert weight["latest"]["value"] == 83.1 and weight["latest"]["zone"] == "yellow"
+    assert weight["latest"]["advice"] == "Ta en ekstra vanndrivende tablett i dag."
+    assert weight["zones"]["yellow_high"] == 82.0 and len(weight["points"]) == 11
+
+    foreign = client.get(f"/api/v1/min/patients/{home.other_patient_id}/measurements")
+    missing = client.get(f"/api/v1/min/patients/{uuid.uuid4()}/measurements")
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.json()["detail"] == missing.json()["detail"]
+    for path in ("plan", "threads", "access-log", "sharing", "alarms"):
+        assert client.get(f"/api/v1/min/patients/{home.other_patient_id}/{path}").status_code == 404
+
+
+def test_a_write_without_the_apps_header_or_from_another_origin_is_refused(
+    oidc: OidcStack, people: People, home: Home
+) -> None:
+    client = national_sign_in(oidc.api_url, people.patient_nid)
+    path = f"/api/v1/min/patients/{home.patient_id}/threads"
+    body = {"subject": "Hei", "body": "Test"}
+    assert client.post(path, json=body).status_code == 403
+    assert client.post(path, json=body, headers={**MIN, "Origin": "https://evil.example"}).status_code == 403
+    assert client.post(path, json=body, headers=MIN).status_code == 201
+
+
+def test_relative_with_read_only_proxy_reads_but_cannot_write_and_is_refused_after_revocation(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
+) -> None:
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    proxy = _grant(patient, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"])
+    relative = national_sign_in(oidc.api_url, people.relative_nid)
+    me = relative.get("/api/v1/min/me").json()
+    (acting,) = [p for p in me["patients"] if p["patient_id"] == str(home.patient_id)]
+    assert acting["own"] is False and acting["rights"] == ["read_measurements", "read_plan"]
+
+    base = f"/api/v1/min/patients/{home.patient_id}"
+    assert relative.get(f"{base}/measurements").status_code == 200
+    assert relative.get(f"{base}/plan").json()["plan"]["version"] == 1
+    assert relative.get(f"{base}/threads").status_code == 403
+    assert relative.post(f"{base}/threads", headers=MIN, json={"subject": "x", "body": "y"}).status_code == 403
+    assert relative.get(f"{base}/access-log").status_code == 403
+    assert relative.get(f"{base}/sharing").status_code == 403
+    assert relative.put(f"{base}/reservations/research", headers=MIN, json={"reserved": True}).status_code == 403
+    assert relative.post(f"{base}/proxies/{proxy['id']}/revoke", headers=MIN).status_code == 403
+    assert relative.get(f"/api/v1/min/patients/{home.other_patient_id}/measurements").status_code == 404
+
+    # Audited under the relative's own identity, for the patient, through the proxy.
+    rows = db.execute(
+        "SELECT a.role, a.outcome, a.proxy_id, c.national_id FROM audit_log a JOIN citizens c ON c.id = a.user_id "
+        "WHERE a.patient_id = %s AND a.role = 'relative' ORDER BY a.id",
+        (home.patient_id,),
+    ).fetchall()
+    assert {(r[1], str(r[2]), r[3]) for r in rows} >= {
+        ("ok", proxy["id"], people.relative_nid),
+        ("denied", proxy["id"], people.relative_nid),
+    }
+
+    assert patient.post(f"{base}/proxies/{proxy['id']}/revoke", headers=MIN).json()["active"] is False
+    assert relative.get(f"{base}/measurements").status_code == 404
+    assert all(p["patient_id"] != str(home.patient_id) for p in relative.get("/api/v1/min/me").json()["patients"])
+
+
+def test_an_ended_proxy_gives_nothing(oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]) -> None:
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    proxy = _grant(patient, home.patient_id, people.relative_nid, ["read_measurements"])
+    relative = national_sign_in(oidc.api_url, people.relative_nid)
+    base = f"/api/v1/min/patients/{home.patient_id}"
+    assert relative.get(f"{base}/measurements").status_code == 200
+    db.execute(
+        "UPDATE proxies SET valid_from = now() - interval '2 days', valid_until = now() - interval '1 second' "
+        "WHERE id = %s",
+        (proxy["id"],),
+    )
+    assert relative.get(f"{base}/measurements").status_code == 404
+
+
+def test_nurse_grants_a_proxy_on_the_patients_documented_wish_and_sees_who_holds_which(
+    oidc: OidcStack, people: People, home: Home
+) -> None:
+    until = (datetime.now(UTC) + timedelta(days=10)).isoformat()
+    body = {
+        "relative_national_id": people.relative_nid,
+        "relative_name": "Ola Pårørende",
+        "relation": "sønn",
+        "rights": ["write_messages"],
+        "valid_until": until,
+    }
+    url = f"{oidc.api_url}/api/v1/patients/{home.patient_id}/proxies"
+    assert httpx.post(url, json=body, headers=home.nurse_headers, timeout=30).status_code == 422  # no basis
+    granted = httpx.post(
+        url,
+        json={**body, "basis": "Pasienten ba om det på telefon 12.03, notat i journal"},
+        headers=home.nurse_headers,
+        timeout=30,
+    )
+    assert granted.status_code == 201, granted.text
+    contact = httpx.get(
+        f"{oidc.api_url}/api/v1/patients/{home.patient_id}/contact", headers=home.nurse_headers, timeout=30
+    ).json()
+    (shown,) = [p for p in contact["proxies"] if p["id"] == granted.json()["id"]]
+    assert shown["relative_name"] == "Ola Pårørende" and shown["rights"] == ["write_messages"] and shown["active"]
+    assert shown["granted_by"] == "Kari Sykepleier" and shown["granted_by_role"] == "nurse"
+    foreign = httpx.get(
+        f"{oidc.api_url}/api/v1/patients/{uuid.uuid4()}/contact", headers=home.nurse_headers, timeout=30
+    )
+    assert foreign.status_code == 404
+
+
+def test_a_patient_message_waits_in_the_nurse_queue_until_answered_and_the_answer_is_signed(
+    oidc: OidcStack, people: People, home: Home
+) -> None:
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    base = f"/api/v1/min/patients/{home.patient_id}"
+    thread = patient.post(f"{base}/threads", headers=MIN, json={"subject": "Vekten", "body": "Er 83 kg farlig?"}).json()
+    waiting = httpx.get(f"{oidc.api_url}/api/v1/messages/awaiting", headers=home.nurse_headers, timeout=30).json()
+    (item,) = [i for i in waiting["items"] if i["thread_id"] == thread["id"]]
+    assert item["patient_id"] == str(home.patient_id) and item["waiting_messages"] == 1 and item["waiting_since"]
+
+    templates = httpx.get(f"{oidc.api_url}/api/v1/reply-templates", headers=home.nurse_headers, timeout=30).json()
+    answer = templates["items"][0]["body"]
+    replied = httpx.post(
+        f"{oidc.api_url}/api/v1/patients/{home.patient_id}/threads/{thread['id']}/messages",
+        json={"body": answer},
+        headers=home.nurse_headers,
+        timeout=30,
+    )
+    assert replied.status_code == 201
+    after = httpx.get(f"{oidc.api_url}/api/v1/messages/awaiting", headers=home.nurse_headers, timeout=30).json()
+    assert all(i["thread_id"] != thread["id"] for i in after["items"])
+
+    threads = patient.get(f"{base}/threads").json()["items"]
+    assert threads[0]["unread"] == 1
+    seen = patient.get(f"{base}/threads/{thread['id']}").json()
+    last = seen["messages"][-1]
+    assert (last["author_name"], last["author_role"], last["body"], last["from_team"]) == (
+        "Kari Sykepleier",
+        "nurse",
+        answer,
+        True,
+    )
+    assert patient.get(f"{base}/threads").json()["items"][0]["unread"] == 0
+    other = patient.get(f"/api/v1/min/patients/{home.patient_id}/threads/{uuid.uuid4()}")
+    assert other.status_code == 404
+
+
+def test_the_access_log_shows_the_nurses_read_of_the_record_in_plain_terms(
+    oidc: OidcStack, people: People, home: Home
+) -> None:
+    assert (
+        httpx.get(
+            f"{oidc.api_url}/api/v1/patients/{home.patient_id}", headers=home.nurse_headers, timeout=30
+        ).status_code
+        == 200
+    )
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    log = patient.get(f"/api/v1/min/patients/{home.patient_id}/access-log").json()["items"]
+    read = next(e for e in log if e["what"] == "record")
+    assert (read["who"], read["role"], read["action"], read["why"], read["outcome"]) == (
+        "Kari Sykepleier",
+        "nurse",
+        "read",
+        "care_team",
+        "ok",
+    )
+    assert read["team"] == home.tenant.team
+    assert all(e["role"] != "patient" for e in log)  # the patient's own reads are not listed
+
+
+def test_reservations_are_the_patients_alone_audited_and_shown_to_the_nurse(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
+) -> None:
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    base = f"/api/v1/min/patients/{home.patient_id}"
+    changed = patient.put(f"{base}/reservations/record_sharing", headers=MIN, json={"reserved": True})
+    assert changed.status_code == 200 and changed.json()["record_sharing"]["reserved"] is True
+    contact = httpx.get(
+        f"{oidc.api_url}/api/v1/patients/{home.patient_id}/contact", headers=home.nurse_headers, timeout=30
+    ).json()
+    assert contact["reservations"]["record_sharing"]["reserved"] is True
+    assert contact["reservations"]["record_sharing"]["changed_by"] == "Kari Pasient"
+    assert contact["reservations"]["research"]["reserved"] is False
+    audited = db.execute(
+        "SELECT action, outcome FROM audit_log WHERE patient_id = %s AND role = 'patient' AND resource LIKE %s",
+        (home.patient_id, "%/reservations/record_sharing"),
+    ).fetchall()
+    assert audited == [("reserve", "ok")]
+    history = db.execute(
+        "SELECT kind, reserved FROM patient_reservation_changes WHERE patient_id = %s", (home.patient_id,)
+    ).fetchall()
+    assert history == [("record_sharing", True)]
+    with pytest.raises(psycopg.errors.RaiseException):
+        db.execute("DELETE FROM patient_reservation_changes WHERE patient_id = %s", (home.patient_id,))
+
+
+def test_sign_out_ends_the_session_and_an_idle_session_expires(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
+) -> None:
+    client = national_sign_in(oidc.api_url, people.patient_nid)
+    assert client.get("/api/v1/min/me").status_code == 200
+    assert client.post("/api/v1/min/logout").status_code == 204
+    client.cookies.clear()
+    assert client.get("/api/v1/min/me").status_code == 401
+
+    idle = national_sign_in(oidc.api_url, people.patient_nid)
+    db.execute(
+        "UPDATE citizen_sessions SET last_seen_at = now() - interval '31 minutes' WHERE citizen_id = "
+        "(SELECT id FROM citizens WHERE national_id = %s) AND ended_at IS NULL",
+        (people.patient_nid,),
+    )
+    assert idle.get("/api/v1/min/me").status_code == 401
+
+
+def test_local_sign_in_is_rate_limited_and_wrong_passwords_get_no_session(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
+) -> None:
+    from clinician_api.passwords import hash_password
+
+    username = f"pasient-{uuid.uuid4().hex[:8]}"
+    db.execute(
+        "UPDATE citizens SET username = %s, password_hash = %s WHERE national_id = %s",
+        (username, hash_password("riktig-passord"), people.patient_nid),
+    )
+    client = httpx.Client(base_url=oidc.api_url, timeout=30)
+    codes = [
+        client.post("/api/v1/min/session", json={"username": username, "password": "feil"}).status_code
+        for _ in range(11)
+    ]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+    assert client.get("/api/v1/min/me").status_code == 401
+    other = httpx.Client(base_url=oidc.api_url, timeout=30)
+    ok = other.post("/api/v1/min/session", json={"username": username, "password": "riktig-passord"})
+    assert ok.status_code == 429  # the window is per address and username, not per client

@@ -1,0 +1,265 @@
+"""The patient app in real Chromium, signed in through the real OpenID provider: today's reading and its zone, the
+plan's advice, a message that reaches the nurse's queue and the nurse's answer, the access log; a relative with a
+read-only proxy; revocation; a reservation seen in the dashboard. Every page is checked with axe-core, by keyboard
+and at 200 % zoom."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.browser.conftest import PageErrors, browser, playwright, screenshot
+from tests.citizen.conftest import MIN, Home, People, national_sign_in
+from tests.citizen.stack import OidcStack
+
+__all__ = ["browser", "playwright"]
+
+pytestmark = pytest.mark.integration
+AXE = Axe()
+PAGES = ["/min/", "/min/plan", "/min/messages", "/min/log", "/min/sharing"]
+
+
+@pytest.fixture
+def open_context(browser: Browser, oidc: OidcStack) -> Iterator[Any]:
+    contexts: list[tuple[BrowserContext, PageErrors]] = []
+
+    def make(locale: str = "nb-NO", **options: Any) -> Page:
+        context = browser.new_context(base_url=oidc.api_url, locale=locale, **options)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        errors = PageErrors()
+        page.on("console", errors.on_console)
+        page.on("pageerror", errors.on_page_error)
+        contexts.append((context, errors))
+        return page
+
+    yield make
+    for context, errors in contexts:
+        context.close()
+        assert not errors.errors, f"script errors or CSP violations: {errors.errors}"
+
+
+def provider_login(page: Page, login: str) -> None:
+    """The provider's own sign-in page (oidc-provider's development interaction): any password."""
+    page.goto("/min/login")
+    page.get_by_role("link", name="Logg inn med ID-porten").click()
+    page.locator("input[name=login]").fill(login)
+    page.locator("input[name=password]").fill("any")
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/min/$"))
+
+
+def staff_login(page: Page, username: str, password: str, next_path: str) -> None:
+    page.goto(f"/dashboard/login?next={next_path}")
+    page.get_by_label("Brukernavn").fill(username)
+    page.get_by_label("Passord").fill(password)
+    page.get_by_role("button", name="Logg inn").click()
+    page.wait_for_url(lambda url: next_path in url)
+
+
+def assert_accessible(page: Page, what: str) -> None:
+    results = AXE.run(page)
+    assert results.response["testEngine"]["name"] == "axe-core" and results.response["passes"], "axe did not run"
+    serious = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not serious, f"{what}: {serious}"
+
+
+def assert_no_horizontal_scroll(page: Page, what: str) -> None:
+    width = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"{what} scrolls sideways at this width: {width}"
+
+
+def test_patient_journey_from_national_sign_in_to_the_nurses_answer(
+    open_context: Any, oidc: OidcStack, people: People, home: Home
+) -> None:
+    patient = open_context()
+    provider_login(patient, people.patient_nid)
+    today = patient.locator("#today")
+    expect(today).to_contain_text("83,1 kg")
+    expect(today).to_contain_text("Gul sone")
+    expect(today).to_contain_text("Ta en ekstra vanndrivende tablett i dag.")
+    expect(patient.locator(".kind-chart svg")).to_have_count(1)
+
+    patient.get_by_role("link", name="Min plan").click()
+    expect(patient.locator("#zone-advice")).to_contain_text("Ring sykepleieren nå.")
+    expect(patient.locator("#zone-advice")).to_contain_text("Vekten har økt mye.")
+
+    patient.get_by_role("link", name="Meldinger").click()
+    patient.get_by_label("Emne").fill("Vekten min")
+    patient.get_by_label("Melding", exact=True).fill("Vekten har gått opp. Hva gjør jeg?")
+    patient.get_by_role("button", name="Send").last.click()
+    expect(patient.locator("#thread-messages")).to_contain_text("Vekten har gått opp.")
+
+    nurse = open_context()
+    staff_login(nurse, home.tenant.nurse, home.tenant.nurse_password, "/dashboard/")
+    waiting = nurse.locator("#awaiting li", has_text="Vekten min")
+    expect(waiting).to_be_visible()
+    waiting.get_by_role("link").click()
+    expect(nurse.locator("#contact-thread-messages")).to_contain_text("Vekten har gått opp.")
+    nurse.get_by_label("Svarmal").select_option(label="Takk, vi ringer deg")
+    nurse.get_by_role("button", name="Send svar").click()
+    expect(nurse.locator("#contact-thread-messages")).to_contain_text("Vi ringer deg i løpet av dagen.")
+
+    patient.reload()
+    patient.locator(".thread-link", has_text="Vekten min").click()
+    answer = patient.locator("#thread-messages li.from-team")
+    expect(answer).to_contain_text("Kari Sykepleier, Sykepleier")
+    expect(answer).to_contain_text("Vi ringer deg i løpet av dagen.")
+
+    patient.get_by_role("link", name="Hvem har sett").click()
+    expect(patient.locator("#log")).to_contain_text("Kari Sykepleier (Sykepleier) så journalen din i Varde.")
+    expect(patient.locator("#log")).to_contain_text(home.tenant.team)
+    screenshot(patient, "min-log-nb")
+
+
+def test_relative_with_read_only_proxy_sees_measurements_cannot_write_and_is_refused_after_revocation(
+    open_context: Any, oidc: OidcStack, people: People, home: Home
+) -> None:
+    owner = national_sign_in(oidc.api_url, people.patient_nid)
+    proxy = owner.post(
+        f"/api/v1/min/patients/{home.patient_id}/proxies",
+        headers=MIN,
+        json={
+            "relative_national_id": people.relative_nid,
+            "relative_name": "Ola Pårørende",
+            "relation": "sønn",
+            "rights": ["read_measurements", "read_plan"],
+            "valid_until": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+        },
+    ).json()
+    relative = open_context()
+    provider_login(relative, people.relative_nid)
+    relative.goto(f"/min/?p={home.patient_id}")
+    expect(relative.locator("#today")).to_contain_text("83,1 kg")
+    expect(relative.get_by_role("link", name="Meldinger")).to_be_hidden()
+    expect(relative.get_by_role("link", name="Deling og fullmakt")).to_be_hidden()
+    relative.goto(f"/min/messages?p={home.patient_id}")
+    expect(relative.locator("#no-access")).to_have_text("Fullmakten din gir ikke rett til å skrive meldinger.")
+    expect(relative.locator("#new-form")).to_be_hidden()
+    for path in ("/min/", "/min/plan", "/min/messages"):
+        relative.goto(f"{path}?p={home.patient_id}")
+        relative.wait_for_load_state("networkidle")
+        assert_accessible(relative, f"relative {path}")
+
+    assert owner.post(f"/api/v1/min/patients/{home.patient_id}/proxies/{proxy['id']}/revoke", headers=MIN).is_success
+    relative.goto(f"/min/?p={home.patient_id}")
+    expect(relative.locator("#today li")).to_have_count(0)
+    refused = relative.request.get(f"/api/v1/min/patients/{home.patient_id}/measurements")
+    assert refused.status == 404
+
+
+def test_every_patient_page_passes_axe_by_keyboard_and_at_200_percent_zoom(
+    open_context: Any, oidc: OidcStack, people: People, home: Home
+) -> None:
+    login = open_context()
+    login.goto("/min/login")
+    assert_accessible(login, "login")
+    patient = open_context()
+    provider_login(patient, people.patient_nid)
+    for path in PAGES:
+        patient.goto(path)
+        patient.wait_for_load_state("networkidle")
+        expect(patient.locator("#loading")).to_have_count(0)
+        assert_accessible(patient, path)
+
+    # 200 % zoom of a 1280 px wide window is a 640 px wide layout; a phone is narrower still.
+    for width, height in ((640, 400), (360, 740)):
+        patient.set_viewport_size({"width": width, "height": height})
+        for path in PAGES:
+            patient.goto(path)
+            patient.wait_for_load_state("networkidle")
+            assert_no_horizontal_scroll(patient, f"{path} at {width} px")
+
+    # Keyboard only: skip link, menu, and writing a message without the mouse.
+    patient.set_viewport_size({"width": 1024, "height": 800})
+    patient.goto("/min/")
+    patient.wait_for_load_state("networkidle")
+    patient.keyboard.press("Tab")
+    expect(patient.locator(".skip-link")).to_be_focused()
+    focused_nav = []
+    for _ in range(12):
+        patient.keyboard.press("Tab")
+        focused_nav.append(patient.evaluate("() => document.activeElement.textContent.trim()"))
+    assert "Meldinger" in focused_nav, focused_nav
+    patient.goto("/min/messages")
+    expect(patient.locator("#messages-area")).to_be_visible()
+    patient.locator("#new-subject").focus()
+    patient.keyboard.type("Tastatur")
+    patient.keyboard.press("Tab")
+    patient.keyboard.type("Skrevet uten mus.")
+    patient.keyboard.press("Tab")
+    expect(patient.locator("#new-form button[type=submit]")).to_be_focused()
+    patient.keyboard.press("Enter")
+    expect(patient.locator("#thread-messages")).to_contain_text("Skrevet uten mus.")
+
+
+def test_reservation_against_record_sharing_is_visible_in_the_dashboard(
+    open_context: Any, oidc: OidcStack, people: People, home: Home
+) -> None:
+    patient = open_context()
+    provider_login(patient, people.patient_nid)
+    patient.get_by_role("link", name="Deling og fullmakt").click()
+    sharing = patient.get_by_label("Send målingene mine til journalen på sykehuset")
+    expect(sharing).to_be_checked()
+    sharing.uncheck()
+    expect(patient.locator("#reservations")).to_contain_text("Endret")
+    nurse = open_context()
+    staff_login(nurse, home.tenant.nurse, home.tenant.nurse_password, f"/dashboard/patients/{home.patient_id}")
+    expect(nurse.locator("[data-reservation=record_sharing]")).to_contain_text("RESERVERT")
+    expect(nurse.locator("[data-reservation=research]")).to_contain_text("Ingen reservasjon")
+    assert (
+        httpx.get(f"{oidc.api_url}/min/", timeout=30)
+        .headers["content-security-policy"]
+        .startswith("default-src 'none'")
+    )
+
+
+@pytest.mark.parametrize("lang", ["nb", "en"])
+def test_the_app_speaks_bokmal_and_english_on_a_phone(
+    open_context: Any, oidc: OidcStack, people: People, home: Home, lang: str
+) -> None:
+    words = {
+        "nb": ("Gul sone", "Hva du gjør i hver sone", "Hvem har sett"),
+        "en": ("Yellow zone", "What to do in each zone", "Who has looked"),
+    }[lang]
+    patient = open_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    provider_login(patient, people.patient_nid)
+    if lang == "en":
+        patient.get_by_role("link", name="English").click()
+    expect(patient.locator("#today")).to_contain_text(words[0])
+    expect(patient.locator(".kind-chart")).to_have_count(1)
+    expect(patient.locator("html")).to_have_attribute("lang", lang)
+    assert_no_horizontal_scroll(patient, f"home ({lang}) on a phone")
+    screenshot(patient, f"min-home-{lang}")
+    patient.goto("/min/plan")
+    expect(patient.locator("#zones-heading")).to_have_text(words[1])
+    expect(patient.locator("#zone-advice .zone-card")).to_have_count(3)
+    expect(patient.locator("#loading")).to_have_count(0)
+    screenshot(patient, f"min-plan-{lang}")
+    expect(patient.get_by_role("link", name=words[2])).to_be_visible()
+
+
+def test_nurse_signs_in_with_the_staff_issuer_and_lands_in_the_queue(
+    open_context: Any, oidc: OidcStack, people: People, home: Home
+) -> None:
+    nurse = open_context()
+    nurse.goto("/dashboard/login")
+    nurse.get_by_role("link", name="Logg inn med HelseID").click()
+    nurse.locator("input[name=login]").fill(f"hpr-{people.nurse_hpr}")
+    nurse.locator("input[name=password]").fill("any")
+    nurse.locator("button[type=submit]").click()
+    nurse.wait_for_url(re.compile(r"/dashboard/$"))
+    expect(nurse.locator("#user-name")).to_contain_text("Kari Sykepleier")
+    expect(nurse.locator("#awaiting-section")).to_be_visible()
+    assert "#code=" not in nurse.url
