@@ -18,6 +18,7 @@ from fastapi import APIRouter, Cookie, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from clinician_api import audit, consent, messages, problems, proxies
+from clinician_api import sessions as staff_sessions
 from clinician_api.citizen import oidc, sessions, views
 from clinician_api.citizen.access import OWN, CitizenScope, CurrentCitizen, acting_for, scope_needing
 from clinician_api.citizen.schemas import (
@@ -379,8 +380,9 @@ def staff_callback(conn: Conn, settings: SettingsDep, request: Request) -> Respo
 
 
 @signin.post("/api/v1/auth/oidc/handoff", response_model=Token, tags=["auth"], responses=problems.responses(401, 422))
-def staff_handoff(body: Handoff, conn: Conn, settings: SettingsDep, request: Request) -> Token:
-    """Exchange the one-time code of a staff sign-in for the dashboard's bearer token (once, within a minute)."""
+def staff_handoff(body: Handoff, conn: Conn, settings: SettingsDep, request: Request, response: Response) -> Token:
+    """Exchange the one-time code of a staff sign-in for a dashboard session (once, within a minute): the same
+    short-lived bearer token and refresh cookie as a password sign-in (`clinician_api.sessions`)."""
     row = conn.execute(
         "UPDATE staff_handoffs SET used_at = now() WHERE code_hash = %s AND used_at IS NULL AND expires_at > now() "
         "RETURNING user_id",
@@ -389,6 +391,11 @@ def staff_handoff(body: Handoff, conn: Conn, settings: SettingsDep, request: Req
     principal = load_principal(conn, row[0]) if row else None
     if principal is None:
         raise HTTPException(401, "this sign-in code is unknown, used or expired")
-    access_token, ttl = issue_token(settings, principal.user_id, principal.username, principal.role)
+    staff_sessions.set_cookie(
+        response, request, settings, staff_sessions.start(conn, principal.user_id, client_addr(request))
+    )
+    access_token, ttl = issue_token(
+        settings, principal.user_id, principal.username, principal.role, settings.session_access_minutes
+    )
     audit.record(conn, principal, "login", "auth/oidc/staff", "ok", client_addr=client_addr(request))
-    return Token(access_token=access_token, expires_in=ttl)
+    return Token(access_token=access_token, expires_in=ttl, idle_timeout=settings.session_idle_minutes * 60)

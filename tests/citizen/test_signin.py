@@ -96,4 +96,8 @@ def test_staff_sign_in_maps_the_hpr_number_to_the_user_and_hands_over_a_token(
     assert token.status_code == 200
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}).json()
     assert me["username"] == home.tenant.nurse
+    # A dashboard session like a password sign-in's: the refresh cookie renews it past the short access token.
+    assert token.json()["idle_timeout"] and "varde_refresh" in token.headers.get("set-cookie", "")
+    renewed = client.post("/api/v1/auth/refresh", headers={"X-Varde-Session": "1"})
+    assert renewed.status_code == 200 and renewed.json()["access_token"] != token.json()["access_token"]
     assert client.post("/api/v1/auth/oidc/handoff", json={"code": code}).status_code == 401  # once only

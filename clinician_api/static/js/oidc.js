@@ -11,7 +11,7 @@ async function main() {
   endSession();
   try {
     const answer = await api("/api/v1/auth/oidc/handoff", { method: "POST", body: { code: code || "" } });
-    startSession(answer.access_token, answer.expires_in);
+    startSession(answer.access_token, answer.expires_in, answer.idle_timeout);
     location.replace(next.startsWith("/dashboard/") ? next : "/dashboard/");
   } catch (failure) {
     $("#oidc-status").textContent = failure instanceof ApiError && failure.status === 401 ? t("login_expired") : t("error_generic", { detail: failure.message });
