@@ -74,17 +74,17 @@ def _change_unit(number: str, kind: Kind, lang: str) -> str:
 
 
 def explain_threshold(kind: Kind, value: float, limit: float, breached: Limit, count: int) -> Texts:
-    """E.g. "Oksygenmetning 86 %, under rød grense i planen 88 %"."""
+    """E.g. "Oksygenmetning 86 %, under rød grense 88 %"."""
     info = KINDS[kind]
     low = breached in (Limit.RED_LOW, Limit.YELLOW_LOW)
     red = breached in (Limit.RED_LOW, Limit.RED_HIGH)
     nb = (
         f"{info.name_nb} {format_value(value, kind, 'nb')}, {'under' if low else 'over'} "
-        f"{'rød' if red else 'gul'} grense i planen {format_value(limit, kind, 'nb')}"
+        f"{'rød' if red else 'gul'} grense {format_value(limit, kind, 'nb')}"
     )
     en = (
         f"{info.name_en} {format_value(value, kind, 'en')}, {'below' if low else 'above'} the "
-        f"{'red' if red else 'yellow'} plan limit {format_value(limit, kind, 'en')}"
+        f"{'red' if red else 'yellow'} limit {format_value(limit, kind, 'en')}"
     )
     if count > 1:
         nb += f" ({count} målinger {'under' if low else 'over'} grensen)"
@@ -93,18 +93,18 @@ def explain_threshold(kind: Kind, value: float, limit: float, breached: Limit, c
 
 
 def explain_weight_gain(end_value: float, delta: float, window_days: float, limit: float) -> Texts:
-    """E.g. "Vekt 84,1 kg, +2,4 kg på 3 dager, grense i planen 2,0 kg"."""
+    """E.g. "Vekt 84,1 kg, +2,4 kg på 3 dager, grense 2,0 kg"."""
     kind = Kind.BODY_WEIGHT
     info = KINDS[kind]
     nb = (
         f"{info.name_nb} {format_value(end_value, kind, 'nb')}, "
         f"{with_unit(format_change(delta, info.decimals, 'nb', sign=True), kind, 'nb')} på {_days(window_days, 'nb')}, "
-        f"grense i planen {format_value(limit, kind, 'nb')}"
+        f"grense {format_value(limit, kind, 'nb')}"
     )
     en = (
         f"{info.name_en} {format_value(end_value, kind, 'en')}, "
         f"{with_unit(format_change(delta, info.decimals, 'en', sign=True), kind, 'en')} in {_days(window_days, 'en')}, "
-        f"plan limit {format_value(limit, kind, 'en')}"
+        f"limit {format_value(limit, kind, 'en')}"
     )
     return nb, en
 

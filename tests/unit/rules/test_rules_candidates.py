@@ -58,8 +58,8 @@ def test_batch_yields_one_explained_candidate_per_patient_and_rule() -> None:
 
     weight = found[("p-hf", "trend.weight_gain")]
     assert (weight.severity, weight.kind, weight.value, weight.limit) == ("yellow", Kind.BODY_WEIGHT, 84.1, 2.0)
-    assert weight.explanation_nb == "Vekt 84,1 kg, +2,4 kg på 3 dager, grense i planen 2,0 kg"
-    assert weight.explanation_en == "Body weight 84.1 kg, +2.4 kg in 3 days, plan limit 2.0 kg"
+    assert weight.explanation_nb == "Vekt 84,1 kg, +2,4 kg på 3 dager, grense 2,0 kg"
+    assert weight.explanation_en == "Body weight 84.1 kg, +2.4 kg in 3 days, limit 2.0 kg"
     assert weight.window_start == datetime.fromtimestamp(at(1), tz=UTC)
     assert weight.window_end == datetime.fromtimestamp(at(3), tz=UTC)
     assert weight.reading_index == 0
@@ -67,7 +67,7 @@ def test_batch_yields_one_explained_candidate_per_patient_and_rule() -> None:
     spo2 = found[("p-copd", "threshold.spo2.low")]
     assert (spo2.severity, spo2.value, spo2.limit, spo2.count, spo2.reading_index) == ("red", 83.0, 84.0, 2, 2)
     assert spo2.details["limit_name"] == "red_low"
-    assert spo2.explanation_en == "Oxygen saturation 83%, below the red plan limit 84% (2 readings below the limit)"
+    assert spo2.explanation_en == "Oxygen saturation 83%, below the red limit 84% (2 readings below the limit)"
 
     drift = found[("p-copd", "trend.spo2_baseline")]
     assert (drift.severity, drift.value, drift.details["baseline_median"]) == ("needs_review", 88.0, 93.0)
@@ -107,5 +107,5 @@ def test_datetime64_times_and_missing_patient_ids() -> None:
     assert candidate.window_end == datetime(2026, 11, 21, 8, 5, tzinfo=UTC)
     assert (
         candidate.explanation_nb
-        == "Blodsukker 2,8 mmol/L, under rød grense i planen 3,0 mmol/L (2 målinger under grensen)"
+        == "Blodsukker 2,8 mmol/L, under rød grense 3,0 mmol/L (2 målinger under grensen)"
     )

@@ -30,20 +30,20 @@ def test_signed_numbers_use_a_true_minus_in_bokmaal() -> None:
 
 def test_weight_gain_explanation() -> None:
     assert explain_weight_gain(84.1, 2.4, 3.0, 2.0) == (
-        "Vekt 84,1 kg, +2,4 kg på 3 dager, grense i planen 2,0 kg",
-        "Body weight 84.1 kg, +2.4 kg in 3 days, plan limit 2.0 kg",
+        "Vekt 84,1 kg, +2,4 kg på 3 dager, grense 2,0 kg",
+        "Body weight 84.1 kg, +2.4 kg in 3 days, limit 2.0 kg",
     )
-    assert explain_weight_gain(80.0, 1.2, 1.0, 1.0)[0].endswith("+1,2 kg på 1 dag, grense i planen 1,0 kg")
+    assert explain_weight_gain(80.0, 1.2, 1.0, 1.0)[0].endswith("+1,2 kg på 1 dag, grense 1,0 kg")
 
 
 def test_threshold_explanation_with_count() -> None:
     assert explain_threshold(Kind.SPO2, 86.0, 88.0, Limit.YELLOW_LOW, 1) == (
-        "Oksygenmetning 86 %, under gul grense i planen 88 %",
-        "Oxygen saturation 86%, below the yellow plan limit 88%",
+        "Oksygenmetning 86 %, under gul grense 88 %",
+        "Oxygen saturation 86%, below the yellow limit 88%",
     )
     nb, en = explain_threshold(Kind.BP_SYSTOLIC, 184.0, 179.0, Limit.RED_HIGH, 3)
-    assert nb == "Systolisk blodtrykk 184 mmHg, over rød grense i planen 179 mmHg (3 målinger over grensen)"
-    assert en == "Systolic blood pressure 184 mmHg, above the red plan limit 179 mmHg (3 readings above the limit)"
+    assert nb == "Systolisk blodtrykk 184 mmHg, over rød grense 179 mmHg (3 målinger over grensen)"
+    assert en == "Systolic blood pressure 184 mmHg, above the red limit 179 mmHg (3 readings above the limit)"
 
 
 def test_baseline_drift_explanation_shows_a_half_median() -> None:
