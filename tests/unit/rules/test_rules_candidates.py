@@ -105,7 +105,4 @@ def test_datetime64_times_and_missing_patient_ids() -> None:
     assert (candidate.rule, candidate.severity, candidate.count) == ("threshold.glucose.low", "red", 2)
     assert candidate.window_start == datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
     assert candidate.window_end == datetime(2026, 11, 21, 8, 5, tzinfo=UTC)
-    assert (
-        candidate.explanation_nb
-        == "Blodsukker 2,8 mmol/L, under rød grense 3,0 mmol/L (2 målinger under grensen)"
-    )
+    assert candidate.explanation_nb == "Blodsukker 2,8 mmol/L, under rød grense 3,0 mmol/L (2 målinger under grensen)"
