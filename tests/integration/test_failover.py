@@ -145,7 +145,7 @@ class WriteWatch(threading.Thread):
 
 
 def _connect(gateway_id: str, password: str, host: str, port: int, publisher: Publisher, index: int) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{gateway_id}-drill", protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gateway_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(gateway_id, password)
     client.max_inflight_messages_set(5000)
     client.max_queued_messages_set(0)
