@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 def drill_home() -> Iterator[Path]:
     from varde import stack
 
-    home = varde_home().parent / "backup-drill"
+    home = varde_home().parent / f"{varde_home().name}-backup-drill"  # one per xdist worker
     with stack.running(home, services=False):
         yield home
 

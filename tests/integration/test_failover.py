@@ -49,7 +49,7 @@ class HAStack:
 def ha_stack() -> Iterator[HAStack]:
     from varde import stack
 
-    home = varde_home().parent / "ha-test"
+    home = varde_home().parent / f"{varde_home().name}-ha"  # one per xdist worker
     with stack.running(home, ha=True) as state:
         previous = os.environ.get("VARDE_HOME")
         os.environ["VARDE_HOME"] = str(home)
