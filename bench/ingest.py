@@ -229,22 +229,27 @@ def wait_stored(workers: Workers, before: float, expected: float, timeout: float
     return last_change, last
 
 
+def production_fleet(gateways: list[Any], args: Any, tls: str | None) -> Any:
+    """The load of every arm: abnormal readings at the asked fractions, acknowledged ids kept, over TLS if asked."""
+    from device_simulators.fleet import Fleet
+
+    return Fleet(
+        gateways,
+        batch=args.batch,
+        window=args.window,
+        alarm_fraction=args.alarm_fraction,
+        implausible_fraction=args.implausible_fraction,
+        keep_ids=True,
+        tls_ca_file=tls,
+    )
+
+
 def end_to_end_arm(
     home: Path, gateways: list[Any], count: int, args: Any, tls: str | None, acked: list[bytes]
 ) -> dict[str, Any]:
-    from device_simulators.fleet import Fleet
-
     workers = Workers(home, count, args.extra, f"e2e{count}")
     try:
-        fleet = Fleet(
-            gateways,
-            batch=args.batch,
-            window=args.window,
-            alarm_fraction=args.alarm_fraction,
-            implausible_fraction=args.implausible_fraction,
-            keep_ids=True,
-            tls_ca_file=tls,
-        )
+        fleet = production_fleet(gateways, args, tls)
         with fleet:
             cpu0, me0 = workers.cpu(), _self_cpu()
             before = workers.stored()
@@ -445,23 +450,13 @@ def latency_arm(
     tls: str | None,
     acked: list[bytes],
 ) -> dict[str, Any]:
-    from device_simulators.fleet import Fleet
-
     stream = AlarmStream(api_url, token)
     stream.start()
     if not stream.connected.wait(30):
         raise RuntimeError("the alarm stream did not connect")
     workers = Workers(home, count, args.extra, f"lat{count}")
     try:
-        fleet = Fleet(
-            load,
-            batch=args.batch,
-            window=args.window,
-            alarm_fraction=args.alarm_fraction,
-            implausible_fraction=args.implausible_fraction,
-            keep_ids=True,
-            tls_ca_file=tls,
-        )
+        fleet = production_fleet(load, args, tls)
         probe = Probes(probes, url, args.probe_rate, args.probes, tls)
         with fleet:
             probe.start()
@@ -491,19 +486,9 @@ def latency_arm(
 
 def kill_arm(home: Path, gateways: list[Any], args: Any, tls: str | None, acked: list[bytes]) -> dict[str, Any]:
     """Two workers; one is killed with SIGKILL halfway and restarted while the fleet keeps publishing."""
-    from device_simulators.fleet import Fleet
-
     workers = Workers(home, 2, args.extra, "kill")
     try:
-        fleet = Fleet(
-            gateways,
-            batch=args.batch,
-            window=args.window,
-            alarm_fraction=args.alarm_fraction,
-            implausible_fraction=args.implausible_fraction,
-            keep_ids=True,
-            tls_ca_file=tls,
-        )
+        fleet = production_fleet(gateways, args, tls)
         killed = threading.Event()
 
         def killer() -> None:
