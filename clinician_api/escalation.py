@@ -11,7 +11,6 @@ The text names no patient: severity, care team, how long it waited, a short refe
 
 from __future__ import annotations
 
-import json
 import logging
 import smtplib
 import threading
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 import httpx
 import psycopg
 
+from store.events import notify_changes
 from store.settings import Settings
 
 log = logging.getLogger("varde.escalation")
@@ -146,9 +146,7 @@ def deliver(
             (notice.id,),
         ).fetchone()
         if row is not None:
-            conn.execute(
-                "SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(row[0])], "source": "escalation"}),)
-            )
+            notify_changes(conn, "escalation", [row[0]])
         conn.commit()
     return sent
 

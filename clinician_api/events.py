@@ -1,6 +1,6 @@
 """Live alarm changes for the dashboard: one LISTEN connection per API process, fanned out to SSE subscribers.
 
-Ingest, the scheduler and the API itself `pg_notify('varde_events', …)` after an alarm changes. The hub collects
+Ingest, the scheduler and the API itself announce changed alarms on `store.events.CHANNEL`. The hub collects
 notifications for a moment, loads the changed alarms in one query and hands each subscriber the ones its user may
 see (care teams, or an unexpired emergency access). A subscriber that cannot keep up is told to resynchronise
 instead of holding the others back.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -25,12 +24,11 @@ from clinician_api import queue
 from clinician_api.access import Principal
 from clinician_api.metrics import SSE_CLIENTS
 from clinician_api.schemas import Alarm
+from store.events import CHANNEL, ChangeNotice
 
 log = logging.getLogger("varde.api.events")
 
-CHANNEL = "varde_events"
 _COALESCE_SECONDS = 0.05
-_ESCALATION_LOOKBACK = "5 minutes"
 
 
 @dataclass(eq=False)
@@ -46,21 +44,6 @@ class Subscriber:
             return True
         until = self.emergency.get(alarm.patient_id)
         return until is not None and until > datetime.now(UTC)
-
-
-def alarm_ids_of(payload: str) -> tuple[list[UUID], bool]:
-    """The alarm ids a notification names, and whether it announces escalations (which name no ids)."""
-    try:
-        doc = json.loads(payload)
-    except ValueError:
-        return [], False
-    if not isinstance(doc, dict):
-        return [], False
-    ids: list[UUID] = []
-    for raw in doc.get("alarms") or []:
-        with contextlib.suppress(ValueError, TypeError):
-            ids.append(UUID(str(raw)))
-    return ids, bool(doc.get("escalated"))
 
 
 class AlarmEventHub:
@@ -125,22 +108,15 @@ class AlarmEventHub:
                 continue
             payloads += [n.payload async for n in conn.notifies(timeout=_COALESCE_SECONDS)]
             ids: set[UUID] = set()
-            escalated = False
             for payload in payloads:
-                named, escalation = alarm_ids_of(payload)
-                ids.update(named)
-                escalated = escalated or escalation
-            rows = await self._load(conn, sorted(ids, key=str), escalated)
+                ids.update(ChangeNotice.parse(payload).alarms)
+            rows = await self._load(conn, sorted(ids, key=str))
             self._fan_out(rows)
 
-    async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID], escalated: bool) -> list[Any]:
-        if not ids and not escalated:
+    async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID]) -> list[Any]:
+        if not ids:
             return []
-        where = ["a.id = ANY(%s::uuid[])"]
-        params: list[Any] = [ids]
-        if escalated:
-            where.append(f"a.escalated_at > now() - interval '{_ESCALATION_LOOKBACK}'")
-        cur = await conn.execute(f"{queue.SELECT} WHERE {' OR '.join(where)}", params)
+        cur = await conn.execute(f"{queue.SELECT} WHERE a.id = ANY(%s::uuid[])", [ids])
         return list(await cur.fetchall())
 
     def _fan_out(self, rows: list[Any]) -> None:

@@ -17,8 +17,9 @@ from psycopg import Connection
 
 from ingest_service.judge import DeadLetter, whole_message
 from ingest_service.registry import GatewayInfo
-from ingest_service.writer import NOTIFY_CHANNEL, write_batch
+from ingest_service.writer import write_batch
 from rules_engine.questionnaires import StoredResponse
+from store.events import notify_changes
 from vitals import FUTURE_SKEW, EnvelopeError, Reason, parse_questionnaire_envelope, parse_topic
 
 QuestionnaireRulesHook = Callable[[Connection[Any], Sequence[StoredResponse]], Sequence[UUID]]
@@ -139,7 +140,5 @@ def write_responses(
         ]
         if stored and rules is not None:
             alarm_ids = rules(conn, stored)
-        if stored or alarm_ids:
-            notice = json.dumps({"questionnaire_responses": len(stored), "alarms": [str(a) for a in alarm_ids][:100]})
-            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, notice))
+        notify_changes(conn, "questionnaire", alarm_ids, len(stored))
     return len(stored), len(alarm_ids)

@@ -14,6 +14,7 @@ from uuid import UUID
 from psycopg import Connection
 
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
+from store.events import notify_changes
 from vitals import KINDS, Kind
 
 _MISSED_SQL = """
@@ -90,6 +91,5 @@ def record_missed(conn: Connection[Any]) -> list[UUID]:
     """Open or update `missed.<kind>` alarms for every scheduled measurement past its deadline today."""
     with conn.transaction():
         changed = upsert_alarms(conn, find_missed(conn))
-        if changed:
-            conn.execute("SELECT pg_notify('varde_events', %s)", (f'{{"missed": {len(changed)}}}',))
+        notify_changes(conn, "missed", changed)
     return changed

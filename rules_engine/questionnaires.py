@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.metrics import count_alarm
+from store.events import notify_changes
 from vitals import PlanContent, score_answers
 from vitals.plan import Questionnaire
 from vitals.questionnaire import AnswerError
@@ -208,9 +209,7 @@ def check_missed_questionnaires(conn: Connection[Any], now: datetime | None = No
                     for alarm_id, opened, count in rows
                 ],
             )
-            conn.execute(
-                "SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(r[0]) for r in rows][:100]}),)
-            )
+            notify_changes(conn, "questionnaire", [r[0] for r in rows])
     for _, opened, _ in rows:
         count_alarm("questionnaire.*.missed", "missed", bool(opened))
     return [r[0] for r in rows]

@@ -17,6 +17,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from rules_engine import metrics
 from rules_engine.missed import record_missed
 from rules_engine.questionnaires import check_missed_questionnaires
+from store.events import notify_changes
 from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
 from vitals.logs import setup_logging
@@ -38,8 +39,7 @@ def escalate_unacknowledged(conn: psycopg.Connection[Any], after_minutes: int = 
             "SELECT id, 'escalated', jsonb_build_object('after_minutes', %s::int) FROM due RETURNING alarm_id",
             (after_minutes, after_minutes),
         ).fetchall()
-        if rows:
-            conn.execute("SELECT pg_notify('varde_events', %s)", (f'{{"escalated": {len(rows)}}}',))
+        notify_changes(conn, "escalation", [r[0] for r in rows])
     return len(rows)
 
 

@@ -37,6 +37,7 @@ from clinician_api.schemas import (
     ResolveRequest,
     Severity,
 )
+from store.events import notify_changes
 from vitals import Receipt, receipts_topic
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=problems.responses(401))
@@ -49,9 +50,7 @@ RECEIPT_EN = "Your readings have been seen by your care team."
 
 def notify(conn: Connection[Any], alarm_ids: Iterable[UUID]) -> None:
     """Tell every API process (SSE) that these alarms changed; delivered when the transaction commits."""
-    ids = [str(a) for a in alarm_ids]
-    if ids:
-        conn.execute("SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": ids[:200], "source": "api"}),))
+    notify_changes(conn, "api", alarm_ids)
 
 
 @router.get("", response_model=AlarmPage, responses=problems.responses(400))

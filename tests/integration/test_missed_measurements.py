@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from rules_engine.missed import record_missed
+from store.events import CHANNEL, ChangeNotice
 from vitals.plan import Contact, PlanContent, ScheduledMeasurement, ZoneAdvice
 
 pytestmark = pytest.mark.integration
@@ -64,9 +65,15 @@ def test_measurement_not_taken_by_deadline_opens_one_missed_alarm_once_per_day(
         "VALUES (%s, %s, %s, 'body_weight', 81.2, now() - interval '3 minutes')",
         (uuid.uuid4(), measured, tenant.gateways[1].gateway_id),
     )
+    listener = psycopg.connect(db.info.dsn, password=db.info.password, autocommit=True)
+    listener.execute(f"LISTEN {CHANNEL}")
     with psycopg.connect(db.info.dsn, password=db.info.password) as conn:
+        opened = record_missed(conn)
         record_missed(conn)
-        record_missed(conn)
+    # The dashboard's live queue hears of the missed alarm by its id (it used to be told only a count).
+    announced = {a for n in listener.notifies(timeout=2.0, stop_after=2) for a in ChangeNotice.parse(n.payload).alarms}
+    listener.close()
+    assert set(opened) <= announced and opened
     alarms = _missed(db, missing)
     assert len(alarms) == 1
     rule, severity, count, explanation, day = alarms[0]
