@@ -1,5 +1,6 @@
-"""The rules inside the ingest transaction: load the batch's patients' limits and history in a few set-based
-queries, evaluate the batch as arrays, and upsert one alarm per patient and rule."""
+"""The rules inside the ingest transaction: load the batch's patients' rule inputs and history in a few set-based
+queries, evaluate the batch with the pure core (`rules_engine.evaluation.evaluate_patients`, which the offline
+replay calls too), and upsert one alarm per patient and rule."""
 
 from __future__ import annotations
 
@@ -14,38 +15,15 @@ from psycopg import Connection
 
 from rules_engine import metrics
 from rules_engine.alarms import AlarmUpsert, mark_back_in_range, upsert_alarms
-from rules_engine.candidates import evaluate_batch
+from rules_engine.evaluation import HISTORY_DAYS, HISTORY_KINDS, HISTORY_PER_KIND, RuleInputs, evaluate_patients
 from rules_engine.kinds_index import KIND_INDEX, KIND_ORDER
-from rules_engine.profiles import (
-    LIMIT_NAMES,
-    LimitOverrides,
-    TrendOverrides,
-    build_patient_rules,
-    limit_column,
-    trend_column,
-)
+from rules_engine.profiles import LIMIT_NAMES, LimitOverrides, TrendOverrides, limit_column, trend_column
 from rules_engine.readings import ReadingArrays
 from rules_engine.severity import Severity
 from vitals import Kind
 
-HISTORY_DAYS = 14
-HISTORY_PER_KIND = 100
-"""Newest readings per patient and kind fetched as history; bounds the cost for patients who measure often."""
-_HISTORY_KINDS: list[str] = [
-    k.value
-    for k in (
-        Kind.BODY_WEIGHT,
-        Kind.SPO2,
-        Kind.PULSE_RATE,
-        Kind.HEART_RATE,
-        Kind.BP_SYSTOLIC,
-        Kind.BODY_TEMPERATURE,
-        Kind.RESP_RATE,
-    )
-]
-
-
-_HISTORY_KIND_IDX = [KIND_INDEX[Kind(k)] for k in _HISTORY_KINDS]
+_HISTORY_KINDS: list[str] = [k.value for k in HISTORY_KINDS]
+_HISTORY_KIND_IDX = [KIND_INDEX[k] for k in HISTORY_KINDS]
 _KIND_BY_NAME: dict[str, int] = {kind.value: i for kind, i in KIND_INDEX.items()}
 
 
@@ -79,16 +57,12 @@ def evaluate_stored(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
 
 def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     rows_of_readings, patient_ids = _patient_rows(stored.patient_ids)
-    row_of = {pid: i for i, pid in enumerate(patient_ids)}
-    protocols = _protocols(conn, patient_ids)
-    overrides = _overrides(conn, patient_ids, row_of)
-    trends = _trend_overrides(conn, patient_ids, row_of)
-    rules = build_patient_rules(np.array([protocols[p] for p in patient_ids]), overrides, trends)
+    inputs = load_rule_inputs(conn, patient_ids)
     times = np.array([m.timestamp() for m in stored.measured_at], dtype=np.float64).astype(np.int64)
     kinds = stored.kinds
     batch = ReadingArrays.of(rows_of_readings, [_KIND_BY_NAME[k] for k in kinds], times, stored.values)
-    history = _history(conn, patient_ids, row_of, int(times.min()))
-    result = evaluate_batch(batch, rules, history)
+    history = load_history(conn, patient_ids, int(times.min()))
+    result = evaluate_patients(inputs, batch, history)
     ids, measured_at, values = stored.ids, stored.measured_at, stored.values
     upserts = [
         AlarmUpsert(
@@ -128,6 +102,17 @@ def _patient_rows(patient_ids: Sequence[UUID]) -> tuple[list[int], list[UUID]]:
             last_row = distinct.setdefault(pid, len(distinct))
         rows.append(last_row)
     return rows, list(distinct)
+
+
+def load_rule_inputs(conn: Connection[Any], patient_ids: list[UUID]) -> RuleInputs:
+    """The rule inputs of these patients, row i for `patient_ids[i]`, in a few set-based queries."""
+    row_of = {pid: i for i, pid in enumerate(patient_ids)}
+    protocols = _protocols(conn, patient_ids)
+    return RuleInputs(
+        protocols=tuple(protocols[p] for p in patient_ids),
+        limit_overrides=_overrides(conn, patient_ids, row_of),
+        trend_overrides=_trend_overrides(conn, patient_ids, row_of),
+    )
 
 
 def _protocols(conn: Connection[Any], patient_ids: list[UUID]) -> dict[UUID, str]:
@@ -179,7 +164,7 @@ def history_params(patient_ids: Sequence[UUID], earliest: int) -> tuple[Any, ...
     return (list(patient_ids), _HISTORY_KINDS, _HISTORY_KIND_IDX, since, HISTORY_PER_KIND)
 
 
-def _history(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int], earliest: int) -> ReadingArrays:
+def load_history(conn: Connection[Any], patient_ids: list[UUID], earliest: int) -> ReadingArrays:
     """Up to HISTORY_PER_KIND newest readings per patient and kind from the last HISTORY_DAYS, batch excluded.
 
     The batch was inserted by this very transaction, so its rows are the ones whose xmin is our transaction id.
@@ -196,4 +181,4 @@ def _history(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, 
     )
 
 
-__all__ = ["KIND_ORDER", "evaluate_stored"]
+__all__ = ["HISTORY_DAYS", "HISTORY_PER_KIND", "KIND_ORDER", "evaluate_stored", "load_history", "load_rule_inputs"]

@@ -29,7 +29,7 @@ _TREND_BOUNDS: Mapping[str, tuple[float, float]] = {
     "weight_window_days": (1.0, 7.0),
     "spo2_drop": (1.0, 20.0),
     "pulse_drift": (5.0, 100.0),
-    # At most the 14 days of history the rules read (rules_engine.runtime.HISTORY_DAYS).
+    # At most the 14 days of history the rules read (rules_engine.evaluation.HISTORY_DAYS).
     "baseline_days": (3.0, 14.0),
     "baseline_min_readings": (1.0, 100.0),
 }

@@ -1,0 +1,60 @@
+"""The rules' pure core: what is known about a set of patients, a batch of their readings and its history in,
+alarm candidates and per-reading severities out.
+
+The ingest path (`rules_engine.runtime`: inputs and history loaded from PostgreSQL in the ingest transaction) and
+the offline replay (`rules_engine.replay`: inputs from a protocol or plan, history from memory) both call
+`evaluate_patients`, so the alarms a replay predicts are the ones ingest would open. New per-patient inputs
+(conditions, plan fields, personal limits) are added to `RuleInputs` and loaded at the edges, never queried here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rules_engine.candidates import BatchEvaluation, evaluate_batch
+from rules_engine.profiles import LimitOverrides, PatientRules, TrendOverrides, build_patient_rules
+from rules_engine.readings import ReadingArrays
+from vitals import Kind
+
+HISTORY_DAYS = 14
+"""Days of history before a batch's earliest reading that the rules see."""
+HISTORY_PER_KIND = 100
+"""Newest readings per patient and kind fetched as history; bounds the cost for patients who measure often."""
+HISTORY_KINDS: tuple[Kind, ...] = (
+    Kind.BODY_WEIGHT,
+    Kind.SPO2,
+    Kind.PULSE_RATE,
+    Kind.HEART_RATE,
+    Kind.BP_SYSTOLIC,
+    Kind.BODY_TEMPERATURE,
+    Kind.RESP_RATE,
+)
+"""The kinds a windowed rule (trends, NEWS2) reads from history; other kinds are judged on the batch alone."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInputs:
+    """Everything the rules know about each patient row besides the readings; row i is the batch's patient row i."""
+
+    protocols: tuple[str, ...]
+    """The follow-up protocol of each patient row (`rules_engine.profiles.Protocol` values)."""
+    limit_overrides: LimitOverrides | None = None
+    trend_overrides: TrendOverrides | None = None
+
+    def __len__(self) -> int:
+        return len(self.protocols)
+
+    def patient_rules(self) -> PatientRules:
+        """The dense per-patient tables the rules index (protocol defaults layered with the overrides)."""
+        return build_patient_rules(np.array(self.protocols, dtype=np.str_), self.limit_overrides, self.trend_overrides)
+
+
+def evaluate_patients(inputs: RuleInputs, batch: ReadingArrays, history: ReadingArrays) -> BatchEvaluation:
+    """Evaluate one batch: `batch.patient_row` and `history.patient_row` index the rows of `inputs`.
+
+    `history` is what the runtime's history query gives: up to `HISTORY_PER_KIND` newest readings per patient and
+    kind of `HISTORY_KINDS` from `HISTORY_DAYS` before the batch's earliest reading on, the batch itself excluded.
+    """
+    return evaluate_batch(batch, inputs.patient_rules(), history)
