@@ -274,6 +274,10 @@ def _link_child(config_path: Path, link: str, records: int) -> None:
     config = EdgeConfig.model_validate_json(config_path.read_text())
     report: dict[str, float] = {}
 
+    if link == "bumble_cryptography":
+        # The baseline: Bumble loaded before the agent's link, so it keeps the `cryptography` wheel's primitives.
+        import bumble.crypto  # noqa: F401
+
     async def main() -> None:
         expected = records
         if link == "python":
@@ -338,14 +342,15 @@ def _link_child(config_path: Path, link: str, records: int) -> None:
 def _measure_links(tmp: Path, port: int, records: int) -> dict[str, Any]:
     arms: dict[str, Any] = {}
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for link in ("python", "bumble"):
+    for link in ("python", "bumble", "bumble_cryptography"):
         config = _config(tmp / f"link-{link}", port, ble=True)
-        config["gateway_id"] = f"gw-bench-{link}"  # apart from the feed's gateway, whose deliveries are counted
+        # Each arm its own gateway, apart from the feed's gateway whose deliveries are counted.
+        config["gateway_id"] = f"gw-bench-{link.replace('_', '-')}"
         config["patient_screen"] = {"enabled": False}
         config["devices"] = [dict(d, passkey=GLUCOSE_PASSKEY) if d.get("bond") else d for d in DEVICES]
         devices: subprocess.Popen[str] | None = None
         expected = records
-        if link == "bumble":
+        if link != "python":
             hci_port = _free_port()
             config["ble"] = {"backend": "bumble", "bumble_transport": f"tcp-client:127.0.0.1:{hci_port}"}
             devices = subprocess.Popen(
@@ -359,7 +364,7 @@ def _measure_links(tmp: Path, port: int, records: int) -> dict[str, Any]:
             expected = json.loads(devices.stdout.readline())["readings"]
         config_path = tmp / f"link-{link}.json"
         config_path.write_text(json.dumps(config))
-        count = str(expected if link == "bumble" else records)
+        count = str(records if link == "python" else expected)
         try:
             done = subprocess.run(
                 [
@@ -396,6 +401,12 @@ def _measure_links(tmp: Path, port: int, records: int) -> dict[str, Any]:
             arms[link]["devices_process_cpu_s"] = round(device_cpu, 2)
     arms["python"]["note"] = "the in-process medium: the virtual devices run inside the agent's process"
     arms["bumble"]["note"] = "agent over [ble] backend=bumble, HCI over TCP to the devices' process"
+    arms["bumble_cryptography"]["note"] = (
+        "baseline: the same Bumble arm with the cryptography wheel's primitives (Bumble imported before the link)"
+    )
+    arms["bumble_rss_saved_mb"] = round(
+        arms["bumble_cryptography"]["agent_rss_mb_5_devices"] - arms["bumble"]["agent_rss_mb_5_devices"], 1
+    )
     arms["bumble_vs_python_agent_cpu"] = round(
         arms["bumble"]["agent_cpu_ms_per_reading"] / arms["python"]["agent_cpu_ms_per_reading"], 2
     )

@@ -48,3 +48,21 @@ def test_the_bumble_link_imports_no_cloud_dependencies_either() -> None:
     loaded = set(json.loads(done.stdout))
     assert "bumble" in loaded
     assert loaded.isdisjoint(FORBIDDEN), sorted(loaded & set(FORBIDDEN))
+
+
+def test_the_bumble_link_uses_bumbles_builtin_crypto_not_a_second_openssl() -> None:
+    code = (
+        "import sys, json\n"
+        "import edge_agent.agent, edge_agent.links.bumble_link\n"
+        "import bumble.crypto\n"
+        "print(json.dumps([bumble.crypto.EccKey.__module__, 'cryptography' in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == ["bumble.crypto.builtin", False]
