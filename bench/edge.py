@@ -1,9 +1,10 @@
 """Edge benchmark: agent memory/CPU with a 1 Hz oximeter, outbox replay rate after a broker outage, and readings
 through the whole agent from five virtual devices over each link.
 
-Prints one JSON line. Baselines measured in the same run: the RSS of a bare Python interpreter, the rate of a
-bare paho client publishing the same envelopes with the same bounded window (no outbox, no SQLite), and, for the
-real Bluetooth stack (Bumble: ATT/GATT/SMP between virtual controllers), the in-process Python link.
+Prints one JSON line and keeps it in `bench/results/edge.jsonl`. Baselines measured in the same run: the RSS of a
+bare Python interpreter, the rate of a bare paho client publishing the same envelopes with the same bounded window
+(no outbox, no SQLite), for the real Bluetooth stack (Bumble: ATT/GATT/SMP between virtual controllers) the
+in-process Python link, and for the Bumble agent's memory the same arm with the `cryptography` wheel's primitives.
 Starts its own private Mosquitto on a free loopback port.
 
     PYTHONPATH=. python bench/edge.py [--readings 50000] [--feed-s 10] [--glucose-records 2000]
@@ -37,6 +38,8 @@ from paho.mqtt.properties import Properties
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.checks import failed_targets  # noqa: E402
+from bench.results import keep, machine_facts  # noqa: E402
 from edge_agent.agent import Agent  # noqa: E402
 from edge_agent.config import EdgeConfig  # noqa: E402
 from edge_agent.publisher import build_envelope, utc_timestamp  # noqa: E402
@@ -518,6 +521,7 @@ def main() -> None:
         _link_child(args.link_child, args.link, args.glucose_records)
         return
 
+    machine = machine_facts()
     with tempfile.TemporaryDirectory(prefix="varde-bench-edge-") as tmpdir:
         tmp = Path(tmpdir)
         broker = _Mosquitto(tmp / "broker")
@@ -544,7 +548,11 @@ def main() -> None:
             broker.stop()
     figures["python"] = platform.python_version()
     figures["cpus"] = os.cpu_count()
-    print(json.dumps(figures), flush=True)
+    # Issue 23's goal: the agent under 60 MB with five devices, on the Bumble link too.
+    targets = {"agent_rss_mb_bumble_5_devices": ("<", 60.0)}
+    figures["agent_rss_mb_bumble_5_devices"] = figures["links"]["bumble"]["agent_rss_mb_5_devices"]
+    figures["failed"] = failed_targets(figures, targets)
+    keep("edge", {"bench": "edge", "links_only": args.links_only, **figures}, machine=machine)
 
 
 if __name__ == "__main__":
