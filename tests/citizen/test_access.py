@@ -4,6 +4,7 @@ request, every action audited under the actor's own identity, messages reaching 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 
 from tests.citizen.conftest import MIN, Home, People, national_sign_in
 from tests.citizen.stack import OidcStack
+from tests.integration.conftest import wait_for
+from vitals import Receipt, receipts_topic
 
 pytestmark = pytest.mark.integration
 
@@ -158,13 +161,33 @@ def test_a_patient_message_waits_in_the_nurse_queue_until_answered_and_the_answe
 
     templates = httpx.get(f"{oidc.api_url}/api/v1/reply-templates", headers=home.nurse_headers, timeout=30).json()
     answer = templates["items"][0]["body"]
-    replied = httpx.post(
-        f"{oidc.api_url}/api/v1/patients/{home.patient_id}/threads/{thread['id']}/messages",
-        json={"body": answer},
-        headers=home.nurse_headers,
-        timeout=30,
-    )
-    assert replied.status_code == 201
+    gateway = home.tenant.gateways[0]
+    heard: list[bytes] = []
+    subscribed = threading.Event()
+    listener = gateway.client()
+    listener.on_message = lambda c, u, m: heard.append(m.payload)
+    listener.on_subscribe = lambda *a: subscribed.set()
+    listener.on_connect = lambda c, u, f, rc, p: c.subscribe(receipts_topic(gateway.gateway_id), qos=1)
+    listener.connect(gateway.host, gateway.port)
+    listener.loop_start()
+    try:
+        assert subscribed.wait(10), "subscription not acknowledged"
+        replied = httpx.post(
+            f"{oidc.api_url}/api/v1/patients/{home.patient_id}/threads/{thread['id']}/messages",
+            json={"body": answer},
+            headers=home.nurse_headers,
+            timeout=30,
+        )
+        assert replied.status_code == 201
+        assert replied.json()["gateway_notified"][gateway.gateway_id] is True
+        wait_for(lambda: heard, what="the gateway told that the team answered")
+    finally:
+        listener.disconnect()
+        listener.loop_stop()
+    notice = Receipt.model_validate_json(heard[0])
+    assert notice.event == "message_answered" and "Min oppfølging" in notice.nb
+    assert "Vekten" not in heard[0].decode() and answer not in heard[0].decode()
+    assert str(home.patient_id) not in heard[0].decode()
     after = httpx.get(f"{oidc.api_url}/api/v1/messages/awaiting", headers=home.nurse_headers, timeout=30).json()
     assert all(i["thread_id"] != thread["id"] for i in after["items"])
 
