@@ -13,28 +13,12 @@ import httpx
 import psycopg
 import pytest
 
-from tests.citizen.conftest import MIN, Home, People, national_sign_in
+from tests.citizen.conftest import MIN, Home, People, grant_proxy, national_sign_in
 from tests.citizen.stack import OidcStack
 from tests.integration.conftest import wait_for
 from vitals import Receipt, receipts_topic
 
 pytestmark = pytest.mark.integration
-
-
-def _grant(client: httpx.Client, patient_id: Any, nid: str, rights: list[str], days: float = 30) -> dict[str, Any]:
-    answer = client.post(
-        f"/api/v1/min/patients/{patient_id}/proxies",
-        headers=MIN,
-        json={
-            "relative_national_id": nid,
-            "relative_name": "Ola Pårørende",
-            "relation": "sønn",
-            "rights": rights,
-            "valid_until": (datetime.now(UTC) + timedelta(days=days)).isoformat(),
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
 
 
 def test_patient_sees_own_measurements_with_zone_and_advice_and_nobody_elses(
@@ -70,7 +54,7 @@ def test_relative_with_read_only_proxy_reads_but_cannot_write_and_is_refused_aft
     oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
 ) -> None:
     patient = national_sign_in(oidc.api_url, people.patient_nid)
-    proxy = _grant(patient, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"])
+    proxy = grant_proxy(patient, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"])
     relative = national_sign_in(oidc.api_url, people.relative_nid)
     me = relative.get("/api/v1/min/me").json()
     (acting,) = [p for p in me["patients"] if p["patient_id"] == str(home.patient_id)]
@@ -105,7 +89,7 @@ def test_relative_with_read_only_proxy_reads_but_cannot_write_and_is_refused_aft
 
 def test_an_ended_proxy_gives_nothing(oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]) -> None:
     patient = national_sign_in(oidc.api_url, people.patient_nid)
-    proxy = _grant(patient, home.patient_id, people.relative_nid, ["read_measurements"])
+    proxy = grant_proxy(patient, home.patient_id, people.relative_nid, ["read_measurements"])
     relative = national_sign_in(oidc.api_url, people.relative_nid)
     base = f"/api/v1/min/patients/{home.patient_id}"
     assert relative.get(f"{base}/measurements").status_code == 200
@@ -356,7 +340,7 @@ def test_a_relative_answers_only_with_the_right_and_is_recorded_as_answering_on_
     oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
 ) -> None:
     patient = national_sign_in(oidc.api_url, people.patient_nid)
-    reader = _grant(patient, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"])
+    reader = grant_proxy(patient, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"])
     relative = national_sign_in(oidc.api_url, people.relative_nid)
     base = f"/api/v1/min/patients/{home.patient_id}"
     assert relative.get(f"{base}/questionnaires").status_code == 403
@@ -371,7 +355,7 @@ def test_a_relative_answers_only_with_the_right_and_is_recorded_as_answering_on_
     assert denied == [("relative", "denied", uuid.UUID(reader["id"]))]
 
     assert patient.post(f"{base}/proxies/{reader['id']}/revoke", headers=MIN).status_code == 200
-    answerer = _grant(patient, home.patient_id, people.relative_nid, ["answer_questionnaires"])
+    answerer = grant_proxy(patient, home.patient_id, people.relative_nid, ["answer_questionnaires"])
     done = _answer(relative, home.patient_id, {"breath": "a-little", "swelling": "yes"})
     assert done.status_code == 201, done.text
     assert done.json()["zone"] == "yellow"

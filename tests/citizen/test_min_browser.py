@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser.conftest import PageErrors, browser, playwright, screenshot
-from tests.citizen.conftest import MIN, Home, People, national_sign_in
+from tests.citizen.conftest import MIN, Home, People, grant_proxy, national_sign_in
 from tests.citizen.stack import OidcStack
 
 __all__ = ["browser", "playwright"]
@@ -127,17 +126,7 @@ def test_relative_with_read_only_proxy_sees_measurements_cannot_write_and_is_ref
     open_context: Any, oidc: OidcStack, people: People, home: Home
 ) -> None:
     owner = national_sign_in(oidc.api_url, people.patient_nid)
-    proxy = owner.post(
-        f"/api/v1/min/patients/{home.patient_id}/proxies",
-        headers=MIN,
-        json={
-            "relative_national_id": people.relative_nid,
-            "relative_name": "Ola Pårørende",
-            "relation": "sønn",
-            "rights": ["read_measurements", "read_plan"],
-            "valid_until": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
-        },
-    ).json()
+    proxy = grant_proxy(owner, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"], days=7)
     relative = open_context()
     provider_login(relative, people.relative_nid)
     relative.goto(f"/min/?p={home.patient_id}")
@@ -260,18 +249,7 @@ def test_patient_answers_the_questionnaire_by_keyboard_and_a_relative_with_the_r
     screenshot(patient, "min-questionnaire-nb")
 
     owner = national_sign_in(oidc.api_url, people.patient_nid)
-    granted = owner.post(
-        f"/api/v1/min/patients/{home.patient_id}/proxies",
-        headers=MIN,
-        json={
-            "relative_national_id": people.relative_nid,
-            "relative_name": "Ola Pårørende",
-            "relation": "sønn",
-            "rights": ["answer_questionnaires"],
-            "valid_until": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
-        },
-    )
-    assert granted.status_code == 201, granted.text
+    grant_proxy(owner, home.patient_id, people.relative_nid, ["answer_questionnaires"], days=7)
     relative = open_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     provider_login(relative, people.relative_nid)
     relative.get_by_role("link", name="English").click()
