@@ -20,6 +20,7 @@ from psycopg import Connection
 from clinician_api import audit
 from clinician_api.access import PatientAccess, Principal, alarm_patient, patient_access
 from clinician_api.fhir_search import FhirError
+from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.identity import principal_for_claims
 from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.problems import ProblemError
@@ -49,6 +50,15 @@ def db_conn() -> Iterator[Connection[Any]]:
 
 Conn = Annotated[Connection[Any], Depends(db_conn, scope="function")]
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
+
+
+def _gateway_publisher(request: Request) -> GatewayPublisher:
+    publisher: GatewayPublisher = request.app.state.gateway_publisher
+    return publisher
+
+
+GatewayLink = Annotated[GatewayPublisher, Depends(_gateway_publisher)]
+"""The API process's MQTT client for messages to gateways (plans, receipts)."""
 
 _UNAUTHENTICATED = HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 

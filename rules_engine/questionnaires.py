@@ -4,6 +4,8 @@
   with `vitals.score_answers` against the plan version the patient answered (else the active plan), stores the
   score and zone, and opens or updates the alarm `questionnaire.<id>.score` (yellow or red, as the plan's
   `yellow_from`/`red_from` say). A green answer marks that alarm back in range; any answer marks the `missed` one.
+- `store_responses` is how both sources of answers store them: the gateway's (ingest) and the patient app's (the
+  API); it inserts each response once, scores the new ones with `evaluate_responses` and notifies the dashboards.
 - `check_missed_questionnaires` runs on the scheduler's tick: one set-based statement opens
   `questionnaire.<id>.missed` for every active plan whose questionnaire deadline has passed today (in the plan's time
   zone) without an answer since local midnight; once per local day per alarm.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.metrics import count_alarm
 from store.events import notify_changes
+from store.questionnaires import ResponseRow, insert_responses
 from vitals import PlanContent, score_answers
 from vitals.plan import Questionnaire
 from vitals.questionnaire import AnswerError
@@ -148,6 +151,25 @@ def evaluate_responses(conn: Connection[Any], stored: Sequence[StoredResponse]) 
         ).fetchall()
         changed.extend(r[0] for r in rows)
     return changed
+
+
+ResponseRules = Callable[[Connection[Any], Sequence[StoredResponse]], Sequence[UUID]]
+
+
+def store_responses(
+    conn: Connection[Any], rows: Sequence[ResponseRow], rules: ResponseRules | None = evaluate_responses
+) -> tuple[list[StoredResponse], Sequence[UUID]]:
+    """In the caller's transaction: insert the responses not stored yet, score those with `rules` (raising their
+    alarms) and tell the dashboards; returns the responses stored now and the alarms changed."""
+    new_ids = insert_responses(conn, rows)
+    stored = [
+        StoredResponse(r.id, r.patient_id, r.questionnaire, r.plan_version, r.answered_at, r.answers, r.reported_score)
+        for r in rows
+        if r.id in new_ids
+    ]
+    alarm_ids: Sequence[UUID] = rules(conn, stored) if stored and rules is not None else ()
+    notify_changes(conn, "questionnaire", alarm_ids, len(stored))
+    return stored, alarm_ids
 
 
 _MISSED_SQL = """

@@ -154,8 +154,8 @@ def _state_usable(settings: Settings, state: dict[str, Any]) -> bool:
 
 
 def _forget(settings: Settings, state: dict[str, Any]) -> None:
-    """Remove an earlier demo's patients (their messages, proxies, readings, alarms and gateways); deactivate where
-    that is refused (for example by a reservation's append-only history)."""
+    """Remove an earlier demo's patients (their messages, questionnaire answers, proxies, readings, alarms and
+    gateways); deactivate where that is refused (for example by a reservation's append-only history)."""
     from varde.admin import AdminError, delete_gateway_logins
     from varde.broker import BrokerAdminError
 
@@ -169,6 +169,7 @@ def _forget(settings: Settings, state: dict[str, Any]) -> None:
                 for sql in (
                     "DELETE FROM messages m USING message_threads t WHERE m.thread_id = t.id AND t.patient_id = ANY(%s)",  # noqa: E501
                     "DELETE FROM message_threads WHERE patient_id = ANY(%s)",
+                    "DELETE FROM questionnaire_responses WHERE patient_id = ANY(%s)",
                     "DELETE FROM proxies WHERE patient_id = ANY(%s)",
                     "DELETE FROM patient_reservations WHERE patient_id = ANY(%s)",
                     "DELETE FROM readings WHERE patient_id = ANY(%s)",

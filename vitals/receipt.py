@@ -1,6 +1,8 @@
 """The receipt a nurse's action sends to the patient's gateway on `varde/v1/gw/{gateway_id}/receipts`.
 
-It tells the patient that the readings were seen. Like every gateway message it carries no patient identity.
+It tells the patient that the readings were seen (`readings_seen`), or that the care team has answered a message in
+Min oppfølging (`message_answered`; the answer itself is read there, never sent to the gateway). Like every gateway
+message it carries no patient identity and no patient data.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 RECEIPT_SCHEMA = "varde.receipt/1"
+ReceiptEvent = Literal["readings_seen", "message_answered"]
 
 Message = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
@@ -20,7 +23,7 @@ class Receipt(BaseModel):
 
     schema_: Literal["varde.receipt/1"] = Field(default="varde.receipt/1", alias="schema")
     id: Annotated[UUID, Strict(False)]
-    event: Literal["readings_seen"] = "readings_seen"
+    event: ReceiptEvent = "readings_seen"
     at: Annotated[AwareDatetime, Strict(False)]
     nb: Message
     en: Message
@@ -29,4 +32,4 @@ class Receipt(BaseModel):
         return self.model_dump_json(by_alias=True).encode()
 
 
-__all__ = ["RECEIPT_SCHEMA", "Receipt"]
+__all__ = ["RECEIPT_SCHEMA", "Receipt", "ReceiptEvent"]

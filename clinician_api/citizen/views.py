@@ -28,7 +28,7 @@ def active_plan(conn: Connection[Any], patient_id: UUID) -> tuple[int, PlanConte
     return (int(row[0]), PlanContent.model_validate(row[1])) if row else None
 
 
-def _advice(plan: PlanContent, zone: str, kind: Kind | None, lang: str) -> str | None:
+def plan_advice(plan: PlanContent, zone: str, kind: Kind | None, lang: str) -> str | None:
     general = None
     for entry in plan.advice:
         if entry.zone != zone:
@@ -80,7 +80,7 @@ def measurements(conn: Connection[Any], patient_id: UUID, lang: str, days: int =
                 },
                 "latest": {
                     **latest,
-                    "advice": _advice(plan, latest["zone"], kind, lang) if plan and latest["zone"] else None,
+                    "advice": plan_advice(plan, latest["zone"], kind, lang) if plan and latest["zone"] else None,
                 },
                 "points": points[-200:],
             }

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -17,9 +15,9 @@ from psycopg import Connection
 
 from clinician_api import audit, problems, queue
 from clinician_api.access import Principal, emergency_patient_ids, user_has_duty_of_care, visible_patients_clause
-from clinician_api.deps import AlarmDep, Clinician, Conn, CurrentPrincipal, client_addr
+from clinician_api.deps import AlarmDep, Clinician, Conn, CurrentPrincipal, GatewayLink, client_addr
 from clinician_api.events import AlarmEventHub, Subscriber
-from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
+from clinician_api.gateway_link import GatewayPublisher, send_receipts
 from clinician_api.journal import enqueue_alarm_document
 from clinician_api.problems import ProblemError
 from clinician_api.schemas import (
@@ -38,7 +36,6 @@ from clinician_api.schemas import (
     Severity,
 )
 from store.events import notify_changes
-from vitals import Receipt, receipts_topic
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=problems.responses(401))
 
@@ -127,11 +124,6 @@ async def stream(
         hub.unsubscribe(subscriber)
 
 
-def _publisher(request: Request) -> GatewayPublisher:
-    publisher: GatewayPublisher = request.app.state.gateway_publisher
-    return publisher
-
-
 @router.post(
     "/bulk-acknowledge", response_model=BulkAcknowledgeResult, responses=problems.responses(403, 404, 409, 422)
 )
@@ -140,7 +132,7 @@ def bulk_acknowledge(
     conn: Conn,
     principal: Clinician,
     request: Request,
-    publisher: Annotated[GatewayPublisher, Depends(_publisher)],
+    publisher: GatewayLink,
 ) -> BulkAcknowledgeResult:
     """Acknowledge many non-red alarms at once. Red alarms must be handled one by one: a request naming a red alarm
     changes nothing (409). Optionally sends each patient's gateway a receipt that the readings were seen."""
@@ -298,21 +290,9 @@ def _send_receipts(
 ) -> list[ReceiptDelivery]:
     """After the acknowledgements are committed: one receipt per gateway of each patient; failures are reported,
     and every attempt is an alarm event."""
-    if not patient_ids:
-        return []
-    gateways = conn.execute(
-        "SELECT id, patient_id FROM gateways WHERE patient_id = ANY(%s::uuid[]) AND enabled ORDER BY id",
-        (list(patient_ids),),
-    ).fetchall()
-    deliveries: list[ReceiptDelivery] = []
-    for gateway_id, _patient in gateways:
-        receipt = Receipt(id=uuid.uuid4(), at=datetime.now(UTC), nb=RECEIPT_NB, en=RECEIPT_EN)
-        try:
-            publisher.publish(receipts_topic(gateway_id), receipt.to_json())
-            deliveries.append(ReceiptDelivery(gateway_id=gateway_id, published=True))
-        except GatewayUnavailable as exc:
-            deliveries.append(ReceiptDelivery(gateway_id=gateway_id, published=False, error=str(exc)))
-    patient_of = {g[0]: g[1] for g in gateways}
+    sent = send_receipts(conn, publisher, patient_ids, "readings_seen", RECEIPT_NB, RECEIPT_EN)
+    deliveries = [ReceiptDelivery(gateway_id=d.gateway_id, published=d.published, error=d.error) for d in sent]
+    patient_of = {d.gateway_id: d.patient_id for d in sent}
     alarms_of = conn.execute(
         "SELECT id, patient_id FROM alarms WHERE id = ANY(%s::uuid[])", (list(alarm_ids),)
     ).fetchall()

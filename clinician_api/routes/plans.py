@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path
 from psycopg import Connection
 
 from clinician_api import problems
-from clinician_api.deps import Clinician, PatientDep
+from clinician_api.deps import Clinician, GatewayLink, PatientDep
 from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
 from clinician_api.problems import ProblemError
 from clinician_api.schemas import PlanActivation, PlanList, PlanVersion
@@ -25,11 +25,6 @@ router = APIRouter(prefix="/api/v1/patients", tags=["plans"], responses=problems
 
 Version = Annotated[int, Path(ge=1, le=1_000_000)]
 _COLUMNS = "id, patient_id, version, status, created_at, created_by, activated_at, retired_at, body"
-
-
-def _publisher(request: Request) -> GatewayPublisher:
-    publisher: GatewayPublisher = request.app.state.gateway_publisher
-    return publisher
 
 
 def _version(row: Any) -> PlanVersion:
@@ -102,7 +97,7 @@ def activate_plan(
     scope: PatientDep,
     version: Version,
     principal: Clinician,
-    publisher: Annotated[GatewayPublisher, Depends(_publisher)],
+    publisher: GatewayLink,
 ) -> PlanActivation:
     """Make a draft the patient's plan: the previous active version is retired, the zones become the rules'
     thresholds, and the plan is published (retained, QoS 1) to each of the patient's gateways."""
@@ -162,7 +157,7 @@ def retire_plan(
     scope: PatientDep,
     version: Version,
     principal: Clinician,
-    publisher: Annotated[GatewayPublisher, Depends(_publisher)],
+    publisher: GatewayLink,
 ) -> PlanVersion:
     """Retire a draft or the active plan. Retiring the active plan returns the patient to the protocol's limits (and
     manual overrides) and clears the retained plan on the broker."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from vitals import Kind, QuestionnaireResponse, Receipt
 from vitals.plan import Zone
+from vitals.receipt import ReceiptEvent
 
 KEEP = timedelta(days=8)
 
@@ -147,15 +148,15 @@ class PatientJournal:
         return {q: LastAnswer(rid, datetime.fromisoformat(at), score, zone) for q, rid, at, score, zone in rows}
 
     def record_receipt(self, receipt: Receipt) -> None:
+        """Keep the latest receipt of its kind (readings seen, a message answered)."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO latest (slot, body) VALUES ('receipt', ?) "
-                "ON CONFLICT (slot) DO UPDATE SET body = excluded.body",
-                (receipt.to_json().decode(),),
+                "INSERT INTO latest (slot, body) VALUES (?, ?) ON CONFLICT (slot) DO UPDATE SET body = excluded.body",
+                (_receipt_slot(receipt.event), receipt.to_json().decode()),
             )
 
-    def last_receipt(self) -> Receipt | None:
-        doc = self._latest("receipt")
+    def last_receipt(self, event: ReceiptEvent = "readings_seen") -> Receipt | None:
+        doc = self._latest(_receipt_slot(event))
         return Receipt.model_validate(doc) if doc is not None else None
 
     # ---- upkeep --------------------------------------------------------------------------------------------
@@ -170,3 +171,7 @@ class PatientJournal:
         with self._lock:
             row = self._db.execute("SELECT body FROM latest WHERE slot = ?", (slot,)).fetchone()
         return json.loads(row[0]) if row is not None else None
+
+
+def _receipt_slot(event: ReceiptEvent) -> str:
+    return "receipt" if event == "readings_seen" else f"receipt:{event}"

@@ -38,6 +38,8 @@ Language = Literal["nb", "en"]
 _HIDDEN_PARTS = frozenset({Kind.BP_MEAN})
 """Measured and judged, but not shown: the mean pressure means nothing to most patients."""
 _PART_ORDER = {k: i for i, k in enumerate(Kind)}
+_MESSAGE_NOTICE_FOR = timedelta(days=7)
+"""How long the page says that the team has answered a message (it cannot know whether it was read since)."""
 
 
 class NoPlanError(LookupError):
@@ -126,6 +128,7 @@ class PatientScreen:
         self._lock = threading.Lock()
         self._latest = self.journal.latest_measurement()
         self._receipt = self.journal.last_receipt()
+        self._answered = self.journal.last_receipt("message_answered")
 
     def close(self) -> None:
         self.journal.close()
@@ -186,11 +189,15 @@ class PatientScreen:
             log.warning("receipt_refused error=%s", str(exc).splitlines()[0])
             return
         with self._lock:
-            if self._receipt is not None and receipt.at <= self._receipt.at:
+            held = self._receipt if receipt.event == "readings_seen" else self._answered
+            if held is not None and receipt.at <= held.at:
                 return
-            self._receipt = receipt
+            if receipt.event == "readings_seen":
+                self._receipt = receipt
+            else:
+                self._answered = receipt
         self.journal.record_receipt(receipt)
-        log.info("receipt_received at=%s", receipt.at.isoformat())
+        log.info("receipt_received event=%s at=%s", receipt.event, receipt.at.isoformat())
         self.changes.notify()
 
     # ---- output --------------------------------------------------------------------------------------------
@@ -201,7 +208,7 @@ class PatientScreen:
         plan = self.plans.plan
         tz = ZoneInfo(plan.timezone if plan is not None else self._timezone)
         with self._lock:
-            latest, receipt = self._latest, self._receipt
+            latest, receipt, answered = self._latest, self._receipt, self._answered
         answers = self.journal.last_answers()
         doc: dict[str, Any] = {
             "now": now.isoformat(),
@@ -216,6 +223,7 @@ class PatientScreen:
             "schedule": [],
             "questionnaires": [],
             "receipt": None,
+            "message": None,
         }
         if latest is not None:
             verdict = evaluate_measurement(plan, latest.parts)
@@ -266,6 +274,8 @@ class PatientScreen:
             doc["questionnaires"] = [self._questionnaire(plan, q, answers.get(q.id), tz) for q in plan.questionnaires]
         if receipt is not None:
             doc["receipt"] = self._receipt_doc(receipt, now, tz)
+        if answered is not None and now - answered.at <= _MESSAGE_NOTICE_FOR:
+            doc["message"] = self._message_doc(answered, now, tz)
         return doc
 
     @staticmethod
@@ -311,6 +321,22 @@ class PatientScreen:
             nb = f"Målingene dine ble sett av sykepleier {local.strftime('%d.%m.')} kl. {clock}"
             en = f"Your measurements were seen by the nurse on {local.strftime('%d %b')} at {clock}"
         return {"at": receipt.at.isoformat(), "time": clock, "nb": nb, "en": en}
+
+    @staticmethod
+    def _message_doc(receipt: Receipt, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+        """Only that there is an answer, and where to read it: the answer stays in Min oppfølging."""
+        local = receipt.at.astimezone(tz)
+        clock = local.strftime("%H:%M")
+        if local.date() == now.astimezone(tz).date():
+            nb_when, en_when = f"kl. {clock}", f"at {clock}"
+        else:
+            nb_when, en_when = f"{local.strftime('%d.%m.')} kl. {clock}", f"on {local.strftime('%d %b')} at {clock}"
+        return {
+            "at": receipt.at.isoformat(),
+            "time": clock,
+            "nb": f"Behandlingsteamet svarte på meldingen din {nb_when}. Les svaret i Min oppfølging.",
+            "en": f"The care team answered your message {en_when}. Read the answer in My follow-up.",
+        }
 
 
 __all__ = ["AnswerError", "ChangeFeed", "NoPlanError", "PatientScreen", "QueueFullError"]

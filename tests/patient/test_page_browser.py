@@ -114,6 +114,11 @@ def test_a_reminder_sounds_before_the_deadline_and_the_receipt_is_shown(page: Pa
     expect(page.locator("#receipt-text")).to_have_text("Målingene dine ble sett av sykepleier kl. 10:42")
     page.locator('button[data-lang="en"]').click()
     expect(page.locator("#receipt-text")).to_have_text("Your measurements were seen by the nurse at 10:42")
+    answered = Receipt(id=uuid.uuid4(), event="message_answered", at=seen_at, nb="Svar.", en="Answered.")
+    gw.agent.screen.receive_receipt(answered.to_json())
+    expect(page.locator("#message-text")).to_have_text(
+        "The care team answered your message at 10:42. Read the answer in My follow-up."
+    )
     expect(page.locator("#reminders")).to_contain_text("Remember to measure your body weight before 09:00.")
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")

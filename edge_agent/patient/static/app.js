@@ -233,6 +233,12 @@ function renderReceipt(s) {
   );
 }
 
+function renderMessageNotice(s) {
+  renderInto("message-notice", JSON.stringify(s.message), () =>
+    s.message ? [el("p", { class: "receipt message", id: "message-text" }, s.message[view.lang])] : [],
+  );
+}
+
 function renderQuestionnaires(s) {
   const shape = JSON.stringify([s.plan && s.plan.version, s.questionnaires, view.results]);
   renderInto("questionnaire-list", shape, () => s.questionnaires.map((q) => questionnaireForm(q, s)));
@@ -361,6 +367,7 @@ function render() {
   renderStatic();
   renderConnection(s);
   renderReceipt(s);
+  renderMessageNotice(s);
   renderReminders(s);
   renderLatest(s);
   renderSchedule(s);
