@@ -286,7 +286,7 @@ def replay(
 
     if schedule is not None:
         candidates.extend(missed_candidates(readings, schedule, srt))
-    alarms, outcomes = raise_alarms(candidates, readings, srt, severity, breached, settings)
+    alarms, outcomes = raise_alarms(candidates, readings, settings, severity=severity, breached=breached, srt=srt)
     return ReplayResult(alarms, candidates, n, n_batches, time.perf_counter() - started, outcomes)
 
 
@@ -345,20 +345,25 @@ def _side(breached_limit: int) -> str | None:
 def raise_alarms(
     candidates: Sequence[Candidate],
     readings: ReplayReadings,
-    srt: _Sorted | None,
-    severity: NDArray[np.int8],
-    breached: NDArray[np.int8],
     settings: ReplaySettings,
+    *,
+    severity: NDArray[np.int8] | None = None,
+    breached: NDArray[np.int8] | None = None,
+    srt: _Sorted | None = None,
 ) -> tuple[list[RaisedAlarm], dict[str, int]]:
-    """The alarm state over the candidates in time order: which candidates raise an alarm, and when."""
-    srt = srt or _Sorted.of(readings)
+    """The alarm state over the candidates in time order: which candidates raise an alarm, and when.
+
+    `severity` and `breached` (per reading of `readings`, from the evaluation) decide what a repeat shows; they are
+    needed only when a candidate waits for one."""
     outcomes = {"confirmed": 0, "cleared": 0, "expired": 0}
     events: list[tuple[int, int, Candidate]] = []
     for c in candidates:
         if not c.waits or settings.repeat_timeout_s <= 0:
             events.append((c.at, c.at, c))
             continue
-        assert c.kind is not None
+        if c.kind is None or severity is None or breached is None:
+            raise ValueError("a candidate that waits for a repeat needs its kind and the readings' severities")
+        srt = srt or _Sorted.of(readings)
         kind_idx = KIND_INDEX[Kind(c.kind)]
         group = np.array([c.patient_row * N_KINDS + kind_idx])
         nxt = int(srt.position(group, np.array([c.at]), side="right")[0])
