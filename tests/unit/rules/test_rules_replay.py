@@ -207,3 +207,22 @@ def test_cli_prints_one_json_line_per_alarm_and_exits_1_on_a_bad_row(tmp_path: P
     unknown = runner.invoke(app, ["rules", "replay", str(good), "--protocol", "asthma"])
     assert unknown.exit_code == 1 and "unknown protocol" in unknown.stderr
     assert runner.invoke(app, ["rules", "replay", str(good), "--resolve-after", "soon"]).exit_code == 2
+
+
+def test_cli_batch_repeat_timeout_and_resolve_after_change_what_is_raised(tmp_path: Path) -> None:
+    readings = tmp_path / "readings.csv"
+    rows = (
+        "p1,spo2,93,%,2026-03-02T07:00:00Z",
+        "p1,spo2,93,%,2026-03-02T07:10:00Z",
+        "p1,spo2,93,%,2026-03-02T09:00:00Z",
+    )
+    readings.write_text("".join(_csv(*rows)))
+
+    def raised(*options: str) -> list[str]:
+        done = CliRunner().invoke(app, ["rules", "replay", str(readings), *options])
+        assert done.exit_code == 0, done.output
+        return [json.loads(line)["raised_at"][11:16] for line in done.stdout.splitlines()]
+
+    assert raised() == ["07:00"]  # 07:00 and 07:10 arrive in one batch: it repeats itself
+    assert raised("--batch", "1s") == ["07:10"]  # 07:00 waits for a repeat, 07:10 confirms it
+    assert raised("--batch", "1s", "--repeat-timeout", "0", "--resolve-after", "1h") == ["07:00", "09:00"]
