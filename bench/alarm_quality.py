@@ -27,6 +27,17 @@ from bench.alarm_scoring import TARGETS, Alarm, Window, compare, rule_of_thumb_c
 from bench.checks import failed_targets  # noqa: E402
 from bench.results import keep  # noqa: E402
 
+SCHEDULE_DOC: dict[str, Any] = {
+    "protocol": "general",
+    "schedule": [
+        {"kind": kind, "deadline": "11:00", "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}
+        for kind in ("body_weight", "bp_systolic", "spo2")
+    ],
+    "advice": [{"zone": z, "nb": "Følg planen.", "en": "Follow the plan."} for z in ("green", "yellow", "red")],
+    "contacts": [{"name": "Oppfølgingstjenesten", "role": "Sykepleier", "phone": "+47 22 00 00 00"}],
+}
+"""The cohort's morning schedule, for the missed-measurement alarms (counted apart); it sets no zones."""
+
 
 def run(patients: int, weeks: int, seed: int, csv: Path | None = None) -> dict[str, Any]:
     from device_simulators.cohort import build_cohort
@@ -34,7 +45,9 @@ def run(patients: int, weeks: int, seed: int, csv: Path | None = None) -> dict[s
     from rules_engine.kinds_index import KIND_INDEX
     from rules_engine.replay import Candidate, ReplayReadings, ReplaySettings, raise_alarms, replay
     from vitals import Kind
+    from vitals.plan import PlanContent
 
+    schedule = PlanContent.model_validate(SCHEDULE_DOC)
     started = time.perf_counter()
     cohort = build_cohort(seed=seed, patients=patients, weeks=weeks)
     build_s = time.perf_counter() - started
@@ -44,9 +57,12 @@ def run(patients: int, weeks: int, seed: int, csv: Path | None = None) -> dict[s
     protocol = {p.patient_id: p.protocol for p in cohort.patients}
     inputs = RuleInputs(protocols=tuple(protocol[pid] for pid in readings.patient_ids))
     settings = ReplaySettings()
-    result = replay(readings, inputs, settings)
+    result = replay(readings, inputs, settings, schedule=schedule)
 
-    windows = [Window(e.patient_id, int(e.onset.timestamp()), int(e.admission.timestamp())) for e in cohort.episodes]
+    windows = [
+        Window(e.patient_id, int(e.onset.timestamp()), int(e.admission.timestamp()), e.condition)
+        for e in cohort.episodes
+    ]
     engine = score(
         (Alarm(a.patient_id, a.rule, a.severity, a.raised_at) for a in result.alarms), windows, cohort.patient_weeks
     )

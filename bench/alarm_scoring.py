@@ -4,6 +4,7 @@ result and see the targets fail (`bench/checks.failed_targets`)."""
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Window:
     patient_id: str
     onset: int
     admission: int
+    condition: str = ""
 
 
 def _separate(rule: str) -> bool:
@@ -48,7 +50,8 @@ def _separate(rule: str) -> bool:
 def score(alarms: Iterable[Alarm], episodes: Sequence[Window], patient_weeks: float) -> dict[str, Any]:
     """Sensitivity: episodes with a yellow or red alarm raised between onset and admission. PPV: clinical alarms
     (every severity, missed and questionnaire alarms left out) raised inside an episode window, over all clinical
-    alarms. Rate: clinical alarms per patient-week."""
+    alarms. Rate: clinical alarms per patient-week. Lead time: from a detected episode's first yellow or red alarm
+    to its admission (median, hours)."""
     by_patient: dict[str, list[Window]] = {}
     for e in episodes:
         by_patient.setdefault(e.patient_id, []).append(e)
@@ -60,6 +63,7 @@ def score(alarms: Iterable[Alarm], episodes: Sequence[Window], patient_weeks: fl
         else:
             clinical.append(a)
     detected: set[Window] = set()
+    first_alarm: dict[Window, int] = {}
     inside = 0
     per_rule: Counter[str] = Counter()
     per_rule_inside: Counter[str] = Counter()
@@ -71,7 +75,11 @@ def score(alarms: Iterable[Alarm], episodes: Sequence[Window], patient_weeks: fl
             per_rule_inside[a.rule] += 1
             if a.severity in DETECTING:
                 detected.update(hit)
+                for e in hit:
+                    first_alarm[e] = min(first_alarm.get(e, a.at), a.at)
     n = len(clinical)
+    conditions = sorted({e.condition for e in episodes})
+    lead_h = sorted((e.admission - at) / 3600 for e, at in first_alarm.items())
     return {
         "episodes": len(episodes),
         "detected": len(detected),
@@ -82,6 +90,11 @@ def score(alarms: Iterable[Alarm], episodes: Sequence[Window], patient_weeks: fl
         "alarms_per_patient_week": round(n / patient_weeks, 4) if patient_weeks else float("nan"),
         "separate_alarms": separate,
         "separate_per_patient_week": round(separate / patient_weeks, 4) if patient_weeks else float("nan"),
+        "lead_time_h_median": round(statistics.median(lead_h), 1) if lead_h else float("nan"),
+        "sensitivity_by_condition": {
+            c: round(sum(1 for e in detected if e.condition == c) / sum(1 for e in episodes if e.condition == c), 4)
+            for c in conditions
+        },
         "by_rule": {
             rule: {"alarms": count, "in_episodes": per_rule_inside[rule]} for rule, count in per_rule.most_common()
         },

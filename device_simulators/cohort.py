@@ -15,8 +15,8 @@ this module adds what a real home programme sees on top:
   about 0.15 (outside cohort: 0.27).
 - artefacts: a scale read in clothes (+0.8–1.5 kg), a pulse taken after the stairs (+15–35/min), SpO2 dips from cold
   fingers or motion (−3 to −8 points), each at a per-patient rate.
-- adherence: each patient takes a measurement session with their own probability (0.55–0.98) and may have a
-  holiday gap of several days.
+- adherence: each patient measures on a day with their own probability (0.6–0.98; a missed day misses every
+  session), skips a single session now and then (5 %), and may have a holiday gap of several days.
 - episodes (ground truth), each ending in an admission, then some days in hospital without readings:
   heart-failure decompensation — weight rises over 5–14 days, accelerating towards admission, with pulse up and SpO2
   slightly down. Chaudhry et al., Circulation 2007;116:1549 ("Patterns of weight change preceding hospitalization
@@ -105,7 +105,7 @@ class CohortPatient:
     seed: int
     conditions: tuple[Condition, ...]
     adherence: float
-    """Probability of taking each scheduled session."""
+    """Probability of measuring at all on a given day."""
 
     @property
     def protocol(self) -> Condition:
@@ -339,10 +339,12 @@ def _patient_readings(
                     total[kind] = total.get(kind, 0.0) + delta
             return total
 
+        if r.random() > p.adherence:
+            continue  # a missed day
         model = PatientModel(p.seed, baseline, shift, base.schedule)
         for act in model.day(day):
-            if r.random() > p.adherence:
-                continue
+            if r.random() < 0.05:
+                continue  # one session skipped
             out.extend((p.patient_id, kind, value, act.at) for kind, value in _with_artefacts(act, artefacts, r))
     return out
 
@@ -353,7 +355,7 @@ def build_cohort(seed: int = 2026, patients: int = 200, weeks: int = 20, start: 
     days = weeks * 7
     r = rng(seed, "cohort")
     members = [
-        CohortPatient(f"c{seed}-{i:05d}", seed * 100_003 + i, _conditions(r), round(r.uniform(0.55, 0.98), 3))
+        CohortPatient(f"c{seed}-{i:05d}", seed * 100_003 + i, _conditions(r), round(r.uniform(0.6, 0.98), 3))
         for i in range(patients)
     ]
     episodes: list[Episode] = []
