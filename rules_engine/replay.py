@@ -30,6 +30,7 @@ from rules_engine.evaluation import HISTORY_DAYS, HISTORY_KINDS, HISTORY_PER_KIN
 from rules_engine.kinds_index import KIND_INDEX, N_KINDS
 from rules_engine.profiles import Limit, LimitOverrides, limit_column
 from rules_engine.readings import FloatArray, IntArray, ReadingArrays
+from rules_engine.thresholds import NO_BREACH
 from rules_engine.trends import DAY_S
 from vitals import Kind
 from vitals.plan import PlanContent
@@ -163,7 +164,13 @@ class ReplayResult:
 class ReplaySettings:
     resolve_after_s: int = DEFAULT_RESOLVE_AFTER_S
     repeat_timeout_s: int = REPEAT_TIMEOUT_MINUTES * 60
+    """0: nothing waits for a repeat."""
     batch_s: int = DEFAULT_BATCH_S
+    """Each patient's readings within one window of this many seconds (UTC) reach ingest as one batch."""
+
+    def __post_init__(self) -> None:
+        if self.batch_s < 1 or self.resolve_after_s < 0 or self.repeat_timeout_s < 0:
+            raise ValueError("batch must be at least 1 s; resolve-after and repeat timeout must not be negative")
 
 
 def plan_overrides(plan: PlanContent, n_patients: int) -> LimitOverrides | None:
@@ -245,7 +252,7 @@ def replay(
         return ReplayResult([], [], 0, 0, time.perf_counter() - started)
     srt = _Sorted.of(readings)
     severity = np.zeros(n, dtype=np.int8)
-    breached = np.zeros(n, dtype=np.int8)
+    breached = np.full(n, NO_BREACH, dtype=np.int8)
     candidates: list[Candidate] = []
 
     # Batches: (patient, time slot). Ordered by slot so calls go forward in time.
@@ -259,10 +266,9 @@ def replay(
     patient_of_batch = readings.patient_row[by_batch[starts]]
     earliest = np.minimum.reduceat(readings.measured_at[by_batch], starts)
     groups = patient_of_batch[:, None] * N_KINDS + _HISTORY_KIND_IDX[None, :]
-    hi = srt.position(groups, np.repeat(earliest[:, None], len(_HISTORY_KIND_IDX), axis=1))
-    lo = np.maximum(
-        srt.position(groups, (earliest - HISTORY_DAYS * DAY_S)[:, None] + 0 * groups), hi - HISTORY_PER_KIND
-    )
+    hi = srt.position(groups, np.broadcast_to(earliest[:, None], groups.shape))
+    since = np.broadcast_to((earliest - HISTORY_DAYS * DAY_S)[:, None], groups.shape)
+    lo = np.maximum(srt.position(groups, since), hi - HISTORY_PER_KIND)
     weight = (stops - starts) + (hi - lo).sum(axis=1)
     cut = np.searchsorted(
         np.cumsum(weight), np.arange(_CALL_READINGS, int(weight.sum()) + _CALL_READINGS, _CALL_READINGS)

@@ -448,7 +448,7 @@ def rules_replay(
         settings = ReplaySettings(
             resolve_after_s=parse_duration(resolve_after),
             repeat_timeout_s=parse_duration(repeat_timeout),
-            batch_s=max(1, parse_duration(batch)),
+            batch_s=parse_duration(batch),
         )
     except ValueError as exc:
         _fail(str(exc), 2)

@@ -207,6 +207,7 @@ def test_cli_prints_one_json_line_per_alarm_and_exits_1_on_a_bad_row(tmp_path: P
     unknown = runner.invoke(app, ["rules", "replay", str(good), "--protocol", "asthma"])
     assert unknown.exit_code == 1 and "unknown protocol" in unknown.stderr
     assert runner.invoke(app, ["rules", "replay", str(good), "--resolve-after", "soon"]).exit_code == 2
+    assert runner.invoke(app, ["rules", "replay", str(good), "--batch", "0"]).exit_code == 2
 
 
 def test_cli_batch_repeat_timeout_and_resolve_after_change_what_is_raised(tmp_path: Path) -> None:
