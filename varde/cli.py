@@ -462,7 +462,7 @@ def rules_replay(
     except ValueError as exc:
         _fail(str(exc))
     try:
-        with readings.open(encoding="utf-8", newline="") as lines:
+        with readings.open(encoding="utf-8-sig", newline="") as lines:
             parsed, skipped = read_readings_csv(lines, skip_invalid=skip_invalid)
     except CsvRowError as exc:
         _fail(f"{readings}: {exc}")

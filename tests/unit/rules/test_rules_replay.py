@@ -217,7 +217,7 @@ def test_cli_batch_repeat_timeout_and_resolve_after_change_what_is_raised(tmp_pa
         "p1,spo2,93,%,2026-03-02T07:10:00Z",
         "p1,spo2,93,%,2026-03-02T09:00:00Z",
     )
-    readings.write_text("".join(_csv(*rows)))
+    readings.write_text("\ufeff" + "".join(_csv(*rows)), encoding="utf-8")  # as a spreadsheet saves it, with a BOM
 
     def raised(*options: str) -> list[str]:
         done = CliRunner().invoke(app, ["rules", "replay", str(readings), *options])
