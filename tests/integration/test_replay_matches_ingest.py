@@ -1,18 +1,18 @@
-"""The offline replay and the ingest rules path give the same alarm candidates for the same readings: ingest's
+"""The offline replay and the ingest path give the same alarm candidates for the same readings: ingest's writer and
 `evaluate_stored` over a real PostgreSQL (rule inputs and history loaded by SQL) against `rules_engine.replay`
 (history and inputs in memory), one batch per measurement act in both."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 
 import psycopg
 import pytest
 
-from device_simulators.scenarios import heart_failure_decompensation
-from ingest_service.writer import STAGE_COLUMNS, StoredBatch
+from device_simulators.cohort import build_cohort
+from ingest_service.writer import write_batch
 from rules_engine import runtime
 from rules_engine.candidates import BatchEvaluation
 from rules_engine.evaluation import RuleInputs
@@ -20,56 +20,64 @@ from rules_engine.replay import ReplayReadings, ReplaySettings, replay
 
 pytestmark = pytest.mark.integration
 
+# Three cohort patients whose four weeks raise threshold, trend and NEWS2 candidates (seed 5).
+CHOSEN = {"c5-00010": "heart_failure", "c5-00008": "copd", "c5-00001": "hypertension"}
 
-def test_replay_gives_the_candidates_ingest_gives_for_a_decompensating_patient(
+
+def test_replay_gives_the_candidates_ingest_gives_for_the_same_readings(
     make_tenant: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tenant = make_tenant(protocol="heart_failure")
-    patient_id, gateway_id = tenant.patients[0], tenant.gateways[0].gateway_id
-    acts = heart_failure_decompensation(7, datetime(2026, 2, 2, tzinfo=UTC), 21, onset_day=16)
+    cohort = build_cohort(seed=5, patients=11, weeks=4)
+    assert {p.patient_id: p.protocol for p in cohort.patients if p.patient_id in CHOSEN} == CHOSEN
+    tenants = {pid: make_tenant(protocol=protocol) for pid, protocol in CHOSEN.items()}
+    ids = {pid: str(t.patients[0]) for pid, t in tenants.items()}
+    rows = [r for r in cohort.readings if r[0] in CHOSEN]
 
-    seen: list[tuple[str, str | None, str, int]] = []
+    seen: list[tuple[str, str, str | None, str, int]] = []
     core = runtime.evaluate_patients
 
     def recording(inputs: RuleInputs, batch: Any, history: Any) -> BatchEvaluation:
         result = core(inputs, batch, history)
         for c in result.candidates:
             at = c.window_start if c.rule.startswith("threshold.") else c.window_end
-            seen.append((c.rule, c.kind.value if c.kind else None, c.severity, int(at.timestamp())))
+            seen.append(
+                (
+                    inputs.protocols[c.patient_row],
+                    c.rule,
+                    c.kind.value if c.kind else None,
+                    c.severity,
+                    int(at.timestamp()),
+                )
+            )
         return result
 
     monkeypatch.setattr(runtime, "evaluate_patients", recording)
     with psycopg.connect(settings.require_database_url()) as conn:
-        for act in acts:
-            rows = [
+        for (pid, at), act in groupby(sorted(rows, key=lambda r: (r[3], r[0])), key=lambda r: (r[0], r[3])):
+            tenant = tenants[pid]
+            batch = [
                 (
                     uuid.uuid4(),
-                    patient_id,
-                    gateway_id,
-                    str(k),
-                    v,
-                    act.at,
-                    act.at,
+                    tenant.patients[0],
+                    tenant.gateways[0].gateway_id,
+                    str(kind),
+                    value,
+                    at,
+                    at,
                     "A4:C1:38:00:00:09",
-                    act.device_type,
+                    "cohort",
                     None,
                     None,
                     [],
                 )
-                for k, v in act.values
+                for _, kind, value, _ in act
             ]
-            with conn.transaction():
-                conn.cursor().executemany(
-                    "INSERT INTO reading_ids (id, measured_at) VALUES (%s, %s)", [(r[0], r[5]) for r in rows]
-                )
-                conn.cursor().executemany(
-                    f"INSERT INTO readings ({STAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})", rows
-                )
-                runtime.evaluate_stored(conn, StoredBatch.of(rows))
+            write_batch(conn, batch, [], runtime.evaluate_stored)  # one message per act, as the gateway sends
 
-    readings = ReplayReadings.of((str(patient_id), k, v, act.at) for act in acts for k, v in act.values)
-    result = replay(readings, RuleInputs(("heart_failure",)), ReplaySettings(batch_s=1))
-    replayed = [(c.rule, c.kind, c.severity, c.at) for c in result.candidates]
-    assert seen, "the scenario raised no candidate at all"
-    assert {"trend.weight_gain"} <= {rule for rule, *_ in seen}
+    readings = ReplayReadings.of((ids[pid], kind, value, at) for pid, kind, value, at in rows)
+    protocols = tuple(CHOSEN[next(p for p, i in ids.items() if i == pid)] for pid in readings.patient_ids)
+    result = replay(readings, RuleInputs(protocols), ReplaySettings(batch_s=1))
+    replayed = [(protocols[c.patient_row], c.rule, c.kind, c.severity, c.at) for c in result.candidates]
+    families = {rule.split(".")[0] for _, rule, *_ in seen}
+    assert families == {"threshold", "trend", "news2"}, f"the readings raised too few kinds of candidate: {families}"
     assert sorted(replayed) == sorted(seen)
