@@ -1,10 +1,11 @@
 """Offline replay: readings evaluated in time order as they would have arrived, through the same pure core as ingest
 (`rules_engine.evaluation.evaluate_patients`), with history and alarm state kept in memory.
 
-Arrival: each patient's readings are cut into batches of `batch_s` (default one hour, UTC); a batch sees as
+Arrival: each patient's readings are cut into batches of `batch_s` (default 1 s: each measurement act — the
+readings of one device at one moment — is its own batch, as the gateway sends it); a batch sees as
 history what the runtime's history query gives (`HISTORY_PER_KIND` newest readings per kind of `HISTORY_KINDS`
 from `HISTORY_DAYS` before the batch's earliest reading, the batch excluded). Many patients' batches are evaluated
-in one call, each as its own patient row, so the result equals one ingest batch per patient and hour.
+in one call, each as its own patient row, so the result equals one ingest batch per patient and window.
 
 Alarm state follows ingest: one open alarm per (patient, rule), later candidates update it; a nurse resolves each
 alarm `resolve_after_s` after it was raised, after which the rule can raise again. A candidate that awaits a
@@ -37,7 +38,7 @@ from vitals.plan import PlanContent
 from vitals.readings_csv import CsvRowError, check_header, parse_row
 
 DEFAULT_RESOLVE_AFTER_S = DAY_S
-DEFAULT_BATCH_S = 3600
+DEFAULT_BATCH_S = 1
 REPEAT_TIMEOUT_MINUTES = 30
 """Stand-in for `rules_engine.repeats.DEFAULT_TIMEOUT_MINUTES` (the repeats branch); the lead swaps the import."""
 _HISTORY_KIND_IDX = np.array(sorted(KIND_INDEX[k] for k in HISTORY_KINDS), dtype=np.int64)

@@ -423,7 +423,9 @@ def rules_replay(
     repeat_timeout: Annotated[
         str, typer.Option(help="How long a single yellow reading waits for a repeat before its alarm opens.")
     ] = "30m",
-    batch: Annotated[str, typer.Option(help="Arrival batch per patient (readings that reach ingest together).")] = "1h",
+    batch: Annotated[
+        str, typer.Option(help="Arrival batch per patient (readings within it reach ingest together); 1s: per act.")
+    ] = "1s",
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Report bad rows on stderr and go on (default: stop at the first).")
     ] = False,

@@ -76,7 +76,7 @@ def test_replay_gives_the_candidates_ingest_gives_for_the_same_readings(
 
     readings = ReplayReadings.of((ids[pid], kind, value, at) for pid, kind, value, at in rows)
     protocols = tuple(CHOSEN[next(p for p, i in ids.items() if i == pid)] for pid in readings.patient_ids)
-    result = replay(readings, RuleInputs(protocols), ReplaySettings(batch_s=1))
+    result = replay(readings, RuleInputs(protocols), ReplaySettings())  # the default: one batch per act
     replayed = [(protocols[c.patient_row], c.rule, c.kind, c.severity, c.at) for c in result.candidates]
     families = {rule.split(".")[0] for _, rule, *_ in seen}
     assert families == {"threshold", "trend", "news2"}, f"the readings raised too few kinds of candidate: {families}"

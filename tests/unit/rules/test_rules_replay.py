@@ -115,10 +115,10 @@ def test_a_single_yellow_reading_raises_at_the_timeout_when_no_repeat_comes() ->
 def test_a_repeat_back_in_range_clears_and_a_breaching_repeat_confirms_at_its_time() -> None:
     cleared = replay(_spo2((93, 0), (96, 10)), uniform_inputs(1, "general"))
     assert cleared.alarms == [] and cleared.repeats["cleared"] == 1
-    apart = ReplaySettings(batch_s=60)  # the two readings reach ingest in two batches
-    confirmed = replay(_spo2((93, 0), (93, 10)), uniform_inputs(1, "general"), apart)
+    confirmed = replay(_spo2((93, 0), (93, 10)), uniform_inputs(1, "general"))  # two acts, two batches
     assert [a.raised_at for a in confirmed.alarms] == [_at(10)] and confirmed.repeats["confirmed"] == 1
-    together = replay(_spo2((93, 0), (93, 10)), uniform_inputs(1, "general"))  # one batch: it repeats itself
+    hourly = ReplaySettings(batch_s=3600)
+    together = replay(_spo2((93, 0), (93, 10)), uniform_inputs(1, "general"), hourly)  # one batch repeats itself
     assert [a.raised_at for a in together.alarms] == [_at(0)] and together.repeats["confirmed"] == 0
     no_wait = replay(_spo2((93, 0), (96, 10)), uniform_inputs(1, "general"), ReplaySettings(repeat_timeout_s=0))
     assert [a.raised_at for a in no_wait.alarms] == [_at(0)]
@@ -224,6 +224,6 @@ def test_cli_batch_repeat_timeout_and_resolve_after_change_what_is_raised(tmp_pa
         assert done.exit_code == 0, done.output
         return [json.loads(line)["raised_at"][11:16] for line in done.stdout.splitlines()]
 
-    assert raised() == ["07:00"]  # 07:00 and 07:10 arrive in one batch: it repeats itself
-    assert raised("--batch", "1s") == ["07:10"]  # 07:00 waits for a repeat, 07:10 confirms it
-    assert raised("--batch", "1s", "--repeat-timeout", "0", "--resolve-after", "1h") == ["07:00", "09:00"]
+    assert raised() == ["07:10"]  # 07:00 waits for a repeat, 07:10 confirms it
+    assert raised("--batch", "1h") == ["07:00"]  # 07:00 and 07:10 arrive in one batch: it repeats itself
+    assert raised("--repeat-timeout", "0", "--resolve-after", "1h") == ["07:00", "09:00"]
