@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from rules_engine.candidates import BatchEvaluation, evaluate_batch
 from rules_engine.profiles import LimitOverrides, PatientRules, TrendOverrides, build_patient_rules
@@ -46,9 +47,45 @@ class RuleInputs:
     def __len__(self) -> int:
         return len(self.protocols)
 
+    def take(self, rows: ArrayLike) -> RuleInputs:
+        """The inputs of patient rows `rows`, in that order (a row may repeat): row i of the result is row
+        `rows[i]` of these inputs. The replay evaluates many batches of one patient in one call this way."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return RuleInputs(
+            protocols=tuple(self.protocols[r] for r in rows.tolist()),
+            limit_overrides=_take_overrides(self.limit_overrides, rows),
+            trend_overrides=_take_trends(self.trend_overrides, rows),
+        )
+
     def patient_rules(self) -> PatientRules:
         """The dense per-patient tables the rules index (protocol defaults layered with the overrides)."""
         return build_patient_rules(np.array(self.protocols, dtype=np.str_), self.limit_overrides, self.trend_overrides)
+
+
+def _new_rows(old_rows: NDArray[np.int64], rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """For override rows of patient `old_rows`: (index of each copied override, its new patient row), one copy per
+    position of that patient in `rows`."""
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    start = np.searchsorted(ordered, old_rows, side="left")
+    count = np.searchsorted(ordered, old_rows, side="right") - start
+    source = np.repeat(np.arange(len(old_rows)), count)
+    offset = np.arange(len(source)) - np.repeat(np.cumsum(count) - count, count)
+    return source, order[np.repeat(start, count) + offset]
+
+
+def _take_overrides(overrides: LimitOverrides | None, rows: NDArray[np.int64]) -> LimitOverrides | None:
+    if overrides is None:
+        return None
+    source, new_row = _new_rows(overrides.patient_row, rows)
+    return LimitOverrides.of(new_row, overrides.kind_idx[source], overrides.limit[source], overrides.value[source])
+
+
+def _take_trends(overrides: TrendOverrides | None, rows: NDArray[np.int64]) -> TrendOverrides | None:
+    if overrides is None:
+        return None
+    source, new_row = _new_rows(overrides.patient_row, rows)
+    return TrendOverrides.of(new_row, overrides.setting[source], overrides.value[source])
 
 
 def evaluate_patients(inputs: RuleInputs, batch: ReadingArrays, history: ReadingArrays) -> BatchEvaluation:
