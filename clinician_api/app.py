@@ -20,6 +20,7 @@ from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.hygiene import InputHygiene
 from clinician_api.metrics import RequestMetrics
+from clinician_api.repeat_sender import RepeatSender
 from clinician_api.routes import (
     alarms,
     audit,
@@ -91,13 +92,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        notifier = None
+        notifier = sender = None
         if current_settings().database_url:
             notifier = Notifier(lambda: current_settings().require_database_url(), current_settings())
             notifier.start()
+            sender = RepeatSender(lambda: current_settings().require_database_url(), app.state.gateway_publisher)
+            sender.start()
         yield
         if notifier is not None:
             notifier.stop()
+        if sender is not None:
+            sender.stop()
         await app.state.event_hub.close()
         app.state.gateway_publisher.close()
 

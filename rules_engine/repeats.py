@@ -145,7 +145,8 @@ def settle_repeats(
     """Decide the batch's repeats. `open_alarms` holds (patient row, rule) of unresolved alarms (a candidate that
     updates an open alarm never waits); `now` is epoch seconds. The repeat of a request is the first later reading
     of its kind in the batch: it confirms when it breaches the same side, clears when it does not, and comes too
-    late (expired) when it was measured after `due_at`. With `timeout_minutes` 0 nothing new waits."""
+    late (expired) when it was measured after `due_at`. A patient with a red candidate in the batch has none of
+    its yellow candidates wait (the nurse comes for the red one anyway). With `timeout_minutes` 0 nothing waits."""
     timeout_s = timeout_minutes * 60
 
     def first_after(row: int, kind_idx: int, after: int) -> int | None:
@@ -154,6 +155,8 @@ def settle_repeats(
         return int(later[np.argmin(batch.measured_at[later])]) if len(later) else None
 
     by_key = {(c.patient_row, c.rule): c for c in evaluation.candidates}
+    # A red reading brings the nurse at once: that patient's yellow readings of the batch go with it.
+    red_rows = {c.patient_row for c in evaluation.candidates if c.severity == "red"}
     handled: set[tuple[int, str]] = set()
     alarms: list[AlarmCandidate] = []
     decisions: list[RepeatDecision] = []
@@ -180,7 +183,7 @@ def settle_repeats(
         key = (c.patient_row, c.rule)
         if key in handled:
             continue
-        if timeout_s <= 0 or key in open_alarms or not awaits_repeat(c):
+        if timeout_s <= 0 or key in open_alarms or c.patient_row in red_rows or not awaits_repeat(c):
             alarms.append(c)
             continue
         assert c.reading_index is not None

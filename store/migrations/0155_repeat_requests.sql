@@ -21,10 +21,11 @@ CREATE TABLE repeat_requests (
     alarm_id           uuid REFERENCES alarms (id),
     candidate          jsonb NOT NULL,
     sent_at            timestamptz,
-    send_attempts      integer NOT NULL DEFAULT 0
+    send_attempts      integer NOT NULL DEFAULT 0,
+    next_send_at       timestamptz NOT NULL DEFAULT now()
 );
 -- One waiting request per patient and rule, as there is one unresolved alarm per patient and rule.
 CREATE UNIQUE INDEX repeat_requests_one_waiting ON repeat_requests (patient_id, rule) WHERE state = 'requested';
 CREATE INDEX repeat_requests_due ON repeat_requests (due_at) WHERE state = 'requested';
-CREATE INDEX repeat_requests_unsent ON repeat_requests (requested_at) WHERE state = 'requested' AND sent_at IS NULL;
+CREATE INDEX repeat_requests_unsent ON repeat_requests (next_send_at) WHERE state = 'requested' AND sent_at IS NULL;
 CREATE INDEX repeat_requests_patient ON repeat_requests (patient_id, requested_at);

@@ -69,7 +69,7 @@ def _waiting(value: float = 93.0, measured: int = at(0), timeout: int = 30) -> W
 
 def _summary(settled):
     return (
-        [(c.rule, c.severity) for c in settled.alarms],
+        sorted((c.rule, c.severity) for c in settled.alarms),
         [(d.outcome, d.waiting is not None, d.repeat_index) for d in settled.decisions],
     )
 
@@ -87,6 +87,24 @@ def _summary(settled):
             30,
             [("threshold.spo2.low", "yellow")],
             [],
+        ),
+        (
+            "a yellow reading beside a red one of the same patient alarms at once",
+            [(0, Kind.SPO2, at(0), 90), (0, Kind.PULSE_RATE, at(0), 115)],
+            [],
+            [],
+            30,
+            [("threshold.pulse_rate.high", "yellow"), ("threshold.spo2.low", "red")],
+            [],
+        ),
+        (
+            "another patient's red reading does not stop the wait",
+            [(1, Kind.SPO2, at(0), 90), (0, Kind.PULSE_RATE, at(0), 115)],
+            [],
+            [],
+            30,
+            [("threshold.spo2.low", "red")],
+            [("requested", False, None)],
         ),
         (
             "an open alarm is updated, not asked again",
