@@ -36,6 +36,7 @@ from clinician_api.routes import (
 )
 from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.attention import router as attention_router
+from clinician_api.routes.burden import router as burden_router
 from clinician_api.routes.enrolment import router as enrolment_router
 from store.settings import Settings, get_settings
 
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(enrolment_router)
     app.include_router(attention_router)
+    app.include_router(burden_router)
     app.include_router(docs_ui.router)
     app.mount(docs_ui.ASSETS_URL, docs_ui.assets(), name="docs-assets")
     for router in (patient_contact.router, citizen_routes.router, citizen_routes.signin, citizen_pages.router):
