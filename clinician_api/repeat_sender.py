@@ -10,7 +10,6 @@ publishes, and records `sent_at`. It wakes on `varde_repeats` notifications and 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from uuid import UUID
 
 import psycopg
 
+from clinician_api.background import ListeningWorker
 from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
 from rules_engine.repeat_store import NOTIFY_CHANNEL
 from vitals import Kind, RepeatRequest, receipts_topic
@@ -72,37 +72,15 @@ def deliver(conn: psycopg.Connection[Any], claimed: list[Claimed], publisher: Ga
     return len(sent)
 
 
-class RepeatSender:
+class RepeatSender(ListeningWorker):
     def __init__(self, database_url: Callable[[], str], publisher: GatewayPublisher) -> None:
-        self._database_url = database_url
-        self._publisher = publisher
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="repeat-sender", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with (
-                    psycopg.connect(self._database_url(), autocommit=False) as conn,
-                    psycopg.connect(self._database_url(), autocommit=True) as listen,
-                ):
-                    listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    while not self._stop.is_set():
-                        deliver(conn, claim(conn), self._publisher)
-                        for _ in listen.notifies(timeout=POLL_SECONDS, stop_after=1):
-                            pass
-            except psycopg.Error as exc:
-                log.warning("repeat_sender_db_error error=%s", type(exc).__name__)
-                self._stop.wait(POLL_SECONDS)
+        super().__init__(
+            "repeat-sender",
+            NOTIFY_CHANNEL,
+            database_url,
+            lambda conn: deliver(conn, claim(conn), publisher),
+            POLL_SECONDS,
+        )
 
 
 __all__ = ["RepeatSender", "claim", "deliver"]
