@@ -141,7 +141,9 @@ def record(
             cur.executemany(
                 "INSERT INTO repeat_requests (patient_id, rule, kind, reading_id, value, measured_at, due_at, state, "
                 "decided_at, repeat_reading_id, repeat_value, candidate) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-                "CASE WHEN %s = 'requested' THEN NULL ELSE now() END, %s, %s, %s)",
+                "CASE WHEN %s = 'requested' THEN NULL ELSE now() END, %s, %s, %s) "
+                # Two workers asking for the same (patient, rule) at once: the first request stands for both.
+                "ON CONFLICT (patient_id, rule) WHERE state = 'requested' DO NOTHING",
                 new_rows,
             )
         if any(r[7] == "requested" for r in new_rows):
