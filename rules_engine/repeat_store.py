@@ -161,6 +161,14 @@ def link_alarms(conn: Connection[Any], patient_ids: Sequence[UUID]) -> None:
         "RETURNING a.id, r.state, r.id, r.value, r.repeat_value, r.measured_at, r.due_at",
         (list(patient_ids),),
     ).fetchall()
+    # An alarm opened by a confirmation begins with the reading that asked for the repeat.
+    confirmed = [r[0] for r in rows if r[1] == "confirmed"]
+    if confirmed:
+        conn.execute(
+            "UPDATE alarms a SET first_value = r.value FROM repeat_requests r WHERE a.id = ANY(%s::uuid[]) "
+            "AND r.alarm_id = a.id AND r.state = 'confirmed' AND a.opened_at = now()",
+            (confirmed,),
+        )
     _events(conn, rows)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -175,7 +176,14 @@ def settle_repeats(
                 alarms.append(candidate)  # updates the alarm the expiry opens
         elif candidate is not None and _side(int(evaluation.breached_limit[repeat])) == w.rule.rsplit(".", 1)[-1]:
             decisions.append(RepeatDecision("confirmed", candidate, w, repeat))
-            alarms.append(annotate(candidate, "confirmed", w.value, timeout_minutes, w.request_id))
+            confirmed = annotate(candidate, "confirmed", w.value, timeout_minutes, w.request_id)
+            # The alarm counts the reading that asked, and its window starts there.
+            first = datetime.fromtimestamp(w.measured_at, tz=UTC)
+            alarms.append(
+                dataclasses.replace(
+                    confirmed, count=confirmed.count + 1, window_start=min(first, confirmed.window_start)
+                )
+            )
         else:
             decisions.append(RepeatDecision("cleared", None, w, repeat))
             handled.discard(key)  # a later breach in the same batch starts again

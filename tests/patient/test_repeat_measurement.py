@@ -32,7 +32,7 @@ def _request(db: psycopg.Connection[Any], patient: Any, rule: str) -> Any:
 
 def _alarm(db: psycopg.Connection[Any], patient: Any, rule: str) -> Any:
     return db.execute(
-        "SELECT id, severity, last_value, explanation_nb, explanation_en FROM alarms "
+        "SELECT id, severity, last_value, explanation_nb, explanation_en, count, first_value FROM alarms "
         "WHERE patient_id = %s AND rule = %s AND state <> 'resolved'",
         (patient, rule),
     ).fetchone()
@@ -77,8 +77,8 @@ def test_single_yellow_reading_asks_the_patient_page_to_measure_again_and_only_a
             gw.agent.accept([reading(Kind.SPO2, 93.5, measured_at=start + timedelta(minutes=4))])
             expect(page.locator("#repeat")).to_be_empty()
         confirmed = wait_for(lambda: _alarm(db, patient, "threshold.spo2.low"), timeout=30, what="the alarm")
-        alarm_id, severity, value, nb, en = confirmed
-        assert (severity, value) == ("yellow", 93.5)
+        alarm_id, severity, value, nb, en, count, first_value = confirmed
+        assert (severity, value, count, first_value) == ("yellow", 93.5, 2, 93.0)
         assert nb.endswith("Bekreftet ved ny måling (første måling 93 %).")
         assert en.endswith("Confirmed by a repeat measurement (first reading 93%).")
         assert _request(db, patient, "threshold.spo2.low")[:4] == ("confirmed", timedelta(minutes=30), alarm_id, 93.5)

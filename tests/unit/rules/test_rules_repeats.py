@@ -217,6 +217,7 @@ def test_confirmed_and_expired_alarms_say_so_in_both_languages() -> None:
     confirmed = _settle([(0, Kind.SPO2, at(0, hours=0.2), 92.0)], [_waiting(value=93.0)]).alarms[0]
     assert confirmed.explanation_nb.endswith(". Bekreftet ved ny måling (første måling 93 %).")
     assert confirmed.explanation_en.endswith(". Confirmed by a repeat measurement (first reading 93%).")
+    assert (confirmed.count, confirmed.window_start.timestamp()) == (2, at(0))  # the reading that asked counts
     assert confirmed.details["repeat"] == {
         "outcome": "confirmed",
         "first_value": 93.0,
