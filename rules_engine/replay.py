@@ -26,11 +26,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
-from rules_engine.candidates import AlarmCandidate
 from rules_engine.evaluation import HISTORY_DAYS, HISTORY_KINDS, HISTORY_PER_KIND, RuleInputs, evaluate_patients
 from rules_engine.kinds_index import KIND_INDEX, N_KINDS
 from rules_engine.profiles import Limit, LimitOverrides, limit_column
 from rules_engine.readings import FloatArray, IntArray, ReadingArrays
+from rules_engine.repeats import DEFAULT_TIMEOUT_MINUTES, awaits_repeat
 from rules_engine.thresholds import NO_BREACH
 from rules_engine.trends import DAY_S
 from vitals import Kind
@@ -39,23 +39,10 @@ from vitals.readings_csv import CsvRowError, check_header, parse_row
 
 DEFAULT_RESOLVE_AFTER_S = DAY_S
 DEFAULT_BATCH_S = 1
-REPEAT_TIMEOUT_MINUTES = 30
-"""Stand-in for `rules_engine.repeats.DEFAULT_TIMEOUT_MINUTES` (the repeats branch); the lead swaps the import."""
 _HISTORY_KIND_IDX = np.array(sorted(KIND_INDEX[k] for k in HISTORY_KINDS), dtype=np.int64)
 _CALL_READINGS = 200_000
 """Batch plus history rows per call of the core: big enough to amortise it, small enough for the cache."""
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def awaits_repeat(candidate: AlarmCandidate) -> bool:
-    """Stand-in for `rules_engine.repeats.awaits_repeat` (same name and signature, same decision): a single yellow
-    reading of a threshold rule waits for a repeat; red never waits, nor do trends, scores or missed measurements."""
-    return (
-        candidate.severity == "yellow"
-        and candidate.rule.startswith("threshold.")
-        and candidate.count == 1
-        and candidate.reading_index is not None
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +151,7 @@ class ReplayResult:
 @dataclass(frozen=True, slots=True)
 class ReplaySettings:
     resolve_after_s: int = DEFAULT_RESOLVE_AFTER_S
-    repeat_timeout_s: int = REPEAT_TIMEOUT_MINUTES * 60
+    repeat_timeout_s: int = DEFAULT_TIMEOUT_MINUTES * 60
     """0: nothing waits for a repeat."""
     batch_s: int = DEFAULT_BATCH_S
     """Each patient's readings within one window of this many seconds (UTC) reach ingest as one batch."""
@@ -487,13 +474,11 @@ def load_plan(text: str) -> PlanContent:
 __all__ = [
     "DEFAULT_BATCH_S",
     "DEFAULT_RESOLVE_AFTER_S",
-    "REPEAT_TIMEOUT_MINUTES",
     "Candidate",
     "RaisedAlarm",
     "ReplayReadings",
     "ReplayResult",
     "ReplaySettings",
-    "awaits_repeat",
     "load_plan",
     "missed_candidates",
     "parse_duration",

@@ -13,13 +13,16 @@ from uuid import UUID
 import numpy as np
 from psycopg import Connection
 
-from rules_engine import metrics
+from rules_engine import metrics, repeat_store
 from rules_engine.alarms import AlarmUpsert, mark_back_in_range, upsert_alarms
+from rules_engine.candidates import AlarmCandidate
 from rules_engine.evaluation import HISTORY_DAYS, HISTORY_KINDS, HISTORY_PER_KIND, RuleInputs, evaluate_patients
 from rules_engine.kinds_index import KIND_INDEX, KIND_ORDER
 from rules_engine.profiles import LIMIT_NAMES, LimitOverrides, TrendOverrides, limit_column, trend_column
 from rules_engine.readings import ReadingArrays
+from rules_engine.repeats import awaits_repeat, settle_repeats
 from rules_engine.severity import Severity
+from store.settings import get_settings
 from vitals import Kind
 
 _HISTORY_KINDS: list[str] = [k.value for k in HISTORY_KINDS]
@@ -57,6 +60,7 @@ def evaluate_stored(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
 
 def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     rows_of_readings, patient_ids = _patient_rows(stored.patient_ids)
+    row_of = {pid: i for i, pid in enumerate(patient_ids)}
     inputs = load_rule_inputs(conn, patient_ids)
     times = np.array([m.timestamp() for m in stored.measured_at], dtype=np.float64).astype(np.int64)
     kinds = stored.kinds
@@ -64,8 +68,9 @@ def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     history = load_history(conn, patient_ids, int(times.min()))
     result = evaluate_patients(inputs, batch, history)
     ids, measured_at, values = stored.ids, stored.measured_at, stored.values
-    upserts = [
-        AlarmUpsert(
+
+    def upsert_of(c: AlarmCandidate) -> AlarmUpsert:
+        return AlarmUpsert(
             patient_id=patient_ids[c.patient_row],
             rule=c.rule,
             kind=c.kind.value if c.kind else None,
@@ -81,12 +86,28 @@ def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
             explanation_en=c.explanation_en,
             details=c.details,
         )
-        for c in result.candidates
-    ]
+
+    # Artefacts: a single yellow reading asks for a repeat instead of an alarm (rules_engine/repeats.py).
+    timeout = get_settings().repeat_timeout_minutes
+    waiting = repeat_store.load_waiting(conn, patient_ids, row_of)
+    awaiting = sorted({c.rule for c in result.candidates if awaits_repeat(c)})
+    settled = settle_repeats(
+        batch,
+        result,
+        waiting,
+        repeat_store.open_alarm_keys(conn, patient_ids, row_of, awaiting),
+        timeout_minutes=timeout,
+        now=int(time.time()),
+    )
+    expired = repeat_store.record(conn, settled, upsert_of, patient_ids, ids, values, timeout)
+    upserts = [upsert_of(c) for c in settled.alarms]
     in_range = np.flatnonzero(result.severity == Severity.NONE)
     latest_in_range = {(rows_of_readings[i], kinds[i]): values[i] for i in in_range.tolist()}
     mark_back_in_range(conn, [(patient_ids[row], k, v) for (row, k), v in latest_in_range.items()])
-    return upsert_alarms(conn, upserts)
+    changed = upsert_alarms(conn, upserts)
+    if settled.decisions:
+        repeat_store.link_alarms(conn, patient_ids)
+    return expired + changed
 
 
 def _patient_rows(patient_ids: Sequence[UUID]) -> tuple[list[int], list[UUID]]:

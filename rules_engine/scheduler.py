@@ -1,6 +1,7 @@
 """Timed rules, run by one leader at a time: the process holding a PostgreSQL advisory lock runs the jobs,
 others wait as hot standbys. Each job is one set-based statement, never one job per patient: escalation of red
-alarms left open, and questionnaires not answered by their deadline (`rules_engine.questionnaires`)."""
+alarms left open, questionnaires not answered by their deadline (`rules_engine.questionnaires`), and repeat
+measurements that did not come in time (`rules_engine.repeat_store.expire_due`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from rules_engine import metrics
 from rules_engine.missed import record_missed
 from rules_engine.questionnaires import check_missed_questionnaires
+from rules_engine.repeat_store import expire_due
 from store.events import notify_changes
 from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
@@ -117,10 +119,13 @@ def _lead(settings: Settings, leader: Leader, stop: threading.Event, interval_se
                 escalated = escalate_unacknowledged(conn)
                 missed = record_missed(conn)
                 missed_questionnaires = check_missed_questionnaires(conn)
+                repeats_expired = expire_due(conn)
             if escalated:
                 log.info("alarms_escalated count=%d", escalated)
             if missed:
                 log.info("missed_measurements count=%d", len(missed))
+            if repeats_expired:
+                log.info("repeat_requests_expired alarms=%d", len(repeats_expired))
             if missed_questionnaires:
                 log.info("questionnaires_missed alarms=%d", len(missed_questionnaires))
         except psycopg.Error as exc:

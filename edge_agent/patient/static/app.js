@@ -38,6 +38,7 @@ const TEXT = {
         : "Ingen internettforbindelse nå. Målingene lagres i boksen og sendes senere.",
     lostBox: "Skjermen har mistet kontakten med boksen. Prøver igjen …",
     call: (name, role) => `${name} (${role})`,
+    measureAgain: "Mål på nytt",
   },
   en: {
     title: "My plan",
@@ -74,6 +75,7 @@ const TEXT = {
         : "No internet connection now. Your measurements are kept in the box and sent later.",
     lostBox: "The screen has lost contact with the box. Trying again …",
     call: (name, role) => `${name} (${role})`,
+    measureAgain: "Please measure again",
   },
 };
 
@@ -227,6 +229,21 @@ function chime() {
   }
 }
 
+// The cloud asked for a repeat of a reading that was out of line; it goes away when the patient has measured again.
+function renderRepeat(s) {
+  const asks = s.repeat || [];
+  renderInto("repeat", JSON.stringify(asks), () =>
+    asks.map((ask) =>
+      el(
+        "div",
+        { class: "repeat", "data-kind": ask.kind },
+        el("h2", {}, t().measureAgain),
+        el("p", {}, ask[view.lang]),
+      ),
+    ),
+  );
+}
+
 function renderReceipt(s) {
   renderInto("receipt", JSON.stringify(s.receipt), () =>
     s.receipt ? [el("p", { class: "receipt", id: "receipt-text" }, s.receipt[view.lang])] : [],
@@ -366,6 +383,7 @@ function render() {
   if (!view.lang) view.lang = storedLang() || s.language || "nb";
   renderStatic();
   renderConnection(s);
+  renderRepeat(s);
   renderReceipt(s);
   renderMessageNotice(s);
   renderReminders(s);
