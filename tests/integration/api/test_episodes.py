@@ -127,7 +127,8 @@ def test_hand_over_moves_the_red_alarm_and_duty_of_care_from_hospital_to_municip
     # Escalation reaches the receiving team's on-call target, not the hospital's.
     assert api.post(f"/api/v1/alarms/{red['id']}/escalate", headers=nurse_m).status_code == 200
     targets = db.execute(
-        "SELECT t.label FROM escalation_notices n JOIN escalation_targets t ON t.id = n.target_id WHERE n.alarm_id = %s",
+        "SELECT t.label FROM escalation_notices n JOIN escalation_targets t ON t.id = n.target_id "
+        "WHERE n.alarm_id = %s",
         (red["id"],),
     ).fetchall()
     assert targets == [("Vakt responssenter",)]
@@ -159,8 +160,8 @@ def test_hand_over_moves_the_red_alarm_and_duty_of_care_from_hospital_to_municip
     assert len(hospital_denied) >= 2
     journaled = db.execute(
         "SELECT o.name, count(*) FROM journal_outbox j JOIN record_endpoints r ON r.id = j.endpoint_id "
-        "JOIN organisations o ON o.id = r.organisation_id WHERE j.kind = 'episode_document' AND %s = ANY(j.patient_ids) "
-        "GROUP BY o.name ORDER BY o.name",
+        "JOIN organisations o ON o.id = r.organisation_id "
+        "WHERE j.kind = 'episode_document' AND %s = ANY(j.patient_ids) GROUP BY o.name ORDER BY o.name",
         (patient,),
     ).fetchall()
     assert journaled == [("Oslo kommune", 2), ("Oslo universitetssykehus HF", 3)]
