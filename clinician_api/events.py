@@ -3,7 +3,8 @@
 Ingest, the scheduler and the API itself `pg_notify('varde_events', …)` after an alarm changes. The hub collects
 notifications for a moment, loads the changed alarms in one query and hands each subscriber the ones its user may
 see (care teams, or an unexpired emergency access). A subscriber that cannot keep up is told to resynchronise
-instead of holding the others back.
+instead of holding the others back, and so is one of a team that just handed its patient's alarms over (a
+notification with `handed_over_from`: the alarms left that team's queue, which a change event cannot say).
 """
 
 from __future__ import annotations
@@ -33,12 +34,19 @@ _COALESCE_SECONDS = 0.05
 _ESCALATION_LOOKBACK = "5 minutes"
 
 
+class Resync:
+    """Put in a subscriber's queue: the client should reload its queue."""
+
+
+RESYNC = Resync()
+
+
 @dataclass(eq=False)
 class Subscriber:
     principal: Principal
     emergency: dict[UUID, datetime]
     lang: str = "nb"
-    queue: asyncio.Queue[Alarm | None] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
+    queue: asyncio.Queue[Alarm | Resync | None] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
     overflowed: bool = False
 
     def may_see(self, alarm: Alarm) -> bool:
@@ -63,13 +71,26 @@ def alarm_ids_of(payload: str) -> tuple[list[UUID], bool]:
     return ids, bool(doc.get("escalated"))
 
 
+def handed_over_from(payload: str) -> set[UUID]:
+    """The teams a notification says alarms were handed over from (their queues must reload)."""
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return set()
+    teams: set[UUID] = set()
+    for raw in (doc.get("handed_over_from") or []) if isinstance(doc, dict) else []:
+        with contextlib.suppress(ValueError, TypeError):
+            teams.add(UUID(str(raw)))
+    return teams
+
+
 class AlarmEventHub:
     def __init__(self, database_url: Callable[[], str]) -> None:
         self._url = database_url
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        self._sent: OrderedDict[tuple[UUID, datetime], None] = OrderedDict()
+        self._sent: OrderedDict[tuple[UUID, datetime, UUID], None] = OrderedDict()
 
     @property
     def subscriber_count(self) -> int:
@@ -126,12 +147,15 @@ class AlarmEventHub:
             payloads += [n.payload async for n in conn.notifies(timeout=_COALESCE_SECONDS)]
             ids: set[UUID] = set()
             escalated = False
+            former: set[UUID] = set()
             for payload in payloads:
                 named, escalation = alarm_ids_of(payload)
                 ids.update(named)
                 escalated = escalated or escalation
+                former |= handed_over_from(payload)
             rows = await self._load(conn, sorted(ids, key=str), escalated)
             self._fan_out(rows)
+            self._resync_teams(former)
 
     async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID], escalated: bool) -> list[Any]:
         if not ids and not escalated:
@@ -143,9 +167,16 @@ class AlarmEventHub:
         cur = await conn.execute(f"{queue.SELECT} WHERE {' OR '.join(where)}", params)
         return list(await cur.fetchall())
 
+    def _resync_teams(self, teams: set[UUID]) -> None:
+        for sub in list(self._subscribers):
+            if teams & set(sub.principal.team_ids):
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(RESYNC)
+
     def _fan_out(self, rows: list[Any]) -> None:
         for row in rows:
-            key = (row[0], row[9])
+            # The team is part of the key: an alarm handed over to another team is news to that team's streams.
+            key = (row[0], row[9], row[3])
             if key in self._sent:
                 continue
             self._sent[key] = None

@@ -4,6 +4,7 @@ responsible). Every step is audited and journaled in the transaction that makes 
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -29,7 +30,6 @@ from clinician_api.episode_schemas import (
     TeamChoice,
 )
 from clinician_api.journal import enqueue_episode_step
-from clinician_api.routes.alarms import notify as notify_alarms
 
 router = APIRouter(prefix="/api/v1", tags=["episodes"], responses=problems.responses(401))
 _PATIENT = problems.responses(403, 404, 409, 422)
@@ -257,9 +257,10 @@ def accept_handover(handover_id: UUID, conn: Conn, principal: Clinician, request
         "handover_accept",
         lambda: episodes.accept_handover(conn, handover_id, principal.user_id),
     )
-    # Open alarms now belong in the receiving team's queue: tell the live streams.
+    # Open alarms now belong in the receiving team's queue, no longer in the sender's: tell the live streams.
     _, alarm_ids = episodes.open_alarm_summary(conn, out.patient_id)
-    notify_alarms(conn, alarm_ids)
+    payload = {"alarms": [str(a) for a in alarm_ids][:200], "handed_over_from": [str(out.from_team_id)]}
+    conn.execute("SELECT pg_notify('varde_events', %s)", (json.dumps(payload),))
     return out
 
 

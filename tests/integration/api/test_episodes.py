@@ -80,43 +80,54 @@ def test_hand_over_moves_the_red_alarm_and_duty_of_care_from_hospital_to_municip
 
     episode = _enrol(api, nurse_h, patient)
     assert episode["team_id"] == str(hospital.team_id) and episode["status"] == "active"
-    publish(gateway, readings_topic(gateway.gateway_id), _spo2(gateway.gateway_id, 80.0))
-    red = wait_for(lambda: [a for a in _queue(api, nurse_h, patient) if a["severity"] == "red"], what="red alarm")[0]
-    assert _queue(api, nurse_m, patient) == []
-    assert api.get(f"/api/v1/patients/{patient}", headers=nurse_m).status_code == 404
-
-    draft = api.get(f"/api/v1/patients/{patient}/handovers/draft", headers=nurse_h).json()
-    assert "threshold.spo2.low" in draft["open_alarms"] and draft["situation"] == episode["reason"]
-    proposed = _propose(api, nurse_h, patient, municipal.team_id, open_alarms=draft["open_alarms"])
-    assert proposed.status_code == 201, proposed.text
-    handover = proposed.json()
-    assert handover["open_alarm_ids"] == [red["id"]] and handover["state"] == "proposed"
-
-    # Until acceptance the hospital stays responsible: the alarm is in its queue only; the municipal team may read
-    # the record to judge the proposal, but not act on it.
-    incoming = api.get("/api/v1/handovers", headers=nurse_m, params={"direction": "incoming"}).json()["items"]
-    assert [h["id"] for h in incoming] == [handover["id"]]
-    assert api.get(f"/api/v1/patients/{patient}", headers=nurse_m).json()["access"] == "handover"
-    assert api.post(f"/api/v1/alarms/{red['id']}/acknowledge", headers=nurse_m).status_code == 403
-    assert _queue(api, nurse_m, patient) == [] and len(_queue(api, nurse_h, patient)) == 1
-
-    events: list[tuple[str, str]] = []
+    # Both nurses watch their live alarm stream the whole time.
+    seen_h: list[tuple[str, str]] = []
+    seen_m: list[tuple[str, str]] = []
     stop = threading.Event()
-    reader = threading.Thread(target=_sse_events, args=(api_url, nurse_m, events, stop), daemon=True)
-    reader.start()
+    readers = [
+        threading.Thread(target=_sse_events, args=(api_url, headers, out, stop), daemon=True)
+        for headers, out in ((nurse_h, seen_h), (nurse_m, seen_m))
+    ]
+    for reader in readers:
+        reader.start()
     try:
-        wait_for(lambda: ("comment", "connected") in events, what="the municipal stream to open")
+        wait_for(lambda: ("comment", "connected") in seen_h and ("comment", "connected") in seen_m, what="streams")
+        publish(gateway, readings_topic(gateway.gateway_id), _spo2(gateway.gateway_id, 80.0))
+        red = wait_for(lambda: [json.loads(d) for e, d in seen_h if e == "alarm"], what="the red alarm (hospital)")[0]
+        assert red["severity"] == "red" and red["team_id"] == str(hospital.team_id)
+        assert [a["id"] for a in _queue(api, nurse_h, patient)] == [red["id"]]
+        assert _queue(api, nurse_m, patient) == []
+        assert api.get(f"/api/v1/patients/{patient}", headers=nurse_m).status_code == 404
+
+        draft = api.get(f"/api/v1/patients/{patient}/handovers/draft", headers=nurse_h).json()
+        assert "threshold.spo2.low" in draft["open_alarms"] and draft["situation"] == episode["reason"]
+        proposed = _propose(api, nurse_h, patient, municipal.team_id, open_alarms=draft["open_alarms"])
+        assert proposed.status_code == 201, proposed.text
+        handover = proposed.json()
+        assert handover["open_alarm_ids"] == [red["id"]] and handover["state"] == "proposed"
+
+        # Until acceptance the hospital stays responsible: the alarm is in its queue only; the municipal team may
+        # read the record to judge the proposal, but not act on it.
+        incoming = api.get("/api/v1/handovers", headers=nurse_m, params={"direction": "incoming"}).json()["items"]
+        assert [h["id"] for h in incoming] == [handover["id"]]
+        assert api.get(f"/api/v1/patients/{patient}", headers=nurse_m).json()["access"] == "handover"
+        assert api.post(f"/api/v1/alarms/{red['id']}/acknowledge", headers=nurse_m).status_code == 403
+        assert _queue(api, nurse_m, patient) == [] and len(_queue(api, nurse_h, patient)) == 1
+        assert not [e for e, _ in seen_m if e == "alarm"]
+
         accepted = api.post(f"/api/v1/handovers/{handover['id']}/accept", headers=nurse_m)
         assert accepted.status_code == 200, accepted.text
-        pushed = wait_for(lambda: [json.loads(d) for e, d in events if e == "alarm"], what="the alarm on the stream")
+        pushed = wait_for(lambda: [json.loads(d) for e, d in seen_m if e == "alarm"], what="the alarm (municipal)")
         assert pushed[0]["id"] == red["id"] and pushed[0]["team_id"] == str(municipal.team_id)
-        # A new red reading after the hand-over reaches the municipal nurse's stream and queue.
+        wait_for(lambda: [e for e, _ in seen_h if e == "resync"], what="the hospital queue told to reload")
+        # A new red reading after the hand-over reaches the municipal nurse's stream, not the hospital's.
         publish(gateway, readings_topic(gateway.gateway_id), _spo2(gateway.gateway_id, 79.0))
-        wait_for(lambda: [1 for e, d in events if e == "alarm" and json.loads(d)["last_value"] == 79.0], what="79")
+        wait_for(lambda: [1 for e, d in seen_m if e == "alarm" and json.loads(d)["last_value"] == 79.0], what="79")
+        assert 79.0 not in [json.loads(d)["last_value"] for e, d in seen_h if e == "alarm"]
     finally:
         stop.set()
-        db.execute("SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [red["id"]]}),))
-        reader.join(10)
+        for reader in readers:
+            reader.join(10)
     assert [a["id"] for a in _queue(api, nurse_m, patient)] == [red["id"]]
     assert _queue(api, nurse_h, patient) == []
     assert api.get(f"/api/v1/patients/{patient}", headers=nurse_h).status_code == 404
