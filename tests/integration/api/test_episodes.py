@@ -207,6 +207,13 @@ def test_consultative_access_lets_the_former_team_read_but_not_write(
     ] == ["refused:403"]
     reads = audit_rows(db, patient_id=patient, resource=f"/api/v1/patients/{patient}", username=hospital.nurse)
     assert reads[-1]["reason"] == "consultative" and reads[-1]["outcome"] == "ok"
+    # A consulting team may not propose either; handed back to it, it is responsible again (no consultative row).
+    assert _propose(api, nurse_h, patient, municipal.team_id).status_code == 403
+    back = _propose(api, nurse_m, patient, hospital.team_id).json()
+    assert api.post(f"/api/v1/handovers/{back['id']}/accept", headers=nurse_h).status_code == 200
+    assert api.get(f"/api/v1/patients/{patient}", headers=nurse_h).json()["access"] == "team"
+    assert api.get(f"/api/v1/patients/{patient}", headers=nurse_m).status_code == 404
+    assert [a["id"] for a in _queue(api, nurse_h, patient)] == [str(alarm)]
 
 
 def test_decline_keeps_the_sender_responsible_and_a_second_proposal_waits(
