@@ -28,9 +28,10 @@ EPISODE_COLUMNS = (
     "e.protocol, e.plan, e.care_manager_id, e.started_at, e.started_by, e.ended_at, e.ended_by, "
     "e.discharge_reason, e.discharge_summary, e.updated_at"
 )
-_EPISODE_FROM = (
+EPISODE_FROM = (
     "care_episodes e JOIN care_teams t ON t.id = e.team_id LEFT JOIN organisations o ON o.id = t.organisation_id"
 )
+"""The episode with its team (t) and organisation (o): what `EPISODE_COLUMNS` and `fhir.EPISODE_COLUMNS` read."""
 HANDOVER_COLUMNS = (
     "h.id, h.episode_id, h.patient_id, p.display_name, h.from_team_id, ft.name, fo.name, h.to_team_id, tt.name, "
     "too.name, h.state, h.situation, h.plan, h.open_alarms, h.open_alarm_ids, h.watch, h.consult_days, "
@@ -128,21 +129,21 @@ class HandoverNote:
 
 def current_episode(conn: Connection[Any], patient_id: UUID) -> Episode | None:
     row = conn.execute(
-        f"SELECT {EPISODE_COLUMNS} FROM {_EPISODE_FROM} WHERE e.patient_id = %s AND e.status = 'active'",
+        f"SELECT {EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE e.patient_id = %s AND e.status = 'active'",
         (patient_id,),
     ).fetchone()
     return Episode(*row) if row else None
 
 
 def episode(conn: Connection[Any], episode_id: UUID) -> Episode | None:
-    row = conn.execute(f"SELECT {EPISODE_COLUMNS} FROM {_EPISODE_FROM} WHERE e.id = %s", (episode_id,)).fetchone()
+    row = conn.execute(f"SELECT {EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE e.id = %s", (episode_id,)).fetchone()
     return Episode(*row) if row else None
 
 
 def episodes_of(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[Episode]:
     """Every episode of the patients, newest first (the history)."""
     rows = conn.execute(
-        f"SELECT {EPISODE_COLUMNS} FROM {_EPISODE_FROM} WHERE e.patient_id = ANY(%s) ORDER BY e.started_at DESC, e.id",
+        f"SELECT {EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE e.patient_id = ANY(%s) ORDER BY e.started_at DESC, e.id",
         (list(patient_ids),),
     ).fetchall()
     return [Episode(*r) for r in rows]

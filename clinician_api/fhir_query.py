@@ -20,6 +20,7 @@ from psycopg import Connection
 from clinician_api import fhir
 from clinician_api import fhir_coding as codes
 from clinician_api.access import Principal, visible_patients_clause
+from clinician_api.episodes import EPISODE_FROM
 from clinician_api.fhir_search import (
     Criterion,
     Cursor,
@@ -644,10 +645,6 @@ def search_questionnaire_responses(
 
 # --- EpisodeOfCare ------------------------------------------------------------------------------------------------
 
-_EPISODE_FROM = (
-    "care_episodes e JOIN care_teams t ON t.id = e.team_id LEFT JOIN organisations o ON o.id = t.organisation_id"
-)
-
 
 def _reference_ids(request: SearchRequest, name: str, rtype: str) -> list[list[UUID]]:
     """Per criterion of a reference parameter, the ids it names of `rtype` (an empty list matches nothing)."""
@@ -681,12 +678,12 @@ def search_episodes(conn: Connection[Any], request: SearchRequest, patients: lis
     descending = request.sort_key == "-date"
     cursor_sql, cursor_params, reverse = _keyset(request, "e.started_at", "timestamptz", "e.id", "uuid", descending)
     order = "DESC" if descending != reverse else "ASC"
-    counted = conn.execute(f"SELECT count(*) FROM {_EPISODE_FROM} WHERE {' AND '.join(where)}", params).fetchone()
+    counted = conn.execute(f"SELECT count(*) FROM {EPISODE_FROM} WHERE {' AND '.join(where)}", params).fetchone()
     total = int(counted[0]) if counted and _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
     rows = conn.execute(
-        f"SELECT {fhir.EPISODE_COLUMNS} FROM {_EPISODE_FROM} WHERE {' AND '.join(where)} AND {cursor_sql} "
+        f"SELECT {fhir.EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE {' AND '.join(where)} AND {cursor_sql} "
         f"ORDER BY e.started_at {order}, e.id {order} LIMIT %s",
         [*params, *cursor_params, request.count + 1],
     ).fetchall()
@@ -700,7 +697,7 @@ def search_episodes(conn: Connection[Any], request: SearchRequest, patients: lis
 
 def episode_resources(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[dict[str, Any]]:
     rows = conn.execute(
-        f"SELECT {fhir.EPISODE_COLUMNS} FROM {_EPISODE_FROM} WHERE e.patient_id = ANY(%s) "
+        f"SELECT {fhir.EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE e.patient_id = ANY(%s) "
         "ORDER BY e.patient_id, e.started_at DESC",
         (list(patient_ids),),
     ).fetchall()

@@ -19,7 +19,7 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from clinician_api import consent, fhir
+from clinician_api import consent, episodes, fhir
 from clinician_api.journal import bundles, identity
 
 NOTIFY_CHANNEL = "varde_journal"
@@ -367,8 +367,7 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
     if not targets:
         return []
     episode_row = conn.execute(
-        f"SELECT {fhir.EPISODE_COLUMNS} FROM care_episodes e JOIN care_teams t ON t.id = e.team_id "
-        "LEFT JOIN organisations o ON o.id = t.organisation_id WHERE e.id = %s",
+        f"SELECT {fhir.EPISODE_COLUMNS} FROM {episodes.EPISODE_FROM} WHERE e.id = %s",
         (episode_id,),
     ).fetchone()
     patient = conn.execute(
