@@ -237,7 +237,7 @@ def _event(
 def enrol(
     conn: Connection[Any],
     patient_id: UUID,
-    user_id: UUID,
+    user_id: UUID | None,
     team_id: UUID,
     *,
     reason: str,
@@ -246,7 +246,8 @@ def enrol(
     plan: str,
     started_at: datetime | None = None,
 ) -> tuple[Episode, int]:
-    """Open an episode with `team_id` responsible; 409 while another episode of the patient is active."""
+    """Open an episode with `team_id` responsible; 409 while another episode of the patient is active. `user_id`
+    None: enrolled by an administrator's tool (the demo), not by a clinician."""
     try:
         with conn.transaction():
             row = conn.execute(
