@@ -63,6 +63,7 @@ def test_hospital_proposes_a_hand_over_with_the_keyboard_and_the_municipality_ac
         expect(receiver.locator("#patient-name")).to_be_visible()
         theirs = receiver.locator("#episode")
         expect(theirs.locator("#episode-access")).to_contain_text("foreslått som nytt ansvarlig team")
+        expect(receiver.locator("#edit-link")).to_be_hidden()
         expect(theirs.locator("#handover-note")).to_contain_text("Fall i SpO2 under 88 %")
         expect(theirs.locator("#handover-note")).to_contain_text("threshold.spo2.low")
         accept = theirs.get_by_role("button", name="Aksepter overføringen")
@@ -70,6 +71,7 @@ def test_hospital_proposes_a_hand_over_with_the_keyboard_and_the_municipality_ac
         receiver.keyboard.press("Enter")
         expect(theirs.locator("#episode-message")).to_contain_text("Ditt team er nå ansvarlig")
         expect(theirs.locator("#episode-summary")).to_contain_text(f"Ansvarlig: {municipal.team}")
+        expect(receiver.locator("#edit-link")).to_be_visible()
         expect(theirs.locator("#episode-events li[data-event='handover_accepted']")).to_have_count(1)
         screenshot(receiver, "handover-accepted")
     finally:
@@ -80,3 +82,4 @@ def test_hospital_proposes_a_hand_over_with_the_keyboard_and_the_municipality_ac
     expect(section.locator("#episode-summary")).to_contain_text(f"Ansvarlig: {municipal.team}")
     expect(section.locator("#handover-propose")).to_be_hidden()
     expect(section.locator("#discharge")).to_be_hidden()
+    expect(page.locator("#edit-link")).to_be_hidden()

@@ -103,8 +103,9 @@ async function act(run, done) {
   try {
     const result = await run();
     await load();
-    $("#episode-message").textContent = done(result);
-    announce(done(result));
+    const message = done(result);
+    $("#episode-message").textContent = message;
+    announce(message);
   } catch (failure) {
     error.textContent = failure.fieldErrors?.length ? failure.fieldErrors.map((e) => e.message).join(" ") : failure.message;
   }
@@ -166,7 +167,10 @@ function wire() {
     act(() => api(`/api/v1/handovers/${pending.id}/${action}`, { method: "POST", body }), message);
   };
   $("#handover-accept").addEventListener("click", () =>
-    decide("accept", undefined, (result) => [t("handover_accepted"), result.consult_days ? t("handover_consult_granted", { n: result.consult_days }) : ""].join(" ").trim()),
+    decide("accept", undefined, (result) => {
+      $("#edit-link").hidden = false; // the team is responsible now
+      return [t("handover_accepted"), result.consult_days ? t("handover_consult_granted", { n: result.consult_days }) : ""].join(" ").trim();
+    }),
   );
   $("#handover-decline-form").addEventListener("submit", (event) => {
     event.preventDefault();
