@@ -74,14 +74,13 @@ class PatientAccess:
 
 
 # Read-only grounds: the caller's team consults on the active episode (until the agreed end), or a hand-over of
-# the active episode to the caller's team awaits its answer.
+# the active episode to the caller's team awaits its answer. Uncorrelated, so a list query hashes them once.
 _CONSULTS = (
-    "EXISTS (SELECT 1 FROM care_episodes ce JOIN care_episode_consultants cc ON cc.episode_id = ce.id "
-    "WHERE ce.patient_id = {alias}.id AND ce.status = 'active' AND cc.until > now() "
-    "AND cc.team_id = ANY({teams}::uuid[]))"
+    "{alias}.id IN (SELECT ce.patient_id FROM care_episode_consultants cc JOIN care_episodes ce "
+    "ON ce.id = cc.episode_id WHERE ce.status = 'active' AND cc.until > now() AND cc.team_id = ANY({teams}::uuid[]))"
 )
 _RECEIVES = (
-    "EXISTS (SELECT 1 FROM care_handovers h WHERE h.patient_id = {alias}.id AND h.state = 'proposed' "
+    "{alias}.id IN (SELECT h.patient_id FROM care_handovers h WHERE h.state = 'proposed' "
     "AND h.to_team_id = ANY({teams}::uuid[]))"
 )
 

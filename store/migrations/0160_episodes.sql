@@ -60,6 +60,7 @@ CREATE TABLE care_handovers (
 CREATE UNIQUE INDEX care_handovers_one_proposed ON care_handovers (episode_id) WHERE state = 'proposed';
 CREATE INDEX care_handovers_to_team_idx ON care_handovers (to_team_id, proposed_at) WHERE state = 'proposed';
 CREATE INDEX care_handovers_episode_idx ON care_handovers (episode_id, proposed_at);
+CREATE INDEX care_handovers_patient_idx ON care_handovers (patient_id) WHERE state = 'proposed';
 
 -- Read-only access of a former team, agreed in a hand-over; ends at `until` or with the episode.
 CREATE TABLE care_episode_consultants (
