@@ -18,7 +18,7 @@ from tests.integration.conftest import Tenant
 def test_hospital_proposes_a_hand_over_with_the_keyboard_and_the_municipality_accepts(
     page: Page, browser: Browser, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], api_url: str
 ) -> None:
-    hospital, municipal = make_tenant(protocol="copd"), make_tenant()
+    hospital, municipal = make_tenant(protocol="copd"), make_tenant(patients=0)
     patient = hospital.patients[0]
     insert_alarm(db, patient, severity="red", rule="threshold.spo2.low")
     sign_in(page, hospital.nurse, hospital.nurse_password)

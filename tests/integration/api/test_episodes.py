@@ -70,7 +70,7 @@ def test_hand_over_moves_the_red_alarm_and_duty_of_care_from_hospital_to_municip
     from varde.admin import add_escalation_target
 
     hospital: Tenant = make_tenant(protocol="copd")
-    municipal: Tenant = make_tenant()
+    municipal: Tenant = make_tenant(patients=0)
     _organisation(db, "Oslo universitetssykehus HF", hospital.team, journal=True)
     oslo = _organisation(db, "Oslo kommune", municipal.team, journal=True)
     add_escalation_target(settings, hospital.team, "Vakt sykehus", "webhook", "http://127.0.0.1:9/hospital")
@@ -187,7 +187,7 @@ def test_hand_over_moves_the_red_alarm_and_duty_of_care_from_hospital_to_municip
 def test_consultative_access_lets_the_former_team_read_but_not_write(
     make_tenant: Any, api: httpx.Client, api_url: str, db: psycopg.Connection[Any]
 ) -> None:
-    hospital, municipal = make_tenant(protocol="copd"), make_tenant()
+    hospital, municipal = make_tenant(protocol="copd"), make_tenant(patients=0)
     patient = hospital.patients[0]
     alarm = insert_alarm(db, patient, severity="red")
     nurse_h, nurse_m = headers_for(api_url, hospital), headers_for(api_url, municipal)
@@ -219,7 +219,7 @@ def test_consultative_access_lets_the_former_team_read_but_not_write(
 def test_decline_keeps_the_sender_responsible_and_a_second_proposal_waits(
     make_tenant: Any, api: httpx.Client, api_url: str, db: psycopg.Connection[Any]
 ) -> None:
-    hospital, municipal, other = make_tenant(), make_tenant(), make_tenant()
+    hospital, municipal, other = make_tenant(), make_tenant(patients=0), make_tenant(patients=0)
     patient = hospital.patients[0]
     nurse_h, nurse_m = headers_for(api_url, hospital), headers_for(api_url, municipal)
     _enrol(api, nurse_h, patient)
@@ -257,7 +257,7 @@ def _enrol_conflict(api: httpx.Client, headers: dict[str, str], patient: UUID) -
 def test_a_third_team_can_neither_see_nor_answer_a_proposal(
     make_tenant: Any, api: httpx.Client, api_url: str, db: psycopg.Connection[Any]
 ) -> None:
-    hospital, municipal, third = make_tenant(), make_tenant(), make_tenant()
+    hospital, municipal, third = make_tenant(), make_tenant(patients=0), make_tenant(patients=0)
     patient = hospital.patients[0]
     nurse_h, nurse_3 = headers_for(api_url, hospital), headers_for(api_url, third)
     _enrol(api, nurse_h, patient)
@@ -281,7 +281,7 @@ def test_a_third_team_can_neither_see_nor_answer_a_proposal(
 def test_discharge_keeps_the_history_and_a_new_episode_can_start(
     make_tenant: Any, api: httpx.Client, api_url: str
 ) -> None:
-    hospital, municipal = make_tenant(), make_tenant()
+    hospital, municipal = make_tenant(), make_tenant(patients=0)
     patient = hospital.patients[0]
     nurse_h = headers_for(api_url, hospital)
     first = _enrol(api, nurse_h, patient)
