@@ -25,6 +25,7 @@ from clinician_api.routes import (
     alarms,
     audit,
     auth,
+    episodes,
     fhir,
     fhir_export,
     journal,
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fhir_export,
         fhir,
         journal,
+        episodes,
     ):
         app.include_router(module.router)
     app.include_router(dashboard.router)

@@ -3,7 +3,8 @@
 Ingest, the scheduler and the API itself announce changed alarms on `store.events.CHANNEL`. The hub collects
 notifications for a moment, loads the changed alarms in one query and hands each subscriber the ones its user may
 see (care teams, or an unexpired emergency access). A subscriber that cannot keep up is told to resynchronise
-instead of holding the others back.
+instead of holding the others back, and so is one of a team that just handed its patient's alarms over (a
+notification with `handed_over_from`: the alarms left that team's queue, which a change event cannot say).
 """
 
 from __future__ import annotations
@@ -31,12 +32,19 @@ log = logging.getLogger("varde.api.events")
 _COALESCE_SECONDS = 0.05
 
 
+class Resync:
+    """Put in a subscriber's queue: the client should reload its queue."""
+
+
+RESYNC = Resync()
+
+
 @dataclass(eq=False)
 class Subscriber:
     principal: Principal
     emergency: dict[UUID, datetime]
     lang: str = "nb"
-    queue: asyncio.Queue[Alarm | None] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
+    queue: asyncio.Queue[Alarm | Resync | None] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
     overflowed: bool = False
 
     def may_see(self, alarm: Alarm) -> bool:
@@ -52,7 +60,7 @@ class AlarmEventHub:
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        self._sent: OrderedDict[tuple[UUID, datetime], None] = OrderedDict()
+        self._sent: OrderedDict[tuple[UUID, datetime, UUID], None] = OrderedDict()
 
     @property
     def subscriber_count(self) -> int:
@@ -108,10 +116,14 @@ class AlarmEventHub:
                 continue
             payloads += [n.payload async for n in conn.notifies(timeout=_COALESCE_SECONDS)]
             ids: set[UUID] = set()
+            former: set[UUID] = set()
             for payload in payloads:
-                ids.update(ChangeNotice.parse(payload).alarms)
+                notice = ChangeNotice.parse(payload)
+                ids.update(notice.alarms)
+                former.update(notice.handed_over_from)
             rows = await self._load(conn, sorted(ids, key=str))
             self._fan_out(rows)
+            self._resync_teams(former)
 
     async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID]) -> list[Any]:
         if not ids:
@@ -119,9 +131,16 @@ class AlarmEventHub:
         cur = await conn.execute(f"{queue.SELECT} WHERE a.id = ANY(%s::uuid[])", [ids])
         return list(await cur.fetchall())
 
+    def _resync_teams(self, teams: set[UUID]) -> None:
+        for sub in list(self._subscribers):
+            if teams & set(sub.principal.team_ids):
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(RESYNC)
+
     def _fan_out(self, rows: list[Any]) -> None:
         for row in rows:
-            key = (row[0], row[9])
+            # The team is part of the key: an alarm handed over to another team is news to that team's streams.
+            key = (row[0], row[9], row[3])
             if key in self._sent:
                 continue
             self._sent[key] = None

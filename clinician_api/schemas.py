@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from clinician_api import roles
+from clinician_api.episode_schemas import AccessBasis, CurrentEpisode
 from vitals import Kind
 from vitals.plan import PlanContent
 
@@ -202,6 +203,12 @@ class PatientSummary(BaseModel):
     worst_alarm: WorstAlarm | None
     last_measured_at: datetime | None
     emergency_access: bool = Field(description="Visible only through an emergency access")
+    access: AccessBasis = Field(
+        default="team",
+        description="Why you see the patient: responsible team, emergency access, or read-only (consultative access, "
+        "or a hand-over to your team awaiting your answer)",
+    )
+    episode: CurrentEpisode | None = Field(default=None, description="The current episode (None: not enrolled)")
 
 
 class PatientPage(BaseModel):

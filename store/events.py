@@ -20,7 +20,7 @@ CHANNEL = "varde_events"
 IDS_PER_NOTICE = 100
 """37 bytes a quoted uuid: 100 ids are ~3.8 kB, well inside the 8000-byte payload limit."""
 
-Source = Literal["ingest", "questionnaire", "missed", "escalation", "api", "rules"]
+Source = Literal["ingest", "questionnaire", "missed", "escalation", "api", "rules", "handover"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +30,18 @@ class ChangeNotice:
     source: str
     alarms: list[UUID] = field(default_factory=list)
     readings: int = 0
+    handed_over_from: list[UUID] = field(default_factory=list)
+    """Teams whose patients' alarms moved to another team: their live queues must reload."""
 
     def payload(self) -> str:
-        return json.dumps({"source": self.source, "alarms": [str(a) for a in self.alarms], "readings": self.readings})
+        doc: dict[str, Any] = {
+            "source": self.source,
+            "alarms": [str(a) for a in self.alarms],
+            "readings": self.readings,
+        }
+        if self.handed_over_from:
+            doc["handed_over_from"] = [str(t) for t in self.handed_over_from]
+        return json.dumps(doc)
 
     @classmethod
     def parse(cls, payload: str) -> ChangeNotice:
@@ -43,31 +52,52 @@ class ChangeNotice:
             return cls("unknown")
         if not isinstance(doc, dict):
             return cls("unknown")
-        ids: list[UUID] = []
-        raw_ids = doc.get("alarms")
-        for raw in raw_ids if isinstance(raw_ids, list) else []:
-            try:
-                ids.append(UUID(str(raw)))
-            except ValueError:
-                continue
         readings = doc.get("readings")
-        return cls(str(doc.get("source", "unknown")), ids, readings if isinstance(readings, int) else 0)
+        return cls(
+            str(doc.get("source", "unknown")),
+            _uuids(doc.get("alarms")),
+            readings if isinstance(readings, int) else 0,
+            _uuids(doc.get("handed_over_from")),
+        )
 
 
-def notices(source: Source, alarm_ids: Iterable[UUID], readings: int = 0) -> Iterator[ChangeNotice]:
-    """The notices announcing these changes: the ids split into chunks, the reading count on the first."""
+def _uuids(raw: Any) -> list[UUID]:
+    out: list[UUID] = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            out.append(UUID(str(item)))
+        except ValueError:
+            continue
+    return out
+
+
+def notices(
+    source: Source, alarm_ids: Iterable[UUID], readings: int = 0, handed_over_from: Iterable[UUID] = ()
+) -> Iterator[ChangeNotice]:
+    """The notices announcing these changes: the ids split into chunks, the reading count and the teams handed
+    over from on the first."""
     ids = list(dict.fromkeys(alarm_ids))
+    former = list(dict.fromkeys(handed_over_from))
     if not ids:
-        if readings:
-            yield ChangeNotice(source, [], readings)
+        if readings or former:
+            yield ChangeNotice(source, [], readings, former)
         return
     for start in range(0, len(ids), IDS_PER_NOTICE):
-        yield ChangeNotice(source, ids[start : start + IDS_PER_NOTICE], readings if start == 0 else 0)
+        first = start == 0
+        yield ChangeNotice(
+            source, ids[start : start + IDS_PER_NOTICE], readings if first else 0, former if first else []
+        )
 
 
-def notify_changes(conn: Connection[Any], source: Source, alarm_ids: Iterable[UUID], readings: int = 0) -> None:
+def notify_changes(
+    conn: Connection[Any],
+    source: Source,
+    alarm_ids: Iterable[UUID],
+    readings: int = 0,
+    handed_over_from: Iterable[UUID] = (),
+) -> None:
     """Announce changed alarms (and stored readings) to every listener, on commit of `conn`'s transaction."""
-    for notice in notices(source, alarm_ids, readings):
+    for notice in notices(source, alarm_ids, readings, handed_over_from):
         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notice.payload()))
 
 

@@ -191,7 +191,7 @@ def _forget(settings: Settings, state: dict[str, Any]) -> None:
 
 def _create(settings: Settings, today: date) -> dict[str, Any]:
     from device_simulators.scenarios import SCENARIOS
-    from varde.admin import add_gateways, add_patient, add_team
+    from varde.admin import add_gateways, add_patient, add_team, enrol_patient
 
     for team in TEAMS:
         add_team(settings, team)
@@ -200,6 +200,7 @@ def _create(settings: Settings, today: date) -> dict[str, Any]:
         spec = SCENARIOS[entry.scenario]
         name = f"{FIRST_NAMES[index % len(FIRST_NAMES)]} {LAST_NAMES[(index * 7) % len(LAST_NAMES)]}"
         patient_id = add_patient(settings, name, TEAMS[entry.team], spec.protocol, TIMEZONE)
+        enrol_patient(settings, patient_id, f"Demo: {entry.scenario}", [spec.protocol])
         patients.append(
             {
                 "patient_id": str(patient_id),

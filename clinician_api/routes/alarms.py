@@ -16,7 +16,7 @@ from psycopg import Connection
 from clinician_api import audit, problems, queue
 from clinician_api.access import Principal, emergency_patient_ids, user_has_duty_of_care, visible_patients_clause
 from clinician_api.deps import AlarmDep, Clinician, Conn, CurrentPrincipal, GatewayLink, client_addr
-from clinician_api.events import AlarmEventHub, Subscriber
+from clinician_api.events import AlarmEventHub, Resync, Subscriber
 from clinician_api.gateway_link import GatewayPublisher, send_receipts
 from clinician_api.journal import enqueue_alarm_document
 from clinician_api.problems import ProblemError
@@ -100,7 +100,8 @@ async def stream(
     heartbeat: Annotated[float, Query(ge=0.5, le=60, description="Seconds between heartbeat comments")] = 15.0,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: `alarm` events (the queue item as JSON) whenever an alarm the caller may see changes;
-    `resync` when the client fell behind and should reload the queue; `: heartbeat` comments in between."""
+    `resync` when the client fell behind, or a patient of the caller's team was handed over, and should reload the
+    queue; `: heartbeat` comments in between."""
     await hub.subscribe(subscriber)
     try:
         yield ServerSentEvent(comment="connected", retry=3000)
@@ -117,6 +118,9 @@ async def stream(
                 continue
             if alarm is None:
                 return
+            if isinstance(alarm, Resync):
+                yield ServerSentEvent(event="resync", data={"reason": "a patient was handed over; reload the queue"})
+                continue
             yield ServerSentEvent(
                 event="alarm", id=f"{alarm.id}@{alarm.updated_at.isoformat()}", data=alarm.model_dump(mode="json")
             )

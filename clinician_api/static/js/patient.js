@@ -61,6 +61,8 @@ function render() {
   ].filter(Boolean);
   $("#patient-facts").textContent = facts.join(" · ");
   $("#edit-link").href = `/dashboard/patients/${patientId}/edit`;
+  // Read-only access (consultative, or a hand-over awaiting the caller's team): the server refuses changes.
+  $("#edit-link").hidden = detail.access === "consultative" || detail.access === "handover";
   const grant = user.emergency_access.find((g) => g.patient_id === patientId);
   if (detail.emergency_access) {
     $("#emergency-text").textContent = t("emergency_banner", {
