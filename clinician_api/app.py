@@ -31,11 +31,13 @@ from clinician_api.routes import (
     patients,
     plans,
     questionnaires,
+    schedules,
     thresholds,
 )
 from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.attention import router as attention_router
 from clinician_api.routes.enrolment import router as enrolment_router
+from clinician_api.schedule_courier import PlanCourier
 from store.settings import Settings, get_settings
 
 VERSION = "0.2.0"
@@ -91,13 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        notifier = None
+        notifier = courier = None
         if current_settings().database_url:
             notifier = Notifier(lambda: current_settings().require_database_url(), current_settings())
             notifier.start()
+            courier = PlanCourier(lambda: current_settings().require_database_url(), app.state.gateway_publisher)
+            courier.start()
         yield
         if notifier is not None:
             notifier.stop()
+        if courier is not None:
+            courier.stop()
         await app.state.event_hub.close()
         app.state.gateway_publisher.close()
 
@@ -126,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         latest,
         thresholds,
         plans,
+        schedules,
         questionnaires,
         audit,
         fhir_export,

@@ -6,7 +6,8 @@
   `yellow_from`/`red_from` say). A green answer marks that alarm back in range; any answer marks the `missed` one.
 - `check_missed_questionnaires` runs on the scheduler's tick: one set-based statement opens
   `questionnaire.<id>.missed` for every active plan whose questionnaire deadline has passed today (in the plan's time
-  zone) without an answer since local midnight; once per local day per alarm.
+  zone) without an answer since local midnight; once per local day per alarm. The deadlines are those in force: a
+  step-up may give a questionnaire a daily deadline (`rules_engine.schedules`).
 """
 
 from __future__ import annotations
@@ -166,7 +167,8 @@ due AS (
     CROSS JOIN LATERAL (SELECT COALESCE(p.body->>'timezone', pt.timezone) AS tz) z
     CROSS JOIN LATERAL (SELECT (%(now)s::timestamptz AT TIME ZONE z.tz) AS at) local_now
     CROSS JOIN LATERAL (SELECT local_now.at::date AS day) local
-    CROSS JOIN LATERAL jsonb_array_elements(p.body->'questionnaires') q
+    LEFT JOIN patient_schedules ps ON ps.patient_id = p.patient_id AND ps.plan_id = p.id
+    CROSS JOIN LATERAL jsonb_array_elements(coalesce(ps.body, p.body)->'questionnaires') q
     WHERE p.status = 'active'
       AND z.tz IN (SELECT name FROM zones)
       AND jsonb_typeof(q->'deadline') = 'string'
