@@ -15,14 +15,15 @@ from vitals.plan import ActiveStep, PlanContent, ScheduledMeasurement, ScheduleS
 
 ZONE_RANK = {"yellow": 1, "red": 2}
 
-_PATIENT_WORDS: dict[Kind, tuple[str, str]] = {
-    Kind.BODY_WEIGHT: ("vekt", "weight"),
-    Kind.BP_SYSTOLIC: ("blodtrykk", "blood pressure"),
-    Kind.BP_DIASTOLIC: ("blodtrykk", "blood pressure"),
-    Kind.SPO2: ("oksygenmetning", "oxygen level"),
-    Kind.PULSE_RATE: ("puls", "pulse"),
-    Kind.GLUCOSE: ("blodsukker", "blood sugar"),
-    Kind.BODY_TEMPERATURE: ("temperatur", "temperature"),
+_PATIENT_WORDS: dict[Kind, tuple[str, str, str]] = {
+    # what to measure (nb), the same in the definite form (nb), in English
+    Kind.BODY_WEIGHT: ("vekt", "vekten", "weight"),
+    Kind.BP_SYSTOLIC: ("blodtrykk", "blodtrykket", "blood pressure"),
+    Kind.BP_DIASTOLIC: ("blodtrykk", "blodtrykket", "blood pressure"),
+    Kind.SPO2: ("oksygenmetning", "oksygenmetningen", "oxygen level"),
+    Kind.PULSE_RATE: ("puls", "pulsen", "pulse"),
+    Kind.GLUCOSE: ("blodsukker", "blodsukkeret", "blood sugar"),
+    Kind.BODY_TEMPERATURE: ("temperatur", "temperaturen", "temperature"),
 }
 _TIMES_NB = {1: "én gang daglig", 2: "to ganger daglig", 3: "tre ganger daglig", 4: "fire ganger daglig"}
 _TIMES_EN = {1: "once a day", 2: "twice a day", 3: "three times a day", 4: "four times a day"}
@@ -57,9 +58,9 @@ def effective_content(plan: PlanContent, active: Iterable[tuple[Kind, str]]) -> 
     return plan.model_copy(update={"schedule": schedule, "questionnaires": questionnaires})
 
 
-def _kind_words(kind: Kind) -> tuple[str, str]:
+def _kind_words(kind: Kind) -> tuple[str, str, str]:
     info = KINDS[kind]
-    return _PATIENT_WORDS.get(kind, (info.name_nb.lower(), info.name_en.lower()))
+    return _PATIENT_WORDS.get(kind, (info.name_nb.lower(), info.name_nb.lower(), info.name_en.lower()))
 
 
 def _times(count: int, table: dict[int, str], many: str) -> str:
@@ -74,12 +75,12 @@ def step_notice(plan: PlanContent, active: ActiveStep, today: date) -> tuple[str
     """What a step-up asks of the patient, in plain bokmål and English, as seen on `today` (local date)."""
     step = step_of(plan, active.kind, active.zone)
     entries = step.schedule if step is not None else []
-    counts: dict[tuple[str, str], int] = {}
+    counts: dict[tuple[str, str, str], int] = {}
     for entry in entries:
         words = _kind_words(entry.kind)
         counts[words] = counts.get(words, 0) + 1
-    what_nb = [f"{nb} {_times(n, _TIMES_NB, '{n} ganger daglig')}" for (nb, _), n in counts.items()]
-    what_en = [f"{en} {_times(n, _TIMES_EN, '{n} times a day')}" for (_, en), n in counts.items()]
+    what_nb = [f"{nb} {_times(n, _TIMES_NB, '{n} ganger daglig')}" for (nb, _, _), n in counts.items()]
+    what_en = [f"{en} {_times(n, _TIMES_EN, '{n} times a day')}" for (_, _, en), n in counts.items()]
     left = (active.until - today).days
     if left > 1:
         when_nb = f"de neste {left} dagene"
@@ -88,7 +89,7 @@ def step_notice(plan: PlanContent, active: ActiveStep, today: date) -> tuple[str
         when_nb, when_en = "ut dagen i dag", "for the rest of today"
     else:
         more = max(1, active.green_days_needed - active.green_days)
-        kind_nb, kind_en = _kind_words(active.kind)
+        _, kind_nb, kind_en = _kind_words(active.kind)
         if more == 1:
             when_nb = f"til {kind_nb} har vært i orden én dag til"
             when_en = f"until your {kind_en} has been fine for one more day"
