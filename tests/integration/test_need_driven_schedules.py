@@ -88,7 +88,11 @@ def test_a_yellow_weight_alarm_steps_the_schedule_up_at_home_and_green_days_step
     home = VirtualHome(20261207, ["weight_scale"])
     login_ = GatewayLogin(gateway.gateway_id, gateway.password, gateway.host, gateway.port)
     config = edge_config(
-        login_, tmp_path, home.configs(), ble=BleConfig(quiet_restart_s=3600), patient_screen=PatientScreenConfig(port=0)
+        login_,
+        tmp_path,
+        home.configs(),
+        ble=BleConfig(quiet_restart_s=3600),
+        patient_screen=PatientScreenConfig(port=0),
     )
     step_on_scale = threading.Event()
 

@@ -53,7 +53,9 @@ def _plan(steps: list[dict[str, Any]] | None = None, **overrides: Any) -> PlanCo
     return PlanContent.model_validate(body)
 
 
-def _state(zone: str = "yellow", *, until: date = DAY + timedelta(days=5), green: int = 0, judged: date = DAY) -> StepState:
+def _state(
+    zone: str = "yellow", *, until: date = DAY + timedelta(days=5), green: int = 0, judged: date = DAY
+) -> StepState:
     return StepState("body_weight", zone, AT, until, green, judged, ALARM)
 
 
@@ -126,7 +128,9 @@ G, Y, R, N = "green", "yellow", "red", None
 def test_step_down_table(zones: list[Zone | None], today_offset: int, until_offset: int, expected: Any) -> None:
     step = _plan().step_ups[0]
     verdicts = [DayVerdict(DAY + timedelta(days=i + 1), z) for i, z in enumerate(zones)]
-    after = judge_days(step, _state(until=DAY + timedelta(days=until_offset)), verdicts, DAY + timedelta(days=today_offset))
+    after = judge_days(
+        step, _state(until=DAY + timedelta(days=until_offset)), verdicts, DAY + timedelta(days=today_offset)
+    )
     if expected == "down":
         assert after is None
     else:
