@@ -62,3 +62,41 @@ def test_patient_page_shows_the_stepped_up_schedule_and_its_history(
         "Trappet opp (gul) for Vekt"
     )
     screenshot(page, "patient-schedule")
+
+
+def test_nurse_adds_a_step_up_in_the_plan_editor_and_a_later_edit_keeps_it(
+    page: Page, make_tenant: Callable[..., Tenant], api_url: str
+) -> None:
+    tenant = make_tenant()
+    patient = tenant.patients[0]
+    nurse = login(api_url, tenant.nurse, tenant.nurse_password)
+    plans = f"{api_url}/api/v1/patients/{patient}/plans"
+    assert httpx.post(plans, headers=nurse, json=plan_body(), timeout=30).status_code == 201
+    sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}/edit")
+
+    page.get_by_role("button", name="Legg til opptrapping").click()
+    row = page.locator("#step-rows .plan-row")
+    expect(row.get_by_label("Alarm på")).to_be_focused()
+    row.get_by_label("Fra sone").select_option("yellow")
+    row.get_by_label("Mål innen (klokkeslett, kommaseparert)").fill("08:00, 19:00")
+    row.get_by_label("Minst (dager)").fill("5")
+    row.get_by_label("Grønne dager før nedtrapping").fill("2")
+    row.get_by_label("Spør også daglig").select_option("hf-symptoms")
+    row.get_by_label("Svar innen").fill("17:00")
+    page.get_by_role("button", name="Lagre som utkast").click()
+    expect(page.locator("#plan-saved")).to_contain_text("Utkast versjon 2 er lagret")
+    [step] = httpx.get(f"{plans}/2", headers=nurse, timeout=30).json()["body"]["step_ups"]
+    assert (step["kind"], step["zone"], step["days"], step["green_days"]) == ("body_weight", "yellow", 5, 2)
+    assert [e["deadline"] for e in step["schedule"]] == ["08:00", "19:00"]
+    assert step["questionnaires"] == [{"id": "hf-symptoms", "deadline": "17:00"}]
+
+    # A version made from it keeps the step-up as it was; one the API refuses says which field.
+    page.reload()
+    page.locator("#plan-diagnosis").fill("I50.1")
+    page.get_by_role("button", name="Lagre som utkast").click()
+    expect(page.locator("#plan-saved")).to_contain_text("Utkast versjon 3 er lagret")
+    assert httpx.get(f"{plans}/3", headers=nurse, timeout=30).json()["body"]["step_ups"] == [step]
+    row = page.locator("#step-rows .plan-row")
+    row.get_by_label("Alarm på").select_option("spo2")
+    page.get_by_role("button", name="Lagre som utkast").click()
+    expect(page.locator("#plan-error")).to_contain_text("En opptrapping trenger soner for målingen i planen")
