@@ -2,9 +2,10 @@
 
 A plan message is used only when it parses as `varde.plan/1`, its sha256 checksum matches, and its version and
 schedule revision are not older than the plan in use (the same again must be the same plan): a stepped-up or
-stepped-down schedule of the same plan version comes with a higher `schedule_revision`. Anything else is refused with a logged
-reason that the gateway status reports; the patient keeps seeing the last good plan, also after a restart (the good
-payload is what `PlanStore` keeps on disk). An empty retained message (the cloud retiring the plan) never erases it.
+stepped-down schedule of the same plan version comes with a higher `schedule_revision`. Anything else is refused with
+a logged reason that the gateway status reports; the patient keeps seeing the last good plan, also after a restart
+(the good payload is what `PlanStore` keeps on disk). An empty retained message (the cloud retiring the plan) never
+erases it.
 """
 
 from __future__ import annotations

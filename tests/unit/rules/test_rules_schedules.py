@@ -47,15 +47,17 @@ STEPS: list[dict[str, Any]] = [
 ]
 
 
+def _d(days: int) -> date:
+    return DAY + timedelta(days=days)
+
+
 def _plan(steps: list[dict[str, Any]] | None = None, **overrides: Any) -> PlanContent:
     body = plan_body(step_ups=STEPS if steps is None else steps, **overrides)
     body["questionnaires"][0]["deadline"] = None
     return PlanContent.model_validate(body)
 
 
-def _state(
-    zone: str = "yellow", *, until: date = DAY + timedelta(days=5), green: int = 0, judged: date = DAY
-) -> StepState:
+def _state(zone: str = "yellow", *, until: date = _d(5), green: int = 0, judged: date = DAY) -> StepState:
     return StepState("body_weight", zone, AT, until, green, judged, ALARM)
 
 
@@ -72,15 +74,15 @@ YELLOW, RED = ("body_weight", "yellow"), ("body_weight", "red")
     ("severity", "opened", "active", "expected"),
     [
         # nothing in force: the alarm's zone (or the mildest step-up below it) starts
-        ("yellow", True, {}, [("stepped_up", "yellow", DAY + timedelta(days=5))]),
-        ("red", True, {}, [("stepped_up", "red", DAY + timedelta(days=7))]),
-        ("red", False, {}, [("stepped_up", "red", DAY + timedelta(days=7))]),  # an alarm raised to red
+        ("yellow", True, {}, [("stepped_up", "yellow", _d(5))]),
+        ("red", True, {}, [("stepped_up", "red", _d(7))]),
+        ("red", False, {}, [("stepped_up", "red", _d(7))]),  # an alarm raised to red
         # an updated alarm of the step in force changes nothing; a new one extends it and restarts the count
         ("yellow", False, {YELLOW: _state()}, []),
-        ("yellow", True, {YELLOW: _state(until=DAY + timedelta(days=2), green=2)}, [("extended", "yellow", DAY + timedelta(days=5))]),
-        ("yellow", True, {YELLOW: _state(until=DAY + timedelta(days=9))}, [("extended", "yellow", DAY + timedelta(days=9))]),
+        ("yellow", True, {YELLOW: _state(until=_d(2), green=2)}, [("extended", "yellow", _d(5))]),
+        ("yellow", True, {YELLOW: _state(until=_d(9))}, [("extended", "yellow", _d(9))]),
         # red supersedes yellow; a yellow alarm while red is in force changes nothing
-        ("red", True, {YELLOW: _state()}, [("superseded", "yellow", None), ("stepped_up", "red", DAY + timedelta(days=7))]),
+        ("red", True, {YELLOW: _state()}, [("superseded", "yellow", None), ("stepped_up", "red", _d(7))]),
         ("yellow", True, {RED: _state("red")}, []),
         # severities that are not zones never step up
         ("missed", True, {}, []),
@@ -128,9 +130,7 @@ G, Y, R, N = "green", "yellow", "red", None
 def test_step_down_table(zones: list[Zone | None], today_offset: int, until_offset: int, expected: Any) -> None:
     step = _plan().step_ups[0]
     verdicts = [DayVerdict(DAY + timedelta(days=i + 1), z) for i, z in enumerate(zones)]
-    after = judge_days(
-        step, _state(until=DAY + timedelta(days=until_offset)), verdicts, DAY + timedelta(days=today_offset)
-    )
+    after = judge_days(step, _state(until=_d(until_offset)), verdicts, _d(today_offset))
     if expected == "down":
         assert after is None
     else:
@@ -141,9 +141,9 @@ def test_step_down_table(zones: list[Zone | None], today_offset: int, until_offs
 
 def test_days_already_judged_and_today_are_not_counted_again() -> None:
     step = _plan().step_ups[0]
-    state = _state(green=1, judged=DAY + timedelta(days=2))
-    verdicts = [DayVerdict(DAY + timedelta(days=d), "green") for d in range(1, 5)]  # DAY+1 … DAY+4
-    after = judge_days(step, state, verdicts, DAY + timedelta(days=4))
+    state = _state(green=1, judged=_d(2))
+    verdicts = [DayVerdict(_d(d), "green") for d in range(1, 5)]  # DAY+1 … DAY+4
+    after = judge_days(step, state, verdicts, _d(4))
     assert after is not None and after.green_days == 2  # only DAY+3: DAY+1/2 were judged, DAY+4 is today
 
 
@@ -194,10 +194,10 @@ def test_schedule_in_force_replaces_the_kinds_a_step_up_schedules_and_keeps_the_
 def test_the_patient_reads_plain_words(today_offset: int, green: int, nb: str, en: str) -> None:
     plan = _plan()
     active = ActiveStep.model_validate(
-        {"kind": "body_weight", "zone": "yellow", "since": AT, "until": DAY + timedelta(days=5), "green_days": green,
+        {"kind": "body_weight", "zone": "yellow", "since": AT, "until": _d(5), "green_days": green,
          "green_days_needed": 3}
     )  # fmt: skip
-    said_nb, said_en = step_notice(plan, active, DAY + timedelta(days=today_offset))
+    said_nb, said_en = step_notice(plan, active, _d(today_offset))
     question_nb = " Svar også på «Hvordan har du det i dag?» hver dag før kl. 18:00."
     question_en = " Also answer “How are you today?” every day before 18:00."
     assert (said_nb, said_en) == (nb + question_nb, en + question_en)
