@@ -10,7 +10,6 @@ broker that cannot take the plan leaves the row due, with the error, for the nex
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -18,6 +17,7 @@ from uuid import UUID
 import psycopg
 
 from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
+from clinician_api.listening import NotifiedWorker
 from store.schedules import NOTIFY_CHANNEL, active_plans, wire_plan
 from vitals import plan_topic
 
@@ -68,39 +68,18 @@ def _publish(conn: psycopg.Connection[Any], publisher: GatewayPublisher, patient
     return None
 
 
-class PlanCourier:
+class PlanCourier(NotifiedWorker):
     """The API process's courier thread: wakes on `varde_schedules` and every POLL_SECONDS."""
 
     def __init__(self, database_url: Callable[[], str], publisher: GatewayPublisher) -> None:
-        self._database_url = database_url
-        self._publisher = publisher
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="plan-courier", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with (
-                    psycopg.connect(self._database_url(), autocommit=True) as conn,
-                    psycopg.connect(self._database_url(), autocommit=True) as listen,
-                ):
-                    listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    while not self._stop.is_set():
-                        deliver_due(conn, self._publisher)
-                        for _ in listen.notifies(timeout=POLL_SECONDS, stop_after=1):
-                            pass
-            except (psycopg.Error, RuntimeError) as exc:
-                log.warning("plan_courier_db_error error=%s", type(exc).__name__)
-                self._stop.wait(POLL_SECONDS)
+        super().__init__(
+            "plan-courier",
+            NOTIFY_CHANNEL,
+            database_url,
+            lambda conn: deliver_due(conn, publisher),
+            poll_seconds=POLL_SECONDS,
+            autocommit=True,
+        )
 
 
 __all__ = ["POLL_SECONDS", "PlanCourier", "deliver_due"]

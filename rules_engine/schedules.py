@@ -31,6 +31,7 @@ from store.schedules import (
     load_steps,
     lock_patients,
     save_counts,
+    steps_after,
 )
 from vitals import Kind, PlanContent
 from vitals.plan import ScheduleStep, Zone
@@ -150,25 +151,13 @@ def step_up_on_alarms(conn: Connection[Any], alarm_ids: Sequence[UUID]) -> int:
         changes: list[ScheduleChange] = []
         for alarm in sorted(alarms, key=lambda a: -ZONE_RANK[a.severity]):
             today = local_today(alarm.at, plan.timezone)
-            now_changes = on_alarm(plan.body, _after(active, changes), alarm, today)
+            now_changes = on_alarm(plan.body, steps_after(active, changes), alarm, today)
             changes.extend(now_changes)
         if changes:
             apply_changes(conn, plan, active, changes, local_today(alarms[0].at, plan.timezone))
             changed += len(changes)
             log.info("schedule_changed changes=%s", ",".join(f"{c.change}:{c.kind}:{c.zone}" for c in changes))
     return changed
-
-
-def _after(
-    active: Mapping[tuple[str, str], StepState], changes: Sequence[ScheduleChange]
-) -> dict[tuple[str, str], StepState]:
-    steps = dict(active)
-    for c in changes:
-        if c.state is None:
-            steps.pop((c.kind, c.zone), None)
-        else:
-            steps[(c.kind, c.zone)] = c.state
-    return steps
 
 
 # ---- on the leader's timer --------------------------------------------------------------------------------------

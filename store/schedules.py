@@ -9,7 +9,7 @@ also leaves an audit row and, where an alarm caused it, an alarm event, and wake
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -130,6 +130,19 @@ def _active_steps(plan: PlanContent, steps: Iterable[StepState]) -> list[ActiveS
     return out
 
 
+def steps_after(
+    before: Mapping[tuple[str, str], StepState], changes: Sequence[ScheduleChange]
+) -> dict[tuple[str, str], StepState]:
+    """The step-ups in force once `changes` are made."""
+    steps = dict(before)
+    for c in changes:
+        if c.state is None:
+            steps.pop((c.kind, c.zone), None)
+        else:
+            steps[(c.kind, c.zone)] = c.state
+    return steps
+
+
 def apply_changes(
     conn: Connection[Any],
     plan: ActivePlan,
@@ -142,12 +155,7 @@ def apply_changes(
 ) -> dict[tuple[str, str], StepState]:
     """Write `changes` for one patient: step rows, the schedule in force (revision + 1), history, audit, alarm
     events; returns the step-ups in force after them. The caller holds `lock_patients`."""
-    steps = dict(before)
-    for c in changes:
-        if c.state is None:
-            steps.pop((c.kind, c.zone), None)
-        else:
-            steps[(c.kind, c.zone)] = c.state
+    steps = steps_after(before, changes)
     for key in before.keys() - steps.keys():
         conn.execute(
             "DELETE FROM schedule_steps WHERE patient_id = %s AND kind = %s AND zone = %s", (plan.patient_id, *key)
@@ -343,5 +351,6 @@ __all__ = [
     "plan_activated",
     "plan_retired",
     "save_counts",
+    "steps_after",
     "wire_plan",
 ]
