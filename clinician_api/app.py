@@ -33,12 +33,14 @@ from clinician_api.routes import (
     patients,
     plans,
     questionnaires,
+    schedules,
     thresholds,
 )
 from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.attention import router as attention_router
 from clinician_api.routes.burden import router as burden_router
 from clinician_api.routes.enrolment import router as enrolment_router
+from clinician_api.schedule_courier import PlanCourier
 from store.settings import Settings, get_settings
 
 VERSION = "0.2.0"
@@ -94,17 +96,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        notifier = sender = None
+        notifier = sender = courier = None
         if current_settings().database_url:
             notifier = Notifier(lambda: current_settings().require_database_url(), current_settings())
             notifier.start()
             sender = RepeatSender(lambda: current_settings().require_database_url(), app.state.gateway_publisher)
             sender.start()
+            courier = PlanCourier(lambda: current_settings().require_database_url(), app.state.gateway_publisher)
+            courier.start()
         yield
-        if notifier is not None:
-            notifier.stop()
-        if sender is not None:
-            sender.stop()
+        for worker in (notifier, sender, courier):
+            if worker is not None:
+                worker.stop()
         await app.state.event_hub.close()
         app.state.gateway_publisher.close()
 
@@ -133,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         latest,
         thresholds,
         plans,
+        schedules,
         questionnaires,
         audit,
         fhir_export,

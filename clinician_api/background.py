@@ -1,7 +1,7 @@
 """A background thread of the API process that does one piece of work on wake-up: when a PostgreSQL notification
 arrives on its channel, and at least every `poll_seconds` (a notification sent while it was away is not lost). Used
-by the escalation notifier and the repeat-request sender; several API replicas may each run one, so the work must
-claim its rows (`FOR UPDATE SKIP LOCKED`)."""
+by the escalation notifier, the repeat-request sender and the plan courier; several API replicas may each run one,
+so the work must claim its rows (`FOR UPDATE SKIP LOCKED`)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ class ListeningWorker:
         database_url: Callable[[], str],
         work: Callable[[psycopg.Connection[Any]], object],
         poll_seconds: float = 5.0,
+        *,
+        autocommit: bool = False,
     ) -> None:
         self._name, self._channel, self._database_url = name, channel, database_url
-        self._work, self._poll_seconds = work, poll_seconds
+        self._work, self._poll_seconds, self._autocommit = work, poll_seconds, autocommit
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -42,7 +44,7 @@ class ListeningWorker:
         while not self._stop.is_set():
             try:
                 with (
-                    psycopg.connect(self._database_url(), autocommit=False) as conn,
+                    psycopg.connect(self._database_url(), autocommit=self._autocommit) as conn,
                     psycopg.connect(self._database_url(), autocommit=True) as listen,
                 ):
                     listen.execute(f"LISTEN {self._channel}")

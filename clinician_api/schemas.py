@@ -445,4 +445,41 @@ class PlanActivation(PlanVersion):
     published_to: list[str] = Field(description="Gateways the plan was published to (retained, QoS 1)")
 
 
+# --- need-driven measurement schedules --------------------------------------------------------------------------
+
+
+class ScheduleStepView(BaseModel):
+    kind: Kind
+    zone: Literal["yellow", "red"]
+    since: datetime
+    until: date = Field(description="The first local day the step-up may end")
+    green_days: int = Field(description="Green days counted so far")
+    green_days_needed: int
+    notice_nb: str = Field(description="What the patient's gateway says, in bokmål")
+    notice_en: str
+
+
+class ScheduleChangeView(BaseModel):
+    at: datetime
+    change: Literal["stepped_up", "extended", "superseded", "stepped_down", "ended"]
+    kind: Kind
+    zone: Literal["yellow", "red"]
+    plan_version: int
+    revision: int
+    alarm_id: UUID | None
+    details: dict[str, Any]
+
+
+class MeasurementSchedule(BaseModel):
+    plan_version: int | None = Field(description="The active plan's version; None without an active plan")
+    revision: int = Field(description="Schedule changes so far (the gateway's `schedule_revision`)")
+    stepped_up: bool
+    schedule: list[dict[str, Any]] = Field(description="The measurement schedule in force")
+    plan_schedule: list[dict[str, Any]] = Field(description="The plan's own (stepped-down) schedule")
+    steps: list[ScheduleStepView]
+    published: bool = Field(description="The gateway has been sent the schedule in force")
+    publish_error: str | None
+    history: list[ScheduleChangeView]
+
+
 Me.model_rebuild()

@@ -8,7 +8,8 @@
   API); it inserts each response once, scores the new ones with `evaluate_responses` and notifies the dashboards.
 - `check_missed_questionnaires` runs on the scheduler's tick: one set-based statement opens
   `questionnaire.<id>.missed` for every active plan whose questionnaire deadline has passed today (in the plan's time
-  zone) without an answer since local midnight; once per local day per alarm.
+  zone) without an answer since local midnight; once per local day per alarm. The deadlines are those in force: a
+  step-up may give a questionnaire a daily deadline (`rules_engine.schedules`).
 """
 
 from __future__ import annotations
@@ -189,7 +190,8 @@ due AS (
     CROSS JOIN LATERAL (SELECT COALESCE(p.body->>'timezone', pt.timezone) AS tz) z
     CROSS JOIN LATERAL (SELECT (%(now)s::timestamptz AT TIME ZONE z.tz) AS at) local_now
     CROSS JOIN LATERAL (SELECT local_now.at::date AS day) local
-    CROSS JOIN LATERAL jsonb_array_elements(p.body->'questionnaires') q
+    LEFT JOIN patient_schedules ps ON ps.patient_id = p.patient_id AND ps.plan_id = p.id
+    CROSS JOIN LATERAL jsonb_array_elements(coalesce(ps.body, p.body)->'questionnaires') q
     WHERE p.status = 'active'
       AND z.tz IN (SELECT name FROM zones)
       AND jsonb_typeof(q->'deadline') = 'string'

@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import math
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -199,6 +200,34 @@ class Questionnaire(BaseModel):
         return self
 
 
+StepZone = Literal["yellow", "red"]
+
+
+class StepQuestionnaire(BaseModel):
+    """A questionnaire of the plan asked every day, by `deadline`, while a step-up lasts."""
+
+    model_config = _Strict
+
+    id: Slug
+    deadline: TimeOfDay
+
+
+class ScheduleStep(BaseModel):
+    """Need-driven measuring: when an alarm on `kind` opens at `zone` (or worse), the patient measures by `schedule`
+    (its entries replace the plan's entries of the same kinds) and answers `questionnaires` daily, for at least
+    `days` days and until `green_days` days with every `kind` measurement green (by the plan's zones); then the
+    schedule steps back down to the plan's own."""
+
+    model_config = _Strict
+
+    kind: KindName
+    zone: StepZone
+    schedule: list[ScheduledMeasurement] = Field(min_length=1, max_length=20)
+    questionnaires: list[StepQuestionnaire] = Field(default_factory=list, max_length=5)
+    days: int = Field(default=5, ge=1, le=60)
+    green_days: int = Field(default=3, ge=1, le=30)
+
+
 class PlanContent(BaseModel):
     """Everything a clinician writes in a plan; the server adds the version when it stores a draft."""
 
@@ -212,6 +241,7 @@ class PlanContent(BaseModel):
     advice: list[ZoneAdvice] = Field(min_length=3, max_length=60)
     contacts: list[Contact] = Field(min_length=1, max_length=10)
     questionnaires: list[Questionnaire] = Field(default_factory=list, max_length=5)
+    step_ups: list[ScheduleStep] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="after")
     def _consistent(self) -> PlanContent:
@@ -228,7 +258,21 @@ class PlanContent(BaseModel):
         ids = [q.id for q in self.questionnaires]
         if len(set(ids)) != len(ids):
             raise ValueError("questionnaires: ids must be distinct")
+        self._check_step_ups(set(ids))
         return self
+
+    def _check_step_ups(self, questionnaire_ids: set[str]) -> None:
+        triggers = [(s.kind, s.zone) for s in self.step_ups]
+        if len(set(triggers)) != len(triggers):
+            raise ValueError("step_ups: one step-up per kind and zone")
+        for step in self.step_ups:
+            if self.zones_of(step.kind) is None:
+                raise ValueError(
+                    f"step_ups: a step-up on {step.kind} needs the plan's {step.kind} zones (they decide green days)"
+                )
+            unknown = [q.id for q in step.questionnaires if q.id not in questionnaire_ids]
+            if unknown:
+                raise ValueError(f"step_ups: questionnaire {unknown[0]!r} is not in the plan's questionnaires")
 
     def zones_of(self, kind: Kind) -> KindZones | None:
         return next((z for z in self.zones if z.kind == kind), None)
@@ -241,14 +285,34 @@ def plan_digest(doc: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class ActiveStep(BaseModel):
+    """A step-up in force: since when, the first local day it may step down (`until`), green days counted so far."""
+
+    model_config = _Strict
+
+    kind: KindName
+    zone: StepZone
+    since: Annotated[AwareDatetime, Strict(False)]
+    until: Annotated[date, Strict(False)]
+    green_days: int = Field(ge=0)
+    green_days_needed: int = Field(ge=1)
+
+
 class SelfManagementPlan(PlanContent):
-    """The plan as published on the gateway's retained plan topic."""
+    """The plan as published on the gateway's retained plan topic.
+
+    `schedule` and `questionnaires` are the ones in force: while a step-up (`active_steps`) lasts they are the
+    stepped-up ones. `schedule_revision` counts schedule changes within the patient's plans, so the gateway takes a
+    stepped-up (or stepped-down) schedule of the same plan version as newer.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
     schema_: Literal["varde.plan/1"] = Field(default="varde.plan/1", alias="schema")
     version: int = Field(ge=1)
     issued_at: Annotated[AwareDatetime, Strict(False)]
+    schedule_revision: int = Field(default=0, ge=0)
+    active_steps: list[ActiveStep] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="before")
     @classmethod
@@ -297,6 +361,7 @@ def parse_plan_message(payload: bytes) -> SelfManagementPlan:
 __all__ = [
     "LIMIT_FIELDS",
     "PLAN_SCHEMA",
+    "ActiveStep",
     "AnswerOption",
     "Contact",
     "KindZones",
@@ -304,8 +369,11 @@ __all__ = [
     "PlanMessageError",
     "Question",
     "Questionnaire",
+    "ScheduleStep",
     "ScheduledMeasurement",
     "SelfManagementPlan",
+    "StepQuestionnaire",
+    "StepZone",
     "Zone",
     "ZoneAdvice",
     "parse_plan_message",

@@ -21,11 +21,11 @@ _DIR = Path(__file__).resolve().parent.parent / "templates" / "i18n"
 
 @cache
 def strings(lang: Lang) -> dict[str, str]:
-    """The UI strings of one language (`clinician_api/templates/i18n/<lang>.json`, the patient-contact
-    sections' `contact.<lang>.json` and the episode section's `episodes.<lang>.json`)."""
+    """The UI strings of one language (`clinician_api/templates/i18n/<lang>.json`, and the sections' own
+    `contact.<lang>.json`, `episodes.<lang>.json` and `schedule.<lang>.json`)."""
     loaded: dict[str, str] = json.loads((_DIR / f"{lang}.json").read_text(encoding="utf-8"))
-    for part in ("contact", "episodes"):
-        loaded.update(json.loads((_DIR / f"{part}.{lang}.json").read_text(encoding="utf-8")))
+    for section in ("contact", "episodes", "schedule"):
+        loaded.update(json.loads((_DIR / f"{section}.{lang}.json").read_text(encoding="utf-8")))
     return loaded
 
 

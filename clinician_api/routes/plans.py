@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Path
 from psycopg import Connection
@@ -19,7 +20,8 @@ from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
 from clinician_api.problems import ProblemError
 from clinician_api.schemas import PlanActivation, PlanList, PlanVersion
 from rules_engine.profiles import LIMIT_NAMES
-from vitals import PlanContent, SelfManagementPlan, plan_topic
+from store import schedules
+from vitals import PlanContent, plan_topic
 
 router = APIRouter(prefix="/api/v1/patients", tags=["plans"], responses=problems.responses(401, 404))
 
@@ -119,7 +121,9 @@ def activate_plan(
     plan = _version(row)
     _write_zones(conn, scope.patient_id, plan, principal.user_id)
     assert plan.activated_at is not None
-    wire = SelfManagementPlan(**plan.body.model_dump(), version=plan.version, issued_at=plan.activated_at)
+    # Step-ups in force carry on under the new version where it still has them (need-driven schedules).
+    today = plan.activated_at.astimezone(ZoneInfo(plan.body.timezone)).date()
+    wire = schedules.plan_activated(conn, scope.patient_id, today, principal.user_id, principal.username)
     gateways = _gateways(conn, scope.patient_id)
     _publish(publisher, [(plan_topic(g), wire.to_json()) for g in gateways])
     return PlanActivation(**plan.model_dump(), published_to=gateways)
@@ -172,6 +176,7 @@ def retire_plan(
         (row[0],),
     ).fetchone()
     if was_active:
+        schedules.plan_retired(conn, scope.patient_id, version, principal.user_id)
         conn.execute("DELETE FROM threshold_overrides WHERE patient_id = %s AND source = 'plan'", (scope.patient_id,))
         _publish(publisher, [(plan_topic(g), b"") for g in _gateways(conn, scope.patient_id)])
     return _version(row)

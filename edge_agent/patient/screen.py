@@ -41,6 +41,7 @@ from vitals import (
 )
 from vitals.plan import Questionnaire
 from vitals.questionnaire import AnswerError
+from vitals.schedules import plan_notices
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,7 @@ class PatientScreen:
             "plan_problem": self.plans.problem,
             "latest": None,
             "schedule": [],
+            "schedule_notices": [],
             "questionnaires": [],
             "receipt": None,
             "message": None,
@@ -336,6 +338,7 @@ class PatientScreen:
                 }
                 for item in todays_schedule(plan, now, measured, done_at)
             ]
+            doc["schedule_notices"] = plan_notices(plan, now.astimezone(tz).date())
             doc["questionnaires"] = [self._questionnaire(plan, q, answers.get(q.id), tz) for q in plan.questionnaires]
         if receipt is not None:
             doc["receipt"] = self._receipt_doc(receipt, now, tz)

@@ -6,6 +6,7 @@ import { trendChart } from "./chart.js";
 import { showNoAccess } from "./glass.js";
 import { formatAge, formatTime, kindName, lang, maybe, patientId, t, withUnit } from "./i18n.js";
 import { planSummary } from "./plan.js";
+import { renderSchedule } from "./schedule.js";
 import { me, signedIn } from "./shell.js";
 
 const RANGES = {
@@ -35,16 +36,17 @@ async function load() {
     $("#loading").textContent = t("error_generic", { detail: error.message });
     return;
   }
-  const [latest, thresholds, plans, alarms, user] = await Promise.all([
+  const [latest, thresholds, plans, schedule, alarms, user] = await Promise.all([
     api(`${base()}/latest`),
     api(`${base()}/thresholds`),
     api(`${base()}/plans`),
+    api(`${base()}/schedule`),
     api("/api/v1/alarms", {
       query: { patient_id: patientId, state: ["open", "acknowledged", "resolved"], lang, limit: 200 },
     }),
     me,
   ]);
-  state = { detail, latest, thresholds, plans, alarms: alarms.items, user };
+  state = { detail, latest, thresholds, plans, schedule, alarms: alarms.items, user };
   render();
   await renderCharts();
 }
@@ -75,6 +77,7 @@ function render() {
   renderAlarms();
   renderGateways();
   renderPlan();
+  renderSchedule($("#measurement-schedule"), state.schedule);
   $("#loading").hidden = true;
   $("#patient").hidden = false;
 }

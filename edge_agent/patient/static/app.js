@@ -166,6 +166,13 @@ function itemName(item) {
   return view.lang === "nb" ? item.name_nb : item.name_en;
 }
 
+function renderScheduleNotices(s) {
+  const notices = s.schedule_notices || [];
+  renderInto("schedule-notices", JSON.stringify(notices), () =>
+    notices.map((n) => el("p", { class: "schedule-notice", "data-kind": n.kind, "data-zone": n.zone }, view.lang === "nb" ? n.nb : n.en)),
+  );
+}
+
 function renderSchedule(s) {
   renderInto("schedule", JSON.stringify(s.schedule), () => {
     if (!s.plan) return [];
@@ -388,6 +395,7 @@ function render() {
   renderMessageNotice(s);
   renderReminders(s);
   renderLatest(s);
+  renderScheduleNotices(s);
   renderSchedule(s);
   renderQuestionnaires(s);
   renderContacts(s);
