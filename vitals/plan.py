@@ -88,7 +88,9 @@ class KindZones(BaseModel):
         return (self.red_low, self.yellow_low, self.yellow_high, self.red_high)
 
     def zone_of(self, value: float) -> Zone:
-        """The zone of `value`: strictly outside a red limit is red, strictly outside a yellow limit yellow."""
+        """The zone of `value` at the kind's decimals (as the cloud's rules compare it): strictly outside a red limit
+        is red, strictly outside a yellow limit yellow."""
+        value = KINDS[self.kind].rounded(value)
         red_low, yellow_low, yellow_high, red_high = self.limits()
         if (red_low is not None and value < red_low) or (red_high is not None and value > red_high):
             return "red"

@@ -8,6 +8,7 @@ import pytest
 from rules_builders import HOUR, at, daily, readings
 
 from rules_engine import AlarmCandidate, Severity, build_patient_rules, evaluate_batch, kind_index
+from rules_engine.explain import format_value
 from rules_engine.profiles import Limit
 from vitals import KINDS, Kind
 
@@ -78,7 +79,7 @@ def test_limits_compare_the_value_rounded_as_it_is_shown(
     candidate = rules[rule]
     shown = f"{value:.{KINDS[kind].decimals}f}"
     assert candidate.value == float(shown)
-    assert candidate.explanation_en.split(",")[0].endswith(f"{shown}{KINDS[kind].unit_display}".replace("%", "%"))
+    assert candidate.explanation_en.split(",")[0].endswith(format_value(float(shown), kind, "en"))
 
 
 def test_a_reading_shown_equal_to_its_limit_never_reads_under_that_limit() -> None:
