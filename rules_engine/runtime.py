@@ -21,6 +21,7 @@ from rules_engine.profiles import (
     LimitOverrides,
     TrendOverrides,
     build_patient_rules,
+    condition_matrix,
     limit_column,
     trend_column,
 )
@@ -39,6 +40,7 @@ _HISTORY_KINDS: list[str] = [
         Kind.PULSE_RATE,
         Kind.HEART_RATE,
         Kind.BP_SYSTOLIC,
+        Kind.BP_DIASTOLIC,
         Kind.BODY_TEMPERATURE,
         Kind.RESP_RATE,
     )
@@ -80,10 +82,17 @@ def evaluate_stored(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
 def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     rows_of_readings, patient_ids = _patient_rows(stored.patient_ids)
     row_of = {pid: i for i, pid in enumerate(patient_ids)}
-    protocols = _protocols(conn, patient_ids)
+    inputs = _patient_inputs(conn, patient_ids)
     overrides = _overrides(conn, patient_ids, row_of)
     trends = _trend_overrides(conn, patient_ids, row_of)
-    rules = build_patient_rules(np.array([protocols[p] for p in patient_ids]), overrides, trends)
+    rules = build_patient_rules(
+        np.array([inputs[p][0] for p in patient_ids]),
+        overrides,
+        trends,
+        conditions=condition_matrix([inputs[p][1] for p in patient_ids]),
+        spo2_scale2=[inputs[p][2] for p in patient_ids],
+        on_oxygen=[inputs[p][3] for p in patient_ids],
+    )
     times = np.array([m.timestamp() for m in stored.measured_at], dtype=np.float64).astype(np.int64)
     kinds = stored.kinds
     batch = ReadingArrays.of(rows_of_readings, [_KIND_BY_NAME[k] for k in kinds], times, stored.values)
@@ -130,9 +139,20 @@ def _patient_rows(patient_ids: Sequence[UUID]) -> tuple[list[int], list[UUID]]:
     return rows, list(distinct)
 
 
-def _protocols(conn: Connection[Any], patient_ids: list[UUID]) -> dict[UUID, str]:
-    rows = conn.execute("SELECT id, protocol FROM patients WHERE id = ANY(%s)", (patient_ids,)).fetchall()
-    return {r[0]: r[1] for r in rows}
+PATIENT_INPUTS_SQL = (
+    "SELECT p.id, p.protocol, coalesce((SELECT array_agg(c.condition) FROM patient_conditions c "
+    "WHERE c.patient_id = p.id), '{}'), coalesce(sp.body->>'spo2_scale' = '2', false), "
+    "coalesce(jsonb_typeof(sp.body->'oxygen') = 'object', false) "
+    "FROM patients p LEFT JOIN self_management_plans sp ON sp.patient_id = p.id AND sp.status = 'active' "
+    "WHERE p.id = ANY(%s)"
+)
+"""Per patient: primary protocol, further conditions, and the active plan's NEWS2 settings (SpO2 scale 2, home
+oxygen); the plan's trend settings arrive as `trend_overrides` rows written at activation."""
+
+
+def _patient_inputs(conn: Connection[Any], patient_ids: list[UUID]) -> dict[UUID, tuple[str, list[str], bool, bool]]:
+    rows = conn.execute(PATIENT_INPUTS_SQL, (patient_ids,)).fetchall()
+    return {r[0]: (r[1], list(r[2]), bool(r[3]), bool(r[4])) for r in rows}
 
 
 def _overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int]) -> LimitOverrides | None:

@@ -201,8 +201,60 @@ class Questionnaire(BaseModel):
         return self
 
 
+TREND_SETTINGS = (
+    "weight_gain_kg",
+    "weight_window_days",
+    "spo2_drop",
+    "pulse_drift",
+    "baseline_days",
+    "baseline_min_readings",
+    "weight_week_gain_kg",
+    "bp_home_systolic",
+    "bp_home_diastolic",
+    "bp_home_days",
+    "bp_home_min_readings",
+)
+"""The trend settings a plan may set (the rules' `TrendSetting` names; the rules check their ranges)."""
+TrendName = Literal[
+    "weight_gain_kg",
+    "weight_window_days",
+    "spo2_drop",
+    "pulse_drift",
+    "baseline_days",
+    "baseline_min_readings",
+    "weight_week_gain_kg",
+    "bp_home_systolic",
+    "bp_home_diastolic",
+    "bp_home_days",
+    "bp_home_min_readings",
+]
+
+
+class HomeOxygen(BaseModel):
+    """Supplemental oxygen at home, prescribed by a clinician: NEWS2 scores it 2 and, on SpO2 scale 2, judges high
+    saturations on oxygen (RCP 2017)."""
+
+    model_config = _Strict
+
+    litres_per_minute: float = Field(gt=0, le=15)
+
+
+class TrendValue(BaseModel):
+    """One trend setting of the plan; `value` None switches that trend rule off for the patient."""
+
+    model_config = _Strict
+
+    setting: TrendName
+    value: float | None = None
+
+
 class PlanContent(BaseModel):
-    """Everything a clinician writes in a plan; the server adds the version when it stores a draft."""
+    """Everything a clinician writes in a plan; the server adds the version when it stores a draft.
+
+    `oxygen` (home oxygen) and `spo2_scale` are the clinician's NEWS2 decisions: scale 2 only for confirmed
+    hypercapnic respiratory failure with a prescribed 88–92 % target (RCP 2017), never implied by a diagnosis.
+    `trends` replace the conditions' trend settings while the plan is active.
+    """
 
     model_config = _Strict
 
@@ -214,6 +266,9 @@ class PlanContent(BaseModel):
     advice: list[ZoneAdvice] = Field(min_length=3, max_length=60)
     contacts: list[Contact] = Field(min_length=1, max_length=10)
     questionnaires: list[Questionnaire] = Field(default_factory=list, max_length=5)
+    oxygen: HomeOxygen | None = None
+    spo2_scale: Literal[1, 2] = 1
+    trends: list[TrendValue] = Field(default_factory=list, max_length=len(TREND_SETTINGS))
 
     @model_validator(mode="after")
     def _consistent(self) -> PlanContent:
@@ -230,6 +285,9 @@ class PlanContent(BaseModel):
         ids = [q.id for q in self.questionnaires]
         if len(set(ids)) != len(ids):
             raise ValueError("questionnaires: ids must be distinct")
+        settings = [t.setting for t in self.trends]
+        if len(set(settings)) != len(settings):
+            raise ValueError("trends: each setting may appear once")
         return self
 
     def zones_of(self, kind: Kind) -> KindZones | None:
@@ -301,6 +359,7 @@ __all__ = [
     "PLAN_SCHEMA",
     "AnswerOption",
     "Contact",
+    "HomeOxygen",
     "KindZones",
     "PlanContent",
     "PlanMessageError",
@@ -308,6 +367,8 @@ __all__ = [
     "Questionnaire",
     "ScheduledMeasurement",
     "SelfManagementPlan",
+    "TREND_SETTINGS",
+    "TrendValue",
     "Zone",
     "ZoneAdvice",
     "parse_plan_message",
