@@ -190,7 +190,12 @@ def home_blood_pressure_candidates(
         n_sys, n_dia = int(results.count_systolic[i]), int(results.count_diastolic[i])
         days = float(results.window_days[i])
         nb, en = explain_home_blood_pressure(
-            sys_mean, dia_mean, max(n_sys, n_dia), days, float(results.limit_systolic[i]), float(results.limit_diastolic[i])
+            sys_mean,
+            dia_mean,
+            max(n_sys, n_dia),
+            days,
+            float(results.limit_systolic[i]),
+            float(results.limit_diastolic[i]),
         )
         out.append(
             AlarmCandidate(

@@ -202,9 +202,7 @@ def history_params(patient_ids: Sequence[UUID], earliest: int, batch_ids: Sequen
     return (list(patient_ids), _HISTORY_KINDS, _HISTORY_KIND_IDX, since, list(batch_ids), HISTORY_PER_KIND)
 
 
-def _history(
-    conn: Connection[Any], patient_ids: list[UUID], earliest: int, batch_ids: Sequence[UUID]
-) -> ReadingArrays:
+def _history(conn: Connection[Any], patient_ids: list[UUID], earliest: int, batch_ids: Sequence[UUID]) -> ReadingArrays:
     """Up to HISTORY_PER_KIND newest readings per patient and kind from the last HISTORY_DAYS, batch excluded."""
     rows = conn.execute(HISTORY_SQL, history_params(patient_ids, earliest, batch_ids)).fetchall()
     if not rows:

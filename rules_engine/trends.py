@@ -9,7 +9,7 @@ to one decimal more than the kind displays, so float noise (84.1 − 82.1) never
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -257,14 +257,7 @@ def weight_gain_week(readings: SortedReadings, trends: NDArray[np.float64], shor
         return week
     breached = week.breached & ~quiet
     severity = np.where(breached, week.severity, np.int8(Severity.NONE)).astype(np.int8)
-    return TrendResults(
-        week.rule,
-        week.kind,
-        *(
-            breached if name == "breached" else severity if name == "severity" else getattr(week, name)
-            for name in _ARRAY_FIELDS
-        ),
-    )
+    return replace(week, breached=breached, severity=severity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +300,7 @@ def _window_mean(
     total = prefix[np.maximum(last + 1, 0)] - prefix[np.minimum(first, len(readings.value))]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    return np.round(mean, 1), count, last
+    return np.asarray(np.round(mean, 1), dtype=np.float64), count, last
 
 
 def home_blood_pressure(readings: SortedReadings, trends: NDArray[np.float64]) -> HomeBloodPressure:

@@ -49,7 +49,7 @@ class KindInfo:
         or shown (rules, NEWS2, texts, the gateway's zones). Scaled, then rounded to an integer, exactly as numpy's
         `round(values, decimals)` does, so the edge and the cloud round every double alike."""
         scale = 10**self.decimals
-        return round(value * scale) / scale
+        return float(round(value * scale) / scale)
 
     def range_text(self) -> str:
         return f"{_fmt(self.plausible_low)}–{_fmt(self.plausible_high)}"

@@ -357,6 +357,7 @@ def parse_plan_message(payload: bytes) -> SelfManagementPlan:
 __all__ = [
     "LIMIT_FIELDS",
     "PLAN_SCHEMA",
+    "TREND_SETTINGS",
     "AnswerOption",
     "Contact",
     "HomeOxygen",
@@ -367,7 +368,6 @@ __all__ = [
     "Questionnaire",
     "ScheduledMeasurement",
     "SelfManagementPlan",
-    "TREND_SETTINGS",
     "TrendValue",
     "Zone",
     "ZoneAdvice",

@@ -170,7 +170,9 @@ def test_hypertension_home_blood_pressure_mean(
     ("systolic", "severity"),
     [(170.0, 0), (179.0, 0), (180.0, Severity.RED), (95.0, Severity.YELLOW)],
 )
-def test_hypertension_single_readings_keep_only_red_hard_limits_on_the_high_side(systolic: float, severity: int) -> None:
+def test_hypertension_single_readings_keep_only_red_hard_limits_on_the_high_side(
+    systolic: float, severity: int
+) -> None:
     result = evaluate_batch(readings([(0, Kind.BP_SYSTOLIC, at(0), systolic)]), build_patient_rules(["hypertension"]))
     assert result.severity.tolist() == [severity]
 

@@ -34,7 +34,9 @@ def test_weight_gain_explanation() -> None:
         "Body weight 84.1 kg, +2.4 kg in 2 days, limit 2.0 kg in 3 days",
     )
     assert explain_weight_gain(80.0, 1.2, 86_400, 1.0, 1.0)[0].endswith("+1,2 kg på 1 dag, grense 1,0 kg på 1 dag")
-    assert explain_weight_gain(80.0, 2.5, 10 * 3600, 2.0, 3.0)[1].endswith("+2.5 kg in 10 hours, limit 2.0 kg in 3 days")
+    assert explain_weight_gain(80.0, 2.5, 10 * 3600, 2.0, 3.0)[1].endswith(
+        "+2.5 kg in 10 hours, limit 2.0 kg in 3 days"
+    )
 
 
 def test_threshold_explanation_with_count() -> None:
@@ -74,6 +76,7 @@ def test_news2_explanation_names_scores_missing_parameters_and_assumptions() -> 
         "Mangler: respirasjonsfrekvens, systolisk blodtrykk, kroppstemperatur. Bevissthet antatt våken."
     )
     assert en == (
-        "NEWS2 at least 6 (yellow): oxygen saturation scale 2 86% (2), pulse rate 112/min (2), supplemental oxygen (2). "
-        "Missing: respiratory rate, systolic blood pressure, body temperature. Consciousness assumed alert."
+        "NEWS2 at least 6 (yellow): oxygen saturation scale 2 86% (2), pulse rate 112/min (2), "
+        "supplemental oxygen (2). Missing: respiratory rate, systolic blood pressure, body temperature. "
+        "Consciousness assumed alert."
     )
