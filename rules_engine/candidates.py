@@ -109,9 +109,12 @@ def threshold_candidates(
         kind = KIND_ORDER[int(breaches.kind_idx[i])]
         limit_code = Limit(int(breaches.breached[i]))
         value, limit, count = float(breaches.value[i]), float(breaches.limit[i]), int(breaches.count[i])
-        nb, en = explain_threshold(kind, value, limit, limit_code, count)
         side = "high" if breaches.high[i] else "low"
         row = int(breaches.patient_row[i])
+        source = LIMIT_SOURCES[int(rules.limit_source[row, breaches.kind_idx[i], limit_code])] if rules else None
+        # The text names the condition only where it tells something: several conditions, or the scale-2 target.
+        said = source if source == "spo2_scale2" or (rules is not None and rules.n_conditions[row] > 1) else None
+        nb, en = explain_threshold(kind, value, limit, limit_code, count, said)
         out.append(
             AlarmCandidate(
                 patient_row=row,
@@ -130,11 +133,7 @@ def threshold_candidates(
                 details={
                     "limit_name": LIMIT_NAMES[limit_code],
                     "side": side,
-                    **(
-                        {"condition": LIMIT_SOURCES[int(rules.limit_source[row, breaches.kind_idx[i], limit_code])]}
-                        if rules is not None
-                        else {}
-                    ),
+                    **({"condition": source} if source is not None else {}),
                 },
             )
         )

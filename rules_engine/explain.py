@@ -86,8 +86,21 @@ def _change_unit(number: str, kind: Kind, lang: str) -> str:
     return with_unit(number, kind, lang)
 
 
-def explain_threshold(kind: Kind, value: float, limit: float, breached: Limit, count: int) -> Texts:
-    """E.g. "Oksygenmetning 86 %, under rød grense 88 %"."""
+CONDITION_NAMES: Mapping[str, Texts] = {
+    "heart_failure": ("hjertesvikt", "heart failure"),
+    "copd": ("kols", "COPD"),
+    "diabetes": ("diabetes", "diabetes"),
+    "hypertension": ("høyt blodtrykk", "hypertension"),
+    "spo2_scale2": ("NEWS2 skala 2-mål", "NEWS2 scale 2 target"),
+}
+"""How a limit's source reads in an explanation (`profiles.LIMIT_SOURCES` names that are worth saying)."""
+
+
+def explain_threshold(
+    kind: Kind, value: float, limit: float, breached: Limit, count: int, source: str | None = None
+) -> Texts:
+    """E.g. "Oksygenmetning 86 %, under rød grense 88 %"; with `source` (the condition the limit came from, for a
+    patient with several, or the scale-2 target) "…, under gul grense 13,9 mmol/L (diabetes)"."""
     info = KINDS[kind]
     low = breached in (Limit.RED_LOW, Limit.YELLOW_LOW)
     red = breached in (Limit.RED_LOW, Limit.RED_HIGH)
@@ -99,6 +112,9 @@ def explain_threshold(kind: Kind, value: float, limit: float, breached: Limit, c
         f"{info.name_en} {format_value(value, kind, 'en')}, {'below' if low else 'above'} the "
         f"{'red' if red else 'yellow'} limit {format_value(limit, kind, 'en')}"
     )
+    if source in CONDITION_NAMES:
+        nb += f" ({CONDITION_NAMES[source][0]})"
+        en += f" ({CONDITION_NAMES[source][1]})"
     if count > 1:
         nb += f" ({count} målinger {'under' if low else 'over'} grensen)"
         en += f" ({count} readings {'below' if low else 'above'} the limit)"

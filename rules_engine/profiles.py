@@ -393,6 +393,8 @@ class PatientRules:
     """(n_patients, N_KINDS, 4): where each limit came from, a code of `LIMIT_SOURCES`."""
     trend_source: NDArray[np.int8]
     """(n_patients, N_TREND_SETTINGS): protocol code of the condition each setting came from, or SOURCE_OVERRIDE."""
+    n_conditions: NDArray[np.int64]
+    """How many conditions (general not counted) each patient has."""
 
     def limit_source_name(self, row: int, kind_idx: int, limit: int) -> str:
         return LIMIT_SOURCES[int(self.limit_source[row, kind_idx, limit])]
@@ -450,7 +452,8 @@ def build_patient_rules(
     if trend_overrides is not None:
         trends[trend_overrides.patient_row, trend_overrides.setting] = trend_overrides.value
         trend_source[trend_overrides.patient_row, trend_overrides.setting] = SOURCE_OVERRIDE
-    return PatientRules(limits, trends, scale2, oxygen, limit_source, trend_source)
+    n_conditions = has[:, 1:].sum(axis=1).astype(np.int64)
+    return PatientRules(limits, trends, scale2, oxygen, limit_source, trend_source, n_conditions)
 
 
 def patient_rules_of(

@@ -68,7 +68,10 @@ def test_batch_yields_one_explained_candidate_per_patient_and_rule() -> None:
     spo2 = found[("p-copd", "threshold.spo2.low")]
     assert (spo2.severity, spo2.value, spo2.limit, spo2.count, spo2.reading_index) == ("red", 83.0, 84.0, 2, 2)
     assert spo2.details["limit_name"] == "red_low"
-    assert spo2.explanation_en == "Oxygen saturation 83%, below the red limit 84% (2 readings below the limit)"
+    assert spo2.explanation_en == (
+        "Oxygen saturation 83%, below the red limit 84% (NEWS2 scale 2 target) (2 readings below the limit)"
+    )
+    assert spo2.details["condition"] == "spo2_scale2"
 
     drift = found[("p-copd", "trend.spo2_baseline")]
     assert (drift.severity, drift.value, drift.details["baseline_median"]) == ("needs_review", 88.0, 93.0)

@@ -106,6 +106,9 @@ def test_an_alarm_names_the_condition_its_limit_came_from() -> None:
     found = {(c.patient_row, c.rule): c for c in evaluate_batch(readings(batch), rules).candidates}
     assert found[(0, "threshold.glucose.high")].details["condition"] == "diabetes"
     assert found[(0, "threshold.bp_systolic.low")].details["condition"] == "heart_failure"
+    # several conditions: the text says whose limit it is; one condition: it need not
+    assert found[(0, "threshold.glucose.high")].explanation_nb.endswith("over gul grense 13,9 mmol/L (diabetes)")
+    assert found[(0, "threshold.bp_systolic.low")].explanation_en.endswith("limit 100 mmHg (heart failure)")
     assert (1, "threshold.glucose.high") not in found  # heart failure alone sets no high glucose limit
 
 
