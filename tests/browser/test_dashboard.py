@@ -157,13 +157,15 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}/edit")
     expect(page.get_by_role("heading", name="Grenser for alarmer")).to_be_visible()
 
-    # COPD: red below 84, yellow below 88. A red limit above the yellow one is refused by the API.
+    # COPD on SpO2 scale 1 (no clinician-set scale 2 yet): red below 92, yellow below 94. A red limit above the
+    # yellow one is refused by the API.
+    expect(page.locator("#limits-conditions")).to_contain_text("Grensene er satt sammen fra: KOLS")
     page.get_by_label("Måling som skal endres").select_option("spo2")
     page.locator("#mode-red_low").select_option("custom")
     page.locator("#value-red_low").fill("95")
     page.get_by_role("button", name="Lagre grensene").click()
     yellow_row = page.locator(".limit-row", has=page.locator("#value-yellow_low"))
-    expect(yellow_row.locator(".field-error")).to_contain_text("gul nedre grense 88 er lavere enn rød nedre grense 95")
+    expect(yellow_row.locator(".field-error")).to_contain_text("gul nedre grense 94 er lavere enn rød nedre grense 95")
     page.locator("#value-red_low").fill("86")
     page.get_by_role("button", name="Lagre grensene").click()
     expect(page.locator("#limits-saved")).to_contain_text("Oksygenmetning")
@@ -171,7 +173,7 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     headers = login(api_url, tenant.nurse, tenant.nurse_password)
     profile = httpx.get(f"{api_url}/api/v1/patients/{patient}/thresholds", headers=headers).json()
     spo2 = next(k for k in profile["kinds"] if k["kind"] == "spo2")
-    assert spo2["red_low"] == {"value": 86.0, "source": "override"}
+    assert spo2["red_low"] == {"value": 86.0, "source": "override", "condition": None}
 
     # A plan: zones, advice in both languages, a contact; the preview shows the patient's words as typed.
     # The first plan starts from the limits set for this patient.
@@ -195,6 +197,12 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     contact.get_by_label("Navn").fill("Lungepoliklinikken")
     contact.get_by_label("Rolle").fill("sykepleier")
     contact.get_by_label("Telefon").fill("ring meg")
+    # The clinician's NEWS2 decisions: scale 2 (confirmed hypercapnic failure) and home oxygen.
+    page.get_by_label("SpO2-skala").select_option("2")
+    expect(page.get_by_label("Oksygenflow (l/min)")).to_be_disabled()
+    page.get_by_label("Hjemmeoksygen").check()
+    page.get_by_label("Oksygenflow (l/min)").fill("2")
+    page.get_by_label("Oksygenflow (l/min)").press("Tab")
     preview = page.locator("#preview")
     expect(preview.locator("[data-zone='red']")).to_contain_text("Oksygenmetning under 85 %")
     expect(preview.locator("[data-zone='red']")).to_contain_text("Ring sykepleier nå.")
@@ -218,6 +226,7 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     page.get_by_role("link", name="Tilbake til pasienten").click()
     expect(page.locator("#plan")).to_contain_text("Versjon 1")
     expect(page.locator("#plan")).to_contain_text("Oksygenmetning (%)")
+    expect(page.locator("#plan")).to_contain_text("NEWS2 SpO2-skala 2 (mål 88–92 %) · Hjemmeoksygen 2 l/min")
 
 
 def test_language_switch_changes_the_interface_and_is_remembered(
