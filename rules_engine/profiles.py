@@ -186,9 +186,13 @@ PROTOCOLS: Mapping[Protocol, ProtocolDefaults] = {
     ),
     Protocol.COPD: ProtocolDefaults(
         Protocol.COPD,
-        # SpO2 follows the patient's NEWS2 scale, not the diagnosis: scale 1 (general limits) unless a clinician
-        # sets scale 2 in the plan (`SPO2_SCALE2_TARGET`). RCP 2017 NEWS2 report, "SpO2 scale 2".
-        dict(_GENERAL),
+        {
+            **_GENERAL,
+            # BTS 2017 oxygen guideline: target 88–92 % for COPD at risk of hypercapnic respiratory failure; red
+            # at ≤ 83 (the band NEWS2 scale 2 scores 3). These are the COPD condition's alarm limits; the NEWS2
+            # *scale* is not implied by them: scale 1 unless a clinician sets scale 2 in the plan (RCP 2017).
+            Kind.SPO2: KindLimits(red_low=84, yellow_low=88),
+        },
         # A fall of more than 4 percentage points below the personal baseline is flagged for review; a Varde
         # default for early exacerbation signs, not a guideline figure.
         TrendSettings(spo2_drop=4.0, pulse_drift=20.0),
@@ -241,7 +245,8 @@ PROTOCOL_KINDS: Mapping[Protocol, tuple[Kind, ...]] = {
 """The kinds a protocol follows (what the editor offers first); the rules judge every kind that arrives."""
 SPO2_SCALE2_TARGET = KindLimits(red_low=84, yellow_low=88)
 """SpO2 low limits on NEWS2 scale 2 (BTS 2017 target 88–92 %; scale 2 ≤ 83 scores 3): with scale 2 set by a
-clinician these replace every condition's SpO2 low limits (a composed "safer" 94 % would alarm all day)."""
+clinician these replace every condition's SpO2 low limits, whatever the composition would give (for a patient
+without COPD among the conditions it would give the general 92/94 %, which alarms all day at an 88–92 % target)."""
 
 
 def _own(table: NDArray[np.float64], general: NDArray[np.float64]) -> NDArray[np.bool_]:

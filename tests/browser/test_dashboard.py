@@ -157,15 +157,14 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}/edit")
     expect(page.get_by_role("heading", name="Grenser for alarmer")).to_be_visible()
 
-    # COPD on SpO2 scale 1 (no clinician-set scale 2 yet): red below 92, yellow below 94. A red limit above the
-    # yellow one is refused by the API.
+    # COPD: red below 84, yellow below 88. A red limit above the yellow one is refused by the API.
     expect(page.locator("#limits-conditions")).to_contain_text("Grensene er satt sammen fra: KOLS")
     page.get_by_label("Måling som skal endres").select_option("spo2")
     page.locator("#mode-red_low").select_option("custom")
     page.locator("#value-red_low").fill("95")
     page.get_by_role("button", name="Lagre grensene").click()
     yellow_row = page.locator(".limit-row", has=page.locator("#value-yellow_low"))
-    expect(yellow_row.locator(".field-error")).to_contain_text("gul nedre grense 94 er lavere enn rød nedre grense 95")
+    expect(yellow_row.locator(".field-error")).to_contain_text("gul nedre grense 88 er lavere enn rød nedre grense 95")
     page.locator("#value-red_low").fill("86")
     page.get_by_role("button", name="Lagre grensene").click()
     expect(page.locator("#limits-saved")).to_contain_text("Oksygenmetning")

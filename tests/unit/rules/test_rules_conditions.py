@@ -32,7 +32,9 @@ COMPOSITION = [
     ("heart_failure", ["diabetes", "copd"], False, Kind.PULSE_RATE, "yellow_low", 50.0, "heart_failure"),
     ("heart_failure", ["diabetes", "copd"], False, Kind.GLUCOSE, "yellow_high", 13.9, "diabetes"),
     ("heart_failure", ["diabetes", "copd"], False, Kind.GLUCOSE, "red_low", 3.0, "general"),
-    ("heart_failure", ["diabetes", "copd"], False, Kind.SPO2, "red_low", 92.0, "general"),  # scale 1
+    # COPD's own SpO2 limits (BTS target 88–92 %) are kept, not out-voted by the general 92/94 %
+    ("heart_failure", ["diabetes", "copd"], False, Kind.SPO2, "red_low", 84.0, "copd"),
+    ("heart_failure", ["diabetes"], False, Kind.SPO2, "red_low", 92.0, "general"),
     # a clinician-set scale 2 target wins over every condition's (and the general) SpO2 low limits
     ("heart_failure", ["diabetes", "copd"], True, Kind.SPO2, "red_low", 84.0, "spo2_scale2"),
     ("heart_failure", ["diabetes", "copd"], True, Kind.SPO2, "yellow_low", 88.0, "spo2_scale2"),

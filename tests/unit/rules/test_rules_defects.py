@@ -41,15 +41,22 @@ def test_copd_patient_on_home_oxygen_news2(scale2: bool, on_oxygen: bool, score:
     assert (found["news2"].severity if "news2" in found else None) == severity
 
 
-def test_copd_no_longer_implies_scale_2_and_the_spo2_limits_follow_the_scale() -> None:
+def test_copd_no_longer_implies_scale_2_and_a_clinician_set_scale_2_target_wins() -> None:
     """RCP 2017 (NEWS2, chapter 'SpO2 scale 2'): scale 2 only for confirmed hypercapnic respiratory failure with a
-    prescribed 88–92 % target, decided and recorded by a clinician; in all other cases scale 1."""
+    prescribed 88–92 % target, decided and recorded by a clinician; in all other cases scale 1. The COPD alarm
+    limits (BTS 2017 target 88–92 %) stay the condition's own."""
     spo2 = kind_index(Kind.SPO2)
     default = build_patient_rules(["copd", "general"])
     assert default.spo2_scale2.tolist() == [False, False]
-    assert default.limits[0, spo2, : Limit.YELLOW_LOW + 1].tolist() == [92.0, 94.0]
-    scale2 = build_patient_rules(["copd", "heart_failure"], spo2_scale2=[True, True])
+    assert default.limits[:, spo2, : Limit.YELLOW_LOW + 1].tolist() == [[84.0, 88.0], [92.0, 94.0]]
+    scale2 = build_patient_rules(["general", "heart_failure"], spo2_scale2=[True, True])
     assert scale2.limits[:, spo2, : Limit.YELLOW_LOW + 1].tolist() == [[84.0, 88.0], [84.0, 88.0]]
+    assert scale2.limit_source_name(1, spo2, Limit.RED_LOW) == "spo2_scale2"
+    # NEWS2 on scale 1 for a COPD patient at 90 %: the chart's 3, not scale 2's 0.
+    result = evaluate_batch(
+        readings([(0, Kind.SPO2, at(0), 90), (0, Kind.PULSE_RATE, at(0), 80)]), build_patient_rules(["copd"])
+    )
+    assert result.news2 is not None and result.news2.score.tolist() == [3]
 
 
 # --- one rounding per kind: compare and explain the same number ---------------------------------------------------

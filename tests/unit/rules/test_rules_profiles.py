@@ -89,7 +89,7 @@ def test_valid_edit_has_no_errors() -> None:
 @pytest.mark.parametrize(
     ("protocol", "overrides", "field", "message"),
     [
-        ("copd", {"spo2": {"yellow_low": 80}}, "spo2.yellow_low", "yellow_low 80 is below red_low 92"),
+        ("copd", {"spo2": {"yellow_low": 80}}, "spo2.yellow_low", "yellow_low 80 is below red_low 84"),
         ("general", {"spo2": {"red_low": 40}}, "spo2.red_low", "red_low 40 % is outside the plausible range 50–100 %"),
         (
             "general",

@@ -37,9 +37,11 @@ def _one(protocol: Protocol, kind: Kind, value: float) -> tuple[int, int]:
 @pytest.mark.parametrize(
     ("protocol", "kind", "value", "severity", "limit"),
     [
-        # COPD without a clinician-set scale 2 is on scale 1 like everyone (RCP 2017).
-        (Protocol.COPD, Kind.SPO2, 94, Severity.NONE, NO_BREACH),
-        (Protocol.COPD, Kind.SPO2, 91, Severity.RED, Limit.RED_LOW),
+        # COPD, BTS 2017 target 88–92 %: limits are the last acceptable values.
+        (Protocol.COPD, Kind.SPO2, 88, Severity.NONE, NO_BREACH),
+        (Protocol.COPD, Kind.SPO2, 87, Severity.YELLOW, Limit.YELLOW_LOW),
+        (Protocol.COPD, Kind.SPO2, 84, Severity.YELLOW, Limit.YELLOW_LOW),
+        (Protocol.COPD, Kind.SPO2, 83, Severity.RED, Limit.RED_LOW),
         (Protocol.COPD, Kind.SPO2, 100, Severity.NONE, NO_BREACH),
         # General, SpO2 scale 1: ≤91 red, 92–93 yellow.
         (Protocol.GENERAL, Kind.SPO2, 94, Severity.NONE, NO_BREACH),
