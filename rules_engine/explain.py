@@ -112,9 +112,10 @@ def explain_threshold(
         f"{info.name_en} {format_value(value, kind, 'en')}, {'below' if low else 'above'} the "
         f"{'red' if red else 'yellow'} limit {format_value(limit, kind, 'en')}"
     )
-    if source in CONDITION_NAMES:
-        nb += f" ({CONDITION_NAMES[source][0]})"
-        en += f" ({CONDITION_NAMES[source][1]})"
+    names = CONDITION_NAMES.get(source) if source is not None else None
+    if names is not None:
+        nb += f" ({names[0]})"
+        en += f" ({names[1]})"
     if count > 1:
         nb += f" ({count} målinger {'under' if low else 'over'} grensen)"
         en += f" ({count} readings {'below' if low else 'above'} the limit)"

@@ -52,16 +52,11 @@ def test_a_batch_is_not_read_back_as_its_own_history(
 
 
 def _activate_plan(db: psycopg.Connection[Any], patient_id: uuid.UUID, **fields: Any) -> None:
+    """An active plan written straight into the table (the rules read its NEWS2 fields there)."""
+    from tests.integration.api.conftest import a_plan
     from vitals import PlanContent
 
-    body = PlanContent.model_validate(
-        {
-            "protocol": "copd",
-            "advice": [{"zone": z, "nb": "Råd", "en": "Advice"} for z in ("green", "yellow", "red")],
-            "contacts": [{"name": "Sykepleier", "role": "Oppfølging", "phone": "+47 22 00 00 00"}],
-            **fields,
-        }
-    )
+    body = PlanContent.model_validate(a_plan(zones=[], **fields))
     db.execute(
         "INSERT INTO self_management_plans (patient_id, version, body, status, activated_at) "
         "VALUES (%s, 1, %s, 'active', now())",
