@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rules_engine.candidates import BatchEvaluation, evaluate_batch
-from rules_engine.profiles import LimitOverrides, PatientRules, TrendOverrides, build_patient_rules
+from rules_engine.profiles import LimitOverrides, PatientRules, TrendOverrides, build_patient_rules, condition_matrix
 from rules_engine.readings import ReadingArrays
 from vitals import Kind
 
@@ -29,6 +29,7 @@ HISTORY_KINDS: tuple[Kind, ...] = (
     Kind.PULSE_RATE,
     Kind.HEART_RATE,
     Kind.BP_SYSTOLIC,
+    Kind.BP_DIASTOLIC,
     Kind.BODY_TEMPERATURE,
     Kind.RESP_RATE,
 )
@@ -43,6 +44,12 @@ class RuleInputs:
     """The follow-up protocol of each patient row (`rules_engine.profiles.Protocol` values)."""
     limit_overrides: LimitOverrides | None = None
     trend_overrides: TrendOverrides | None = None
+    conditions: tuple[tuple[str, ...], ...] = ()
+    """Further conditions of each patient row besides its protocol (empty: none for every row)."""
+    spo2_scale2: tuple[bool, ...] = ()
+    """The clinician's NEWS2 SpO2 scale 2 per row, from the active plan (empty: scale 1 for every row)."""
+    on_oxygen: tuple[bool, ...] = ()
+    """Home oxygen per row, from the active plan (empty: air for every row)."""
 
     def __len__(self) -> int:
         return len(self.protocols)
@@ -51,15 +58,26 @@ class RuleInputs:
         """The inputs of patient rows `rows`, in that order (a row may repeat): row i of the result is row
         `rows[i]` of these inputs. The replay evaluates many batches of one patient in one call this way."""
         rows = np.asarray(rows, dtype=np.int64)
+        picked = rows.tolist()
         return RuleInputs(
-            protocols=tuple(self.protocols[r] for r in rows.tolist()),
+            protocols=tuple(self.protocols[r] for r in picked),
             limit_overrides=_take_overrides(self.limit_overrides, rows),
             trend_overrides=_take_trends(self.trend_overrides, rows),
+            conditions=tuple(self.conditions[r] for r in picked) if self.conditions else (),
+            spo2_scale2=tuple(self.spo2_scale2[r] for r in picked) if self.spo2_scale2 else (),
+            on_oxygen=tuple(self.on_oxygen[r] for r in picked) if self.on_oxygen else (),
         )
 
     def patient_rules(self) -> PatientRules:
         """The dense per-patient tables the rules index (protocol defaults layered with the overrides)."""
-        return build_patient_rules(np.array(self.protocols, dtype=np.str_), self.limit_overrides, self.trend_overrides)
+        return build_patient_rules(
+            np.array(self.protocols, dtype=np.str_),
+            self.limit_overrides,
+            self.trend_overrides,
+            conditions=condition_matrix(self.conditions) if self.conditions else None,
+            spo2_scale2=self.spo2_scale2 or None,
+            on_oxygen=self.on_oxygen or None,
+        )
 
 
 def _new_rows(old_rows: NDArray[np.int64], rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from rules_engine.evaluation import HISTORY_DAYS, HISTORY_KINDS, HISTORY_PER_KIND, RuleInputs, evaluate_patients
 from rules_engine.kinds_index import KIND_INDEX, N_KINDS
-from rules_engine.profiles import Limit, LimitOverrides, limit_column
+from rules_engine.profiles import Limit, LimitOverrides, TrendOverrides, limit_column, trend_column
 from rules_engine.readings import FloatArray, IntArray, ReadingArrays
 from rules_engine.repeats import DEFAULT_TIMEOUT_MINUTES, awaits_repeat
 from rules_engine.thresholds import NO_BREACH
@@ -182,10 +182,28 @@ def plan_overrides(plan: PlanContent, n_patients: int) -> LimitOverrides | None:
 
 
 def uniform_inputs(n_patients: int, protocol: str, plan: PlanContent | None = None) -> RuleInputs:
-    """Every patient on one protocol with one plan's zones (what `varde rules replay` evaluates)."""
+    """Every patient on one protocol with one plan's zones, trend settings, SpO2 scale and home oxygen (what
+    `varde rules replay` evaluates; activating the plan writes the same into the database for ingest)."""
+    if plan is None:
+        return RuleInputs(protocols=(protocol,) * n_patients)
     return RuleInputs(
         protocols=(protocol,) * n_patients,
-        limit_overrides=plan_overrides(plan, n_patients) if plan is not None else None,
+        limit_overrides=plan_overrides(plan, n_patients),
+        trend_overrides=_plan_trends(plan, n_patients),
+        spo2_scale2=(plan.spo2_scale == 2,) * n_patients,
+        on_oxygen=(plan.oxygen is not None,) * n_patients,
+    )
+
+
+def _plan_trends(plan: PlanContent, n_patients: int) -> TrendOverrides | None:
+    if not plan.trends or n_patients == 0:
+        return None
+    settings = [trend_column(t.setting) for t in plan.trends]
+    values = [np.nan if t.value is None else float(t.value) for t in plan.trends]
+    return TrendOverrides.of(
+        np.repeat(np.arange(n_patients), len(settings)),
+        np.tile(settings, n_patients),
+        np.tile(values, n_patients),
     )
 
 

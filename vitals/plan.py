@@ -89,7 +89,9 @@ class KindZones(BaseModel):
         return (self.red_low, self.yellow_low, self.yellow_high, self.red_high)
 
     def zone_of(self, value: float) -> Zone:
-        """The zone of `value`: strictly outside a red limit is red, strictly outside a yellow limit yellow."""
+        """The zone of `value` at the kind's decimals (as the cloud's rules compare it): strictly outside a red limit
+        is red, strictly outside a yellow limit yellow."""
+        value = KINDS[self.kind].rounded(value)
         red_low, yellow_low, yellow_high, red_high = self.limits()
         if (red_low is not None and value < red_low) or (red_high is not None and value > red_high):
             return "red"
@@ -228,8 +230,60 @@ class ScheduleStep(BaseModel):
     green_days: int = Field(default=3, ge=1, le=30)
 
 
+TREND_SETTINGS = (
+    "weight_gain_kg",
+    "weight_window_days",
+    "spo2_drop",
+    "pulse_drift",
+    "baseline_days",
+    "baseline_min_readings",
+    "weight_week_gain_kg",
+    "bp_home_systolic",
+    "bp_home_diastolic",
+    "bp_home_days",
+    "bp_home_min_readings",
+)
+"""The trend settings a plan may set (the rules' `TrendSetting` names; the rules check their ranges)."""
+TrendName = Literal[
+    "weight_gain_kg",
+    "weight_window_days",
+    "spo2_drop",
+    "pulse_drift",
+    "baseline_days",
+    "baseline_min_readings",
+    "weight_week_gain_kg",
+    "bp_home_systolic",
+    "bp_home_diastolic",
+    "bp_home_days",
+    "bp_home_min_readings",
+]
+
+
+class HomeOxygen(BaseModel):
+    """Supplemental oxygen at home, prescribed by a clinician: NEWS2 scores it 2 and, on SpO2 scale 2, judges high
+    saturations on oxygen (RCP 2017)."""
+
+    model_config = _Strict
+
+    litres_per_minute: float = Field(gt=0, le=15)
+
+
+class TrendValue(BaseModel):
+    """One trend setting of the plan; `value` None switches that trend rule off for the patient."""
+
+    model_config = _Strict
+
+    setting: TrendName
+    value: float | None = None
+
+
 class PlanContent(BaseModel):
-    """Everything a clinician writes in a plan; the server adds the version when it stores a draft."""
+    """Everything a clinician writes in a plan; the server adds the version when it stores a draft.
+
+    `oxygen` (home oxygen) and `spo2_scale` are the clinician's NEWS2 decisions: scale 2 only for confirmed
+    hypercapnic respiratory failure with a prescribed 88–92 % target (RCP 2017), never implied by a diagnosis.
+    `trends` replace the conditions' trend settings while the plan is active.
+    """
 
     model_config = _Strict
 
@@ -242,6 +296,9 @@ class PlanContent(BaseModel):
     contacts: list[Contact] = Field(min_length=1, max_length=10)
     questionnaires: list[Questionnaire] = Field(default_factory=list, max_length=5)
     step_ups: list[ScheduleStep] = Field(default_factory=list, max_length=10)
+    oxygen: HomeOxygen | None = None
+    spo2_scale: Literal[1, 2] = 1
+    trends: list[TrendValue] = Field(default_factory=list, max_length=len(TREND_SETTINGS))
 
     @model_validator(mode="after")
     def _consistent(self) -> PlanContent:
@@ -259,6 +316,9 @@ class PlanContent(BaseModel):
         if len(set(ids)) != len(ids):
             raise ValueError("questionnaires: ids must be distinct")
         self._check_step_ups(set(ids))
+        settings = [t.setting for t in self.trends]
+        if len(set(settings)) != len(settings):
+            raise ValueError("trends: each setting may appear once")
         return self
 
     def _check_step_ups(self, questionnaire_ids: set[str]) -> None:
@@ -361,9 +421,11 @@ def parse_plan_message(payload: bytes) -> SelfManagementPlan:
 __all__ = [
     "LIMIT_FIELDS",
     "PLAN_SCHEMA",
+    "TREND_SETTINGS",
     "ActiveStep",
     "AnswerOption",
     "Contact",
+    "HomeOxygen",
     "KindZones",
     "PlanContent",
     "PlanMessageError",
@@ -374,6 +436,7 @@ __all__ = [
     "SelfManagementPlan",
     "StepQuestionnaire",
     "StepZone",
+    "TrendValue",
     "Zone",
     "ZoneAdvice",
     "parse_plan_message",

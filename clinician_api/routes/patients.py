@@ -11,12 +11,14 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from clinician_api import audit, paging, problems
 from clinician_api.access import access_basis_sql, grant_emergency_access, may_break_glass, visible_patients_named
-from clinician_api.deps import Conn, CurrentPrincipal, PatientDep, client_addr
+from clinician_api.deps import Clinician, Conn, CurrentPrincipal, PatientDep, client_addr
 from clinician_api.episode_schemas import CurrentEpisode
+from clinician_api.problems import ProblemError
 from clinician_api.schemas import (
     AccessLogEntry,
     AccessLogPage,
     Bucket,
+    ConditionsEdit,
     DeviceRefOut,
     DeviceStatusOut,
     EmergencyAccess,
@@ -24,6 +26,7 @@ from clinician_api.schemas import (
     GatewayOut,
     Measurement,
     MeasurementPage,
+    PatientConditionsOut,
     PatientDetail,
     PatientPage,
     PatientSummary,
@@ -31,6 +34,7 @@ from clinician_api.schemas import (
     TrendSeries,
     WorstAlarm,
 )
+from store.conditions import ConditionError, load_conditions, set_conditions
 from store.trends import trend_rows
 from vitals import KINDS, Kind
 
@@ -166,8 +170,10 @@ def get_patient(scope: PatientDep) -> PatientDetail:
         "WHERE gateway_id = ANY(%s) ORDER BY gateway_id, address",
         ([g[0] for g in gateways],),
     ).fetchall()
+    found = load_conditions(conn, scope.patient_id)
     return PatientDetail(
         **_summary(row),
+        conditions=list(found.conditions) if found else [],
         birth_date=extra[0],
         national_id=extra[1],
         timezone=extra[2],
@@ -192,6 +198,30 @@ def get_patient(scope: PatientDep) -> PatientDetail:
             for g in gateways
         ],
     )
+
+
+@router.get("/{patient_id}/conditions", response_model=PatientConditionsOut, responses=_PATIENT)
+def get_conditions(scope: PatientDep) -> PatientConditionsOut:
+    """The patient's conditions, the primary first: the rules compose their limits and rules."""
+    found = load_conditions(scope.conn, scope.patient_id)
+    assert found is not None
+    return PatientConditionsOut(patient_id=scope.patient_id, protocol=found.primary, conditions=list(found.conditions))
+
+
+@router.put(
+    "/{patient_id}/conditions",
+    response_model=PatientConditionsOut,
+    responses={**_PATIENT, **problems.responses(403, 422)},
+)
+def put_conditions(scope: PatientDep, body: ConditionsEdit, principal: Clinician) -> PatientConditionsOut:
+    """Replace the patient's conditions (heart failure + diabetes + COPD is common). The first named, or
+    `primary`, becomes the patient's protocol; the rules compose every condition's limits, the safer winning."""
+    scope.conn.execute("SELECT 1 FROM patients WHERE id = %s FOR UPDATE", (scope.patient_id,))
+    try:
+        found = set_conditions(scope.conn, scope.patient_id, body.conditions, body.primary, principal.user_id)
+    except ConditionError as exc:
+        raise ProblemError(422, str(exc)) from None
+    return PatientConditionsOut(patient_id=scope.patient_id, protocol=found.primary, conditions=list(found.conditions))
 
 
 _MAX_BUCKETS = {"hour": 24 * 400, "day": 366 * 10, "week": 53 * 10}

@@ -1,7 +1,9 @@
 """Self-management plans (egenbehandlingsplaner): versioned drafts, activation and retirement.
 
-Activating a version retires the previous one, writes its zones into `threshold_overrides` (source 'plan') so the
-rules judge readings by the plan's numbers, and publishes the plan retained to each of the patient's gateways.
+Activating a version retires the previous one, writes its zones into `threshold_overrides` and its trend settings
+into `trend_overrides` (source 'plan') so the rules judge readings by the plan's numbers, and publishes the plan
+retained to each of the patient's gateways. The plan's home oxygen and SpO2 scale are read by the rules from the
+active plan itself.
 If the broker cannot take the plan, nothing changes (503).
 """
 
@@ -20,6 +22,7 @@ from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
 from clinician_api.problems import ProblemError
 from clinician_api.schemas import PlanActivation, PlanList, PlanVersion
 from rules_engine.profiles import LIMIT_NAMES
+from rules_engine.validation import validate_profile
 from store import schedules
 from vitals import PlanContent, plan_topic
 
@@ -58,6 +61,9 @@ def _get(conn: Connection[Any], patient_id: Any, version: int, *, lock: bool = F
 def create_plan(scope: PatientDep, body: PlanContent, principal: Clinician) -> PlanVersion:
     """Store a validated draft as the next version. It takes effect only when activated."""
     conn = scope.conn
+    errors = validate_profile("general", {}, {t.setting: t.value for t in body.trends})
+    if errors:
+        raise ProblemError(422, "; ".join(e.message for e in errors))
     conn.execute("SELECT 1 FROM patients WHERE id = %s FOR UPDATE", (scope.patient_id,))
     row = conn.execute(
         "INSERT INTO self_management_plans (patient_id, version, body, created_by) "
@@ -133,6 +139,15 @@ def _write_zones(conn: Connection[Any], patient_id: Any, plan: PlanVersion, user
     """The plan's zones replace earlier plan rows and any manual override of the same kinds; a missing limit in a
     zone is stored as NaN, "no limit" in the rules' vocabulary."""
     conn.execute("DELETE FROM threshold_overrides WHERE patient_id = %s AND source = 'plan'", (patient_id,))
+    conn.execute("DELETE FROM trend_overrides WHERE patient_id = %s AND source = 'plan'", (patient_id,))
+    for trend in plan.body.trends:
+        conn.execute(
+            "INSERT INTO trend_overrides (patient_id, setting, value, source, plan_id, updated_by, updated_at) "
+            "VALUES (%s, %s, %s, 'plan', %s, %s, now()) ON CONFLICT (patient_id, setting) DO UPDATE SET "
+            "value = EXCLUDED.value, source = 'plan', plan_id = EXCLUDED.plan_id, updated_by = EXCLUDED.updated_by, "
+            "updated_at = now()",
+            (patient_id, trend.setting, math.nan if trend.value is None else trend.value, plan.id, user_id),
+        )
     for zone in plan.body.zones:
         values = [math.nan if v is None else v for v in zone.limits()]
         conn.execute(
@@ -178,5 +193,6 @@ def retire_plan(
     if was_active:
         schedules.plan_retired(conn, scope.patient_id, version, principal.user_id)
         conn.execute("DELETE FROM threshold_overrides WHERE patient_id = %s AND source = 'plan'", (scope.patient_id,))
+        conn.execute("DELETE FROM trend_overrides WHERE patient_id = %s AND source = 'plan'", (scope.patient_id,))
         _publish(publisher, [(plan_topic(g), b"") for g in _gateways(conn, scope.patient_id)])
     return _version(row)

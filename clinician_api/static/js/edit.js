@@ -55,7 +55,18 @@ function showErrors(form, errors, fallback) {
 // --- limits --------------------------------------------------------------------------------------------------
 
 function sourceLabel(limit) {
+  if (limit.source === "protocol" && limit.condition && limit.condition !== "general")
+    return t("source_condition", { condition: t(`condition_${limit.condition}`) });
   return t(`source_${limit.source}`);
+}
+
+/** Which conditions the limits are composed from (the safer limit wins), and the plan's NEWS2 settings. */
+function renderConditions() {
+  const names = (profile.conditions ?? []).map((c) => t(`protocol_${c}`));
+  const parts = [names.length ? t("limits_conditions", { conditions: names.join(", ") }) : t("limits_no_condition")];
+  if (profile.spo2_scale === 2) parts.push(t("plan_spo2_scale_2"));
+  if (profile.on_oxygen) parts.push(t("plan_oxygen"));
+  $("#limits-conditions").textContent = parts.join(" · ");
 }
 
 /** The kinds the patient's protocol follows (and any the patient measures or has own limits for). */
@@ -81,9 +92,14 @@ function renderLimitsTable() {
     ),
   );
   replaceChildren($("#limits-table tbody"), rows);
+  renderConditions();
 }
 
+/** The value a limit inherits: the composed default the API reports, else the primary protocol's. */
 function protocolDefault(kind, name) {
+  const limit = profile.kinds.find((k) => k.kind === kind)?.[name];
+  if (limit && limit.source === "protocol") return limit.value;
+  if (limit && limit.inherited !== undefined) return limit.inherited;
   return protocolLimits[patient.protocol]?.[kind]?.[name] ?? null;
 }
 
@@ -203,7 +219,7 @@ function renderTrends() {
     return h(
       "div",
       { class: "limit-row", "data-trend": trend.setting },
-      h("label", { for: `${id}-mode` }, t(`trend_${trend.setting}`), h("span", { class: `source source-${trend.source}` }, ` ${t(`source_${trend.source}`)}`)),
+      h("label", { for: `${id}-mode` }, t(`trend_${trend.setting}`), h("span", { class: `source source-${trend.source}` }, ` ${sourceLabel(trend)}`)),
       select,
       h("label", { for: id, class: "visually-hidden" }, t(`trend_${trend.setting}`)),
       h("span", { class: "value-with-unit" }, input, h("span", { class: "unit" }, t(`trend_unit_${trend.setting}`))),
@@ -367,6 +383,10 @@ function fillPlanForm(body) {
   $("#plan-protocol").value = body.protocol;
   $("#plan-diagnosis").value = body.diagnosis ?? "";
   $("#plan-timezone").value = body.timezone ?? "Europe/Oslo";
+  $("#plan-spo2-scale").value = String(body.spo2_scale ?? 1);
+  $("#plan-oxygen").checked = Boolean(body.oxygen);
+  $("#plan-oxygen-flow").value = body.oxygen?.litres_per_minute ?? "";
+  $("#plan-oxygen-flow").disabled = !body.oxygen;
   replaceChildren($("#schedule-rows"), (body.schedule ?? []).map((item) => scheduleRow(item)));
   replaceChildren($("#zone-rows"), (body.zones ?? []).map((zone) => zoneRow(zone)));
   replaceChildren($("#step-rows"), (body.step_ups ?? []).map((step) => stepRow(step)));
@@ -412,6 +432,9 @@ function collectPlan() {
     contacts: [],
     questionnaires: baseVersion?.body.questionnaires ?? [],
     step_ups: [],
+    spo2_scale: Number($("#plan-spo2-scale").value),
+    oxygen: $("#plan-oxygen").checked ? { litres_per_minute: numberOrNull($("#plan-oxygen-flow")) } : null,
+    trends: baseVersion?.body.trends ?? [],
   };
   const tag = (row, list, index) => {
     row.dataset.loc = `${list}.${index}`;
@@ -614,6 +637,10 @@ async function load() {
   const offered = followedKinds().map((k) => k.kind);
   replaceChildren(select, offered.map((kind, i) => h("option", { value: kind, selected: i === 0 }, kindName(kind))));
   select.addEventListener("change", renderLimitRows);
+  $("#plan-oxygen").addEventListener("change", () => {
+    $("#plan-oxygen-flow").disabled = !$("#plan-oxygen").checked;
+    if ($("#plan-oxygen").checked) $("#plan-oxygen-flow").focus();
+  });
   renderTrends();
   $("#trends-form").addEventListener("submit", saveTrends);
   renderLimitsTable();

@@ -56,7 +56,7 @@ function render() {
   document.title = `${detail.display_name} · Varde`;
   $("#patient-name").textContent = detail.display_name;
   const facts = [
-    t(`protocol_${detail.protocol}`),
+    detail.conditions?.length ? detail.conditions.map((c) => t(`protocol_${c}`)).join(" + ") : t(`protocol_${detail.protocol}`),
     detail.team_name,
     detail.birth_date ? t("born", { date: detail.birth_date }) : null,
     detail.last_measured_at ? t("last_measured", { age: formatAge(detail.last_measured_at) }) : t("never_measured"),
