@@ -81,7 +81,7 @@ def _summary(settled):
         ("red never waits", [(0, Kind.SPO2, at(0), 90)], [], [], 30, [("threshold.spo2.low", "red")], []),
         (
             "two yellow in the batch alarm at once",
-            [(0, Kind.SPO2, at(0), 93), (0, Kind.SPO2, at(0, hours=0.05), 93.5)],
+            [(0, Kind.SPO2, at(0), 93), (0, Kind.SPO2, at(0, hours=0.05), 92)],
             [],
             [],
             30,
@@ -153,7 +153,7 @@ def _summary(settled):
         ),
         (
             "a yellow repeat confirms",
-            [(0, Kind.SPO2, at(0, hours=0.2), 93.5)],
+            [(0, Kind.SPO2, at(0, hours=0.2), 92)],
             [_waiting()],
             [],
             30,
