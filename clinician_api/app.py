@@ -30,8 +30,11 @@ from clinician_api.routes import (
     latest,
     patients,
     plans,
+    population,
     questionnaires,
+    reports,
     thresholds,
+    worklist,
 )
 from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.attention import router as attention_router
@@ -131,6 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fhir_export,
         fhir,
         journal,
+        worklist,
+        population,
+        reports,
     ):
         app.include_router(module.router)
     app.include_router(dashboard.router)

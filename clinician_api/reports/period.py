@@ -1,0 +1,153 @@
+"""What the period summary report of one patient holds, read in one transaction: the readings of each kind with the
+patient's zone limits, the alarms and what was done about them, the plan's changes, adherence to the schedule, and
+hand-overs (when the episodes' tables exist). Rendering is `reports.pdf`; delivery to the record is
+`reports.document`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+
+from clinician_api import population
+from clinician_api.routes.thresholds import as_mapping, load_overrides
+from rules_engine.profiles import KindLimits, effective_limits
+from vitals import Kind
+
+
+@dataclass(frozen=True, slots=True)
+class PatientInfo:
+    id: UUID
+    name: str
+    national_id: str | None
+    birth_date: Any
+    protocol: str
+    timezone: str
+    team_name: str
+    organisation: tuple[Any, ...] | None
+    """id, name, org_number of the team's organisation, when it has one."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmLine:
+    opened_at: datetime
+    severity: str
+    kind: str | None
+    explanation_nb: str
+    explanation_en: str
+    state: str
+    resolved_at: datetime | None
+    resolution: str | None
+    resolved_by: str | None
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanChange:
+    version: int
+    status: str
+    created_at: datetime
+    activated_at: datetime | None
+    retired_at: datetime | None
+    by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Zones:
+    """A kind's limits after layering; NaN where there is none (as in `KindLimits`)."""
+
+    red_low: float
+    yellow_low: float
+    yellow_high: float
+    red_high: float
+
+    def zone(self, value: float) -> str:
+        """Limits are strict: a value equal to a limit does not breach it."""
+        if value < self.red_low or value > self.red_high:
+            return "red"
+        if value < self.yellow_low or value > self.yellow_high:
+            return "yellow"
+        return "green"
+
+
+@dataclass
+class PeriodReport:
+    patient: PatientInfo
+    start: datetime
+    end: datetime
+    series: dict[str, list[tuple[datetime, float]]]
+    zones: dict[str, Zones]
+    alarms: list[AlarmLine]
+    plan_changes: list[PlanChange]
+    planned: int
+    taken: int
+    handovers: list[dict[str, Any]] = field(default_factory=list)
+    """Hand-overs in the period: filled once the episodes' hand-over table is merged (the report prints them)."""
+    generated_at: datetime | None = None
+
+    @property
+    def adherence(self) -> float | None:
+        return population.percent(self.taken, self.planned)
+
+
+def _zones(limits: KindLimits) -> Zones:
+    red_low, yellow_low, yellow_high, red_high = (float(v) for v in limits.as_tuple())
+    low = [-math.inf if math.isnan(v) else v for v in (red_low, yellow_low)]
+    high = [math.inf if math.isnan(v) else v for v in (yellow_high, red_high)]
+    return Zones(low[0], low[1], high[0], high[1])
+
+
+def gather(conn: Connection[Any], patient_id: UUID, start: datetime, end: datetime) -> PeriodReport | None:
+    head = conn.execute(
+        "SELECT p.id, p.display_name, p.national_id, p.birth_date, p.protocol, p.timezone, t.name, "
+        "o.id, o.name, o.org_number FROM patients p JOIN care_teams t ON t.id = p.team_id "
+        "LEFT JOIN organisations o ON o.id = t.organisation_id WHERE p.id = %s",
+        (patient_id,),
+    ).fetchone()
+    if head is None:
+        return None
+    patient = PatientInfo(*head[:7], organisation=tuple(head[7:]) if head[7] else None)
+    readings = conn.execute(
+        "SELECT kind, measured_at, value FROM readings WHERE patient_id = %s AND measured_at >= %s "
+        "AND measured_at < %s ORDER BY kind, measured_at",
+        (patient_id, start, end),
+    ).fetchall()
+    series: dict[str, list[tuple[datetime, float]]] = {}
+    for kind, at, value in readings:
+        series.setdefault(kind, []).append((at, float(value)))
+    limits = effective_limits(patient.protocol, as_mapping(load_overrides(conn, patient_id)))
+    zones = {k: _zones(limits[Kind(k)]) for k in series}
+    alarm_rows = conn.execute(
+        "SELECT a.opened_at, a.severity, a.kind, a.explanation_nb, a.explanation_en, a.state, a.resolved_at, "
+        "a.resolution, coalesce(nullif(u.display_name, ''), u.username), "
+        "(SELECT coalesce(array_agg(e.data->>'text' ORDER BY e.at), '{}') FROM alarm_events e "
+        " WHERE e.alarm_id = a.id AND e.event = 'note') "
+        "FROM alarms a LEFT JOIN users u ON u.id = a.resolved_by WHERE a.patient_id = %s AND a.opened_at < %s "
+        "AND coalesce(a.resolved_at, 'infinity') >= %s ORDER BY a.opened_at, a.id",
+        (patient_id, end, start),
+    ).fetchall()
+    alarms = [AlarmLine(*r[:9], notes=tuple(r[9] or ())) for r in alarm_rows]
+    plan_rows = conn.execute(
+        "SELECT pl.version, pl.status, pl.created_at, pl.activated_at, pl.retired_at, "
+        "coalesce(nullif(u.display_name, ''), u.username) FROM self_management_plans pl "
+        "LEFT JOIN users u ON u.id = pl.created_by WHERE pl.patient_id = %s AND ("
+        "pl.created_at BETWEEN %s AND %s OR pl.activated_at BETWEEN %s AND %s OR pl.retired_at BETWEEN %s AND %s) "
+        "ORDER BY pl.version",
+        (patient_id, start, end, start, end, start, end),
+    ).fetchall()
+    planned, taken = population.adherence(conn, [patient_id], start, end).get(patient_id, (0, 0))
+    return PeriodReport(
+        patient=patient,
+        start=start,
+        end=end,
+        series=series,
+        zones=zones,
+        alarms=alarms,
+        plan_changes=[PlanChange(*r) for r in plan_rows],
+        planned=planned,
+        taken=taken,
+    )
