@@ -137,9 +137,7 @@ def adherence(
     return {UUID(str(r[0])): (int(r[1]), int(r[2])) for r in rows}
 
 
-def patient_lines(
-    conn: Connection[Any], team_ids: Sequence[UUID], now: datetime, days: int
-) -> list[PatientLine]:
+def patient_lines(conn: Connection[Any], team_ids: Sequence[UUID], now: datetime, days: int) -> list[PatientLine]:
     start = now - timedelta(days=days)
     rows = conn.execute(PATIENTS_SQL, {"teams": list(team_ids), "now": now, "start": start}).fetchall()
     taken = adherence(conn, [r[0] for r in rows], start, now)
@@ -167,7 +165,7 @@ def summarise(lines: Iterable[PatientLine], days: int) -> list[TeamSummary]:
         teams.setdefault(line.team_id, []).append(line)
     out = []
     for team_id, members in teams.items():
-        zone_trends = {z: {t: 0 for t in TRENDS} for z in ZONES}
+        zone_trends: dict[str, dict[str, int]] = {z: {t: 0 for t in TRENDS} for z in ZONES}
         for m in members:
             zone_trends[m.zone][m.trend] += 1
         out.append(

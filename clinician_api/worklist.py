@@ -82,8 +82,9 @@ class WorkItem:
         return now >= self.due_at
 
 
-def item(type_: str, sla: str, key: Any, patient_id: UUID, name: str, team: UUID, title: str, since: datetime,
-         **extra: Any) -> WorkItem:
+def item(
+    type_: str, sla: str, key: Any, patient_id: UUID, name: str, team: UUID, title: str, since: datetime, **extra: Any
+) -> WorkItem:
     """A work item whose SLA clock started at `since`."""
     return WorkItem(type_, str(key), sla, patient_id, name, team, title, since, since + SLAS[sla], **extra)
 
@@ -189,8 +190,19 @@ def inactive_patients(conn: Connection[Any], q: WorklistQuery) -> list[WorkItem]
             days = (q.now - last_at).days
             title = f"Ingen målinger på {days} dager" if nb else f"No readings for {days} days"
         became = since + timedelta(days=q.inactive_days)
-        found.append(item("inactive_patient", "inactive_patient", patient_id, patient_id, name, team_id, title, became,
-                          link=_patient_link(patient_id)))
+        found.append(
+            item(
+                "inactive_patient",
+                "inactive_patient",
+                patient_id,
+                patient_id,
+                name,
+                team_id,
+                title,
+                became,
+                link=_patient_link(patient_id),
+            )
+        )
     return _with_assignments(conn, found)
 
 
@@ -209,8 +221,19 @@ def plans_due_for_review(conn: Connection[Any], q: WorklistQuery) -> list[WorkIt
         when = f"{activated_at:%Y-%m-%d}"
         title = f"Plan v{version} aktiv siden {when}" if q.lang == "nb" else f"Plan v{version} active since {when}"
         due = activated_at + timedelta(days=q.plan_review_days)
-        found.append(item("plan_review", "plan_review", plan_id, patient_id, name, team_id, title, due,
-                          link=_patient_link(patient_id, "/edit")))
+        found.append(
+            item(
+                "plan_review",
+                "plan_review",
+                plan_id,
+                patient_id,
+                name,
+                team_id,
+                title,
+                due,
+                link=_patient_link(patient_id, "/edit"),
+            )
+        )
     return _with_assignments(conn, found)
 
 
@@ -259,8 +282,8 @@ def assign(
         return None
     conn.execute(
         "INSERT INTO work_assignments (item_type, item_key, patient_id, assignee_id, assigned_by) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (item_type, item_key) DO UPDATE SET assignee_id = EXCLUDED.assignee_id, "
-        "assigned_by = EXCLUDED.assigned_by, assigned_at = now()",
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (item_type, item_key) DO UPDATE SET "
+        "assignee_id = EXCLUDED.assignee_id, assigned_by = EXCLUDED.assigned_by, assigned_at = now()",
         (type_, key, patient_id, assignee, by),
     )
     return _assignments(conn, type_, [key])[key]

@@ -60,7 +60,7 @@ def document_reference_bundle(report: PeriodReport, pdf: bytes, lang: str, creat
         "context": {"period": {"start": report.start.isoformat(), "end": report.end.isoformat()}},
     }
     if patient.organisation:
-        org_id, org_name, org_number = patient.organisation
+        _org_id, org_name, org_number = patient.organisation
         resource["custodian"] = {
             "identifier": {"system": identity.ORGANISATION_NUMBER, "value": org_number},
             "display": org_name,

@@ -17,7 +17,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
 from clinician_api.reports.period import PeriodReport, Zones
@@ -85,7 +85,8 @@ TEXT: dict[str, dict[str, str]] = {
         "adherence_none": "No planned measurements in the period",
         "measurements": "Measurements",
         "no_readings": "No readings in the period.",
-        "chart_caption": "{n} readings, {low}–{high} {unit}. Bands: green, yellow and red zone of the patient's limits.",
+        "chart_caption": "{n} readings, {low}–{high} {unit}. Bands: green, yellow and red zone of the patient's "
+        "limits.",
         "alarms": "Alarms and actions",
         "no_alarms": "No alarms in the period.",
         "col_opened": "Opened",
@@ -142,6 +143,12 @@ def _axis_range(values: Sequence[float], zones: Zones, info: Any) -> tuple[float
     return max(info.plausible_low, low - pad), min(info.plausible_high, high + pad)
 
 
+def _rect(x: float, y: float, w: float, h: float, fill: Any = None, stroke: Any = None) -> Rect:
+    rect = Rect(x, y, w, h)
+    rect.fillColor, rect.strokeColor, rect.strokeWidth = fill, stroke, 0.5
+    return rect
+
+
 def chart(report: PeriodReport, kind: str, width: float, height: float, tz: ZoneInfo, lang: str) -> Drawing:
     info = KINDS[Kind(kind)]
     points = report.series[kind]
@@ -168,8 +175,8 @@ def chart(report: PeriodReport, kind: str, width: float, height: float, tz: Zone
     for a, b, zone in bands:
         a, b = max(a, lo), min(b, hi)
         if b > a:
-            d.add(Rect(left, y(a), plot_w, y(b) - y(a), fillColor=ZONE_FILL[zone], strokeColor=None))
-    d.add(Rect(left, bottom, plot_w, plot_h, fillColor=None, strokeColor=colors.grey, strokeWidth=0.5))
+            d.add(_rect(left, y(a), plot_w, y(b) - y(a), fill=ZONE_FILL[zone]))
+    d.add(_rect(left, bottom, plot_w, plot_h, stroke=colors.grey))
     for value in (lo, (lo + hi) / 2, hi):
         d.add(String(left - 3, y(value) - 3, _fmt_number(value, info.decimals, lang), fontSize=7, textAnchor="end"))
     days = max(1, round((t1 - t0) / 86400))
@@ -241,7 +248,11 @@ def render(report: PeriodReport, lang: str = "nb") -> bytes:
             high=_fmt_number(max(values), info.decimals, lang),
             unit=info.unit_display,
         )
-        story += [p(f"{name} ({info.unit_display})", h3), _Chart(report, kind, width, 46 * mm, tz, lang), p(caption, small)]
+        story += [
+            p(f"{name} ({info.unit_display})", h3),
+            _Chart(report, kind, width, 46 * mm, tz, lang),
+            p(caption, small),
+        ]
 
     story.append(p(t["alarms"], h2))
     if not report.alarms:
@@ -299,7 +310,9 @@ def render(report: PeriodReport, lang: str = "nb") -> bytes:
     def footer(canvas: Any, doc: Any) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7.5)
-        canvas.drawString(20 * mm, 10 * mm, f"Varde · {patient.name} · {when(report.start, False)} – {when(report.end, False)}")
+        canvas.drawString(
+            20 * mm, 10 * mm, f"Varde · {patient.name} · {when(report.start, False)} – {when(report.end, False)}"
+        )
         canvas.drawRightString(A4[0] - 20 * mm, 10 * mm, t["page"].format(n=doc.page))
         canvas.restoreState()
 

@@ -110,7 +110,16 @@ def gather(conn: Connection[Any], patient_id: UUID, start: datetime, end: dateti
     ).fetchone()
     if head is None:
         return None
-    patient = PatientInfo(*head[:7], organisation=tuple(head[7:]) if head[7] else None)
+    patient = PatientInfo(
+        id=head[0],
+        name=head[1],
+        national_id=head[2],
+        birth_date=head[3],
+        protocol=head[4],
+        timezone=head[5],
+        team_name=head[6],
+        organisation=tuple(head[7:]) if head[7] else None,
+    )
     readings = conn.execute(
         "SELECT kind, measured_at, value FROM readings WHERE patient_id = %s AND measured_at >= %s "
         "AND measured_at < %s ORDER BY kind, measured_at",
@@ -130,7 +139,21 @@ def gather(conn: Connection[Any], patient_id: UUID, start: datetime, end: dateti
         "AND coalesce(a.resolved_at, 'infinity') >= %s ORDER BY a.opened_at, a.id",
         (patient_id, end, start),
     ).fetchall()
-    alarms = [AlarmLine(*r[:9], notes=tuple(r[9] or ())) for r in alarm_rows]
+    alarms = [
+        AlarmLine(
+            opened_at=r[0],
+            severity=r[1],
+            kind=r[2],
+            explanation_nb=r[3],
+            explanation_en=r[4],
+            state=r[5],
+            resolved_at=r[6],
+            resolution=r[7],
+            resolved_by=r[8],
+            notes=tuple(r[9] or ()),
+        )
+        for r in alarm_rows
+    ]
     plan_rows = conn.execute(
         "SELECT pl.version, pl.status, pl.created_at, pl.activated_at, pl.retired_at, "
         "coalesce(nullif(u.display_name, ''), u.username) FROM self_management_plans pl "

@@ -74,7 +74,9 @@ def period_pdf(
     scope.action = "read"
     _, content = _period(scope, body)
     name = f"varde-summary-{body.start:%Y%m%d}-{body.end:%Y%m%d}.pdf"
-    return Response(content, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'})
+    return Response(
+        content, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'}
+    )
 
 
 @router.post(

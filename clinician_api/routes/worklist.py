@@ -84,7 +84,7 @@ def get_worklist(
     settings: SettingsDep,
     request: Request,
     team: Annotated[list[UUID] | None, Query(description="Care team ids (default: all of the caller's)")] = None,
-    type: Annotated[list[ItemType] | None, Query(description="Item types (default: all)")] = None,  # noqa: A002
+    type: Annotated[list[ItemType] | None, Query(description="Item types (default: all)")] = None,
     mine: Annotated[bool, Query(description="Only items assigned to the caller")] = False,
     lang: Annotated[Literal["nb", "en"], Query()] = "nb",
 ) -> Worklist:
@@ -113,7 +113,7 @@ def get_worklist(
         team_ids=list(query.team_ids),
         items=[
             WorkItemOut(
-                type=i.type,  # type: ignore[arg-type]
+                type=i.type,
                 key=i.key,
                 sla=i.sla,
                 sla_minutes=int(worklist.SLAS[i.sla].total_seconds() // 60),
@@ -131,7 +131,7 @@ def get_worklist(
             )
             for i in items
         ],
-        counts=[TypeCount(type=t, count=c, overdue=o) for t, (c, o) in counts.items()],  # type: ignore[arg-type]
+        counts=[TypeCount(type=t, count=c, overdue=o) for t, (c, o) in counts.items()],
         inactive_days=query.inactive_days,
         plan_review_days=query.plan_review_days,
     )
@@ -145,7 +145,13 @@ def assign(body: WorkAssignRequest, conn: Conn, principal: Clinician, request: R
     access = patient_access(conn, principal, patient_id) if patient_id else None
     if patient_id is None or access is None or access.emergency:
         audit.record(
-            conn, principal, "assign", request.url.path, "denied", patient_id=patient_id, client_addr=client_addr(request)
+            conn,
+            principal,
+            "assign",
+            request.url.path,
+            "denied",
+            patient_id=patient_id,
+            client_addr=client_addr(request),
         )
         conn.commit()
         raise HTTPException(404, NOT_IN_CARE)
