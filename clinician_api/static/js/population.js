@@ -37,7 +37,12 @@ function teamSection(team) {
         "div",
         {},
         h("dt", {}, t("population_adherence")),
-        h("dd", { "data-figure": "adherence" }, percent(team.adherence), h("span", { class: "muted" }, " ", t("population_adherence_detail", { taken: team.taken, planned: team.planned }))),
+        h(
+          "dd",
+          { "data-figure": "adherence" },
+          percent(team.adherence),
+          team.planned ? h("span", { class: "muted" }, " ", t("population_adherence_detail", { taken: team.taken, planned: team.planned })) : null,
+        ),
       ),
       h("div", {}, h("dt", {}, t("population_burden")), h("dd", { "data-figure": "burden" }, number.format(team.alarms_per_patient_week))),
     ),

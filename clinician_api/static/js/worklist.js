@@ -63,9 +63,12 @@ function row(item) {
     h("td", {}, item.assignee_name ?? h("span", { class: "muted" }, t("worklist_nobody"))),
     h(
       "td",
-      { class: "actions" },
+      {},
       h(
-        "button",
+        "div",
+        { class: "actions" },
+        h(
+          "button",
         {
           type: "button",
           class: mine ? "secondary" : "primary",
@@ -74,7 +77,8 @@ function row(item) {
           "aria-label": t(mine ? "worklist_release_label" : "worklist_take_label", vars),
           onclick: () => act(item, mine ? null : "me"),
         },
-        t(mine ? "worklist_release" : "worklist_take"),
+          t(mine ? "worklist_release" : "worklist_take"),
+        ),
       ),
     ),
   );
