@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import screenshot, sign_in
@@ -18,6 +19,12 @@ from tests.integration.api.work_items import seed_work
 from tests.integration.conftest import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def assert_no_serious_axe_violation(page: Page) -> None:
+    results = Axe().run(page)
+    bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not bad, "\n".join(f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:5]}" for v in bad)
 
 
 def tab_to(page: Page, target: Locator, limit: int = 80) -> None:
@@ -48,6 +55,7 @@ def test_worklist_shows_all_work_most_urgent_first_and_is_worked_with_the_keyboa
     expect(page.locator(f"#wi-message-{seeded.thread}")).to_contain_text("igjen")
     expect(page.locator("[data-count='alarm']")).to_have_text("2")
     screenshot(page, "worklist")
+    assert_no_serious_axe_violation(page)
 
     # Keyboard only: untick "Melding" with Space, then take the message... it is gone, so take the inactive patient.
     messages = page.get_by_label("Melding (1)")
@@ -97,6 +105,7 @@ def test_population_overview_shows_zones_and_trends_downloads_csv_and_prints_wit
     expect(section.locator("tr[data-zone='green'] td[data-trend='stable']")).to_have_text("1")
     expect(page.locator(f"#population-body tr[data-patient='{tenant.patients[0]}']")).to_contain_text("Verre")
     screenshot(page, "population")
+    assert_no_serious_axe_violation(page)
 
     with page.expect_download() as info:
         page.get_by_role("button", name="Last ned CSV").click()
