@@ -21,6 +21,7 @@ from psycopg import Connection
 
 from clinician_api import messages, queue
 from clinician_api.access import Principal
+from vitals import Kind
 
 # The SLA of each item type (and alarm severity): how long an item may wait before it is overdue.
 SLAS: dict[str, timedelta] = {
@@ -169,9 +170,12 @@ def unanswered_messages(conn: Connection[Any], q: WorklistQuery) -> list[WorkIte
     return _with_assignments(conn, found)
 
 
+# The last reading per kind, one index lookup each on (patient_id, kind, measured_at), instead of reading through
+# every reading of the patient.
 _INACTIVE_SQL = (
     "SELECT p.id, p.display_name, p.team_id, r.last_at, coalesce(r.last_at, p.created_at) FROM patients p "
-    "LEFT JOIN LATERAL (SELECT max(measured_at) AS last_at FROM readings WHERE patient_id = p.id) r ON true "
+    "LEFT JOIN LATERAL (SELECT max(x.at) AS last_at FROM unnest(%(kinds)s::text[]) AS k(kind), "
+    "LATERAL (SELECT max(measured_at) AS at FROM readings WHERE patient_id = p.id AND kind = k.kind) x) r ON true "
     "WHERE p.active AND p.team_id = ANY(%(teams)s::uuid[]) "
     "AND coalesce(r.last_at, p.created_at) < %(now)s - make_interval(days => %(days)s)"
 )
@@ -180,7 +184,8 @@ _INACTIVE_SQL = (
 def inactive_patients(conn: Connection[Any], q: WorklistQuery) -> list[WorkItem]:
     """Active patients with no reading for `inactive_days` (since enrolment, for one who never measured). The clock
     starts when the patient became inactive: `inactive_days` after the last reading."""
-    rows = conn.execute(_INACTIVE_SQL, {"teams": list(q.team_ids), "now": q.now, "days": q.inactive_days}).fetchall()
+    params = {"teams": list(q.team_ids), "now": q.now, "days": q.inactive_days, "kinds": [k.value for k in Kind]}
+    rows = conn.execute(_INACTIVE_SQL, params).fetchall()
     nb = q.lang == "nb"
     found = []
     for patient_id, name, team_id, last_at, since in rows:

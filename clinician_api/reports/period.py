@@ -121,9 +121,9 @@ def gather(conn: Connection[Any], patient_id: UUID, start: datetime, end: dateti
         organisation=tuple(head[7:]) if head[7] else None,
     )
     readings = conn.execute(
-        "SELECT kind, measured_at, value FROM readings WHERE patient_id = %s AND measured_at >= %s "
-        "AND measured_at < %s ORDER BY kind, measured_at",
-        (patient_id, start, end),
+        "SELECT kind, measured_at, value FROM readings WHERE patient_id = %s AND kind = ANY(%s) "
+        "AND measured_at >= %s AND measured_at < %s ORDER BY kind, measured_at",
+        (patient_id, [k.value for k in Kind], start, end),
     ).fetchall()
     series: dict[str, list[tuple[datetime, float]]] = {}
     for kind, at, value in readings:

@@ -123,3 +123,20 @@ def test_population_overview_shows_zones_and_trends_downloads_csv_and_prints_wit
     expect(page.locator("#population-form")).to_be_hidden()
     expect(section).to_be_visible()
     screenshot(page, "population-print")
+
+
+def test_patient_page_downloads_the_period_summary_pdf_and_says_when_there_is_no_record_to_send_it_to(
+    page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any]
+) -> None:
+    tenant = make_tenant()
+    insert_alarm(db, tenant.patients[0], severity="yellow", opened_minutes_ago=60)
+    sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{tenant.patients[0]}")
+    expect(page.get_by_role("heading", name="Periodeoppsummering")).to_be_visible()
+    expect(page.get_by_label("Fra")).not_to_have_value("")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Last ned PDF").click()
+    path = info.value.path()
+    assert path is not None and path.read_bytes().startswith(b"%PDF-")
+    assert info.value.suggested_filename.startswith("varde-summary-")
+    page.get_by_role("button", name="Send til journal").click()
+    expect(page.locator("#report-message")).to_have_text("Virksomheten har ikke noe journalsystem å sende til.")
