@@ -32,6 +32,7 @@ SLAS: dict[str, timedelta] = {
     "missed_measurement": timedelta(hours=8),
     "inactive_patient": timedelta(hours=24),
     "plan_review": timedelta(days=14),
+    "handover": timedelta(hours=24),
 }
 # Urgency tiers: tier 0 comes before tier 1 whatever the clocks say, and so on.
 TIERS: dict[str, int] = {
@@ -42,6 +43,7 @@ TIERS: dict[str, int] = {
     "missed_measurement": 1,
     "inactive_patient": 2,
     "plan_review": 2,
+    "handover": 1,
 }
 ALARM_TYPES = ("alarm", "missed_measurement")
 
@@ -242,6 +244,42 @@ def plans_due_for_review(conn: Connection[Any], q: WorklistQuery) -> list[WorkIt
     return _with_assignments(conn, found)
 
 
+def has_table(conn: Connection[Any], name: str) -> bool:
+    """Whether a table exists: the hand-over tables come with the episodes' migration (0160_episodes.sql)."""
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+    return bool(row and row[0])
+
+
+_HANDOVER_SQL = (
+    "SELECT h.id, h.proposed_at, p.id, p.display_name, h.to_team_id, f.name FROM care_handovers h "
+    "JOIN patients p ON p.id = h.patient_id JOIN care_teams f ON f.id = h.from_team_id "
+    "WHERE h.state = 'proposed' AND h.to_team_id = ANY(%(teams)s::uuid[])"
+)
+
+
+def handovers_awaiting_acceptance(conn: Connection[Any], q: WorklistQuery) -> list[WorkItem]:
+    """Hand-overs proposed to one of the query's teams and not yet accepted or declined: the receiving team's
+    work (the sender stays responsible until then). The clock starts at the proposal."""
+    if not has_table(conn, "care_handovers"):
+        return []
+    rows = conn.execute(_HANDOVER_SQL, {"teams": list(q.team_ids)}).fetchall()
+    nb = q.lang == "nb"
+    return [
+        item(
+            "handover",
+            "handover",
+            handover_id,
+            patient_id,
+            name,
+            to_team,
+            f"Overføring fra {from_team} venter på svar" if nb else f"Hand-over from {from_team} awaits your answer",
+            proposed_at,
+            link=_patient_link(patient_id, "#episode"),
+        )
+        for handover_id, proposed_at, patient_id, name, to_team, from_team in rows
+    ]
+
+
 Provider = Callable[[Connection[Any], WorklistQuery], list[WorkItem]]
 PROVIDERS: dict[str, Provider] = {
     "alarm": alarms,
@@ -249,6 +287,7 @@ PROVIDERS: dict[str, Provider] = {
     "missed_measurement": missed_measurements,
     "inactive_patient": inactive_patients,
     "plan_review": plans_due_for_review,
+    "handover": handovers_awaiting_acceptance,
 }
 
 

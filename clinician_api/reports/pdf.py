@@ -62,6 +62,14 @@ TEXT: dict[str, dict[str, str]] = {
         "by": "av {by}",
         "handovers": "Overføringer",
         "no_handovers": "Ingen overføringer i perioden.",
+        "handover_line": "{at}: fra {source} til {to} ({state})",
+        "handover_proposed": "foreslått",
+        "handover_accepted": "akseptert",
+        "handover_declined": "avslått",
+        "handover_withdrawn": "trukket tilbake",
+        "handover_situation": "Situasjon",
+        "handover_plan": "Plan",
+        "handover_watch": "Følg med på",
         "page": "Side {n}",
         "severity_red": "Rød",
         "severity_yellow": "Gul",
@@ -103,6 +111,14 @@ TEXT: dict[str, dict[str, str]] = {
         "by": "by {by}",
         "handovers": "Hand-overs",
         "no_handovers": "No hand-overs in the period.",
+        "handover_line": "{at}: from {source} to {to} ({state})",
+        "handover_proposed": "proposed",
+        "handover_accepted": "accepted",
+        "handover_declined": "declined",
+        "handover_withdrawn": "withdrawn",
+        "handover_situation": "Situation",
+        "handover_plan": "Plan",
+        "handover_watch": "What to watch",
         "page": "Page {n}",
         "severity_red": "Red",
         "severity_yellow": "Yellow",
@@ -302,7 +318,22 @@ def render(report: PeriodReport, lang: str = "nb") -> bytes:
     if not report.handovers:
         story.append(p(t["no_handovers"]))
     for handover in report.handovers:
-        story.append(p(str(handover.get("summary", ""))))
+        state = t.get(f"handover_{handover.state}", handover.state)
+        decided = f", {when(handover.decided_at)}" if handover.decided_at else ""
+        story.append(
+            p(
+                t["handover_line"].format(
+                    at=when(handover.proposed_at), source=handover.from_team, to=handover.to_team, state=state + decided
+                ),
+                h3,
+            )
+        )
+        for label, text in (
+            ("handover_situation", handover.situation),
+            ("handover_plan", handover.plan),
+            ("handover_watch", handover.watch),
+        ):
+            story.append(p(f"{t[label]}: {text}"))
 
     buffer = io.BytesIO()
     title = f"{t['title']} – {patient.name}"

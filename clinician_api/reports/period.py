@@ -13,7 +13,7 @@ from uuid import UUID
 
 from psycopg import Connection
 
-from clinician_api import population
+from clinician_api import population, worklist
 from clinician_api.routes.thresholds import as_mapping, load_overrides
 from rules_engine.profiles import KindLimits, effective_limits
 from vitals import Kind
@@ -57,6 +57,18 @@ class PlanChange:
 
 
 @dataclass(frozen=True, slots=True)
+class HandoverLine:
+    proposed_at: datetime
+    from_team: str
+    to_team: str
+    state: str
+    decided_at: datetime | None
+    situation: str
+    plan: str
+    watch: str
+
+
+@dataclass(frozen=True, slots=True)
 class Zones:
     """A kind's limits after layering; NaN where there is none (as in `KindLimits`)."""
 
@@ -85,8 +97,7 @@ class PeriodReport:
     plan_changes: list[PlanChange]
     planned: int
     taken: int
-    handovers: list[dict[str, Any]] = field(default_factory=list)
-    """Hand-overs in the period: filled once the episodes' hand-over table is merged (the report prints them)."""
+    handovers: list[HandoverLine] = field(default_factory=list)
     generated_at: datetime | None = None
 
     @property
@@ -99,6 +110,21 @@ def _zones(limits: KindLimits) -> Zones:
     low = [-math.inf if math.isnan(v) else v for v in (red_low, yellow_low)]
     high = [math.inf if math.isnan(v) else v for v in (yellow_high, red_high)]
     return Zones(low[0], low[1], high[0], high[1])
+
+
+_HANDOVERS_SQL = (
+    "SELECT h.proposed_at, f.name, t.name, h.state, h.decided_at, h.situation, h.plan, h.watch "
+    "FROM care_handovers h JOIN care_teams f ON f.id = h.from_team_id JOIN care_teams t ON t.id = h.to_team_id "
+    "WHERE h.patient_id = %s AND h.proposed_at < %s AND coalesce(h.decided_at, 'infinity') >= %s "
+    "ORDER BY h.proposed_at, h.id"
+)
+
+
+def _handovers(conn: Connection[Any], patient_id: UUID, start: datetime, end: datetime) -> list[HandoverLine]:
+    """Hand-overs proposed or decided in the period (the hand-over table comes with the episodes' migration)."""
+    if not worklist.has_table(conn, "care_handovers"):
+        return []
+    return [HandoverLine(*r) for r in conn.execute(_HANDOVERS_SQL, (patient_id, end, start)).fetchall()]
 
 
 def gather(conn: Connection[Any], patient_id: UUID, start: datetime, end: datetime) -> PeriodReport | None:
@@ -173,4 +199,5 @@ def gather(conn: Connection[Any], patient_id: UUID, start: datetime, end: dateti
         plan_changes=[PlanChange(*r) for r in plan_rows],
         planned=planned,
         taken=taken,
+        handovers=_handovers(conn, patient_id, start, end),
     )

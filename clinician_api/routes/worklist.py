@@ -18,7 +18,7 @@ from clinician_api.problems import ProblemError
 
 router = APIRouter(prefix="/api/v1/worklist", tags=["worklist"], responses=problems.responses(401, 403))
 
-ItemType = Literal["alarm", "message", "missed_measurement", "inactive_patient", "plan_review"]
+ItemType = Literal["alarm", "message", "missed_measurement", "inactive_patient", "plan_review", "handover"]
 
 
 class WorkItemOut(BaseModel):
@@ -36,6 +36,7 @@ class WorkItemOut(BaseModel):
     overdue: bool
     assignee_id: UUID | None
     assignee_name: str | None
+    assignable: bool = Field(description="Whether the item is taken here (alarms: POST /alarms/{id}/assign)")
     link: str = Field(description="The dashboard page where the work is done")
 
 
@@ -127,6 +128,7 @@ def get_worklist(
                 overdue=i.overdue(now),
                 assignee_id=i.assignee_id,
                 assignee_name=i.assignee_name,
+                assignable=i.type in worklist.ALARM_TYPES or i.type in worklist.ASSIGNABLE,
                 link=i.link,
             )
             for i in items

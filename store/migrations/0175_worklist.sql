@@ -15,6 +15,7 @@ CREATE TABLE work_assignments (
 CREATE INDEX work_assignments_patient_idx ON work_assignments (patient_id);
 
 -- The period summary report (a PDF in a DocumentReference) travels through the same outbox as alarm documents.
+-- `episode_document` is the episodes' own kind (0160_episodes.sql): listed here too, so this later migration keeps it.
 ALTER TABLE journal_outbox DROP CONSTRAINT journal_outbox_kind_check;
 ALTER TABLE journal_outbox ADD CONSTRAINT journal_outbox_kind_check
-    CHECK (kind IN ('alarm_document', 'measurements', 'period_report'));
+    CHECK (kind IN ('alarm_document', 'measurements', 'episode_document', 'period_report'));

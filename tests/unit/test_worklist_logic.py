@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from clinician_api import population, worklist
 from clinician_api.reports import document, pdf
-from clinician_api.reports.period import AlarmLine, PatientInfo, PeriodReport, Zones
+from clinician_api.reports.period import AlarmLine, HandoverLine, PatientInfo, PeriodReport, Zones
 from clinician_api.routes.worklist import ItemType
 from store.settings import Settings
 
@@ -164,3 +164,23 @@ def test_worklist_limits_come_from_the_environment_and_are_bounded(monkeypatch: 
     monkeypatch.setenv("VARDE_WORKLIST_INACTIVE_DAYS", "0")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_report_prints_each_hand_over_with_its_note() -> None:
+    report = _report()
+    report.handovers = [
+        HandoverLine(
+            NOW - timedelta(days=2),
+            "Hjertesviktpoliklinikken",
+            "Oslo kommune responssenter",
+            "accepted",
+            NOW - timedelta(days=1),
+            "Stabil etter justering",
+            "Daglig vekt",
+            "Vektøkning over 2 kg",
+        )
+    ]
+    pages = pypdfium2.PdfDocument(pdf.render(report, "nb"))
+    text = " ".join(pages[i].get_textpage().get_text_range() for i in range(len(pages)))
+    assert "fra Hjertesviktpoliklinikken til Oslo kommune responssenter (akseptert" in " ".join(text.split())
+    assert "Følg med på: Vektøkning over 2 kg" in text

@@ -61,26 +61,22 @@ function row(item) {
       h("div", { class: "muted" }, t("worklist_sla_of", { sla: duration(item.sla_minutes * 60000) })),
     ),
     h("td", {}, item.assignee_name ?? h("span", { class: "muted" }, t("worklist_nobody"))),
-    h(
-      "td",
-      {},
-      h(
-        "div",
-        { class: "actions" },
-        h(
-          "button",
-        {
-          type: "button",
-          class: mine ? "secondary" : "primary",
-          "data-focus-key": key,
-          "data-action": mine ? "release" : "take",
-          "aria-label": t(mine ? "worklist_release_label" : "worklist_take_label", vars),
-          onclick: () => act(item, mine ? null : "me"),
-        },
-          t(mine ? "worklist_release" : "worklist_take"),
-        ),
-      ),
-    ),
+    h("td", {}, h("div", { class: "actions" }, item.assignable ? takeButton(item, key, mine, vars) : null)),
+  );
+}
+
+function takeButton(item, key, mine, vars) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: mine ? "secondary" : "primary",
+      "data-focus-key": key,
+      "data-action": mine ? "release" : "take",
+      "aria-label": t(mine ? "worklist_release_label" : "worklist_take_label", vars),
+      onclick: () => act(item, mine ? null : "me"),
+    },
+    t(mine ? "worklist_release" : "worklist_take"),
   );
 }
 

@@ -175,3 +175,34 @@ def test_population_overview_counts_zones_trends_adherence_and_alarm_burden_and_
     assert {r["zone"] for r in rows} == {"red", "green"}
     exports = audit_rows(db, resource="/api/v1/population/export.csv", action="export", username=tenant.nurse)
     assert {r["patient_id"] for r in exports} == set(tenant.patients)
+
+
+def test_handover_waiting_for_acceptance_is_work_of_the_receiving_team(
+    make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], api_url: str
+) -> None:
+    if not worklist.has_table(db, "care_handovers"):
+        pytest.skip("the hand-over tables come with the episodes' migration (0160_episodes.sql), not on this branch")
+    hospital, municipality = make_tenant(), make_tenant()
+    patient = hospital.patients[0]
+    episode = (
+        db.execute("SELECT id FROM care_episodes WHERE patient_id = %s AND status = 'active'", (patient,)).fetchone()
+        or db.execute(
+            "INSERT INTO care_episodes (patient_id, team_id, reason) VALUES (%s, %s, 'Hjertesvikt') RETURNING id",
+            (patient, hospital.team_id),
+        ).fetchone()
+    )
+    assert episode is not None
+    nurse = db.execute("SELECT id FROM users WHERE username = %s", (hospital.nurse,)).fetchone()
+    assert nurse is not None
+    handover = db.execute(
+        "INSERT INTO care_handovers (episode_id, patient_id, from_team_id, to_team_id, situation, plan, watch, "
+        "proposed_by, proposed_at) VALUES (%s, %s, %s, %s, 'Stabil', 'Daglig vekt', 'Vekt', %s, "
+        "now() - interval '25 hours') RETURNING id",
+        (episode[0], patient, hospital.team_id, municipality.team_id, nurse[0]),
+    ).fetchone()
+    assert handover is not None
+    items = httpx.get(f"{api_url}/api/v1/worklist", headers=headers_for(api_url, municipality)).json()["items"]
+    (found,) = [i for i in items if i["type"] == "handover"]
+    assert found["key"] == str(handover[0]) and found["overdue"] is True and found["assignable"] is False
+    sender = httpx.get(f"{api_url}/api/v1/worklist", headers=headers_for(api_url, hospital)).json()["items"]
+    assert [i for i in sender if i["type"] == "handover"] == []
