@@ -73,38 +73,8 @@ def overview(conn: Conn, principal: Clinician, request: Request, team: Teams = N
         generated_at=datetime.now(UTC),
         days=days,
         trend_days=population.TREND_DAYS,
-        teams=[
-            TeamOut(
-                team_id=s.team_id,
-                team_name=s.team_name,
-                patients=s.patients,
-                zones=s.zones,
-                trends=s.trends,
-                zone_trends=s.zone_trends,
-                adherence=s.adherence,
-                planned=s.planned,
-                taken=s.taken,
-                alarms=s.alarms,
-                alarms_per_patient_week=s.alarms_per_patient_week,
-            )
-            for s in population.summarise(lines, days)
-        ],
-        patients=[
-            PatientOut(
-                patient_id=m.patient_id,
-                name=m.name,
-                team_id=m.team_id,
-                team_name=m.team_name,
-                zone=m.zone,
-                trend=m.trend,
-                adherence=m.adherence,
-                planned=m.planned,
-                taken=m.taken,
-                alarms=m.alarms,
-                alarms_per_week=m.alarms_per_week,
-            )
-            for m in lines
-        ],
+        teams=[TeamOut.model_validate(s, from_attributes=True) for s in population.summarise(lines, days)],
+        patients=[PatientOut.model_validate(m, from_attributes=True) for m in lines],
     )
 
 

@@ -1,7 +1,7 @@
 // The population overview of the chosen team (or all the user's teams): patients by current zone and 7-day trend,
 // adherence to the measurement schedule and alarm burden, each team's totals first. Downloadable as CSV (the
 // server audits the export) and printable (print styles in varde.css).
-import { api, authHeaders, ApiError } from "./api.js";
+import { api, download } from "./api.js";
 import { $, announce, badge, h, replaceChildren } from "./dom.js";
 import { formatTime, lang, t } from "./i18n.js";
 import { currentTeam, me, onTeamChange } from "./shell.js";
@@ -95,16 +95,7 @@ async function load() {
 }
 
 async function exportCsv() {
-  const params = new URLSearchParams(Object.entries(query()).filter(([, v]) => v));
-  const response = await fetch(`/api/v1/population/export.csv?${params}`, { headers: authHeaders(), cache: "no-store" });
-  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
-  const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "population.csv";
-  const url = URL.createObjectURL(await response.blob());
-  const link = h("a", { href: url, download: name, hidden: true });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  await download("/api/v1/population/export.csv", query(), "population.csv");
   $("#population-message").textContent = t("population_exported");
   announce(t("population_exported"));
 }

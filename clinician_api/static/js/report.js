@@ -1,7 +1,7 @@
 // The patient page's period summary: the PDF downloaded (fetched with the session's token, then saved from a
 // blob URL), or sent to the patient's record as a DocumentReference through the journal outbox.
-import { ApiError, api, authHeaders } from "./api.js";
-import { $, announce, h } from "./dom.js";
+import { ApiError, api, download } from "./api.js";
+import { $, announce } from "./dom.js";
 import { patientId, t } from "./i18n.js";
 import { signedIn } from "./shell.js";
 
@@ -13,17 +13,8 @@ function period() {
   return { start: $("#report-start").value, end: $("#report-end").value, lang: $("#report-lang").value };
 }
 
-async function download() {
-  const params = new URLSearchParams(period());
-  const response = await fetch(`/api/v1/patients/${patientId}/reports/period.pdf?${params}`, { headers: authHeaders(), cache: "no-store" });
-  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
-  const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "summary.pdf";
-  const url = URL.createObjectURL(await response.blob());
-  const link = h("a", { href: url, download: name, hidden: true });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+async function downloadPdf() {
+  await download(`/api/v1/patients/${patientId}/reports/period.pdf`, period(), "summary.pdf");
 }
 
 async function deliver() {
@@ -57,7 +48,7 @@ if (signedIn && $("#report-form")) {
   $("#report-start").value = isoDay(new Date(today.getTime() - 29 * 86400000));
   $("#report-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    run(download);
+    run(downloadPdf);
   });
   $("#report-deliver").addEventListener("click", () => run(deliver));
 }
