@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -57,12 +58,20 @@ def test_worklist_shows_all_work_most_urgent_first_and_is_worked_with_the_keyboa
     screenshot(page, "worklist")
     assert_no_serious_axe_violation(page)
 
+    # A new alarm arrives over the alarm queue's live stream, without waiting for the minute's reload.
+    page.evaluate("window.__sameDocument = true")
+    fresh = insert_alarm(db, tenant.patients[1], severity="yellow", opened_minutes_ago=0)
+    db.execute("SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(fresh)], "source": "test"}),))
+    expect(page.locator(f"#wi-alarm-{fresh}")).to_have_count(1, timeout=10_000)
+    assert page.evaluate("window.__sameDocument") is True
+    expect(rows).to_have_count(7)
+
     # Keyboard only: untick "Melding" with Space, then take the message... it is gone, so take the inactive patient.
     messages = page.get_by_label("Melding (1)")
     tab_to(page, messages)
     page.keyboard.press("Space")
     expect(page.locator(f"#wi-message-{seeded.thread}")).to_have_count(0)
-    expect(rows).to_have_count(5)
+    expect(rows).to_have_count(6)
     take = page.locator(f"#wi-inactive_patient-{seeded.inactive} button")
     expect(take).to_have_text("Ta")
     tab_to(page, take)

@@ -1,13 +1,21 @@
 // The nurse's worklist: all work of the chosen team (or all the user's teams), most urgent first, each item with
 // its SLA clock and who is working on it. Filters (type, only mine) apply at once without a reload; the list
-// refreshes every minute and the clocks every 15 s. Taking an item keeps the keyboard focus on its button.
+// reloads when an alarm of the user's teams changes (the alarm queue's live stream) and every minute, and the clocks
+// tick every 15 s. Taking an item keeps the keyboard focus on its button.
 import { api } from "./api.js";
 import { $, $$, announce, badge, h, preserveFocus, syncRows } from "./dom.js";
 import { formatTime, lang, t } from "./i18n.js";
 import { currentTeam, me, onTeamChange } from "./shell.js";
+import { openStream } from "./sse.js";
 
 const ALARM_TYPES = new Set(["alarm", "missed_measurement"]);
-const state = { items: [], user: null };
+const state = { items: [], user: null, pending: null };
+
+/** Many alarm events in a burst make one reload. */
+function loadSoon() {
+  clearTimeout(state.pending);
+  state.pending = setTimeout(() => load(), 300);
+}
 
 function duration(ms) {
   const minutes = Math.max(0, Math.round(ms / 60000));
@@ -127,6 +135,11 @@ async function start() {
   }
   onTeamChange(() => load({ say: true }));
   await load({ say: true });
+  openStream(`/api/v1/alarms/stream?${new URLSearchParams({ lang })}`, {
+    onEvent: loadSoon,
+    onOpen: loadSoon,
+    onState: () => {},
+  });
   setInterval(() => preserveFocus(render), 15_000);
   setInterval(() => load(), 60_000);
 }
