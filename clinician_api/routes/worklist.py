@@ -102,9 +102,20 @@ def get_worklist(
     items = worklist.collect(conn, query, type) if query.team_ids else []
     if mine:
         items = [i for i in items if i.assignee_id == principal.user_id]
+    addr = client_addr(request)
     audit.record_patients(
-        conn, principal, "list", request.url.path, [i.patient_id for i in items], client_addr=client_addr(request)
+        conn,
+        principal,
+        "list",
+        request.url.path,
+        [i.patient_id for i in items if i.type != "handover"],
+        client_addr=addr,
     )
+    # A hand-over's patient is still the sending team's: audited under the receiving team, not as an emergency read.
+    for patient_id, team_id in sorted({(i.patient_id, i.team_id) for i in items if i.type == "handover"}, key=str):
+        audit.record(
+            conn, principal, "list", request.url.path, "ok", patient_id=patient_id, team_id=team_id, client_addr=addr
+        )
     counts = {t: [0, 0] for t in worklist.PROVIDERS}
     for i in items:
         counts[i.type][0] += 1

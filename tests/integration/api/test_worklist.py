@@ -204,5 +204,18 @@ def test_handover_waiting_for_acceptance_is_work_of_the_receiving_team(
     items = httpx.get(f"{api_url}/api/v1/worklist", headers=headers_for(api_url, municipality)).json()["items"]
     (found,) = [i for i in items if i["type"] == "handover"]
     assert found["key"] == str(handover[0]) and found["overdue"] is True and found["assignable"] is False
+    (row,) = audit_rows(db, resource="/api/v1/worklist", patient_id=patient, username=municipality.nurse)
+    assert row["emergency"] is False and row["team_id"] == municipality.team_id
     sender = httpx.get(f"{api_url}/api/v1/worklist", headers=headers_for(api_url, hospital)).json()["items"]
     assert [i for i in sender if i["type"] == "handover"] == []
+
+
+def test_worklist_and_population_pages_are_frames_in_both_languages(api_url: str) -> None:
+    for path, nb, en in (
+        ("/dashboard/worklist", "<h1>Arbeidsliste</h1>", "<h1>Worklist</h1>"),
+        ("/dashboard/population", "<h1>Populasjonsoversikt</h1>", "<h1>Population overview</h1>"),
+    ):
+        page = httpx.get(f"{api_url}{path}")
+        assert page.status_code == 200 and nb in page.text
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert en in httpx.get(f"{api_url}{path}", cookies={"varde_lang": "en"}).text
