@@ -33,7 +33,7 @@ def document_reference_bundle(report: PeriodReport, pdf: bytes, lang: str, creat
     doc_id = identity.stable_id("period-report", patient.id, report.start.isoformat(), report.end.isoformat(), digest)
     bundle_id = identity.stable_id("period-report-bundle", doc_id)
     identifier = {"system": identity.RFC3986, "value": identity.urn(doc_id)}
-    title = f"{TITLES[lang]} {report.start:%d.%m.%Y}–{report.end:%d.%m.%Y}"
+    title = f"{TITLES[lang]} {report.first_day:%d.%m.%Y}–{report.last_day:%d.%m.%Y}"
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "id": str(doc_id),

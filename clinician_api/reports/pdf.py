@@ -237,7 +237,7 @@ def render(report: PeriodReport, lang: str = "nb") -> bytes:
         (t["birth_date"], f"{patient.birth_date:%d.%m.%Y}" if patient.birth_date else "–"),
         (t["team"], patient.team_name),
         (t["organisation"], patient.organisation[1] if patient.organisation else "–"),
-        (t["period"], f"{when(report.start, False)} – {when(report.end, False)}"),
+        (t["period"], f"{report.first_day:%d.%m.%Y} – {report.last_day:%d.%m.%Y}"),
         (t["generated"], when(report.generated_at or datetime.now(UTC))),
     ]
     story: list[Flowable] = [p(t["title"], h1)]
@@ -342,7 +342,7 @@ def render(report: PeriodReport, lang: str = "nb") -> bytes:
         canvas.saveState()
         canvas.setFont("Helvetica", 7.5)
         canvas.drawString(
-            20 * mm, 10 * mm, f"Varde · {patient.name} · {when(report.start, False)} – {when(report.end, False)}"
+            20 * mm, 10 * mm, f"Varde · {patient.name} · {report.first_day:%d.%m.%Y} – {report.last_day:%d.%m.%Y}"
         )
         canvas.drawRightString(A4[0] - 20 * mm, 10 * mm, t["page"].format(n=doc.page))
         canvas.restoreState()

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from psycopg import Connection
 
@@ -103,6 +104,17 @@ class PeriodReport:
     @property
     def adherence(self) -> float | None:
         return population.percent(self.taken, self.planned)
+
+    @property
+    def last_day(self) -> date:
+        """The last day of the period in the patient's time zone (`end` is the midnight after it)."""
+        return (
+            (self.end - timedelta(microseconds=1)).astimezone(ZoneInfo(self.patient.timezone or "Europe/Oslo")).date()
+        )
+
+    @property
+    def first_day(self) -> date:
+        return self.start.astimezone(ZoneInfo(self.patient.timezone or "Europe/Oslo")).date()
 
 
 def _zones(limits: KindLimits) -> Zones:

@@ -184,3 +184,11 @@ def test_report_prints_each_hand_over_with_its_note() -> None:
     text = " ".join(pages[i].get_textpage().get_text_range() for i in range(len(pages)))
     assert "fra Hjertesviktpoliklinikken til Oslo kommune responssenter (akseptert" in " ".join(text.split())
     assert "Følg med på: Vektøkning over 2 kg" in text
+
+
+def test_report_names_the_last_day_of_the_period_not_the_midnight_after_it() -> None:
+    report = _report()
+    report.end = datetime(2026, 12, 6, 23, 0, tzinfo=UTC)  # midnight 7 December in Oslo
+    assert report.last_day == date(2026, 12, 6)
+    text = pypdfium2.PdfDocument(pdf.render(report, "nb"))[0].get_textpage().get_text_range()
+    assert "– 06.12.2026" in text and "07.12.2026" not in text.split("Laget")[0]
