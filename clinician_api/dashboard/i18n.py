@@ -21,11 +21,12 @@ _DIR = Path(__file__).resolve().parent.parent / "templates" / "i18n"
 
 @cache
 def strings(lang: Lang) -> dict[str, str]:
-    """The UI strings of one language (`clinician_api/templates/i18n/<lang>.json`, the patient-contact sections'
-    `contact.<lang>.json`, and the worklist, population and report pages' `worklist.<lang>.json`)."""
+    """The UI strings of one language (`clinician_api/templates/i18n/<lang>.json`, and the sections' own
+    `contact.<lang>.json`, `episodes.<lang>.json`, `schedule.<lang>.json` and `worklist.<lang>.json` (worklist,
+    population overview, period report))."""
     loaded: dict[str, str] = json.loads((_DIR / f"{lang}.json").read_text(encoding="utf-8"))
-    for part in ("contact", "worklist"):
-        loaded.update(json.loads((_DIR / f"{part}.{lang}.json").read_text(encoding="utf-8")))
+    for section in ("contact", "episodes", "schedule", "worklist"):
+        loaded.update(json.loads((_DIR / f"{section}.{lang}.json").read_text(encoding="utf-8")))
     return loaded
 
 

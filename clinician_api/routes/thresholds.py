@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,8 +15,18 @@ from clinician_api import problems
 from clinician_api.deps import Clinician, PatientDep
 from clinician_api.problems import ProblemError
 from clinician_api.schemas import KindProfile, LimitValue, ThresholdEdit, ThresholdProfile, TrendValue
-from rules_engine.profiles import LIMIT_NAMES, PROTOCOL_KINDS, PROTOCOLS, TREND_NAMES, Protocol, effective_limits
+from rules_engine.profiles import (
+    LIMIT_NAMES,
+    LIMIT_SOURCES,
+    PROTOCOL_KINDS,
+    TREND_NAMES,
+    PatientRules,
+    Protocol,
+    effective_limits,
+    patient_rules_of,
+)
 from rules_engine.validation import validate_profile
+from store.conditions import load_conditions
 from vitals import KINDS, Kind
 
 router = APIRouter(prefix="/api/v1/patients", tags=["thresholds"], responses=problems.responses(401, 404))
@@ -23,10 +34,25 @@ router = APIRouter(prefix="/api/v1/patients", tags=["thresholds"], responses=pro
 OverrideRows = dict[str, tuple[tuple[float | None, ...], str]]
 
 
-def _protocol(conn: Connection[Any], patient_id: Any) -> str:
-    row = conn.execute("SELECT protocol FROM patients WHERE id = %s", (patient_id,)).fetchone()
-    assert row is not None
-    return str(row[0])
+@dataclass(frozen=True, slots=True)
+class _Basis:
+    """What the patient's limits are composed from: conditions and the active plan's NEWS2 settings."""
+
+    protocol: str
+    conditions: tuple[str, ...]
+    spo2_scale2: bool
+    on_oxygen: bool
+
+
+def _basis(conn: Connection[Any], patient_id: Any) -> _Basis:
+    found = load_conditions(conn, patient_id)
+    assert found is not None
+    row = conn.execute(
+        "SELECT coalesce(body->>'spo2_scale' = '2', false), coalesce(jsonb_typeof(body->'oxygen') = 'object', false) "
+        "FROM self_management_plans WHERE patient_id = %s AND status = 'active'",
+        (patient_id,),
+    ).fetchone()
+    return _Basis(found.primary, found.conditions, bool(row and row[0]), bool(row and row[1]))
 
 
 def load_overrides(conn: Connection[Any], patient_id: Any) -> OverrideRows:
@@ -48,35 +74,41 @@ def as_mapping(overrides: OverrideRows) -> dict[str, dict[str, float | None]]:
 
 
 def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
-    protocol = _protocol(conn, patient_id)
+    basis = _basis(conn, patient_id)
     overrides = load_overrides(conn, patient_id)
-    effective = effective_limits(protocol, as_mapping(overrides))
-    defaults = PROTOCOLS[Protocol(protocol)].limits
+    composed = patient_rules_of(basis.protocol, conditions=basis.conditions, spo2_scale2=basis.spo2_scale2)
+    effective = effective_limits(
+        basis.protocol, as_mapping(overrides), conditions=basis.conditions, spo2_scale2=basis.spo2_scale2
+    )
     kinds = []
-    for kind in Kind:
+    for k, kind in enumerate(Kind):
         values, source = overrides.get(kind.value, ((None,) * 4, "manual"))
         limits: dict[str, LimitValue] = {}
         for i, name in enumerate(LIMIT_NAMES):
             value = effective[kind].as_tuple()[i]
+            condition = None
             if values[i] is not None:
                 origin = "plan" if source == "plan" else "override"
-            elif not math.isnan(defaults[kind].as_tuple()[i]):
-                origin = "protocol"
+            elif not math.isnan(float(composed.limits[0, k, i])):
+                origin, condition = "protocol", composed.limit_source_name(0, k, i)
             else:
                 origin = "none"
-            limits[name] = LimitValue(value=None if math.isnan(value) else value, source=origin)
+            limits[name] = LimitValue(value=None if math.isnan(value) else value, source=origin, condition=condition)
         kinds.append(KindProfile(kind=kind, unit=KINDS[kind].unit, **limits))
     return ThresholdProfile(
         patient_id=patient_id,
-        protocol=protocol,
+        protocol=basis.protocol,
+        conditions=list(basis.conditions),
+        spo2_scale=2 if basis.spo2_scale2 else 1,
+        on_oxygen=basis.on_oxygen,
         kinds=kinds,
-        followed_kinds=_followed(conn, patient_id, protocol, overrides),
-        trends=_trend_profile(conn, patient_id, protocol),
+        followed_kinds=_followed(conn, patient_id, basis, overrides),
+        trends=_trend_profile(conn, patient_id, composed),
     )
 
 
-def _followed(conn: Connection[Any], patient_id: Any, protocol: str, overrides: OverrideRows) -> list[Kind]:
-    """The protocol's kinds, and any other the patient measures (last 90 days) or has own limits for."""
+def _followed(conn: Connection[Any], patient_id: Any, basis: _Basis, overrides: OverrideRows) -> list[Kind]:
+    """The conditions' kinds, and any other the patient measures (last 90 days) or has own limits for."""
     measured = {
         r[0]
         for r in conn.execute(
@@ -85,7 +117,8 @@ def _followed(conn: Connection[Any], patient_id: Any, protocol: str, overrides: 
             ([k.value for k in Kind], patient_id),
         ).fetchall()
     }
-    wanted = set(PROTOCOL_KINDS[Protocol(protocol)]) | {Kind(k) for k in measured | set(overrides)}
+    followed = {k for c in (basis.protocol, *basis.conditions) for k in PROTOCOL_KINDS[Protocol(c)]}
+    wanted = followed | {Kind(k) for k in measured | set(overrides)}
     return [kind for kind in Kind if kind in wanted]
 
 
@@ -96,25 +129,29 @@ def load_trend_overrides(conn: Connection[Any], patient_id: Any) -> dict[str, tu
     return {r[0]: (float(r[1]), str(r[2])) for r in rows}
 
 
-def _trend_profile(conn: Connection[Any], patient_id: Any, protocol: str) -> list[TrendValue]:
-    defaults = PROTOCOLS[Protocol(protocol)].trends
+def _trend_profile(conn: Connection[Any], patient_id: Any, composed: PatientRules) -> list[TrendValue]:
     own = load_trend_overrides(conn, patient_id)
     out = []
-    for name in TREND_NAMES:
+    for column, name in enumerate(TREND_NAMES):
+        condition = None
         if name in own:
             value, source = own[name]
             origin = "plan" if source == "plan" else "override"
         else:
-            value = float(getattr(defaults, name))
+            value = float(composed.trends[0, column])
             origin = "none" if math.isnan(value) else "protocol"
-        out.append(TrendValue(setting=name, value=None if math.isnan(value) else value, source=origin))
+            if origin == "protocol":
+                condition = LIMIT_SOURCES[int(composed.trend_source[0, column])]
+        out.append(
+            TrendValue(setting=name, value=None if math.isnan(value) else value, source=origin, condition=condition)
+        )
     return out
 
 
 @router.get("/{patient_id}/thresholds", response_model=ThresholdProfile)
 def get_thresholds(scope: PatientDep) -> ThresholdProfile:
-    """Effective limits per kind and where each comes from: `protocol` default, clinician `override`, the active
-    `plan`, or `none` (no limit)."""
+    """Effective limits per kind and where each comes from: `protocol` default (with the `condition` it came from
+    when the patient has several: the safer limit wins), clinician `override`, the active `plan`, or `none`."""
     return profile(scope.conn, scope.patient_id)
 
 
@@ -124,7 +161,7 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
     the protocol default, null inherits it, "off" removes the limit. Refused as a whole when the resulting profile
     is out of order, implausible or in the wrong unit."""
     conn = scope.conn
-    protocol = _protocol(conn, scope.patient_id)
+    basis = _basis(conn, scope.patient_id)
     errors: list[dict[str, Any]] = []
     for kind, edit in body.limits.items():
         if edit.unit != KINDS[kind].unit:
@@ -164,7 +201,9 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
         else:
             merged[changed] = number
     trend_check = {n: v for n, v in merged.items() if v is not None and not math.isnan(v)}
-    problems_found = validate_profile(protocol, current, trend_check)
+    problems_found = validate_profile(
+        basis.protocol, current, trend_check, conditions=basis.conditions, spo2_scale2=basis.spo2_scale2
+    )
     if problems_found:
         raise ProblemError(
             422,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
+from store.events import notify_changes
 from tests.browser.conftest import screenshot, sign_in
 from tests.integration.api.conftest import audit_rows, insert_alarm
 from tests.integration.api.work_items import seed_work
@@ -61,7 +61,7 @@ def test_worklist_shows_all_work_most_urgent_first_and_is_worked_with_the_keyboa
     # A new alarm arrives over the alarm queue's live stream, without waiting for the minute's reload.
     page.evaluate("window.__sameDocument = true")
     fresh = insert_alarm(db, tenant.patients[1], severity="yellow", opened_minutes_ago=0)
-    db.execute("SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(fresh)], "source": "test"}),))
+    notify_changes(db, "api", [fresh])
     expect(page.locator(f"#wi-alarm-{fresh}")).to_have_count(1, timeout=10_000)
     assert page.evaluate("window.__sameDocument") is True
     expect(rows).to_have_count(7)
