@@ -32,9 +32,12 @@ from clinician_api.routes import (
     latest,
     patients,
     plans,
+    population,
     questionnaires,
+    reports,
     schedules,
     thresholds,
+    worklist,
 )
 from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.attention import router as attention_router
@@ -143,6 +146,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fhir,
         journal,
         episodes,
+        worklist,
+        population,
+        reports,
     ):
         app.include_router(module.router)
     app.include_router(dashboard.router)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     pgbackrest_config: Path | None = None
     """pgBackRest configuration file for `varde db backup` / `restore` (the local stack writes its own)."""
     pgbackrest_stanza: str = "varde"
+
+    worklist_inactive_days: int = Field(default=3, ge=1, le=365)
+    """The worklist's inactive patients: an active patient with no reading for this many days (VKP "inactive
+    patient")."""
+    worklist_plan_review_days: int = Field(default=90, ge=1, le=3650)
+    """The worklist's plans due for review: an active plan this many days after its activation."""
 
     environment: Literal["development", "production"] = "development"
     """production: nothing is read from the local stack's files (secrets only from the environment), the token

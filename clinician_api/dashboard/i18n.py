@@ -22,9 +22,10 @@ _DIR = Path(__file__).resolve().parent.parent / "templates" / "i18n"
 @cache
 def strings(lang: Lang) -> dict[str, str]:
     """The UI strings of one language (`clinician_api/templates/i18n/<lang>.json`, and the sections' own
-    `contact.<lang>.json`, `episodes.<lang>.json` and `schedule.<lang>.json`)."""
+    `contact.<lang>.json`, `episodes.<lang>.json`, `schedule.<lang>.json` and `worklist.<lang>.json` (worklist,
+    population overview, period report))."""
     loaded: dict[str, str] = json.loads((_DIR / f"{lang}.json").read_text(encoding="utf-8"))
-    for section in ("contact", "episodes", "schedule"):
+    for section in ("contact", "episodes", "schedule", "worklist"):
         loaded.update(json.loads((_DIR / f"{section}.{lang}.json").read_text(encoding="utf-8")))
     return loaded
 

@@ -89,6 +89,16 @@ def patients_page(request: Request, varde_lang: LangCookie = None) -> HTMLRespon
     return _page(request, varde_lang, "patients")
 
 
+@router.get(f"{PREFIX}/worklist")
+def worklist_page(request: Request, varde_lang: LangCookie = None) -> HTMLResponse:
+    return _page(request, varde_lang, "worklist")
+
+
+@router.get(f"{PREFIX}/population")
+def population_page(request: Request, varde_lang: LangCookie = None) -> HTMLResponse:
+    return _page(request, varde_lang, "population")
+
+
 @router.get(f"{PREFIX}/journal")
 def journal_page(request: Request, varde_lang: LangCookie = None) -> HTMLResponse:
     return _page(request, varde_lang, "journal")

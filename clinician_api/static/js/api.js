@@ -194,3 +194,20 @@ export function toQuery(query) {
   }
   return params.toString();
 }
+
+/** Save a file the API sends (CSV, PDF) with the session's token: fetched, then saved from a blob URL. */
+export async function download(path, query, fallbackName) {
+  const response = await fetch(`${path}?${toQuery(query)}`, { headers: authHeaders(), cache: "no-store" });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
+  const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || fallbackName;
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return name;
+}

@@ -1,0 +1,227 @@
+"""The population overview of a care team: each patient's current zone and 7-day trend, adherence to the plan's
+measurement schedule, and alarm burden, with the team's totals. Also the adherence of one patient over any period
+(the period summary report uses it).
+
+- Zone: the worst open red or yellow alarm (red, yellow), else green.
+- Trend: the worst red/yellow alarm active in the last 7 days against the 7 days before: worse when higher,
+  improving when lower, stable otherwise.
+- Adherence: planned measurements taken. Each schedule entry of the active plan is one planned measurement on each
+  of its weekdays whose deadline fell in the period; it is taken when a reading of its kind exists that local day.
+- Alarm burden: alarms opened in the period per patient-week.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+from psycopg import Connection
+
+Zone = Literal["red", "yellow", "green"]
+Trend = Literal["improving", "stable", "worse"]
+ZONES: tuple[Zone, ...] = ("red", "yellow", "green")
+TRENDS: tuple[Trend, ...] = ("worse", "stable", "improving")
+TREND_DAYS = 7
+_SCORE = "CASE a.severity WHEN 'red' THEN 2 WHEN 'yellow' THEN 1 ELSE 0 END"
+
+ADHERENCE_SQL = """
+WITH sched AS (
+    SELECT pl.patient_id, s->>'kind' AS kind, s->'weekdays' AS weekdays, (s->>'deadline')::time AS deadline,
+           coalesce(pl.body->>'timezone', p.timezone) AS tz
+    FROM self_management_plans pl JOIN patients p ON p.id = pl.patient_id
+    CROSS JOIN LATERAL jsonb_array_elements(coalesce(pl.body->'schedule', '[]'::jsonb)) AS s
+    WHERE pl.status = 'active' AND pl.patient_id = ANY(%(ids)s::uuid[])
+), planned AS (
+    SELECT sc.patient_id, sc.kind, sc.tz, d.day
+    FROM sched sc
+    CROSS JOIN LATERAL (SELECT g::date AS day FROM generate_series((%(start)s AT TIME ZONE sc.tz)::date,
+                        (%(end)s AT TIME ZONE sc.tz)::date, interval '1 day') AS g) AS d
+    WHERE sc.weekdays ? (ARRAY['mon','tue','wed','thu','fri','sat','sun'])[extract(isodow FROM d.day)::int]
+      AND (d.day + sc.deadline) AT TIME ZONE sc.tz > %(start)s
+      AND (d.day + sc.deadline) AT TIME ZONE sc.tz <= %(end)s
+)
+SELECT pd.patient_id, count(*),
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM readings r WHERE r.patient_id = pd.patient_id
+           AND r.kind = pd.kind AND r.measured_at >= pd.day::timestamp AT TIME ZONE pd.tz
+           AND r.measured_at < (pd.day + 1)::timestamp AT TIME ZONE pd.tz))
+FROM planned pd GROUP BY pd.patient_id
+"""
+
+PATIENTS_SQL = f"""
+SELECT p.id, p.display_name, p.team_id, t.name,
+       (SELECT coalesce(max({_SCORE}), 0) FROM alarms a WHERE a.patient_id = p.id AND a.state <> 'resolved'),
+       (SELECT coalesce(max({_SCORE}), 0) FROM alarms a WHERE a.patient_id = p.id AND a.opened_at < %(now)s
+            AND coalesce(a.resolved_at, 'infinity') >= %(now)s - make_interval(days => {TREND_DAYS})),
+       (SELECT coalesce(max({_SCORE}), 0) FROM alarms a WHERE a.patient_id = p.id
+            AND a.opened_at < %(now)s - make_interval(days => {TREND_DAYS})
+            AND coalesce(a.resolved_at, 'infinity') >= %(now)s - make_interval(days => {2 * TREND_DAYS})),
+       (SELECT count(*) FROM alarms a WHERE a.patient_id = p.id AND a.opened_at >= %(start)s
+            AND a.opened_at < %(now)s)
+FROM patients p JOIN care_teams t ON t.id = p.team_id
+WHERE p.active AND p.team_id = ANY(%(teams)s::uuid[])
+ORDER BY t.name, p.display_name, p.id
+"""
+
+
+def zone_of(score: int) -> Zone:
+    return "red" if score >= 2 else "yellow" if score == 1 else "green"
+
+
+def trend_of(last_week: int, week_before: int) -> Trend:
+    """Worse when the last 7 days' worst alarm is worse than the 7 days before, improving when better."""
+    return "worse" if last_week > week_before else "improving" if last_week < week_before else "stable"
+
+
+def percent(taken: int, planned: int) -> float | None:
+    return round(100.0 * taken / planned, 1) if planned else None
+
+
+def per_week(alarms: int, patients: int, days: int) -> float:
+    return round(alarms / (patients * days / 7), 2) if patients and days else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PatientLine:
+    patient_id: UUID
+    name: str
+    team_id: UUID
+    team_name: str
+    zone: Zone
+    trend: Trend
+    planned: int
+    taken: int
+    alarms: int
+    days: int
+
+    @property
+    def adherence(self) -> float | None:
+        return percent(self.taken, self.planned)
+
+    @property
+    def alarms_per_week(self) -> float:
+        return per_week(self.alarms, 1, self.days)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamSummary:
+    team_id: UUID
+    team_name: str
+    patients: int
+    zones: dict[str, int]
+    trends: dict[str, int]
+    zone_trends: dict[str, dict[str, int]]
+    planned: int
+    taken: int
+    alarms: int
+    days: int
+
+    @property
+    def adherence(self) -> float | None:
+        return percent(self.taken, self.planned)
+
+    @property
+    def alarms_per_patient_week(self) -> float:
+        return per_week(self.alarms, self.patients, self.days)
+
+
+def adherence(
+    conn: Connection[Any], patient_ids: Sequence[UUID], start: datetime, end: datetime
+) -> dict[UUID, tuple[int, int]]:
+    """patient → (planned, taken) over [start, end), from the active plan's schedule."""
+    rows = conn.execute(ADHERENCE_SQL, {"ids": list(patient_ids), "start": start, "end": end}).fetchall()
+    return {UUID(str(r[0])): (int(r[1]), int(r[2])) for r in rows}
+
+
+def patient_lines(conn: Connection[Any], team_ids: Sequence[UUID], now: datetime, days: int) -> list[PatientLine]:
+    start = now - timedelta(days=days)
+    rows = conn.execute(PATIENTS_SQL, {"teams": list(team_ids), "now": now, "start": start}).fetchall()
+    taken = adherence(conn, [r[0] for r in rows], start, now)
+    return [
+        PatientLine(
+            patient_id=r[0],
+            name=r[1],
+            team_id=r[2],
+            team_name=r[3],
+            zone=zone_of(r[4]),
+            trend=trend_of(r[5], r[6]),
+            planned=taken.get(r[0], (0, 0))[0],
+            taken=taken.get(r[0], (0, 0))[1],
+            alarms=int(r[7]),
+            days=days,
+        )
+        for r in rows
+    ]
+
+
+def summarise(lines: Iterable[PatientLine], days: int) -> list[TeamSummary]:
+    """The team totals of the patient lines, in the order the teams first appear."""
+    teams: dict[UUID, list[PatientLine]] = {}
+    for line in lines:
+        teams.setdefault(line.team_id, []).append(line)
+    out = []
+    for team_id, members in teams.items():
+        zone_trends: dict[str, dict[str, int]] = {z: {t: 0 for t in TRENDS} for z in ZONES}
+        for m in members:
+            zone_trends[m.zone][m.trend] += 1
+        out.append(
+            TeamSummary(
+                team_id=team_id,
+                team_name=members[0].team_name,
+                patients=len(members),
+                zones={z: sum(zone_trends[z].values()) for z in ZONES},
+                trends={t: sum(zone_trends[z][t] for z in ZONES) for t in TRENDS},
+                zone_trends=zone_trends,
+                planned=sum(m.planned for m in members),
+                taken=sum(m.taken for m in members),
+                alarms=sum(m.alarms for m in members),
+                days=days,
+            )
+        )
+    return out
+
+
+CSV_COLUMNS = (
+    "team",
+    "patient",
+    "zone",
+    "trend_7d",
+    "adherence_percent",
+    "planned_measurements",
+    "taken_measurements",
+    "alarms",
+    "alarms_per_week",
+    "period_days",
+)
+
+
+def _cell(value: Any) -> str:
+    """A spreadsheet cannot run a name that looks like a formula (CSV injection): such text gets a leading '."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def to_csv(lines: Iterable[PatientLine]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for m in lines:
+        writer.writerow(
+            [
+                _cell(m.team_name),
+                _cell(m.name),
+                m.zone,
+                m.trend,
+                "" if m.adherence is None else m.adherence,
+                m.planned,
+                m.taken,
+                m.alarms,
+                m.alarms_per_week,
+                m.days,
+            ]
+        )
+    return out.getvalue()

@@ -1,0 +1,50 @@
+"""Work items of every type in a tenant's team, written straight into the database (the worklist's tests, API and
+browser)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from tests.integration.api.conftest import a_plan, insert_alarm, insert_readings
+from tests.integration.conftest import Tenant
+
+
+@dataclass
+class Seeded:
+    tenant: Tenant
+    red: UUID
+    yellow: UUID
+    missed: UUID
+    thread: UUID
+    plan: UUID
+    inactive: UUID
+
+
+def seed_work(db: psycopg.Connection[Any], tenant: Tenant) -> Seeded:
+    """One item of every type in the tenant's team: patient 0 has alarms, a message and an old plan; patient 1
+    was enrolled ten days ago and never measured."""
+    p0, p1 = tenant.patients[0], tenant.patients[1]
+    insert_readings(db, p0, tenant.gateways[0].gateway_id, "spo2", [95.0], [datetime.now(UTC) - timedelta(hours=1)])
+    red = insert_alarm(db, p0, severity="red", opened_minutes_ago=2, value=84)
+    yellow = insert_alarm(db, p0, severity="yellow", opened_minutes_ago=300, value=91)
+    missed = insert_alarm(db, p0, severity="missed", opened_minutes_ago=60, value=0)
+    row = db.execute(
+        "INSERT INTO message_threads (patient_id, subject, awaiting_team_since) VALUES (%s, 'Hoven ankel', "
+        "now() - interval '3 hours') RETURNING id",
+        (p0,),
+    ).fetchone()
+    assert row is not None
+    plan = db.execute(
+        "INSERT INTO self_management_plans (patient_id, version, status, body, activated_at) "
+        "VALUES (%s, 1, 'active', %s, now() - interval '100 days') RETURNING id",
+        (p0, Jsonb(a_plan())),
+    ).fetchone()
+    assert plan is not None
+    db.execute("UPDATE patients SET created_at = now() - interval '10 days' WHERE id = %s", (p1,))
+    return Seeded(tenant, red, yellow, missed, row[0], plan[0], p1)
