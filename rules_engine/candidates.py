@@ -14,10 +14,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rules_engine.explain import explain_baseline_drift, explain_news2, explain_threshold, explain_weight_gain
+from rules_engine.combined import RECENT_DAYS, CombinedResults, evaluate_combined
+from rules_engine.explain import (
+    explain_baseline_drift,
+    explain_combined,
+    explain_news2,
+    explain_personal_threshold,
+    explain_threshold,
+    explain_weight_gain,
+)
 from rules_engine.kinds_index import KIND_ORDER
 from rules_engine.news2 import DEFAULT_WINDOW_S, RED_AGGREGATE, YELLOW_AGGREGATE, News2Parameter, News2Results
 from rules_engine.news2 import evaluate_news2 as _evaluate_news2
+from rules_engine.personal import SOURCE_NAMES, Source
 from rules_engine.profiles import LIMIT_NAMES, Limit, PatientRules
 from rules_engine.readings import ReadingArrays, sort_readings
 from rules_engine.severity import Severity, SeverityLabel
@@ -34,7 +43,8 @@ NEWS2_MIN_PARAMETERS = 2
 @dataclass(frozen=True, slots=True)
 class AlarmCandidate:
     """One rule's finding for one patient in one batch. Rule ids: "threshold.<kind>.low|high",
-    "trend.weight_gain", "trend.spo2_baseline", "trend.pulse_baseline", "news2"."""
+    "trend.weight_gain", "trend.spo2_baseline", "trend.pulse_baseline", "news2", "combined.heart_failure",
+    "combined.copd"."""
 
     patient_row: int
     patient_id: PatientId | None
@@ -83,16 +93,35 @@ def _batch_index(index: int) -> int | None:
 
 
 def threshold_candidates(
-    breaches: ThresholdBreaches, patient_ids: Sequence[PatientId] | NDArray[Any] | None = None
+    breaches: ThresholdBreaches,
+    patient_ids: Sequence[PatientId] | NDArray[Any] | None = None,
+    rules: PatientRules | None = None,
 ) -> list[AlarmCandidate]:
+    """One candidate per breach. With `rules`, a breached personal limit is explained against the patient's usual
+    value and `details["personal"]` carries the baseline; `details["limit_source"]` names every limit's origin."""
     out = []
     for i in range(len(breaches)):
         kind = KIND_ORDER[int(breaches.kind_idx[i])]
         limit_code = Limit(int(breaches.breached[i]))
         value, limit, count = float(breaches.value[i]), float(breaches.limit[i]), int(breaches.count[i])
-        nb, en = explain_threshold(kind, value, limit, limit_code, count)
-        side = "high" if breaches.high[i] else "low"
         row = int(breaches.patient_row[i])
+        k = int(breaches.kind_idx[i])
+        source = Source.PROTOCOL
+        extra: dict[str, Any] = {}
+        if rules is not None and rules.limit_source.shape[0] > row:
+            source = Source(int(rules.limit_source[row, k, limit_code]))
+            extra["limit_source"] = SOURCE_NAMES[source]
+        if source is Source.PERSONAL:
+            centre, spread = float(rules.centre[row, k]), float(rules.spread[row, k])  # type: ignore[union-attr]
+            nb, en = explain_personal_threshold(kind, value, limit, limit_code, count, centre, spread)
+            extra["personal"] = {
+                "centre": centre,
+                "spread": spread,
+                "version": int(rules.baseline_version[row, k]),  # type: ignore[union-attr]
+            }
+        else:
+            nb, en = explain_threshold(kind, value, limit, limit_code, count)
+        side = "high" if breaches.high[i] else "low"
         out.append(
             AlarmCandidate(
                 patient_row=row,
@@ -108,7 +137,7 @@ def threshold_candidates(
                 explanation_nb=nb,
                 explanation_en=en,
                 reading_index=int(breaches.reading_index[i]),
-                details={"limit_name": LIMIT_NAMES[limit_code], "side": side},
+                details={"limit_name": LIMIT_NAMES[limit_code], "side": side, **extra},
             )
         )
     return out
@@ -145,6 +174,53 @@ def trend_candidates(
                 explanation_en=en,
                 reading_index=_batch_index(int(hits.reading_index[i])),
                 details={"start_value": start_value, "end_value": end_value, "delta": delta, **details},
+            )
+        )
+    return out
+
+
+def combined_candidates(
+    results: CombinedResults, patient_ids: Sequence[PatientId] | NDArray[Any] | None = None
+) -> list[AlarmCandidate]:
+    """One yellow candidate per patient whose combined score breached; `details["contributions"]` per kind."""
+    hits = results.breaches()
+    out = []
+    for i in range(len(hits)):
+        parts = []
+        contributions: dict[str, dict[str, float]] = {}
+        for j, spec in enumerate(hits.inputs):
+            recent = float(hits.recent[i, j])
+            if np.isnan(recent) or np.isnan(hits.centre[i, j]):
+                continue
+            centre, contribution = float(hits.centre[i, j]), float(hits.contribution[i, j])
+            parts.append((spec.kind, recent, centre, contribution))
+            contributions[spec.kind.value] = {
+                "recent_median": recent,
+                "centre": centre,
+                "spread": float(hits.spread[i, j]),
+                "z": round(float(hits.z[i, j]), 2),
+                "contribution": round(contribution, 2),
+            }
+        score, limit = float(hits.score[i]), float(hits.limit[i])
+        nb, en = explain_combined(results.rule, score, limit, parts, RECENT_DAYS)
+        row = int(hits.patient_row[i])
+        anchor = int(hits.anchor_at[i])
+        out.append(
+            AlarmCandidate(
+                patient_row=row,
+                patient_id=_patient_id(patient_ids, row),
+                rule=results.rule,
+                kind=None,
+                severity=Severity(int(hits.severity[i])).label,
+                value=score,
+                limit=limit,
+                window_start=_at(anchor - int(RECENT_DAYS * DAY_S)),
+                window_end=_at(anchor),
+                count=int(hits.count[i]),
+                explanation_nb=nb,
+                explanation_en=en,
+                reading_index=_batch_index(int(hits.reading_index[i])),
+                details={"score": score, "limit": limit, "recent_days": RECENT_DAYS, "contributions": contributions},
             )
         )
     return out
@@ -229,9 +305,12 @@ def evaluate_batch(
     readings = sort_readings(history if history is not None else ReadingArrays.empty(), batch)
     trends = evaluate_trends(readings, rules.trends)
     scores = _evaluate_news2(readings, rules.spo2_scale2, rules.on_oxygen, window_s=news2_window_s) if news2 else None
-    candidates = threshold_candidates(breaches, patient_ids)
+    combined = evaluate_combined(readings, rules)
+    candidates = threshold_candidates(breaches, patient_ids, rules)
     for result in trends:
         candidates.extend(trend_candidates(result, patient_ids))
+    for combined_result in combined:
+        candidates.extend(combined_candidates(combined_result, patient_ids))
     if scores is not None:
         candidates.extend(news2_candidates(scores, patient_ids))
     return BatchEvaluation(severity, breached, candidates, breaches, trends, scores)

@@ -13,14 +13,18 @@ that limit for this patient. No row means "inherit the protocol's limit".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rules_engine.kinds_index import KIND_ORDER, kind_index
 from vitals import Kind
+
+if TYPE_CHECKING:
+    from rules_engine.personal import PersonalBaselines
 
 NAN = float("nan")
 
@@ -294,6 +298,16 @@ class PatientRules:
     """NEWS2 SpO2 scale 2 (hypercapnic respiratory failure)."""
     on_oxygen: NDArray[np.bool_]
     """Supplemental oxygen at home (from the plan); scores NEWS2 air/oxygen 2 and selects scale 2's oxygen bands."""
+    limit_source: NDArray[np.int8] = field(default_factory=lambda: np.zeros((0, 0, 4), dtype=np.int8))
+    """(n_patients, N_KINDS, 4): where each limit comes from (`rules_engine.personal.Source`)."""
+    centre: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    """(n_patients, N_KINDS): the personal baseline's centre (median), NaN before the run-in is over."""
+    spread: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    """(n_patients, N_KINDS): the personal baseline's robust σ (MAD × 1.4826), NaN before the run-in."""
+    baseline_version: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    """(n_patients, N_KINDS): stored version of the personal baseline, −1 where none."""
+    protocol: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Protocol code per patient row (selects the combined deterioration rule)."""
 
     @property
     def n_patients(self) -> int:
@@ -307,12 +321,16 @@ def build_patient_rules(
     *,
     spo2_scale2: ArrayLike | None = None,
     on_oxygen: ArrayLike | None = None,
+    personal: PersonalBaselines | None = None,
 ) -> PatientRules:
-    """Layer protocol defaults and patient overrides into dense per-patient tables.
+    """Layer protocol defaults, personal limits (after the run-in) and hand-set overrides into dense tables.
 
     `protocols` holds one protocol code (see `protocol_code`) or protocol name per patient row.
     `spo2_scale2` overrides the protocol's NEWS2 SpO2 scale per patient; `on_oxygen` defaults to air.
+    `personal` holds the patients' personal baselines (`rules_engine.personal`); a hand-set override always wins.
     """
+    from rules_engine.personal import PersonalBaselines, Source, apply_personal
+
     raw = np.asarray(protocols)
     if raw.dtype.kind in "US":
         distinct, inverse = np.unique(raw, return_inverse=True)
@@ -323,16 +341,22 @@ def build_patient_rules(
         raise ValueError(f"protocol codes must be 0..{len(PROTOCOL_ORDER) - 1}")
     limits = PROTOCOL_LIMITS[codes]
     trends = PROTOCOL_TRENDS[codes]
-    if limit_overrides is not None:
-        limits[limit_overrides.patient_row, limit_overrides.kind_idx, limit_overrides.limit] = limit_overrides.value
-    if trend_overrides is not None:
-        trends[trend_overrides.patient_row, trend_overrides.setting] = trend_overrides.value
     scale2 = PROTOCOL_SPO2_SCALE2[codes] if spo2_scale2 is None else np.asarray(spo2_scale2, dtype=np.bool_)
     oxygen = np.zeros(len(codes), dtype=np.bool_) if on_oxygen is None else np.asarray(on_oxygen, dtype=np.bool_)
     for name, column in (("spo2_scale2", scale2), ("on_oxygen", oxygen)):
         if column.shape != codes.shape:
             raise ValueError(f"{name} has shape {column.shape}, expected {codes.shape}")
-    return PatientRules(limits, trends, scale2, oxygen)
+    source = np.where(np.isnan(limits), np.int8(Source.NONE), np.int8(Source.PROTOCOL)).astype(np.int8)
+    personal = personal if personal is not None else PersonalBaselines.empty()
+    apply_personal(limits, source, personal, scale2)
+    if limit_overrides is not None:
+        cells = (limit_overrides.patient_row, limit_overrides.kind_idx, limit_overrides.limit)
+        limits[cells] = limit_overrides.value
+        source[cells] = Source.HAND_SET
+    if trend_overrides is not None:
+        trends[trend_overrides.patient_row, trend_overrides.setting] = trend_overrides.value
+    centre, spread, version = personal.dense(len(codes))
+    return PatientRules(limits, trends, scale2, oxygen, source, centre, spread, version, codes)
 
 
 def effective_limits(

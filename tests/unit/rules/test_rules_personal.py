@@ -1,0 +1,166 @@
+"""Personal limits: run-in, robust baseline, minimum width, hard floors, hand-set precedence, explanation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from rules_builders import DAY, at, daily, readings
+
+from rules_engine import LimitOverrides, Severity, build_patient_rules, evaluate_batch, kind_index
+from rules_engine.personal import (
+    LAG_DAYS,
+    MIN_READINGS,
+    RUN_IN_DAYS,
+    WINDOW_DAYS,
+    PersonalBaselines,
+    Source,
+    compute_baselines,
+)
+from rules_engine.profiles import Limit
+from vitals import Kind
+
+SPO2 = kind_index(Kind.SPO2)
+PULSE = kind_index(Kind.PULSE_RATE)
+SYS = kind_index(Kind.BP_SYSTOLIC)
+
+
+def _baseline(kind: Kind, centre: float, spread: float, n: int = 14, patient: int = 0) -> PersonalBaselines:
+    return PersonalBaselines.of([patient], [kind_index(kind)], [centre], [spread], [n], version=[3])
+
+
+@pytest.mark.parametrize(
+    ("days_followed", "readings_taken", "expect_baseline"),
+    [
+        (RUN_IN_DAYS - 1, RUN_IN_DAYS - 1, False),  # run-in not over: protocol limits
+        (RUN_IN_DAYS, MIN_READINGS - 1, False),  # run-in over but too few readings
+        (RUN_IN_DAYS, MIN_READINGS, True),
+        (RUN_IN_DAYS, RUN_IN_DAYS, True),
+    ],
+)
+def test_baseline_exists_only_after_the_run_in_with_enough_readings(
+    days_followed: int, readings_taken: int, expect_baseline: bool
+) -> None:
+    rows = daily(0, Kind.SPO2, [95, 96, 94, 95] * 4)[:readings_taken]
+    found = compute_baselines(readings(rows), at(days_followed), [at(0)])
+    assert (len(found) == 1) is expect_baseline
+
+
+def test_baseline_is_median_and_scaled_mad_and_ignores_one_artefact() -> None:
+    values = [70, 72, 68, 71, 69, 70, 73, 67, 70, 71, 69, 70, 72, 140]  # one pulse after the stairs
+    found = compute_baselines(readings(daily(0, Kind.PULSE_RATE, values)), at(14), [at(0)])
+    assert found.centre[0] == 70.0
+    assert found.spread[0] == pytest.approx(1.0 * 1.4826)
+    assert found.n[0] == 14
+
+
+def test_baseline_window_lags_behind_so_a_slow_deterioration_is_not_absorbed() -> None:
+    """60 days at 96 %, then the last 6 days falling: the baseline (days 7–35 before) still says 96."""
+    values = [96.0] * 60 + [95, 94, 93, 92, 91, 90]
+    found = compute_baselines(readings(daily(0, Kind.SPO2, values)), at(66), [at(0)])
+    assert found.centre[0] == 96.0
+    assert found.window_end[0] == at(66 - LAG_DAYS)
+    assert found.window_start[0] == at(66 - LAG_DAYS - WINDOW_DAYS)
+    assert found.n[0] == WINDOW_DAYS
+
+
+def test_right_after_the_run_in_the_baseline_is_the_run_in_itself() -> None:
+    found = compute_baselines(readings(daily(0, Kind.SPO2, [95.0] * 18)), at(18), [at(0)])
+    assert found.window_end[0] == at(RUN_IN_DAYS)
+    assert found.n[0] == RUN_IN_DAYS
+
+
+@pytest.mark.parametrize(
+    ("kind", "centre", "spread", "expected"),
+    [
+        # (yellow_low, yellow_high, red_low, red_high) and their sources
+        # Very stable SpO2: the band is the minimum 3 points (BTS), the protocol's red 92 is still looser.
+        (Kind.SPO2, 97.0, 0.0, (94.0, math.nan, 92.0, math.nan)),
+        # A patient who lives at 93 %: personal yellow 90, the protocol's red 92 would sit inside the usual range,
+        # so red becomes the hard floor 85.
+        (Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 85.0, math.nan)),
+        # A wide spread: 3σ wins over the minimum width.
+        (Kind.BP_SYSTOLIC, 110.0, 9.0, (83.0, 137.0, 80.0, 219.0)),
+        # Never looser than the hard floor: a band reaching 72 stops at 80.
+        (Kind.BP_SYSTOLIC, 95.0, 8.0, (80.0, 119.0, 80.0, 219.0)),
+        (Kind.PULSE_RATE, 60.0, 3.0, (40.0, 85.0, 40.0, 130.0)),
+    ],
+)
+def test_personal_band_min_width_hard_floors_and_red_layering(
+    kind: Kind, centre: float, spread: float, expected: tuple[float, float, float, float]
+) -> None:
+    rules = build_patient_rules(["heart_failure"], personal=_baseline(kind, centre, spread))
+    row = rules.limits[0, kind_index(kind)]
+    got = (row[Limit.YELLOW_LOW], row[Limit.YELLOW_HIGH], row[Limit.RED_LOW], row[Limit.RED_HIGH])
+    np.testing.assert_array_equal(got, expected)
+    assert rules.limit_source[0, kind_index(kind), Limit.YELLOW_LOW] == Source.PERSONAL
+
+
+def test_before_the_run_in_the_protocol_limits_apply() -> None:
+    plain = build_patient_rules(["heart_failure"])
+    with_none = build_patient_rules(["heart_failure"], personal=PersonalBaselines.empty())
+    np.testing.assert_array_equal(plain.limits, with_none.limits)
+    assert plain.limit_source[0, SPO2, Limit.YELLOW_LOW] == Source.PROTOCOL
+
+
+def test_a_hand_set_limit_wins_over_the_personal_one() -> None:
+    overrides = LimitOverrides.from_mapping({0: {Kind.SPO2: {"yellow_low": 92.0}}})
+    rules = build_patient_rules(["heart_failure"], overrides, personal=_baseline(Kind.SPO2, 97.0, 0.5))
+    assert rules.limits[0, SPO2, Limit.YELLOW_LOW] == 92.0
+    assert rules.limit_source[0, SPO2, Limit.YELLOW_LOW] == Source.HAND_SET
+    assert rules.limits[0, SPO2, Limit.RED_LOW] == 92.0  # the protocol red, looser than the personal 94
+    assert rules.limit_source[0, SPO2, Limit.RED_LOW] == Source.PROTOCOL
+
+
+def test_hard_floor_alarms_red_at_once_even_with_a_low_personal_band() -> None:
+    rules = build_patient_rules(["heart_failure"], personal=_baseline(Kind.SPO2, 88.0, 2.0))
+    batch = readings([(0, Kind.SPO2, at(30), 84.0)])
+    result = evaluate_batch(batch, rules)
+    (candidate,) = [c for c in result.candidates if c.rule == "threshold.spo2.low"]
+    assert candidate.severity == Severity.RED.label
+    assert candidate.limit == 85.0
+    assert candidate.details["limit_source"] == "hard_floor"
+
+
+def test_hard_floor_on_spo2_scale_2_is_84() -> None:
+    rules = build_patient_rules(["copd"], personal=_baseline(Kind.SPO2, 88.0, 2.0))
+    assert rules.limits[0, SPO2, Limit.RED_LOW] == 84.0
+    assert rules.limits[0, SPO2, Limit.YELLOW_LOW] == 84.0
+
+
+def test_personal_breach_is_explained_against_the_patients_usual_value() -> None:
+    rules = build_patient_rules(["heart_failure"], personal=_baseline(Kind.SPO2, 95.0, 1.2))
+    result = evaluate_batch(readings([(0, Kind.SPO2, at(30), 90.0)]), rules)
+    (candidate,) = result.candidates
+    assert candidate.severity == Severity.YELLOW.label
+    assert candidate.limit == 91.0  # 95 − 3 × 1.2 = 91.4, rounded outwards to whole percent
+    assert candidate.explanation_nb == (
+        "Oksygenmetning 90 %, under pasientens vanlige 95 % ± 1,2 (personlig gul grense 91 %)"
+    )
+    assert (
+        candidate.explanation_en
+        == "Oxygen saturation 90%, below the patient's usual 95% ± 1.2 (personal yellow limit 91%)"
+    )
+    assert candidate.details["personal"] == {"centre": 95.0, "spread": 1.2, "version": 3}
+    assert candidate.details["limit_source"] == "personal"
+
+
+def test_a_reading_inside_the_personal_band_does_not_alarm_where_the_protocol_would() -> None:
+    batch = readings([(0, Kind.SPO2, at(30), 92.0)])
+    assert evaluate_batch(batch, build_patient_rules(["heart_failure"])).candidates
+    personal = build_patient_rules(["heart_failure"], personal=_baseline(Kind.SPO2, 94.0, 0.8))
+    assert not evaluate_batch(batch, personal).candidates
+
+
+def test_baselines_are_computed_per_patient_and_kind_in_one_pass() -> None:
+    rows = (
+        daily(0, Kind.SPO2, [96.0] * 20)
+        + daily(0, Kind.PULSE_RATE, [64.0] * 20)
+        + daily(1, Kind.SPO2, [92.0] * 20)
+        + daily(1, Kind.GLUCOSE, [6.0] * 20)  # glucose is not personalised
+    )
+    found = compute_baselines(readings(rows), at(20), [at(0), at(0)])
+    got = {(int(p), int(k)): float(c) for p, k, c in zip(found.patient_row, found.kind_idx, found.centre, strict=True)}
+    assert got == {(0, SPO2): 96.0, (0, PULSE): 64.0, (1, SPO2): 92.0}
+    assert all(found.window_end - found.window_start == WINDOW_DAYS * DAY)
