@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rules_engine.combined import RECENT_DAYS, CombinedResults, evaluate_combined
+from rules_engine.combined import RECENT_DAYS, CombinedResults, evaluate_combined, weight_above_baseline
 from rules_engine.explain import (
     explain_baseline_drift,
     explain_combined,
     explain_news2,
     explain_personal_threshold,
     explain_threshold,
+    explain_weight_above_baseline,
     explain_weight_gain,
 )
 from rules_engine.kinds_index import KIND_ORDER
@@ -154,6 +155,9 @@ def trend_candidates(
         if results.rule == "trend.weight_gain":
             nb, en = explain_weight_gain(end_value, delta, days, limit)
             details = {"window_min": start_value, "gain": delta, "window_days": days}
+        elif results.rule == "trend.weight_baseline":
+            nb, en = explain_weight_above_baseline(end_value, start_value, delta, limit, days)
+            details = {"personal": {"centre": start_value}, "recent_median": end_value, "recent_days": days}
         else:
             nb, en = explain_baseline_drift(results.kind, end_value, start_value, delta, limit, days)
             details = {"baseline_median": start_value, "change": delta, "baseline_days": days}
@@ -231,8 +235,18 @@ def news2_candidates(
     patient_ids: Sequence[PatientId] | NDArray[Any] | None = None,
     *,
     min_parameters: int = NEWS2_MIN_PARAMETERS,
+    personalised: NDArray[np.bool_] | None = None,
 ) -> list[AlarmCandidate]:
-    alarming = np.flatnonzero((results.severity > Severity.NONE) & (results.n_measured >= min_parameters))
+    """NEWS2 candidates. For `personalised` patients (run-in over) only red scores alarm: their yellow-zone
+    deviations are judged against their own baseline by the personal limits and the combined rule, where a
+    moderately raised NEWS2 is often the usual physiology of chronic heart or lung disease."""
+    # The single-parameter trigger (a sub-score of 3) is each kind's own red or yellow threshold already (the
+    # protocols' limits are NEWS2's 3-bands): only the aggregate raises a NEWS2 alarm, never a duplicate.
+    aggregate = results.score >= YELLOW_AGGREGATE
+    alarming_mask = (results.severity > Severity.NONE) & (results.n_measured >= min_parameters) & aggregate
+    if personalised is not None and len(personalised):
+        alarming_mask &= ~personalised[results.patient_row] | (results.severity >= Severity.RED)
+    alarming = np.flatnonzero(alarming_mask)
     out = []
     for i in alarming:
         measured = [p for p in News2Parameter if results.sub_scores[i, p] >= 0]
@@ -303,7 +317,7 @@ def evaluate_batch(
         batch.patient_row, batch.kind_idx, batch.value, batch.measured_at, severity, breached, rules.limits
     )
     readings = sort_readings(history if history is not None else ReadingArrays.empty(), batch)
-    trends = evaluate_trends(readings, rules.trends)
+    trends = [*evaluate_trends(readings, rules.trends), weight_above_baseline(readings, rules)]
     scores = _evaluate_news2(readings, rules.spo2_scale2, rules.on_oxygen, window_s=news2_window_s) if news2 else None
     combined = evaluate_combined(readings, rules)
     candidates = threshold_candidates(breaches, patient_ids, rules)
@@ -312,5 +326,5 @@ def evaluate_batch(
     for combined_result in combined:
         candidates.extend(combined_candidates(combined_result, patient_ids))
     if scores is not None:
-        candidates.extend(news2_candidates(scores, patient_ids))
+        candidates.extend(news2_candidates(scores, patient_ids, personalised=rules.personalised))
     return BatchEvaluation(severity, breached, candidates, breaches, trends, scores)

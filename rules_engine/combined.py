@@ -28,7 +28,8 @@ from rules_engine.personal import MIN_SPREAD, segment_medians
 from rules_engine.profiles import PatientRules, Protocol, protocol_code
 from rules_engine.readings import FloatArray, IntArray, SortedReadings
 from rules_engine.severity import Severity
-from vitals import Kind
+from rules_engine.trends import TrendResults
+from vitals import KINDS, Kind
 
 DAY_S = 86_400
 RECENT_DAYS = 3.0
@@ -162,20 +163,9 @@ def evaluate_combined_rule(
     n, m = len(p), len(inputs)
     recent = np.full((n, m), np.nan)
     count = np.zeros(n, dtype=np.int64)
-    window_s = int(round(recent_days * DAY_S))
     for j, k in enumerate(kind_idx):
-        group = p * N_KINDS + k
-        start = readings.first_at_or_after(group, anchor - window_s + 1)
-        stop = readings.last_at_or_before(group, anchor) + 1
-        length = np.where(stop > start, stop - start, 0)
-        has = length > 0
-        if not has.any():
-            continue
-        seg = np.repeat(np.arange(int(has.sum())), length[has])
-        offsets = np.cumsum(length[has]) - length[has]
-        flat = np.arange(int(length[has].sum()), dtype=np.int64) - np.repeat(offsets - start[has], length[has])
-        recent[has, j] = segment_medians(readings.value[flat], seg, int(has.sum()))
-        count += length
+        recent[:, j], counted = recent_medians(readings, p, anchor, int(k), recent_days)
+        count += counted
     directions = np.array([i.direction for i in inputs])
     weights = np.array([i.weight for i in inputs])
     z = np.nan_to_num(directions * (recent - centre) / spread, nan=0.0)
@@ -200,6 +190,78 @@ def evaluate_combined_rule(
         breached=breached,
         severity=np.where(breached, np.int8(Severity.YELLOW), np.int8(Severity.NONE)).astype(np.int8),
     )
+
+
+def recent_medians(
+    readings: SortedReadings, patient_row: IntArray, anchor: IntArray, kind_idx: int, days: float = RECENT_DAYS
+) -> tuple[FloatArray, IntArray]:
+    """Median and count of each patient's readings of one kind in (anchor − days, anchor]; NaN where none."""
+    group = patient_row * N_KINDS + kind_idx
+    start = readings.first_at_or_after(group, anchor - int(round(days * DAY_S)) + 1)
+    stop = readings.last_at_or_before(group, anchor) + 1
+    length = np.where(stop > start, stop - start, 0).astype(np.int64)
+    median = np.full(len(patient_row), np.nan)
+    has = length > 0
+    if has.any():
+        lengths = length[has]
+        seg = np.repeat(np.arange(len(lengths)), lengths)
+        offsets = np.cumsum(lengths) - lengths
+        flat = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(offsets - start[has], lengths)
+        median[has] = segment_medians(readings.value[flat], seg, len(lengths))
+    return median, length
+
+
+WEIGHT_MIN_READINGS = 2
+"""The recent weight needs two readings: one scale read in clothes is never a gain on its own."""
+
+
+def weight_above_baseline(readings: SortedReadings, rules: PatientRules) -> TrendResults:
+    """After the run-in: the median weight of the last RECENT_DAYS against the personal baseline's centre.
+
+    Breach (yellow) when it is more than the patient's `weight_gain_kg` above it, from at least
+    WEIGHT_MIN_READINGS readings. The lagged baseline keeps a gain over one to two weeks visible, which a 3-day
+    window's minimum misses, and the median ignores one heavy reading.
+    """
+    rule, kind = "trend.weight_baseline", Kind.BODY_WEIGHT
+    k = KIND_INDEX[kind]
+    rows = np.flatnonzero(readings.is_batch & (readings.kind_idx == k))
+    if len(rows) == 0 or not len(rules.weight_baseline_kg):
+        return _empty_trend(rule, kind)
+    rows = rows[~np.isnan(rules.weight_baseline_kg[readings.patient_row[rows]])]
+    if len(rows) == 0:
+        return _empty_trend(rule, kind)
+    p_all = readings.patient_row[rows]
+    latest = rows[np.append(p_all[1:] != p_all[:-1], True)]
+    p = readings.patient_row[latest]
+    end_at = readings.measured_at[latest]
+    recent, count = recent_medians(readings, p, end_at, k)
+    centre = rules.centre[p, k]
+    limit = rules.weight_baseline_kg[p]
+    delta = np.round(recent - centre, KINDS[kind].decimals + 1)
+    breached = (delta > limit) & (count >= WEIGHT_MIN_READINGS)
+    window_s = np.full(len(p), int(round(RECENT_DAYS * DAY_S)), dtype=np.int64)
+    return TrendResults(
+        rule=rule,
+        kind=kind,
+        patient_row=p,
+        start_at=end_at - window_s,
+        end_at=end_at,
+        start_value=centre,
+        end_value=recent,
+        delta=delta,
+        limit=limit,
+        window_s=window_s,
+        count=count,
+        breached=breached,
+        severity=np.where(breached, np.int8(Severity.YELLOW), np.int8(Severity.NONE)).astype(np.int8),
+        reading_index=readings.batch_index(latest),
+    )
+
+
+def _empty_trend(rule: str, kind: Kind) -> TrendResults:
+    i = np.zeros(0, dtype=np.int64)
+    f = np.zeros(0)
+    return TrendResults(rule, kind, i, i, i, f, f, f, f, i, i, np.zeros(0, dtype=np.bool_), np.zeros(0, np.int8), i)
 
 
 def _empty(rule: str, inputs: tuple[CombinedInput, ...]) -> CombinedResults:

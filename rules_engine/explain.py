@@ -130,6 +130,24 @@ def explain_personal_threshold(
     return texts[0], texts[1]
 
 
+def explain_weight_above_baseline(recent: float, centre: float, delta: float, limit: float, days: float) -> Texts:
+    """E.g. "Vekt 84,3 kg (median siste 3 dager), +2,4 kg over pasientens vanlige 81,9 kg, grense 2,0 kg"."""
+    kind = Kind.BODY_WEIGHT
+    info = KINDS[kind]
+    texts: list[str] = []
+    for lang, name, median_of, above, usual, limit_word in (
+        ("nb", info.name_nb, "median siste", "over", "pasientens vanlige", "grense"),
+        ("en", info.name_en, "median of the last", "above", "the patient's usual", "limit"),
+    ):
+        texts.append(
+            f"{name} {with_unit(format_change(recent, info.decimals, lang), kind, lang)} ({median_of} "
+            f"{_days(days, lang)}), {with_unit(format_change(delta, info.decimals, lang, sign=True), kind, lang)} "
+            f"{above} {usual} {with_unit(format_change(centre, info.decimals, lang), kind, lang)}, {limit_word} "
+            f"{format_value(limit, kind, lang)}"
+        )
+    return texts[0], texts[1]
+
+
 def explain_combined(
     rule: str,
     score: float,

@@ -70,27 +70,32 @@ class PersonalSpec:
     """The band is never narrower than centre ± this (a clinically meaningful change)."""
     min_spread: float
     """Floor of the spread used to standardise deviations (the device resolution and day-to-day noise)."""
+    tighten: bool
+    """May the personal band be tighter than the protocol's yellow limit? Only where a change from the patient's
+    own usual is itself a recognised warning sign; otherwise personal limits only relax a protocol limit that the
+    patient's usual range reaches into, and sustained changes inside it are the combined rule's job."""
 
 
 PERSONAL_SPECS: Mapping[Kind, PersonalSpec] = {
     # BTS 2017 oxygen guideline: a fall of ≥ 3 percentage points in SpO2 should prompt a fuller assessment.
-    Kind.SPO2: PersonalSpec(low=True, high=False, min_half_width=3.0, min_spread=1.0),
-    # No guideline figure for a single home pulse reading; 25/min keeps a pulse taken after the stairs inside the
-    # band (Varde default, issue 16). A sustained rise is the combined rule's job.
-    Kind.PULSE_RATE: PersonalSpec(low=True, high=True, min_half_width=25.0, min_spread=4.0),
-    Kind.HEART_RATE: PersonalSpec(low=True, high=True, min_half_width=25.0, min_spread=4.0),
-    # A systolic fall of ≥ 20 mmHg / diastolic ≥ 10 mmHg is the consensus definition of orthostatic hypotension
-    # (Freeman et al., Clin Auton Res 2011;21:69): the smallest change in pressure treated as clinically relevant.
-    Kind.BP_SYSTOLIC: PersonalSpec(low=True, high=True, min_half_width=20.0, min_spread=5.0),
-    Kind.BP_DIASTOLIC: PersonalSpec(low=True, high=True, min_half_width=10.0, min_spread=3.0),
+    Kind.SPO2: PersonalSpec(low=True, high=False, min_half_width=3.0, min_spread=1.0, tighten=True),
+    # No guideline figure for a single home pulse reading against the usual; a pulse taken after the stairs is
+    # common, so the band only relaxes the protocol's limits (a patient whose usual pulse is 100 /min).
+    Kind.PULSE_RATE: PersonalSpec(low=True, high=True, min_half_width=25.0, min_spread=4.0, tighten=False),
+    Kind.HEART_RATE: PersonalSpec(low=True, high=True, min_half_width=25.0, min_spread=4.0, tighten=False),
+    # A systolic fall of ≥ 20 mmHg is the consensus definition of orthostatic hypotension (Freeman et al., Clin Auton
+    # Res 2011;21:69): the smallest fall treated as clinically relevant. Only the low side, and only relaxing:
+    # the common false alarm is a heart-failure patient on full therapy who lives at 95 mmHg.
+    Kind.BP_SYSTOLIC: PersonalSpec(low=True, high=False, min_half_width=20.0, min_spread=5.0, tighten=False),
     # IDSA fever in older adults in long-term care (High et al., Clin Infect Dis 2009;48:149): a rise of
     # > 1.1 °C (2 °F) over the person's baseline is fever.
-    Kind.BODY_TEMPERATURE: PersonalSpec(low=False, high=True, min_half_width=1.1, min_spread=0.2),
-    # Weight has no personal limits (the weight rules judge change); its baseline feeds the combined rules.
-    Kind.BODY_WEIGHT: PersonalSpec(low=False, high=False, min_half_width=0.0, min_spread=0.5),
+    Kind.BODY_TEMPERATURE: PersonalSpec(low=False, high=True, min_half_width=1.1, min_spread=0.2, tighten=True),
+    # Weight has no personal limits (the weight rules judge change); its baseline feeds the weight and combined
+    # rules.
+    Kind.BODY_WEIGHT: PersonalSpec(low=False, high=False, min_half_width=0.0, min_spread=0.5, tighten=False),
 }
 """Kinds with a personal baseline. Glucose keeps the ADA's absolute hypoglycaemia levels; respiratory rate from an
-oximeter's pleth signal is too imprecise to personalise."""
+oximeter's pleth signal is too imprecise to personalise; diastolic pressure adds nothing to systolic at home."""
 
 BASELINE_KINDS: tuple[Kind, ...] = tuple(PERSONAL_SPECS)
 
@@ -249,18 +254,20 @@ def compute_baselines(
     )
 
 
-def _spec_table() -> tuple[BoolArray, BoolArray, FloatArray, FloatArray]:
+def _spec_table() -> tuple[BoolArray, BoolArray, FloatArray, FloatArray, BoolArray]:
     low = np.zeros(N_KINDS, dtype=np.bool_)
     high = np.zeros(N_KINDS, dtype=np.bool_)
     width = np.zeros(N_KINDS)
     spread = np.ones(N_KINDS)
+    tighten = np.zeros(N_KINDS, dtype=np.bool_)
     for kind, spec in PERSONAL_SPECS.items():
         i = KIND_INDEX[kind]
         low[i], high[i], width[i], spread[i] = spec.low, spec.high, spec.min_half_width, spec.min_spread
-    return low, high, width, spread
+        tighten[i] = spec.tighten
+    return low, high, width, spread, tighten
 
 
-SPEC_LOW, SPEC_HIGH, MIN_HALF_WIDTH, MIN_SPREAD = _spec_table()
+SPEC_LOW, SPEC_HIGH, MIN_HALF_WIDTH, MIN_SPREAD, SPEC_TIGHTEN = _spec_table()
 
 
 def personal_band(
@@ -287,7 +294,8 @@ def apply_personal(
     """Layer personal yellow limits over the protocol's `limits` (n_patients, N_KINDS, 4) in place, and mark
     `source`.
 
-    Per side the kind personalises: yellow = the personal band, never looser than the hard floor. Red stays the
+    Per side the kind personalises: yellow = the personal band (for kinds that may not tighten, the looser of the
+    band and the protocol's yellow), never looser than the hard floor. Red stays the
     protocol's where the protocol's red is at least as loose as the personal yellow (the patient's usual range
     does not reach into it); otherwise — or where the protocol has no red — red is the hard floor. Hand-set rows
     are applied after this and win.
@@ -302,17 +310,24 @@ def apply_personal(
         ("high", high, floors[:, 1], Limit.YELLOW_HIGH, Limit.RED_HIGH, np.greater_equal),
     ):
         del side
-        has = ~np.isnan(band)
+        protocol_yellow = limits[rows, kinds, yellow_col]
+        # A band that may not tighten applies only where the protocol has a limit on that side to relax.
+        has = ~np.isnan(band) & (SPEC_TIGHTEN[kinds] | ~np.isnan(protocol_yellow))
         r, kk, band, floor = rows[has], kinds[has], band[has], floor[has]
+        protocol_yellow = protocol_yellow[has]
+        relax_only = ~SPEC_TIGHTEN[kk]
         if yellow_col == Limit.YELLOW_LOW:
+            band = np.where(relax_only, np.fmin(band, protocol_yellow), band)
             yellow = np.where(np.isnan(floor), band, np.maximum(band, floor))
         else:
+            band = np.where(relax_only, np.fmax(band, protocol_yellow), band)
             yellow = np.where(np.isnan(floor), band, np.minimum(band, floor))
         protocol_red = limits[r, kk, red_col]
         keep_red = ~np.isnan(protocol_red) & looser(protocol_red, yellow)
         red = np.where(keep_red, protocol_red, floor)
+        changed = ~(yellow == protocol_yellow)
         limits[r, kk, yellow_col] = yellow
-        source[r, kk, yellow_col] = Source.PERSONAL
+        source[r, kk, yellow_col] = np.where(changed, np.int8(Source.PERSONAL), source[r, kk, yellow_col])
         limits[r, kk, red_col] = red
         source[r, kk, red_col] = np.where(
             keep_red, source[r, kk, red_col], np.where(np.isnan(floor), Source.NONE, Source.HARD_FLOOR)

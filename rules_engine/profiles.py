@@ -158,9 +158,14 @@ PROTOCOLS: Mapping[Protocol, ProtocolDefaults] = {
         Protocol.HEART_FAILURE,
         {
             **_GENERAL,
-            # ESC 2021 heart-failure guideline: symptomatic hypotension SBP <90 mmHg; SBP <100 mmHg is the
-            # caution level for starting or up-titrating ARNI/ACE-I.
-            Kind.BP_SYSTOLIC: KindLimits(red_low=90, yellow_low=100, yellow_high=179, red_high=219),
+            # ESC 2021 heart-failure guideline: symptomatic hypotension SBP <90 mmHg → yellow; < 80 mmHg is the
+            # red hard floor (rules_engine.personal). SBP <100 mmHg, ESC's caution level for up-titrating
+            # ARNI/ACE-I, is a prescribing check, not an alarm: patients on full therapy often live there.
+            Kind.BP_SYSTOLIC: KindLimits(red_low=80, yellow_low=90, yellow_high=179, red_high=219),
+            # ESC 2021 (acute heart failure): oxygen is recommended below SpO2 90 % → red; NEWS2 scores ≤ 91 % as 3
+            # → yellow. The BTS 94–98 % target is for acutely ill patients given oxygen, and many stable
+            # heart-failure patients live at 92–94 % at home.
+            Kind.SPO2: KindLimits(red_low=90, yellow_low=92),
             # ESC 2021 / HFA practical guidance: heart rate <50/min on beta-blocker → review the dose.
             Kind.PULSE_RATE: KindLimits(red_low=41, yellow_low=50, yellow_high=110, red_high=130),
             Kind.HEART_RATE: KindLimits(red_low=41, yellow_low=50, yellow_high=110, red_high=130),
@@ -308,6 +313,17 @@ class PatientRules:
     """(n_patients, N_KINDS): stored version of the personal baseline, −1 where none."""
     protocol: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Protocol code per patient row (selects the combined deterioration rule)."""
+    weight_baseline_kg: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    """After the run-in: alarm when the recent weight is more than this above the personal baseline (the
+    patient's `weight_gain_kg`); NaN where the rule is off."""
+
+    @property
+    def personalised(self) -> NDArray[np.bool_]:
+        """Patients with a personal baseline of SpO2 or pulse: their run-in is over."""
+        if not len(self.centre):
+            return np.zeros(self.n_patients, dtype=np.bool_)
+        columns = [KIND_ORDER.index(Kind.SPO2), KIND_ORDER.index(Kind.PULSE_RATE)]
+        return np.asarray(~np.isnan(self.centre[:, columns]).all(axis=1), dtype=np.bool_)
 
     @property
     def n_patients(self) -> int:
@@ -353,10 +369,24 @@ def build_patient_rules(
         cells = (limit_overrides.patient_row, limit_overrides.kind_idx, limit_overrides.limit)
         limits[cells] = limit_overrides.value
         source[cells] = Source.HAND_SET
+    centre, spread, version = personal.dense(len(codes))
+    # After the run-in the personal limits replace the baseline-drift rules, and the weight rule is measured from
+    # the personal baseline instead of the window's minimum; a hand-set trend setting keeps its rule as it is.
+    hand_set = np.zeros(trends.shape, dtype=np.bool_)
     if trend_overrides is not None:
         trends[trend_overrides.patient_row, trend_overrides.setting] = trend_overrides.value
-    centre, spread, version = personal.dense(len(codes))
-    return PatientRules(limits, trends, scale2, oxygen, source, centre, spread, version, codes)
+        hand_set[trend_overrides.patient_row, trend_overrides.setting] = True
+    weight_baseline = trends[:, TrendSetting.WEIGHT_GAIN_KG].copy()
+    has_weight = ~np.isnan(centre[:, KIND_ORDER.index(Kind.BODY_WEIGHT)])
+    weight_baseline[~has_weight] = NAN
+    for setting, kind in (
+        (TrendSetting.WEIGHT_GAIN_KG, Kind.BODY_WEIGHT),
+        (TrendSetting.SPO2_DROP, Kind.SPO2),
+        (TrendSetting.PULSE_DRIFT, Kind.PULSE_RATE),
+    ):
+        replaced = ~np.isnan(centre[:, KIND_ORDER.index(kind)]) & ~hand_set[:, setting]
+        trends[replaced, setting] = NAN
+    return PatientRules(limits, trends, scale2, oxygen, source, centre, spread, version, codes, weight_baseline)
 
 
 def effective_limits(

@@ -72,29 +72,39 @@ def test_right_after_the_run_in_the_baseline_is_the_run_in_itself() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "centre", "spread", "expected"),
+    ("protocol", "kind", "centre", "spread", "expected", "yellow_source"),
     [
-        # (yellow_low, yellow_high, red_low, red_high) and their sources
-        # Very stable SpO2: the band is the minimum 3 points (BTS), the protocol's red 92 is still looser.
-        (Kind.SPO2, 97.0, 0.0, (94.0, math.nan, 92.0, math.nan)),
-        # A patient who lives at 93 %: personal yellow 90, the protocol's red 92 would sit inside the usual range,
-        # so red becomes the hard floor 85.
-        (Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 85.0, math.nan)),
-        # A wide spread: 3σ wins over the minimum width.
-        (Kind.BP_SYSTOLIC, 110.0, 9.0, (83.0, 137.0, 80.0, 219.0)),
-        # Never looser than the hard floor: a band reaching 72 stops at 80.
-        (Kind.BP_SYSTOLIC, 95.0, 8.0, (80.0, 119.0, 80.0, 219.0)),
-        (Kind.PULSE_RATE, 60.0, 3.0, (40.0, 85.0, 40.0, 130.0)),
+        # (yellow_low, yellow_high, red_low, red_high)
+        # Very stable SpO2 at 98: the band is the minimum 3 points (BTS) and may tighten the protocol's 92; the
+        # protocol's red 90 is still looser, so it stays.
+        ("heart_failure", Kind.SPO2, 98.0, 0.0, (95.0, math.nan, 90.0, math.nan), Source.PERSONAL),
+        # A patient who lives at 93 %: personal yellow 90 sits on the protocol's red 90 (at least as loose, kept).
+        ("heart_failure", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 90.0, math.nan), Source.PERSONAL),
+        # General protocol (red 92): the usual range reaches into the red, so red becomes the hard floor 85.
+        ("general", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 85.0, math.nan), Source.PERSONAL),
+        # A wide spread: 3σ wins over the minimum width; systolic only relaxes the protocol's 90.
+        ("heart_failure", Kind.BP_SYSTOLIC, 105.0, 9.0, (80.0, 179.0, 80.0, 219.0), Source.PERSONAL),
+        ("general", Kind.BP_SYSTOLIC, 115.0, 4.0, (95.0, 179.0, 91.0, 219.0), Source.PERSONAL),
+        # A patient at 140: the band (120) would be tighter than the protocol's 90, which stays.
+        ("heart_failure", Kind.BP_SYSTOLIC, 140.0, 5.0, (90.0, 179.0, 80.0, 219.0), Source.PROTOCOL),
+        # Pulse only relaxes: the protocol's 50/110 stay for a patient at 72; at 95 the high side moves to 120.
+        ("heart_failure", Kind.PULSE_RATE, 72.0, 3.0, (47.0, 110.0, 41.0, 130.0), Source.PERSONAL),
+        ("heart_failure", Kind.PULSE_RATE, 95.0, 4.0, (50.0, 120.0, 41.0, 130.0), Source.PROTOCOL),
     ],
 )
 def test_personal_band_min_width_hard_floors_and_red_layering(
-    kind: Kind, centre: float, spread: float, expected: tuple[float, float, float, float]
+    protocol: str,
+    kind: Kind,
+    centre: float,
+    spread: float,
+    expected: tuple[float, float, float, float],
+    yellow_source: Source,
 ) -> None:
-    rules = build_patient_rules(["heart_failure"], personal=_baseline(kind, centre, spread))
+    rules = build_patient_rules([protocol], personal=_baseline(kind, centre, spread))
     row = rules.limits[0, kind_index(kind)]
     got = (row[Limit.YELLOW_LOW], row[Limit.YELLOW_HIGH], row[Limit.RED_LOW], row[Limit.RED_HIGH])
     np.testing.assert_array_equal(got, expected)
-    assert rules.limit_source[0, kind_index(kind), Limit.YELLOW_LOW] == Source.PERSONAL
+    assert rules.limit_source[0, kind_index(kind), Limit.YELLOW_LOW] == yellow_source
 
 
 def test_before_the_run_in_the_protocol_limits_apply() -> None:
@@ -109,7 +119,7 @@ def test_a_hand_set_limit_wins_over_the_personal_one() -> None:
     rules = build_patient_rules(["heart_failure"], overrides, personal=_baseline(Kind.SPO2, 97.0, 0.5))
     assert rules.limits[0, SPO2, Limit.YELLOW_LOW] == 92.0
     assert rules.limit_source[0, SPO2, Limit.YELLOW_LOW] == Source.HAND_SET
-    assert rules.limits[0, SPO2, Limit.RED_LOW] == 92.0  # the protocol red, looser than the personal 94
+    assert rules.limits[0, SPO2, Limit.RED_LOW] == 90.0  # the protocol red, looser than the personal 94
     assert rules.limit_source[0, SPO2, Limit.RED_LOW] == Source.PROTOCOL
 
 
@@ -147,7 +157,7 @@ def test_personal_breach_is_explained_against_the_patients_usual_value() -> None
 
 
 def test_a_reading_inside_the_personal_band_does_not_alarm_where_the_protocol_would() -> None:
-    batch = readings([(0, Kind.SPO2, at(30), 92.0)])
+    batch = readings([(0, Kind.SPO2, at(30), 91.0)])
     assert evaluate_batch(batch, build_patient_rules(["heart_failure"])).candidates
     personal = build_patient_rules(["heart_failure"], personal=_baseline(Kind.SPO2, 94.0, 0.8))
     assert not evaluate_batch(batch, personal).candidates
