@@ -152,6 +152,7 @@ def trend_candidates(
     for i in range(len(hits)):
         end_value, start_value = float(hits.end_value[i]), float(hits.start_value[i])
         delta, limit, days = float(hits.delta[i]), float(hits.limit[i]), int(hits.window_s[i]) / DAY_S
+        details: dict[str, Any]
         if results.rule == "trend.weight_gain":
             nb, en = explain_weight_gain(end_value, delta, days, limit)
             details = {"window_min": start_value, "gain": delta, "window_days": days}

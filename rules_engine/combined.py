@@ -197,7 +197,7 @@ def recent_medians(
 ) -> tuple[FloatArray, IntArray]:
     """Median and count of each patient's readings of one kind in (anchor − days, anchor]; NaN where none."""
     group = patient_row * N_KINDS + kind_idx
-    start = readings.first_at_or_after(group, anchor - int(round(days * DAY_S)) + 1)
+    start = readings.first_at_or_after(group, anchor - round(days * DAY_S) + 1)
     stop = readings.last_at_or_before(group, anchor) + 1
     length = np.where(stop > start, stop - start, 0).astype(np.int64)
     median = np.full(len(patient_row), np.nan)
@@ -239,7 +239,7 @@ def weight_above_baseline(readings: SortedReadings, rules: PatientRules) -> Tren
     limit = rules.weight_baseline_kg[p]
     delta = np.round(recent - centre, KINDS[kind].decimals + 1)
     breached = (delta > limit) & (count >= WEIGHT_MIN_READINGS)
-    window_s = np.full(len(p), int(round(RECENT_DAYS * DAY_S)), dtype=np.int64)
+    window_s = np.full(len(p), round(RECENT_DAYS * DAY_S), dtype=np.int64)
     return TrendResults(
         rule=rule,
         kind=kind,

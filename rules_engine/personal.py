@@ -226,7 +226,7 @@ def compute_baselines(
         readings.measured_at[wanted],
         readings.value[wanted],
     )
-    run_in_s, lag_s, window_s = (int(round(d * DAY_S)) for d in (run_in_days, lag_days, window_days))
+    run_in_s, lag_s, window_s = (round(d * DAY_S) for d in (run_in_days, lag_days, window_days))
     start_of = since_at[p]
     end = np.minimum(np.maximum(at - lag_s, start_of + run_in_s), at)
     inside = (at - start_of >= run_in_s) & (t < end) & (t >= end - window_s) & (t >= start_of) & ~np.isnan(v)

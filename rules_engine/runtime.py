@@ -14,6 +14,7 @@ from psycopg import Connection
 
 from rules_engine import metrics
 from rules_engine.alarms import AlarmUpsert, mark_back_in_range, upsert_alarms
+from rules_engine.baselines import load_personal
 from rules_engine.candidates import evaluate_batch
 from rules_engine.kinds_index import KIND_INDEX, KIND_ORDER
 from rules_engine.profiles import (
@@ -83,7 +84,8 @@ def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     protocols = _protocols(conn, patient_ids)
     overrides = _overrides(conn, patient_ids, row_of)
     trends = _trend_overrides(conn, patient_ids, row_of)
-    rules = build_patient_rules(np.array([protocols[p] for p in patient_ids]), overrides, trends)
+    personal = load_personal(conn, patient_ids, row_of)
+    rules = build_patient_rules(np.array([protocols[p] for p in patient_ids]), overrides, trends, personal=personal)
     times = np.array([m.timestamp() for m in stored.measured_at], dtype=np.float64).astype(np.int64)
     kinds = stored.kinds
     batch = ReadingArrays.of(rows_of_readings, [_KIND_BY_NAME[k] for k in kinds], times, stored.values)

@@ -13,8 +13,26 @@ from psycopg import Connection
 from clinician_api import problems
 from clinician_api.deps import Clinician, PatientDep
 from clinician_api.problems import ProblemError
-from clinician_api.schemas import KindProfile, LimitValue, ThresholdEdit, ThresholdProfile, TrendValue
-from rules_engine.profiles import LIMIT_NAMES, PROTOCOL_KINDS, PROTOCOLS, TREND_NAMES, Protocol, effective_limits
+from clinician_api.schemas import (
+    KindProfile,
+    LimitValue,
+    PersonalBaseline,
+    ThresholdEdit,
+    ThresholdProfile,
+    TrendValue,
+)
+from rules_engine.baselines import current_versions, load_personal
+from rules_engine.personal import Source
+from rules_engine.profiles import (
+    LIMIT_NAMES,
+    PROTOCOL_KINDS,
+    PROTOCOLS,
+    TREND_NAMES,
+    LimitOverrides,
+    Protocol,
+    build_patient_rules,
+    protocol_code,
+)
 from rules_engine.validation import validate_profile
 from vitals import KINDS, Kind
 
@@ -47,25 +65,46 @@ def as_mapping(overrides: OverrideRows) -> dict[str, dict[str, float | None]]:
     }
 
 
+_ORIGIN = {
+    Source.NONE: "none",
+    Source.PROTOCOL: "protocol",
+    Source.PERSONAL: "personal",
+    Source.HARD_FLOOR: "hard_floor",
+}
+
+
 def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
+    """The limits the rules apply now: protocol → personal (after the run-in) → hand-set, each with its origin."""
     protocol = _protocol(conn, patient_id)
     overrides = load_overrides(conn, patient_id)
-    effective = effective_limits(protocol, as_mapping(overrides))
-    defaults = PROTOCOLS[Protocol(protocol)].limits
+    rules = build_patient_rules(
+        [protocol_code(protocol)],
+        LimitOverrides.from_mapping({0: as_mapping(overrides)}),
+        personal=load_personal(conn, [patient_id], {patient_id: 0}),
+    )
+    baselines = current_versions(conn, patient_id)
     kinds = []
-    for kind in Kind:
-        values, source = overrides.get(kind.value, ((None,) * 4, "manual"))
+    for i, kind in enumerate(Kind):
+        _values, source = overrides.get(kind.value, ((None,) * 4, "manual"))
         limits: dict[str, LimitValue] = {}
-        for i, name in enumerate(LIMIT_NAMES):
-            value = effective[kind].as_tuple()[i]
-            if values[i] is not None:
-                origin = "plan" if source == "plan" else "override"
-            elif not math.isnan(defaults[kind].as_tuple()[i]):
-                origin = "protocol"
-            else:
-                origin = "none"
+        for j, name in enumerate(LIMIT_NAMES):
+            value = float(rules.limits[0, i, j])
+            code = Source(int(rules.limit_source[0, i, j]))
+            origin = ("plan" if source == "plan" else "override") if code is Source.HAND_SET else _ORIGIN[code]
             limits[name] = LimitValue(value=None if math.isnan(value) else value, source=origin)
-        kinds.append(KindProfile(kind=kind, unit=KINDS[kind].unit, **limits))
+        personal = None
+        if kind.value in baselines and not math.isnan(rules.centre[0, i]):
+            version, centre, spread, n, computed_at, start, end = baselines[kind.value]
+            personal = PersonalBaseline(
+                version=version,
+                centre=centre,
+                spread=spread,
+                n=n,
+                computed_at=computed_at,
+                window_start=start,
+                window_end=end,
+            )
+        kinds.append(KindProfile(kind=kind, unit=KINDS[kind].unit, personal=personal, **limits))
     return ThresholdProfile(
         patient_id=patient_id,
         protocol=protocol,
@@ -113,8 +152,9 @@ def _trend_profile(conn: Connection[Any], patient_id: Any, protocol: str) -> lis
 
 @router.get("/{patient_id}/thresholds", response_model=ThresholdProfile)
 def get_thresholds(scope: PatientDep) -> ThresholdProfile:
-    """Effective limits per kind and where each comes from: `protocol` default, clinician `override`, the active
-    `plan`, or `none` (no limit)."""
+    """Effective limits per kind and where each comes from: `protocol` default, `personal` (after the run-in, from
+    the patient's own baseline, shown in `personal`), `hard_floor` (absolute red limit), clinician `override`, the
+    active `plan`, or `none` (no limit)."""
     return profile(scope.conn, scope.patient_id)
 
 
