@@ -45,7 +45,7 @@ def _stored_spo2(db: psycopg.Connection[Any], patient_id: uuid.UUID, value: floa
 
 def _alarm(db: psycopg.Connection[Any], patient_id: uuid.UUID) -> tuple[Any, ...] | None:
     return db.execute(
-        'SELECT severity, "limit", explanation_nb, explanation_en, details FROM alarms '
+        "SELECT severity, limit_value, explanation_nb, explanation_en, details FROM alarms "
         "WHERE patient_id = %s AND rule = 'threshold.spo2.low'",
         (patient_id,),
     ).fetchone()
