@@ -255,7 +255,7 @@ def news2_candidates(
         values = {p: float(results.values[i, p]) for p in measured}
         subs = {p: int(results.sub_scores[i, p]) for p in measured}
         score, severity = int(results.score[i]), Severity(int(results.severity[i]))
-        trigger = "aggregate" if score >= YELLOW_AGGREGATE else "single_parameter"
+        trigger = "aggregate"
         nb, en = explain_news2(
             score,
             severity,
@@ -267,7 +267,7 @@ def news2_candidates(
         )
         decisive = max(measured, key=lambda p: (subs[p], int(results.measured_at[i, p])))
         row = int(results.patient_row[i])
-        limit = RED_AGGREGATE if severity is Severity.RED else YELLOW_AGGREGATE if trigger == "aggregate" else 3
+        limit = RED_AGGREGATE if severity is Severity.RED else YELLOW_AGGREGATE
         out.append(
             AlarmCandidate(
                 patient_row=row,

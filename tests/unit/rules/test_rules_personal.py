@@ -174,3 +174,32 @@ def test_baselines_are_computed_per_patient_and_kind_in_one_pass() -> None:
     got = {(int(p), int(k)): float(c) for p, k, c in zip(found.patient_row, found.kind_idx, found.centre, strict=True)}
     assert got == {(0, SPO2): 96.0, (0, PULSE): 64.0, (1, SPO2): 92.0}
     assert all(found.window_end - found.window_start == WINDOW_DAYS * DAY)
+
+
+def test_news2_single_parameter_three_is_not_raised_twice() -> None:
+    """SpO2 90 scores 3 with a normal pulse beside it: the threshold rule speaks, NEWS2 (aggregate 3) does not."""
+    batch = readings([(0, Kind.SPO2, at(30), 90.0), (0, Kind.PULSE_RATE, at(30), 70.0)])
+    rules = {c.rule for c in evaluate_batch(batch, build_patient_rules(["general"])).candidates}
+    assert rules == {"threshold.spo2.low"}
+
+
+@pytest.mark.parametrize(
+    ("values", "personalised", "expected"),
+    [
+        # aggregate 5 (SpO2 93: 2, systolic 98: 2, pulse 95: 1) → yellow before the run-in only
+        ((93.0, 98.0, 95.0), False, Severity.YELLOW.label),
+        ((93.0, 98.0, 95.0), True, None),
+        # aggregate 7 (SpO2 91: 3, systolic 95: 2, pulse 112: 2) → red, also after the run-in
+        ((91.0, 95.0, 112.0), True, Severity.RED.label),
+    ],
+)
+def test_news2_after_the_run_in_alarms_only_red(
+    values: tuple[float, float, float], personalised: bool, expected: str | None
+) -> None:
+    spo2, systolic, pulse = values
+    batch = readings(
+        [(0, Kind.SPO2, at(30), spo2), (0, Kind.BP_SYSTOLIC, at(30), systolic), (0, Kind.PULSE_RATE, at(30), pulse)]
+    )
+    personal = _baseline(Kind.SPO2, 94.0, 1.0) if personalised else None
+    found = {c.rule: c for c in evaluate_batch(batch, build_patient_rules(["general"], personal=personal)).candidates}
+    assert (found["news2"].severity if "news2" in found else None) == expected
