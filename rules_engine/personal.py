@@ -77,8 +77,10 @@ class PersonalSpec:
 
 
 PERSONAL_SPECS: Mapping[Kind, PersonalSpec] = {
-    # BTS 2017 oxygen guideline: a fall of ≥ 3 percentage points in SpO2 should prompt a fuller assessment.
-    Kind.SPO2: PersonalSpec(low=True, high=False, min_half_width=3.0, min_spread=1.0, tighten=True),
+    # BTS 2017 oxygen guideline: a fall of ≥ 3 percentage points in SpO2 should prompt a fuller assessment. Only
+    # relaxing: a single home reading a few points down is most often a cold finger or motion, while a sustained
+    # fall is what the combined rule weighs.
+    Kind.SPO2: PersonalSpec(low=True, high=False, min_half_width=3.0, min_spread=1.0, tighten=False),
     # No guideline figure for a single home pulse reading against the usual; a pulse taken after the stairs is
     # common, so the band only relaxes the protocol's limits (a patient whose usual pulse is 100 /min).
     Kind.PULSE_RATE: PersonalSpec(low=True, high=True, min_half_width=25.0, min_spread=4.0, tighten=False),

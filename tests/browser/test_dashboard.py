@@ -452,18 +452,18 @@ def test_threshold_editor_shows_which_limits_are_personal_and_which_are_set_by_h
     now = datetime.now(UTC)
     db.execute(
         "INSERT INTO personal_limits (patient_id, kind, version, valid_from, centre, spread, n, window_start, "
-        "window_end, yellow_low) VALUES (%s, 'spo2', 1, %s, 98, 0.4, 14, %s, %s, 95)",
+        "window_end, yellow_low) VALUES (%s, 'spo2', 1, %s, 94, 0.4, 14, %s, %s, 91)",
         (patient, now - timedelta(hours=1), now - timedelta(days=35), now - timedelta(days=7)),
     )
     sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}/edit")
     row = page.locator("#limits-table tr[data-kind='spo2']")
-    expect(row.locator("td[data-limit='yellow_low']")).to_contain_text("95 (personlig)")
+    expect(row.locator("td[data-limit='yellow_low']")).to_contain_text("91 (personlig)")
     expect(row.locator("td[data-limit='red_low']")).to_contain_text("90 (standard)")
-    expect(row.locator("[data-personal='spo2']")).to_contain_text("Vanlig 98 ± 0,4 % (14 målinger)")
+    expect(row.locator("[data-personal='spo2']")).to_contain_text("Vanlig 94 ± 0,4 % (14 målinger)")
 
     # A limit set by hand wins over the personal one, and says so.
     page.get_by_label("Måling som skal endres").select_option("spo2")
-    expect(page.locator("#mode-yellow_low option[value='inherit']")).to_contain_text("95")
+    expect(page.locator("#mode-yellow_low option[value='inherit']")).to_contain_text("91")
     page.locator("#mode-yellow_low").select_option("custom")
     page.locator("#value-yellow_low").fill("93")
     page.get_by_role("button", name="Lagre grensene").click()

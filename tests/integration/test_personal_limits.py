@@ -57,18 +57,20 @@ def test_personal_limit_moves_after_the_run_in_and_the_alarm_says_so(
     tenant: Tenant = make_tenant(protocol="heart_failure")
     patient, gateway = tenant.patients[0], tenant.gateways[0]
     now = datetime.now(UTC)
-    # 21 days of run-in: SpO2 98 % every morning (a very stable patient).
+    # 21 days of run-in: a stable heart-failure patient who lives at 94 % (the protocol's yellow limit is 92 %).
     for day in range(21, 0, -1):
         db.execute(
             "INSERT INTO readings (id, patient_id, gateway_id, kind, value, measured_at) "
             "VALUES (%s, %s, %s, 'spo2', %s, %s)",
-            (uuid.uuid4(), patient, gateway.gateway_id, 98.0 if day % 3 else 97.0, now - timedelta(days=day)),
+            (uuid.uuid4(), patient, gateway.gateway_id, 94.0 if day % 3 else 93.0, now - timedelta(days=day)),
         )
 
-    # Before the recompute: the protocol's yellow limit 92 % holds, 94 % raises nothing.
-    _publish_spo2(gateway, 94.0)
-    wait_for(lambda: _stored_spo2(db, patient, 94.0), what="the first reading stored")
-    assert _alarm(db, patient) is None
+    # Before the recompute the protocol's limit holds: 91 % is under the yellow limit 92 %.
+    _publish_spo2(gateway, 91.0)
+    severity, limit, nb, _en, details = wait_for(lambda: _alarm(db, patient), what="the protocol-limit alarm")
+    assert (severity, limit) == ("yellow", 92.0)
+    assert nb == "Oksygenmetning 91 %, under gul grense 92 %"
+    assert details["limit_source"] == "protocol"
 
     done = subprocess.run(
         [sys.executable, "-m", "varde", "rules", "personal-limits"], capture_output=True, text=True, timeout=120
@@ -78,21 +80,32 @@ def test_personal_limit_moves_after_the_run_in_and_the_alarm_says_so(
     version = db.execute(
         "SELECT version, centre, yellow_low FROM personal_limits WHERE patient_id = %s AND kind = 'spo2'", (patient,)
     ).fetchall()
-    assert [(v, c, y) for v, c, y in version] == [(1, 98.0, 95.0)]
+    assert [(v, c, y) for v, c, y in version] == [(1, 94.0, 91.0)]
 
     headers = login(api_url, tenant.nurse, tenant.nurse_password)
     profile = httpx.get(f"{api_url}/api/v1/patients/{patient}/thresholds", headers=headers, timeout=30).json()
     spo2 = next(k for k in profile["kinds"] if k["kind"] == "spo2")
-    assert spo2["yellow_low"] == {"value": 95.0, "source": "personal"}
-    assert spo2["red_low"]["source"] == "protocol"
-    assert spo2["personal"]["centre"] == 98.0
+    assert spo2["yellow_low"] == {"value": 91.0, "source": "personal"}
+    assert spo2["red_low"] == {"value": 90.0, "source": "protocol"}
+    assert spo2["personal"]["centre"] == 94.0
 
-    # After it: the same 94 % is under the patient's own yellow limit, and the explanation says whose.
-    _publish_spo2(gateway, 94.0)
-    alarm = wait_for(lambda: _alarm(db, patient), what="the personal-limit alarm")
-    severity, limit, nb, en, details = alarm
-    assert (severity, limit) == ("yellow", 95.0)
-    assert nb.startswith("Oksygenmetning 94 %, under pasientens vanlige 98 % ± ")
-    assert en.startswith("Oxygen saturation 94%, below the patient's usual 98% ± ")
-    assert details["limit_source"] == "personal"
+    # After it the limit has moved: the same 91 % is the patient's usual range, back in range ...
+    _publish_spo2(gateway, 91.0)
+    wait_for(
+        lambda: db.execute(
+            "SELECT back_in_range FROM alarms WHERE patient_id = %s AND rule = 'threshold.spo2.low'", (patient,)
+        ).fetchone()[0],
+        what="91 % back in range under the personal limit",
+    )
+    # ... and 90 % is under the personal limit, explained against the usual value.
+    _publish_spo2(gateway, 90.0)
+
+    def personal_alarm() -> tuple[Any, ...] | None:
+        alarm = _alarm(db, patient)
+        return alarm if alarm and alarm[4].get("limit_source") == "personal" else None
+
+    severity, limit, nb, en, details = wait_for(personal_alarm, what="the personal-limit alarm")
+    assert (severity, limit) == ("yellow", 91.0)
+    assert nb == "Oksygenmetning 90 %, under pasientens vanlige 94 % ± 0,0 (personlig gul grense 91 %)"
+    assert en == "Oxygen saturation 90%, below the patient's usual 94% ± 0.0 (personal yellow limit 91%)"
     assert details["personal"]["version"] == 1

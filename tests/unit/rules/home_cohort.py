@@ -3,7 +3,8 @@ checks of the personal and combined rules (until `bench/alarm_quality.py` replay
 
 Ordinary home noise, not the project simulator's clipped noise: a scale read in clothes, a pulse taken after the
 stairs, missed days, slow drift of weight and pressure, heavy-tailed oximeter readings. Episodes: a decompensation
-over 7–14 days before admission (weight up, pulse up, SpO2 and systolic down), then recovery to a new baseline.
+over 5–14 days before admission (weight up 0.6–4 kg, pulse up, SpO2 and systolic down), then recovery to a new
+baseline. Per-patient artefact rates and adherence (0.6–0.98) as in the replay bench's cohort description.
 Run as a script for the figures: `python tests/unit/rules/home_cohort.py [patients] [weeks]`.
 """
 
@@ -45,7 +46,17 @@ class Cohort:
     days: int
 
 
-def heart_failure_cohort(n_patients: int, days: int, *, seed: int = 7, episode_share: float = 0.28) -> Cohort:
+def heart_failure_cohort(
+    n_patients: int,
+    days: int,
+    *,
+    seed: int = 7,
+    episode_share: float = 0.28,
+    spo2_dips: bool = True,
+    artefacts: bool = True,
+) -> Cohort:
+    """`spo2_dips`: single oximeter readings 3–8 points low (cold fingers, motion) at a per-patient rate;
+    `artefacts=False` leaves out clothes, stairs and dips (biological variability and drift remain)."""
     rng = np.random.default_rng(seed)
     rows: list[tuple[int, int, int, float]] = []
     episodes: list[Episode] = []
@@ -57,28 +68,35 @@ def heart_failure_cohort(n_patients: int, days: int, *, seed: int = 7, episode_s
         dia0 = sys0 * rng.uniform(0.55, 0.65)
         weight_drift = rng.uniform(-2.0, 2.0) / days
         sys_drift = rng.uniform(-8.0, 8.0) / days
+        adherence = rng.uniform(0.6, 0.98)
+        share = 1.0 if artefacts else 0.0
+        clothes, stairs = rng.uniform(0, 0.15) * share, rng.uniform(0, 0.1) * share
+        cold_finger = rng.uniform(0, 0.04) * share * spo2_dips
         shift = np.zeros((days, 4))  # weight, pulse, spo2, systolic
         if rng.random() < episode_share:
-            length = int(rng.integers(7, 15))
-            onset = int(rng.integers(20, days - length - 1))
+            length = int(rng.integers(5, 15))
+            onset = int(rng.integers(21, days - length - 1))
             ramp = np.linspace(0, 1, length + 1)[1:] ** 1.5
-            size = np.array([rng.uniform(1.8, 4.0), rng.uniform(5, 15), -rng.uniform(1, 4), -rng.uniform(0, 10)])
+            size = np.array([rng.uniform(0.6, 4.0), rng.uniform(5, 15), -rng.uniform(1, 4), -rng.uniform(0, 10)])
             shift[onset : onset + length] = ramp[:, None] * size
             recovery = size * np.array([-0.3, 0.0, 0.0, 0.0])  # diuresed below the old weight
             shift[onset + length + 5 :] = recovery
             shift[onset + length : onset + length + 5] = np.nan  # in hospital: no readings
             episodes.append(Episode(p, T0 + onset * DAY, T0 + (onset + length) * DAY))
         for d in range(days):
-            if rng.random() < 0.15 or np.isnan(shift[d, 0]):
+            if rng.random() > adherence or np.isnan(shift[d, 0]):
                 continue
             t = T0 + d * DAY + 7 * 3600 + int(rng.integers(-1800, 1800))
-            weight = weight0 + weight_drift * d + shift[d, 0] + rng.normal(0, 0.35)
-            if rng.random() < 0.12:
-                weight += rng.uniform(0.6, 1.5)  # in clothes
+            weight = weight0 + weight_drift * d + shift[d, 0] + rng.normal(0, 0.6)
+            if rng.random() < clothes:
+                weight += rng.uniform(0.8, 1.5)  # in clothes
             pulse = pulse0 + shift[d, 1] + rng.normal(0, 4.5)
-            if rng.random() < 0.08:
-                pulse += rng.uniform(10, 30)  # after the stairs
-            spo2 = min(100.0, round(spo2_0 + shift[d, 2] + rng.standard_t(4) * 0.8))
+            if rng.random() < stairs:
+                pulse += rng.uniform(15, 35)  # after the stairs
+            spo2 = spo2_0 + shift[d, 2] + rng.standard_t(4) * 0.8
+            if rng.random() < cold_finger:
+                spo2 -= rng.uniform(3, 8)  # cold fingers, motion
+            spo2 = min(100.0, round(spo2))
             systolic = round(sys0 + sys_drift * d + shift[d, 3] + rng.normal(0, 8))
             diastolic = round(dia0 + rng.normal(0, 6))
             rows += [

@@ -75,9 +75,11 @@ def test_right_after_the_run_in_the_baseline_is_the_run_in_itself() -> None:
     ("protocol", "kind", "centre", "spread", "expected", "yellow_source"),
     [
         # (yellow_low, yellow_high, red_low, red_high)
-        # Very stable SpO2 at 98: the band is the minimum 3 points (BTS) and may tighten the protocol's 92; the
-        # protocol's red 90 is still looser, so it stays.
-        ("heart_failure", Kind.SPO2, 98.0, 0.0, (95.0, math.nan, 90.0, math.nan), Source.PERSONAL),
+        # Very stable SpO2 at 98: the band (the minimum 3 points, BTS) would be tighter than the protocol's 92,
+        # and SpO2 only relaxes: the protocol's limits stay.
+        ("heart_failure", Kind.SPO2, 98.0, 0.0, (92.0, math.nan, 90.0, math.nan), Source.PROTOCOL),
+        # At 94 the band (91) relaxes the protocol's 92; the protocol's red 90 is still looser, so it stays.
+        ("heart_failure", Kind.SPO2, 94.0, 0.0, (91.0, math.nan, 90.0, math.nan), Source.PERSONAL),
         # A patient who lives at 93 %: personal yellow 90 sits on the protocol's red 90 (at least as loose, kept).
         ("heart_failure", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 90.0, math.nan), Source.PERSONAL),
         # General protocol (red 92): the usual range reaches into the red, so red becomes the hard floor 85.
