@@ -183,6 +183,25 @@ class PersonalBaselines:
     def empty(cls) -> PersonalBaselines:
         return cls.of([], [], [], [], [])
 
+    def take(self, rows: ArrayLike) -> PersonalBaselines:
+        """The baselines of patient rows `rows`, renumbered: row i of the result is row `rows[i]` here (a row may
+        repeat), as `RuleInputs.take` does for the replay."""
+        wanted = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(wanted, kind="stable")
+        ordered = wanted[order]
+        start = np.searchsorted(ordered, self.patient_row, side="left")
+        count = np.searchsorted(ordered, self.patient_row, side="right") - start
+        source = np.repeat(np.arange(len(self)), count)
+        offset = np.arange(len(source)) - np.repeat(np.cumsum(count) - count, count)
+        new_row = order[np.repeat(start, count) + offset]
+        return PersonalBaselines(
+            new_row.astype(np.int64),
+            *(
+                getattr(self, name)[source]
+                for name in ("kind_idx", "centre", "spread", "n", "window_start", "window_end", "version")
+            ),
+        )
+
     def dense(self, n_patients: int) -> tuple[FloatArray, FloatArray, IntArray]:
         """(centre, spread, version) as (n_patients, N_KINDS) tables; NaN (version −1) where no baseline."""
         centre = np.full((n_patients, N_KINDS), NAN)

@@ -205,3 +205,10 @@ def test_news2_after_the_run_in_alarms_only_red(
     personal = _baseline(Kind.SPO2, 94.0, 1.0) if personalised else None
     found = {c.rule: c for c in evaluate_batch(batch, build_patient_rules(["general"], personal=personal)).candidates}
     assert (found["news2"].severity if "news2" in found else None) == expected
+
+
+def test_take_renumbers_baselines_for_repeated_patient_rows() -> None:
+    found = PersonalBaselines.of([0, 1, 1], [SPO2, SPO2, PULSE], [96.0, 92.0, 70.0], [1.0, 1.0, 3.0], [14, 14, 14])
+    taken = found.take([1, 0, 1])
+    got = sorted(zip(taken.patient_row.tolist(), taken.kind_idx.tolist(), taken.centre.tolist(), strict=True))
+    assert got == sorted([(0, SPO2, 92.0), (0, PULSE, 70.0), (1, SPO2, 96.0), (2, SPO2, 92.0), (2, PULSE, 70.0)])
