@@ -38,11 +38,13 @@ _KIND_BY_NAME = {k.value: KIND_INDEX[k] for k in Kind}
 
 def load_personal(conn: Connection[Any], patient_ids: Sequence[UUID], row_of: dict[UUID, int]) -> PersonalBaselines:
     """The newest valid version per (patient, kind) of the given patients, as rows for `build_patient_rules`."""
+    # One index probe per (patient, kind): the newest version, however many older ones have accumulated.
     rows = conn.execute(
-        "SELECT DISTINCT ON (patient_id, kind) patient_id, kind, centre, spread, n, version, "
-        "extract(epoch FROM window_start)::bigint, extract(epoch FROM window_end)::bigint FROM personal_limits "
-        "WHERE patient_id = ANY(%s) AND valid_from <= now() ORDER BY patient_id, kind, version DESC",
-        (list(patient_ids),),
+        "SELECT p.pid, k.kind, l.centre, l.spread, l.n, l.version, extract(epoch FROM l.window_start)::bigint, "
+        "extract(epoch FROM l.window_end)::bigint FROM unnest(%s::uuid[]) AS p(pid) CROSS JOIN unnest(%s::text[]) "
+        "AS k(kind) CROSS JOIN LATERAL (SELECT * FROM personal_limits WHERE patient_id = p.pid AND kind = k.kind "
+        "AND valid_from <= now() ORDER BY version DESC LIMIT 1) AS l",
+        (list(patient_ids), _KINDS),
     ).fetchall()
     current = [r for r in rows if r[2] is not None and r[1] in _KIND_BY_NAME]
     if not current:
