@@ -370,7 +370,7 @@ def sql_figures(batch_size: int, runs: int, days: int) -> dict[str, Any]:
                             distinct = list(dict.fromkeys(batch.patient_ids))
                             plan = conn.execute(
                                 "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + HISTORY_SQL,
-                                history_params(distinct, earliest),
+                                history_params(distinct, earliest, batch.ids),
                             ).fetchone()
                             explain = _explain_summary(plan[0][0] if plan else {})
                         raise _Rollback

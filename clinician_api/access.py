@@ -1,9 +1,12 @@
 """Access by duty of care (tjenstlig behov): the one place that decides who may see which patient.
 
-A user sees a patient when the patient's care team is one of the user's teams, or while an emergency access
-(break-the-glass) the user granted themselves with a reason has not expired. Everything else is answered as if the
-patient did not exist. Routes do not call these functions themselves: they take the patient through the
-dependencies in `deps` (`PatientScope`), which also write the audit row.
+A user sees a patient when the patient's responsible team (`patients.team_id`, which follows the active care
+episode, see `clinician_api.episodes`) is one of the user's teams, or while an emergency access (break-the-glass) the
+user granted themselves with a reason has not expired. Two further grounds give read-only access: a former team's
+consultative access agreed in a hand-over, and a team's access to a patient whose hand-over to it awaits its answer.
+Everything else is answered as if the patient did not exist. Routes do not call these functions themselves: they
+take the patient through the dependencies in `deps` (`PatientScope`), which also write the audit row (and refuse a
+write on read-only access with 403).
 """
 
 from __future__ import annotations
@@ -45,35 +48,67 @@ class Principal:
         return self.role != roles.DATA_EXPORT
 
 
+BASIS_TEAM = "team"
+BASIS_EMERGENCY = "emergency"
+BASIS_CONSULTATIVE = "consultative"
+BASIS_HANDOVER = "handover"
+READ_ONLY_BASES = (BASIS_CONSULTATIVE, BASIS_HANDOVER)
+
+
 @dataclass(frozen=True, slots=True)
 class PatientAccess:
-    """Why a principal may see a patient: care-team membership, or an unexpired emergency access."""
+    """Why a principal may see a patient: membership of the responsible team, an unexpired emergency access, or
+    (read-only) a consultative access or a hand-over waiting for the caller's team. `team_id` is the patient's
+    responsible team."""
 
     patient_id: UUID
     team_id: UUID
     emergency: bool
     reason: str | None
     expires_at: datetime | None = None
+    basis: str = BASIS_TEAM
+
+    @property
+    def read_only(self) -> bool:
+        return self.basis in READ_ONLY_BASES
+
+
+# Read-only grounds: the caller's team consults on the active episode (until the agreed end), or a hand-over of
+# the active episode to the caller's team awaits its answer. Uncorrelated, so a list query hashes them once.
+_CONSULTS = (
+    "{alias}.id IN (SELECT ce.patient_id FROM care_episode_consultants cc JOIN care_episodes ce "
+    "ON ce.id = cc.episode_id WHERE ce.status = 'active' AND cc.until > now() AND cc.team_id = ANY({teams}::uuid[]))"
+)
+_RECEIVES = (
+    "{alias}.id IN (SELECT h.patient_id FROM care_handovers h WHERE h.state = 'proposed' "
+    "AND h.to_team_id = ANY({teams}::uuid[]))"
+)
 
 
 def patient_access(conn: Connection[Any], principal: Principal, patient_id: UUID) -> PatientAccess | None:
     """None when the principal has no duty of care for the patient (the caller answers 404)."""
     if not principal.reads_records:
         return None
+    teams = "%(teams)s"
     row = conn.execute(
-        "SELECT p.team_id, p.team_id = ANY(%s::uuid[]) AS member, e.reason, e.expires_at "
+        "SELECT p.team_id, p.team_id = ANY(%(teams)s::uuid[]) AS member, e.reason, e.expires_at, "
+        f"{_CONSULTS.format(alias='p', teams=teams)}, {_RECEIVES.format(alias='p', teams=teams)} "
         "FROM patients p LEFT JOIN LATERAL (SELECT reason, expires_at FROM emergency_access e "
-        " WHERE e.user_id = %s AND e.patient_id = p.id AND e.expires_at > now() "
-        " ORDER BY e.expires_at DESC LIMIT 1) e ON true WHERE p.id = %s",
-        (list(principal.team_ids), principal.user_id, patient_id),
+        " WHERE e.user_id = %(user)s AND e.patient_id = p.id AND e.expires_at > now() "
+        " ORDER BY e.expires_at DESC LIMIT 1) e ON true WHERE p.id = %(patient)s",
+        {"teams": list(principal.team_ids), "user": principal.user_id, "patient": patient_id},
     ).fetchone()
     if row is None:
         return None
-    team_id, member, reason, expires_at = row
+    team_id, member, reason, expires_at, consults, receives = row
     if member:
         return PatientAccess(patient_id, team_id, False, None)
     if reason is not None:
-        return PatientAccess(patient_id, team_id, True, str(reason), expires_at)
+        return PatientAccess(patient_id, team_id, True, str(reason), expires_at, BASIS_EMERGENCY)
+    if consults:
+        return PatientAccess(patient_id, team_id, False, None, basis=BASIS_CONSULTATIVE)
+    if receives:
+        return PatientAccess(patient_id, team_id, False, None, basis=BASIS_HANDOVER)
     return None
 
 
@@ -88,14 +123,35 @@ def visible_patients_clause(principal: Principal, alias: str = "p") -> tuple[str
     )
 
 
-def visible_patients_named(principal: Principal, alias: str = "p") -> tuple[str, dict[str, Any]]:
-    """`visible_patients_clause` for queries with named parameters (`vis_teams`, `vis_user`)."""
+def visible_patients_named(
+    principal: Principal, alias: str = "p", *, read_only: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """`visible_patients_clause` for queries with named parameters (`vis_teams`, `vis_user`). With `read_only`,
+    also the patients seen through a consultative access or a hand-over awaiting the caller's team (the patient
+    list shows them; the alarm queue and its kin do not: alarms go to the responsible team)."""
     if not principal.reads_records:
         return ("false", {})
+    extra = ""
+    if read_only:
+        teams = "%(vis_teams)s"
+        extra = f" OR {_CONSULTS.format(alias=alias, teams=teams)} OR {_RECEIVES.format(alias=alias, teams=teams)}"
     return (
         f"({alias}.team_id = ANY(%(vis_teams)s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e "
-        f"WHERE e.user_id = %(vis_user)s AND e.patient_id = {alias}.id AND e.expires_at > now()))",
+        f"WHERE e.user_id = %(vis_user)s AND e.patient_id = {alias}.id AND e.expires_at > now()){extra})",
         {"vis_teams": list(principal.team_ids), "vis_user": principal.user_id},
+    )
+
+
+def access_basis_sql(alias: str = "p") -> str:
+    """An SQL expression naming the principal's access basis for `{alias}` (named parameters `vis_teams`,
+    `vis_user`, as `visible_patients_named` gives them), in the order `patient_access` decides."""
+    teams = "%(vis_teams)s"
+    return (
+        f"CASE WHEN {alias}.team_id = ANY(%(vis_teams)s::uuid[]) THEN '{BASIS_TEAM}' "
+        f"WHEN EXISTS (SELECT 1 FROM emergency_access e WHERE e.user_id = %(vis_user)s AND e.patient_id = {alias}.id "
+        f"AND e.expires_at > now()) THEN '{BASIS_EMERGENCY}' "
+        f"WHEN {_CONSULTS.format(alias=alias, teams=teams)} THEN '{BASIS_CONSULTATIVE}' "
+        f"WHEN {_RECEIVES.format(alias=alias, teams=teams)} THEN '{BASIS_HANDOVER}' END"
     )
 
 

@@ -20,10 +20,12 @@ from clinician_api.events import AlarmEventHub
 from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.hygiene import InputHygiene
 from clinician_api.metrics import RequestMetrics
+from clinician_api.repeat_sender import RepeatSender
 from clinician_api.routes import (
     alarms,
     audit,
     auth,
+    episodes,
     fhir,
     fhir_export,
     journal,
@@ -31,11 +33,14 @@ from clinician_api.routes import (
     patients,
     plans,
     questionnaires,
+    schedules,
     thresholds,
 )
 from clinician_api.routes import contact as patient_contact
 from clinician_api.routes.attention import router as attention_router
+from clinician_api.routes.burden import router as burden_router
 from clinician_api.routes.enrolment import router as enrolment_router
+from clinician_api.schedule_courier import PlanCourier
 from store.settings import Settings, get_settings
 
 VERSION = "0.2.0"
@@ -91,13 +96,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        notifier = None
+        notifier = sender = courier = None
         if current_settings().database_url:
             notifier = Notifier(lambda: current_settings().require_database_url(), current_settings())
             notifier.start()
+            sender = RepeatSender(lambda: current_settings().require_database_url(), app.state.gateway_publisher)
+            sender.start()
+            courier = PlanCourier(lambda: current_settings().require_database_url(), app.state.gateway_publisher)
+            courier.start()
         yield
-        if notifier is not None:
-            notifier.stop()
+        for worker in (notifier, sender, courier):
+            if worker is not None:
+                worker.stop()
         await app.state.event_hub.close()
         app.state.gateway_publisher.close()
 
@@ -126,16 +136,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         latest,
         thresholds,
         plans,
+        schedules,
         questionnaires,
         audit,
         fhir_export,
         fhir,
         journal,
+        episodes,
     ):
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.include_router(enrolment_router)
     app.include_router(attention_router)
+    app.include_router(burden_router)
     app.include_router(docs_ui.router)
     app.mount(docs_ui.ASSETS_URL, docs_ui.assets(), name="docs-assets")
     for router in (patient_contact.router, citizen_routes.router, citizen_routes.signin, citizen_pages.router):

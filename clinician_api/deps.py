@@ -18,8 +18,9 @@ from fastapi.security import OAuth2PasswordBearer
 from psycopg import Connection
 
 from clinician_api import audit
-from clinician_api.access import PatientAccess, Principal, alarm_patient, patient_access
+from clinician_api.access import BASIS_TEAM, PatientAccess, Principal, alarm_patient, patient_access
 from clinician_api.fhir_search import FhirError
+from clinician_api.gateway_link import GatewayPublisher
 from clinician_api.identity import principal_for_claims
 from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.problems import ProblemError
@@ -49,6 +50,15 @@ def db_conn() -> Iterator[Connection[Any]]:
 
 Conn = Annotated[Connection[Any], Depends(db_conn, scope="function")]
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
+
+
+def _gateway_publisher(request: Request) -> GatewayPublisher:
+    publisher: GatewayPublisher = request.app.state.gateway_publisher
+    return publisher
+
+
+GatewayLink = Annotated[GatewayPublisher, Depends(_gateway_publisher)]
+"""The API process's MQTT client for messages to gateways (plans, receipts)."""
 
 _UNAUTHENTICATED = HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
@@ -134,10 +144,10 @@ class PatientScope:
             self.resource,
             outcome or self.outcome,
             patient_id=self.patient_id,
-            team_id=self.access.team_id if not self.access.emergency else None,
+            team_id=self.access.team_id if self.access.basis == BASIS_TEAM else None,
             client_addr=self.client_addr,
             emergency=self.access.emergency,
-            reason=self.access.reason,
+            reason=self.access.reason or (self.access.basis if self.access.read_only else None),
         )
 
 
@@ -159,6 +169,33 @@ def _deny(conn: Connection[Any], principal: Principal, request: Request, patient
     conn.commit()
     AUTH_FAILURES.labels(reason="no_duty_of_care").inc()
     return HTTPException(404, NOT_IN_CARE)
+
+
+_READS = ("GET", "HEAD")
+READ_ONLY_REFUSAL = "your team has read-only access to this patient (consultative, or a hand-over awaiting your answer)"
+
+
+def _gate(conn: Connection[Any], principal: Principal, request: Request, patient_id: UUID | None) -> PatientAccess:
+    """The access for the request, or the refusal: 404 without duty of care, 403 for a write on read-only access
+    (both audited)."""
+    access = patient_access(conn, principal, patient_id) if patient_id else None
+    if access is None:
+        raise _deny(conn, principal, request, patient_id)
+    if access.read_only and request.method not in _READS:
+        audit.record(
+            conn,
+            principal,
+            _ACTIONS.get(request.method, request.method.lower()),
+            request.url.path,
+            "refused:403",
+            patient_id=patient_id,
+            client_addr=client_addr(request),
+            reason=access.basis,
+        )
+        conn.commit()
+        AUTH_FAILURES.labels(reason="read_only_access").inc()
+        raise HTTPException(403, READ_ONLY_REFUSAL)
+    return access
 
 
 def _status_of(exc: BaseException) -> int:
@@ -203,18 +240,13 @@ def patient_scope(
 ) -> Iterator[PatientScope]:
     """The duty-of-care gate of every `/patients/{patient_id}/…` route: 404 (and an audit row) when the caller has
     no duty of care, so a patient outside the caller's teams is indistinguishable from one that does not exist."""
-    access = patient_access(conn, principal, patient_id)
-    if access is None:
-        raise _deny(conn, principal, request, patient_id)
+    access = _gate(conn, principal, request, patient_id)
     yield from _audited(PatientScope(**_scope_kwargs(conn, principal, request, access)))
 
 
 def alarm_scope(alarm_id: UUID, conn: Conn, principal: CurrentPrincipal, request: Request) -> Iterator[AlarmScope]:
     """The same gate for `/alarms/{alarm_id}/…`: the alarm's patient decides."""
-    patient_id = alarm_patient(conn, alarm_id)
-    access = patient_access(conn, principal, patient_id) if patient_id else None
-    if access is None:
-        raise _deny(conn, principal, request, patient_id)
+    access = _gate(conn, principal, request, alarm_patient(conn, alarm_id))
     yield from _audited(AlarmScope(**_scope_kwargs(conn, principal, request, access), alarm_id=alarm_id))
 
 
@@ -223,9 +255,7 @@ def observation_scope(
 ) -> Iterator[PatientScope]:
     """The same gate for a reading (FHIR Observation): the reading's patient decides."""
     row = conn.execute("SELECT patient_id FROM readings WHERE id = %s LIMIT 1", (observation_id,)).fetchone()
-    access = patient_access(conn, principal, row[0]) if row else None
-    if access is None:
-        raise _deny(conn, principal, request, row[0] if row else None)
+    access = _gate(conn, principal, request, row[0] if row else None)
     yield from _audited(PatientScope(**_scope_kwargs(conn, principal, request, access)))
 
 

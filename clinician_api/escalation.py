@@ -11,10 +11,8 @@ The text names no patient: severity, care team, how long it waited, a short refe
 
 from __future__ import annotations
 
-import json
 import logging
 import smtplib
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -23,6 +21,8 @@ from typing import Any, Protocol
 import httpx
 import psycopg
 
+from clinician_api.background import ListeningWorker
+from store.events import notify_changes
 from store.settings import Settings
 
 log = logging.getLogger("varde.escalation")
@@ -146,44 +146,21 @@ def deliver(
             (notice.id,),
         ).fetchone()
         if row is not None:
-            conn.execute(
-                "SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(row[0])], "source": "escalation"}),)
-            )
+            notify_changes(conn, "escalation", [row[0]])
         conn.commit()
     return sent
 
 
-class Notifier:
+class Notifier(ListeningWorker):
     """The API process's sender thread: wakes on `varde_escalations` notifications and every POLL_SECONDS."""
 
     def __init__(self, database_url: Callable[[], str], settings: Settings) -> None:
-        self._database_url = database_url
-        self._settings = settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="escalation-notifier", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        channels = channels_for(self._settings)
-        dashboard = f"{(self._settings.api_url or '').rstrip('/')}/dashboard/"
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self._database_url(), autocommit=False) as conn:
-                    listen = psycopg.connect(self._database_url(), autocommit=True)
-                    with listen:
-                        listen.execute("LISTEN varde_escalations")
-                        while not self._stop.is_set():
-                            deliver(conn, claim(conn), channels, dashboard)
-                            for _ in listen.notifies(timeout=POLL_SECONDS, stop_after=1):
-                                pass
-            except (psycopg.Error, RuntimeError) as exc:
-                log.warning("escalation_notifier_db_error error=%s", type(exc).__name__)
-                self._stop.wait(POLL_SECONDS)
+        channels = channels_for(settings)
+        dashboard = f"{(settings.api_url or '').rstrip('/')}/dashboard/"
+        super().__init__(
+            "escalation-notifier",
+            "varde_escalations",
+            database_url,
+            lambda conn: deliver(conn, claim(conn), channels, dashboard),
+            POLL_SECONDS,
+        )

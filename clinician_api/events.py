@@ -1,16 +1,16 @@
 """Live alarm changes for the dashboard: one LISTEN connection per API process, fanned out to SSE subscribers.
 
-Ingest, the scheduler and the API itself `pg_notify('varde_events', …)` after an alarm changes. The hub collects
+Ingest, the scheduler and the API itself announce changed alarms on `store.events.CHANNEL`. The hub collects
 notifications for a moment, loads the changed alarms in one query and hands each subscriber the ones its user may
 see (care teams, or an unexpired emergency access). A subscriber that cannot keep up is told to resynchronise
-instead of holding the others back.
+instead of holding the others back, and so is one of a team that just handed its patient's alarms over (a
+notification with `handed_over_from`: the alarms left that team's queue, which a change event cannot say).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -25,12 +25,18 @@ from clinician_api import queue
 from clinician_api.access import Principal
 from clinician_api.metrics import SSE_CLIENTS
 from clinician_api.schemas import Alarm
+from store.events import CHANNEL, ChangeNotice
 
 log = logging.getLogger("varde.api.events")
 
-CHANNEL = "varde_events"
 _COALESCE_SECONDS = 0.05
-_ESCALATION_LOOKBACK = "5 minutes"
+
+
+class Resync:
+    """Put in a subscriber's queue: the client should reload its queue."""
+
+
+RESYNC = Resync()
 
 
 @dataclass(eq=False)
@@ -38,7 +44,7 @@ class Subscriber:
     principal: Principal
     emergency: dict[UUID, datetime]
     lang: str = "nb"
-    queue: asyncio.Queue[Alarm | None] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
+    queue: asyncio.Queue[Alarm | Resync | None] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
     overflowed: bool = False
 
     def may_see(self, alarm: Alarm) -> bool:
@@ -48,28 +54,13 @@ class Subscriber:
         return until is not None and until > datetime.now(UTC)
 
 
-def alarm_ids_of(payload: str) -> tuple[list[UUID], bool]:
-    """The alarm ids a notification names, and whether it announces escalations (which name no ids)."""
-    try:
-        doc = json.loads(payload)
-    except ValueError:
-        return [], False
-    if not isinstance(doc, dict):
-        return [], False
-    ids: list[UUID] = []
-    for raw in doc.get("alarms") or []:
-        with contextlib.suppress(ValueError, TypeError):
-            ids.append(UUID(str(raw)))
-    return ids, bool(doc.get("escalated"))
-
-
 class AlarmEventHub:
     def __init__(self, database_url: Callable[[], str]) -> None:
         self._url = database_url
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        self._sent: OrderedDict[tuple[UUID, datetime], None] = OrderedDict()
+        self._sent: OrderedDict[tuple[UUID, datetime, UUID], None] = OrderedDict()
 
     @property
     def subscriber_count(self) -> int:
@@ -125,27 +116,31 @@ class AlarmEventHub:
                 continue
             payloads += [n.payload async for n in conn.notifies(timeout=_COALESCE_SECONDS)]
             ids: set[UUID] = set()
-            escalated = False
+            former: set[UUID] = set()
             for payload in payloads:
-                named, escalation = alarm_ids_of(payload)
-                ids.update(named)
-                escalated = escalated or escalation
-            rows = await self._load(conn, sorted(ids, key=str), escalated)
+                notice = ChangeNotice.parse(payload)
+                ids.update(notice.alarms)
+                former.update(notice.handed_over_from)
+            rows = await self._load(conn, sorted(ids, key=str))
             self._fan_out(rows)
+            self._resync_teams(former)
 
-    async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID], escalated: bool) -> list[Any]:
-        if not ids and not escalated:
+    async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID]) -> list[Any]:
+        if not ids:
             return []
-        where = ["a.id = ANY(%s::uuid[])"]
-        params: list[Any] = [ids]
-        if escalated:
-            where.append(f"a.escalated_at > now() - interval '{_ESCALATION_LOOKBACK}'")
-        cur = await conn.execute(f"{queue.SELECT} WHERE {' OR '.join(where)}", params)
+        cur = await conn.execute(f"{queue.SELECT} WHERE a.id = ANY(%s::uuid[])", [ids])
         return list(await cur.fetchall())
+
+    def _resync_teams(self, teams: set[UUID]) -> None:
+        for sub in list(self._subscribers):
+            if teams & set(sub.principal.team_ids):
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(RESYNC)
 
     def _fan_out(self, rows: list[Any]) -> None:
         for row in rows:
-            key = (row[0], row[9])
+            # The team is part of the key: an alarm handed over to another team is news to that team's streams.
+            key = (row[0], row[9], row[3])
             if key in self._sent:
                 continue
             self._sent[key] = None

@@ -5,11 +5,12 @@ Observations carry LOINC and IEEE 11073 MDC codings (chosen in `fhir_coding` by 
 sample type) and UCUM units at the stored precision. A blood pressure measurement (systolic, diastolic and mean of
 one cuff inflation, tied by the reading group) becomes one panel (LOINC 85354-9) with components; its id is the
 systolic reading's id. Patients claim no-basis-Patient, measuring devices the PHD IG's PhdDevice. Also
-QuestionnaireResponse, searchset Bundles and OperationOutcome.
+QuestionnaireResponse, EpisodeOfCare (episodes of follow-up), searchset Bundles and OperationOutcome.
 """
 
 from __future__ import annotations
 
+import html
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -395,6 +396,54 @@ def care_plan(row: Sequence[Any]) -> dict[str, Any]:
     notes += [{"text": f"Kontakt / Contact: {c.name} ({c.role}) {c.phone}"} for c in plan.contacts]
     if notes:
         resource["note"] = notes
+    return resource
+
+
+PROTOCOL = "urn:varde:protocol"
+CARE_TEAM = "urn:varde:care-team"
+ORGANISATION = "urn:varde:organisation"
+EPISODE_COLUMNS = (
+    "e.id, e.patient_id, e.status, e.team_id, t.name, t.organisation_id, o.name, e.reason, e.conditions, "
+    "e.protocol, e.started_at, e.ended_at, e.care_manager_id, e.updated_at, e.discharge_reason"
+)
+"""The columns `episode_of_care` reads (from care_episodes e, care_teams t, organisations o)."""
+
+
+def episode_of_care(row: Sequence[Any]) -> dict[str, Any]:
+    """An episode of follow-up: status active/finished, the period, the responsible team (CareTeam, by display)
+    and its organisation (managingOrganization), the protocol as type, and the enrolment reason and conditions."""
+    (ident, patient_id, status, team_id, team, org_id, org_name, reason, conditions, protocol) = row[:10]
+    started_at, ended_at, care_manager, updated_at, discharge_reason = row[10:15]
+    period = {"start": started_at.isoformat(), **({"end": ended_at.isoformat()} if ended_at else {})}
+    resource: dict[str, Any] = {
+        "resourceType": "EpisodeOfCare",
+        "id": str(ident),
+        "meta": _meta(last_updated=updated_at),
+        "status": status,
+        "statusHistory": [{"status": "active", "period": {"start": started_at.isoformat()}}],
+        "type": [{"coding": [{"system": PROTOCOL, "code": protocol}], "text": reason}],
+        "patient": _ref("Patient", patient_id),
+        "period": period,
+        "team": [{"identifier": {"system": CARE_TEAM, "value": str(team_id)}, "display": team}],
+    }
+    if ended_at:
+        resource["statusHistory"][0]["period"]["end"] = ended_at.isoformat()
+        resource["statusHistory"].append({"status": "finished", "period": {"start": ended_at.isoformat()}})
+    if org_id:
+        resource["managingOrganization"] = {
+            "reference": f"Organization/{org_id}",
+            "identifier": {"system": ORGANISATION, "value": str(org_id)},
+            "display": org_name,
+        }
+    if care_manager:
+        resource["careManager"] = _ref("Practitioner", care_manager)
+    texts = [f"Årsak / reason: {reason}"]
+    if conditions:
+        texts.append("Tilstander / conditions: " + ", ".join(conditions))
+    if discharge_reason:
+        texts.append(f"Avsluttet / discharged: {discharge_reason}")
+    body = "".join(f"<p>{html.escape(t)}</p>" for t in texts)
+    resource["text"] = {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
     return resource
 
 

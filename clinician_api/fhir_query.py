@@ -20,6 +20,7 @@ from psycopg import Connection
 from clinician_api import fhir
 from clinician_api import fhir_coding as codes
 from clinician_api.access import Principal, visible_patients_clause
+from clinician_api.episodes import EPISODE_FROM
 from clinician_api.fhir_search import (
     Criterion,
     Cursor,
@@ -642,6 +643,67 @@ def search_questionnaire_responses(
     return page
 
 
+# --- EpisodeOfCare ------------------------------------------------------------------------------------------------
+
+
+def _reference_ids(request: SearchRequest, name: str, rtype: str) -> list[list[UUID]]:
+    """Per criterion of a reference parameter, the ids it names of `rtype` (an empty list matches nothing)."""
+    out = []
+    for criterion in request.values(name):
+        refs = [parse_reference(v, criterion.modifier) for v in criterion.values]
+        out.append(_uuids([r.id for r in refs if r.type in (None, rtype)]))
+    return out
+
+
+def search_episodes(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
+    where: list[str] = ["e.patient_id = ANY(%s)"]
+    params: list[Any] = [patients]
+    for extra, extra_params in (
+        _dates(request, "date", "e.started_at", now),
+        _dates(request, "_lastUpdated", "e.updated_at", now),
+        _ids(request, "e.id::text"),
+    ):
+        where += extra
+        params += extra_params
+    for criterion in request.values("status"):
+        where.append("e.status = ANY(%s::text[])")
+        params.append([parse_token(v).code or "" for v in criterion.values])
+    for column, name, rtype in (
+        ("t.organisation_id", "organization", "Organization"),
+        ("e.care_manager_id", "care-manager", "Practitioner"),
+    ):
+        for ids in _reference_ids(request, name, rtype):
+            where.append(f"{column} = ANY(%s::uuid[])")
+            params.append(ids)
+    descending = request.sort_key == "-date"
+    cursor_sql, cursor_params, reverse = _keyset(request, "e.started_at", "timestamptz", "e.id", "uuid", descending)
+    order = "DESC" if descending != reverse else "ASC"
+    counted = conn.execute(f"SELECT count(*) FROM {EPISODE_FROM} WHERE {' AND '.join(where)}", params).fetchone()
+    total = int(counted[0]) if counted and _want_total(request) else None
+    if request.count == 0:
+        return Page([], total=total)
+    rows = conn.execute(
+        f"SELECT {fhir.EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE {' AND '.join(where)} AND {cursor_sql} "
+        f"ORDER BY e.started_at {order}, e.id {order} LIMIT %s",
+        [*params, *cursor_params, request.count + 1],
+    ).fetchall()
+    rows, following, previous = _paged(request, rows, lambda r: (r[10].isoformat(), str(r[0])), reverse)
+    page = Page([fhir.episode_of_care(r) for r in rows], next=following, previous=previous, total=total)
+    page.patient_ids = {r[1] for r in rows}
+    if "EpisodeOfCare:patient" in request.includes:
+        page.included += patient_resources(conn, sorted(page.patient_ids))
+    return page
+
+
+def episode_resources(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        f"SELECT {fhir.EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE e.patient_id = ANY(%s) "
+        "ORDER BY e.patient_id, e.started_at DESC",
+        (list(patient_ids),),
+    ).fetchall()
+    return [fhir.episode_of_care(r) for r in rows]
+
+
 SEARCHES: dict[str, Callable[[Connection[Any], SearchRequest, list[UUID], datetime], Page]] = {
     "Patient": search_patients,
     "Observation": search_observations,
@@ -649,4 +711,5 @@ SEARCHES: dict[str, Callable[[Connection[Any], SearchRequest, list[UUID], dateti
     "CarePlan": search_plans,
     "Device": search_devices,
     "QuestionnaireResponse": search_questionnaire_responses,
+    "EpisodeOfCare": search_episodes,
 }

@@ -88,6 +88,16 @@ PARAMS: dict[str, tuple[Param, ...]] = {
         Param("authored", "date", "When the patient answered"),
         Param("questionnaire", "reference", "urn:varde:questionnaire:<id>[|<plan version>]"),
     ),
+    "EpisodeOfCare": (
+        *_COMMON,
+        _PATIENT_REF,
+        Param("status", "token", "active | finished"),
+        Param("organization", "reference", "The responsible organisation", ("Organization",), ("Organization",)),
+        Param(
+            "care-manager", "reference", "The clinician who enrolled or took over", ("Practitioner",), ("Practitioner",)
+        ),
+        Param("date", "date", "When the episode started (period.start)"),
+    ),
     "Device": (
         _COMMON[0],
         _PATIENT_REF,
@@ -102,6 +112,7 @@ INCLUDES: dict[str, tuple[str, ...]] = {
     "CarePlan": ("CarePlan:patient", "CarePlan:subject"),
     "Device": ("Device:patient",),
     "QuestionnaireResponse": ("QuestionnaireResponse:patient", "QuestionnaireResponse:subject"),
+    "EpisodeOfCare": ("EpisodeOfCare:patient",),
 }
 REVINCLUDES: dict[str, tuple[str, ...]] = {
     "Patient": ("CarePlan:patient", "CarePlan:subject", "DetectedIssue:patient", "Device:patient"),
@@ -113,6 +124,7 @@ SORTS: dict[str, tuple[str, ...]] = {
     "CarePlan": (),
     "Device": ("_id", "-_id"),
     "QuestionnaireResponse": ("authored", "-authored"),
+    "EpisodeOfCare": ("date", "-date"),
 }
 DEFAULT_SORT = {
     "Patient": "_id",
@@ -120,6 +132,7 @@ DEFAULT_SORT = {
     "DetectedIssue": "-identified",
     "CarePlan": "-created",
     "QuestionnaireResponse": "-authored",
+    "EpisodeOfCare": "-date",
 }
 """The order when `_sort` is absent (CarePlan: newest version first; it takes no `_sort`)."""
 _ACCEPTED_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
@@ -489,6 +502,8 @@ def _base(rtype: str, name: str) -> str:
         ("Observation", "patient"): "clinical-patient",
         ("DetectedIssue", "patient"): "clinical-patient",
         ("CarePlan", "patient"): "clinical-patient",
+        ("EpisodeOfCare", "patient"): "clinical-patient",
+        ("EpisodeOfCare", "date"): "clinical-date",
         ("Observation", "code"): "clinical-code",
         ("Observation", "date"): "clinical-date",
         ("Patient", "identifier"): "Patient-identifier",

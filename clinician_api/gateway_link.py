@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from psycopg import Connection
 
 from store.settings import Settings
+from vitals import Receipt, receipts_topic
+from vitals.receipt import ReceiptEvent
 
 
 class GatewayUnavailable(RuntimeError):
@@ -96,3 +103,38 @@ class GatewayPublisher:
         with self._cond:
             self._acks[mid] = int(rc.value)
             self._cond.notify_all()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    gateway_id: str
+    patient_id: UUID
+    published: bool
+    error: str | None = None
+
+
+def send_receipts(
+    conn: Connection[Any],
+    publisher: GatewayPublisher,
+    patient_ids: Sequence[UUID],
+    event: ReceiptEvent,
+    nb: str,
+    en: str,
+) -> list[Delivery]:
+    """One receipt to each enabled gateway of the patients (after the change it reports is committed); a gateway
+    the broker cannot reach is reported, not raised."""
+    if not patient_ids:
+        return []
+    gateways = conn.execute(
+        "SELECT id, patient_id FROM gateways WHERE patient_id = ANY(%s::uuid[]) AND enabled ORDER BY id",
+        (list(patient_ids),),
+    ).fetchall()
+    deliveries: list[Delivery] = []
+    for gateway_id, patient_id in gateways:
+        receipt = Receipt(id=uuid.uuid4(), event=event, at=datetime.now(UTC), nb=nb, en=en)
+        try:
+            publisher.publish(receipts_topic(gateway_id), receipt.to_json())
+            deliveries.append(Delivery(gateway_id, patient_id, True))
+        except GatewayUnavailable as exc:
+            deliveries.append(Delivery(gateway_id, patient_id, False, str(exc)))
+    return deliveries

@@ -198,6 +198,9 @@ _NB_BY_PREFIX = (
     ("must be in", "Feil enhet for målingen."),
     ("a weekday is listed twice", "En ukedag står to ganger."),
     ("limits must satisfy red_low", "Grensene må stige: rød nedre ≤ gul nedre ≤ gul øvre ≤ rød øvre."),
+    ("step_ups: one step-up per kind and zone", "Bare én opptrapping per måling og sone."),
+    ("zones (they decide green days)", "En opptrapping trenger soner for målingen i planen (de avgjør grønne dager)."),
+    ("is not in the plan's questionnaires", "Spørreskjemaet finnes ikke i planen."),
 )
 
 

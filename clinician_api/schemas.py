@@ -9,8 +9,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from clinician_api import roles
+from clinician_api.episode_schemas import AccessBasis, CurrentEpisode
 from vitals import Kind
 from vitals.plan import PlanContent
+from vitals.plan import TrendName as TrendName
 
 Role = Literal["nurse", "physician", "admin", "data_export"]
 if set(get_args(Role)) != set(roles.ROLES):  # pragma: no cover - a role added in roles.py but not here
@@ -202,6 +204,12 @@ class PatientSummary(BaseModel):
     worst_alarm: WorstAlarm | None
     last_measured_at: datetime | None
     emergency_access: bool = Field(description="Visible only through an emergency access")
+    access: AccessBasis = Field(
+        default="team",
+        description="Why you see the patient: responsible team, emergency access, or read-only (consultative access, "
+        "or a hand-over to your team awaiting your answer)",
+    )
+    episode: CurrentEpisode | None = Field(default=None, description="The current episode (None: not enrolled)")
 
 
 class PatientPage(BaseModel):
@@ -228,7 +236,26 @@ class GatewayOut(BaseModel):
     devices: list[DeviceStatusOut]
 
 
+Condition = Literal["heart_failure", "copd", "diabetes", "hypertension"]
+
+
+class PatientConditionsOut(BaseModel):
+    patient_id: UUID
+    protocol: str = Field(description="The primary condition ('general' when the patient has none)")
+    conditions: list[Condition] = Field(description="Every condition, the primary first; the rules compose them")
+
+
+class ConditionsEdit(BaseModel):
+    """The patient's conditions, all of them (replaces the list). `primary` defaults to the first named."""
+
+    model_config = _In
+
+    conditions: list[Condition] = Field(max_length=4)
+    primary: Condition | None = None
+
+
 class PatientDetail(PatientSummary):
+    conditions: list[Condition] = Field(default_factory=list, description="Every condition, the primary first")
     birth_date: date | None
     national_id: str | None
     timezone: str
@@ -347,11 +374,19 @@ class LatestValues(BaseModel):
 # --- thresholds -------------------------------------------------------------------------------------------------
 
 
+LimitOrigin = Literal["general", "heart_failure", "copd", "diabetes", "hypertension", "spo2_scale2"]
+
+
 class LimitValue(BaseModel):
     value: float | None = Field(description="null: no limit on this side")
     source: Literal["protocol", "personal", "hard_floor", "override", "plan", "none"] = Field(
         description="protocol default, personal (after the run-in, from the patient's own baseline), hard_floor "
         "(absolute red limit), set by hand (override) or by the active plan, or none"
+    )
+    condition: LimitOrigin | None = Field(
+        default=None,
+        description="For a protocol default: the condition it came from (the safer of the patient's conditions), "
+        "'general' when no condition sets it, 'spo2_scale2' for the NEWS2 scale 2 target",
     )
 
 
@@ -379,20 +414,21 @@ class KindProfile(BaseModel):
     )
 
 
-TrendName = Literal[
-    "weight_gain_kg", "weight_window_days", "spo2_drop", "pulse_drift", "baseline_days", "baseline_min_readings"
-]
-
-
 class TrendValue(BaseModel):
     setting: TrendName
     value: float | None = Field(description="null: the trend rule is off for this patient")
     source: Literal["protocol", "override", "plan", "none"]
+    condition: LimitOrigin | None = Field(
+        default=None, description="For a protocol default: the condition it came from"
+    )
 
 
 class ThresholdProfile(BaseModel):
     patient_id: UUID
     protocol: str
+    conditions: list[Condition] = Field(default_factory=list, description="Every condition, the primary first")
+    spo2_scale: Literal[1, 2] = Field(default=1, description="NEWS2 SpO2 scale of the active plan")
+    on_oxygen: bool = Field(default=False, description="Home oxygen in the active plan")
     kinds: list[KindProfile]
     followed_kinds: list[Kind] = Field(
         default_factory=list,
@@ -454,6 +490,43 @@ class PlanList(BaseModel):
 
 class PlanActivation(PlanVersion):
     published_to: list[str] = Field(description="Gateways the plan was published to (retained, QoS 1)")
+
+
+# --- need-driven measurement schedules --------------------------------------------------------------------------
+
+
+class ScheduleStepView(BaseModel):
+    kind: Kind
+    zone: Literal["yellow", "red"]
+    since: datetime
+    until: date = Field(description="The first local day the step-up may end")
+    green_days: int = Field(description="Green days counted so far")
+    green_days_needed: int
+    notice_nb: str = Field(description="What the patient's gateway says, in bokmål")
+    notice_en: str
+
+
+class ScheduleChangeView(BaseModel):
+    at: datetime
+    change: Literal["stepped_up", "extended", "superseded", "stepped_down", "ended"]
+    kind: Kind
+    zone: Literal["yellow", "red"]
+    plan_version: int
+    revision: int
+    alarm_id: UUID | None
+    details: dict[str, Any]
+
+
+class MeasurementSchedule(BaseModel):
+    plan_version: int | None = Field(description="The active plan's version; None without an active plan")
+    revision: int = Field(description="Schedule changes so far (the gateway's `schedule_revision`)")
+    stepped_up: bool
+    schedule: list[dict[str, Any]] = Field(description="The measurement schedule in force")
+    plan_schedule: list[dict[str, Any]] = Field(description="The plan's own (stepped-down) schedule")
+    steps: list[ScheduleStepView]
+    published: bool = Field(description="The gateway has been sent the schedule in force")
+    publish_error: str | None
+    history: list[ScheduleChangeView]
 
 
 Me.model_rebuild()

@@ -278,7 +278,14 @@ def device_clock_wrong(seed: int, start: datetime, days: int, *, onset_day: int 
 # --- the registry -----------------------------------------------------------------------------------------------
 
 _HF_SIDE_EFFECTS = frozenset(
-    {"threshold.spo2.low", "threshold.resp_rate.high", "trend.pulse_baseline", "threshold.pulse_rate.high", "news2"}
+    {
+        "threshold.spo2.low",
+        "threshold.resp_rate.high",
+        "trend.pulse_baseline",
+        "threshold.pulse_rate.high",
+        "news2",
+        "trend.weight_gain_7d",
+    }
 )
 
 
@@ -375,6 +382,8 @@ SCENARIOS: dict[str, ScenarioSpec] = {
             "hypertension",
             hypertensive_crisis,
             {"threshold.bp_systolic.high", "threshold.bp_diastolic.high"},
+            # A crisis day lifts the 7-day home mean over the ESH 135/85 as well.
+            {"bp.home_average"},
             condition=_in_crisis,
         ),
         _spec("sensor_glitches", "heart_failure", sensor_glitches, set()),

@@ -6,7 +6,6 @@ A refused message or response goes to `rejected_messages` with its reason, never
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,24 +16,12 @@ from psycopg import Connection
 
 from ingest_service.judge import DeadLetter, whole_message
 from ingest_service.registry import GatewayInfo
-from ingest_service.writer import NOTIFY_CHANNEL, write_batch
-from rules_engine.questionnaires import StoredResponse
+from ingest_service.writer import write_batch
+from rules_engine.questionnaires import StoredResponse, store_responses
+from store.questionnaires import ResponseRow
 from vitals import FUTURE_SKEW, EnvelopeError, Reason, parse_questionnaire_envelope, parse_topic
 
 QuestionnaireRulesHook = Callable[[Connection[Any], Sequence[StoredResponse]], Sequence[UUID]]
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseRow:
-    id: UUID
-    patient_id: UUID
-    gateway_id: str
-    questionnaire: str
-    plan_version: int
-    answered_at: datetime
-    received_at: datetime
-    answers: dict[str, str]
-    reported_score: int
 
 
 @dataclass(slots=True)
@@ -101,45 +88,11 @@ def write_responses(
     rules: QuestionnaireRulesHook | None = None,
 ) -> tuple[int, int]:
     """One transaction: store new responses (a known id is skipped), dead letters, rules; returns (stored, alarms)."""
-    alarm_ids: Sequence[UUID] = ()
     with conn.transaction():
-        stored_rows = []
-        if rows:
-            stored_rows = conn.execute(
-                "INSERT INTO questionnaire_responses (id, patient_id, gateway_id, questionnaire, plan_version, "
-                "answered_at, received_at, answers, reported_score, score) "
-                "SELECT v.*, v.reported_score FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::int[], "
-                "%s::timestamptz[], %s::timestamptz[], %s::jsonb[], %s::int[]) AS v(id, patient_id, gateway_id, "
-                "questionnaire, plan_version, answered_at, received_at, answers, reported_score) "
-                "ON CONFLICT (id) DO NOTHING RETURNING id",
-                (
-                    [r.id for r in rows],
-                    [r.patient_id for r in rows],
-                    [r.gateway_id for r in rows],
-                    [r.questionnaire for r in rows],
-                    [r.plan_version for r in rows],
-                    [r.answered_at for r in rows],
-                    [r.received_at for r in rows],
-                    [json.dumps(r.answers) for r in rows],
-                    [r.reported_score for r in rows],
-                ),
-            ).fetchall()
-            conn.execute(
-                "UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)", (sorted({r.gateway_id for r in rows}),)
-            )
+        gateways = sorted({r.gateway_id for r in rows if r.gateway_id is not None})
+        if gateways:
+            conn.execute("UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)", (gateways,))
         if dead:
             write_batch(conn, [], dead)
-        new_ids = {r[0] for r in stored_rows}
-        stored = [
-            StoredResponse(
-                r.id, r.patient_id, r.questionnaire, r.plan_version, r.answered_at, r.answers, r.reported_score
-            )
-            for r in rows
-            if r.id in new_ids
-        ]
-        if stored and rules is not None:
-            alarm_ids = rules(conn, stored)
-        if stored or alarm_ids:
-            notice = json.dumps({"questionnaire_responses": len(stored), "alarms": [str(a) for a in alarm_ids][:100]})
-            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, notice))
+        stored, alarm_ids = store_responses(conn, rows, rules)
     return len(stored), len(alarm_ids)

@@ -24,11 +24,12 @@ from paho.mqtt.properties import Properties
 from ingest_service import guard, metrics
 from ingest_service.guard import message_key
 from ingest_service.judge import DeadLetter, ReadingRow, judge, poison_letter, unprocessable, whole_message
-from ingest_service.questionnaires import QuestionnaireRulesHook, ResponseRow, judge_questionnaires, write_responses
+from ingest_service.questionnaires import QuestionnaireRulesHook, judge_questionnaires, write_responses
 from ingest_service.registry import GatewayRegistry
 from ingest_service.writer import BatchResult, RulesHook, SeenTracker, write_batch
 from store.db import open_pool
 from store.observability import DatabaseCheck, serve_ops
+from store.questionnaires import ResponseRow
 from store.settings import Settings, get_settings
 from vitals import INGEST_SHARED_SUBSCRIPTION, EnvelopeError, Reason
 from vitals.logs import setup_logging

@@ -16,9 +16,8 @@ from psycopg.errors import UniqueViolation
 
 from ingest_service import metrics
 from ingest_service.judge import DeadLetter, ReadingRow
+from store.events import notify_changes
 from vitals import KINDS, Kind, Reason, readings_topic
-
-NOTIFY_CHANNEL = "varde_events"
 
 STAGE_COLUMNS = (
     "id, patient_id, gateway_id, kind, value, measured_at, received_at, device_address, device_type, "
@@ -116,9 +115,7 @@ def write_batch(
             dead_rows = sum(1 for _ in _results(cur))
         if stored and rules is not None:
             alarm_ids = rules(conn, stored)
-        if stored or alarm_ids:
-            payload = json.dumps({"readings": len(stored), "alarms": [str(a) for a in alarm_ids][:100]})
-            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+        notify_changes(conn, "ingest", alarm_ids, len(stored))
     if conflicts:
         metrics.DEAD_LETTERED.labels(reason=Reason.ID_CONFLICT.value).inc(len(conflicts))
     staged = len(rows) - len(conflicts)

@@ -13,6 +13,7 @@ from rules_engine.candidates import (
     threshold_candidates,
     trend_candidates,
 )
+from rules_engine.evaluation import RuleInputs, evaluate_patients
 from rules_engine.explain import format_number, format_value
 from rules_engine.kinds_index import KIND_INDEX, KIND_ORDER, N_KINDS, kind_index, kind_indices
 from rules_engine.news2 import (
@@ -64,6 +65,7 @@ __all__ = [
     "ProfileError",
     "Protocol",
     "ReadingArrays",
+    "RuleInputs",
     "Severity",
     "SortedReadings",
     "ThresholdBreaches",
@@ -75,6 +77,7 @@ __all__ = [
     "effective_limits",
     "evaluate_batch",
     "evaluate_news2",
+    "evaluate_patients",
     "evaluate_thresholds",
     "evaluate_trends",
     "format_number",

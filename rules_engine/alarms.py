@@ -17,6 +17,7 @@ from uuid import UUID
 from psycopg import Connection
 
 from rules_engine.metrics import count_alarm
+from rules_engine.schedules import step_up_on_alarms
 
 SEVERITY_RANK = {"needs_review": 1, "missed": 2, "yellow": 3, "red": 4}
 
@@ -122,6 +123,7 @@ def upsert_alarms(conn: Connection[Any], candidates: Sequence[AlarmUpsert]) -> l
                 )
             )
         cur.executemany("INSERT INTO alarm_events (alarm_id, event, data) VALUES (%s, %s, %s)", events)
+    step_up_on_alarms(conn, changed)  # need-driven schedules: an alarm may step the patient's schedule up
     return changed
 
 

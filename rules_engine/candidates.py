@@ -7,7 +7,7 @@ per-reading severities out; opening, updating and deduplicating alarm rows is th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,22 +18,29 @@ from rules_engine.combined import RECENT_DAYS, CombinedResults, evaluate_combine
 from rules_engine.explain import (
     explain_baseline_drift,
     explain_combined,
+    explain_home_blood_pressure,
     explain_news2,
     explain_personal_threshold,
     explain_threshold,
     explain_weight_above_baseline,
     explain_weight_gain,
 )
-from rules_engine.kinds_index import KIND_ORDER
-from rules_engine.news2 import DEFAULT_WINDOW_S, RED_AGGREGATE, YELLOW_AGGREGATE, News2Parameter, News2Results
+from rules_engine.kinds_index import KIND_ORDER, round_as_shown
+from rules_engine.news2 import (
+    DEFAULT_WINDOW_S,
+    PARAMETER_KINDS,
+    RED_AGGREGATE,
+    YELLOW_AGGREGATE,
+    News2Parameter,
+    News2Results,
+)
 from rules_engine.news2 import evaluate_news2 as _evaluate_news2
-from rules_engine.personal import SOURCE_NAMES, Source
-from rules_engine.profiles import LIMIT_NAMES, Limit, PatientRules
+from rules_engine.profiles import LIMIT_NAMES, LIMIT_SOURCES, SOURCE_PERSONAL, Limit, PatientRules
 from rules_engine.readings import ReadingArrays, sort_readings
 from rules_engine.severity import Severity, SeverityLabel
 from rules_engine.thresholds import ThresholdBreaches, evaluate_thresholds, worst_breaches
-from rules_engine.trends import DAY_S, TrendResults, evaluate_trends
-from vitals import Kind
+from rules_engine.trends import DAY_S, HomeBloodPressure, TrendResults, evaluate_trends, home_blood_pressure
+from vitals import KINDS, Kind
 
 PatientId = str | int
 
@@ -44,8 +51,8 @@ NEWS2_MIN_PARAMETERS = 2
 @dataclass(frozen=True, slots=True)
 class AlarmCandidate:
     """One rule's finding for one patient in one batch. Rule ids: "threshold.<kind>.low|high",
-    "trend.weight_gain", "trend.spo2_baseline", "trend.pulse_baseline", "news2", "combined.heart_failure",
-    "combined.copd"."""
+    "trend.weight_gain", "trend.weight_gain_7d", "trend.weight_baseline", "trend.spo2_baseline",
+    "trend.pulse_baseline", "bp.home_average", "news2", "combined.heart_failure", "combined.copd"."""
 
     patient_row: int
     patient_id: PatientId | None
@@ -76,6 +83,7 @@ class BatchEvaluation:
     thresholds: ThresholdBreaches
     trends: list[TrendResults]
     news2: News2Results | None
+    home_blood_pressure: HomeBloodPressure | None = None
 
 
 def _at(epoch_s: int | np.integer[Any]) -> datetime:
@@ -98,31 +106,33 @@ def threshold_candidates(
     patient_ids: Sequence[PatientId] | NDArray[Any] | None = None,
     rules: PatientRules | None = None,
 ) -> list[AlarmCandidate]:
-    """One candidate per breach. With `rules`, a breached personal limit is explained against the patient's usual
-    value and `details["personal"]` carries the baseline; `details["limit_source"]` names every limit's origin."""
+    """One candidate per breach. With `rules`, `details["limit_source"]` names the breached limit's origin
+    ("protocol", "personal", "hard_floor", "override"), `details["condition"]` where it came from (a condition,
+    "general", "spo2_scale2", or the origin itself), and a breached personal limit is explained against the
+    patient's usual value with `details["personal"]` carrying the baseline."""
     out = []
     for i in range(len(breaches)):
         kind = KIND_ORDER[int(breaches.kind_idx[i])]
         limit_code = Limit(int(breaches.breached[i]))
         value, limit, count = float(breaches.value[i]), float(breaches.limit[i]), int(breaches.count[i])
+        side = "high" if breaches.high[i] else "low"
         row = int(breaches.patient_row[i])
         k = int(breaches.kind_idx[i])
-        source = Source.PROTOCOL
         extra: dict[str, Any] = {}
+        code = -1
         if rules is not None and rules.limit_source.shape[0] > row:
-            source = Source(int(rules.limit_source[row, k, limit_code]))
-            extra["limit_source"] = SOURCE_NAMES[source]
-        if source is Source.PERSONAL:
-            centre, spread = float(rules.centre[row, k]), float(rules.spread[row, k])  # type: ignore[union-attr]
+            code = int(rules.limit_source[row, k, limit_code])
+            extra["limit_source"] = rules.limit_origin(row, k, limit_code)
+            extra["condition"] = LIMIT_SOURCES[code]
+        if rules is not None and code == SOURCE_PERSONAL:
+            centre, spread = float(rules.centre[row, k]), float(rules.spread[row, k])
             nb, en = explain_personal_threshold(kind, value, limit, limit_code, count, centre, spread)
-            extra["personal"] = {
-                "centre": centre,
-                "spread": spread,
-                "version": int(rules.baseline_version[row, k]),  # type: ignore[union-attr]
-            }
+            extra["personal"] = {"centre": centre, "spread": spread, "version": int(rules.baseline_version[row, k])}
         else:
-            nb, en = explain_threshold(kind, value, limit, limit_code, count)
-        side = "high" if breaches.high[i] else "low"
+            source = LIMIT_SOURCES[code] if code >= 0 else None
+            # The text names the condition only where it tells something: several conditions, or the scale-2 target.
+            said = source if source == "spo2_scale2" or (rules is not None and rules.n_conditions[row] > 1) else None
+            nb, en = explain_threshold(kind, value, limit, limit_code, count, said)
         out.append(
             AlarmCandidate(
                 patient_row=row,
@@ -153,12 +163,13 @@ def trend_candidates(
         end_value, start_value = float(hits.end_value[i]), float(hits.start_value[i])
         delta, limit, days = float(hits.delta[i]), float(hits.limit[i]), int(hits.window_s[i]) / DAY_S
         details: dict[str, Any]
-        if results.rule == "trend.weight_gain":
-            nb, en = explain_weight_gain(end_value, delta, days, limit)
-            details = {"window_min": start_value, "gain": delta, "window_days": days}
-        elif results.rule == "trend.weight_baseline":
+        span_s = int(hits.end_at[i]) - int(hits.start_at[i])
+        if results.rule == "trend.weight_baseline":
             nb, en = explain_weight_above_baseline(end_value, start_value, delta, limit, days)
             details = {"personal": {"centre": start_value}, "recent_median": end_value, "recent_days": days}
+        elif results.kind is Kind.BODY_WEIGHT:
+            nb, en = explain_weight_gain(end_value, delta, span_s, limit, days)
+            details = {"window_min": start_value, "gain": delta, "window_days": days, "span_hours": span_s / 3600}
         else:
             nb, en = explain_baseline_drift(results.kind, end_value, start_value, delta, limit, days)
             details = {"baseline_median": start_value, "change": delta, "baseline_days": days}
@@ -231,6 +242,54 @@ def combined_candidates(
     return out
 
 
+def home_blood_pressure_candidates(
+    results: HomeBloodPressure, patient_ids: Sequence[PatientId] | NDArray[Any] | None = None
+) -> list[AlarmCandidate]:
+    """`bp.home_average` (needs review): the kind is the component that breached (systolic when both did)."""
+    out = []
+    for i in np.flatnonzero(results.breached):
+        row = int(results.patient_row[i])
+        systolic = bool(results.breached_systolic[i])
+        sys_mean, dia_mean = float(results.systolic[i]), float(results.diastolic[i])
+        n_sys, n_dia = int(results.count_systolic[i]), int(results.count_diastolic[i])
+        days = float(results.window_days[i])
+        nb, en = explain_home_blood_pressure(
+            sys_mean,
+            dia_mean,
+            max(n_sys, n_dia),
+            days,
+            float(results.limit_systolic[i]),
+            float(results.limit_diastolic[i]),
+        )
+        out.append(
+            AlarmCandidate(
+                patient_row=row,
+                patient_id=_patient_id(patient_ids, row),
+                rule="bp.home_average",
+                kind=Kind.BP_SYSTOLIC if systolic else Kind.BP_DIASTOLIC,
+                severity=Severity.NEEDS_REVIEW.label,
+                value=sys_mean if systolic else dia_mean,
+                limit=float(results.limit_systolic[i] if systolic else results.limit_diastolic[i]),
+                window_start=_at(results.start_at[i]),
+                window_end=_at(results.end_at[i]),
+                count=n_sys if systolic else n_dia,
+                explanation_nb=nb,
+                explanation_en=en,
+                reading_index=_batch_index(int(results.reading_index[i])),
+                details={
+                    "mean_systolic": sys_mean,
+                    "mean_diastolic": dia_mean,
+                    "readings_systolic": n_sys,
+                    "readings_diastolic": n_dia,
+                    "limit_systolic": float(results.limit_systolic[i]),
+                    "limit_diastolic": float(results.limit_diastolic[i]),
+                    "window_days": days,
+                },
+            )
+        )
+    return out
+
+
 def news2_candidates(
     results: News2Results,
     patient_ids: Sequence[PatientId] | NDArray[Any] | None = None,
@@ -252,7 +311,7 @@ def news2_candidates(
     for i in alarming:
         measured = [p for p in News2Parameter if results.sub_scores[i, p] >= 0]
         missing = results.missing_parameters(int(i))
-        values = {p: float(results.values[i, p]) for p in measured}
+        values = {p: KINDS[PARAMETER_KINDS[p][0]].rounded(float(results.values[i, p])) for p in measured}
         subs = {p: int(results.sub_scores[i, p]) for p in measured}
         score, severity = int(results.score[i]), Severity(int(results.severity[i]))
         trigger = "aggregate"
@@ -317,15 +376,19 @@ def evaluate_batch(
     breaches = worst_breaches(
         batch.patient_row, batch.kind_idx, batch.value, batch.measured_at, severity, breached, rules.limits
     )
-    readings = sort_readings(history if history is not None else ReadingArrays.empty(), batch)
+    sorted_readings = sort_readings(history if history is not None else ReadingArrays.empty(), batch)
+    # Trends judge the values as shown (one rounding per kind), as thresholds and NEWS2 do.
+    readings = replace(sorted_readings, value=round_as_shown(sorted_readings.value, sorted_readings.kind_idx))
     trends = [*evaluate_trends(readings, rules.trends), weight_above_baseline(readings, rules)]
+    home_bp = home_blood_pressure(readings, rules.trends)
     scores = _evaluate_news2(readings, rules.spo2_scale2, rules.on_oxygen, window_s=news2_window_s) if news2 else None
     combined = evaluate_combined(readings, rules)
     candidates = threshold_candidates(breaches, patient_ids, rules)
     for result in trends:
         candidates.extend(trend_candidates(result, patient_ids))
+    candidates.extend(home_blood_pressure_candidates(home_bp, patient_ids))
     for combined_result in combined:
         candidates.extend(combined_candidates(combined_result, patient_ids))
     if scores is not None:
         candidates.extend(news2_candidates(scores, patient_ids, personalised=rules.personalised))
-    return BatchEvaluation(severity, breached, candidates, breaches, trends, scores)
+    return BatchEvaluation(severity, breached, candidates, breaches, trends, scores, home_bp)

@@ -133,13 +133,15 @@ def evaluate_combined_rule(
     score_limit: float = SCORE_LIMIT,
     min_contributing: int = MIN_CONTRIBUTING,
 ) -> CombinedResults:
-    """Score `rule` for every patient of its protocol who has a batch reading of one of its input kinds and a
-    personal baseline of at least two of them."""
+    """Score `rule` for every patient with its condition (primary or further) who has a batch reading of one of
+    its input kinds and a personal baseline of at least two of them."""
     protocol, inputs = COMBINED_RULES[rule]
     kind_idx = np.array([KIND_INDEX[i.kind] for i in inputs], dtype=np.int64)
     n_patients = rules.n_patients
     on_protocol = (
-        rules.protocol == protocol_code(protocol) if len(rules.protocol) else np.zeros(n_patients, dtype=np.bool_)
+        rules.conditions[:, protocol_code(protocol)]
+        if rules.conditions.shape[0]
+        else np.zeros(n_patients, dtype=np.bool_)
     )
     # The anchor: each patient's latest batch reading of an input kind.
     candidate = readings.is_batch & np.isin(readings.kind_idx, kind_idx)

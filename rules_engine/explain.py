@@ -67,14 +67,40 @@ def _days(days: float, lang: str) -> str:
     return f"{number} day" if days == 1 else f"{number} days"
 
 
+def _span(seconds: float, lang: str) -> str:
+    """The real time a change took: minutes under an hour, whole hours under a day, else days (one decimal when
+    it has one), so a gain within 12 h never reads "på 3 dager"."""
+    nb = lang == "nb"
+    if seconds < 3600:
+        n = max(round(seconds / 60), 1)
+        return (f"{n} minutt" if n == 1 else f"{n} minutter") if nb else (f"{n} minute" if n == 1 else f"{n} minutes")
+    if seconds < 86_400:
+        n = round(seconds / 3600)
+        return (f"{n} time" if n == 1 else f"{n} timer") if nb else (f"{n} hour" if n == 1 else f"{n} hours")
+    return _days(round(seconds / 86_400, 1), lang)
+
+
 def _change_unit(number: str, kind: Kind, lang: str) -> str:
     if KINDS[kind].unit_display == "%":
         return f"{number} prosentpoeng" if lang == "nb" else f"{number} percentage points"
     return with_unit(number, kind, lang)
 
 
-def explain_threshold(kind: Kind, value: float, limit: float, breached: Limit, count: int) -> Texts:
-    """E.g. "Oksygenmetning 86 %, under rød grense 88 %"."""
+CONDITION_NAMES: Mapping[str, Texts] = {
+    "heart_failure": ("hjertesvikt", "heart failure"),
+    "copd": ("kols", "COPD"),
+    "diabetes": ("diabetes", "diabetes"),
+    "hypertension": ("høyt blodtrykk", "hypertension"),
+    "spo2_scale2": ("NEWS2 skala 2-mål", "NEWS2 scale 2 target"),
+}
+"""How a limit's source reads in an explanation (`profiles.LIMIT_SOURCES` names that are worth saying)."""
+
+
+def explain_threshold(
+    kind: Kind, value: float, limit: float, breached: Limit, count: int, source: str | None = None
+) -> Texts:
+    """E.g. "Oksygenmetning 86 %, under rød grense 88 %"; with `source` (the condition the limit came from, for a
+    patient with several, or the scale-2 target) "…, under gul grense 13,9 mmol/L (diabetes)"."""
     info = KINDS[kind]
     low = breached in (Limit.RED_LOW, Limit.YELLOW_LOW)
     red = breached in (Limit.RED_LOW, Limit.RED_HIGH)
@@ -86,6 +112,10 @@ def explain_threshold(kind: Kind, value: float, limit: float, breached: Limit, c
         f"{info.name_en} {format_value(value, kind, 'en')}, {'below' if low else 'above'} the "
         f"{'red' if red else 'yellow'} limit {format_value(limit, kind, 'en')}"
     )
+    names = CONDITION_NAMES.get(source) if source is not None else None
+    if names is not None:
+        nb += f" ({names[0]})"
+        en += f" ({names[1]})"
     if count > 1:
         nb += f" ({count} målinger {'under' if low else 'over'} grensen)"
         en += f" ({count} readings {'below' if low else 'above'} the limit)"
@@ -191,19 +221,39 @@ _COMBINED_NAMES: Mapping[str, tuple[str, str]] = {
 }
 
 
-def explain_weight_gain(end_value: float, delta: float, window_days: float, limit: float) -> Texts:
-    """E.g. "Vekt 84,1 kg, +2,4 kg på 3 dager, grense 2,0 kg"."""
+def explain_weight_gain(end_value: float, delta: float, span_s: float, limit: float, window_days: float) -> Texts:
+    """E.g. "Vekt 84,1 kg, +2,4 kg på 2 dager, grense 2,0 kg på 3 dager": the gain over the time it really took
+    (lowest weight of the window to the latest), then the plan's limit and window."""
     kind = Kind.BODY_WEIGHT
     info = KINDS[kind]
     nb = (
         f"{info.name_nb} {format_value(end_value, kind, 'nb')}, "
-        f"{with_unit(format_change(delta, info.decimals, 'nb', sign=True), kind, 'nb')} på {_days(window_days, 'nb')}, "
-        f"grense {format_value(limit, kind, 'nb')}"
+        f"{with_unit(format_change(delta, info.decimals, 'nb', sign=True), kind, 'nb')} på {_span(span_s, 'nb')}, "
+        f"grense {format_value(limit, kind, 'nb')} på {_days(window_days, 'nb')}"
     )
     en = (
         f"{info.name_en} {format_value(end_value, kind, 'en')}, "
-        f"{with_unit(format_change(delta, info.decimals, 'en', sign=True), kind, 'en')} in {_days(window_days, 'en')}, "
-        f"limit {format_value(limit, kind, 'en')}"
+        f"{with_unit(format_change(delta, info.decimals, 'en', sign=True), kind, 'en')} in {_span(span_s, 'en')}, "
+        f"limit {format_value(limit, kind, 'en')} in {_days(window_days, 'en')}"
+    )
+    return nb, en
+
+
+def explain_home_blood_pressure(
+    systolic: float, diastolic: float, count: int, days: float, limit_systolic: float, limit_diastolic: float
+) -> Texts:
+    """E.g. "Hjemmeblodtrykk snitt 141/83 mmHg siste 7 dager (14 målinger), grense 135/85 (ESH)"."""
+
+    def pair(a: float, b: float, lang: str) -> str:
+        return f"{format_change(a, 0, lang)}/{format_change(b, 0, lang)}"
+
+    nb = (
+        f"Hjemmeblodtrykk snitt {pair(systolic, diastolic, 'nb')} mmHg siste {_days(days, 'nb')} "
+        f"({count} målinger), grense {pair(limit_systolic, limit_diastolic, 'nb')} (ESH)"
+    )
+    en = (
+        f"Home blood pressure mean {pair(systolic, diastolic, 'en')} mmHg over the last {_days(days, 'en')} "
+        f"({count} readings), limit {pair(limit_systolic, limit_diastolic, 'en')} (ESH)"
     )
     return nb, en
 
@@ -239,7 +289,8 @@ def explain_news2(
     scale2: bool,
     on_oxygen: bool,
 ) -> Texts:
-    """E.g. "NEWS2 7 (rød): respirasjonsfrekvens 24/min (2), … Mangler: kroppstemperatur. Bevissthet antatt våken."."""
+    """E.g. "NEWS2 minst 7 (rød): respirasjonsfrekvens 24/min (2), … Mangler: kroppstemperatur. Bevissthet antatt
+    våken.". With a parameter missing the sum is a lower bound, and is worded so ("minst" / "at least")."""
     texts: list[str] = []
     for lang in ("nb", "en"):
         parts = []
@@ -251,7 +302,8 @@ def explain_news2(
         if on_oxygen:
             parts.append("oksygentilskudd (2)" if lang == "nb" else "supplemental oxygen (2)")
         label = _SEVERITY_NB[severity] if lang == "nb" else _SEVERITY_EN[severity]
-        text = f"NEWS2 {score} ({label}): {', '.join(parts)}."
+        at_least = ("minst " if lang == "nb" else "at least ") if missing else ""
+        text = f"NEWS2 {at_least}{score} ({label}): {', '.join(parts)}."
         if missing:
             names = ", ".join(
                 _lower_first(KINDS[_NEWS2_KIND[p]].name_nb if lang == "nb" else KINDS[_NEWS2_KIND[p]].name_en)

@@ -12,11 +12,20 @@ from types import MappingProxyType
 import numpy as np
 from numpy.typing import NDArray
 
-from vitals import Kind
+from vitals import KINDS, Kind
 
 KIND_ORDER: tuple[Kind, ...] = tuple(Kind)
 N_KINDS = len(KIND_ORDER)
 KIND_INDEX: Mapping[Kind, int] = MappingProxyType({kind: i for i, kind in enumerate(KIND_ORDER)})
+_SCALE: NDArray[np.float64] = np.array([10.0 ** KINDS[k].decimals for k in KIND_ORDER])
+"""10 ** the displayed decimals per kind index (from `vitals.KINDS`, the one decimals table)."""
+
+
+def round_as_shown(values: NDArray[np.float64], kind_idx: NDArray[np.int64] | int) -> NDArray[np.float64]:
+    """Values at their kind's displayed decimals (half to even), as `vitals.KindInfo.rounded`: what every rule
+    compares and every text shows, so "35,1 °C, under rød grense 35,1 °C" cannot be written."""
+    scale = _SCALE[kind_idx]
+    return np.asarray(np.rint(np.asarray(values, dtype=np.float64) * scale) / scale, dtype=np.float64)
 
 
 def kind_index(kind: Kind | str) -> int:

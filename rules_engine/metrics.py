@@ -26,6 +26,12 @@ ALARMS_RAISED = Counter(
 ALARMS_UPDATED = Counter(
     "varde_rules_alarms_updated_total", "Later readings counted on an alarm already open", registry=REGISTRY
 )
+REPEATS = Counter(
+    "varde_rules_repeat_requests_total",
+    "Repeat measurements asked for single yellow readings, by outcome (requested, confirmed, cleared, expired)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 ALARMS_ESCALATED = Counter(
     "varde_rules_alarms_escalated_total", "Red alarms escalated for being left unacknowledged", registry=REGISTRY
 )

@@ -21,10 +21,10 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from rules_engine.kinds_index import KIND_INDEX, N_KINDS
+from rules_engine.kinds_index import KIND_INDEX, N_KINDS, round_as_shown
 from rules_engine.readings import BoolArray, FloatArray, IntArray, SortedReadings, run_starts
 from rules_engine.severity import Severity
-from vitals import KINDS, Kind
+from vitals import Kind
 
 MISSING = -1
 """Sub-score of a parameter without a reading in the window."""
@@ -62,7 +62,7 @@ def _band(values: FloatArray, upper_edges: tuple[float, ...], scores: tuple[int,
 
 
 def _rounded(values: FloatArray, kind: Kind) -> FloatArray:
-    return np.asarray(np.round(np.asarray(values, dtype=np.float64), KINDS[kind].decimals), dtype=np.float64)
+    return round_as_shown(values, KIND_INDEX[kind])
 
 
 def score_resp_rate(values: FloatArray) -> NDArray[np.int8]:

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rules_engine.kinds_index import KIND_INDEX, N_KINDS
-from rules_engine.profiles import Limit
+from rules_engine.profiles import SOURCE_HARD_FLOOR, SOURCE_NONE, SOURCE_OVERRIDE, SOURCE_PERSONAL, Limit
 from rules_engine.readings import BoolArray, FloatArray, IntArray, ReadingArrays
 from vitals import KINDS, Kind
 
@@ -48,16 +48,13 @@ MAD_TO_SD = 1.4826
 
 
 class Source(IntEnum):
-    """Where an effective limit comes from (`PatientRules.limit_source`)."""
+    """The `PatientRules.limit_source` codes the personal layer writes (`profiles.LIMIT_SOURCES` names them; a
+    condition's own default keeps its protocol code)."""
 
-    NONE = 0
-    PROTOCOL = 1
-    PERSONAL = 2
-    HARD_FLOOR = 3
-    HAND_SET = 4
-
-
-SOURCE_NAMES: tuple[str, ...] = tuple(s.name.lower() for s in Source)
+    PERSONAL = SOURCE_PERSONAL
+    HARD_FLOOR = SOURCE_HARD_FLOOR
+    HAND_SET = SOURCE_OVERRIDE
+    NONE = SOURCE_NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +199,18 @@ class PersonalBaselines:
             ),
         )
 
+    @classmethod
+    def concat(cls, parts: list[PersonalBaselines]) -> PersonalBaselines:
+        """The rows of `parts` one after another (patient rows kept)."""
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in _COLUMNS))
+
+    def select(self, index: ArrayLike, patient_row: ArrayLike) -> PersonalBaselines:
+        """Rows `index` of these baselines, renumbered to patient rows `patient_row`."""
+        at = np.asarray(index, dtype=np.int64)
+        return PersonalBaselines(
+            np.asarray(patient_row, dtype=np.int64), *(getattr(self, name)[at] for name in _COLUMNS[1:])
+        )
+
     def dense(self, n_patients: int) -> tuple[FloatArray, FloatArray, IntArray]:
         """(centre, spread, version) as (n_patients, N_KINDS) tables; NaN (version −1) where no baseline."""
         centre = np.full((n_patients, N_KINDS), NAN)
@@ -211,6 +220,9 @@ class PersonalBaselines:
         spread[self.patient_row, self.kind_idx] = self.spread
         version[self.patient_row, self.kind_idx] = self.version
         return centre, spread, version
+
+
+_COLUMNS = ("patient_row", "kind_idx", "centre", "spread", "n", "window_start", "window_end", "version")
 
 
 def segment_medians(values: FloatArray, segment: IntArray, n_segments: int) -> FloatArray:

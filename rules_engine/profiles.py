@@ -5,14 +5,18 @@ high limit when it is strictly above it; a reading exactly at a limit is within 
 with "≤" or "≥" on integer-valued measurements are therefore entered one step inside (NEWS2 "pulse ≤ 40 scores 3"
 becomes red_low 41). NaN means "no limit".
 
-Layering: protocol default → patient override. An override is a *row* (patient, kind, limit, value), as the
-overrides table stores it: a row that exists replaces the protocol's limit, and a row whose value is NaN removes
-that limit for this patient. No row means "inherit the protocol's limit".
+Layering: conditions' defaults (composed) → SpO2 scale 2 target → patient override. A patient has one or more
+conditions (heart failure, COPD, diabetes, hypertension; the `Protocol` names); each condition's *own* limits are
+the ones it sets apart from the general protocol. Per limit, the safer of the conditions' own values wins (see
+`compose`), a limit no condition sets is the general one, and a clinician-set SpO2 scale 2 replaces the SpO2 low
+limits by the scale-2 target (88–92 %). An override is a *row* (patient, kind, limit, value), as the overrides
+table stores it: a row that exists replaces the composed limit, and a row whose value is NaN removes that limit for
+this patient. No row means "inherit". `PatientRules.limit_source` says where each limit came from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING
@@ -92,6 +96,15 @@ class TrendSetting(IntEnum):
     BASELINE_DAYS = 4
     BASELINE_MIN_READINGS = 5
     """A baseline from fewer readings than this is not trusted and the drift rule stays silent."""
+    WEIGHT_WEEK_GAIN_KG = 6
+    """Alarm when weight rises by more than this within 7 days (and the short-window rule did not speak)."""
+    BP_HOME_SYSTOLIC = 7
+    """Alarm when the home systolic mean over `bp_home_days` is at or above this (ESH: ≥ 135)."""
+    BP_HOME_DIASTOLIC = 8
+    """Alarm when the home diastolic mean over `bp_home_days` is at or above this (ESH: ≥ 85)."""
+    BP_HOME_DAYS = 9
+    BP_HOME_MIN_READINGS = 10
+    """A home mean of fewer readings (per component) than this is not judged."""
 
 
 TREND_NAMES: tuple[str, ...] = tuple(setting.name.lower() for setting in TrendSetting)
@@ -114,6 +127,12 @@ class TrendSettings:
     # A personal baseline of the last 14 days, trusted from 5 readings on (Varde defaults).
     baseline_days: float = 14.0
     baseline_min_readings: float = 5.0
+    weight_week_gain_kg: float = NAN
+    bp_home_systolic: float = NAN
+    bp_home_diastolic: float = NAN
+    # ESH home BP monitoring: 7 days, at least 12 readings (ESH 2008 home BP guidelines; ESH 2023 §4).
+    bp_home_days: float = 7.0
+    bp_home_min_readings: float = 12.0
 
     def as_tuple(self) -> tuple[float, ...]:
         return tuple(getattr(self, name) for name in TREND_NAMES)
@@ -124,8 +143,6 @@ class ProtocolDefaults:
     protocol: Protocol
     limits: Mapping[Kind, KindLimits]
     trends: TrendSettings
-    news2_spo2_scale2: bool
-    """RCP 2017: SpO2 scale 2 only for hypercapnic respiratory failure with a prescribed 88–92 % target."""
 
 
 # General fallback: NEWS2 single-parameter bands (Royal College of Physicians, National Early Warning Score 2,
@@ -153,7 +170,7 @@ _GENERAL: dict[Kind, KindLimits] = {
 }
 
 PROTOCOLS: Mapping[Protocol, ProtocolDefaults] = {
-    Protocol.GENERAL: ProtocolDefaults(Protocol.GENERAL, _GENERAL, TrendSettings(), news2_spo2_scale2=False),
+    Protocol.GENERAL: ProtocolDefaults(Protocol.GENERAL, _GENERAL, TrendSettings()),
     Protocol.HEART_FAILURE: ProtocolDefaults(
         Protocol.HEART_FAILURE,
         {
@@ -171,21 +188,23 @@ PROTOCOLS: Mapping[Protocol, ProtocolDefaults] = {
             Kind.HEART_RATE: KindLimits(red_low=41, yellow_low=50, yellow_high=110, red_high=130),
         },
         # ESC 2021 self-care advice: unexpected weight gain >2 kg in 3 days → contact the heart-failure team.
+        # Weekly: AHA/HFSA patient self-check ("5 lb in a week", 2.3 kg); Chaudhry et al., Circulation
+        # 2007;116:1549: a gain of 5–10 lb in the week before admission carried an odds ratio of 4.5.
         # Pulse drift of 20/min from the personal baseline is a Varde default (no guideline figure).
-        TrendSettings(weight_gain_kg=2.0, weight_window_days=3.0, pulse_drift=20.0),
-        news2_spo2_scale2=False,
+        TrendSettings(weight_gain_kg=2.0, weight_window_days=3.0, pulse_drift=20.0, weight_week_gain_kg=2.3),
     ),
     Protocol.COPD: ProtocolDefaults(
         Protocol.COPD,
         {
             **_GENERAL,
-            # BTS 2017 / NEWS2 scale 2: target 88–92 % in hypercapnic respiratory failure; scale 2 ≤83 scores 3.
+            # BTS 2017 oxygen guideline: target 88–92 % for COPD at risk of hypercapnic respiratory failure; red
+            # at ≤ 83 (the band NEWS2 scale 2 scores 3). These are the COPD condition's alarm limits; the NEWS2
+            # *scale* is not implied by them: scale 1 unless a clinician sets scale 2 in the plan (RCP 2017).
             Kind.SPO2: KindLimits(red_low=84, yellow_low=88),
         },
         # A fall of more than 4 percentage points below the personal baseline is flagged for review; a Varde
         # default for early exacerbation signs, not a guideline figure.
         TrendSettings(spo2_drop=4.0, pulse_drift=20.0),
-        news2_spo2_scale2=True,
     ),
     Protocol.DIABETES: ProtocolDefaults(
         Protocol.DIABETES,
@@ -196,18 +215,19 @@ PROTOCOLS: Mapping[Protocol, ProtocolDefaults] = {
             Kind.GLUCOSE: KindLimits(red_low=3.0, yellow_low=3.9, yellow_high=13.9, red_high=16.7),
         },
         TrendSettings(),
-        news2_spo2_scale2=False,
     ),
     Protocol.HYPERTENSION: ProtocolDefaults(
         Protocol.HYPERTENSION,
         {
             **_GENERAL,
-            # ESH 2023 grades: grade 2 SBP 160–179 / DBP 100–109 → yellow; grade 3 SBP ≥180 / DBP ≥110 → red.
-            Kind.BP_SYSTOLIC: KindLimits(red_low=91, yellow_low=101, yellow_high=159, red_high=179),
-            Kind.BP_DIASTOLIC: KindLimits(yellow_high=99, red_high=109),
+            # ESH 2023 grades are office thresholds, not for single home readings: a single reading keeps only the
+            # red hard limit of grade 3 (SBP ≥180 / DBP ≥110, "severe BP elevation"); the yellow signal is the home
+            # mean (`bp.home_average`).
+            Kind.BP_SYSTOLIC: KindLimits(red_low=91, yellow_low=101, red_high=179),
+            Kind.BP_DIASTOLIC: KindLimits(red_high=109),
         },
-        TrendSettings(),
-        news2_spo2_scale2=False,
+        # ESH 2023 (J Hypertens 2023;41:1874), home BP hypertension threshold: mean ≥ 135/85 mmHg.
+        TrendSettings(bp_home_systolic=135.0, bp_home_diastolic=85.0),
     ),
 }
 
@@ -232,7 +252,98 @@ PROTOCOL_KINDS: Mapping[Protocol, tuple[Kind, ...]] = {
     Protocol.HYPERTENSION: (Kind.BP_SYSTOLIC, Kind.BP_DIASTOLIC, Kind.PULSE_RATE),
 }
 """The kinds a protocol follows (what the editor offers first); the rules judge every kind that arrives."""
-PROTOCOL_SPO2_SCALE2: NDArray[np.bool_] = np.array([PROTOCOLS[p].news2_spo2_scale2 for p in PROTOCOL_ORDER])
+SPO2_SCALE2_TARGET = KindLimits(red_low=84, yellow_low=88)
+"""SpO2 low limits on NEWS2 scale 2 (BTS 2017 target 88–92 %; scale 2 ≤ 83 scores 3): with scale 2 set by a
+clinician these replace every condition's SpO2 low limits, whatever the composition would give (for a patient
+without COPD among the conditions it would give the general 92/94 %, which alarms all day at an 88–92 % target)."""
+
+
+def _own(table: NDArray[np.float64], general: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Cells a condition sets apart from the general protocol (NaN-aware)."""
+    same = (table == general) | (np.isnan(table) & np.isnan(general))
+    return np.asarray(~same, dtype=np.bool_)
+
+
+PROTOCOL_OWN_LIMITS: NDArray[np.bool_] = _own(PROTOCOL_LIMITS, PROTOCOL_LIMITS[0])
+"""(n_protocols, N_KINDS, 4): the limits each condition sets itself; the general row is all False."""
+PROTOCOL_OWN_TRENDS: NDArray[np.bool_] = _own(PROTOCOL_TRENDS, PROTOCOL_TRENDS[0])
+
+LIMIT_HIGHER_IS_SAFER: NDArray[np.bool_] = np.array([True, True, False, False])
+"""Per `Limit` column: a higher low limit alarms sooner on a falling value; a lower high limit on a rising one."""
+TREND_HIGHER_IS_SAFER: NDArray[np.bool_] = np.array(
+    [
+        {
+            # A smaller allowed change alarms sooner.
+            TrendSetting.WEIGHT_GAIN_KG: False,
+            TrendSetting.SPO2_DROP: False,
+            TrendSetting.PULSE_DRIFT: False,
+            TrendSetting.WEIGHT_WEEK_GAIN_KG: False,
+            TrendSetting.BP_HOME_SYSTOLIC: False,
+            TrendSetting.BP_HOME_DIASTOLIC: False,
+            # A longer window accumulates more of a slow change.
+            TrendSetting.WEIGHT_WINDOW_DAYS: True,
+            TrendSetting.BASELINE_DAYS: True,
+            TrendSetting.BP_HOME_DAYS: True,
+            # Fewer readings needed judges sooner.
+            TrendSetting.BASELINE_MIN_READINGS: False,
+            TrendSetting.BP_HOME_MIN_READINGS: False,
+        }[setting]
+        for setting in TrendSetting
+    ]
+)
+
+SOURCE_SCALE2 = len(PROTOCOL_ORDER)
+SOURCE_OVERRIDE = SOURCE_SCALE2 + 1
+SOURCE_PERSONAL = SOURCE_SCALE2 + 2
+SOURCE_HARD_FLOOR = SOURCE_SCALE2 + 3
+SOURCE_NONE = SOURCE_SCALE2 + 4
+LIMIT_SOURCES: tuple[str, ...] = (
+    *(p.value for p in PROTOCOL_ORDER),
+    "spo2_scale2",
+    "override",
+    "personal",
+    "hard_floor",
+    "none",
+)
+"""Names of `PatientRules.limit_source` codes: a protocol code (0 "general": no condition sets it), the scale-2
+target, the patient's own override, the personal limit after the run-in (`rules_engine.personal`), the absolute
+red hard floor, or none (the personal layer removed a red limit that no floor replaces)."""
+
+
+def compose(
+    tables: NDArray[np.float64],
+    own: NDArray[np.bool_],
+    conditions: NDArray[np.bool_],
+    higher_is_safer: NDArray[np.bool_],
+) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
+    """Compose per-condition tables into one per patient, the safer value winning cell by cell.
+
+    `tables` (n_protocols, ..., C) with row 0 the general protocol; `own` marks the cells a condition sets;
+    `conditions` (n_patients, n_protocols) which conditions each patient has. Per cell among the patient's
+    conditions that set it: any number beats NaN ("no limit"/"rule off"), then the higher value where
+    `higher_is_safer[C]` else the lower; a tie goes to the condition first in protocol order. A cell no condition
+    of the patient sets is the general value. Returns values and the protocol code each came from.
+    """
+    has = np.asarray(conditions, dtype=np.bool_)
+    sign = np.where(higher_is_safer, 1.0, -1.0)
+    key = np.where(np.isnan(tables), -np.finfo(np.float64).max, tables * sign)
+    key = np.where(own, key, -np.inf)  # (P, ..., C)
+    expand = (slice(None), slice(None)) + (None,) * (tables.ndim - 1)
+    keys = np.where(has[expand], key[None], -np.inf)  # (n, P, ..., C)
+    best = np.argmax(keys, axis=1)
+    found = np.take_along_axis(keys, best[:, None], axis=1)[:, 0] > -np.inf
+    values = np.where(found, tables[best, *np.indices(best.shape)[1:]], tables[0][None])
+    source = np.where(found, best, 0).astype(np.int8)
+    return values.astype(np.float64), source
+
+
+def condition_matrix(conditions: Sequence[Sequence[Protocol | str]]) -> NDArray[np.bool_]:
+    """(n_patients, n_protocols) from each patient's condition names ("general" or none: no condition)."""
+    out = np.zeros((len(conditions), len(PROTOCOL_ORDER)), dtype=np.bool_)
+    for row, names in enumerate(conditions):
+        for name in names:
+            out[row, protocol_code(name)] = True
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,8 +414,16 @@ class PatientRules:
     """NEWS2 SpO2 scale 2 (hypercapnic respiratory failure)."""
     on_oxygen: NDArray[np.bool_]
     """Supplemental oxygen at home (from the plan); scores NEWS2 air/oxygen 2 and selects scale 2's oxygen bands."""
-    limit_source: NDArray[np.int8] = field(default_factory=lambda: np.zeros((0, 0, 4), dtype=np.int8))
-    """(n_patients, N_KINDS, 4): where each limit comes from (`rules_engine.personal.Source`)."""
+    limit_source: NDArray[np.int8]
+    """(n_patients, N_KINDS, 4): where each limit came from, a code of `LIMIT_SOURCES`."""
+    trend_source: NDArray[np.int8]
+    """(n_patients, N_TREND_SETTINGS): protocol code of the condition each setting came from, or SOURCE_OVERRIDE."""
+    n_conditions: NDArray[np.int64]
+    """How many conditions (general not counted) each patient has."""
+
+    def limit_source_name(self, row: int, kind_idx: int, limit: int) -> str:
+        return LIMIT_SOURCES[int(self.limit_source[row, kind_idx, limit])]
+
     centre: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
     """(n_patients, N_KINDS): the personal baseline's centre (median), NaN before the run-in is over."""
     spread: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
@@ -312,10 +431,18 @@ class PatientRules:
     baseline_version: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     """(n_patients, N_KINDS): stored version of the personal baseline, −1 where none."""
     protocol: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """Protocol code per patient row (selects the combined deterioration rule)."""
+    """Primary protocol code per patient row."""
+    conditions: NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.bool_))
+    """(n_patients, n_protocols): every condition of each patient, the primary included (selects the combined
+    deterioration rules)."""
     weight_baseline_kg: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     """After the run-in: alarm when the recent weight is more than this above the personal baseline (the
     patient's `weight_gain_kg`); NaN where the rule is off."""
+
+    def limit_origin(self, row: int, kind_idx: int, limit: int) -> str:
+        """ "protocol" for a condition's default (the scale-2 target included), else the `LIMIT_SOURCES` name."""
+        code = int(self.limit_source[row, kind_idx, limit])
+        return "protocol" if code <= SOURCE_SCALE2 else LIMIT_SOURCES[code]
 
     @property
     def personalised(self) -> NDArray[np.bool_]:
@@ -337,15 +464,18 @@ def build_patient_rules(
     *,
     spo2_scale2: ArrayLike | None = None,
     on_oxygen: ArrayLike | None = None,
+    conditions: ArrayLike | None = None,
     personal: PersonalBaselines | None = None,
 ) -> PatientRules:
-    """Layer protocol defaults, personal limits (after the run-in) and hand-set overrides into dense tables.
+    """Compose the patients' conditions, then layer the scale-2 SpO2 target, personal limits (after the run-in)
+    and hand-set overrides into dense tables (a hand-set override always wins; red hard floors are absolute).
 
-    `protocols` holds one protocol code (see `protocol_code`) or protocol name per patient row.
-    `spo2_scale2` overrides the protocol's NEWS2 SpO2 scale per patient; `on_oxygen` defaults to air.
-    `personal` holds the patients' personal baselines (`rules_engine.personal`); a hand-set override always wins.
+    `protocols` holds one protocol code (see `protocol_code`) or protocol name per patient row: the patient's
+    primary condition. `conditions` (n_patients, n_protocols) bool, see `condition_matrix`, adds the others.
+    `spo2_scale2` (the clinician's NEWS2 SpO2 scale 2, from the plan) and `on_oxygen` default to scale 1 on air.
+    `personal` holds the patients' personal baselines (`rules_engine.personal`).
     """
-    from rules_engine.personal import PersonalBaselines, Source, apply_personal
+    from rules_engine.personal import PersonalBaselines, apply_personal
 
     raw = np.asarray(protocols)
     if raw.dtype.kind in "US":
@@ -355,43 +485,96 @@ def build_patient_rules(
         codes = raw.astype(np.int64)
     if codes.size and (codes.min() < 0 or codes.max() >= len(PROTOCOL_ORDER)):
         raise ValueError(f"protocol codes must be 0..{len(PROTOCOL_ORDER) - 1}")
-    limits = PROTOCOL_LIMITS[codes]
-    trends = PROTOCOL_TRENDS[codes]
-    scale2 = PROTOCOL_SPO2_SCALE2[codes] if spo2_scale2 is None else np.asarray(spo2_scale2, dtype=np.bool_)
+    has = np.zeros((len(codes), len(PROTOCOL_ORDER)), dtype=np.bool_)
+    has[np.arange(len(codes)), codes] = True
+    if conditions is not None:
+        extra = np.asarray(conditions, dtype=np.bool_)
+        if extra.shape != has.shape:
+            raise ValueError(f"conditions has shape {extra.shape}, expected {has.shape}")
+        has |= extra
+    scale2 = np.zeros(len(codes), dtype=np.bool_) if spo2_scale2 is None else np.asarray(spo2_scale2, dtype=np.bool_)
     oxygen = np.zeros(len(codes), dtype=np.bool_) if on_oxygen is None else np.asarray(on_oxygen, dtype=np.bool_)
     for name, column in (("spo2_scale2", scale2), ("on_oxygen", oxygen)):
         if column.shape != codes.shape:
             raise ValueError(f"{name} has shape {column.shape}, expected {codes.shape}")
-    source = np.where(np.isnan(limits), np.int8(Source.NONE), np.int8(Source.PROTOCOL)).astype(np.int8)
+    limits, limit_source = compose(PROTOCOL_LIMITS, PROTOCOL_OWN_LIMITS, has, LIMIT_HIGHER_IS_SAFER)
+    trends, trend_source = compose(PROTOCOL_TRENDS, PROTOCOL_OWN_TRENDS, has, TREND_HIGHER_IS_SAFER)
+    spo2 = KIND_ORDER.index(Kind.SPO2)
+    target = np.array(SPO2_SCALE2_TARGET.as_tuple()[: Limit.YELLOW_LOW + 1])
+    limits[scale2, spo2, : Limit.YELLOW_LOW + 1] = target
+    limit_source[scale2, spo2, : Limit.YELLOW_LOW + 1] = SOURCE_SCALE2
     personal = personal if personal is not None else PersonalBaselines.empty()
-    apply_personal(limits, source, personal, scale2)
+    apply_personal(limits, limit_source, personal, scale2)
     if limit_overrides is not None:
-        cells = (limit_overrides.patient_row, limit_overrides.kind_idx, limit_overrides.limit)
-        limits[cells] = limit_overrides.value
-        source[cells] = Source.HAND_SET
+        at = (limit_overrides.patient_row, limit_overrides.kind_idx, limit_overrides.limit)
+        limits[at] = limit_overrides.value
+        limit_source[at] = SOURCE_OVERRIDE
     centre, spread, version = personal.dense(len(codes))
-    # After the run-in the personal limits replace the baseline-drift rules, and the weight rule is measured from
-    # the personal baseline instead of the window's minimum; a hand-set trend setting keeps its rule as it is.
+    # After the run-in the personal limits replace the baseline-drift rules, and the weight rules (3-day and weekly
+    # gain) are one rule measured from the personal baseline instead of the window's minimum: the baseline lags a
+    # week, so a slow weekly gain shows against it too. A hand-set trend setting keeps its rule as it is.
     hand_set = np.zeros(trends.shape, dtype=np.bool_)
     if trend_overrides is not None:
         trends[trend_overrides.patient_row, trend_overrides.setting] = trend_overrides.value
+        trend_source[trend_overrides.patient_row, trend_overrides.setting] = SOURCE_OVERRIDE
         hand_set[trend_overrides.patient_row, trend_overrides.setting] = True
     weight_baseline = trends[:, TrendSetting.WEIGHT_GAIN_KG].copy()
     has_weight = ~np.isnan(centre[:, KIND_ORDER.index(Kind.BODY_WEIGHT)])
     weight_baseline[~has_weight] = NAN
     for setting, kind in (
         (TrendSetting.WEIGHT_GAIN_KG, Kind.BODY_WEIGHT),
+        (TrendSetting.WEIGHT_WEEK_GAIN_KG, Kind.BODY_WEIGHT),
         (TrendSetting.SPO2_DROP, Kind.SPO2),
         (TrendSetting.PULSE_DRIFT, Kind.PULSE_RATE),
     ):
         replaced = ~np.isnan(centre[:, KIND_ORDER.index(kind)]) & ~hand_set[:, setting]
         trends[replaced, setting] = NAN
-    return PatientRules(limits, trends, scale2, oxygen, source, centre, spread, version, codes, weight_baseline)
+    n_conditions = has[:, 1:].sum(axis=1).astype(np.int64)
+    return PatientRules(
+        limits,
+        trends,
+        scale2,
+        oxygen,
+        limit_source,
+        trend_source,
+        n_conditions,
+        centre,
+        spread,
+        version,
+        codes,
+        has,
+        weight_baseline,
+    )
+
+
+def patient_rules_of(
+    protocol: Protocol | str,
+    overrides: Mapping[Kind | str, Mapping[str, float | None]] | None = None,
+    *,
+    conditions: Sequence[Protocol | str] = (),
+    spo2_scale2: bool = False,
+    trend_overrides: Mapping[str, float | None] | None = None,
+    personal: PersonalBaselines | None = None,
+) -> PatientRules:
+    """One patient's rules after composing and layering (for the API, the validation and the editor); `personal`
+    holds that patient's baselines as patient row 0."""
+    return build_patient_rules(
+        [protocol_code(protocol)],
+        LimitOverrides.from_mapping({0: overrides or {}}),
+        TrendOverrides.from_mapping({0: trend_overrides}) if trend_overrides else None,
+        conditions=condition_matrix([conditions]),
+        spo2_scale2=[spo2_scale2],
+        personal=personal,
+    )
 
 
 def effective_limits(
-    protocol: Protocol | str, overrides: Mapping[Kind | str, Mapping[str, float | None]] | None = None
+    protocol: Protocol | str,
+    overrides: Mapping[Kind | str, Mapping[str, float | None]] | None = None,
+    *,
+    conditions: Sequence[Protocol | str] = (),
+    spo2_scale2: bool = False,
 ) -> dict[Kind, KindLimits]:
     """One patient's limits after layering (for the API and the plan sent to the gateway)."""
-    table = build_patient_rules([protocol_code(protocol)], LimitOverrides.from_mapping({0: overrides or {}})).limits[0]
+    table = patient_rules_of(protocol, overrides, conditions=conditions, spo2_scale2=spo2_scale2).limits[0]
     return {kind: KindLimits(*(float(x) for x in table[i])) for i, kind in enumerate(KIND_ORDER)}

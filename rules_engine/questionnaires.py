@@ -4,16 +4,19 @@
   with `vitals.score_answers` against the plan version the patient answered (else the active plan), stores the
   score and zone, and opens or updates the alarm `questionnaire.<id>.score` (yellow or red, as the plan's
   `yellow_from`/`red_from` say). A green answer marks that alarm back in range; any answer marks the `missed` one.
+- `store_responses` is how both sources of answers store them: the gateway's (ingest) and the patient app's (the
+  API); it inserts each response once, scores the new ones with `evaluate_responses` and notifies the dashboards.
 - `check_missed_questionnaires` runs on the scheduler's tick: one set-based statement opens
   `questionnaire.<id>.missed` for every active plan whose questionnaire deadline has passed today (in the plan's time
-  zone) without an answer since local midnight; once per local day per alarm.
+  zone) without an answer since local midnight; once per local day per alarm. The deadlines are those in force: a
+  step-up may give a questionnaire a daily deadline (`rules_engine.schedules`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +27,8 @@ from pydantic import ValidationError
 
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.metrics import count_alarm
+from store.events import notify_changes
+from store.questionnaires import ResponseRow, insert_responses
 from vitals import PlanContent, score_answers
 from vitals.plan import Questionnaire
 from vitals.questionnaire import AnswerError
@@ -149,6 +154,25 @@ def evaluate_responses(conn: Connection[Any], stored: Sequence[StoredResponse]) 
     return changed
 
 
+ResponseRules = Callable[[Connection[Any], Sequence[StoredResponse]], Sequence[UUID]]
+
+
+def store_responses(
+    conn: Connection[Any], rows: Sequence[ResponseRow], rules: ResponseRules | None = evaluate_responses
+) -> tuple[list[StoredResponse], Sequence[UUID]]:
+    """In the caller's transaction: insert the responses not stored yet, score those with `rules` (raising their
+    alarms) and tell the dashboards; returns the responses stored now and the alarms changed."""
+    new_ids = insert_responses(conn, rows)
+    stored = [
+        StoredResponse(r.id, r.patient_id, r.questionnaire, r.plan_version, r.answered_at, r.answers, r.reported_score)
+        for r in rows
+        if r.id in new_ids
+    ]
+    alarm_ids: Sequence[UUID] = rules(conn, stored) if stored and rules is not None else ()
+    notify_changes(conn, "questionnaire", alarm_ids, len(stored))
+    return stored, alarm_ids
+
+
 _MISSED_SQL = """
 WITH zones AS (SELECT name FROM pg_timezone_names),
 due AS (
@@ -166,7 +190,8 @@ due AS (
     CROSS JOIN LATERAL (SELECT COALESCE(p.body->>'timezone', pt.timezone) AS tz) z
     CROSS JOIN LATERAL (SELECT (%(now)s::timestamptz AT TIME ZONE z.tz) AS at) local_now
     CROSS JOIN LATERAL (SELECT local_now.at::date AS day) local
-    CROSS JOIN LATERAL jsonb_array_elements(p.body->'questionnaires') q
+    LEFT JOIN patient_schedules ps ON ps.patient_id = p.patient_id AND ps.plan_id = p.id
+    CROSS JOIN LATERAL jsonb_array_elements(coalesce(ps.body, p.body)->'questionnaires') q
     WHERE p.status = 'active'
       AND z.tz IN (SELECT name FROM zones)
       AND jsonb_typeof(q->'deadline') = 'string'
@@ -208,9 +233,7 @@ def check_missed_questionnaires(conn: Connection[Any], now: datetime | None = No
                     for alarm_id, opened, count in rows
                 ],
             )
-            conn.execute(
-                "SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(r[0]) for r in rows][:100]}),)
-            )
+            notify_changes(conn, "questionnaire", [r[0] for r in rows])
     for _, opened, _ in rows:
         count_alarm("questionnaire.*.missed", "missed", bool(opened))
     return [r[0] for r in rows]

@@ -1,5 +1,6 @@
-"""The rules inside the ingest transaction: load the batch's patients' limits and history in a few set-based
-queries, evaluate the batch as arrays, and upsert one alarm per patient and rule."""
+"""The rules inside the ingest transaction: load the batch's patients' rule inputs and history in a few set-based
+queries, evaluate the batch with the pure core (`rules_engine.evaluation.evaluate_patients`, which the offline
+replay calls too), and upsert one alarm per patient and rule."""
 
 from __future__ import annotations
 
@@ -12,41 +13,21 @@ from uuid import UUID
 import numpy as np
 from psycopg import Connection
 
-from rules_engine import metrics
+from rules_engine import metrics, repeat_store
 from rules_engine.alarms import AlarmUpsert, mark_back_in_range, upsert_alarms
 from rules_engine.baselines import load_personal
-from rules_engine.candidates import evaluate_batch
+from rules_engine.candidates import AlarmCandidate
+from rules_engine.evaluation import HISTORY_DAYS, HISTORY_KINDS, HISTORY_PER_KIND, RuleInputs, evaluate_patients
 from rules_engine.kinds_index import KIND_INDEX, KIND_ORDER
-from rules_engine.profiles import (
-    LIMIT_NAMES,
-    LimitOverrides,
-    TrendOverrides,
-    build_patient_rules,
-    limit_column,
-    trend_column,
-)
+from rules_engine.profiles import LIMIT_NAMES, LimitOverrides, TrendOverrides, limit_column, trend_column
 from rules_engine.readings import ReadingArrays
+from rules_engine.repeats import awaits_repeat, settle_repeats
 from rules_engine.severity import Severity
+from store.settings import get_settings
 from vitals import Kind
 
-HISTORY_DAYS = 14
-HISTORY_PER_KIND = 100
-"""Newest readings per patient and kind fetched as history; bounds the cost for patients who measure often."""
-_HISTORY_KINDS: list[str] = [
-    k.value
-    for k in (
-        Kind.BODY_WEIGHT,
-        Kind.SPO2,
-        Kind.PULSE_RATE,
-        Kind.HEART_RATE,
-        Kind.BP_SYSTOLIC,
-        Kind.BODY_TEMPERATURE,
-        Kind.RESP_RATE,
-    )
-]
-
-
-_HISTORY_KIND_IDX = [KIND_INDEX[Kind(k)] for k in _HISTORY_KINDS]
+_HISTORY_KINDS: list[str] = [k.value for k in HISTORY_KINDS]
+_HISTORY_KIND_IDX = [KIND_INDEX[k] for k in HISTORY_KINDS]
 _KIND_BY_NAME: dict[str, int] = {kind.value: i for kind, i in KIND_INDEX.items()}
 
 
@@ -81,19 +62,16 @@ def evaluate_stored(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
 def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     rows_of_readings, patient_ids = _patient_rows(stored.patient_ids)
     row_of = {pid: i for i, pid in enumerate(patient_ids)}
-    protocols = _protocols(conn, patient_ids)
-    overrides = _overrides(conn, patient_ids, row_of)
-    trends = _trend_overrides(conn, patient_ids, row_of)
-    personal = load_personal(conn, patient_ids, row_of)
-    rules = build_patient_rules(np.array([protocols[p] for p in patient_ids]), overrides, trends, personal=personal)
+    inputs = load_rule_inputs(conn, patient_ids)
     times = np.array([m.timestamp() for m in stored.measured_at], dtype=np.float64).astype(np.int64)
     kinds = stored.kinds
     batch = ReadingArrays.of(rows_of_readings, [_KIND_BY_NAME[k] for k in kinds], times, stored.values)
-    history = _history(conn, patient_ids, row_of, int(times.min()))
-    result = evaluate_batch(batch, rules, history)
+    history = load_history(conn, patient_ids, int(times.min()), stored.ids)
+    result = evaluate_patients(inputs, batch, history)
     ids, measured_at, values = stored.ids, stored.measured_at, stored.values
-    upserts = [
-        AlarmUpsert(
+
+    def upsert_of(c: AlarmCandidate) -> AlarmUpsert:
+        return AlarmUpsert(
             patient_id=patient_ids[c.patient_row],
             rule=c.rule,
             kind=c.kind.value if c.kind else None,
@@ -109,12 +87,28 @@ def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
             explanation_en=c.explanation_en,
             details=c.details,
         )
-        for c in result.candidates
-    ]
+
+    # Artefacts: a single yellow reading asks for a repeat instead of an alarm (rules_engine/repeats.py).
+    timeout = get_settings().repeat_timeout_minutes
+    waiting = repeat_store.load_waiting(conn, patient_ids, row_of)
+    awaiting = sorted({c.rule for c in result.candidates if awaits_repeat(c)})
+    settled = settle_repeats(
+        batch,
+        result,
+        waiting,
+        repeat_store.open_alarm_keys(conn, patient_ids, row_of, awaiting),
+        timeout_minutes=timeout,
+        now=int(time.time()),
+    )
+    expired = repeat_store.record(conn, settled, upsert_of, patient_ids, ids, values, timeout)
+    upserts = [upsert_of(c) for c in settled.alarms]
     in_range = np.flatnonzero(result.severity == Severity.NONE)
     latest_in_range = {(rows_of_readings[i], kinds[i]): values[i] for i in in_range.tolist()}
     mark_back_in_range(conn, [(patient_ids[row], k, v) for (row, k), v in latest_in_range.items()])
-    return upsert_alarms(conn, upserts)
+    changed = upsert_alarms(conn, upserts)
+    if settled.decisions:
+        repeat_store.link_alarms(conn, patient_ids)
+    return expired + changed
 
 
 def _patient_rows(patient_ids: Sequence[UUID]) -> tuple[list[int], list[UUID]]:
@@ -132,9 +126,35 @@ def _patient_rows(patient_ids: Sequence[UUID]) -> tuple[list[int], list[UUID]]:
     return rows, list(distinct)
 
 
-def _protocols(conn: Connection[Any], patient_ids: list[UUID]) -> dict[UUID, str]:
-    rows = conn.execute("SELECT id, protocol FROM patients WHERE id = ANY(%s)", (patient_ids,)).fetchall()
-    return {r[0]: r[1] for r in rows}
+def load_rule_inputs(conn: Connection[Any], patient_ids: list[UUID]) -> RuleInputs:
+    """The rule inputs of these patients, row i for `patient_ids[i]`, in a few set-based queries."""
+    row_of = {pid: i for i, pid in enumerate(patient_ids)}
+    patients = _patient_inputs(conn, patient_ids)
+    return RuleInputs(
+        protocols=tuple(patients[p][0] for p in patient_ids),
+        limit_overrides=_overrides(conn, patient_ids, row_of),
+        trend_overrides=_trend_overrides(conn, patient_ids, row_of),
+        conditions=tuple(tuple(patients[p][1]) for p in patient_ids),
+        spo2_scale2=tuple(patients[p][2] for p in patient_ids),
+        on_oxygen=tuple(patients[p][3] for p in patient_ids),
+        personal=load_personal(conn, patient_ids, row_of),
+    )
+
+
+PATIENT_INPUTS_SQL = (
+    "SELECT p.id, p.protocol, coalesce((SELECT array_agg(c.condition) FROM patient_conditions c "
+    "WHERE c.patient_id = p.id), '{}'), coalesce(sp.body->>'spo2_scale' = '2', false), "
+    "coalesce(jsonb_typeof(sp.body->'oxygen') = 'object', false) "
+    "FROM patients p LEFT JOIN self_management_plans sp ON sp.patient_id = p.id AND sp.status = 'active' "
+    "WHERE p.id = ANY(%s)"
+)
+"""Per patient: primary protocol, further conditions, and the active plan's NEWS2 settings (SpO2 scale 2, home
+oxygen); the plan's trend settings arrive as `trend_overrides` rows written at activation."""
+
+
+def _patient_inputs(conn: Connection[Any], patient_ids: list[UUID]) -> dict[UUID, tuple[str, list[str], bool, bool]]:
+    rows = conn.execute(PATIENT_INPUTS_SQL, (patient_ids,)).fetchall()
+    return {r[0]: (r[1], list(r[2]), bool(r[3]), bool(r[4])) for r in rows}
 
 
 def _overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int]) -> LimitOverrides | None:
@@ -170,23 +190,29 @@ HISTORY_SQL = (
     "FROM unnest(%s::uuid[]) WITH ORDINALITY AS p(pid, row) "
     "CROSS JOIN unnest(%s::text[], %s::int[]) AS k(kind, idx) "
     "CROSS JOIN LATERAL (SELECT measured_at, value FROM readings WHERE patient_id = p.pid "
-    "AND kind = k.kind AND measured_at >= %s AND NOT (xmin = pg_current_xact_id()::xid) "
+    "AND kind = k.kind AND measured_at >= %s AND id <> ALL(%s::uuid[]) "
     "ORDER BY measured_at DESC LIMIT %s) AS r"
 )
-"""The rules' history query (its plan is what bench/rules.py explains)."""
+"""The rules' history query (its plan is what bench/rules.py explains). The batch is left out by its reading ids:
+ingest COPYs inside a savepoint, so the batch's rows carry a subtransaction's xid, not `pg_current_xact_id()`.
+`<> ALL` over a bound array is hashed by PostgreSQL (15+), and the (patient_id, kind, measured_at) index still
+drives each lateral scan; the id test is a filter on the few rows it returns."""
 
 
-def history_params(patient_ids: Sequence[UUID], earliest: int) -> tuple[Any, ...]:
+def history_params(patient_ids: Sequence[UUID], earliest: int, batch_ids: Sequence[UUID]) -> tuple[Any, ...]:
     since = datetime.fromtimestamp(earliest, tz=UTC) - timedelta(days=HISTORY_DAYS)
-    return (list(patient_ids), _HISTORY_KINDS, _HISTORY_KIND_IDX, since, HISTORY_PER_KIND)
+    return (list(patient_ids), _HISTORY_KINDS, _HISTORY_KIND_IDX, since, list(batch_ids), HISTORY_PER_KIND)
 
 
-def _history(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int], earliest: int) -> ReadingArrays:
+def load_history(
+    conn: Connection[Any], patient_ids: list[UUID], earliest: int, batch_ids: Sequence[UUID]
+) -> ReadingArrays:
     """Up to HISTORY_PER_KIND newest readings per patient and kind from the last HISTORY_DAYS, batch excluded.
 
-    The batch was inserted by this very transaction, so its rows are the ones whose xmin is our transaction id.
+    The batch is left out by its reading ids: ingest's COPY runs in a savepoint, so the batch's rows carry the
+    subtransaction's id and an `xmin = pg_current_xact_id()` test would not find them.
     """
-    rows = conn.execute(HISTORY_SQL, history_params(patient_ids, earliest)).fetchall()
+    rows = conn.execute(HISTORY_SQL, history_params(patient_ids, earliest, batch_ids)).fetchall()
     if not rows:
         return ReadingArrays.empty()
     columns = np.array(rows, dtype=np.float64)
@@ -198,4 +224,4 @@ def _history(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, 
     )
 
 
-__all__ = ["KIND_ORDER", "evaluate_stored"]
+__all__ = ["HISTORY_DAYS", "HISTORY_PER_KIND", "KIND_ORDER", "evaluate_stored", "load_history", "load_rule_inputs"]

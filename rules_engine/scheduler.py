@@ -1,7 +1,8 @@
 """Timed rules, run by one leader at a time: the process holding a PostgreSQL advisory lock runs the jobs,
 others wait as hot standbys. Each job is one set-based statement, never one job per patient: escalation of red
-alarms left open, questionnaires not answered by their deadline (`rules_engine.questionnaires`), and daily the
-personal baselines (`rules_engine.baselines`)."""
+alarms left open, step-downs of need-driven schedules after green days (`rules_engine.schedules`), questionnaires
+not answered by their deadline (`rules_engine.questionnaires`), and repeat measurements that did not come in time
+(`rules_engine.repeat_store.expire_due`), and daily the personal baselines (`rules_engine.baselines`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from rules_engine import metrics
 from rules_engine.missed import record_missed
 from rules_engine.questionnaires import check_missed_questionnaires
+from rules_engine.repeat_store import expire_due
+from rules_engine.schedules import review_schedules
+from store.events import notify_changes
 from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
 from vitals.logs import setup_logging
@@ -39,8 +43,7 @@ def escalate_unacknowledged(conn: psycopg.Connection[Any], after_minutes: int = 
             "SELECT id, 'escalated', jsonb_build_object('after_minutes', %s::int) FROM due RETURNING alarm_id",
             (after_minutes, after_minutes),
         ).fetchall()
-        if rows:
-            conn.execute("SELECT pg_notify('varde_events', %s)", (f'{{"escalated": {len(rows)}}}',))
+        notify_changes(conn, "escalation", [r[0] for r in rows])
     return len(rows)
 
 
@@ -116,12 +119,18 @@ def _lead(settings: Settings, leader: Leader, stop: threading.Event, interval_se
         try:
             with psycopg.connect(settings.require_database_url()) as conn:
                 escalated = escalate_unacknowledged(conn)
+                stepped_down = review_schedules(conn)
                 missed = record_missed(conn)
                 missed_questionnaires = check_missed_questionnaires(conn)
+                repeats_expired = expire_due(conn)
             if escalated:
                 log.info("alarms_escalated count=%d", escalated)
+            if stepped_down:
+                log.info("schedules_stepped_down count=%d", stepped_down)
             if missed:
                 log.info("missed_measurements count=%d", len(missed))
+            if repeats_expired:
+                log.info("repeat_requests_expired alarms=%d", len(repeats_expired))
             if missed_questionnaires:
                 log.info("questionnaires_missed alarms=%d", len(missed_questionnaires))
         except psycopg.Error as exc:

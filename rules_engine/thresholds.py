@@ -1,7 +1,9 @@
 """Per-reading threshold rules over a whole batch: one gather of the limit table, four comparisons.
 
 A reading breaches a low limit when strictly below it and a high limit when strictly above it (a value exactly
-at a limit is within the plan); a NaN limit never breaches. Severity: RED beats YELLOW beats NONE.
+at a limit is within the plan); a NaN limit never breaches. Severity: RED beats YELLOW beats NONE. Values are
+compared as they are shown, at their kind's decimals (`kinds_index.round_as_shown`): 35.06 °C is 35.1 °C, at
+the limit 35.1 and so within the plan, as NEWS2, the texts and FHIR read it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from rules_engine.kinds_index import N_KINDS
+from rules_engine.kinds_index import N_KINDS, round_as_shown
 from rules_engine.profiles import Limit
 from rules_engine.severity import Severity
 
@@ -37,6 +39,7 @@ def evaluate_thresholds(
     if len(patient_rows) and (patient_rows.min() < 0 or patient_rows.max() >= limits.shape[0]):
         raise ValueError(f"patient_rows outside 0..{limits.shape[0] - 1} (rows of the limit table)")
     flat = np.take(limits.reshape(-1, 4), patient_rows * N_KINDS + kind_idx, axis=0)
+    values = round_as_shown(values, kind_idx)
     red_low = values < flat[:, Limit.RED_LOW]
     red_high = values > flat[:, Limit.RED_HIGH]
     yellow_low = values < flat[:, Limit.YELLOW_LOW]
@@ -64,6 +67,7 @@ class ThresholdBreaches:
     severity: NDArray[np.int8]
     breached: NDArray[np.int8]
     value: NDArray[np.float64]
+    """The worst reading at its kind's decimals (what was compared, what the text shows)."""
     limit: NDArray[np.float64]
     reading_index: NDArray[np.int64]
     """Batch index of the worst reading."""
@@ -90,7 +94,8 @@ def worst_breaches(
     Worst = highest severity, then furthest beyond the limit (lowest value for low, highest for high), then latest.
     """
     hit = np.flatnonzero(breached != NO_BREACH)
-    p, k, v, t = patient_rows[hit], kind_idx[hit], values[hit], measured_at[hit]
+    p, k, t = patient_rows[hit], kind_idx[hit], measured_at[hit]
+    v = round_as_shown(values[hit], k)
     sev, code = severity[hit], breached[hit]
     high = (code == Limit.YELLOW_HIGH) | (code == Limit.RED_HIGH)
     group = (p * N_KINDS + k) * 2 + np.where(high, _SIDE_HIGH, _SIDE_LOW)

@@ -1,4 +1,5 @@
-"""Trend rules against the patient's own history: weight gain within a window, drift from a personal baseline.
+"""Trend rules against the patient's own history: weight gain within a window (and within a week), drift from a
+personal baseline, the home blood-pressure mean.
 
 Both work on `SortedReadings` (history + batch sorted by patient, kind, time): windows are `searchsorted` ranges,
 window minima come from `np.minimum.reduceat`, baseline medians from one sort of the flattened windows.
@@ -8,13 +9,13 @@ to one decimal more than the kind displays, so float noise (84.1 − 82.1) never
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rules_engine.kinds_index import KIND_INDEX
+from rules_engine.kinds_index import KIND_INDEX, N_KINDS
 from rules_engine.profiles import TrendSetting
 from rules_engine.readings import BoolArray, FloatArray, IntArray, SortedReadings, run_starts
 from rules_engine.severity import Severity
@@ -102,23 +103,35 @@ def _empty(rule: str, kind: Kind) -> TrendResults:
     return TrendResults(rule, kind, i, i, i, f, f, f, f, i, i, np.zeros(0, dtype=np.bool_), np.zeros(0, np.int8), i)
 
 
-def weight_gain(readings: SortedReadings, trends: NDArray[np.float64]) -> TrendResults:
+WEEK_DAYS = 7.0
+"""The window of `trend.weight_gain_7d` (fixed: the rule is "a week"; its limit is the setting)."""
+
+
+def weight_gain(
+    readings: SortedReadings,
+    trends: NDArray[np.float64],
+    *,
+    rule: str = "trend.weight_gain",
+    limit_setting: TrendSetting = TrendSetting.WEIGHT_GAIN_KG,
+    window_days: float | None = None,
+) -> TrendResults:
     """Largest weight gain per patient among the batch's weight readings.
 
     For each batch weight reading at time t the gain is its value minus the minimum weight within [t − W, t]
-    (history included), W = the patient's `weight_window_days`. Per patient the largest gain is reported (ties:
-    the latest reading); it breaches when it exceeds `weight_gain_kg`.
+    (history included), W = the patient's `weight_window_days` (or `window_days` when given). Per patient the
+    largest gain is reported (ties: the latest reading); it breaches when it exceeds the `limit_setting`.
     """
-    rule, kind = "trend.weight_gain", Kind.BODY_WEIGHT
+    kind = Kind.BODY_WEIGHT
     rows = readings.rows_of_kind(KIND_INDEX[kind])
     patient = readings.patient_row[rows]
-    limit_all = trends[patient, TrendSetting.WEIGHT_GAIN_KG]
+    limit_all = trends[patient, limit_setting]
     ev = rows[readings.is_batch[rows] & ~np.isnan(limit_all)]
     if len(ev) == 0:
         return _empty(rule, kind)
     p = readings.patient_row[ev]
     end_at = readings.measured_at[ev]
-    window_s = np.rint(trends[p, TrendSetting.WEIGHT_WINDOW_DAYS] * DAY_S).astype(np.int64)
+    days = trends[p, TrendSetting.WEIGHT_WINDOW_DAYS] if window_days is None else np.full(len(p), window_days)
+    window_s = np.rint(days * DAY_S).astype(np.int64)
     start = readings.first_at_or_after(readings.group[ev], end_at - window_s)
     window_min = _range_reduce(np.minimum, readings.value, start, ev + 1, np.inf)
     gain = np.round(readings.value[ev] - window_min, KINDS[kind].decimals + 1)
@@ -135,7 +148,7 @@ def weight_gain(readings: SortedReadings, trends: NDArray[np.float64]) -> TrendR
     at_min = np.where(readings.value[flat] == np.repeat(low, lengths), np.arange(len(flat)), len(flat))
     min_row = flat[np.minimum.reduceat(at_min, offsets)]
 
-    limit = trends[p[pick], TrendSetting.WEIGHT_GAIN_KG]
+    limit = trends[p[pick], limit_setting]
     breached = gain[pick] > limit
     return TrendResults(
         rule=rule,
@@ -228,6 +241,117 @@ def pulse_drift(readings: SortedReadings, trends: NDArray[np.float64]) -> TrendR
     return baseline_drift(readings, trends, Kind.PULSE_RATE, TrendSetting.PULSE_DRIFT, "either", "trend.pulse_baseline")
 
 
+def weight_gain_week(readings: SortedReadings, trends: NDArray[np.float64], short: TrendResults) -> TrendResults:
+    """`trend.weight_gain_7d`: the gain within 7 days against `weight_week_gain_kg`, for the slow accumulation the
+    short-window rule misses. Where the short-window rule breached for the same patient, this one stays quiet
+    (one gain, one alarm)."""
+    week = weight_gain(
+        readings,
+        trends,
+        rule="trend.weight_gain_7d",
+        limit_setting=TrendSetting.WEIGHT_WEEK_GAIN_KG,
+        window_days=WEEK_DAYS,
+    )
+    quiet = np.isin(week.patient_row, short.patient_row[short.breached])
+    if not quiet.any():
+        return week
+    breached = week.breached & ~quiet
+    severity = np.where(breached, week.severity, np.int8(Severity.NONE)).astype(np.int8)
+    return replace(week, breached=breached, severity=severity)
+
+
+@dataclass(frozen=True, slots=True)
+class HomeBloodPressure:
+    """`bp.home_average`: one row per patient with a blood-pressure reading in the batch and the rule on."""
+
+    patient_row: IntArray
+    start_at: IntArray
+    end_at: IntArray
+    systolic: FloatArray
+    """Mean systolic over the window (one decimal), NaN without readings."""
+    diastolic: FloatArray
+    count_systolic: IntArray
+    count_diastolic: IntArray
+    limit_systolic: FloatArray
+    limit_diastolic: FloatArray
+    window_days: FloatArray
+    breached_systolic: BoolArray
+    breached_diastolic: BoolArray
+    reading_index: IntArray
+    """Batch index of the latest blood-pressure reading (systolic where there is one)."""
+
+    def __len__(self) -> int:
+        return len(self.patient_row)
+
+    @property
+    def breached(self) -> BoolArray:
+        return np.asarray(self.breached_systolic | self.breached_diastolic, dtype=np.bool_)
+
+
+def _window_mean(
+    readings: SortedReadings, patients: IntArray, kind: Kind, start_at: IntArray, end_at: IntArray
+) -> tuple[FloatArray, IntArray, IntArray]:
+    """Mean, count and last row of `kind` per patient within [start_at, end_at] (prefix sums over the sort)."""
+    group = patients * N_KINDS + KIND_INDEX[kind]
+    first = readings.first_at_or_after(group, start_at)
+    last = readings.last_at_or_before(group, end_at)
+    count = np.where(last >= first, last - first + 1, 0).astype(np.int64)
+    prefix = np.concatenate([[0.0], np.cumsum(readings.value)])
+    total = prefix[np.maximum(last + 1, 0)] - prefix[np.minimum(first, len(readings.value))]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return np.asarray(np.round(mean, 1), dtype=np.float64), count, last
+
+
+def home_blood_pressure(readings: SortedReadings, trends: NDArray[np.float64]) -> HomeBloodPressure:
+    """Home blood-pressure means per patient over the `bp_home_days` before the latest batch BP reading.
+
+    ESH defines home hypertension as a mean ≥ 135/85 mmHg, so this one rule's limits are inclusive: a component
+    breaches when it has at least `bp_home_min_readings` readings and its mean (one decimal) is ≥ its limit.
+    """
+    bp = np.array([KIND_INDEX[Kind.BP_SYSTOLIC], KIND_INDEX[Kind.BP_DIASTOLIC]])
+    rows = np.flatnonzero(readings.is_batch & np.isin(readings.kind_idx, bp))
+    on = ~np.isnan(trends[readings.patient_row[rows], TrendSetting.BP_HOME_SYSTOLIC]) | ~np.isnan(
+        trends[readings.patient_row[rows], TrendSetting.BP_HOME_DIASTOLIC]
+    )
+    rows = rows[on]
+    patients = np.unique(readings.patient_row[rows])
+    end_at = np.zeros(len(patients), dtype=np.int64)
+    np.maximum.at(end_at, np.searchsorted(patients, readings.patient_row[rows]), readings.measured_at[rows])
+    days = trends[patients, TrendSetting.BP_HOME_DAYS]
+    start_at = end_at - np.rint(days * DAY_S).astype(np.int64)
+    sys_mean, sys_n, sys_last = _window_mean(readings, patients, Kind.BP_SYSTOLIC, start_at, end_at)
+    dia_mean, dia_n, dia_last = _window_mean(readings, patients, Kind.BP_DIASTOLIC, start_at, end_at)
+    least = trends[patients, TrendSetting.BP_HOME_MIN_READINGS]
+    limit_sys = trends[patients, TrendSetting.BP_HOME_SYSTOLIC]
+    limit_dia = trends[patients, TrendSetting.BP_HOME_DIASTOLIC]
+    with np.errstate(invalid="ignore"):
+        hit_sys = (sys_n >= least) & (sys_mean >= limit_sys)
+        hit_dia = (dia_n >= least) & (dia_mean >= limit_dia)
+    last = np.where(sys_last >= 0, sys_last, dia_last)
+    return HomeBloodPressure(
+        patient_row=patients,
+        start_at=start_at,
+        end_at=end_at,
+        systolic=sys_mean,
+        diastolic=dia_mean,
+        count_systolic=sys_n,
+        count_diastolic=dia_n,
+        limit_systolic=limit_sys,
+        limit_diastolic=limit_dia,
+        window_days=days,
+        breached_systolic=hit_sys,
+        breached_diastolic=hit_dia,
+        reading_index=readings.batch_index(np.maximum(last, 0)) if len(last) else last,
+    )
+
+
 def evaluate_trends(readings: SortedReadings, trends: NDArray[np.float64]) -> list[TrendResults]:
     """Every trend rule, in a fixed order."""
-    return [weight_gain(readings, trends), spo2_drop(readings, trends), pulse_drift(readings, trends)]
+    short = weight_gain(readings, trends)
+    return [
+        short,
+        weight_gain_week(readings, trends, short),
+        spo2_drop(readings, trends),
+        pulse_drift(readings, trends),
+    ]

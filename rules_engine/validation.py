@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rules_engine.profiles import (
@@ -29,11 +29,18 @@ _TREND_BOUNDS: Mapping[str, tuple[float, float]] = {
     "weight_window_days": (1.0, 7.0),
     "spo2_drop": (1.0, 20.0),
     "pulse_drift": (5.0, 100.0),
-    # At most the 14 days of history the rules read (rules_engine.runtime.HISTORY_DAYS).
+    # At most the 14 days of history the rules read (rules_engine.evaluation.HISTORY_DAYS).
     "baseline_days": (3.0, 14.0),
     "baseline_min_readings": (1.0, 100.0),
+    "weight_week_gain_kg": (0.5, 20.0),
+    "bp_home_systolic": (100.0, 200.0),
+    "bp_home_diastolic": (60.0, 130.0),
+    "bp_home_days": (3.0, 14.0),
+    "bp_home_min_readings": (1.0, 100.0),
 }
-_OPTIONAL_TRENDS = frozenset({"weight_gain_kg", "spo2_drop", "pulse_drift"})
+_OPTIONAL_TRENDS = frozenset(
+    {"weight_gain_kg", "spo2_drop", "pulse_drift", "weight_week_gain_kg", "bp_home_systolic", "bp_home_diastolic"}
+)
 TREND_NAMES_NB: Mapping[str, str] = {
     "weight_gain_kg": "Vektøkning (kg)",
     "weight_window_days": "Vektøkning over (dager)",
@@ -41,6 +48,11 @@ TREND_NAMES_NB: Mapping[str, str] = {
     "pulse_drift": "Endring i puls fra utgangsverdi (slag/min)",
     "baseline_days": "Utgangsverdi over (dager)",
     "baseline_min_readings": "Minste antall målinger i utgangsverdien",
+    "weight_week_gain_kg": "Vektøkning på 7 dager (kg)",
+    "bp_home_systolic": "Hjemmeblodtrykk, snitt systolisk fra (mmHg)",
+    "bp_home_diastolic": "Hjemmeblodtrykk, snitt diastolisk fra (mmHg)",
+    "bp_home_days": "Hjemmeblodtrykk, snitt over (dager)",
+    "bp_home_min_readings": "Hjemmeblodtrykk, minste antall målinger",
 }
 
 
@@ -102,6 +114,9 @@ def validate_profile(
     protocol: Protocol | str,
     limit_overrides: Mapping[str, Mapping[str, float | None]] | None = None,
     trend_overrides: Mapping[str, float | None] | None = None,
+    *,
+    conditions: Sequence[str] = (),
+    spo2_scale2: bool = False,
 ) -> list[ProfileError]:
     """Validate a patient's edited profile: unknown kinds/limits/settings, ranges and ordering, named per field.
 
@@ -122,7 +137,7 @@ def validate_profile(
                 continue
             good[name] = value
         known[kind] = good
-    for kind, limits in effective_limits(protocol, known).items():
+    for kind, limits in effective_limits(protocol, known, conditions=conditions, spo2_scale2=spo2_scale2).items():
         errors.extend(validate_limits(kind, limits))
     for name, value in (trend_overrides or {}).items():
         errors.extend(_validate_trend_setting(name, value))

@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     metrics_port: int = 0
     """Port of the operations endpoint when the command line gives none (0: not served)."""
 
+    repeat_timeout_minutes: int = 30
+    """A single yellow reading asks the patient's page for a repeat measurement; the alarm opens when the repeat
+    confirms it or none comes within this many minutes (docs/rules.md). 0: yellow readings alarm at once."""
+
     retention_readings_years: int = 10
     """Readings are kept this many years (the record's retention rules); a yearly partition is dropped once its whole
     year is older. 0: kept for ever."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -63,6 +64,24 @@ def add_patient(
         ).fetchone()
         assert row is not None
         return UUID(str(row[0]))
+
+
+def enrol_patient(settings: Settings, patient_id: UUID, reason: str, conditions: Sequence[str] = ()) -> UUID:
+    """Open an episode of follow-up with the patient's current team responsible (the demo's patients; clinicians
+    enrol through the API and the patient page). Returns the episode id."""
+    from clinician_api import episodes
+
+    with _connect(settings) as conn:
+        row = conn.execute("SELECT team_id, protocol FROM patients WHERE id = %s", (patient_id,)).fetchone()
+        if row is None:
+            raise AdminError(f"no patient {patient_id}")
+        try:
+            episode, _ = episodes.enrol(
+                conn, patient_id, None, row[0], reason=reason, conditions=conditions, protocol=row[1], plan=""
+            )
+        except episodes.EpisodeError as exc:
+            raise AdminError(exc.detail) from None
+        return episode.id
 
 
 def add_user(

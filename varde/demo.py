@@ -154,8 +154,8 @@ def _state_usable(settings: Settings, state: dict[str, Any]) -> bool:
 
 
 def _forget(settings: Settings, state: dict[str, Any]) -> None:
-    """Remove an earlier demo's patients (their messages, proxies, readings, alarms and gateways); deactivate where
-    that is refused (for example by a reservation's append-only history)."""
+    """Remove an earlier demo's patients (their messages, questionnaire answers, proxies, readings, alarms and
+    gateways); deactivate where that is refused (for example by a reservation's append-only history)."""
     from varde.admin import AdminError, delete_gateway_logins
     from varde.broker import BrokerAdminError
 
@@ -169,6 +169,7 @@ def _forget(settings: Settings, state: dict[str, Any]) -> None:
                 for sql in (
                     "DELETE FROM messages m USING message_threads t WHERE m.thread_id = t.id AND t.patient_id = ANY(%s)",  # noqa: E501
                     "DELETE FROM message_threads WHERE patient_id = ANY(%s)",
+                    "DELETE FROM questionnaire_responses WHERE patient_id = ANY(%s)",
                     "DELETE FROM proxies WHERE patient_id = ANY(%s)",
                     "DELETE FROM patient_reservations WHERE patient_id = ANY(%s)",
                     "DELETE FROM readings WHERE patient_id = ANY(%s)",
@@ -190,7 +191,7 @@ def _forget(settings: Settings, state: dict[str, Any]) -> None:
 
 def _create(settings: Settings, today: date) -> dict[str, Any]:
     from device_simulators.scenarios import SCENARIOS
-    from varde.admin import add_gateways, add_patient, add_team
+    from varde.admin import add_gateways, add_patient, add_team, enrol_patient
 
     for team in TEAMS:
         add_team(settings, team)
@@ -199,6 +200,7 @@ def _create(settings: Settings, today: date) -> dict[str, Any]:
         spec = SCENARIOS[entry.scenario]
         name = f"{FIRST_NAMES[index % len(FIRST_NAMES)]} {LAST_NAMES[(index * 7) % len(LAST_NAMES)]}"
         patient_id = add_patient(settings, name, TEAMS[entry.team], spec.protocol, TIMEZONE)
+        enrol_patient(settings, patient_id, f"Demo: {entry.scenario}", [spec.protocol])
         patients.append(
             {
                 "patient_id": str(patient_id),

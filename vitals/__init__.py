@@ -30,7 +30,7 @@ from vitals.questionnaire import (
     parse_questionnaire_envelope,
     score_answers,
 )
-from vitals.receipt import RECEIPT_SCHEMA, Receipt
+from vitals.receipt import RECEIPT_SCHEMA, REPEAT_SCHEMA, Receipt, RepeatRequest, parse_patient_message
 from vitals.status import DeviceStatus, GatewayStatus
 from vitals.topics import (
     INGEST_SHARED_SUBSCRIPTION,
@@ -52,6 +52,7 @@ __all__ = [
     "PLAN_SCHEMA",
     "QUESTIONNAIRE_SCHEMA",
     "RECEIPT_SCHEMA",
+    "REPEAT_SCHEMA",
     "RETENTION",
     "SCHEMA",
     "DeviceRef",
@@ -71,6 +72,7 @@ __all__ = [
     "Reason",
     "Receipt",
     "RejectedReading",
+    "RepeatRequest",
     "ScannedEnvelope",
     "SelfManagementPlan",
     "WireReading",
@@ -78,6 +80,7 @@ __all__ = [
     "group_id",
     "kind_info",
     "parse_envelope",
+    "parse_patient_message",
     "parse_plan_message",
     "parse_questionnaire_envelope",
     "parse_topic",

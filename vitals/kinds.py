@@ -44,6 +44,13 @@ class KindInfo:
     def is_plausible(self, value: float) -> bool:
         return math.isfinite(value) and self.plausible_low <= value <= self.plausible_high
 
+    def rounded(self, value: float) -> float:
+        """`value` at the kind's displayed decimals, half to even: THE rounding of a reading wherever it is judged
+        or shown (rules, NEWS2, texts, the gateway's zones). Scaled, then rounded to an integer, exactly as numpy's
+        `round(values, decimals)` does, so the edge and the cloud round every double alike."""
+        scale = 10**self.decimals
+        return float(round(value * scale) / scale)
+
     def range_text(self) -> str:
         return f"{_fmt(self.plausible_low)}–{_fmt(self.plausible_high)}"
 

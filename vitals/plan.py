@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import math
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -88,7 +89,9 @@ class KindZones(BaseModel):
         return (self.red_low, self.yellow_low, self.yellow_high, self.red_high)
 
     def zone_of(self, value: float) -> Zone:
-        """The zone of `value`: strictly outside a red limit is red, strictly outside a yellow limit yellow."""
+        """The zone of `value` at the kind's decimals (as the cloud's rules compare it): strictly outside a red limit
+        is red, strictly outside a yellow limit yellow."""
+        value = KINDS[self.kind].rounded(value)
         red_low, yellow_low, yellow_high, red_high = self.limits()
         if (red_low is not None and value < red_low) or (red_high is not None and value > red_high):
             return "red"
@@ -199,8 +202,88 @@ class Questionnaire(BaseModel):
         return self
 
 
+StepZone = Literal["yellow", "red"]
+
+
+class StepQuestionnaire(BaseModel):
+    """A questionnaire of the plan asked every day, by `deadline`, while a step-up lasts."""
+
+    model_config = _Strict
+
+    id: Slug
+    deadline: TimeOfDay
+
+
+class ScheduleStep(BaseModel):
+    """Need-driven measuring: when an alarm on `kind` opens at `zone` (or worse), the patient measures by `schedule`
+    (its entries replace the plan's entries of the same kinds) and answers `questionnaires` daily, for at least
+    `days` days and until `green_days` days with every `kind` measurement green (by the plan's zones); then the
+    schedule steps back down to the plan's own."""
+
+    model_config = _Strict
+
+    kind: KindName
+    zone: StepZone
+    schedule: list[ScheduledMeasurement] = Field(min_length=1, max_length=20)
+    questionnaires: list[StepQuestionnaire] = Field(default_factory=list, max_length=5)
+    days: int = Field(default=5, ge=1, le=60)
+    green_days: int = Field(default=3, ge=1, le=30)
+
+
+TREND_SETTINGS = (
+    "weight_gain_kg",
+    "weight_window_days",
+    "spo2_drop",
+    "pulse_drift",
+    "baseline_days",
+    "baseline_min_readings",
+    "weight_week_gain_kg",
+    "bp_home_systolic",
+    "bp_home_diastolic",
+    "bp_home_days",
+    "bp_home_min_readings",
+)
+"""The trend settings a plan may set (the rules' `TrendSetting` names; the rules check their ranges)."""
+TrendName = Literal[
+    "weight_gain_kg",
+    "weight_window_days",
+    "spo2_drop",
+    "pulse_drift",
+    "baseline_days",
+    "baseline_min_readings",
+    "weight_week_gain_kg",
+    "bp_home_systolic",
+    "bp_home_diastolic",
+    "bp_home_days",
+    "bp_home_min_readings",
+]
+
+
+class HomeOxygen(BaseModel):
+    """Supplemental oxygen at home, prescribed by a clinician: NEWS2 scores it 2 and, on SpO2 scale 2, judges high
+    saturations on oxygen (RCP 2017)."""
+
+    model_config = _Strict
+
+    litres_per_minute: float = Field(gt=0, le=15)
+
+
+class TrendValue(BaseModel):
+    """One trend setting of the plan; `value` None switches that trend rule off for the patient."""
+
+    model_config = _Strict
+
+    setting: TrendName
+    value: float | None = None
+
+
 class PlanContent(BaseModel):
-    """Everything a clinician writes in a plan; the server adds the version when it stores a draft."""
+    """Everything a clinician writes in a plan; the server adds the version when it stores a draft.
+
+    `oxygen` (home oxygen) and `spo2_scale` are the clinician's NEWS2 decisions: scale 2 only for confirmed
+    hypercapnic respiratory failure with a prescribed 88–92 % target (RCP 2017), never implied by a diagnosis.
+    `trends` replace the conditions' trend settings while the plan is active.
+    """
 
     model_config = _Strict
 
@@ -212,6 +295,10 @@ class PlanContent(BaseModel):
     advice: list[ZoneAdvice] = Field(min_length=3, max_length=60)
     contacts: list[Contact] = Field(min_length=1, max_length=10)
     questionnaires: list[Questionnaire] = Field(default_factory=list, max_length=5)
+    step_ups: list[ScheduleStep] = Field(default_factory=list, max_length=10)
+    oxygen: HomeOxygen | None = None
+    spo2_scale: Literal[1, 2] = 1
+    trends: list[TrendValue] = Field(default_factory=list, max_length=len(TREND_SETTINGS))
 
     @model_validator(mode="after")
     def _consistent(self) -> PlanContent:
@@ -228,7 +315,24 @@ class PlanContent(BaseModel):
         ids = [q.id for q in self.questionnaires]
         if len(set(ids)) != len(ids):
             raise ValueError("questionnaires: ids must be distinct")
+        self._check_step_ups(set(ids))
+        settings = [t.setting for t in self.trends]
+        if len(set(settings)) != len(settings):
+            raise ValueError("trends: each setting may appear once")
         return self
+
+    def _check_step_ups(self, questionnaire_ids: set[str]) -> None:
+        triggers = [(s.kind, s.zone) for s in self.step_ups]
+        if len(set(triggers)) != len(triggers):
+            raise ValueError("step_ups: one step-up per kind and zone")
+        for step in self.step_ups:
+            if self.zones_of(step.kind) is None:
+                raise ValueError(
+                    f"step_ups: a step-up on {step.kind} needs the plan's {step.kind} zones (they decide green days)"
+                )
+            unknown = [q.id for q in step.questionnaires if q.id not in questionnaire_ids]
+            if unknown:
+                raise ValueError(f"step_ups: questionnaire {unknown[0]!r} is not in the plan's questionnaires")
 
     def zones_of(self, kind: Kind) -> KindZones | None:
         return next((z for z in self.zones if z.kind == kind), None)
@@ -241,14 +345,34 @@ def plan_digest(doc: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class ActiveStep(BaseModel):
+    """A step-up in force: since when, the first local day it may step down (`until`), green days counted so far."""
+
+    model_config = _Strict
+
+    kind: KindName
+    zone: StepZone
+    since: Annotated[AwareDatetime, Strict(False)]
+    until: Annotated[date, Strict(False)]
+    green_days: int = Field(ge=0)
+    green_days_needed: int = Field(ge=1)
+
+
 class SelfManagementPlan(PlanContent):
-    """The plan as published on the gateway's retained plan topic."""
+    """The plan as published on the gateway's retained plan topic.
+
+    `schedule` and `questionnaires` are the ones in force: while a step-up (`active_steps`) lasts they are the
+    stepped-up ones. `schedule_revision` counts schedule changes within the patient's plans, so the gateway takes a
+    stepped-up (or stepped-down) schedule of the same plan version as newer.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
     schema_: Literal["varde.plan/1"] = Field(default="varde.plan/1", alias="schema")
     version: int = Field(ge=1)
     issued_at: Annotated[AwareDatetime, Strict(False)]
+    schedule_revision: int = Field(default=0, ge=0)
+    active_steps: list[ActiveStep] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="before")
     @classmethod
@@ -297,15 +421,22 @@ def parse_plan_message(payload: bytes) -> SelfManagementPlan:
 __all__ = [
     "LIMIT_FIELDS",
     "PLAN_SCHEMA",
+    "TREND_SETTINGS",
+    "ActiveStep",
     "AnswerOption",
     "Contact",
+    "HomeOxygen",
     "KindZones",
     "PlanContent",
     "PlanMessageError",
     "Question",
     "Questionnaire",
+    "ScheduleStep",
     "ScheduledMeasurement",
     "SelfManagementPlan",
+    "StepQuestionnaire",
+    "StepZone",
+    "TrendValue",
     "Zone",
     "ZoneAdvice",
     "parse_plan_message",

@@ -21,7 +21,7 @@ from clinician_api.deps import SettingsDep
 
 router = APIRouter(include_in_schema=False)
 PREFIX = "/min"
-PAGES = ("home", "plan", "messages", "log", "sharing")
+PAGES = ("home", "plan", "questionnaire", "messages", "log", "sharing")
 _I18N = Path(__file__).resolve().parent.parent / "templates" / "i18n"
 
 

@@ -14,12 +14,12 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 from uuid import UUID
 
-from fastapi import APIRouter, Cookie, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Cookie, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from clinician_api import audit, consent, messages, problems, proxies
 from clinician_api import sessions as staff_sessions
-from clinician_api.citizen import oidc, sessions, views
+from clinician_api.citizen import answers, oidc, sessions, views
 from clinician_api.citizen.access import OWN, CitizenScope, CurrentCitizen, acting_for, scope_needing
 from clinician_api.citizen.schemas import (
     Handoff,
@@ -27,6 +27,7 @@ from clinician_api.citizen.schemas import (
     NewThread,
     PasswordLogin,
     ProxyGrant,
+    QuestionnaireAnswer,
     ReservationChange,
     end_is_future,
 )
@@ -52,6 +53,7 @@ def _scope(right: str) -> Any:
 
 Measurements = Annotated[CitizenScope, _scope("read_measurements")]
 Plan = Annotated[CitizenScope, _scope("read_plan")]
+Questionnaires = Annotated[CitizenScope, _scope("answer_questionnaires")]
 Messages = Annotated[CitizenScope, _scope("write_messages")]
 AccessLog = Annotated[CitizenScope, _scope("read_access_log")]
 Own = Annotated[CitizenScope, _scope(OWN)]
@@ -240,6 +242,42 @@ def my_reminders(scope: Plan, lang: Lang = "nb") -> Any:
 @router.get("/patients/{patient_id}/access-log")
 def my_access_log(scope: AccessLog, before: Annotated[int | None, Query(ge=1)] = None) -> Any:
     return views.access_log(scope.conn, scope.patient_id, before=before)
+
+
+@router.get("/patients/{patient_id}/questionnaires")
+def my_questionnaires(scope: Questionnaires, lang: Lang = "nb") -> Any:
+    """The plan's questionnaires to answer, and today's answer to each (when, its zone, who gave it)."""
+    return answers.questionnaires(scope.conn, scope.patient_id, lang)
+
+
+@router.post("/patients/{patient_id}/questionnaires/{questionnaire_id}/responses", status_code=201)
+def my_answer(
+    scope: Questionnaires,
+    questionnaire_id: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,39}$")],
+    body: QuestionnaireAnswer,
+    lang: Lang = "nb",
+) -> Any:
+    """Answer the plan's questionnaire as the patient, or as a relative whose proxy gives this right: stored and
+    scored like an answer on the gateway's screen (the questionnaire alarm included), audited under who answered."""
+    scope.action = "answer_questionnaire"
+    try:
+        done = answers.answer(
+            scope.conn,
+            scope.patient_id,
+            questionnaire_id,
+            body.plan_version,
+            body.answers,
+            lang,
+            citizen_id=scope.citizen.id,
+            proxy_id=scope.acting.proxy_id,
+        )
+    except answers.UnknownQuestionnaireError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except answers.PlanChangedError as exc:
+        raise HTTPException(409, f"{exc}; load the questionnaire again") from None
+    except answers.AnswerError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"id": done.id, "answered_at": done.answered_at, "zone": done.zone, "advice": done.advice}
 
 
 def _author(scope: CitizenScope) -> messages.Author:

@@ -33,6 +33,17 @@ class NewMessage(BaseModel):
     body: Body
 
 
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+
+
+class QuestionnaireAnswer(BaseModel):
+    """One option chosen per question, for the plan version the questions were shown from."""
+
+    model_config = _Strict
+    plan_version: int = Field(ge=1)
+    answers: dict[Slug, Slug] = Field(min_length=1, max_length=30)
+
+
 class ProxyGrant(BaseModel):
     model_config = _Strict
     relative_national_id: NationalId

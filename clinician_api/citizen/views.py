@@ -22,13 +22,17 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def active_plan(conn: Connection[Any], patient_id: UUID) -> tuple[int, PlanContent] | None:
+    """The active plan with the schedule in force (stepped up while a need-driven step-up lasts)."""
     row = conn.execute(
-        "SELECT version, body FROM self_management_plans WHERE patient_id = %s AND status = 'active'", (patient_id,)
+        "SELECT pl.version, coalesce(ps.body, pl.body) FROM self_management_plans pl "
+        "LEFT JOIN patient_schedules ps ON ps.patient_id = pl.patient_id AND ps.plan_id = pl.id "
+        "WHERE pl.patient_id = %s AND pl.status = 'active'",
+        (patient_id,),
     ).fetchone()
     return (int(row[0]), PlanContent.model_validate(row[1])) if row else None
 
 
-def _advice(plan: PlanContent, zone: str, kind: Kind | None, lang: str) -> str | None:
+def plan_advice(plan: PlanContent, zone: str, kind: Kind | None, lang: str) -> str | None:
     general = None
     for entry in plan.advice:
         if entry.zone != zone:
@@ -80,7 +84,7 @@ def measurements(conn: Connection[Any], patient_id: UUID, lang: str, days: int =
                 },
                 "latest": {
                     **latest,
-                    "advice": _advice(plan, latest["zone"], kind, lang) if plan and latest["zone"] else None,
+                    "advice": plan_advice(plan, latest["zone"], kind, lang) if plan and latest["zone"] else None,
                 },
                 "points": points[-200:],
             }

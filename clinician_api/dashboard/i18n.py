@@ -21,10 +21,11 @@ _DIR = Path(__file__).resolve().parent.parent / "templates" / "i18n"
 
 @cache
 def strings(lang: Lang) -> dict[str, str]:
-    """The UI strings of one language (`clinician_api/templates/i18n/<lang>.json`, and the patient-contact
-    sections' `contact.<lang>.json`)."""
+    """The UI strings of one language (`clinician_api/templates/i18n/<lang>.json`, and the sections' own
+    `contact.<lang>.json`, `episodes.<lang>.json` and `schedule.<lang>.json`)."""
     loaded: dict[str, str] = json.loads((_DIR / f"{lang}.json").read_text(encoding="utf-8"))
-    loaded.update(json.loads((_DIR / f"contact.{lang}.json").read_text(encoding="utf-8")))
+    for section in ("contact", "episodes", "schedule"):
+        loaded.update(json.loads((_DIR / f"{section}.{lang}.json").read_text(encoding="utf-8")))
     return loaded
 
 

@@ -94,6 +94,11 @@ def journal_page(request: Request, varde_lang: LangCookie = None) -> HTMLRespons
     return _page(request, varde_lang, "journal")
 
 
+@router.get(f"{PREFIX}/burden")
+def burden_page(request: Request, varde_lang: LangCookie = None) -> HTMLResponse:
+    return _page(request, varde_lang, "burden")
+
+
 @router.get(f"{PREFIX}/audit")
 def audit_page(request: Request, varde_lang: LangCookie = None) -> HTMLResponse:
     return _page(request, varde_lang, "audit")

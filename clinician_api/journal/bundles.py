@@ -1,5 +1,6 @@
 """FHIR R4 Bundles sent to a record system, built from the clinician API's resource builders (`clinician_api.fhir`):
-an alarm's document (Composition first) and batches of shared measurements (transaction or collection).
+an alarm's document (Composition first), a document per step of an episode of follow-up (enrolment, hand-over,
+discharge), and batches of shared measurements (transaction or collection).
 
 Pure functions from rows to JSON-ready dicts. Every entry's fullUrl is a `urn:uuid:` of a stable id, and references
 between entries are rewritten to those fullUrls, so a Bundle stands on its own and a resend is identical.
@@ -255,3 +256,79 @@ def measurement_bundle(
 
 def observation_count(bundle: dict[str, Any]) -> int:
     return sum(1 for e in bundle.get("entry", []) if e["resource"]["resourceType"] == "Observation")
+
+
+_EPISODE_TITLES = {
+    "enrolled": ("Innskrevet i digital hjemmeoppfølging", "Enrolled in remote follow-up"),
+    "changed": ("Oppfølgingsepisode endret", "Episode of follow-up changed"),
+    "handover_proposed": ("Overføring foreslått", "Hand-over proposed"),
+    "handover_accepted": ("Overføring akseptert", "Hand-over accepted"),
+    "handover_declined": ("Overføring avslått", "Hand-over declined"),
+    "handover_withdrawn": ("Overføring trukket tilbake", "Hand-over withdrawn"),
+    "discharged": ("Utskrevet fra digital hjemmeoppfølging", "Discharged from remote follow-up"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeDocument:
+    """One step of an episode (its event), read in the transaction that made it."""
+
+    event_id: int
+    kind: str
+    at: datetime
+    endpoint_id: UUID
+    episode: tuple[Any, ...]
+    """The columns `fhir.episode_of_care` reads."""
+    patient: PatientRow
+    practitioner: tuple[Any, ...]
+    """id, username, display_name, hpr_number, role."""
+    organisation: tuple[Any, ...]
+    """id, name, org_number of the record's organisation (the custodian)."""
+    note: Sequence[tuple[str, str]] = ()
+    """(section title, text) of the hand-over note or the discharge summary."""
+
+
+def episode_document(doc: EpisodeDocument) -> dict[str, Any]:
+    """A document Bundle for one step of an episode: Composition (the note's parts as sections), EpisodeOfCare,
+    Patient, Practitioner and Organization. One per record system that the step concerns."""
+    bundle_id = identity.stable_id("episode-document", doc.event_id, doc.endpoint_id)
+    composition_id = identity.stable_id("episode-composition", doc.event_id, doc.endpoint_id)
+    practitioner = identity.practitioner(doc.practitioner[:4])
+    organisation = identity.organisation(doc.organisation)
+    episode = fhir.episode_of_care(doc.episode)
+    code, display = _LOINC_NOTE.get(doc.practitioner[4], _LOINC_NOTE["physician"])
+    title_nb, title_en = _EPISODE_TITLES[doc.kind]
+    sections: list[dict[str, Any]] = [
+        {
+            "title": "Episode",
+            "text": _narrative([title_nb, doc.episode[7]], [title_en]),
+            "entry": [{"reference": f"EpisodeOfCare/{episode['id']}"}],
+        }
+    ]
+    sections += [{"title": title, "text": _narrative([text])} for title, text in doc.note if text]
+    composition = {
+        "resourceType": "Composition",
+        "id": str(composition_id),
+        "language": "nb",
+        "identifier": {"system": identity.RFC3986, "value": identity.urn(composition_id)},
+        "status": "final",
+        "type": {"coding": [{"system": fhir.LOINC, "code": code, "display": display}], "text": display},
+        "subject": {
+            "reference": f"Patient/{doc.patient.id}",
+            "identifier": identity.patient_key(doc.patient.id, doc.patient.national_id),
+        },
+        "date": doc.at.isoformat(),
+        "author": [{"reference": f"Practitioner/{practitioner['id']}"}],
+        "title": f"Varde: {title_nb}",
+        "custodian": {"reference": f"Organization/{organisation['id']}"},
+        "section": sections,
+    }
+    resources = [composition, episode, _patient(doc.patient), practitioner, organisation]
+    return {
+        "resourceType": "Bundle",
+        "id": str(bundle_id),
+        "identifier": {"system": identity.RFC3986, "value": identity.urn(bundle_id)},
+        "type": "document",
+        "timestamp": doc.at.isoformat(),
+        "entry": [{"fullUrl": url, "resource": r} for url, r in _link(resources)],
+    }

@@ -19,7 +19,7 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from clinician_api import consent, fhir
+from clinician_api import consent, episodes, fhir
 from clinician_api.journal import bundles, identity
 
 NOTIFY_CHANNEL = "varde_journal"
@@ -321,3 +321,83 @@ def retry(conn: Connection[Any], entry_id: UUID) -> Entry | None:
         (entry_id,),
     ).fetchone()
     return entry_from_row(row) if row else None
+
+
+_NOTE_SECTIONS = (
+    ("Situasjon / Situation", "situation"),
+    ("Plan", "plan"),
+    ("Åpne alarmer / Open alarms", "open_alarms"),
+    ("Følg med på / What to watch", "watch"),
+)
+
+
+def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
+    """Journal one step of an episode (enrolment, change, hand-over, discharge) to the record system of every
+    organisation it concerns (for a hand-over: the sending and the receiving team's), in the caller's transaction.
+    Nothing for organisations without a record endpoint, or when the patient reserved against record sharing."""
+    event = conn.execute(
+        "SELECT v.id, v.kind, v.at, v.episode_id, v.user_id, v.team_id, v.handover_id, e.patient_id, "
+        "e.discharge_summary FROM care_episode_events v JOIN care_episodes e ON e.id = v.episode_id WHERE v.id = %s",
+        (event_id,),
+    ).fetchone()
+    if event is None or event[4] is None:
+        return []
+    kind, at, episode_id, user_id, team_id, handover_id, patient_id, summary = event[1:]
+    teams = [team_id]
+    note: list[tuple[str, str]] = []
+    if handover_id is not None:
+        handover = conn.execute(
+            "SELECT from_team_id, to_team_id, situation, plan, open_alarms, watch, decline_reason "
+            "FROM care_handovers WHERE id = %s",
+            (handover_id,),
+        ).fetchone()
+        assert handover is not None
+        teams = [handover[0], handover[1]]
+        note = [(title, handover[2 + i]) for i, (title, _) in enumerate(_NOTE_SECTIONS)]
+        if handover[6]:
+            note.append(("Begrunnelse for avslag / Reason for declining", handover[6]))
+    elif kind == "discharged" and summary:
+        note = [("Oppsummering / Summary", summary)]
+    targets = conn.execute(
+        "SELECT DISTINCT r.id, o.id, o.name, o.org_number FROM care_teams t JOIN organisations o "
+        "ON o.id = t.organisation_id JOIN record_endpoints r ON r.organisation_id = o.id AND r.journal_alarms "
+        f"WHERE t.id = ANY(%s::uuid[]) AND {consent.not_reserved_sql('record_sharing', '%s::uuid')} ORDER BY r.id",
+        (teams, patient_id),
+    ).fetchall()
+    if not targets:
+        return []
+    episode_row = conn.execute(
+        f"SELECT {fhir.EPISODE_COLUMNS} FROM {episodes.EPISODE_FROM} WHERE e.id = %s",
+        (episode_id,),
+    ).fetchone()
+    patient = conn.execute(
+        f"SELECT {bundles.PatientRow.columns()} FROM patients p WHERE p.id = %s", (patient_id,)
+    ).fetchone()
+    practitioner = conn.execute(
+        "SELECT id, username, display_name, hpr_number, role FROM users WHERE id = %s", (user_id,)
+    ).fetchone()
+    assert episode_row is not None and patient is not None and practitioner is not None
+    entries = []
+    for endpoint_id, *organisation in targets:
+        doc = bundles.EpisodeDocument(
+            event_id=event_id,
+            kind=kind,
+            at=at,
+            endpoint_id=endpoint_id,
+            episode=tuple(episode_row),
+            patient=bundles.PatientRow(*patient),
+            practitioner=tuple(practitioner),
+            organisation=tuple(organisation),
+            note=note,
+        )
+        bundle = bundles.episode_document(doc)
+        insert(
+            conn,
+            kind="episode_document",
+            dedupe_key=f"episode-event:{event_id}:{endpoint_id}",
+            endpoint_id=endpoint_id,
+            patient_ids=[patient_id],
+            bundle=bundle,
+        )
+        entries.append(UUID(bundle["id"]))
+    return entries

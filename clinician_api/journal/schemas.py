@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 EntryState = Literal["pending", "delivered", "failed"]
-EntryKind = Literal["alarm_document", "measurements"]
+EntryKind = Literal["alarm_document", "measurements", "episode_document"]
 
 
 class JournalPatient(BaseModel):

@@ -20,13 +20,14 @@ from clinician_api import consent
 from clinician_api.journal import feed, metrics, outbox
 from clinician_api.journal.credentials import TokenCache
 from clinician_api.journal.delivery import Endpoint, send
+from store import events
 from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
 from vitals.logs import setup_logging
 
 log = logging.getLogger("varde.journal")
 
-READINGS_CHANNEL = "varde_events"
+READINGS_CHANNEL = events.CHANNEL
 WITHHELD = "withheld: a patient in this entry reserved against sharing with the record"
 
 

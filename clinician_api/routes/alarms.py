@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -17,9 +15,9 @@ from psycopg import Connection
 
 from clinician_api import audit, problems, queue
 from clinician_api.access import Principal, emergency_patient_ids, user_has_duty_of_care, visible_patients_clause
-from clinician_api.deps import AlarmDep, Clinician, Conn, CurrentPrincipal, client_addr
-from clinician_api.events import AlarmEventHub, Subscriber
-from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
+from clinician_api.deps import AlarmDep, Clinician, Conn, CurrentPrincipal, GatewayLink, client_addr
+from clinician_api.events import AlarmEventHub, Resync, Subscriber
+from clinician_api.gateway_link import GatewayPublisher, send_receipts
 from clinician_api.journal import enqueue_alarm_document
 from clinician_api.problems import ProblemError
 from clinician_api.schemas import (
@@ -37,7 +35,7 @@ from clinician_api.schemas import (
     ResolveRequest,
     Severity,
 )
-from vitals import Receipt, receipts_topic
+from store.events import notify_changes
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=problems.responses(401))
 
@@ -49,9 +47,7 @@ RECEIPT_EN = "Your readings have been seen by your care team."
 
 def notify(conn: Connection[Any], alarm_ids: Iterable[UUID]) -> None:
     """Tell every API process (SSE) that these alarms changed; delivered when the transaction commits."""
-    ids = [str(a) for a in alarm_ids]
-    if ids:
-        conn.execute("SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": ids[:200], "source": "api"}),))
+    notify_changes(conn, "api", alarm_ids)
 
 
 @router.get("", response_model=AlarmPage, responses=problems.responses(400))
@@ -104,7 +100,8 @@ async def stream(
     heartbeat: Annotated[float, Query(ge=0.5, le=60, description="Seconds between heartbeat comments")] = 15.0,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: `alarm` events (the queue item as JSON) whenever an alarm the caller may see changes;
-    `resync` when the client fell behind and should reload the queue; `: heartbeat` comments in between."""
+    `resync` when the client fell behind, or a patient of the caller's team was handed over, and should reload the
+    queue; `: heartbeat` comments in between."""
     await hub.subscribe(subscriber)
     try:
         yield ServerSentEvent(comment="connected", retry=3000)
@@ -121,16 +118,14 @@ async def stream(
                 continue
             if alarm is None:
                 return
+            if isinstance(alarm, Resync):
+                yield ServerSentEvent(event="resync", data={"reason": "a patient was handed over; reload the queue"})
+                continue
             yield ServerSentEvent(
                 event="alarm", id=f"{alarm.id}@{alarm.updated_at.isoformat()}", data=alarm.model_dump(mode="json")
             )
     finally:
         hub.unsubscribe(subscriber)
-
-
-def _publisher(request: Request) -> GatewayPublisher:
-    publisher: GatewayPublisher = request.app.state.gateway_publisher
-    return publisher
 
 
 @router.post(
@@ -141,7 +136,7 @@ def bulk_acknowledge(
     conn: Conn,
     principal: Clinician,
     request: Request,
-    publisher: Annotated[GatewayPublisher, Depends(_publisher)],
+    publisher: GatewayLink,
 ) -> BulkAcknowledgeResult:
     """Acknowledge many non-red alarms at once. Red alarms must be handled one by one: a request naming a red alarm
     changes nothing (409). Optionally sends each patient's gateway a receipt that the readings were seen."""
@@ -299,21 +294,9 @@ def _send_receipts(
 ) -> list[ReceiptDelivery]:
     """After the acknowledgements are committed: one receipt per gateway of each patient; failures are reported,
     and every attempt is an alarm event."""
-    if not patient_ids:
-        return []
-    gateways = conn.execute(
-        "SELECT id, patient_id FROM gateways WHERE patient_id = ANY(%s::uuid[]) AND enabled ORDER BY id",
-        (list(patient_ids),),
-    ).fetchall()
-    deliveries: list[ReceiptDelivery] = []
-    for gateway_id, _patient in gateways:
-        receipt = Receipt(id=uuid.uuid4(), at=datetime.now(UTC), nb=RECEIPT_NB, en=RECEIPT_EN)
-        try:
-            publisher.publish(receipts_topic(gateway_id), receipt.to_json())
-            deliveries.append(ReceiptDelivery(gateway_id=gateway_id, published=True))
-        except GatewayUnavailable as exc:
-            deliveries.append(ReceiptDelivery(gateway_id=gateway_id, published=False, error=str(exc)))
-    patient_of = {g[0]: g[1] for g in gateways}
+    sent = send_receipts(conn, publisher, patient_ids, "readings_seen", RECEIPT_NB, RECEIPT_EN)
+    deliveries = [ReceiptDelivery(gateway_id=d.gateway_id, published=d.published, error=d.error) for d in sent]
+    patient_of = {d.gateway_id: d.patient_id for d in sent}
     alarms_of = conn.execute(
         "SELECT id, patient_id FROM alarms WHERE id = ANY(%s::uuid[])", (list(alarm_ids),)
     ).fetchall()

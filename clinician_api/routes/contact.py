@@ -4,6 +4,7 @@ documented wish; revoke), and the patient's reservations (read only: only the pa
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -11,7 +12,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from clinician_api import audit, consent, messages, problems, proxies
 from clinician_api.citizen.schemas import NewMessage, NewThread, StaffProxyGrant, end_is_future
-from clinician_api.deps import Clinician, Conn, PatientDep, client_addr
+from clinician_api.deps import Clinician, Conn, GatewayLink, PatientDep, client_addr
+from clinician_api.gateway_link import send_receipts
+
+log = logging.getLogger("varde.api")
 
 router = APIRouter(prefix="/api/v1", tags=["patient contact"], responses=problems.responses(401, 403, 404, 422))
 _PATIENT = problems.responses(404)
@@ -49,14 +53,31 @@ def start_thread(scope: PatientDep, body: NewThread, principal: Clinician) -> di
     return found
 
 
+# What the gateway's page says when the team has answered: that there is an answer and where, nothing of it.
+ANSWERED_NB = "Behandlingsteamet har svart på meldingen din. Les svaret i Min oppfølging."
+ANSWERED_EN = "The care team has answered your message. Read the answer in My follow-up."
+
+
 @router.post("/patients/{patient_id}/threads/{thread_id}/messages", status_code=201, responses=_PATIENT)
-def reply(scope: PatientDep, thread_id: UUID, body: NewMessage, principal: Clinician) -> dict[str, Any]:
-    """Answer in a thread, signed with the caller's name and role; the thread stops waiting in the queue."""
+def reply(
+    scope: PatientDep,
+    thread_id: UUID,
+    body: NewMessage,
+    principal: Clinician,
+    publisher: GatewayLink,
+) -> dict[str, Any]:
+    """Answer in a thread, signed with the caller's name and role; the thread stops waiting in the queue. Once the
+    answer is committed, the patient's gateway page is told that there is one (`gateway_notified` per gateway)."""
     if messages.post(scope.conn, scope.patient_id, thread_id, body.body, _author(principal)) is None:
         raise HTTPException(404, "no such thread")
     found = messages.thread(scope.conn, scope.patient_id, thread_id, "team")
     assert found is not None
-    return found
+    scope.conn.commit()
+    sent = send_receipts(scope.conn, publisher, [scope.patient_id], "message_answered", ANSWERED_NB, ANSWERED_EN)
+    for d in sent:
+        if not d.published:
+            log.warning("message_notice_not_sent gateway=%s error=%s", d.gateway_id, d.error)
+    return {**found, "gateway_notified": {d.gateway_id: d.published for d in sent}}
 
 
 @router.post("/patients/{patient_id}/proxies", status_code=201, responses={**_PATIENT, **problems.responses(403, 422)})

@@ -1,8 +1,9 @@
 """FHIR R4 (read and search) under /fhir, with the same duty-of-care gate and audit as the rest of the API.
 
 - type-level search `GET /fhir/{type}?…` and `POST /fhir/{type}/_search` (form body) for Patient, Observation,
-  DetectedIssue, CarePlan and Device, per http://hl7.org/fhir/R4/search.html (`clinician_api.fhir_search` parses,
-  `clinician_api.fhir_query` runs); a patient outside the caller's teams is absent from the results;
+  DetectedIssue, CarePlan, Device, QuestionnaireResponse and EpisodeOfCare, per http://hl7.org/fhir/R4/search.html
+  (`clinician_api.fhir_search` parses, `clinician_api.fhir_query` runs); a patient outside the caller's teams is
+  absent from the results;
 - compartment search `GET /fhir/Patient/{id}/{type}` (the same search, within one patient) and `$everything`;
 - reads of each resource by id (404 for foreign and missing alike);
 - `GET /fhir/metadata`, the CapabilityStatement made from the same tables the parser checks against.
@@ -191,6 +192,11 @@ def search_patient_questionnaire_responses(scope: PatientDep, request: Request) 
     return _compartment(scope, request, "QuestionnaireResponse")
 
 
+@router.get("/Patient/{patient_id}/EpisodeOfCare")
+def search_patient_episodes(scope: PatientDep, request: Request) -> FhirResponse:
+    return _compartment(scope, request, "EpisodeOfCare")
+
+
 @router.get("/Patient/{patient_id}/$everything")
 def everything(scope: PatientDep, request: Request) -> FhirResponse:
     """Patient/$everything: the patient, Observations (newest `_count`, default 1000), alarms, plans and devices."""
@@ -203,6 +209,7 @@ def everything(scope: PatientDep, request: Request) -> FhirResponse:
         *fhir_query.issue_resources(conn, [pid]),
         *fhir_query.plan_resources(conn, [pid]),
         *fhir_query.device_resources(conn, [pid]),
+        *fhir_query.episode_resources(conn, [pid]),
     ]
     return FhirResponse(fhir.bundle(resources, base_url(request), matches=1))
 
@@ -272,6 +279,11 @@ def read_questionnaire_response(
     response_id: str, request: Request, conn: Conn, principal: CurrentPrincipal
 ) -> FhirResponse:
     return _read_one(request, conn, principal, "QuestionnaireResponse", response_id)
+
+
+@router.get("/EpisodeOfCare/{episode_id}")
+def read_episode(episode_id: str, request: Request, conn: Conn, principal: CurrentPrincipal) -> FhirResponse:
+    return _read_one(request, conn, principal, "EpisodeOfCare", episode_id)
 
 
 @router.get("/Device/{device_id}")

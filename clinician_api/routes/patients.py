@@ -10,12 +10,15 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from clinician_api import audit, paging, problems
-from clinician_api.access import grant_emergency_access, may_break_glass, visible_patients_named
-from clinician_api.deps import Conn, CurrentPrincipal, PatientDep, client_addr
+from clinician_api.access import access_basis_sql, grant_emergency_access, may_break_glass, visible_patients_named
+from clinician_api.deps import Clinician, Conn, CurrentPrincipal, PatientDep, client_addr
+from clinician_api.episode_schemas import CurrentEpisode
+from clinician_api.problems import ProblemError
 from clinician_api.schemas import (
     AccessLogEntry,
     AccessLogPage,
     Bucket,
+    ConditionsEdit,
     DeviceRefOut,
     DeviceStatusOut,
     EmergencyAccess,
@@ -23,6 +26,7 @@ from clinician_api.schemas import (
     GatewayOut,
     Measurement,
     MeasurementPage,
+    PatientConditionsOut,
     PatientDetail,
     PatientPage,
     PatientSummary,
@@ -30,6 +34,7 @@ from clinician_api.schemas import (
     TrendSeries,
     WorstAlarm,
 )
+from store.conditions import ConditionError, load_conditions, set_conditions
 from store.trends import trend_rows
 from vitals import KINDS, Kind
 
@@ -47,10 +52,20 @@ _WORST = (
     "FROM alarms a WHERE a.patient_id = p.id AND a.state <> 'resolved' "
     "ORDER BY a.severity_rank, a.opened_at LIMIT 1) w ON true"
 )
+# The current episode (with a hand-over waiting for an answer, if any).
+_EPISODE = (
+    "LEFT JOIN LATERAL (SELECT ce.id, ce.status, ce.team_id, ct.name AS team_name, co.name AS organisation_name, "
+    "ce.reason, ce.started_at, h.id AS handover_id, ht.name AS to_team FROM care_episodes ce "
+    "JOIN care_teams ct ON ct.id = ce.team_id LEFT JOIN organisations co ON co.id = ct.organisation_id "
+    "LEFT JOIN care_handovers h ON h.episode_id = ce.id AND h.state = 'proposed' "
+    "LEFT JOIN care_teams ht ON ht.id = h.to_team_id "
+    "WHERE ce.patient_id = p.id AND ce.status = 'active') ep ON true"
+)
 _SUMMARY = (
     "SELECT p.id, p.display_name, p.protocol, p.team_id, t.name, coalesce(w.n, 0), w.id, w.severity, w.rule, "
-    f"w.state, w.opened_at, {_LAST_MEASURED}, NOT (p.team_id = ANY(%(teams)s::uuid[])) "
-    f"FROM patients p JOIN care_teams t ON t.id = p.team_id {_WORST}"
+    f"w.state, w.opened_at, {_LAST_MEASURED}, {access_basis_sql('p')}, ep.id, ep.status, ep.team_id, ep.team_name, "
+    "ep.organisation_name, ep.reason, ep.started_at, ep.handover_id, ep.to_team "
+    f"FROM patients p JOIN care_teams t ON t.id = p.team_id {_WORST} {_EPISODE}"
 )
 _ALL_KINDS = [k.value for k in Kind]
 
@@ -66,7 +81,21 @@ def _summary(row: Any) -> dict[str, Any]:
         "open_alarms": row[5],
         "worst_alarm": worst,
         "last_measured_at": row[11],
-        "emergency_access": row[12],
+        "emergency_access": row[12] == "emergency",
+        "access": row[12] or "team",
+        "episode": CurrentEpisode(
+            id=row[13],
+            status=row[14],
+            team_id=row[15],
+            team_name=row[16],
+            organisation_name=row[17],
+            reason=row[18],
+            started_at=row[19],
+            pending_handover_id=row[20],
+            pending_to_team_name=row[21],
+        )
+        if row[13]
+        else None,
     }
 
 
@@ -80,13 +109,13 @@ def list_patients(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PatientPage:
-    """Patients in the caller's care teams (and under an unexpired emergency access), by name, with each patient's
-    worst unresolved alarm and the time of the newest measurement."""
-    clause, vis = visible_patients_named(principal)
+    """Patients in the caller's care teams (and under an unexpired emergency access, a consultative access or a
+    hand-over awaiting the caller's team: see `access`), by name, with each patient's current episode, worst
+    unresolved alarm and the time of the newest measurement."""
+    clause, vis = visible_patients_named(principal, read_only=True)
     where = [clause, "p.active"]
     params: dict[str, Any] = {
         **vis,
-        "teams": list(principal.team_ids),
         "kinds": _ALL_KINDS,
         "limit": limit + 1,
     }
@@ -116,7 +145,12 @@ def get_patient(scope: PatientDep) -> PatientDetail:
     conn = scope.conn
     row = conn.execute(
         f"{_SUMMARY} WHERE p.id = %(id)s",
-        {"id": scope.patient_id, "teams": list(scope.principal.team_ids), "kinds": _ALL_KINDS},
+        {
+            "id": scope.patient_id,
+            "vis_teams": list(scope.principal.team_ids),
+            "vis_user": scope.principal.user_id,
+            "kinds": _ALL_KINDS,
+        },
     ).fetchone()
     assert row is not None
     extra = conn.execute(
@@ -136,8 +170,10 @@ def get_patient(scope: PatientDep) -> PatientDetail:
         "WHERE gateway_id = ANY(%s) ORDER BY gateway_id, address",
         ([g[0] for g in gateways],),
     ).fetchall()
+    found = load_conditions(conn, scope.patient_id)
     return PatientDetail(
         **_summary(row),
+        conditions=list(found.conditions) if found else [],
         birth_date=extra[0],
         national_id=extra[1],
         timezone=extra[2],
@@ -162,6 +198,30 @@ def get_patient(scope: PatientDep) -> PatientDetail:
             for g in gateways
         ],
     )
+
+
+@router.get("/{patient_id}/conditions", response_model=PatientConditionsOut, responses=_PATIENT)
+def get_conditions(scope: PatientDep) -> PatientConditionsOut:
+    """The patient's conditions, the primary first: the rules compose their limits and rules."""
+    found = load_conditions(scope.conn, scope.patient_id)
+    assert found is not None
+    return PatientConditionsOut(patient_id=scope.patient_id, protocol=found.primary, conditions=list(found.conditions))
+
+
+@router.put(
+    "/{patient_id}/conditions",
+    response_model=PatientConditionsOut,
+    responses={**_PATIENT, **problems.responses(403, 422)},
+)
+def put_conditions(scope: PatientDep, body: ConditionsEdit, principal: Clinician) -> PatientConditionsOut:
+    """Replace the patient's conditions (heart failure + diabetes + COPD is common). The first named, or
+    `primary`, becomes the patient's protocol; the rules compose every condition's limits, the safer winning."""
+    scope.conn.execute("SELECT 1 FROM patients WHERE id = %s FOR UPDATE", (scope.patient_id,))
+    try:
+        found = set_conditions(scope.conn, scope.patient_id, body.conditions, body.primary, principal.user_id)
+    except ConditionError as exc:
+        raise ProblemError(422, str(exc)) from None
+    return PatientConditionsOut(patient_id=scope.patient_id, protocol=found.primary, conditions=list(found.conditions))
 
 
 _MAX_BUCKETS = {"hour": 24 * 400, "day": 366 * 10, "week": 53 * 10}

@@ -1,7 +1,9 @@
 """Self-management plans (egenbehandlingsplaner): versioned drafts, activation and retirement.
 
-Activating a version retires the previous one, writes its zones into `threshold_overrides` (source 'plan') so the
-rules judge readings by the plan's numbers, and publishes the plan retained to each of the patient's gateways.
+Activating a version retires the previous one, writes its zones into `threshold_overrides` and its trend settings
+into `trend_overrides` (source 'plan') so the rules judge readings by the plan's numbers, and publishes the plan
+retained to each of the patient's gateways. The plan's home oxygen and SpO2 scale are read by the rules from the
+active plan itself.
 If the broker cannot take the plan, nothing changes (503).
 """
 
@@ -9,27 +11,25 @@ from __future__ import annotations
 
 import math
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path
 from psycopg import Connection
 
 from clinician_api import problems
-from clinician_api.deps import Clinician, PatientDep
+from clinician_api.deps import Clinician, GatewayLink, PatientDep
 from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
 from clinician_api.problems import ProblemError
 from clinician_api.schemas import PlanActivation, PlanList, PlanVersion
 from rules_engine.profiles import LIMIT_NAMES
-from vitals import PlanContent, SelfManagementPlan, plan_topic
+from rules_engine.validation import validate_profile
+from store import schedules
+from vitals import PlanContent, plan_topic
 
 router = APIRouter(prefix="/api/v1/patients", tags=["plans"], responses=problems.responses(401, 404))
 
 Version = Annotated[int, Path(ge=1, le=1_000_000)]
 _COLUMNS = "id, patient_id, version, status, created_at, created_by, activated_at, retired_at, body"
-
-
-def _publisher(request: Request) -> GatewayPublisher:
-    publisher: GatewayPublisher = request.app.state.gateway_publisher
-    return publisher
 
 
 def _version(row: Any) -> PlanVersion:
@@ -61,6 +61,9 @@ def _get(conn: Connection[Any], patient_id: Any, version: int, *, lock: bool = F
 def create_plan(scope: PatientDep, body: PlanContent, principal: Clinician) -> PlanVersion:
     """Store a validated draft as the next version. It takes effect only when activated."""
     conn = scope.conn
+    errors = validate_profile("general", {}, {t.setting: t.value for t in body.trends})
+    if errors:
+        raise ProblemError(422, "; ".join(e.message for e in errors))
     conn.execute("SELECT 1 FROM patients WHERE id = %s FOR UPDATE", (scope.patient_id,))
     row = conn.execute(
         "INSERT INTO self_management_plans (patient_id, version, body, created_by) "
@@ -102,7 +105,7 @@ def activate_plan(
     scope: PatientDep,
     version: Version,
     principal: Clinician,
-    publisher: Annotated[GatewayPublisher, Depends(_publisher)],
+    publisher: GatewayLink,
 ) -> PlanActivation:
     """Make a draft the patient's plan: the previous active version is retired, the zones become the rules'
     thresholds, and the plan is published (retained, QoS 1) to each of the patient's gateways."""
@@ -124,7 +127,9 @@ def activate_plan(
     plan = _version(row)
     _write_zones(conn, scope.patient_id, plan, principal.user_id)
     assert plan.activated_at is not None
-    wire = SelfManagementPlan(**plan.body.model_dump(), version=plan.version, issued_at=plan.activated_at)
+    # Step-ups in force carry on under the new version where it still has them (need-driven schedules).
+    today = plan.activated_at.astimezone(ZoneInfo(plan.body.timezone)).date()
+    wire = schedules.plan_activated(conn, scope.patient_id, today, principal.user_id, principal.username)
     gateways = _gateways(conn, scope.patient_id)
     _publish(publisher, [(plan_topic(g), wire.to_json()) for g in gateways])
     return PlanActivation(**plan.model_dump(), published_to=gateways)
@@ -134,6 +139,15 @@ def _write_zones(conn: Connection[Any], patient_id: Any, plan: PlanVersion, user
     """The plan's zones replace earlier plan rows and any manual override of the same kinds; a missing limit in a
     zone is stored as NaN, "no limit" in the rules' vocabulary."""
     conn.execute("DELETE FROM threshold_overrides WHERE patient_id = %s AND source = 'plan'", (patient_id,))
+    conn.execute("DELETE FROM trend_overrides WHERE patient_id = %s AND source = 'plan'", (patient_id,))
+    for trend in plan.body.trends:
+        conn.execute(
+            "INSERT INTO trend_overrides (patient_id, setting, value, source, plan_id, updated_by, updated_at) "
+            "VALUES (%s, %s, %s, 'plan', %s, %s, now()) ON CONFLICT (patient_id, setting) DO UPDATE SET "
+            "value = EXCLUDED.value, source = 'plan', plan_id = EXCLUDED.plan_id, updated_by = EXCLUDED.updated_by, "
+            "updated_at = now()",
+            (patient_id, trend.setting, math.nan if trend.value is None else trend.value, plan.id, user_id),
+        )
     for zone in plan.body.zones:
         values = [math.nan if v is None else v for v in zone.limits()]
         conn.execute(
@@ -162,7 +176,7 @@ def retire_plan(
     scope: PatientDep,
     version: Version,
     principal: Clinician,
-    publisher: Annotated[GatewayPublisher, Depends(_publisher)],
+    publisher: GatewayLink,
 ) -> PlanVersion:
     """Retire a draft or the active plan. Retiring the active plan returns the patient to the protocol's limits (and
     manual overrides) and clears the retained plan on the broker."""
@@ -177,6 +191,8 @@ def retire_plan(
         (row[0],),
     ).fetchone()
     if was_active:
+        schedules.plan_retired(conn, scope.patient_id, version, principal.user_id)
         conn.execute("DELETE FROM threshold_overrides WHERE patient_id = %s AND source = 'plan'", (scope.patient_id,))
+        conn.execute("DELETE FROM trend_overrides WHERE patient_id = %s AND source = 'plan'", (scope.patient_id,))
         _publish(publisher, [(plan_topic(g), b"") for g in _gateways(conn, scope.patient_id)])
     return _version(row)

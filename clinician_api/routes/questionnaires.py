@@ -1,6 +1,7 @@
 """Questionnaire responses of a patient, read-only: newest first, with the score and zone the cloud gave them.
 
-Responses come from the patient's gateway (`ingest_service/questionnaires.py`); alarms on them are in the queue.
+Responses come from the patient's gateway (`ingest_service/questionnaires.py`) or from the patient app, answered by
+the patient or a relative with a proxy (`citizen/answers.py`); alarms on them are in the queue.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ class QuestionnaireResponseOut(BaseModel):
     plan_version: int
     answered_at: datetime
     received_at: datetime
-    gateway_id: str
+    gateway_id: str | None
+    """The gateway it came from; None when answered in the patient app."""
+    answered_by: str | None
+    """Who answered in the patient app (the patient, or the relative); None from the gateway."""
+    answered_by_role: Literal["patient", "relative"] | None
     answers: dict[str, str]
     """question id → option id"""
     score: int
@@ -43,9 +48,11 @@ def questionnaire_responses(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> QuestionnaireResponsePage:
     rows = scope.conn.execute(
-        "SELECT id, questionnaire, plan_version, answered_at, received_at, gateway_id, answers, score, zone "
-        "FROM questionnaire_responses WHERE patient_id = %s AND (%s::text IS NULL OR questionnaire = %s) "
-        "ORDER BY answered_at DESC, id LIMIT %s",
+        "SELECT r.id, r.questionnaire, r.plan_version, r.answered_at, r.received_at, r.gateway_id, r.answers, "
+        "r.score, r.zone, c.display_name, r.proxy_id IS NOT NULL FROM questionnaire_responses r "
+        "LEFT JOIN citizens c ON c.id = r.answered_by_citizen "
+        "WHERE r.patient_id = %s AND (%s::text IS NULL OR r.questionnaire = %s) "
+        "ORDER BY r.answered_at DESC, r.id LIMIT %s",
         (scope.patient_id, questionnaire, questionnaire, limit),
     ).fetchall()
     return QuestionnaireResponsePage(
@@ -57,6 +64,8 @@ def questionnaire_responses(
                 answered_at=r[3],
                 received_at=r[4],
                 gateway_id=r[5],
+                answered_by=r[9],
+                answered_by_role=None if r[9] is None else ("relative" if r[10] else "patient"),
                 answers=r[6],
                 score=r[7],
                 zone=r[8],

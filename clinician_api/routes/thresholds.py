@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
@@ -22,18 +23,19 @@ from clinician_api.schemas import (
     TrendValue,
 )
 from rules_engine.baselines import current_versions, load_personal
-from rules_engine.personal import Source
 from rules_engine.profiles import (
     LIMIT_NAMES,
+    LIMIT_SOURCES,
     PROTOCOL_KINDS,
-    PROTOCOLS,
+    SOURCE_OVERRIDE,
+    SOURCE_SCALE2,
     TREND_NAMES,
-    LimitOverrides,
+    PatientRules,
     Protocol,
-    build_patient_rules,
-    protocol_code,
+    patient_rules_of,
 )
 from rules_engine.validation import validate_profile
+from store.conditions import load_conditions
 from vitals import KINDS, Kind
 
 router = APIRouter(prefix="/api/v1/patients", tags=["thresholds"], responses=problems.responses(401, 404))
@@ -41,10 +43,25 @@ router = APIRouter(prefix="/api/v1/patients", tags=["thresholds"], responses=pro
 OverrideRows = dict[str, tuple[tuple[float | None, ...], str]]
 
 
-def _protocol(conn: Connection[Any], patient_id: Any) -> str:
-    row = conn.execute("SELECT protocol FROM patients WHERE id = %s", (patient_id,)).fetchone()
-    assert row is not None
-    return str(row[0])
+@dataclass(frozen=True, slots=True)
+class _Basis:
+    """What the patient's limits are composed from: conditions and the active plan's NEWS2 settings."""
+
+    protocol: str
+    conditions: tuple[str, ...]
+    spo2_scale2: bool
+    on_oxygen: bool
+
+
+def _basis(conn: Connection[Any], patient_id: Any) -> _Basis:
+    found = load_conditions(conn, patient_id)
+    assert found is not None
+    row = conn.execute(
+        "SELECT coalesce(body->>'spo2_scale' = '2', false), coalesce(jsonb_typeof(body->'oxygen') = 'object', false) "
+        "FROM self_management_plans WHERE patient_id = %s AND status = 'active'",
+        (patient_id,),
+    ).fetchone()
+    return _Basis(found.primary, found.conditions, bool(row and row[0]), bool(row and row[1]))
 
 
 def load_overrides(conn: Connection[Any], patient_id: Any) -> OverrideRows:
@@ -65,35 +82,39 @@ def as_mapping(overrides: OverrideRows) -> dict[str, dict[str, float | None]]:
     }
 
 
-_ORIGIN = {
-    Source.NONE: "none",
-    Source.PROTOCOL: "protocol",
-    Source.PERSONAL: "personal",
-    Source.HARD_FLOOR: "hard_floor",
-}
-
-
 def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
-    """The limits the rules apply now: protocol → personal (after the run-in) → hand-set, each with its origin."""
-    protocol = _protocol(conn, patient_id)
+    """The limits the rules apply now, each with its origin: the patient's conditions composed (the safer limit
+    wins, `condition` names it) → personal (after the run-in) → hand-set; red hard floors are absolute."""
+    basis = _basis(conn, patient_id)
     overrides = load_overrides(conn, patient_id)
-    rules = build_patient_rules(
-        [protocol_code(protocol)],
-        LimitOverrides.from_mapping({0: as_mapping(overrides)}),
+    composed = patient_rules_of(basis.protocol, conditions=basis.conditions, spo2_scale2=basis.spo2_scale2)
+    rules = patient_rules_of(
+        basis.protocol,
+        as_mapping(overrides),
+        conditions=basis.conditions,
+        spo2_scale2=basis.spo2_scale2,
         personal=load_personal(conn, [patient_id], {patient_id: 0}),
     )
     baselines = current_versions(conn, patient_id)
     kinds = []
-    for i, kind in enumerate(Kind):
+    for k, kind in enumerate(Kind):
         _values, source = overrides.get(kind.value, ((None,) * 4, "manual"))
         limits: dict[str, LimitValue] = {}
-        for j, name in enumerate(LIMIT_NAMES):
-            value = float(rules.limits[0, i, j])
-            code = Source(int(rules.limit_source[0, i, j]))
-            origin = ("plan" if source == "plan" else "override") if code is Source.HAND_SET else _ORIGIN[code]
-            limits[name] = LimitValue(value=None if math.isnan(value) else value, source=origin)
+        for i, name in enumerate(LIMIT_NAMES):
+            value = float(rules.limits[0, k, i])
+            code = int(rules.limit_source[0, k, i])
+            condition = None
+            if code == SOURCE_OVERRIDE:
+                origin = "plan" if source == "plan" else "override"
+            elif math.isnan(value):
+                origin = "none"
+            elif code <= SOURCE_SCALE2:
+                origin, condition = "protocol", LIMIT_SOURCES[code]
+            else:
+                origin = LIMIT_SOURCES[code]
+            limits[name] = LimitValue(value=None if math.isnan(value) else value, source=origin, condition=condition)
         personal = None
-        if kind.value in baselines and not math.isnan(rules.centre[0, i]):
+        if kind.value in baselines and not math.isnan(rules.centre[0, k]):
             version, centre, spread, n, computed_at, start, end = baselines[kind.value]
             personal = PersonalBaseline(
                 version=version,
@@ -107,15 +128,18 @@ def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
         kinds.append(KindProfile(kind=kind, unit=KINDS[kind].unit, personal=personal, **limits))
     return ThresholdProfile(
         patient_id=patient_id,
-        protocol=protocol,
+        protocol=basis.protocol,
+        conditions=list(basis.conditions),
+        spo2_scale=2 if basis.spo2_scale2 else 1,
+        on_oxygen=basis.on_oxygen,
         kinds=kinds,
-        followed_kinds=_followed(conn, patient_id, protocol, overrides),
-        trends=_trend_profile(conn, patient_id, protocol),
+        followed_kinds=_followed(conn, patient_id, basis, overrides),
+        trends=_trend_profile(conn, patient_id, composed),
     )
 
 
-def _followed(conn: Connection[Any], patient_id: Any, protocol: str, overrides: OverrideRows) -> list[Kind]:
-    """The protocol's kinds, and any other the patient measures (last 90 days) or has own limits for."""
+def _followed(conn: Connection[Any], patient_id: Any, basis: _Basis, overrides: OverrideRows) -> list[Kind]:
+    """The conditions' kinds, and any other the patient measures (last 90 days) or has own limits for."""
     measured = {
         r[0]
         for r in conn.execute(
@@ -124,7 +148,8 @@ def _followed(conn: Connection[Any], patient_id: Any, protocol: str, overrides: 
             ([k.value for k in Kind], patient_id),
         ).fetchall()
     }
-    wanted = set(PROTOCOL_KINDS[Protocol(protocol)]) | {Kind(k) for k in measured | set(overrides)}
+    followed = {k for c in (basis.protocol, *basis.conditions) for k in PROTOCOL_KINDS[Protocol(c)]}
+    wanted = followed | {Kind(k) for k in measured | set(overrides)}
     return [kind for kind in Kind if kind in wanted]
 
 
@@ -135,26 +160,31 @@ def load_trend_overrides(conn: Connection[Any], patient_id: Any) -> dict[str, tu
     return {r[0]: (float(r[1]), str(r[2])) for r in rows}
 
 
-def _trend_profile(conn: Connection[Any], patient_id: Any, protocol: str) -> list[TrendValue]:
-    defaults = PROTOCOLS[Protocol(protocol)].trends
+def _trend_profile(conn: Connection[Any], patient_id: Any, composed: PatientRules) -> list[TrendValue]:
     own = load_trend_overrides(conn, patient_id)
     out = []
-    for name in TREND_NAMES:
+    for column, name in enumerate(TREND_NAMES):
+        condition = None
         if name in own:
             value, source = own[name]
             origin = "plan" if source == "plan" else "override"
         else:
-            value = float(getattr(defaults, name))
+            value = float(composed.trends[0, column])
             origin = "none" if math.isnan(value) else "protocol"
-        out.append(TrendValue(setting=name, value=None if math.isnan(value) else value, source=origin))
+            if origin == "protocol":
+                condition = LIMIT_SOURCES[int(composed.trend_source[0, column])]
+        out.append(
+            TrendValue(setting=name, value=None if math.isnan(value) else value, source=origin, condition=condition)
+        )
     return out
 
 
 @router.get("/{patient_id}/thresholds", response_model=ThresholdProfile)
 def get_thresholds(scope: PatientDep) -> ThresholdProfile:
-    """Effective limits per kind and where each comes from: `protocol` default, `personal` (after the run-in, from
-    the patient's own baseline, shown in `personal`), `hard_floor` (absolute red limit), clinician `override`, the
-    active `plan`, or `none` (no limit)."""
+    """Effective limits per kind and where each comes from: `protocol` default (with the `condition` it came from:
+    the safer of the patient's conditions wins), `personal` (after the run-in, from the patient's own baseline,
+    shown in `personal`), `hard_floor` (absolute red limit), clinician `override`, the active `plan`, or `none`
+    (no limit)."""
     return profile(scope.conn, scope.patient_id)
 
 
@@ -164,7 +194,7 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
     the protocol default, null inherits it, "off" removes the limit. Refused as a whole when the resulting profile
     is out of order, implausible or in the wrong unit."""
     conn = scope.conn
-    protocol = _protocol(conn, scope.patient_id)
+    basis = _basis(conn, scope.patient_id)
     errors: list[dict[str, Any]] = []
     for kind, edit in body.limits.items():
         if edit.unit != KINDS[kind].unit:
@@ -204,7 +234,9 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
         else:
             merged[changed] = number
     trend_check = {n: v for n, v in merged.items() if v is not None and not math.isnan(v)}
-    problems_found = validate_profile(protocol, current, trend_check)
+    problems_found = validate_profile(
+        basis.protocol, current, trend_check, conditions=basis.conditions, spo2_scale2=basis.spo2_scale2
+    )
     if problems_found:
         raise ProblemError(
             422,

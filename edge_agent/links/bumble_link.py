@@ -8,6 +8,11 @@ a JSON key store. BlueZ through `links.bleak_link` stays the production default.
 
 Failures are the same `LinkError` classes the bleak link raises. A device whose bond no longer matches ours (it was
 reset, or paired with something else) has the stale keys removed and is paired afresh on this or the next connection.
+
+The host uses Bumble's own AES, AES-CMAC and P-256 (`bumble.crypto.builtin`) rather than the `cryptography` wheel:
+that wheel links a second OpenSSL into the process beside the one `ssl` already maps for MQTT over TLS, about 9 MB
+of the gateway's memory, for a handful of operations per pairing (a P-256 key agreement takes ~20 ms in Python; the
+link's encryption itself runs in the controller). A process that loaded Bumble before this module keeps its choice.
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
+
+if "bumble.crypto" not in sys.modules:
+    # An entry of None makes the import fail, and Bumble then falls back to its built-in primitives.
+    sys.modules.setdefault("bumble.crypto.cryptography", None)  # type: ignore[arg-type]
 
 from bumble import core, hci
 from bumble.att import ATT_Error, ErrorCode

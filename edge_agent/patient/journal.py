@@ -1,5 +1,6 @@
 """What the patient's screen must remember across a restart: the latest measurement, when each kind was measured
-in the last days, the latest answer of each questionnaire and the latest receipt. SQLite beside the outbox.
+in the last days, the latest answer of each questionnaire, the latest receipt and the requests to measure again.
+SQLite beside the outbox.
 
 The journal is for the screen only; the readings and responses themselves travel through the durable outboxes.
 Measurement times are kept to the minute, so a 1 Hz oximeter adds at most one row a minute.
@@ -16,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from vitals import Kind, QuestionnaireResponse, Receipt
+from vitals import Kind, QuestionnaireResponse, Receipt, RepeatRequest
 from vitals.plan import Zone
+from vitals.receipt import ReceiptEvent
 
 KEEP = timedelta(days=8)
 
@@ -147,16 +149,34 @@ class PatientJournal:
         return {q: LastAnswer(rid, datetime.fromisoformat(at), score, zone) for q, rid, at, score, zone in rows}
 
     def record_receipt(self, receipt: Receipt) -> None:
+        """Keep the latest receipt of its kind (readings seen, a message answered)."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO latest (slot, body) VALUES ('receipt', ?) "
-                "ON CONFLICT (slot) DO UPDATE SET body = excluded.body",
-                (receipt.to_json().decode(),),
+                "INSERT INTO latest (slot, body) VALUES (?, ?) ON CONFLICT (slot) DO UPDATE SET body = excluded.body",
+                (_receipt_slot(receipt.event), receipt.to_json().decode()),
             )
 
-    def last_receipt(self) -> Receipt | None:
-        doc = self._latest("receipt")
+    def last_receipt(self, event: ReceiptEvent = "readings_seen") -> Receipt | None:
+        doc = self._latest(_receipt_slot(event))
         return Receipt.model_validate(doc) if doc is not None else None
+
+    def record_repeat(self, request: RepeatRequest) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO latest (slot, body) VALUES (?, ?) ON CONFLICT (slot) DO UPDATE SET body = excluded.body",
+                (f"repeat:{request.kind.value}", request.to_json().decode()),
+            )
+
+    def drop_repeats(self, kinds: Sequence[Kind]) -> None:
+        with self._lock:
+            self._db.executemany("DELETE FROM latest WHERE slot = ?", [(f"repeat:{k.value}",) for k in kinds])
+
+    def repeat_requests(self) -> dict[Kind, RepeatRequest]:
+        """The cloud's requests to measure again, newest per kind."""
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM latest WHERE slot LIKE 'repeat:%'").fetchall()
+        requests = [RepeatRequest.model_validate_json(row[0]) for row in rows]
+        return {r.kind: r for r in requests}
 
     # ---- upkeep --------------------------------------------------------------------------------------------
 
@@ -170,3 +190,7 @@ class PatientJournal:
         with self._lock:
             row = self._db.execute("SELECT body FROM latest WHERE slot = ?", (slot,)).fetchone()
         return json.loads(row[0]) if row is not None else None
+
+
+def _receipt_slot(event: ReceiptEvent) -> str:
+    return "receipt" if event == "readings_seen" else f"receipt:{event}"

@@ -1,9 +1,11 @@
 """The gateway's judge of plan messages: verifies each one and keeps the last good plan.
 
-A plan message is used only when it parses as `varde.plan/1`, its sha256 checksum matches, and its version is not
-older than the plan in use (the same version again must be the same plan). Anything else is refused with a logged
-reason that the gateway status reports; the patient keeps seeing the last good plan, also after a restart (the good
-payload is what `PlanStore` keeps on disk). An empty retained message (the cloud retiring the plan) never erases it.
+A plan message is used only when it parses as `varde.plan/1`, its sha256 checksum matches, and its version and
+schedule revision are not older than the plan in use (the same again must be the same plan): a stepped-up or
+stepped-down schedule of the same plan version comes with a higher `schedule_revision`. Anything else is refused with
+a logged reason that the gateway status reports; the patient keeps seeing the last good plan, also after a restart
+(the good payload is what `PlanStore` keeps on disk). An empty retained message (the cloud retiring the plan) never
+erases it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from vitals import PlanMessageError, SelfManagementPlan, parse_plan_message
 log = logging.getLogger(__name__)
 
 Outcome = Literal["accepted", "unchanged", "refused", "cleared"]
+
+
+def _label(version: tuple[int, int]) -> str:
+    return f"{version[0]}" if version[1] == 0 else f"{version[0]} (schedule revision {version[1]})"
 
 
 class PlanKeeper:
@@ -72,12 +78,13 @@ class PlanKeeper:
         with self._lock:
             current, current_digest = self._plan, self._digest
         if current is not None:
-            if plan.version < current.version:
-                return self._refuse(f"version {plan.version} is older than the plan in use ({current.version})", 0)
-            if plan.version == current.version:
+            new, used = (plan.version, plan.schedule_revision), (current.version, current.schedule_revision)
+            if new < used:
+                return self._refuse(f"version {_label(new)} is older than the plan in use ({_label(used)})", 0)
+            if new == used:
                 if digest == current_digest:
                     return "unchanged"
-                return self._refuse(f"version {plan.version} arrived again with different content", 0)
+                return self._refuse(f"version {_label(new)} arrived again with different content", 0)
         received_at = datetime.now(UTC)
         self._store.save(topic, payload, received_at)
         with self._lock:

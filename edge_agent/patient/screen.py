@@ -28,9 +28,20 @@ from edge_agent.patient.journal import LastAnswer, Measurement, PatientJournal
 from edge_agent.patient.plan_keeper import PlanKeeper
 from edge_agent.patient.schedule import todays_schedule
 from edge_agent.plan_store import PlanStore
-from vitals import KINDS, Kind, QuestionnaireResponse, Reading, Receipt, SelfManagementPlan, score_answers
+from vitals import (
+    KINDS,
+    Kind,
+    QuestionnaireResponse,
+    Reading,
+    Receipt,
+    RepeatRequest,
+    SelfManagementPlan,
+    parse_patient_message,
+    score_answers,
+)
 from vitals.plan import Questionnaire
 from vitals.questionnaire import AnswerError
+from vitals.schedules import plan_notices
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +49,22 @@ Language = Literal["nb", "en"]
 _HIDDEN_PARTS = frozenset({Kind.BP_MEAN})
 """Measured and judged, but not shown: the mean pressure means nothing to most patients."""
 _PART_ORDER = {k: i for i, k in enumerate(Kind)}
+_MESSAGE_NOTICE_FOR = timedelta(days=7)
+"""How long the page says that the team has answered a message (it cannot know whether it was read since)."""
+_BLOOD_PRESSURE = ("blodtrykket", "your blood pressure")
+_MEASURE_AGAIN: dict[Kind, tuple[str, str]] = {
+    Kind.BP_SYSTOLIC: _BLOOD_PRESSURE,
+    Kind.BP_DIASTOLIC: _BLOOD_PRESSURE,
+    Kind.BP_MEAN: _BLOOD_PRESSURE,
+    Kind.PULSE_RATE: ("pulsen", "your pulse"),
+    Kind.HEART_RATE: ("pulsen", "your pulse"),
+    Kind.SPO2: ("oksygenet i blodet", "the oxygen in your blood"),
+    Kind.BODY_TEMPERATURE: ("temperaturen", "your temperature"),
+    Kind.BODY_WEIGHT: ("vekten", "your weight"),
+    Kind.GLUCOSE: ("blodsukkeret", "your blood sugar"),
+    Kind.RESP_RATE: ("pusten", "your breathing"),
+}
+"""What the page asks the patient to measure again, in everyday words."""
 
 
 class NoPlanError(LookupError):
@@ -126,6 +153,8 @@ class PatientScreen:
         self._lock = threading.Lock()
         self._latest = self.journal.latest_measurement()
         self._receipt = self.journal.last_receipt()
+        self._answered = self.journal.last_receipt("message_answered")
+        self._repeats = self.journal.repeat_requests()
 
     def close(self) -> None:
         self.journal.close()
@@ -145,7 +174,21 @@ class PatientScreen:
             self._latest = newest
         if changed:
             self.journal.record_measurement(newest)
+        self._measured_again(readings)
         self.changes.notify()
+
+    def _measured_again(self, readings: Sequence[Reading]) -> None:
+        """A newer reading of a kind the cloud asked to measure again answers the request (no broker needed)."""
+        newest: dict[Kind, datetime] = {}
+        for r in readings:
+            newest[r.kind] = max(newest.get(r.kind, r.measured_at), r.measured_at)
+        with self._lock:
+            done = [k for k, req in self._repeats.items() if k in newest and newest[k] > req.measured_at]
+            for kind in done:
+                del self._repeats[kind]
+        if done:
+            self.journal.drop_repeats(done)
+            log.info("repeat_measured kinds=%s", ",".join(k.value for k in done))
 
     def answer(self, questionnaire_id: str, chosen: Mapping[str, str]) -> QuestionnaireResponse:
         """Score the answers by the plan and commit the response to the durable queue; returns it once on disk."""
@@ -179,18 +222,46 @@ class PatientScreen:
         return response
 
     def receive_receipt(self, payload: bytes) -> None:
-        """A `varde.receipt/1` message from the receipts topic (publisher thread)."""
+        """A message of the receipts topic (publisher thread): a `varde.receipt/1` or a `varde.repeat/1`."""
         try:
-            receipt = Receipt.model_validate_json(payload)
-        except ValidationError as exc:
+            message = parse_patient_message(payload)
+        except (ValidationError, ValueError) as exc:
             log.warning("receipt_refused error=%s", str(exc).splitlines()[0])
             return
+        if isinstance(message, RepeatRequest):
+            self._receive_repeat(message)
+            return
+        receipt = message
         with self._lock:
-            if self._receipt is not None and receipt.at <= self._receipt.at:
+            held = self._receipt if receipt.event == "readings_seen" else self._answered
+            if held is not None and receipt.at <= held.at:
                 return
-            self._receipt = receipt
+            if receipt.event == "readings_seen":
+                self._receipt = receipt
+            else:
+                self._answered = receipt
         self.journal.record_receipt(receipt)
-        log.info("receipt_received at=%s", receipt.at.isoformat())
+        log.info("receipt_received event=%s at=%s", receipt.event, receipt.at.isoformat())
+        self.changes.notify()
+
+    def _receive_repeat(self, request: RepeatRequest) -> None:
+        with self._lock:
+            known = self._repeats.get(request.kind)
+            if known is not None and request.requested_at <= known.requested_at:
+                return
+            latest = self._latest
+            measured_since = (
+                latest is not None
+                and latest.measured_at > request.measured_at
+                and any(kind == request.kind for kind, _ in latest.parts)
+            )
+            if not measured_since:
+                self._repeats[request.kind] = request
+        if measured_since:
+            log.info("repeat_already_measured kind=%s", request.kind.value)
+            return
+        self.journal.record_repeat(request)
+        log.info("repeat_requested kind=%s due_at=%s", request.kind.value, request.due_at.isoformat())
         self.changes.notify()
 
     # ---- output --------------------------------------------------------------------------------------------
@@ -201,7 +272,8 @@ class PatientScreen:
         plan = self.plans.plan
         tz = ZoneInfo(plan.timezone if plan is not None else self._timezone)
         with self._lock:
-            latest, receipt = self._latest, self._receipt
+            latest, receipt, answered = self._latest, self._receipt, self._answered
+            repeats = list(self._repeats.values())
         answers = self.journal.last_answers()
         doc: dict[str, Any] = {
             "now": now.isoformat(),
@@ -214,8 +286,11 @@ class PatientScreen:
             "plan_problem": self.plans.problem,
             "latest": None,
             "schedule": [],
+            "schedule_notices": [],
             "questionnaires": [],
             "receipt": None,
+            "message": None,
+            "repeat": [],
         }
         if latest is not None:
             verdict = evaluate_measurement(plan, latest.parts)
@@ -263,9 +338,15 @@ class PatientScreen:
                 }
                 for item in todays_schedule(plan, now, measured, done_at)
             ]
+            doc["schedule_notices"] = plan_notices(plan, now.astimezone(tz).date())
             doc["questionnaires"] = [self._questionnaire(plan, q, answers.get(q.id), tz) for q in plan.questionnaires]
         if receipt is not None:
             doc["receipt"] = self._receipt_doc(receipt, now, tz)
+        if answered is not None and now - answered.at <= _MESSAGE_NOTICE_FOR:
+            doc["message"] = self._message_doc(answered, now, tz)
+        doc["repeat"] = [
+            self._repeat_doc(r, tz) for r in sorted(repeats, key=lambda r: _PART_ORDER[r.kind]) if r.due_at > now
+        ]
         return doc
 
     @staticmethod
@@ -301,6 +382,19 @@ class PatientScreen:
         return doc
 
     @staticmethod
+    def _repeat_doc(request: RepeatRequest, tz: ZoneInfo) -> dict[str, Any]:
+        nb, en = _MEASURE_AGAIN.get(
+            request.kind, (KINDS[request.kind].name_nb.lower(), KINDS[request.kind].name_en.lower())
+        )
+        return {
+            "kind": request.kind.value,
+            "id": str(request.id),
+            "measured_time": request.measured_at.astimezone(tz).strftime("%H:%M"),
+            "nb": f"Mål {nb} en gang til. Sitt stille i fem minutter først.",
+            "en": f"Please measure {en} once more. Sit still for five minutes first.",
+        }
+
+    @staticmethod
     def _receipt_doc(receipt: Receipt, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
         local = receipt.at.astimezone(tz)
         clock = local.strftime("%H:%M")
@@ -311,6 +405,22 @@ class PatientScreen:
             nb = f"Målingene dine ble sett av sykepleier {local.strftime('%d.%m.')} kl. {clock}"
             en = f"Your measurements were seen by the nurse on {local.strftime('%d %b')} at {clock}"
         return {"at": receipt.at.isoformat(), "time": clock, "nb": nb, "en": en}
+
+    @staticmethod
+    def _message_doc(receipt: Receipt, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+        """Only that there is an answer, and where to read it: the answer stays in Min oppfølging."""
+        local = receipt.at.astimezone(tz)
+        clock = local.strftime("%H:%M")
+        if local.date() == now.astimezone(tz).date():
+            nb_when, en_when = f"kl. {clock}", f"at {clock}"
+        else:
+            nb_when, en_when = f"{local.strftime('%d.%m.')} kl. {clock}", f"on {local.strftime('%d %b')} at {clock}"
+        return {
+            "at": receipt.at.isoformat(),
+            "time": clock,
+            "nb": f"Behandlingsteamet svarte på meldingen din {nb_when}. Les svaret i Min oppfølging.",
+            "en": f"The care team answered your message {en_when}. Read the answer in My follow-up.",
+        }
 
 
 __all__ = ["AnswerError", "ChangeFeed", "NoPlanError", "PatientScreen", "QueueFullError"]

@@ -158,6 +158,7 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     expect(page.get_by_role("heading", name="Grenser for alarmer")).to_be_visible()
 
     # COPD: red below 84, yellow below 88. A red limit above the yellow one is refused by the API.
+    expect(page.locator("#limits-conditions")).to_contain_text("Grensene er satt sammen fra: KOLS")
     page.get_by_label("Måling som skal endres").select_option("spo2")
     page.locator("#mode-red_low").select_option("custom")
     page.locator("#value-red_low").fill("95")
@@ -171,7 +172,7 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     headers = login(api_url, tenant.nurse, tenant.nurse_password)
     profile = httpx.get(f"{api_url}/api/v1/patients/{patient}/thresholds", headers=headers).json()
     spo2 = next(k for k in profile["kinds"] if k["kind"] == "spo2")
-    assert spo2["red_low"] == {"value": 86.0, "source": "override"}
+    assert spo2["red_low"] == {"value": 86.0, "source": "override", "condition": None}
 
     # A plan: zones, advice in both languages, a contact; the preview shows the patient's words as typed.
     # The first plan starts from the limits set for this patient.
@@ -195,6 +196,12 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     contact.get_by_label("Navn").fill("Lungepoliklinikken")
     contact.get_by_label("Rolle").fill("sykepleier")
     contact.get_by_label("Telefon").fill("ring meg")
+    # The clinician's NEWS2 decisions: scale 2 (confirmed hypercapnic failure) and home oxygen.
+    page.get_by_label("SpO2-skala").select_option("2")
+    expect(page.get_by_label("Oksygenflow (l/min)")).to_be_disabled()
+    page.get_by_label("Hjemmeoksygen").check()
+    page.get_by_label("Oksygenflow (l/min)").fill("2")
+    page.get_by_label("Oksygenflow (l/min)").press("Tab")
     preview = page.locator("#preview")
     expect(preview.locator("[data-zone='red']")).to_contain_text("Oksygenmetning under 85 %")
     expect(preview.locator("[data-zone='red']")).to_contain_text("Ring sykepleier nå.")
@@ -218,6 +225,7 @@ def test_nurse_edits_a_limit_sees_the_apis_field_error_and_activates_a_plan_with
     page.get_by_role("link", name="Tilbake til pasienten").click()
     expect(page.locator("#plan")).to_contain_text("Versjon 1")
     expect(page.locator("#plan")).to_contain_text("Oksygenmetning (%)")
+    expect(page.locator("#plan")).to_contain_text("NEWS2 SpO2-skala 2 (mål 88–92 %) · Hjemmeoksygen 2 l/min")
 
 
 def test_language_switch_changes_the_interface_and_is_remembered(
@@ -458,7 +466,7 @@ def test_threshold_editor_shows_which_limits_are_personal_and_which_are_set_by_h
     sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}/edit")
     row = page.locator("#limits-table tr[data-kind='spo2']")
     expect(row.locator("td[data-limit='yellow_low']")).to_contain_text("91 (personlig)")
-    expect(row.locator("td[data-limit='red_low']")).to_contain_text("90 (standard)")
+    expect(row.locator("td[data-limit='red_low']")).to_contain_text("90 (hjertesvikt)")
     expect(row.locator("[data-personal='spo2']")).to_contain_text("Vanlig 94 ± 0,4 % (14 målinger)")
 
     # A limit set by hand wins over the personal one, and says so.
@@ -468,4 +476,4 @@ def test_threshold_editor_shows_which_limits_are_personal_and_which_are_set_by_h
     page.locator("#value-yellow_low").fill("93")
     page.get_by_role("button", name="Lagre grensene").click()
     expect(row.locator("td[data-limit='yellow_low']")).to_contain_text("93 (endret)")
-    expect(row.locator("td[data-limit='red_low']")).to_contain_text("90 (standard)")
+    expect(row.locator("td[data-limit='red_low']")).to_contain_text("90 (hjertesvikt)")

@@ -154,3 +154,20 @@ def national_sign_in(api_url: str, login_name: str) -> httpx.Client:
 
 
 MIN = {"X-Varde-Min": "1"}
+
+
+def grant_proxy(client: httpx.Client, patient_id: Any, nid: str, rights: list[str], days: float = 30) -> dict[str, Any]:
+    """The patient (signed in on `client`) gives the relative with national id `nid` a proxy for `days`."""
+    answer = client.post(
+        f"/api/v1/min/patients/{patient_id}/proxies",
+        headers=MIN,
+        json={
+            "relative_national_id": nid,
+            "relative_name": "Ola Pårørende",
+            "relation": "sønn",
+            "rights": rights,
+            "valid_until": (datetime.now(UTC) + timedelta(days=days)).isoformat(),
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())

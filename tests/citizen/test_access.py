@@ -4,6 +4,7 @@ request, every action audited under the actor's own identity, messages reaching 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,26 +13,12 @@ import httpx
 import psycopg
 import pytest
 
-from tests.citizen.conftest import MIN, Home, People, national_sign_in
+from tests.citizen.conftest import MIN, Home, People, grant_proxy, national_sign_in
 from tests.citizen.stack import OidcStack
+from tests.integration.conftest import wait_for
+from vitals import Receipt, receipts_topic
 
 pytestmark = pytest.mark.integration
-
-
-def _grant(client: httpx.Client, patient_id: Any, nid: str, rights: list[str], days: float = 30) -> dict[str, Any]:
-    answer = client.post(
-        f"/api/v1/min/patients/{patient_id}/proxies",
-        headers=MIN,
-        json={
-            "relative_national_id": nid,
-            "relative_name": "Ola Pårørende",
-            "relation": "sønn",
-            "rights": rights,
-            "valid_until": (datetime.now(UTC) + timedelta(days=days)).isoformat(),
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
 
 
 def test_patient_sees_own_measurements_with_zone_and_advice_and_nobody_elses(
@@ -67,7 +54,7 @@ def test_relative_with_read_only_proxy_reads_but_cannot_write_and_is_refused_aft
     oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
 ) -> None:
     patient = national_sign_in(oidc.api_url, people.patient_nid)
-    proxy = _grant(patient, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"])
+    proxy = grant_proxy(patient, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"])
     relative = national_sign_in(oidc.api_url, people.relative_nid)
     me = relative.get("/api/v1/min/me").json()
     (acting,) = [p for p in me["patients"] if p["patient_id"] == str(home.patient_id)]
@@ -102,7 +89,7 @@ def test_relative_with_read_only_proxy_reads_but_cannot_write_and_is_refused_aft
 
 def test_an_ended_proxy_gives_nothing(oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]) -> None:
     patient = national_sign_in(oidc.api_url, people.patient_nid)
-    proxy = _grant(patient, home.patient_id, people.relative_nid, ["read_measurements"])
+    proxy = grant_proxy(patient, home.patient_id, people.relative_nid, ["read_measurements"])
     relative = national_sign_in(oidc.api_url, people.relative_nid)
     base = f"/api/v1/min/patients/{home.patient_id}"
     assert relative.get(f"{base}/measurements").status_code == 200
@@ -158,13 +145,33 @@ def test_a_patient_message_waits_in_the_nurse_queue_until_answered_and_the_answe
 
     templates = httpx.get(f"{oidc.api_url}/api/v1/reply-templates", headers=home.nurse_headers, timeout=30).json()
     answer = templates["items"][0]["body"]
-    replied = httpx.post(
-        f"{oidc.api_url}/api/v1/patients/{home.patient_id}/threads/{thread['id']}/messages",
-        json={"body": answer},
-        headers=home.nurse_headers,
-        timeout=30,
-    )
-    assert replied.status_code == 201
+    gateway = home.tenant.gateways[0]
+    heard: list[bytes] = []
+    subscribed = threading.Event()
+    listener = gateway.client()
+    listener.on_message = lambda c, u, m: heard.append(m.payload)
+    listener.on_subscribe = lambda *a: subscribed.set()
+    listener.on_connect = lambda c, u, f, rc, p: c.subscribe(receipts_topic(gateway.gateway_id), qos=1)
+    listener.connect(gateway.host, gateway.port)
+    listener.loop_start()
+    try:
+        assert subscribed.wait(10), "subscription not acknowledged"
+        replied = httpx.post(
+            f"{oidc.api_url}/api/v1/patients/{home.patient_id}/threads/{thread['id']}/messages",
+            json={"body": answer},
+            headers=home.nurse_headers,
+            timeout=30,
+        )
+        assert replied.status_code == 201
+        assert replied.json()["gateway_notified"][gateway.gateway_id] is True
+        wait_for(lambda: heard, what="the gateway told that the team answered")
+    finally:
+        listener.disconnect()
+        listener.loop_stop()
+    notice = Receipt.model_validate_json(heard[0])
+    assert notice.event == "message_answered" and "Min oppfølging" in notice.nb
+    assert "Vekten" not in heard[0].decode() and answer not in heard[0].decode()
+    assert str(home.patient_id) not in heard[0].decode()
     after = httpx.get(f"{oidc.api_url}/api/v1/messages/awaiting", headers=home.nurse_headers, timeout=30).json()
     assert all(i["thread_id"] != thread["id"] for i in after["items"])
 
@@ -270,3 +277,105 @@ def test_local_sign_in_is_rate_limited_and_wrong_passwords_get_no_session(
     other = httpx.Client(base_url=oidc.api_url, timeout=30)
     ok = other.post("/api/v1/min/session", json={"username": username, "password": "riktig-passord"})
     assert ok.status_code == 429  # the window is per address and username, not per client
+
+
+def _answer(client: httpx.Client, patient_id: Any, answers: dict[str, str], version: int = 1) -> httpx.Response:
+    return client.post(
+        f"/api/v1/min/patients/{patient_id}/questionnaires/hf-symptoms/responses",
+        headers=MIN,
+        json={"plan_version": version, "answers": answers},
+    )
+
+
+def test_patient_answers_the_plans_questionnaire_stored_scored_and_alarmed_like_a_gateway_answer(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
+) -> None:
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    base = f"/api/v1/min/patients/{home.patient_id}"
+    (shown,) = patient.get(f"{base}/questionnaires", params={"lang": "en"}).json()["items"]
+    assert shown["title"] == "How are you today?" and shown["answered_today"] is None
+    assert [o["text"] for o in shown["questions"][0]["options"]] == ["No", "A little", "A lot"]
+    assert "score" not in shown["questions"][0]["options"][0]
+
+    assert _answer(patient, home.patient_id, {"breath": "a-lot"}).status_code == 422  # a question left out
+    assert _answer(patient, home.patient_id, {"breath": "a-lot", "swelling": "maybe"}).status_code == 422
+    assert _answer(patient, home.patient_id, {"breath": "no", "swelling": "no"}, version=2).status_code == 409
+    done = _answer(patient, home.patient_id, {"breath": "a-lot", "swelling": "yes"})
+    assert done.status_code == 201, done.text
+    assert done.json()["zone"] == "red" and done.json()["advice"] == "Ring sykepleieren nå."
+
+    stored = db.execute(
+        "SELECT r.gateway_id, c.national_id, r.proxy_id, r.score, r.zone, r.answers FROM questionnaire_responses r "
+        "JOIN citizens c ON c.id = r.answered_by_citizen WHERE r.patient_id = %s",
+        (home.patient_id,),
+    ).fetchall()
+    assert stored == [(None, people.patient_nid, None, 5, "red", {"breath": "a-lot", "swelling": "yes"})]
+    alarm = db.execute(
+        "SELECT severity, last_value, details->>'response_id' FROM alarms WHERE patient_id = %s AND rule = %s",
+        (home.patient_id, "questionnaire.hf-symptoms.score"),
+    ).fetchone()
+    assert alarm == ("red", 5.0, done.json()["id"])
+    audited = db.execute(
+        "SELECT a.role, a.action, a.outcome, a.proxy_id FROM audit_log a JOIN citizens c ON c.id = a.user_id "
+        "WHERE a.patient_id = %s AND a.resource LIKE %s AND c.national_id = %s",
+        (home.patient_id, "%/questionnaires/hf-symptoms/responses", people.patient_nid),
+    ).fetchall()
+    assert ("patient", "answer_questionnaire", "ok", None) in audited
+    assert ("patient", "answer_questionnaire", "refused:409", None) in audited
+
+    assert patient.get(f"{base}/reminders").json()["questionnaires"] == []
+    (again,) = patient.get(f"{base}/questionnaires").json()["items"]
+    assert again["answered_today"]["zone"] == "red" and again["answered_today"]["answered_by"] == "Kari Pasient"
+    listed = httpx.get(
+        f"{oidc.api_url}/api/v1/patients/{home.patient_id}/questionnaire-responses",
+        headers=home.nurse_headers,
+        timeout=30,
+    ).json()["items"]
+    assert [(i["gateway_id"], i["answered_by"], i["answered_by_role"], i["zone"]) for i in listed] == [
+        (None, "Kari Pasient", "patient", "red")
+    ]
+
+
+def test_a_relative_answers_only_with_the_right_and_is_recorded_as_answering_on_behalf_of_the_patient(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
+) -> None:
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    reader = grant_proxy(patient, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"])
+    relative = national_sign_in(oidc.api_url, people.relative_nid)
+    base = f"/api/v1/min/patients/{home.patient_id}"
+    assert relative.get(f"{base}/questionnaires").status_code == 403
+    assert _answer(relative, home.patient_id, {"breath": "no", "swelling": "no"}).status_code == 403
+    assert db.execute(
+        "SELECT count(*) FROM questionnaire_responses WHERE patient_id = %s", (home.patient_id,)
+    ).fetchone() == (0,)
+    denied = db.execute(
+        "SELECT a.role, a.outcome, a.proxy_id FROM audit_log a WHERE a.patient_id = %s AND a.resource LIKE %s",
+        (home.patient_id, "%/questionnaires/hf-symptoms/responses"),
+    ).fetchall()
+    assert denied == [("relative", "denied", uuid.UUID(reader["id"]))]
+
+    assert patient.post(f"{base}/proxies/{reader['id']}/revoke", headers=MIN).status_code == 200
+    answerer = grant_proxy(patient, home.patient_id, people.relative_nid, ["answer_questionnaires"])
+    done = _answer(relative, home.patient_id, {"breath": "a-little", "swelling": "yes"})
+    assert done.status_code == 201, done.text
+    assert done.json()["zone"] == "yellow"
+    stored = db.execute(
+        "SELECT c.national_id, r.proxy_id, r.zone FROM questionnaire_responses r "
+        "JOIN citizens c ON c.id = r.answered_by_citizen WHERE r.patient_id = %s",
+        (home.patient_id,),
+    ).fetchall()
+    assert stored == [(people.relative_nid, uuid.UUID(answerer["id"]), "yellow")]
+    assert db.execute(
+        "SELECT severity FROM alarms WHERE patient_id = %s AND rule = 'questionnaire.hf-symptoms.score'",
+        (home.patient_id,),
+    ).fetchone() == ("yellow",)
+    audited = db.execute(
+        "SELECT a.role, a.action, a.outcome, a.proxy_id, c.national_id FROM audit_log a "
+        "JOIN citizens c ON c.id = a.user_id WHERE a.patient_id = %s AND a.outcome = 'ok' AND a.resource LIKE %s",
+        (home.patient_id, "%/questionnaires/hf-symptoms/responses"),
+    ).fetchall()
+    assert audited == [("relative", "answer_questionnaire", "ok", uuid.UUID(answerer["id"]), people.relative_nid)]
+    (entry,) = [e for e in patient.get(f"{base}/access-log").json()["items"] if e["action"] == "answer_questionnaire"]
+    assert (entry["who"], entry["role"], entry["why"]) == ("Ola Pårørende", "relative", "proxy")
+    (shown,) = patient.get(f"{base}/questionnaires").json()["items"]
+    assert shown["answered_today"]["by_relative"] is True

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,14 +15,14 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser.conftest import PageErrors, browser, playwright, screenshot
-from tests.citizen.conftest import MIN, Home, People, national_sign_in
+from tests.citizen.conftest import MIN, Home, People, grant_proxy, national_sign_in
 from tests.citizen.stack import OidcStack
 
 __all__ = ["browser", "playwright"]
 
 pytestmark = pytest.mark.integration
 AXE = Axe()
-PAGES = ["/min/", "/min/plan", "/min/messages", "/min/log", "/min/sharing"]
+PAGES = ["/min/", "/min/plan", "/min/questionnaire", "/min/messages", "/min/log", "/min/sharing"]
 
 
 @pytest.fixture
@@ -127,22 +126,13 @@ def test_relative_with_read_only_proxy_sees_measurements_cannot_write_and_is_ref
     open_context: Any, oidc: OidcStack, people: People, home: Home
 ) -> None:
     owner = national_sign_in(oidc.api_url, people.patient_nid)
-    proxy = owner.post(
-        f"/api/v1/min/patients/{home.patient_id}/proxies",
-        headers=MIN,
-        json={
-            "relative_national_id": people.relative_nid,
-            "relative_name": "Ola Pårørende",
-            "relation": "sønn",
-            "rights": ["read_measurements", "read_plan"],
-            "valid_until": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
-        },
-    ).json()
+    proxy = grant_proxy(owner, home.patient_id, people.relative_nid, ["read_measurements", "read_plan"], days=7)
     relative = open_context()
     provider_login(relative, people.relative_nid)
     relative.goto(f"/min/?p={home.patient_id}")
     expect(relative.locator("#today")).to_contain_text("83,1 kg")
     expect(relative.get_by_role("link", name="Meldinger")).to_be_hidden()
+    expect(relative.get_by_role("link", name="Spørreskjema")).to_be_hidden()
     expect(relative.get_by_role("link", name="Deling og fullmakt")).to_be_hidden()
     relative.goto(f"/min/messages?p={home.patient_id}")
     expect(relative.locator("#no-access")).to_have_text("Fullmakten din gir ikke rett til å skrive meldinger.")
@@ -222,6 +212,60 @@ def test_reservation_against_record_sharing_is_visible_in_the_dashboard(
         httpx.get(f"{oidc.api_url}/min/", timeout=30)
         .headers["content-security-policy"]
         .startswith("default-src 'none'")
+    )
+
+
+def test_patient_answers_the_questionnaire_by_keyboard_and_a_relative_with_the_right_answers_in_english(
+    open_context: Any, oidc: OidcStack, people: People, home: Home
+) -> None:
+    patient = open_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    provider_login(patient, people.patient_nid)
+    patient.get_by_role("link", name="Svar på «Hvordan har du det i dag?»").click()
+    expect(patient.locator("#loading")).to_have_count(0)
+    assert_accessible(patient, "questionnaire (nb)")
+    send = patient.get_by_role("button", name="Send svarene")
+    send.focus()
+    patient.keyboard.press("Enter")
+    expect(patient.get_by_role("alert").first).to_contain_text("Svar på alle spørsmålene")
+    first = patient.get_by_role("radio", name="Nei").first
+    expect(first).to_be_focused()
+    patient.keyboard.press("Space")
+    patient.keyboard.press("ArrowDown")
+    patient.keyboard.press("ArrowDown")
+    expect(patient.get_by_role("radio", name="Mye")).to_be_checked()
+    patient.keyboard.press("Tab")
+    patient.keyboard.press("Space")
+    patient.keyboard.press("ArrowDown")
+    expect(patient.get_by_role("radio", name="Ja")).to_be_checked()
+    patient.keyboard.press("Tab")
+    expect(send).to_be_focused()
+    patient.keyboard.press("Enter")
+    result = patient.locator("[data-result]")
+    expect(result).to_contain_text("Takk! Svarene er sendt til sykepleierne.")
+    expect(result).to_contain_text("Rød sone")
+    expect(result).to_contain_text("Ring sykepleieren nå.")
+    expect(patient.locator(".result-heading")).to_be_focused()
+    assert_no_horizontal_scroll(patient, "questionnaire on a phone")
+    screenshot(patient, "min-questionnaire-nb")
+
+    owner = national_sign_in(oidc.api_url, people.patient_nid)
+    grant_proxy(owner, home.patient_id, people.relative_nid, ["answer_questionnaires"], days=7)
+    relative = open_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    provider_login(relative, people.relative_nid)
+    relative.get_by_role("link", name="English").click()
+    relative.goto(f"/min/questionnaire?p={home.patient_id}")
+    expect(relative.locator("#page-title")).to_have_text(re.compile(r"^Questionnaire for Pasient "))
+    expect(relative.locator("[data-answered]")).to_contain_text("by Kari Pasient")
+    expect(relative.get_by_role("link", name="Messages")).to_be_hidden()
+    relative.get_by_role("radio", name="A little").check()
+    relative.get_by_role("radio", name="No").last.check()
+    relative.get_by_role("button", name="Send the answers").click()
+    expect(relative.locator("[data-result]")).to_contain_text("Green zone: as planned")
+    assert_accessible(relative, "questionnaire (en, relative)")
+    screenshot(relative, "min-questionnaire-en")
+    relative.reload()
+    expect(relative.locator("[data-answered]")).to_contain_text(
+        "by Ola Pårørende, a relative, on behalf of the patient"
     )
 
 

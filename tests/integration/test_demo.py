@@ -43,6 +43,10 @@ def test_demo_sets_up_two_teams_of_patients_with_their_alarms_and_a_second_run_r
         if entry.onset is not None and entry.onset <= -2:
             assert spec.expected_rules <= raised, (entry.scenario, raised)
     ids = [p["patient_id"] for p in patients]
+    enrolled = db.execute(
+        "SELECT count(*) FROM care_episodes WHERE patient_id = ANY(%s::uuid[]) AND status = 'active'", (ids,)
+    ).fetchone()
+    assert enrolled == (len(ids),)  # every demo patient is in an episode of follow-up
     _assert_read_through_devices(db, patients)
     moment = datetime.now(UTC)
     stored = _readings_before(db, ids, moment)

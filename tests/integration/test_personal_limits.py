@@ -65,11 +65,15 @@ def test_personal_limit_moves_after_the_run_in_and_the_alarm_says_so(
             (uuid.uuid4(), patient, gateway.gateway_id, 94.0 if day % 3 else 93.0, now - timedelta(days=day)),
         )
 
-    # Before the recompute the protocol's limit holds: 91 % is under the yellow limit 92 %.
+    # Before the recompute the protocol's limit holds: 91 % is under the yellow limit 92 %, and the repeat confirms.
+    _publish_spo2(gateway, 91.0)
+    wait_for(lambda: _stored_spo2(db, patient, 91.0), what="the first 91 % stored")
+    first = datetime.now(UTC).replace(microsecond=0)
+    wait_for(lambda: datetime.now(UTC).replace(microsecond=0) > first, what="the next second (a later repeat)")
     _publish_spo2(gateway, 91.0)
     severity, limit, nb, _en, details = wait_for(lambda: _alarm(db, patient), what="the protocol-limit alarm")
     assert (severity, limit) == ("yellow", 92.0)
-    assert nb == "Oksygenmetning 91 %, under gul grense 92 %"
+    assert nb.startswith("Oksygenmetning 91 %, under gul grense 92 %")
     assert details["limit_source"] == "protocol"
 
     done = subprocess.run(
@@ -85,8 +89,8 @@ def test_personal_limit_moves_after_the_run_in_and_the_alarm_says_so(
     headers = login(api_url, tenant.nurse, tenant.nurse_password)
     profile = httpx.get(f"{api_url}/api/v1/patients/{patient}/thresholds", headers=headers, timeout=30).json()
     spo2 = next(k for k in profile["kinds"] if k["kind"] == "spo2")
-    assert spo2["yellow_low"] == {"value": 91.0, "source": "personal"}
-    assert spo2["red_low"] == {"value": 90.0, "source": "protocol"}
+    assert spo2["yellow_low"] == {"value": 91.0, "source": "personal", "condition": None}
+    assert spo2["red_low"] == {"value": 90.0, "source": "protocol", "condition": "heart_failure"}
     assert spo2["personal"]["centre"] == 94.0
 
     # After it the limit has moved: the same 91 % is the patient's usual range, back in range ...

@@ -42,7 +42,7 @@ from device_simulators.virtual_home import VirtualHome, home_source
 from edge_agent.agent import Agent
 from edge_agent.config import BleConfig
 from tests.integration.conftest import Gateway, Tenant, login, publish, wait_for
-from vitals import KINDS, DeviceRef, Reading, readings_topic
+from vitals import KINDS, DeviceRef, PlanContent, Reading, readings_topic
 
 pytestmark = pytest.mark.integration
 
@@ -136,11 +136,27 @@ def _api_alarms(api_url: str, tenant: Tenant) -> list[dict[str, Any]]:
 # --- a patient doing well ------------------------------------------------------------------------------------------
 
 
+def _tenant(make_tenant: Any, db: psycopg.Connection[Any], protocol: str) -> Tenant:
+    """A tenant of one patient; the simulated COPD patients live at 92–93 %, so their clinician has set NEWS2
+    SpO2 scale 2 (target 88–92 %) in an active plan (written straight into the table: the rules read it there)."""
+    from tests.integration.api.conftest import a_plan
+
+    tenant: Tenant = make_tenant(protocol=protocol)
+    if protocol == "copd":
+        body = PlanContent.model_validate(a_plan(zones=[], spo2_scale=2))
+        db.execute(
+            "INSERT INTO self_management_plans (patient_id, version, body, status, activated_at) "
+            "VALUES (%s, 1, %s, 'active', now())",
+            (tenant.patients[0], body.model_dump_json()),
+        )
+    return tenant
+
+
 @pytest.mark.parametrize("protocol", ["heart_failure", "copd", "diabetes", "hypertension", "general"])
 def test_stable_patient_raises_no_alarm_over_fourteen_days(
     protocol: str, make_tenant: Any, runner: AgentRunner, db: psycopg.Connection[Any], tmp_path: Path, api_url: str
 ) -> None:
-    tenant: Tenant = make_tenant(protocol=protocol)
+    tenant = _tenant(make_tenant, db, protocol)
     home = Home(runner, tenant.gateways[0], tmp_path, protocol)
     acts = SCENARIOS[f"stable_{protocol}"].generate(SEED, _start(), DAYS)
     first = _play_day_by_day(home, db, acts)
@@ -173,7 +189,7 @@ def test_alarm_scenario_raises_the_alarms_a_clinician_expects(
     name: str, make_tenant: Any, runner: AgentRunner, db: psycopg.Connection[Any], tmp_path: Path, api_url: str
 ) -> None:
     spec = SCENARIOS[name]
-    tenant: Tenant = make_tenant(protocol=spec.protocol)
+    tenant = _tenant(make_tenant, db, spec.protocol)
     home = Home(runner, tenant.gateways[0], tmp_path, spec.protocol)
     first = _play_day_by_day(home, db, spec.generate(SEED, _start(), DAYS))
     assert spec.expected_rules <= set(first) <= spec.allowed_rules
@@ -190,7 +206,7 @@ def test_alarm_severity_follows_the_plan_limits_when_a_whole_backlog_arrives_at_
         ("hypoglycaemia", "threshold.glucose.low", 3.0),
     ):
         spec = SCENARIOS[name]
-        tenant: Tenant = make_tenant(protocol=spec.protocol)
+        tenant = _tenant(make_tenant, db, spec.protocol)
         home = Home(runner, tenant.gateways[0], tmp_path / name, spec.protocol)
         acts = spec.generate(SEED, _start(), DAYS)
         total = len(home.deliver(acts))

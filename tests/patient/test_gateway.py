@@ -1,6 +1,6 @@
 """The patient side of a running edge agent against a private Mosquitto: the plan arrives retained and is kept
 only when good, readings are judged at once also with the broker down, questionnaire answers survive a restart and
-an outage and are then published, and a nurse's receipt is shown."""
+an outage and are then published, and a nurse's receipt is shown, as is the notice that the team answered a message."""
 
 from __future__ import annotations
 
@@ -124,3 +124,13 @@ def test_a_nurses_receipt_is_shown_with_the_local_time(tmp_path: Path, broker: B
         publish(broker.port, receipts_topic(GW), b'{"schema": "varde.receipt/1"}')
         time.sleep(0.3)
         assert gw.state()["receipt"] == shown
+
+        # The team answered a message in Min oppfølging: the page says so (never what), beside the readings receipt.
+        answered = Receipt(id=uuid.uuid4(), event="message_answered", at=at, nb="Svar.", en="Answered.")
+        publish(broker.port, receipts_topic(GW), answered.to_json())
+        notice = wait_for(lambda: gw.state()["message"], what="the message notice")
+        assert notice["nb"] == "Behandlingsteamet svarte på meldingen din kl. 10:42. Les svaret i Min oppfølging."
+        assert notice["en"] == "The care team answered your message at 10:42. Read the answer in My follow-up."
+        assert gw.state()["receipt"] == shown
+    with RunningAgent(gateway_config(tmp_path, "127.0.0.1", broker.port)) as gw:
+        assert (gw.state()["receipt"], gw.state()["message"]) == (shown, notice), "both kept across a restart"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,8 +14,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.edge.edge_fixtures import free_port
 from tests.patient.gateway import RunningAgent, gateway_config, open_page, reading, tab_to
-from tests.patient.plans import wire
-from vitals import Kind, Receipt, plan_topic
+from tests.patient.plans import plan, wire
+from vitals import Kind, Receipt, SelfManagementPlan, plan_topic
+from vitals.plan import ActiveStep
+from vitals.schedules import effective_content
 
 pytestmark = pytest.mark.browser
 OSLO = ZoneInfo("Europe/Oslo")
@@ -114,7 +116,40 @@ def test_a_reminder_sounds_before_the_deadline_and_the_receipt_is_shown(page: Pa
     expect(page.locator("#receipt-text")).to_have_text("Målingene dine ble sett av sykepleier kl. 10:42")
     page.locator('button[data-lang="en"]').click()
     expect(page.locator("#receipt-text")).to_have_text("Your measurements were seen by the nurse at 10:42")
+    answered = Receipt(id=uuid.uuid4(), event="message_answered", at=seen_at, nb="Svar.", en="Answered.")
+    gw.agent.screen.receive_receipt(answered.to_json())
+    expect(page.locator("#message-text")).to_have_text(
+        "The care team answered your message at 10:42. Read the answer in My follow-up."
+    )
     expect(page.locator("#reminders")).to_contain_text("Remember to measure your body weight before 09:00.")
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(page.locator("body")).not_to_have_attribute("data-chimes", "1")  # once per item and day, not per load
+
+
+def test_a_stepped_up_schedule_is_announced_in_plain_words_and_today_follows_it(page: Page, gw: RunningAgent) -> None:
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    step = {
+        "kind": "body_weight",
+        "zone": "yellow",
+        "schedule": [{"kind": "body_weight", "deadline": d, "weekdays": every_day} for d in ("09:00", "20:00")],
+    }
+    base = plan(1, step_ups=[step])
+    today = datetime.now(UTC).astimezone(OSLO).date()
+    active = ActiveStep.model_validate(
+        {"kind": "body_weight", "zone": "yellow", "since": datetime.now(UTC), "until": today + timedelta(days=5),
+         "green_days": 0, "green_days_needed": 3}
+    )  # fmt: skip
+    stepped = SelfManagementPlan.model_validate(
+        {
+            **effective_content(base, [(Kind.BODY_WEIGHT, "yellow")]).model_dump(by_alias=True),
+            "schedule_revision": 1,
+            "active_steps": [active],
+        }
+    )
+    assert gw.agent.screen.plans.receive(plan_topic("gw-test-0001"), stepped.to_json()) == "accepted"
+    notice = page.locator("#schedule-notices .schedule-notice")
+    expect(notice).to_have_text("Mål vekt to ganger daglig de neste 5 dagene.")
+    expect(page.locator('#schedule [data-item$=":measurement:body_weight:2000"]')).to_have_count(1)
+    page.locator('button[data-lang="en"]').click()
+    expect(notice).to_have_text("Measure weight twice a day for the next 5 days.")

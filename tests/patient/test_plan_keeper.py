@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edge_agent.patient.plan_keeper import PlanKeeper
 from edge_agent.plan_store import PlanStore
-from tests.patient.plans import wire
+from tests.patient.plans import plan, wire
 from vitals import plan_topic
 
 TOPIC = plan_topic("gw-test-0001")
@@ -62,3 +62,19 @@ def test_an_unusable_stored_plan_is_reported_not_used(tmp_path: Path) -> None:
     store.save(TOPIC, b'{"schema": "varde.plan/1"}')
     k = PlanKeeper(store)
     assert k.plan is None and k.problem is not None and "stored plan cannot be used" in k.problem
+
+
+def test_a_stepped_up_schedule_of_the_same_version_is_taken_by_its_revision(tmp_path: Path) -> None:
+    def revised(revision: int, deadline: str) -> bytes:
+        base = plan(3)
+        schedule = [e.model_copy(update={"deadline": deadline}) for e in base.schedule]
+        return base.model_copy(update={"schedule_revision": revision, "schedule": schedule}).to_json()
+
+    k = keeper(tmp_path)
+    k.receive(TOPIC, wire(3))
+    assert k.receive(TOPIC, revised(1, "07:00")) == "accepted"
+    assert k.plan is not None and k.plan.schedule_revision == 1 and k.plan.schedule[0].deadline == "07:00"
+    assert k.receive(TOPIC, wire(3)) == "refused"  # the stepped-down schedule is revision 2, never 0 again
+    assert "3 is older than the plan in use (3 (schedule revision 1))" in (k.problem or "")
+    assert k.receive(TOPIC, revised(2, "09:00")) == "accepted"
+    assert k.receive(TOPIC, wire(4)) == "accepted"  # a new plan version is newer whatever its revision

@@ -35,7 +35,8 @@ def _arrays(acts: list[MeasurementAct]) -> ReadingArrays:
 
 def replay(protocol: str, acts: list[MeasurementAct]) -> dict[str, int]:
     """Rule → index of the day (from START) whose act first raised it; implausible acts never reach the rules."""
-    rules = build_patient_rules(np.array([protocol]))
+    # The simulated COPD patients live at 92–93 %: their clinician has set NEWS2 SpO2 scale 2 (target 88–92 %).
+    rules = build_patient_rules(np.array([protocol]), spo2_scale2=[protocol == "copd"])
     first: dict[str, int] = {}
     history: list[MeasurementAct] = []
     for act in acts:

@@ -55,7 +55,18 @@ function showErrors(form, errors, fallback) {
 // --- limits --------------------------------------------------------------------------------------------------
 
 function sourceLabel(limit) {
+  if (limit.source === "protocol" && limit.condition && limit.condition !== "general")
+    return t("source_condition", { condition: t(`condition_${limit.condition}`) });
   return t(`source_${limit.source}`);
+}
+
+/** Which conditions the limits are composed from (the safer limit wins), and the plan's NEWS2 settings. */
+function renderConditions() {
+  const names = (profile.conditions ?? []).map((c) => t(`protocol_${c}`));
+  const parts = [names.length ? t("limits_conditions", { conditions: names.join(", ") }) : t("limits_no_condition")];
+  if (profile.spo2_scale === 2) parts.push(t("plan_spo2_scale_2"));
+  if (profile.on_oxygen) parts.push(t("plan_oxygen"));
+  $("#limits-conditions").textContent = parts.join(" · ");
 }
 
 /** The kinds the patient's protocol follows (and any the patient measures or has own limits for). */
@@ -101,9 +112,14 @@ function renderLimitsTable() {
     ),
   );
   replaceChildren($("#limits-table tbody"), rows);
+  renderConditions();
 }
 
+/** The value a limit inherits: the composed default the API reports, else the primary protocol's. */
 function protocolDefault(kind, name) {
+  const limit = profile.kinds.find((k) => k.kind === kind)?.[name];
+  if (limit && limit.source === "protocol") return limit.value;
+  if (limit && limit.inherited !== undefined) return limit.inherited;
   return protocolLimits[patient.protocol]?.[kind]?.[name] ?? null;
 }
 
@@ -224,7 +240,7 @@ function renderTrends() {
     return h(
       "div",
       { class: "limit-row", "data-trend": trend.setting },
-      h("label", { for: `${id}-mode` }, t(`trend_${trend.setting}`), h("span", { class: `source source-${trend.source}` }, ` ${t(`source_${trend.source}`)}`)),
+      h("label", { for: `${id}-mode` }, t(`trend_${trend.setting}`), h("span", { class: `source source-${trend.source}` }, ` ${sourceLabel(trend)}`)),
       select,
       h("label", { for: id, class: "visually-hidden" }, t(`trend_${trend.setting}`)),
       h("span", { class: "value-with-unit" }, input, h("span", { class: "unit" }, t(`trend_unit_${trend.setting}`))),
@@ -310,6 +326,38 @@ function scheduleRow(item = { kind: "spo2", deadline: "10:00", weekdays: [...WEE
   );
 }
 
+/** A need-driven step-up: when an alarm on `kind` opens at `zone`, measure it at `deadlines` every day (entries of
+ * other kinds in the step are kept as they were), for at least `days` days and until `green_days` green days. */
+function stepRow(step = { kind: "body_weight", zone: "yellow", schedule: [], questionnaires: [], days: 5, green_days: 3 }) {
+  const own = (step.schedule ?? []).filter((e) => e.kind === step.kind);
+  const others = (step.schedule ?? []).filter((e) => e.kind !== step.kind);
+  const asked = step.questionnaires?.[0];
+  const offered = baseVersion?.body.questionnaires ?? [];
+  return h(
+    "div",
+    { class: "plan-row", "data-row": "step_ups", "data-others": JSON.stringify(others) },
+    field(t("step_kind"), kindSelect(step.kind, t("step_kind"))),
+    field(
+      t("step_zone"),
+      h("select", { "data-field": "zone" }, ["yellow", "red"].map((zone) => h("option", { value: zone, selected: zone === step.zone }, t(`zone_${zone}`)))),
+    ),
+    field(t("step_deadlines"), h("input", { "data-field": "deadlines", value: own.map((e) => e.deadline).join(", ") || "09:00, 20:00", required: true })),
+    field(t("step_days"), h("input", { type: "number", min: 1, max: 60, step: 1, "data-field": "days", value: step.days ?? 5 })),
+    field(t("step_green_days"), h("input", { type: "number", min: 1, max: 30, step: 1, "data-field": "green_days", value: step.green_days ?? 3 })),
+    field(
+      t("step_questionnaire"),
+      h(
+        "select",
+        { "data-field": "questionnaire" },
+        h("option", { value: "" }, t("step_questionnaire_none")),
+        offered.map((q) => h("option", { value: q.id, selected: asked?.id === q.id }, lang === "nb" ? q.title_nb : q.title_en)),
+      ),
+    ),
+    field(t("step_questionnaire_deadline"), h("input", { type: "time", "data-field": "questionnaire_deadline", value: asked?.deadline ?? "18:00" })),
+    removeButton(t("remove_step_up")),
+  );
+}
+
 function zoneRow(zone = { kind: "spo2", red_low: null, yellow_low: null, yellow_high: null, red_high: null }) {
   return h(
     "div",
@@ -356,8 +404,13 @@ function fillPlanForm(body) {
   $("#plan-protocol").value = body.protocol;
   $("#plan-diagnosis").value = body.diagnosis ?? "";
   $("#plan-timezone").value = body.timezone ?? "Europe/Oslo";
+  $("#plan-spo2-scale").value = String(body.spo2_scale ?? 1);
+  $("#plan-oxygen").checked = Boolean(body.oxygen);
+  $("#plan-oxygen-flow").value = body.oxygen?.litres_per_minute ?? "";
+  $("#plan-oxygen-flow").disabled = !body.oxygen;
   replaceChildren($("#schedule-rows"), (body.schedule ?? []).map((item) => scheduleRow(item)));
   replaceChildren($("#zone-rows"), (body.zones ?? []).map((zone) => zoneRow(zone)));
+  replaceChildren($("#step-rows"), (body.step_ups ?? []).map((step) => stepRow(step)));
   const general = ZONES.map((zone) => adviceRow(body.advice?.find((a) => a.zone === zone && !a.kind) ?? { zone }, true));
   const specific = (body.advice ?? []).filter((a) => a.kind).map((a) => adviceRow(a, false));
   replaceChildren($("#advice-rows"), general, specific);
@@ -399,6 +452,10 @@ function collectPlan() {
     advice: [],
     contacts: [],
     questionnaires: baseVersion?.body.questionnaires ?? [],
+    step_ups: [],
+    spo2_scale: Number($("#plan-spo2-scale").value),
+    oxygen: $("#plan-oxygen").checked ? { litres_per_minute: numberOrNull($("#plan-oxygen-flow")) } : null,
+    trends: baseVersion?.body.trends ?? [],
   };
   const tag = (row, list, index) => {
     row.dataset.loc = `${list}.${index}`;
@@ -428,6 +485,23 @@ function collectPlan() {
     const advice = { zone: value(row, "zone"), nb: value(row, "nb").trim(), en: value(row, "en").trim() };
     if (!row.dataset.general) advice.kind = value(row, "kind");
     body.advice.push(advice);
+  });
+  $$('[data-row="step_ups"]').forEach((row, i) => {
+    tag(row, "step_ups", i);
+    const kind = value(row, "kind");
+    const deadlines = value(row, "deadlines").split(/[\s,;]+/).filter(Boolean);
+    const questionnaire = value(row, "questionnaire");
+    body.step_ups.push({
+      kind,
+      zone: value(row, "zone"),
+      schedule: [
+        ...deadlines.map((deadline) => ({ kind, deadline, weekdays: [...WEEKDAYS], reminder_minutes_before: 60 })),
+        ...JSON.parse(row.dataset.others || "[]"),
+      ],
+      questionnaires: questionnaire ? [{ id: questionnaire, deadline: value(row, "questionnaire_deadline") }] : [],
+      days: Number(value(row, "days") || 0),
+      green_days: Number(value(row, "green_days") || 0),
+    });
   });
   $$('[data-row="contacts"]').forEach((row, i) => {
     tag(row, "contacts", i);
@@ -541,6 +615,7 @@ function setupPlanForm() {
   const adders = [
     ["#add-schedule", "#schedule-rows", () => scheduleRow()],
     ["#add-zone", "#zone-rows", () => zoneRow()],
+    ["#add-step", "#step-rows", () => stepRow()],
     ["#add-advice", "#advice-rows", () => adviceRow({ zone: "red", kind: "spo2", nb: "", en: "" }, false)],
     ["#add-contact", "#contact-rows", () => contactRow()],
   ];
@@ -583,6 +658,10 @@ async function load() {
   const offered = followedKinds().map((k) => k.kind);
   replaceChildren(select, offered.map((kind, i) => h("option", { value: kind, selected: i === 0 }, kindName(kind))));
   select.addEventListener("change", renderLimitRows);
+  $("#plan-oxygen").addEventListener("change", () => {
+    $("#plan-oxygen-flow").disabled = !$("#plan-oxygen").checked;
+    if ($("#plan-oxygen").checked) $("#plan-oxygen-flow").focus();
+  });
   renderTrends();
   $("#trends-form").addEventListener("submit", saveTrends);
   renderLimitsTable();

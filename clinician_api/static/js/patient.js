@@ -6,6 +6,7 @@ import { trendChart } from "./chart.js";
 import { showNoAccess } from "./glass.js";
 import { formatAge, formatTime, kindName, lang, maybe, patientId, t, withUnit } from "./i18n.js";
 import { planSummary } from "./plan.js";
+import { renderSchedule } from "./schedule.js";
 import { me, signedIn } from "./shell.js";
 
 const RANGES = {
@@ -35,16 +36,17 @@ async function load() {
     $("#loading").textContent = t("error_generic", { detail: error.message });
     return;
   }
-  const [latest, thresholds, plans, alarms, user] = await Promise.all([
+  const [latest, thresholds, plans, schedule, alarms, user] = await Promise.all([
     api(`${base()}/latest`),
     api(`${base()}/thresholds`),
     api(`${base()}/plans`),
+    api(`${base()}/schedule`),
     api("/api/v1/alarms", {
       query: { patient_id: patientId, state: ["open", "acknowledged", "resolved"], lang, limit: 200 },
     }),
     me,
   ]);
-  state = { detail, latest, thresholds, plans, alarms: alarms.items, user };
+  state = { detail, latest, thresholds, plans, schedule, alarms: alarms.items, user };
   render();
   await renderCharts();
 }
@@ -54,13 +56,15 @@ function render() {
   document.title = `${detail.display_name} · Varde`;
   $("#patient-name").textContent = detail.display_name;
   const facts = [
-    t(`protocol_${detail.protocol}`),
+    detail.conditions?.length ? detail.conditions.map((c) => t(`protocol_${c}`)).join(" + ") : t(`protocol_${detail.protocol}`),
     detail.team_name,
     detail.birth_date ? t("born", { date: detail.birth_date }) : null,
     detail.last_measured_at ? t("last_measured", { age: formatAge(detail.last_measured_at) }) : t("never_measured"),
   ].filter(Boolean);
   $("#patient-facts").textContent = facts.join(" · ");
   $("#edit-link").href = `/dashboard/patients/${patientId}/edit`;
+  // Read-only access (consultative, or a hand-over awaiting the caller's team): the server refuses changes.
+  $("#edit-link").hidden = detail.access === "consultative" || detail.access === "handover";
   const grant = user.emergency_access.find((g) => g.patient_id === patientId);
   if (detail.emergency_access) {
     $("#emergency-text").textContent = t("emergency_banner", {
@@ -73,6 +77,7 @@ function render() {
   renderAlarms();
   renderGateways();
   renderPlan();
+  renderSchedule($("#measurement-schedule"), state.schedule);
   $("#loading").hidden = true;
   $("#patient").hidden = false;
 }

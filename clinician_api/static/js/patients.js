@@ -1,4 +1,4 @@
-// The patient list of the chosen team (or all the user's teams), searchable by name.
+// The patient list of the chosen team (or all the user's teams), searchable by name, with each patient's episode.
 import { api } from "./api.js";
 import { $, badge, h, replaceChildren } from "./dom.js";
 import { formatAge, formatTime, t } from "./i18n.js";
@@ -17,8 +17,15 @@ async function load() {
           { scope: "row" },
           h("a", { href: `/dashboard/patients/${p.id}` }, p.display_name),
           p.emergency_access && h("span", { class: "tag tag-escalated" }, t("emergency_tag")),
+          (p.access === "consultative" || p.access === "handover") && h("span", { class: "tag" }, t(`episode_access_tag_${p.access}`)),
         ),
-        h("td", {}, p.team_name),
+        h(
+          "td",
+          {},
+          p.team_name,
+          !p.episode && h("span", { class: "muted" }, ` · ${t("episode_list_none")}`),
+          p.episode?.pending_to_team_name && h("span", { class: "tag" }, t("episode_list_pending", { team: p.episode.pending_to_team_name })),
+        ),
         h("td", {}, t(`protocol_${p.protocol}`)),
         h(
           "td",

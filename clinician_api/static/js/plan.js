@@ -95,6 +95,8 @@ export function planSummary(version) {
       " · ",
       t(`protocol_${body.protocol}`),
       body.diagnosis ? ` · ${body.diagnosis}` : "",
+      body.spo2_scale === 2 ? ` · ${t("plan_spo2_scale_2")}` : "",
+      body.oxygen ? ` · ${t("plan_oxygen_summary", { flow: number(body.oxygen.litres_per_minute, "spo2", lang) })}` : "",
       version.activated_at ? ` · ${t("plan_activated_at", { time: formatTime(version.activated_at) })}` : "",
     ),
     (body.zones || []).length > 0 &&

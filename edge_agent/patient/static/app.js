@@ -38,6 +38,7 @@ const TEXT = {
         : "Ingen internettforbindelse nå. Målingene lagres i boksen og sendes senere.",
     lostBox: "Skjermen har mistet kontakten med boksen. Prøver igjen …",
     call: (name, role) => `${name} (${role})`,
+    measureAgain: "Mål på nytt",
   },
   en: {
     title: "My plan",
@@ -74,6 +75,7 @@ const TEXT = {
         : "No internet connection now. Your measurements are kept in the box and sent later.",
     lostBox: "The screen has lost contact with the box. Trying again …",
     call: (name, role) => `${name} (${role})`,
+    measureAgain: "Please measure again",
   },
 };
 
@@ -164,6 +166,13 @@ function itemName(item) {
   return view.lang === "nb" ? item.name_nb : item.name_en;
 }
 
+function renderScheduleNotices(s) {
+  const notices = s.schedule_notices || [];
+  renderInto("schedule-notices", JSON.stringify(notices), () =>
+    notices.map((n) => el("p", { class: "schedule-notice", "data-kind": n.kind, "data-zone": n.zone }, view.lang === "nb" ? n.nb : n.en)),
+  );
+}
+
 function renderSchedule(s) {
   renderInto("schedule", JSON.stringify(s.schedule), () => {
     if (!s.plan) return [];
@@ -227,9 +236,30 @@ function chime() {
   }
 }
 
+// The cloud asked for a repeat of a reading that was out of line; it goes away when the patient has measured again.
+function renderRepeat(s) {
+  const asks = s.repeat || [];
+  renderInto("repeat", JSON.stringify(asks), () =>
+    asks.map((ask) =>
+      el(
+        "div",
+        { class: "repeat", "data-kind": ask.kind },
+        el("h2", {}, t().measureAgain),
+        el("p", {}, ask[view.lang]),
+      ),
+    ),
+  );
+}
+
 function renderReceipt(s) {
   renderInto("receipt", JSON.stringify(s.receipt), () =>
     s.receipt ? [el("p", { class: "receipt", id: "receipt-text" }, s.receipt[view.lang])] : [],
+  );
+}
+
+function renderMessageNotice(s) {
+  renderInto("message-notice", JSON.stringify(s.message), () =>
+    s.message ? [el("p", { class: "receipt message", id: "message-text" }, s.message[view.lang])] : [],
   );
 }
 
@@ -360,9 +390,12 @@ function render() {
   if (!view.lang) view.lang = storedLang() || s.language || "nb";
   renderStatic();
   renderConnection(s);
+  renderRepeat(s);
   renderReceipt(s);
+  renderMessageNotice(s);
   renderReminders(s);
   renderLatest(s);
+  renderScheduleNotices(s);
   renderSchedule(s);
   renderQuestionnaires(s);
   renderContacts(s);

@@ -112,7 +112,7 @@ def test_acknowledge_assign_note_resolve_write_events_and_notify(
         acked = api.post(f"/api/v1/alarms/{alarm}/acknowledge", headers=headers)
         assert acked.status_code == 200, acked.text
         assert acked.json()["state"] == "acknowledged" and acked.json()["acknowledged_by"]
-        assert {"alarms": [str(alarm)], "source": "api"} in _drain(listener, notes)
+        assert {"alarms": [str(alarm)], "source": "api", "readings": 0} in _drain(listener, notes)
         assert api.post(f"/api/v1/alarms/{alarm}/acknowledge", headers=headers).status_code == 409
 
         assigned = api.post(f"/api/v1/alarms/{alarm}/assign", headers=headers, json={"assignee": "me"}).json()

@@ -42,7 +42,7 @@ def test_a_nan_limit_is_refused_and_the_limit_stays(two_teams: TwoTeams, api: ht
     after = api.get(url, headers=two_teams.a_headers).json()
     assert after == before
     spo2 = next(k for k in after["kinds"] if k["kind"] == "spo2")
-    assert spo2["red_low"] == {"value": 85.0, "source": "override"}
+    assert spo2["red_low"] == {"value": 85.0, "source": "override", "condition": None}
 
 
 def test_nan_in_a_nested_plan_body_is_refused(two_teams: TwoTeams, api: httpx.Client) -> None:

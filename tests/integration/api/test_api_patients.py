@@ -152,8 +152,8 @@ def test_threshold_profile_shows_sources_and_validates_edits(
     url = f"/api/v1/patients/{patient}/thresholds"
     profile = api.get(url, headers=headers).json()
     spo2 = next(k for k in profile["kinds"] if k["kind"] == "spo2")
-    assert spo2["red_low"] == {"value": 84.0, "source": "protocol"}
-    assert spo2["red_high"] == {"value": None, "source": "none"}
+    assert spo2["red_low"] == {"value": 84.0, "source": "protocol", "condition": "copd"}
+    assert spo2["red_high"] == {"value": None, "source": "none", "condition": None}
 
     edited = api.put(
         url,
@@ -162,8 +162,8 @@ def test_threshold_profile_shows_sources_and_validates_edits(
     )
     assert edited.status_code == 200, edited.text
     spo2 = next(k for k in edited.json()["kinds"] if k["kind"] == "spo2")
-    assert spo2["red_low"] == {"value": 86.0, "source": "override"}
-    assert spo2["yellow_low"] == {"value": 90.0, "source": "override"}
+    assert spo2["red_low"] == {"value": 86.0, "source": "override", "condition": None}
+    assert spo2["yellow_low"] == {"value": 90.0, "source": "override", "condition": None}
     row = db.execute(
         "SELECT red_low, yellow_low, yellow_high, red_high, source FROM threshold_overrides WHERE patient_id = %s",
         (patient,),
@@ -172,7 +172,7 @@ def test_threshold_profile_shows_sources_and_validates_edits(
 
     off = api.put(url, headers=headers, json={"limits": {"pulse_rate": {"unit": "/min", "red_low": "off"}}})
     pulse = next(k for k in off.json()["kinds"] if k["kind"] == "pulse_rate")
-    assert pulse["red_low"] == {"value": None, "source": "override"}
+    assert pulse["red_low"] == {"value": None, "source": "override", "condition": None}
 
     disordered = api.put(
         url, headers=headers, json={"limits": {"spo2": {"unit": "%", "red_low": 93, "yellow_low": 90}}}

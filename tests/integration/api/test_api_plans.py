@@ -99,7 +99,7 @@ def test_activated_plan_reaches_the_gateway_retained_and_its_zones_drive_the_rul
     assert overrides == [("spo2", 86.0, 90.0, "plan")]
     profile = api.get(f"/api/v1/patients/{patient}/thresholds", headers=headers).json()
     spo2 = next(k for k in profile["kinds"] if k["kind"] == "spo2")
-    assert spo2["red_low"] == {"value": 86.0, "source": "plan"}
+    assert spo2["red_low"] == {"value": 86.0, "source": "plan", "condition": None}
 
     # 85 % is yellow by the COPD protocol (red below 84) but red by this plan (red below 86).
     assert publish(gateway, readings_topic(gateway.gateway_id), _spo2(gateway.gateway_id, 85.0)) < 128

@@ -335,7 +335,16 @@ def test_fhirclient_reads_the_capability_statement_and_searches_by_identifier(ap
     server.session.headers["Authorization"] = home.headers["Authorization"]
     capability: FcCapabilityStatement = server.capabilityStatement
     types = {r.type for r in capability.rest[0].resource}
-    assert types == {"Patient", "Observation", "DetectedIssue", "CarePlan", "Device", "QuestionnaireResponse", "Group"}
+    assert types == {
+        "Patient",
+        "Observation",
+        "DetectedIssue",
+        "CarePlan",
+        "Device",
+        "QuestionnaireResponse",
+        "EpisodeOfCare",
+        "Group",
+    }
     by_type = {r.type: r for r in capability.rest[0].resource}
     assert by_type["Group"].interaction is None and [o.name for o in by_type["Group"].operation] == ["export"]
     assert {o.name for o in by_type["Patient"].operation} == {"everything", "export"}

@@ -19,7 +19,8 @@ PATIENT_IDS = ["p-hf", "p-copd", "p-general"]
 
 
 def _rules():
-    return build_patient_rules(["heart_failure", "copd", "general"])
+    # The COPD patient's clinician has set NEWS2 SpO2 scale 2 (confirmed hypercapnic failure, target 88–92 %).
+    return build_patient_rules(["heart_failure", "copd", "general"], spo2_scale2=[False, True, False])
 
 
 def _by_rule(candidates: list[AlarmCandidate]) -> dict[tuple[str, str], AlarmCandidate]:
@@ -58,8 +59,8 @@ def test_batch_yields_one_explained_candidate_per_patient_and_rule() -> None:
 
     weight = found[("p-hf", "trend.weight_gain")]
     assert (weight.severity, weight.kind, weight.value, weight.limit) == ("yellow", Kind.BODY_WEIGHT, 84.1, 2.0)
-    assert weight.explanation_nb == "Vekt 84,1 kg, +2,4 kg på 3 dager, grense 2,0 kg"
-    assert weight.explanation_en == "Body weight 84.1 kg, +2.4 kg in 3 days, limit 2.0 kg"
+    assert weight.explanation_nb == "Vekt 84,1 kg, +2,4 kg på 2 dager, grense 2,0 kg på 3 dager"
+    assert weight.explanation_en == "Body weight 84.1 kg, +2.4 kg in 2 days, limit 2.0 kg in 3 days"
     assert weight.window_start == datetime.fromtimestamp(at(1), tz=UTC)
     assert weight.window_end == datetime.fromtimestamp(at(3), tz=UTC)
     assert weight.reading_index == 0
@@ -67,7 +68,10 @@ def test_batch_yields_one_explained_candidate_per_patient_and_rule() -> None:
     spo2 = found[("p-copd", "threshold.spo2.low")]
     assert (spo2.severity, spo2.value, spo2.limit, spo2.count, spo2.reading_index) == ("red", 83.0, 84.0, 2, 2)
     assert spo2.details["limit_name"] == "red_low"
-    assert spo2.explanation_en == "Oxygen saturation 83%, below the red limit 84% (2 readings below the limit)"
+    assert spo2.explanation_en == (
+        "Oxygen saturation 83%, below the red limit 84% (NEWS2 scale 2 target) (2 readings below the limit)"
+    )
+    assert spo2.details["condition"] == "spo2_scale2"
 
     drift = found[("p-copd", "trend.spo2_baseline")]
     assert (drift.severity, drift.value, drift.details["baseline_median"]) == ("needs_review", 88.0, 93.0)
@@ -79,7 +83,7 @@ def test_batch_yields_one_explained_candidate_per_patient_and_rule() -> None:
     assert news2.details["partial"] is True
     assert news2.details["missing"] == ["spo2", "temperature"]
     assert news2.details["sub_scores"] == {"resp_rate": 2, "systolic": 2, "pulse": 1}
-    assert news2.explanation_nb.startswith("NEWS2 5 (gul): respirasjonsfrekvens 23/min (2)")
+    assert news2.explanation_nb.startswith("NEWS2 minst 5 (gul): respirasjonsfrekvens 23/min (2)")
 
 
 def test_single_parameter_news2_is_left_to_the_threshold_rule() -> None:

@@ -29,11 +29,14 @@ def test_signed_numbers_use_a_true_minus_in_bokmaal() -> None:
 
 
 def test_weight_gain_explanation() -> None:
-    assert explain_weight_gain(84.1, 2.4, 3.0, 2.0) == (
-        "Vekt 84,1 kg, +2,4 kg på 3 dager, grense 2,0 kg",
-        "Body weight 84.1 kg, +2.4 kg in 3 days, limit 2.0 kg",
+    assert explain_weight_gain(84.1, 2.4, 2 * 86_400, 2.0, 3.0) == (
+        "Vekt 84,1 kg, +2,4 kg på 2 dager, grense 2,0 kg på 3 dager",
+        "Body weight 84.1 kg, +2.4 kg in 2 days, limit 2.0 kg in 3 days",
     )
-    assert explain_weight_gain(80.0, 1.2, 1.0, 1.0)[0].endswith("+1,2 kg på 1 dag, grense 1,0 kg")
+    assert explain_weight_gain(80.0, 1.2, 86_400, 1.0, 1.0)[0].endswith("+1,2 kg på 1 dag, grense 1,0 kg på 1 dag")
+    assert explain_weight_gain(80.0, 2.5, 10 * 3600, 2.0, 3.0)[1].endswith(
+        "+2.5 kg in 10 hours, limit 2.0 kg in 3 days"
+    )
 
 
 def test_threshold_explanation_with_count() -> None:
@@ -69,10 +72,11 @@ def test_news2_explanation_names_scores_missing_parameters_and_assumptions() -> 
         on_oxygen=True,
     )
     assert nb == (
-        "NEWS2 6 (gul): oksygenmetning skala 2 86 % (2), puls 112/min (2), oksygentilskudd (2). "
+        "NEWS2 minst 6 (gul): oksygenmetning skala 2 86 % (2), puls 112/min (2), oksygentilskudd (2). "
         "Mangler: respirasjonsfrekvens, systolisk blodtrykk, kroppstemperatur. Bevissthet antatt våken."
     )
     assert en == (
-        "NEWS2 6 (yellow): oxygen saturation scale 2 86% (2), pulse rate 112/min (2), supplemental oxygen (2). "
-        "Missing: respiratory rate, systolic blood pressure, body temperature. Consciousness assumed alert."
+        "NEWS2 at least 6 (yellow): oxygen saturation scale 2 86% (2), pulse rate 112/min (2), "
+        "supplemental oxygen (2). Missing: respiratory rate, systolic blood pressure, body temperature. "
+        "Consciousness assumed alert."
     )

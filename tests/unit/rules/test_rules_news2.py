@@ -118,8 +118,10 @@ def test_complete_round_scores_every_parameter() -> None:
     assert result.missing_parameters(0) == []
 
 
-def test_copd_patient_scores_spo2_on_scale2_and_oxygen_adds_two() -> None:
-    rules = build_patient_rules([protocol_code("copd"), protocol_code("copd")], on_oxygen=[False, True])
+def test_scale2_patient_scores_spo2_on_scale2_and_oxygen_adds_two() -> None:
+    rules = build_patient_rules(
+        [protocol_code("copd"), protocol_code("copd")], on_oxygen=[False, True], spo2_scale2=[True, True]
+    )
     batch = _full_round(0, 0, 16, 95, 120, 70, 37.0) + _full_round(1, 0, 16, 95, 120, 70, 37.0)
     result = evaluate_news2(sort_readings(readings([]), readings(batch)), rules.spo2_scale2, rules.on_oxygen)
     assert result.scale2.tolist() == [True, True]

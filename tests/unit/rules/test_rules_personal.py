@@ -15,7 +15,6 @@ from rules_engine.personal import (
     RUN_IN_DAYS,
     WINDOW_DAYS,
     PersonalBaselines,
-    Source,
     compute_baselines,
 )
 from rules_engine.profiles import Limit
@@ -77,21 +76,21 @@ def test_right_after_the_run_in_the_baseline_is_the_run_in_itself() -> None:
         # (yellow_low, yellow_high, red_low, red_high)
         # Very stable SpO2 at 98: the band (the minimum 3 points, BTS) would be tighter than the protocol's 92,
         # and SpO2 only relaxes: the protocol's limits stay.
-        ("heart_failure", Kind.SPO2, 98.0, 0.0, (92.0, math.nan, 90.0, math.nan), Source.PROTOCOL),
+        ("heart_failure", Kind.SPO2, 98.0, 0.0, (92.0, math.nan, 90.0, math.nan), "protocol"),
         # At 94 the band (91) relaxes the protocol's 92; the protocol's red 90 is still looser, so it stays.
-        ("heart_failure", Kind.SPO2, 94.0, 0.0, (91.0, math.nan, 90.0, math.nan), Source.PERSONAL),
+        ("heart_failure", Kind.SPO2, 94.0, 0.0, (91.0, math.nan, 90.0, math.nan), "personal"),
         # A patient who lives at 93 %: personal yellow 90 sits on the protocol's red 90 (at least as loose, kept).
-        ("heart_failure", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 90.0, math.nan), Source.PERSONAL),
+        ("heart_failure", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 90.0, math.nan), "personal"),
         # General protocol (red 92): the usual range reaches into the red, so red becomes the hard floor 85.
-        ("general", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 85.0, math.nan), Source.PERSONAL),
+        ("general", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 85.0, math.nan), "personal"),
         # A wide spread: 3σ wins over the minimum width; systolic only relaxes the protocol's 90.
-        ("heart_failure", Kind.BP_SYSTOLIC, 105.0, 9.0, (80.0, 179.0, 80.0, 219.0), Source.PERSONAL),
-        ("general", Kind.BP_SYSTOLIC, 115.0, 4.0, (95.0, 179.0, 91.0, 219.0), Source.PERSONAL),
+        ("heart_failure", Kind.BP_SYSTOLIC, 105.0, 9.0, (80.0, 179.0, 80.0, 219.0), "personal"),
+        ("general", Kind.BP_SYSTOLIC, 115.0, 4.0, (95.0, 179.0, 91.0, 219.0), "personal"),
         # A patient at 140: the band (120) would be tighter than the protocol's 90, which stays.
-        ("heart_failure", Kind.BP_SYSTOLIC, 140.0, 5.0, (90.0, 179.0, 80.0, 219.0), Source.PROTOCOL),
+        ("heart_failure", Kind.BP_SYSTOLIC, 140.0, 5.0, (90.0, 179.0, 80.0, 219.0), "protocol"),
         # Pulse only relaxes: the protocol's 50/110 stay for a patient at 72; at 95 the high side moves to 120.
-        ("heart_failure", Kind.PULSE_RATE, 72.0, 3.0, (47.0, 110.0, 41.0, 130.0), Source.PERSONAL),
-        ("heart_failure", Kind.PULSE_RATE, 95.0, 4.0, (50.0, 120.0, 41.0, 130.0), Source.PROTOCOL),
+        ("heart_failure", Kind.PULSE_RATE, 72.0, 3.0, (47.0, 110.0, 41.0, 130.0), "personal"),
+        ("heart_failure", Kind.PULSE_RATE, 95.0, 4.0, (50.0, 120.0, 41.0, 130.0), "protocol"),
     ],
 )
 def test_personal_band_min_width_hard_floors_and_red_layering(
@@ -100,29 +99,29 @@ def test_personal_band_min_width_hard_floors_and_red_layering(
     centre: float,
     spread: float,
     expected: tuple[float, float, float, float],
-    yellow_source: Source,
+    yellow_source: str,
 ) -> None:
     rules = build_patient_rules([protocol], personal=_baseline(kind, centre, spread))
     row = rules.limits[0, kind_index(kind)]
     got = (row[Limit.YELLOW_LOW], row[Limit.YELLOW_HIGH], row[Limit.RED_LOW], row[Limit.RED_HIGH])
     np.testing.assert_array_equal(got, expected)
-    assert rules.limit_source[0, kind_index(kind), Limit.YELLOW_LOW] == yellow_source
+    assert rules.limit_origin(0, kind_index(kind), Limit.YELLOW_LOW) == yellow_source
 
 
 def test_before_the_run_in_the_protocol_limits_apply() -> None:
     plain = build_patient_rules(["heart_failure"])
     with_none = build_patient_rules(["heart_failure"], personal=PersonalBaselines.empty())
     np.testing.assert_array_equal(plain.limits, with_none.limits)
-    assert plain.limit_source[0, SPO2, Limit.YELLOW_LOW] == Source.PROTOCOL
+    assert plain.limit_origin(0, SPO2, Limit.YELLOW_LOW) == "protocol"
 
 
 def test_a_hand_set_limit_wins_over_the_personal_one() -> None:
     overrides = LimitOverrides.from_mapping({0: {Kind.SPO2: {"yellow_low": 92.0}}})
     rules = build_patient_rules(["heart_failure"], overrides, personal=_baseline(Kind.SPO2, 97.0, 0.5))
     assert rules.limits[0, SPO2, Limit.YELLOW_LOW] == 92.0
-    assert rules.limit_source[0, SPO2, Limit.YELLOW_LOW] == Source.HAND_SET
+    assert rules.limit_origin(0, SPO2, Limit.YELLOW_LOW) == "override"
     assert rules.limits[0, SPO2, Limit.RED_LOW] == 90.0  # the protocol red, looser than the personal 94
-    assert rules.limit_source[0, SPO2, Limit.RED_LOW] == Source.PROTOCOL
+    assert rules.limit_origin(0, SPO2, Limit.RED_LOW) == "protocol"
 
 
 def test_hard_floor_alarms_red_at_once_even_with_a_low_personal_band() -> None:
@@ -136,7 +135,7 @@ def test_hard_floor_alarms_red_at_once_even_with_a_low_personal_band() -> None:
 
 
 def test_hard_floor_on_spo2_scale_2_is_84() -> None:
-    rules = build_patient_rules(["copd"], personal=_baseline(Kind.SPO2, 88.0, 2.0))
+    rules = build_patient_rules(["copd"], spo2_scale2=[True], personal=_baseline(Kind.SPO2, 88.0, 2.0))
     assert rules.limits[0, SPO2, Limit.RED_LOW] == 84.0
     assert rules.limits[0, SPO2, Limit.YELLOW_LOW] == 84.0
 

@@ -50,9 +50,9 @@ def test_layering_protocol_then_override_per_limit() -> None:
             2: {Kind.SPO2: {"yellow_low": None}, "bp_systolic": {"red_high": 200.0}},
         }
     )
-    rules = build_patient_rules(["copd", "copd", "copd", "general"], overrides)
+    rules = build_patient_rules(["copd", "copd", "copd", "general"], overrides, spo2_scale2=[True, True, True, False])
     spo2, sbp = kind_index(Kind.SPO2), kind_index(Kind.BP_SYSTOLIC)
-    assert rules.limits[0, spo2, :2].tolist() == [84.0, 88.0]  # protocol default
+    assert rules.limits[0, spo2, :2].tolist() == [84.0, 88.0]  # the scale-2 target
     assert rules.limits[1, spo2, :2].tolist() == [85.0, 88.0]  # one limit overridden, the other inherited
     assert rules.limits[2, spo2, 0] == 84.0 and math.isnan(rules.limits[2, spo2, 1])  # removed for this patient
     assert rules.limits[2, sbp, 3] == 200.0
@@ -62,9 +62,9 @@ def test_layering_protocol_then_override_per_limit() -> None:
 
 
 def test_protocol_defaults_are_not_mutated_by_overrides() -> None:
-    before = effective_limits("copd")[Kind.SPO2].as_tuple()
-    build_patient_rules(["copd"], LimitOverrides.from_mapping({0: {Kind.SPO2: {"red_low": 70.0}}}))
-    assert np.array_equal(effective_limits("copd")[Kind.SPO2].as_tuple(), before, equal_nan=True)
+    before = effective_limits("copd", spo2_scale2=True)[Kind.SPO2].as_tuple()
+    build_patient_rules(["copd"], LimitOverrides.from_mapping({0: {Kind.SPO2: {"red_low": 70.0}}}), spo2_scale2=[True])
+    assert np.array_equal(effective_limits("copd", spo2_scale2=True)[Kind.SPO2].as_tuple(), before, equal_nan=True)
     assert before[:2] == (84.0, 88.0)
 
 
@@ -111,7 +111,7 @@ def test_profile_errors_name_the_kind_and_limit(protocol: str, overrides: dict, 
 
 
 def test_profile_error_in_bokmaal() -> None:
-    (error,) = validate_profile("copd", {"spo2": {"yellow_low": 80}})
+    (error,) = validate_profile("copd", {"spo2": {"yellow_low": 80}}, spo2_scale2=True)
     assert error.message_nb == (
         "Oksygenmetning: gul nedre grense 80 er lavere enn rød nedre grense 84; "
         "rekkefølgen må være rød nedre ≤ gul nedre ≤ gul øvre ≤ rød øvre"

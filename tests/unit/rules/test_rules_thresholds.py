@@ -37,7 +37,7 @@ def _one(protocol: Protocol, kind: Kind, value: float) -> tuple[int, int]:
 @pytest.mark.parametrize(
     ("protocol", "kind", "value", "severity", "limit"),
     [
-        # COPD, SpO2 scale 2 target 88–92 %: limits are the last acceptable values.
+        # COPD, BTS 2017 target 88–92 %: limits are the last acceptable values.
         (Protocol.COPD, Kind.SPO2, 88, Severity.NONE, NO_BREACH),
         (Protocol.COPD, Kind.SPO2, 87, Severity.YELLOW, Limit.YELLOW_LOW),
         (Protocol.COPD, Kind.SPO2, 84, Severity.YELLOW, Limit.YELLOW_LOW),
@@ -58,11 +58,11 @@ def _one(protocol: Protocol, kind: Kind, value: float) -> tuple[int, int]:
         (Protocol.DIABETES, Kind.GLUCOSE, 16.7, Severity.YELLOW, Limit.YELLOW_HIGH),
         (Protocol.DIABETES, Kind.GLUCOSE, 16.8, Severity.RED, Limit.RED_HIGH),
         # Hypertension, ESH grades: grade 2 (≥160) yellow, grade 3 (≥180) red.
-        (Protocol.HYPERTENSION, Kind.BP_SYSTOLIC, 159, Severity.NONE, NO_BREACH),
-        (Protocol.HYPERTENSION, Kind.BP_SYSTOLIC, 160, Severity.YELLOW, Limit.YELLOW_HIGH),
-        (Protocol.HYPERTENSION, Kind.BP_SYSTOLIC, 179, Severity.YELLOW, Limit.YELLOW_HIGH),
+        # Hypertension: single home readings keep only the red grade-3 limit; the home mean does the rest.
+        (Protocol.HYPERTENSION, Kind.BP_SYSTOLIC, 160, Severity.NONE, NO_BREACH),
+        (Protocol.HYPERTENSION, Kind.BP_SYSTOLIC, 179, Severity.NONE, NO_BREACH),
         (Protocol.HYPERTENSION, Kind.BP_SYSTOLIC, 180, Severity.RED, Limit.RED_HIGH),
-        (Protocol.HYPERTENSION, Kind.BP_DIASTOLIC, 100, Severity.YELLOW, Limit.YELLOW_HIGH),
+        (Protocol.HYPERTENSION, Kind.BP_DIASTOLIC, 109, Severity.NONE, NO_BREACH),
         (Protocol.HYPERTENSION, Kind.BP_DIASTOLIC, 110, Severity.RED, Limit.RED_HIGH),
         # Heart failure: SBP <90 red, <100 yellow.
         # ESC 2021 symptomatic hypotension < 90 → yellow; the hard floor < 80 → red.
@@ -116,7 +116,7 @@ def test_nan_limit_never_breaches_and_nan_value_is_not_an_alarm() -> None:
 def test_patient_override_replaces_protocol_limit_and_nan_override_removes_it() -> None:
     spo2 = kind_index(Kind.SPO2)
     overrides = LimitOverrides.from_mapping({1: {Kind.SPO2: {"red_low": 85, "yellow_low": None}}})
-    rules = build_patient_rules([protocol_code("copd"), protocol_code("copd")], overrides)
+    rules = build_patient_rules([protocol_code("copd"), protocol_code("copd")], overrides, spo2_scale2=[True, True])
     values = np.array([84.0, 84.0, 86.0, 86.0])
     severity, breached = evaluate_thresholds(np.array([0, 1, 0, 1]), np.full(4, spo2), values, rules.limits)
     assert severity.tolist() == [Severity.YELLOW, Severity.RED, Severity.YELLOW, Severity.NONE]

@@ -66,7 +66,15 @@ async function main() {
         ...reminders.measurements.map((m) =>
           h("li", { class: m.done ? "done" : m.late ? "late" : "" }, m.done ? t("reminder_done", m) : m.late ? t("reminder_late", m) : t("reminder_measure", m)),
         ),
-        ...reminders.questionnaires.map((q) => h("li", {}, t("reminder_questionnaire", q))),
+        ...reminders.questionnaires.map((q) =>
+          h(
+            "li",
+            {},
+            session.may("answer_questionnaires")
+              ? h("a", { href: `/min/questionnaire?p=${session.patient.patient_id}` }, t("reminder_questionnaire", q))
+              : t("reminder_questionnaire", q),
+          ),
+        ),
       ];
       $("#reminders-card").hidden = items.length === 0;
       replaceChildren($("#reminders"), items);

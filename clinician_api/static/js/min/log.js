@@ -5,6 +5,7 @@ import { boot, dateTime, failed, noAccess, roleName, timeOnly } from "./shell.js
 
 function entry(e) {
   const verb = e.action === "read" ? t("verb_read") : t("verb_write");
+  const who = { who: e.who || roleName(e.role), role: roleName(e.role) };
   const lines = [
     h(
       "p",
@@ -12,7 +13,7 @@ function entry(e) {
       h("time", { datetime: e.at }, dateTime.format(new Date(e.at))),
       e.count > 1 ? t("log_times", { n: e.count, first: timeOnly.format(new Date(e.first_at)), last: timeOnly.format(new Date(e.at)) }) : "",
     ),
-    h("p", {}, t("log_line", { who: e.who || roleName(e.role), role: roleName(e.role), verb, what: t(`what_${e.what}`) })),
+    h("p", {}, e.action === "answer_questionnaire" ? t("log_answered", who) : t("log_line", { ...who, verb, what: t(`what_${e.what}`) })),
   ];
   if (e.team) lines.push(h("p", { class: "muted" }, t("log_team", { team: e.team })));
   if (e.outcome === "denied") lines.push(h("p", { class: "log-denied" }, t("log_denied")));

@@ -7,6 +7,7 @@ import { api } from "./mapi.js";
 const NAV_RIGHT = {
   home: "read_measurements",
   plan: "read_plan",
+  questionnaire: "answer_questionnaires",
   messages: "write_messages",
   log: "read_access_log",
   sharing: "own",

@@ -1,0 +1,57 @@
+"""A background thread of the API process that does one piece of work on wake-up: when a PostgreSQL notification
+arrives on its channel, and at least every `poll_seconds` (a notification sent while it was away is not lost). Used
+by the escalation notifier, the repeat-request sender and the plan courier; several API replicas may each run one,
+so the work must claim its rows (`FOR UPDATE SKIP LOCKED`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger("varde.api.background")
+
+
+class ListeningWorker:
+    def __init__(
+        self,
+        name: str,
+        channel: str,
+        database_url: Callable[[], str],
+        work: Callable[[psycopg.Connection[Any]], object],
+        poll_seconds: float = 5.0,
+        *,
+        autocommit: bool = False,
+    ) -> None:
+        self._name, self._channel, self._database_url = name, channel, database_url
+        self._work, self._poll_seconds, self._autocommit = work, poll_seconds, autocommit
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with (
+                    psycopg.connect(self._database_url(), autocommit=self._autocommit) as conn,
+                    psycopg.connect(self._database_url(), autocommit=True) as listen,
+                ):
+                    listen.execute(f"LISTEN {self._channel}")
+                    while not self._stop.is_set():
+                        self._work(conn)
+                        for _ in listen.notifies(timeout=self._poll_seconds, stop_after=1):
+                            pass
+            except (psycopg.Error, RuntimeError) as exc:
+                log.warning("background_db_error worker=%s error=%s", self._name, type(exc).__name__)
+                self._stop.wait(self._poll_seconds)

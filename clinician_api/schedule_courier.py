@@ -1,0 +1,85 @@
+"""The plan courier: publishes a patient's plan again when their schedule in force changed outside a request (a step
+up committed by ingest, a step down by the timed rules), on the retained plan topic of each of their gateways.
+
+`patient_schedules` is its outbox: a row whose `published_revision` lags its `revision` is due. The API process runs
+one `PlanCourier` thread that wakes on `varde_schedules` notifications (within a second of the commit) and every
+POLL_SECONDS, claims due rows with `FOR UPDATE SKIP LOCKED` (several replicas may run), publishes and marks them; a
+broker that cannot take the plan leaves the row due, with the error, for the next round.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from clinician_api.background import ListeningWorker
+from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
+from store.schedules import NOTIFY_CHANNEL, active_plans, wire_plan
+from vitals import plan_topic
+
+log = logging.getLogger("varde.schedules")
+POLL_SECONDS = 5.0
+
+
+def deliver_due(conn: psycopg.Connection[Any], publisher: GatewayPublisher, limit: int = 50) -> int:
+    """Publish every due schedule (one transaction per patient); returns how many were delivered."""
+    delivered = 0
+    while delivered < limit:
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT patient_id, revision FROM patient_schedules WHERE published_revision < revision "
+                "ORDER BY changed_at FOR UPDATE SKIP LOCKED LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return delivered
+            patient_id, revision = row
+            error = _publish(conn, publisher, patient_id)
+            conn.execute(
+                "UPDATE patient_schedules SET published_revision = CASE WHEN %s::text IS NULL THEN %s "
+                "ELSE published_revision END, published_at = CASE WHEN %s::text IS NULL THEN now() ELSE published_at "
+                "END, publish_error = %s WHERE patient_id = %s",
+                (error, revision, error, error, patient_id),
+            )
+        if error is not None:
+            log.warning("schedule_publish_failed revision=%d error=%s", revision, error)
+            return delivered
+        delivered += 1
+        log.info("schedule_published revision=%d", revision)
+    return delivered
+
+
+def _publish(conn: psycopg.Connection[Any], publisher: GatewayPublisher, patient_id: UUID) -> str | None:
+    plan = active_plans(conn, [patient_id]).get(patient_id)
+    if plan is None:
+        return None  # the plan was retired meanwhile: nothing to publish, the retirement cleared the topic
+    payload = wire_plan(conn, plan).to_json()
+    gateways = conn.execute(
+        "SELECT id FROM gateways WHERE patient_id = %s AND enabled ORDER BY id", (patient_id,)
+    ).fetchall()
+    try:
+        for (gateway_id,) in gateways:
+            publisher.publish(plan_topic(gateway_id), payload, retain=True)
+    except GatewayUnavailable as exc:
+        return str(exc)[:500]
+    return None
+
+
+class PlanCourier(ListeningWorker):
+    """The API process's courier thread: wakes on `varde_schedules` and every POLL_SECONDS."""
+
+    def __init__(self, database_url: Callable[[], str], publisher: GatewayPublisher) -> None:
+        super().__init__(
+            "plan-courier",
+            NOTIFY_CHANNEL,
+            database_url,
+            lambda conn: deliver_due(conn, publisher),
+            poll_seconds=POLL_SECONDS,
+            autocommit=True,
+        )
+
+
+__all__ = ["POLL_SECONDS", "PlanCourier", "deliver_due"]

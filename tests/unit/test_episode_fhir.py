@@ -1,0 +1,84 @@
+"""EpisodeOfCare and an episode step's document Bundle: valid FHIR R4B, the responsible team and organisation as
+they were at the step, and stable across rebuilds (a resend is the same Bundle)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.episodeofcare import EpisodeOfCare
+
+from clinician_api import fhir
+from clinician_api.journal import bundles
+
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+PATIENT = bundles.PatientRow(uuid.UUID("11111111-2222-4333-8444-555555555555"), "Kari Nordmann", None, None, True)
+TEAM = uuid.UUID("22222222-3333-4444-8555-666666666666")
+ORG = (uuid.UUID("12121212-3434-4565-8787-909090909090"), "Oslo kommune", "974778874")
+NURSE = (uuid.UUID("99999999-8888-4777-8666-555555555555"), "kari.nurse", "Kari Sykepleier", None, "nurse")
+
+
+def _episode(ended: datetime | None = None, org: bool = True) -> tuple[object, ...]:
+    return (
+        uuid.UUID("33333333-4444-4555-8666-777777777777"),
+        PATIENT.id,
+        "finished" if ended else "active",
+        TEAM,
+        "Responssenter",
+        ORG[0] if org else None,
+        ORG[1] if org else None,
+        "KOLS med hyppige forverringer",
+        ["J44.1"],
+        "copd",
+        T0,
+        ended,
+        NURSE[0],
+        ended or T0,
+        "Stabil" if ended else None,
+    )
+
+
+@pytest.mark.parametrize(("ended", "org"), [(None, True), (T0 + timedelta(days=30), True), (None, False)])
+def test_episode_of_care_is_valid_and_names_team_period_and_organisation(ended: datetime | None, org: bool) -> None:
+    resource = fhir.episode_of_care(_episode(ended, org))
+    EpisodeOfCare.model_validate(resource)
+    assert resource["status"] == ("finished" if ended else "active")
+    assert resource["team"][0]["display"] == "Responssenter"
+    assert resource["patient"] == {"reference": f"Patient/{PATIENT.id}"}
+    assert resource["type"][0]["coding"][0]["code"] == "copd"
+    assert ("managingOrganization" in resource) is org
+    if ended:
+        assert resource["period"]["end"] == ended.isoformat()
+        assert [s["status"] for s in resource["statusHistory"]] == ["active", "finished"]
+    assert "J44.1" in resource["text"]["div"]
+
+
+def test_hand_over_document_is_valid_self_contained_and_stable() -> None:
+    endpoint = uuid.UUID("44444444-5555-4666-8777-888888888888")
+    doc = bundles.EpisodeDocument(
+        event_id=42,
+        kind="handover_accepted",
+        at=T0,
+        endpoint_id=endpoint,
+        episode=_episode(),
+        patient=PATIENT,
+        practitioner=NURSE,
+        organisation=ORG,
+        note=[("Situasjon / Situation", "Stabil <etter> utskrivning"), ("Følg med på / What to watch", "SpO2")],
+    )
+    bundle = bundles.episode_document(doc)
+    Bundle.model_validate(bundle)
+    assert bundle == bundles.episode_document(doc)
+    composition = bundle["entry"][0]["resource"]
+    assert composition["resourceType"] == "Composition" and composition["title"] == "Varde: Overføring akseptert"
+    assert [s["title"] for s in composition["section"]][1:] == ["Situasjon / Situation", "Følg med på / What to watch"]
+    assert "&lt;etter&gt;" in composition["section"][1]["text"]["div"]
+    full_urls = {e["fullUrl"] for e in bundle["entry"]}
+    episode = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "EpisodeOfCare")
+    assert episode["managingOrganization"]["reference"] in full_urls
+    assert episode["careManager"]["reference"] in full_urls
+    other = bundles.episode_document(dataclasses.replace(doc, endpoint_id=uuid.uuid4()))
+    assert other["id"] != bundle["id"]  # one Bundle per record system
