@@ -153,8 +153,10 @@ _GENERAL: dict[Kind, KindLimits] = {
     Kind.BP_SYSTOLIC: KindLimits(red_low=91, yellow_low=101, yellow_high=179, red_high=219),
     # ESH 2023 grade 3 DBP ≥110 → yellow; ≥120 (with SBP >180 the usual "hypertensive emergency" level) → red.
     Kind.BP_DIASTOLIC: KindLimits(yellow_high=109, red_high=119),
-    # Surviving Sepsis Campaign 2021: MAP target ≥65 mmHg.
-    Kind.BP_MEAN: KindLimits(red_low=65),
+    # No home limit on the mean pressure: the Surviving Sepsis Campaign's MAP ≥ 65 mmHg is a vasopressor target in
+    # septic shock, not a home alarm; hypotension at home is judged on systolic pressure (ESC 2021, with the hard
+    # floor of 80 mmHg), which a home cuff's MAP only repeats. Heart-failure patients on full therapy live near 65.
+    Kind.BP_MEAN: KindLimits(),
     Kind.PULSE_RATE: _PULSE,
     Kind.HEART_RATE: _PULSE,
     # NEWS2 scale 1: ≤91:3, 92–93:2; BTS 2017 oxygen guideline target 94–98 %.
