@@ -379,12 +379,27 @@ LimitOrigin = Literal["general", "heart_failure", "copd", "diabetes", "hypertens
 
 class LimitValue(BaseModel):
     value: float | None = Field(description="null: no limit on this side")
-    source: Literal["protocol", "override", "plan", "none"]
+    source: Literal["protocol", "personal", "hard_floor", "override", "plan", "none"] = Field(
+        description="protocol default, personal (after the run-in, from the patient's own baseline), hard_floor "
+        "(absolute red limit), set by hand (override) or by the active plan, or none"
+    )
     condition: LimitOrigin | None = Field(
         default=None,
         description="For a protocol default: the condition it came from (the safer of the patient's conditions), "
         "'general' when no condition sets it, 'spo2_scale2' for the NEWS2 scale 2 target",
     )
+
+
+class PersonalBaseline(BaseModel):
+    """The patient's usual value of a kind, from which the personal limits are drawn (rules_engine.personal)."""
+
+    version: int
+    centre: float = Field(description="Median of the baseline window")
+    spread: float = Field(description="Robust standard deviation (MAD × 1.4826)")
+    n: int = Field(description="Readings in the baseline window")
+    computed_at: datetime
+    window_start: datetime | None
+    window_end: datetime | None
 
 
 class KindProfile(BaseModel):
@@ -394,6 +409,9 @@ class KindProfile(BaseModel):
     yellow_low: LimitValue
     yellow_high: LimitValue
     red_high: LimitValue
+    personal: PersonalBaseline | None = Field(
+        default=None, description="The personal baseline in force; null before the run-in is over"
+    )
 
 
 class TrendValue(BaseModel):

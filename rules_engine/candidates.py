@@ -14,11 +14,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rules_engine.combined import RECENT_DAYS, CombinedResults, evaluate_combined, weight_above_baseline
 from rules_engine.explain import (
     explain_baseline_drift,
+    explain_combined,
     explain_home_blood_pressure,
     explain_news2,
+    explain_personal_threshold,
     explain_threshold,
+    explain_weight_above_baseline,
     explain_weight_gain,
 )
 from rules_engine.kinds_index import KIND_ORDER, round_as_shown
@@ -31,7 +35,7 @@ from rules_engine.news2 import (
     News2Results,
 )
 from rules_engine.news2 import evaluate_news2 as _evaluate_news2
-from rules_engine.profiles import LIMIT_NAMES, LIMIT_SOURCES, Limit, PatientRules
+from rules_engine.profiles import LIMIT_NAMES, LIMIT_SOURCES, SOURCE_PERSONAL, Limit, PatientRules
 from rules_engine.readings import ReadingArrays, sort_readings
 from rules_engine.severity import Severity, SeverityLabel
 from rules_engine.thresholds import ThresholdBreaches, evaluate_thresholds, worst_breaches
@@ -47,8 +51,8 @@ NEWS2_MIN_PARAMETERS = 2
 @dataclass(frozen=True, slots=True)
 class AlarmCandidate:
     """One rule's finding for one patient in one batch. Rule ids: "threshold.<kind>.low|high",
-    "trend.weight_gain", "trend.weight_gain_7d", "trend.spo2_baseline", "trend.pulse_baseline",
-    "bp.home_average", "news2"."""
+    "trend.weight_gain", "trend.weight_gain_7d", "trend.weight_baseline", "trend.spo2_baseline",
+    "trend.pulse_baseline", "bp.home_average", "news2", "combined.heart_failure", "combined.copd"."""
 
     patient_row: int
     patient_id: PatientId | None
@@ -102,8 +106,10 @@ def threshold_candidates(
     patient_ids: Sequence[PatientId] | NDArray[Any] | None = None,
     rules: PatientRules | None = None,
 ) -> list[AlarmCandidate]:
-    """One candidate per breach; with `rules`, `details["condition"]` names where the breached limit came from
-    (a condition, "general", "spo2_scale2" or "override")."""
+    """One candidate per breach. With `rules`, `details["limit_source"]` names the breached limit's origin
+    ("protocol", "personal", "hard_floor", "override"), `details["condition"]` where it came from (a condition,
+    "general", "spo2_scale2", or the origin itself), and a breached personal limit is explained against the
+    patient's usual value with `details["personal"]` carrying the baseline."""
     out = []
     for i in range(len(breaches)):
         kind = KIND_ORDER[int(breaches.kind_idx[i])]
@@ -111,10 +117,22 @@ def threshold_candidates(
         value, limit, count = float(breaches.value[i]), float(breaches.limit[i]), int(breaches.count[i])
         side = "high" if breaches.high[i] else "low"
         row = int(breaches.patient_row[i])
-        source = LIMIT_SOURCES[int(rules.limit_source[row, breaches.kind_idx[i], limit_code])] if rules else None
-        # The text names the condition only where it tells something: several conditions, or the scale-2 target.
-        said = source if source == "spo2_scale2" or (rules is not None and rules.n_conditions[row] > 1) else None
-        nb, en = explain_threshold(kind, value, limit, limit_code, count, said)
+        k = int(breaches.kind_idx[i])
+        extra: dict[str, Any] = {}
+        code = -1
+        if rules is not None and rules.limit_source.shape[0] > row:
+            code = int(rules.limit_source[row, k, limit_code])
+            extra["limit_source"] = rules.limit_origin(row, k, limit_code)
+            extra["condition"] = LIMIT_SOURCES[code]
+        if rules is not None and code == SOURCE_PERSONAL:
+            centre, spread = float(rules.centre[row, k]), float(rules.spread[row, k])
+            nb, en = explain_personal_threshold(kind, value, limit, limit_code, count, centre, spread)
+            extra["personal"] = {"centre": centre, "spread": spread, "version": int(rules.baseline_version[row, k])}
+        else:
+            source = LIMIT_SOURCES[code] if code >= 0 else None
+            # The text names the condition only where it tells something: several conditions, or the scale-2 target.
+            said = source if source == "spo2_scale2" or (rules is not None and rules.n_conditions[row] > 1) else None
+            nb, en = explain_threshold(kind, value, limit, limit_code, count, said)
         out.append(
             AlarmCandidate(
                 patient_row=row,
@@ -130,11 +148,7 @@ def threshold_candidates(
                 explanation_nb=nb,
                 explanation_en=en,
                 reading_index=int(breaches.reading_index[i]),
-                details={
-                    "limit_name": LIMIT_NAMES[limit_code],
-                    "side": side,
-                    **({"condition": source} if source is not None else {}),
-                },
+                details={"limit_name": LIMIT_NAMES[limit_code], "side": side, **extra},
             )
         )
     return out
@@ -148,8 +162,12 @@ def trend_candidates(
     for i in range(len(hits)):
         end_value, start_value = float(hits.end_value[i]), float(hits.start_value[i])
         delta, limit, days = float(hits.delta[i]), float(hits.limit[i]), int(hits.window_s[i]) / DAY_S
+        details: dict[str, Any]
         span_s = int(hits.end_at[i]) - int(hits.start_at[i])
-        if results.kind is Kind.BODY_WEIGHT:
+        if results.rule == "trend.weight_baseline":
+            nb, en = explain_weight_above_baseline(end_value, start_value, delta, limit, days)
+            details = {"personal": {"centre": start_value}, "recent_median": end_value, "recent_days": days}
+        elif results.kind is Kind.BODY_WEIGHT:
             nb, en = explain_weight_gain(end_value, delta, span_s, limit, days)
             details = {"window_min": start_value, "gain": delta, "window_days": days, "span_hours": span_s / 3600}
         else:
@@ -172,6 +190,53 @@ def trend_candidates(
                 explanation_en=en,
                 reading_index=_batch_index(int(hits.reading_index[i])),
                 details={"start_value": start_value, "end_value": end_value, "delta": delta, **details},
+            )
+        )
+    return out
+
+
+def combined_candidates(
+    results: CombinedResults, patient_ids: Sequence[PatientId] | NDArray[Any] | None = None
+) -> list[AlarmCandidate]:
+    """One yellow candidate per patient whose combined score breached; `details["contributions"]` per kind."""
+    hits = results.breaches()
+    out = []
+    for i in range(len(hits)):
+        parts = []
+        contributions: dict[str, dict[str, float]] = {}
+        for j, spec in enumerate(hits.inputs):
+            recent = float(hits.recent[i, j])
+            if np.isnan(recent) or np.isnan(hits.centre[i, j]):
+                continue
+            centre, contribution = float(hits.centre[i, j]), float(hits.contribution[i, j])
+            parts.append((spec.kind, recent, centre, contribution))
+            contributions[spec.kind.value] = {
+                "recent_median": recent,
+                "centre": centre,
+                "spread": float(hits.spread[i, j]),
+                "z": round(float(hits.z[i, j]), 2),
+                "contribution": round(contribution, 2),
+            }
+        score, limit = float(hits.score[i]), float(hits.limit[i])
+        nb, en = explain_combined(results.rule, score, limit, parts, RECENT_DAYS)
+        row = int(hits.patient_row[i])
+        anchor = int(hits.anchor_at[i])
+        out.append(
+            AlarmCandidate(
+                patient_row=row,
+                patient_id=_patient_id(patient_ids, row),
+                rule=results.rule,
+                kind=None,
+                severity=Severity(int(hits.severity[i])).label,
+                value=score,
+                limit=limit,
+                window_start=_at(anchor - int(RECENT_DAYS * DAY_S)),
+                window_end=_at(anchor),
+                count=int(hits.count[i]),
+                explanation_nb=nb,
+                explanation_en=en,
+                reading_index=_batch_index(int(hits.reading_index[i])),
+                details={"score": score, "limit": limit, "recent_days": RECENT_DAYS, "contributions": contributions},
             )
         )
     return out
@@ -230,8 +295,18 @@ def news2_candidates(
     patient_ids: Sequence[PatientId] | NDArray[Any] | None = None,
     *,
     min_parameters: int = NEWS2_MIN_PARAMETERS,
+    personalised: NDArray[np.bool_] | None = None,
 ) -> list[AlarmCandidate]:
-    alarming = np.flatnonzero((results.severity > Severity.NONE) & (results.n_measured >= min_parameters))
+    """NEWS2 candidates. For `personalised` patients (run-in over) only red scores alarm: their yellow-zone
+    deviations are judged against their own baseline by the personal limits and the combined rule, where a
+    moderately raised NEWS2 is often the usual physiology of chronic heart or lung disease."""
+    # The single-parameter trigger (a sub-score of 3) is each kind's own red or yellow threshold already (the
+    # protocols' limits are NEWS2's 3-bands): only the aggregate raises a NEWS2 alarm, never a duplicate.
+    aggregate = results.score >= YELLOW_AGGREGATE
+    alarming_mask = (results.severity > Severity.NONE) & (results.n_measured >= min_parameters) & aggregate
+    if personalised is not None and len(personalised):
+        alarming_mask &= ~personalised[results.patient_row] | (results.severity >= Severity.RED)
+    alarming = np.flatnonzero(alarming_mask)
     out = []
     for i in alarming:
         measured = [p for p in News2Parameter if results.sub_scores[i, p] >= 0]
@@ -239,7 +314,7 @@ def news2_candidates(
         values = {p: KINDS[PARAMETER_KINDS[p][0]].rounded(float(results.values[i, p])) for p in measured}
         subs = {p: int(results.sub_scores[i, p]) for p in measured}
         score, severity = int(results.score[i]), Severity(int(results.severity[i]))
-        trigger = "aggregate" if score >= YELLOW_AGGREGATE else "single_parameter"
+        trigger = "aggregate"
         nb, en = explain_news2(
             score,
             severity,
@@ -251,7 +326,7 @@ def news2_candidates(
         )
         decisive = max(measured, key=lambda p: (subs[p], int(results.measured_at[i, p])))
         row = int(results.patient_row[i])
-        limit = RED_AGGREGATE if severity is Severity.RED else YELLOW_AGGREGATE if trigger == "aggregate" else 3
+        limit = RED_AGGREGATE if severity is Severity.RED else YELLOW_AGGREGATE
         out.append(
             AlarmCandidate(
                 patient_row=row,
@@ -304,13 +379,16 @@ def evaluate_batch(
     sorted_readings = sort_readings(history if history is not None else ReadingArrays.empty(), batch)
     # Trends judge the values as shown (one rounding per kind), as thresholds and NEWS2 do.
     readings = replace(sorted_readings, value=round_as_shown(sorted_readings.value, sorted_readings.kind_idx))
-    trends = evaluate_trends(readings, rules.trends)
+    trends = [*evaluate_trends(readings, rules.trends), weight_above_baseline(readings, rules)]
     home_bp = home_blood_pressure(readings, rules.trends)
     scores = _evaluate_news2(readings, rules.spo2_scale2, rules.on_oxygen, window_s=news2_window_s) if news2 else None
+    combined = evaluate_combined(readings, rules)
     candidates = threshold_candidates(breaches, patient_ids, rules)
     for result in trends:
         candidates.extend(trend_candidates(result, patient_ids))
     candidates.extend(home_blood_pressure_candidates(home_bp, patient_ids))
+    for combined_result in combined:
+        candidates.extend(combined_candidates(combined_result, patient_ids))
     if scores is not None:
-        candidates.extend(news2_candidates(scores, patient_ids))
+        candidates.extend(news2_candidates(scores, patient_ids, personalised=rules.personalised))
     return BatchEvaluation(severity, breached, candidates, breaches, trends, scores, home_bp)

@@ -9,12 +9,13 @@ the offline replay (`rules_engine.replay`: inputs from a protocol or plan, histo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rules_engine.candidates import BatchEvaluation, evaluate_batch
+from rules_engine.personal import PersonalBaselines
 from rules_engine.profiles import LimitOverrides, PatientRules, TrendOverrides, build_patient_rules, condition_matrix
 from rules_engine.readings import ReadingArrays
 from vitals import Kind
@@ -50,6 +51,9 @@ class RuleInputs:
     """The clinician's NEWS2 SpO2 scale 2 per row, from the active plan (empty: scale 1 for every row)."""
     on_oxygen: tuple[bool, ...] = ()
     """Home oxygen per row, from the active plan (empty: air for every row)."""
+    personal: PersonalBaselines = field(default_factory=PersonalBaselines.empty)
+    """Personal baselines in force (`rules_engine.personal`), one row per (patient row, kind) after the run-in; the
+    ingest path loads the stored versions, the replay recomputes them at each day boundary."""
 
     def __len__(self) -> int:
         return len(self.protocols)
@@ -66,10 +70,12 @@ class RuleInputs:
             conditions=tuple(self.conditions[r] for r in picked) if self.conditions else (),
             spo2_scale2=tuple(self.spo2_scale2[r] for r in picked) if self.spo2_scale2 else (),
             on_oxygen=tuple(self.on_oxygen[r] for r in picked) if self.on_oxygen else (),
+            personal=self.personal.take(rows),
         )
 
     def patient_rules(self) -> PatientRules:
-        """The dense per-patient tables the rules index (protocol defaults layered with the overrides)."""
+        """The dense per-patient tables the rules index: conditions composed, personal limits after the run-in,
+        hand-set overrides last."""
         return build_patient_rules(
             np.array(self.protocols, dtype=np.str_),
             self.limit_overrides,
@@ -77,6 +83,7 @@ class RuleInputs:
             conditions=condition_matrix(self.conditions) if self.conditions else None,
             spo2_scale2=self.spo2_scale2 or None,
             on_oxygen=self.on_oxygen or None,
+            personal=self.personal,
         )
 
 

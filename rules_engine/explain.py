@@ -122,6 +122,105 @@ def explain_threshold(
     return nb, en
 
 
+def explain_personal_threshold(
+    kind: Kind, value: float, limit: float, breached: Limit, count: int, centre: float, spread: float
+) -> Texts:
+    """E.g. "Oksygenmetning 91 %, under pasientens vanlige 95 % ± 1,2 (personlig gul grense 92 %)"."""
+    info = KINDS[kind]
+    low = breached in (Limit.RED_LOW, Limit.YELLOW_LOW)
+    texts: list[str] = []
+    for lang, name, side, usual, own, word, many in (
+        (
+            "nb",
+            info.name_nb,
+            "under" if low else "over",
+            "pasientens vanlige",
+            "personlig gul grense",
+            "målinger",
+            "grensen",
+        ),
+        (
+            "en",
+            info.name_en,
+            "below" if low else "above",
+            "the patient's usual",
+            "personal yellow limit",
+            "readings",
+            "the limit",
+        ),
+    ):
+        text = (
+            f"{name} {format_value(value, kind, lang)}, {side} {usual} "
+            f"{with_unit(format_change(centre, info.decimals, lang), kind, lang)} ± "
+            f"{format_number(spread, info.decimals + 1, lang)} ({own} {format_value(limit, kind, lang)})"
+        )
+        if count > 1:
+            text += f" ({count} {word} {side} {many})"
+        texts.append(text)
+    return texts[0], texts[1]
+
+
+def explain_weight_above_baseline(recent: float, centre: float, delta: float, limit: float, days: float) -> Texts:
+    """E.g. "Vekt 84,3 kg (median siste 3 dager), +2,4 kg over pasientens vanlige 81,9 kg, grense 2,0 kg"."""
+    kind = Kind.BODY_WEIGHT
+    info = KINDS[kind]
+    texts: list[str] = []
+    for lang, name, median_of, above, usual, limit_word in (
+        ("nb", info.name_nb, "median siste", "over", "pasientens vanlige", "grense"),
+        ("en", info.name_en, "median of the last", "above", "the patient's usual", "limit"),
+    ):
+        texts.append(
+            f"{name} {with_unit(format_change(recent, info.decimals, lang), kind, lang)} ({median_of} "
+            f"{_days(days, lang)}), {with_unit(format_change(delta, info.decimals, lang, sign=True), kind, lang)} "
+            f"{above} {usual} {with_unit(format_change(centre, info.decimals, lang), kind, lang)}, {limit_word} "
+            f"{format_value(limit, kind, lang)}"
+        )
+    return texts[0], texts[1]
+
+
+def explain_combined(
+    rule: str,
+    score: float,
+    limit: float,
+    parts: list[tuple[Kind, float, float, float]],
+    recent_days: float,
+) -> Texts:
+    """E.g. "Samlet forverring ved hjertesvikt: poengsum 6,8, grense 4,0 — vekt +1,6 kg fra vanlig 82,0 kg (3,0),
+    puls +7/min fra vanlig 68/min (1,8) …; median siste 3 dager mot pasientens vanlige verdier".
+
+    `parts` holds (kind, recent median, personal centre, contribution) per input with a recent reading."""
+    condition_nb, condition_en = _COMBINED_NAMES[rule]
+    texts: list[str] = []
+    for lang in ("nb", "en"):
+        items = []
+        for kind, recent, centre, contribution in parts:
+            info = KINDS[kind]
+            name = _lower_first(info.name_nb if lang == "nb" else info.name_en)
+            change = _change_unit(format_change(recent - centre, info.decimals, lang, sign=True), kind, lang)
+            usual = with_unit(format_change(centre, info.decimals, lang), kind, lang)
+            word = "fra vanlig" if lang == "nb" else "from usual"
+            items.append(f"{name} {change} {word} {usual} ({format_number(contribution, 1, lang)})")
+        if lang == "nb":
+            texts.append(
+                f"Samlet forverring ved {condition_nb}: poengsum {format_number(score, 1, lang)}, grense "
+                f"{format_number(limit, 1, lang)} – {', '.join(items)}; median siste {_days(recent_days, lang)} mot "
+                "pasientens vanlige verdier"
+            )
+        else:
+            texts.append(
+                f"Combined deterioration in {condition_en}: score {format_number(score, 1, lang)}, limit "
+                f"{format_number(limit, 1, lang)} – {', '.join(items)}; median of the last {_days(recent_days, lang)} "
+                "against the patient's usual values"
+            )
+    return texts[0], texts[1]
+
+
+_COMBINED_NAMES: Mapping[str, tuple[str, str]] = {
+    "combined.heart_failure": ("hjertesvikt", "heart failure"),
+    "combined.copd": ("kols", "COPD"),
+}
+
+
 def explain_weight_gain(end_value: float, delta: float, span_s: float, limit: float, window_days: float) -> Texts:
     """E.g. "Vekt 84,1 kg, +2,4 kg på 2 dager, grense 2,0 kg på 3 dager": the gain over the time it really took
     (lowest weight of the window to the latest), then the plan's limit and window."""

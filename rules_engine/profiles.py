@@ -17,14 +17,18 @@ this patient. No row means "inherit". `PatientRules.limit_source` says where eac
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rules_engine.kinds_index import KIND_ORDER, kind_index
 from vitals import Kind
+
+if TYPE_CHECKING:
+    from rules_engine.personal import PersonalBaselines
 
 NAN = float("nan")
 
@@ -149,8 +153,10 @@ _GENERAL: dict[Kind, KindLimits] = {
     Kind.BP_SYSTOLIC: KindLimits(red_low=91, yellow_low=101, yellow_high=179, red_high=219),
     # ESH 2023 grade 3 DBP ≥110 → yellow; ≥120 (with SBP >180 the usual "hypertensive emergency" level) → red.
     Kind.BP_DIASTOLIC: KindLimits(yellow_high=109, red_high=119),
-    # Surviving Sepsis Campaign 2021: MAP target ≥65 mmHg.
-    Kind.BP_MEAN: KindLimits(red_low=65),
+    # No home limit on the mean pressure: the Surviving Sepsis Campaign's MAP ≥ 65 mmHg is a vasopressor target in
+    # septic shock, not a home alarm; hypotension at home is judged on systolic pressure (ESC 2021, with the hard
+    # floor of 80 mmHg), which a home cuff's MAP only repeats. Heart-failure patients on full therapy live near 65.
+    Kind.BP_MEAN: KindLimits(),
     Kind.PULSE_RATE: _PULSE,
     Kind.HEART_RATE: _PULSE,
     # NEWS2 scale 1: ≤91:3, 92–93:2; BTS 2017 oxygen guideline target 94–98 %.
@@ -171,9 +177,14 @@ PROTOCOLS: Mapping[Protocol, ProtocolDefaults] = {
         Protocol.HEART_FAILURE,
         {
             **_GENERAL,
-            # ESC 2021 heart-failure guideline: symptomatic hypotension SBP <90 mmHg; SBP <100 mmHg is the
-            # caution level for starting or up-titrating ARNI/ACE-I.
-            Kind.BP_SYSTOLIC: KindLimits(red_low=90, yellow_low=100, yellow_high=179, red_high=219),
+            # ESC 2021 heart-failure guideline: symptomatic hypotension SBP <90 mmHg → yellow; < 80 mmHg is the
+            # red hard floor (rules_engine.personal). SBP <100 mmHg, ESC's caution level for up-titrating
+            # ARNI/ACE-I, is a prescribing check, not an alarm: patients on full therapy often live there.
+            Kind.BP_SYSTOLIC: KindLimits(red_low=80, yellow_low=90, yellow_high=179, red_high=219),
+            # ESC 2021 (acute heart failure): oxygen is recommended below SpO2 90 % → red; NEWS2 scores ≤ 91 % as 3
+            # → yellow. The BTS 94–98 % target is for acutely ill patients given oxygen, and many stable
+            # heart-failure patients live at 92–94 % at home.
+            Kind.SPO2: KindLimits(red_low=90, yellow_low=92),
             # ESC 2021 / HFA practical guidance: heart rate <50/min on beta-blocker → review the dose.
             Kind.PULSE_RATE: KindLimits(red_low=41, yellow_low=50, yellow_high=110, red_high=130),
             Kind.HEART_RATE: KindLimits(red_low=41, yellow_low=50, yellow_high=110, red_high=130),
@@ -285,9 +296,20 @@ TREND_HIGHER_IS_SAFER: NDArray[np.bool_] = np.array(
 
 SOURCE_SCALE2 = len(PROTOCOL_ORDER)
 SOURCE_OVERRIDE = SOURCE_SCALE2 + 1
-LIMIT_SOURCES: tuple[str, ...] = (*(p.value for p in PROTOCOL_ORDER), "spo2_scale2", "override")
+SOURCE_PERSONAL = SOURCE_SCALE2 + 2
+SOURCE_HARD_FLOOR = SOURCE_SCALE2 + 3
+SOURCE_NONE = SOURCE_SCALE2 + 4
+LIMIT_SOURCES: tuple[str, ...] = (
+    *(p.value for p in PROTOCOL_ORDER),
+    "spo2_scale2",
+    "override",
+    "personal",
+    "hard_floor",
+    "none",
+)
 """Names of `PatientRules.limit_source` codes: a protocol code (0 "general": no condition sets it), the scale-2
-target, or the patient's own override."""
+target, the patient's own override, the personal limit after the run-in (`rules_engine.personal`), the absolute
+red hard floor, or none (the personal layer removed a red limit that no floor replaces)."""
 
 
 def compose(
@@ -404,6 +426,34 @@ class PatientRules:
     def limit_source_name(self, row: int, kind_idx: int, limit: int) -> str:
         return LIMIT_SOURCES[int(self.limit_source[row, kind_idx, limit])]
 
+    centre: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    """(n_patients, N_KINDS): the personal baseline's centre (median), NaN before the run-in is over."""
+    spread: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    """(n_patients, N_KINDS): the personal baseline's robust σ (MAD × 1.4826), NaN before the run-in."""
+    baseline_version: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    """(n_patients, N_KINDS): stored version of the personal baseline, −1 where none."""
+    protocol: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Primary protocol code per patient row."""
+    conditions: NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.bool_))
+    """(n_patients, n_protocols): every condition of each patient, the primary included (selects the combined
+    deterioration rules)."""
+    weight_baseline_kg: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    """After the run-in: alarm when the recent weight is more than this above the personal baseline (the
+    patient's `weight_gain_kg`); NaN where the rule is off."""
+
+    def limit_origin(self, row: int, kind_idx: int, limit: int) -> str:
+        """ "protocol" for a condition's default (the scale-2 target included), else the `LIMIT_SOURCES` name."""
+        code = int(self.limit_source[row, kind_idx, limit])
+        return "protocol" if code <= SOURCE_SCALE2 else LIMIT_SOURCES[code]
+
+    @property
+    def personalised(self) -> NDArray[np.bool_]:
+        """Patients with a personal baseline of SpO2 or pulse: their run-in is over."""
+        if not len(self.centre):
+            return np.zeros(self.n_patients, dtype=np.bool_)
+        columns = [KIND_ORDER.index(Kind.SPO2), KIND_ORDER.index(Kind.PULSE_RATE)]
+        return np.asarray(~np.isnan(self.centre[:, columns]).all(axis=1), dtype=np.bool_)
+
     @property
     def n_patients(self) -> int:
         return int(self.limits.shape[0])
@@ -417,13 +467,18 @@ def build_patient_rules(
     spo2_scale2: ArrayLike | None = None,
     on_oxygen: ArrayLike | None = None,
     conditions: ArrayLike | None = None,
+    personal: PersonalBaselines | None = None,
 ) -> PatientRules:
-    """Compose the patients' conditions, then layer the scale-2 SpO2 target and overrides into dense tables.
+    """Compose the patients' conditions, then layer the scale-2 SpO2 target, personal limits (after the run-in)
+    and hand-set overrides into dense tables (a hand-set override always wins; red hard floors are absolute).
 
     `protocols` holds one protocol code (see `protocol_code`) or protocol name per patient row: the patient's
     primary condition. `conditions` (n_patients, n_protocols) bool, see `condition_matrix`, adds the others.
     `spo2_scale2` (the clinician's NEWS2 SpO2 scale 2, from the plan) and `on_oxygen` default to scale 1 on air.
+    `personal` holds the patients' personal baselines (`rules_engine.personal`).
     """
+    from rules_engine.personal import PersonalBaselines, apply_personal
+
     raw = np.asarray(protocols)
     if raw.dtype.kind in "US":
         distinct, inverse = np.unique(raw, return_inverse=True)
@@ -450,15 +505,48 @@ def build_patient_rules(
     target = np.array(SPO2_SCALE2_TARGET.as_tuple()[: Limit.YELLOW_LOW + 1])
     limits[scale2, spo2, : Limit.YELLOW_LOW + 1] = target
     limit_source[scale2, spo2, : Limit.YELLOW_LOW + 1] = SOURCE_SCALE2
+    personal = personal if personal is not None else PersonalBaselines.empty()
+    apply_personal(limits, limit_source, personal, scale2)
     if limit_overrides is not None:
         at = (limit_overrides.patient_row, limit_overrides.kind_idx, limit_overrides.limit)
         limits[at] = limit_overrides.value
         limit_source[at] = SOURCE_OVERRIDE
+    centre, spread, version = personal.dense(len(codes))
+    # After the run-in the personal limits replace the baseline-drift rules, and the weight rules (3-day and weekly
+    # gain) are one rule measured from the personal baseline instead of the window's minimum: the baseline lags a
+    # week, so a slow weekly gain shows against it too. A hand-set trend setting keeps its rule as it is.
+    hand_set = np.zeros(trends.shape, dtype=np.bool_)
     if trend_overrides is not None:
         trends[trend_overrides.patient_row, trend_overrides.setting] = trend_overrides.value
         trend_source[trend_overrides.patient_row, trend_overrides.setting] = SOURCE_OVERRIDE
+        hand_set[trend_overrides.patient_row, trend_overrides.setting] = True
+    weight_baseline = trends[:, TrendSetting.WEIGHT_GAIN_KG].copy()
+    has_weight = ~np.isnan(centre[:, KIND_ORDER.index(Kind.BODY_WEIGHT)])
+    weight_baseline[~has_weight] = NAN
+    for setting, kind in (
+        (TrendSetting.WEIGHT_GAIN_KG, Kind.BODY_WEIGHT),
+        (TrendSetting.WEIGHT_WEEK_GAIN_KG, Kind.BODY_WEIGHT),
+        (TrendSetting.SPO2_DROP, Kind.SPO2),
+        (TrendSetting.PULSE_DRIFT, Kind.PULSE_RATE),
+    ):
+        replaced = ~np.isnan(centre[:, KIND_ORDER.index(kind)]) & ~hand_set[:, setting]
+        trends[replaced, setting] = NAN
     n_conditions = has[:, 1:].sum(axis=1).astype(np.int64)
-    return PatientRules(limits, trends, scale2, oxygen, limit_source, trend_source, n_conditions)
+    return PatientRules(
+        limits,
+        trends,
+        scale2,
+        oxygen,
+        limit_source,
+        trend_source,
+        n_conditions,
+        centre,
+        spread,
+        version,
+        codes,
+        has,
+        weight_baseline,
+    )
 
 
 def patient_rules_of(
@@ -468,14 +556,17 @@ def patient_rules_of(
     conditions: Sequence[Protocol | str] = (),
     spo2_scale2: bool = False,
     trend_overrides: Mapping[str, float | None] | None = None,
+    personal: PersonalBaselines | None = None,
 ) -> PatientRules:
-    """One patient's rules after composing and layering (for the API, the validation and the editor)."""
+    """One patient's rules after composing and layering (for the API, the validation and the editor); `personal`
+    holds that patient's baselines as patient row 0."""
     return build_patient_rules(
         [protocol_code(protocol)],
         LimitOverrides.from_mapping({0: overrides or {}}),
         TrendOverrides.from_mapping({0: trend_overrides}) if trend_overrides else None,
         conditions=condition_matrix([conditions]),
         spo2_scale2=[spo2_scale2],
+        personal=personal,
     )
 
 

@@ -12,13 +12,17 @@ alarm `resolve_after_s` after it was raised, after which the rule can raise agai
 repeat (`awaits_repeat`) opens no alarm at once: the next reading of its kind within `repeat_timeout_s` is taken as
 the repeat (it confirms when it breaches the same side, else clears); with no reading in time the alarm opens at
 the timeout — "no repeat came". Missed-measurement alarms come from a plan's schedule (`missed_candidates`).
+
+Personal limits: as the scheduler recomputes them daily in production, the replay recomputes every patient's
+personal baselines at each UTC midnight from the readings before it (`rules_engine.personal.compute_baselines`, the
+function the scheduler calls); a batch is evaluated with the baselines of the midnight before its earliest reading.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -28,6 +32,7 @@ from numpy.typing import NDArray
 
 from rules_engine.evaluation import HISTORY_DAYS, HISTORY_KINDS, HISTORY_PER_KIND, RuleInputs, evaluate_patients
 from rules_engine.kinds_index import KIND_INDEX, N_KINDS
+from rules_engine.personal import BASELINE_KINDS, LAG_DAYS, WINDOW_DAYS, PersonalBaselines, compute_baselines
 from rules_engine.profiles import Limit, LimitOverrides, TrendOverrides, limit_column, trend_column
 from rules_engine.readings import FloatArray, IntArray, ReadingArrays
 from rules_engine.repeats import DEFAULT_TIMEOUT_MINUTES, awaits_repeat
@@ -280,6 +285,8 @@ def replay(
         np.cumsum(weight), np.arange(_CALL_READINGS, int(weight.sum()) + _CALL_READINGS, _CALL_READINGS)
     )
     bounds = np.unique(np.concatenate([[0], np.minimum(cut + 1, n_batches), [n_batches]]))
+    day_of_batch = earliest // DAY_S
+    daily = _DailyBaselines.of(readings, np.unique(day_of_batch))
 
     for b0, b1 in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         _evaluate_call(
@@ -294,12 +301,57 @@ def replay(
             severity,
             breached,
             candidates,
+            daily.of_batches(patient_of_batch[b0:b1], day_of_batch[b0:b1]),
         )
 
     if schedule is not None:
         candidates.extend(missed_candidates(readings, schedule, srt))
     alarms, outcomes = raise_alarms(candidates, readings, settings, severity=severity, breached=breached, srt=srt)
     return ReplayResult(alarms, candidates, n, n_batches, time.perf_counter() - started, outcomes)
+
+
+@dataclass(frozen=True, slots=True)
+class _DailyBaselines:
+    """Every patient's personal baselines as recomputed at each UTC midnight, keyed by (day, patient row)."""
+
+    key: IntArray
+    """day × n_patients + patient row of each baseline row, ascending."""
+    rows: PersonalBaselines
+    n_patients: int
+
+    @classmethod
+    def of(cls, r: ReplayReadings, days: IntArray) -> _DailyBaselines:
+        """Baselines at the midnights starting `days` (days since the epoch), from the readings before each."""
+        n_patients = len(r.patient_ids)
+        wanted = np.isin(r.kind_idx, [KIND_INDEX[k] for k in BASELINE_KINDS])
+        # The start of follow-up: each patient's first reading of a baseline kind (as the scheduler takes it).
+        since = np.full(n_patients, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(since, r.patient_row[wanted], r.measured_at[wanted])
+        by_time = np.flatnonzero(wanted)[np.argsort(r.measured_at[wanted], kind="stable")]
+        times = r.measured_at[by_time]
+        reach_s = round((WINDOW_DAYS + LAG_DAYS) * DAY_S)
+        keys: list[IntArray] = []
+        found: list[PersonalBaselines] = []
+        for day in days.tolist():
+            at = day * DAY_S
+            pick = by_time[np.searchsorted(times, at - reach_s) : np.searchsorted(times, at)]
+            if len(pick) == 0:
+                continue
+            window = ReadingArrays.of(r.patient_row[pick], r.kind_idx[pick], r.measured_at[pick], r.value[pick])
+            baselines = compute_baselines(window, at, since)
+            keys.append(day * n_patients + baselines.patient_row)
+            found.append(baselines)
+        if not found:
+            return cls(np.zeros(0, dtype=np.int64), PersonalBaselines.empty(), n_patients)
+        return cls(np.concatenate(keys), PersonalBaselines.concat(found), n_patients)
+
+    def of_batches(self, patients: IntArray, days: IntArray) -> PersonalBaselines:
+        """The baselines in force for each batch (patient `patients[i]` on day `days[i]`), on row i."""
+        wanted = days * self.n_patients + patients
+        lo = np.searchsorted(self.key, wanted, side="left")
+        hi = np.searchsorted(self.key, wanted, side="right")
+        pos, owner = _flatten(lo, hi)
+        return self.rows.select(pos, owner)
 
 
 def _evaluate_call(
@@ -314,8 +366,10 @@ def _evaluate_call(
     severity: NDArray[np.int8],
     breached: NDArray[np.int8],
     out: list[Candidate],
+    personal: PersonalBaselines,
 ) -> None:
-    """One call of the core over many batches, each its own patient row (row i is batch i of the call)."""
+    """One call of the core over many batches, each its own patient row (row i is batch i of the call);
+    `personal` holds the baselines in force for each batch, on the batch's row."""
     batch_idx, batch_row = _flatten(starts, stops)
     batch_idx = by_batch[batch_idx]
     hist_pos, hist_owner = _flatten(lo.ravel(), hi.ravel())
@@ -328,7 +382,7 @@ def _evaluate_call(
     history = ReadingArrays.of(
         hist_row, readings.kind_idx[hist_idx], readings.measured_at[hist_idx], readings.value[hist_idx]
     )
-    result = evaluate_patients(inputs.take(patients), batch, history)
+    result = evaluate_patients(replace(inputs.take(patients), personal=personal), batch, history)
     severity[batch_idx] = result.severity
     breached[batch_idx] = result.breached_limit
     for c in result.candidates:

@@ -15,6 +15,7 @@ from psycopg import Connection
 
 from rules_engine import metrics, repeat_store
 from rules_engine.alarms import AlarmUpsert, mark_back_in_range, upsert_alarms
+from rules_engine.baselines import load_personal
 from rules_engine.candidates import AlarmCandidate
 from rules_engine.evaluation import HISTORY_DAYS, HISTORY_KINDS, HISTORY_PER_KIND, RuleInputs, evaluate_patients
 from rules_engine.kinds_index import KIND_INDEX, KIND_ORDER
@@ -136,6 +137,7 @@ def load_rule_inputs(conn: Connection[Any], patient_ids: list[UUID]) -> RuleInpu
         conditions=tuple(tuple(patients[p][1]) for p in patient_ids),
         spo2_scale2=tuple(patients[p][2] for p in patient_ids),
         on_oxygen=tuple(patients[p][3] for p in patient_ids),
+        personal=load_personal(conn, patient_ids, row_of),
     )
 
 

@@ -2,7 +2,7 @@
 others wait as hot standbys. Each job is one set-based statement, never one job per patient: escalation of red
 alarms left open, step-downs of need-driven schedules after green days (`rules_engine.schedules`), questionnaires
 not answered by their deadline (`rules_engine.questionnaires`), and repeat measurements that did not come in time
-(`rules_engine.repeat_store.expire_due`)."""
+(`rules_engine.repeat_store.expire_due`), and daily the personal baselines (`rules_engine.baselines`)."""
 
 from __future__ import annotations
 
@@ -176,6 +176,28 @@ def _lead(settings: Settings, leader: Leader, stop: threading.Event, interval_se
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(UTC) + timedelta(minutes=5),
+    )
+
+    def personal_limits() -> None:
+        from rules_engine.baselines import recompute_personal_limits
+
+        try:
+            with psycopg.connect(settings.require_database_url()) as conn:
+                written = recompute_personal_limits(conn)
+        except psycopg.Error as exc:
+            log.warning("personal_limits_failed error=%s", type(exc).__name__)
+            return
+        log.info("personal_limits_recomputed versions=%d", written)
+
+    # Daily (rules_engine.baselines): the personal baselines after the run-in, first a minute after taking the lead.
+    scheduler.add_job(
+        personal_limits,
+        "interval",
+        hours=24,
+        id="personal-limits",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC) + timedelta(minutes=1),
     )
 
     def shut_down_when_done() -> None:

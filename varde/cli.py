@@ -408,6 +408,18 @@ def rules_run(metrics_port: MetricsPort = None) -> None:
     run_scheduler(metrics_port=metrics_port)
 
 
+@rules_app.command("personal-limits")
+def rules_personal_limits() -> None:
+    """Recompute the personal baselines now (the scheduler's leader does it daily); prints the versions written."""
+    import psycopg
+
+    from rules_engine.baselines import recompute_personal_limits
+
+    with psycopg.connect(_settings().require_database_url()) as conn:
+        written = recompute_personal_limits(conn)
+    typer.echo(f"personal limits: {written} new version(s)")
+
+
 @rules_app.command("replay")
 def rules_replay(
     readings: Annotated[Path, typer.Argument(help="CSV: patient_id,kind,value,unit,measured_at (canonical units).")],

@@ -14,15 +14,24 @@ from psycopg import Connection
 from clinician_api import problems
 from clinician_api.deps import Clinician, PatientDep
 from clinician_api.problems import ProblemError
-from clinician_api.schemas import KindProfile, LimitValue, ThresholdEdit, ThresholdProfile, TrendValue
+from clinician_api.schemas import (
+    KindProfile,
+    LimitValue,
+    PersonalBaseline,
+    ThresholdEdit,
+    ThresholdProfile,
+    TrendValue,
+)
+from rules_engine.baselines import current_versions, load_personal
 from rules_engine.profiles import (
     LIMIT_NAMES,
     LIMIT_SOURCES,
     PROTOCOL_KINDS,
+    SOURCE_OVERRIDE,
+    SOURCE_SCALE2,
     TREND_NAMES,
     PatientRules,
     Protocol,
-    effective_limits,
     patient_rules_of,
 )
 from rules_engine.validation import validate_profile
@@ -74,27 +83,49 @@ def as_mapping(overrides: OverrideRows) -> dict[str, dict[str, float | None]]:
 
 
 def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
+    """The limits the rules apply now, each with its origin: the patient's conditions composed (the safer limit
+    wins, `condition` names it) → personal (after the run-in) → hand-set; red hard floors are absolute."""
     basis = _basis(conn, patient_id)
     overrides = load_overrides(conn, patient_id)
     composed = patient_rules_of(basis.protocol, conditions=basis.conditions, spo2_scale2=basis.spo2_scale2)
-    effective = effective_limits(
-        basis.protocol, as_mapping(overrides), conditions=basis.conditions, spo2_scale2=basis.spo2_scale2
+    rules = patient_rules_of(
+        basis.protocol,
+        as_mapping(overrides),
+        conditions=basis.conditions,
+        spo2_scale2=basis.spo2_scale2,
+        personal=load_personal(conn, [patient_id], {patient_id: 0}),
     )
+    baselines = current_versions(conn, patient_id)
     kinds = []
     for k, kind in enumerate(Kind):
-        values, source = overrides.get(kind.value, ((None,) * 4, "manual"))
+        _values, source = overrides.get(kind.value, ((None,) * 4, "manual"))
         limits: dict[str, LimitValue] = {}
         for i, name in enumerate(LIMIT_NAMES):
-            value = effective[kind].as_tuple()[i]
+            value = float(rules.limits[0, k, i])
+            code = int(rules.limit_source[0, k, i])
             condition = None
-            if values[i] is not None:
+            if code == SOURCE_OVERRIDE:
                 origin = "plan" if source == "plan" else "override"
-            elif not math.isnan(float(composed.limits[0, k, i])):
-                origin, condition = "protocol", composed.limit_source_name(0, k, i)
-            else:
+            elif math.isnan(value):
                 origin = "none"
+            elif code <= SOURCE_SCALE2:
+                origin, condition = "protocol", LIMIT_SOURCES[code]
+            else:
+                origin = LIMIT_SOURCES[code]
             limits[name] = LimitValue(value=None if math.isnan(value) else value, source=origin, condition=condition)
-        kinds.append(KindProfile(kind=kind, unit=KINDS[kind].unit, **limits))
+        personal = None
+        if kind.value in baselines and not math.isnan(rules.centre[0, k]):
+            version, centre, spread, n, computed_at, start, end = baselines[kind.value]
+            personal = PersonalBaseline(
+                version=version,
+                centre=centre,
+                spread=spread,
+                n=n,
+                computed_at=computed_at,
+                window_start=start,
+                window_end=end,
+            )
+        kinds.append(KindProfile(kind=kind, unit=KINDS[kind].unit, personal=personal, **limits))
     return ThresholdProfile(
         patient_id=patient_id,
         protocol=basis.protocol,
@@ -150,8 +181,10 @@ def _trend_profile(conn: Connection[Any], patient_id: Any, composed: PatientRule
 
 @router.get("/{patient_id}/thresholds", response_model=ThresholdProfile)
 def get_thresholds(scope: PatientDep) -> ThresholdProfile:
-    """Effective limits per kind and where each comes from: `protocol` default (with the `condition` it came from
-    when the patient has several: the safer limit wins), clinician `override`, the active `plan`, or `none`."""
+    """Effective limits per kind and where each comes from: `protocol` default (with the `condition` it came from:
+    the safer of the patient's conditions wins), `personal` (after the run-in, from the patient's own baseline,
+    shown in `personal`), `hard_floor` (absolute red limit), clinician `override`, the active `plan`, or `none`
+    (no limit)."""
     return profile(scope.conn, scope.patient_id)
 
 

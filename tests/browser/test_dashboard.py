@@ -450,3 +450,30 @@ def test_patient_view_alarm_history_stays_in_its_column_beside_the_devices_at_13
     rights = [box["x"] + box["width"] for box in (cell.bounding_box() for cell in cells) if box]
     assert len(rights) == 12 and max(rights) <= devices["x"], (max(rights), devices["x"])
     screenshot(page, "patient-columns")
+
+
+def test_threshold_editor_shows_which_limits_are_personal_and_which_are_set_by_hand(
+    page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any]
+) -> None:
+    tenant = make_tenant(protocol="heart_failure")
+    patient = tenant.patients[0]
+    now = datetime.now(UTC)
+    db.execute(
+        "INSERT INTO personal_limits (patient_id, kind, version, valid_from, centre, spread, n, window_start, "
+        "window_end, yellow_low) VALUES (%s, 'spo2', 1, %s, 94, 0.4, 14, %s, %s, 91)",
+        (patient, now - timedelta(hours=1), now - timedelta(days=35), now - timedelta(days=7)),
+    )
+    sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}/edit")
+    row = page.locator("#limits-table tr[data-kind='spo2']")
+    expect(row.locator("td[data-limit='yellow_low']")).to_contain_text("91 (personlig)")
+    expect(row.locator("td[data-limit='red_low']")).to_contain_text("90 (hjertesvikt)")
+    expect(row.locator("[data-personal='spo2']")).to_contain_text("Vanlig 94 ± 0,4 % (14 målinger)")
+
+    # A limit set by hand wins over the personal one, and says so.
+    page.get_by_label("Måling som skal endres").select_option("spo2")
+    expect(page.locator("#mode-yellow_low option[value='inherit']")).to_contain_text("91")
+    page.locator("#mode-yellow_low").select_option("custom")
+    page.locator("#value-yellow_low").fill("93")
+    page.get_by_role("button", name="Lagre grensene").click()
+    expect(row.locator("td[data-limit='yellow_low']")).to_contain_text("93 (endret)")
+    expect(row.locator("td[data-limit='red_low']")).to_contain_text("90 (hjertesvikt)")

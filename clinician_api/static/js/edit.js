@@ -75,12 +75,32 @@ function followedKinds() {
   return profile.kinds.filter((k) => followed.has(k.kind));
 }
 
+/** "Usual 98 ± 0.4 % (14 readings), personal limits since …" for a kind whose run-in is over. */
+function personalNote(k) {
+  if (!k.personal) return null;
+  const spread = new Intl.NumberFormat(lang, {
+    minimumFractionDigits: (kinds[k.kind]?.decimals ?? 1) + 1,
+    maximumFractionDigits: (kinds[k.kind]?.decimals ?? 1) + 1,
+  }).format(k.personal.spread);
+  return h(
+    "span",
+    { class: "muted personal-baseline", "data-personal": k.kind },
+    t("personal_usual", {
+      value: formatValue(k.kind, k.personal.centre),
+      spread,
+      unit: kinds[k.kind].unit_display,
+      n: k.personal.n,
+      date: formatTime(k.personal.computed_at),
+    }),
+  );
+}
+
 function renderLimitsTable() {
   const rows = followedKinds().map((k) =>
     h(
       "tr",
       { "data-kind": k.kind },
-      h("th", { scope: "row" }, `${kindName(k.kind)} (${kinds[k.kind].unit_display})`),
+      h("th", { scope: "row" }, `${kindName(k.kind)} (${kinds[k.kind].unit_display})`, k.personal && h("br"), personalNote(k)),
       LIMITS.map((name) =>
         h(
           "td",
@@ -110,7 +130,8 @@ function renderLimitRows() {
   $("#limit-legend").textContent = t("limits_for", { kind: kindName(kind), unit });
   const rows = LIMITS.map((name) => {
     const limit = current[name];
-    const inherited = protocolDefault(kind, name);
+    // What "inherit" gives: the personal (or hard-floor) limit where the run-in is over, else the protocol's.
+    const inherited = ["personal", "hard_floor"].includes(limit.source) ? limit.value : protocolDefault(kind, name);
     const mode = limit.source === "override" || limit.source === "plan" ? (limit.value === null ? "off" : "custom") : "inherit";
     const select = h(
       "select",

@@ -28,18 +28,20 @@ NAN = math.nan
 # (primary, other conditions, scale 2, kind, limit) → (value, condition it came from)
 COMPOSITION = [
     # heart failure + diabetes + COPD: each condition's own limits survive side by side
-    ("heart_failure", ["diabetes", "copd"], False, Kind.BP_SYSTOLIC, "red_low", 90.0, "heart_failure"),
+    ("heart_failure", ["diabetes", "copd"], False, Kind.BP_SYSTOLIC, "red_low", 80.0, "heart_failure"),
     ("heart_failure", ["diabetes", "copd"], False, Kind.PULSE_RATE, "yellow_low", 50.0, "heart_failure"),
     ("heart_failure", ["diabetes", "copd"], False, Kind.GLUCOSE, "yellow_high", 13.9, "diabetes"),
     ("heart_failure", ["diabetes", "copd"], False, Kind.GLUCOSE, "red_low", 3.0, "general"),
     # COPD's own SpO2 limits (BTS target 88–92 %) are kept, not out-voted by the general 92/94 %
-    ("heart_failure", ["diabetes", "copd"], False, Kind.SPO2, "red_low", 84.0, "copd"),
-    ("heart_failure", ["diabetes"], False, Kind.SPO2, "red_low", 92.0, "general"),
+    ("diabetes", ["copd"], False, Kind.SPO2, "red_low", 84.0, "copd"),
+    ("diabetes", [], False, Kind.SPO2, "red_low", 92.0, "general"),
+    # heart failure sets its own SpO2 red (ESC: oxygen below 90 %), the safer against COPD's 84 %
+    ("heart_failure", ["diabetes", "copd"], False, Kind.SPO2, "red_low", 90.0, "heart_failure"),
     # a clinician-set scale 2 target wins over every condition's (and the general) SpO2 low limits
     ("heart_failure", ["diabetes", "copd"], True, Kind.SPO2, "red_low", 84.0, "spo2_scale2"),
     ("heart_failure", ["diabetes", "copd"], True, Kind.SPO2, "yellow_low", 88.0, "spo2_scale2"),
     # heart failure + hypertension: HF keeps its low systolic limits, hypertension its high ones
-    ("hypertension", ["heart_failure"], False, Kind.BP_SYSTOLIC, "yellow_low", 100.0, "heart_failure"),
+    ("hypertension", ["heart_failure"], False, Kind.BP_SYSTOLIC, "yellow_low", 90.0, "heart_failure"),
     ("hypertension", ["heart_failure"], False, Kind.BP_SYSTOLIC, "red_high", 179.0, "hypertension"),
     ("hypertension", ["heart_failure"], False, Kind.BP_SYSTOLIC, "yellow_high", NAN, "hypertension"),
     # order of the conditions does not matter
@@ -104,13 +106,13 @@ def test_overrides_win_over_the_composition_and_say_so() -> None:
 
 def test_an_alarm_names_the_condition_its_limit_came_from() -> None:
     rules = build_patient_rules(["heart_failure", "heart_failure"], conditions=condition_matrix([["diabetes"], []]))
-    batch = [(0, Kind.GLUCOSE, at(0), 15.0), (0, Kind.BP_SYSTOLIC, at(0), 95.0), (1, Kind.GLUCOSE, at(0), 15.0)]
+    batch = [(0, Kind.GLUCOSE, at(0), 15.0), (0, Kind.BP_SYSTOLIC, at(0), 85.0), (1, Kind.GLUCOSE, at(0), 15.0)]
     found = {(c.patient_row, c.rule): c for c in evaluate_batch(readings(batch), rules).candidates}
     assert found[(0, "threshold.glucose.high")].details["condition"] == "diabetes"
     assert found[(0, "threshold.bp_systolic.low")].details["condition"] == "heart_failure"
     # several conditions: the text says whose limit it is; one condition: it need not
     assert found[(0, "threshold.glucose.high")].explanation_nb.endswith("over gul grense 13,9 mmol/L (diabetes)")
-    assert found[(0, "threshold.bp_systolic.low")].explanation_en.endswith("limit 100 mmHg (heart failure)")
+    assert found[(0, "threshold.bp_systolic.low")].explanation_en.endswith("limit 90 mmHg (heart failure)")
     assert (1, "threshold.glucose.high") not in found  # heart failure alone sets no high glucose limit
 
 

@@ -65,9 +65,14 @@ def _one(protocol: Protocol, kind: Kind, value: float) -> tuple[int, int]:
         (Protocol.HYPERTENSION, Kind.BP_DIASTOLIC, 109, Severity.NONE, NO_BREACH),
         (Protocol.HYPERTENSION, Kind.BP_DIASTOLIC, 110, Severity.RED, Limit.RED_HIGH),
         # Heart failure: SBP <90 red, <100 yellow.
-        (Protocol.HEART_FAILURE, Kind.BP_SYSTOLIC, 90, Severity.YELLOW, Limit.YELLOW_LOW),
-        (Protocol.HEART_FAILURE, Kind.BP_SYSTOLIC, 89, Severity.RED, Limit.RED_LOW),
-        (Protocol.HEART_FAILURE, Kind.BP_SYSTOLIC, 100, Severity.NONE, NO_BREACH),
+        # ESC 2021 symptomatic hypotension < 90 → yellow; the hard floor < 80 → red.
+        (Protocol.HEART_FAILURE, Kind.BP_SYSTOLIC, 89, Severity.YELLOW, Limit.YELLOW_LOW),
+        (Protocol.HEART_FAILURE, Kind.BP_SYSTOLIC, 79, Severity.RED, Limit.RED_LOW),
+        (Protocol.HEART_FAILURE, Kind.BP_SYSTOLIC, 90, Severity.NONE, NO_BREACH),
+        # ESC 2021 oxygen below 90 % → red; NEWS2 ≤ 91 scores 3 → yellow.
+        (Protocol.HEART_FAILURE, Kind.SPO2, 93, Severity.NONE, NO_BREACH),
+        (Protocol.HEART_FAILURE, Kind.SPO2, 91, Severity.YELLOW, Limit.YELLOW_LOW),
+        (Protocol.HEART_FAILURE, Kind.SPO2, 89, Severity.RED, Limit.RED_LOW),
         # General pulse from NEWS2: ≤40 red, 41–50 yellow, 111–130 yellow, ≥131 red.
         (Protocol.GENERAL, Kind.PULSE_RATE, 40, Severity.RED, Limit.RED_LOW),
         (Protocol.GENERAL, Kind.PULSE_RATE, 41, Severity.YELLOW, Limit.YELLOW_LOW),
