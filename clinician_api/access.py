@@ -129,8 +129,8 @@ def visible_patients_named(
     """`visible_patients_clause` for queries with named parameters (`vis_teams`, `vis_user`). With `read_only`,
     also the patients seen through a consultative access or a hand-over awaiting the caller's team (the patient
     list shows them; the alarm queue and its kin do not: alarms go to the responsible team)."""
-    if not principal.reads_records:
-        return ("false", {})
+    if not principal.reads_records:  # the parameters still exist: a query may name them beside the clause
+        return ("false", {"vis_teams": [], "vis_user": principal.user_id})
     extra = ""
     if read_only:
         teams = "%(vis_teams)s"

@@ -244,10 +244,16 @@ def pulse_drift(readings: SortedReadings, trends: NDArray[np.float64]) -> TrendR
 def weight_gain_week(readings: SortedReadings, trends: NDArray[np.float64], short: TrendResults) -> TrendResults:
     """`trend.weight_gain_7d`: the gain within 7 days against `weight_week_gain_kg`, for the slow accumulation the
     short-window rule misses. Where the short-window rule breached for the same patient, this one stays quiet
-    (one gain, one alarm)."""
+    (one gain, one alarm); and its limit is never below the short-window one, so a gain the patient's tailored
+    3-day rule accepts is not alarmed a week-long way round."""
+    week_limit = trends[:, TrendSetting.WEIGHT_WEEK_GAIN_KG]
+    effective = trends.copy()
+    effective[:, TrendSetting.WEIGHT_WEEK_GAIN_KG] = np.where(
+        np.isnan(week_limit), np.nan, np.fmax(week_limit, trends[:, TrendSetting.WEIGHT_GAIN_KG])
+    )
     week = weight_gain(
         readings,
-        trends,
+        effective,
         rule="trend.weight_gain_7d",
         limit_setting=TrendSetting.WEIGHT_WEEK_GAIN_KG,
         window_days=WEEK_DAYS,

@@ -451,6 +451,13 @@ def run_demo(
         configure_receivers(settings, TEAMS, NURSE, receiver)
         say(f"record system and on-call receiver on loopback: {receiver.base}")
         citizen_logins = reset_citizen_logins(settings, state)
+        # COPD patients' plans (SpO2 scale 2) before their readings arrive, so NEWS2 judges the backlog on the
+        # scale their clinician set; the others after the backlog (see below).
+        copd = [p for p in state["patients"] if p["protocol"] == "copd"]
+        try:
+            activate_plans(str(stack_state.get("api_url")), PHYSICIAN, logins[PHYSICIAN], copd)
+        except httpx.HTTPError as exc:
+            say(f"could not activate the COPD demo plans: {exc}")
         runner.start()
         say(f"starting {len(state['patients'])} gateways, each reading its patient's virtual devices")
         patient_page_port = stack._free_port()

@@ -148,6 +148,9 @@ def plan_for(protocol: str) -> dict[str, Any]:
             zones.append({"kind": kind.value, "unit": KINDS[kind].unit, **present})
     return {
         "protocol": protocol,
+        # The demo's COPD patients have confirmed hypercapnic respiratory failure with an 88–92 % target, the one
+        # case RCP's NEWS2 reserves SpO2 scale 2 for; a clinician sets it in the plan (default scale 1).
+        **({"spo2_scale": 2} if protocol == "copd" else {}),
         "timezone": "Europe/Oslo",
         "schedule": list(schedule.values()),
         "zones": zones,

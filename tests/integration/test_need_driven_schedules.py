@@ -104,6 +104,13 @@ def test_a_yellow_weight_alarm_steps_the_schedule_up_at_home_and_green_days_step
             at = datetime.now(UTC).replace(microsecond=0)
             device_time = at.astimezone(ZONE).replace(tzinfo=None)
             home.measure(MeasurementAct(at, "weight_scale", ((Kind.BODY_WEIGHT, 83.0),), device_time, at, "yellow"))
+            # A single yellow reading asks for a repeat; the patient steps on the scale again and it confirms.
+            await asyncio.sleep(2)
+            again = at + timedelta(minutes=1)
+            repeat_time = device_time + timedelta(minutes=1)
+            home.measure(
+                MeasurementAct(again, "weight_scale", ((Kind.BODY_WEIGHT, 83.1),), repeat_time, again, "yellow")
+            )
             await asyncio.sleep(3600)
         finally:
             advertiser.cancel()

@@ -20,7 +20,15 @@ from vitals.plan import KindZones
 
 @pytest.mark.parametrize(
     ("value", "zone"),
-    [(70.0, "green"), (82.0, "green"), (82.1, "yellow"), (84.0, "yellow"), (84.05, "red"), (120.0, "red")],
+    [
+        (70.0, "green"),
+        (82.0, "green"),
+        (82.1, "yellow"),
+        (84.0, "yellow"),
+        (84.04, "yellow"),
+        (84.1, "red"),
+        (120.0, "red"),
+    ],
 )
 def test_weight_zone_edges_follow_the_plan_limits(value: float, zone: str) -> None:
     verdict = evaluate_reading(plan(), Kind.BODY_WEIGHT, value)

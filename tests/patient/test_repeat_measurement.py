@@ -74,14 +74,14 @@ def test_single_yellow_reading_asks_the_patient_page_to_measure_again_and_only_a
             expect(page.locator("#repeat h2")).to_have_text("Please measure again")
 
             # 2. The repeat is yellow again: the alarm opens and says it was confirmed; the page stops asking.
-            gw.agent.accept([reading(Kind.SPO2, 93.5, measured_at=start + timedelta(minutes=4))])
+            gw.agent.accept([reading(Kind.SPO2, 93, measured_at=start + timedelta(minutes=4))])
             expect(page.locator("#repeat")).to_be_empty()
         confirmed = wait_for(lambda: _alarm(db, patient, "threshold.spo2.low"), timeout=30, what="the alarm")
         alarm_id, severity, value, nb, en, count, first_value = confirmed
-        assert (severity, value, count, first_value) == ("yellow", 93.5, 2, 93.0)
+        assert (severity, value, count, first_value) == ("yellow", 93.0, 2, 93.0)
         assert nb.endswith("Bekreftet ved ny måling (første måling 93 %).")
         assert en.endswith("Confirmed by a repeat measurement (first reading 93%).")
-        assert _request(db, patient, "threshold.spo2.low")[:4] == ("confirmed", timedelta(minutes=30), alarm_id, 93.5)
+        assert _request(db, patient, "threshold.spo2.low")[:4] == ("confirmed", timedelta(minutes=30), alarm_id, 93.0)
         assert _events(db, alarm_id) == ["opened", "repeat_confirmed"]
 
         # 3. A yellow pulse, then an in-range repeat: cleared, no alarm.

@@ -208,3 +208,24 @@ def test_partial_news2_is_worded_as_a_minimum(batch: list[tuple[Kind, float]], n
     found = _candidates("general", [], rows)
     assert found["news2"].explanation_nb.startswith(nb + ":")
     assert found["news2"].explanation_en.startswith(en + ":")
+
+
+def test_a_tailored_three_day_limit_also_lifts_the_weekly_limit() -> None:
+    """The clinician accepted 3 kg in 3 days for this patient: a 2.5 kg gain raises neither weight rule."""
+    from rules_engine.candidates import evaluate_batch
+    from rules_engine.kinds_index import KIND_INDEX
+    from rules_engine.profiles import TrendOverrides, TrendSetting, build_patient_rules
+    from rules_engine.readings import ReadingArrays
+    from vitals import Kind
+
+    day = 86_400
+    kind = KIND_INDEX[Kind.BODY_WEIGHT]
+    history = ReadingArrays.of([0, 0], [kind, kind], [0, day], [80.0, 80.2])
+    batch = ReadingArrays.of([0], [kind], [3 * day], [82.5])
+    tailored = TrendOverrides.of([0], [TrendSetting.WEIGHT_GAIN_KG], [3.0])
+    rules = build_patient_rules(["heart_failure"], None, tailored)
+    rules_default = build_patient_rules(["heart_failure"])
+    tailored_rules = {c.rule for c in evaluate_batch(batch, rules, history).candidates}
+    default_rules = {c.rule for c in evaluate_batch(batch, rules_default, history).candidates}
+    assert not {"trend.weight_gain", "trend.weight_gain_7d"} & tailored_rules
+    assert "trend.weight_gain" in default_rules  # the same readings do alarm on the default 2 kg rule
