@@ -18,11 +18,22 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from store.settings import Settings, get_settings, varde_home
 
+_OWNER: list[bool] = []
+"""Set once this process has brought the session stack up. Other conftests import this fixture, so pytest may
+instantiate it more than once per process; only the first may ever stop the stack, or a later instance that found a
+service briefly down (a fault test restarting it) would take the stack down under every test after it."""
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[dict[str, Any]]:
     from varde import stack as stack_mod
 
+    if _OWNER:
+        state = stack_mod.up(varde_home())  # confirm (and restart what is missing); never stopped from here
+        get_settings.cache_clear()
+        yield state
+        return
+    _OWNER.append(True)
     with stack_mod.running(varde_home()) as state:
         # A test that ran before the stack existed may have cached settings without it (workers of pytest-xdist
         # reach their first integration test in any order).
