@@ -41,8 +41,8 @@ def test_several_conditions_compose_the_profile_and_name_their_sources(
     profile = api.get(f"/api/v1/patients/{patient}/thresholds", headers=headers).json()
     assert profile["conditions"] == ["heart_failure", "copd", "diabetes"]
     assert _limit(profile, "glucose", "yellow_high") == {"value": 13.9, "source": "protocol", "condition": "diabetes"}
-    assert _limit(profile, "bp_systolic", "red_low") == {
-        "value": 90.0,
+    assert _limit(profile, "bp_systolic", "red_low") == {  # ESC 2021: < 80 mmHg is the heart-failure red floor
+        "value": 80.0,
         "source": "protocol",
         "condition": "heart_failure",
     }
