@@ -119,8 +119,21 @@ def test_audit_log_deletes_are_refused_for_every_role_but_varde_retention(
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-def test_pgaudit_logs_ddl_and_role_changes_to_the_server_log(db: psycopg.Connection[Any]) -> None:
+def _audit_lines(marker: str) -> list[str]:
+    """The pgaudit lines in the test stack's server log that mention `marker`."""
     from store.settings import varde_home
+
+    log = varde_home() / "logs" / "postgres.log"
+    return [line for line in log.read_text(errors="replace").splitlines() if "AUDIT:" in line and marker in line]
+
+
+def _kinds(lines: list[str]) -> set[tuple[str, str]]:
+    """(class, command) of each pgaudit line, e.g. ("ROLE", "CREATE ROLE") or ("WRITE", "DELETE")."""
+    return {(line.split(",")[3], line.split(",")[4]) for line in lines}
+
+
+def test_pgaudit_logs_ddl_and_role_changes_to_the_server_log(db: psycopg.Connection[Any]) -> None:
+    from tests.integration.conftest import wait_for
 
     assert "pgaudit" in db.execute("SHOW shared_preload_libraries").fetchone()[0]  # type: ignore[index]
     marker = uuid.uuid4().hex[:10]
@@ -131,13 +144,51 @@ def test_pgaudit_logs_ddl_and_role_changes_to_the_server_log(db: psycopg.Connect
     db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
     db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
     db.execute("SELECT 1")  # not audited: reads are in the application's own audit log
-    log = varde_home() / "logs" / "postgres.log"
 
-    def audited() -> list[str]:
-        return [line for line in log.read_text(errors="replace").splitlines() if "AUDIT:" in line and marker in line]
+    lines = wait_for(
+        lambda: len(_audit_lines(marker)) >= 5 and _audit_lines(marker),
+        timeout=15,
+        what="pgaudit lines in the server log",
+    )
+    assert {("ROLE", "CREATE ROLE"), ("ROLE", "ALTER ROLE"), ("DDL", "CREATE TABLE"), ("DDL", "DROP TABLE")} <= _kinds(
+        lines
+    )
 
+
+def test_a_delete_from_audit_log_as_varde_retention_is_in_the_server_log_with_the_set_role(
+    retention_db: psycopg.Connection[Any], settings: Settings
+) -> None:
+    """The services log in as a superuser, which may SET ROLE varde_retention and delete audit rows; both the SET ROLE
+    and the DELETE reach the server log (migration 0220), and so does a refused attempt."""
     from tests.integration.conftest import wait_for
 
-    lines = wait_for(lambda: len(audited()) >= 5 and audited(), timeout=15, what="pgaudit lines in the server log")
-    kinds = {(line.split(",")[3], line.split(",")[4]) for line in lines}
-    assert {("ROLE", "CREATE ROLE"), ("ROLE", "ALTER ROLE"), ("DDL", "CREATE TABLE"), ("DDL", "DROP TABLE")} <= kinds
+    marker, unaudited = uuid.uuid4().hex[:10], uuid.uuid4().hex[:10]
+    url = make_conninfo(settings.require_database_url(), dbname=retention_db.info.dbname)
+    with psycopg.connect(url, autocommit=True) as conn:  # a new session, as a service opens: the database settings hold
+        assert conn.execute("SHOW pgaudit.role").fetchone() == ("varde_auditor",)
+        for reason in (marker, unaudited):
+            conn.execute(
+                "INSERT INTO audit_log (action, resource, outcome, reason) VALUES ('read', 't', 'ok', %s)", (reason,)
+            )
+        with pytest.raises(psycopg.Error, match="append-only"):
+            conn.execute(f"DELETE FROM audit_log WHERE reason = '{marker}' AND action = 'read' /* refused */")
+        # The control: with object auditing switched off in the session the same delete leaves no OBJECT line, so the
+        # check below can tell a logged delete from an unlogged one.
+        with conn.transaction():
+            conn.execute("SET LOCAL pgaudit.role = ''")
+            conn.execute("SET LOCAL ROLE varde_retention")
+            assert conn.execute(f"DELETE FROM audit_log WHERE reason = '{unaudited}'").rowcount == 1
+        with conn.transaction():
+            conn.execute(f"/* {marker} */ SET LOCAL ROLE varde_retention")
+            assert conn.execute(f"DELETE FROM audit_log WHERE reason = '{marker}'").rowcount == 1
+
+    def logged() -> list[str]:
+        lines = _audit_lines(marker)
+        return lines if len([line for line in lines if "AUDIT: OBJECT" in line]) >= 2 else []
+
+    lines = wait_for(logged, timeout=15, what="the audit_log deletes in the server log")
+    deletes = [line for line in lines if "AUDIT: OBJECT" in line]
+    assert all(",WRITE,DELETE,TABLE,public.audit_log," in line for line in deletes), deletes
+    assert any("/* refused */" in line for line in deletes), "the refused attempt is logged too"
+    assert ("MISC", "SET") in _kinds([line for line in lines if "SET LOCAL ROLE varde_retention" in line])
+    assert not [line for line in _audit_lines(unaudited) if "AUDIT: OBJECT" in line]
