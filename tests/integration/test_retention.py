@@ -4,6 +4,10 @@ dead letters go by their own retention; the audit log refuses deletes by everyon
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -90,6 +94,58 @@ def test_pg_partman_drops_partitions_past_retention_on_a_clock_moved_forward(
     assert conn.execute("SELECT count(*) FROM partman.part_config WHERE retention = '3 years'").fetchone() == (1,)
     runs = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'retention.run'").fetchone()
     assert runs == (2,), "each run leaves an audit row"
+
+
+def test_the_documented_retention_command_applies_the_retention_set_in_the_environment(
+    retention_db: psycopg.Connection[Any], settings: Settings
+) -> None:
+    """`varde db retention --now T --json` as docs/operations.md gives it, configured only by VARDE_DATABASE_URL and
+    VARDE_RETENTION_*: the settings reach the job (the defaults, 10 years, would drop none of these partitions)."""
+    conn = retention_db
+    now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    year = now.astimezone(UTC).year
+    at = datetime(year + 2, 7, 1, tzinfo=UTC)  # three years back from here is mid-year: no partition on the boundary
+    current = _add_reading(conn, now - timedelta(minutes=5))
+    last_year = _add_reading(conn, datetime(year - 1, 3, 1, tzinfo=UTC))
+    _add_reading(conn, datetime(year - 2, 6, 1, tzinfo=UTC))
+    audit = conn.execute(
+        "INSERT INTO audit_log (at, action, resource, outcome) VALUES (%s, 'read', 't', 'ok'), (%s, 'read', 't', 'ok') "
+        "RETURNING id",
+        (datetime(year - 4, 1, 1, tzinfo=UTC), datetime(year - 1, 1, 1, tzinfo=UTC)),
+    ).fetchall()
+    conn.execute(
+        "INSERT INTO rejected_messages (received_at, topic, reason, detail, dedupe_key, payload) "
+        "VALUES (%s, 't', 'bad_json', 'old', %s, ''), (%s, 't', 'bad_json', 'new', %s, '')",
+        (at - timedelta(days=40), uuid.uuid4().bytes, at - timedelta(days=1), uuid.uuid4().bytes),
+    )
+    before = _partitions(conn)
+    expected = {name for name in before if name[len("readings_p") :].isdigit() and int(name[-4:]) <= year - 2}
+    assert f"readings_p{year - 2}" in expected and f"readings_p{year - 1}" not in expected
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VARDE_RETENTION_")}
+    env |= {
+        "VARDE_DATABASE_URL": make_conninfo(settings.require_database_url(), dbname=conn.info.dbname),
+        "VARDE_RETENTION_READINGS_YEARS": "3",
+        "VARDE_RETENTION_AUDIT_LOG_YEARS": "5",
+        "VARDE_RETENTION_DEAD_LETTER_DAYS": "30",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "varde", "db", "retention", "--now", at.isoformat(), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+
+    assert set(report["partitions_dropped"]) == expected == before - _partitions(conn)
+    assert {f"readings_p{year + 3}", f"readings_p{year + 4}"} <= set(report["partitions_created"])
+    assert {r[0] for r in conn.execute("SELECT id FROM readings").fetchall()} == {current, last_year}
+    assert report["audit_rows_deleted"] == 1 and report["dead_letters_deleted"] == 1
+    kept = {r[0] for r in conn.execute("SELECT id FROM audit_log WHERE action = 'read'").fetchall()}
+    assert kept == {audit[1][0]}
+    assert conn.execute("SELECT retention FROM partman.part_config").fetchone() == ("3 years",)
 
 
 def test_audit_log_deletes_are_refused_for_every_role_but_varde_retention(
