@@ -1,14 +1,18 @@
 """The production notes for HA, backups and retention (deploy/ha/, deploy/prometheus/alerts.yml), checked
-statically: the alerts are loaded and use metrics the rules scheduler exports, and every `varde` command the
-systemd units run exists with the options they pass."""
+statically: the alerts are loaded and use metrics the rules scheduler exports, every `varde` command the systemd
+units run exists with the options they pass, the pg_auto_failover unit runs the data directories the README creates,
+and (where pg_autoctl is installed) every pg_autoctl flag in the README is one pg_autoctl knows."""
 
 from __future__ import annotations
 
 import configparser
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -50,3 +54,77 @@ def test_every_varde_command_in_the_systemd_units_exists() -> None:
             assert option in result.output, (unit.name, option)
         timer = unit.with_suffix(".timer")
         assert timer.is_file() and "OnCalendar=" in timer.read_text()
+
+
+HA_README = DEPLOY / "ha" / "README.md"
+
+
+def _readme_pg_autoctl_commands(text: str) -> list[tuple[list[str], list[str]]]:
+    """(sub-command words, --flags) of every `pg_autoctl` line in the README's shell blocks, continuations joined."""
+    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
+    commands = []
+    for line in "\n".join(blocks).replace("\\\n", " ").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line.startswith("pg_autoctl "):
+            continue
+        words = line.split()[1:]
+        sub = words[: next((i for i, w in enumerate(words) if w.startswith("-")), len(words))]
+        commands.append((sub, sorted(set(re.findall(r"(?<!\S)(--[a-z][a-z-]*)", line)))))
+    return commands
+
+
+def test_the_readme_pg_autoctl_lines_are_found() -> None:
+    commands = {" ".join(sub): flags for sub, flags in _readme_pg_autoctl_commands(HA_README.read_text())}
+    assert {"create monitor", "create postgres", "show uri"} <= commands.keys()
+    assert {"--pgdata", "--monitor", "--dbname", "--ssl-mode"} <= set(commands["create postgres"])
+
+
+def _unit(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text())
+    return parser
+
+
+def test_the_pg_auto_failover_unit_supervises_the_data_directories_the_readme_creates() -> None:
+    unit = _unit(DEPLOY / "ha" / "systemd" / "pgautofailover@.service")
+    service = unit["Service"]
+    assert shlex.split(service["ExecStart"])[1:] == ["run"] and shlex.split(service["ExecReload"])[1:] == ["reload"]
+    assert shlex.split(service["ExecStart"])[0] == shlex.split(service["ExecReload"])[0] == "/usr/bin/pg_autoctl"
+    assert service["Restart"] == "always", "a supervisor that died is started again"
+    assert service["User"] == "postgres"
+    pgdata = service["Environment"].removeprefix("PGDATA=")
+    assert service["WorkingDirectory"] == pgdata and "%i" in pgdata
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+    text = HA_README.read_text()
+    created = set(re.findall(r"pg_autoctl create \w+ --pgdata (\S+)", text))
+    instances = set(re.findall(r"pgautofailover@([a-z0-9_-]+)", text))
+    assert instances == {"monitor", "varde"}
+    assert {pgdata.replace("%i", name) for name in instances} == created, "each instance runs a created data dir"
+
+
+def _unknown_flags(sub: list[str], flags: list[str]) -> list[str]:
+    """The flags `pg_autoctl SUB --help` does not list (it prints its help on stderr)."""
+    done = subprocess.run(["pg_autoctl", *sub, "--help"], capture_output=True, text=True, timeout=30)
+    usage = done.stdout + done.stderr
+    assert done.returncode == 0 and f"pg_autoctl {' '.join(sub)}" in usage, (sub, usage[:300])
+    return [f for f in flags if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", usage)]
+
+
+needs_pg_autoctl = pytest.mark.skipif(shutil.which("pg_autoctl") is None, reason="pg-auto-failover-cli not installed")
+
+
+@needs_pg_autoctl
+def test_every_pg_autoctl_flag_in_the_readme_is_one_pg_autoctl_knows() -> None:
+    assert shutil.which("pg_autoctl") == "/usr/bin/pg_autoctl", "the unit's ExecStart path"
+    for sub, flags in [*_readme_pg_autoctl_commands(HA_README.read_text()), (["run"], []), (["reload"], [])]:
+        assert not _unknown_flags(sub, flags), f"pg_autoctl {' '.join(sub)}: unknown flags"
+
+
+@needs_pg_autoctl
+def test_the_flag_check_finds_a_flag_pg_autoctl_does_not_know() -> None:
+    assert _unknown_flags(["create", "postgres"], ["--pgdata", "--ssl", "--replication-quorum-x"]) == [
+        "--ssl",
+        "--replication-quorum-x",
+    ]
