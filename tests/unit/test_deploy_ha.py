@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -128,3 +129,74 @@ def test_the_flag_check_finds_a_flag_pg_autoctl_does_not_know() -> None:
         "--ssl",
         "--replication-quorum-x",
     ]
+
+
+PROMETHEUS = DEPLOY / "prometheus"
+DATABASE_RECEIVER = "varde-database-operators"
+
+
+def _alerts() -> dict[str, dict[str, str]]:
+    """Each alert of alerts.yml with the labels Alertmanager routes on."""
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    return {r["alert"]: {"alertname": r["alert"], **r.get("labels", {})} for g in rules["groups"] for r in g["rules"]}
+
+
+def _matches(matcher: str, labels: dict[str, str]) -> bool:
+    found = re.fullmatch(r'\s*(\w+)\s*(=~|!~|!=|=)\s*"(.*)"\s*', matcher)
+    assert found, f"matcher not understood: {matcher}"
+    name, op, want = found.groups()
+    have = labels.get(name, "")
+    if op in ("=~", "!~"):
+        return bool(re.fullmatch(want, have)) == (op == "=~")
+    return (have == want) == (op == "=")
+
+
+def _receiver(route: dict[str, Any], labels: dict[str, str], inherited: str = "") -> str:
+    """The receiver Alertmanager's route tree picks: the first child route whose matchers all hold, recursively."""
+    receiver = route.get("receiver", inherited)
+    for child in route.get("routes", []):
+        if all(_matches(m, labels) for m in child.get("matchers", [])):
+            return _receiver(child, labels, receiver)
+    return receiver
+
+
+def _unpaged(config: dict[str, Any]) -> list[str]:
+    """The database alerts that would not reach the database operators' receiver."""
+    database = [a for a in _alerts() if a in ("VardeBackupTooOld", "VardeWalArchivingFailing")]
+    return [a for a in database if _receiver(config["route"], _alerts()[a]) != DATABASE_RECEIVER]
+
+
+def test_alertmanager_routes_the_backup_alerts_to_the_database_operators() -> None:
+    config = yaml.safe_load((PROMETHEUS / "alertmanager.yml").read_text())
+    assert _unpaged(config) == []
+    receivers = {r["name"]: r for r in config["receivers"]}
+    for name in {config["route"]["receiver"], *(_receiver(config["route"], labels) for labels in _alerts().values())}:
+        assert receivers[name].get("webhook_configs") or receivers[name].get("email_configs"), name
+    prometheus = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    targets = [
+        t for am in prometheus["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]
+    ]
+    assert targets == ["alertmanager:9093"], "Prometheus sends its alerts to Alertmanager"
+
+
+def test_a_backup_alert_left_to_the_default_route_is_found() -> None:
+    config = yaml.safe_load((PROMETHEUS / "alertmanager.yml").read_text())
+    config["route"]["routes"][0]["matchers"] = ['alertname = "VardeWalArchivingFailing"']
+    assert _unpaged(config) == ["VardeBackupTooOld"]
+
+
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="prometheus-alertmanager (amtool) not installed")
+def test_amtool_accepts_the_alertmanager_config_and_routes_as_the_check_above() -> None:
+    path = PROMETHEUS / "alertmanager.yml"
+    done = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = yaml.safe_load(path.read_text())
+    for labels in _alerts().values():
+        pairs = [f"{k}={v}" for k, v in labels.items()]
+        routed = subprocess.run(
+            ["amtool", "config", "routes", "test", f"--config.file={path}", *pairs],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert routed.returncode == 0 and routed.stdout.split() == [_receiver(config["route"], labels)], routed.stdout
