@@ -2,8 +2,8 @@
 others wait as hot standbys. Each job is one set-based statement, never one job per patient: escalation of red
 alarms left open, step-downs of need-driven schedules after green days (`rules_engine.schedules`), questionnaires
 not answered by their deadline (`rules_engine.questionnaires`), and repeat measurements that did not come in time
-(`rules_engine.repeat_store.expire_due`), daily the personal baselines (`rules_engine.baselines`) and the retention
-job, and the scheduled backups (`rules_engine.backups`)."""
+(`rules_engine.repeat_store.expire_due`); daily the personal baselines (`rules_engine.baselines`) and retention
+(`store.retention`); nightly the backups (`rules_engine.backups`)."""
 
 from __future__ import annotations
 
