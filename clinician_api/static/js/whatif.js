@@ -37,9 +37,12 @@ export function watchWhatIf({ form, output, collect, url }) {
       output.textContent = t("what_if_line", { days: result.days, n: result.alarms_proposed, m: result.alarms_now });
     } catch (error) {
       if (controller.signal.aborted || error?.name === "AbortError") return;
-      const invalid = error instanceof ApiError && error.status === 422 && error.fieldErrors.length;
+      const refused = error instanceof ApiError && error.status === 422;
+      const invalid = refused && error.fieldErrors.length > 0;
       output.dataset.state = invalid ? "invalid" : "error";
-      output.textContent = invalid ? t("what_if_invalid") : t("what_if_unavailable", { detail: error.message });
+      if (invalid) output.textContent = t("what_if_invalid");
+      else if (refused) output.textContent = t("what_if_too_many");
+      else output.textContent = t("what_if_unavailable", { detail: error.message });
     } finally {
       if (inFlight === controller) {
         inFlight = null;

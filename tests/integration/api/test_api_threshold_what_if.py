@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 
+from rules_engine.whatif import MAX_READINGS
 from tests.integration.api.conftest import audit_rows, headers_for, insert_readings
 from tests.integration.conftest import Tenant
 
@@ -161,3 +162,61 @@ def test_what_if_refuses_a_profile_the_save_would_refuse(
     )
     assert wrong_unit.status_code == 422
     assert wrong_unit.json()["errors"][0]["loc"] == ["body", "limits", "glucose", "unit"]
+
+
+def test_what_if_of_an_unchanged_limit_equals_the_count_now_and_its_cost_is_printed(
+    make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], api_url: str
+) -> None:
+    """A heart-failure patient with four daily kinds (weight, SpO2, pulse, systolic) for 90 days and the warm-up:
+    personal limits, trends, NEWS2 and the combined rule all run. The timings are printed for the report."""
+    tenant = make_tenant(protocol="heart_failure")
+    patient, gateway = tenant.patients[0], tenant.gateways[0]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    span = range(1, 91 + 35)
+    times = [now - timedelta(days=d) + timedelta(hours=1) for d in span]
+    daily = {
+        "body_weight": [82.0 + (d % 5) * 0.3 + (1.5 if d in (20, 21, 22) else 0) for d in span],
+        "spo2": [94.0 - (d % 3) - (4 if d % 17 == 0 else 0) for d in span],
+        "pulse_rate": [72.0 + (d % 9) * 2 for d in span],
+        "bp_systolic": [118.0 - (d % 7) * 3 for d in span],
+    }
+    for kind, values in daily.items():
+        insert_readings(db, patient, gateway.gateway_id, kind, values, times)
+    headers = headers_for(api_url, tenant)
+    unchanged = {"limits": {"spo2": {"unit": "%", "yellow_low": None}}}
+    url = f"{api_url}/api/v1/patients/{patient}/thresholds/what-if"
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        response = httpx.post(url, json=unchanged, headers=headers, timeout=30)
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text
+    body = response.json()
+    timings.sort()
+    print(
+        f"what-if, 4 kinds × 90 days daily ({body['readings']} readings in the window, "
+        f"{4 * len(span)} replayed): median {timings[2] * 1000:.0f} ms, max {timings[-1] * 1000:.0f} ms over 5 calls; "
+        f"alarms {body['alarms_now']} by rule {body['by_rule_now']}"
+    )
+    assert body["readings"] == 4 * 90
+    assert body["alarms_proposed"] == body["alarms_now"]
+    assert body["by_rule_proposed"] == body["by_rule_now"]
+
+
+def test_what_if_refuses_a_patient_with_more_readings_than_it_replays(
+    make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], api_url: str
+) -> None:
+    tenant = make_tenant(protocol="diabetes")
+    patient, gateway = tenant.patients[0], tenant.gateways[0]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    n = MAX_READINGS + 1  # a continuous glucose monitor: one reading every 5 minutes
+    times = [now - timedelta(minutes=5 * i + 1) for i in range(n)]
+    insert_readings(db, patient, gateway.gateway_id, "glucose", [6.0] * n, times, device_type="glucose_meter")
+    response = httpx.post(
+        f"{api_url}/api/v1/patients/{patient}/thresholds/what-if",
+        json=_edit(5.0),
+        headers=headers_for(api_url, tenant),
+        timeout=30,
+    )
+    assert response.status_code == 422
+    assert f"more than {MAX_READINGS} readings" in response.json()["detail"]
