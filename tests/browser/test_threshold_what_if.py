@@ -62,3 +62,11 @@ def test_editing_a_limit_updates_the_what_if_line_before_saving(
     expect(line).to_have_text(
         f"Med disse grensene ville de siste 90 dagene gitt {high + low_at_5} alarmer ({high + low_at_5} nå)."
     )
+
+    # In English, with the saved limit now in force: editing it back shows the count it had before.
+    page.get_by_role("link", name="English").click()
+    page.get_by_label("Measurement to change").select_option("glucose")
+    page.locator("#mode-yellow_low").select_option("inherit")
+    expect(line).to_have_text(
+        f"With these limits, the last 90 days would have raised {high} alarms ({high + low_at_5} now)."
+    )
