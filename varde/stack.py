@@ -778,6 +778,7 @@ def down(home: Path) -> None:
     if not state:
         _say("nothing to stop")
         return
+    _note_stop(paths)
     for name, svc in (state.get("services") or {}).items():
         _stop_pid(svc.get("pid"), name)
     state["services"] = {}
@@ -793,6 +794,18 @@ def down(home: Path) -> None:
         cluster.stop()
         _say("PostgreSQL formation: stopped")
     _write_private_json(paths.stack_file, state)
+
+
+def _note_stop(paths: StackPaths) -> None:
+    """Append who stopped the stack (time, pid, command line, call site) to logs/stack-stops.log: a stack stopped
+    under running tests or a running demo must be explainable afterwards."""
+    import traceback
+
+    with contextlib.suppress(OSError):
+        paths.logs.mkdir(parents=True, exist_ok=True)
+        where = "".join(traceback.format_stack(limit=12)[:-2])
+        with (paths.logs / "stack-stops.log").open("a") as out:
+            out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} pid={os.getpid()} argv={sys.argv!r}\n{where}\n")
 
 
 @contextlib.contextmanager
