@@ -208,24 +208,39 @@ def test_a_scripted_shift_refresh_group_acknowledge_trend_tile_tailored_rule_and
 def test_idle_warning_then_sign_in_again_restores_the_note_draft_and_sign_out_ends_the_refresh_token(
     page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], api_url: str
 ) -> None:
-    import httpx
-
     tenant = make_tenant()
     insert_alarm(db, tenant.patients[0], severity="yellow")
+    idle_reported: list[int] = []
+    page.on(
+        "request",
+        lambda r: idle_reported.append(int(r.headers.get("x-varde-idle-ms", "-1")))
+        if r.url.endswith("/api/v1/auth/refresh")
+        else None,
+    )
     page.clock.install()
     sign_in(page, tenant.nurse, tenant.nurse_password)
     page.get_by_role("button", name=re.compile("^Notat")).click()
     page.locator("#action-text").fill("Ringte pasienten, avtalt ny måling kl. 14")
     idle = Settings().session_idle_minutes
-    page.clock.fast_forward(f"{idle - 1:02d}:00")
+    # The screen is watched and nobody touches it: the renewals say for how long it has been idle.
+    valid = "() => Number(sessionStorage.getItem('varde.token_expires')) > Date.now()"
+    for _ in range((idle - 1) // 5):
+        page.clock.fast_forward("05:00")
+        page.wait_for_function(valid, polling=100)  # a renewal that fell due has completed
+    page.clock.fast_forward((idle - 1) % 5 * 60_000)
     warning = page.locator("#session-warning")
     expect(warning).to_be_visible()
     expect(warning).to_contain_text("logget ut om")
     expect(page.get_by_role("button", name="Fortsett økten")).to_be_visible()  # usable over the open note dialog
     assert page.locator("#action-dialog #session-warning").count() == 1
+    assert idle_reported and max(idle_reported) >= (idle - Settings().session_access_minutes - 1) * 60_000
     screenshot(page, "shift-06-idle-warning")
+    idle_cookie = _refresh_cookie(page)
     page.clock.fast_forward("02:00")
     page.wait_for_url(re.compile(r"/dashboard/login\?.*reason=idle"))
+    # The idle sign-out ended the session on the server too: its refresh cookie renews nothing.
+    wait_for(lambda: _session_ended(db, tenant.nurse), what="the idle session ended on the server")
+    assert _refresh(api_url, idle_cookie).status_code == 401
     expect(page.locator("#login-notice")).to_contain_text("påbegynte notater er tatt vare på")
     page.get_by_label("Brukernavn").fill(tenant.nurse)
     page.get_by_label("Passord").fill(tenant.nurse_password)
@@ -237,16 +252,48 @@ def test_idle_warning_then_sign_in_again_restores_the_note_draft_and_sign_out_en
     page.get_by_role("button", name="Lagre notat").click()
     expect(page.locator("#queue-body .note")).to_contain_text("Ringte pasienten")  # the note shows in the row
 
-    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "varde_refresh")
+    cookie = _refresh_cookie(page)
     assert next(c for c in page.context.cookies() if c["name"] == "varde_refresh")["httpOnly"] is True
     assert page.evaluate("document.cookie").find("varde_refresh") < 0
     page.get_by_role("button", name="Logg ut").click()
     page.wait_for_url(re.compile(r"reason=signed_out"))
-    again = httpx.post(
+    assert _refresh(api_url, cookie).status_code == 401
+    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('varde'))") == []
+
+    # A page whose own idle timer does not end the session (here: told the limit is ten times longer) is still
+    # signed out by the server once it reports no input for longer than the deployment's idle timeout.
+    sign_in(page, tenant.nurse, tenant.nurse_password)
+    page.evaluate(f"sessionStorage.setItem('varde.idle_ms', String({idle * 10 * 60_000}))")
+    page.clock.fast_forward((idle + 1) * 60_000)
+    page.wait_for_url(re.compile(r"/dashboard/login\?.*reason=expired"))
+    reasons = db.execute(
+        "SELECT DISTINCT s.revoked_reason FROM staff_sessions s JOIN users u ON u.id = s.user_id "
+        "WHERE u.username = %s",
+        (tenant.nurse,),
+    ).fetchall()
+    assert ("idle",) in reasons, reasons
+
+
+def _refresh_cookie(page: Page) -> str:
+    return next(c["value"] for c in page.context.cookies() if c["name"] == "varde_refresh")
+
+
+def _refresh(api_url: str, cookie: str) -> Any:
+    import httpx
+
+    return httpx.post(
         f"{api_url}/api/v1/auth/refresh", headers={"X-Varde-Session": "1", "Cookie": f"varde_refresh={cookie}"}
     )
-    assert again.status_code == 401
-    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('varde'))") == []
+
+
+def _session_ended(db: psycopg.Connection[Any], username: str) -> bool:
+    """Every refresh token of the user's sessions ended on the server."""
+    row = db.execute(
+        "SELECT count(*) FILTER (WHERE s.revoked_at IS NULL), count(*) FROM staff_sessions s "
+        "JOIN users u ON u.id = s.user_id WHERE u.username = %s",
+        (username,),
+    ).fetchone()
+    return row is not None and row[1] > 0 and row[0] == 0
 
 
 def test_red_banner_is_hidden_until_a_new_red_alarm_and_closes(
