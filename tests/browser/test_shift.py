@@ -320,6 +320,40 @@ def test_red_banner_is_hidden_until_a_new_red_alarm_and_closes(
     expect(banner).to_be_hidden()
 
 
+def test_a_red_glucose_stays_the_headline_when_a_milder_reading_follows(
+    page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any]
+) -> None:
+    tenant = make_tenant(protocol="diabetes")
+    gateway = tenant.gateways[0]
+    sign_in(page, tenant.nurse, tenant.nurse_password)
+    row = page.locator("#queue-body tr").filter(has_text=_name(tenant, 0))
+    # 2.6 mmol/L is red (limit 3.0); 3.0 a minute later is only yellow and updates the same alarm.
+    assert publish(gateway, readings_topic(gateway.gateway_id), _glucose(gateway.gateway_id, 2.6, minutes_ago=6)) < 128
+    expect(row).to_have_count(1, timeout=15_000)
+    expect(row).to_have_attribute("data-severity", "red")
+    expect(row.locator(".muted").filter(has_text="måling")).to_have_count(0)  # one reading: no count, no "1 målinger"
+    assert publish(gateway, readings_topic(gateway.gateway_id), _glucose(gateway.gateway_id, 3.0, minutes_ago=1)) < 128
+    facts = row.locator(".muted").filter(has_text="siste:")
+    expect(facts).to_contain_text("siste: Blodsukker 3,0", timeout=15_000)
+    expect(facts).to_contain_text("2 målinger")
+    expect(row).to_have_attribute("data-severity", "red")
+    expect(row.locator(".explanation")).to_contain_text("Blodsukker 2,6 mmol/L, under rød grense")
+    rows = db.execute(
+        "SELECT severity, severity_value, last_value FROM alarms WHERE patient_id = %s AND state <> 'resolved'",
+        (gateway.patient_id,),
+    ).fetchall()
+    assert [(r[0], float(r[1]), float(r[2])) for r in rows] == [("red", 2.6, 3.0)]
+    screenshot(page, "shift-08-red-glucose-headline")
+
+
+def _glucose(gateway_id: str, value: float, minutes_ago: int) -> bytes:
+    now = datetime.now(UTC).replace(microsecond=0)
+    device = DeviceRef(address="A4:C1:38:00:00:05", type="glucose_meter", model="Contour Next One")
+    measured = now - timedelta(minutes=minutes_ago)
+    reading = Reading(id=uuid.uuid4(), kind="glucose", value=value, unit="mmol/L", measured_at=measured, device=device)
+    return Envelope(gateway_id=gateway_id, sent_at=now, readings=(reading,)).to_json()
+
+
 @pytest.mark.parametrize("width", [800, 1366])
 def test_queue_does_not_overflow_sideways(
     page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], width: int
