@@ -19,6 +19,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -430,8 +431,10 @@ def run_demo(
     fresh: bool = False,
     keep_stack: bool = False,
     exit_after_s: float | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the demo until Ctrl-C (or `exit_after_s`); returns what it set up."""
+    """Run the demo until Ctrl-C (or `exit_after_s`); returns what it set up. `on_ready` is called with the
+    summary once everything is up and before the wait, while the gateways and loopback receivers still run."""
     from device_simulators.home import AgentRunner
     from varde import stack
 
@@ -493,6 +496,8 @@ def run_demo(
             ],
         }
         _print_summary(summary)
+        if on_ready is not None:
+            on_ready(summary)
         deadline = None if exit_after_s is None else time.monotonic() + exit_after_s
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             stop.wait(1.0)

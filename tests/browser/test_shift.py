@@ -213,9 +213,11 @@ def test_idle_warning_then_sign_in_again_restores_the_note_draft_and_sign_out_en
     idle_reported: list[int] = []
     page.on(
         "request",
-        lambda r: idle_reported.append(int(r.headers.get("x-varde-idle-ms", "-1")))
-        if r.url.endswith("/api/v1/auth/refresh")
-        else None,
+        lambda r: (
+            idle_reported.append(int(r.headers.get("x-varde-idle-ms", "-1")))
+            if r.url.endswith("/api/v1/auth/refresh")
+            else None
+        ),
     )
     page.clock.install()
     sign_in(page, tenant.nurse, tenant.nurse_password)
@@ -267,8 +269,7 @@ def test_idle_warning_then_sign_in_again_restores_the_note_draft_and_sign_out_en
     page.clock.fast_forward((idle + 1) * 60_000)
     page.wait_for_url(re.compile(r"/dashboard/login\?.*reason=expired"))
     reasons = db.execute(
-        "SELECT DISTINCT s.revoked_reason FROM staff_sessions s JOIN users u ON u.id = s.user_id "
-        "WHERE u.username = %s",
+        "SELECT DISTINCT s.revoked_reason FROM staff_sessions s JOIN users u ON u.id = s.user_id WHERE u.username = %s",
         (tenant.nurse,),
     ).fetchall()
     assert ("idle",) in reasons, reasons
@@ -374,3 +375,16 @@ def test_queue_does_not_overflow_sideways(
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the queue scrolls sideways by {overflow} px at {width} px"
     screenshot(page, f"shift-queue-{width}px")
+    if width != 800:
+        return
+    # Per patient, one click acts on the patient's whole group (red, yellow and missed), and only on it.
+    page.locator("#toggle-per-patient").click()
+    first = page.locator("#queue-body tr").filter(has_text=_name(tenant, 0))
+    first.get_by_role("button", name=re.compile(r"^Kvitter alle \(3\)")).click()
+    expect(first.locator(".state")).to_have_text("Kvittert")
+    states = db.execute(
+        "SELECT patient_id, array_agg(DISTINCT state) FROM alarms WHERE patient_id = ANY(%s) GROUP BY patient_id",
+        (tenant.patients,),
+    ).fetchall()
+    assert dict(states) == {tenant.patients[0]: ["acknowledged"], tenant.patients[1]: ["open"]}
+    screenshot(page, "shift-queue-per-patient-acknowledged")

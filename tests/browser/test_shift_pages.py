@@ -87,15 +87,27 @@ def test_queue_lists_a_silent_gateway_and_a_device_clock_warning(
     gateway = tenant.gateways[1]
     old = datetime.now(UTC) - timedelta(hours=40)
     insert_readings(db, gateway.patient_id, gateway.gateway_id, "spo2", [95], [old])
-    db.execute("UPDATE readings SET received_at = %s WHERE patient_id = %s", (old, gateway.patient_id))
+    # The silent patient's one reading also had its time corrected: "1 måling", never "1 målinger".
+    db.execute(
+        "UPDATE readings SET received_at = %s, flags = %s WHERE patient_id = %s",
+        (old, ["device_clock_corrected"], gateway.patient_id),
+    )
     sign_in(page, tenant.nurse, tenant.nurse_password)
     box = page.locator("#attention")
     expect(box).to_be_visible()
     prefix = f"Pasient {tenant.team.removeprefix('team-')}"
-    expect(box.locator("li.attention-device_clock")).to_contain_text(f"{prefix}-0")
-    expect(box.locator("li.attention-device_clock")).to_contain_text("3 målinger fikk rettet tid")
+    clock = box.locator("li.attention-device_clock")
+    expect(clock.filter(has_text=f"{prefix}-0")).to_contain_text("3 målinger fikk rettet tid")
+    expect(clock.filter(has_text=f"{prefix}-1")).to_contain_text("1 måling fikk rettet tid")
+    expect(box).not_to_contain_text("1 målinger")
     silent = box.locator("li.attention-silent_gateway").filter(has_text=f"{prefix}-1")
     expect(silent).to_contain_text("ingen nye målinger på 40 timer")
+    # The catalogue's singulars, through the page's own module: "1 alarm", "1 måling".
+    singular = page.evaluate(
+        "async () => { const { t } = await import('/static/js/i18n.js');"
+        " return [t('alarms_n', { n: 1 }), t('readings_count', { n: 1 }), t('alarms_n', { n: 2 })]; }"
+    )
+    assert singular == ["1 alarm", "1 måling", "2 alarmer"]
 
 
 def test_editor_offers_the_protocols_kinds_and_answers_in_bokmal(

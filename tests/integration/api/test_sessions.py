@@ -26,9 +26,7 @@ def _open(api_url: str, tenant: Tenant) -> tuple[httpx.Client, dict[str, Any]]:
 
 def _refresh(api_url: str, cookie: str, idle_ms: int | None = None) -> httpx.Response:
     idle = {} if idle_ms is None else {"X-Varde-Idle-Ms": str(idle_ms)}
-    return httpx.post(
-        f"{api_url}/api/v1/auth/refresh", headers={**HEADER, **idle, "Cookie": f"varde_refresh={cookie}"}
-    )
+    return httpx.post(f"{api_url}/api/v1/auth/refresh", headers={**HEADER, **idle, "Cookie": f"varde_refresh={cookie}"})
 
 
 def test_refresh_cookie_is_httponly_strict_and_rotates_and_a_reused_token_ends_the_session(
