@@ -559,11 +559,18 @@ def stop_demo(home: Path, timeout_s: float = 120.0) -> str:
 
 
 def _install_sigterm() -> Any:
+    """SIGTERM (`varde demo stop`) stops the demo as Ctrl-C does, also while it is still setting up or waiting
+    for the backlog: the event ends the wait, the KeyboardInterrupt whatever the main thread is blocked in."""
     import threading
 
     stop = threading.Event()
+
+    def on_sigterm(*_: Any) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, on_sigterm)
     return stop
 
 

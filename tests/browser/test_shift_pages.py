@@ -127,7 +127,15 @@ def test_editor_offers_the_protocols_kinds_and_answers_in_bokmal(
     error = page.locator("[data-trend='weight_window_days'] .field-error, #trends-form .field-error").first
     expect(error).to_contain_text("Vektøkning over (dager)")
     expect(error).to_contain_text("er utenfor")
-    # The plan form: a pydantic error (advice too long) in bokmål, and an empty contact without "():".
+    # The plan form: a pydantic error (advice too long) in bokmål next to the field, no English from the API.
+    advice = page.locator("#advice-rows textarea[data-field='nb']").first
+    advice.fill("Ring sykepleier. " * 130)  # 2210 characters; the plan allows 2000
+    page.get_by_role("button", name="Lagre som utkast").click()
+    advice_error = page.locator("#advice-rows .field-error").first
+    expect(advice_error).to_have_text("Kan ha høyst 2000 tegn.")
+    expect(page.locator("#plan-form")).not_to_contain_text("String should have")
+    assert advice.get_attribute("aria-invalid") == "true"
+    # An empty contact in the preview without "():".
     page.locator("[data-row='contacts'] [data-field='name']").first.fill("")
     page.locator("[data-row='contacts'] [data-field='role']").first.fill("")
     page.locator("[data-row='contacts'] [data-field='phone']").first.fill("")
@@ -186,10 +194,12 @@ def test_axe_finds_no_serious_or_critical_violation(
         "queue": "#queue-body tr",
         "patient": "svg.trend",
         "edit": "#trend-rows .limit-row",
-        "journal": "#journal-error",
+        "journal": "#journal-open-body tr, #journal-open-empty:not([hidden])",
         "audit": "#audit-body tr",
     }[where]
     page.locator(ready).first.wait_for(state="attached")
+    if where == "journal":  # both tables filled in (or their empty states shown) before the scan
+        page.locator("#journal-delivered-body tr, #journal-delivered-empty:not([hidden])").first.wait_for()
     results = Axe().run(page)
     bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert not bad, "\n".join(f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:5]}" for v in bad)
