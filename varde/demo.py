@@ -155,8 +155,9 @@ def _state_usable(settings: Settings, state: dict[str, Any]) -> bool:
 
 
 def _forget(settings: Settings, state: dict[str, Any]) -> None:
-    """Remove an earlier demo's patients (their messages, questionnaire answers, proxies, readings, alarms and
-    gateways); deactivate where that is refused (for example by a reservation's append-only history)."""
+    """Remove an earlier demo's patients (their messages, questionnaire answers, proxies, readings, repeat requests,
+    worklist assignments, alarms with their record documents, and gateways); deactivate where that is refused (for
+    example by a reservation's append-only history)."""
     from varde.admin import AdminError, delete_gateway_logins
     from varde.broker import BrokerAdminError
 
@@ -174,6 +175,9 @@ def _forget(settings: Settings, state: dict[str, Any]) -> None:
                     "DELETE FROM proxies WHERE patient_id = ANY(%s)",
                     "DELETE FROM patient_reservations WHERE patient_id = ANY(%s)",
                     "DELETE FROM readings WHERE patient_id = ANY(%s)",
+                    "DELETE FROM repeat_requests WHERE patient_id = ANY(%s)",
+                    "DELETE FROM work_assignments WHERE patient_id = ANY(%s)",
+                    "DELETE FROM journal_outbox o USING alarms a WHERE o.alarm_id = a.id AND a.patient_id = ANY(%s)",
                     "DELETE FROM alarms WHERE patient_id = ANY(%s)",
                     "DELETE FROM gateways WHERE patient_id = ANY(%s)",
                     "DELETE FROM patients WHERE id = ANY(%s)",
