@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     database_pool_max: int = 20
 
     mqtt_url: str | None = None
-    """mqtt://user:password@host:port — an external broker; overrides host, port and the ingest login."""
+    """mqtt://user:password@host:port — an external broker; overrides host, port and the ingest login (its user is
+    the prefix: a worker logs in as `<user>-<worker id>`)."""
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_tls_ca_file: Path | None = None
@@ -215,6 +216,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"VARDE_CORS_ALLOW_ORIGINS: {origin!r} is not an origin like https://app.example.no")
             if self.environment == "production" and parts.scheme != "https":
                 raise ValueError(f"VARDE_CORS_ALLOW_ORIGINS: {origin!r} must use https in production")
+        if self.api_replica is not None and not INSTANCE_NAME_PATTERN.fullmatch(self.api_replica):
+            raise ValueError(f"VARDE_API_REPLICA: {self.api_replica!r} is not an instance name (letters, digits, ._-)")
         if self.environment == "production" and self.jwt_secret is not None and len(self.jwt_secret) < 32:
             raise ValueError("VARDE_JWT_SECRET must be at least 32 characters in production")
         return self
