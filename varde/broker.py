@@ -103,7 +103,6 @@ class DynSecAdmin:
         tls_ca_file: str | None = None,
     ) -> None:
         self._timeout = timeout
-        self._host, self._port, self._tls_ca_file = host, port, tls_ca_file
         self._responses: dict[str, list[dict[str, Any]]] = {}
         self._cond = threading.Condition()
         self._client = mqtt.Client(

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from varde.broker import BrokerAdminError
 from varde.stack import (
     StackError,
     _apt_install,
@@ -275,7 +276,9 @@ def replicas(home: Path, count: int = 2, env: Mapping[str, str] | None = None) -
             shutil.rmtree(socket_dir, ignore_errors=True)
         if config is not None:
             config.unlink(missing_ok=True)
-        retire_service_instances(home, {"api": instances})
+        # A login left behind (the broker is down just now) is harmless: the next pool's names differ.
+        with contextlib.suppress(StackError, BrokerAdminError):
+            retire_service_instances(home, {"api": instances})
 
 
 __all__ = ["REPLICA_HEADER", "ApiReplica", "ReplicaPool", "find_haproxy", "render_haproxy_config", "replicas"]

@@ -168,6 +168,12 @@ def test_a_changed_service_password_is_set_and_a_retired_or_shared_login_no_long
             admin.ensure_service_logins({"ingest": second.password}, {"ingest": [name]})
             assert _connack(settings, first, username).is_failure
             assert not _connack(settings, second, username).is_failure
+            # A login left unbound (made by hand, or half-way) is bound by the next ensure.
+            admin.run([{"command": "setClientId", "username": username}])
+            assert not _connack(settings, second, "varde-ingest-elsewhere").is_failure
+            admin.ensure_service_logins({"ingest": second.password}, {"ingest": [name]})
+            assert _connack(settings, second, "varde-ingest-elsewhere").value == NOT_AUTHORISED
+            assert not _connack(settings, second, username).is_failure
             admin.delete_service_logins([username])
             assert _connack(settings, second, username).is_failure
         finally:
