@@ -50,6 +50,26 @@ connection, a lost race): the work is retried on a fresh connection with the mes
 exception is a fault of one message and makes it a dead letter."""
 
 
+def retry_while_database_away(
+    what: str, work: Callable[[], _T], health: metrics.HealthState, sleep: Callable[[float], None] = time.sleep
+) -> _T:
+    """The one retry for ingest's database work: while the database is away (restart, failover: any of
+    `RETRYABLE_DB_ERRORS`) the messages stay unacknowledged and the work is tried again, with a growing pause.
+    Any other exception is raised at once."""
+    attempt = 0
+    while True:
+        try:
+            result = work()
+            health.db_ok = True
+            return result
+        except RETRYABLE_DB_ERRORS as exc:
+            attempt += 1
+            health.db_ok = False
+            metrics.DB_ERRORS.inc()
+            log.warning("db_write_failed stage=%s attempt=%d error=%s", what, attempt, type(exc).__name__)
+            sleep(min(5.0, 0.2 * attempt))
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     mid: int
@@ -332,20 +352,7 @@ class IngestWorker:
         self._with_db("dead_letter", lambda conn: write_batch(conn, [], [letter]))
 
     def _retry(self, what: str, work: Callable[[], _T]) -> _T:
-        """The one retry for ingest's database work: while the database is away (restart, failover) the messages
-        stay unacknowledged and the work is tried again, with a growing pause."""
-        attempt = 0
-        while True:
-            try:
-                result = work()
-                self.health.db_ok = True
-                return result
-            except RETRYABLE_DB_ERRORS as exc:
-                attempt += 1
-                self.health.db_ok = False
-                metrics.DB_ERRORS.inc()
-                log.warning("db_write_failed stage=%s attempt=%d error=%s", what, attempt, type(exc).__name__)
-                time.sleep(min(5.0, 0.2 * attempt))
+        return retry_while_database_away(what, work, self.health)
 
     def _with_db(self, what: str, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         def run() -> _T:
