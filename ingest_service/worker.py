@@ -4,9 +4,7 @@ commit, a bounded in-flight window as back-pressure, and graceful draining on SI
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from collections import deque
@@ -30,7 +28,7 @@ from ingest_service.writer import BatchResult, RulesHook, SeenTracker, write_bat
 from store.db import open_pool
 from store.observability import DatabaseCheck, serve_ops
 from store.questionnaires import ResponseRow
-from store.settings import Settings, get_settings
+from store.settings import Settings, get_settings, ingest_worker_id, instance_login
 from vitals import INGEST_SHARED_SUBSCRIPTION, EnvelopeError, Reason
 from vitals.logs import setup_logging
 from vitals.status import GatewayStatus, parse_status
@@ -145,15 +143,17 @@ class IngestWorker:
     # --- MQTT -------------------------------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
+        # The worker's own login, bound on the broker to this one client id (docs/security.md T7).
+        login = self._settings.mqtt_service_login("ingest", self._config.worker_id)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"varde-ingest-{self._config.worker_id}",
+            client_id=login[0] if login else instance_login("varde-ingest", self._config.worker_id),
             protocol=mqtt.MQTTv5,
             reconnect_on_failure=True,
         )
         client.manual_ack_set(True)
-        if self._settings.mqtt_ingest_username:
-            client.username_pw_set(self._settings.mqtt_ingest_username, self._settings.mqtt_ingest_password)
+        if login:
+            client.username_pw_set(*login)
         if self._settings.mqtt_tls_ca_file:
             client.tls_set(ca_certs=str(self._settings.mqtt_tls_ca_file))
         client.reconnect_delay_set(min_delay=1, max_delay=10)
@@ -502,7 +502,7 @@ def run_worker(
 ) -> None:
     setup_logging()
     settings = get_settings()
-    config = WorkerConfig(worker_id=worker_id or os.environ.get("VARDE_INGEST_WORKER_ID") or socket.gethostname())
+    config = WorkerConfig(worker_id=ingest_worker_id(worker_id))
     if batch_readings:
         config.batch_readings = batch_readings
     worker = IngestWorker(settings, config, _default_rules_hook(), _default_questionnaire_rules())
