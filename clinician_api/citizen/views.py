@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from psycopg import Connection
 
+from clinician_api.access import BASIS_CONSULTATIVE, BASIS_HANDOVER
 from vitals import KINDS, Kind
 from vitals.plan import PlanContent
 
@@ -246,6 +247,27 @@ def what_of(resource: str) -> str:
     return "record"
 
 
+Why = Literal["care_team", "consultative", "handover", "emergency", "proxy", "no_access"]
+_TEAM_BASES = ("care_team", "consultative", "handover")
+
+
+def why_of(role: str, outcome: str, emergency: bool, reason: str | None) -> Why:
+    """On what basis an audited access was made, as the patient is told it. The row's team is the accessing
+    person's, which is the patient's care team only on that basis: an attempt without access had no basis at all,
+    and a consultative or hand-over read is by another team (the access gate writes that basis as the reason)."""
+    if role == "relative":
+        return "proxy"
+    if emergency:
+        return "emergency"
+    if outcome == "denied":
+        return "no_access"
+    if reason == BASIS_CONSULTATIVE:
+        return "consultative"
+    if reason == BASIS_HANDOVER:
+        return "handover"
+    return "care_team"
+
+
 def access_log(conn: Connection[Any], patient_id: UUID, limit: int = 200, before: int | None = None) -> dict[str, Any]:
     """Who (staff and relatives, not the patient themself) looked at or changed the patient's data: when, which
     team, why (care team or emergency access with its reason), and what — newest first."""
@@ -259,21 +281,24 @@ def access_log(conn: Connection[Any], patient_id: UUID, limit: int = 200, before
         "AND (%s::bigint IS NULL OR a.id < %s) ORDER BY a.id DESC LIMIT %s",
         (list(_STAFF), patient_id, before, before, limit + 1),
     ).fetchall()
-    items = [
-        {
-            "id": r[0],
-            "at": r[1],
-            "role": r[2],
-            "action": r[3],
-            "what": what_of(r[4]),
-            "outcome": "ok" if r[5] == "ok" else ("denied" if r[5] == "denied" else "refused"),
-            "why": "emergency" if r[6] else ("proxy" if r[2] == "relative" else "care_team"),
-            "reason": r[7] if r[6] else None,
-            "who": r[8] or "",
-            "team": r[9] if r[2] in _STAFF and not r[6] else None,
-        }
-        for r in rows[:limit]
-    ]
+    items = []
+    for r in rows[:limit]:
+        outcome = "ok" if r[5] == "ok" else ("denied" if r[5] == "denied" else "refused")
+        why = why_of(r[2], outcome, bool(r[6]), r[7])
+        items.append(
+            {
+                "id": r[0],
+                "at": r[1],
+                "role": r[2],
+                "action": r[3],
+                "what": what_of(r[4]),
+                "outcome": outcome,
+                "why": why,
+                "reason": r[7] if why == "emergency" else None,
+                "who": r[8] or "",
+                "team": r[9] if why in _TEAM_BASES else None,
+            }
+        )
     return {"items": _merged(items), "next": rows[limit - 1][0] if len(rows) > limit else None}
 
 
