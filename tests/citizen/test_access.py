@@ -244,7 +244,6 @@ def test_the_patient_sees_what_became_of_each_alarm_but_not_the_nurses_notes(
     opened = insert_alarm(db, home.patient_id, kind="body_weight", value=83.1, opened_minutes_ago=30)
     seen = insert_alarm(db, home.patient_id, kind="body_weight", value=83.4, opened_minutes_ago=20)
     closed = insert_alarm(db, home.patient_id, kind="body_weight", value=84.0, opened_minutes_ago=10)
-    db.commit()
     nurse = httpx.Client(base_url=oidc.api_url, headers=home.nurse_headers, timeout=30)
     assert nurse.post(f"/api/v1/alarms/{seen}/acknowledge").status_code == 200
     note = "Ringte pasienten, økte furosemid etter avtale med lege"
