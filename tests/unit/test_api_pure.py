@@ -103,3 +103,15 @@ def test_access_log_merges_one_visit_of_many_reads_into_one_line() -> None:
     assert what_of("/api/v1/patients/00000000-0000-0000-0000-000000000001") == "record"
     assert what_of("/api/v1/patients/00000000-0000-0000-0000-000000000001/measurements") == "measurements"
     assert what_of("/fhir/Patient/x/$everything") == "record_export"
+
+
+def test_access_log_names_the_basis_of_each_access_and_never_calls_another_team_the_care_team() -> None:
+    from clinician_api.citizen.views import why_of
+
+    assert why_of("nurse", "ok", False, None) == "care_team"
+    assert why_of("nurse", "refused", False, None) == "care_team"  # had access, the request itself failed
+    assert why_of("physician", "denied", False, None) == "no_access"
+    assert why_of("physician", "ok", True, "Innlagt akutt") == "emergency"
+    assert why_of("nurse", "ok", False, "consultative") == "consultative"
+    assert why_of("nurse", "refused", False, "handover") == "handover"
+    assert why_of("relative", "denied", False, None) == "proxy"
