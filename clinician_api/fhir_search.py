@@ -360,7 +360,7 @@ def handling_strict(prefer: str | None) -> bool:
 def parse_search(resource_type: str, items: list[tuple[str, str]], *, strict: bool) -> SearchRequest:
     """Check every parameter against what the resource type supports. Unknown parameters (and unsupported
     `_sort`/`_include` values) are an error under strict handling and ignored under lenient; an unsupported
-    modifier or a malformed value is always an error (the spec forbids guessing at them)."""
+    modifier, a malformed value, a chained parameter (`patient.identifier=`) or `_has` is always an error."""
     supported = {p.name: p for p in PARAMS[resource_type]}
     request = SearchRequest(resource_type)
 
@@ -373,6 +373,15 @@ def parse_search(resource_type: str, items: list[tuple[str, str]], *, strict: bo
 
     for key, raw in items:
         name, _, modifier = key.partition(":")
+        if "." in key or name == "_has":
+            # Never ignored, not even under lenient handling: without its chain the search would return every
+            # patient's resources in the caller's teams instead of the one patient the chain names.
+            raise FhirError(
+                400,
+                f"{key!r}: chained and _has parameters are not supported; find the patient first "
+                "(Patient?identifier=system|number), then search with patient=<id>",
+                "not-supported",
+            )
         if name in _RESULT_PARAMS:
             _result_param(request, name, raw, unsupported)
             continue

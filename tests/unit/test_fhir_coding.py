@@ -566,3 +566,28 @@ def test_every_resource_survives_a_parse_and_write_back_through_fhir_resources(
     model = get_fhir_model_class(resource["resourceType"]).model_validate(resource)
     written = json.loads(model.model_dump_json(exclude_none=True))
     assert _instants_as_values(written) == _instants_as_values(resource), builder
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "key"),
+    [
+        ("Observation", "patient.identifier"),
+        ("Observation", "subject:Patient.identifier"),
+        ("Observation", "patient:Patient.name"),
+        ("DetectedIssue", "patient.identifier"),
+        ("Patient", "_has:Observation:patient:code"),
+        ("Patient", "_has"),
+    ],
+)
+@pytest.mark.parametrize("strict", [False, True])
+def test_chained_and_has_parameters_are_refused_even_under_lenient_handling(
+    resource_type: str, key: str, strict: bool
+) -> None:
+    with pytest.raises(FhirError) as refused:
+        parse_search(resource_type, [(key, "urn:oid:2.16.578.1.12.4.1.4.1|01017012345")], strict=strict)
+    assert (refused.value.status, refused.value.code) == (400, "not-supported")
+
+
+def test_a_dot_in_a_value_is_not_a_chain() -> None:
+    request = parse_search("Patient", [("identifier", "urn:oid:2.16.578.1.12.4.1.4.1|01017012345")], strict=True)
+    assert [c.name for c in request.criteria] == ["identifier"]
