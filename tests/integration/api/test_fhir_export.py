@@ -92,7 +92,7 @@ def cohort(api_url: str) -> Cohort:
                 "device_type, device_model, grp, flags) FROM STDIN"
             ) as cp:
                 for i, pid in enumerate(patients):
-                    gw = f"gw-export-{i}"
+                    gw = f"gw-export-{suffix}-{i}"
                     second = timedelta(seconds=i * 3 + 1)  # up to 50 minutes past 07:00, one per patient
                     offsets[(i * 3 + 1)] = pid
                     for day in range(DAYS):
@@ -136,7 +136,7 @@ def _equip(
         conn.execute(
             "INSERT INTO gateways (id, patient_id, secret_hash, agent_version, state) "
             "VALUES (%s, %s, 'x', %s, 'online')",
-            (f"gw-export-{n}", pid, f"9.{n}.7"),
+            (f"gw-export-{suffix}-{n}", pid, f"9.{n}.7"),
         )
         for address, dtype in (
             ("A4:C1:38:00:00:01", "pulse_oximeter"),
@@ -145,7 +145,7 @@ def _equip(
             conn.execute(
                 "INSERT INTO devices (gateway_id, address, type, model, first_seen_at, last_seen_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                (f"gw-export-{n}", address, dtype, f"Model-{suffix}", at, at),
+                (f"gw-export-{suffix}-{n}", address, dtype, f"Model-{suffix}", at, at),
             )
         conn.execute(
             "INSERT INTO self_management_plans (patient_id, version, status, body, created_at, activated_at) "
