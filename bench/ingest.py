@@ -386,6 +386,7 @@ class Probes(threading.Thread):
         clients = []
         lock = threading.Lock()
         inflight: dict[tuple[int, int], bytes] = {}
+        early: dict[tuple[int, int], int] = {}
         for i, gw in enumerate(self.gateways):
             client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gw.gateway_id, protocol=mqtt.MQTTv5)
             client.username_pw_set(gw.gateway_id, gw.password)
@@ -393,9 +394,12 @@ class Probes(threading.Thread):
                 client.tls_set(ca_certs=self.tls)
 
             def on_publish(_c: Any, _u: Any, mid: int, reason: Any, _p: Any, i: int = i) -> None:
+                code = int(getattr(reason, "value", 0))
                 with lock:
                     rid = inflight.pop((i, mid), None)
-                if rid is not None and int(getattr(reason, "value", 0)) < 0x80 and int(reason.value) != 0x10:
+                    if rid is None:
+                        early[(i, mid)] = code  # the PUBACK beat publish() back to the sender
+                if rid is not None and code < 0x80 and code != 0x10:
                     self.acked.append(rid)
 
             client.on_publish = on_publish
@@ -415,9 +419,15 @@ class Probes(threading.Thread):
                     at = datetime.now(UTC)
                     reading = Reading(id=uuid.uuid4(), kind="spo2", value=84.0, unit="%", measured_at=at, device=device)
                     envelope = Envelope(gateway_id=gw.gateway_id, sent_at=at, readings=(reading,))
+                    # Not under `lock`: paho runs on_publish holding its own message lock, which publish() takes.
+                    info = client.publish(readings_topic(gw.gateway_id), envelope.to_json(), qos=1)
+                    key = (sent % len(clients), info.mid)
                     with lock:
-                        info = client.publish(readings_topic(gw.gateway_id), envelope.to_json(), qos=1)
-                        inflight[(sent % len(clients), info.mid)] = reading.id.bytes
+                        code = early.pop(key, None)
+                        if code is None:
+                            inflight[key] = reading.id.bytes
+                    if code is not None and code < 0x80 and code != 0x10:
+                        self.acked.append(reading.id.bytes)
                     published = time.time()
                     self.sent[(str(gw.patient_id), at)] = published
                     pending[reading.id] = published

@@ -469,6 +469,18 @@ class ThresholdEdit(BaseModel):
         return self
 
 
+class WhatIfResult(BaseModel):
+    """Alarms the patient's stored readings of the last `days` days would have raised, replayed through the rules
+    with the limits in force and with the proposed edit."""
+
+    days: int
+    readings: int = Field(description="readings measured in the window")
+    alarms_now: int
+    alarms_proposed: int
+    by_rule_now: dict[str, int] = Field(description="per rule (e.g. threshold.spo2.low); 0 where it raised none")
+    by_rule_proposed: dict[str, int]
+
+
 # --- plans ------------------------------------------------------------------------------------------------------
 
 

@@ -13,3 +13,7 @@ _DEFAULT_HOME = str(Path(__file__).resolve().parent.parent / ".varde" / "test")
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if os.environ.setdefault("VARDE_HOME", _DEFAULT_HOME) == _DEFAULT_HOME and _WORKER:
     os.environ["VARDE_HOME"] = f"{_DEFAULT_HOME}-{_WORKER}"
+
+# The stack fixtures, shared by integration, API, browser, patient and citizen tests: one plugin, so pytest holds one
+# definition of each session fixture (a conftest importing another's fixture made a second session stack fixture).
+pytest_plugins = ["tests.stack_plugin"]

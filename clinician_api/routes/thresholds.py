@@ -21,6 +21,7 @@ from clinician_api.schemas import (
     ThresholdEdit,
     ThresholdProfile,
     TrendValue,
+    WhatIfResult,
 )
 from rules_engine.baselines import current_versions, load_personal
 from rules_engine.profiles import (
@@ -35,6 +36,7 @@ from rules_engine.profiles import (
     patient_rules_of,
 )
 from rules_engine.validation import validate_profile
+from rules_engine.whatif import TooManyReadings, what_if
 from store.conditions import load_conditions
 from vitals import KINDS, Kind
 
@@ -188,13 +190,23 @@ def get_thresholds(scope: PatientDep) -> ThresholdProfile:
     return profile(scope.conn, scope.patient_id)
 
 
-@router.put("/{patient_id}/thresholds", response_model=ThresholdProfile, responses=problems.responses(403, 422))
-def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician) -> ThresholdProfile:
-    """Change the limits of the kinds named in the body (others stay as they are). Per limit: a number overrides
-    the protocol default, null inherits it, "off" removes the limit. Refused as a whole when the resulting profile
-    is out of order, implausible or in the wrong unit."""
-    conn = scope.conn
-    basis = _basis(conn, scope.patient_id)
+@dataclass(frozen=True, slots=True)
+class _Proposal:
+    """An edit checked against the patient's current settings: the rows to store, and the whole set of hand-set
+    limits and trend settings the patient would have after it (in the rules engine's vocabulary)."""
+
+    limit_rows: dict[str, tuple[float | None, ...]]
+    """kind → (red_low, yellow_low, yellow_high, red_high): a number overrides, NaN removes, None inherits."""
+    trend_rows: dict[str, float | None]
+    """setting → a number (NaN: rule off), or None (back to the protocol's value)."""
+    limits: dict[str, dict[str, float | None]]
+    trends: dict[str, float | None]
+    """setting → a number, or None (the trend rule is off)."""
+
+
+def _proposal(conn: Connection[Any], patient_id: Any, body: ThresholdEdit) -> _Proposal:
+    """The edit merged with what is stored, validated as a whole profile; `ProblemError` (422) when it is not."""
+    basis = _basis(conn, patient_id)
     errors: list[dict[str, Any]] = []
     for kind, edit in body.limits.items():
         if edit.unit != KINDS[kind].unit:
@@ -207,7 +219,7 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
             )
     if errors:
         raise ProblemError(422, "limits in the wrong unit", errors=errors)
-    current = as_mapping(load_overrides(conn, scope.patient_id))
+    current = as_mapping(load_overrides(conn, patient_id))
     new_rows: dict[str, tuple[float | None, ...]] = {}
     for kind, edit in body.limits.items():
         values = tuple(
@@ -220,7 +232,7 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
         }
     trends_now: dict[str, float | None] = {
         name: (None if math.isnan(value) else value)
-        for name, (value, _src) in load_trend_overrides(conn, scope.patient_id).items()
+        for name, (value, _src) in load_trend_overrides(conn, patient_id).items()
     }
     new_trends: dict[str, float | None] = {}
     for trend_name, trend_edit in body.trends.items():
@@ -232,8 +244,8 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
         if number is None:
             merged.pop(changed, None)
         else:
-            merged[changed] = number
-    trend_check = {n: v for n, v in merged.items() if v is not None and not math.isnan(v)}
+            merged[changed] = None if math.isnan(number) else number
+    trend_check = {n: v for n, v in merged.items() if v is not None}
     problems_found = validate_profile(
         basis.protocol, current, trend_check, conditions=basis.conditions, spo2_scale2=basis.spo2_scale2
     )
@@ -252,9 +264,45 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
                 for p in problems_found
             ],
         )
-    _store(conn, scope.patient_id, new_rows, principal.user_id)
-    _store_trends(conn, scope.patient_id, new_trends, principal.user_id)
-    return profile(conn, scope.patient_id)
+    return _Proposal(new_rows, new_trends, current, merged)
+
+
+@router.put("/{patient_id}/thresholds", response_model=ThresholdProfile, responses=problems.responses(403, 422))
+def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician) -> ThresholdProfile:
+    """Change the limits of the kinds named in the body (others stay as they are). Per limit: a number overrides
+    the protocol default, null inherits it, "off" removes the limit. Refused as a whole when the resulting profile
+    is out of order, implausible or in the wrong unit."""
+    proposal = _proposal(scope.conn, scope.patient_id, body)
+    _store(scope.conn, scope.patient_id, proposal.limit_rows, principal.user_id)
+    _store_trends(scope.conn, scope.patient_id, proposal.trend_rows, principal.user_id)
+    return profile(scope.conn, scope.patient_id)
+
+
+@router.post(
+    "/{patient_id}/thresholds/what-if",
+    response_model=WhatIfResult,
+    responses=problems.responses(403, 422),
+)
+def what_if_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician) -> WhatIfResult:
+    """How many alarms the patient's stored readings of the last 90 days would have raised with the limits in
+    force (`alarms_now`) and with this edit saved (`alarms_proposed`), per rule too: both from the offline replay
+    of the rules ingest runs. The body is the `PUT` body and is validated the same way (422); nothing is stored.
+    Missed measurements and questionnaires are not counted. Audited as a read."""
+    del principal  # the role check: only those who may save limits ask what saving would do
+    scope.action = "read"
+    proposal = _proposal(scope.conn, scope.patient_id, body)
+    try:
+        found = what_if(scope.conn, scope.patient_id, proposal.limits, proposal.trends)
+    except TooManyReadings as exc:
+        raise ProblemError(422, str(exc)) from None
+    return WhatIfResult(
+        days=found.days,
+        readings=found.readings,
+        alarms_now=found.alarms_now,
+        alarms_proposed=found.alarms_proposed,
+        by_rule_now=found.by_rule_now,
+        by_rule_proposed=found.by_rule_proposed,
+    )
 
 
 def _store_trends(conn: Connection[Any], patient_id: Any, rows: Mapping[str, float | None], user_id: Any) -> None:

@@ -12,10 +12,6 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
-from tests.integration.conftest import api_url, db, make_tenant, settings, stack
-
-__all__ = ["api_url", "db", "make_tenant", "settings", "stack"]
-
 CHROMIUM = os.environ.get("VARDE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -18,10 +18,8 @@ import pytest
 
 from tests.citizen.stack import OidcStack, oidc_stack
 from tests.integration.api.conftest import insert_readings
-from tests.integration.conftest import Tenant, db, login, make_tenant, settings, stack
+from tests.integration.conftest import Tenant, login
 from tests.patient.plans import BODY
-
-__all__ = ["db", "make_tenant", "settings", "stack"]
 
 pytestmark = pytest.mark.integration
 

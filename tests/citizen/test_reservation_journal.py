@@ -13,11 +13,11 @@ import pytest
 from clinician_api import consent
 from clinician_api.journal.admin import add_subscription
 from tests.integration.api.conftest import insert_readings
-from tests.integration.conftest import db, make_tenant, settings, stack, wait_for
+from tests.integration.conftest import wait_for
 from tests.integration.journal.conftest import Journaled, journaled_tenant, record_system
 from tests.integration.journal.receiver import RecordSystem
 
-__all__ = ["db", "journaled_tenant", "make_tenant", "record_system", "settings", "stack"]
+__all__ = ["journaled_tenant", "record_system"]
 
 pytestmark = pytest.mark.integration
 

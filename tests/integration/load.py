@@ -53,6 +53,7 @@ class GatewayLoad(threading.Thread):
         self._lock = lock
         self._window = threading.BoundedSemaphore(window)
         self._pending: dict[int, list[uuid.UUID]] = {}
+        self._early: dict[int, Any] = {}
         self._mid_lock = threading.Lock()
         self._connected = threading.Event()
         self.stop_event = stop or threading.Event()
@@ -66,8 +67,13 @@ class GatewayLoad(threading.Thread):
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
         with self._mid_lock:
             ids = self._pending.pop(mid, None)
-        if ids is None:
-            return
+            if ids is None:
+                # The PUBACK beat `publish()` back to the sending thread: settled there.
+                self._early[mid] = rc
+                return
+        self._settle(ids, rc)
+
+    def _settle(self, ids: list[uuid.UUID], rc: Any) -> None:
         self._window.release()
         with self._lock:
             if rc.is_failure:
@@ -98,16 +104,26 @@ class GatewayLoad(threading.Thread):
                     gateway_id=self._gateway.gateway_id, sent_at=datetime.now(UTC), readings=readings
                 ).to_json()
                 ids = [r.id for r in readings]
-                with self._mid_lock:
-                    info = self._client.publish(readings_topic(self._gateway.gateway_id), payload, qos=1)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        # Not queued for a connection that just dropped: not counted as published, retried.
-                        self._window.release()
-                        continue
-                    self._pending[info.mid] = ids
+                # Never hold `_mid_lock` across `publish()`: paho calls on_publish holding its own message lock,
+                # which `publish()` takes too, so holding ours here deadlocked both threads (a lost PUBACK and a
+                # 40 s join in every fault test that hit it).
                 with self._lock:
                     self._counts.published.update(ids)
                     self._counts.envelopes += 1
+                info = self._client.publish(readings_topic(self._gateway.gateway_id), payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    # Not queued for a connection that just dropped: not published after all, retried.
+                    with self._lock:
+                        self._counts.published.difference_update(ids)
+                        self._counts.envelopes -= 1
+                    self._window.release()
+                    continue
+                with self._mid_lock:
+                    early = self._early.pop(info.mid, None)
+                    if early is None:
+                        self._pending[info.mid] = ids
+                if early is not None:
+                    self._settle(ids, early)
                 if self._log is not None:
                     self._log.append(payload)
                 next_at += self._interval

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Tenant, publish, wait_for
+from tests.integration.conftest import Tenant, publish, publish_all, wait_for
 from tests.integration.load import Load
 from varde import stack
-from vitals import readings_topic
+from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+_OXIMETER = DeviceRef(address="A4:C1:38:00:00:02", type="pulse_oximeter", model="PO-60")
 
 
 def _stored(settings: Settings, ids: set[uuid.UUID]) -> tuple[int, int]:
@@ -104,17 +108,27 @@ def test_the_same_envelopes_replayed_twice_are_stored_once(loaded_tenant: Tenant
     with Load(loaded_tenant.gateways, per_envelope=20, envelopes_per_s=40, keep_envelopes=True) as load:
         time.sleep(3.0)
     _settle_and_check(load, settings, loaded_tenant, "first pass")
-    by_gateway = {g.gateway_id: g for g in loaded_tenant.gateways}
-    import json
-
-    for _ in range(2):
-        for payload in load.envelopes:
-            gateway = by_gateway[json.loads(payload)["gateway_id"]]
-            assert publish(gateway, readings_topic(gateway.gateway_id), payload) < 128
-    time.sleep(2.0)
+    by_gateway: dict[str, list[bytes]] = {}
+    for payload in load.envelopes:
+        by_gateway.setdefault(json.loads(payload)["gateway_id"], []).append(payload)
+    # Each gateway sends its envelopes twice more over one connection, then a new reading as a barrier: ingest takes
+    # a gateway's messages in order, so once the barrier is stored every replay before it has been judged.
+    barriers: set[uuid.UUID] = set()
+    for gateway in loaded_tenant.gateways:
+        barrier = _fresh_envelope(gateway.gateway_id)
+        barriers.add(barrier[1])
+        envelopes = [*by_gateway.get(gateway.gateway_id, []) * 2, barrier[0]]
+        assert all(code < 128 for code in publish_all(gateway, readings_topic(gateway.gateway_id), envelopes))
+    wait_for(lambda: _stored(settings, barriers)[1] == len(barriers), timeout=60, what="the barrier readings stored")
     rows, distinct = _stored(settings, load.counts.published)
     print(f"\nreplayed twice: envelopes={len(load.envelopes)} rows={rows} distinct={distinct}")
     assert rows == distinct == len(load.counts.published)
+
+
+def _fresh_envelope(gateway_id: str) -> tuple[bytes, uuid.UUID]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    reading = Reading(id=uuid.uuid4(), kind="spo2", value=97.0, unit="%", measured_at=now, device=_OXIMETER)
+    return Envelope(gateway_id=gateway_id, sent_at=now, readings=(reading,)).to_json(), reading.id
 
 
 def test_two_workers_split_one_stream_with_nothing_lost_or_doubled(loaded_tenant: Tenant, settings: Settings) -> None:

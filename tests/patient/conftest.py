@@ -10,9 +10,6 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.edge.edge_fixtures import MOSQUITTO, Broker
-from tests.integration.conftest import api_url, db, make_tenant, settings, stack
-
-__all__ = ["api_url", "db", "make_tenant", "settings", "stack"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

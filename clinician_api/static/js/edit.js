@@ -6,6 +6,7 @@ import { showNoAccess } from "./glass.js";
 import { formatTime, formatValue, kindName, kinds, lang, patientId, protocolLimits, t } from "./i18n.js";
 import { WEEKDAYS, ZONES, patientView } from "./plan.js";
 import { signedIn } from "./shell.js";
+import { watchWhatIf } from "./whatif.js";
 
 const LIMITS = ["red_low", "yellow_low", "yellow_high", "red_high"];
 const KINDS = Object.keys(kinds);
@@ -14,6 +15,7 @@ let profile = null;
 let versions = [];
 let baseVersion = null;
 let previewLang = "nb";
+let whatIf = null;
 
 const base = () => `/api/v1/patients/${patientId}`;
 
@@ -166,12 +168,8 @@ function renderLimitRows() {
   replaceChildren($("#limit-rows"), rows);
 }
 
-async function saveLimits(event) {
-  event.preventDefault();
-  const form = $("#limits-form");
-  clearErrors(form);
-  $("#limits-saved").textContent = "";
-  $("#limits-error").textContent = "";
+/** The form's edit of the chosen kind as the PUT body's `limits` entry, and the fields that are not numbers. */
+function collectLimitEdit() {
   const kind = $("#limit-kind").value;
   const edit = { unit: kinds[kind].unit };
   const local = [];
@@ -186,6 +184,16 @@ async function saveLimits(event) {
       edit[name] = mode === "off" ? "off" : null;
     }
   }
+  return { kind, edit, local };
+}
+
+async function saveLimits(event) {
+  event.preventDefault();
+  const form = $("#limits-form");
+  clearErrors(form);
+  $("#limits-saved").textContent = "";
+  $("#limits-error").textContent = "";
+  const { kind, edit, local } = collectLimitEdit();
   if (local.length) {
     showErrors(form, local, $("#limits-error"));
     return;
@@ -195,6 +203,7 @@ async function saveLimits(event) {
     renderLimitsTable();
     renderLimitRows();
     $("#limits-saved").textContent = t("limits_saved", { kind: kindName(kind) });
+    whatIf?.refresh();
   } catch (error) {
     if (error instanceof ApiError && error.fieldErrors.length) {
       $("#limits-error").textContent = t("error_fix_fields");
@@ -275,6 +284,7 @@ async function saveTrends(event) {
   try {
     profile = await api(`${base()}/thresholds`, { method: "PUT", body: { trends } });
     renderTrends();
+    whatIf?.refresh();
     $("#trends-saved").textContent = t("trends_saved");
   } catch (error) {
     if (error instanceof ApiError && error.fieldErrors.length) {
@@ -591,6 +601,7 @@ async function activate(version) {
     profile = await api(`${base()}/thresholds`);
     renderLimitsTable();
     renderLimitRows();
+    whatIf?.refresh();
     $("#plan-saved").textContent = t("plan_activated", { n: version, gateways: active.published_to.length });
     announce(t("plan_activated", { n: version, gateways: active.published_to.length }));
   } catch (error) {
@@ -667,6 +678,15 @@ async function load() {
   renderLimitsTable();
   renderLimitRows();
   $("#limits-form").addEventListener("submit", saveLimits);
+  whatIf = watchWhatIf({
+    form: $("#limits-form"),
+    output: $("#limits-what-if"),
+    url: `${base()}/thresholds/what-if`,
+    collect: () => {
+      const { kind, edit, local } = collectLimitEdit();
+      return local.length ? null : { limits: { [kind]: edit } };
+    },
+  });
   renderVersions();
   setupPlanForm();
   const start = versions.find((v) => v.status === "active") ?? versions[0];
