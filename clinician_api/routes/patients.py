@@ -303,7 +303,7 @@ def _trend(
     span = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}[bucket]
     if (end - start) / span > _MAX_BUCKETS[bucket]:
         raise HTTPException(422, f"too many {bucket} buckets; at most {_MAX_BUCKETS[bucket]} per request")
-    # From TimescaleDB's hourly aggregate where it exists, else from readings: the same buckets (store/trends.py).
+    # From the hourly aggregate (TimescaleDB's or the rollup table), else from readings (store/trends.py).
     trend = trend_rows(scope.conn, scope.patient_id, kind.value, bucket, start, end)
     return TrendSeries(
         kind=kind,

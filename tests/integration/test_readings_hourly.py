@@ -73,7 +73,8 @@ def test_rollup_matches_the_readings_through_copy_staging_insert_update_and_dele
     ]
 
     db.execute(
-        "INSERT INTO readings (id, patient_id, gateway_id, kind, value, measured_at) VALUES (%s, %s, %s, 'spo2', 80, %s)",
+        "INSERT INTO readings (id, patient_id, gateway_id, kind, value, measured_at) "
+        "VALUES (%s, %s, %s, 'spo2', 80, %s)",
         (uuid.uuid4(), p1, gw[0].gateway_id, _START + timedelta(hours=5)),
     )
     db.execute("UPDATE readings SET value = 100 WHERE id = %s", (first[2][0],))  # the hour's max changes
@@ -106,7 +107,9 @@ def test_drift_checker_reports_an_hour_the_rollup_gets_wrong(
         "UPDATE readings_hourly SET sum_value = sum_value + 0.5 WHERE patient_id = %s AND bucket = %s",
         (patient, _START + timedelta(hours=1)),
     )
-    db.execute("DELETE FROM readings_hourly WHERE patient_id = %s AND bucket = %s", (patient, _START + timedelta(hours=2)))
+    db.execute(
+        "DELETE FROM readings_hourly WHERE patient_id = %s AND bucket = %s", (patient, _START + timedelta(hours=2))
+    )
     db.execute(
         "INSERT INTO readings_hourly VALUES (%s, 'spo2', %s, 1, 1, 1, 1)", (patient, _START + timedelta(hours=9))
     )
