@@ -12,6 +12,7 @@ Each query is run as it was before its fix (the baseline, SQL text kept here) an
 imported from the package), alternated ABAB `--repeats` times, with EXPLAIN (ANALYZE, BUFFERS): median execution
 ms, shared buffers touched, readings partitions whose scan ran and rows read from readings:
 - `id_lookup`: a reading by id alone (`clinician_api/deps.py`), before by id only, now through `reading_ids`;
+  `id_lookup_unknown` the same for an id never stored (a 404);
 - `last_measured`: the patient list's "last measured" for 50 patients (`routes/patients.py`);
 - `trend_90d`: the oximeter's 90-day daily trend (`store/trends.py`), raw readings against the hourly rollup;
 - `bp_partners`: the journal feed's blood-pressure partner lookup for one batch (`journal/feed.py`, fixed before
@@ -331,6 +332,11 @@ def main() -> int:
                 assert picked is not None
                 result["id_lookup"] = _compare(
                     conn, args.repeats, (BEFORE_ID_LOOKUP, (picked[0],)), (READING_PATIENT_SQL, (picked[0], picked[0]))
+                )
+
+                unknown = uuid.uuid4()  # the 404 of a read by an id never stored: every partition, before
+                result["id_lookup_unknown"] = _compare(
+                    conn, args.repeats, (BEFORE_ID_LOOKUP, (unknown,)), (READING_PATIENT_SQL, (unknown, unknown))
                 )
 
                 page = {"kinds": ["spo2", "pulse_rate", "body_weight", *_BP], "team": others[:50]}

@@ -63,9 +63,7 @@ def insert_readings(
             ],
         )
         # As ingest does: every stored reading's id is in reading_ids (id lookups take the reading's time from it).
-        cur.executemany(
-            "INSERT INTO reading_ids (id, measured_at) VALUES (%s, %s)", list(zip(ids, times, strict=True))
-        )
+        cur.executemany("INSERT INTO reading_ids (id, measured_at) VALUES (%s, %s)", list(zip(ids, times, strict=True)))
     db.execute(
         "INSERT INTO devices (gateway_id, address, type, model, battery_percent, last_seen_at) "
         "VALUES (%s, %s, %s, 'M-1', 80, now()) ON CONFLICT DO NOTHING",
