@@ -98,9 +98,11 @@ class Workers:
     """`count` real ingest workers with their metrics ports; stopped with SIGTERM (drain, commit, end session)."""
 
     def __init__(self, home: Path, count: int, extra: list[str], tag: str) -> None:
-        from varde.stack import _free_port
+        from varde.stack import _free_port, ensure_service_instances
 
         self.home, self.extra, self.tag = home, extra, tag
+        # Each worker connects with its own broker login, bound to its client id.
+        ensure_service_instances(home, {"ingest": [f"bench-{tag}-{n}" for n in range(count)]})
         self.env = {**os.environ, "VARDE_HOME": str(home), "PYTHONPATH": str(ROOT)}
         self.logs = home / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -190,10 +192,11 @@ def _metric(text: str, name: str) -> float:
 
 @contextlib.contextmanager
 def api_process(home: Path) -> Iterator[str]:
-    from varde.stack import _free_port, port_open
+    from varde.stack import _free_port, ensure_service_instances, port_open
 
     port = _free_port()
-    env = {**os.environ, "VARDE_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    ensure_service_instances(home, {"api": ["bench"]})  # its own login, beside the stack's API
+    env = {**os.environ, "VARDE_HOME": str(home), "PYTHONPATH": str(ROOT), "VARDE_API_REPLICA": "bench"}
     log = open(home / "logs" / "bench-api.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         [sys.executable, "-m", "varde", "api", "run", "--port", str(port)], stdout=log, stderr=log, env=env

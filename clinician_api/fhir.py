@@ -310,6 +310,11 @@ def _limit(kind: Kind, value: float | None) -> dict[str, Any] | None:
     return _quantity(kind, value) if value is not None else None
 
 
+def _goal_id(kind: Kind) -> str:
+    """A FHIR id (letters, digits, '-' and '.'; no '_') for the contained Goal of a kind."""
+    return "goal-" + kind.value.replace("_", "-")
+
+
 def _goal(plan_status: str, patient_id: Any, zones: Any) -> dict[str, Any]:
     """A contained Goal per measured kind: the green range as the target, every limit spelled out in the note."""
     kind, info = zones.kind, KINDS[zones.kind]
@@ -333,7 +338,7 @@ def _goal(plan_status: str, patient_id: Any, zones: Any) -> dict[str, Any]:
     code = codes.observation_code(kind, None)
     return {
         "resourceType": "Goal",
-        "id": f"goal-{kind.value}",
+        "id": _goal_id(kind),
         "lifecycleStatus": _GOAL_STATUS[plan_status],
         "description": {"text": f"{info.name_nb}: grønn sone / {info.name_en}: green zone"},
         "subject": _ref("Patient", patient_id),
@@ -383,7 +388,7 @@ def care_plan(row: Sequence[Any]) -> dict[str, Any]:
                     },
                     "description": f"{info.name_nb} før kl. {item.deadline} / {info.name_en} before {item.deadline}",
                     **(
-                        {"goal": [{"reference": f"#goal-{item.kind.value}"}]}
+                        {"goal": [{"reference": f"#{_goal_id(item.kind)}"}]}
                         if any(z.kind == item.kind for z in plan.zones)
                         else {}
                     ),

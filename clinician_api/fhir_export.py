@@ -3,8 +3,8 @@ job (kick-off row → NDJSON files in the database → manifest), and the option
 
 - `exportable_patients` is the one place that decides whose data an export holds.
 - `Pseudonymiser`: per export, a random key gives every patient (and every resource id) a stable pseudonym and
-  every patient a date shift of 30–365 days either way; direct identifiers, names, free text and exact dates are
-  removed or shifted before a line is written.
+  every patient a date shift of 30–365 days either way. It is allow-list based: only elements known to hold no
+  identifier and no free text are kept (`_ALLOWED`), every date among them shifted; everything else is dropped.
 - `run_export` writes the files in chunks (gzip, at most `LINES_PER_FILE` resources each) from a server-side cursor
   over the readings, so memory stays flat however many readings there are; a cancelled job stops at the next chunk.
 """
@@ -12,14 +12,13 @@ job (kick-off row → NDJSON files in the database → manifest), and the option
 from __future__ import annotations
 
 import gzip
-import hashlib
 import hmac
 import json
 import logging
 import re
 import secrets
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -32,10 +31,79 @@ from store.db import get_pool
 EXPORT_TYPES = ("Patient", "Observation", "Device", "CarePlan", "DetectedIssue")
 LINES_PER_FILE = 50_000
 _BATCH = 5_000
-_PSEUDED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "PSEUDED"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
-_DROPPED = ("identifier", "name", "telecom", "address", "note", "contact", "deviceName", "modelNumber")
-"""Removed wherever they occur; so is a narrative (`text` holding a `div`), while a CodeableConcept's text stays."""
+_PSEUDED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "PSEUDED"}
+
+# The allow-list of the pseudonymised variant: per resource type, the elements that are known to hold no direct
+# identifier and no free text. Every other element is dropped. A leaf is KEEP (a code, a number, a status or a
+# text taken from Varde's own code tables), DATE (shifted by the patient's shift) or REF (a reference whose id is
+# replaced by its pseudonym); a nested spec applies to an object, or to each object of a list.
+KEEP, DATE, REF = "keep", "date", "ref"
+_CODING = {"system": KEEP, "code": KEEP, "display": KEEP}
+_CONCEPT = {"coding": _CODING, "text": KEEP}
+"""Every CodeableConcept Varde builds is coded, its text from the code tables (kind names, rule codes)."""
+_REFERENCE = {"reference": REF}
+_QUANTITY = {"value": KEEP, "unit": KEEP, "system": KEEP, "code": KEEP}
+_ALLOWED: dict[str, dict[str, Any]] = {
+    "Patient": {"active": KEEP, "birthDate": DATE},
+    "Observation": {
+        "status": KEEP,
+        "category": _CONCEPT,
+        "code": _CONCEPT,
+        "subject": _REFERENCE,
+        "effectiveDateTime": DATE,
+        "issued": DATE,
+        "performer": _REFERENCE,
+        "device": _REFERENCE,
+        "valueQuantity": _QUANTITY,
+        "component": {"code": _CONCEPT, "valueQuantity": _QUANTITY, "dataAbsentReason": _CONCEPT},
+    },
+    "Device": {
+        "status": KEEP,
+        "type": _CONCEPT,
+        "specialization": {"systemType": _CONCEPT},
+        "patient": _REFERENCE,
+        "parent": _REFERENCE,
+    },
+    "CarePlan": {
+        "language": KEEP,
+        "status": KEEP,
+        "intent": KEEP,
+        "subject": _REFERENCE,
+        "created": DATE,
+        "period": {"start": DATE, "end": DATE},
+        "contained": {
+            "resourceType": KEEP,
+            "id": KEEP,
+            "lifecycleStatus": KEEP,
+            "description": _CONCEPT,
+            "subject": _REFERENCE,
+            "target": {"measure": _CONCEPT, "detailRange": {"low": _QUANTITY, "high": _QUANTITY}},
+        },
+        "goal": {"reference": KEEP},
+        "activity": {
+            "detail": {
+                "status": KEEP,
+                "code": {"coding": _CODING},
+                "scheduledTiming": {"repeat": {"dayOfWeek": KEEP, "timeOfDay": KEEP}},
+                "goal": {"reference": KEEP},
+            }
+        },
+    },
+    "DetectedIssue": {
+        "status": KEEP,
+        "code": _CONCEPT,
+        "severity": KEEP,
+        "patient": _REFERENCE,
+        "identifiedDateTime": DATE,
+        "implicated": _REFERENCE,
+        "mitigation": {"date": DATE},
+    },
+}
+"""Left out on purpose: identifiers, names, telecom, addresses, narratives, notes, translations (`_x`), device
+names and model numbers, CarePlan title/description (a clinician's free text) and DetectedIssue.detail (the alarm
+text, which spells out the day of a missed measurement)."""
+_MITIGATION = {"text": "mitigation"}
 log = logging.getLogger("clinician_api.fhir_export")
 
 
@@ -56,57 +124,78 @@ def exportable_patients(conn: Connection[Any], user_id: UUID, team_id: UUID | No
 
 @dataclass(frozen=True, slots=True)
 class Pseudonymiser:
-    """Stable within one export (one key), unlinkable across exports (another key)."""
+    """Stable within one export (one key), unlinkable across exports (another key). Pseudonyms of references and
+    shifts are remembered: an export repeats the same few patients and devices in every Observation."""
 
     key: bytes
+    _known: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _shifts: dict[str, timedelta] = field(default_factory=dict, compare=False, repr=False)
 
     def _digest(self, *parts: object) -> bytes:
-        return hmac.new(self.key, "|".join(str(p) for p in parts).encode(), hashlib.sha256).digest()
+        return hmac.digest(self.key, "|".join(str(p) for p in parts).encode(), "sha256")
 
     def pseudonym(self, resource_type: str, ident: str) -> str:
         return self._digest(resource_type, ident)[:12].hex()
 
+    def _reference(self, reference: str) -> str:
+        known = self._known.get(reference)
+        if known is None:
+            rtype, _, ident = reference.partition("/")
+            known = self._known[reference] = f"{rtype}/{self.pseudonym(rtype, ident)}"
+        return known
+
     def shift(self, patient_id: str) -> timedelta:
         """30–365 days earlier or later, never zero."""
-        raw = int.from_bytes(self._digest("shift", patient_id)[:4], "big")
-        days = 30 + raw % 336
-        return timedelta(days=days if raw & 0x80000000 else -days)
+        known = self._shifts.get(patient_id)
+        if known is None:
+            raw = int.from_bytes(self._digest("shift", patient_id)[:4], "big")
+            days = 30 + raw % 336
+            known = self._shifts[patient_id] = timedelta(days=days if raw & 0x80000000 else -days)
+        return known
 
     def resource(self, resource: dict[str, Any], patient_id: str) -> dict[str, Any]:
-        """The resource without direct identifiers, names or free text, ids replaced, dates shifted."""
-        shift = self.shift(patient_id)
-        out: dict[str, Any] = self._walk(resource, shift)
-        out["id"] = self.pseudonym(resource["resourceType"], str(resource["id"]))
+        """The resource reduced to its allow-listed elements (`_ALLOWED`), ids replaced, every date shifted."""
+        rtype = resource["resourceType"]
+        spec = _ALLOWED.get(rtype)
+        if spec is None:
+            raise ValueError(f"{rtype} has no pseudonymisation allow-list and cannot be exported pseudonymised")
+        out: dict[str, Any] = {"resourceType": rtype, "id": self.pseudonym(rtype, str(resource["id"]))}
         out["meta"] = {"security": [_PSEUDED]}
-        if resource["resourceType"] == "Patient" and "birthDate" in out:
+        out.update(self._walk(resource, spec, self.shift(patient_id)))
+        if rtype == "Patient" and "birthDate" in out:
             out["birthDate"] = out["birthDate"][:4]  # the (shifted) year only
-        if resource["resourceType"] == "DetectedIssue":
-            for mitigation in out.get("mitigation", []):
-                mitigation["action"] = {"text": "mitigation"}
+        for mitigation in out.get("mitigation", []) if rtype == "DetectedIssue" else []:
+            mitigation["action"] = dict(_MITIGATION)
         return out
 
-    def _walk(self, node: Any, shift: timedelta) -> Any:
-        if isinstance(node, dict):
-            out = {}
-            for key, value in node.items():
-                if key in _DROPPED or key.startswith("_") or key == "meta":
-                    continue
-                if key == "text" and isinstance(value, dict):
-                    continue
-                if key == "reference" and isinstance(value, str) and "/" in value and not value.startswith("#"):
-                    rtype, _, ident = value.partition("/")
-                    out[key] = f"{rtype}/{self.pseudonym(rtype, ident)}"
-                else:
-                    out[key] = self._walk(value, shift)
-            return out
-        if isinstance(node, list):
-            return [self._walk(v, shift) for v in node]
-        if isinstance(node, str) and _DATE.match(node):
-            return _shift_text(node, shift)
-        return node
+    def _walk(self, node: dict[str, Any], spec: dict[str, Any], shift: timedelta) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            rule = spec.get(key)
+            if rule is None:
+                continue
+            if isinstance(value, list):
+                kept: Any = [v for v in (self._leaf(item, rule, shift) for item in value) if v != {}]
+            else:
+                kept = self._leaf(value, rule, shift)
+            if kept != {} and kept != []:
+                out[key] = kept
+        return out
+
+    def _leaf(self, value: Any, rule: Any, shift: timedelta) -> Any:
+        if rule is KEEP:
+            return value
+        if rule is DATE:
+            return _shift_text(value, shift)
+        if rule is REF:
+            return self._reference(str(value))
+        return self._walk(value, rule, shift) if isinstance(value, dict) else {}
 
 
 def _shift_text(text: str, shift: timedelta) -> str:
+    """An ISO date or date-time moved by `shift`; anything else in a date element is refused, never passed on."""
+    if not _DATE.match(text):
+        raise ValueError("a date element holds something that is not an ISO date")
     if "T" in text:
         return (datetime.fromisoformat(text.replace("Z", "+00:00")) + shift).isoformat()
     return (date.fromisoformat(text) + shift).isoformat()

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 SERVER_ZONE = ZoneInfo("Europe/Oslo")
@@ -174,6 +175,7 @@ class DateRange:
     end: datetime
 
 
+_CURSOR_DEVICE_ID = re.compile(r"^(dev-[0-9a-f]{24}|gw-[a-z0-9][a-z0-9-]{1,60})$")
 _DATE = re.compile(
     r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})(T(?P<H>\d{2}):(?P<M>\d{2})(:(?P<S>\d{2})(?P<f>\.\d+)?)?"
     r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
@@ -298,11 +300,17 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
+        """The cursor of a `next`/`previous` link; a hand-made one is refused unless its key is empty or an
+        instant with a zone and its id a UUID or a device id (what the searches compare them with)."""
         try:
             direction, key, ident = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            if direction not in ("next", "prev"):
+            if direction not in ("next", "prev") or not isinstance(key, str) or not isinstance(ident, str):
                 raise ValueError(direction)
-            return cls(direction, (str(key), str(ident)))
+            if key and datetime.fromisoformat(key).tzinfo is None:
+                raise ValueError(key)
+            if not _CURSOR_DEVICE_ID.match(ident):
+                UUID(ident)
+            return cls(direction, (key, ident))
         except (ValueError, TypeError, json.JSONDecodeError):
             raise FhirError(400, "invalid _cursor: follow the Bundle's next/previous links as given") from None
 
@@ -352,7 +360,7 @@ def handling_strict(prefer: str | None) -> bool:
 def parse_search(resource_type: str, items: list[tuple[str, str]], *, strict: bool) -> SearchRequest:
     """Check every parameter against what the resource type supports. Unknown parameters (and unsupported
     `_sort`/`_include` values) are an error under strict handling and ignored under lenient; an unsupported
-    modifier or a malformed value is always an error (the spec forbids guessing at them)."""
+    modifier, a malformed value, a chained parameter (`patient.identifier=`) or `_has` is always an error."""
     supported = {p.name: p for p in PARAMS[resource_type]}
     request = SearchRequest(resource_type)
 
@@ -365,6 +373,15 @@ def parse_search(resource_type: str, items: list[tuple[str, str]], *, strict: bo
 
     for key, raw in items:
         name, _, modifier = key.partition(":")
+        if "." in key or name == "_has":
+            # Never ignored, not even under lenient handling: without its chain the search would return every
+            # patient's resources in the caller's teams instead of the one patient the chain names.
+            raise FhirError(
+                400,
+                f"{key!r}: chained and _has parameters are not supported; find the patient first "
+                "(Patient?identifier=system|number), then search with patient=<id>",
+                "not-supported",
+            )
         if name in _RESULT_PARAMS:
             _result_param(request, name, raw, unsupported)
             continue

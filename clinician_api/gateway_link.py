@@ -1,7 +1,9 @@
 """Messages from the API to home gateways over MQTT: retained plans and receipts, with the API's own broker login.
 
-One client per API process, connected on first use. `publish` waits for the broker's PUBACK (QoS 1) and raises
-`GatewayUnavailable` when the broker is unreachable or refuses, so a route can answer 503 and change nothing.
+One client per API process (the routes, the repeat sender and the schedule courier share it), connected on first
+use as `varde-api-<replica>` (VARDE_API_REPLICA, else the host name): its own login, bound to that client id.
+`publish` waits for the broker's PUBACK (QoS 1) and raises `GatewayUnavailable` when the broker is unreachable or
+refuses, so a route can answer 503 and change nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import Connection
 
-from store.settings import Settings
+from store.settings import Settings, default_instance_name, instance_login
 from vitals import Receipt, receipts_topic
 from vitals.receipt import ReceiptEvent
 
@@ -72,10 +74,10 @@ class GatewayPublisher:
             settings = self._settings
             if not settings.mqtt_api_username or not settings.mqtt_api_password:
                 raise GatewayUnavailable("the API has no broker login (VARDE_MQTT_API_USERNAME/PASSWORD)")
-            client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=f"varde-api-{uuid.uuid4().hex[:12]}", protocol=mqtt.MQTTv5
-            )
-            client.username_pw_set(settings.mqtt_api_username, settings.mqtt_api_password)
+            # This replica's own login, bound on the broker to this one client id (docs/security.md T7).
+            username = instance_login(settings.mqtt_api_username, settings.api_replica or default_instance_name())
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=mqtt.MQTTv5)
+            client.username_pw_set(username, settings.mqtt_api_password)
             if settings.mqtt_tls_ca_file:
                 client.tls_set(ca_certs=str(settings.mqtt_tls_ca_file))
             client.on_connect = self._on_connect

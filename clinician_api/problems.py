@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -152,7 +152,16 @@ def install(app: FastAPI) -> None:
         # The safety net behind clinician_api/hygiene.py: a value PostgreSQL cannot take is the caller's error,
         # not a server error (and never a reset connection). Logged by class only: the value may be patient data.
         _log.warning("request_value_refused_by_database", extra={"error": type(exc).__name__, "path": request.url.path})
+        if _is_fhir(request):
+            return _outcome(400, "a value in the request cannot be compared", "invalid")
         return problem(422, "Unprocessable Content", "a value in the request cannot be stored or compared")
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        # Starlette logs the exception with its traceback after this answer is sent; the caller gets no trace.
+        if _is_fhir(request):
+            return _outcome(500, "internal error", "exception")
+        return PlainTextResponse("Internal Server Error", status_code=500)
 
 
 # Bokmål for pydantic's error types (the dashboard shows `message_nb` in the Norwegian interface).

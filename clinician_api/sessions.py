@@ -5,7 +5,8 @@ Refresh tokens are random, stored only as a SHA-256 hash, and used once: each re
 issues the next of its *family*. A used token presented again means a copy is in someone else's hands, so the whole
 family is ended (reuse detection); a second presentation within `REUSE_GRACE_SECONDS` is a second tab racing the
 first and is refused without ending anything. A family ends when its user signs out, when no refresh came within
-the idle timeout (`session_idle_minutes`), after `session_max_hours`, or when the user is disabled.
+the idle timeout (`session_idle_minutes`) or with a page that reports no input for that long, after
+`session_max_hours`, or when the user is disabled.
 
 The interface is small so other web apps (the patient app) can reuse it: `start`, `rotate`, `end`, and the cookie
 helpers `set_cookie` / `clear_cookie` / `cookie_of`.
@@ -31,6 +32,9 @@ REUSE_GRACE_SECONDS = 5
 SESSION_HEADER = "X-Varde-Session"
 """Sent by the dashboard on refresh and sign-out: a header a cross-site form cannot add (a second CSRF guard
 beside SameSite=Strict)."""
+IDLE_HEADER = "X-Varde-Idle-Ms"
+"""Sent by the dashboard on refresh: milliseconds since the last input in the page. The page renews its token while
+the screen is watched, so a renewal alone is no sign of use; this is."""
 
 
 class SessionError(Exception):
@@ -75,9 +79,15 @@ def _revoke_family(conn: Connection[Any], family_id: UUID, reason: str) -> None:
     )
 
 
-def rotate(conn: Connection[Any], settings: Settings, token: str, client_addr: str | None) -> Renewal:
+def rotate(
+    conn: Connection[Any],
+    settings: Settings,
+    token: str,
+    client_addr: str | None,
+    idle_for: timedelta | None = None,
+) -> Renewal:
     """Use a refresh token once: the next token of its family, or SessionError (the family may have ended; that
-    change is committed before the error is raised, so it stands)."""
+    change is committed before the error is raised, so it stands). `idle_for` is the page's time without input."""
     row = conn.execute(
         "SELECT s.id, s.family_id, s.user_id, s.used_at IS NOT NULL, "
         "s.used_at > now() - make_interval(secs => %s), s.revoked_at IS NOT NULL, "
@@ -97,6 +107,7 @@ def rotate(conn: Connection[Any], settings: Settings, token: str, client_addr: s
         raise SessionError("revoked")
     if used and just_used:
         raise SessionError("concurrent")
+    idle = idle or (idle_for is not None and idle_for >= timedelta(minutes=settings.session_idle_minutes))
     reason = "reused" if used else "idle" if idle else "expired" if too_old else None if active else "disabled"
     if reason is not None:
         _revoke_family(conn, family_id, reason)
@@ -148,6 +159,7 @@ def cookie_of(request: Request) -> str | None:
 
 __all__ = [
     "COOKIE_PATH",
+    "IDLE_HEADER",
     "REFRESH_COOKIE",
     "SESSION_HEADER",
     "Renewal",

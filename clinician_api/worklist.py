@@ -244,12 +244,6 @@ def plans_due_for_review(conn: Connection[Any], q: WorklistQuery) -> list[WorkIt
     return _with_assignments(conn, found)
 
 
-def has_table(conn: Connection[Any], name: str) -> bool:
-    """Whether a table exists: the hand-over tables come with the episodes' migration (0160_episodes.sql)."""
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
-    return bool(row and row[0])
-
-
 _HANDOVER_SQL = (
     "SELECT h.id, h.proposed_at, p.id, p.display_name, h.to_team_id, f.name FROM care_handovers h "
     "JOIN patients p ON p.id = h.patient_id JOIN care_teams f ON f.id = h.from_team_id "
@@ -260,8 +254,6 @@ _HANDOVER_SQL = (
 def handovers_awaiting_acceptance(conn: Connection[Any], q: WorklistQuery) -> list[WorkItem]:
     """Hand-overs proposed to one of the query's teams and not yet accepted or declined: the receiving team's
     work (the sender stays responsible until then). The clock starts at the proposal."""
-    if not has_table(conn, "care_handovers"):
-        return []
     rows = conn.execute(_HANDOVER_SQL, {"teams": list(q.team_ids)}).fetchall()
     nb = q.lang == "nb"
     return [

@@ -170,6 +170,11 @@ class BumbleAir(Air):
         if isinstance(keystore, MemoryKeyStore):
             keystore.all_keys.clear()
 
+    def on_the_air(self) -> bool:
+        """Whether some device is advertising, about to start or stop, or still connected: until none is, a gateway
+        may yet hear one and start a session."""
+        return any(host.on_the_air() for host in self.hosts.values())
+
     def dongle(self, identity: str = "00:1A:7D:DA:71:01") -> VirtualDongle:
         return VirtualDongle(self, identity)
 
@@ -243,6 +248,10 @@ class PeripheralHost:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"bumble-{self.peripheral.address}")
         self._changed.set()
+
+    def on_the_air(self) -> bool:
+        wanted = self.peripheral.advertisement() is not None
+        return wanted or self._advertising or self._changed.is_set() or self.connection is not None
 
     async def stop(self) -> None:
         if self._task is not None:

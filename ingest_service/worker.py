@@ -4,9 +4,7 @@ commit, a bounded in-flight window as back-pressure, and graceful draining on SI
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from collections import deque
@@ -30,7 +28,7 @@ from ingest_service.writer import BatchResult, RulesHook, SeenTracker, write_bat
 from store.db import open_pool
 from store.observability import DatabaseCheck, serve_ops
 from store.questionnaires import ResponseRow
-from store.settings import Settings, get_settings
+from store.settings import Settings, get_settings, ingest_worker_id, instance_login
 from vitals import INGEST_SHARED_SUBSCRIPTION, EnvelopeError, Reason
 from vitals.logs import setup_logging
 from vitals.status import GatewayStatus, parse_status
@@ -50,6 +48,26 @@ RETRYABLE_DB_ERRORS: tuple[type[Exception], ...] = (
 """The database is away or changing hands (restart, failover to the standby, a node demoted under an open
 connection, a lost race): the work is retried on a fresh connection with the messages unacknowledged. Every other
 exception is a fault of one message and makes it a dead letter."""
+
+
+def retry_while_database_away(
+    what: str, work: Callable[[], _T], health: metrics.HealthState, sleep: Callable[[float], None] = time.sleep
+) -> _T:
+    """The one retry for ingest's database work: while the database is away (restart, failover: any of
+    `RETRYABLE_DB_ERRORS`) the messages stay unacknowledged and the work is tried again, with a growing pause.
+    Any other exception is raised at once."""
+    attempt = 0
+    while True:
+        try:
+            result = work()
+            health.db_ok = True
+            return result
+        except RETRYABLE_DB_ERRORS as exc:
+            attempt += 1
+            health.db_ok = False
+            metrics.DB_ERRORS.inc()
+            log.warning("db_write_failed stage=%s attempt=%d error=%s", what, attempt, type(exc).__name__)
+            sleep(min(5.0, 0.2 * attempt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +143,17 @@ class IngestWorker:
     # --- MQTT -------------------------------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
+        # The worker's own login, bound on the broker to this one client id (docs/security.md T7).
+        login = self._settings.mqtt_service_login("ingest", self._config.worker_id)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"varde-ingest-{self._config.worker_id}",
+            client_id=login[0] if login else instance_login("varde-ingest", self._config.worker_id),
             protocol=mqtt.MQTTv5,
             reconnect_on_failure=True,
         )
         client.manual_ack_set(True)
-        if self._settings.mqtt_ingest_username:
-            client.username_pw_set(self._settings.mqtt_ingest_username, self._settings.mqtt_ingest_password)
+        if login:
+            client.username_pw_set(*login)
         if self._settings.mqtt_tls_ca_file:
             client.tls_set(ca_certs=str(self._settings.mqtt_tls_ca_file))
         client.reconnect_delay_set(min_delay=1, max_delay=10)
@@ -332,20 +352,7 @@ class IngestWorker:
         self._with_db("dead_letter", lambda conn: write_batch(conn, [], [letter]))
 
     def _retry(self, what: str, work: Callable[[], _T]) -> _T:
-        """The one retry for ingest's database work: while the database is away (restart, failover) the messages
-        stay unacknowledged and the work is tried again, with a growing pause."""
-        attempt = 0
-        while True:
-            try:
-                result = work()
-                self.health.db_ok = True
-                return result
-            except RETRYABLE_DB_ERRORS as exc:
-                attempt += 1
-                self.health.db_ok = False
-                metrics.DB_ERRORS.inc()
-                log.warning("db_write_failed stage=%s attempt=%d error=%s", what, attempt, type(exc).__name__)
-                time.sleep(min(5.0, 0.2 * attempt))
+        return retry_while_database_away(what, work, self.health)
 
     def _with_db(self, what: str, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         def run() -> _T:
@@ -495,7 +502,7 @@ def run_worker(
 ) -> None:
     setup_logging()
     settings = get_settings()
-    config = WorkerConfig(worker_id=worker_id or os.environ.get("VARDE_INGEST_WORKER_ID") or socket.gethostname())
+    config = WorkerConfig(worker_id=ingest_worker_id(worker_id))
     if batch_readings:
         config.batch_readings = batch_readings
     worker = IngestWorker(settings, config, _default_rules_hook(), _default_questionnaire_rules())

@@ -2,7 +2,8 @@
 others wait as hot standbys. Each job is one set-based statement, never one job per patient: escalation of red
 alarms left open, step-downs of need-driven schedules after green days (`rules_engine.schedules`), questionnaires
 not answered by their deadline (`rules_engine.questionnaires`), and repeat measurements that did not come in time
-(`rules_engine.repeat_store.expire_due`), and daily the personal baselines (`rules_engine.baselines`)."""
+(`rules_engine.repeat_store.expire_due`); daily the personal baselines (`rules_engine.baselines`) and retention
+(`store.retention`); nightly the backups (`rules_engine.backups`)."""
 
 from __future__ import annotations
 
@@ -177,6 +178,13 @@ def _lead(settings: Settings, leader: Leader, stop: threading.Event, interval_se
         coalesce=True,
         next_run_time=datetime.now(UTC) + timedelta(minutes=5),
     )
+
+    # Weekly full and nightly incremental backups when a pgBackRest repository is configured (rules_engine.backups).
+    from rules_engine.backups import add_backup_jobs
+    from store.settings import varde_home
+    from varde.backup import configured_repository
+
+    add_backup_jobs(scheduler, configured_repository(varde_home(), settings), settings.require_database_url())
 
     def personal_limits() -> None:
         from rules_engine.baselines import recompute_personal_limits

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +21,29 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 def varde_home() -> Path:
     """Where the local stack keeps its state: `VARDE_HOME`, else `.varde` in the working directory."""
     return Path(os.environ.get("VARDE_HOME") or Path.cwd() / ".varde").resolve()
+
+
+INSTANCE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+"""A service instance's name (an ingest worker id, an API replica): no MQTT wildcards, no separators."""
+
+
+def instance_login(base_username: str, instance: str) -> str:
+    """The broker login of one service instance, which is also the only client id it may connect with:
+    `varde-ingest-ingest-1`, `varde-api-api-2`. One login per instance, bound to its client id on the broker, so no
+    holder of a service password can take over a gateway's session or another instance's."""
+    if not INSTANCE_NAME_PATTERN.fullmatch(instance):
+        raise ValueError(f"{instance!r} is not a service instance name (letters, digits, '.', '_', '-'; at most 63)")
+    return f"{base_username}-{instance}"
+
+
+def default_instance_name() -> str:
+    """An instance's name when none is configured: the host name (a container's, a VM's)."""
+    return socket.gethostname()
+
+
+def ingest_worker_id(given: str | None = None) -> str:
+    """An ingest worker's id: `--worker-id`, else $VARDE_INGEST_WORKER_ID, else the host name."""
+    return given or os.environ.get("VARDE_INGEST_WORKER_ID") or default_instance_name()
 
 
 class _StackFileSource(PydanticBaseSettingsSource):
@@ -55,7 +80,8 @@ class Settings(BaseSettings):
     database_pool_max: int = 20
 
     mqtt_url: str | None = None
-    """mqtt://user:password@host:port — an external broker; overrides host, port and the ingest login."""
+    """mqtt://user:password@host:port — an external broker; overrides host, port and the ingest login (its user is
+    the prefix: a worker logs in as `<user>-<worker id>`)."""
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_tls_ca_file: Path | None = None
@@ -65,6 +91,9 @@ class Settings(BaseSettings):
     mqtt_ingest_password: str | None = None
     mqtt_api_username: str | None = None
     mqtt_api_password: str | None = None
+    api_replica: str | None = None
+    """This API process's instance name; its broker login and client id are `<mqtt_api_username>-<api_replica>`
+    (the login is made by `varde broker init --api-replica` / `varde stack up`). Unset: the host name."""
     broker_kind: Literal["mosquitto", "emqx"] = "mosquitto"
     """mosquitto: logins and ACLs through the dynamic-security plugin; emqx: in PostgreSQL tables an EMQX cluster's
     authenticator and authorizer read (deploy/emqx/), revoked clients kicked through the EMQX REST API."""
@@ -187,6 +216,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"VARDE_CORS_ALLOW_ORIGINS: {origin!r} is not an origin like https://app.example.no")
             if self.environment == "production" and parts.scheme != "https":
                 raise ValueError(f"VARDE_CORS_ALLOW_ORIGINS: {origin!r} must use https in production")
+        if self.api_replica is not None and not INSTANCE_NAME_PATTERN.fullmatch(self.api_replica):
+            raise ValueError(f"VARDE_API_REPLICA: {self.api_replica!r} is not an instance name (letters, digits, ._-)")
         if self.environment == "production" and self.jwt_secret is not None and len(self.jwt_secret) < 32:
             raise ValueError("VARDE_JWT_SECRET must be at least 32 characters in production")
         return self
@@ -203,6 +234,13 @@ class Settings(BaseSettings):
                 self.mqtt_ingest_username = unquote(parts.username)
                 self.mqtt_ingest_password = unquote(parts.password or "")
         return self
+
+    def mqtt_service_login(self, service: Literal["ingest", "api"], instance: str) -> tuple[str, str | None] | None:
+        """(username = client id, password) of one instance of `service`, or None when the service has no login
+        (an anonymous private broker)."""
+        base = self.mqtt_ingest_username if service == "ingest" else self.mqtt_api_username
+        password = self.mqtt_ingest_password if service == "ingest" else self.mqtt_api_password
+        return (instance_login(base, instance), password) if base else None
 
     def require_database_url(self) -> str:
         if not self.database_url:

@@ -6,6 +6,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -28,6 +29,19 @@ def stack() -> Iterator[dict[str, Any]]:
         # reach their first integration test in any order).
         get_settings.cache_clear()
         yield state
+
+
+@contextmanager
+def instance_logins(**instances: list[str]) -> Iterator[list[str]]:
+    """Broker logins for service instances a test starts beside the stack's own (`ingest=["second-worker"]`), each
+    bound to its own client id; deleted afterwards (start and stop the instances inside the block)."""
+    from varde import stack as stack_mod
+
+    logins = stack_mod.ensure_service_instances(varde_home(), dict(instances))
+    try:
+        yield logins
+    finally:
+        stack_mod.retire_service_instances(varde_home(), dict(instances))
 
 
 @pytest.fixture(scope="session")

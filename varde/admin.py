@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -12,7 +12,7 @@ from uuid import UUID
 import psycopg
 
 from clinician_api import roles
-from store.settings import Settings
+from store.settings import Settings, instance_login
 from vitals.topics import validate_gateway_id
 
 PROTOCOLS = ("general", "heart_failure", "copd", "diabetes", "hypertension")
@@ -186,8 +186,10 @@ def _broker_admin(settings: Settings, conn: psycopg.Connection[tuple[Any, ...]] 
     )
 
 
-def init_broker(settings: Settings) -> list[str]:
-    """Create the service roles and the ingest and API logins from the settings (idempotent); returns the logins."""
+def init_broker(settings: Settings, instances: Mapping[str, Sequence[str]]) -> list[str]:
+    """Create the service roles and one login per service instance from the settings (idempotent); returns the
+    logins. `instances` names each service's instances (`ingest`: worker ids, `api`: replicas); each login may
+    connect only with its own client id."""
     logins = {
         "ingest": (settings.mqtt_ingest_username, settings.mqtt_ingest_password),
         "api": (settings.mqtt_api_username, settings.mqtt_api_password),
@@ -197,20 +199,31 @@ def init_broker(settings: Settings) -> list[str]:
             raise AdminError(
                 f"set VARDE_MQTT_{service.upper()}_USERNAME=varde-{service} and VARDE_MQTT_{service.upper()}_PASSWORD"
             )
+        if not instances.get(service):
+            raise AdminError(f"name the {service} instances that connect (each gets its own login bound to its id)")
+    unknown = set(instances) - set(logins)
+    if unknown:
+        raise AdminError(f"no such service: {', '.join(sorted(unknown))}")
     passwords = {service: str(password) for service, (_, password) in logins.items()}
+    try:
+        for names in instances.values():
+            for name in names:
+                instance_login("varde", name)
+    except ValueError as exc:
+        raise AdminError(str(exc)) from None
     if settings.broker_kind == "emqx":
         from varde.emqx import ensure_db_role
 
         if not settings.emqx_db_password:
             raise AdminError("set VARDE_EMQX_DB_PASSWORD: the password of the read-only role EMQX logs in as")
         with _connect(settings) as conn, _broker_admin(settings, conn) as broker, conn.transaction():
-            broker.ensure_service_logins(passwords)
+            ensured: list[str] = broker.ensure_service_logins(passwords, instances)
             ensure_db_role(conn, settings.emqx_db_password)
-        return [f"varde-{service}" for service in logins]
+        return ensured
     with _broker_admin(settings) as broker:
-        broker.ensure_service_logins(passwords)
+        ensured = broker.ensure_service_logins(passwords, instances)
         broker.bind_gateway_client_ids()
-    return [f"varde-{service}" for service in logins]
+    return ensured
 
 
 def add_gateways(settings: Settings, patient_ids: list[UUID]) -> list[GatewayCredentials]:
@@ -312,6 +325,7 @@ def provision_fleet(
                         "command": "createClient",
                         "username": creds.gateway_id,
                         "password": creds.password,
+                        "clientid": creds.gateway_id,  # as `add_gateway`: its own client id only
                         "roles": [{"rolename": role["rolename"]}],
                     }
                 )

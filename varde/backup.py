@@ -136,6 +136,18 @@ def repository_from_state(state: dict[str, Any], postgres_password: str | None) 
     return Repository(Path(backup["config"]), backup.get("stanza", STANZA), backup.get("run_as"), postgres_password)
 
 
+def configured_repository(home: Path, settings: Any) -> Repository | None:
+    """The repository backups go to, if any is configured: `VARDE_PGBACKREST_CONFIG`, else the one `varde stack up`
+    wrote for the stack in `home`. Needs no PostgreSQL binaries (the rules scheduler asks this)."""
+    from varde import stack
+
+    if settings.pgbackrest_config:
+        return Repository(Path(settings.pgbackrest_config), settings.pgbackrest_stanza)
+    paths = stack.StackPaths(home)
+    password = (stack._read_json(paths.secrets_file) or {}).get("postgres_password")
+    return repository_from_state(stack.load_state(paths), password)
+
+
 # --- backup -----------------------------------------------------------------------------------------------------
 
 

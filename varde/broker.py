@@ -6,15 +6,17 @@ gateway is provisioned or revoked at run time without restarting the broker.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from store.settings import instance_login
 from vitals.topics import (
     GATEWAY_ID_PATTERN,
     INGEST_QUESTIONNAIRES_SUBSCRIPTION,
@@ -34,6 +36,12 @@ RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 
 class BrokerAdminError(RuntimeError):
     pass
+
+
+def password_digest(username: str, password: str) -> str:
+    """What a service login's text description records of the password it was last given, so `ensure` can tell a
+    change without trying the login. Service passwords are random tokens: one SHA-256 is enough to hide them."""
+    return "varde-password-sha256:" + hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
 
 
 def _acl(acltype: str, topic: str, allow: bool = True, priority: int = 0) -> dict[str, Any]:
@@ -95,7 +103,6 @@ class DynSecAdmin:
         tls_ca_file: str | None = None,
     ) -> None:
         self._timeout = timeout
-        self._host, self._port, self._tls_ca_file = host, port, tls_ca_file
         self._responses: dict[str, list[dict[str, Any]]] = {}
         self._cond = threading.Condition()
         self._client = mqtt.Client(
@@ -162,8 +169,14 @@ class DynSecAdmin:
 
     # --- operations -------------------------------------------------------------------------------------------
 
-    def ensure_service_logins(self, logins: dict[str, str]) -> None:
-        """Create the service roles and logins (idempotent); `logins` maps service name → password."""
+    def ensure_service_logins(self, passwords: Mapping[str, str], instances: Mapping[str, Iterable[str]]) -> list[str]:
+        """Create the service roles and one login per service instance (idempotent); returns the logins.
+
+        `passwords` maps service name (ingest, api) → that service's password, `instances` service name → the names
+        of its instances (ingest worker ids, API replicas). Each instance's login `varde-<service>-<instance>` is
+        bound to the same client id, so a holder of a service password can connect as no gateway and as no
+        instance of another service. The shared, unbound `varde-ingest` / `varde-api` logins of earlier versions
+        are deleted (their connections are kicked once, on the upgrade)."""
         commands: list[dict[str, Any]] = [
             {
                 "command": "setDefaultACLAccess",
@@ -187,13 +200,22 @@ class DynSecAdmin:
             ],
             tolerate=("already exists",),
         )
-        for name, password in logins.items():
-            self._ensure_service_login(f"varde-{name}", f"service-{name}", password)
+        ensured: list[str] = []
+        for service, names in instances.items():
+            for instance in names:
+                username = instance_login(f"varde-{service}", instance)
+                self._ensure_service_login(username, f"service-{service}", passwords[service])
+                ensured.append(username)
+        self.delete_service_logins([f"varde-{service}" for service in SERVICE_ROLES])
+        return ensured
 
     def _ensure_service_login(self, username: str, rolename: str, password: str) -> None:
-        """Create the login, or repair what differs. Every dynsec change to a client kicks its live connections
-        (Mosquitto 2.0), so a login that already works with `password` and has its role is left untouched: a
-        second `varde stack up` must not disconnect running workers."""
+        """Create the login bound to its own client id, or repair what differs. Every dynsec change to a client
+        kicks its live connection (Mosquitto 2.0), so a login that is bound, has its role and was last given this
+        password (its digest is kept in the client's text description) is left untouched: a second
+        `varde stack up` must not disconnect running workers. A probe login cannot tell instead: the login may
+        connect only with the client id of the running instance, and that would take over its session."""
+        digest = password_digest(username, password)
         found = self.run([{"command": "getClient", "username": username}], tolerate=("not found",))
         client = (found[0].get("data") or {}).get("client") if found else None
         if not client:
@@ -203,6 +225,8 @@ class DynSecAdmin:
                         "command": "createClient",
                         "username": username,
                         "password": password,
+                        "clientid": username,
+                        "textdescription": digest,
                         "roles": [{"rolename": rolename}],
                     }
                 ]
@@ -210,37 +234,19 @@ class DynSecAdmin:
             return
         if rolename not in {r.get("rolename") for r in client.get("roles", [])}:
             self.run([{"command": "addClientRole", "username": username, "rolename": rolename}])
-        if not self.login_works(username, password):
-            self.run([{"command": "setClientPassword", "username": username, "password": password}])
+        changes: dict[str, Any] = {}
+        if client.get("clientid") != username:
+            changes["clientid"] = username
+        if client.get("textdescription") != digest:
+            changes.update(password=password, textdescription=digest)
+        if changes:
+            self.run([{"command": "modifyClient", "username": username, **changes}])
 
-    def login_works(self, username: str, password: str) -> bool:
-        """Whether the broker accepts `username`/`password` (a short probe connection of its own)."""
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{username}-probe-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
-        )
-        client.username_pw_set(username, password)
-        if self._tls_ca_file:
-            client.tls_set(ca_certs=self._tls_ca_file)
-        answered = threading.Event()
-        codes: list[Any] = []
-
-        def on_connect(c: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-            codes.append(rc)
-            answered.set()
-
-        client.on_connect = on_connect
-        try:
-            client.connect(self._host, self._port)
-        except (OSError, ValueError) as exc:
-            raise BrokerAdminError(f"cannot reach the MQTT broker at {self._host}:{self._port}: {exc}") from None
-        client.loop_start()
-        try:
-            if not answered.wait(self._timeout):
-                raise BrokerAdminError(f"no CONNACK from the broker at {self._host}:{self._port}")
-            return not codes[0].is_failure
-        finally:
-            client.disconnect()
-            client.loop_stop()
+    def delete_service_logins(self, usernames: Sequence[str]) -> None:
+        """Delete service logins (a retired instance, the shared logins of earlier versions); kicks their
+        connections; unknown ones are skipped."""
+        if usernames:
+            self.run([{"command": "deleteClient", "username": u} for u in usernames], tolerate=("not found",))
 
     def bind_gateway_client_ids(self) -> list[str]:
         """Bind gateway logins made before client ids were bound (each gateway may connect only with its own id);

@@ -251,13 +251,22 @@ def db_restore(
 
 
 @broker_app.command("init")
-def broker_init(as_json: JsonFlag = False) -> None:
-    """Create the service roles and the ingest and API logins on a broker run outside `varde stack` (idempotent)."""
+def broker_init(
+    ingest_worker: Annotated[
+        list[str], typer.Option(help="Id of an ingest worker that connects (repeat for each; its --worker-id).")
+    ],
+    api_replica: Annotated[
+        list[str], typer.Option(help="Name of an API replica that connects (repeat for each; its VARDE_API_REPLICA).")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create the service roles and one login per ingest worker and API replica, each bound to its own client id,
+    on a broker run outside `varde stack` (idempotent: unchanged logins are left alone)."""
     from varde.admin import AdminError, init_broker
     from varde.broker import BrokerAdminError
 
     try:
-        logins = init_broker(_settings())
+        logins = init_broker(_settings(), {"ingest": ingest_worker, "api": api_replica})
     except (AdminError, BrokerAdminError) as exc:
         _fail(str(exc))
     _emit({"logins": logins}, as_json, f"broker ready: service logins {', '.join(logins)}")

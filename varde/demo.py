@@ -19,6 +19,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -154,8 +155,9 @@ def _state_usable(settings: Settings, state: dict[str, Any]) -> bool:
 
 
 def _forget(settings: Settings, state: dict[str, Any]) -> None:
-    """Remove an earlier demo's patients (their messages, questionnaire answers, proxies, readings, alarms and
-    gateways); deactivate where that is refused (for example by a reservation's append-only history)."""
+    """Remove an earlier demo's patients (their messages, questionnaire answers, proxies, readings, repeat requests,
+    worklist assignments, alarms with their record documents, and gateways); deactivate where that is refused (for
+    example by a reservation's append-only history)."""
     from varde.admin import AdminError, delete_gateway_logins
     from varde.broker import BrokerAdminError
 
@@ -173,6 +175,9 @@ def _forget(settings: Settings, state: dict[str, Any]) -> None:
                     "DELETE FROM proxies WHERE patient_id = ANY(%s)",
                     "DELETE FROM patient_reservations WHERE patient_id = ANY(%s)",
                     "DELETE FROM readings WHERE patient_id = ANY(%s)",
+                    "DELETE FROM repeat_requests WHERE patient_id = ANY(%s)",
+                    "DELETE FROM work_assignments WHERE patient_id = ANY(%s)",
+                    "DELETE FROM journal_outbox o USING alarms a WHERE o.alarm_id = a.id AND a.patient_id = ANY(%s)",
                     "DELETE FROM alarms WHERE patient_id = ANY(%s)",
                     "DELETE FROM gateways WHERE patient_id = ANY(%s)",
                     "DELETE FROM patients WHERE id = ANY(%s)",
@@ -430,8 +435,10 @@ def run_demo(
     fresh: bool = False,
     keep_stack: bool = False,
     exit_after_s: float | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the demo until Ctrl-C (or `exit_after_s`); returns what it set up."""
+    """Run the demo until Ctrl-C (or `exit_after_s`); returns what it set up. `on_ready` is called with the
+    summary once everything is up and before the wait, while the gateways and loopback receivers still run."""
     from device_simulators.home import AgentRunner
     from varde import stack
 
@@ -493,6 +500,8 @@ def run_demo(
             ],
         }
         _print_summary(summary)
+        if on_ready is not None:
+            on_ready(summary)
         deadline = None if exit_after_s is None else time.monotonic() + exit_after_s
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             stop.wait(1.0)
@@ -554,11 +563,18 @@ def stop_demo(home: Path, timeout_s: float = 120.0) -> str:
 
 
 def _install_sigterm() -> Any:
+    """SIGTERM (`varde demo stop`) stops the demo as Ctrl-C does, also while it is still setting up or waiting
+    for the backlog: the event ends the wait, the KeyboardInterrupt whatever the main thread is blocked in."""
     import threading
 
     stop = threading.Event()
+
+    def on_sigterm(*_: Any) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, on_sigterm)
     return stop
 
 

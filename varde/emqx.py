@@ -15,12 +15,13 @@ import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from store.settings import instance_login
 from varde.broker import SERVICE_ROLES, BrokerAdminError, gateway_role
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,21 @@ class EmqxBroker:
         self._api = api
         self._kicks: list[tuple[str, bool]] = []  # (client id, must succeed)
 
-    def ensure_service_logins(self, logins: dict[str, str]) -> None:
-        """`logins` maps service name (ingest, api) → password; the login is `varde-<name>`, ACL from SERVICE_ROLES."""
-        for name, password in logins.items():
-            _upsert_login(self._conn, f"varde-{name}", password, None, acl_rows(SERVICE_ROLES[name]))
+    def ensure_service_logins(self, passwords: Mapping[str, str], instances: Mapping[str, Iterable[str]]) -> list[str]:
+        """One login per service instance, `varde-<service>-<instance>` with the ACL of SERVICE_ROLES (the
+        authentication query lets every login connect only with a client id equal to its username); the shared
+        `varde-ingest` / `varde-api` logins of earlier versions are deleted. Returns the logins.
+
+        Rewriting a row changes no live connection in EMQX (it checks logins at CONNECT only), so this is
+        idempotent without any digest."""
+        ensured: list[str] = []
+        for service, names in instances.items():
+            for instance in names:
+                username = instance_login(f"varde-{service}", instance)
+                _upsert_login(self._conn, username, passwords[service], None, acl_rows(SERVICE_ROLES[service]))
+                ensured.append(username)
+        self.delete_logins([f"varde-{service}" for service in SERVICE_ROLES])
+        return ensured
 
     def add_gateway(self, gateway_id: str, password: str) -> None:
         _upsert_login(self._conn, gateway_id, password, gateway_id, acl_rows(gateway_role(gateway_id)["acls"]))

@@ -9,7 +9,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-PGAUDIT_LOG = "ddl, role"
+PGAUDIT_LOG = "ddl, role, misc_set"
+PGAUDIT_ROLE = "varde_auditor"  # object auditing: its privileges on audit_log say what is logged (migration 0220)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,14 @@ def missing_packages(files: ServerFiles, *, ha: bool = False) -> list[str]:
 
 
 def audit_settings() -> dict[str, str]:
-    """pgaudit preloaded and logging DDL and role changes to the server log."""
-    return {"shared_preload_libraries": "pgaudit", "pgaudit.log": PGAUDIT_LOG, "pgaudit.log_relation": "off"}
+    """pgaudit preloaded and logging to the server log DDL, role changes, SET (SET ROLE among them), and every
+    UPDATE or DELETE on audit_log."""
+    return {
+        "shared_preload_libraries": "pgaudit",
+        "pgaudit.log": PGAUDIT_LOG,
+        "pgaudit.log_relation": "off",
+        "pgaudit.role": PGAUDIT_ROLE,
+    }
 
 
 def archive_settings(pgbackrest_config: Path, stanza: str) -> dict[str, str]:

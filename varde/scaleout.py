@@ -14,6 +14,7 @@ import contextlib
 import csv
 import io
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,7 +26,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from varde.stack import StackError, _apt_install, _free_port, _wait_until, pid_alive, port_open
+from varde.broker import BrokerAdminError
+from varde.stack import (
+    StackError,
+    _apt_install,
+    _free_port,
+    _wait_until,
+    ensure_service_instances,
+    pid_alive,
+    port_open,
+    retire_service_instances,
+)
 
 REPLICA_HEADER = "X-Varde-Replica"
 BACKEND = "api"
@@ -98,6 +109,8 @@ class ApiReplica:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    instance: str
+    """Its VARDE_API_REPLICA: the broker login `varde-api-<instance>` it publishes to gateways with."""
 
     @property
     def name(self) -> str:
@@ -164,7 +177,7 @@ class ReplicaPool:
         return b"".join(chunks).decode()
 
 
-def _start_replica(home: Path, index: int, env: dict[str, str]) -> ApiReplica:
+def _start_replica(home: Path, index: int, instance: str, env: dict[str, str]) -> ApiReplica:
     port = _free_port()
     log = home / "logs" / f"api-replica-{index}.log"
     with open(log, "ab") as out:
@@ -174,9 +187,9 @@ def _start_replica(home: Path, index: int, env: dict[str, str]) -> ApiReplica:
             stderr=out,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env=env,
+            env={**env, "VARDE_API_REPLICA": instance},
         )
-    return ApiReplica(index, port, process, log)
+    return ApiReplica(index, port, process, log, instance)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -212,9 +225,14 @@ def replicas(home: Path, count: int = 2, env: Mapping[str, str] | None = None) -
     lb: subprocess.Popen[bytes] | None = None
     socket_dir: Path | None = None
     config: Path | None = None
+    # Each replica its own broker login, bound to its client id; named per pool, so two pools on one home never
+    # share one (a shared client id would have them take over each other's session).
+    pool_tag = secrets.token_hex(3)
+    instances = [f"pool-{pool_tag}-{BACKEND}{index}" for index in range(1, count + 1)]
+    ensure_service_instances(home, {"api": instances})
     try:
-        for index in range(1, count + 1):
-            started.append(_start_replica(home, index, child_env))
+        for index, instance in enumerate(instances, start=1):
+            started.append(_start_replica(home, index, instance, child_env))
         for replica in started:
             _wait_until(
                 lambda r=replica: port_open("127.0.0.1", r.port) or not pid_alive(r.process.pid),  # type: ignore[misc]
@@ -258,6 +276,9 @@ def replicas(home: Path, count: int = 2, env: Mapping[str, str] | None = None) -
             shutil.rmtree(socket_dir, ignore_errors=True)
         if config is not None:
             config.unlink(missing_ok=True)
+        # A login left behind (the broker is down just now) is harmless: the next pool's names differ.
+        with contextlib.suppress(StackError, BrokerAdminError):
+            retire_service_instances(home, {"api": instances})
 
 
 __all__ = ["REPLICA_HEADER", "ApiReplica", "ReplicaPool", "find_haproxy", "render_haproxy_config", "replicas"]

@@ -476,6 +476,7 @@ def _start_mosquitto(
     from varde.tls import ensure_local_pki
 
     logins = {name: secret.setdefault(f"mqtt_{name}_password", secrets.token_urlsafe(24)) for name in ("ingest", "api")}
+    own = _own_instances(state)
     if os.environ.get("VARDE_MQTT_URL"):
         state["mqtt"] = {"external": True}
         _say("Mosquitto: using VARDE_MQTT_URL")
@@ -579,10 +580,50 @@ def _start_mosquitto(
     state["mqtts_port"] = tls_port
     state["tls_ca_file"] = str(pki.ca_cert)
     with DynSecAdmin("127.0.0.1", port, "admin", admin_password) as admin:
-        admin.ensure_service_logins(logins)
+        admin.ensure_service_logins(logins, {service: [name] for service, name in own.items()})
         bound = admin.bind_gateway_client_ids()
     if bound:
         _say(f"Mosquitto: bound {len(bound)} gateway login(s) to their own client id")
+
+
+def _own_instances(state: dict[str, Any]) -> dict[str, str]:
+    """The instance names of the stack's own ingest worker and API (fixed at the first `up`, kept in stack.json):
+    each connects with its own broker login bound to `varde-<service>-<name>`."""
+    from store.settings import default_instance_name, ingest_worker_id
+
+    own: dict[str, str] = state.setdefault("service_instances", {})
+    own.setdefault("ingest", ingest_worker_id())
+    own.setdefault("api", os.environ.get("VARDE_API_REPLICA") or default_instance_name())
+    return own
+
+
+@contextlib.contextmanager
+def _broker_admin(home: Path) -> Iterator[Any]:
+    from varde.broker import DynSecAdmin
+
+    state, secret = load_state(StackPaths(home)), _read_json(StackPaths(home).secrets_file)
+    if (state.get("mqtt") or {}).get("external") or not state.get("mqtt_port"):
+        raise StackError("the stack runs no Mosquitto of its own; make the service logins on the broker in use")
+    with DynSecAdmin("127.0.0.1", int(state["mqtt_port"]), "admin", str(secret["mqtt_admin_password"])) as admin:
+        yield admin
+
+
+def ensure_service_instances(home: Path, instances: dict[str, list[str]]) -> list[str]:
+    """Broker logins for more service instances beside the stack's own (a second ingest worker, API replicas),
+    each bound to its own client id; idempotent, and a running instance is not disconnected. Returns the logins."""
+    secret = _read_json(StackPaths(home).secrets_file)
+    passwords = {service: str(secret[f"mqtt_{service}_password"]) for service in instances}
+    with _broker_admin(home) as admin:
+        ensured: list[str] = admin.ensure_service_logins(passwords, instances)
+        return ensured
+
+
+def retire_service_instances(home: Path, instances: dict[str, list[str]]) -> None:
+    """Delete the broker logins of instances that are gone (kicking any connection still using one)."""
+    from store.settings import instance_login
+
+    with _broker_admin(home) as admin:
+        admin.delete_service_logins([instance_login(f"varde-{s}", n) for s, names in instances.items() for n in names])
 
 
 def _stop_pid(pid: int | None, name: str, timeout: float = 15) -> None:
@@ -621,6 +662,9 @@ def _start_services(paths: StackPaths, state: dict[str, Any], names: list[str]) 
         args = list(SERVICES[name])
         metrics_port = _free_port(current.get("metrics_port"))
         args += ["--metrics-port", str(metrics_port)]
+        own = _own_instances(state)
+        if name == "ingest":
+            args += ["--worker-id", own["ingest"]]
         if name == "api":
             port = _free_port(state.get("api_port"))
             state["api_port"] = port
@@ -634,7 +678,7 @@ def _start_services(paths: StackPaths, state: dict[str, Any], names: list[str]) 
             stderr=log,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env=env,
+            env={**env, "VARDE_API_REPLICA": own["api"]} if name == "api" else env,
         )
         log.close()
         services[name] = {
@@ -778,6 +822,7 @@ def down(home: Path) -> None:
     if not state:
         _say("nothing to stop")
         return
+    _note_stop(paths)
     for name, svc in (state.get("services") or {}).items():
         _stop_pid(svc.get("pid"), name)
     state["services"] = {}
@@ -793,6 +838,18 @@ def down(home: Path) -> None:
         cluster.stop()
         _say("PostgreSQL formation: stopped")
     _write_private_json(paths.stack_file, state)
+
+
+def _note_stop(paths: StackPaths) -> None:
+    """Append who stopped the stack (time, pid, command line, call site) to logs/stack-stops.log: a stack stopped
+    under running tests or a running demo must be explainable afterwards."""
+    import traceback
+
+    with contextlib.suppress(OSError):
+        paths.logs.mkdir(parents=True, exist_ok=True)
+        where = "".join(traceback.format_stack(limit=12)[:-2])
+        with (paths.logs / "stack-stops.log").open("a") as out:
+            out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} pid={os.getpid()} argv={sys.argv!r}\n{where}\n")
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Read models of the patient app, in plain terms: measurements with the plan's zones, the plan and what to do in
-each zone, what became of each alarm, reminders and due questionnaires, and the access log (innsynslogg).
+each zone, a need-driven step-up of the schedule in the words the gateway shows, what became of each alarm,
+reminders and due questionnaires, and the access log (innsynslogg).
 
 Everything is in the patient's own words and units; nothing here is a clinician's working note (an alarm's
 resolution text stays in the dashboard).
@@ -9,14 +10,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from psycopg import Connection
 
+from clinician_api.access import BASIS_CONSULTATIVE, BASIS_HANDOVER
+from store import schedules
 from vitals import KINDS, Kind
 from vitals.plan import PlanContent
+from vitals.schedules import plan_notices
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -94,6 +98,19 @@ def measurements(conn: Connection[Any], patient_id: UUID, lang: str, days: int =
     return {"days": days, "kinds": out, "has_plan": plan is not None}
 
 
+def schedule_notices(conn: Connection[Any], patient_id: UUID, lang: str) -> list[dict[str, Any]]:
+    """The step-ups in force (newest first), each with what it asks of the patient in the same words as the
+    gateway's page and the nurse's view (`vitals.schedules.step_notice`)."""
+    plan = schedules.active_plans(conn, [patient_id]).get(patient_id)
+    if plan is None:
+        return []
+    today = datetime.now(UTC).astimezone(ZoneInfo(plan.timezone)).date()
+    return [
+        {"kind": n["kind"], "zone": n["zone"], "until": n["until"], "text": n["nb"] if lang == "nb" else n["en"]}
+        for n in plan_notices(schedules.wire_plan(conn, plan), today)
+    ]
+
+
 def plan_view(conn: Connection[Any], patient_id: UUID, lang: str) -> dict[str, Any] | None:
     found = active_plan(conn, patient_id)
     if found is None:
@@ -130,6 +147,7 @@ def plan_view(conn: Connection[Any], patient_id: UUID, lang: str) -> dict[str, A
             {"kind": s.kind.value, "name": name(s.kind), "deadline": s.deadline, "weekdays": list(s.weekdays)}
             for s in plan.schedule
         ],
+        "schedule_notices": schedule_notices(conn, patient_id, lang),
         "contacts": [{"name": c.name, "role": c.role, "phone": c.phone} for c in plan.contacts],
         "questionnaires": [
             {"id": q.id, "title": q.title_nb if lang == "nb" else q.title_en, "deadline": q.deadline}
@@ -173,23 +191,26 @@ def alarm_outcomes(conn: Connection[Any], patient_id: UUID, lang: str, days: int
 
 
 def reminders(conn: Connection[Any], patient_id: UUID, lang: str) -> dict[str, Any]:
-    """Today's measurements of the plan's schedule (done or not yet, by the patient's local day) and the
-    questionnaires not answered today."""
+    """Today's measurements of the schedule in force (done or not yet, by the patient's local day), the
+    questionnaires not answered today, and why the schedule is stepped up, if it is.
+
+    A kind scheduled several times a day splits the day at its deadlines as the gateway's page does
+    (`edge_agent.patient.schedule`): the 09:00 item is done by a measurement before 09:00, the 20:00 item by one
+    after 09:00 (or later that day), so one morning reading does not tick off the evening's."""
     found = active_plan(conn, patient_id)
     if found is None:
-        return {"measurements": [], "questionnaires": []}
+        return {"measurements": [], "questionnaires": [], "schedule_notices": []}
     _, plan = found
     tz = ZoneInfo(plan.timezone)
     now = datetime.now(tz)
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     weekday = _WEEKDAYS[now.weekday()]
-    taken = {
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT kind FROM readings WHERE patient_id = %s AND measured_at >= %s",
-            (patient_id, start),
-        ).fetchall()
-    }
+    taken: dict[str, list[datetime]] = {}
+    for kind_name, at in conn.execute(
+        "SELECT kind, measured_at FROM readings WHERE patient_id = %s AND measured_at >= %s ORDER BY measured_at",
+        (patient_id, start),
+    ).fetchall():
+        taken.setdefault(kind_name, []).append(at)
     answered = {
         r[0]
         for r in conn.execute(
@@ -197,27 +218,36 @@ def reminders(conn: Connection[Any], patient_id: UUID, lang: str) -> dict[str, A
             (patient_id, start),
         ).fetchall()
     }
-    items = []
+    deadlines: dict[Kind, list[str]] = {}
     for s in plan.schedule:
-        if weekday not in s.weekdays:
-            continue
-        hour, minute = map(int, s.deadline.split(":"))
-        deadline = start.replace(hour=hour, minute=minute)
-        items.append(
-            {
-                "kind": s.kind.value,
-                "name": KINDS[s.kind].name_nb if lang == "nb" else KINDS[s.kind].name_en,
-                "deadline": s.deadline,
-                "done": s.kind.value in taken,
-                "late": s.kind.value not in taken and now > deadline,
-            }
-        )
+        if weekday in s.weekdays:
+            deadlines.setdefault(s.kind, []).append(s.deadline)
+    items = []
+    for kind, times in deadlines.items():
+        times.sort()
+        window_start = start
+        for index, hhmm in enumerate(times):
+            hour, minute = map(int, hhmm.split(":"))
+            deadline = start.replace(hour=hour, minute=minute)
+            last = index == len(times) - 1
+            done = any(window_start <= t and (last or t < deadline) for t in taken.get(kind.value, ()))
+            items.append(
+                {
+                    "kind": kind.value,
+                    "name": KINDS[kind].name_nb if lang == "nb" else KINDS[kind].name_en,
+                    "deadline": hhmm,
+                    "done": done,
+                    "late": not done and now > deadline,
+                }
+            )
+            window_start = deadline
+    items.sort(key=lambda item: str(item["deadline"]))  # stable: the plan's order within a deadline
     due = [
         {"id": q.id, "title": q.title_nb if lang == "nb" else q.title_en, "deadline": q.deadline}
         for q in plan.questionnaires
         if q.id not in answered
     ]
-    return {"measurements": items, "questionnaires": due}
+    return {"measurements": items, "questionnaires": due, "schedule_notices": schedule_notices(conn, patient_id, lang)}
 
 
 # --- the access log (innsynslogg) --------------------------------------------------------------------------------
@@ -246,6 +276,27 @@ def what_of(resource: str) -> str:
     return "record"
 
 
+Why = Literal["care_team", "consultative", "handover", "emergency", "proxy", "no_access"]
+_TEAM_BASES = ("care_team", "consultative", "handover")
+
+
+def why_of(role: str, outcome: str, emergency: bool, reason: str | None) -> Why:
+    """On what basis an audited access was made, as the patient is told it. The row's team is the accessing
+    person's, which is the patient's care team only on that basis: an attempt without access had no basis at all,
+    and a consultative or hand-over read is by another team (the access gate writes that basis as the reason)."""
+    if role == "relative":
+        return "proxy"
+    if emergency:
+        return "emergency"
+    if outcome == "denied":
+        return "no_access"
+    if reason == BASIS_CONSULTATIVE:
+        return "consultative"
+    if reason == BASIS_HANDOVER:
+        return "handover"
+    return "care_team"
+
+
 def access_log(conn: Connection[Any], patient_id: UUID, limit: int = 200, before: int | None = None) -> dict[str, Any]:
     """Who (staff and relatives, not the patient themself) looked at or changed the patient's data: when, which
     team, why (care team or emergency access with its reason), and what — newest first."""
@@ -259,21 +310,24 @@ def access_log(conn: Connection[Any], patient_id: UUID, limit: int = 200, before
         "AND (%s::bigint IS NULL OR a.id < %s) ORDER BY a.id DESC LIMIT %s",
         (list(_STAFF), patient_id, before, before, limit + 1),
     ).fetchall()
-    items = [
-        {
-            "id": r[0],
-            "at": r[1],
-            "role": r[2],
-            "action": r[3],
-            "what": what_of(r[4]),
-            "outcome": "ok" if r[5] == "ok" else ("denied" if r[5] == "denied" else "refused"),
-            "why": "emergency" if r[6] else ("proxy" if r[2] == "relative" else "care_team"),
-            "reason": r[7] if r[6] else None,
-            "who": r[8] or "",
-            "team": r[9] if r[2] in _STAFF and not r[6] else None,
-        }
-        for r in rows[:limit]
-    ]
+    items = []
+    for r in rows[:limit]:
+        outcome = "ok" if r[5] == "ok" else ("denied" if r[5] == "denied" else "refused")
+        why = why_of(r[2], outcome, bool(r[6]), r[7])
+        items.append(
+            {
+                "id": r[0],
+                "at": r[1],
+                "role": r[2],
+                "action": r[3],
+                "what": what_of(r[4]),
+                "outcome": outcome,
+                "why": why,
+                "reason": r[7] if why == "emergency" else None,
+                "who": r[8] or "",
+                "team": r[9] if why in _TEAM_BASES else None,
+            }
+        )
     return {"items": _merged(items), "next": rows[limit - 1][0] if len(rows) > limit else None}
 
 

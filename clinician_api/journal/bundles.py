@@ -286,11 +286,24 @@ class EpisodeDocument:
     """id, name, org_number of the record's organisation (the custodian)."""
     note: Sequence[tuple[str, str]] = ()
     """(section title, text) of the hand-over note or the discharge summary."""
+    plan: tuple[Any, ...] | None = None
+    """The patient's active self-management plan at the step (the columns `fhir.care_plan` reads), if any."""
+
+
+def _plan_section(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan in the document's text: its title, then every limit (the contained Goals' notes) in bokmål."""
+    limits = [n["text"] for goal in plan.get("contained", []) for n in goal.get("note", [])]
+    return {
+        "title": "Egenbehandlingsplan / Self-management plan",
+        "text": _narrative([plan["title"], *limits], ["Limits of the plan's zones (red, yellow) per measurement."]),
+        "entry": [{"reference": f"CarePlan/{plan['id']}"}],
+    }
 
 
 def episode_document(doc: EpisodeDocument) -> dict[str, Any]:
     """A document Bundle for one step of an episode: Composition (the note's parts as sections), EpisodeOfCare,
-    Patient, Practitioner and Organization. One per record system that the step concerns."""
+    Patient, Practitioner and Organization, and the active plan as a CarePlan with its limits as Goals. One per
+    record system that the step concerns."""
     bundle_id = identity.stable_id("episode-document", doc.event_id, doc.endpoint_id)
     composition_id = identity.stable_id("episode-composition", doc.event_id, doc.endpoint_id)
     practitioner = identity.practitioner(doc.practitioner[:4])
@@ -306,6 +319,9 @@ def episode_document(doc: EpisodeDocument) -> dict[str, Any]:
         }
     ]
     sections += [{"title": title, "text": _narrative([text])} for title, text in doc.note if text]
+    plan = fhir.care_plan(doc.plan) if doc.plan is not None else None
+    if plan is not None:
+        sections.append(_plan_section(plan))
     composition = {
         "resourceType": "Composition",
         "id": str(composition_id),
@@ -324,6 +340,8 @@ def episode_document(doc: EpisodeDocument) -> dict[str, Any]:
         "section": sections,
     }
     resources = [composition, episode, _patient(doc.patient), practitioner, organisation]
+    if plan is not None:
+        resources.append(plan)
     return {
         "resourceType": "Bundle",
         "id": str(bundle_id),

@@ -9,8 +9,8 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from clinician_api.fhir import national_identifier
-from clinician_api.fhir_coding import national_id_system
+from clinician_api.fhir import human_name, national_identifier
+from clinician_api.fhir_coding import NO_BASIS_ORGANIZATION, NO_BASIS_PRACTITIONER, national_id_system
 
 ORGANISATION_NUMBER = "urn:oid:2.16.578.1.12.4.1.4.101"
 HPR_NUMBER = "urn:oid:2.16.578.1.12.4.1.4.4"
@@ -66,10 +66,11 @@ def patient_reference(patient_id: UUID, national_id: str | None, *, conditional:
 
 
 def organisation(row: tuple[Any, ...]) -> dict[str, Any]:
-    """row: id, name, org_number."""
+    """row: id, name, org_number. Claims no-basis-Organization (the organisation number is its identifier)."""
     return {
         "resourceType": "Organization",
         "id": str(row[0]),
+        "meta": {"profile": [NO_BASIS_ORGANIZATION]},
         "identifier": [{"system": ORGANISATION_NUMBER, "value": row[2]}],
         "active": True,
         "name": row[1],
@@ -77,14 +78,15 @@ def organisation(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def practitioner(row: tuple[Any, ...]) -> dict[str, Any]:
-    """row: id, username, display_name, hpr_number."""
+    """row: id, username, display_name, hpr_number. Claims no-basis-Practitioner; the name as family/given."""
     identifiers = [{"system": HPR_NUMBER, "value": row[3]}] if row[3] else []
     return {
         "resourceType": "Practitioner",
         "id": str(row[0]),
+        "meta": {"profile": [NO_BASIS_PRACTITIONER]},
         "identifier": [*identifiers, {"system": VARDE_USER, "value": row[1]}],
         "active": True,
-        "name": [{"text": row[2] or row[1]}],
+        "name": [human_name(row[2] or row[1])],
     }
 
 

@@ -19,7 +19,7 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from clinician_api import consent, episodes, fhir
+from clinician_api import consent, episodes, fhir, fhir_query
 from clinician_api.journal import bundles, identity
 
 NOTIFY_CHANNEL = "varde_journal"
@@ -377,6 +377,11 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
         "SELECT id, username, display_name, hpr_number, role FROM users WHERE id = %s", (user_id,)
     ).fetchone()
     assert episode_row is not None and patient is not None and practitioner is not None
+    plan = conn.execute(
+        f"SELECT {fhir_query.PLAN_COLUMNS} FROM self_management_plans WHERE patient_id = %s AND status = 'active' "
+        "ORDER BY version DESC LIMIT 1",
+        (patient_id,),
+    ).fetchone()
     entries = []
     for endpoint_id, *organisation in targets:
         doc = bundles.EpisodeDocument(
@@ -389,6 +394,7 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
             practitioner=tuple(practitioner),
             organisation=tuple(organisation),
             note=note,
+            plan=tuple(plan) if plan is not None else None,
         )
         bundle = bundles.episode_document(doc)
         insert(

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg import Connection
 
-from clinician_api import population, worklist
+from clinician_api import population
 from clinician_api.routes.thresholds import as_mapping, load_overrides
 from rules_engine.profiles import KindLimits, effective_limits
 from vitals import Kind
@@ -133,9 +133,7 @@ _HANDOVERS_SQL = (
 
 
 def _handovers(conn: Connection[Any], patient_id: UUID, start: datetime, end: datetime) -> list[HandoverLine]:
-    """Hand-overs proposed or decided in the period (the hand-over table comes with the episodes' migration)."""
-    if not worklist.has_table(conn, "care_handovers"):
-        return []
+    """Hand-overs proposed or decided in the period."""
     return [HandoverLine(*r) for r in conn.execute(_HANDOVERS_SQL, (patient_id, end, start)).fetchall()]
 
 

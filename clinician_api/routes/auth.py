@@ -3,6 +3,7 @@ sessions (`/auth/session`, `/auth/refresh`, `/auth/logout`: see `clinician_api.s
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
@@ -92,14 +93,21 @@ def open_session(
 
 
 SessionHeader = Annotated[str | None, Header(alias=sessions.SESSION_HEADER)]
+IdleHeader = Annotated[int | None, Header(alias=sessions.IDLE_HEADER, ge=0, le=10**12)]
 
 
 @router.post("/auth/refresh", response_model=Token, responses=problems.responses(401, 403))
 def refresh(
-    conn: Conn, settings: SettingsDep, request: Request, response: Response, marker: SessionHeader = None
+    conn: Conn,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+    marker: SessionHeader = None,
+    idle_ms: IdleHeader = None,
 ) -> Token:
     """Renew a dashboard session: the refresh cookie is used once and replaced. A refresh token used twice ends
-    its session (someone else holds a copy); so do the idle timeout and the session's maximum age."""
+    its session (someone else holds a copy); so do the idle timeout (no renewal, or a page reporting no input in
+    `X-Varde-Idle-Ms` for that long) and the session's maximum age."""
     if marker != "1":
         raise HTTPException(403, f"the {sessions.SESSION_HEADER} header is required")
     raw = sessions.cookie_of(request)
@@ -108,7 +116,8 @@ def refresh(
         AUTH_FAILURES.labels(reason="missing_refresh").inc()
         raise HTTPException(401, "no session to renew; sign in again")
     try:
-        renewal = sessions.rotate(conn, settings, raw, addr)
+        idle_for = None if idle_ms is None else timedelta(milliseconds=idle_ms)
+        renewal = sessions.rotate(conn, settings, raw, addr, idle_for)
     except sessions.SessionError as exc:
         AUTH_FAILURES.labels(reason=f"refresh_{exc.reason}").inc()
         audit.record(conn, None, "refresh", "auth/refresh", f"denied:{exc.reason}", client_addr=addr)

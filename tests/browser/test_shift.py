@@ -208,24 +208,41 @@ def test_a_scripted_shift_refresh_group_acknowledge_trend_tile_tailored_rule_and
 def test_idle_warning_then_sign_in_again_restores_the_note_draft_and_sign_out_ends_the_refresh_token(
     page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], api_url: str
 ) -> None:
-    import httpx
-
     tenant = make_tenant()
     insert_alarm(db, tenant.patients[0], severity="yellow")
+    idle_reported: list[int] = []
+    page.on(
+        "request",
+        lambda r: (
+            idle_reported.append(int(r.headers.get("x-varde-idle-ms", "-1")))
+            if r.url.endswith("/api/v1/auth/refresh")
+            else None
+        ),
+    )
     page.clock.install()
     sign_in(page, tenant.nurse, tenant.nurse_password)
     page.get_by_role("button", name=re.compile("^Notat")).click()
     page.locator("#action-text").fill("Ringte pasienten, avtalt ny måling kl. 14")
     idle = Settings().session_idle_minutes
-    page.clock.fast_forward(f"{idle - 1:02d}:00")
+    # The screen is watched and nobody touches it: the renewals say for how long it has been idle.
+    valid = "() => Number(sessionStorage.getItem('varde.token_expires')) > Date.now()"
+    for _ in range((idle - 1) // 5):
+        page.clock.fast_forward("05:00")
+        page.wait_for_function(valid, polling=100)  # a renewal that fell due has completed
+    page.clock.fast_forward((idle - 1) % 5 * 60_000)
     warning = page.locator("#session-warning")
     expect(warning).to_be_visible()
     expect(warning).to_contain_text("logget ut om")
     expect(page.get_by_role("button", name="Fortsett økten")).to_be_visible()  # usable over the open note dialog
     assert page.locator("#action-dialog #session-warning").count() == 1
+    assert idle_reported and max(idle_reported) >= (idle - Settings().session_access_minutes - 1) * 60_000
     screenshot(page, "shift-06-idle-warning")
+    idle_cookie = _refresh_cookie(page)
     page.clock.fast_forward("02:00")
     page.wait_for_url(re.compile(r"/dashboard/login\?.*reason=idle"))
+    # The idle sign-out ended the session on the server too: its refresh cookie renews nothing.
+    wait_for(lambda: _session_ended(db, tenant.nurse), what="the idle session ended on the server")
+    assert _refresh(api_url, idle_cookie).status_code == 401
     expect(page.locator("#login-notice")).to_contain_text("påbegynte notater er tatt vare på")
     page.get_by_label("Brukernavn").fill(tenant.nurse)
     page.get_by_label("Passord").fill(tenant.nurse_password)
@@ -237,16 +254,47 @@ def test_idle_warning_then_sign_in_again_restores_the_note_draft_and_sign_out_en
     page.get_by_role("button", name="Lagre notat").click()
     expect(page.locator("#queue-body .note")).to_contain_text("Ringte pasienten")  # the note shows in the row
 
-    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "varde_refresh")
+    cookie = _refresh_cookie(page)
     assert next(c for c in page.context.cookies() if c["name"] == "varde_refresh")["httpOnly"] is True
     assert page.evaluate("document.cookie").find("varde_refresh") < 0
     page.get_by_role("button", name="Logg ut").click()
     page.wait_for_url(re.compile(r"reason=signed_out"))
-    again = httpx.post(
+    assert _refresh(api_url, cookie).status_code == 401
+    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('varde'))") == []
+
+    # A page whose own idle timer does not end the session (here: told the limit is ten times longer) is still
+    # signed out by the server once it reports no input for longer than the deployment's idle timeout.
+    sign_in(page, tenant.nurse, tenant.nurse_password)
+    page.evaluate(f"sessionStorage.setItem('varde.idle_ms', String({idle * 10 * 60_000}))")
+    page.clock.fast_forward((idle + 1) * 60_000)
+    page.wait_for_url(re.compile(r"/dashboard/login\?.*reason=expired"))
+    reasons = db.execute(
+        "SELECT DISTINCT s.revoked_reason FROM staff_sessions s JOIN users u ON u.id = s.user_id WHERE u.username = %s",
+        (tenant.nurse,),
+    ).fetchall()
+    assert ("idle",) in reasons, reasons
+
+
+def _refresh_cookie(page: Page) -> str:
+    return next(c["value"] for c in page.context.cookies() if c["name"] == "varde_refresh")
+
+
+def _refresh(api_url: str, cookie: str) -> Any:
+    import httpx
+
+    return httpx.post(
         f"{api_url}/api/v1/auth/refresh", headers={"X-Varde-Session": "1", "Cookie": f"varde_refresh={cookie}"}
     )
-    assert again.status_code == 401
-    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('varde'))") == []
+
+
+def _session_ended(db: psycopg.Connection[Any], username: str) -> bool:
+    """Every refresh token of the user's sessions ended on the server."""
+    row = db.execute(
+        "SELECT count(*) FILTER (WHERE s.revoked_at IS NULL), count(*) FROM staff_sessions s "
+        "JOIN users u ON u.id = s.user_id WHERE u.username = %s",
+        (username,),
+    ).fetchone()
+    return row is not None and row[1] > 0 and row[0] == 0
 
 
 def test_red_banner_is_hidden_until_a_new_red_alarm_and_closes(
@@ -273,6 +321,40 @@ def test_red_banner_is_hidden_until_a_new_red_alarm_and_closes(
     expect(banner).to_be_hidden()
 
 
+def test_a_red_glucose_stays_the_headline_when_a_milder_reading_follows(
+    page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any]
+) -> None:
+    tenant = make_tenant(protocol="diabetes")
+    gateway = tenant.gateways[0]
+    sign_in(page, tenant.nurse, tenant.nurse_password)
+    row = page.locator("#queue-body tr").filter(has_text=_name(tenant, 0))
+    # 2.6 mmol/L is red (limit 3.0); 3.0 a minute later is only yellow and updates the same alarm.
+    assert publish(gateway, readings_topic(gateway.gateway_id), _glucose(gateway.gateway_id, 2.6, minutes_ago=6)) < 128
+    expect(row).to_have_count(1, timeout=15_000)
+    expect(row).to_have_attribute("data-severity", "red")
+    expect(row.locator(".muted").filter(has_text="måling")).to_have_count(0)  # one reading: no count, no "1 målinger"
+    assert publish(gateway, readings_topic(gateway.gateway_id), _glucose(gateway.gateway_id, 3.0, minutes_ago=1)) < 128
+    facts = row.locator(".muted").filter(has_text="siste:")
+    expect(facts).to_contain_text("siste: Blodsukker 3,0", timeout=15_000)
+    expect(facts).to_contain_text("2 målinger")
+    expect(row).to_have_attribute("data-severity", "red")
+    expect(row.locator(".explanation")).to_contain_text("Blodsukker 2,6 mmol/L, under rød grense")
+    rows = db.execute(
+        "SELECT severity, severity_value, last_value FROM alarms WHERE patient_id = %s AND state <> 'resolved'",
+        (gateway.patient_id,),
+    ).fetchall()
+    assert [(r[0], float(r[1]), float(r[2])) for r in rows] == [("red", 2.6, 3.0)]
+    screenshot(page, "shift-08-red-glucose-headline")
+
+
+def _glucose(gateway_id: str, value: float, minutes_ago: int) -> bytes:
+    now = datetime.now(UTC).replace(microsecond=0)
+    device = DeviceRef(address="A4:C1:38:00:00:05", type="glucose_meter", model="Contour Next One")
+    measured = now - timedelta(minutes=minutes_ago)
+    reading = Reading(id=uuid.uuid4(), kind="glucose", value=value, unit="mmol/L", measured_at=measured, device=device)
+    return Envelope(gateway_id=gateway_id, sent_at=now, readings=(reading,)).to_json()
+
+
 @pytest.mark.parametrize("width", [800, 1366])
 def test_queue_does_not_overflow_sideways(
     page: Page, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any], width: int
@@ -293,3 +375,16 @@ def test_queue_does_not_overflow_sideways(
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the queue scrolls sideways by {overflow} px at {width} px"
     screenshot(page, f"shift-queue-{width}px")
+    if width != 800:
+        return
+    # Per patient, one click acts on the patient's whole group (red, yellow and missed), and only on it.
+    page.locator("#toggle-per-patient").click()
+    first = page.locator("#queue-body tr").filter(has_text=_name(tenant, 0))
+    first.get_by_role("button", name=re.compile(r"^Kvitter alle \(3\)")).click()
+    expect(first.locator(".state")).to_have_text("Kvittert")
+    states = db.execute(
+        "SELECT patient_id, array_agg(DISTINCT state) FROM alarms WHERE patient_id = ANY(%s) GROUP BY patient_id",
+        (tenant.patients,),
+    ).fetchall()
+    assert dict(states) == {tenant.patients[0]: ["acknowledged"], tenant.patients[1]: ["open"]}
+    screenshot(page, "shift-queue-per-patient-acknowledged")

@@ -87,15 +87,27 @@ def test_queue_lists_a_silent_gateway_and_a_device_clock_warning(
     gateway = tenant.gateways[1]
     old = datetime.now(UTC) - timedelta(hours=40)
     insert_readings(db, gateway.patient_id, gateway.gateway_id, "spo2", [95], [old])
-    db.execute("UPDATE readings SET received_at = %s WHERE patient_id = %s", (old, gateway.patient_id))
+    # The silent patient's one reading also had its time corrected: "1 måling", never "1 målinger".
+    db.execute(
+        "UPDATE readings SET received_at = %s, flags = %s WHERE patient_id = %s",
+        (old, ["device_clock_corrected"], gateway.patient_id),
+    )
     sign_in(page, tenant.nurse, tenant.nurse_password)
     box = page.locator("#attention")
     expect(box).to_be_visible()
     prefix = f"Pasient {tenant.team.removeprefix('team-')}"
-    expect(box.locator("li.attention-device_clock")).to_contain_text(f"{prefix}-0")
-    expect(box.locator("li.attention-device_clock")).to_contain_text("3 målinger fikk rettet tid")
+    clock = box.locator("li.attention-device_clock")
+    expect(clock.filter(has_text=f"{prefix}-0")).to_contain_text("3 målinger fikk rettet tid")
+    expect(clock.filter(has_text=f"{prefix}-1")).to_contain_text("1 måling fikk rettet tid")
+    expect(box).not_to_contain_text("1 målinger")
     silent = box.locator("li.attention-silent_gateway").filter(has_text=f"{prefix}-1")
     expect(silent).to_contain_text("ingen nye målinger på 40 timer")
+    # The catalogue's singulars, through the page's own module: "1 alarm", "1 måling".
+    singular = page.evaluate(
+        "async () => { const { t } = await import('/static/js/i18n.js');"
+        " return [t('alarms_n', { n: 1 }), t('readings_count', { n: 1 }), t('alarms_n', { n: 2 })]; }"
+    )
+    assert singular == ["1 alarm", "1 måling", "2 alarmer"]
 
 
 def test_editor_offers_the_protocols_kinds_and_answers_in_bokmal(
@@ -115,7 +127,15 @@ def test_editor_offers_the_protocols_kinds_and_answers_in_bokmal(
     error = page.locator("[data-trend='weight_window_days'] .field-error, #trends-form .field-error").first
     expect(error).to_contain_text("Vektøkning over (dager)")
     expect(error).to_contain_text("er utenfor")
-    # The plan form: a pydantic error (advice too long) in bokmål, and an empty contact without "():".
+    # The plan form: a pydantic error (advice too long) in bokmål next to the field, no English from the API.
+    advice = page.locator("#advice-rows textarea[data-field='nb']").first
+    advice.fill("Ring sykepleier. " * 130)  # 2210 characters; the plan allows 2000
+    page.get_by_role("button", name="Lagre som utkast").click()
+    advice_error = page.locator("#advice-rows .field-error").first
+    expect(advice_error).to_have_text("Kan ha høyst 2000 tegn.")
+    expect(page.locator("#plan-form")).not_to_contain_text("String should have")
+    assert advice.get_attribute("aria-invalid") == "true"
+    # An empty contact in the preview without "():".
     page.locator("[data-row='contacts'] [data-field='name']").first.fill("")
     page.locator("[data-row='contacts'] [data-field='role']").first.fill("")
     page.locator("[data-row='contacts'] [data-field='phone']").first.fill("")
@@ -174,10 +194,12 @@ def test_axe_finds_no_serious_or_critical_violation(
         "queue": "#queue-body tr",
         "patient": "svg.trend",
         "edit": "#trend-rows .limit-row",
-        "journal": "#journal-error",
+        "journal": "#journal-open-body tr, #journal-open-empty:not([hidden])",
         "audit": "#audit-body tr",
     }[where]
     page.locator(ready).first.wait_for(state="attached")
+    if where == "journal":  # both tables filled in (or their empty states shown) before the scan
+        page.locator("#journal-delivered-body tr, #journal-delivered-empty:not([hidden])").first.wait_for()
     results = Axe().run(page)
     bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert not bad, "\n".join(f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:5]}" for v in bad)

@@ -16,7 +16,7 @@ from playwright.sync_api import Locator, Page, expect
 from store.events import notify_changes
 from tests.browser.conftest import screenshot, sign_in
 from tests.integration.api.conftest import audit_rows, insert_alarm
-from tests.integration.api.work_items import seed_work
+from tests.integration.api.work_items import seed_handover, seed_work
 from tests.integration.conftest import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -43,14 +43,24 @@ def test_worklist_shows_all_work_most_urgent_first_and_is_worked_with_the_keyboa
 ) -> None:
     tenant = make_tenant(patients=2)
     seeded = seed_work(db, tenant)
+    hospital = make_tenant()
+    handover = seed_handover(db, hospital, tenant, hours_ago=25)
     sign_in(page, tenant.nurse, tenant.nurse_password, "/dashboard/worklist")
     expect(page.get_by_role("heading", name="Arbeidsliste")).to_be_visible()
     rows = page.locator("#worklist-body tr")
-    expect(rows).to_have_count(6)
+    expect(rows).to_have_count(7)
     expect(rows.first).to_have_attribute("id", f"wi-alarm-{seeded.red}")
     expect(rows.first).to_contain_text("Rød")
-    for kind in ("Melding", "Manglende måling", "Inaktiv pasient", "Plan til gjennomgang"):
+    for kind in ("Melding", "Manglende måling", "Inaktiv pasient", "Plan til gjennomgang", "Overføring til teamet"):
         expect(page.locator("#worklist-body")).to_contain_text(kind)
+    # The hand-over waiting for this team's answer: overdue after a day, answered on the patient page, not taken.
+    proposed = page.locator(f"#wi-handover-{handover}")
+    expect(proposed).to_contain_text(f"Overføring fra {hospital.team} venter på svar")
+    expect(proposed).to_have_attribute("data-overdue", "true")
+    expect(proposed.get_by_role("link")).to_have_attribute(
+        "href", f"/dashboard/patients/{hospital.patients[0]}#episode"
+    )
+    expect(proposed.locator("button")).to_have_count(0)
     expect(page.locator(f"#wi-alarm-{seeded.yellow}")).to_have_attribute("data-overdue", "true")
     expect(page.locator(f"#wi-alarm-{seeded.yellow}")).to_contain_text("Over fristen med")
     expect(page.locator(f"#wi-message-{seeded.thread}")).to_contain_text("igjen")
@@ -64,14 +74,14 @@ def test_worklist_shows_all_work_most_urgent_first_and_is_worked_with_the_keyboa
     notify_changes(db, "api", [fresh])
     expect(page.locator(f"#wi-alarm-{fresh}")).to_have_count(1, timeout=10_000)
     assert page.evaluate("window.__sameDocument") is True
-    expect(rows).to_have_count(7)
+    expect(rows).to_have_count(8)
 
     # Keyboard only: untick "Melding" with Space, then take the message... it is gone, so take the inactive patient.
     messages = page.get_by_label("Melding (1)")
     tab_to(page, messages)
     page.keyboard.press("Space")
     expect(page.locator(f"#wi-message-{seeded.thread}")).to_have_count(0)
-    expect(rows).to_have_count(6)
+    expect(rows).to_have_count(7)
     take = page.locator(f"#wi-inactive_patient-{seeded.inactive} button")
     expect(take).to_have_text("Ta")
     tab_to(page, take)

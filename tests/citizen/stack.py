@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from store.settings import varde_home
+from varde.stack import ensure_service_instances
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc_provider"
 PATIENT_CLIENT = "varde-min"
@@ -100,7 +101,10 @@ def oidc_stack(workdir: Path, accounts: dict[str, dict[str, str]]) -> Iterator[O
             "VARDE_OIDC_STAFF_ISSUER": issuer,
             "VARDE_OIDC_STAFF_CLIENT_ID": STAFF_CLIENT,
             "VARDE_OIDC_STAFF_CLIENT_SECRET": staff_secret,
+            # Its own broker login beside the stack's API (a shared client id would take over that one's session).
+            "VARDE_API_REPLICA": "citizen",
         }
+        ensure_service_instances(varde_home(), {"api": ["citizen"]})
         api = subprocess.Popen(
             [sys.executable, "-m", "varde", "api", "run", "--port", str(api_port)],
             stdout=open(workdir / "api.log", "wb"),  # noqa: SIM115 - handed to the child

@@ -13,9 +13,12 @@ import httpx
 import psycopg
 import pytest
 
+from clinician_api.citizen.sessions import COOKIE
+from store.settings import Settings
 from tests.citizen.conftest import MIN, Home, People, grant_proxy, national_sign_in
 from tests.citizen.stack import OidcStack
-from tests.integration.conftest import wait_for
+from tests.integration.api.conftest import insert_alarm
+from tests.integration.conftest import login, wait_for
 from vitals import Receipt, receipts_topic
 
 pytestmark = pytest.mark.integration
@@ -101,8 +104,8 @@ def test_an_ended_proxy_gives_nothing(oidc: OidcStack, people: People, home: Hom
     assert relative.get(f"{base}/measurements").status_code == 404
 
 
-def test_nurse_grants_a_proxy_on_the_patients_documented_wish_and_sees_who_holds_which(
-    oidc: OidcStack, people: People, home: Home
+def test_nurse_grants_a_proxy_on_the_patients_documented_wish_sees_who_holds_which_and_revokes_it(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
 ) -> None:
     until = (datetime.now(UTC) + timedelta(days=10)).isoformat()
     body = {
@@ -131,6 +134,28 @@ def test_nurse_grants_a_proxy_on_the_patients_documented_wish_and_sees_who_holds
         f"{oidc.api_url}/api/v1/patients/{uuid.uuid4()}/contact", headers=home.nurse_headers, timeout=30
     )
     assert foreign.status_code == 404
+
+    # The nurse revokes it (the patient asked on the phone): the relative's next request is refused.
+    relative = national_sign_in(oidc.api_url, people.relative_nid)
+    threads = f"/api/v1/min/patients/{home.patient_id}/threads"
+    assert relative.get(threads).status_code == 200
+    proxy_id = granted.json()["id"]
+    elsewhere = httpx.post(
+        f"{oidc.api_url}/api/v1/patients/{home.other_patient_id}/proxies/{proxy_id}/revoke",
+        headers=home.nurse_headers,
+        timeout=30,
+    )
+    assert elsewhere.status_code == 404  # a proxy is revoked only through its own patient
+    assert relative.get(threads).status_code == 200
+    revoked = httpx.post(f"{url}/{proxy_id}/revoke", headers=home.nurse_headers, timeout=30)
+    assert revoked.status_code == 200 and revoked.json()["active"] is False
+    assert relative.get(threads).status_code == 404
+    audited = db.execute(
+        "SELECT a.action, a.outcome, a.role, u.username FROM audit_log a JOIN users u ON u.id = a.user_id "
+        "WHERE a.patient_id = %s AND a.resource LIKE %s",
+        (home.patient_id, f"%/proxies/{proxy_id}/revoke"),
+    ).fetchall()
+    assert audited == [("revoke_proxy", "ok", "nurse", home.tenant.nurse)]
 
 
 def test_a_patient_message_waits_in_the_nurse_queue_until_answered_and_the_answer_is_signed(
@@ -213,6 +238,112 @@ def test_the_access_log_shows_the_nurses_read_of_the_record_in_plain_terms(
     assert all(e["role"] != "patient" for e in log)  # the patient's own reads are not listed
 
 
+def test_the_patient_sees_what_became_of_each_alarm_but_not_the_nurses_notes(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
+) -> None:
+    opened = insert_alarm(db, home.patient_id, kind="body_weight", value=83.1, opened_minutes_ago=30)
+    seen = insert_alarm(db, home.patient_id, kind="body_weight", value=83.4, opened_minutes_ago=20)
+    closed = insert_alarm(db, home.patient_id, kind="body_weight", value=84.0, opened_minutes_ago=10)
+    nurse = httpx.Client(base_url=oidc.api_url, headers=home.nurse_headers, timeout=30)
+    assert nurse.post(f"/api/v1/alarms/{seen}/acknowledge").status_code == 200
+    note = "Ringte pasienten, økte furosemid etter avtale med lege"
+    assert nurse.post(f"/api/v1/alarms/{closed}/resolve", json={"resolution": note}).status_code == 200
+
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    answer = patient.get(f"/api/v1/min/patients/{home.patient_id}/alarms", params={"lang": "en"})
+    assert answer.status_code == 200
+    by_id = {a["id"]: a for a in answer.json()["items"]}
+    assert list(by_id) == [str(closed), str(seen), str(opened)]  # newest first
+    assert (by_id[str(opened)]["state"], by_id[str(opened)]["seen_by"]) == ("open", None)
+    assert by_id[str(opened)]["kind_name"] == "Body weight" and by_id[str(opened)]["value"] == 83.1
+    shown = by_id[str(seen)]
+    assert (shown["state"], shown["seen_by"], shown["seen_by_role"]) == ("acknowledged", "Kari Sykepleier", "nurse")
+    assert shown["seen_at"] is not None and shown["closed_at"] is None
+    done = by_id[str(closed)]
+    assert (done["state"], done["closed_by"], done["closed_by_role"]) == ("resolved", "Kari Sykepleier", "nurse")
+    assert note not in answer.text  # what the nurse wrote stays in the dashboard
+
+
+def test_break_the_glass_shows_in_the_access_log_with_its_reason(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any], settings: Settings
+) -> None:
+    from varde.admin import add_team, add_user
+
+    outsider, password = f"legevakt-{uuid.uuid4().hex[:8]}", "Legevakt-passord-1"
+    add_team(settings, f"legevakt-{outsider}")
+    add_user(settings, outsider, "physician", [f"legevakt-{outsider}"], password, display_name="Per Legevakt")
+    headers = login(oidc.api_url, outsider, password)
+    record = f"{oidc.api_url}/api/v1/patients/{home.patient_id}"
+    assert httpx.get(record, headers=headers, timeout=30).status_code == 404
+    reason = "Innlagt akutt på legevakten, trenger vektkurven"
+    granted = httpx.post(f"{record}/emergency-access", json={"reason": reason}, headers=headers, timeout=30)
+    assert granted.status_code == 201, granted.text
+    assert httpx.get(record, headers=headers, timeout=30).status_code == 200
+
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    log = patient.get(f"/api/v1/min/patients/{home.patient_id}/access-log").json()["items"]
+    mine = [
+        (e["what"], e["action"], e["outcome"], e["why"], e["reason"], e["team"])
+        for e in log
+        if e["who"] == "Per Legevakt"
+    ]
+    assert mine == [  # newest first; the team is left out under emergency access, as it is not the patient's
+        ("record", "read", "ok", "emergency", reason, None),
+        ("emergency", "emergency_access", "ok", "emergency", reason, None),
+        ("record", "read", "denied", "no_access", None, None),  # the attempt before breaking the glass
+    ]
+    assert {e["role"] for e in log if e["who"] == "Per Legevakt"} == {"physician"}
+    # The care team's own reads say why without a reason.
+    assert all(e["reason"] is None and e["why"] == "care_team" for e in log if e["who"] == "Kari Sykepleier")
+
+
+def test_a_relative_with_the_rights_reads_the_access_log_and_writes_to_the_care_team_on_behalf_of_the_patient(
+    oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
+) -> None:
+    assert httpx.get(
+        f"{oidc.api_url}/api/v1/patients/{home.patient_id}", headers=home.nurse_headers, timeout=30
+    ).is_success
+    patient = national_sign_in(oidc.api_url, people.patient_nid)
+    proxy = grant_proxy(patient, home.patient_id, people.relative_nid, ["read_access_log", "write_messages"])
+    relative = national_sign_in(oidc.api_url, people.relative_nid)
+    base = f"/api/v1/min/patients/{home.patient_id}"
+    log = relative.get(f"{base}/access-log")
+    assert log.status_code == 200
+    assert any(e["who"] == "Kari Sykepleier" and e["what"] == "record" for e in log.json()["items"])
+    assert relative.get(f"{base}/measurements").status_code == 403  # only what the proxy grants
+
+    started = relative.post(f"{base}/threads", headers=MIN, json={"subject": "Mor", "body": "Hun er tungpustet."})
+    assert started.status_code == 201, started.text
+    (message,) = started.json()["messages"]
+    assert (message["author_name"], message["author_role"], message["on_behalf"], message["from_team"]) == (
+        "Ola Pårørende",
+        "relative",
+        True,
+        False,
+    )
+    stored = db.execute(
+        "SELECT m.proxy_id, c.national_id FROM messages m JOIN citizens c ON c.id = m.author_citizen_id "
+        "WHERE m.id = %s",
+        (message["id"],),
+    ).fetchone()
+    assert stored == (uuid.UUID(proxy["id"]), people.relative_nid)
+    audited = db.execute(
+        "SELECT a.role, a.outcome, a.proxy_id, c.national_id FROM audit_log a JOIN citizens c ON c.id = a.user_id "
+        "WHERE a.patient_id = %s AND a.resource = %s AND a.action <> 'read'",
+        (home.patient_id, f"{base}/threads"),
+    ).fetchall()
+    assert audited == [("relative", "ok", uuid.UUID(proxy["id"]), people.relative_nid)]
+
+    waiting = httpx.get(f"{oidc.api_url}/api/v1/messages/awaiting", headers=home.nurse_headers, timeout=30).json()
+    (item,) = [i for i in waiting["items"] if i["thread_id"] == started.json()["id"]]
+    assert item["patient_id"] == str(home.patient_id) and item["waiting_messages"] == 1
+    # The patient sees what was written in their name, and who wrote it.
+    (theirs,) = patient.get(f"{base}/threads").json()["items"]
+    assert theirs["id"] == started.json()["id"]
+    written = [e for e in patient.get(f"{base}/access-log").json()["items"] if e["role"] == "relative"]
+    assert any(e["what"] == "messages" and e["action"] != "read" and e["why"] == "proxy" for e in written)
+
+
 def test_reservations_are_the_patients_alone_audited_and_shown_to_the_nurse(
     oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
 ) -> None:
@@ -239,22 +370,39 @@ def test_reservations_are_the_patients_alone_audited_and_shown_to_the_nurse(
         db.execute("DELETE FROM patient_reservation_changes WHERE patient_id = %s", (home.patient_id,))
 
 
-def test_sign_out_ends_the_session_and_an_idle_session_expires(
+def test_sign_out_ends_the_session_itself_and_idle_and_absolute_expiry_end_it(
     oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
 ) -> None:
     client = national_sign_in(oidc.api_url, people.patient_nid)
+    raw = client.cookies[COOKIE]
     assert client.get("/api/v1/min/me").status_code == 200
     assert client.post("/api/v1/min/logout").status_code == 204
-    client.cookies.clear()
-    assert client.get("/api/v1/min/me").status_code == 401
+    # The cookie the browser held before signing out, sent again (as a copied or stolen cookie would be): the
+    # session itself has ended, not only the browser's copy of it.
+    replayed = httpx.Client(base_url=oidc.api_url, timeout=30.0, cookies={COOKIE: raw})
+    assert replayed.get("/api/v1/min/me").status_code == 401
+
+    def live(session: httpx.Client) -> int:
+        return session.get("/api/v1/min/me").status_code
+
+    def age(column: str, interval: str) -> None:
+        db.execute(
+            f"UPDATE citizen_sessions SET {column} = now() - interval '{interval}' WHERE citizen_id = "
+            "(SELECT id FROM citizens WHERE national_id = %s) AND ended_at IS NULL",
+            (people.patient_nid,),
+        )
 
     idle = national_sign_in(oidc.api_url, people.patient_nid)
-    db.execute(
-        "UPDATE citizen_sessions SET last_seen_at = now() - interval '31 minutes' WHERE citizen_id = "
-        "(SELECT id FROM citizens WHERE national_id = %s) AND ended_at IS NULL",
-        (people.patient_nid,),
-    )
-    assert idle.get("/api/v1/min/me").status_code == 401
+    age("last_seen_at", "29 minutes")
+    assert live(idle) == 200  # within the idle limit, and the request restarts the idle clock
+    age("last_seen_at", "31 minutes")
+    assert live(idle) == 401
+
+    # The absolute end holds however busy the session is.
+    busy = national_sign_in(oidc.api_url, people.patient_nid)
+    assert live(busy) == 200
+    age("expires_at", "1 second")
+    assert live(busy) == 401
 
 
 def test_local_sign_in_is_rate_limited_and_wrong_passwords_get_no_session(

@@ -1,28 +1,36 @@
 """The patient app in real Chromium, signed in through the real OpenID provider: today's reading and its zone, the
-plan's advice, a message that reaches the nurse's queue and the nurse's answer, the access log; a relative with a
-read-only proxy; revocation; a reservation seen in the dashboard. Every page is checked with axe-core, by keyboard
-and at 200 % zoom."""
+plan's advice, what became of an alarm, a message that reaches the nurse's queue and the nurse's answer, the access
+log; a relative with a read-only proxy and one with every right and two patients; revocation; a reservation seen
+in the dashboard; a stepped-up schedule's notice. Every page, a relative's too, is checked with axe-core, by
+keyboard and at 200 % zoom."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from tests.browser.conftest import PageErrors, browser, playwright, screenshot
 from tests.citizen.conftest import MIN, Home, People, grant_proxy, national_sign_in
 from tests.citizen.stack import OidcStack
+from tests.integration.api.conftest import insert_alarm
+from tests.patient.plans import plan_body
 
 __all__ = ["browser", "playwright"]
 
 pytestmark = pytest.mark.integration
 AXE = Axe()
 PAGES = ["/min/", "/min/plan", "/min/questionnaire", "/min/messages", "/min/log", "/min/sharing"]
+RIGHTS = ["read_measurements", "read_plan", "answer_questionnaires", "write_messages", "read_access_log"]
+EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 @pytest.fixture
@@ -79,9 +87,36 @@ def assert_no_horizontal_scroll(page: Page, what: str) -> None:
     assert width[0] <= width[1], f"{what} scrolls sideways at this width: {width}"
 
 
+def step_up_weight(oidc: OidcStack, home: Home, db: psycopg.Connection[Any]) -> None:
+    """The nurse activates a plan that measures weight twice a day after a yellow weight alarm, and the rules open
+    one (the step-up happens in the alarm's own transaction, as in production)."""
+    step = {
+        "kind": "body_weight",
+        "zone": "yellow",
+        "schedule": [{"kind": "body_weight", "deadline": d, "weekdays": EVERY_DAY} for d in ("09:00", "20:00")],
+    }
+    plans = f"{oidc.api_url}/api/v1/patients/{home.patient_id}/plans"
+    made = httpx.post(plans, headers=home.nurse_headers, json=plan_body(step_ups=[step]), timeout=30)
+    assert made.status_code == 201, made.text
+    activated = httpx.post(f"{plans}/{made.json()['version']}/activate", headers=home.nurse_headers, timeout=30)
+    assert activated.status_code == 200, activated.text
+    alarm = AlarmUpsert(
+        patient_id=home.patient_id, rule="threshold.body_weight.high", kind="body_weight", severity="yellow",
+        value=83.1, limit=82.0, count=1, reading_id=None, measured_at=datetime.now(UTC), window_start=None,
+        window_end=None, explanation_nb="Vekt 83,1 kg over 82 kg", explanation_en="Weight 83.1 kg above 82 kg",
+    )  # fmt: skip
+    with psycopg.connect(db.info.dsn, password=db.info.password) as conn, conn.transaction():
+        upsert_alarms(conn, [alarm])
+
+
 def test_patient_journey_from_national_sign_in_to_the_nurses_answer(
-    open_context: Any, oidc: OidcStack, people: People, home: Home
+    open_context: Any, oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any]
 ) -> None:
+    seen = insert_alarm(db, home.patient_id, kind="body_weight", value=83.1, opened_minutes_ago=5)
+    acknowledged = httpx.post(
+        f"{oidc.api_url}/api/v1/alarms/{seen}/acknowledge", headers=home.nurse_headers, timeout=30
+    )
+    assert acknowledged.status_code == 200
     patient = open_context()
     provider_login(patient, people.patient_nid)
     today = patient.locator("#today")
@@ -89,6 +124,9 @@ def test_patient_journey_from_national_sign_in_to_the_nurses_answer(
     expect(today).to_contain_text("Gul sone")
     expect(today).to_contain_text("Ta en ekstra vanndrivende tablett i dag.")
     expect(patient.locator(".kind-chart svg")).to_have_count(1)
+    expect(patient.locator("#alarms")).to_contain_text(
+        "Sykepleier Kari Sykepleier har sett målingen din (83,1 kg) og tar kontakt med deg i dag."
+    )
 
     patient.get_by_role("link", name="Min plan").click()
     expect(patient.locator("#zone-advice")).to_contain_text("Ring sykepleieren nå.")
@@ -149,6 +187,48 @@ def test_relative_with_read_only_proxy_sees_measurements_cannot_write_and_is_ref
     assert refused.status == 404
 
 
+def test_every_relative_page_passes_axe_and_reflows_with_every_right_and_a_second_patient(
+    open_context: Any, oidc: OidcStack, people: People, home: Home
+) -> None:
+    assert httpx.get(
+        f"{oidc.api_url}/api/v1/patients/{home.patient_id}", headers=home.nurse_headers, timeout=30
+    ).is_success  # something for the relative's access log to list
+    owner = national_sign_in(oidc.api_url, people.patient_nid)
+    grant_proxy(owner, home.patient_id, people.relative_nid, RIGHTS, days=7)
+    other = national_sign_in(oidc.api_url, people.other_patient_nid)
+    grant_proxy(other, home.other_patient_id, people.relative_nid, ["read_measurements"], days=7)
+    relative = open_context()
+    provider_login(relative, people.relative_nid)
+    acting = relative.locator("#acting")
+    expect(acting).to_be_visible()
+    expect(acting.locator("option")).to_have_count(2)
+    for path in PAGES:
+        relative.goto(f"{path}?p={home.patient_id}")
+        expect(relative.locator("#loading")).to_have_count(0)  # removed once the page has its data
+        assert_accessible(relative, f"relative {path}")
+    expect(relative.locator("#no-access")).to_be_visible()  # /min/sharing is the patient's own
+    relative.goto(f"/min/log?p={home.patient_id}")
+    expect(relative.locator("#log")).to_contain_text("Kari Sykepleier (Sykepleier) så journalen din i Varde.")
+
+    for width, height in ((640, 400), (360, 740)):
+        relative.set_viewport_size({"width": width, "height": height})
+        for path in PAGES:
+            relative.goto(f"{path}?p={home.patient_id}")
+            expect(relative.locator("#loading")).to_have_count(0)
+            assert_no_horizontal_scroll(relative, f"relative {path} at {width} px")
+    relative.goto(f"/min/?p={home.patient_id}")
+    expect(relative.locator("#today")).to_contain_text("83,1 kg")
+    screenshot(relative, "min-relative-home-360")
+
+    # The selector takes the relative to the other patient, whose proxy gives measurements only.
+    acting.select_option(str(home.other_patient_id))
+    relative.wait_for_url(re.compile(rf"p={home.other_patient_id}"))
+    expect(relative.locator("#today")).to_contain_text("99,9 kg")
+    expect(relative.get_by_role("link", name="Min plan")).to_be_hidden()
+    assert_accessible(relative, "relative / of the second patient")
+    assert_no_horizontal_scroll(relative, "relative / of the second patient at 360 px")
+
+
 def test_every_patient_page_passes_axe_by_keyboard_and_at_200_percent_zoom(
     open_context: Any, oidc: OidcStack, people: People, home: Home
 ) -> None:
@@ -192,6 +272,41 @@ def test_every_patient_page_passes_axe_by_keyboard_and_at_200_percent_zoom(
     expect(patient.locator("#new-form button[type=submit]")).to_be_focused()
     patient.keyboard.press("Enter")
     expect(patient.locator("#thread-messages")).to_contain_text("Skrevet uten mus.")
+
+    # The plan by keyboard: the skip link lands in the content, and Tab reaches the contacts' phone numbers.
+    patient.goto("/min/plan")
+    expect(patient.locator("#loading")).to_have_count(0)
+    patient.keyboard.press("Tab")
+    expect(patient.locator(".skip-link")).to_be_focused()
+    patient.keyboard.press("Enter")
+    expect(patient.locator("#main")).to_be_focused()
+    patient.keyboard.press("Tab")
+    expect(patient.locator("#contacts a").first).to_be_focused()
+    expect(patient.locator("#contacts a").first).to_have_attribute("href", "tel:+4722118080")
+
+    # Sharing by keyboard: a reservation with Space, then a proxy revoked with Enter; focus stays on the page.
+    owner = national_sign_in(oidc.api_url, people.patient_nid)
+    grant_proxy(owner, home.patient_id, people.relative_nid, ["read_measurements"], days=7)
+    patient.goto("/min/sharing")
+    expect(patient.locator("#loading")).to_have_count(0)
+    research = patient.locator("#reservation-research")
+    expect(research).to_be_checked()
+    for _ in range(20):
+        patient.keyboard.press("Tab")
+        if patient.evaluate("() => document.activeElement.id") == "reservation-research":
+            break
+    expect(research).to_be_focused()
+    patient.keyboard.press("Space")
+    expect(patient.locator("#reservations")).to_contain_text("Endret")
+    expect(research).not_to_be_checked()
+    expect(research).to_be_focused()
+    patient.keyboard.press("Tab")
+    revoke = patient.get_by_role("button", name=re.compile("Ola Pårørende"))
+    expect(revoke).to_be_focused()
+    patient.keyboard.press("Enter")
+    expect(patient.locator("#proxies")).to_contain_text("Ola Pårørende")
+    expect(revoke).to_have_count(0)
+    expect(patient.locator("#proxies-heading")).to_be_focused()  # not lost with the button
 
 
 def test_reservation_against_record_sharing_is_visible_in_the_dashboard(
@@ -271,12 +386,20 @@ def test_patient_answers_the_questionnaire_by_keyboard_and_a_relative_with_the_r
 
 @pytest.mark.parametrize("lang", ["nb", "en"])
 def test_the_app_speaks_bokmal_and_english_on_a_phone(
-    open_context: Any, oidc: OidcStack, people: People, home: Home, lang: str
+    open_context: Any, oidc: OidcStack, people: People, home: Home, db: psycopg.Connection[Any], lang: str
 ) -> None:
     words = {
         "nb": ("Gul sone", "Hva du gjør i hver sone", "Hvem har sett"),
         "en": ("Yellow zone", "What to do in each zone", "Who has looked"),
     }[lang]
+    notice = {
+        "nb": ("Målingene er trappet opp. Mål vekt to ganger daglig de neste 5 dagene.", "Vekt før kl. 20:00"),
+        "en": (
+            "You measure more often for now. Measure weight twice a day for the next 5 days.",
+            "Body weight before 20:00",
+        ),
+    }[lang]
+    step_up_weight(oidc, home, db)
     patient = open_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     provider_login(patient, people.patient_nid)
     if lang == "en":
@@ -284,12 +407,20 @@ def test_the_app_speaks_bokmal_and_english_on_a_phone(
     expect(patient.locator("#today")).to_contain_text(words[0])
     expect(patient.locator(".kind-chart")).to_have_count(1)
     expect(patient.locator("html")).to_have_attribute("lang", lang)
+    expect(patient.locator("#reminders-card .schedule-notice")).to_have_text(notice[0])
+    # Weighed once today: that fills one of the two weight times of the stepped-up day, not both.
+    weight = patient.locator("#reminders li", has_text=notice[1].split(" ")[0])
+    expect(weight).to_have_count(2)
+    expect(weight.and_(patient.locator("li.done"))).to_have_count(1)
     assert_no_horizontal_scroll(patient, f"home ({lang}) on a phone")
     screenshot(patient, f"min-home-{lang}")
     patient.goto("/min/plan")
     expect(patient.locator("#zones-heading")).to_have_text(words[1])
     expect(patient.locator("#zone-advice .zone-card")).to_have_count(3)
     expect(patient.locator("#loading")).to_have_count(0)
+    expect(patient.locator("#schedule-notices .schedule-notice")).to_have_text(notice[0])
+    expect(patient.locator("#schedule")).to_contain_text(notice[1])  # the schedule in force, stepped up
+    assert_accessible(patient, f"plan ({lang}) stepped up")
     screenshot(patient, f"min-plan-{lang}")
     expect(patient.get_by_role("link", name=words[2])).to_be_visible()
 

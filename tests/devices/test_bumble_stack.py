@@ -160,3 +160,22 @@ async def test_bond_keys_that_no_longer_match_drop_the_link_then_the_gateway_pai
     assert runtime.last_error is None
     assert [r["value"] for r in rig.sink.stored() if r["kind"] == "bp_systolic"] == [150.0, 148.0]
     await rig.stop()
+
+
+@async_test
+async def test_a_device_is_on_the_air_while_it_holds_a_record_and_off_once_the_gateway_has_it(tmp_path: Path) -> None:
+    # `Rig.settle` ends early on a quiet air: it must not call the air quiet while a device could still be heard.
+    rig = Rig(tmp_path, link="bumble")
+    assert isinstance(rig.air, BumbleAir)
+    cuff = BloodPressureCuff(rig.air, "A4:C1:38:00:00:01")
+    rig.pair(cuff)
+    assert not rig.air.on_the_air(), "nothing measured, nothing to advertise"
+    await rig.start()
+    cuff.measure(121, 79, pulse=60)
+    assert rig.air.on_the_air(), "a fresh measurement is advertised at once"
+    await rig.until(lambda: cuff.connection is not None)
+    assert rig.air.on_the_air(), "connected"
+    await rig.settle()
+    assert [r["value"] for r in rig.sink.stored()][:2] == [121.0, 79.0]
+    assert cuff.connection is None and not rig.air.on_the_air()
+    await rig.stop()

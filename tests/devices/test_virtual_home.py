@@ -15,7 +15,7 @@ from device_fixtures import FAST, GW, START, TZ, OutboxSink, Rig, async_test, ma
 from device_simulators.bumble_air import BumbleAir
 from device_simulators.encoders import encode_temperature_measurement, encode_weight_measurement
 from device_simulators.home import CLOCK_CORRECTED, DEVICE_MODELS, home_devices, readings_of
-from device_simulators.link import SimClock
+from device_simulators.link import SimClock, WallClock
 from device_simulators.peripherals import BloodPressureCuff
 from device_simulators.physiology import MeasurementAct, PatientModel, Protocol, devices_for, with_values
 from device_simulators.scenarios import SCENARIOS
@@ -57,7 +57,7 @@ async def _read_through_devices(
     return manager
 
 
-def _home(protocol: Protocol, link: str = "python") -> VirtualHome:
+def _home(protocol: Protocol, link: str) -> VirtualHome:
     clock = SimClock(START)
     return VirtualHome(SEED, devices_for(protocol), timezone=TZ, clock=clock, air=make_air(link, clock))
 
@@ -103,7 +103,7 @@ async def test_scenario_read_through_virtual_devices_gives_the_readings_the_fast
 
 @async_test
 async def test_a_pound_scale_and_fahrenheit_thermometer_reach_the_outbox_converted_from_their_own_bytes(
-    tmp_path: Path,
+    tmp_path: Path, link: str
 ) -> None:
     model = PatientModel.of(SEED, "general")
     at = START - timedelta(hours=2)
@@ -112,7 +112,10 @@ async def test_a_pound_scale_and_fahrenheit_thermometer_reach_the_outbox_convert
         model.act(at + timedelta(minutes=5), "thermometer", "check", Random(2)),
         values=((Kind.BODY_TEMPERATURE, 37.2),),
     )
-    home = VirtualHome(SEED, ("weight_scale", "thermometer"), timezone=TZ, clock=SimClock(START), imperial=True)
+    clock = SimClock(START)
+    home = VirtualHome(
+        SEED, ("weight_scale", "thermometer"), timezone=TZ, clock=clock, imperial=True, air=make_air(link, clock)
+    )
     sink = OutboxSink(tmp_path / "outbox.sqlite")
     await _read_through_devices(home, [weight, temperature], sink)
     sink.close()
@@ -127,14 +130,15 @@ async def test_a_pound_scale_and_fahrenheit_thermometer_reach_the_outbox_convert
 
 
 @async_test
-async def test_a_record_read_again_in_real_time_keeps_its_time_to_the_second(tmp_path: Path) -> None:
+async def test_a_record_read_again_in_real_time_keeps_its_time_to_the_second(tmp_path: Path, link: str) -> None:
     # Real time: the device's Current Time is read a few milliseconds after the gateway took its own time. The
     # correction is whole seconds, so a record fetched again (another run, a lost outbox) has the same time and id.
     spec = SCENARIOS["stable_general"]
     acts = spec.generate(SEED, datetime.now(UTC) - timedelta(days=3), 2)
     runs = []
     for run in range(2):
-        home = VirtualHome(SEED, devices_for(spec.protocol), timezone=TZ)
+        clock = WallClock()
+        home = VirtualHome(SEED, devices_for(spec.protocol), timezone=TZ, clock=clock, air=make_air(link, clock))
         sink = OutboxSink(tmp_path / f"outbox-{run}.sqlite")
         await _read_through_devices(home, acts, sink)
         sink.close()
@@ -148,15 +152,15 @@ async def test_a_record_read_again_in_real_time_keeps_its_time_to_the_second(tmp
 
 
 @async_test
-async def test_a_home_started_again_holds_nothing_the_gateway_already_has(tmp_path: Path) -> None:
+async def test_a_home_started_again_holds_nothing_the_gateway_already_has(tmp_path: Path, link: str) -> None:
     # The demo's second run: devices hold the same backlog again; the gateway remembers the meter's last record.
     spec = SCENARIOS["stable_diabetes"]
     acts = spec.generate(SEED, START - timedelta(days=DAYS + 1), DAYS)
     first = OutboxSink(tmp_path / "first.sqlite")
-    await _read_through_devices(_home(spec.protocol), acts, first, tmp_path / "devices.json")
+    await _read_through_devices(_home(spec.protocol, link), acts, first, tmp_path / "devices.json")
     first.close()
     again = OutboxSink(tmp_path / "again.sqlite")
-    home = _home(spec.protocol)
+    home = _home(spec.protocol, link)
     await _read_through_devices(home, acts, again, tmp_path / "devices.json")
     again.close()
     assert home.held() == 0
@@ -166,8 +170,10 @@ async def test_a_home_started_again_holds_nothing_the_gateway_already_has(tmp_pa
 
 
 @async_test
-async def test_the_model_a_device_reports_wins_over_the_configured_name_and_is_remembered(tmp_path: Path) -> None:
-    rig = Rig(tmp_path)
+async def test_the_model_a_device_reports_wins_over_the_configured_name_and_is_remembered(
+    tmp_path: Path, link: str
+) -> None:
+    rig = Rig(tmp_path, link=link)
     cuff = BloodPressureCuff(rig.air, "C4:7C:8D:6A:00:01", model="UA-651BLE")
     rig.configs.append(
         DeviceConfig(address=cuff.address, type="blood_pressure_monitor", model="A&D_UA-651_0A1B")  # advertised name

@@ -4,6 +4,6 @@ per process. The helpers are re-exported here for the tests that import them fro
 
 from __future__ import annotations
 
-from tests.stack_plugin import Gateway, Tenant, login, publish, publish_all, wait_for
+from tests.stack_plugin import Gateway, Tenant, instance_logins, login, publish, publish_all, wait_for
 
-__all__ = ["Gateway", "Tenant", "login", "publish", "publish_all", "wait_for"]
+__all__ = ["Gateway", "Tenant", "instance_logins", "login", "publish", "publish_all", "wait_for"]

@@ -125,3 +125,63 @@ def test_backup_age_is_in_the_rules_metrics_and_too_old_until_a_backup_is_taken(
 
     wait_for(fresh, timeout=30, interval=1.0, what="the new backup's age in /metrics")
     assert value(scrape(port)[0], "varde_backup_max_age_seconds") == 26 * 3600
+
+
+def test_the_rules_leaders_scheduled_backup_backs_up_the_local_stack_and_records_it(stack: dict[str, Any]) -> None:
+    """What the `backup-incr` job runs (rules_engine.backups), on the repository the stack configured."""
+    from rules_engine.backups import take_backup
+    from store.settings import Settings
+    from varde.backup import configured_repository
+
+    repository = configured_repository(varde_home(), Settings())
+    assert repository is not None, "varde stack up configures a repository, so the leader schedules backups"
+    with psycopg.connect(stack["database_url"]) as conn:
+        before = conn.execute("SELECT coalesce(max(id), 0) FROM backup_runs").fetchone()[0]  # type: ignore[index]
+    assert take_backup(repository, "incr", stack["database_url"]) is True
+    newest = repository.info()[-1]
+    with psycopg.connect(stack["database_url"]) as conn:
+        runs = conn.execute("SELECT kind, label FROM backup_runs WHERE id > %s", (before,)).fetchall()
+    assert runs == [(newest["type"], newest["label"])]
+
+
+@pytest.fixture
+def status_db(db: psycopg.Connection[Any], settings: Any) -> Iterator[str]:
+    """A database of its own, migrated, so its backup_runs hold only what the test writes."""
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    from store.migrate import migrate
+
+    name = f"varde_backup_status_{uuid.uuid4().hex[:8]}"
+    db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_conninfo(settings.require_database_url(), dbname=name)
+    try:
+        with psycopg.connect(url) as conn:
+            migrate(conn)
+        yield url
+    finally:
+        db.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_backup_older_than_allowed_is_too_old_and_a_fresh_one_is_not(status_db: str) -> None:
+    from store.backup_status import BackupStatusCollector
+
+    def gauges() -> dict[str, float]:
+        collector = BackupStatusCollector(status_db, 26 * 3600, cache_seconds=0)
+        return {m.name: m.samples[0].value for m in collector.collect()}
+
+    with psycopg.connect(status_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO backup_runs (kind, label, started_at, finished_at, repository) "
+            "VALUES ('full', 'old', now() - interval '30 hours', now() - interval '29 hours', 'test')"
+        )
+        old = gauges()
+        assert old["varde_backup_too_old"] == 1.0
+        assert 29 * 3600 <= old["varde_backup_age_seconds"] < 29 * 3600 + 60
+        conn.execute(
+            "INSERT INTO backup_runs (kind, label, started_at, finished_at, repository) "
+            "VALUES ('incr', 'new', now() - interval '2 hours', now() - interval '1 hour', 'test')"
+        )
+        new = gauges()
+        assert new["varde_backup_too_old"] == 0.0
+        assert 3600 <= new["varde_backup_age_seconds"] < 3600 + 60

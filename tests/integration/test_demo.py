@@ -4,9 +4,11 @@ device handlers, and a second run that reuses everything without storing anythin
 
 from __future__ import annotations
 
+import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -15,8 +17,9 @@ import pytest
 from device_simulators.home import DEVICE_MODELS
 from device_simulators.scenarios import SCENARIOS
 from edge_agent.devices import DEVICE_CLOCK_RESET
-from store.settings import varde_home
-from tests.integration.conftest import login
+from rules_engine.missed import record_missed
+from store.settings import Settings, varde_home
+from tests.integration.conftest import login, wait_for
 from varde.demo import NURSE, PATIENT_LOGIN, PHYSICIAN, RELATIVE_LOGIN, ROSTER, TEAMS, run_demo
 
 pytestmark = pytest.mark.integration
@@ -32,7 +35,14 @@ def _readings_before(db: psycopg.Connection[Any], patient_ids: list[str], moment
 def test_demo_sets_up_two_teams_of_patients_with_their_alarms_and_a_second_run_reuses_them(
     db: psycopg.Connection[Any], api_url: str
 ) -> None:
-    first = run_demo(varde_home(), spot_check_minutes=0, fresh=True, keep_stack=True, exit_after_s=0)
+    first = run_demo(
+        varde_home(),
+        spot_check_minutes=0,
+        fresh=True,
+        keep_stack=True,
+        exit_after_s=0,
+        on_ready=lambda summary: _assert_the_whole_product_while_running(db, api_url, summary),
+    )
     patients = first["patients"]
     assert len(patients) == len(ROSTER) == 25
     assert {p["team"] for p in patients} == set(TEAMS)
@@ -74,6 +84,64 @@ def test_demo_sets_up_two_teams_of_patients_with_their_alarms_and_a_second_run_r
         acting = client.get("/api/v1/min/me").json()["patients"]
         assert [p["patient_id"] for p in acting] == [patients[0]["patient_id"]]
         assert client.get(f"/api/v1/min/patients/{ids[0]}/measurements").json()["kinds"]
+
+
+def _assert_the_whole_product_while_running(db: psycopg.Connection[Any], api_url: str, summary: dict[str, Any]) -> None:
+    """What the demo promises beyond the queue, checked while it runs (its loopback receivers are up): a plan for
+    every patient, a missed measurement raised, the silent gateway and the device clock for the nurse, the record
+    system receiving documents, and an on-call target for each team."""
+    patients = {p["scenario"]: p for p in summary["patients"]}
+    ids = [p["patient_id"] for p in summary["patients"]]
+    planned = db.execute(
+        "SELECT count(DISTINCT patient_id) FROM self_management_plans "
+        "WHERE patient_id = ANY(%s::uuid[]) AND status = 'active'",
+        (ids,),
+    ).fetchone()
+    assert planned == (len(ids),)
+
+    # The missed-measurement rule judges the deadlines of the day it runs on (the rules service runs it every few
+    # minutes); run it as it ran at the end of a day the scenario's patient measured nothing, under the demo's plan.
+    missing = patients["missed_measurements"]["patient_id"]
+    days = [
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT (measured_at AT TIME ZONE 'Europe/Oslo')::date FROM readings "
+            "WHERE patient_id = %s AND kind = 'body_weight' ORDER BY 1",
+            (missing,),
+        ).fetchall()
+    ]
+    gap = next(d + timedelta(days=1) for d, after in itertools.pairwise(days) if after - d > timedelta(days=1))
+    end_of_gap_day = datetime.combine(gap, time(23, 0), ZoneInfo("Europe/Oslo"))
+    with psycopg.connect(Settings().require_database_url()) as conn:
+        record_missed(conn, end_of_gap_day)
+    missed = db.execute(
+        "SELECT rule FROM alarms WHERE patient_id = %s AND rule LIKE 'missed.%%' AND state <> 'resolved'",
+        (missing,),
+    ).fetchall()
+    assert ("missed.body_weight",) in missed, missed
+
+    headers = login(api_url, NURSE, summary["logins"][NURSE])
+    items = httpx.get(f"{api_url}/api/v1/attention", headers=headers, timeout=30).json()["items"]
+    seen = {(i["kind"], str(i["patient_id"])) for i in items}
+    assert ("silent_gateway", patients["gateway_offline"]["patient_id"]) in seen, items
+    assert ("device_clock", patients["device_clock_wrong"]["patient_id"]) in seen, items
+
+    def delivered() -> int:
+        row = db.execute(
+            "SELECT count(*) FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id "
+            "WHERE e.name = 'demo-ehr' AND o.state = 'delivered' AND o.patient_ids && %s::uuid[]",
+            (ids,),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    wait_for(delivered, timeout=30, what="record documents delivered to the demo's loopback record system")
+
+    targets = db.execute(
+        "SELECT t.name, count(e.id) FILTER (WHERE e.active) FROM care_teams t "
+        "LEFT JOIN escalation_targets e ON e.team_id = t.id WHERE t.name = ANY(%s) GROUP BY t.name",
+        (list(TEAMS),),
+    ).fetchall()
+    assert sorted(targets) == sorted((team, 1) for team in TEAMS), targets
 
 
 def _assert_read_through_devices(db: psycopg.Connection[Any], patients: list[dict[str, Any]]) -> None:

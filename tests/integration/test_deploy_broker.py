@@ -103,8 +103,10 @@ def test_production_broker_config_serves_varde_broker_init_only_over_tls(
         mqtt_api_username="varde-api",
         mqtt_api_password=secrets.token_urlsafe(16),
     )
-    assert init_broker(settings) == ["varde-ingest", "varde-api"]
-    assert init_broker(settings) == ["varde-ingest", "varde-api"]  # idempotent: `setup` runs on every `up`
+    instances = {"ingest": ["ingest-1", "ingest-2"], "api": ["api-1"]}
+    logins = ["varde-ingest-ingest-1", "varde-ingest-ingest-2", "varde-api-api-1"]
+    assert init_broker(settings, instances) == logins
+    assert init_broker(settings, instances) == logins  # idempotent: `setup` runs on every `up`
     with DynSecAdmin("127.0.0.1", port, "admin", admin_password, tls_ca_file=ca_file) as admin:
         roles = admin.run([{"command": "listRoles"}])[0]["data"]["roles"]
     assert {"service-ingest", "service-api"} <= set(roles)

@@ -312,17 +312,24 @@ def test_service_logins_get_least_privilege_and_ingest_the_shared_subscriptions(
 ) -> None:
     from varde.admin import init_broker
 
-    assert init_broker(emqx_settings) == ["varde-ingest", "varde-api"]
+    instances = {"ingest": ["1", "2"], "api": ["1"]}
+    assert init_broker(emqx_settings, instances) == ["varde-ingest-1", "varde-ingest-2", "varde-api-1"]
     ingest_password = str(emqx_settings.mqtt_ingest_password)
-    # a service's client id is its login plus its own suffix (one per worker), nothing else
-    assert _login(db, "varde-ingest", ingest_password, clientid="varde-ingest-2")
-    assert not _login(db, "varde-ingest", str(emqx_settings.mqtt_api_password), clientid="varde-ingest-2")
-    assert _login(db, "varde-api", str(emqx_settings.mqtt_api_password), clientid="varde-api-1")
+    api_password = str(emqx_settings.mqtt_api_password)
+    # each instance has its own login, which connects only with a client id equal to its username
+    assert _login(db, "varde-ingest-2", ingest_password, clientid="varde-ingest-2")
+    assert not _login(db, "varde-ingest-2", api_password, clientid="varde-ingest-2")
+    assert _login(db, "varde-api-1", api_password, clientid="varde-api-1")
     gateway_id, _ = _new_gateway(emqx_settings)
-    for foreign in ("ingest-2", "varde-api-1", gateway_id, "varde-ingest", "varde-ingestx"):
-        assert not _login(db, "varde-ingest", ingest_password, clientid=foreign), foreign
+    for foreign in ("varde-ingest-1", "varde-ingest-2-x", "varde-api-1", gateway_id, "varde-ingest", "ingest-2"):
+        assert not _login(db, "varde-ingest-2", ingest_password, clientid=foreign), foreign
+    for foreign in ("varde-ingest-1", "varde-api-2", gateway_id):
+        assert not _login(db, "varde-api-1", api_password, clientid=foreign), foreign
+    # the shared logins of earlier versions are gone
+    for shared, password in (("varde-ingest", ingest_password), ("varde-api", api_password)):
+        assert not _login(db, shared, password, clientid=f"{shared}-1"), shared
 
-    ingest = _rules(db, "varde-ingest", "varde-ingest-2")
+    ingest = _rules(db, "varde-ingest-2")
     for channel in ("readings", "questionnaires", "status"):
         assert _allowed(ingest, "subscribe", f"$share/ingest/varde/v1/gw/+/{channel}"), channel
     assert not _allowed(ingest, "subscribe", "$share/ingest/varde/v1/gw/+/plan")
@@ -330,7 +337,7 @@ def test_service_logins_get_least_privilege_and_ingest_the_shared_subscriptions(
     for topic in (readings_topic("gw-abc123"), plan_topic("gw-abc123"), "varde/v1/gw/+/readings"):
         assert not _allowed(ingest, "publish", topic), topic
 
-    api = _rules(db, "varde-api", "varde-api-1")
+    api = _rules(db, "varde-api-1")
     assert _allowed(api, "publish", plan_topic("gw-abc123"))
     assert _allowed(api, "publish", receipts_topic("gw-abc123"))
     assert _allowed(api, "subscribe", "varde/v1/gw/+/status")
@@ -339,9 +346,9 @@ def test_service_logins_get_least_privilege_and_ingest_the_shared_subscriptions(
 
     # idempotent, and a changed password replaces the old one
     emqx_settings = emqx_settings.model_copy(update={"mqtt_ingest_password": "changed-" + ingest_password})
-    init_broker(emqx_settings)
-    assert not _login(db, "varde-ingest", ingest_password, clientid="varde-ingest-1")
-    assert _login(db, "varde-ingest", "changed-" + ingest_password, clientid="varde-ingest-1")
+    init_broker(emqx_settings, instances)
+    assert not _login(db, "varde-ingest-1", ingest_password)
+    assert _login(db, "varde-ingest-1", "changed-" + ingest_password)
 
 
 def test_emqx_database_role_reads_the_two_views_and_nothing_else(
@@ -349,7 +356,7 @@ def test_emqx_database_role_reads_the_two_views_and_nothing_else(
 ) -> None:
     from varde.admin import init_broker
 
-    init_broker(emqx_settings)
+    init_broker(emqx_settings, {"ingest": ["1"], "api": ["1"]})
     gateway_id, password = _new_gateway(emqx_settings)
     url = urlsplit(emqx_settings.require_database_url())
     netloc = f"varde_emqx:{emqx_settings.emqx_db_password}@{url.hostname}:{url.port}"

@@ -195,7 +195,10 @@ def test_failover_loses_no_acknowledged_reading(ha_stack: HAStack) -> None:
         assert old_primary in ha.NODES
         envelopes = READINGS // PER_ENVELOPE
         interval = PER_ENVELOPE / RATE
-        ingest_before = _state(ha_stack.home)["services"]["ingest"]["pid"]
+        roles = _roles(ha_stack.home)
+        assert roles == {old_primary: "primary", _other(old_primary): "secondary"}, "stack status before the kill"
+        pids_before = _service_pids(ha_stack.home)
+        ingest_before = pids_before["ingest"]
         writes = WriteWatch(settings.require_database_url(), [c.gateway_id for c in creds])
         writes.start()
         killed_at: float | None = None
@@ -271,6 +274,7 @@ def test_failover_loses_no_acknowledged_reading(ha_stack: HAStack) -> None:
         assert without_writes > 2.0, "the drill did interrupt the writes"
 
         # The old primary rejoins as the standby.
+        rejoin_started = time.monotonic()
         ha.restart_node(ha_stack.home, old_primary)
 
         def rejoined() -> bool:
@@ -282,6 +286,23 @@ def test_failover_loses_no_acknowledged_reading(ha_stack: HAStack) -> None:
             )
 
         wait_for(rejoined, timeout=180, interval=1.0, what="the old primary to rejoin as standby")
+        checks_started = time.monotonic()
+        assert _roles(ha_stack.home) == {old_primary: "secondary", str(new_primary): "primary"}, "stack status after"
+
+        # Rules and journal rode through as well: the same processes, ready, and the rules scheduler leads again
+        # from a session on the new primary (its lock on the old one died with it).
+        assert _service_pids(ha_stack.home) == pids_before, "no service was restarted"
+        report = stack_mod.status(ha_stack.home)["components"]
+        for name in ("rules", "journal"):
+            assert report[name]["up"], f"{name} is alive"
+            wait_for(lambda n=name: stack_mod.status(ha_stack.home)["components"][n]["ready"], 30, 0.5, f"{name} ready")
+        rules_port = int(_state(ha_stack.home)["services"]["rules"]["metrics_port"])
+        wait_for(lambda: _rules_leader_on(settings.require_database_url()), 90, 1.0, "the rules leader's lock anew")
+        assert value(scrape(rules_port)[0], "varde_rules_leader") == 1
+        print(
+            f"rejoined as standby after {checks_started - rejoin_started:.1f} s; "
+            f"status, rules and journal checked in {time.monotonic() - checks_started:.1f} s"
+        )
     finally:
         for _, client in publisher.clients:
             client.disconnect()
@@ -292,6 +313,38 @@ def _state(home: Path) -> dict[str, Any]:
     from varde import stack
 
     return stack.load_state(stack.StackPaths(home))
+
+
+def _service_pids(home: Path) -> dict[str, int]:
+    return {name: int(svc["pid"]) for name, svc in _state(home)["services"].items()}
+
+
+def _roles(home: Path) -> dict[str, str]:
+    """The node roles `varde stack status` shows (components.postgres.node1/node2.role)."""
+    from varde import ha, stack
+
+    postgres = stack.status(home)["components"]["postgres"]
+    return {name: str(postgres[name]["role"]) for name in ha.NODES}
+
+
+def _other(node: str) -> str:
+    from varde import ha
+
+    return next(n for n in ha.NODES if n != node)
+
+
+def _rules_leader_on(url: str) -> bool:
+    """Whether the rules scheduler's leader session holds its advisory lock on the server `url` reaches."""
+    from rules_engine.scheduler import LEADER_LOCK
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' "
+            "AND l.granted AND a.application_name = 'varde-rules-leader' "
+            "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
+            (LEADER_LOCK,),
+        ).fetchone()
+    return bool(row and row[0] == 1)
 
 
 def _cluster(home: Path) -> Any:

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Tenant, publish, publish_all, wait_for
+from tests.integration.conftest import Tenant, instance_logins, publish, publish_all, wait_for
 from tests.integration.load import Load
 from varde import stack
 from vitals import DeviceRef, Envelope, Reading, readings_topic
@@ -140,22 +140,23 @@ def test_two_workers_split_one_stream_with_nothing_lost_or_doubled(loaded_tenant
         "PYTHONPATH": os.pathsep.join(sys.path),
     }
     log = open(home / "logs" / "ingest-second.log", "ab")  # noqa: SIM115 - handed to the child
-    second = subprocess.Popen(
-        [sys.executable, "-m", "varde", "ingest", "run", "--metrics-port", "0"],
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    try:
-        time.sleep(2.0)
-        with Load(loaded_tenant.gateways, per_envelope=20, envelopes_per_s=40) as load:
-            time.sleep(5.0)
-        _settle_and_check(load, settings, loaded_tenant, "two workers")
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=30)
-        log.close()
+    with instance_logins(ingest=["second-worker"]):
+        second = subprocess.Popen(
+            [sys.executable, "-m", "varde", "ingest", "run", "--metrics-port", "0"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        try:
+            time.sleep(2.0)
+            with Load(loaded_tenant.gateways, per_envelope=20, envelopes_per_s=40) as load:
+                time.sleep(5.0)
+            _settle_and_check(load, settings, loaded_tenant, "two workers")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+            log.close()
     text = (home / "logs" / "ingest-second.log").read_text()
     assert "ingest_started worker=second-worker" in text
 

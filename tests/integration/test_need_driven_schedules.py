@@ -24,7 +24,7 @@ from device_simulators.physiology import MeasurementAct
 from device_simulators.virtual_home import VirtualHome
 from edge_agent.agent import Agent
 from edge_agent.config import BleConfig, PatientScreenConfig
-from rules_engine.missed import find_missed
+from rules_engine.missed import find_missed, record_missed
 from rules_engine.schedules import review_schedules
 from tests.integration.conftest import Tenant, login, wait_for
 from tests.patient.plans import plan_body
@@ -176,6 +176,18 @@ def test_a_yellow_weight_alarm_steps_the_schedule_up_at_home_and_green_days_step
     tomorrow = step_day + timedelta(days=1)
     _insert_weight(db, tenant, _local(tomorrow, "08:00"), 80.5)
     assert _due(db, patient, _local(tomorrow, "20:30")) == ["20:00"]
+    # …and the rule stores it: one missed-weight alarm for the stepped-up 20:00 deadline, judged once.
+    with psycopg.connect(db.info.dsn, password=db.info.password) as conn:
+        changed = record_missed(conn, _local(tomorrow, "20:30"))  # every patient of the database: find ours
+        again = record_missed(conn, _local(tomorrow, "20:40"))
+    stored = db.execute(
+        "SELECT id, severity, state, details->>'deadline', details->>'last_missed_at' FROM alarms "
+        "WHERE patient_id = %s AND rule = 'missed.body_weight'",
+        (patient,),
+    ).fetchall()
+    assert [(s[1], s[2], s[3]) for s in stored] == [("missed", "open", "20:00")]
+    assert stored[0][0] in changed and stored[0][0] not in again
+    assert datetime.fromisoformat(stored[0][4]) == _local(tomorrow, "20:00")
 
     # Two green days after the step-up day, and the two days are over: it steps down on the third morning.
     _insert_weight(db, tenant, _local(tomorrow + timedelta(days=1), "08:10"), 80.2)

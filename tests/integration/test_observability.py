@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Tenant, login, publish, wait_for
+from tests.integration.conftest import Tenant, instance_logins, login, publish, wait_for
 from tests.integration.ops import (
     ROOT,
     TcpRelay,
@@ -194,7 +194,10 @@ def test_ingest_readiness_follows_the_broker_and_postgresql(stack: dict[str, Any
         "VARDE_MQTT_PORT": str(mqtt_relay.port),
         "VARDE_LOG_FORMAT": "json",
     }
-    with service_process(["ingest", "run", "--metrics-port", str(port), "--worker-id", worker], worker, **env):
+    with (
+        instance_logins(ingest=[worker]),
+        service_process(["ingest", "run", "--metrics-port", str(port), "--worker-id", worker], worker, **env),
+    ):
         wait_for(lambda: _answers(port) and readiness(port)[0] == 200, 30, what="the worker to be ready")
         mqtt_relay.cut()
         code, body = wait_for(lambda: (r := readiness(port))[0] == 503 and r, 30, what="not ready without broker")

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Tenant, login, publish, wait_for
+from tests.integration.conftest import Tenant, instance_logins, login, publish, wait_for
 from tests.integration.load import Load
 from varde import scaleout
 from varde.stack import _free_port, port_open
@@ -41,25 +41,26 @@ def second_ingest_metrics(stack: dict[str, Any]) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "VARDE_HOME": str(home), "VARDE_INGEST_WORKER_ID": "scale-out-2"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    with open(home / "logs" / "ingest-scale-out-2.log", "ab") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "varde", "ingest", "run", "--metrics-port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: port_open("127.0.0.1", port), timeout=60, what="the second ingest worker")
-        wait_for(
-            lambda: "mqtt_subscribed" in (home / "logs" / "ingest-scale-out-2.log").read_text(),
-            timeout=30,
-            what="the second worker's shared subscription",
-        )
-        yield f"http://127.0.0.1:{port}/metrics"
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+    with instance_logins(ingest=["scale-out-2"]):
+        with open(home / "logs" / "ingest-scale-out-2.log", "ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "varde", "ingest", "run", "--metrics-port", str(port)],
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        try:
+            wait_for(lambda: port_open("127.0.0.1", port), timeout=60, what="the second ingest worker")
+            wait_for(
+                lambda: "mqtt_subscribed" in (home / "logs" / "ingest-scale-out-2.log").read_text(),
+                timeout=30,
+                what="the second worker's shared subscription",
+            )
+            yield f"http://127.0.0.1:{port}/metrics"
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

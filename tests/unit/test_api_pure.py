@@ -103,3 +103,75 @@ def test_access_log_merges_one_visit_of_many_reads_into_one_line() -> None:
     assert what_of("/api/v1/patients/00000000-0000-0000-0000-000000000001") == "record"
     assert what_of("/api/v1/patients/00000000-0000-0000-0000-000000000001/measurements") == "measurements"
     assert what_of("/fhir/Patient/x/$everything") == "record_export"
+
+
+def test_access_log_names_the_basis_of_each_access_and_never_calls_another_team_the_care_team() -> None:
+    from clinician_api.citizen.views import why_of
+
+    assert why_of("nurse", "ok", False, None) == "care_team"
+    assert why_of("nurse", "refused", False, None) == "care_team"  # had access, the request itself failed
+    assert why_of("physician", "denied", False, None) == "no_access"
+    assert why_of("physician", "ok", True, "Innlagt akutt") == "emergency"
+    assert why_of("nurse", "ok", False, "consultative") == "consultative"
+    assert why_of("nurse", "refused", False, "handover") == "handover"
+    assert why_of("relative", "denied", False, None) == "proxy"
+
+
+def test_a_crash_under_fhir_is_an_operation_outcome_without_the_trace() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from clinician_api import problems
+
+    app = FastAPI()
+    problems.install(app)
+
+    @app.get("/fhir/Observation")
+    def _fhir_crash() -> None:
+        raise RuntimeError("secret detail 01017012345")
+
+    @app.get("/api/v1/crash")
+    def _api_crash() -> None:
+        raise RuntimeError("secret detail 01017012345")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    crashed = client.get("/fhir/Observation")
+    assert crashed.status_code == 500 and crashed.headers["content-type"].startswith("application/fhir+json")
+    assert crashed.json()["resourceType"] == "OperationOutcome"
+    assert crashed.json()["issue"][0]["code"] == "exception" and "secret" not in crashed.text
+    elsewhere = client.get("/api/v1/crash")
+    assert elsewhere.status_code == 500 and "secret" not in elsewhere.text and "Traceback" not in elsewhere.text
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        ["next", "x", "y"],
+        ["next", "2026-01-01T00:00:00", "0b7f3c4e-5d1a-4b7e-9a51-0c2f4e8d9a10"],  # no zone
+        ["next", "2026-01-01T00:00:00+00:00", "robert'); DROP TABLE"],
+        ["sideways", "", "0b7f3c4e-5d1a-4b7e-9a51-0c2f4e8d9a10"],
+        ["next", 5, "0b7f3c4e-5d1a-4b7e-9a51-0c2f4e8d9a10"],
+        ["next", ""],
+    ],
+)
+def test_a_hand_made_fhir_cursor_is_refused_when_decoded(items: list[object]) -> None:
+    import base64
+    import json
+
+    from clinician_api.fhir_search import Cursor, FhirError
+
+    text = base64.urlsafe_b64encode(json.dumps(items).encode()).decode()
+    with pytest.raises(FhirError) as refused:
+        Cursor.decode(text)
+    assert refused.value.status == 400
+
+
+def test_a_fhir_cursor_the_server_made_decodes_to_itself() -> None:
+    from clinician_api.fhir_search import Cursor
+
+    for cursor in (
+        Cursor("next", ("2026-01-01T00:00:00+00:00", "0b7f3c4e-5d1a-4b7e-9a51-0c2f4e8d9a10")),
+        Cursor("prev", ("", "dev-0123456789abcdef01234567")),
+        Cursor("next", ("", "gw-home-1")),
+    ):
+        assert Cursor.decode(cursor.encode()) == cursor

@@ -65,6 +65,27 @@ def test_compose_runs_every_part_of_the_platform() -> None:
     assert [p.split(":")[-1] for p in services["mosquitto"]["ports"]] == ["8883"]
 
 
+def _broker_init_names(option: str) -> list[str]:
+    script = " ".join(_services()["setup"]["entrypoint"])
+    return re.findall(rf"{option} (\S+)", script.split("varde broker init", 1)[1])
+
+
+def test_broker_init_makes_a_login_for_every_ingest_worker_and_api_replica_and_no_other() -> None:
+    """Each instance's login is bound to `varde-<service>-<name>`: a worker or replica without one cannot connect,
+    and a name two instances shared would have them take over each other's session."""
+    services = _services()
+    commands = {name: service.get("command") or [] for name, service in services.items()}
+    workers = [c[c.index("--worker-id") + 1] for c in commands.values() if c[:2] == ["ingest", "run"]]
+    replicas = [
+        services[name]["environment"].get("VARDE_API_REPLICA")
+        for name, c in commands.items()
+        if c[:2] == ["api", "run"]
+    ]
+    assert None not in replicas and len(set(replicas)) == len(replicas), replicas
+    assert sorted(_broker_init_names("--ingest-worker")) == sorted(workers)
+    assert sorted(_broker_init_names("--api-replica")) == sorted(replicas)
+
+
 def test_every_referenced_file_exists() -> None:
     services = _services()
     for name, service in services.items():

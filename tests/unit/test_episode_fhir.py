@@ -82,3 +82,57 @@ def test_hand_over_document_is_valid_self_contained_and_stable() -> None:
     assert episode["careManager"]["reference"] in full_urls
     other = bundles.episode_document(dataclasses.replace(doc, endpoint_id=uuid.uuid4()))
     assert other["id"] != bundle["id"]  # one Bundle per record system
+
+
+def _references(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "reference" and isinstance(v, str)] + [
+            r for v in node.values() for r in _references(v)
+        ]
+    if isinstance(node, list):
+        return [r for v in node for r in _references(v)]
+    return []
+
+
+def test_enrolment_document_carries_the_active_plan_with_its_limits_as_goals() -> None:
+    from fhir.resources.R4B.careplan import CarePlan
+
+    body = {
+        "protocol": "copd",
+        "zones": [{"kind": "spo2", "unit": "%", "red_low": 86, "yellow_low": 90}],
+        "schedule": [{"kind": "spo2", "deadline": "10:00", "weekdays": ["mon", "wed"]}],
+        "advice": [{"zone": z, "nb": "Råd.", "en": "Advice."} for z in ("green", "yellow", "red")],
+        "contacts": [{"name": "Lungepoliklinikken", "role": "sykepleier", "phone": "+47 22 11 80 80"}],
+    }
+    plan_row = (uuid.UUID("55555555-6666-4777-8888-999999999999"), PATIENT.id, 3, "active", T0, T0, None, body)
+    doc = bundles.EpisodeDocument(
+        event_id=7,
+        kind="enrolled",
+        at=T0,
+        endpoint_id=uuid.UUID("44444444-5555-4666-8777-888888888888"),
+        episode=_episode(),
+        patient=PATIENT,
+        practitioner=NURSE,
+        organisation=ORG,
+        plan=plan_row,
+    )
+    bundle = bundles.episode_document(doc)
+    Bundle.model_validate(bundle)
+    resources = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    (plan,) = [r for r in resources.values() if r["resourceType"] == "CarePlan"]
+    CarePlan.model_validate(plan)
+    assert plan["status"] == "active" and plan["title"] == "Egenbehandlingsplan v3"
+    (goal,) = plan["contained"]
+    assert goal["resourceType"] == "Goal" and goal["target"][0]["detailRange"]["low"]["value"] == 90
+    assert plan["goal"] == [{"reference": "#goal-spo2"}]
+    composition = bundle["entry"][0]["resource"]
+    section = composition["section"][-1]
+    assert section["title"] == "Egenbehandlingsplan / Self-management plan"
+    assert resources[section["entry"][0]["reference"]] is plan
+    assert "rød under 86 %" in section["text"]["div"] and "gul under 90 %" in section["text"]["div"]
+    contained = {f"#{c['id']}" for c in plan["contained"]}
+    for reference in _references(bundle):
+        assert reference in resources or reference in contained, reference
+    assert plan["subject"]["reference"] == composition["subject"]["reference"]
+    without = bundles.episode_document(dataclasses.replace(doc, plan=None))
+    assert "CarePlan" not in {e["resource"]["resourceType"] for e in without["entry"]}

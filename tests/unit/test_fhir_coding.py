@@ -5,6 +5,7 @@ Prefer header; every resource builder's output through fhir.resources (R4B) and 
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -361,34 +362,81 @@ def test_pseudonymised_resources_stay_valid_and_lose_identity() -> None:
     from fhir.resources.R4B import get_fhir_model_class
 
     from clinician_api.fhir_export import Pseudonymiser
+    from rules_engine.missed import explain_missed
+    from tests.fhir_dates import TrueDates, true_dates_in
+    from vitals import Kind
 
     p = Pseudonymiser(b"k" * 32)
     pid = str(PATIENT)
+    missed_day = date(2026, 11, 19)
+    missed_nb, missed_en = explain_missed(Kind.SPO2, "10:00", missed_day)
     alarm = (uuid.uuid4(), PATIENT, "threshold.spo2.low", "red", "resolved", T, "SpO2 85 %", None, T, T,
              "Ringte Kari Nordmann", "spo2")  # fmt: skip
+    missed = (uuid.uuid4(), PATIENT, "missed.spo2", "missed", "open", T, missed_en, None, None, None, None, "spo2")
     body = {
         "protocol": "copd",
+        "diagnosis": "KOLS, sist innlagt 02.10.2026",
         "zones": [{"kind": "spo2", "unit": "%", "red_low": 86, "yellow_low": 90}],
+        "schedule": [{"kind": "spo2", "deadline": "10:00", "weekdays": ["mon", "wed"]}],
         "advice": [{"zone": z, "nb": "Råd.", "en": "Advice."} for z in ("green", "yellow", "red")],
         "contacts": [{"name": "Lungepoliklinikken", "role": "sykepleier", "phone": "+47 22 11 80 80"}],
     }
     resources = [
         fhir.patient((PATIENT, "Kari Nordmann", "01017012345", date(1950, 5, 17), True, T)),
         fhir.observation(_reading("spo2", 93.0)),
+        fhir.bp_panel({Kind(k): _reading(k, v) for k, v in (("bp_systolic", 141), ("bp_mean", 99))}),
         fhir.gateway_device(("gw-test-1", PATIENT, True, "0.3.0", "online")),
         fhir.measuring_device(("gw-test-1", "A4:C1:38:00:00:01", "pulse_oximeter", "PO-60"), PATIENT),
-        fhir.care_plan((uuid.uuid4(), PATIENT, 1, "active", T, T, None, body)),
+        fhir.care_plan((uuid.uuid4(), PATIENT, 1, "active", T, T, T + timedelta(days=3), body)),
         fhir.detected_issue(alarm, explanation_nb="SpO2 85 %", updated_at=T),
+        fhir.detected_issue(missed, explanation_nb=missed_nb, updated_at=T),
     ]
+    assert "19.11." in json.dumps(resources[-1], ensure_ascii=False)  # the alarm text does carry the true day
+    truth = TrueDates()
+    for moment in (T, T + timedelta(seconds=3), T + timedelta(days=3), date(1950, 5, 17), missed_day,
+                   date(2026, 10, 2)):  # fmt: skip
+        truth.add(moment)
     for resource in resources:
         out = p.resource(resource, pid)
         get_fhir_model_class(out["resourceType"]).model_validate(out)
-        text = json.dumps(out)
-        for secret in ("Kari", "Nordmann", "01017012345", pid, "gw-test-1", "A4:C1", "1950-05-17", "2026-11-21",
-                       "Lungepoliklinikken"):  # fmt: skip
+        text = json.dumps(out, ensure_ascii=False)
+        for secret in ("Kari", "Nordmann", "01017012345", pid, "gw-test-1", "A4:C1", "Lungepoliklinikken", "KOLS",
+                       "PO-60", "0.3.0", "Ringte", "Ingen måling"):  # fmt: skip
             assert secret not in text, (out["resourceType"], secret)
+        assert true_dates_in(out, truth) == [], out["resourceType"]
+        assert out["meta"] == {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                                             "code": "PSEUDED"}]}  # fmt: skip
+    issue = p.resource(resources[-1], pid)
+    assert issue["code"]["coding"][0]["code"] == "missed.spo2" and "detail" not in issue
+    plan = p.resource(resources[5], pid)
+    assert plan["contained"][0]["target"][0]["detailRange"]["low"]["value"] == 90
+    assert plan["period"]["start"] == (T + p.shift(pid)).isoformat()
     assert p.resource(resources[0], pid)["id"] == p.resource(resources[0], pid)["id"]
     assert Pseudonymiser(b"x" * 32).resource(resources[0], pid)["id"] != p.resource(resources[0], pid)["id"]
+
+
+def test_a_resource_type_without_an_allow_list_is_not_exported_pseudonymised() -> None:
+    from clinician_api.fhir_export import Pseudonymiser
+
+    row = (uuid.uuid4(), PATIENT, "cat", 2, T, T, {"breath": "worse"}, 2, "yellow")
+    with pytest.raises(ValueError, match="allow-list"):
+        Pseudonymiser(b"k" * 32).resource(fhir.questionnaire_response(row), str(PATIENT))
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["2026-11-21", "2026-11-21T09:00:12+00:00", "2026-11-21T10:00:12.000+01:00", "21.11.2026", "21.11.26",
+     "21.11.", "21/11/2026", "20261121", "før 21.11. kl. 10"],
+)  # fmt: skip
+def test_the_true_date_scanner_finds_a_true_date_in_every_format(written: str) -> None:
+    from tests.fhir_dates import TrueDates, true_dates_in
+
+    truth = TrueDates()
+    truth.add(T)
+    assert true_dates_in({"detail": written}, truth) != []
+    shifted = TrueDates()
+    shifted.add(T + timedelta(days=40))
+    assert true_dates_in({"detail": written, "id": "a20261121b", "value": "93.0"}, shifted) == []
 
 
 def test_summary_count_asks_for_the_total_only() -> None:
@@ -409,3 +457,137 @@ def test_questionnaire_response_is_valid() -> None:
         "linkId": "breath",
         "answer": [{"valueCoding": {"system": "urn:varde:questionnaire:cat:options", "code": "worse"}}],
     }
+
+
+@pytest.mark.parametrize(
+    ("device_type", "code", "reference"),
+    [
+        ("pulse_oximeter", "528388", "MDC_DEV_SPEC_PROFILE_PULS_OXIM"),
+        ("blood_pressure_monitor", "528391", "MDC_DEV_SPEC_PROFILE_BP"),
+        ("thermometer", "528392", "MDC_DEV_SPEC_PROFILE_TEMP"),
+        ("weight_scale", "528399", "MDC_DEV_SPEC_PROFILE_SCALE"),
+        ("glucose_meter", "528401", "MDC_DEV_SPEC_PROFILE_GLUCOSE"),
+        ("heart_rate_monitor", "528390", "MDC_DEV_SPEC_PROFILE_MIN_ECG"),
+    ],
+)
+def test_every_device_type_has_its_mdc_specialization(device_type: str, code: str, reference: str) -> None:
+    device = fhir.measuring_device(("gw-test-1", "A4:C1:38:00:00:01", device_type, "M-1"), PATIENT)
+    Device.model_validate(device)
+    assert device["type"]["coding"] == [{"system": MDC, "code": "65573", "display": "MDC_MOC_VMS_MDS_SIMP"}]
+    (specialization,) = device["specialization"]
+    assert specialization["systemType"]["coding"] == [{"system": MDC, "code": code, "display": reference}]
+
+
+def test_the_specialization_table_covers_exactly_the_device_types_tested() -> None:
+    assert set(fhir_coding.DEVICE_SPECIALIZATIONS) == {
+        "pulse_oximeter", "blood_pressure_monitor", "thermometer", "weight_scale", "glucose_meter",
+        "heart_rate_monitor",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "loinc", "mdc", "reference"),
+    [
+        ("bp_systolic", "8480-6", "150021", "MDC_PRESS_BLD_NONINV_SYS"),
+        ("bp_diastolic", "8462-4", "150022", "MDC_PRESS_BLD_NONINV_DIA"),
+        ("bp_mean", "8478-0", "150023", "MDC_PRESS_BLD_NONINV_MEAN"),
+    ],
+)
+def test_each_blood_pressure_component_has_its_loinc_and_mdc_code(
+    kind: str, loinc: str, mdc: str, reference: str
+) -> None:
+    parts = [_reading(k, v, "blood_pressure_monitor") for k, v in (("bp_systolic", 141), ("bp_diastolic", 88),
+                                                                      ("bp_mean", 105.5))]  # fmt: skip
+    (panel,) = fhir.observations(parts)
+    by_loinc = {c["code"]["coding"][0]["code"]: c["code"]["coding"] for c in panel["component"]}
+    codings = by_loinc[loinc]
+    assert [(c["system"], c["code"]) for c in codings] == [(LOINC, loinc), (MDC, mdc)]
+    assert codings[1]["display"] == reference
+    assert (MDC, "150020") in {(c["system"], c["code"]) for c in panel["code"]["coding"]}
+
+
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T")
+
+
+def _instants_as_values(node: Any) -> Any:
+    """JSON with every date-time string parsed, so `+00:00` and `Z` (the same instant) compare equal."""
+    if isinstance(node, dict):
+        return {k: _instants_as_values(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_instants_as_values(v) for v in node]
+    if isinstance(node, str) and _INSTANT.match(node):
+        return datetime.fromisoformat(node.replace("Z", "+00:00"))
+    return node
+
+
+def _every_builder() -> list[tuple[str, dict[str, Any]]]:
+    from clinician_api.journal import identity
+
+    body = {
+        "protocol": "copd",
+        "diagnosis": "J44.1",
+        "zones": [{"kind": "spo2", "unit": "%", "red_low": 86, "yellow_low": 90},
+                  {"kind": "body_weight", "unit": "kg", "yellow_high": 84.5, "red_high": 86}],
+        "schedule": [{"kind": "spo2", "deadline": "10:00", "weekdays": ["mon", "thu"]}],
+        "advice": [{"zone": z, "nb": "Råd.", "en": "Advice."} for z in ("green", "yellow", "red")],
+        "contacts": [{"name": "Lungepoliklinikken", "role": "sykepleier", "phone": "+47 22 11 80 80"}],
+    }  # fmt: skip
+    alarm = (uuid.uuid4(), PATIENT, "threshold.spo2.low", "red", "resolved", T, "SpO2 85 %", uuid.uuid4(), T,
+             T + timedelta(hours=1), "Ringte pasienten", "spo2")  # fmt: skip
+    episode = (uuid.uuid4(), PATIENT, "finished", uuid.uuid4(), "Responssenter", uuid.uuid4(), "Oslo kommune",
+               "KOLS", ["J44.1"], "copd", T, T + timedelta(days=30), uuid.uuid4(), T, "Stabil")  # fmt: skip
+    answers = (uuid.uuid4(), PATIENT, "cat", 2, T, T, {"breath": "worse"}, 2, "yellow")
+    bp = [_reading(k, v, "blood_pressure_monitor") for k, v in (("bp_systolic", 141), ("bp_diastolic", 88.5))]
+    observation = fhir.observation(_reading("body_weight", 82.35, "weight_scale"))
+    return [
+        ("patient", fhir.patient((PATIENT, "Kari Nordmann", "41017012345", date(1950, 5, 17), True, T))),
+        ("observation", observation),
+        ("glucose", fhir.observation(_reading("glucose", 6.1, "glucose_meter", ("sample_interstitial_fluid",)))),
+        ("bp_panel", fhir.observations(bp)[0]),
+        ("gateway_device", fhir.gateway_device(("gw-test-1", PATIENT, True, "0.3.0", "online"))),
+        ("measuring_device", fhir.measuring_device(("gw-test-1", "A4:C1:38:00:00:01", "weight_scale", "B"), PATIENT)),
+        ("detected_issue", fhir.detected_issue(alarm, explanation_nb="SpO2 85 % (nb)", updated_at=T)),
+        ("care_plan", fhir.care_plan((uuid.uuid4(), PATIENT, 2, "active", T, T, None, body))),
+        ("episode_of_care", fhir.episode_of_care(episode)),
+        ("questionnaire_response", fhir.questionnaire_response(answers)),
+        ("operation_outcome", fhir.operation_outcome(400, "date: not a date")),
+        ("bundle", fhir.bundle([observation], "http://varde.test/fhir", links=[("self", "http://varde.test/x")])),
+        ("organisation", identity.organisation((uuid.uuid4(), "Oslo kommune", "974778874"))),
+        ("practitioner", identity.practitioner((uuid.uuid4(), "kari.nurse", "Kari Sykepleier", "1234567"))),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("builder", "resource"), _every_builder(), ids=[name for name, _ in _every_builder()])
+def test_every_resource_survives_a_parse_and_write_back_through_fhir_resources(
+    builder: str, resource: dict[str, Any]
+) -> None:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    model = get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    written = json.loads(model.model_dump_json(exclude_none=True))
+    assert _instants_as_values(written) == _instants_as_values(resource), builder
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "key"),
+    [
+        ("Observation", "patient.identifier"),
+        ("Observation", "subject:Patient.identifier"),
+        ("Observation", "patient:Patient.name"),
+        ("DetectedIssue", "patient.identifier"),
+        ("Patient", "_has:Observation:patient:code"),
+        ("Patient", "_has"),
+    ],
+)
+@pytest.mark.parametrize("strict", [False, True])
+def test_chained_and_has_parameters_are_refused_even_under_lenient_handling(
+    resource_type: str, key: str, strict: bool
+) -> None:
+    with pytest.raises(FhirError) as refused:
+        parse_search(resource_type, [(key, "urn:oid:2.16.578.1.12.4.1.4.1|01017012345")], strict=strict)
+    assert (refused.value.status, refused.value.code) == (400, "not-supported")
+
+
+def test_a_dot_in_a_value_is_not_a_chain() -> None:
+    request = parse_search("Patient", [("identifier", "urn:oid:2.16.578.1.12.4.1.4.1|01017012345")], strict=True)
+    assert [c.name for c in request.criteria] == ["identifier"]

@@ -138,6 +138,11 @@ def test_norwegian_identifiers_for_patient_organisation_and_practitioner() -> No
         {"system": "urn:oid:2.16.578.1.12.4.1.4.101", "value": "974778874"}
     ]
     assert by_type["Practitioner"]["identifier"][0] == {"system": "urn:oid:2.16.578.1.12.4.1.4.4", "value": "1234567"}
+    no_basis = "http://hl7.no/fhir/StructureDefinition/no-basis-"
+    for rtype in ("Patient", "Organization", "Practitioner"):
+        assert by_type[rtype]["meta"]["profile"] == [no_basis + rtype], rtype
+    name = by_type["Practitioner"]["name"][0]
+    assert (name["family"], name["given"], name["text"]) == ("Sykepleier", ["Kari"], "Kari Sykepleier")
 
 
 def test_document_rebuilt_later_is_identical() -> None:

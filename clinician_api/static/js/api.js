@@ -34,11 +34,12 @@ export function token() {
   return value;
 }
 
-export function startSession(accessToken, expiresIn, idleTimeout) {
+/** A new token: at sign-in (`fresh`, the user has just typed) or from a renewal (no sign of use by itself). */
+export function startSession(accessToken, expiresIn, idleTimeout, { fresh = true } = {}) {
   sessionStorage.setItem(TOKEN, accessToken);
   sessionStorage.setItem(EXPIRES, String(Date.now() + expiresIn * 1000));
   if (idleTimeout) sessionStorage.setItem(IDLE, String(idleTimeout * 1000));
-  if (!sessionStorage.getItem(ACTIVE)) markActive();
+  if (fresh || !localStorage.getItem(ACTIVE)) markActive();
 }
 
 /** Milliseconds until the access token expires (negative when it has). */
@@ -50,12 +51,18 @@ export function idleTimeoutMs() {
   return Number(sessionStorage.getItem(IDLE) || 0);
 }
 
+// The time of the last input is shared by this browser's tabs (localStorage), as they share the refresh cookie:
+// a tab left in the background does not end the session of the one in use.
 export function markActive() {
-  sessionStorage.setItem(ACTIVE, String(Date.now()));
+  localStorage.setItem(ACTIVE, String(Date.now()));
 }
 
 export function idleForMs() {
-  return Date.now() - Number(sessionStorage.getItem(ACTIVE) || Date.now());
+  return Date.now() - Number(localStorage.getItem(ACTIVE) || Date.now());
+}
+
+function idleMs() {
+  return Math.max(0, Math.round(idleForMs()));
 }
 
 /** Forget this tab's session. Note drafts (`varde-draft.*`) stay for the next sign-in in this tab. */
@@ -75,13 +82,15 @@ export function refreshSession() {
         try {
           const response = await fetch("/api/v1/auth/refresh", {
             method: "POST",
-            headers: { Accept: "application/json", ...SESSION_HEADER },
+            // How long since the last input: the server ends a session idle past its limit even while the
+            // page keeps renewing (a watched queue renews without input).
+            headers: { Accept: "application/json", ...SESSION_HEADER, "X-Varde-Idle-Ms": String(idleMs()) },
             credentials: "same-origin",
             cache: "no-store",
           });
           if (response.ok) {
             const answer = await response.json();
-            startSession(answer.access_token, answer.expires_in, answer.idle_timeout);
+            startSession(answer.access_token, answer.expires_in, answer.idle_timeout, { fresh: false });
             return true;
           }
           const problem = await response.json().catch(() => ({}));
@@ -128,7 +137,16 @@ export function requireSession() {
   return false;
 }
 
+/** The session has ended in this tab (idle, or the server refused it): the server ends the refresh token too,
+ * so nobody at this screen can renew it afterwards. Note drafts stay for the next sign-in (only `signOut` drops
+ * them); `keepalive` lets the request finish while the page leaves. */
 export function expired(reason = "expired") {
+  fetch("/api/v1/auth/logout", {
+    method: "POST",
+    headers: SESSION_HEADER,
+    credentials: "same-origin",
+    keepalive: true,
+  }).catch(() => {});
   endSession();
   location.replace(loginUrl(reason));
 }

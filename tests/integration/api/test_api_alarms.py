@@ -156,6 +156,32 @@ def test_admin_without_clinical_role_cannot_act_on_alarms(
     assert api.post(f"/api/v1/alarms/{alarm}/acknowledge", headers=headers).status_code == 403
 
 
+def test_a_group_action_holds_one_patients_alarms_of_the_callers_teams_only(
+    make_tenant: Any, api: httpx.Client, api_url: str, db: psycopg.Connection[Any]
+) -> None:
+    tenant: Tenant = make_tenant(patients=2)
+    p1, p2 = tenant.patients
+    first = [insert_alarm(db, p1, severity="red"), insert_alarm(db, p1, severity="missed", kind=None)]
+    second = insert_alarm(db, p2)
+    foreign = insert_alarm(db, make_tenant().patients[0])
+    headers = headers_for(api_url, tenant)
+
+    def group(ids: list[UUID]) -> httpx.Response:
+        return api.post("/api/v1/alarms/group/acknowledge", headers=headers, json={"alarm_ids": [str(a) for a in ids]})
+
+    two_patients = group([*first, second])
+    assert two_patients.status_code == 422
+    assert two_patients.json()["errors"][0]["message_nb"] == "alarmer for flere pasienter"
+    assert group([*first, foreign]).status_code == 404  # another team's alarm: as if it did not exist
+    assert group([foreign]).status_code == 404
+    states = db.execute("SELECT DISTINCT state FROM alarms WHERE id = ANY(%s)", ([*first, second, foreign],))
+    assert states.fetchall() == [("open",)]  # nothing of a refused group changed
+    done = group(first)
+    assert done.status_code == 200, done.text
+    states = db.execute("SELECT DISTINCT state FROM alarms WHERE id = ANY(%s)", (first,)).fetchall()
+    assert states == [("acknowledged",)]
+
+
 class _Subscriber:
     """A gateway's own MQTT login listening on one of its topics."""
 

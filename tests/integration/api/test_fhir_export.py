@@ -1,7 +1,8 @@
 """FHIR Bulk Data `$export` against the running API: 1 000 patients with 90 days of readings (written straight into
-the tables with COPY), kick-off → status polling → manifest → NDJSON files that validate line by line with
-fhir.resources; the pseudonymised variant holds no national id, name, Varde id or true date; only the data_export
-role may export, and it cannot read patients' records."""
+the tables with COPY, once for the module), some of them with gateways, devices, plans and alarms (a missed
+measurement among them), kick-off → status polling → manifest → NDJSON files that validate line by line with
+fhir.resources; the pseudonymised variant of every type holds no national id, name, Varde id, free text or true
+date in any format; only the data_export role may export, and it cannot read patients' records."""
 
 from __future__ import annotations
 
@@ -23,15 +24,20 @@ import httpx
 import psycopg
 import pytest
 
+from rules_engine.missed import explain_missed
 from store.settings import Settings
-from tests.integration.api.conftest import add_user, audit_rows
+from tests.fhir_dates import TrueDates, true_dates_in
+from tests.integration.api.conftest import a_plan, add_user, audit_rows
 from tests.integration.conftest import Tenant, login, wait_for
+from vitals import Kind
 
 pytestmark = pytest.mark.integration
 
 PATIENTS = 1000
 DAYS = 90
 BP_EVERY = 7
+EQUIPPED = 12
+"""The first patients also have a gateway with two devices, an active plan and alarms (one a missed measurement)."""
 ASYNC = {"Prefer": "respond-async"}
 
 
@@ -50,6 +56,9 @@ class Cohort:
     observations: int
     seconds_to_load: float
     username: str
+    truth: TrueDates
+    """Every true day and instant of the cohort's data, which the pseudonymised export must not reveal."""
+    free_texts: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +92,12 @@ def cohort(api_url: str) -> Cohort:
                 "device_type, device_model, grp, flags) FROM STDIN"
             ) as cp:
                 for i, pid in enumerate(patients):
-                    gw = f"gw-export-{i}"
+                    gw = f"gw-export-{suffix}-{i}"
                     second = timedelta(seconds=i * 3 + 1)  # up to 50 minutes past 07:00, one per patient
                     offsets[(i * 3 + 1)] = pid
                     for day in range(DAYS):
-                        at = start + timedelta(days=day) + second
+                        # The microseconds tell the day: a reading shifted by whole days never lands on a true one.
+                        at = start + timedelta(days=day, microseconds=(day + 1) * 1000) + second
                         times[pid].append(at)
                         cp.write_row((uuid.uuid4(), pid, gw, "spo2", 90.0 + (i + day) % 9, at, at, "A4:C1:38:00:00:01",
                                       "pulse_oximeter", "PO-60", None, []))  # fmt: skip
@@ -100,10 +110,67 @@ def cohort(api_url: str) -> Cohort:
                                 cp.write_row((uuid.uuid4(), pid, gw, kind, value, bp_at, bp_at, "A4:C1:38:00:00:02",
                                               "blood_pressure_monitor", "UA-651", grp, []))  # fmt: skip
                             observations += 1
+        free_texts, moments = _equip(conn, patients[:EQUIPPED], start, suffix)
         conn.commit()
+    truth = TrueDates()
+    for moment in [*births, *(t for ts in times.values() for t in ts)]:
+        truth.add(moment)
+    for moment in moments:
+        truth.add(moment)
     loaded = time.monotonic() - started
     return Cohort(team, team_id, patients, national_ids, names, births, offsets, dict(times),
-                  login(api_url, username, password), observations, loaded, username)  # fmt: skip
+                  login(api_url, username, password), observations, loaded, username, truth, free_texts)  # fmt: skip
+
+
+def _equip(
+    conn: psycopg.Connection[Any], patients: list[UUID], start: datetime, suffix: str
+) -> tuple[list[str], list[datetime | date]]:
+    """A gateway with the two devices the readings came from, an active plan whose diagnosis is free text with a
+    date in it, a resolved red alarm with a resolution naming a nurse and an open missed-measurement alarm whose
+    text carries the missed day; returns the free texts and every moment written. Each moment has microseconds of
+    its own, so no reading shifted by whole days can land on one."""
+    texts = [f"Ringte Sykepleier{suffix}", f"KOLS{suffix}, innlagt 14.03.2025"]
+    moments: list[datetime | date] = [date(2025, 3, 14)]
+    for n, pid in enumerate(patients):
+        at = start + timedelta(days=40 + n, hours=6, seconds=n, microseconds=500_000 + n)
+        conn.execute(
+            "INSERT INTO gateways (id, patient_id, secret_hash, agent_version, state) "
+            "VALUES (%s, %s, 'x', %s, 'online')",
+            (f"gw-export-{suffix}-{n}", pid, f"9.{n}.7"),
+        )
+        for address, dtype in (
+            ("A4:C1:38:00:00:01", "pulse_oximeter"),
+            ("A4:C1:38:00:00:02", "blood_pressure_monitor"),
+        ):
+            conn.execute(
+                "INSERT INTO devices (gateway_id, address, type, model, first_seen_at, last_seen_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (f"gw-export-{suffix}-{n}", address, dtype, f"Model-{suffix}", at, at),
+            )
+        conn.execute(
+            "INSERT INTO self_management_plans (patient_id, version, status, body, created_at, activated_at) "
+            "VALUES (%s, 1, 'active', %s, %s, %s)",
+            (pid, psycopg.types.json.Jsonb(a_plan(diagnosis=texts[1])), at, at + timedelta(minutes=3)),
+        )
+        missed_day = (at + timedelta(days=2)).date()
+        nb, en = explain_missed(Kind.SPO2, "10:00", missed_day)
+        conn.execute(
+            "INSERT INTO alarms (patient_id, rule, kind, severity, state, opened_at, updated_at, explanation_nb, "
+            "explanation_en, details) VALUES (%s, 'missed.spo2', 'spo2', 'missed', 'open', %s, %s, %s, %s, %s)",
+            (pid, at + timedelta(days=2, hours=2), at + timedelta(days=2, hours=2), nb, en,
+             psycopg.types.json.Jsonb({"last_missed_day": missed_day.isoformat()})),
+        )  # fmt: skip
+        conn.execute(
+            "INSERT INTO alarms (patient_id, rule, kind, severity, state, opened_at, updated_at, first_value, "
+            "last_value, limit_value, explanation_nb, explanation_en, acknowledged_at, resolved_at, resolution) "
+            "VALUES (%s, 'threshold.spo2.low', 'spo2', 'red', 'resolved', %s, %s, 85, 85, 86, %s, %s, %s, %s, %s)",
+            (pid, at + timedelta(days=5), at + timedelta(days=5, hours=1), f"SpO2 85 % målt {at:%d.%m.%Y}",
+             f"SpO2 85 % on {at:%Y-%m-%d}", at + timedelta(days=5, minutes=20), at + timedelta(days=5, hours=1),
+             texts[0]),
+        )  # fmt: skip
+        moments += [at, at + timedelta(minutes=3), missed_day, at + timedelta(days=2, hours=2)]
+        moments += [at + timedelta(days=5), at + timedelta(days=5, hours=1), at + timedelta(days=5, minutes=20)]
+    return texts, moments
 
 
 def _run(api: httpx.Client, cohort: Cohort, url: str) -> tuple[dict[str, Any], float]:
@@ -186,19 +253,29 @@ def test_export_of_a_thousand_patients_validates_line_by_line(
 
 
 def test_pseudonymised_export_has_no_direct_identifier_and_no_true_date(cohort: Cohort, api: httpx.Client) -> None:
-    url = f"/fhir/Group/{cohort.team_id}/$export?_type=Patient,Observation&pseudonymised=true"
-    manifest, _ = _run(api, cohort, url)
+    manifest, _ = _run(api, cohort, f"/fhir/Group/{cohort.team_id}/$export?pseudonymised=true")  # every type
     files = _lines(api, cohort, manifest)
-    text = "\n".join(files["Patient"] + files["Observation"])
+    assert set(files) == {"Patient", "Observation", "Device", "CarePlan", "DetectedIssue"}
+    assert (len(files["Device"]), len(files["CarePlan"]), len(files["DetectedIssue"])) == (
+        3 * EQUIPPED, EQUIPPED, 2 * EQUIPPED)  # fmt: skip
+    text = "\n".join(line for lines in files.values() for line in lines)
     assert not set(re.findall(r"(?<!\d)\d{11}(?!\d)", text)) & set(cohort.national_ids)
     assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text)  # no Varde id at all
-    for word in ("Eksport", "Testesen", cohort.team, "urn:oid:2.16.578.1.12.4.1.4", "gw-export", "A4:C1"):
+    for word in ("Eksport", "Testesen", cohort.team, "urn:oid:2.16.578.1.12.4.1.4", "gw-export", "A4:C1", "A4-C1",
+                 "Model-", "Ingen måling", "planen", "målt", *cohort.free_texts):  # fmt: skip
         assert word not in text
+    # Every string of every line, scanned for every true day and instant of the cohort in every common format.
+    assert true_dates_in(text, cohort.truth) == []
     patients = [json.loads(line) for line in files["Patient"]]
     assert len(patients) == PATIENTS
     assert all(set(p) <= {"resourceType", "id", "meta", "active", "birthDate"} for p in patients)
     assert all(len(p["birthDate"]) == 4 for p in patients)  # the shifted year only
-    _validate(files["Patient"] + files["Observation"][:2000])
+    others = files["Device"] + files["CarePlan"] + files["DetectedIssue"]
+    _validate(files["Patient"] + files["Observation"][:2000] + others)
+    issues = [json.loads(line) for line in files["DetectedIssue"]]
+    codes = sorted(i["code"]["coding"][0]["code"] for i in issues)
+    assert codes == sorted(["missed.spo2", "threshold.spo2.low"] * EQUIPPED)
+    assert all("detail" not in i for i in issues)
     # Every patient's readings are shifted by one constant of at least 30 days: the order and spacing of the
     # measurements stay, their true dates do not. The second past the hour tells which patient a series is.
     by_subject: dict[str, list[datetime]] = defaultdict(list)
@@ -206,8 +283,8 @@ def test_pseudonymised_export_has_no_direct_identifier_and_no_true_date(cohort: 
         obs = json.loads(line)
         by_subject[obs["subject"]["reference"]].append(datetime.fromisoformat(obs["effectiveDateTime"]))
     assert len(by_subject) == PATIENTS
-    shifts = set()
-    for exported in by_subject.values():
+    shifts: dict[str, timedelta] = {}
+    for subject, exported in by_subject.items():
         exported.sort()
         second = exported[0].minute * 60 + exported[0].second
         original = sorted(cohort.times[cohort.offsets[second]])
@@ -215,8 +292,11 @@ def test_pseudonymised_export_has_no_direct_identifier_and_no_true_date(cohort: 
         assert len(deltas) == 1
         (delta,) = deltas
         assert abs(delta) >= timedelta(days=30) and delta % timedelta(days=1) == timedelta(0)
-        shifts.add(delta)
-    assert len(shifts) > 10  # shifted per patient, not all alike
+        shifts[subject] = delta
+    assert len(set(shifts.values())) > 10  # shifted per patient, not all alike
+    # A patient's alarms and plan are shifted by the same constant as their readings.
+    for issue in issues:
+        assert issue["patient"]["reference"] in shifts
     again, _ = _run(api, cohort, f"/fhir/Group/{cohort.team_id}/$export?_type=Patient&pseudonymised=true")
     other_ids = {json.loads(line)["id"] for line in _lines(api, cohort, again)["Patient"]}
     assert len(other_ids) == PATIENTS and not other_ids & {p["id"] for p in patients}  # unlinkable across exports

@@ -5,6 +5,7 @@ OperationOutcome, and the duty-of-care gate (another team's patient is absent, n
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -27,7 +28,7 @@ from fhirclient.server import FHIRServer
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome as FhirpyOutcome
 
-from tests.integration.api.conftest import audit_rows, headers_for
+from tests.integration.api.conftest import a_plan, audit_rows, headers_for, insert_alarm
 from tests.integration.conftest import Tenant
 
 pytestmark = pytest.mark.integration
@@ -379,6 +380,10 @@ def test_fhirclient_reads_the_capability_statement_and_searches_by_identifier(ap
     assert one.performer[0].reference == f"Patient/{home.patient}"
 
 
+def _cursor(*items: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(items)).encode()).decode().rstrip("=")
+
+
 def test_strict_handling_refuses_unknown_parameters_with_an_operation_outcome(
     api_url: str, home: Home, api: httpx.Client
 ) -> None:
@@ -397,6 +402,14 @@ def test_strict_handling_refuses_unknown_parameters_with_an_operation_outcome(
         ("/fhir/Medication", 404),
         (f"/fhir/Observation/{uuid.uuid4()}", 404),
         ("/fhir/Observation/not-a-uuid", 404),
+        # hand-made cursors: refused when decoded, and (a device id where a patient's UUID belongs) by the database
+        (f"/fhir/Observation?patient={home.patient}&_cursor={_cursor('next', 'x', 'y')}", 400),
+        (f"/fhir/Observation?patient={home.patient}&_cursor={_cursor('next', '2026-01-01', str(uuid.uuid4()))}", 400),
+        (f"/fhir/Patient?_cursor={_cursor('next', '', 'gw-not-a-patient')}", 400),
+        # a chain or _has is refused even under lenient handling: ignored, it would return every patient's data
+        (f"/fhir/Observation?patient.identifier={FNR_SYSTEM}|{home.fnr}", 400),
+        (f"/fhir/Observation?subject:Patient.identifier={FNR_SYSTEM}|{home.fnr}", 400),
+        ("/fhir/Patient?_has:Observation:patient:code=59408-5", 400),
     ):
         response = api.get(url, headers=home.headers)
         assert response.status_code == status, url
@@ -468,3 +481,113 @@ def test_a_date_bound_prunes_the_partitions_and_the_page_uses_the_index(
     years = {f"readings_{p}{y}" for y in range(low.year, high.year + 1) for p in "yp"}  # yearly (pg_partman: p)
     assert scanned and scanned <= years | {"readings_default"}, scanned
     assert "Index Scan" in plan or "Index Only Scan" in plan
+
+
+def test_every_other_search_parameter_served_is_honoured(
+    api_url: str, home: Home, api: httpx.Client, db: psycopg.Connection[Any]
+) -> None:
+    """DetectedIssue, CarePlan, Device and the rest of Patient's parameters, the result parameters `_total` and
+    `_summary=count`, and every `_include`/`_revinclude` value the docs list."""
+    from clinician_api.fhir import device_id
+
+    client = _fhirpy(api_url, home)
+    now = datetime.now(UTC)
+    missed = insert_alarm(db, home.patient, severity="missed", rule="missed.spo2", opened_minutes_ago=10)
+    red = insert_alarm(db, home.patient, severity="red", rule="threshold.spo2.low", opened_minutes_ago=120)
+    insert_alarm(db, home.other.patients[0], severity="missed", rule="missed.spo2")  # another team's: never found
+    plans = {}
+    for version, status in ((1, "retired"), (2, "active"), (3, "draft")):
+        row = db.execute(
+            "INSERT INTO self_management_plans (patient_id, version, status, body) VALUES (%s, %s, %s, %s) "
+            "RETURNING id",
+            (home.patient, version, status, psycopg.types.json.Jsonb(a_plan())),
+        ).fetchone()
+        assert row is not None
+        plans[status] = str(row[0])
+    h_patient = uuid.uuid4()
+    h_number = f"{secrets.randbelow(28) + 1:02d}4{secrets.randbelow(9) + 1}{secrets.randbelow(10**7):07d}"
+    suffix = secrets.token_hex(3)
+    db.execute(
+        "INSERT INTO patients (id, display_name, national_id, birth_date, team_id, protocol, active) "
+        "VALUES (%s, %s, %s, '1950-05-18', %s, 'copd', false)",
+        (h_patient, f"Hanne Hnummer{suffix}", h_number, home.tenant.team_id),
+    )
+
+    def ids(resource_type: str, **params: Any) -> set[str]:
+        return {r["id"] for r in client.resources(resource_type).search(**params).limit(100).fetch_all()}
+
+    # DetectedIssue: code (the alarm rule) and identified (when it opened)
+    assert ids("DetectedIssue", code="urn:varde:alarm-rule|missed.spo2") == {str(missed)}
+    assert ids("DetectedIssue", code="threshold.spo2.low") == {str(red)}
+    assert ids("DetectedIssue", patient=str(home.patient)) == {str(missed), str(red)}
+    assert ids("DetectedIssue", identified=f"ge{_iso(now - timedelta(minutes=60))}") == {str(missed)}
+    assert ids("DetectedIssue", identified=f"lt{_iso(now - timedelta(minutes=60))}") == {str(red)}
+    # CarePlan: status (a retired plan is revoked)
+    assert ids("CarePlan", status="active") == {plans["active"]}
+    assert ids("CarePlan", status="draft,revoked") == {plans["draft"], plans["retired"]}
+    assert ids("CarePlan", subject=f"Patient/{home.patient}", status="http://hl7.org/fhir/request-status|active") == {
+        plans["active"]
+    }
+    # Device: type (MDC specialization) and identifier (Bluetooth address); Observation: device
+    oximeter = device_id(home.tenant.gateways[0].gateway_id, "A4:C1:38:00:00:01")
+    assert ids("Device", type="urn:iso:std:iso:11073:10101|528388") == {oximeter}
+    assert ids("Device", type="urn:iso:std:iso:11073:10101|528399") == {
+        device_id(home.tenant.gateways[0].gateway_id, "A4:C1:38:00:00:03")
+    }
+    assert ids("Device", identifier="http://hl7.org/fhir/sid/eui-48/bluetooth|A4-C1-38-00-00-01") == {oximeter}
+    observed = ids("Observation", device=f"Device/{oximeter}")
+    assert observed == {str(home.ids[f"spo2-{i}"]) for i in range(SPO2)} | {
+        str(home.ids[f"oxpulse-{i}"]) for i in range(2)
+    }
+    # Patient: given, birthdate, active, _lastUpdated, _sort=-_id, identifier with an H-nummer
+    team = {str(home.patient), str(home.d_patient), str(h_patient)}
+    assert ids("Patient", given="Pasient") == {str(home.patient), str(home.d_patient)}
+    assert ids("Patient", given="Hanne", family=f"Hnummer{suffix}") == {str(h_patient)}
+    assert ids("Patient", birthdate="1950-05-17") == {str(home.patient)}
+    assert ids("Patient", birthdate="1950-05") == {str(home.patient), str(h_patient)}
+    assert ids("Patient", active="false") == {str(h_patient)}
+    assert ids("Patient", active="true") == {str(home.patient), str(home.d_patient)}
+    updated = client.resources("Patient").search(_id=str(h_patient)).fetch_all()[0]["meta"]["lastUpdated"]
+    assert str(h_patient) in ids("Patient", _lastUpdated=f"ge{updated}")
+    assert str(h_patient) not in ids("Patient", _lastUpdated=f"lt{updated}")
+    descending = [p["id"] for p in client.resources("Patient").sort("-_id").limit(2).fetch_all()]
+    assert descending == sorted(team, reverse=True)
+    h_found = ids("Patient", identifier=f"urn:oid:2.16.578.1.12.4.1.4.3|{h_number}")
+    assert h_found == {str(h_patient)}
+    assert ids("Patient", identifier=f"{FNR_SYSTEM}|{h_number}") == set()  # an H-nummer is no fødselsnummer
+    # _total=none leaves the total out; _summary=count gives only the total
+    assert "total" not in client.resources("Patient").search(_total="none").fetch_raw()
+    counted = client.resources("Observation").search(patient=str(home.patient), _summary="count").fetch_raw()
+    assert counted["total"] == home.total and not counted.get("entry")
+    # every _include and _revinclude value the docs list
+    for resource_type, include in (
+        ("DetectedIssue", "DetectedIssue:patient"),
+        ("CarePlan", "CarePlan:patient"),
+        ("CarePlan", "CarePlan:subject"),
+        ("Device", "Device:patient"),
+        ("Observation", "Observation:subject"),
+        ("QuestionnaireResponse", "QuestionnaireResponse:patient"),
+        ("QuestionnaireResponse", "QuestionnaireResponse:subject"),
+        ("EpisodeOfCare", "EpisodeOfCare:patient"),
+    ):
+        bundle = api.get(
+            f"/fhir/{resource_type}",
+            params={"patient": str(home.patient), "_include": include},
+            headers={**home.headers, "Prefer": "handling=strict"},
+        ).json()
+        Bundle.model_validate(bundle)
+        matches = [e for e in bundle["entry"] if e["search"]["mode"] == "match"]
+        included = [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "include"]
+        assert matches or resource_type == "EpisodeOfCare", include  # the home patient may have no episode
+        assert included == ([str(home.patient)] if matches else []), include
+    rev = api.get(
+        "/fhir/Patient",
+        params=[("_id", str(home.patient)), ("_revinclude", "CarePlan:patient"),
+                ("_revinclude", "DetectedIssue:patient"), ("_revinclude", "CarePlan:subject")],
+        headers={**home.headers, "Prefer": "handling=strict"},
+    ).json()  # fmt: skip
+    Bundle.model_validate(rev)
+    found = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in rev["entry"]}
+    assert found == {("Patient", str(home.patient)), ("DetectedIssue", str(missed)), ("DetectedIssue", str(red))} | {
+        ("CarePlan", p) for p in plans.values()
+    }

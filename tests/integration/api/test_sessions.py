@@ -24,8 +24,9 @@ def _open(api_url: str, tenant: Tenant) -> tuple[httpx.Client, dict[str, Any]]:
     return client, answer.json() | {"set_cookie": answer.headers["set-cookie"]}
 
 
-def _refresh(api_url: str, cookie: str) -> httpx.Response:
-    return httpx.post(f"{api_url}/api/v1/auth/refresh", headers={**HEADER, "Cookie": f"varde_refresh={cookie}"})
+def _refresh(api_url: str, cookie: str, idle_ms: int | None = None) -> httpx.Response:
+    idle = {} if idle_ms is None else {"X-Varde-Idle-Ms": str(idle_ms)}
+    return httpx.post(f"{api_url}/api/v1/auth/refresh", headers={**HEADER, **idle, "Cookie": f"varde_refresh={cookie}"})
 
 
 def test_refresh_cookie_is_httponly_strict_and_rotates_and_a_reused_token_ends_the_session(
@@ -104,3 +105,22 @@ def test_idle_timeout_is_a_deployment_setting(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("VARDE_SESSION_ACCESS_MINUTES", "5")
     settings = Settings()
     assert settings.session_idle_minutes == 480 and settings.session_access_minutes == 5
+
+
+def test_a_page_reporting_no_input_for_longer_than_the_idle_timeout_cannot_renew(
+    api_url: str, make_tenant: Callable[..., Tenant], db: psycopg.Connection[Any]
+) -> None:
+    """The page renews while its screen is watched; the time since the last input it reports decides."""
+    tenant = make_tenant()
+    client, _ = _open(api_url, tenant)
+    idle_ms = Settings().session_idle_minutes * 60_000
+    watched = _refresh(api_url, client.cookies["varde_refresh"], idle_ms=idle_ms - 60_000)
+    assert watched.status_code == 200, watched.text
+    left = _refresh(api_url, watched.cookies["varde_refresh"], idle_ms=idle_ms)
+    assert left.status_code == 401 and "idle" in left.json()["detail"]
+    row = db.execute(
+        "SELECT count(*) FILTER (WHERE s.revoked_reason = 'idle'), count(*) FROM staff_sessions s "
+        "JOIN users u ON u.id = s.user_id WHERE u.username = %s",
+        (tenant.nurse,),
+    ).fetchone()
+    assert row is not None and row[0] == row[1] == 2  # the whole session ended

@@ -20,7 +20,7 @@ from clinician_api import worklist
 from clinician_api.access import Principal
 from store.settings import Settings
 from tests.integration.api.conftest import a_plan, add_user, audit_rows, headers_for, insert_alarm, insert_readings
-from tests.integration.api.work_items import Seeded, seed_work
+from tests.integration.api.work_items import Seeded, seed_handover, seed_work
 from tests.integration.conftest import Tenant
 
 pytestmark = pytest.mark.integration
@@ -182,26 +182,10 @@ def test_handover_waiting_for_acceptance_is_work_of_the_receiving_team(
 ) -> None:
     hospital, municipality = make_tenant(), make_tenant()
     patient = hospital.patients[0]
-    episode = (
-        db.execute("SELECT id FROM care_episodes WHERE patient_id = %s AND status = 'active'", (patient,)).fetchone()
-        or db.execute(
-            "INSERT INTO care_episodes (patient_id, team_id, reason) VALUES (%s, %s, 'Hjertesvikt') RETURNING id",
-            (patient, hospital.team_id),
-        ).fetchone()
-    )
-    assert episode is not None
-    nurse = db.execute("SELECT id FROM users WHERE username = %s", (hospital.nurse,)).fetchone()
-    assert nurse is not None
-    handover = db.execute(
-        "INSERT INTO care_handovers (episode_id, patient_id, from_team_id, to_team_id, situation, plan, watch, "
-        "proposed_by, proposed_at) VALUES (%s, %s, %s, %s, 'Stabil', 'Daglig vekt', 'Vekt', %s, "
-        "now() - interval '25 hours') RETURNING id",
-        (episode[0], patient, hospital.team_id, municipality.team_id, nurse[0]),
-    ).fetchone()
-    assert handover is not None
+    handover = seed_handover(db, hospital, municipality, hours_ago=25)
     items = httpx.get(f"{api_url}/api/v1/worklist", headers=headers_for(api_url, municipality)).json()["items"]
     (found,) = [i for i in items if i["type"] == "handover"]
-    assert found["key"] == str(handover[0]) and found["overdue"] is True and found["assignable"] is False
+    assert found["key"] == str(handover) and found["overdue"] is True and found["assignable"] is False
     (row,) = audit_rows(db, resource="/api/v1/worklist", patient_id=patient, username=municipality.nurse)
     assert row["emergency"] is False and row["team_id"] == municipality.team_id
     sender = httpx.get(f"{api_url}/api/v1/worklist", headers=headers_for(api_url, hospital)).json()["items"]

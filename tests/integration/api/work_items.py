@@ -48,3 +48,26 @@ def seed_work(db: psycopg.Connection[Any], tenant: Tenant) -> Seeded:
     assert plan is not None
     db.execute("UPDATE patients SET created_at = now() - interval '10 days' WHERE id = %s", (p1,))
     return Seeded(tenant, red, yellow, missed, row[0], plan[0], p1)
+
+
+def seed_handover(db: psycopg.Connection[Any], sender: Tenant, receiver: Tenant, hours_ago: float = 25) -> UUID:
+    """The sender's first patient proposed for hand-over to the receiver's team `hours_ago` (not yet answered)."""
+    patient = sender.patients[0]
+    episode = (
+        db.execute("SELECT id FROM care_episodes WHERE patient_id = %s AND status = 'active'", (patient,)).fetchone()
+        or db.execute(
+            "INSERT INTO care_episodes (patient_id, team_id, reason) VALUES (%s, %s, 'Hjertesvikt') RETURNING id",
+            (patient, sender.team_id),
+        ).fetchone()
+    )
+    assert episode is not None
+    nurse = db.execute("SELECT id FROM users WHERE username = %s", (sender.nurse,)).fetchone()
+    assert nurse is not None
+    row = db.execute(
+        "INSERT INTO care_handovers (episode_id, patient_id, from_team_id, to_team_id, situation, plan, watch, "
+        "proposed_by, proposed_at) VALUES (%s, %s, %s, %s, 'Stabil', 'Daglig vekt', 'Vekt', %s, "
+        "now() - %s * interval '1 hour') RETURNING id",
+        (episode[0], patient, sender.team_id, receiver.team_id, nurse[0], hours_ago),
+    ).fetchone()
+    assert row is not None
+    return UUID(str(row[0]))

@@ -2,7 +2,7 @@ import { $, h, replaceChildren } from "../dom.js";
 import { lang, t } from "../i18n.js";
 import { kindChart } from "./chart.js";
 import { api } from "./mapi.js";
-import { boot, dateTime, failed, noAccess, number, roleName } from "./shell.js";
+import { boot, dateTime, failed, noAccess, number, roleName, scheduleNotices } from "./shell.js";
 
 const ZONE_ICON = { green: "✓", yellow: "◆", red: "▲" };
 
@@ -76,7 +76,8 @@ async function main() {
           ),
         ),
       ];
-      $("#reminders-card").hidden = items.length === 0;
+      $("#reminders-card").hidden = items.length === 0 && reminders.schedule_notices.length === 0;
+      replaceChildren($("#schedule-notices"), scheduleNotices(reminders.schedule_notices));
       replaceChildren($("#reminders"), items);
     }
   } catch (error) {

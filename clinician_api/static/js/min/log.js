@@ -19,6 +19,7 @@ function entry(e) {
   if (e.outcome === "denied") lines.push(h("p", { class: "log-denied" }, t("log_denied")));
   else if (e.why === "emergency") lines.push(h("p", { class: "log-emergency" }, t("log_why_emergency", { reason: e.reason ?? "" })));
   else if (e.why === "proxy") lines.push(h("p", { class: "muted" }, t("log_why_proxy")));
+  else if (e.why === "consultative" || e.why === "handover") lines.push(h("p", { class: "muted" }, t(`log_why_${e.why}`)));
   else lines.push(h("p", { class: "muted" }, t("log_why_care_team")));
   return h("li", { class: "card" }, lines);
 }

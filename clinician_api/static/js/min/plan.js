@@ -1,7 +1,7 @@
 import { $, h, replaceChildren } from "../dom.js";
 import { lang, t } from "../i18n.js";
 import { api } from "./mapi.js";
-import { boot, failed, noAccess, number } from "./shell.js";
+import { boot, failed, noAccess, number, scheduleNotices } from "./shell.js";
 
 const ZONES = ["green", "yellow", "red"];
 const ICON = { green: "✓", yellow: "◆", red: "▲" };
@@ -40,6 +40,7 @@ async function main() {
       return t("limit_red", { ...vars, low: fmt(z.red_low), high: fmt(z.red_high) });
     };
     replaceChildren($("#limits"), plan.zones.map((z) => h("li", {}, limit(z))));
+    replaceChildren($("#schedule-notices"), scheduleNotices(plan.schedule_notices));
     replaceChildren(
       $("#schedule"),
       plan.schedule.map((s) =>

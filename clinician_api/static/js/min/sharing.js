@@ -14,7 +14,7 @@ function reservationControl(kind, state) {
     try {
       await api(`${session.base}/reservations/${kind}`, { method: "PUT", body: { reserved: !input.checked } });
       announce(t("reservation_saved"));
-      await load();
+      await load(`#${id}`);
     } catch (error) {
       failed(error);
     }
@@ -42,7 +42,7 @@ function proxyItem(p) {
         onclick: async () => {
           await api(`${session.base}/proxies/${p.id}/revoke`, { method: "POST" });
           announce(t("proxy_revoked"));
-          await load();
+          await load("#proxies-heading"); // the button is gone with the proxy
         },
       },
       t("proxy_revoke", { name: p.relative_name }),
@@ -50,11 +50,14 @@ function proxyItem(p) {
   );
 }
 
-async function load() {
+/** Render the reservations and proxies; `focus` names what gets the keyboard focus after an action re-rendered
+ * the control that had it (otherwise focus would fall back to the page's start). */
+async function load(focus = null) {
   const data = await api(`${session.base}/sharing`);
   replaceChildren($("#reservations"), Object.entries(data.reservations).map(([kind, state]) => reservationControl(kind, state)));
   $("#proxies-empty").hidden = data.proxies.length > 0;
   replaceChildren($("#proxies"), data.proxies.map(proxyItem));
+  if (focus) $(focus)?.focus();
 }
 
 async function main() {

@@ -95,3 +95,8 @@ export function number(value, decimals = 1) {
 export function roleName(role) {
   return t(`role_${role}`);
 }
+
+/** Why the schedule is stepped up and for how long, in the words the gateway's page shows. */
+export function scheduleNotices(notices) {
+  return notices.map((n) => h("p", { class: "notice schedule-notice", "data-zone": n.zone }, h("strong", {}, t("schedule_stepped_up")), " ", n.text));
+}
