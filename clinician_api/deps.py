@@ -250,11 +250,19 @@ def alarm_scope(alarm_id: UUID, conn: Conn, principal: CurrentPrincipal, request
     yield from _audited(AlarmScope(**_scope_kwargs(conn, principal, request, access), alarm_id=alarm_id))
 
 
+# A reading by id alone: its time from `reading_ids` (one probe of an unpartitioned primary key), so the readings
+# lookup prunes to the partition of that time instead of probing the id in every partition.
+READING_PATIENT_SQL = (
+    "SELECT patient_id FROM readings WHERE id = %s "
+    "AND measured_at = (SELECT measured_at FROM reading_ids WHERE id = %s) LIMIT 1"
+)
+
+
 def observation_scope(
     observation_id: UUID, conn: Conn, principal: CurrentPrincipal, request: Request
 ) -> Iterator[PatientScope]:
     """The same gate for a reading (FHIR Observation): the reading's patient decides."""
-    row = conn.execute("SELECT patient_id FROM readings WHERE id = %s LIMIT 1", (observation_id,)).fetchone()
+    row = conn.execute(READING_PATIENT_SQL, (observation_id, observation_id)).fetchone()
     access = _gate(conn, principal, request, row[0] if row else None)
     yield from _audited(PatientScope(**_scope_kwargs(conn, principal, request, access)))
 

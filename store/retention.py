@@ -3,7 +3,9 @@ rules scheduler's leader).
 
 - readings: on plain PostgreSQL pg_partman drops each yearly partition whose whole year is older than the
   retention, and makes the partitions of the coming years; on TimescaleDB the hypertable's retention policy is set to
-  the same interval (TimescaleDB's own job then drops chunks on the server's clock).
+  the same interval (TimescaleDB's own job then drops chunks on the server's clock). The plain-PostgreSQL hourly
+  rollup (`readings_hourly`, kept by triggers that do not see a dropped partition) loses the hours whose readings
+  are gone in the same transaction.
 - audit_log: rows older than their retention are deleted as role `varde_retention`, the only role the append-only
   trigger lets delete (migration 0121).
 - rejected_messages (dead letters): rows older than theirs, likewise.
@@ -54,6 +56,7 @@ class RetentionReport:
     partitions_dropped: list[str] = field(default_factory=list)
     partitions_created: list[str] = field(default_factory=list)
     default_partition_rows_deleted: int = 0
+    hourly_rows_deleted: int = 0
     audit_rows_deleted: int = 0
     dead_letters_deleted: int = 0
 
@@ -118,9 +121,33 @@ def _readings_partman(conn: psycopg.Connection[Any], policy: RetentionPolicy, re
             (report.now, policy.readings_years),
         )
         report.default_partition_rows_deleted = cur.rowcount
+        report.hourly_rows_deleted = _prune_hourly(conn, report.now, policy.readings_years)
     after = _partitions(conn)
     report.partitions_dropped = sorted(before - after)
     report.partitions_created = sorted(after - before)
+
+
+def _prune_hourly(conn: psycopg.Connection[Any], now: datetime, years: int) -> int:
+    """Rollup hours whose readings retention removed: no reading is left below the older of the oldest remaining
+    partition's start and the cut (dropped partitions end at or before the cut, the default partition lost what
+    lay before it); the hour holding the cut is recomputed from what is left of it."""
+    row = conn.execute(
+        "SELECT least(date_trunc('hour', %(now)s::timestamptz - make_interval(years => %(years)s)), "
+        "(SELECT min(i.child_start_time) FROM partman.show_partitions(%(parent)s) s CROSS JOIN LATERAL "
+        "partman.show_partition_info(s.partition_schemaname || '.' || s.partition_tablename, "
+        "p_parent_table => %(parent)s) i)), "
+        "date_trunc('hour', %(now)s::timestamptz - make_interval(years => %(years)s))",
+        {"now": now, "years": years, "parent": READINGS_PARENT},
+    ).fetchone()
+    assert row is not None
+    below, cut_hour = row
+    deleted = conn.execute("DELETE FROM readings_hourly WHERE bucket < %s", (below,)).rowcount
+    conn.execute(
+        "SELECT varde_readings_hourly_recompute(array_agg(patient_id), array_agg(kind), array_agg(bucket)) "
+        "FROM readings_hourly WHERE bucket = %s HAVING count(*) > 0",
+        (cut_hour,),
+    )
+    return deleted
 
 
 def _readings_timescale(conn: psycopg.Connection[Any], policy: RetentionPolicy) -> None:

@@ -224,8 +224,9 @@ def read_observation(scope: ObservationDep, observation_id: UUID) -> FhirRespons
     """One Observation by reading id; a blood pressure panel is read by its systolic reading's id (its diastolic
     and mean readings are components, not Observations of their own)."""
     row = scope.conn.execute(
-        f"SELECT {fhir.ReadingRow.columns()} FROM readings WHERE id = %s AND patient_id = %s LIMIT 1",
-        (observation_id, scope.patient_id),
+        f"SELECT {fhir.ReadingRow.columns()} FROM readings WHERE id = %s AND patient_id = %s "
+        "AND measured_at = (SELECT measured_at FROM reading_ids WHERE id = %s) LIMIT 1",
+        (observation_id, scope.patient_id, observation_id),
     ).fetchone()
     assert row is not None
     reading = fhir.ReadingRow(*row)

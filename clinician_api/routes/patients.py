@@ -41,11 +41,15 @@ from vitals import KINDS, Kind
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"], responses=problems.responses(401))
 _PATIENT = problems.responses(404)
 
-# The newest reading of any kind: one backward index probe per kind on readings_patient_kind_time_idx.
+# The newest reading of any kind, bounded in time: per kind, the newest hour of the hourly aggregate (one backward
+# probe of its (patient, kind, bucket) key), then the newest reading inside that hour, so the readings lookup prunes
+# to the one partition of that hour instead of probing every partition's index.
 _LAST_MEASURED = (
     "(SELECT max(l.measured_at) FROM unnest(%(kinds)s::text[]) AS k(kind) CROSS JOIN LATERAL "
-    "(SELECT r.measured_at FROM readings r WHERE r.patient_id = p.id AND r.kind = k.kind "
-    "ORDER BY r.measured_at DESC LIMIT 1) AS l)"
+    "(SELECT h.bucket FROM readings_hourly h WHERE h.patient_id = p.id AND h.kind = k.kind "
+    "ORDER BY h.bucket DESC LIMIT 1) AS hb CROSS JOIN LATERAL "
+    "(SELECT max(r.measured_at) AS measured_at FROM readings r WHERE r.patient_id = p.id AND r.kind = k.kind "
+    "AND r.measured_at >= hb.bucket AND r.measured_at < hb.bucket + interval '1 hour') AS l)"
 )
 _WORST = (
     "LEFT JOIN LATERAL (SELECT a.id, a.severity, a.rule, a.state, a.opened_at, count(*) OVER () AS n "
@@ -299,7 +303,7 @@ def _trend(
     span = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}[bucket]
     if (end - start) / span > _MAX_BUCKETS[bucket]:
         raise HTTPException(422, f"too many {bucket} buckets; at most {_MAX_BUCKETS[bucket]} per request")
-    # From TimescaleDB's hourly aggregate where it exists, else from readings: the same buckets (store/trends.py).
+    # From the hourly aggregate (TimescaleDB's or the rollup table), else from readings (store/trends.py).
     trend = trend_rows(scope.conn, scope.patient_id, kind.value, bucket, start, end)
     return TrendSeries(
         kind=kind,

@@ -50,6 +50,16 @@ def _add_reading(conn: psycopg.Connection[Any], at: datetime) -> uuid.UUID:
     return reading_id
 
 
+def _rollup_hours(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT patient_id, bucket, n FROM readings_hourly ORDER BY 1, 2").fetchall()
+
+
+def _reading_hours(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT patient_id, date_trunc('hour', measured_at, 'UTC'), count(*) FROM readings GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+
+
 def _partitions(conn: psycopg.Connection[Any]) -> set[str]:
     rows = conn.execute("SELECT partition_tablename FROM partman.show_partitions('public.readings')").fetchall()
     return {r[0] for r in rows}
@@ -82,6 +92,9 @@ def test_pg_partman_drops_partitions_past_retention_on_a_clock_moved_forward(
     assert today.audit_rows_deleted == 1 and today.dead_letters_deleted == 1
     ids = {r[0] for r in conn.execute("SELECT id FROM readings").fetchall()}
     assert ids == {current, two_years}
+    # The hourly rollup (kept by triggers that a dropped partition does not fire) lost the dropped reading's hour.
+    assert today.hourly_rows_deleted == 1
+    assert _rollup_hours(conn) == _reading_hours(conn)
     assert conn.execute("SELECT count(*) FROM audit_log WHERE id = %s", (old_audit,)).fetchone() == (0,)
 
     # Two years on: the reading from two years back is now past retention; the current one stays, and the
@@ -91,6 +104,7 @@ def test_pg_partman_drops_partitions_past_retention_on_a_clock_moved_forward(
     assert f"readings_p{year}" not in later.partitions_dropped
     assert {f"readings_p{year + 3}", f"readings_p{year + 4}"} <= set(later.partitions_created)
     assert {r[0] for r in conn.execute("SELECT id FROM readings").fetchall()} == {current}
+    assert later.hourly_rows_deleted == 1 and _rollup_hours(conn) == _reading_hours(conn)
     assert conn.execute("SELECT count(*) FROM partman.part_config WHERE retention = '3 years'").fetchone() == (1,)
     runs = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'retention.run'").fetchone()
     assert runs == (2,), "each run leaves an audit row"

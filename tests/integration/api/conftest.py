@@ -62,6 +62,8 @@ def insert_readings(
                 for i, v, t, g in zip(ids, values, times, groups, strict=True)
             ],
         )
+        # As ingest does: every stored reading's id is in reading_ids (id lookups take the reading's time from it).
+        cur.executemany("INSERT INTO reading_ids (id, measured_at) VALUES (%s, %s)", list(zip(ids, times, strict=True)))
     db.execute(
         "INSERT INTO devices (gateway_id, address, type, model, battery_percent, last_seen_at) "
         "VALUES (%s, %s, %s, 'M-1', 80, now()) ON CONFLICT DO NOTHING",
