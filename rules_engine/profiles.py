@@ -270,6 +270,21 @@ PROTOCOL_OWN_LIMITS: NDArray[np.bool_] = _own(PROTOCOL_LIMITS, PROTOCOL_LIMITS[0
 """(n_protocols, N_KINDS, 4): the limits each condition sets itself; the general row is all False."""
 PROTOCOL_OWN_TRENDS: NDArray[np.bool_] = _own(PROTOCOL_TRENDS, PROTOCOL_TRENDS[0])
 
+
+def _deciding() -> NDArray[np.bool_]:
+    d = np.zeros(PROTOCOL_LIMITS.shape, dtype=np.bool_)
+    # BTS 2017 oxygen guideline: in a patient at risk of hypercapnic respiratory failure (COPD) the target is
+    # 88–92 % whatever else the patient has; a comorbidity's higher SpO2 limit (heart failure's 92/90 %) would alarm
+    # all day at the target and push towards over-oxygenation. COPD decides the SpO2 low limits.
+    d[protocol_code(Protocol.COPD), KIND_ORDER.index(Kind.SPO2), [Limit.RED_LOW, Limit.YELLOW_LOW]] = True
+    return d
+
+
+PROTOCOL_DECIDES_LIMITS: NDArray[np.bool_] = _deciding()
+"""(n_protocols, N_KINDS, 4): limits a condition *decides* — when the patient has it, its value stands, whatever
+the other conditions set (the first deciding condition in protocol order if several did); every other limit goes to
+the safer value (`compose`)."""
+
 LIMIT_HIGHER_IS_SAFER: NDArray[np.bool_] = np.array([True, True, False, False])
 """Per `Limit` column: a higher low limit alarms sooner on a falling value; a lower high limit on a rising one."""
 TREND_HIGHER_IS_SAFER: NDArray[np.bool_] = np.array(
@@ -317,14 +332,17 @@ def compose(
     own: NDArray[np.bool_],
     conditions: NDArray[np.bool_],
     higher_is_safer: NDArray[np.bool_],
+    decides: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
     """Compose per-condition tables into one per patient, the safer value winning cell by cell.
 
     `tables` (n_protocols, ..., C) with row 0 the general protocol; `own` marks the cells a condition sets;
     `conditions` (n_patients, n_protocols) which conditions each patient has. Per cell among the patient's
     conditions that set it: any number beats NaN ("no limit"/"rule off"), then the higher value where
-    `higher_is_safer[C]` else the lower; a tie goes to the condition first in protocol order. A cell no condition
-    of the patient sets is the general value. Returns values and the protocol code each came from.
+    `higher_is_safer[C]` else the lower; a tie goes to the condition first in protocol order. `decides` (shaped
+    like `tables`) marks cells a condition decides: when the patient has such a condition, its value stands
+    whatever the others set (the first in protocol order among several). A cell no condition of the patient sets
+    is the general value. Returns values and the protocol code each came from.
     """
     has = np.asarray(conditions, dtype=np.bool_)
     sign = np.where(higher_is_safer, 1.0, -1.0)
@@ -334,6 +352,11 @@ def compose(
     keys = np.where(has[expand], key[None], -np.inf)  # (n, P, ..., C)
     best = np.argmax(keys, axis=1)
     found = np.take_along_axis(keys, best[:, None], axis=1)[:, 0] > -np.inf
+    if decides is not None:
+        deciding = has[expand] & np.asarray(decides, dtype=np.bool_)[None]  # (n, P, ..., C)
+        decided = deciding.any(axis=1)
+        best = np.where(decided, np.argmax(deciding, axis=1), best)
+        found |= decided
     values = np.where(found, tables[best, *np.indices(best.shape)[1:]], tables[0][None])
     source = np.where(found, best, 0).astype(np.int8)
     return values.astype(np.float64), source
@@ -499,7 +522,9 @@ def build_patient_rules(
     for name, column in (("spo2_scale2", scale2), ("on_oxygen", oxygen)):
         if column.shape != codes.shape:
             raise ValueError(f"{name} has shape {column.shape}, expected {codes.shape}")
-    limits, limit_source = compose(PROTOCOL_LIMITS, PROTOCOL_OWN_LIMITS, has, LIMIT_HIGHER_IS_SAFER)
+    limits, limit_source = compose(
+        PROTOCOL_LIMITS, PROTOCOL_OWN_LIMITS, has, LIMIT_HIGHER_IS_SAFER, PROTOCOL_DECIDES_LIMITS
+    )
     trends, trend_source = compose(PROTOCOL_TRENDS, PROTOCOL_OWN_TRENDS, has, TREND_HIGHER_IS_SAFER)
     spo2 = KIND_ORDER.index(Kind.SPO2)
     target = np.array(SPO2_SCALE2_TARGET.as_tuple()[: Limit.YELLOW_LOW + 1])

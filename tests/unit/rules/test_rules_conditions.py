@@ -35,8 +35,13 @@ COMPOSITION = [
     # COPD's own SpO2 limits (BTS target 88–92 %) are kept, not out-voted by the general 92/94 %
     ("diabetes", ["copd"], False, Kind.SPO2, "red_low", 84.0, "copd"),
     ("diabetes", [], False, Kind.SPO2, "red_low", 92.0, "general"),
-    # heart failure sets its own SpO2 red (ESC: oxygen below 90 %), the safer against COPD's 84 %
-    ("heart_failure", ["diabetes", "copd"], False, Kind.SPO2, "red_low", 90.0, "heart_failure"),
+    # COPD decides the SpO2 low limits whatever else the patient has (BTS 2017: the 88–92 % target for patients at
+    # risk of hypercapnic failure); heart failure's own 92/90 % used to win here as the "safer" higher value
+    ("heart_failure", ["diabetes", "copd"], False, Kind.SPO2, "red_low", 84.0, "copd"),
+    ("heart_failure", ["diabetes", "copd"], False, Kind.SPO2, "yellow_low", 88.0, "copd"),
+    ("copd", ["heart_failure"], False, Kind.SPO2, "yellow_low", 88.0, "copd"),
+    # without COPD heart failure's own SpO2 limits stand
+    ("heart_failure", ["diabetes"], False, Kind.SPO2, "red_low", 90.0, "heart_failure"),
     # a clinician-set scale 2 target wins over every condition's (and the general) SpO2 low limits
     ("heart_failure", ["diabetes", "copd"], True, Kind.SPO2, "red_low", 84.0, "spo2_scale2"),
     ("heart_failure", ["diabetes", "copd"], True, Kind.SPO2, "yellow_low", 88.0, "spo2_scale2"),
@@ -84,6 +89,33 @@ def test_conflicts_resolve_to_the_safer_limit(a: float, b: float, column: str, e
     assert values[1, 0, c] == b or (math.isnan(b) and math.isnan(values[1, 0, c]))  # one condition: its own
     assert source[1, 0, c] == 2
     assert values[0, 0, (c + 1) % 4] == 50.0 and source[0, 0, (c + 1) % 4] == 0  # nobody's own: general
+
+
+@pytest.mark.parametrize(
+    ("conditions", "decides", "value", "source"),
+    [
+        ([True, True, True], None, 94.0, 2),  # no deciding condition: the safer (higher low limit) wins
+        ([True, True, True], 1, 88.0, 1),  # condition 1 decides: its value stands although 94 is safer
+        ([True, False, True], 1, 94.0, 2),  # the deciding condition is not the patient's: safer wins
+        ([True, True, False], 1, 88.0, 1),
+        ([True, True, True], 2, 94.0, 2),  # the deciding condition's value is the safer one anyway
+    ],
+)
+def test_a_deciding_condition_sets_its_limit_whatever_the_others_set(
+    conditions: list[bool], decides: int | None, value: float, source: int
+) -> None:
+    c = LIMIT_NAMES.index("yellow_low")
+    tables = np.full((3, 1, 4), 50.0)
+    tables[1, 0, c], tables[2, 0, c] = 88.0, 94.0
+    own = np.zeros((3, 1, 4), dtype=np.bool_)
+    own[1:, 0, c] = True
+    deciding = None
+    if decides is not None:
+        deciding = np.zeros((3, 1, 4), dtype=np.bool_)
+        deciding[decides, 0, c] = True
+    values, sources = compose(tables, own, np.array([conditions]), LIMIT_HIGHER_IS_SAFER, deciding)
+    assert (values[0, 0, c], sources[0, 0, c]) == (value, source)
+    assert values[0, 0, (c + 1) % 4] == 50.0 and sources[0, 0, (c + 1) % 4] == 0  # other cells untouched
 
 
 def test_trend_rules_compose_and_the_lower_allowed_change_wins() -> None:
