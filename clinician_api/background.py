@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 log = logging.getLogger("varde.api.background")
+
+_STOP_CHECK_S = 0.25
+"""How often a worker waiting for a notification looks whether it was asked to stop: `stop()` returns within about
+this long, not after a whole `poll_seconds` (three workers each finishing a 5 s wait made every API shutdown 6-10 s)."""
 
 
 class ListeningWorker:
@@ -50,8 +55,21 @@ class ListeningWorker:
                     listen.execute(f"LISTEN {self._channel}")
                     while not self._stop.is_set():
                         self._work(conn)
-                        for _ in listen.notifies(timeout=self._poll_seconds, stop_after=1):
-                            pass
+                        self._wait_for_notification(listen)
             except (psycopg.Error, RuntimeError) as exc:
                 log.warning("background_db_error worker=%s error=%s", self._name, type(exc).__name__)
                 self._stop.wait(self._poll_seconds)
+
+    def _wait_for_notification(self, listen: psycopg.Connection[Any]) -> None:
+        """Until a notification arrives on the channel, `poll_seconds` pass, or `stop()` is called. A notification
+        that arrives between two short waits is kept by the connection and read by the next one."""
+        deadline = time.monotonic() + self._poll_seconds
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            notified = False
+            for _ in listen.notifies(timeout=min(remaining, _STOP_CHECK_S), stop_after=1):
+                notified = True
+            if notified:
+                return
