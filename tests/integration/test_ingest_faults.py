@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -24,6 +26,8 @@ from vitals import DeviceRef, Envelope, Reading, readings_topic
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 _OXIMETER = DeviceRef(address="A4:C1:38:00:00:02", type="pulse_oximeter", model="PO-60")
+_POOL_GAVE_UP = re.compile(r"db_write_failed stage=(?:judge|status) attempt=\d+ error=PoolTimeout")
+"""The ingest worker's log line when its connection pool stopped waiting for the database with a message in hand."""
 
 
 def _stored(settings: Settings, ids: set[uuid.UUID]) -> tuple[int, int]:
@@ -171,14 +175,22 @@ def test_a_status_message_during_a_database_outage_is_stored_when_the_database_r
     home = varde_home()
     state = stack.load_state(stack.StackPaths(home))
     worker = state["services"]["ingest"]["pid"]
+    ingest_log = Path(state["services"]["ingest"]["log"])
+    logged_before = ingest_log.stat().st_size
     version = f"outage-{uuid.uuid4().hex[:8]}"
     stack.stop_postgres(home)
     try:
         payload = f'{{"state": "online", "agent_version": "{version}", "outbox_depth": 3}}'.encode()
         assert publish(gateway, status_topic(gateway.gateway_id), payload) < 128
-        # The worker meets the outage with the status in hand, for longer than its pool waits for a connection
-        # (30 s): a failover-length outage, not a blip the pool hides.
-        time.sleep(35.0)
+        # The worker meets the outage with the status in hand for longer than its pool waits for a connection
+        # (30 s): a failover-length outage, not a blip the pool hides. The database stays away until the worker
+        # logs that its pool gave up (a fixed 35 s sleep did not know whether it had, on a loaded machine).
+        wait_for(
+            lambda: _POOL_GAVE_UP.search(ingest_log.read_bytes()[logged_before:].decode(errors="replace")),
+            timeout=120,
+            interval=0.5,
+            what="the ingest worker's pool to give up waiting for the stopped database",
+        )
     finally:
         stack.start_postgres(home)
 
