@@ -1,10 +1,10 @@
 """Which lines of a large FHIR NDJSON export to validate with fhir.resources: one line of every distinct *shape* plus
-a random sample drawn with a fixed seed. A shape is a resource with its values reduced to what fhir.resources judges
-by structure: every key at every depth, every list's length, every leaf's JSON type, and every string's layout (runs
-of digits and of letters collapsed, punctuation and whitespace kept, Varde ids as one token). Two lines of one shape
-differ only in which digits and letters they hold, so a line whose structure, cardinality, types or date/number/code
-layout is off is a shape of its own and is validated; a value that is wrong in the same layout (a 13th month, an id
-too long) is caught only if the sample draws it."""
+a random sample drawn with a fixed seed. A line's shape is its JSON text with every Varde id (a UUID, a Device id's
+hex) written as `#` and every digit as `9`; keys, letters, punctuation, quotes and whitespace stay. Two lines
+of one shape differ only in their ids and digits, so a line whose structure, cardinality, JSON types, codes or
+date/number layout is off is a shape of its own and is validated; a value wrong within the same layout (a 13th
+month, a wrong digit in a code) is caught only if the sample draws it. One regular expression and one `translate`
+over the text, ~2 CPU-s for 103 000 Observations (reducing the parsed resources instead cost ~10 s)."""
 
 from __future__ import annotations
 
@@ -12,32 +12,26 @@ import json
 import random
 import re
 from collections.abc import Iterable
-from typing import Any
 
-Shape = str | tuple[Any, ...]
-
-_VARDE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_RUN = re.compile(r"[0-9]+|[^\W\d_]+")
-
-
-def shape(value: Any) -> Shape:
-    """The shape of one parsed JSON value (see the module docstring)."""
-    if isinstance(value, dict):
-        return ("{", *((key, shape(item)) for key, item in sorted(value.items())))
-    if isinstance(value, list):
-        return ("[", *(shape(item) for item in value))
-    if isinstance(value, str):
-        text = _VARDE_ID.sub("#", value)  # after this no letter or digit of an id is left
-        return "s:" + _RUN.sub(lambda m: "9" if m[0][0].isdigit() else "a", text)
-    return type(value).__name__  # bool, int, float, NoneType: the JSON type, not the value
+_VARDE_ID = re.compile(
+    r"(?<=[\"/:-])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,})(?![0-9A-Za-z])"
+)
+"""A UUID, or 16 or more hex digits (a Device id is `dev-` and 24), where JSON puts an id: after a quote, `/`, `:` or
+`-`. An id elsewhere is left as it is, which only makes more shapes (more lines validated), never fewer."""
+_DIGITS_AS_NINE = str.maketrans("0123456789", "9999999999")
 
 
-def lines_to_validate(lines: list[str], parsed: list[Any], sample: int, seed: int) -> tuple[list[str], int]:
+def shape(line: str) -> str:
+    """The shape of one NDJSON line (see the module docstring)."""
+    return _VARDE_ID.sub("#", line).translate(_DIGITS_AS_NINE)
+
+
+def lines_to_validate(lines: list[str], sample: int, seed: int) -> tuple[list[str], int]:
     """The lines to hand to fhir.resources: the first line of each distinct shape, plus `sample` further lines drawn
-    with `random.Random(seed)`; and the number of distinct shapes. `parsed[i]` is `json.loads(lines[i])`."""
-    first_of_shape: dict[Shape, int] = {}
-    for index, resource in enumerate(parsed):
-        first_of_shape.setdefault(shape(resource), index)
+    with `random.Random(seed)`; and the number of distinct shapes."""
+    first_of_shape: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        first_of_shape.setdefault(shape(line), index)
     chosen = set(first_of_shape.values())
     rest = [i for i in range(len(lines)) if i not in chosen]
     chosen.update(random.Random(seed).sample(rest, min(sample, len(rest))))
