@@ -302,6 +302,7 @@ def combined_candidates(
             recent = float(hits.recent[i, j])
             if np.isnan(recent) or np.isnan(hits.centre[i, j]):
                 continue
+            recent = KINDS[spec.kind].rounded(recent)  # shown as the kind is shown; the score keeps the EWMA
             centre, contribution = float(hits.centre[i, j]), float(hits.contribution[i, j])
             parts.append((spec.kind, recent, centre, contribution))
             contributions[spec.kind.value] = {

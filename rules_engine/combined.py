@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from rules_engine.kinds_index import KIND_INDEX, KIND_ORDER, N_KINDS
+from rules_engine.kinds_index import KIND_INDEX, N_KINDS
 from rules_engine.personal import MIN_SPREAD, segment_medians
 from rules_engine.profiles import PatientRules, Protocol, protocol_code
 from rules_engine.readings import FloatArray, IntArray, SortedReadings
@@ -41,6 +41,9 @@ EWMA_LAMBDA = 0.3
 Saccucci 1990, table 3), the pace of a decompensation or an exacerbation over 5–14 days."""
 EWMA_DAYS = 10.0
 """Days the EWMA reads: (1 − 0.3)^10 < 3 %, older days add nothing."""
+EWMA_CLIP = 2.0
+"""Each day's median enters the EWMA at most this many spreads from the usual (Huber's robust M-estimation with
+k ≈ 2σ; Lucas & Crosier's robust CUSUM, Technometrics 1982;24:199, does the same for a cumulative chart)."""
 Z_CAP = 3.0
 """A parameter contributes at most three spreads (a Shewhart action limit), so one cannot outvote the others."""
 SCORE_LIMIT = 5.5
@@ -98,13 +101,15 @@ class CombinedResults:
     reading_index: IntArray
     """Batch index of that reading."""
     recent: FloatArray
-    """(n, n_inputs): EWMA level of the last EWMA_DAYS; NaN where the kind has no reading or no baseline."""
+    """(n, n_inputs): EWMA level of the last EWMA_DAYS (as measured; the score uses the robust level);
+    NaN where the kind has no reading or no baseline."""
     centre: FloatArray
     spread: FloatArray
     """(n, n_inputs): the standardising spread actually used: personal σ floored by the kind's min_spread, times the
     EWMA's standard-error factor."""
     z: FloatArray
-    """(n, n_inputs): deviation in the deteriorating direction, in spreads (0 where missing), uncapped."""
+    """(n, n_inputs): the robust level's deviation in the deteriorating direction, in standard errors (0 where
+    missing), uncapped."""
     contribution: FloatArray
     """(n, n_inputs): weight × min(max(z, 0), Z_CAP)."""
     count: IntArray
@@ -183,14 +188,17 @@ def evaluate_combined_rule(
     n, m = len(p), len(inputs)
     recent = np.full((n, m), np.nan)
     count = np.zeros(n, dtype=np.int64)
+    robust = np.full((n, m), np.nan)
     precision = np.ones((n, m))
     for j, k in enumerate(kind_idx):
-        recent[:, j], counted, precision[:, j] = recent_ewma(readings, p, anchor, int(k))
+        recent[:, j], robust[:, j], counted, precision[:, j] = recent_ewma(
+            readings, p, anchor, int(k), centre=centre[:, j], spread=spread[:, j]
+        )
         count += counted
     directions = np.array([i.direction for i in inputs])
     weights = np.array([i.weight for i in inputs])
     spread = spread * precision
-    z = np.nan_to_num(directions * (recent - centre) / spread, nan=0.0)
+    z = np.nan_to_num(directions * (robust - centre) / spread, nan=0.0)
     contribution = weights * np.clip(z, 0.0, Z_CAP)
     score = np.round(contribution.sum(axis=1), 2)
     contributing = (z >= 1.0).sum(axis=1)
@@ -221,12 +229,16 @@ def recent_ewma(
     kind_idx: int,
     lam: float | None = None,
     days: float | None = None,
-) -> tuple[FloatArray, IntArray, FloatArray]:
+    *,
+    centre: FloatArray | None = None,
+    spread: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray, IntArray, FloatArray]:
     """EWMA level of each patient's readings of one kind over the `days` up to `anchor`: the daily medians (one
     scale read in clothes or one pulse after the stairs does not move a day), weighted (1 − λ)^age in days and
     normalised, so a missed day only drops out (Montgomery §9.2, the EWMA chart; Lucas & Saccucci, Technometrics
-    1990;32:1, λ 0.2–0.3 for small sustained shifts). Returns (level, readings counted, standard-error factor
-    √Σw² / Σw: the level's spread is the daily spread times it). NaN level (factor 1) where there is no reading."""
+    1990;32:1, λ 0.2–0.3 for small sustained shifts). Returns (level, robust level — each day clipped to
+    `centre` ± EWMA_CLIP · `spread` when given, what the score uses —, readings counted, standard-error factor
+    √Σw² / Σw: the level's spread is the daily spread times it). NaN levels (factor 1) where there is no reading."""
     lam = EWMA_LAMBDA if lam is None else lam
     days = EWMA_DAYS if days is None else days
     n = len(patient_row)
@@ -237,7 +249,7 @@ def recent_ewma(
     stop = readings.last_at_or_before(group, anchor) + 1
     length = np.where(stop > start, stop - start, 0).astype(np.int64)
     if not length.any():
-        return level, length, factor
+        return level, level.copy(), length, factor
     owner = np.repeat(np.arange(n), length)
     offsets = np.cumsum(length) - length
     flat = start[owner] + (np.arange(int(length.sum())) - offsets[owner])
@@ -246,15 +258,20 @@ def recent_ewma(
     keys, inverse = np.unique(key, return_inverse=True)
     daily = segment_medians(readings.value[flat], inverse, len(keys))
     day_owner, day_age = keys // (int(days) + 2), keys % (int(days) + 2)
+    clipped = daily
+    if centre is not None and spread is not None:
+        # Huber-type robust EWMA: a day counts at most EWMA_CLIP spreads from the usual, so one artefact day (a
+        # scale read in clothes, a pulse after the stairs) cannot carry the level alone.
+        reach = EWMA_CLIP * spread[day_owner]
+        clipped = np.clip(daily, centre[day_owner] - reach, centre[day_owner] + reach)
     w = (1.0 - lam) ** day_age
     total = np.bincount(day_owner, weights=w, minlength=n)
     has = total > 0
-    # The level as the kind is shown (one rounding for the score and the text).
-    level[has] = np.round(
-        np.bincount(day_owner, weights=w * daily, minlength=n)[has] / total[has], KINDS[KIND_ORDER[kind_idx]].decimals
-    )
+    level[has] = np.bincount(day_owner, weights=w * daily, minlength=n)[has] / total[has]
+    robust = level.copy()
+    robust[has] = np.bincount(day_owner, weights=w * clipped, minlength=n)[has] / total[has]
     factor[has] = np.sqrt(np.bincount(day_owner, weights=w * w, minlength=n)[has]) / total[has]
-    return level, length, factor
+    return level, robust, length, factor
 
 
 def recent_medians(

@@ -79,9 +79,11 @@ def action_limits(
     """(action_low, action_high): centre ∓ max(ACTION_K · spread, minimum distance), never inside the warning
     (yellow) limit; NaN where the kind has no action zone or the side has no warning limit. `spread` is the
     floored spread the rules standardise with."""
-    half = np.maximum(ACTION_K * spread, MIN_DISTANCE[kind_idx])
-    low = np.where(np.isnan(yellow_low), NAN, np.fmin(centre - half, yellow_low))
-    high = np.where(np.isnan(yellow_high), NAN, np.fmax(centre + half, yellow_high))
+    distance = MIN_DISTANCE[kind_idx]
+    half = np.maximum(ACTION_K * spread, distance)
+    none = np.isnan(distance) | np.isnan(centre)
+    low = np.where(none | np.isnan(yellow_low), NAN, np.fmin(centre - half, yellow_low))
+    high = np.where(none | np.isnan(yellow_high), NAN, np.fmax(centre + half, yellow_high))
     return low, high
 
 

@@ -68,20 +68,21 @@ def test_combined_alarm_explains_each_parameters_contribution() -> None:
     candidate = _combined("heart_failure", HF_BASELINE, values)["combined.heart_failure"]
     assert candidate.severity == Severity.YELLOW.label
     contributions = candidate.details["contributions"]
-    # EWMA (λ 0.3) of the three days: weight 83.7, pulse 77, SpO2 94. Each is standardised by the EWMA's standard
-    # error, the floored spread × √Σw²/Σw = 0.60 for three days: weight 1.7 / (0.5 × 0.6) and pulse 9 / (4 × 0.6)
-    # are capped at 3; SpO2 2 / (1.0 × 0.6) = 3.3, capped too.
+    # EWMA (λ 0.3) of the three days: weight 83.7, pulse 77, SpO2 94, shown as measured. The score uses the robust
+    # EWMA (each day clipped at 2 spreads from the usual) over its standard error, the floored spread × √Σw²/Σw =
+    # 0.60 for three days: weight (83.0 − 82.0) / (0.5 × 0.6) and pulse are capped at 3; SpO2 (95, 94, 94 after
+    # clipping) gives 2.96.
     assert {k: v["contribution"] for k, v in contributions.items()} == {
         "body_weight": 3.0,
         "pulse_rate": 3.0,
-        "spo2": 3.0,
+        "spo2": 2.96,
     }
     assert {k: v["recent_level"] for k, v in contributions.items()} == {
         "body_weight": 83.7,
         "pulse_rate": 77.0,
         "spo2": 94.0,
     }
-    assert candidate.value == 9.0
+    assert candidate.value == 8.96
     assert candidate.limit == SCORE_LIMIT
     assert candidate.explanation_nb == (
         "Samlet forverring ved hjertesvikt: poengsum 9,0, grense 5,5 – vekt +1,7 kg fra vanlig 82,0 kg (3,0), "

@@ -227,3 +227,32 @@ def test_cli_batch_repeat_timeout_and_resolve_after_change_what_is_raised(tmp_pa
     assert raised() == ["07:10"]  # 07:00 waits for a repeat, 07:10 confirms it
     assert raised("--batch", "1h") == ["07:00"]  # 07:00 and 07:10 arrive in one batch: it repeats itself
     assert raised("--repeat-timeout", "0", "--resolve-after", "1h") == ["07:00", "09:00"]
+
+
+def test_without_a_protocol_daily_weighing_is_replayed_as_heart_failure(tmp_path: Path) -> None:
+    from rules_engine.replay import infer_protocols, read_readings_csv
+
+    start = datetime(2026, 3, 2, 7, tzinfo=UTC)
+    rows = []
+    for day in range(10):
+        at = (start + timedelta(days=day)).isoformat().replace("+00:00", "Z")
+        rows.append(f"hf,spo2,96,%,{at}")
+        if day % 5:  # weighs on 8 days of 10 (a missed day now and then)
+            rows.append(f"hf,body_weight,{80 + (2.3 if day >= 8 else 0)},kg,{at}")
+        if day == 0:
+            rows.append(f"once,body_weight,70,kg,{at}")  # weighed once in ten days of readings
+        rows.append(f"once,spo2,97,%,{at}")
+    parsed, _ = read_readings_csv(_csv(*rows))
+    assert dict(zip(parsed.patient_ids, infer_protocols(parsed), strict=True)) == {
+        "hf": "heart_failure",
+        "once": "general",
+    }
+    csv_file = tmp_path / "readings.csv"
+    csv_file.write_text("".join(_csv(*rows)))
+    done = CliRunner().invoke(app, ["rules", "replay", str(csv_file)])
+    assert done.exit_code == 0, done.output
+    assert "inferred: 1 general, 1 heart_failure" in done.stderr
+    # The heart-failure rules run for the weighing patient: two weighings 2.3 kg up raise the weight-gain alarm.
+    assert {json.loads(line)["rule"] for line in done.stdout.splitlines()} == {"trend.weight_gain"}
+    general = CliRunner().invoke(app, ["rules", "replay", str(csv_file), "--protocol", "general"])
+    assert general.stdout == ""  # the general protocol has no weight rule
