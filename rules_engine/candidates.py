@@ -226,7 +226,7 @@ def threshold_candidates(
                 "action_limit": float(zones.action[i]),
             }
             note_nb, note_en = explain_persistence(days, PERSIST_DAYS)
-            nb, en = f"{nb} {note_nb}", f"{en} {note_en}"
+            nb, en = (f"{text.removesuffix('.')}. {note}" for text, note in ((nb, note_nb), (en, note_en)))
         out.append(
             AlarmCandidate(
                 patient_row=row,
