@@ -1,4 +1,4 @@
-"""Alarm-quality benchmark (issue 16's acceptance). Prints one JSON line (kept in bench/results/alarm_quality.jsonl).
+"""Alarm-quality benchmark (the rules' acceptance). Prints one JSON line (kept in bench/results/alarm_quality.jsonl).
 
 Builds a ground-truth cohort from the project's simulators (`device_simulators.cohort`: several conditions, home
 noise and artefacts, adherence, heart-failure and COPD episodes with onset and admission), replays it through the
@@ -9,6 +9,8 @@ between onset and admission), PPV (alarms inside an episode window / all alarms)
 missed-measurement and questionnaire alarms counted apart. Plus the replay's speed in readings per minute.
 
 Targets: sensitivity ≥ 0.8, PPV ≥ 3× and alarm rate ≤ 0.5× the rule of thumb's. Exit status 1 when one fails.
+A `robustness` block repeats the figures (not the targets' verdict) on another seed and on a heart-failure-only
+cohort replayed with the protocols `varde rules replay` infers, as an outside heart-failure cohort would be.
 `--patients/--weeks` for quick runs; `--csv PATH` also writes the cohort as replay CSV.
 """
 
@@ -39,23 +41,31 @@ SCHEDULE_DOC: dict[str, Any] = {
 """The cohort's morning schedule, for the missed-measurement alarms (counted apart); it sets no zones."""
 
 
-def run(patients: int, weeks: int, seed: int, csv: Path | None = None) -> dict[str, Any]:
-    from device_simulators.cohort import build_cohort
+def run(
+    patients: int, weeks: int, seed: int, csv: Path | None = None, *, heart_failure_only: bool = False
+) -> dict[str, Any]:
+    """One cohort replayed and scored. `heart_failure_only`: a heart-failure programme's cohort, replayed with the
+    protocols `varde rules replay` infers when none is given (the path an outside cohort takes)."""
+    from device_simulators.cohort import CONDITION_MIX, HEART_FAILURE_ONLY, build_cohort
     from rules_engine.evaluation import RuleInputs
     from rules_engine.kinds_index import KIND_INDEX
-    from rules_engine.replay import Candidate, ReplayReadings, ReplaySettings, raise_alarms, replay
+    from rules_engine.replay import Candidate, ReplayReadings, ReplaySettings, infer_protocols, raise_alarms, replay
     from vitals import Kind
     from vitals.plan import PlanContent
 
     schedule = PlanContent.model_validate(SCHEDULE_DOC)
     started = time.perf_counter()
-    cohort = build_cohort(seed=seed, patients=patients, weeks=weeks)
+    mix = HEART_FAILURE_ONLY if heart_failure_only else CONDITION_MIX
+    cohort = build_cohort(seed=seed, patients=patients, weeks=weeks, mix=mix)
     build_s = time.perf_counter() - started
     if csv is not None:
         cohort.write_csv(csv)
     readings = ReplayReadings.of(cohort.readings)
-    protocol = {p.patient_id: p.protocol for p in cohort.patients}
-    inputs = RuleInputs(protocols=tuple(protocol[pid] for pid in readings.patient_ids))
+    if heart_failure_only:
+        inputs = RuleInputs(protocols=infer_protocols(readings))
+    else:
+        protocol = {p.patient_id: p.protocol for p in cohort.patients}
+        inputs = RuleInputs(protocols=tuple(protocol[pid] for pid in readings.patient_ids))
     settings = ReplaySettings()
     result = replay(readings, inputs, settings, schedule=schedule)
 
@@ -107,6 +117,22 @@ def run(patients: int, weeks: int, seed: int, csv: Path | None = None) -> dict[s
     }
 
 
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures of a robustness run (another seed, a heart-failure-only cohort): targets' ratios and rates."""
+    engine, thumb = result["engine"], result["rule_of_thumb"]
+    return {
+        "episodes": result["episodes"],
+        "sensitivity": result["sensitivity"],
+        "sensitivity_by_condition": engine["sensitivity_by_condition"],
+        "ppv_vs_rule_of_thumb": result["ppv_vs_rule_of_thumb"],
+        "rate_vs_rule_of_thumb": result["rate_vs_rule_of_thumb"],
+        "alarms_per_patient_week": engine["alarms_per_patient_week"],
+        "ppv": engine["ppv"],
+        "rule_of_thumb_per_patient_week": thumb["alarms_per_patient_week"],
+        "rule_of_thumb_ppv": thumb["ppv"],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=200)
@@ -114,8 +140,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--csv", type=Path, help="also write the cohort's readings as replay CSV")
     parser.add_argument("--no-keep", action="store_true", help="print only; do not append to bench/results")
+    parser.add_argument(
+        "--no-robustness", action="store_true", help="skip the robustness runs (another seed; heart-failure only)"
+    )
     args = parser.parse_args()
     result = run(args.patients, args.weeks, args.seed, args.csv)
+    if not args.no_robustness:
+        result["robustness"] = {
+            name: _summary(run(args.patients, args.weeks, seed, heart_failure_only=hf_only))
+            for name, seed, hf_only in (
+                (f"seed_{args.seed + 1}", args.seed + 1, False),
+                (f"heart_failure_only_seed_{args.seed}", args.seed, True),
+            )
+        }
     result["targets"] = {name: f"{op} {bound}" for name, (op, bound) in TARGETS.items()}
     result["failed"] = failed_targets(result, TARGETS)
     if args.no_keep:

@@ -13,7 +13,7 @@ this module adds what a real home programme sees on top:
   of weight and blood pressure over the weeks. These spreads are a modelling choice, not a citation: with them
   today's rules raise about 1.5 alarms per patient-week (the issue's outside cohort: 1.6) and the rule of thumb
   about 0.15 (outside cohort: 0.27).
-- artefacts: a scale read in clothes (+0.8–1.5 kg), a pulse taken after the stairs (+15–35/min), SpO2 dips from cold
+- artefacts: a scale read in clothes (+0.5–1.5 kg), a pulse taken after the stairs (+15–35/min), SpO2 dips from cold
   fingers or motion (−3 to −8 points), each at a per-patient rate.
 - adherence: each patient measures on a day with their own probability (0.6–0.98; a missed day misses every
   session), skips a single session now and then (5 %), and may have a holiday gap of several days.
@@ -70,6 +70,9 @@ CONDITION_MIX: tuple[tuple[tuple[Condition, ...], float], ...] = (
     (("heart_failure", "diabetes", "copd"), 0.04),
 )
 """Share of patients per condition set; the first condition is the patient's protocol."""
+
+HEART_FAILURE_ONLY: tuple[tuple[tuple[Condition, ...], float], ...] = ((("heart_failure",), 1.0),)
+"""A heart-failure programme: every patient has heart failure alone."""
 
 EPISODES_PER_20_WEEKS: dict[str, float] = {"heart_failure": 0.30, "copd": 0.45}
 RUN_IN_DAYS = 21
@@ -130,13 +133,13 @@ class Cohort:
             return write_rows(out, self.readings)
 
 
-def _conditions(r: random.Random) -> tuple[Condition, ...]:
+def _conditions(r: random.Random, mix: tuple[tuple[tuple[Condition, ...], float], ...]) -> tuple[Condition, ...]:
     x, acc = r.random(), 0.0
-    for conditions, share in CONDITION_MIX:
+    for conditions, share in mix:
         acc += share
         if x < acc:
             return conditions
-    return CONDITION_MIX[-1][0]
+    return mix[-1][0]
 
 
 def _episodes(p: CohortPatient, start: datetime, days: int) -> list[Episode]:
@@ -185,7 +188,11 @@ def _poisson(r: random.Random, lam: float) -> int:
 
 
 def _progress(episode: Episode, at: datetime) -> float:
-    """0 before onset, rising to 1 at admission."""
+    """0 before onset, rising to 1 at admission, and 0 again from admission on: the hospital treats the
+    decompensation, so the patient comes home at their usual values (a heart-failure patient a little lighter,
+    see `_patient_readings`), not with the episode's shift for the rest of the follow-up."""
+    if at >= episode.admission:
+        return 0.0
     span = (episode.admission - episode.onset).total_seconds()
     return min(1.0, max(0.0, (at - episode.onset).total_seconds() / span))
 
@@ -271,7 +278,7 @@ def _with_artefacts(act: MeasurementAct, a: _Artefacts, r: random.Random) -> Ite
     for kind, value in act.values:
         v = value
         if kind == Kind.BODY_WEIGHT and clothes:
-            v += r.uniform(0.8, 1.5)
+            v += r.uniform(0.5, 1.5)
         elif kind == Kind.PULSE_RATE and stairs:
             v += r.uniform(15, 35)
         elif kind == Kind.SPO2 and cold:
@@ -349,13 +356,20 @@ def _patient_readings(
     return out
 
 
-def build_cohort(seed: int = 2026, patients: int = 200, weeks: int = 20, start: datetime | None = None) -> Cohort:
-    """The cohort: `patients` patients followed for `weeks` weeks from `start` (default 2026-01-05 00:00 UTC)."""
+def build_cohort(
+    seed: int = 2026,
+    patients: int = 200,
+    weeks: int = 20,
+    start: datetime | None = None,
+    mix: tuple[tuple[tuple[Condition, ...], float], ...] = CONDITION_MIX,
+) -> Cohort:
+    """The cohort: `patients` patients followed for `weeks` weeks from `start` (default 2026-01-05 00:00 UTC), their
+    condition sets drawn from `mix` (`HEART_FAILURE_ONLY` for a heart-failure programme's cohort)."""
     start = start or datetime(2026, 1, 5, tzinfo=UTC)
     days = weeks * 7
     r = rng(seed, "cohort")
     members = [
-        CohortPatient(f"c{seed}-{i:05d}", seed * 100_003 + i, _conditions(r), round(r.uniform(0.6, 0.98), 3))
+        CohortPatient(f"c{seed}-{i:05d}", seed * 100_003 + i, _conditions(r, mix), round(r.uniform(0.6, 0.98), 3))
         for i in range(patients)
     ]
     episodes: list[Episode] = []
@@ -368,4 +382,4 @@ def build_cohort(seed: int = 2026, patients: int = 200, weeks: int = 20, start: 
     return Cohort(start, days, members, episodes, readings)
 
 
-__all__ = ["CONDITION_MIX", "Cohort", "CohortPatient", "Episode", "build_cohort"]
+__all__ = ["CONDITION_MIX", "HEART_FAILURE_ONLY", "Cohort", "CohortPatient", "Episode", "build_cohort"]

@@ -14,12 +14,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rules_engine.combined import RECENT_DAYS, CombinedResults, evaluate_combined, weight_above_baseline
+from rules_engine.combined import EWMA_DAYS, CombinedResults, evaluate_combined, weight_above_baseline
+from rules_engine.control_chart import (
+    MIN_DISTANCE,
+    PERSIST_DAYS,
+    PERSIST_MIN_DAYS,
+    action_limits,
+    persistence_days,
+    provisional_centres,
+)
 from rules_engine.explain import (
     explain_baseline_drift,
     explain_combined,
     explain_home_blood_pressure,
     explain_news2,
+    explain_persistence,
     explain_personal_threshold,
     explain_threshold,
     explain_weight_above_baseline,
@@ -35,8 +44,16 @@ from rules_engine.news2 import (
     News2Results,
 )
 from rules_engine.news2 import evaluate_news2 as _evaluate_news2
-from rules_engine.profiles import LIMIT_NAMES, LIMIT_SOURCES, SOURCE_PERSONAL, Limit, PatientRules
-from rules_engine.readings import ReadingArrays, sort_readings
+from rules_engine.personal import MIN_SPREAD, SPEC_HIGH, SPEC_LOW
+from rules_engine.profiles import (
+    LIMIT_NAMES,
+    LIMIT_SOURCES,
+    SOURCE_OVERRIDE,
+    SOURCE_PERSONAL,
+    Limit,
+    PatientRules,
+)
+from rules_engine.readings import ReadingArrays, SortedReadings, sort_readings
 from rules_engine.severity import Severity, SeverityLabel
 from rules_engine.thresholds import ThresholdBreaches, evaluate_thresholds, worst_breaches
 from rules_engine.trends import DAY_S, HomeBloodPressure, TrendResults, evaluate_trends, home_blood_pressure
@@ -44,6 +61,7 @@ from vitals import KINDS, Kind
 
 PatientId = str | int
 
+NAN = float("nan")
 NEWS2_MIN_PARAMETERS = 2
 """With a single parameter the threshold rule already speaks; NEWS2 alarms need at least two."""
 
@@ -101,17 +119,84 @@ def _batch_index(index: int) -> int | None:
     return index if index >= 0 else None
 
 
+@dataclass(frozen=True, slots=True)
+class TwoZone:
+    """Per threshold breach: the two-zone chart's verdict (`rules_engine.control_chart`)."""
+
+    keep: NDArray[np.bool_]
+    """Red, far (beyond the action limit, or no action zone), or persistent: a candidate."""
+    days_beyond: NDArray[np.int64]
+    """Measurement days of the last PERSIST_DAYS beyond the warning limit; −1 where the breach is not in the
+    warning zone (red, or far)."""
+    action: NDArray[np.float64]
+    """The action limit on the breach's side (NaN: none)."""
+
+
+def two_zone(breaches: ThresholdBreaches, rules: PatientRules, readings: SortedReadings) -> TwoZone:
+    """Sort each yellow breach into far (beyond the action limit, or no action zone: the artefact way, a repeat
+    request) or warning zone (kept only when persistent: PERSIST_MIN_DAYS of the last PERSIST_DAYS measurement
+    days beyond the warning limit, history included). Red breaches are always kept."""
+    n = len(breaches)
+    days = np.full(n, -1, dtype=np.int64)
+    if n == 0 or not rules.action.shape[0]:
+        return TwoZone(np.ones(n, dtype=np.bool_), days, np.full(n, np.nan))
+    side = breaches.high.astype(np.int64)
+    action = rules.action[breaches.patient_row, breaches.kind_idx, side].copy()
+    # Before the run-in: trial limits from the readings so far, on the sides a personal band would cover, unless
+    # the yellow limit is hand-set.
+    limit_code = breaches.breached.astype(np.int64)
+    trial = np.flatnonzero(
+        (breaches.severity == Severity.YELLOW)
+        & np.isnan(action)
+        & ~np.isnan(MIN_DISTANCE[breaches.kind_idx])
+        & np.where(breaches.high, SPEC_HIGH[breaches.kind_idx], SPEC_LOW[breaches.kind_idx])
+        & (rules.limit_source[breaches.patient_row, breaches.kind_idx, limit_code] != SOURCE_OVERRIDE)
+        & np.isnan(rules.centre[breaches.patient_row, breaches.kind_idx])
+    )
+    if len(trial):
+        k = breaches.kind_idx[trial]
+        centre, spread = provisional_centres(readings, breaches.patient_row[trial], k, breaches.last_at[trial])
+        floored = np.maximum(np.nan_to_num(spread, nan=0.0), MIN_SPREAD[k])
+        warning = breaches.limit[trial]
+        low, high = action_limits(
+            centre,
+            floored,
+            k,
+            np.where(breaches.high[trial], NAN, warning),
+            np.where(breaches.high[trial], warning, NAN),
+        )
+        action[trial] = np.where(breaches.high[trial], high, low)
+    beyond_action = np.where(breaches.high, breaches.value > action, breaches.value < action)
+    warning_zone = (breaches.severity == Severity.YELLOW) & ~np.isnan(action) & ~beyond_action
+    near = np.flatnonzero(warning_zone)
+    days[near] = persistence_days(
+        readings,
+        breaches.patient_row[near],
+        breaches.kind_idx[near],
+        breaches.high[near],
+        breaches.limit[near],
+        breaches.last_at[near],
+    )
+    keep = ~warning_zone | (days >= PERSIST_MIN_DAYS)
+    return TwoZone(keep, days, action)
+
+
 def threshold_candidates(
     breaches: ThresholdBreaches,
     patient_ids: Sequence[PatientId] | NDArray[Any] | None = None,
     rules: PatientRules | None = None,
+    zones: TwoZone | None = None,
 ) -> list[AlarmCandidate]:
     """One candidate per breach. With `rules`, `details["limit_source"]` names the breached limit's origin
     ("protocol", "personal", "hard_floor", "override"), `details["condition"]` where it came from (a condition,
     "general", "spo2_scale2", or the origin itself), and a breached personal limit is explained against the
-    patient's usual value with `details["personal"]` carrying the baseline."""
+    patient's usual value with `details["personal"]` carrying the baseline. With `zones`, only the kept breaches
+    become candidates, and a persistent warning-zone breach carries `details["persistence"]` (it never waits for a
+    repeat: the days before confirmed it)."""
     out = []
     for i in range(len(breaches)):
+        if zones is not None and not zones.keep[i]:
+            continue
         kind = KIND_ORDER[int(breaches.kind_idx[i])]
         limit_code = Limit(int(breaches.breached[i]))
         value, limit, count = float(breaches.value[i]), float(breaches.limit[i]), int(breaches.count[i])
@@ -133,6 +218,15 @@ def threshold_candidates(
             # The text names the condition only where it tells something: several conditions, or the scale-2 target.
             said = source if source == "spo2_scale2" or (rules is not None and rules.n_conditions[row] > 1) else None
             nb, en = explain_threshold(kind, value, limit, limit_code, count, said)
+        if zones is not None and zones.days_beyond[i] >= 0:
+            days = int(zones.days_beyond[i])
+            extra["persistence"] = {
+                "days_beyond": days,
+                "of_days": PERSIST_DAYS,
+                "action_limit": float(zones.action[i]),
+            }
+            note_nb, note_en = explain_persistence(days, PERSIST_DAYS)
+            nb, en = (f"{text.removesuffix('.')}. {note}" for text, note in ((nb, note_nb), (en, note_en)))
         out.append(
             AlarmCandidate(
                 patient_row=row,
@@ -208,17 +302,18 @@ def combined_candidates(
             recent = float(hits.recent[i, j])
             if np.isnan(recent) or np.isnan(hits.centre[i, j]):
                 continue
+            recent = KINDS[spec.kind].rounded(recent)  # shown as the kind is shown; the score keeps the EWMA
             centre, contribution = float(hits.centre[i, j]), float(hits.contribution[i, j])
             parts.append((spec.kind, recent, centre, contribution))
             contributions[spec.kind.value] = {
-                "recent_median": recent,
+                "recent_level": recent,
                 "centre": centre,
                 "spread": float(hits.spread[i, j]),
                 "z": round(float(hits.z[i, j]), 2),
                 "contribution": round(contribution, 2),
             }
         score, limit = float(hits.score[i]), float(hits.limit[i])
-        nb, en = explain_combined(results.rule, score, limit, parts, RECENT_DAYS)
+        nb, en = explain_combined(results.rule, score, limit, parts, EWMA_DAYS)
         row = int(hits.patient_row[i])
         anchor = int(hits.anchor_at[i])
         out.append(
@@ -230,13 +325,13 @@ def combined_candidates(
                 severity=Severity(int(hits.severity[i])).label,
                 value=score,
                 limit=limit,
-                window_start=_at(anchor - int(RECENT_DAYS * DAY_S)),
+                window_start=_at(anchor - int(EWMA_DAYS * DAY_S)),
                 window_end=_at(anchor),
                 count=int(hits.count[i]),
                 explanation_nb=nb,
                 explanation_en=en,
                 reading_index=_batch_index(int(hits.reading_index[i])),
-                details={"score": score, "limit": limit, "recent_days": RECENT_DAYS, "contributions": contributions},
+                details={"score": score, "limit": limit, "recent_days": EWMA_DAYS, "contributions": contributions},
             )
         )
     return out
@@ -383,7 +478,7 @@ def evaluate_batch(
     home_bp = home_blood_pressure(readings, rules.trends)
     scores = _evaluate_news2(readings, rules.spo2_scale2, rules.on_oxygen, window_s=news2_window_s) if news2 else None
     combined = evaluate_combined(readings, rules)
-    candidates = threshold_candidates(breaches, patient_ids, rules)
+    candidates = threshold_candidates(breaches, patient_ids, rules, two_zone(breaches, rules, readings))
     for result in trends:
         candidates.extend(trend_candidates(result, patient_ids))
     candidates.extend(home_blood_pressure_candidates(home_bp, patient_ids))

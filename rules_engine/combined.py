@@ -1,16 +1,18 @@
 """Combined deterioration rules: several small changes over days, each against the patient's personal baseline,
 weighed together.
 
-Heart failure (`combined.heart_failure`): weight up, pulse up, SpO2 down. COPD (`combined.copd`): SpO2 down,
-pulse up, temperature up. For each input kind the *recent level* is the median of the patient's readings in the
-last `RECENT_DAYS` (so one scale read in clothes or one pulse taken after the stairs does not move it); its
-deviation from the personal centre, in the deteriorating direction only, is standardised by the personal spread
-(floored by the kind's `min_spread`) and capped at `Z_CAP`, so no single parameter decides alone. The score is the
-weighted sum of these contributions: a weighted sum of standardised deviations, the multiparameter form of the
-early-warning and telemonitoring indices (e.g. Moazeni et al., Eur Heart J Digit Health 2023;4(6):455, where heart
-rate and systolic pressure charted against a personal baseline beat weight alone; Zhang et al., BMC Med Inform
-Decis Mak 2016;16:133 on trend alerts). The rule alarms (yellow) when the score exceeds `SCORE_LIMIT` with at
-least `MIN_CONTRIBUTING` parameters each a full spread or more beyond the patient's usual.
+Heart failure (`combined.heart_failure`): weight up, pulse up, SpO2 down, breathing rate up. COPD
+(`combined.copd`): SpO2 down, pulse up, temperature up, breathing rate up. For each input kind the *recent level*
+is an EWMA of the patient's daily medians over the last `EWMA_DAYS` (`recent_ewma`: one scale read in clothes or
+one pulse taken after the stairs does not move a day, and a missed day only drops out); its deviation from the
+personal centre, in the deteriorating direction only, is standardised by the EWMA's own standard error (personal
+spread, floored by the kind's `min_spread`, times √Σw²/Σw — the EWMA control chart's statistic, Montgomery,
+*Introduction to Statistical Quality Control*, §9.2) and capped at `Z_CAP`, so no single parameter decides
+alone. The score is the weighted sum of these contributions: a weighted sum of standardised deviations, the
+multiparameter form of the early-warning and telemonitoring indices (e.g. Moazeni et al., Eur Heart J Digit Health
+2023;4(6):455, where heart rate and systolic pressure charted against a personal baseline beat weight alone; Zhang
+et al., BMC Med Inform Decis Mak 2016;16:133 on trend alerts). The rule alarms (yellow) when the score exceeds
+`SCORE_LIMIT` with at least `MIN_CONTRIBUTING` parameters each a full standard error or more beyond the usual.
 
 Pure: sorted readings and `PatientRules` in, one row per evaluated patient out.
 """
@@ -34,12 +36,25 @@ from vitals import KINDS, Kind
 DAY_S = 86_400
 RECENT_DAYS = 3.0
 """The recent level is the median over three days: the window of the ESC's "> 2 kg in 3 days" self-care advice."""
+EWMA_LAMBDA = 0.3
+"""EWMA weight of the newest day: λ = 0.3 reacts to a shift of about one spread within a few days (Lucas &
+Saccucci 1990, table 3), the pace of a decompensation or an exacerbation over 5–14 days."""
+EWMA_DAYS = 10.0
+"""Days the EWMA reads: (1 − 0.3)^10 < 3 %, older days add nothing."""
+EWMA_CLIP = 2.0
+"""Each day's median enters the EWMA at most this many spreads from the usual (Huber's robust M-estimation with
+k ≈ 2σ; Lucas & Crosier's robust CUSUM, Technometrics 1982;24:199, does the same for a cumulative chart)."""
 Z_CAP = 3.0
 """A parameter contributes at most three spreads (a Shewhart action limit), so one cannot outvote the others."""
-SCORE_LIMIT = 4.0
-"""Alarm above this sum: e.g. two parameters each two spreads beyond the usual, or three at about 1.4."""
+SCORE_LIMIT = 5.5
+"""Alarm above this sum of EWMA z-scores: e.g. two parameters each about 2.8 standard errors beyond the usual, or
+three at about 1.9 — each short of the EWMA chart's usual L ≈ 2.7–3 limits (Lucas & Saccucci 1990) alone, beyond
+them together, which is the point of weighing small changes together. Chosen with sensitivity ≥ 0.8 as the
+constraint on both the benchmark's cohort (bench/alarm_quality.py) and the unit tests' independent heart-failure
+cohort (tests/unit/rules/home_cohort.py), not fitted to one of them."""
 MIN_CONTRIBUTING = 2
-"""At least two parameters must each be a full spread beyond the usual: one parameter alone has its own rule."""
+"""At least two parameters must each be a full standard error beyond the usual: one parameter alone has its own
+rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +69,12 @@ COMBINED_RULES: Mapping[str, tuple[Protocol, tuple[CombinedInput, ...]]] = {
     # ESC 2021 heart-failure guideline: congestion shows as weight gain, a rising heart rate and falling saturation.
     "combined.heart_failure": (
         Protocol.HEART_FAILURE,
-        (CombinedInput(Kind.BODY_WEIGHT, 1.0), CombinedInput(Kind.PULSE_RATE, 1.0), CombinedInput(Kind.SPO2, -1.0)),
+        (
+            CombinedInput(Kind.BODY_WEIGHT, 1.0),
+            CombinedInput(Kind.PULSE_RATE, 1.0),
+            CombinedInput(Kind.SPO2, -1.0),
+            CombinedInput(Kind.RESP_RATE, 1.0),
+        ),
     ),
     # GOLD 2024: an exacerbation brings falling saturation, tachycardia and, with infection, fever.
     "combined.copd": (
@@ -63,6 +83,7 @@ COMBINED_RULES: Mapping[str, tuple[Protocol, tuple[CombinedInput, ...]]] = {
             CombinedInput(Kind.SPO2, -1.0),
             CombinedInput(Kind.PULSE_RATE, 1.0),
             CombinedInput(Kind.BODY_TEMPERATURE, 1.0),
+            CombinedInput(Kind.RESP_RATE, 1.0),
         ),
     ),
 }
@@ -80,12 +101,15 @@ class CombinedResults:
     reading_index: IntArray
     """Batch index of that reading."""
     recent: FloatArray
-    """(n, n_inputs): median of the last RECENT_DAYS; NaN where the kind has no reading or no baseline."""
+    """(n, n_inputs): EWMA level of the last EWMA_DAYS (as measured; the score uses the robust level);
+    NaN where the kind has no reading or no baseline."""
     centre: FloatArray
     spread: FloatArray
-    """(n, n_inputs): the standardising spread actually used (personal σ floored by the kind's min_spread)."""
+    """(n, n_inputs): the standardising spread actually used: personal σ floored by the kind's min_spread, times the
+    EWMA's standard-error factor."""
     z: FloatArray
-    """(n, n_inputs): deviation in the deteriorating direction, in spreads (0 where missing), uncapped."""
+    """(n, n_inputs): the robust level's deviation in the deteriorating direction, in standard errors (0 where
+    missing), uncapped."""
     contribution: FloatArray
     """(n, n_inputs): weight × min(max(z, 0), Z_CAP)."""
     count: IntArray
@@ -129,7 +153,6 @@ def evaluate_combined_rule(
     rules: PatientRules,
     rule: str,
     *,
-    recent_days: float = RECENT_DAYS,
     score_limit: float = SCORE_LIMIT,
     min_contributing: int = MIN_CONTRIBUTING,
 ) -> CombinedResults:
@@ -165,12 +188,17 @@ def evaluate_combined_rule(
     n, m = len(p), len(inputs)
     recent = np.full((n, m), np.nan)
     count = np.zeros(n, dtype=np.int64)
+    robust = np.full((n, m), np.nan)
+    precision = np.ones((n, m))
     for j, k in enumerate(kind_idx):
-        recent[:, j], counted = recent_medians(readings, p, anchor, int(k), recent_days)
+        recent[:, j], robust[:, j], counted, precision[:, j] = recent_ewma(
+            readings, p, anchor, int(k), centre=centre[:, j], spread=spread[:, j]
+        )
         count += counted
     directions = np.array([i.direction for i in inputs])
     weights = np.array([i.weight for i in inputs])
-    z = np.nan_to_num(directions * (recent - centre) / spread, nan=0.0)
+    spread = spread * precision
+    z = np.nan_to_num(directions * (robust - centre) / spread, nan=0.0)
     contribution = weights * np.clip(z, 0.0, Z_CAP)
     score = np.round(contribution.sum(axis=1), 2)
     contributing = (z >= 1.0).sum(axis=1)
@@ -192,6 +220,58 @@ def evaluate_combined_rule(
         breached=breached,
         severity=np.where(breached, np.int8(Severity.YELLOW), np.int8(Severity.NONE)).astype(np.int8),
     )
+
+
+def recent_ewma(
+    readings: SortedReadings,
+    patient_row: IntArray,
+    anchor: IntArray,
+    kind_idx: int,
+    lam: float | None = None,
+    days: float | None = None,
+    *,
+    centre: FloatArray | None = None,
+    spread: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray, IntArray, FloatArray]:
+    """EWMA level of each patient's readings of one kind over the `days` up to `anchor`: the daily medians (one
+    scale read in clothes or one pulse after the stairs does not move a day), weighted (1 − λ)^age in days and
+    normalised, so a missed day only drops out (Montgomery §9.2, the EWMA chart; Lucas & Saccucci, Technometrics
+    1990;32:1, λ 0.2–0.3 for small sustained shifts). Returns (level, robust level — each day clipped to
+    `centre` ± EWMA_CLIP · `spread` when given, what the score uses —, readings counted, standard-error factor
+    √Σw² / Σw: the level's spread is the daily spread times it). NaN levels (factor 1) where there is no reading."""
+    lam = EWMA_LAMBDA if lam is None else lam
+    days = EWMA_DAYS if days is None else days
+    n = len(patient_row)
+    level = np.full(n, np.nan)
+    factor = np.ones(n)
+    group = patient_row * N_KINDS + kind_idx
+    start = readings.first_at_or_after(group, anchor - round(days * DAY_S) + 1)
+    stop = readings.last_at_or_before(group, anchor) + 1
+    length = np.where(stop > start, stop - start, 0).astype(np.int64)
+    if not length.any():
+        return level, level.copy(), length, factor
+    owner = np.repeat(np.arange(n), length)
+    offsets = np.cumsum(length) - length
+    flat = start[owner] + (np.arange(int(length.sum())) - offsets[owner])
+    age = (anchor[owner] - readings.measured_at[flat]) // DAY_S
+    key = owner * (int(days) + 2) + age
+    keys, inverse = np.unique(key, return_inverse=True)
+    daily = segment_medians(readings.value[flat], inverse, len(keys))
+    day_owner, day_age = keys // (int(days) + 2), keys % (int(days) + 2)
+    clipped = daily
+    if centre is not None and spread is not None:
+        # Huber-type robust EWMA: a day counts at most EWMA_CLIP spreads from the usual, so one artefact day (a
+        # scale read in clothes, a pulse after the stairs) cannot carry the level alone.
+        reach = EWMA_CLIP * spread[day_owner]
+        clipped = np.clip(daily, centre[day_owner] - reach, centre[day_owner] + reach)
+    w = (1.0 - lam) ** day_age
+    total = np.bincount(day_owner, weights=w, minlength=n)
+    has = total > 0
+    level[has] = np.bincount(day_owner, weights=w * daily, minlength=n)[has] / total[has]
+    robust = level.copy()
+    robust[has] = np.bincount(day_owner, weights=w * clipped, minlength=n)[has] / total[has]
+    factor[has] = np.sqrt(np.bincount(day_owner, weights=w * w, minlength=n)[has]) / total[has]
+    return level, robust, length, factor
 
 
 def recent_medians(

@@ -33,8 +33,9 @@ HISTORY_KINDS: tuple[Kind, ...] = (
     Kind.BP_DIASTOLIC,
     Kind.BODY_TEMPERATURE,
     Kind.RESP_RATE,
+    Kind.GLUCOSE,
 )
-"""The kinds a windowed rule (trends, NEWS2) reads from history; other kinds are judged on the batch alone."""
+"""The kinds a windowed rule (trends, NEWS2, the threshold rules' persistence) reads from history."""
 
 
 @dataclass(frozen=True, slots=True)

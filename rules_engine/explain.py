@@ -186,9 +186,10 @@ def explain_combined(
     recent_days: float,
 ) -> Texts:
     """E.g. "Samlet forverring ved hjertesvikt: poengsum 6,8, grense 4,0 — vekt +1,6 kg fra vanlig 82,0 kg (3,0),
-    puls +7/min fra vanlig 68/min (1,8) …; median siste 3 dager mot pasientens vanlige verdier".
+    puls +7/min fra vanlig 68/min (1,8) …; vektet snitt siste 10 dager (nyeste dag teller mest) mot pasientens
+    vanlige verdier".
 
-    `parts` holds (kind, recent median, personal centre, contribution) per input with a recent reading."""
+    `parts` holds (kind, recent EWMA level, personal centre, contribution) per input with a recent reading."""
     condition_nb, condition_en = _COMBINED_NAMES[rule]
     texts: list[str] = []
     for lang in ("nb", "en"):
@@ -203,14 +204,14 @@ def explain_combined(
         if lang == "nb":
             texts.append(
                 f"Samlet forverring ved {condition_nb}: poengsum {format_number(score, 1, lang)}, grense "
-                f"{format_number(limit, 1, lang)} – {', '.join(items)}; median siste {_days(recent_days, lang)} mot "
-                "pasientens vanlige verdier"
+                f"{format_number(limit, 1, lang)} – {', '.join(items)}; vektet snitt siste {_days(recent_days, lang)} "
+                "(nyeste dag teller mest) mot pasientens vanlige verdier"
             )
         else:
             texts.append(
                 f"Combined deterioration in {condition_en}: score {format_number(score, 1, lang)}, limit "
-                f"{format_number(limit, 1, lang)} – {', '.join(items)}; median of the last {_days(recent_days, lang)} "
-                "against the patient's usual values"
+                f"{format_number(limit, 1, lang)} – {', '.join(items)}; weighted mean of the last "
+                f"{_days(recent_days, lang)} (newest day weighs most) against the patient's usual values"
             )
     return texts[0], texts[1]
 
@@ -313,3 +314,11 @@ def explain_news2(
         text += " Bevissthet antatt våken." if lang == "nb" else " Consciousness assumed alert."
         texts.append(text)
     return texts[0], texts[1]
+
+
+def explain_persistence(days: int, of_days: int) -> tuple[str, str]:
+    """The sentence a persistent warning-zone threshold alarm ends with (bokmål, English)."""
+    return (
+        f"Utenfor grensen {days} av de siste {of_days} måledagene.",
+        f"Beyond the limit on {days} of the last {of_days} measurement days.",
+    )

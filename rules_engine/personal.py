@@ -31,7 +31,7 @@ DAY_S = 86_400
 NAN = float("nan")
 
 RUN_IN_DAYS = 14
-"""Days of follow-up before personal limits replace the protocol's (issue 16 default)."""
+"""Days of follow-up before personal limits replace the protocol's (two weeks of daily readings)."""
 MIN_READINGS = 10
 """Readings of a kind the baseline needs: 10 of a 14-day run-in leaves room for a missed day in three, and a MAD
 from fewer than 10 values is too unstable (its relative standard error is ~0.4 at n = 10) to set limits with."""
@@ -92,9 +92,13 @@ PERSONAL_SPECS: Mapping[Kind, PersonalSpec] = {
     # Weight has no personal limits (the weight rules judge change); its baseline feeds the weight and combined
     # rules.
     Kind.BODY_WEIGHT: PersonalSpec(low=False, high=False, min_half_width=0.0, min_spread=0.5, tighten=False),
+    # Respiratory rate from an oximeter's pleth signal is imprecise (±2–3 /min): a fixed limit of 20 /min fires
+    # on a COPD patient whose usual is 19. Only relaxing, high side; NEWS2's ≥ 25 /min band stays the hard floor.
+    # A rise of 4 /min over the usual is NEWS2's step from one band to the next (12–20 → 21–24).
+    Kind.RESP_RATE: PersonalSpec(low=False, high=True, min_half_width=4.0, min_spread=1.5, tighten=False),
 }
-"""Kinds with a personal baseline. Glucose keeps the ADA's absolute hypoglycaemia levels; respiratory rate from an
-oximeter's pleth signal is too imprecise to personalise; diastolic pressure adds nothing to systolic at home."""
+"""Kinds with a personal baseline. Glucose keeps the ADA's absolute hypoglycaemia levels; diastolic pressure adds
+nothing to systolic at home."""
 
 BASELINE_KINDS: tuple[Kind, ...] = tuple(PERSONAL_SPECS)
 
@@ -111,13 +115,15 @@ def _floors(spo2_red_low: float) -> NDArray[np.float64]:
         (Kind.BP_SYSTOLIC, 80.0, 219.0),
         # ESH 2023: diastolic ≥ 120 mmHg with a high systolic is the hypertensive-emergency range.
         (Kind.BP_DIASTOLIC, NAN, 119.0),
-        # Pulse < 40 or > 140 /min (issue 16; NEWS2 scores ≤ 40 and ≥ 131 as 3).
+        # Pulse < 40 or > 140 /min (the clinical specification's hard floor; NEWS2 scores ≤ 40 and ≥ 131 as 3).
         (Kind.PULSE_RATE, 40.0, 140.0),
         (Kind.HEART_RATE, 40.0, 140.0),
         # NEWS2: ≤ 35.0 °C and ≥ 39.1 °C score 3.
         (Kind.BODY_TEMPERATURE, 35.1, 39.0),
         # ADA Standards of Care 2024 §6: level 2 hypoglycaemia < 3.0 mmol/L.
         (Kind.GLUCOSE, 3.0, NAN),
+        # NEWS2: ≤ 8 and ≥ 25 /min score 3.
+        (Kind.RESP_RATE, 9.0, 24.0),
     ):
         table[KIND_INDEX[kind]] = (low, high)
     return table
@@ -356,7 +362,10 @@ def apply_personal(
             band = np.where(relax_only, np.fmax(band, protocol_yellow), band)
             yellow = np.where(np.isnan(floor), band, np.minimum(band, floor))
         protocol_red = limits[r, kk, red_col]
-        keep_red = ~np.isnan(protocol_red) & looser(protocol_red, yellow)
+        # Where the kind has a hard floor it is the red limit: the protocol's red between the floor and the
+        # personal yellow is the two-zone chart's action zone (a far reading asks for a repeat), not an alarm at
+        # once (`rules_engine.control_chart`). Without a hard floor the protocol's red stays where it is looser.
+        keep_red = ~np.isnan(protocol_red) & looser(protocol_red, yellow) & np.isnan(floor)
         red = np.where(keep_red, protocol_red, floor)
         changed = ~(yellow == protocol_yellow)
         limits[r, kk, yellow_col] = yellow

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from rules_engine.kinds_index import KIND_ORDER, kind_index
+from rules_engine.kinds_index import KIND_ORDER, N_KINDS, kind_index
 from vitals import Kind
 
 if TYPE_CHECKING:
@@ -463,6 +463,10 @@ class PatientRules:
     weight_baseline_kg: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     """After the run-in: alarm when the recent weight is more than this above the personal baseline (the
     patient's `weight_gain_kg`); NaN where the rule is off."""
+    action: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0, 2)))
+    """(n_patients, N_KINDS, 2): action limits (low, high) of the two-zone chart (`rules_engine.control_chart`);
+    NaN where a kind has no action zone (no personal baseline, or a hand-set yellow limit): there every yellow
+    reading is far and asks for a repeat."""
 
     def limit_origin(self, row: int, kind_idx: int, limit: int) -> str:
         """ "protocol" for a condition's default (the scale-2 target included), else the `LIMIT_SOURCES` name."""
@@ -557,6 +561,7 @@ def build_patient_rules(
         replaced = ~np.isnan(centre[:, KIND_ORDER.index(kind)]) & ~hand_set[:, setting]
         trends[replaced, setting] = NAN
     n_conditions = has[:, 1:].sum(axis=1).astype(np.int64)
+    action = _action_table(limits, limit_source, personal, centre, spread)
     return PatientRules(
         limits,
         trends,
@@ -571,7 +576,41 @@ def build_patient_rules(
         codes,
         has,
         weight_baseline,
+        action,
     )
+
+
+def _action_table(
+    limits: NDArray[np.float64],
+    limit_source: NDArray[np.int8],
+    personal: PersonalBaselines,
+    centre: NDArray[np.float64],
+    spread: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """The two-zone chart's action limits per (patient, kind, side) where the kind has a personal baseline, the
+    side is personalised and its yellow limit is not hand-set (a clinician's limit is used as written)."""
+    from rules_engine.control_chart import action_limits
+    from rules_engine.personal import MIN_SPREAD, SPEC_HIGH, SPEC_LOW
+
+    action = np.full((limits.shape[0], N_KINDS, 2), NAN)
+    if not len(personal):
+        return action
+    rows, kinds = personal.patient_row, personal.kind_idx
+    floored = np.maximum(np.nan_to_num(spread[rows, kinds], nan=0.0), MIN_SPREAD[kinds])
+    yellow_low = np.where(
+        SPEC_LOW[kinds] & (limit_source[rows, kinds, Limit.YELLOW_LOW] != SOURCE_OVERRIDE),
+        limits[rows, kinds, Limit.YELLOW_LOW],
+        NAN,
+    )
+    yellow_high = np.where(
+        SPEC_HIGH[kinds] & (limit_source[rows, kinds, Limit.YELLOW_HIGH] != SOURCE_OVERRIDE),
+        limits[rows, kinds, Limit.YELLOW_HIGH],
+        NAN,
+    )
+    low, high = action_limits(centre[rows, kinds], floored, kinds, yellow_low, yellow_high)
+    action[rows, kinds, 0] = low
+    action[rows, kinds, 1] = high
+    return action
 
 
 def patient_rules_of(

@@ -34,11 +34,13 @@ def awaits_repeat(candidate: AlarmCandidate) -> bool:
     """A single yellow reading of a threshold rule waits for a repeat measurement.
 
     Red (the hard floors) never waits; neither do trends, scores or missed measurements, which are made of several
-    readings already, nor a threshold candidate that counts two readings of the batch (the batch repeated it).
+    readings already, nor a threshold candidate that counts two readings of the batch (the batch repeated it), nor
+    a persistent warning-zone candidate (`rules_engine.control_chart`: the days before confirmed it).
     """
     return (
         candidate.severity == "yellow"
         and candidate.rule.startswith("threshold.")
+        and "persistence" not in candidate.details
         and candidate.count == 1
         and candidate.reading_index is not None
     )

@@ -200,6 +200,28 @@ def uniform_inputs(n_patients: int, protocol: str, plan: PlanContent | None = No
     )
 
 
+INFER_WEIGHING_SHARE = 0.5
+"""A patient who weighs on at least half of the days they measure anything is taken as a heart-failure patient:
+daily weighing is the heart-failure self-care routine (ESC 2021 heart-failure guideline, self-care), and no other
+protocol asks for it."""
+
+
+def infer_protocols(readings: ReplayReadings) -> tuple[str, ...]:
+    """Each patient's protocol when none is given: heart failure for daily weighing (`INFER_WEIGHING_SHARE`),
+    else general. Without it a heart-failure cohort would be replayed without its weight and combined rules."""
+    n = len(readings.patient_ids)
+    if n == 0:
+        return ()
+    day = readings.measured_at // DAY_S
+    span = int(day.max() - day.min()) + 1
+    key = readings.patient_row * span + (day - day.min())
+    active = np.bincount(np.unique(key) // span, minlength=n)
+    weighed_key = np.unique(key[readings.kind_idx == KIND_INDEX[Kind.BODY_WEIGHT]])
+    weighed = np.bincount(weighed_key // span, minlength=n)
+    daily = weighed >= INFER_WEIGHING_SHARE * np.maximum(active, 1)
+    return tuple("heart_failure" if d else "general" for d in (daily & (weighed > 0)).tolist())
+
+
 def _plan_trends(plan: PlanContent, n_patients: int) -> TrendOverrides | None:
     if not plan.trends or n_patients == 0:
         return None
@@ -551,6 +573,7 @@ __all__ = [
     "ReplayReadings",
     "ReplayResult",
     "ReplaySettings",
+    "infer_protocols",
     "load_plan",
     "missed_candidates",
     "parse_duration",

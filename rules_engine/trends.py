@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rules_engine.kinds_index import KIND_INDEX, N_KINDS
+from rules_engine.personal import segment_medians
 from rules_engine.profiles import TrendSetting
 from rules_engine.readings import BoolArray, FloatArray, IntArray, SortedReadings, run_starts
 from rules_engine.severity import Severity
@@ -102,6 +103,13 @@ def _empty(rule: str, kind: Kind) -> TrendResults:
     f = np.zeros(0, dtype=np.float64)
     return TrendResults(rule, kind, i, i, i, f, f, f, f, i, i, np.zeros(0, dtype=np.bool_), np.zeros(0, np.int8), i)
 
+
+RECENT_DAYS = 3
+"""A drift is confirmed on the median of the last three days (the window of the ESC's "> 2 kg in 3 days" advice,
+and the combined rules' recent level)."""
+CONFIRM_READINGS = 2
+"""A weight gain or a drift from the baseline alarms only when two readings show it: one scale read in clothes, one
+pulse taken after the stairs or one cold finger is never a trend (`confirm_trend`)."""
 
 WEEK_DAYS = 7.0
 """The window of `trend.weight_gain_7d` (fixed: the rule is "a week"; its limit is the setting)."""
@@ -352,12 +360,55 @@ def home_blood_pressure(readings: SortedReadings, trends: NDArray[np.float64]) -
     )
 
 
+def confirm_trend(readings: SortedReadings, result: TrendResults) -> TrendResults:
+    """The breaches of `result` that a second reading confirms (`CONFIRM_READINGS`).
+
+    Weight gain: the weighing before the decisive one must breach too, over the minimum of its own window (two
+    weighings in a row over the limit; a steady gain of 0.9 kg a day is confirmed, one heavy reading is not).
+    Baseline drift: the median of the last `RECENT_DAYS` (the
+    decisive reading included, at least two readings) must breach as the single reading did."""
+    hit = np.flatnonzero(result.breached)
+    if len(hit) == 0:
+        return result
+    group = result.patient_row[hit] * N_KINDS + KIND_INDEX[result.kind]
+    end_at = result.end_at[hit]
+    end_row = readings.last_at_or_before(group, end_at)
+    if result.kind is Kind.BODY_WEIGHT:
+        prev = np.maximum(end_row - 1, 0)
+        has_prev = (end_row > 0) & (readings.group[prev] == group)
+        prev_at = readings.measured_at[prev]
+        prev_start = readings.first_at_or_after(group, prev_at - result.window_s[hit])
+        prev_min = _range_reduce(np.minimum, readings.value, np.minimum(prev_start, prev), prev + 1, np.inf)
+        gain = np.round(readings.value[prev] - prev_min, KINDS[result.kind].decimals + 1)
+        confirmed = has_prev & (gain > result.limit[hit])
+    else:
+        start = readings.first_at_or_after(group, end_at - RECENT_DAYS * DAY_S + 1)
+        count = np.maximum(end_row - start + 1, 0)
+        recent = np.full(len(hit), np.nan)
+        has = count > 0
+        flat, _ = _flatten_ranges(start[has], count[has])
+        segment = np.repeat(np.arange(int(has.sum())), count[has])
+        recent[has] = segment_medians(readings.value[flat], segment, int(has.sum()))
+        delta = np.round(recent - result.start_value[hit], KINDS[result.kind].decimals + 1)
+        same_side = np.sign(delta) == np.sign(result.delta[hit])
+        confirmed = (count >= CONFIRM_READINGS) & same_side & (np.abs(delta) > result.limit[hit])
+    breached = result.breached.copy()
+    breached[hit] = confirmed
+    severity = np.where(breached, result.severity, np.int8(Severity.NONE)).astype(np.int8)
+    return replace(result, breached=breached, severity=severity)
+
+
 def evaluate_trends(readings: SortedReadings, trends: NDArray[np.float64]) -> list[TrendResults]:
-    """Every trend rule, in a fixed order."""
-    short = weight_gain(readings, trends)
+    """Every trend rule, in a fixed order, each breach confirmed by a second reading (`confirm_trend`)."""
+    short = confirm_trend(readings, weight_gain(readings, trends))
     return [
         short,
-        weight_gain_week(readings, trends, short),
-        spo2_drop(readings, trends),
-        pulse_drift(readings, trends),
+        *(
+            confirm_trend(readings, r)
+            for r in (
+                weight_gain_week(readings, trends, short),
+                spo2_drop(readings, trends),
+                pulse_drift(readings, trends),
+            )
+        ),
     ]

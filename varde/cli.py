@@ -433,7 +433,11 @@ def rules_personal_limits() -> None:
 def rules_replay(
     readings: Annotated[Path, typer.Argument(help="CSV: patient_id,kind,value,unit,measured_at (canonical units).")],
     protocol: Annotated[
-        str | None, typer.Option(help="Protocol of every patient (default: the plan's, else general).")
+        str | None,
+        typer.Option(
+            help="Protocol of every patient (default: the plan's, else per patient: heart failure for daily "
+            "weighing, general otherwise)."
+        ),
     ] = None,
     plan: Annotated[
         Path | None, typer.Option(help="Self-management plan JSON whose zones (and schedule) apply to all patients.")
@@ -456,9 +460,11 @@ def rules_replay(
     Exit codes: 0 done; 1 bad input (a bad row unless --skip-invalid, a bad header, plan or protocol, an unreadable
     file); 2 bad usage.
     """
+    from rules_engine.evaluation import RuleInputs
     from rules_engine.profiles import protocol_code
     from rules_engine.replay import (
         ReplaySettings,
+        infer_protocols,
         load_plan,
         parse_duration,
         read_readings_csv,
@@ -479,9 +485,10 @@ def rules_replay(
         content = load_plan(plan.read_text(encoding="utf-8")) if plan is not None else None
     except (OSError, ValueError) as exc:
         _fail(f"{plan}: {exc}")
-    chosen = protocol or (content.protocol if content is not None else "general")
+    chosen = protocol or (content.protocol if content is not None else "inferred")
     try:
-        protocol_code(chosen)
+        if chosen != "inferred":
+            protocol_code(chosen)
     except ValueError as exc:
         _fail(str(exc))
     try:
@@ -493,7 +500,13 @@ def rules_replay(
         _fail(f"{readings}: {exc}")
     for error in skipped:
         typer.echo(f"skipped: {readings}: {error}", err=True)
-    inputs = uniform_inputs(len(parsed.patient_ids), chosen, content)
+    if chosen == "inferred":
+        inferred = infer_protocols(parsed)
+        inputs = RuleInputs(protocols=inferred)
+        counts = {name: inferred.count(name) for name in sorted(set(inferred))}
+        chosen = "inferred: " + ", ".join(f"{n} {name}" for name, n in counts.items())
+    else:
+        inputs = uniform_inputs(len(parsed.patient_ids), chosen, content)
     result = replay(parsed, inputs, settings, schedule=content)
     out = sys.stdout
     for alarm in result.alarms:

@@ -57,15 +57,18 @@ def test_personal_limit_moves_after_the_run_in_and_the_alarm_says_so(
     tenant: Tenant = make_tenant(protocol="heart_failure")
     patient, gateway = tenant.patients[0], tenant.gateways[0]
     now = datetime.now(UTC)
-    # 21 days of run-in: a stable heart-failure patient who lives at 94 % (the protocol's yellow limit is 92 %).
+    # 21 days of run-in: a stable heart-failure patient who lives at 94 % (the protocol's yellow limit is 92 %),
+    # and yesterday 90 %.
     for day in range(21, 0, -1):
+        value = 90.0 if day == 1 else 94.0 if day % 3 else 93.0
         db.execute(
             "INSERT INTO readings (id, patient_id, gateway_id, kind, value, measured_at) "
             "VALUES (%s, %s, %s, 'spo2', %s, %s)",
-            (uuid.uuid4(), patient, gateway.gateway_id, 94.0 if day % 3 else 93.0, now - timedelta(days=day)),
+            (uuid.uuid4(), patient, gateway.gateway_id, value, now - timedelta(days=day)),
         )
 
-    # Before the recompute the protocol's limit holds: 91 % is under the yellow limit 92 %, and the repeat confirms.
+    # Before the recompute the protocol's limit is the warning limit: 91 % is under the yellow limit 92 %, and with
+    # yesterday's 90 % that is two of the last three measurement days (a second 91 % updates the alarm).
     _publish_spo2(gateway, 91.0)
     wait_for(lambda: _stored_spo2(db, patient, 91.0), what="the first 91 % stored")
     first = datetime.now(UTC).replace(microsecond=0)
@@ -90,7 +93,7 @@ def test_personal_limit_moves_after_the_run_in_and_the_alarm_says_so(
     profile = httpx.get(f"{api_url}/api/v1/patients/{patient}/thresholds", headers=headers, timeout=30).json()
     spo2 = next(k for k in profile["kinds"] if k["kind"] == "spo2")
     assert spo2["yellow_low"] == {"value": 91.0, "source": "personal", "condition": None}
-    assert spo2["red_low"] == {"value": 90.0, "source": "protocol", "condition": "heart_failure"}
+    assert spo2["red_low"]["value"] == 85.0 and spo2["red_low"]["source"] == "hard_floor"  # red is the floor now
     assert spo2["personal"]["centre"] == 94.0
 
     # After it the limit has moved: the same 91 % is the patient's usual range, back in range ...
@@ -101,7 +104,8 @@ def test_personal_limit_moves_after_the_run_in_and_the_alarm_says_so(
         ).fetchone()[0],
         what="91 % back in range under the personal limit",
     )
-    # ... and 90 % is under the personal limit, explained against the usual value.
+    # ... and 90 % is under the personal limit (inside its action limit 94 − 7 = 87: the warning zone); with
+    # yesterday's 90 % it is persistent, explained against the usual value.
     _publish_spo2(gateway, 90.0)
 
     def personal_alarm() -> tuple[Any, ...] | None:
@@ -110,6 +114,13 @@ def test_personal_limit_moves_after_the_run_in_and_the_alarm_says_so(
 
     severity, limit, nb, en, details = wait_for(personal_alarm, what="the personal-limit alarm")
     assert (severity, limit) == ("yellow", 91.0)
-    assert nb == "Oksygenmetning 90 %, under pasientens vanlige 94 % ± 0,0 (personlig gul grense 91 %)"
-    assert en == "Oxygen saturation 90%, below the patient's usual 94% ± 0.0 (personal yellow limit 91%)"
+    assert nb == (
+        "Oksygenmetning 90 %, under pasientens vanlige 94 % ± 0,0 (personlig gul grense 91 %). "
+        "Utenfor grensen 2 av de siste 3 måledagene."
+    )
+    assert en == (
+        "Oxygen saturation 90%, below the patient's usual 94% ± 0.0 (personal yellow limit 91%). "
+        "Beyond the limit on 2 of the last 3 measurement days."
+    )
+    assert details["persistence"] == {"days_beyond": 2, "of_days": 3, "action_limit": 87.0}
     assert details["personal"]["version"] == 1

@@ -25,3 +25,23 @@ def test_the_cohort_is_deterministic_and_keeps_its_ground_truth_apart_from_the_r
         assert len(inside) <= 20, "readings while in hospital"  # only the admission day's own morning readings
     per_day = len(cohort.readings) / (30 * 70)
     assert 5 < per_day < 14  # missed sessions and holidays thin out the daily ~9–12 readings
+
+
+def test_an_episode_shifts_the_readings_only_until_admission() -> None:
+    from datetime import timedelta
+
+    from device_simulators.cohort import _episode_shift
+
+    cohort = build_cohort(seed=3, patients=40, weeks=12)
+    episode = cohort.episodes[0]
+    assert _episode_shift(episode, episode.onset + (episode.admission - episode.onset) / 2)
+    assert _episode_shift(episode, episode.admission - timedelta(hours=1))
+    assert _episode_shift(episode, episode.discharge + timedelta(days=1)) == {}
+    assert _episode_shift(episode, episode.admission) == {}
+
+
+def test_a_heart_failure_only_cohort_has_only_heart_failure_patients() -> None:
+    from device_simulators.cohort import HEART_FAILURE_ONLY
+
+    cohort = build_cohort(seed=3, patients=20, weeks=4, mix=HEART_FAILURE_ONLY)
+    assert {p.conditions for p in cohort.patients} == {("heart_failure",)}

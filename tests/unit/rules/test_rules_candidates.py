@@ -31,7 +31,7 @@ def _by_rule(candidates: list[AlarmCandidate]) -> dict[tuple[str, str], AlarmCan
 
 def test_batch_yields_one_explained_candidate_per_patient_and_rule() -> None:
     history = (
-        daily(0, Kind.BODY_WEIGHT, [82.0, 81.7, 82.5])
+        daily(0, Kind.BODY_WEIGHT, [82.0, 81.7, 83.9])  # the weighing before confirms the gain
         + daily(1, Kind.SPO2, [93, 94, 92, 93, 94, 93])
         + daily(0, Kind.PULSE_RATE, [70, 72, 71, 69, 70, 73])
     )

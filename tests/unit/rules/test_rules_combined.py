@@ -52,7 +52,7 @@ def _combined(protocol: str, baseline, values):
         ({Kind.BODY_WEIGHT: (82.1, 81.9, 82.2), Kind.PULSE_RATE: (70, 66, 69), Kind.SPO2: (96, 97, 96)}, False),
         # One parameter alone, however far (weight +3 kg): the weight rule's job, not the combined rule's.
         ({Kind.BODY_WEIGHT: (84.5, 85.0, 85.2), Kind.PULSE_RATE: (68, 69, 67), Kind.SPO2: (96, 96, 96)}, False),
-        # One scale read in clothes and one pulse after the stairs: the 3-day medians do not move.
+        # One scale read in clothes and one pulse after the stairs: the daily levels barely move.
         ({Kind.BODY_WEIGHT: (82.0, 83.6, 82.1), Kind.PULSE_RATE: (68, 98, 69), Kind.SPO2: (96, 95, 96)}, False),
         # Improvement never scores: weight down, pulse down, SpO2 up.
         ({Kind.BODY_WEIGHT: (80.0, 79.5, 79.0), Kind.PULSE_RATE: (58, 56, 55), Kind.SPO2: (99, 99, 99)}, False),
@@ -68,22 +68,29 @@ def test_combined_alarm_explains_each_parameters_contribution() -> None:
     candidate = _combined("heart_failure", HF_BASELINE, values)["combined.heart_failure"]
     assert candidate.severity == Severity.YELLOW.label
     contributions = candidate.details["contributions"]
-    # Weight: median 83.5 − 82.0 = 1.5 kg over a spread floored at 0.5 kg → 3 (capped); pulse (76 − 68) / 4 = 2;
-    # SpO2 (96 − 94) / 1 (floored) = 2.
+    # EWMA (λ 0.3) of the three days: weight 83.7, pulse 77, SpO2 94, shown as measured. The score uses the robust
+    # EWMA (each day clipped at 2 spreads from the usual) over its standard error, the floored spread × √Σw²/Σw =
+    # 0.60 for three days: weight (83.0 − 82.0) / (0.5 × 0.6) and pulse are capped at 3; SpO2 (95, 94, 94 after
+    # clipping) gives 2.96.
     assert {k: v["contribution"] for k, v in contributions.items()} == {
         "body_weight": 3.0,
-        "pulse_rate": 2.0,
-        "spo2": 2.0,
+        "pulse_rate": 3.0,
+        "spo2": 2.96,
     }
-    assert candidate.value == 7.0
+    assert {k: v["recent_level"] for k, v in contributions.items()} == {
+        "body_weight": 83.7,
+        "pulse_rate": 77.0,
+        "spo2": 94.0,
+    }
+    assert candidate.value == 8.96
     assert candidate.limit == SCORE_LIMIT
     assert candidate.explanation_nb == (
-        "Samlet forverring ved hjertesvikt: poengsum 7,0, grense 4,0 – vekt +1,5 kg fra vanlig 82,0 kg (3,0), "
-        "puls +8/min fra vanlig 68/min (2,0), oksygenmetning −2 prosentpoeng fra vanlig 96 % (2,0); median siste "
-        "3 dager mot pasientens vanlige verdier"
+        "Samlet forverring ved hjertesvikt: poengsum 9,0, grense 5,5 – vekt +1,7 kg fra vanlig 82,0 kg (3,0), "
+        "puls +9/min fra vanlig 68/min (3,0), oksygenmetning −2 prosentpoeng fra vanlig 96 % (3,0); vektet snitt "
+        "siste 10 dager (nyeste dag teller mest) mot pasientens vanlige verdier"
     )
     assert candidate.explanation_en.startswith(
-        "Combined deterioration in heart failure: score 7.0, limit 4.0 – body weight +1.5 kg from usual 82.0 kg (3.0)"
+        "Combined deterioration in heart failure: score 9.0, limit 5.5 – body weight +1.7 kg from usual 82.0 kg (3.0)"
     )
 
 

@@ -1,4 +1,4 @@
-"""Table tests for the clinical defects of issue 16 item 5 (outside review): oxygen and SpO2 scale from the plan,
+"""Table tests for the clinical defects an outside review found: oxygen and SpO2 scale from the plan,
 one rounding per kind, the weekly weight-gain and home blood-pressure rules, and honest wording."""
 
 from __future__ import annotations
@@ -106,9 +106,9 @@ def test_a_reading_shown_equal_to_its_limit_never_reads_under_that_limit() -> No
     [(10, "på 10 timer", "in 10 hours"), (1, "på 1 time", "in 1 hour"), (48, "på 2 dager", "in 2 days")],
 )
 def test_weight_gain_is_described_over_its_real_span(hours: int, nb: str, en: str) -> None:
-    found = _candidates(
-        "heart_failure", [(0, Kind.BODY_WEIGHT, at(0), 80.0)], [(0, Kind.BODY_WEIGHT, at(0, hours=hours), 82.5)]
-    )
+    # A second weighing half an hour before confirms the gain (one heavy reading alone is no trend).
+    history = [(0, Kind.BODY_WEIGHT, at(0), 80.0), (0, Kind.BODY_WEIGHT, at(0, hours=hours - 0.5), 82.4)]
+    found = _candidates("heart_failure", history, [(0, Kind.BODY_WEIGHT, at(0, hours=hours), 82.5)])
     gain = found["trend.weight_gain"]
     assert nb in gain.explanation_nb and en in gain.explanation_en
     assert "+2,5 kg på 3 dager" not in gain.explanation_nb
@@ -220,7 +220,7 @@ def test_a_tailored_three_day_limit_also_lifts_the_weekly_limit() -> None:
 
     day = 86_400
     kind = KIND_INDEX[Kind.BODY_WEIGHT]
-    history = ReadingArrays.of([0, 0], [kind, kind], [0, day], [80.0, 80.2])
+    history = ReadingArrays.of([0, 0, 0], [kind, kind, kind], [0, day, 2 * day], [80.0, 80.2, 82.4])
     batch = ReadingArrays.of([0], [kind], [3 * day], [82.5])
     tailored = TrendOverrides.of([0], [TrendSetting.WEIGHT_GAIN_KG], [3.0])
     rules = build_patient_rules(["heart_failure"], None, tailored)

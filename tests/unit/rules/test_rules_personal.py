@@ -73,24 +73,25 @@ def test_right_after_the_run_in_the_baseline_is_the_run_in_itself() -> None:
 @pytest.mark.parametrize(
     ("protocol", "kind", "centre", "spread", "expected", "yellow_source"),
     [
-        # (yellow_low, yellow_high, red_low, red_high)
+        # (yellow_low, yellow_high, red_low, red_high). After the run-in red is the hard floor wherever the kind
+        # has one: the protocol's red between the floor and the personal yellow is the action zone (a far reading
+        # asks for a repeat, rules_engine.control_chart).
         # Very stable SpO2 at 98: the band (the minimum 3 points, BTS) would be tighter than the protocol's 92,
-        # and SpO2 only relaxes: the protocol's limits stay.
-        ("heart_failure", Kind.SPO2, 98.0, 0.0, (92.0, math.nan, 90.0, math.nan), "protocol"),
-        # At 94 the band (91) relaxes the protocol's 92; the protocol's red 90 is still looser, so it stays.
-        ("heart_failure", Kind.SPO2, 94.0, 0.0, (91.0, math.nan, 90.0, math.nan), "personal"),
-        # A patient who lives at 93 %: personal yellow 90 sits on the protocol's red 90 (at least as loose, kept).
-        ("heart_failure", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 90.0, math.nan), "personal"),
-        # General protocol (red 92): the usual range reaches into the red, so red becomes the hard floor 85.
+        # and SpO2 only relaxes: the protocol's yellow stays.
+        ("heart_failure", Kind.SPO2, 98.0, 0.0, (92.0, math.nan, 85.0, math.nan), "protocol"),
+        # At 94 the band (91) relaxes the protocol's 92.
+        ("heart_failure", Kind.SPO2, 94.0, 0.0, (91.0, math.nan, 85.0, math.nan), "personal"),
+        # A patient who lives at 93 %: personal yellow 90.
+        ("heart_failure", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 85.0, math.nan), "personal"),
         ("general", Kind.SPO2, 93.0, 1.0, (90.0, math.nan, 85.0, math.nan), "personal"),
         # A wide spread: 3σ wins over the minimum width; systolic only relaxes the protocol's 90.
         ("heart_failure", Kind.BP_SYSTOLIC, 105.0, 9.0, (80.0, 179.0, 80.0, 219.0), "personal"),
-        ("general", Kind.BP_SYSTOLIC, 115.0, 4.0, (95.0, 179.0, 91.0, 219.0), "personal"),
+        ("general", Kind.BP_SYSTOLIC, 115.0, 4.0, (95.0, 179.0, 80.0, 219.0), "personal"),
         # A patient at 140: the band (120) would be tighter than the protocol's 90, which stays.
         ("heart_failure", Kind.BP_SYSTOLIC, 140.0, 5.0, (90.0, 179.0, 80.0, 219.0), "protocol"),
         # Pulse only relaxes: the protocol's 50/110 stay for a patient at 72; at 95 the high side moves to 120.
-        ("heart_failure", Kind.PULSE_RATE, 72.0, 3.0, (47.0, 110.0, 41.0, 130.0), "personal"),
-        ("heart_failure", Kind.PULSE_RATE, 95.0, 4.0, (50.0, 120.0, 41.0, 130.0), "protocol"),
+        ("heart_failure", Kind.PULSE_RATE, 72.0, 3.0, (47.0, 110.0, 40.0, 140.0), "personal"),
+        ("heart_failure", Kind.PULSE_RATE, 95.0, 4.0, (50.0, 120.0, 40.0, 140.0), "protocol"),
     ],
 )
 def test_personal_band_min_width_hard_floors_and_red_layering(
@@ -120,8 +121,8 @@ def test_a_hand_set_limit_wins_over_the_personal_one() -> None:
     rules = build_patient_rules(["heart_failure"], overrides, personal=_baseline(Kind.SPO2, 97.0, 0.5))
     assert rules.limits[0, SPO2, Limit.YELLOW_LOW] == 92.0
     assert rules.limit_origin(0, SPO2, Limit.YELLOW_LOW) == "override"
-    assert rules.limits[0, SPO2, Limit.RED_LOW] == 90.0  # the protocol red, looser than the personal 94
-    assert rules.limit_origin(0, SPO2, Limit.RED_LOW) == "protocol"
+    assert rules.limits[0, SPO2, Limit.RED_LOW] == 85.0  # after the run-in red is the hard floor
+    assert rules.limit_origin(0, SPO2, Limit.RED_LOW) == "hard_floor"
 
 
 def test_hard_floor_alarms_red_at_once_even_with_a_low_personal_band() -> None:
@@ -142,16 +143,17 @@ def test_hard_floor_on_spo2_scale_2_is_84() -> None:
 
 def test_personal_breach_is_explained_against_the_patients_usual_value() -> None:
     rules = build_patient_rules(["heart_failure"], personal=_baseline(Kind.SPO2, 95.0, 1.2))
-    result = evaluate_batch(readings([(0, Kind.SPO2, at(30), 90.0)]), rules)
+    # 87 is beyond the action limit (95 − 7 = 88): far from the usual, a candidate on its own.
+    result = evaluate_batch(readings([(0, Kind.SPO2, at(30), 87.0)]), rules)
     (candidate,) = result.candidates
     assert candidate.severity == Severity.YELLOW.label
     assert candidate.limit == 91.0  # 95 − 3 × 1.2 = 91.4, rounded outwards to whole percent
     assert candidate.explanation_nb == (
-        "Oksygenmetning 90 %, under pasientens vanlige 95 % ± 1,2 (personlig gul grense 91 %)"
+        "Oksygenmetning 87 %, under pasientens vanlige 95 % ± 1,2 (personlig gul grense 91 %)"
     )
     assert (
         candidate.explanation_en
-        == "Oxygen saturation 90%, below the patient's usual 95% ± 1.2 (personal yellow limit 91%)"
+        == "Oxygen saturation 87%, below the patient's usual 95% ± 1.2 (personal yellow limit 91%)"
     )
     assert candidate.details["personal"] == {"centre": 95.0, "spread": 1.2, "version": 3}
     assert candidate.details["limit_source"] == "personal"

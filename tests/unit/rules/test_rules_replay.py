@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rules_engine.evaluation import RuleInputs
+from rules_engine.kinds_index import KIND_ORDER
 from rules_engine.profiles import LimitOverrides, TrendOverrides
 from rules_engine.replay import (
     Candidate,
@@ -54,6 +55,29 @@ def test_a_bad_row_is_refused_with_its_line_number(row: str, message: str) -> No
     with pytest.raises(CsvRowError) as caught:
         read_readings_csv(lines)
     assert caught.value.line == 3 and message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("row", "kind", "value"),
+    [
+        ("p1,bp_systolic,128,mmHg,2026-03-02T07:00:00Z", "bp_systolic", 128.0),
+        ("p1,pulse_rate,72,bpm,2026-03-02T07:00:00Z", "pulse_rate", 72.0),
+        ("p1,body_temperature,37.2,°C,2026-03-02T07:00:00Z", "body_temperature", 37.2),
+        ("p1,glucose,5.4,mmol/l,2026-03-02T07:00:00Z", "glucose", 5.4),
+    ],
+)
+def test_the_usual_spelling_of_the_canonical_unit_is_read_unconverted(row: str, kind: str, value: float) -> None:
+    readings, errors = read_readings_csv(_csv(row))
+    assert not errors and len(readings) == 1
+    assert readings.value.tolist() == [value] and KIND_ORDER[int(readings.kind_idx[0])].value == kind
+
+
+@pytest.mark.parametrize(
+    "row", ["p1,bp_systolic,17,kPa,2026-03-02T07:00:00Z", "p1,glucose,98,mg/dL,2026-03-02T07:00:00Z"]
+)
+def test_another_unit_of_the_same_quantity_is_still_refused(row: str) -> None:
+    with pytest.raises(CsvRowError, match="canonical unit"):
+        read_readings_csv(_csv(row))
 
 
 def test_skip_invalid_leaves_bad_rows_out_and_reports_each() -> None:
@@ -227,3 +251,32 @@ def test_cli_batch_repeat_timeout_and_resolve_after_change_what_is_raised(tmp_pa
     assert raised() == ["07:10"]  # 07:00 waits for a repeat, 07:10 confirms it
     assert raised("--batch", "1h") == ["07:00"]  # 07:00 and 07:10 arrive in one batch: it repeats itself
     assert raised("--repeat-timeout", "0", "--resolve-after", "1h") == ["07:00", "09:00"]
+
+
+def test_without_a_protocol_daily_weighing_is_replayed_as_heart_failure(tmp_path: Path) -> None:
+    from rules_engine.replay import infer_protocols, read_readings_csv
+
+    start = datetime(2026, 3, 2, 7, tzinfo=UTC)
+    rows = []
+    for day in range(10):
+        at = (start + timedelta(days=day)).isoformat().replace("+00:00", "Z")
+        rows.append(f"hf,spo2,96,%,{at}")
+        if day % 5:  # weighs on 8 days of 10 (a missed day now and then)
+            rows.append(f"hf,body_weight,{80 + (2.3 if day >= 8 else 0)},kg,{at}")
+        if day == 0:
+            rows.append(f"once,body_weight,70,kg,{at}")  # weighed once in ten days of readings
+        rows.append(f"once,spo2,97,%,{at}")
+    parsed, _ = read_readings_csv(_csv(*rows))
+    assert dict(zip(parsed.patient_ids, infer_protocols(parsed), strict=True)) == {
+        "hf": "heart_failure",
+        "once": "general",
+    }
+    csv_file = tmp_path / "readings.csv"
+    csv_file.write_text("".join(_csv(*rows)))
+    done = CliRunner().invoke(app, ["rules", "replay", str(csv_file)])
+    assert done.exit_code == 0, done.output
+    assert "inferred: 1 general, 1 heart_failure" in done.stderr
+    # The heart-failure rules run for the weighing patient: two weighings 2.3 kg up raise the weight-gain alarm.
+    assert {json.loads(line)["rule"] for line in done.stdout.splitlines()} == {"trend.weight_gain"}
+    general = CliRunner().invoke(app, ["rules", "replay", str(csv_file), "--protocol", "general"])
+    assert general.stdout == ""  # the general protocol has no weight rule

@@ -240,3 +240,42 @@ def test_window_searches_stay_inside_their_patient_and_kind_at_the_edges_of_the_
     times = np.array([at(-5), at(1), at(9), at(-5), at(0), at(9)])
     assert sorted_.first_at_or_after(group, times).tolist() == [0, 1, 2, 2, 2, 4]
     assert sorted_.last_at_or_before(group, times).tolist() == [-1, 0, 1, -1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("history", "latest", "alarms"),
+    [
+        ([80.0, 80.1, 80.0], 82.5, False),  # one heavy weighing (a scale read in clothes): no trend
+        ([80.0, 80.1, 82.3], 82.5, True),  # two weighings in a row over the limit
+        ([80.0, 80.9, 81.8, 82.7], 83.6, True),  # a steady 0.9 kg a day: each weighing over its own 3-day minimum
+    ],
+)
+def test_a_weight_gain_is_confirmed_by_the_weighing_before(history: list[float], latest: float, alarms: bool) -> None:
+    from rules_engine.trends import evaluate_trends
+
+    rules = build_patient_rules([HF])
+    sorted_ = sort_readings(readings(daily(0, W, history)), readings([(0, W, at(len(history)), latest)]))
+    short = evaluate_trends(sorted_, rules.trends)[0]
+    assert short.rule == "trend.weight_gain"
+    assert bool(short.breached.any()) is alarms
+
+
+@pytest.mark.parametrize(
+    ("recent", "latest", "alarms"),
+    [
+        ([], 95, False),  # one pulse after the stairs against a baseline of 70
+        ([72], 95, False),  # the day before was usual: the 3-day median is 83.5
+        ([94], 95, True),  # two days at 94-95: a drift
+    ],
+)
+def test_a_drift_from_the_baseline_needs_the_recent_median_to_breach(
+    recent: list[float], latest: float, alarms: bool
+) -> None:
+    from rules_engine.trends import evaluate_trends
+
+    history = daily(0, Kind.PULSE_RATE, [70] * 7) + daily(0, Kind.PULSE_RATE, recent, first_day=7)
+    batch = [(0, Kind.PULSE_RATE, at(7 + len(recent)), latest)]
+    rules = build_patient_rules([COPD])
+    pulse = evaluate_trends(sort_readings(readings(history), readings(batch)), rules.trends)[3]
+    assert pulse.rule == "trend.pulse_baseline"
+    assert bool(pulse.breached.any()) is alarms
