@@ -306,6 +306,16 @@ class ScenarioSpec:
     """The scenario's event day can be chosen (`onset_day`)."""
     condition: ModelBuilder | None = None
     """The patient's condition as a model (with the scenario's per-day shift), for extra measurements."""
+    expected_any: frozenset[str] = frozenset()
+    """Rules of which a clinician expects at least one: an exacerbation may first show in the breathing rate or in
+    the oxygen saturation, and either is a right alarm."""
+
+    def missing(self, raised: set[str] | frozenset[str]) -> set[str]:
+        """What a clinician expected and the raised rules lack (empty: the scenario was recognised)."""
+        lacking = set(self.expected_rules - raised)
+        if self.expected_any and not self.expected_any & raised:
+            lacking.add("one of " + ", ".join(sorted(self.expected_any)))
+        return lacking
 
     def acts(self, seed: int, start: datetime, days: int, onset_day: int | None = None) -> list[MeasurementAct]:
         """The scenario's acts, with its event on `onset_day` (default: `default_onset(days)`)."""
@@ -328,6 +338,7 @@ def _spec(
     allowed: set[str] | frozenset[str] = frozenset(),
     *,
     condition: ModelBuilder | None = None,
+    expected_any: set[str] | frozenset[str] = frozenset(),
 ) -> ScenarioSpec:
     summary = (generate.func.__doc__ if isinstance(generate, partial) else generate.__doc__) or ""
     has_onset = (
@@ -339,9 +350,10 @@ def _spec(
         " ".join(summary.split()),
         generate,
         frozenset(expected),
-        frozenset(expected) | frozenset(allowed),
+        frozenset(expected) | frozenset(allowed) | frozenset(expected_any),
         has_onset,
         condition,
+        frozenset(expected_any),
     )
 
 
@@ -364,16 +376,12 @@ SCENARIOS: dict[str, ScenarioSpec] = {
             "copd_exacerbation",
             "copd",
             copd_exacerbation,
-            {"threshold.spo2.low"},
-            {
-                "trend.spo2_baseline",
-                "threshold.resp_rate.high",
-                "threshold.pulse_rate.high",
-                "trend.pulse_baseline",
-                "threshold.body_temperature.high",
-                "news2",
-            },
+            set(),
+            {"threshold.pulse_rate.high", "trend.pulse_baseline", "threshold.body_temperature.high"},
             condition=_exacerbating,
+            # The saturation alarm needs two days below the limit; a fast exacerbation shows first in the breathing
+            # rate, the fall from the patient's usual saturation or NEWS2 — each a right alarm.
+            expected_any={"threshold.spo2.low", "threshold.resp_rate.high", "trend.spo2_baseline", "news2"},
         ),
         _spec("hypoglycaemia", "diabetes", hypoglycaemia, {"threshold.glucose.low"}),
         _spec("hyperglycaemia", "diabetes", hyperglycaemia, {"threshold.glucose.high"}, condition=_sick_days),
