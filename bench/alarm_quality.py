@@ -1,4 +1,4 @@
-"""Alarm-quality benchmark (issue 16's acceptance). Prints one JSON line (kept in bench/results/alarm_quality.jsonl).
+"""Alarm-quality benchmark (the rules' acceptance). Prints one JSON line (kept in bench/results/alarm_quality.jsonl).
 
 Builds a ground-truth cohort from the project's simulators (`device_simulators.cohort`: several conditions, home
 noise and artefacts, adherence, heart-failure and COPD episodes with onset and admission), replays it through the

@@ -15,7 +15,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "ppv_vs_rule_of_thumb": (">=", 3.0),
     "rate_vs_rule_of_thumb": ("<=", 0.5),
 }
-"""Issue 16's acceptance: sensitivity ≥ 0.8, PPV ≥ 3× and alarm rate ≤ 0.5× the rule of thumb's."""
+"""The acceptance targets: sensitivity ≥ 0.8, PPV ≥ 3× and alarm rate ≤ 0.5× the rule of thumb's."""
 
 SEPARATE_PREFIXES = ("missed.", "questionnaire")
 """Missed-measurement and questionnaire alarms are counted apart: they say nothing about deterioration."""

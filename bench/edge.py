@@ -548,7 +548,7 @@ def main() -> None:
             broker.stop()
     figures["python"] = platform.python_version()
     figures["cpus"] = os.cpu_count()
-    # Issue 23's goal: the agent under 60 MB with five devices, on the Bumble link too.
+    # The goal: the agent under 60 MB with five devices, on the Bumble link too.
     targets = {"agent_rss_mb_bumble_5_devices": ("<", 60.0)}
     figures["agent_rss_mb_bumble_5_devices"] = figures["links"]["bumble"]["agent_rss_mb_5_devices"]
     figures["failed"] = failed_targets(figures, targets)

@@ -31,7 +31,7 @@ DAY_S = 86_400
 NAN = float("nan")
 
 RUN_IN_DAYS = 14
-"""Days of follow-up before personal limits replace the protocol's (issue 16 default)."""
+"""Days of follow-up before personal limits replace the protocol's (two weeks of daily readings)."""
 MIN_READINGS = 10
 """Readings of a kind the baseline needs: 10 of a 14-day run-in leaves room for a missed day in three, and a MAD
 from fewer than 10 values is too unstable (its relative standard error is ~0.4 at n = 10) to set limits with."""
@@ -111,7 +111,7 @@ def _floors(spo2_red_low: float) -> NDArray[np.float64]:
         (Kind.BP_SYSTOLIC, 80.0, 219.0),
         # ESH 2023: diastolic ≥ 120 mmHg with a high systolic is the hypertensive-emergency range.
         (Kind.BP_DIASTOLIC, NAN, 119.0),
-        # Pulse < 40 or > 140 /min (issue 16; NEWS2 scores ≤ 40 and ≥ 131 as 3).
+        # Pulse < 40 or > 140 /min (the clinical specification's hard floor; NEWS2 scores ≤ 40 and ≥ 131 as 3).
         (Kind.PULSE_RATE, 40.0, 140.0),
         (Kind.HEART_RATE, 40.0, 140.0),
         # NEWS2: ≤ 35.0 °C and ≥ 39.1 °C score 3.

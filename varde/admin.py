@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -66,9 +67,17 @@ def add_patient(
         return UUID(str(row[0]))
 
 
-def enrol_patient(settings: Settings, patient_id: UUID, reason: str, conditions: Sequence[str] = ()) -> UUID:
+def enrol_patient(
+    settings: Settings,
+    patient_id: UUID,
+    reason: str,
+    conditions: Sequence[str] = (),
+    *,
+    followed_since: datetime | None = None,
+) -> UUID:
     """Open an episode of follow-up with the patient's current team responsible (the demo's patients; clinicians
-    enrol through the API and the patient page). Returns the episode id."""
+    enrol through the API and the patient page). Returns the episode id. `followed_since`: the episode (and the
+    patient's registration) date back to then — the demo's patients, whose devices deliver days of history."""
     from clinician_api import episodes
 
     with _connect(settings) as conn:
@@ -77,8 +86,18 @@ def enrol_patient(settings: Settings, patient_id: UUID, reason: str, conditions:
             raise AdminError(f"no patient {patient_id}")
         try:
             episode, _ = episodes.enrol(
-                conn, patient_id, None, row[0], reason=reason, conditions=conditions, protocol=row[1], plan=""
+                conn,
+                patient_id,
+                None,
+                row[0],
+                reason=reason,
+                conditions=conditions,
+                protocol=row[1],
+                plan="",
+                started_at=followed_since,
             )
+            if followed_since is not None:
+                conn.execute("UPDATE patients SET created_at = %s WHERE id = %s", (followed_since, patient_id))
         except episodes.EpisodeError as exc:
             raise AdminError(exc.detail) from None
         return episode.id

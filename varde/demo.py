@@ -41,6 +41,8 @@ from varde.demo_extras import (
 )
 
 TIMEZONE = "Europe/Oslo"
+ENROLMENT_REASON = "Hjemmeoppfølging etter utskrivning"
+"""The episode reason the nurse reads; the scenario each demo patient plays is in the terminal roster only."""
 TEAMS = ("Demo: Hjerte og sirkulasjon", "Demo: Lunge og diabetes")
 NURSE = "demo.sykepleier"
 PHYSICIAN = "demo.lege"
@@ -203,9 +205,13 @@ def _forget(settings: Settings, state: dict[str, Any]) -> None:
         say(f"could not remove the earlier demo's broker logins: {exc}")
 
 
-def _create(settings: Settings, today: date) -> dict[str, Any]:
+def _create(settings: Settings, today: date, backlog_days: int) -> dict[str, Any]:
     from device_simulators.scenarios import SCENARIOS
     from varde.admin import add_gateways, add_patient, add_team, enrol_patient
+
+    # The devices deliver `backlog_days` of history: the patients have been followed since then, so their episodes,
+    # the alarm burden's patient-weeks and the record agree with the readings the nurse sees.
+    followed_since = datetime.combine(today - timedelta(days=backlog_days), day_time(0), ZoneInfo(TIMEZONE))
 
     for team in TEAMS:
         add_team(settings, team)
@@ -214,7 +220,7 @@ def _create(settings: Settings, today: date) -> dict[str, Any]:
         spec = SCENARIOS[entry.scenario]
         name = f"{FIRST_NAMES[index % len(FIRST_NAMES)]} {LAST_NAMES[(index * 7) % len(LAST_NAMES)]}"
         patient_id = add_patient(settings, name, TEAMS[entry.team], spec.protocol, TIMEZONE)
-        enrol_patient(settings, patient_id, f"Demo: {entry.scenario}", [spec.protocol])
+        enrol_patient(settings, patient_id, ENROLMENT_REASON, [spec.protocol], followed_since=followed_since)
         patients.append(
             {
                 "patient_id": str(patient_id),
@@ -233,7 +239,7 @@ def _create(settings: Settings, today: date) -> dict[str, Any]:
     return {"version": STATE_VERSION, "first_day": today.isoformat(), "patients": patients}
 
 
-def ensure_demo_data(settings: Settings, home: Path, *, fresh: bool = False) -> dict[str, Any]:
+def ensure_demo_data(settings: Settings, home: Path, *, backlog_days: int, fresh: bool = False) -> dict[str, Any]:
     """The demo's teams, patients and gateways: reused from `.varde/demo.json` when still valid, else created."""
     today = datetime.now(ZoneInfo(TIMEZONE)).date()
     state = _read_state(home)
@@ -243,7 +249,7 @@ def ensure_demo_data(settings: Settings, home: Path, *, fresh: bool = False) -> 
     if state is not None:
         say("removing the earlier demo patients")
         _forget(settings, state)
-    state = _create(settings, today)
+    state = _create(settings, today, backlog_days)
     _write_state(home, state)
     return state
 
@@ -469,7 +475,7 @@ def run_demo(
     pid_file = _write_pid(home)
     receiver = LoopbackReceiver().start()
     try:
-        state = ensure_demo_data(settings, home, fresh=fresh)
+        state = ensure_demo_data(settings, home, backlog_days=backlog_days, fresh=fresh)
         logins = reset_logins(settings)
         configure_receivers(settings, TEAMS, NURSE, receiver)
         say(f"record system and on-call receiver on loopback: {receiver.base}")

@@ -1,8 +1,10 @@
 """Readings as CSV: the offline format `varde rules replay` reads and the cohort generator writes.
 
 One reading a row under the header `patient_id,kind,value,unit,measured_at`: a kind of the kinds table, the value in
-that kind's canonical unit (no conversion: a wrong unit is an error), a physically plausible value, and an ISO 8601
-time with its UTC offset (`2026-03-01T07:15:00+01:00` or `…Z`). The patient id is any non-empty text.
+that kind's canonical unit (no conversion: a different unit — lb, mg/dL, °F — is an error; the usual spellings of
+the same unit are read as it: `mmHg` for UCUM's `mm[Hg]`, `bpm` for `/min`, `°C` for `Cel`), a physically plausible
+value, and an ISO 8601 time with its UTC offset (`2026-03-01T07:15:00+01:00` or `…Z`). The patient id is any
+non-empty text.
 """
 
 from __future__ import annotations
@@ -16,6 +18,17 @@ from vitals.kinds import KINDS, Kind
 
 HEADER: tuple[str, ...] = ("patient_id", "kind", "value", "unit", "measured_at")
 _KINDS_BY_NAME = {k.value: k for k in Kind}
+SAME_UNIT: dict[str, tuple[str, ...]] = {
+    "mm[Hg]": ("mmHg", "mm Hg"),
+    "/min": ("bpm", "beats/min", "{beats}/min", "1/min", "min-1", "breaths/min", "{breaths}/min"),
+    "Cel": ("°C", "degC", "C"),
+    "mmol/L": ("mmol/l",),
+}
+"""Other spellings of a canonical unit (the same unit, nothing to convert), as spreadsheets and devices write them."""
+
+
+def same_unit(unit: str, canonical: str) -> bool:
+    return unit == canonical or unit in SAME_UNIT.get(canonical, ())
 
 
 class CsvRowError(ValueError):
@@ -43,7 +56,7 @@ def parse_row(fields: list[str], line: int) -> tuple[str, Kind, float, datetime]
     if kind is None:
         raise CsvRowError(line, f"unknown kind {kind_name!r}; expected one of {', '.join(_KINDS_BY_NAME)}")
     info = KINDS[kind]
-    if unit != info.unit:
+    if not same_unit(unit, info.unit):
         raise CsvRowError(line, f"{kind} must be in its canonical unit {info.unit!r}, got {unit!r}")
     try:
         value = float(value_text)

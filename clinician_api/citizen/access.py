@@ -105,6 +105,9 @@ def record(
     )
 
 
+SESSION_ENDED_HEADER = "X-Varde-Session-Ended"
+
+
 def current_citizen(
     conn: Conn, settings: SettingsDep, request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
 ) -> Citizen:
@@ -112,7 +115,10 @@ def current_citizen(
     citizen = session_citizen(conn, settings, session)
     conn.commit()
     if citizen is None:
-        raise HTTPException(401, "sign in to Min oppfølging first")
+        # A cookie that no longer opens a session (idle, expired, ended elsewhere) is told apart from no cookie at
+        # all, so the sign-in page says "you were signed out" only to someone who was signed in.
+        ended = {SESSION_ENDED_HEADER: "1"} if session else None
+        raise HTTPException(401, "sign in to Min oppfølging first", headers=ended)
     if request.method not in ("GET", "HEAD"):
         origin = request.headers.get("origin")
         own = f"{request.url.scheme}://{request.url.netloc}"

@@ -1,4 +1,4 @@
-"""Record integration (journalføring, issue #11): resolved alarms and shared measurements journaled to the
+"""Record integration (journalføring): resolved alarms and shared measurements journaled to the
 patient's electronic record over FHIR R4, through a durable outbox that loses nothing.
 
 - `bundles`: document Bundles for resolved alarms and episode steps (hand-overs), and measurement Bundles (pure;

@@ -1,4 +1,4 @@
-"""Reports of one patient for the GP or the hospital record (issue #22).
+"""Reports of one patient for the GP or the hospital record.
 
 - `period`: what a period summary holds, read from the database
 - `pdf`: the period summary as a PDF in bokmål or English (reportlab)

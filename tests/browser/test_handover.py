@@ -36,6 +36,7 @@ def test_hospital_proposes_a_hand_over_with_the_keyboard_and_the_municipality_ac
     page.keyboard.press("Enter")
     expect(section.locator("#episode-error")).to_have_text("")
     expect(section.locator("#episode-summary")).to_contain_text(f"Ansvarlig: {hospital.team}")
+    expect(section.locator("#episode-details")).to_contain_text("J44.1")
     expect(page.locator("#live-polite")).to_contain_text("skrevet inn i oppfølging")
 
     section.get_by_text("Foreslå overføring til et annet team").focus()

@@ -1,4 +1,4 @@
-"""A nurse's whole shift in a real browser (issue #19): one row per measurement act acted on at once, sessions that
+"""A nurse's whole shift in a real browser: one row per measurement act acted on at once, sessions that
 are renewed while the screen is in use and warn before they end, drafts kept across a sign-in, trend alarms on the
 patient's tiles, trend limits tailored per patient and honoured by the rules, and escalation that reaches the
 on-call nurse through a loopback receiver. Time in the page runs on Playwright's clock, never on sleeps."""

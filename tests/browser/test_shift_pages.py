@@ -1,4 +1,4 @@
-"""The smaller things of a nurse's shift in a real browser (issue #19): the access log for team leads, technical
+"""The smaller things of a nurse's shift in a real browser: the access log for team leads, technical
 follow-up items (silent gateway, device clock), the limits editor offering the protocol's kinds with bokmål
 messages, chart labels that fit, actions in the patient view's alarm history, an empty contact in the plan preview,
 and axe-core finding no serious or critical violation on the main pages."""

@@ -17,6 +17,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from clinician_api.citizen.sessions import COOKIE
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from tests.browser.conftest import PageErrors, browser, playwright, screenshot
 from tests.citizen.conftest import MIN, Home, People, grant_proxy, national_sign_in
@@ -438,3 +439,25 @@ def test_nurse_signs_in_with_the_staff_issuer_and_lands_in_the_queue(
     expect(nurse.locator("#user-name")).to_contain_text("Kari Sykepleier")
     expect(nurse.locator("#awaiting-section")).to_be_visible()
     assert "#code=" not in nurse.url
+
+
+def test_only_someone_whose_session_ended_is_told_they_were_signed_out(
+    open_context: Any, oidc: OidcStack, people: People, home: Home
+) -> None:
+    first = open_context()
+    first.goto("/min/")
+    first.wait_for_url(re.compile(r"/min/login$"))
+    expect(first.get_by_role("link", name="Logg inn med ID-porten")).to_be_visible()
+    expect(first.locator("#login-notice")).to_be_hidden()
+
+    # Signed in, then the session ends behind the page's back (idle timeout, or ended from another device).
+    returning = open_context()
+    provider_login(returning, people.patient_nid)
+    cookies = [c for c in returning.context.cookies() if c["name"] == COOKIE]
+    assert cookies, "signing in set no session cookie"
+    returning.context.add_cookies([{**cookies[0], "value": "ended-" + cookies[0]["value"][:8]}])
+    returning.goto("/min/")
+    returning.wait_for_url(re.compile(r"/min/login\?reason=expired$"))
+    expect(returning.locator("#login-notice")).to_have_text(
+        "Du ble logget ut fordi det var lenge siden du brukte siden. Logg inn igjen."
+    )

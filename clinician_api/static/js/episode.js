@@ -4,7 +4,7 @@
 // follow `access` (team, consultative, handover) of GET /episodes.
 import { api, requireSession } from "./api.js";
 import { $, announce, h, replaceChildren } from "./dom.js";
-import { formatTime, patientId, t } from "./i18n.js";
+import { formatTime, maybe, patientId, t } from "./i18n.js";
 
 const base = `/api/v1/patients/${patientId}`;
 let state = null;
@@ -25,7 +25,7 @@ function renderSummary(data) {
     : t("episode_none");
   replaceChildren(
     $("#episode-details"),
-    current?.conditions.length ? h("span", {}, t("episode_conditions", { list: current.conditions.join(", ") })) : null,
+    current?.conditions.length ? h("span", {}, t("episode_conditions", { list: current.conditions.map((c) => maybe(`protocol_${c}`, c)).join(", ") })) : null,
     current?.plan ? h("span", {}, " ", t("episode_plan", { text: current.plan })) : null,
   );
   const access = $("#episode-access");

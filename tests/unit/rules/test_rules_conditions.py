@@ -1,4 +1,4 @@
-"""Multimorbidity (issue 16 item 4): the conditions' limits and rules compose, the safer limit wins, and every
+"""Multimorbidity: the conditions' limits and rules compose, the safer limit wins, and every
 limit says which condition it came from."""
 
 from __future__ import annotations

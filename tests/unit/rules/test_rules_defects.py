@@ -1,4 +1,4 @@
-"""Table tests for the clinical defects of issue 16 item 5 (outside review): oxygen and SpO2 scale from the plan,
+"""Table tests for the clinical defects an outside review found: oxygen and SpO2 scale from the plan,
 one rounding per kind, the weekly weight-gain and home blood-pressure rules, and honest wording."""
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rules_engine.evaluation import RuleInputs
+from rules_engine.kinds_index import KIND_ORDER
 from rules_engine.profiles import LimitOverrides, TrendOverrides
 from rules_engine.replay import (
     Candidate,
@@ -54,6 +55,29 @@ def test_a_bad_row_is_refused_with_its_line_number(row: str, message: str) -> No
     with pytest.raises(CsvRowError) as caught:
         read_readings_csv(lines)
     assert caught.value.line == 3 and message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("row", "kind", "value"),
+    [
+        ("p1,bp_systolic,128,mmHg,2026-03-02T07:00:00Z", "bp_systolic", 128.0),
+        ("p1,pulse_rate,72,bpm,2026-03-02T07:00:00Z", "pulse_rate", 72.0),
+        ("p1,body_temperature,37.2,°C,2026-03-02T07:00:00Z", "body_temperature", 37.2),
+        ("p1,glucose,5.4,mmol/l,2026-03-02T07:00:00Z", "glucose", 5.4),
+    ],
+)
+def test_the_usual_spelling_of_the_canonical_unit_is_read_unconverted(row: str, kind: str, value: float) -> None:
+    readings, errors = read_readings_csv(_csv(row))
+    assert not errors and len(readings) == 1
+    assert readings.value.tolist() == [value] and KIND_ORDER[int(readings.kind_idx[0])].value == kind
+
+
+@pytest.mark.parametrize(
+    "row", ["p1,bp_systolic,17,kPa,2026-03-02T07:00:00Z", "p1,glucose,98,mg/dL,2026-03-02T07:00:00Z"]
+)
+def test_another_unit_of_the_same_quantity_is_still_refused(row: str) -> None:
+    with pytest.raises(CsvRowError, match="canonical unit"):
+        read_readings_csv(_csv(row))
 
 
 def test_skip_invalid_leaves_bad_rows_out_and_reports_each() -> None:

@@ -25,7 +25,8 @@ export async function api(path, { method = "GET", body, query } = {}) {
     }
   }
   if (response.status === 401 && location.pathname !== LOGIN) {
-    location.replace(`${LOGIN}?reason=expired`);
+    // Only someone whose session ended is told so; a first visit just gets the sign-in page.
+    location.replace(response.headers.get("X-Varde-Session-Ended") ? `${LOGIN}?reason=expired` : LOGIN);
     return new Promise(() => {});
   }
   if (!response.ok) throw new ApiError(response.status, data);
