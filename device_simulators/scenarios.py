@@ -224,19 +224,29 @@ def sensor_glitches(seed: int, start: datetime, days: int, *, count: int = 6) ->
 
 
 def missed_measurements(
-    seed: int, start: datetime, days: int, *, gap_days: int = 2, skip_share: float = 0.15
+    seed: int,
+    start: datetime,
+    days: int,
+    *,
+    gap_days: int = 2,
+    skip_share: float = 0.15,
+    onset_day: int | None = None,
 ) -> list[MeasurementAct]:
     """A heart-failure patient who skips sessions now and then and measures nothing for `gap_days` in a row
-    (a stay with family, the device left at home)."""
+    (a stay with family, the device left at home): from `onset_day` when given, else from the middle of the days.
+    Whether a session is skipped depends on the session alone, so the gap's place leaves the other days as they are."""
     model = _model(seed, "heart_failure")
-    r = rng(seed, "missed_measurements")
     dates = model.local_dates(start, days)
-    gap_start = dates[len(dates) // 2] if len(dates) > gap_days + 2 else None
+    if onset_day is not None:
+        gap_start: date | None = dates[0] + timedelta(days=onset_day)
+    else:
+        gap_start = dates[len(dates) // 2] if len(dates) > gap_days + 2 else None
     gap = {gap_start + timedelta(days=i) for i in range(gap_days)} if gap_start else set()
     kept = []
     for act in model.acts(start, days):
         day = act.at.astimezone(model.zone).date()
-        if day in gap or (day != dates[0] and r.random() < skip_share):
+        skipped = day != dates[0] and rng(seed, "missed_measurements", act.at.isoformat()).random() < skip_share
+        if day in gap or skipped:
             continue
         kept.append(act)
     return kept
@@ -288,6 +298,8 @@ _HF_SIDE_EFFECTS = frozenset(
     }
 )
 
+
+_MISSED_KINDS = frozenset({"missed.body_weight", "missed.bp_systolic", "missed.spo2"})
 
 ModelBuilder = Callable[[int, datetime, int, "int | None"], PatientModel]
 
@@ -395,8 +407,9 @@ SCENARIOS: dict[str, ScenarioSpec] = {
             condition=_in_crisis,
         ),
         _spec("sensor_glitches", "heart_failure", sensor_glitches, set()),
-        _spec("missed_measurements", "heart_failure", missed_measurements, set()),
-        _spec("gateway_offline", "heart_failure", gateway_offline, set()),
+        # With an active plan, the rules scheduler's `missed.<kind>` (not a reading's rule, so not replayed here).
+        _spec("missed_measurements", "heart_failure", missed_measurements, set(), _MISSED_KINDS),
+        _spec("gateway_offline", "heart_failure", gateway_offline, set(), _MISSED_KINDS),
         _spec("device_clock_wrong", "general", device_clock_wrong, set()),
     )
 }
