@@ -122,12 +122,21 @@ def weight_gain(
     rule: str = "trend.weight_gain",
     limit_setting: TrendSetting = TrendSetting.WEIGHT_GAIN_KG,
     window_days: float | None = None,
+    confirmed: bool = False,
 ) -> TrendResults:
-    """Largest weight gain per patient among the batch's weight readings.
+    """Largest weight gain per patient among the batch's weight readings; `confirmed`: only gains two weighings
+    in a row show (what the rules alarm on).
 
-    For each batch weight reading at time t the gain is its value minus the minimum weight within [t − W, t]
-    (history included), W = the patient's `weight_window_days` (or `window_days` when given). Per patient the
-    largest gain is reported (ties: the latest reading); it breaches when it exceeds the `limit_setting`.
+    Unconfirmed: for each batch weight reading at time t the gain is its value minus the minimum weight within
+    [t − W, t] (history included), W = the patient's `weight_window_days` (or `window_days` when given).
+
+    Confirmed (`CONFIRM_READINGS`): for each batch weight reading at time t with a previous weighing at t', the gain
+    is the lower of the two weights minus the minimum weight within [t' − W, t]. One scale
+    read in clothes is never a gain (the lower weighing of the pair is the normal one); a real gain shows on the
+    next weighing too, and the window reaches back from the earlier weighing, so "2.5 kg in 3 days, then steady"
+    alarms on the weighing after it, one day later than the unconfirmed rule would. Without a previous weighing
+    nothing is confirmed. Per patient the largest gain is reported (ties: the latest reading); it breaches when it
+    exceeds the `limit_setting`.
     """
     kind = Kind.BODY_WEIGHT
     rows = readings.rows_of_kind(KIND_INDEX[kind])
@@ -140,9 +149,16 @@ def weight_gain(
     end_at = readings.measured_at[ev]
     days = trends[p, TrendSetting.WEIGHT_WINDOW_DAYS] if window_days is None else np.full(len(p), window_days)
     window_s = np.rint(days * DAY_S).astype(np.int64)
-    start = readings.first_at_or_after(readings.group[ev], end_at - window_s)
+    if confirmed:
+        prev = np.maximum(ev - 1, 0)
+        has_prev = (ev > 0) & (readings.group[prev] == readings.group[ev])
+        window_from = np.where(has_prev, readings.measured_at[prev], end_at) - window_s
+        value = np.where(has_prev, np.minimum(readings.value[ev], readings.value[prev]), -np.inf)
+    else:
+        window_from, value = end_at - window_s, readings.value[ev]
+    start = readings.first_at_or_after(readings.group[ev], window_from)
     window_min = _range_reduce(np.minimum, readings.value, start, ev + 1, np.inf)
-    gain = np.round(readings.value[ev] - window_min, KINDS[kind].decimals + 1)
+    gain: FloatArray = np.round(np.maximum(value - window_min, -1e9), KINDS[kind].decimals + 1).astype(np.float64)
 
     seg = run_starts(p)
     best = np.maximum.reduceat(gain, seg)
@@ -166,7 +182,9 @@ def weight_gain(
         end_at=end_at[pick],
         start_value=low,
         end_value=readings.value[j],
-        delta=gain[pick],
+        # Shown: the decisive weighing against the window minimum (what the nurse can check on the chart); the
+        # confirmed gain, the lower weighing's, decided the breach.
+        delta=np.round(readings.value[j] - low, KINDS[kind].decimals + 1),
         limit=limit,
         window_s=window_s[pick],
         count=lengths.astype(np.int64),
@@ -249,7 +267,9 @@ def pulse_drift(readings: SortedReadings, trends: NDArray[np.float64]) -> TrendR
     return baseline_drift(readings, trends, Kind.PULSE_RATE, TrendSetting.PULSE_DRIFT, "either", "trend.pulse_baseline")
 
 
-def weight_gain_week(readings: SortedReadings, trends: NDArray[np.float64], short: TrendResults) -> TrendResults:
+def weight_gain_week(
+    readings: SortedReadings, trends: NDArray[np.float64], short: TrendResults, *, short_confirmed: bool = False
+) -> TrendResults:
     """`trend.weight_gain_7d`: the gain within 7 days against `weight_week_gain_kg`, for the slow accumulation the
     short-window rule misses. Where the short-window rule breached for the same patient, this one stays quiet
     (one gain, one alarm); and its limit is never below the short-window one, so a gain the patient's tailored
@@ -265,6 +285,7 @@ def weight_gain_week(readings: SortedReadings, trends: NDArray[np.float64], shor
         rule="trend.weight_gain_7d",
         limit_setting=TrendSetting.WEIGHT_WEEK_GAIN_KG,
         window_days=WEEK_DAYS,
+        confirmed=short_confirmed,
     )
     quiet = np.isin(week.patient_row, short.patient_row[short.breached])
     if not quiet.any():
@@ -363,35 +384,25 @@ def home_blood_pressure(readings: SortedReadings, trends: NDArray[np.float64]) -
 def confirm_trend(readings: SortedReadings, result: TrendResults) -> TrendResults:
     """The breaches of `result` that a second reading confirms (`CONFIRM_READINGS`).
 
-    Weight gain: the weighing before the decisive one must breach too, over the minimum of its own window (two
-    weighings in a row over the limit; a steady gain of 0.9 kg a day is confirmed, one heavy reading is not).
-    Baseline drift: the median of the last `RECENT_DAYS` (the
-    decisive reading included, at least two readings) must breach as the single reading did."""
+    Weight gain is confirmed by `weight_gain` itself (the lower of two weighings in a row). Baseline drift: the
+    median of the last `RECENT_DAYS` (the decisive reading included, at least two readings) must breach as the
+    single reading did."""
     hit = np.flatnonzero(result.breached)
-    if len(hit) == 0:
+    if len(hit) == 0 or result.kind is Kind.BODY_WEIGHT:
         return result
     group = result.patient_row[hit] * N_KINDS + KIND_INDEX[result.kind]
     end_at = result.end_at[hit]
     end_row = readings.last_at_or_before(group, end_at)
-    if result.kind is Kind.BODY_WEIGHT:
-        prev = np.maximum(end_row - 1, 0)
-        has_prev = (end_row > 0) & (readings.group[prev] == group)
-        prev_at = readings.measured_at[prev]
-        prev_start = readings.first_at_or_after(group, prev_at - result.window_s[hit])
-        prev_min = _range_reduce(np.minimum, readings.value, np.minimum(prev_start, prev), prev + 1, np.inf)
-        gain = np.round(readings.value[prev] - prev_min, KINDS[result.kind].decimals + 1)
-        confirmed = has_prev & (gain > result.limit[hit])
-    else:
-        start = readings.first_at_or_after(group, end_at - RECENT_DAYS * DAY_S + 1)
-        count = np.maximum(end_row - start + 1, 0)
-        recent = np.full(len(hit), np.nan)
-        has = count > 0
-        flat, _ = _flatten_ranges(start[has], count[has])
-        segment = np.repeat(np.arange(int(has.sum())), count[has])
-        recent[has] = segment_medians(readings.value[flat], segment, int(has.sum()))
-        delta = np.round(recent - result.start_value[hit], KINDS[result.kind].decimals + 1)
-        same_side = np.sign(delta) == np.sign(result.delta[hit])
-        confirmed = (count >= CONFIRM_READINGS) & same_side & (np.abs(delta) > result.limit[hit])
+    start = readings.first_at_or_after(group, end_at - RECENT_DAYS * DAY_S + 1)
+    count = np.maximum(end_row - start + 1, 0)
+    recent = np.full(len(hit), np.nan)
+    has = count > 0
+    flat, _ = _flatten_ranges(start[has], count[has])
+    segment = np.repeat(np.arange(int(has.sum())), count[has])
+    recent[has] = segment_medians(readings.value[flat], segment, int(has.sum()))
+    delta = np.round(recent - result.start_value[hit], KINDS[result.kind].decimals + 1)
+    same_side = np.sign(delta) == np.sign(result.delta[hit])
+    confirmed = (count >= CONFIRM_READINGS) & same_side & (np.abs(delta) > result.limit[hit])
     breached = result.breached.copy()
     breached[hit] = confirmed
     severity = np.where(breached, result.severity, np.int8(Severity.NONE)).astype(np.int8)
@@ -400,13 +411,13 @@ def confirm_trend(readings: SortedReadings, result: TrendResults) -> TrendResult
 
 def evaluate_trends(readings: SortedReadings, trends: NDArray[np.float64]) -> list[TrendResults]:
     """Every trend rule, in a fixed order, each breach confirmed by a second reading (`confirm_trend`)."""
-    short = confirm_trend(readings, weight_gain(readings, trends))
+    short = weight_gain(readings, trends, confirmed=True)
     return [
         short,
         *(
             confirm_trend(readings, r)
             for r in (
-                weight_gain_week(readings, trends, short),
+                weight_gain_week(readings, trends, short, short_confirmed=True),
                 spo2_drop(readings, trends),
                 pulse_drift(readings, trends),
             )

@@ -558,14 +558,23 @@ def sim_list(as_json: JsonFlag = False) -> None:
     from device_simulators.scenarios import SCENARIOS
 
     rows = [
-        {"name": s.name, "protocol": s.protocol, "expected_rules": sorted(s.expected_rules), "summary": s.summary}
+        {
+            "name": s.name,
+            "protocol": s.protocol,
+            "expected_rules": sorted(s.expected_rules),
+            "expected_any": sorted(s.expected_any),
+            "summary": s.summary,
+        }
         for s in SCENARIOS.values()
     ]
     if as_json:
         typer.echo(json.dumps(rows))
         return
     for row in rows:
-        expected = ", ".join(row["expected_rules"]) or "no alarm"
+        expected = ", ".join(row["expected_rules"])
+        if row["expected_any"]:
+            expected = ", ".join(filter(None, [expected, "one of " + " / ".join(row["expected_any"])]))
+        expected = expected or "no alarm"
         typer.echo(f"{row['name']:<30} {row['protocol']:<14} {expected}")
 
 

@@ -32,7 +32,13 @@ import httpx
 import psycopg
 
 from store.settings import Settings
-from varde.demo_extras import LoopbackReceiver, activate_plans, configure_receivers, retire_receivers
+from varde.demo_extras import (
+    LoopbackReceiver,
+    activate_plan_due_now,
+    activate_plans,
+    configure_receivers,
+    retire_receivers,
+)
 
 TIMEZONE = "Europe/Oslo"
 ENROLMENT_REASON = "Hjemmeoppfølging etter utskrivning"
@@ -68,7 +74,7 @@ ROSTER: tuple[RosterEntry, ...] = (
     RosterEntry("stable_heart_failure", 0),
     RosterEntry("stable_heart_failure", 0, imperial=True),
     RosterEntry("stable_heart_failure", 0),
-    RosterEntry("missed_measurements", 0),
+    RosterEntry("missed_measurements", 0, -1),
     RosterEntry("gateway_offline", 0, -2),
     RosterEntry("sensor_glitches", 0),
     RosterEntry("hypertensive_crisis", 0, -1),
@@ -101,6 +107,9 @@ SPOT_CHECK_DEVICE = {
 shift the numbers of later scheduled records between runs (their reading ids must stay stable)."""
 OFFLINE_HOURS = 24 * 365.0
 """The demo's offline home stays offline while the demo runs (its readings wait in the gateway)."""
+AWAY_DAYS = 365
+"""The demo's missed-measurement patient went away the day before the demo first started and is still away: the
+gateway is online, nothing is measured, and the weighing due just after the demo starts is raised as missed."""
 QUIET_RESTART_S = 6 * 3600.0
 """Devices in a home advertise a few times a day: the scanner watchdog should not restart scanning every 2 min."""
 
@@ -358,7 +367,12 @@ def start_homes(
         spec = SCENARIOS[patient["scenario"]]
         onset = None if patient["onset"] is None else first_index + int(patient["onset"])
         silent = patient["scenario"] == "gateway_offline"
-        if silent:
+        away = patient["scenario"] == "missed_measurements"
+        if away:
+            from device_simulators.scenarios import missed_measurements
+
+            acts = missed_measurements(patient["seed"], start, days, onset_day=onset, gap_days=AWAY_DAYS)
+        elif silent:
             # The home's internet went down on the onset day and is still down: the nurse sees the silence.
             from device_simulators.scenarios import gateway_offline
 
@@ -382,7 +396,7 @@ def start_homes(
         agent = Agent(config, radio_factory=devices.radio)
         stats = FeedStats()
         sources = [home_source(devices, acts, stats=stats)]
-        if spot_check_s > 0 and not silent:
+        if spot_check_s > 0 and not (silent or away):
             device_type = SPOT_CHECK_DEVICE[spec.protocol]
             model = spec.model(patient["seed"], start, days, onset)
             phase = spot_check_s * index / len(state["patients"])
@@ -450,7 +464,9 @@ def run_demo(
 
     say("starting the local stack (PostgreSQL, Mosquitto, ingest, rules, API)")
     try:
-        stack_state = stack.up(home, services=True)
+        # The rules service waits for the homes' backlog (below): a demo stopped yesterday, started again today,
+        # would otherwise judge the deadlines since then before the readings measured meanwhile have arrived.
+        stack_state = stack.up(home, services=True, hold=("rules",))
     except stack.StackError as exc:
         raise DemoError(str(exc)) from None
     settings = Settings()
@@ -485,12 +501,19 @@ def run_demo(
         )
         _wait_for_backlog(homes, timeout_s=180)
         # After the backlog: the plans' schedules are judged against readings that have arrived, so only what was
-        # really not measured today counts as missed.
+        # really not measured counts as missed (and never a deadline before the plan's activation).
+        api_url = str(stack_state.get("api_url"))
+        away = [p for p in state["patients"] if p["scenario"] == "missed_measurements"]
         try:
-            activated = activate_plans(str(stack_state.get("api_url")), PHYSICIAN, logins[PHYSICIAN], state["patients"])
+            others = [p for p in state["patients"] if p not in away]
+            activated = activate_plans(api_url, PHYSICIAN, logins[PHYSICIAN], others)
             say(f"self-management plans activated: {activated} (the others were active already)")
+            for patient in away:
+                due = activate_plan_due_now(api_url, PHYSICIAN, logins[PHYSICIAN], patient, TIMEZONE)
+                say(f"{patient['name']} is away from home: the plan's weighing is due at {due}, then raised as missed")
         except httpx.HTTPError as exc:
             say(f"could not activate the demo plans: {exc}")
+        stack.start_service(home, "rules")
         alarms = _alarm_summary(settings, state)
         summary = {
             "dashboard": stack_state.get("api_url"),

@@ -12,9 +12,12 @@ import json
 import secrets
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -119,9 +122,10 @@ def retire_receivers(settings: Settings) -> None:
         conn.execute("UPDATE escalation_targets SET active = false WHERE label = %s", (ONCALL_LABEL,))
 
 
-def plan_for(protocol: str) -> dict[str, Any]:
-    """A plan built from the protocol: its scheduled measurements (deadline two hours after the usual time) and
-    its limits as the plan's zones, with general advice and a contact."""
+def plan_for(protocol: str, weight_deadline: str | None = None) -> dict[str, Any]:
+    """A plan built from the protocol: its scheduled measurements (deadline two hours after the usual time; the
+    weight's `weight_deadline` every day when given) and its limits as the plan's zones, with general advice and a
+    contact."""
     from device_simulators.physiology import SCHEDULES
     from rules_engine.profiles import PROTOCOL_KINDS, Protocol, effective_limits
     from vitals import KINDS
@@ -137,6 +141,8 @@ def plan_for(protocol: str) -> dict[str, Any]:
             "weekdays": [_WEEKDAYS[d] for d in sorted(session.weekdays)],
             "reminder_minutes_before": 60,
         }
+        if kind == "body_weight" and weight_deadline is not None:
+            schedule[kind].update(deadline=weight_deadline, weekdays=list(_WEEKDAYS))
     limits = effective_limits(protocol)
     zones = []
     for kind in PROTOCOL_KINDS[Protocol(protocol)]:
@@ -165,14 +171,20 @@ def plan_for(protocol: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def activate_plans(api_url: str, username: str, password: str, patients: Iterable[dict[str, Any]]) -> int:
-    """Give every demo patient without an active plan the protocol's plan, through the API a clinician uses (so it
-    is audited and published retained to the gateway). Returns how many were activated."""
-    base = api_url.rstrip("/")
-    with httpx.Client(base_url=base, timeout=30.0) as client:
+@contextmanager
+def _clinician(api_url: str, username: str, password: str) -> Iterator[httpx.Client]:
+    """An API client signed in as the clinician."""
+    with httpx.Client(base_url=api_url.rstrip("/"), timeout=30.0) as client:
         token = client.post("/api/v1/auth/token", data={"username": username, "password": password})
         token.raise_for_status()
         client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        yield client
+
+
+def activate_plans(api_url: str, username: str, password: str, patients: Iterable[dict[str, Any]]) -> int:
+    """Give every demo patient without an active plan the protocol's plan, through the API a clinician uses (so it
+    is audited and published retained to the gateway). Returns how many were activated."""
+    with _clinician(api_url, username, password) as client:
         activated = 0
         for patient in patients:
             path = f"/api/v1/patients/{patient['patient_id']}/plans"
@@ -182,3 +194,28 @@ def activate_plans(api_url: str, username: str, password: str, patients: Iterabl
             client.post(f"{path}/{draft['version']}/activate").raise_for_status()
             activated += 1
     return activated
+
+
+MISSED_AFTER = timedelta(seconds=45)
+"""The demo's missed weighing: due at least this long after its plan is activated, at the next whole minute."""
+
+
+def due_soon(now: datetime, timezone: str) -> str:
+    """The local HH:MM of the first whole minute at least `MISSED_AFTER` after `now`."""
+    local = (now + MISSED_AFTER).astimezone(ZoneInfo(timezone))
+    due = (local - timedelta(microseconds=1)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return f"{due:%H:%M}"
+
+
+def activate_plan_due_now(
+    api_url: str, username: str, password: str, patient: dict[str, Any], timezone: str, now: datetime | None = None
+) -> str:
+    """A new version of the patient's plan (each run) with the daily weighing due within two minutes, local time:
+    the patient who is away measures nothing, so the rules raise the missed weighing while someone watches (a
+    deadline before a plan's activation is never judged). Returns the deadline, HH:MM."""
+    deadline = due_soon(now or datetime.now(UTC), timezone)
+    path = f"/api/v1/patients/{patient['patient_id']}/plans"
+    with _clinician(api_url, username, password) as client:
+        draft = client.post(path, json=plan_for(patient["protocol"], weight_deadline=deadline)).raise_for_status()
+        client.post(f"{path}/{draft.json()['version']}/activate").raise_for_status()
+    return deadline

@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -703,9 +703,10 @@ def load_state(paths: StackPaths) -> dict[str, Any]:
     return _read_json(paths.stack_file)
 
 
-def up(home: Path, *, services: bool = True, ha: bool = False) -> dict[str, Any]:
+def up(home: Path, *, services: bool = True, ha: bool = False, hold: Collection[str] = ()) -> dict[str, Any]:
     """Start (or confirm) every part of the stack; returns the stack state. `ha`: PostgreSQL as a pg_auto_failover
-    formation (monitor, primary, synchronous standby) instead of one server; a home started so stays so."""
+    formation (monitor, primary, synchronous standby) instead of one server; a home started so stays so. `hold`:
+    services not started yet (`start_service` later); one already running keeps running."""
     paths = StackPaths(home)
     paths.logs.mkdir(parents=True, exist_ok=True)
     user = _service_user()
@@ -725,7 +726,7 @@ def up(home: Path, *, services: bool = True, ha: bool = False) -> dict[str, Any]
         _write_private_json(paths.stack_file, state)
     _migrate(state["database_url"])
     if services:
-        _start_services(paths, state, list(SERVICES))
+        _start_services(paths, state, [name for name in SERVICES if name not in hold])
     _write_private_json(paths.stack_file, state)
     return state
 

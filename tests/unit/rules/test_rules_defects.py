@@ -132,6 +132,27 @@ def test_weekly_weight_gain_beside_the_three_day_rule(per_day: float, rules: set
         assert "+3,2 kg på 7 dager" in week.explanation_nb and "+3.2 kg in 7 days" in week.explanation_en
 
 
+@pytest.mark.parametrize(
+    ("weights", "today", "raised"),
+    [
+        ([80.0, 80.1, 79.9, 80.0], 82.6, False),  # one scale read in clothes: the weighing before is the normal one
+        ([80.0, 80.8, 81.7, 82.5], 82.5, True),  # +2.5 kg in 3 days, then steady: the next weighing confirms it
+        ([80.0, 80.0, 80.1, 82.4], 82.5, True),  # two heavy weighings in a row: a gain
+        ([80.0, 80.1, 82.6, 80.2], 80.1, False),  # yesterday's heavy reading, gone today
+    ],
+)
+def test_a_weight_gain_alarms_when_two_weighings_in_a_row_show_it(
+    weights: list[float], today: float, raised: bool
+) -> None:
+    history = daily(0, Kind.BODY_WEIGHT, weights)
+    found = _candidates("heart_failure", history, [(0, Kind.BODY_WEIGHT, at(len(weights)), today)])
+    assert ("trend.weight_gain" in found) is raised, found
+    if raised:  # the explanation shows today's weighing against the window's minimum, as the chart does
+        gain = found["trend.weight_gain"]
+        assert f"Vekt {today:.1f}".replace(".", ",") in gain.explanation_nb
+        assert f"+{today - 80.0:.1f}".replace(".", ",") in gain.explanation_nb
+
+
 def test_weekly_weight_gain_is_off_outside_heart_failure() -> None:
     history = daily(0, Kind.BODY_WEIGHT, [80.0 + 0.45 * d for d in range(7)])
     assert _candidates("diabetes", history, [(0, Kind.BODY_WEIGHT, at(7), 83.15)]) == {}
