@@ -16,9 +16,10 @@ from uuid import UUID
 from psycopg import Connection
 
 from clinician_api.access import Principal, visible_patients_named
+from vitals.vocabulary import CARE_STAFF_ROLES, CITIZEN_ROLES
 
 Side = Literal["patient", "team"]
-PATIENT_ROLES = ("patient", "relative")
+PATIENT_ROLES = CITIZEN_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,13 @@ class Author:
 
 def threads(conn: Connection[Any], patient_id: UUID, viewer: Side) -> list[dict[str, Any]]:
     """The patient's threads, newest activity first, with how many messages from the other side are unread."""
-    other = "IN ('nurse', 'physician', 'admin')" if viewer == "patient" else "IN ('patient', 'relative')"
+    other = CARE_STAFF_ROLES if viewer == "patient" else CITIZEN_ROLES
     rows = conn.execute(
         "SELECT t.id, t.subject, t.created_at, t.last_message_at, t.awaiting_team_since, "
-        f"count(m.id) FILTER (WHERE m.read_at IS NULL AND m.author_role {other}), count(m.id) "
+        "count(m.id) FILTER (WHERE m.read_at IS NULL AND m.author_role = ANY(%s)), count(m.id) "
         "FROM message_threads t LEFT JOIN messages m ON m.thread_id = t.id WHERE t.patient_id = %s "
         "GROUP BY t.id ORDER BY t.last_message_at DESC, t.id LIMIT 200",
-        (patient_id,),
+        (list(other), patient_id),
     ).fetchall()
     return [
         {
@@ -68,7 +69,7 @@ def thread(conn: Connection[Any], patient_id: UUID, thread_id: UUID, viewer: Sid
     ).fetchone()
     if head is None:
         return None
-    other = ("nurse", "physician", "admin") if viewer == "patient" else PATIENT_ROLES
+    other = CARE_STAFF_ROLES if viewer == "patient" else CITIZEN_ROLES
     conn.execute(
         "UPDATE messages SET read_at = now() WHERE thread_id = %s AND read_at IS NULL AND author_role = ANY(%s)",
         (thread_id, list(other)),

@@ -16,6 +16,7 @@ from clinician_api import paging
 from clinician_api.access import Principal, visible_patients_clause
 from clinician_api.schemas import Alarm, Notified
 from vitals import KINDS, Kind
+from vitals.vocabulary import UNRESOLVED_STATES
 
 SELECT = (
     "SELECT a.id, a.patient_id, p.display_name, p.team_id, a.rule, a.kind, a.severity, a.state, a.opened_at, "
@@ -41,7 +42,7 @@ _CURSOR = "alarms"
 
 @dataclass(frozen=True, slots=True)
 class QueueFilter:
-    states: Sequence[str] = ("open", "acknowledged")
+    states: Sequence[str] = UNRESOLVED_STATES
     severities: Sequence[str] | None = None
     team_ids: Sequence[UUID] | None = None
     patient_ids: Sequence[UUID] | None = None

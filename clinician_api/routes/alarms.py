@@ -36,6 +36,7 @@ from clinician_api.schemas import (
     Severity,
 )
 from store.events import notify_changes
+from vitals.vocabulary import UNRESOLVED_STATES
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=problems.responses(401))
 
@@ -67,7 +68,7 @@ def list_alarms(
     """The queue: worst severity first, then the longest waiting. Only patients in the caller's care teams (or under
     an emergency access) appear."""
     flt = queue.QueueFilter(
-        states=state or ("open", "acknowledged"),
+        states=state or UNRESOLVED_STATES,
         severities=severity,
         team_ids=team,
         patient_ids=patient_id,
