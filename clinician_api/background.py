@@ -12,6 +12,9 @@ from typing import Any
 
 import psycopg
 
+from store.events import Channel
+from store.events import listen as listen_on
+
 log = logging.getLogger("varde.api.background")
 
 
@@ -19,7 +22,7 @@ class ListeningWorker:
     def __init__(
         self,
         name: str,
-        channel: str,
+        channel: Channel,
         database_url: Callable[[], str],
         work: Callable[[psycopg.Connection[Any]], object],
         poll_seconds: float = 5.0,
@@ -47,7 +50,7 @@ class ListeningWorker:
                     psycopg.connect(self._database_url(), autocommit=self._autocommit) as conn,
                     psycopg.connect(self._database_url(), autocommit=True) as listen,
                 ):
-                    listen.execute(f"LISTEN {self._channel}")
+                    listen_on(listen, self._channel)
                     while not self._stop.is_set():
                         self._work(conn)
                         for _ in listen.notifies(timeout=self._poll_seconds, stop_after=1):

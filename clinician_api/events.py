@@ -25,7 +25,7 @@ from clinician_api import queue
 from clinician_api.access import Principal
 from clinician_api.metrics import SSE_CLIENTS
 from clinician_api.schemas import Alarm
-from store.events import CHANNEL, ChangeNotice
+from store.events import CHANNEL, ChangeNotice, listen_async
 
 log = logging.getLogger("varde.api.events")
 
@@ -97,7 +97,7 @@ class AlarmEventHub:
                 async with await psycopg.AsyncConnection.connect(
                     self._url(), autocommit=True, application_name="varde-api-events"
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await listen_async(conn, CHANNEL)
                     self._listening.set()
                     backoff = 0.5
                     await self._listen(conn)

@@ -21,8 +21,8 @@ from psycopg.types.json import Jsonb
 
 from clinician_api import consent, episodes, fhir, fhir_query
 from clinician_api.journal import bundles, identity
+from store.events import Channel, wake
 
-NOTIFY_CHANNEL = "varde_journal"
 ENTRY_COLUMNS = (
     "o.id, o.kind, o.state, o.endpoint_id, e.name, o.patient_ids, o.alarm_id, o.subscription_id, "
     "o.bundle_identifier, o.resource_count, o.attempts, o.next_attempt_at, o.last_attempt_at, o.last_status, "
@@ -54,7 +54,7 @@ class Entry:
 
 def notify(conn: Connection[Any]) -> None:
     """Wake the journal workers when the transaction commits."""
-    conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+    wake(conn, Channel.JOURNAL)
 
 
 def insert(

@@ -27,7 +27,6 @@ from vitals.logs import setup_logging
 
 log = logging.getLogger("varde.journal")
 
-READINGS_CHANNEL = events.CHANNEL
 WITHHELD = "withheld: a patient in this entry reserved against sharing with the record"
 
 
@@ -147,8 +146,7 @@ class JournalWorker:
             try:
                 if listener is None or listener.closed:
                     listener = psycopg.connect(self._url, autocommit=True, application_name=f"{self._name}-listen")
-                    listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
-                    listener.execute(f"LISTEN {READINGS_CHANNEL}")
+                    events.listen(listener, events.Channel.JOURNAL, events.Channel.CHANGES)
                 result = self.run_once()
                 if result.delivered or result.failed or result.batches:
                     log.info(
