@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from clinician_api import queue
 from clinician_api.access import Principal
@@ -128,7 +129,7 @@ class AlarmEventHub:
     async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID]) -> list[Any]:
         if not ids:
             return []
-        cur = await conn.execute(f"{queue.SELECT} WHERE a.id = ANY(%s::uuid[])", [ids])
+        cur = await conn.execute(sql.SQL("{} WHERE a.id = ANY(%s::uuid[])").format(sql.SQL(queue.SELECT)), [ids])
         return list(await cur.fetchall())
 
     def _resync_teams(self, teams: set[UUID]) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api.access import Principal, visible_patients_named
 from vitals.vocabulary import CARE_STAFF_ROLES, CITIZEN_ROLES
@@ -147,10 +147,13 @@ def awaiting(conn: Connection[Any], principal: Principal, limit: int = 200) -> l
     limited to patients the principal has a duty of care for."""
     clause, params = visible_patients_named(principal)
     rows = conn.execute(
-        "SELECT t.id, t.patient_id, p.display_name, p.team_id, t.subject, t.awaiting_team_since, "
-        "(SELECT count(*) FROM messages m WHERE m.thread_id = t.id AND m.sent_at >= t.awaiting_team_since) "
-        "FROM message_threads t JOIN patients p ON p.id = t.patient_id "
-        f"WHERE t.awaiting_team_since IS NOT NULL AND {clause} ORDER BY t.awaiting_team_since, t.id LIMIT %(limit)s",
+        sql.SQL(
+            "SELECT t.id, t.patient_id, p.display_name, p.team_id, t.subject, t.awaiting_team_since, "
+            "(SELECT count(*) FROM messages m WHERE m.thread_id = t.id AND m.sent_at >= "
+            "t.awaiting_team_since) FROM message_threads t JOIN patients p ON p.id = t.patient_id "
+            "WHERE t.awaiting_team_since IS NOT NULL AND {} ORDER BY t.awaiting_team_since, t.id LIMIT "
+            "%(limit)s"
+        ).format(clause),
         {**params, "limit": limit},
     ).fetchall()
     return [

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from clinician_api import consent
 from clinician_api.journal import feed, metrics, outbox
@@ -85,7 +86,8 @@ class JournalWorker:
             endpoint = endpoints.get(entry.endpoint_id)
             if endpoint is None:
                 row = conn.execute(
-                    f"SELECT {Endpoint.columns()} FROM record_endpoints WHERE id = %s", (entry.endpoint_id,)
+                    sql.SQL("SELECT {} FROM record_endpoints WHERE id = %s").format(sql.SQL(Endpoint.columns())),
+                    (entry.endpoint_id,),
                 ).fetchone()
                 assert row is not None
                 endpoint = endpoints[entry.endpoint_id] = Endpoint.from_row(tuple(row))
