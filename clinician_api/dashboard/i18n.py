@@ -73,7 +73,11 @@ def vocabulary(lang: Lang) -> dict[str, Any]:
         "kinds": kinds,
         "protocol_limits": defaults,
         "patient": patient,
-        # The one vocabulary, so the scripts hold no copy of it: severities worst first (their rank order).
-        "severities": list(SEVERITIES),
-        "alarm_states": list(ALARM_STATES),
+        **word_lists(),
     }
+
+
+def word_lists() -> dict[str, list[str]]:
+    """The one vocabulary for every page's scripts (the dashboard's and `/min/`, which share `i18n.js`), so they
+    hold no copy of it: severities worst first (their rank order) and the alarm states."""
+    return {"severities": list(SEVERITIES), "alarm_states": list(ALARM_STATES)}

@@ -151,3 +151,11 @@ def test_a_python_module_retyping_roles_is_reported() -> None:
     assert check.python_copies({"clinician_api/x.py": source}, VOCAB) == [
         "clinician_api/x.py:2: retypes roles; import it from vitals"
     ]
+
+
+def test_the_pages_scripts_get_the_lists_from_the_server_in_the_one_order() -> None:
+    from clinician_api.dashboard.i18n import vocabulary as page_config
+
+    config = page_config("nb")
+    assert config["severities"] == ["red", "yellow", "missed", "needs_review"]
+    assert config["alarm_states"] == list(vocabulary.ALARM_STATES)
