@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import roles
 
@@ -75,27 +75,35 @@ class PatientAccess:
 
 # Read-only grounds: the caller's team consults on the active episode (until the agreed end), or a hand-over of
 # the active episode to the caller's team awaits its answer. Uncorrelated, so a list query hashes them once.
-_CONSULTS = (
+_CONSULTS = sql.SQL(
     "{alias}.id IN (SELECT ce.patient_id FROM care_episode_consultants cc JOIN care_episodes ce "
     "ON ce.id = cc.episode_id WHERE ce.status = 'active' AND cc.until > now() AND cc.team_id = ANY({teams}::uuid[]))"
 )
-_RECEIVES = (
+_RECEIVES = sql.SQL(
     "{alias}.id IN (SELECT h.patient_id FROM care_handovers h WHERE h.state = 'proposed' "
     "AND h.to_team_id = ANY({teams}::uuid[]))"
 )
+
+
+def _consults(alias: str, teams: str) -> sql.Composed:
+    return _CONSULTS.format(alias=sql.Identifier(alias), teams=sql.Placeholder(teams))
+
+
+def _receives(alias: str, teams: str) -> sql.Composed:
+    return _RECEIVES.format(alias=sql.Identifier(alias), teams=sql.Placeholder(teams))
 
 
 def patient_access(conn: Connection[Any], principal: Principal, patient_id: UUID) -> PatientAccess | None:
     """None when the principal has no duty of care for the patient (the caller answers 404)."""
     if not principal.reads_records:
         return None
-    teams = "%(teams)s"
     row = conn.execute(
-        "SELECT p.team_id, p.team_id = ANY(%(teams)s::uuid[]) AS member, e.reason, e.expires_at, "
-        f"{_CONSULTS.format(alias='p', teams=teams)}, {_RECEIVES.format(alias='p', teams=teams)} "
-        "FROM patients p LEFT JOIN LATERAL (SELECT reason, expires_at FROM emergency_access e "
-        " WHERE e.user_id = %(user)s AND e.patient_id = p.id AND e.expires_at > now() "
-        " ORDER BY e.expires_at DESC LIMIT 1) e ON true WHERE p.id = %(patient)s",
+        sql.SQL(
+            "SELECT p.team_id, p.team_id = ANY(%(teams)s::uuid[]) AS member, e.reason, e.expires_at, "
+            "{}, {} FROM patients p LEFT JOIN LATERAL (SELECT reason, expires_at FROM emergency_access "
+            "e  WHERE e.user_id = %(user)s AND e.patient_id = p.id AND e.expires_at > now()  ORDER BY "
+            "e.expires_at DESC LIMIT 1) e ON true WHERE p.id = %(patient)s"
+        ).format(_consults("p", "teams"), _receives("p", "teams")),
         {"teams": list(principal.team_ids), "user": principal.user_id, "patient": patient_id},
     ).fetchone()
     if row is None:
@@ -112,46 +120,54 @@ def patient_access(conn: Connection[Any], principal: Principal, patient_id: UUID
     return None
 
 
-def visible_patients_clause(principal: Principal, alias: str = "p") -> tuple[str, list[Any]]:
+def visible_patients_clause(principal: Principal, alias: str = "p") -> tuple[sql.Composable, list[Any]]:
     """SQL condition restricting `{alias}` (patients) to those the principal has a duty of care for."""
     if not principal.reads_records:
-        return ("false", [])
+        return (sql.SQL("false"), [])
     return (
-        f"({alias}.team_id = ANY(%s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e WHERE e.user_id = %s "
-        f"AND e.patient_id = {alias}.id AND e.expires_at > now()))",
+        sql.SQL(
+            "({}.team_id = ANY(%s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e WHERE e.user_id "
+            "= %s AND e.patient_id = {}.id AND e.expires_at > now()))"
+        ).format(sql.Identifier(alias), sql.Identifier(alias)),
         [list(principal.team_ids), principal.user_id],
     )
 
 
 def visible_patients_named(
     principal: Principal, alias: str = "p", *, read_only: bool = False
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[sql.Composable, dict[str, Any]]:
     """`visible_patients_clause` for queries with named parameters (`vis_teams`, `vis_user`). With `read_only`,
     also the patients seen through a consultative access or a hand-over awaiting the caller's team (the patient
     list shows them; the alarm queue and its kin do not: alarms go to the responsible team)."""
     if not principal.reads_records:  # the parameters still exist: a query may name them beside the clause
-        return ("false", {"vis_teams": [], "vis_user": principal.user_id})
-    extra = ""
+        return (sql.SQL("false"), {"vis_teams": [], "vis_user": principal.user_id})
+    extra: sql.Composable = sql.SQL("")
     if read_only:
-        teams = "%(vis_teams)s"
-        extra = f" OR {_CONSULTS.format(alias=alias, teams=teams)} OR {_RECEIVES.format(alias=alias, teams=teams)}"
+        extra = sql.SQL(" OR {} OR {}").format(_consults(alias, "vis_teams"), _receives(alias, "vis_teams"))
     return (
-        f"({alias}.team_id = ANY(%(vis_teams)s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e "
-        f"WHERE e.user_id = %(vis_user)s AND e.patient_id = {alias}.id AND e.expires_at > now()){extra})",
+        sql.SQL(
+            "({}.team_id = ANY(%(vis_teams)s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e "
+            "WHERE e.user_id = %(vis_user)s AND e.patient_id = {}.id AND e.expires_at > now()){})"
+        ).format(sql.Identifier(alias), sql.Identifier(alias), extra),
         {"vis_teams": list(principal.team_ids), "vis_user": principal.user_id},
     )
 
 
-def access_basis_sql(alias: str = "p") -> str:
+def access_basis_sql(alias: str = "p") -> sql.Composable:
     """An SQL expression naming the principal's access basis for `{alias}` (named parameters `vis_teams`,
     `vis_user`, as `visible_patients_named` gives them), in the order `patient_access` decides."""
-    teams = "%(vis_teams)s"
-    return (
-        f"CASE WHEN {alias}.team_id = ANY(%(vis_teams)s::uuid[]) THEN '{BASIS_TEAM}' "
-        f"WHEN EXISTS (SELECT 1 FROM emergency_access e WHERE e.user_id = %(vis_user)s AND e.patient_id = {alias}.id "
-        f"AND e.expires_at > now()) THEN '{BASIS_EMERGENCY}' "
-        f"WHEN {_CONSULTS.format(alias=alias, teams=teams)} THEN '{BASIS_CONSULTATIVE}' "
-        f"WHEN {_RECEIVES.format(alias=alias, teams=teams)} THEN '{BASIS_HANDOVER}' END"
+    return sql.SQL(
+        "CASE WHEN {alias}.team_id = ANY(%(vis_teams)s::uuid[]) THEN {team} WHEN EXISTS (SELECT 1 FROM "
+        "emergency_access e WHERE e.user_id = %(vis_user)s AND e.patient_id = {alias}.id AND "
+        "e.expires_at > now()) THEN {emergency} WHEN {consults} THEN {consultative} WHEN {receives} THEN {handover} END"
+    ).format(
+        alias=sql.Identifier(alias),
+        team=sql.Literal(BASIS_TEAM),
+        emergency=sql.Literal(BASIS_EMERGENCY),
+        consults=_consults(alias, "vis_teams"),
+        consultative=sql.Literal(BASIS_CONSULTATIVE),
+        receives=_receives(alias, "vis_teams"),
+        handover=sql.Literal(BASIS_HANDOVER),
     )
 
 

@@ -13,6 +13,9 @@ from typing import Any
 
 import psycopg
 
+from store.events import Channel
+from store.events import listen as listen_on
+
 log = logging.getLogger("varde.api.background")
 
 _STOP_CHECK_S = 0.25
@@ -24,7 +27,7 @@ class ListeningWorker:
     def __init__(
         self,
         name: str,
-        channel: str,
+        channel: Channel,
         database_url: Callable[[], str],
         work: Callable[[psycopg.Connection[Any]], object],
         poll_seconds: float = 5.0,
@@ -52,7 +55,7 @@ class ListeningWorker:
                     psycopg.connect(self._database_url(), autocommit=self._autocommit) as conn,
                     psycopg.connect(self._database_url(), autocommit=True) as listen,
                 ):
-                    listen.execute(f"LISTEN {self._channel}")
+                    listen_on(listen, self._channel)
                     while not self._stop.is_set():
                         self._work(conn)
                         self._wait_for_notification(listen)

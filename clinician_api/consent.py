@@ -11,20 +11,19 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 Reservation = Literal["record_sharing", "research"]
 RESERVATIONS: tuple[Reservation, ...] = ("record_sharing", "research")
 
 
-def not_reserved_sql(kind: Reservation, patient_column: str) -> str:
+def not_reserved_sql(kind: Reservation, patient_column: str) -> sql.Composable:
     """An SQL condition true when the patient in `patient_column` has no reservation of `kind`."""
     if kind not in RESERVATIONS:
         raise ValueError(f"unknown reservation {kind!r}")
-    return (
-        f"NOT EXISTS (SELECT 1 FROM patient_reservations pr WHERE pr.patient_id = {patient_column} "
-        f"AND pr.kind = '{kind}' AND pr.reserved)"
-    )
+    return sql.SQL(
+        "NOT EXISTS (SELECT 1 FROM patient_reservations pr WHERE pr.patient_id = {} AND pr.kind = {} AND pr.reserved)"
+    ).format(sql.SQL(patient_column), sql.Literal(kind))
 
 
 def reserved_among(conn: Connection[Any], kind: Reservation, patient_ids: Sequence[UUID]) -> set[UUID]:

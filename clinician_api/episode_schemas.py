@@ -9,10 +9,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from clinician_api import episodes
+from vitals.vocabulary import Protocol as Protocol
 
 EpisodeStatus = Literal["active", "finished"]
 HandoverState = Literal["proposed", "accepted", "declined", "withdrawn"]
-Protocol = Literal["general", "heart_failure", "copd", "diabetes", "hypertension"]
 AccessBasis = Literal["team", "emergency", "consultative", "handover"]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Long = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]

@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import Connection
+from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
 EPISODE_COLUMNS = (
@@ -129,21 +129,28 @@ class HandoverNote:
 
 def current_episode(conn: Connection[Any], patient_id: UUID) -> Episode | None:
     row = conn.execute(
-        f"SELECT {EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE e.patient_id = %s AND e.status = 'active'",
+        sql.SQL("SELECT {} FROM {} WHERE e.patient_id = %s AND e.status = 'active'").format(
+            sql.SQL(EPISODE_COLUMNS), sql.SQL(EPISODE_FROM)
+        ),
         (patient_id,),
     ).fetchone()
     return Episode(*row) if row else None
 
 
 def episode(conn: Connection[Any], episode_id: UUID) -> Episode | None:
-    row = conn.execute(f"SELECT {EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE e.id = %s", (episode_id,)).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE e.id = %s").format(sql.SQL(EPISODE_COLUMNS), sql.SQL(EPISODE_FROM)),
+        (episode_id,),
+    ).fetchone()
     return Episode(*row) if row else None
 
 
 def episodes_of(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[Episode]:
     """Every episode of the patients, newest first (the history)."""
     rows = conn.execute(
-        f"SELECT {EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE e.patient_id = ANY(%s) ORDER BY e.started_at DESC, e.id",
+        sql.SQL("SELECT {} FROM {} WHERE e.patient_id = ANY(%s) ORDER BY e.started_at DESC, e.id").format(
+            sql.SQL(EPISODE_COLUMNS), sql.SQL(EPISODE_FROM)
+        ),
         (list(patient_ids),),
     ).fetchall()
     return [Episode(*r) for r in rows]
@@ -160,13 +167,18 @@ def events_of(conn: Connection[Any], episode_ids: Sequence[UUID]) -> list[Episod
 
 
 def handover(conn: Connection[Any], handover_id: UUID) -> Handover | None:
-    row = conn.execute(f"SELECT {HANDOVER_COLUMNS} FROM {_HANDOVER_FROM} WHERE h.id = %s", (handover_id,)).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE h.id = %s").format(sql.SQL(HANDOVER_COLUMNS), sql.SQL(_HANDOVER_FROM)),
+        (handover_id,),
+    ).fetchone()
     return Handover(*row) if row else None
 
 
 def handovers_of_episodes(conn: Connection[Any], episode_ids: Sequence[UUID]) -> list[Handover]:
     rows = conn.execute(
-        f"SELECT {HANDOVER_COLUMNS} FROM {_HANDOVER_FROM} WHERE h.episode_id = ANY(%s) ORDER BY h.proposed_at, h.id",
+        sql.SQL("SELECT {} FROM {} WHERE h.episode_id = ANY(%s) ORDER BY h.proposed_at, h.id").format(
+            sql.SQL(HANDOVER_COLUMNS), sql.SQL(_HANDOVER_FROM)
+        ),
         (list(episode_ids),),
     ).fetchall()
     return [Handover(*r) for r in rows]
@@ -177,9 +189,10 @@ def handovers_for_teams(
 ) -> list[Handover]:
     """Hand-overs the teams sent or received, in the given states, oldest proposal first."""
     rows = conn.execute(
-        f"SELECT {HANDOVER_COLUMNS} FROM {_HANDOVER_FROM} WHERE h.state = ANY(%s) "
-        "AND (h.to_team_id = ANY(%s::uuid[]) OR h.from_team_id = ANY(%s::uuid[])) "
-        "ORDER BY h.proposed_at, h.id LIMIT %s",
+        sql.SQL(
+            "SELECT {} FROM {} WHERE h.state = ANY(%s) AND (h.to_team_id = ANY(%s::uuid[]) OR "
+            "h.from_team_id = ANY(%s::uuid[])) ORDER BY h.proposed_at, h.id LIMIT %s"
+        ).format(sql.SQL(HANDOVER_COLUMNS), sql.SQL(_HANDOVER_FROM)),
         (list(states), list(team_ids), list(team_ids), limit),
     ).fetchall()
     return [Handover(*r) for r in rows]
@@ -188,8 +201,10 @@ def handovers_for_teams(
 def pending_handovers(conn: Connection[Any], team_ids: Sequence[UUID]) -> list[Handover]:
     """Hand-overs waiting for one of the teams to accept or decline (the worklist's item), oldest first."""
     rows = conn.execute(
-        f"SELECT {HANDOVER_COLUMNS} FROM {_HANDOVER_FROM} WHERE h.state = 'proposed' "
-        "AND h.to_team_id = ANY(%s::uuid[]) ORDER BY h.proposed_at, h.id",
+        sql.SQL(
+            "SELECT {} FROM {} WHERE h.state = 'proposed' AND h.to_team_id = ANY(%s::uuid[]) ORDER BY "
+            "h.proposed_at, h.id"
+        ).format(sql.SQL(HANDOVER_COLUMNS), sql.SQL(_HANDOVER_FROM)),
         (list(team_ids),),
     ).fetchall()
     return [Handover(*r) for r in rows]
@@ -271,9 +286,9 @@ def change(conn: Connection[Any], current: Episode, user_id: UUID, changes: dict
     if not changes:
         raise EpisodeError(422, "nothing to change: give reason, conditions, protocol or plan")
     before = {k: getattr(current, k) for k in changes}
-    sets = ", ".join(f"{k} = %({k})s" for k in changes)
+    sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes)
     conn.execute(
-        f"UPDATE care_episodes SET {sets}, updated_at = now() WHERE id = %(id)s AND status = 'active'",
+        sql.SQL("UPDATE care_episodes SET {}, updated_at = now() WHERE id = %(id)s AND status = 'active'").format(sets),
         {**changes, "id": current.id},
     )
     event_id = _event(

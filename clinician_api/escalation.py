@@ -22,6 +22,7 @@ import httpx
 import psycopg
 
 from clinician_api.background import ListeningWorker
+from store import events
 from store.events import notify_changes
 from store.settings import Settings
 
@@ -159,7 +160,7 @@ class Notifier(ListeningWorker):
         dashboard = f"{(settings.api_url or '').rstrip('/')}/dashboard/"
         super().__init__(
             "escalation-notifier",
-            "varde_escalations",
+            events.Channel.ESCALATIONS,
             database_url,
             lambda conn: deliver(conn, claim(conn), channels, dashboard),
             POLL_SECONDS,

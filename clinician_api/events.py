@@ -20,12 +20,13 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from clinician_api import queue
 from clinician_api.access import Principal
 from clinician_api.metrics import SSE_CLIENTS
 from clinician_api.schemas import Alarm
-from store.events import CHANNEL, ChangeNotice
+from store.events import CHANNEL, ChangeNotice, listen_async
 
 log = logging.getLogger("varde.api.events")
 
@@ -97,7 +98,7 @@ class AlarmEventHub:
                 async with await psycopg.AsyncConnection.connect(
                     self._url(), autocommit=True, application_name="varde-api-events"
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await listen_async(conn, CHANNEL)
                     self._listening.set()
                     backoff = 0.5
                     await self._listen(conn)
@@ -128,7 +129,7 @@ class AlarmEventHub:
     async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID]) -> list[Any]:
         if not ids:
             return []
-        cur = await conn.execute(f"{queue.SELECT} WHERE a.id = ANY(%s::uuid[])", [ids])
+        cur = await conn.execute(sql.SQL("{} WHERE a.id = ANY(%s::uuid[])").format(sql.SQL(queue.SELECT)), [ids])
         return list(await cur.fetchall())
 
     def _resync_teams(self, teams: set[UUID]) -> None:

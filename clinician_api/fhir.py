@@ -21,6 +21,7 @@ from uuid import UUID
 from clinician_api import fhir_coding as codes
 from vitals import KINDS, Kind
 from vitals.plan import PlanContent
+from vitals.vocabulary import Severity
 
 FHIR_JSON = "application/fhir+json"
 LOINC = codes.LOINC
@@ -246,7 +247,7 @@ def measuring_device(row: Sequence[Any], patient_id: UUID) -> dict[str, Any]:
     return resource
 
 
-_ISSUE_SEVERITY = {"red": "high", "yellow": "moderate", "missed": "low", "needs_review": "low"}
+_ISSUE_SEVERITY: dict[Severity, str] = {"red": "high", "yellow": "moderate", "missed": "low", "needs_review": "low"}
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 ALARM_COLUMNS = (
     "id, patient_id, rule, severity, state, opened_at, explanation_en, last_reading_id, acknowledged_at, "

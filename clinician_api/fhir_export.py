@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import consent, fhir, fhir_query
 from store.db import get_pool
@@ -114,9 +114,10 @@ def exportable_patients(conn: Connection[Any], user_id: UUID, team_id: UUID | No
     A patient's reservation against use of their data for research and registries (samtykke / reservasjon)
     excludes them here and nowhere else (`consent.not_reserved_sql("research", …)`)."""
     rows = conn.execute(
-        "SELECT p.id FROM patients p JOIN team_memberships m ON m.team_id = p.team_id AND m.user_id = %s "
-        f"WHERE (%s::uuid IS NULL OR p.team_id = %s) AND {consent.not_reserved_sql('research', 'p.id')} "
-        "ORDER BY p.id",
+        sql.SQL(
+            "SELECT p.id FROM patients p JOIN team_memberships m ON m.team_id = p.team_id AND "
+            "m.user_id = %s WHERE (%s::uuid IS NULL OR p.team_id = %s) AND {} ORDER BY p.id"
+        ).format(consent.not_reserved_sql("research", "p.id")),
         (user_id, team_id, team_id),
     ).fetchall()
     return [r[0] for r in rows]
@@ -302,8 +303,10 @@ def _observations(conn: Connection[Any], job: ExportJob, patients: list[UUID]) -
     with conn.cursor(name=f"export_{job.id.hex}") as cur:
         cur.itersize = _BATCH
         cur.execute(
-            f"SELECT {fhir.ReadingRow.columns()} FROM readings WHERE patient_id = ANY(%s) "
-            "AND (%s::timestamptz IS NULL OR received_at >= %s) ORDER BY patient_id, measured_at, id",
+            sql.SQL(
+                "SELECT {} FROM readings WHERE patient_id = ANY(%s) AND (%s::timestamptz IS NULL OR "
+                "received_at >= %s) ORDER BY patient_id, measured_at, id"
+            ).format(sql.SQL(fhir.ReadingRow.columns())),
             (patients, job.since, job.since),
         )
         moment: list[fhir.ReadingRow] = []

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import fhir
 from clinician_api import fhir_coding as codes
@@ -74,11 +74,13 @@ def _patient_refs(criterion: Criterion) -> list[UUID]:
 def patients_in_scope(conn: Connection[Any], principal: Principal, request: SearchRequest) -> list[UUID]:
     """The caller's patients, narrowed by every `patient` / `subject` criterion (each ORs its values)."""
     clause, params = visible_patients_clause(principal)
-    where = [clause]
+    where: list[sql.Composable] = [clause]
     for criterion in request.values("patient") + request.values("subject"):
-        where.append("p.id = ANY(%s::uuid[])")
+        where.append(sql.SQL("p.id = ANY(%s::uuid[])"))
         params.append(_patient_refs(criterion))
-    rows = conn.execute(f"SELECT p.id FROM patients p WHERE {' AND '.join(where)} ORDER BY p.id", params).fetchall()
+    rows = conn.execute(
+        sql.SQL("SELECT p.id FROM patients p WHERE {} ORDER BY p.id").format(sql.SQL(" AND ").join(where)), params
+    ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -90,41 +92,56 @@ def narrow_to_references(request: SearchRequest, patients: list[UUID]) -> list[U
     return patients
 
 
-def _dates(request: SearchRequest, name: str, column: str, now: datetime) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
+def _any(conditions: Sequence[sql.Composable]) -> sql.Composable:
+    """The conditions ORed, in parentheses; none is false."""
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(conditions)) if conditions else sql.SQL("false")
+
+
+def _dates(request: SearchRequest, name: str, column: str, now: datetime) -> tuple[list[sql.Composable], list[Any]]:
+    where: list[sql.Composable] = []
     params: list[Any] = []
     for criterion in request.values(name):
-        ors = []
+        ors: list[sql.Composable] = []
         for value in criterion.values:
             prefix, rng = parse_date(value)
-            sql, p = date_condition(column, prefix, rng, now)
-            ors.append(sql)
+            condition, p = date_condition(column, prefix, rng, now)
+            ors.append(condition)
             params += p
-        where.append("(" + " OR ".join(ors) + ")")
+        where.append(_any(ors))
     return where, params
 
 
-def _ids(request: SearchRequest, column: str, cast: str = "text") -> tuple[list[str], list[Any]]:
-    where, params = [], []
+def _ids(request: SearchRequest, column: str, cast: str = "text") -> tuple[list[sql.Composable], list[Any]]:
+    where: list[sql.Composable] = []
+    params: list[Any] = []
     for criterion in request.values("_id"):
         values: list[Any] = _uuids(criterion.values) if cast == "uuid" else list(criterion.values)
-        where.append(f"{column} = ANY(%s::{cast}[])")
+        where.append(sql.SQL("{} = ANY(%s::{}[])").format(sql.SQL(column), sql.SQL(cast)))
         params.append(values)
     return where, params
 
 
 def _keyset(
     request: SearchRequest, key_sql: str, key_cast: str, id_sql: str, id_cast: str, descending: bool
-) -> tuple[str, list[Any], bool]:
+) -> tuple[sql.Composable, list[Any], bool]:
     """The cursor condition and whether rows are read in reverse (a `previous` page)."""
     cursor = request.cursor
     if cursor is None:
-        return "true", [], False
+        return sql.SQL("true"), [], False
     reverse = cursor.direction == "prev"
     after = descending != reverse  # rows that come later in the reading order have smaller keys
     op, bound = ("<", "<=") if after else (">", ">=")
-    sql = f"{key_sql} {bound} %s::{key_cast} AND ({key_sql}, {id_sql}) {op} (%s::{key_cast}, %s::{id_cast})"
-    return sql, [cursor.key[0], cursor.key[0], cursor.key[1]], reverse
+    clause = sql.SQL("{} {} %s::{} AND ({}, {}) {} (%s::{}, %s::{})").format(
+        sql.SQL(key_sql),
+        sql.SQL(bound),
+        sql.SQL(key_cast),
+        sql.SQL(key_sql),
+        sql.SQL(id_sql),
+        sql.SQL(op),
+        sql.SQL(key_cast),
+        sql.SQL(id_cast),
+    )
+    return clause, [cursor.key[0], cursor.key[0], cursor.key[1]], reverse
 
 
 def _paged(
@@ -177,40 +194,41 @@ def _observation_codes(request: SearchRequest) -> list[codes.ObservationCode]:
 _SAMPLE_FLAGS = [f"sample_{s}" for s in codes.GLUCOSE_SAMPLE_TYPES]
 
 
-def _code_condition(chosen: list[codes.ObservationCode]) -> tuple[list[str], str, list[Any]]:
+def _code_condition(chosen: list[codes.ObservationCode]) -> tuple[list[str], sql.Composable, list[Any]]:
     """The kinds to read and the condition on a reading `r` that selects exactly the chosen codes."""
     kinds = sorted({c.kind.value for c in chosen})
-    ors: list[str] = []
+    ors: list[sql.Composable] = []
     params: list[Any] = []
     for kind in kinds:
         of_kind = [c for c in codes.OBSERVATION_CODES if c.kind == kind]
         picked = [c for c in chosen if c.kind == kind]
         if len(picked) == len(of_kind):
-            ors.append("r.kind = %s")
+            ors.append(sql.SQL("r.kind = %s"))
             params.append(kind)
             continue
         for code in picked:
             if code.sample is not None:
                 if code.sample:
-                    ors.append("(r.kind = %s AND %s = ANY(r.flags))")
+                    ors.append(sql.SQL("(r.kind = %s AND %s = ANY(r.flags))"))
                     params += [kind, f"sample_{code.sample}"]
                 else:
-                    ors.append("(r.kind = %s AND NOT (r.flags && %s::text[]))")
+                    ors.append(sql.SQL("(r.kind = %s AND NOT (r.flags && %s::text[]))"))
                     params += [kind, _SAMPLE_FLAGS]
             elif code.device_types is not None:
-                ors.append("(r.kind = %s AND r.device_type = ANY(%s::text[]))")
+                ors.append(sql.SQL("(r.kind = %s AND r.device_type = ANY(%s::text[]))"))
                 params += [kind, list(code.device_types)]
             else:
                 claimed = sorted({t for c in of_kind for t in c.device_types or ()})
-                ors.append("(r.kind = %s AND (r.device_type IS NULL OR r.device_type <> ALL(%s::text[])))")
+                ors.append(sql.SQL("(r.kind = %s AND (r.device_type IS NULL OR r.device_type <> ALL(%s::text[])))"))
                 params += [kind, claimed]
-    return kinds, "(" + (" OR ".join(ors) or "false") + ")", params
+    return kinds, _any(ors), params
 
 
 def _device_condition(
     conn: Connection[Any], request: SearchRequest, patients: list[UUID]
-) -> tuple[list[str], list[Any]]:
-    where, params = [], []
+) -> tuple[list[sql.Composable], list[Any]]:
+    where: list[sql.Composable] = []
+    params: list[Any] = []
     for criterion in request.values("device"):
         wanted = {parse_reference(v, criterion.modifier).id for v in criterion.values}
         rows = conn.execute(
@@ -220,8 +238,10 @@ def _device_condition(
         ).fetchall()
         pairs = [(g, a) for g, a in rows if fhir.device_id(g, a) in wanted]
         where.append(
-            "(r.gateway_id = ANY(%s::text[]) OR (r.gateway_id, upper(r.device_address)) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::text[])))"
+            sql.SQL(
+                "(r.gateway_id = ANY(%s::text[]) OR (r.gateway_id, upper(r.device_address)) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[])))"
+            )
         )
         params += [sorted(w for w in wanted if w.startswith("gw-")), [p[0] for p in pairs], [p[1] for p in pairs]]
     return where, params
@@ -232,7 +252,7 @@ _OBS_COLS = ", ".join(f"r.{c}" for c in fhir.ReadingRow.columns().split(", "))
 
 def search_observations(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
     kinds, code_sql, params = _code_condition(_observation_codes(request))
-    where = [code_sql]
+    where: list[sql.Composable] = [code_sql]
     for extra, extra_params in (
         _dates(request, "date", "r.measured_at", now),
         _dates(request, "_lastUpdated", "r.received_at", now),
@@ -249,8 +269,9 @@ def search_observations(conn: Connection[Any], request: SearchRequest, patients:
     total = None
     if _want_total(request, len(patients) <= _TOTAL_PATIENTS):
         row = conn.execute(
-            f"SELECT count(*) FROM readings r WHERE r.patient_id = ANY(%s) AND r.kind = ANY(%s) "
-            f"AND {' AND '.join(where)}",
+            sql.SQL("SELECT count(*) FROM readings r WHERE r.patient_id = ANY(%s) AND r.kind = ANY(%s) AND {}").format(
+                sql.SQL(" AND ").join(where)
+            ),
             [patients, kinds, *params],
         ).fetchone()
         total = int(row[0]) if row else 0
@@ -258,10 +279,21 @@ def search_observations(conn: Connection[Any], request: SearchRequest, patients:
         return Page([], total=total)
     limit = request.count + 1
     rows = conn.execute(
-        f"SELECT {_OBS_COLS} FROM unnest(%s::uuid[]) AS pt(id) CROSS JOIN unnest(%s::text[]) AS k(kind) "
-        f"CROSS JOIN LATERAL (SELECT {_OBS_COLS} FROM readings r WHERE r.patient_id = pt.id AND r.kind = k.kind "
-        f"AND {' AND '.join(where)} AND {cursor_sql} ORDER BY r.measured_at {order}, r.id {order} LIMIT %s) r "
-        f"ORDER BY r.measured_at {order}, r.id {order} LIMIT %s",
+        sql.SQL(
+            "SELECT {} FROM unnest(%s::uuid[]) AS pt(id) CROSS JOIN unnest(%s::text[]) AS k(kind) "
+            "CROSS JOIN LATERAL (SELECT {} FROM readings r WHERE r.patient_id = pt.id AND r.kind = "
+            "k.kind AND {} AND {} ORDER BY r.measured_at {}, r.id {} LIMIT %s) r ORDER BY "
+            "r.measured_at {}, r.id {} LIMIT %s"
+        ).format(
+            sql.SQL(_OBS_COLS),
+            sql.SQL(_OBS_COLS),
+            sql.SQL(" AND ").join(where),
+            cursor_sql,
+            sql.SQL(order),
+            sql.SQL(order),
+            sql.SQL(order),
+            sql.SQL(order),
+        ),
         [patients, kinds, *params, *cursor_params, limit, limit],
     ).fetchall()
     readings = [fhir.ReadingRow(*r) for r in rows]
@@ -279,8 +311,10 @@ def observation_resources(conn: Connection[Any], anchors: Sequence[fhir.ReadingR
     partners: dict[tuple[Any, ...], dict[Kind, fhir.ReadingRow]] = {}
     if systolic:
         rows = conn.execute(
-            f"SELECT {fhir.ReadingRow.columns()} FROM readings WHERE patient_id = ANY(%s) AND kind = ANY(%s) "
-            "AND measured_at = ANY(%s::timestamptz[])",
+            sql.SQL(
+                "SELECT {} FROM readings WHERE patient_id = ANY(%s) AND kind = ANY(%s) AND measured_at = "
+                "ANY(%s::timestamptz[])"
+            ).format(sql.SQL(fhir.ReadingRow.columns())),
             (
                 sorted({r.patient_id for r in systolic}),
                 [Kind.BP_DIASTOLIC.value, Kind.BP_MEAN.value],
@@ -317,7 +351,10 @@ def _include_for_observations(
 
 
 def patient_resources(conn: Connection[Any], ids: Sequence[UUID]) -> list[dict[str, Any]]:
-    rows = conn.execute(f"SELECT {PATIENT_COLUMNS} FROM patients p WHERE p.id = ANY(%s) ORDER BY p.id", (list(ids),))
+    rows = conn.execute(
+        sql.SQL("SELECT {} FROM patients p WHERE p.id = ANY(%s) ORDER BY p.id").format(sql.SQL(PATIENT_COLUMNS)),
+        (list(ids),),
+    )
     return [fhir.patient(r) for r in rows.fetchall()]
 
 
@@ -336,53 +373,62 @@ def _like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _string_condition(name: str, modifier: str | None, value: str) -> tuple[str, list[Any]]:
+def _string_condition(name: str, modifier: str | None, value: str) -> tuple[sql.Composable, list[Any]]:
     words = {"name": "p.display_name", "family": _FAMILY, "given": _GIVEN}[name]
     if modifier == "exact":
         if name == "family":
-            return f"{_FAMILY} = %s", [value]
-        return f"(p.display_name = %s OR %s = ANY(regexp_split_to_array({words}, '\\s+')))", [value, value]
+            return sql.SQL("{} = %s").format(sql.SQL(_FAMILY)), [value]
+        return sql.SQL("(p.display_name = %s OR %s = ANY(regexp_split_to_array({}, '\\s+')))").format(sql.SQL(words)), [
+            value,
+            value,
+        ]
     if modifier == "contains":
-        return f"{words} ILIKE %s", [f"%{_like(value)}%"]
-    return f"({words} ILIKE %s OR {words} ILIKE %s)", [f"{_like(value)}%", f"% {_like(value)}%"]
+        return sql.SQL("{} ILIKE %s").format(sql.SQL(words)), [f"%{_like(value)}%"]
+    return sql.SQL("({} ILIKE %s OR {} ILIKE %s)").format(sql.SQL(words), sql.SQL(words)), [
+        f"{_like(value)}%",
+        f"% {_like(value)}%",
+    ]
 
 
-def _identifier_condition(token: Token) -> tuple[str, list[Any]]:
+def _identifier_condition(token: Token) -> tuple[sql.Composable, list[Any]]:
     if token.system is None:
-        return "(p.national_id = %s OR p.id::text = %s)", [token.code, token.code]
+        return sql.SQL("(p.national_id = %s OR p.id::text = %s)"), [token.code, token.code]
     if token.system == "urn:varde:patient":
-        return ("p.id::text = %s", [token.code]) if token.code else ("true", [])
+        return (sql.SQL("p.id::text = %s"), [token.code]) if token.code else (sql.SQL("true"), [])
     if token.system in codes.NATIONAL_ID_SYSTEMS:
         if token.code is None:
-            return f"(p.national_id IS NOT NULL AND {_NUMBER_KIND_SQL[token.system]})", []
+            return sql.SQL("(p.national_id IS NOT NULL AND {})").format(sql.SQL(_NUMBER_KIND_SQL[token.system])), []
         if codes.national_id_system(token.code) != token.system:
-            return "false", []
-        return "p.national_id = %s", [token.code]
-    return "false", []
+            return sql.SQL("false"), []
+        return sql.SQL("p.national_id = %s"), [token.code]
+    return sql.SQL("false"), []
 
 
 def search_patients(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    where: list[str] = ["p.id = ANY(%s)"]
+    where: list[sql.Composable] = [sql.SQL("p.id = ANY(%s)")]
     params: list[Any] = [patients]
     for criterion in request.criteria:
-        ors: list[str] = []
+        ors: list[sql.Composable] = []
         for value in criterion.values:
-            sql, p = _patient_condition(criterion, value, now)
-            ors.append(sql)
+            condition, p = _patient_condition(criterion, value, now)
+            ors.append(condition)
             params += p
-        where.append("(" + " OR ".join(ors) + ")")
+        where.append(_any(ors))
     descending = request.sort_key == "-_id"
     cursor_sql, cursor_params, reverse = _keyset(request, "''", "text", "p.id", "uuid", descending)
     order = "DESC" if descending != reverse else "ASC"
     total = None
     if _want_total(request):
-        row = conn.execute(f"SELECT count(*) FROM patients p WHERE {' AND '.join(where)}", params).fetchone()
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM patients p WHERE {}").format(sql.SQL(" AND ").join(where)), params
+        ).fetchone()
         total = int(row[0]) if row else 0
     if request.count == 0:
         return Page([], total=total)
     rows = conn.execute(
-        f"SELECT {PATIENT_COLUMNS} FROM patients p WHERE {' AND '.join(where)} AND {cursor_sql} "
-        f"ORDER BY p.id {order} LIMIT %s",
+        sql.SQL("SELECT {} FROM patients p WHERE {} AND {} ORDER BY p.id {} LIMIT %s").format(
+            sql.SQL(PATIENT_COLUMNS), sql.SQL(" AND ").join(where), cursor_sql, sql.SQL(order)
+        ),
         [*params, *cursor_params, request.count + 1],
     ).fetchall()
     rows, following, previous = _paged(request, rows, lambda r: ("", str(r[0])), reverse)
@@ -398,10 +444,10 @@ def search_patients(conn: Connection[Any], request: SearchRequest, patients: lis
     return page
 
 
-def _patient_condition(criterion: Criterion, value: str, now: datetime) -> tuple[str, list[Any]]:
+def _patient_condition(criterion: Criterion, value: str, now: datetime) -> tuple[sql.Composable, list[Any]]:
     name = criterion.name
     if name == "_id":
-        return "p.id::text = %s", [value]
+        return sql.SQL("p.id::text = %s"), [value]
     if name == "identifier":
         return _identifier_condition(parse_token(value))
     if name in ("name", "family", "given"):
@@ -410,7 +456,7 @@ def _patient_condition(criterion: Criterion, value: str, now: datetime) -> tuple
         token = parse_token(value)
         if token.code not in ("true", "false"):
             raise FhirError(400, "active must be true or false")
-        return "p.active = %s", [token.code == "true"]
+        return sql.SQL("p.active = %s"), [token.code == "true"]
     prefix, rng = parse_date(value)
     column = "(p.birth_date::timestamp AT TIME ZONE 'Europe/Oslo')" if name == "birthdate" else "p.updated_at"
     return date_condition(column, prefix, rng, now)
@@ -430,20 +476,23 @@ def issue_resources(
 ) -> list[dict[str, Any]]:
     """The patients' alarms, newest first (at most `limit`; None for all)."""
     rows = conn.execute(
-        f"SELECT {_ALARM_COLS} FROM alarms a WHERE a.patient_id = ANY(%s) ORDER BY a.opened_at DESC, a.id DESC "
-        "LIMIT %s",
+        sql.SQL(
+            "SELECT {} FROM alarms a WHERE a.patient_id = ANY(%s) ORDER BY a.opened_at DESC, a.id DESC LIMIT %s"
+        ).format(sql.SQL(_ALARM_COLS)),
         (list(patient_ids), limit),
     ).fetchall()
     return [_issue(r) for r in rows]
 
 
 def read_issue(conn: Connection[Any], alarm_id: UUID) -> dict[str, Any] | None:
-    row = conn.execute(f"SELECT {_ALARM_COLS} FROM alarms a WHERE a.id = %s", (alarm_id,)).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT {} FROM alarms a WHERE a.id = %s").format(sql.SQL(_ALARM_COLS)), (alarm_id,)
+    ).fetchone()
     return _issue(row) if row else None
 
 
 def search_issues(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    where: list[str] = ["a.patient_id = ANY(%s)"]
+    where: list[sql.Composable] = [sql.SQL("a.patient_id = ANY(%s)")]
     params: list[Any] = [patients]
     for extra, extra_params in (
         _dates(request, "identified", "a.opened_at", now),
@@ -456,18 +505,21 @@ def search_issues(conn: Connection[Any], request: SearchRequest, patients: list[
         rules = [
             t.code for t in map(parse_token, criterion.values) if t.system in (None, "urn:varde:alarm-rule") and t.code
         ]
-        where.append("a.rule = ANY(%s::text[])")
+        where.append(sql.SQL("a.rule = ANY(%s::text[])"))
         params.append(rules)
     descending = request.sort_key == "-identified"
     cursor_sql, cursor_params, reverse = _keyset(request, "a.opened_at", "timestamptz", "a.id", "uuid", descending)
     order = "DESC" if descending != reverse else "ASC"
-    row = conn.execute(f"SELECT count(*) FROM alarms a WHERE {' AND '.join(where)}", params).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM alarms a WHERE {}").format(sql.SQL(" AND ").join(where)), params
+    ).fetchone()
     total = int(row[0]) if row and _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
     rows = conn.execute(
-        f"SELECT {_ALARM_COLS} FROM alarms a WHERE {' AND '.join(where)} AND {cursor_sql} "
-        f"ORDER BY a.opened_at {order}, a.id {order} LIMIT %s",
+        sql.SQL("SELECT {} FROM alarms a WHERE {} AND {} ORDER BY a.opened_at {}, a.id {} LIMIT %s").format(
+            sql.SQL(_ALARM_COLS), sql.SQL(" AND ").join(where), cursor_sql, sql.SQL(order), sql.SQL(order)
+        ),
         [*params, *cursor_params, request.count + 1],
     ).fetchall()
     rows, following, previous = _paged(request, rows, lambda r: (r[5].isoformat(), str(r[0])), reverse)
@@ -483,15 +535,16 @@ _PLAN_STATUS = {"draft": "draft", "active": "active", "revoked": "retired"}
 
 def plan_resources(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[dict[str, Any]]:
     rows = conn.execute(
-        f"SELECT {PLAN_COLUMNS} FROM self_management_plans WHERE patient_id = ANY(%s) "
-        "ORDER BY patient_id, version DESC",
+        sql.SQL(
+            "SELECT {} FROM self_management_plans WHERE patient_id = ANY(%s) ORDER BY patient_id, version DESC"
+        ).format(sql.SQL(PLAN_COLUMNS)),
         (list(patient_ids),),
     ).fetchall()
     return [fhir.care_plan(r) for r in rows]
 
 
 def search_plans(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    where: list[str] = ["s.patient_id = ANY(%s)"]
+    where: list[sql.Composable] = [sql.SQL("s.patient_id = ANY(%s)")]
     params: list[Any] = [patients]
     for extra, extra_params in (
         _dates(request, "_lastUpdated", "greatest(s.created_at, s.activated_at, s.retired_at)", now),
@@ -501,19 +554,22 @@ def search_plans(conn: Connection[Any], request: SearchRequest, patients: list[U
         params += extra_params
     for criterion in request.values("status"):
         statuses = [_PLAN_STATUS.get(parse_token(v).code or "", "") for v in criterion.values]
-        where.append("s.status = ANY(%s::text[])")
+        where.append(sql.SQL("s.status = ANY(%s::text[])"))
         params.append(statuses)
     descending = True
     cursor_sql, cursor_params, reverse = _keyset(request, "s.created_at", "timestamptz", "s.id", "uuid", descending)
     order = "DESC" if descending != reverse else "ASC"
-    row = conn.execute(f"SELECT count(*) FROM self_management_plans s WHERE {' AND '.join(where)}", params).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM self_management_plans s WHERE {}").format(sql.SQL(" AND ").join(where)), params
+    ).fetchone()
     total = int(row[0]) if row and _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
     cols = ", ".join(f"s.{c}" for c in PLAN_COLUMNS.split(", "))
     rows = conn.execute(
-        f"SELECT {cols} FROM self_management_plans s WHERE {' AND '.join(where)} AND {cursor_sql} "
-        f"ORDER BY s.created_at {order}, s.id {order} LIMIT %s",
+        sql.SQL(
+            "SELECT {} FROM self_management_plans s WHERE {} AND {} ORDER BY s.created_at {}, s.id {} LIMIT %s"
+        ).format(sql.SQL(cols), sql.SQL(" AND ").join(where), cursor_sql, sql.SQL(order), sql.SQL(order)),
         [*params, *cursor_params, request.count + 1],
     ).fetchall()
     rows, following, previous = _paged(request, rows, lambda r: (r[4].isoformat(), str(r[0])), reverse)
@@ -601,7 +657,7 @@ _QR_COLS = (
 def search_questionnaire_responses(
     conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime
 ) -> Page:
-    where: list[str] = ["q.patient_id = ANY(%s)"]
+    where: list[sql.Composable] = [sql.SQL("q.patient_id = ANY(%s)")]
     params: list[Any] = [patients]
     for extra, extra_params in (
         _dates(request, "authored", "q.answered_at", now),
@@ -611,28 +667,31 @@ def search_questionnaire_responses(
         where += extra
         params += extra_params
     for criterion in request.values("questionnaire"):
-        ors = []
+        ors: list[sql.Composable] = []
         for value in criterion.values:
             canonical, _, version = value.partition("|")
             name = canonical.removeprefix(f"{fhir.QUESTIONNAIRE}:")
             if version.isdigit():
-                ors.append("(q.questionnaire = %s AND q.plan_version = %s)")
+                ors.append(sql.SQL("(q.questionnaire = %s AND q.plan_version = %s)"))
                 params += [name, int(version)]
             else:
-                ors.append("q.questionnaire = %s")
+                ors.append(sql.SQL("q.questionnaire = %s"))
                 params.append(name)
-        where.append("(" + " OR ".join(ors) + ")")
+        where.append(_any(ors))
     descending = request.sort_key == "-authored"
     cursor_sql, cursor_params, reverse = _keyset(request, "q.answered_at", "timestamptz", "q.id", "uuid", descending)
     order = "DESC" if descending != reverse else "ASC"
-    row = conn.execute(f"SELECT count(*) FROM questionnaire_responses q WHERE {' AND '.join(where)}", params)
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM questionnaire_responses q WHERE {}").format(sql.SQL(" AND ").join(where)), params
+    )
     counted = row.fetchone()
     total = int(counted[0]) if counted and _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
     rows = conn.execute(
-        f"SELECT {_QR_COLS} FROM questionnaire_responses q WHERE {' AND '.join(where)} AND {cursor_sql} "
-        f"ORDER BY q.answered_at {order}, q.id {order} LIMIT %s",
+        sql.SQL(
+            "SELECT {} FROM questionnaire_responses q WHERE {} AND {} ORDER BY q.answered_at {}, q.id {} LIMIT %s"
+        ).format(sql.SQL(_QR_COLS), sql.SQL(" AND ").join(where), cursor_sql, sql.SQL(order), sql.SQL(order)),
         [*params, *cursor_params, request.count + 1],
     ).fetchall()
     rows, following, previous = _paged(request, rows, lambda r: (r[4].isoformat(), str(r[0])), reverse)
@@ -656,7 +715,7 @@ def _reference_ids(request: SearchRequest, name: str, rtype: str) -> list[list[U
 
 
 def search_episodes(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    where: list[str] = ["e.patient_id = ANY(%s)"]
+    where: list[sql.Composable] = [sql.SQL("e.patient_id = ANY(%s)")]
     params: list[Any] = [patients]
     for extra, extra_params in (
         _dates(request, "date", "e.started_at", now),
@@ -666,25 +725,33 @@ def search_episodes(conn: Connection[Any], request: SearchRequest, patients: lis
         where += extra
         params += extra_params
     for criterion in request.values("status"):
-        where.append("e.status = ANY(%s::text[])")
+        where.append(sql.SQL("e.status = ANY(%s::text[])"))
         params.append([parse_token(v).code or "" for v in criterion.values])
     for column, name, rtype in (
         ("t.organisation_id", "organization", "Organization"),
         ("e.care_manager_id", "care-manager", "Practitioner"),
     ):
         for ids in _reference_ids(request, name, rtype):
-            where.append(f"{column} = ANY(%s::uuid[])")
+            where.append(sql.SQL("{} = ANY(%s::uuid[])").format(sql.SQL(column)))
             params.append(ids)
     descending = request.sort_key == "-date"
     cursor_sql, cursor_params, reverse = _keyset(request, "e.started_at", "timestamptz", "e.id", "uuid", descending)
     order = "DESC" if descending != reverse else "ASC"
-    counted = conn.execute(f"SELECT count(*) FROM {EPISODE_FROM} WHERE {' AND '.join(where)}", params).fetchone()
+    counted = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(sql.SQL(EPISODE_FROM), sql.SQL(" AND ").join(where)), params
+    ).fetchone()
     total = int(counted[0]) if counted and _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
     rows = conn.execute(
-        f"SELECT {fhir.EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE {' AND '.join(where)} AND {cursor_sql} "
-        f"ORDER BY e.started_at {order}, e.id {order} LIMIT %s",
+        sql.SQL("SELECT {} FROM {} WHERE {} AND {} ORDER BY e.started_at {}, e.id {} LIMIT %s").format(
+            sql.SQL(fhir.EPISODE_COLUMNS),
+            sql.SQL(EPISODE_FROM),
+            sql.SQL(" AND ").join(where),
+            cursor_sql,
+            sql.SQL(order),
+            sql.SQL(order),
+        ),
         [*params, *cursor_params, request.count + 1],
     ).fetchall()
     rows, following, previous = _paged(request, rows, lambda r: (r[10].isoformat(), str(r[0])), reverse)
@@ -697,8 +764,9 @@ def search_episodes(conn: Connection[Any], request: SearchRequest, patients: lis
 
 def episode_resources(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[dict[str, Any]]:
     rows = conn.execute(
-        f"SELECT {fhir.EPISODE_COLUMNS} FROM {EPISODE_FROM} WHERE e.patient_id = ANY(%s) "
-        "ORDER BY e.patient_id, e.started_at DESC",
+        sql.SQL("SELECT {} FROM {} WHERE e.patient_id = ANY(%s) ORDER BY e.patient_id, e.started_at DESC").format(
+            sql.SQL(fhir.EPISODE_COLUMNS), sql.SQL(EPISODE_FROM)
+        ),
         (list(patient_ids),),
     ).fetchall()
     return [fhir.episode_of_care(r) for r in rows]

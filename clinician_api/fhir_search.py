@@ -17,6 +17,8 @@ from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from psycopg import sql
+
 SERVER_ZONE = ZoneInfo("Europe/Oslo")
 """Dates and times searched without a zone are the server's local time (R4 search §3.1.1.4.6)."""
 DEFAULT_COUNT = 50
@@ -237,24 +239,21 @@ def _fixed(minutes: int) -> Any:
     return timezone(timedelta(minutes=minutes))
 
 
-def date_condition(column: str, prefix: str, rng: DateRange, now: datetime) -> tuple[str, list[Any]]:
+def date_condition(column: str, prefix: str, rng: DateRange, now: datetime) -> tuple[sql.Composable, list[Any]]:
     """SQL for a date parameter against a column holding instants (the resource's range is one point, t):
     eq t ∈ [start, end); ne not; gt/sa t ≥ end; lt/eb t < start; ge t ≥ start; le t < end; ap within 10 % of the
     distance from now to the value on either side (at least the value's own precision)."""
+    within = sql.SQL("({column} >= %s AND {column} < %s)").format(column=sql.SQL(column))
     if prefix == "eq":
-        return f"({column} >= %s AND {column} < %s)", [rng.start, rng.end]
+        return within, [rng.start, rng.end]
     if prefix == "ne":
-        return f"({column} < %s OR {column} >= %s)", [rng.start, rng.end]
-    if prefix in ("gt", "sa"):
-        return f"{column} >= %s", [rng.end]
-    if prefix in ("lt", "eb"):
-        return f"{column} < %s", [rng.start]
-    if prefix == "ge":
-        return f"{column} >= %s", [rng.start]
-    if prefix == "le":
-        return f"{column} < %s", [rng.end]
+        return sql.SQL("({column} < %s OR {column} >= %s)").format(column=sql.SQL(column)), [rng.start, rng.end]
+    if prefix in ("gt", "sa", "ge"):
+        return sql.SQL("{} >= %s").format(sql.SQL(column)), [rng.end if prefix != "ge" else rng.start]
+    if prefix in ("lt", "eb", "le"):
+        return sql.SQL("{} < %s").format(sql.SQL(column)), [rng.start if prefix != "le" else rng.end]
     gap = abs(now - rng.start) * 0.1
-    return f"({column} >= %s AND {column} < %s)", [rng.start - gap, rng.end + gap]
+    return within, [rng.start - gap, rng.end + gap]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,13 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api.access import Principal, visible_patients_named
+from vitals.vocabulary import CARE_STAFF_ROLES, CITIZEN_ROLES
 
 Side = Literal["patient", "team"]
-PATIENT_ROLES = ("patient", "relative")
+PATIENT_ROLES = CITIZEN_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,13 @@ class Author:
 
 def threads(conn: Connection[Any], patient_id: UUID, viewer: Side) -> list[dict[str, Any]]:
     """The patient's threads, newest activity first, with how many messages from the other side are unread."""
-    other = "IN ('nurse', 'physician', 'admin')" if viewer == "patient" else "IN ('patient', 'relative')"
+    other = CARE_STAFF_ROLES if viewer == "patient" else CITIZEN_ROLES
     rows = conn.execute(
         "SELECT t.id, t.subject, t.created_at, t.last_message_at, t.awaiting_team_since, "
-        f"count(m.id) FILTER (WHERE m.read_at IS NULL AND m.author_role {other}), count(m.id) "
+        "count(m.id) FILTER (WHERE m.read_at IS NULL AND m.author_role = ANY(%s)), count(m.id) "
         "FROM message_threads t LEFT JOIN messages m ON m.thread_id = t.id WHERE t.patient_id = %s "
         "GROUP BY t.id ORDER BY t.last_message_at DESC, t.id LIMIT 200",
-        (patient_id,),
+        (list(other), patient_id),
     ).fetchall()
     return [
         {
@@ -68,7 +69,7 @@ def thread(conn: Connection[Any], patient_id: UUID, thread_id: UUID, viewer: Sid
     ).fetchone()
     if head is None:
         return None
-    other = ("nurse", "physician", "admin") if viewer == "patient" else PATIENT_ROLES
+    other = CARE_STAFF_ROLES if viewer == "patient" else CITIZEN_ROLES
     conn.execute(
         "UPDATE messages SET read_at = now() WHERE thread_id = %s AND read_at IS NULL AND author_role = ANY(%s)",
         (thread_id, list(other)),
@@ -146,10 +147,13 @@ def awaiting(conn: Connection[Any], principal: Principal, limit: int = 200) -> l
     limited to patients the principal has a duty of care for."""
     clause, params = visible_patients_named(principal)
     rows = conn.execute(
-        "SELECT t.id, t.patient_id, p.display_name, p.team_id, t.subject, t.awaiting_team_since, "
-        "(SELECT count(*) FROM messages m WHERE m.thread_id = t.id AND m.sent_at >= t.awaiting_team_since) "
-        "FROM message_threads t JOIN patients p ON p.id = t.patient_id "
-        f"WHERE t.awaiting_team_since IS NOT NULL AND {clause} ORDER BY t.awaiting_team_since, t.id LIMIT %(limit)s",
+        sql.SQL(
+            "SELECT t.id, t.patient_id, p.display_name, p.team_id, t.subject, t.awaiting_team_since, "
+            "(SELECT count(*) FROM messages m WHERE m.thread_id = t.id AND m.sent_at >= "
+            "t.awaiting_team_since) FROM message_threads t JOIN patients p ON p.id = t.patient_id "
+            "WHERE t.awaiting_team_since IS NOT NULL AND {} ORDER BY t.awaiting_team_since, t.id LIMIT "
+            "%(limit)s"
+        ).format(clause),
         {**params, "limit": limit},
     ).fetchall()
     return [

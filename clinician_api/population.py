@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 Zone = Literal["red", "yellow", "green"]
 Trend = Literal["improving", "stable", "worse"]
@@ -52,20 +52,26 @@ SELECT pd.patient_id, count(*),
 FROM planned pd GROUP BY pd.patient_id
 """
 
-PATIENTS_SQL = f"""
-SELECT p.id, p.display_name, p.team_id, t.name,
-       (SELECT coalesce(max({_SCORE}), 0) FROM alarms a WHERE a.patient_id = p.id AND a.state <> 'resolved'),
-       (SELECT coalesce(max({_SCORE}), 0) FROM alarms a WHERE a.patient_id = p.id AND a.opened_at < %(now)s
-            AND coalesce(a.resolved_at, 'infinity') >= %(now)s - make_interval(days => {TREND_DAYS})),
-       (SELECT coalesce(max({_SCORE}), 0) FROM alarms a WHERE a.patient_id = p.id
-            AND a.opened_at < %(now)s - make_interval(days => {TREND_DAYS})
-            AND coalesce(a.resolved_at, 'infinity') >= %(now)s - make_interval(days => {2 * TREND_DAYS})),
-       (SELECT count(*) FROM alarms a WHERE a.patient_id = p.id AND a.opened_at >= %(start)s
-            AND a.opened_at < %(now)s)
-FROM patients p JOIN care_teams t ON t.id = p.team_id
-WHERE p.active AND p.team_id = ANY(%(teams)s::uuid[])
-ORDER BY t.name, p.display_name, p.id
-"""
+PATIENTS_SQL = sql.SQL(
+    "\nSELECT p.id, p.display_name, p.team_id, t.name,\n       (SELECT coalesce(max({}), 0) FROM "
+    "alarms a WHERE a.patient_id = p.id AND a.state <> 'resolved'),\n       (SELECT "
+    "coalesce(max({}), 0) FROM alarms a WHERE a.patient_id = p.id AND a.opened_at < %(now)s\n   "
+    "         AND coalesce(a.resolved_at, 'infinity') >= %(now)s - make_interval(days => "
+    "{})),\n       (SELECT coalesce(max({}), 0) FROM alarms a WHERE a.patient_id = p.id\n        "
+    "    AND a.opened_at < %(now)s - make_interval(days => {})\n            AND "
+    "coalesce(a.resolved_at, 'infinity') >= %(now)s - make_interval(days => {})),\n       "
+    "(SELECT count(*) FROM alarms a WHERE a.patient_id = p.id AND a.opened_at >= %(start)s\n    "
+    "        AND a.opened_at < %(now)s)\nFROM patients p JOIN care_teams t ON t.id = "
+    "p.team_id\nWHERE p.active AND p.team_id = ANY(%(teams)s::uuid[])\nORDER BY t.name, "
+    "p.display_name, p.id\n"
+).format(
+    sql.SQL(_SCORE),
+    sql.SQL(_SCORE),
+    sql.Literal(TREND_DAYS),
+    sql.SQL(_SCORE),
+    sql.Literal(TREND_DAYS),
+    sql.Literal(2 * TREND_DAYS),
+)
 
 
 def zone_of(score: int) -> Zone:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 _COLUMNS = (
     "x.id, x.patient_id, c.display_name, x.relation, x.rights, x.valid_from, x.valid_until, x.granted_at, "
@@ -49,7 +49,9 @@ def _row(r: Any) -> dict[str, Any]:
 def for_patient(conn: Connection[Any], patient_id: UUID) -> list[dict[str, Any]]:
     """Every proxy of the patient, the active ones first."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} {_FROM} WHERE x.patient_id = %s ORDER BY 14 DESC, x.granted_at DESC LIMIT 100",
+        sql.SQL("SELECT {} {} WHERE x.patient_id = %s ORDER BY 14 DESC, x.granted_at DESC LIMIT 100").format(
+            sql.SQL(_COLUMNS), sql.SQL(_FROM)
+        ),
         (patient_id,),
     ).fetchall()
     return [_row(r) for r in rows]
@@ -88,7 +90,8 @@ def grant(
 
 def one(conn: Connection[Any], patient_id: UUID, proxy_id: UUID) -> dict[str, Any] | None:
     row = conn.execute(
-        f"SELECT {_COLUMNS} {_FROM} WHERE x.patient_id = %s AND x.id = %s", (patient_id, proxy_id)
+        sql.SQL("SELECT {} {} WHERE x.patient_id = %s AND x.id = %s").format(sql.SQL(_COLUMNS), sql.SQL(_FROM)),
+        (patient_id, proxy_id),
     ).fetchone()
     return _row(row) if row else None
 

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import paging
 from clinician_api.access import Principal, visible_patients_clause
 from clinician_api.schemas import Alarm, Notified
 from vitals import KINDS, Kind
+from vitals.vocabulary import UNRESOLVED_STATES
 
 SELECT = (
     "SELECT a.id, a.patient_id, p.display_name, p.team_id, a.rule, a.kind, a.severity, a.state, a.opened_at, "
@@ -41,7 +42,7 @@ _CURSOR = "alarms"
 
 @dataclass(frozen=True, slots=True)
 class QueueFilter:
-    states: Sequence[str] = ("open", "acknowledged")
+    states: Sequence[str] = UNRESOLVED_STATES
     severities: Sequence[str] | None = None
     team_ids: Sequence[UUID] | None = None
     patient_ids: Sequence[UUID] | None = None
@@ -109,26 +110,28 @@ def page(
 ) -> tuple[list[Alarm], str | None]:
     """One page of the queue the principal may see: severity (red first), then oldest first, then id."""
     clause, params = visible_patients_clause(principal)
-    where = [clause, "a.state = ANY(%s)"]
+    where: list[sql.Composable] = [clause, sql.SQL("a.state = ANY(%s)")]
     params.append(list(flt.states))
     if flt.severities:
-        where.append("a.severity = ANY(%s)")
+        where.append(sql.SQL("a.severity = ANY(%s)"))
         params.append(list(flt.severities))
     if flt.team_ids:
-        where.append("p.team_id = ANY(%s::uuid[])")
+        where.append(sql.SQL("p.team_id = ANY(%s::uuid[])"))
         params.append(list(flt.team_ids))
     if flt.patient_ids:
-        where.append("a.patient_id = ANY(%s::uuid[])")
+        where.append(sql.SQL("a.patient_id = ANY(%s::uuid[])"))
         params.append(list(flt.patient_ids))
     if flt.assignee_id:
-        where.append("a.assignee_id = %s")
+        where.append(sql.SQL("a.assignee_id = %s"))
         params.append(flt.assignee_id)
     if cursor:
         rank, opened_at, alarm_id = paging.decode(_CURSOR, cursor, (int, paging.parse_time, UUID))
-        where.append("(a.severity_rank, a.opened_at, a.id) > (%s, %s, %s)")
+        where.append(sql.SQL("(a.severity_rank, a.opened_at, a.id) > (%s, %s, %s)"))
         params += [rank, opened_at, alarm_id]
     rows = conn.execute(
-        f"{SELECT} WHERE {' AND '.join(where)} ORDER BY a.severity_rank, a.opened_at, a.id LIMIT %s",
+        sql.SQL("{} WHERE {} ORDER BY a.severity_rank, a.opened_at, a.id LIMIT %s").format(
+            sql.SQL(SELECT), sql.SQL(" AND ").join(where)
+        ),
         [*params, limit + 1],
     ).fetchall()
     shown, next_cursor = paging.page(rows, limit, lambda r: (r[26], r[8], r[0]), _CURSOR)
@@ -138,7 +141,9 @@ def page(
 def by_ids(conn: Connection[Any], alarm_ids: Sequence[UUID]) -> list[tuple[Any, ...]]:
     if not alarm_ids:
         return []
-    return list(conn.execute(f"{SELECT} WHERE a.id = ANY(%s::uuid[])", (list(alarm_ids),)).fetchall())
+    return list(
+        conn.execute(sql.SQL("{} WHERE a.id = ANY(%s::uuid[])").format(sql.SQL(SELECT)), (list(alarm_ids),)).fetchall()
+    )
 
 
 def one(conn: Connection[Any], alarm_id: UUID, lang: str = "nb") -> Alarm | None:

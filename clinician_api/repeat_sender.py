@@ -19,7 +19,7 @@ import psycopg
 
 from clinician_api.background import ListeningWorker
 from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
-from rules_engine.repeat_store import NOTIFY_CHANNEL
+from store.events import Channel
 from vitals import Kind, RepeatRequest, receipts_topic
 
 log = logging.getLogger("varde.api.repeats")
@@ -76,7 +76,7 @@ class RepeatSender(ListeningWorker):
     def __init__(self, database_url: Callable[[], str], publisher: GatewayPublisher) -> None:
         super().__init__(
             "repeat-sender",
-            NOTIFY_CHANNEL,
+            Channel.REPEATS,
             database_url,
             lambda conn: deliver(conn, claim(conn), publisher),
             POLL_SECONDS,

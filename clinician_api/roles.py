@@ -1,20 +1,22 @@
-"""The user roles: the one list every other place (token checks, the users table's constraint in migration 0111,
-the admin commands, the API's schemas and the OIDC role mapping) takes its names from.
+"""What the API does with the user roles (`vitals.vocabulary.Role`, the one list of their names): named constants
+for the route guards and the OIDC role mapping's priority.
 
-- `nurse`, `physician`: clinicians; see their care teams' patients (and break the glass).
-- `admin`: operates the platform; no clinical duty of care.
-- `data_export`: runs FHIR bulk exports of its care teams' patients for research and registries, and nothing else:
-  it cannot open a patient's record, the alarm queue or any other clinical route.
+`data_export` runs FHIR bulk exports for research and registries, and nothing else: it cannot open a patient's
+record, the alarm queue or any other clinical route.
 """
 
 from __future__ import annotations
 
-NURSE = "nurse"
-PHYSICIAN = "physician"
-ADMIN = "admin"
-DATA_EXPORT = "data_export"
+from typing import Final
 
-ROLES = (NURSE, PHYSICIAN, ADMIN, DATA_EXPORT)
-CLINICAL_ROLES = (NURSE, PHYSICIAN)
-OIDC_PRIORITY = {ADMIN: 0, PHYSICIAN: 1, NURSE: 2, DATA_EXPORT: 3}
+from vitals.vocabulary import CLINICAL_ROLES as CLINICAL_ROLES
+from vitals.vocabulary import ROLES as ROLES
+from vitals.vocabulary import Role
+
+NURSE: Final[Role] = "nurse"
+PHYSICIAN: Final[Role] = "physician"
+ADMIN: Final[Role] = "admin"
+DATA_EXPORT: Final[Role] = "data_export"
+
+OIDC_PRIORITY: dict[str, int] = {ADMIN: 0, PHYSICIAN: 1, NURSE: 2, DATA_EXPORT: 3}
 """When an OIDC token carries several Varde roles, the lowest number wins."""

@@ -18,7 +18,8 @@ import psycopg
 
 from clinician_api.background import ListeningWorker
 from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
-from store.schedules import NOTIFY_CHANNEL, active_plans, wire_plan
+from store.events import Channel
+from store.schedules import active_plans, wire_plan
 from vitals import plan_topic
 
 log = logging.getLogger("varde.schedules")
@@ -74,7 +75,7 @@ class PlanCourier(ListeningWorker):
     def __init__(self, database_url: Callable[[], str], publisher: GatewayPublisher) -> None:
         super().__init__(
             "plan-courier",
-            NOTIFY_CHANNEL,
+            Channel.SCHEDULES,
             database_url,
             lambda conn: deliver_due(conn, publisher),
             poll_seconds=POLL_SECONDS,

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from clinician_api import roles
 from clinician_api.episode_schemas import AccessBasis, CurrentEpisode
 from vitals import Kind
 from vitals.plan import PlanContent
 from vitals.plan import TrendName as TrendName
+from vitals.vocabulary import AlarmState as AlarmState
+from vitals.vocabulary import Condition as Condition
+from vitals.vocabulary import Protocol
+from vitals.vocabulary import Role as Role
+from vitals.vocabulary import Severity as Severity
 
-Role = Literal["nurse", "physician", "admin", "data_export"]
-if set(get_args(Role)) != set(roles.ROLES):  # pragma: no cover - a role added in roles.py but not here
-    raise RuntimeError("schemas.Role must list every role in clinician_api.roles.ROLES")
-AlarmState = Literal["open", "acknowledged", "resolved"]
-Severity = Literal["red", "yellow", "missed", "needs_review"]
 Bucket = Literal["hour", "day", "week"]
 LimitName = Literal["red_low", "yellow_low", "yellow_high", "red_high"]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -236,9 +235,6 @@ class GatewayOut(BaseModel):
     devices: list[DeviceStatusOut]
 
 
-Condition = Literal["heart_failure", "copd", "diabetes", "hypertension"]
-
-
 class PatientConditionsOut(BaseModel):
     patient_id: UUID
     protocol: str = Field(description="The primary condition ('general' when the patient has none)")
@@ -374,7 +370,7 @@ class LatestValues(BaseModel):
 # --- thresholds -------------------------------------------------------------------------------------------------
 
 
-LimitOrigin = Literal["general", "heart_failure", "copd", "diabetes", "hypertension", "spo2_scale2"]
+LimitOrigin = Protocol | Literal["spo2_scale2"]
 
 
 class LimitValue(BaseModel):

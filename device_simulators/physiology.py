@@ -19,9 +19,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from vitals import KINDS, Kind
-
-Protocol = Literal["general", "heart_failure", "copd", "diabetes", "hypertension"]
-PROTOCOLS: tuple[Protocol, ...] = ("general", "heart_failure", "copd", "diabetes", "hypertension")
+from vitals.vocabulary import PROTOCOLS as PROTOCOLS
+from vitals.vocabulary import Protocol as Protocol
 
 DeviceType = Literal["blood_pressure_monitor", "pulse_oximeter", "weight_scale", "thermometer", "glucose_meter"]
 

@@ -25,6 +25,7 @@ from device_simulators.physiology import (
     with_values,
 )
 from vitals import Kind
+from vitals.vocabulary import PROTOCOLS
 
 Scenario = Callable[[int, datetime, int], list[MeasurementAct]]
 ShiftFnT = Callable[[date], Shift]
@@ -372,10 +373,7 @@ def _spec(
 SCENARIOS: dict[str, ScenarioSpec] = {
     spec.name: spec
     for spec in (
-        *(
-            _spec(f"stable_{p}", p, partial(stable, protocol=p), set())
-            for p in ("general", "heart_failure", "copd", "diabetes", "hypertension")
-        ),
+        *(_spec(f"stable_{p}", p, partial(stable, protocol=p), set()) for p in PROTOCOLS),
         _spec(
             "heart_failure_decompensation",
             "heart_failure",

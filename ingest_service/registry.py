@@ -17,6 +17,8 @@ from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from store.events import Channel, listen
+
 log = logging.getLogger("varde.ingest")
 
 
@@ -46,7 +48,7 @@ class GatewayRegistry:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(database_url, autocommit=True) as conn:
-                    conn.execute("LISTEN varde_gateways")
+                    listen(conn, Channel.GATEWAYS)
                     self.invalidate()  # changes made while not listening
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 from psycopg.errors import UniqueViolation
 
 from ingest_service import metrics
@@ -135,7 +135,9 @@ def _insert_new(conn: Connection[Any], cur: Any, rows: Sequence[ReadingRow]) -> 
                 copy.set_types(["uuid", "timestamptz"])
                 for row in rows:
                     copy.write_row((row[0], row[5]))
-            with cur.copy(f"COPY readings ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            with cur.copy(
+                sql.SQL("COPY readings ({}) FROM STDIN (FORMAT BINARY)").format(sql.SQL(STAGE_COLUMNS))
+            ) as copy:
                 copy.set_types(STAGE_TYPES)
                 for row in rows:
                     copy.write_row(row)
@@ -166,13 +168,14 @@ def _insert_known(cur: Any, rows: Sequence[ReadingRow]) -> tuple[StoredBatch, li
     if not candidates:
         return StoredBatch.of(()), conflicts
     cur.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-    with cur.copy(f"COPY ingest_stage ({STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+    with cur.copy(sql.SQL("COPY ingest_stage ({}) FROM STDIN (FORMAT BINARY)").format(sql.SQL(STAGE_COLUMNS))) as copy:
         copy.set_types(STAGE_TYPES)
         for row in candidates:
             copy.write_row(row)
     cur.execute(
-        f"INSERT INTO readings ({STAGE_COLUMNS}) SELECT {STAGE_COLUMNS} FROM ingest_stage "
-        "ON CONFLICT DO NOTHING RETURNING id"
+        sql.SQL("INSERT INTO readings ({}) SELECT {} FROM ingest_stage ON CONFLICT DO NOTHING RETURNING id").format(
+            sql.SQL(STAGE_COLUMNS), sql.SQL(STAGE_COLUMNS)
+        )
     )
     inserted = cur.fetchall()
     if len(inserted) == len(candidates):

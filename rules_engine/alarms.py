@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from rules_engine.metrics import count_alarm
 from rules_engine.schedules import step_up_on_alarms
-
-SEVERITY_RANK = {"needs_review": 1, "missed": 2, "yellow": 3, "red": 4}
+from vitals.vocabulary import SEVERITY_RANK
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +41,27 @@ class AlarmUpsert:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-_RANK_SQL = "CASE {s} WHEN 'red' THEN 4 WHEN 'yellow' THEN 3 WHEN 'missed' THEN 2 ELSE 1 END"
-_NEW, _OLD = _RANK_SQL.format(s="EXCLUDED.severity"), _RANK_SQL.format(s="a.severity")
-# The headline of an alarm is the reading that set its severity: it moves only to a reading of a worse severity,
-# or of the same severity further beyond the limit (threshold rules); trend and score rules show their latest.
-_DECIDES = (
-    f"({_NEW} > {_OLD} OR ({_NEW} = {_OLD} AND (a.severity_value IS NULL OR a.rule NOT LIKE 'threshold.%%' "
+def _rank(severity: sql.Composable) -> sql.Composed:
+    """The rank of a severity column in the one order (`vitals.vocabulary.SEVERITY_RANK`): 0 is the worst."""
+    whens = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(sql.Literal(name), sql.Literal(rank)) for name, rank in SEVERITY_RANK.items()
+    )
+    return sql.SQL("CASE {} {} END").format(severity, whens)
+
+
+_NEW, _OLD = _rank(sql.SQL("EXCLUDED.severity")), _rank(sql.SQL("a.severity"))
+# The headline of an alarm is the reading that set its severity: it moves only to a reading of a worse severity
+# (a lower rank), or of the same severity further beyond the limit (threshold rules); trend and score rules show
+# their latest.
+_DECIDES = sql.SQL(
+    "({new} < {old} OR ({new} = {old} AND (a.severity_value IS NULL OR a.rule NOT LIKE 'threshold.%%' "
     "OR (a.rule LIKE '%%.low' AND EXCLUDED.severity_value < a.severity_value) "
     "OR (a.rule LIKE '%%.high' AND EXCLUDED.severity_value > a.severity_value))))"
-)
-_HEADLINE_SQL = "".join(
-    f"{column} = CASE WHEN {_DECIDES} THEN EXCLUDED.{column} ELSE a.{column} END, "
+).format(new=_NEW, old=_OLD)
+_HEADLINE = sql.SQL(", ").join(
+    sql.SQL("{column} = CASE WHEN {decides} THEN EXCLUDED.{column} ELSE a.{column} END").format(
+        column=sql.Identifier(column), decides=_DECIDES
+    )
     for column in (
         "severity_value",
         "severity_reading_id",
@@ -61,6 +70,21 @@ _HEADLINE_SQL = "".join(
         "severity_explanation_en",
     )
 )
+_UPSERT = sql.SQL(
+    "INSERT INTO alarms AS a (patient_id, rule, kind, severity, count, first_value, last_value, "
+    "limit_value, last_reading_id, last_measured_at, window_start, window_end, explanation_nb, "
+    "explanation_en, details, severity_value, severity_reading_id, severity_measured_at, "
+    "severity_explanation_nb, severity_explanation_en) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (patient_id, rule) WHERE state <> 'resolved' DO UPDATE SET "
+    "count = a.count + EXCLUDED.count, last_value = EXCLUDED.last_value, "
+    "limit_value = EXCLUDED.limit_value, last_reading_id = EXCLUDED.last_reading_id, "
+    "last_measured_at = EXCLUDED.last_measured_at, window_start = EXCLUDED.window_start, "
+    "window_end = EXCLUDED.window_end, explanation_nb = EXCLUDED.explanation_nb, "
+    "explanation_en = EXCLUDED.explanation_en, details = EXCLUDED.details, back_in_range = false, "
+    "{headline}, severity = CASE WHEN {new} < {old} THEN EXCLUDED.severity ELSE a.severity END, updated_at = now() "
+    "RETURNING a.id, (xmax = 0) AS opened, a.severity"
+).format(headline=_HEADLINE, new=_NEW, old=_OLD)
 
 
 def upsert_alarms(conn: Connection[Any], candidates: Sequence[AlarmUpsert]) -> list[UUID]:
@@ -73,21 +97,7 @@ def upsert_alarms(conn: Connection[Any], candidates: Sequence[AlarmUpsert]) -> l
     with conn.cursor() as cur:
         for c in ordered:
             row = cur.execute(
-                "INSERT INTO alarms AS a (patient_id, rule, kind, severity, count, first_value, last_value, "
-                "limit_value, last_reading_id, last_measured_at, window_start, window_end, explanation_nb, "
-                "explanation_en, details, severity_value, severity_reading_id, severity_measured_at, "
-                "severity_explanation_nb, severity_explanation_en) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (patient_id, rule) WHERE state <> 'resolved' DO UPDATE SET "
-                "count = a.count + EXCLUDED.count, last_value = EXCLUDED.last_value, "
-                "limit_value = EXCLUDED.limit_value, last_reading_id = EXCLUDED.last_reading_id, "
-                "last_measured_at = EXCLUDED.last_measured_at, window_start = EXCLUDED.window_start, "
-                "window_end = EXCLUDED.window_end, explanation_nb = EXCLUDED.explanation_nb, "
-                "explanation_en = EXCLUDED.explanation_en, details = EXCLUDED.details, back_in_range = false, "
-                f"{_HEADLINE_SQL}"
-                f"severity = CASE WHEN {_RANK_SQL.format(s='EXCLUDED.severity')} > {_RANK_SQL.format(s='a.severity')} "
-                "THEN EXCLUDED.severity ELSE a.severity END, updated_at = now() "
-                "RETURNING a.id, (xmax = 0) AS opened, a.severity",
+                _UPSERT,
                 (
                     c.patient_id,
                     c.rule,

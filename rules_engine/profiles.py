@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rules_engine.kinds_index import KIND_ORDER, N_KINDS, kind_index
-from vitals import Kind
+from vitals import Kind, vocabulary
 
 if TYPE_CHECKING:
     from rules_engine.personal import PersonalBaselines
@@ -34,7 +34,9 @@ NAN = float("nan")
 
 
 class Protocol(StrEnum):
-    """Follow-up protocols; the enum order is the protocol code used in arrays."""
+    """Follow-up protocols as typed members for the rule tables: the names of `vitals.vocabulary.PROTOCOLS`, whose
+    order is the protocol code used in arrays (a member missing here fails at import, an extra one in the
+    vocabulary drift test)."""
 
     GENERAL = "general"
     HEART_FAILURE = "heart_failure"
@@ -43,7 +45,7 @@ class Protocol(StrEnum):
     HYPERTENSION = "hypertension"
 
 
-PROTOCOL_ORDER: tuple[Protocol, ...] = tuple(Protocol)
+PROTOCOL_ORDER: tuple[Protocol, ...] = tuple(Protocol(p) for p in vocabulary.PROTOCOLS)
 
 
 def protocol_code(protocol: Protocol | str) -> int:

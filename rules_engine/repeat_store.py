@@ -22,11 +22,10 @@ from rules_engine import metrics
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.candidates import AlarmCandidate
 from rules_engine.repeats import Outcome, RepeatDecisions, WaitingRepeat, annotated_texts
-from store.events import notify_changes
+from store.events import Channel, notify_changes, wake
 
 log = logging.getLogger("varde.rules.repeats")
 
-NOTIFY_CHANNEL = "varde_repeats"
 """New requests wake the API's sender (`clinician_api.repeat_sender`), which publishes them to the gateways."""
 
 _TIMES = ("measured_at", "window_start", "window_end")
@@ -148,7 +147,7 @@ def record(
                 new_rows,
             )
         if any(r[7] == "requested" for r in new_rows):
-            conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+            wake(conn, Channel.REPEATS)
     return open_expired(conn, expired_waiting) if expired_waiting else []
 
 
@@ -234,4 +233,4 @@ def expire_due(conn: Connection[Any], now: datetime | None = None) -> list[UUID]
     return alarm_ids
 
 
-__all__ = ["NOTIFY_CHANNEL", "expire_due", "link_alarms", "load_waiting", "open_alarm_keys", "record"]
+__all__ = ["expire_due", "link_alarms", "load_waiting", "open_alarm_keys", "record"]

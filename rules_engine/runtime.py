@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import numpy as np
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from rules_engine import metrics, repeat_store
 from rules_engine.alarms import AlarmUpsert, mark_back_in_range, upsert_alarms
@@ -159,7 +159,9 @@ def _patient_inputs(conn: Connection[Any], patient_ids: list[UUID]) -> dict[UUID
 
 def _overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int]) -> LimitOverrides | None:
     rows = conn.execute(
-        f"SELECT patient_id, kind, {', '.join(LIMIT_NAMES)} FROM threshold_overrides WHERE patient_id = ANY(%s)",
+        sql.SQL("SELECT patient_id, kind, {} FROM threshold_overrides WHERE patient_id = ANY(%s)").format(
+            sql.SQL(", ".join(LIMIT_NAMES))
+        ),
         (patient_ids,),
     ).fetchall()
     cells = [

@@ -13,8 +13,7 @@ from uuid import UUID
 
 import psycopg
 
-CONDITIONS = ("heart_failure", "copd", "diabetes", "hypertension")
-"""Condition names (the rules' protocols except 'general'; migration 0140 checks the same list)."""
+from vitals.vocabulary import CONDITIONS as CONDITIONS
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,12 @@
-"""The platform's change notices: one PostgreSQL NOTIFY channel, one payload shape, written and read here only.
+"""The platform's PostgreSQL NOTIFY channels, named here only, and its change notices: one channel, one payload
+shape, written and read here only.
 
-Ingest, the rules' timed jobs and the API announce changed alarms (and stored readings) on `varde_events`; the API's
-event hub (SSE) and the journal worker listen. A notice is delivered when its transaction commits, so a listener
-never sees an alarm that could still roll back. PostgreSQL caps a payload at 8000 bytes, so the ids of a large
-change go out in several notices of at most `IDS_PER_NOTICE` ids each — none is dropped.
+Ingest, the rules' timed jobs and the API announce changed alarms (and stored readings) on `Channel.CHANGES`
+(`varde_events`); the API's event hub (SSE) and the journal worker listen. The other channels only wake a worker
+(their payload, where there is one, is informative): every sender and listener names them through `Channel`, and a
+test checks the migrations' notifying triggers against it. A notice is delivered when its transaction commits, so
+a listener never sees an alarm that could still roll back. PostgreSQL caps a payload at 8000 bytes, so the ids of a
+large change go out in several notices of at most `IDS_PER_NOTICE` ids each — none is dropped.
 """
 
 from __future__ import annotations
@@ -11,12 +14,31 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import AsyncConnection, Connection, sql
 
-CHANNEL = "varde_events"
+
+class Channel(StrEnum):
+    """Every NOTIFY channel of the platform."""
+
+    CHANGES = "varde_events"
+    """Changed alarms and stored readings: the payload is a `ChangeNotice`."""
+    JOURNAL = "varde_journal"
+    """A journal outbox entry was written: wakes the journal workers."""
+    REPEATS = "varde_repeats"
+    """A repeat measurement was requested: wakes the API's repeat sender."""
+    SCHEDULES = "varde_schedules"
+    """A measurement schedule changed (payload `{"revision": n}`): wakes the API's plan courier."""
+    ESCALATIONS = "varde_escalations"
+    """An escalation notice was queued (by a trigger of migration 0100; payload its id): wakes the notifier."""
+    GATEWAYS = "varde_gateways"
+    """A gateway row changed (by a trigger of migration 0020; payload its id): ingest reloads its registry."""
+
+
+CHANNEL = Channel.CHANGES
 IDS_PER_NOTICE = 100
 """37 bytes a quoted uuid: 100 ids are ~3.8 kB, well inside the 8000-byte payload limit."""
 
@@ -98,7 +120,38 @@ def notify_changes(
 ) -> None:
     """Announce changed alarms (and stored readings) to every listener, on commit of `conn`'s transaction."""
     for notice in notices(source, alarm_ids, readings, handed_over_from):
-        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notice.payload()))
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL.value, notice.payload()))
 
 
-__all__ = ["CHANNEL", "IDS_PER_NOTICE", "ChangeNotice", "notices", "notify_changes"]
+def wake(conn: Connection[Any], channel: Channel, payload: str = "") -> None:
+    """Wake the listeners of `channel` when `conn`'s transaction commits."""
+    conn.execute("SELECT pg_notify(%s, %s)", (channel.value, payload))
+
+
+def listen_statement(channel: Channel) -> sql.Composed:
+    """`LISTEN` on a channel, for a sync or an async connection."""
+    return sql.SQL("LISTEN {}").format(sql.Identifier(channel.value))
+
+
+def listen(conn: Connection[Any], *channels: Channel) -> None:
+    for channel in channels:
+        conn.execute(listen_statement(channel))
+
+
+async def listen_async(conn: AsyncConnection[Any], *channels: Channel) -> None:
+    for channel in channels:
+        await conn.execute(listen_statement(channel))
+
+
+__all__ = [
+    "CHANNEL",
+    "IDS_PER_NOTICE",
+    "ChangeNotice",
+    "Channel",
+    "listen",
+    "listen_async",
+    "listen_statement",
+    "notices",
+    "notify_changes",
+    "wake",
+]

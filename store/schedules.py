@@ -18,11 +18,11 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.rows import class_row
 
+from store.events import Channel, wake
 from vitals import Kind, PlanContent, SelfManagementPlan
 from vitals.plan import ActiveStep
 from vitals.schedules import effective_content, step_notice, step_of
 
-NOTIFY_CHANNEL = "varde_schedules"
 ChangeKind = Literal["stepped_up", "extended", "superseded", "stepped_down", "ended"]
 
 
@@ -228,7 +228,7 @@ def apply_changes(
                 "WHERE id = %s",
                 (actor_id, f"schedule_{c.change}", json.dumps({"kind": c.kind, "zone": c.zone, **details}), alarm_id),
             )
-    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps({"revision": revision})))
+    wake(conn, Channel.SCHEDULES, json.dumps({"revision": revision}))
     return steps
 
 
@@ -338,7 +338,6 @@ def history(conn: Connection[Any], patient_id: UUID, limit: int = 50) -> list[Ch
 
 
 __all__ = [
-    "NOTIFY_CHANNEL",
     "ActivePlan",
     "ChangeRow",
     "ScheduleChange",

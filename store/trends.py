@@ -18,10 +18,12 @@ from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 TrendSource = Literal["readings", "hourly_aggregate"]
 Bucket = Literal["hour", "day", "week"]
 HOURLY_AGGREGATE = "readings_hourly"
+"""The hourly aggregate (named in full in HOURLY_AGGREGATE_SQL, a fixed statement)."""
 
 # date_trunc in the patient's zone: day and week buckets start at local midnight (Monday), also across DST changes.
 READINGS_SQL = (
@@ -33,15 +35,13 @@ READINGS_SQL = (
 # Whole UTC hours inside [inner_start, inner_end) from the aggregate, the partial hours at either end from readings;
 # then the same date_trunc as above over both.
 HOURLY_AGGREGATE_SQL = (
-    "WITH parts (t, lo, hi, total, n) AS ("
-    f"SELECT bucket, min_value, max_value, sum_value, n FROM {HOURLY_AGGREGATE} "
-    "WHERE patient_id = %(patient)s AND kind = %(kind)s AND bucket >= %(inner_start)s AND bucket < %(inner_end)s "
-    "UNION ALL "
-    "SELECT measured_at, value, value, value, 1 FROM readings "
-    "WHERE patient_id = %(patient)s AND kind = %(kind)s AND measured_at >= %(start)s AND measured_at < %(end)s "
-    "AND NOT (measured_at >= %(inner_start)s AND measured_at < %(inner_end)s)) "
-    "SELECT date_trunc(%(bucket)s, t, %(tz)s) AS b, min(lo), sum(total) / sum(n)::double precision, max(hi), "
-    "sum(n)::bigint FROM parts GROUP BY b ORDER BY b"
+    "WITH parts (t, lo, hi, total, n) AS (SELECT bucket, min_value, max_value, sum_value, n "
+    "FROM readings_hourly WHERE patient_id = %(patient)s AND kind = %(kind)s AND bucket >= %(inner_start)s "
+    "AND bucket < %(inner_end)s UNION ALL SELECT measured_at, value, value, value, 1 FROM "
+    "readings WHERE patient_id = %(patient)s AND kind = %(kind)s AND measured_at >= %(start)s "
+    "AND measured_at < %(end)s AND NOT (measured_at >= %(inner_start)s AND measured_at < "
+    "%(inner_end)s)) SELECT date_trunc(%(bucket)s, t, %(tz)s) AS b, min(lo), sum(total) / "
+    "sum(n)::double precision, max(hi), sum(n)::bigint FROM parts GROUP BY b ORDER BY b"
 )
 
 # The patient's zone, whether the aggregate exists, and whether the zone's UTC offset is whole hours over the range.
@@ -57,20 +57,19 @@ _PROBE_SQL = (
 
 
 # An hour of the rollup against the same hour computed from the readings; a row on one side only counts too.
-_DRIFT_SQL = (
-    "WITH raw AS (SELECT patient_id, kind, date_trunc('hour', measured_at, 'UTC') AS bucket, min(value) AS lo, "
-    "max(value) AS hi, sum(value) AS total, count(*) AS n FROM readings WHERE patient_id = ANY(%(patients)s) "
-    "AND measured_at >= %(start)s AND measured_at < %(end)s GROUP BY 1, 2, 3), "
-    "agg AS (SELECT patient_id, kind, bucket, min_value AS lo, max_value AS hi, sum_value AS total, n "
-    f"FROM {HOURLY_AGGREGATE} "
-    "WHERE patient_id = ANY(%(patients)s) AND bucket >= %(start)s AND bucket < %(end)s) "
-    "SELECT coalesce(raw.patient_id, agg.patient_id), coalesce(raw.kind, agg.kind), coalesce(raw.bucket, agg.bucket), "
-    "raw.lo, raw.hi, raw.total, raw.n, agg.lo, agg.hi, agg.total, agg.n "
-    "FROM raw FULL JOIN agg USING (patient_id, kind, bucket) "
-    "WHERE raw.n IS DISTINCT FROM agg.n OR raw.lo IS DISTINCT FROM agg.lo OR raw.hi IS DISTINCT FROM agg.hi "
-    "OR abs(raw.total - agg.total) > 1e-9 * greatest(1, abs(raw.total)) OR agg.n IS NULL OR raw.n IS NULL "
-    "ORDER BY 1, 2, 3"
-)
+_DRIFT_SQL = sql.SQL(
+    "WITH raw AS (SELECT patient_id, kind, date_trunc('hour', measured_at, 'UTC') AS bucket, "
+    "min(value) AS lo, max(value) AS hi, sum(value) AS total, count(*) AS n FROM readings "
+    "WHERE patient_id = ANY(%(patients)s) AND measured_at >= %(start)s AND measured_at < "
+    "%(end)s GROUP BY 1, 2, 3), agg AS (SELECT patient_id, kind, bucket, min_value AS lo, "
+    "max_value AS hi, sum_value AS total, n FROM {} WHERE patient_id = ANY(%(patients)s) AND "
+    "bucket >= %(start)s AND bucket < %(end)s) SELECT coalesce(raw.patient_id, "
+    "agg.patient_id), coalesce(raw.kind, agg.kind), coalesce(raw.bucket, agg.bucket), raw.lo, "
+    "raw.hi, raw.total, raw.n, agg.lo, agg.hi, agg.total, agg.n FROM raw FULL JOIN agg USING "
+    "(patient_id, kind, bucket) WHERE raw.n IS DISTINCT FROM agg.n OR raw.lo IS DISTINCT FROM "
+    "agg.lo OR raw.hi IS DISTINCT FROM agg.hi OR abs(raw.total - agg.total) > 1e-9 * "
+    "greatest(1, abs(raw.total)) OR agg.n IS NULL OR raw.n IS NULL ORDER BY 1, 2, 3"
+).format(sql.SQL(HOURLY_AGGREGATE))
 
 
 @dataclass(frozen=True, slots=True)

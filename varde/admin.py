@@ -12,12 +12,10 @@ from uuid import UUID
 
 import psycopg
 
-from clinician_api import roles
 from store.settings import Settings, instance_login
 from vitals.topics import validate_gateway_id
-
-PROTOCOLS = ("general", "heart_failure", "copd", "diabetes", "hypertension")
-ROLES = roles.ROLES
+from vitals.vocabulary import PROTOCOLS as PROTOCOLS
+from vitals.vocabulary import ROLES as ROLES
 
 
 class AdminError(ValueError):

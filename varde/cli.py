@@ -13,6 +13,7 @@ from uuid import UUID
 import typer
 
 from varde.gateway_cli import gateway_app
+from vitals.vocabulary import PROTOCOLS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Varde: digital home monitoring.")
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: PostgreSQL, Mosquitto and the services.")
@@ -320,7 +321,7 @@ def team_lead(
 def patient_add(
     name: Annotated[str, typer.Option(help="Display name (never logged).")],
     team: Annotated[str, typer.Option(help="Care team name or id.")],
-    protocol: Annotated[str, typer.Option(help="general|heart_failure|copd|diabetes|hypertension")] = "general",
+    protocol: Annotated[str, typer.Option(help="|".join(PROTOCOLS))] = "general",
     timezone: Annotated[str, typer.Option(help="IANA time zone of the patient.")] = "Europe/Oslo",
     as_json: JsonFlag = False,
 ) -> None:

@@ -443,10 +443,11 @@ def _postmaster_pid(pgdata: Path) -> int | None:
 
 def _ensure_database(admin_url: str) -> None:
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
-            conn.execute(f"CREATE DATABASE {PG_DATABASE}")
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))
 
 
 def _stop_postgres(state: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
-"""Varde's shared vocabulary: measurement kinds, the readings envelope, plans, questionnaire responses, topic names
-and reading ids."""
+"""Varde's shared vocabulary: measurement kinds, the domain's word lists (`vitals.vocabulary`), the readings envelope,
+plans, questionnaire responses, topic names and reading ids."""
 
 from vitals.envelope import (
     FUTURE_SKEW,

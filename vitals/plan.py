@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from vitals.kinds import KINDS, Kind
+from vitals.vocabulary import Protocol
 
 PLAN_SCHEMA = "varde.plan/1"
 
@@ -46,7 +47,6 @@ _Strict = ConfigDict(extra="forbid", frozen=True, strict=True)
 KindName = Annotated[Kind, Strict(False)]
 Zone = Literal["green", "yellow", "red"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-Protocol = Literal["general", "heart_failure", "copd", "diabetes", "hypertension"]
 TimeOfDay = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]

@@ -50,11 +50,11 @@ class Acting:
 
 _ACTING_SQL = (
     "SELECT p.id, p.display_name, true, NULL::uuid, NULL::text, NULL::text[], NULL::timestamptz "
-    "FROM patients p WHERE p.national_id = %(nid)s AND p.active {own_filter} "
+    "FROM patients p WHERE p.national_id = %(nid)s AND p.active "
     "UNION ALL "
     "SELECT p.id, p.display_name, false, x.id, x.relation, x.rights, x.valid_until FROM proxies x "
     "JOIN patients p ON p.id = x.patient_id WHERE x.relative_id = %(cid)s AND p.active AND x.revoked_at IS NULL "
-    "AND x.valid_from <= now() AND x.valid_until > now() {proxy_filter} "
+    "AND x.valid_from <= now() AND x.valid_until > now() "
     "ORDER BY 3 DESC, 2, 1"
 )
 
@@ -66,8 +66,7 @@ def _acting(row: Any) -> Acting:
 
 
 def acting_for(conn: Connection[Any], citizen: Citizen) -> list[Acting]:
-    sql = _ACTING_SQL.format(own_filter="", proxy_filter="")
-    rows = conn.execute(sql, {"nid": citizen.national_id, "cid": citizen.id}).fetchall()
+    rows = conn.execute(_ACTING_SQL, {"nid": citizen.national_id, "cid": citizen.id}).fetchall()
     # Several proxies for the same patient (a renewed one before the old one ends): the widest rights win.
     seen: dict[UUID, Acting] = {}
     for acting in map(_acting, rows):

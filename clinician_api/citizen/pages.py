@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clinician_api.citizen import oidc
 from clinician_api.citizen.routes import password_login_enabled, safe_min_next
-from clinician_api.dashboard.i18n import LANG_COOKIE, Lang, pick
+from clinician_api.dashboard.i18n import LANG_COOKIE, Lang, pick, word_lists
 from clinician_api.dashboard.router import CSP, LangCookie, templates
 from clinician_api.deps import SettingsDep
 
@@ -44,7 +44,7 @@ def _page(request: Request, lang_cookie: str | None, page: str, **extra: Any) ->
         "t": t,
         "page": page,
         "switch_href": f"{PREFIX}/lang/{other}?next={quote(path, safe='')}",
-        "config": {"lang": lang, "page": page, "strings": t, "kinds": {}, **extra},
+        "config": {"lang": lang, "page": page, "strings": t, "kinds": {}, **word_lists(), **extra},
         **extra,
     }
     response = templates.TemplateResponse(request, f"min/{page}.html", context)

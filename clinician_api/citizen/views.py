@@ -21,6 +21,7 @@ from store import schedules
 from vitals import KINDS, Kind
 from vitals.plan import PlanContent
 from vitals.schedules import plan_notices
+from vitals.vocabulary import CARE_STAFF_ROLES
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -266,7 +267,7 @@ _WHAT = [
     (re.compile(r"^/api/v1/patients/[0-9a-f-]{36}$"), "record"),
     (re.compile(r"^/api/v1/patients$|^/api/v1/alarms$|^/api/v1/messages"), "list"),
 ]
-_STAFF = ("nurse", "physician", "admin")
+_STAFF = CARE_STAFF_ROLES
 
 
 def what_of(resource: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from rules_engine.profiles import LIMIT_NAMES, PROTOCOLS
 from vitals import KINDS
+from vitals.vocabulary import ALARM_STATES, SEVERITIES
 
 Lang = Literal["nb", "en"]
 LANGS: tuple[Lang, ...] = ("nb", "en")
@@ -37,8 +38,9 @@ def pick(value: str | None) -> Lang:
 
 @cache
 def vocabulary(lang: Lang) -> dict[str, Any]:
-    """What the scripts need besides the strings: kind names, units and decimals from `vitals`, and each
-    protocol's default limits (public clinical defaults, no patient data) for the threshold editor."""
+    """What the scripts need besides the strings: kind names, units and decimals from `vitals`, each protocol's
+    default limits (public clinical defaults, no patient data) for the threshold editor, and the severities and alarm
+    states of `vitals.vocabulary`."""
     kinds = {
         kind.value: {
             "name": info.name_nb if lang == "nb" else info.name_en,
@@ -65,4 +67,17 @@ def vocabulary(lang: Lang) -> dict[str, Any]:
         }
         for other in LANGS
     }
-    return {"lang": lang, "strings": strings(lang), "kinds": kinds, "protocol_limits": defaults, "patient": patient}
+    return {
+        "lang": lang,
+        "strings": strings(lang),
+        "kinds": kinds,
+        "protocol_limits": defaults,
+        "patient": patient,
+        **word_lists(),
+    }
+
+
+def word_lists() -> dict[str, list[str]]:
+    """The one vocabulary for every page's scripts (the dashboard's and `/min/`, which share `i18n.js`), so they
+    hold no copy of it: severities worst first (their rank order) and the alarm states."""
+    return {"severities": list(SEVERITIES), "alarm_states": list(ALARM_STATES)}

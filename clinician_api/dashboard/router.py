@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from clinician_api.dashboard.i18n import LANG_COOKIE, Lang, pick, strings, vocabulary
 from clinician_api.deps import SettingsDep
+from vitals.vocabulary import PROTOCOLS, SEVERITIES
 
 # The pages and assets live in clinician_api/templates and clinician_api/static, the package data of
 # `clinician_api` (pyproject.toml), so a wheel install serves the same dashboard as a checkout.
@@ -33,6 +34,8 @@ _env = Environment(
     autoescape=select_autoescape(["html"]),
     undefined=StrictUndefined,
 )
+# The pages' option lists come from the one vocabulary, in its order (severities worst first).
+_env.globals.update(protocols=PROTOCOLS, severities=SEVERITIES)
 templates = Jinja2Templates(env=_env)
 router = APIRouter(include_in_schema=False)
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from vitals import Kind
 
@@ -91,10 +91,20 @@ def add_endpoint(
         "backoff_max_seconds": backoff_max_seconds,
         "timeout_seconds": timeout_seconds,
     }
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in values if c not in ("organisation_id", "name"))
+    updates = sql.SQL(", ").join(
+        sql.SQL("{column} = EXCLUDED.{column}").format(column=sql.Identifier(c))
+        for c in values
+        if c not in ("organisation_id", "name")
+    )
     row = conn.execute(
-        f"INSERT INTO record_endpoints ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))}) "
-        f"ON CONFLICT (organisation_id, name) DO UPDATE SET {updates} RETURNING id",
+        sql.SQL(
+            "INSERT INTO record_endpoints ({}) VALUES ({}) ON CONFLICT (organisation_id, name) DO "
+            "UPDATE SET {} RETURNING id"
+        ).format(
+            sql.SQL(", ").join(map(sql.Identifier, values)),
+            sql.SQL(", ").join(sql.Placeholder() * len(values)),
+            updates,
+        ),
         list(values.values()),
     ).fetchone()
     assert row is not None

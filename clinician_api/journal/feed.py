@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import consent, fhir
 from clinician_api.journal import bundles, outbox
@@ -47,8 +47,9 @@ def feed(conn: Connection[Any], subscription_id: UUID, max_batches: int = 10) ->
     for _ in range(max_batches):
         with conn.transaction():
             row = conn.execute(
-                f"SELECT {Subscription.columns()} FROM journal_subscriptions WHERE id = %s AND active "
-                "FOR UPDATE SKIP LOCKED",
+                sql.SQL("SELECT {} FROM journal_subscriptions WHERE id = %s AND active FOR UPDATE SKIP LOCKED").format(
+                    sql.SQL(Subscription.columns())
+                ),
                 (subscription_id,),
             ).fetchone()
             if row is None:
@@ -62,14 +63,14 @@ def feed(conn: Connection[Any], subscription_id: UUID, max_batches: int = 10) ->
 def _one_batch(conn: Connection[Any], sub: Subscription) -> bool:
     cols = ", ".join(f"r.{c}" for c in fhir.ReadingRow.columns().split(", "))
     rows = conn.execute(
-        f"SELECT {cols} FROM readings r JOIN patients p ON p.id = r.patient_id "
-        "JOIN care_teams t ON t.id = p.team_id "
-        "WHERE t.organisation_id = %(org)s AND r.received_at > %(hwm)s - make_interval(secs => %(overlap)s) "
-        "AND (%(kinds)s::text[] IS NULL OR r.kind = ANY(%(kinds)s::text[])) "
-        f"AND {consent.not_reserved_sql('record_sharing', 'r.patient_id')} "
-        "AND NOT EXISTS (SELECT 1 FROM journal_shared_readings s WHERE s.subscription_id = %(sub)s "
-        "  AND s.reading_id = r.id) "
-        "ORDER BY r.received_at, r.id LIMIT %(limit)s",
+        sql.SQL(
+            "SELECT {} FROM readings r JOIN patients p ON p.id = r.patient_id JOIN care_teams t ON "
+            "t.id = p.team_id WHERE t.organisation_id = %(org)s AND r.received_at > %(hwm)s - "
+            "make_interval(secs => %(overlap)s) AND (%(kinds)s::text[] IS NULL OR r.kind = "
+            "ANY(%(kinds)s::text[])) AND {} AND NOT EXISTS (SELECT 1 FROM journal_shared_readings s "
+            "WHERE s.subscription_id = %(sub)s   AND s.reading_id = r.id) ORDER BY r.received_at, r.id "
+            "LIMIT %(limit)s"
+        ).format(sql.SQL(cols), consent.not_reserved_sql("record_sharing", "r.patient_id")),
         {
             "org": sub.organisation_id,
             "hwm": sub.hwm_received_at,
@@ -89,7 +90,8 @@ def _one_batch(conn: Connection[Any], sub: Subscription) -> bool:
     patients = [
         bundles.PatientRow(*p)
         for p in conn.execute(
-            f"SELECT {bundles.PatientRow.columns()} FROM patients p WHERE p.id = ANY(%s)", (patient_ids,)
+            sql.SQL("SELECT {} FROM patients p WHERE p.id = ANY(%s)").format(sql.SQL(bundles.PatientRow.columns())),
+            (patient_ids,),
         ).fetchall()
     ]
     devices, gateways = outbox.devices_of(conn, batch)
@@ -130,10 +132,12 @@ def _add_bp_partners(conn: Connection[Any], sub: Subscription, readings: dict[UU
     latest = max(r.measured_at for r in bp) + _PARTNER_MARGIN
     cols = ", ".join(f"r.{c}" for c in fhir.ReadingRow.columns().split(", "))
     partners = conn.execute(
-        f"SELECT {cols} FROM readings r WHERE r.patient_id = ANY(%s) AND r.kind = ANY(%s) "
-        "AND r.measured_at BETWEEN %s AND %s "
-        "AND (r.gateway_id, r.grp) IN (SELECT * FROM unnest(%s::text[], %s::text[])) "
-        "AND NOT EXISTS (SELECT 1 FROM journal_shared_readings s WHERE s.subscription_id = %s AND s.reading_id = r.id)",
+        sql.SQL(
+            "SELECT {} FROM readings r WHERE r.patient_id = ANY(%s) AND r.kind = ANY(%s) AND "
+            "r.measured_at BETWEEN %s AND %s AND (r.gateway_id, r.grp) IN (SELECT * FROM "
+            "unnest(%s::text[], %s::text[])) AND NOT EXISTS (SELECT 1 FROM journal_shared_readings s "
+            "WHERE s.subscription_id = %s AND s.reading_id = r.id)"
+        ).format(sql.SQL(cols)),
         (
             sorted({r.patient_id for r in bp}, key=str),
             list(_BP),

@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
 from clinician_api import consent, episodes, fhir, fhir_query
 from clinician_api.journal import bundles, identity
+from store.events import Channel, wake
 
-NOTIFY_CHANNEL = "varde_journal"
 ENTRY_COLUMNS = (
     "o.id, o.kind, o.state, o.endpoint_id, e.name, o.patient_ids, o.alarm_id, o.subscription_id, "
     "o.bundle_identifier, o.resource_count, o.attempts, o.next_attempt_at, o.last_attempt_at, o.last_status, "
@@ -54,7 +54,7 @@ class Entry:
 
 def notify(conn: Connection[Any]) -> None:
     """Wake the journal workers when the transaction commits."""
-    conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+    wake(conn, Channel.JOURNAL)
 
 
 def insert(
@@ -96,10 +96,12 @@ def enqueue_alarm_document(conn: Connection[Any], alarm_id: UUID) -> UUID | None
     None when the organisation has no record endpoint for alarms (nothing to do), or when the patient reserved
     against sharing with the record (the document carries measurements)."""
     target = conn.execute(
-        "SELECT r.id, o.id, o.name, o.org_number FROM alarms a JOIN patients p ON p.id = a.patient_id "
-        "JOIN care_teams t ON t.id = p.team_id JOIN organisations o ON o.id = t.organisation_id "
-        "JOIN record_endpoints r ON r.organisation_id = o.id AND r.journal_alarms WHERE a.id = %s "
-        f"AND {consent.not_reserved_sql('record_sharing', 'a.patient_id')}",
+        sql.SQL(
+            "SELECT r.id, o.id, o.name, o.org_number FROM alarms a JOIN patients p ON p.id = "
+            "a.patient_id JOIN care_teams t ON t.id = p.team_id JOIN organisations o ON o.id = "
+            "t.organisation_id JOIN record_endpoints r ON r.organisation_id = o.id AND "
+            "r.journal_alarms WHERE a.id = %s AND {}"
+        ).format(consent.not_reserved_sql("record_sharing", "a.patient_id")),
         (alarm_id,),
     ).fetchone()
     if target is None:
@@ -114,7 +116,7 @@ def enqueue_alarm_document(conn: Connection[Any], alarm_id: UUID) -> UUID | None
     if alarm is None or alarm[4] != "resolved":
         raise ValueError(f"alarm {alarm_id} is not resolved; only a resolved alarm is journaled")
     patient = conn.execute(
-        f"SELECT {bundles.PatientRow.columns()} FROM patients p WHERE p.id = %s", (alarm[1],)
+        sql.SQL("SELECT {} FROM patients p WHERE p.id = %s").format(sql.SQL(bundles.PatientRow.columns())), (alarm[1],)
     ).fetchone()
     practitioner = conn.execute(
         "SELECT id, username, display_name, hpr_number, role FROM users WHERE id = %s", (alarm[12],)
@@ -161,9 +163,11 @@ def _alarm_readings(
     pressure measurement so the panel is whole."""
     kinds = list(_BP) if kind in _BP else [kind] if kind else []
     rows = conn.execute(
-        f"SELECT {fhir.ReadingRow.columns()} FROM readings WHERE patient_id = %(p)s AND (id = %(last)s "
-        "OR (kind = ANY(%(kinds)s) AND measured_at BETWEEN %(ws)s AND %(we)s)) "
-        "ORDER BY (id = %(last)s) DESC, measured_at DESC LIMIT %(limit)s",
+        sql.SQL(
+            "SELECT {} FROM readings WHERE patient_id = %(p)s AND (id = %(last)s OR (kind = "
+            "ANY(%(kinds)s) AND measured_at BETWEEN %(ws)s AND %(we)s)) ORDER BY (id = %(last)s) DESC, "
+            "measured_at DESC LIMIT %(limit)s"
+        ).format(sql.SQL(fhir.ReadingRow.columns())),
         {
             "p": patient_id,
             "last": last_reading_id,
@@ -177,8 +181,10 @@ def _alarm_readings(
     groups = sorted({(r.gateway_id, r.group) for r in readings.values() if r.kind in _BP and r.group})
     if groups:
         partners = conn.execute(
-            f"SELECT {fhir.ReadingRow.columns()} FROM readings WHERE patient_id = %s AND kind = ANY(%s) "
-            "AND (gateway_id, grp) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            sql.SQL(
+                "SELECT {} FROM readings WHERE patient_id = %s AND kind = ANY(%s) AND (gateway_id, grp) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[]))"
+            ).format(sql.SQL(fhir.ReadingRow.columns())),
             (patient_id, list(_BP), [g[0] for g in groups], [g[1] for g in groups]),
         ).fetchall()
         readings.update({r[0]: fhir.ReadingRow(*r) for r in partners})
@@ -317,7 +323,9 @@ def retry(conn: Connection[Any], entry_id: UUID) -> Entry | None:
     )
     notify(conn)
     row = conn.execute(
-        f"SELECT {ENTRY_COLUMNS} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id WHERE o.id = %s",
+        sql.SQL(
+            "SELECT {} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id WHERE o.id = %s"
+        ).format(sql.SQL(ENTRY_COLUMNS)),
         (entry_id,),
     ).fetchone()
     return entry_from_row(row) if row else None
@@ -359,27 +367,34 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
     elif kind == "discharged" and summary:
         note = [("Oppsummering / Summary", summary)]
     targets = conn.execute(
-        "SELECT DISTINCT r.id, o.id, o.name, o.org_number FROM care_teams t JOIN organisations o "
-        "ON o.id = t.organisation_id JOIN record_endpoints r ON r.organisation_id = o.id AND r.journal_alarms "
-        f"WHERE t.id = ANY(%s::uuid[]) AND {consent.not_reserved_sql('record_sharing', '%s::uuid')} ORDER BY r.id",
+        sql.SQL(
+            "SELECT DISTINCT r.id, o.id, o.name, o.org_number FROM care_teams t JOIN organisations o "
+            "ON o.id = t.organisation_id JOIN record_endpoints r ON r.organisation_id = o.id AND "
+            "r.journal_alarms WHERE t.id = ANY(%s::uuid[]) AND {} ORDER BY r.id"
+        ).format(consent.not_reserved_sql("record_sharing", "%s::uuid")),
         (teams, patient_id),
     ).fetchall()
     if not targets:
         return []
     episode_row = conn.execute(
-        f"SELECT {fhir.EPISODE_COLUMNS} FROM {episodes.EPISODE_FROM} WHERE e.id = %s",
+        sql.SQL("SELECT {} FROM {} WHERE e.id = %s").format(
+            sql.SQL(fhir.EPISODE_COLUMNS), sql.SQL(episodes.EPISODE_FROM)
+        ),
         (episode_id,),
     ).fetchone()
     patient = conn.execute(
-        f"SELECT {bundles.PatientRow.columns()} FROM patients p WHERE p.id = %s", (patient_id,)
+        sql.SQL("SELECT {} FROM patients p WHERE p.id = %s").format(sql.SQL(bundles.PatientRow.columns())),
+        (patient_id,),
     ).fetchone()
     practitioner = conn.execute(
         "SELECT id, username, display_name, hpr_number, role FROM users WHERE id = %s", (user_id,)
     ).fetchone()
     assert episode_row is not None and patient is not None and practitioner is not None
     plan = conn.execute(
-        f"SELECT {fhir_query.PLAN_COLUMNS} FROM self_management_plans WHERE patient_id = %s AND status = 'active' "
-        "ORDER BY version DESC LIMIT 1",
+        sql.SQL(
+            "SELECT {} FROM self_management_plans WHERE patient_id = %s AND status = 'active' ORDER BY "
+            "version DESC LIMIT 1"
+        ).format(sql.SQL(fhir_query.PLAN_COLUMNS)),
         (patient_id,),
     ).fetchone()
     entries = []

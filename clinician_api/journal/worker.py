@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from clinician_api import consent
 from clinician_api.journal import feed, metrics, outbox
@@ -27,7 +28,6 @@ from vitals.logs import setup_logging
 
 log = logging.getLogger("varde.journal")
 
-READINGS_CHANNEL = events.CHANNEL
 WITHHELD = "withheld: a patient in this entry reserved against sharing with the record"
 
 
@@ -86,7 +86,8 @@ class JournalWorker:
             endpoint = endpoints.get(entry.endpoint_id)
             if endpoint is None:
                 row = conn.execute(
-                    f"SELECT {Endpoint.columns()} FROM record_endpoints WHERE id = %s", (entry.endpoint_id,)
+                    sql.SQL("SELECT {} FROM record_endpoints WHERE id = %s").format(sql.SQL(Endpoint.columns())),
+                    (entry.endpoint_id,),
                 ).fetchone()
                 assert row is not None
                 endpoint = endpoints[entry.endpoint_id] = Endpoint.from_row(tuple(row))
@@ -147,8 +148,7 @@ class JournalWorker:
             try:
                 if listener is None or listener.closed:
                     listener = psycopg.connect(self._url, autocommit=True, application_name=f"{self._name}-listen")
-                    listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
-                    listener.execute(f"LISTEN {READINGS_CHANNEL}")
+                    events.listen(listener, events.Channel.JOURNAL, events.Channel.CHANGES)
                 result = self.run_once()
                 if result.delivered or result.failed or result.batches:
                     log.info(

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import consent, fhir
 from clinician_api.journal import identity, outbox
@@ -88,9 +88,10 @@ def enqueue(conn: Connection[Any], report: PeriodReport, pdf: bytes, lang: str, 
     """Put the report in the outbox for the record system of the patient's organisation, in the caller's
     transaction; the journal worker delivers it. Raises NoRecordEndpoint when there is none to deliver to."""
     row = conn.execute(
-        "SELECT r.id FROM patients p JOIN care_teams t ON t.id = p.team_id "
-        "JOIN record_endpoints r ON r.organisation_id = t.organisation_id AND r.journal_alarms "
-        f"WHERE p.id = %s AND {consent.not_reserved_sql('record_sharing', 'p.id')}",
+        sql.SQL(
+            "SELECT r.id FROM patients p JOIN care_teams t ON t.id = p.team_id JOIN record_endpoints r "
+            "ON r.organisation_id = t.organisation_id AND r.journal_alarms WHERE p.id = %s AND {}"
+        ).format(consent.not_reserved_sql("record_sharing", "p.id")),
         (report.patient.id,),
     ).fetchone()
     if row is None:

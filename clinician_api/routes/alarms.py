@@ -11,7 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import audit, problems, queue
 from clinician_api.access import Principal, emergency_patient_ids, user_has_duty_of_care, visible_patients_clause
@@ -36,6 +36,7 @@ from clinician_api.schemas import (
     Severity,
 )
 from store.events import notify_changes
+from vitals.vocabulary import UNRESOLVED_STATES
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=problems.responses(401))
 
@@ -67,7 +68,7 @@ def list_alarms(
     """The queue: worst severity first, then the longest waiting. Only patients in the caller's care teams (or under
     an emergency access) appear."""
     flt = queue.QueueFilter(
-        states=state or ("open", "acknowledged"),
+        states=state or UNRESOLVED_STATES,
         severities=severity,
         team_ids=team,
         patient_ids=patient_id,
@@ -143,8 +144,10 @@ def bulk_acknowledge(
     wanted = sorted(set(body.alarm_ids), key=str)
     clause, params = visible_patients_clause(principal)
     rows = conn.execute(
-        "SELECT a.id, a.patient_id, a.severity, a.state FROM alarms a JOIN patients p ON p.id = a.patient_id "
-        f"WHERE a.id = ANY(%s::uuid[]) AND {clause} ORDER BY a.id FOR UPDATE OF a",
+        sql.SQL(
+            "SELECT a.id, a.patient_id, a.severity, a.state FROM alarms a JOIN patients p ON p.id = "
+            "a.patient_id WHERE a.id = ANY(%s::uuid[]) AND {} ORDER BY a.id FOR UPDATE OF a"
+        ).format(clause),
         [wanted, *params],
     ).fetchall()
     if len(rows) != len(wanted):
@@ -188,19 +191,25 @@ def bulk_acknowledge(
 
 GroupAction = Literal["acknowledge", "note", "escalate", "resolve"]
 _GROUP_CHANGE: dict[str, tuple[str, str, str]] = {
-    # action → (states it applies to, SET clause, alarm event)
+    # action → (states it applies to, the fixed UPDATE of the alarms, alarm event)
     "acknowledge": (
         "open",
-        "state = 'acknowledged', acknowledged_at = now(), acknowledged_by = %(user)s",
+        "UPDATE alarms SET state = 'acknowledged', acknowledged_at = now(), acknowledged_by = %(user)s, "
+        "updated_at = now() WHERE id = ANY(%(ids)s)",
         "acknowledged",
     ),
-    "escalate": ("open,acknowledged", "escalated_at = now()", "escalated"),
+    "escalate": (
+        "open,acknowledged",
+        "UPDATE alarms SET escalated_at = now(), updated_at = now() WHERE id = ANY(%(ids)s)",
+        "escalated",
+    ),
     "resolve": (
         "open,acknowledged",
-        "state = 'resolved', resolved_at = now(), resolved_by = %(user)s, resolution = %(text)s",
+        "UPDATE alarms SET state = 'resolved', resolved_at = now(), resolved_by = %(user)s, resolution = %(text)s, "
+        "updated_at = now() WHERE id = ANY(%(ids)s)",
         "resolved",
     ),
-    "note": ("open,acknowledged,resolved", "", "note"),
+    "note": ("open,acknowledged,resolved", "UPDATE alarms SET updated_at = now() WHERE id = ANY(%(ids)s)", "note"),
 }
 
 
@@ -219,9 +228,11 @@ def group_action(
     wanted = sorted(set(body.alarm_ids), key=str)
     clause, params = visible_patients_clause(principal)
     rows = conn.execute(
-        "SELECT a.id, a.patient_id, a.state, a.escalated_at IS NOT NULL FROM alarms a "
-        f"JOIN patients p ON p.id = a.patient_id WHERE a.id = ANY(%s::uuid[]) AND {clause} ORDER BY a.id "
-        "FOR UPDATE OF a",
+        sql.SQL(
+            "SELECT a.id, a.patient_id, a.state, a.escalated_at IS NOT NULL FROM alarms a JOIN "
+            "patients p ON p.id = a.patient_id WHERE a.id = ANY(%s::uuid[]) AND {} ORDER BY a.id FOR "
+            "UPDATE OF a"
+        ).format(clause),
         [wanted, *params],
     ).fetchall()
     if len(rows) != len(wanted):
@@ -255,15 +266,12 @@ def group_action(
                 }
             ],
         )
-    states, set_clause, event = _GROUP_CHANGE[action]
+    states, update, event = _GROUP_CHANGE[action]
     applies = [r[0] for r in rows if r[2] in states.split(",") and not (action == "escalate" and r[3])]
     unchanged = [r[0] for r in rows if r[0] not in set(applies)]
     if applies:
         values = {"user": principal.user_id, "text": text, "ids": applies}
-        if set_clause:
-            conn.execute(f"UPDATE alarms SET {set_clause}, updated_at = now() WHERE id = ANY(%(ids)s)", values)
-        else:
-            conn.execute("UPDATE alarms SET updated_at = now() WHERE id = ANY(%(ids)s)", values)
+        conn.execute(update, values)
         data: dict[str, Any] = {}
         if action in ("note", "resolve"):
             data = {"text" if action == "note" else "resolution": text}
@@ -349,19 +357,27 @@ def _lock(conn: Connection[Any], alarm_id: UUID | None) -> str:
     return str(row[0])
 
 
+_UPDATE: dict[str, str] = {
+    # alarm event → the fixed UPDATE of the alarm row (its parameters, then the alarm id)
+    "acknowledged": "UPDATE alarms SET state = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s, "
+    "updated_at = now() WHERE id = %s",
+    "assigned": "UPDATE alarms SET assignee_id = %s, updated_at = now() WHERE id = %s",
+    "note": "UPDATE alarms SET updated_at = now() WHERE id = %s",
+    "resolved": "UPDATE alarms SET state = 'resolved', resolved_at = now(), resolved_by = %s, resolution = %s, "
+    "updated_at = now() WHERE id = %s",
+    "escalated": "UPDATE alarms SET escalated_at = now(), updated_at = now() WHERE id = %s",
+}
+
+
 def _change(
     conn: Connection[Any],
     alarm_id: UUID | None,
     actor: Principal,
     event: str,
     data: dict[str, Any],
-    sql: str,
     params: Sequence[Any],
 ) -> None:
-    if sql:
-        conn.execute(f"UPDATE alarms SET {sql}, updated_at = now() WHERE id = %s", [*params, alarm_id])
-    else:
-        conn.execute("UPDATE alarms SET updated_at = now() WHERE id = %s", (alarm_id,))
+    conn.execute(_UPDATE[event], [*params, alarm_id])
     conn.execute(
         "INSERT INTO alarm_events (alarm_id, actor_id, event, data) VALUES (%s, %s, %s, %s)",
         (alarm_id, actor.user_id, event, json.dumps(data)),
@@ -386,7 +402,6 @@ def acknowledge(scope: AlarmDep, principal: Clinician, lang: Lang = "nb") -> Ala
         principal,
         "acknowledged",
         {},
-        "state = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s",
         [principal.user_id],
     )
     return _detail(scope.conn, scope.alarm_id, lang)
@@ -414,7 +429,6 @@ def assign(scope: AlarmDep, body: AssignRequest, principal: Clinician, lang: Lan
         principal,
         "assigned",
         {"assignee_id": str(assignee) if assignee else None},
-        "assignee_id = %s",
         [assignee],
     )
     return _detail(scope.conn, scope.alarm_id, lang)
@@ -424,7 +438,7 @@ def assign(scope: AlarmDep, body: AssignRequest, principal: Clinician, lang: Lan
 def add_note(scope: AlarmDep, body: NoteRequest, principal: Clinician, lang: Lang = "nb") -> AlarmDetail:
     """Add a note to the alarm's history (also on a resolved alarm)."""
     scope.action = "note"
-    _change(scope.conn, scope.alarm_id, principal, "note", {"text": body.text}, "", [])
+    _change(scope.conn, scope.alarm_id, principal, "note", {"text": body.text}, [])
     return _detail(scope.conn, scope.alarm_id, lang)
 
 
@@ -442,7 +456,6 @@ def resolve(scope: AlarmDep, body: ResolveRequest, principal: Clinician, lang: L
         principal,
         "resolved",
         {"resolution": body.resolution},
-        "state = 'resolved', resolved_at = now(), resolved_by = %s, resolution = %s",
         [principal.user_id, body.resolution],
     )
     assert scope.alarm_id is not None
@@ -459,5 +472,5 @@ def escalate(scope: AlarmDep, principal: Clinician, lang: Lang = "nb") -> AlarmD
     if state == "resolved" or (row is not None and row[0] is not None):
         raise HTTPException(409, "the alarm is resolved or already escalated")
     scope.action = "escalate"
-    _change(scope.conn, scope.alarm_id, principal, "escalated", {"manual": True}, "escalated_at = now()", [])
+    _change(scope.conn, scope.alarm_id, principal, "escalated", {"manual": True}, [])
     return _detail(scope.conn, scope.alarm_id, lang)

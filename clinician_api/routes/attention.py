@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
+from psycopg import sql
 from pydantic import BaseModel, Field
 
 from clinician_api import audit, problems
@@ -59,18 +60,19 @@ def attention(
     params |= {"hours": SILENT_HOURS, "flags": CLOCK_FLAGS, "days": CLOCK_DAYS, "kinds": _KINDS, "teams": team}
     team_clause = "AND p.team_id = ANY(%(teams)s::uuid[])" if team else ""
     rows = conn.execute(
-        "SELECT p.id, p.display_name, p.team_id, g.id, g.state, last.at AS seen, "
-        "clock.n, clock.first_at FROM patients p JOIN gateways g ON g.patient_id = p.id AND g.enabled "
-        "LEFT JOIN LATERAL (SELECT max(l.measured_at) AS at FROM unnest(%(kinds)s::text[]) AS k(kind) "
-        "CROSS JOIN LATERAL (SELECT r.measured_at FROM readings r WHERE r.patient_id = p.id AND r.kind = k.kind "
-        "ORDER BY r.measured_at DESC LIMIT 1) l) last ON true "
-        "LEFT JOIN LATERAL (SELECT count(*) AS n, min(c.at) AS first_at FROM ("
-        "SELECT r.received_at AS at FROM readings r WHERE r.patient_id = p.id AND r.gateway_id = g.id "
-        "AND r.received_at > now() - make_interval(days => %(days)s) AND r.flags && %(flags)s::text[] "
-        "UNION ALL SELECT m.received_at FROM rejected_messages m WHERE m.gateway_id = g.id "
-        "AND m.received_at > now() - make_interval(days => %(days)s) AND m.reason IN ('future_time', 'too_old')"
-        ") c) clock ON true "
-        f"WHERE p.active AND {clause} {team_clause} ORDER BY p.display_name, g.id",
+        sql.SQL(
+            "SELECT p.id, p.display_name, p.team_id, g.id, g.state, last.at AS seen, clock.n, "
+            "clock.first_at FROM patients p JOIN gateways g ON g.patient_id = p.id AND g.enabled LEFT "
+            "JOIN LATERAL (SELECT max(l.measured_at) AS at FROM unnest(%(kinds)s::text[]) AS k(kind) "
+            "CROSS JOIN LATERAL (SELECT r.measured_at FROM readings r WHERE r.patient_id = p.id AND "
+            "r.kind = k.kind ORDER BY r.measured_at DESC LIMIT 1) l) last ON true LEFT JOIN LATERAL "
+            "(SELECT count(*) AS n, min(c.at) AS first_at FROM (SELECT r.received_at AS at FROM "
+            "readings r WHERE r.patient_id = p.id AND r.gateway_id = g.id AND r.received_at > now() - "
+            "make_interval(days => %(days)s) AND r.flags && %(flags)s::text[] UNION ALL SELECT "
+            "m.received_at FROM rejected_messages m WHERE m.gateway_id = g.id AND m.received_at > "
+            "now() - make_interval(days => %(days)s) AND m.reason IN ('future_time', 'too_old')) c) "
+            "clock ON true WHERE p.active AND {} {} ORDER BY p.display_name, g.id"
+        ).format(clause, sql.SQL(team_clause)),
         params,
     ).fetchall()
     now = datetime.now().astimezone()

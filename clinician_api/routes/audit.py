@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from psycopg import sql
 
 from clinician_api import audit, paging, problems
 from clinician_api.deps import Conn, CurrentPrincipal, client_addr
@@ -34,7 +35,7 @@ def list_audit(
 ) -> AuditPage:
     """Audit rows, newest first, with the patient's name where the caller may see it. Reading the audit log is
     itself audited. Admins and team leads only (403 otherwise)."""
-    where: list[str] = ["true"]
+    where: list[sql.Composable] = [sql.SQL("true")]
     params: list[Any] = []
     if principal.role != "admin":
         lead_of = [
@@ -46,8 +47,10 @@ def list_audit(
         if not lead_of:
             raise HTTPException(403, "the audit log is for admins and team leads")
         where.append(
-            "(l.patient_id IN (SELECT id FROM patients WHERE team_id = ANY(%s::uuid[])) OR l.user_id IN "
-            "(SELECT user_id FROM team_memberships WHERE team_id = ANY(%s::uuid[])))"
+            sql.SQL(
+                "(l.patient_id IN (SELECT id FROM patients WHERE team_id = ANY(%s::uuid[])) OR l.user_id IN "
+                "(SELECT user_id FROM team_memberships WHERE team_id = ANY(%s::uuid[])))"
+            )
         )
         params += [lead_of, lead_of]
     for column, value in (
@@ -59,23 +62,25 @@ def list_audit(
         ("l.emergency", emergency),
     ):
         if value is not None:
-            where.append(f"{column} = %s")
+            where.append(sql.SQL("{} = %s").format(sql.Identifier(*column.split("."))))
             params.append(value)
     if from_:
-        where.append("l.at >= %s")
+        where.append(sql.SQL("l.at >= %s"))
         params.append(from_)
     if to:
-        where.append("l.at < %s")
+        where.append(sql.SQL("l.at < %s"))
         params.append(to)
     if cursor:
         (before,) = paging.decode("audit", cursor, (int,))
-        where.append("l.id < %s")
+        where.append(sql.SQL("l.id < %s"))
         params.append(before)
     rows = conn.execute(
-        "SELECT l.id, l.at, l.user_id, l.username, l.role, l.team_id, l.action, l.resource, l.outcome, l.emergency, "
-        "l.reason, l.patient_id, l.client_addr, CASE WHEN p.team_id = ANY(%s::uuid[]) THEN p.display_name END "
-        f"FROM audit_log l LEFT JOIN patients p ON p.id = l.patient_id WHERE {' AND '.join(where)} "
-        "ORDER BY l.id DESC LIMIT %s",
+        sql.SQL(
+            "SELECT l.id, l.at, l.user_id, l.username, l.role, l.team_id, l.action, l.resource, "
+            "l.outcome, l.emergency, l.reason, l.patient_id, l.client_addr, CASE WHEN p.team_id = "
+            "ANY(%s::uuid[]) THEN p.display_name END FROM audit_log l LEFT JOIN patients p ON p.id = "
+            "l.patient_id WHERE {} ORDER BY l.id DESC LIMIT %s"
+        ).format(sql.SQL(" AND ").join(where)),
         [list(principal.team_ids), *params, limit + 1],
     ).fetchall()
     shown, next_cursor = paging.page(rows, limit, lambda r: (r[0],), "audit")

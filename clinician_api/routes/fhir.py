@@ -20,6 +20,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from psycopg import sql
 
 from clinician_api import audit, fhir, fhir_query, problems
 from clinician_api.access import Principal, patient_access
@@ -224,8 +225,10 @@ def read_observation(scope: ObservationDep, observation_id: UUID) -> FhirRespons
     """One Observation by reading id; a blood pressure panel is read by its systolic reading's id (its diastolic
     and mean readings are components, not Observations of their own)."""
     row = scope.conn.execute(
-        f"SELECT {fhir.ReadingRow.columns()} FROM readings WHERE id = %s AND patient_id = %s "
-        "AND measured_at = (SELECT measured_at FROM reading_ids WHERE id = %s) LIMIT 1",
+        sql.SQL(
+            "SELECT {} FROM readings WHERE id = %s AND patient_id = %s AND measured_at = (SELECT "
+            "measured_at FROM reading_ids WHERE id = %s) LIMIT 1"
+        ).format(sql.SQL(fhir.ReadingRow.columns())),
         (observation_id, scope.patient_id, observation_id),
     ).fetchone()
     assert row is not None

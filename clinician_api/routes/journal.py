@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import audit, paging, problems
 from clinician_api.access import Principal, visible_patients_clause
@@ -26,12 +26,12 @@ def _may_use(principal: Principal) -> None:
         raise HTTPException(403, f"this needs a clinical or admin role; you are {principal.role}")
 
 
-def _scope(principal: Principal) -> tuple[str, list[Any]]:
+def _scope(principal: Principal) -> tuple[sql.Composable, list[Any]]:
     """Admins: every entry. Clinicians: entries naming a patient they have a duty of care for."""
     if principal.is_admin:
-        return "true", []
+        return sql.SQL("true"), []
     clause, params = visible_patients_clause(principal)
-    return f"EXISTS (SELECT 1 FROM patients p WHERE p.id = ANY(o.patient_ids) AND {clause})", params
+    return sql.SQL("EXISTS (SELECT 1 FROM patients p WHERE p.id = ANY(o.patient_ids) AND {})").format(clause), params
 
 
 def _entry(row: Any) -> JournalEntry:
@@ -45,7 +45,8 @@ def _named(conn: Connection[Any], principal: Principal, entries: list[JournalEnt
         return entries
     clause, params = visible_patients_clause(principal)
     rows = conn.execute(
-        f"SELECT p.id, p.display_name, p.team_id FROM patients p WHERE p.id = ANY(%s) AND {clause}", [ids, *params]
+        sql.SQL("SELECT p.id, p.display_name, p.team_id FROM patients p WHERE p.id = ANY(%s) AND {}").format(clause),
+        [ids, *params],
     ).fetchall()
     known = {r[0]: JournalPatient(id=r[0], display_name=r[1], team_id=r[2]) for r in rows}
     return [e.model_copy(update={"patients": [known[p] for p in e.patient_ids if p in known]}) for e in entries]
@@ -72,18 +73,20 @@ def list_entries(
     (with its answer)."""
     _may_use(principal)
     clause, params = _scope(principal)
-    where = [clause, "o.state = ANY(%s)"]
+    where: list[sql.Composable] = [clause, sql.SQL("o.state = ANY(%s)")]
     params.append(list(state or ("pending", "failed")))
     if kind:
-        where.append("o.kind = ANY(%s)")
+        where.append(sql.SQL("o.kind = ANY(%s)"))
         params.append(list(kind))
     if cursor:
         created_at, entry_id = paging.decode("journal", cursor, (paging.parse_time, UUID))
-        where.append("(o.created_at, o.id) < (%s, %s)")
+        where.append(sql.SQL("(o.created_at, o.id) < (%s, %s)"))
         params += [created_at, entry_id]
     rows = conn.execute(
-        f"SELECT {outbox.ENTRY_COLUMNS} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id "
-        f"WHERE {' AND '.join(where)} ORDER BY o.created_at DESC, o.id DESC LIMIT %s",
+        sql.SQL(
+            "SELECT {} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id WHERE {} "
+            "ORDER BY o.created_at DESC, o.id DESC LIMIT %s"
+        ).format(sql.SQL(outbox.ENTRY_COLUMNS), sql.SQL(" AND ").join(where)),
         [*params, limit + 1],
     ).fetchall()
     shown, next_cursor = paging.page(rows, limit, lambda r: (r[17], r[0]), "journal")
@@ -95,8 +98,9 @@ def list_entries(
 def _one(conn: Connection[Any], principal: Principal, request: Request, entry_id: UUID) -> JournalEntry:
     clause, params = _scope(principal)
     row = conn.execute(
-        f"SELECT {outbox.ENTRY_COLUMNS} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id "
-        f"WHERE o.id = %s AND {clause}",
+        sql.SQL(
+            "SELECT {} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id WHERE o.id = %s AND {}"
+        ).format(sql.SQL(outbox.ENTRY_COLUMNS), clause),
         [entry_id, *params],
     ).fetchone()
     if row is None:

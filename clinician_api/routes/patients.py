@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from psycopg import sql
 
 from clinician_api import audit, paging, problems
 from clinician_api.access import access_basis_sql, grant_emergency_access, may_break_glass, visible_patients_named
@@ -65,12 +66,12 @@ _EPISODE = (
     "LEFT JOIN care_teams ht ON ht.id = h.to_team_id "
     "WHERE ce.patient_id = p.id AND ce.status = 'active') ep ON true"
 )
-_SUMMARY = (
-    "SELECT p.id, p.display_name, p.protocol, p.team_id, t.name, coalesce(w.n, 0), w.id, w.severity, w.rule, "
-    f"w.state, w.opened_at, {_LAST_MEASURED}, {access_basis_sql('p')}, ep.id, ep.status, ep.team_id, ep.team_name, "
-    "ep.organisation_name, ep.reason, ep.started_at, ep.handover_id, ep.to_team "
-    f"FROM patients p JOIN care_teams t ON t.id = p.team_id {_WORST} {_EPISODE}"
-)
+_SUMMARY = sql.SQL(
+    "SELECT p.id, p.display_name, p.protocol, p.team_id, t.name, coalesce(w.n, 0), w.id, "
+    "w.severity, w.rule, w.state, w.opened_at, {}, {}, ep.id, ep.status, ep.team_id, "
+    "ep.team_name, ep.organisation_name, ep.reason, ep.started_at, ep.handover_id, ep.to_team "
+    "FROM patients p JOIN care_teams t ON t.id = p.team_id {} {}"
+).format(sql.SQL(_LAST_MEASURED), access_basis_sql("p"), sql.SQL(_WORST), sql.SQL(_EPISODE))
 _ALL_KINDS = [k.value for k in Kind]
 
 
@@ -117,24 +118,27 @@ def list_patients(
     hand-over awaiting the caller's team: see `access`), by name, with each patient's current episode, worst
     unresolved alarm and the time of the newest measurement."""
     clause, vis = visible_patients_named(principal, read_only=True)
-    where = [clause, "p.active"]
+    where: list[sql.Composable] = [clause, sql.SQL("p.active")]
     params: dict[str, Any] = {
         **vis,
         "kinds": _ALL_KINDS,
         "limit": limit + 1,
     }
     if team:
-        where.append("p.team_id = ANY(%(team)s::uuid[])")
+        where.append(sql.SQL("p.team_id = ANY(%(team)s::uuid[])"))
         params["team"] = team
     if q:
-        where.append("p.display_name ILIKE %(q)s")
+        where.append(sql.SQL("p.display_name ILIKE %(q)s"))
         params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if cursor:
         name, patient_id = paging.decode("patients", cursor, (str, UUID))
-        where.append("(p.display_name, p.id) > (%(c_name)s, %(c_id)s)")
+        where.append(sql.SQL("(p.display_name, p.id) > (%(c_name)s, %(c_id)s)"))
         params.update(c_name=name, c_id=patient_id)
     rows = conn.execute(
-        f"{_SUMMARY} WHERE {' AND '.join(where)} ORDER BY p.display_name, p.id LIMIT %(limit)s", params
+        sql.SQL("{} WHERE {} ORDER BY p.display_name, p.id LIMIT %(limit)s").format(
+            _SUMMARY, sql.SQL(" AND ").join(where)
+        ),
+        params,
     ).fetchall()
     shown, next_cursor = paging.page(rows, limit, lambda r: (r[1], r[0]), "patients")
     audit.record_patients(
@@ -148,7 +152,7 @@ def get_patient(scope: PatientDep) -> PatientDetail:
     """The patient's record: identity, protocol, alarms summary, active plan, gateways and their devices."""
     conn = scope.conn
     row = conn.execute(
-        f"{_SUMMARY} WHERE p.id = %(id)s",
+        sql.SQL("{} WHERE p.id = %(id)s").format(_SUMMARY),
         {
             "id": scope.patient_id,
             "vis_teams": list(scope.principal.team_ids),
@@ -254,24 +258,27 @@ def measurements(
         raise HTTPException(422, "`from` must be before `to`")
     if bucket is not None:
         return _trend(scope, kind, from_, to, bucket)
-    where = ["patient_id = %s"]
+    where: list[sql.Composable] = [sql.SQL("patient_id = %s")]
     params: list[Any] = [scope.patient_id]
     if kind:
-        where.append("kind = %s")
+        where.append(sql.SQL("kind = %s"))
         params.append(kind.value)
     if from_:
-        where.append("measured_at >= %s")
+        where.append(sql.SQL("measured_at >= %s"))
         params.append(from_)
     if to:
-        where.append("measured_at < %s")
+        where.append(sql.SQL("measured_at < %s"))
         params.append(to)
     if cursor:
         at, reading_id = paging.decode("readings", cursor, (paging.parse_time, UUID))
-        where.append("(measured_at, id) < (%s, %s)")
+        where.append(sql.SQL("(measured_at, id) < (%s, %s)"))
         params += [at, reading_id]
     rows = scope.conn.execute(
-        "SELECT id, kind, value, measured_at, received_at, device_address, device_type, device_model, flags, "
-        f"gateway_id, grp FROM readings WHERE {' AND '.join(where)} ORDER BY measured_at DESC, id DESC LIMIT %s",
+        sql.SQL(
+            "SELECT id, kind, value, measured_at, received_at, device_address, device_type, "
+            "device_model, flags, gateway_id, grp FROM readings WHERE {} ORDER BY measured_at DESC, id "
+            "DESC LIMIT %s"
+        ).format(sql.SQL(" AND ").join(where)),
         [*params, limit + 1],
     ).fetchall()
     shown, next_cursor = paging.page(rows, limit, lambda r: (r[3], r[0]), "readings")
@@ -369,15 +376,17 @@ def access_log(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AccessLogPage:
     """Who read or changed this patient's record (innsynslogg), newest first."""
-    where = ["patient_id = %s"]
+    where: list[sql.Composable] = [sql.SQL("patient_id = %s")]
     params: list[Any] = [scope.patient_id]
     if cursor:
         (before,) = paging.decode("access-log", cursor, (int,))
-        where.append("id < %s")
+        where.append(sql.SQL("id < %s"))
         params.append(before)
     rows = scope.conn.execute(
-        "SELECT id, at, user_id, username, role, team_id, action, resource, outcome, emergency, reason "
-        f"FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s",
+        sql.SQL(
+            "SELECT id, at, user_id, username, role, team_id, action, resource, outcome, emergency, "
+            "reason FROM audit_log WHERE {} ORDER BY id DESC LIMIT %s"
+        ).format(sql.SQL(" AND ").join(where)),
         [*params, limit + 1],
     ).fetchall()
     shown, next_cursor = paging.page(rows, limit, lambda r: (r[0],), "access-log")

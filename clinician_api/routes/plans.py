@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Path
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import problems
 from clinician_api.deps import Clinician, GatewayLink, PatientDep
@@ -48,8 +48,9 @@ def _version(row: Any) -> PlanVersion:
 
 def _get(conn: Connection[Any], patient_id: Any, version: int, *, lock: bool = False) -> Any:
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM self_management_plans WHERE patient_id = %s AND version = %s"
-        + (" FOR UPDATE" if lock else ""),
+        sql.SQL("SELECT {} FROM self_management_plans WHERE patient_id = %s AND version = %s{}").format(
+            sql.SQL(_COLUMNS), sql.SQL(" FOR UPDATE" if lock else "")
+        ),
         (patient_id, version),
     ).fetchone()
     if row is None:
@@ -66,9 +67,11 @@ def create_plan(scope: PatientDep, body: PlanContent, principal: Clinician) -> P
         raise ProblemError(422, "; ".join(e.message for e in errors))
     conn.execute("SELECT 1 FROM patients WHERE id = %s FOR UPDATE", (scope.patient_id,))
     row = conn.execute(
-        "INSERT INTO self_management_plans (patient_id, version, body, created_by) "
-        "SELECT %s, coalesce(max(version), 0) + 1, %s, %s FROM self_management_plans WHERE patient_id = %s "
-        f"RETURNING {_COLUMNS}",
+        sql.SQL(
+            "INSERT INTO self_management_plans (patient_id, version, body, created_by) SELECT %s, "
+            "coalesce(max(version), 0) + 1, %s, %s FROM self_management_plans WHERE patient_id = %s "
+            "RETURNING {}"
+        ).format(sql.SQL(_COLUMNS)),
         (scope.patient_id, body.model_dump_json(), principal.user_id, scope.patient_id),
     ).fetchone()
     return _version(row)
@@ -78,7 +81,9 @@ def create_plan(scope: PatientDep, body: PlanContent, principal: Clinician) -> P
 def list_plans(scope: PatientDep) -> PlanList:
     """All versions, newest first."""
     rows = scope.conn.execute(
-        f"SELECT {_COLUMNS} FROM self_management_plans WHERE patient_id = %s ORDER BY version DESC",
+        sql.SQL("SELECT {} FROM self_management_plans WHERE patient_id = %s ORDER BY version DESC").format(
+            sql.SQL(_COLUMNS)
+        ),
         (scope.patient_id,),
     ).fetchall()
     return PlanList(items=[_version(r) for r in rows])
@@ -121,7 +126,9 @@ def activate_plan(
         (scope.patient_id,),
     )
     row = conn.execute(
-        f"UPDATE self_management_plans SET status = 'active', activated_at = now() WHERE id = %s RETURNING {_COLUMNS}",
+        sql.SQL(
+            "UPDATE self_management_plans SET status = 'active', activated_at = now() WHERE id = %s RETURNING {}"
+        ).format(sql.SQL(_COLUMNS)),
         (row[0],),
     ).fetchone()
     plan = _version(row)
@@ -151,12 +158,14 @@ def _write_zones(conn: Connection[Any], patient_id: Any, plan: PlanVersion, user
     for zone in plan.body.zones:
         values = [math.nan if v is None else v for v in zone.limits()]
         conn.execute(
-            f"INSERT INTO threshold_overrides (patient_id, kind, {', '.join(LIMIT_NAMES)}, source, plan_id, "
-            "updated_by, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'plan', %s, %s, now()) "
-            "ON CONFLICT (patient_id, kind) DO UPDATE SET red_low = EXCLUDED.red_low, "
-            "yellow_low = EXCLUDED.yellow_low, "
-            "yellow_high = EXCLUDED.yellow_high, red_high = EXCLUDED.red_high, source = 'plan', "
-            "plan_id = EXCLUDED.plan_id, updated_by = EXCLUDED.updated_by, updated_at = now()",
+            sql.SQL(
+                "INSERT INTO threshold_overrides (patient_id, kind, {}, source, plan_id, updated_by, "
+                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'plan', %s, %s, now()) ON CONFLICT "
+                "(patient_id, kind) DO UPDATE SET red_low = EXCLUDED.red_low, yellow_low = "
+                "EXCLUDED.yellow_low, yellow_high = EXCLUDED.yellow_high, red_high = EXCLUDED.red_high, "
+                "source = 'plan', plan_id = EXCLUDED.plan_id, updated_by = EXCLUDED.updated_by, updated_at "
+                "= now()"
+            ).format(sql.SQL(", ".join(LIMIT_NAMES))),
             (patient_id, zone.kind.value, *values, plan.id, user_id),
         )
 
@@ -187,7 +196,9 @@ def retire_plan(
     scope.action = "retire_plan"
     was_active = row[3] == "active"
     row = conn.execute(
-        f"UPDATE self_management_plans SET status = 'retired', retired_at = now() WHERE id = %s RETURNING {_COLUMNS}",
+        sql.SQL(
+            "UPDATE self_management_plans SET status = 'retired', retired_at = now() WHERE id = %s RETURNING {}"
+        ).format(sql.SQL(_COLUMNS)),
         (row[0],),
     ).fetchone()
     if was_active:

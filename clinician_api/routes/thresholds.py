@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from clinician_api import problems
 from clinician_api.deps import Clinician, PatientDep
@@ -69,7 +69,10 @@ def _basis(conn: Connection[Any], patient_id: Any) -> _Basis:
 def load_overrides(conn: Connection[Any], patient_id: Any) -> OverrideRows:
     """kind → ((red_low, yellow_low, yellow_high, red_high), source); NULL inherits, NaN removes the limit."""
     rows = conn.execute(
-        f"SELECT kind, {', '.join(LIMIT_NAMES)}, source FROM threshold_overrides WHERE patient_id = %s", (patient_id,)
+        sql.SQL("SELECT kind, {}, source FROM threshold_overrides WHERE patient_id = %s").format(
+            sql.SQL(", ".join(LIMIT_NAMES))
+        ),
+        (patient_id,),
     ).fetchall()
     return {r[0]: (tuple(r[1:5]), r[5]) for r in rows}
 
@@ -325,11 +328,12 @@ def _store(conn: Connection[Any], patient_id: Any, rows: Mapping[str, tuple[floa
             conn.execute("DELETE FROM threshold_overrides WHERE patient_id = %s AND kind = %s", (patient_id, kind))
             continue
         conn.execute(
-            f"INSERT INTO threshold_overrides (patient_id, kind, {', '.join(LIMIT_NAMES)}, source, plan_id, "
-            "updated_by, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'manual', NULL, %s, now()) "
-            "ON CONFLICT (patient_id, kind) DO UPDATE SET red_low = EXCLUDED.red_low, "
-            "yellow_low = EXCLUDED.yellow_low, "
-            "yellow_high = EXCLUDED.yellow_high, red_high = EXCLUDED.red_high, source = 'manual', plan_id = NULL, "
-            "updated_by = EXCLUDED.updated_by, updated_at = now()",
+            sql.SQL(
+                "INSERT INTO threshold_overrides (patient_id, kind, {}, source, plan_id, updated_by, "
+                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'manual', NULL, %s, now()) ON CONFLICT "
+                "(patient_id, kind) DO UPDATE SET red_low = EXCLUDED.red_low, yellow_low = "
+                "EXCLUDED.yellow_low, yellow_high = EXCLUDED.yellow_high, red_high = EXCLUDED.red_high, "
+                "source = 'manual', plan_id = NULL, updated_by = EXCLUDED.updated_by, updated_at = now()"
+            ).format(sql.SQL(", ".join(LIMIT_NAMES))),
             (patient_id, kind, *values, user_id),
         )

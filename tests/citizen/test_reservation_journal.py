@@ -12,6 +12,7 @@ import pytest
 
 from clinician_api import consent
 from clinician_api.journal.admin import add_subscription
+from store.events import Channel, wake
 from tests.integration.api.conftest import insert_readings
 from tests.integration.conftest import wait_for
 from tests.integration.journal.conftest import Journaled, journaled_tenant, record_system
@@ -43,7 +44,7 @@ def test_reserved_patients_readings_never_reach_the_record_system(
     now = datetime.now(UTC)
     kept = insert_readings(db, reserved.patient_id, reserved.gateway_id, "spo2", [91.0], [now])
     sent = insert_readings(db, shared.patient_id, shared.gateway_id, "spo2", [97.0], [now])
-    db.execute("SELECT pg_notify('varde_journal', '')")
+    wake(db, Channel.JOURNAL)
     wait_for(lambda: {str(r) for r in sent} <= _observed(record_system), 30, what="the shared patient's reading")
     assert not {str(r) for r in kept} & _observed(record_system)
     bundles = db.execute(
@@ -65,7 +66,7 @@ def test_an_entry_queued_before_the_reservation_is_withheld_at_send_time(
     )
     subscription = add_subscription(db, journaled.org_number, journaled.endpoint_id, batch_size=50)
     readings = insert_readings(db, gateway.patient_id, gateway.gateway_id, "spo2", [90.0], [datetime.now(UTC)])
-    db.execute("SELECT pg_notify('varde_journal', '')")
+    wake(db, Channel.JOURNAL)
     wait_for(
         lambda: db.execute("SELECT 1 FROM journal_outbox WHERE subscription_id = %s", (subscription,)).fetchone(),
         30,
@@ -74,7 +75,7 @@ def test_an_entry_queued_before_the_reservation_is_withheld_at_send_time(
     with db.transaction():
         consent.set_reservation(db, gateway.patient_id, "record_sharing", True)
     db.execute("UPDATE record_endpoints SET paused_until = NULL WHERE id = %s", (journaled.endpoint_id,))
-    db.execute("SELECT pg_notify('varde_journal', '')")
+    wake(db, Channel.JOURNAL)
     state = wait_for(
         lambda: (
             (

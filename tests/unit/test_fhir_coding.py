@@ -297,7 +297,7 @@ def test_a_search_date_is_the_range_its_precision_implies(text: str, start: date
 def test_date_prefixes(prefix: str, sql: str, bounds: list[str]) -> None:
     _, rng = parse_date(f"{prefix}2026-11-21")
     got_sql, params = date_condition("t", prefix, rng, T)
-    assert got_sql == sql and params == [getattr(rng, b) for b in bounds]
+    assert got_sql.as_string(None) == sql and params == [getattr(rng, b) for b in bounds]
 
 
 def test_ap_is_ten_percent_of_the_distance_from_now() -> None:

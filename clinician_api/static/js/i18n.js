@@ -7,6 +7,11 @@ export const kinds = config.kinds;
 export const protocolLimits = config.protocol_limits;
 export const patientId = config.patient_id ?? null;
 export const patientLanguages = config.patient;
+// The one vocabulary (vitals.vocabulary): severities worst first, alarm states in lifecycle order.
+export const severities = config.severities;
+export const alarmStates = config.alarm_states;
+/** A severity's rank in the one order: 0 is the worst (red) and sorts first; "green" (no alarm) ranks last. */
+export const severityRank = Object.fromEntries([...severities, "green"].map((severity, i) => [severity, i]));
 const locale = lang === "nb" ? "nb-NO" : "en-GB";
 
 /** The string `key` of the catalogue, with `{name}` placeholders filled from `vars`. With `vars.n === 1` the

@@ -4,7 +4,7 @@ import { ApiError, api } from "./api.js";
 import { $, $$, badge, h, replaceChildren } from "./dom.js";
 import { trendChart } from "./chart.js";
 import { showNoAccess } from "./glass.js";
-import { formatAge, formatTime, kindName, lang, maybe, patientId, t, withUnit } from "./i18n.js";
+import { alarmStates, formatAge, formatTime, kindName, lang, maybe, patientId, severityRank, t, withUnit } from "./i18n.js";
 import { planSummary } from "./plan.js";
 import { renderSchedule } from "./schedule.js";
 import { me, signedIn } from "./shell.js";
@@ -16,7 +16,6 @@ const RANGES = {
   "90d": { hours: 24 * 90, bucket: "day" },
 };
 const LOW_BATTERY = 20;
-const RANK = { red: 0, yellow: 1, needs_review: 2, missed: 3, green: 4 };
 let range = null;
 let state = null;
 
@@ -42,7 +41,7 @@ async function load() {
     api(`${base()}/plans`),
     api(`${base()}/schedule`),
     api("/api/v1/alarms", {
-      query: { patient_id: patientId, state: ["open", "acknowledged", "resolved"], lang, limit: 200 },
+      query: { patient_id: patientId, state: alarmStates, lang, limit: 200 },
     }),
     me,
   ]);
@@ -86,14 +85,14 @@ function render() {
 function openTrendAlarms(kind) {
   return state.alarms
     .filter((a) => a.state !== "resolved" && a.kind === kind && !a.rule.startsWith("threshold.") && a.severity !== "missed")
-    .sort((a, b) => RANK[a.severity] - RANK[b.severity]);
+    .sort((a, b) => severityRank[a.severity] - severityRank[b.severity]);
 }
 
 function renderLatest() {
   const items = state.latest.items.map((item) => {
     const trends = openTrendAlarms(item.kind);
     const worst = trends[0];
-    const zone = worst && RANK[worst.severity] < RANK[item.zone] ? worst.severity : item.zone;
+    const zone = worst && severityRank[worst.severity] < severityRank[item.zone] ? worst.severity : item.zone;
     return h(
       "li",
       { class: `value zone-${zone}`, "data-kind": item.kind, "data-zone": zone },

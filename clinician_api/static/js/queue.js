@@ -1,12 +1,11 @@
 // The alarm queue: loaded from the API, kept live by the SSE stream, worked with the nurse's actions.
 import { ApiError, api } from "./api.js";
 import { $, $$, announce, badge, h, preserveFocus, syncRows } from "./dom.js";
-import { formatAge, formatTime, formats, kindName, lang, t, withUnit } from "./i18n.js";
+import { formatAge, formatTime, formats, kindName, lang, severityRank, t, withUnit } from "./i18n.js";
 import { currentTeam, me, onTeamChange } from "./shell.js";
 import { openStream } from "./sse.js";
 import { beep, soundBlocked, unlockSound } from "./sound.js";
 
-const RANK = { red: 0, yellow: 1, missed: 2, needs_review: 3 };
 let alarms = new Map();
 const seen = new Set();
 const selected = new Set();
@@ -50,7 +49,7 @@ function newer(a, b) {
 }
 
 function compare(a, b) {
-  return RANK[a.severity] - RANK[b.severity] || new Date(a.opened_at) - new Date(b.opened_at);
+  return severityRank[a.severity] - severityRank[b.severity] || new Date(a.opened_at) - new Date(b.opened_at);
 }
 
 // --- loading and the stream ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
+from store.events import CHANNEL, listen, notify_changes
 from store.settings import Settings
 from tests.integration.api.conftest import add_user, headers_for, insert_alarm
 from tests.integration.conftest import Tenant, login, wait_for
@@ -90,7 +91,7 @@ def test_queue_is_sorted_by_severity_then_age_and_pages_with_a_cursor(
 
 def _listen(settings: Settings) -> tuple[psycopg.Connection[Any], list[dict[str, Any]]]:
     conn = psycopg.connect(settings.require_database_url(), autocommit=True)
-    conn.execute("LISTEN varde_events")
+    listen(conn, CHANNEL)
     return conn, []
 
 
@@ -292,13 +293,13 @@ def test_stream_pushes_changes_of_visible_alarms_only_with_heartbeats(
         wait_for(lambda: ("comment", "heartbeat") in events, what="a heartbeat")
         # Rows changed by another process (ingest, the scheduler) arrive the same way: a NOTIFY naming the alarm.
         db.execute("UPDATE alarms SET count = count + 1, updated_at = now() WHERE id = %s", (my_alarm,))
-        db.execute("SELECT pg_notify('varde_events', %s)", (json.dumps({"readings": 1, "alarms": [str(my_alarm)]}),))
+        notify_changes(db, "ingest", [my_alarm], readings=1)
         wait_for(lambda: len([1 for e, _ in events if e == "alarm"]) >= 2, what="the ingest-side change")
         assert all(json.loads(d)["id"] == str(my_alarm) for e, d in events if e == "alarm")
         assert str(their_alarm) not in " ".join(d for _, d in events)
     finally:
         stop.set()
-        db.execute("SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(my_alarm)]}),))
+        notify_changes(db, "ingest", [my_alarm])
         reader.join(10)
 
 
@@ -321,7 +322,7 @@ def test_one_listener_connection_serves_many_stream_clients(
     finally:
         stop.set()
         alarm = insert_alarm(db, tenant.patients[0])
-        db.execute("SELECT pg_notify('varde_events', %s)", (json.dumps({"alarms": [str(alarm)]}),))
+        notify_changes(db, "ingest", [alarm])
         for r in readers:
             r.join(10)
 

@@ -27,6 +27,7 @@ from fhirclient.models.patient import Patient as FcPatient
 from fhirclient.server import FHIRServer
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome as FhirpyOutcome
+from psycopg import sql
 
 from tests.integration.api.conftest import a_plan, audit_rows, headers_for, insert_alarm
 from tests.integration.conftest import Tenant
@@ -455,12 +456,13 @@ class _Explaining:
         self.conn = conn
         self.plans: list[str] = []
 
-    def execute(self, sql: str, params: Any = None) -> Any:
-        if "CROSS JOIN LATERAL" in sql:
-            row = self.conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
+    def execute(self, query: str | sql.Composable, params: Any = None) -> Any:
+        text = query.as_string(self.conn) if isinstance(query, sql.Composable) else query
+        if "CROSS JOIN LATERAL" in text:
+            row = self.conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(text)), params).fetchone()
             assert row is not None
             self.plans.append(json.dumps(row[0]))
-        return self.conn.execute(sql, params)
+        return self.conn.execute(query, params)
 
 
 def test_a_date_bound_prunes_the_partitions_and_the_page_uses_the_index(
