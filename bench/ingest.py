@@ -12,24 +12,28 @@ Arms, alternated A B A B … `--repeats` times per worker count, each reported a
 - COPY ceiling: the same kind of rows (same id shape, patients, kinds, values) by binary COPY from as many
   parallel writer processes as the arm's workers, in transactions of ingest's size.
 Latency, with the best worker count, at 50 % and 80 % of its median rate: probe readings from other patients'
-gateways (past the red limit), each timed from publish to (a) its alarm event on a nurse's SSE stream, the end point
-a nurse sees, and (b) its row visible in the table (the baseline). Then one arm with one of two workers killed with
-SIGKILL mid-load and restarted.
+gateways (past the red limit, UUIDv5 ids as the load's), each timed from publish to (a) the first alarm event on a
+nurse's SSE stream that shows it or a later probe of its patient, the end point a nurse sees, and (b) its row
+visible in the table (the baseline). Then one arm with one of two workers killed with SIGKILL mid-load and restarted.
 
 Checked at the end, by id set: every id the broker acknowledged as delivered is stored exactly once or is in
-`rejected_messages`; at most one open alarm per patient and rule. Targets are asserted (exit status 1).
+`rejected_messages`; at most one open alarm per patient and rule; in each latency arm every probe was sent and
+acknowledged, and 99 % of them reached the stream and the table. Targets are asserted (exit status 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
 import random
 import resource
+import selectors
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -45,8 +49,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VARDE_HOME", str(ROOT / ".varde" / "bench-ingest"))
 
-from bench.checks import account_by_id, duplicate_open_alarms, failed_targets, percentile, spread  # noqa: E402
+from bench.checks import (  # noqa: E402
+    account_by_id,
+    covering_arrivals,
+    duplicate_open_alarms,
+    failed_targets,
+    percentile,
+    probe_path_failures,
+    spread,
+)
 from bench.results import keep, machine_facts  # noqa: E402
+from device_simulators.fleet import NO_MATCHING_SUBSCRIBERS  # noqa: E402
 
 TARGETS = {
     "readings_per_s": (">=", 30_000.0),
@@ -334,7 +347,8 @@ def ceiling_arm(database_url: str, patients: list[tuple[uuid.UUID, str]], writer
 
 
 class AlarmStream(threading.Thread):
-    """A nurse's SSE stream: each `alarm` event's arrival time, by (patient, last measured time)."""
+    """A nurse's SSE stream: each `alarm` event's arrival time, by (patient, last measured time). A stream that
+    broke off keeps its error, so the arm fails instead of counting the probes after it as merely missing."""
 
     def __init__(self, api_url: str, token: str) -> None:
         super().__init__(daemon=True)
@@ -342,15 +356,23 @@ class AlarmStream(threading.Thread):
         self.arrivals: dict[tuple[str, datetime], float] = {}
         self.connected = threading.Event()
         self.resyncs = 0
+        self.error: str | None = None
         self.stop = False
 
     def run(self) -> None:
+        try:
+            self._read()
+        except Exception as exc:  # reported in the arm's result
+            self.error = f"the alarm stream broke off: {type(exc).__name__}: {exc}"
+
+    def _read(self) -> None:
         import httpx
 
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "text/event-stream"}
         with httpx.stream(
             "GET", f"{self.url}/api/v1/alarms/stream?heartbeat=1", headers=headers, timeout=httpx.Timeout(10, read=30)
         ) as response:
+            response.raise_for_status()
             event = ""
             for line in response.iter_lines():
                 if self.stop:
@@ -368,9 +390,19 @@ class AlarmStream(threading.Thread):
                     self.resyncs += 1
 
 
+class ProbeError(RuntimeError):
+    pass
+
+
 class Probes(threading.Thread):
     """Probe readings past the red SpO2 limit from the probe patients' gateways, one patient after another, each
-    with its own measured time; records publish times and when each row became visible."""
+    with its own measured time and the UUIDv5 id a gateway gives; records publish times, which probes the broker
+    acknowledged as delivered, and when each row became visible.
+
+    The connections are driven from this thread through one selector, as the fleet drives its own: paho's
+    `loop_start` waits in select(), which cannot watch a descriptor above 1024, and with the load fleet's
+    connections open every probe socket is above it, so a client would never read its CONNACK and would keep every
+    publish queued without a word. Anything that stops the probes is kept in `error`."""
 
     def __init__(self, gateways: list[Any], database_url: str, per_s: float, count: int, tls: str | None) -> None:
         super().__init__(daemon=True)
@@ -378,76 +410,154 @@ class Probes(threading.Thread):
         self.sent: dict[tuple[str, datetime], float] = {}
         self.row_ms: list[float] = []
         self.acked: list[bytes] = []
+        self.puback_failures: dict[str, int] = {}
+        self.error: str | None = None
+        self._selector = selectors.DefaultSelector()
+        self._clients: list[Any] = []
+        self._inflight: dict[tuple[int, int], bytes] = {}
+        self._connected: set[int] = set()
+        self._refused: dict[int, str] = {}
+        self._lost: dict[int, str] = {}
+        self._closing = False
+        self.ready = threading.Event()
+        """Set once every probe login is answered (or the probes failed)."""
 
     def run(self) -> None:
+        try:
+            self._connect()
+            self.ready.set()
+            self._probe()
+        except Exception as exc:  # reported in the arm's result
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.ready.set()
+            self._close()
+        if self.error is None and self._lost:
+            n, reason = next(iter(self._lost.items()))
+            self.error = f"{len(self._lost)} probe connection(s) lost, e.g. {self.gateways[n].gateway_id}: {reason}"
+
+    # --- connections ----------------------------------------------------------------------------------------
+
+    def _connect(self, timeout_s: float = 30.0) -> None:
         import paho.mqtt.client as mqtt
-        import psycopg
         from paho.mqtt.enums import CallbackAPIVersion
 
-        from vitals import DeviceRef, Envelope, Reading, readings_topic
-
-        clients = []
-        lock = threading.Lock()
-        inflight: dict[tuple[int, int], bytes] = {}
-        early: dict[tuple[int, int], int] = {}
         for i, gw in enumerate(self.gateways):
             client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gw.gateway_id, protocol=mqtt.MQTTv5)
             client.username_pw_set(gw.gateway_id, gw.password)
             if self.tls:
-                client.tls_set(ca_certs=self.tls)
+                client.tls_set(ca_certs=self.tls, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            client.on_connect = functools.partial(self._on_connect, i)
+            client.on_publish = functools.partial(self._on_publish, i)
+            client.on_disconnect = functools.partial(self._on_disconnect, i)
+            client.connect(gw.host, gw.port, keepalive=60)
+            self._selector.register(client.socket(), selectors.EVENT_READ, client)
+            self._clients.append(client)
+        deadline = time.monotonic() + timeout_s
+        while len(self._connected) + len(self._refused) < len(self._clients) and time.monotonic() < deadline:
+            self._service(0.05)
+        if self._refused:
+            n, reason = next(iter(self._refused.items()))
+            raise ProbeError(
+                f"broker refused {len(self._refused)} probe gateway login(s), e.g. {self.gateways[n].gateway_id}: "
+                f"{reason}"
+            )
+        waiting = len(self._clients) - len(self._connected)
+        if waiting:
+            raise ProbeError(f"{waiting} probe connection(s) got no CONNACK within {timeout_s:.0f} s")
 
-            def on_publish(_c: Any, _u: Any, mid: int, reason: Any, _p: Any, i: int = i) -> None:
-                code = int(getattr(reason, "value", 0))
-                with lock:
-                    rid = inflight.pop((i, mid), None)
-                    if rid is None:
-                        early[(i, mid)] = code  # the PUBACK beat publish() back to the sender
-                if rid is not None and code < 0x80 and code != 0x10:
-                    self.acked.append(rid)
+    def _on_connect(self, n: int, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            self._refused[n] = str(reason)
+        else:
+            self._connected.add(n)
 
-            client.on_publish = on_publish
-            client.connect(gw.host, gw.port)
-            client.loop_start()
-            clients.append((gw, client))
-        device = DeviceRef(address="C0:FE:FF:FF:00:01", type="pulse_oximeter")
+    def _on_disconnect(self, n: int, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if not self._closing:
+            self._lost[n] = str(reason)
+
+    def _on_publish(self, n: int, _c: Any, _u: Any, mid: int, reason: Any, _props: Any) -> None:
+        rid = self._inflight.pop((n, mid), None)
+        code = int(getattr(reason, "value", 0))
+        if rid is None:
+            return
+        if code >= 0x80 or code == NO_MATCHING_SUBSCRIBERS:
+            key = f"0x{code:02x}"
+            self.puback_failures[key] = self.puback_failures.get(key, 0) + 1
+        else:
+            self.acked.append(rid)
+
+    def _service(self, timeout: float) -> None:
+        for key, _events in self._selector.select(timeout):
+            key.data.loop_read()
+        for client in self._clients:
+            sock = client.socket()
+            while isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted bytes the socket no longer signals
+                client.loop_read()
+            if client.want_write():
+                client.loop_write()
+
+    def _close(self) -> None:
+        self._closing = True
+        for client in self._clients:
+            client.disconnect()
+            client.loop_write()
+        self._selector.close()
+
+    # --- the probes -----------------------------------------------------------------------------------------
+
+    def _probe(self) -> None:
+        import psycopg
+        from paho.mqtt.enums import MQTTErrorCode
+
+        from vitals import DeviceRef, Envelope, Reading, reading_id, readings_topic
+
+        devices = [
+            DeviceRef(address=f"C0:FF:{(n >> 8) & 0xFF:02X}:{n & 0xFF:02X}:00:01", type="pulse_oximeter")
+            for n in range(len(self.gateways))
+        ]
         pending: dict[uuid.UUID, float] = {}
         interval = 1.0 / self.per_s
-        next_probe = time.monotonic() + 1.0
+        next_probe = next_misc = time.monotonic()
+        last_sent = next_probe
         sent = 0
         with psycopg.connect(self.url, autocommit=True) as conn:
             window_start = datetime.now(UTC) - timedelta(minutes=1)
-            while sent < self.count or (pending and time.monotonic() < next_probe + 15):
-                if sent < self.count and time.monotonic() >= next_probe:
-                    gw, client = clients[sent % len(clients)]
+            while sent < self.count or ((pending or self._inflight) and time.monotonic() < last_sent + 15):
+                if self._lost:
+                    return
+                now = time.monotonic()
+                if sent < self.count and now >= next_probe:
+                    n = sent % len(self.gateways)
+                    gw, client, device = self.gateways[n], self._clients[n], devices[n]
                     at = datetime.now(UTC)
-                    reading = Reading(id=uuid.uuid4(), kind="spo2", value=84.0, unit="%", measured_at=at, device=device)
+                    # The device's own time and its sequence number, as a gateway names a reading.
+                    rid = reading_id(gw.gateway_id, device.address, "spo2", at.isoformat(), sent // len(self.gateways))
+                    reading = Reading(id=rid, kind="spo2", value=84.0, unit="%", measured_at=at, device=device)
                     envelope = Envelope(gateway_id=gw.gateway_id, sent_at=at, readings=(reading,))
-                    # Not under `lock`: paho runs on_publish holding its own message lock, which publish() takes.
-                    info = client.publish(readings_topic(gw.gateway_id), envelope.to_json(), qos=1)
-                    key = (sent % len(clients), info.mid)
-                    with lock:
-                        code = early.pop(key, None)
-                        if code is None:
-                            inflight[key] = reading.id.bytes
-                    if code is not None and code < 0x80 and code != 0x10:
-                        self.acked.append(reading.id.bytes)
                     published = time.time()
+                    info = client.publish(readings_topic(gw.gateway_id), envelope.to_json(), qos=1)
+                    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        raise ProbeError(f"probe {sent} from {gw.gateway_id} not published: {info.rc.name}")
+                    self._inflight[(n, info.mid)] = rid.bytes
                     self.sent[(str(gw.patient_id), at)] = published
-                    pending[reading.id] = published
+                    pending[rid] = published
                     sent += 1
                     next_probe += interval
+                    last_sent = now
                 if pending:
                     seen = conn.execute(
                         "SELECT id FROM readings WHERE id = ANY(%s) AND measured_at >= %s",
                         (list(pending), window_start),
                     ).fetchall()
-                    now = time.time()
-                    for (rid,) in seen:
-                        self.row_ms.append((now - pending.pop(rid)) * 1000)
-                time.sleep(0.01)
-        for _gw, client in clients:
-            client.disconnect()
-            client.loop_stop()
+                    seen_at = time.time()
+                    for (rid_seen,) in seen:
+                        self.row_ms.append((seen_at - pending.pop(rid_seen)) * 1000)
+                if now >= next_misc:
+                    for c in self._clients:
+                        c.loop_misc()  # keepalive
+                    next_misc = now + 1.0
+                self._service(min(0.01, max(0.0, next_probe - time.monotonic())) if sent < self.count else 0.01)
 
 
 def latency_arm(
@@ -473,6 +583,7 @@ def latency_arm(
         probe = Probes(probes, url, args.probe_rate, args.probes, tls)
         with fleet:
             probe.start()
+            probe.ready.wait(60)  # the probe logins answered before the load starts: the probes run under it
             report = fleet.run(rate, args.probes / args.probe_rate + 2)
             probe.join(timeout=120)
         acked.extend(fleet.acked_ids or [])
@@ -481,13 +592,20 @@ def latency_arm(
     finally:
         workers.stop()
         stream.stop = True
-    sse_ms = [(stream.arrivals[k] - t) * 1000 for k, t in probe.sent.items() if k in stream.arrivals]
+    sent = dict(probe.sent)
+    arrived = covering_arrivals(sent, dict(stream.arrivals))
+    sse_ms = [(arrived[k] - t) * 1000 for k, t in sent.items() if k in arrived]
     return {
         "offered_readings_per_s": round(rate, 1),
         "achieved_readings_per_s": report.readings_per_s,
-        "probes": len(probe.sent),
+        "probes": len(sent),
+        "probes_acked": len(probe.acked),
+        "probe_puback_failures": probe.puback_failures,
+        "probe_error": probe.error if not probe.is_alive() else "the probes did not finish within 120 s",
+        "sse_error": stream.error,
+        "rows_seen": len(probe.row_ms),
         "sse_events": len(sse_ms),
-        "sse_missing": len(probe.sent) - len(sse_ms),
+        "sse_missing": len(sent) - len(sse_ms),
         "sse_p50_ms": round(percentile(sse_ms, 0.5), 1),
         "sse_p99_ms": round(percentile(sse_ms, 0.99), 1),
         "sse_p999_ms": round(percentile(sse_ms, 0.999), 1),
@@ -666,7 +784,7 @@ def main() -> int:
         "tls": tls is not None,
         "seconds": round(time.monotonic() - began, 1),
     }
-    result["failed"] = failed_targets(result, TARGETS)
+    result["failed"] = failed_targets(result, TARGETS) + probe_path_failures(latency, args.probes)
     keep("ingest", result, machine=machine)
     return 1 if result["failed"] else 0
 

@@ -1,5 +1,6 @@
 """The benchmarks' own checks fail on a wrong result: a lost id, a duplicate row, an id both stored and
-dead-lettered, two open alarms of one patient and rule, a figure past its target or missing."""
+dead-lettered, two open alarms of one patient and rule, a figure past its target or missing, latency probes that
+never arrived."""
 
 from __future__ import annotations
 
@@ -7,11 +8,20 @@ import json
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bench.checks import account_by_id, duplicate_open_alarms, failed_targets, percentile, spread
+from bench.checks import (
+    account_by_id,
+    covering_arrivals,
+    duplicate_open_alarms,
+    failed_targets,
+    percentile,
+    probe_path_failures,
+    spread,
+)
 from bench.results import keep
 
 
@@ -53,6 +63,60 @@ def test_targets_fail_when_a_figure_is_past_its_bound_missing_or_not_a_number() 
     assert len(failed_targets({"rate": 150, "p99": 500.0, "lost": 1}, targets)) == 2
     assert len(failed_targets({"rate": 150, "p99": float("nan"), "lost": 0}, targets)) == 1
     assert len(failed_targets({"p99": 1.0, "lost": 0}, targets)) == 1
+
+
+def _arm(**changes: object) -> dict[str, object]:
+    arm: dict[str, object] = {
+        "probes": 200,
+        "probes_acked": 200,
+        "probe_error": None,
+        "sse_error": None,
+        "rows_seen": 200,
+        "sse_events": 200,
+        "sse_p99_ms": 120.0,
+    }
+    return arm | changes
+
+
+def test_latency_arms_whose_probes_all_arrived_pass() -> None:
+    assert probe_path_failures({"50": _arm(), "80": _arm(sse_events=198, rows_seen=199)}, asked=200) == []
+
+
+def test_probes_that_never_reached_the_stream_or_the_table_fail_their_arm() -> None:
+    # The shape of a broken probe path: every probe sent, none stored, no alarm event, and nothing else wrong.
+    broken = _arm(probes_acked=0, rows_seen=0, sse_events=0, sse_p99_ms=float("nan"))
+    failed = probe_path_failures({"50": _arm(), "80": broken}, asked=200)
+    assert failed == [
+        "latency 80: 200 of 200 probes never acknowledged as delivered",
+        "latency 80: sse_events=0 of 200 probes, target >= 99%",
+        "latency 80: rows_seen=0 of 200 probes, target >= 99%",
+    ]
+    assert probe_path_failures({"50": _arm(sse_events=197)}, asked=200) == [
+        "latency 50: sse_events=197 of 200 probes, target >= 99%"
+    ]
+
+
+def test_probes_unacknowledged_unsent_or_broken_off_fail_their_arm() -> None:
+    assert probe_path_failures({"50": _arm(probes_acked=199)}, asked=200) == [
+        "latency 50: 1 of 200 probes never acknowledged as delivered"
+    ]
+    unsent = probe_path_failures({"50": _arm(probes=0, probes_acked=0, rows_seen=0, sse_events=0)}, asked=200)
+    assert unsent[0] == "latency 50: probes=0 of 200 asked for" and len(unsent) == 3
+    refused = probe_path_failures({"50": _arm(probe_error="ProbeError: broker refused 1 probe gateway login(s)")}, 200)
+    assert refused == ["latency 50: ProbeError: broker refused 1 probe gateway login(s)"]
+    assert len(probe_path_failures({"50": _arm(sse_error="the alarm stream broke off: ReadTimeout")}, 200)) == 1
+    assert len(probe_path_failures({"50": {}}, asked=200)) == 3  # no figures at all: nothing sent, seen or streamed
+
+
+def test_an_alarm_event_covers_the_probes_of_its_patient_up_to_its_measured_time() -> None:
+    t0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    sent = {("p1", t0): 100.0, ("p1", t0 + timedelta(seconds=0.5)): 100.5, ("p2", t0): 100.2, ("p3", t0): 100.3}
+    # p1's two probes landed in one transaction: one event with the later time. p2's event is older than its probe
+    # (an earlier alarm state), p3 got none.
+    arrivals = {("p1", t0 + timedelta(seconds=0.5)): 101.0, ("p2", t0 - timedelta(seconds=5)): 95.0}
+    assert covering_arrivals(sent, arrivals) == {("p1", t0): 101.0, ("p1", t0 + timedelta(seconds=0.5)): 101.0}
+    arrivals[("p1", t0)] = 100.4
+    assert covering_arrivals(sent, arrivals)[("p1", t0)] == 100.4  # its own, earlier event counts
 
 
 def test_percentile_and_spread_of_arms() -> None:
