@@ -34,12 +34,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Two workers by default (CI has 2 cores): each starts its own private stack under .varde/test-gwN.
-# worksteal: a worker that runs out of tests takes half of the other's queue. The default `load` hands out chunks of
-# up to a few hundred consecutive tests that stay with their worker, so one worker could be left with most of the
-# slow integration files while the other finished the unit tests and idled (a copy of the collection with estimated
-# durations ran 117 s with `load`, 79 s with `worksteal`, 81 s with `loadfile`; 71 s is the even split).
+# loadfile: each test file goes to one worker as a whole. The default `load` hands out chunks of up to a few
+# hundred consecutive tests that stay with their worker, so one worker could be left with most of the slow
+# integration files while the other finished the unit tests and idled (a copy of the collection with estimated
+# durations ran 117 s with `load`, 81 s with `loadfile`, 79 s with `worksteal`; 71 s is the even split). loadfile
+# rather than worksteal: a file's module-scoped stacks (failover, OIDC, HA) are then started once, not on both workers.
 PYTEST_WORKERS ?= 2
-PYTEST_DIST ?= worksteal
+PYTEST_DIST ?= loadfile
 pytest: $(STAMP)
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST)
 
