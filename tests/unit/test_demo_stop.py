@@ -19,7 +19,7 @@ from varde.demo import _install_sigterm
 stop = _install_sigterm()
 print("ready", flush=True)
 try:
-    time.sleep(60)
+    time.sleep(600)
 except KeyboardInterrupt:
     print("stopping", flush=True)
     sys.exit(0)
@@ -35,7 +35,9 @@ def test_stop_ends_a_demo_blocked_in_its_set_up_promptly(tmp_path: Path) -> None
         started = time.monotonic()
         answer = _stop_while_reaping(tmp_path, demo)
         assert answer == f"demo (pid {demo.pid}) stopped"
-        assert time.monotonic() - started < 5
+        # Well before the 600 s the stand-in blocks for: the stop interrupted the blocking call (a bound with room
+        # for a loaded machine, not a speed figure).
+        assert time.monotonic() - started < 60
         assert demo.returncode == 0 and demo.stdout.read().strip() == "stopping"
     finally:
         demo.kill()
@@ -48,7 +50,7 @@ def _stop_while_reaping(home: Path, demo: subprocess.Popen[str]) -> str:
 
     reaped = threading.Thread(target=demo.wait, daemon=True)
     reaped.start()
-    return stop_demo(home, timeout_s=10)
+    return stop_demo(home, timeout_s=90)
 
 
 def test_stop_reports_a_demo_that_had_already_ended_and_no_demo_at_all(tmp_path: Path) -> None:
