@@ -466,7 +466,8 @@ def test_threshold_editor_shows_which_limits_are_personal_and_which_are_set_by_h
     sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}/edit")
     row = page.locator("#limits-table tr[data-kind='spo2']")
     expect(row.locator("td[data-limit='yellow_low']")).to_contain_text("91 (personlig)")
-    expect(row.locator("td[data-limit='red_low']")).to_contain_text("90 (hjertesvikt)")
+    # After the run-in the red limit is the absolute hard floor (the personal band replaces the protocol zones).
+    expect(row.locator("td[data-limit='red_low']")).to_contain_text("85 (absolutt)")
     expect(row.locator("[data-personal='spo2']")).to_contain_text("Vanlig 94 ± 0,4 % (14 målinger)")
 
     # A limit set by hand wins over the personal one, and says so.
@@ -476,4 +477,5 @@ def test_threshold_editor_shows_which_limits_are_personal_and_which_are_set_by_h
     page.locator("#value-yellow_low").fill("93")
     page.get_by_role("button", name="Lagre grensene").click()
     expect(row.locator("td[data-limit='yellow_low']")).to_contain_text("93 (endret)")
-    expect(row.locator("td[data-limit='red_low']")).to_contain_text("90 (hjertesvikt)")
+    # After the run-in the red limit is the absolute hard floor (the personal band replaces the protocol zones).
+    expect(row.locator("td[data-limit='red_low']")).to_contain_text("85 (absolutt)")

@@ -89,11 +89,13 @@ def _weight(gateway_id: str, value: float) -> bytes:
 
 
 def _weight_history(db: psycopg.Connection[Any], tenant: Tenant, index: int, kg: float = 80.0) -> None:
+    """Three mornings: steady, steady, then yesterday already 2.7 kg up (a gain the rules confirm on the next
+    weighing: one heavy reading alone is no trend)."""
     gateway = tenant.gateways[index]
     now = datetime.now(UTC)
     times = [now - timedelta(days=d, hours=2) for d in (3, 2, 1)]
     insert_readings(
-        db, gateway.patient_id, gateway.gateway_id, "body_weight", [kg] * 3, times, device_type="weight_scale"
+        db, gateway.patient_id, gateway.gateway_id, "body_weight", [kg, kg, kg + 2.7], times, device_type="weight_scale"
     )
 
 
@@ -162,7 +164,8 @@ def test_a_scripted_shift_refresh_group_acknowledge_trend_tile_tailored_rule_and
     assert "login" not in page.url
     screenshot(page, "shift-02-after-35-minutes")
 
-    # A weight gain of 2.9 kg in 3 days (heart-failure limit 2.0 kg): the weight tile shows the trend alarm.
+    # A weight gain of 2.9 kg in 3 days, confirmed by the second heavy weighing in a row (heart-failure limit
+    # 2.0 kg): the weight tile shows the trend alarm.
     assert publish(first, readings_topic(first.gateway_id), _weight(first.gateway_id, 82.9)) < 128
     expect(page.locator("#queue-body tr").filter(has_text="Vekt")).to_have_count(1, timeout=15_000)
     page.locator("#queue-body tr").filter(has_text="Vekt").get_by_role("link", name=_name(tenant, 0)).click()
@@ -171,7 +174,7 @@ def test_a_scripted_shift_refresh_group_acknowledge_trend_tile_tailored_rule_and
     expect(tile.locator(".tile-alarm")).to_contain_text("+2,9 kg")
     screenshot(page, "shift-03-trend-on-tile")
 
-    # Tailor the weight-gain rule of the second patient to 3 kg: a 2.5 kg gain then raises nothing.
+    # Tailor the weight-gain rule of the second patient to 3 kg: a 2.5 kg gain (confirmed) then raises nothing.
     page.goto(f"/dashboard/patients/{second.patient_id}/edit")
     page.locator("#trend-weight_gain_kg-mode").select_option("custom")
     page.locator("#trend-weight_gain_kg").fill("3,0")

@@ -168,7 +168,7 @@ def test_stable_patient_raises_no_alarm_over_fourteen_days(
 # --- alarm scenarios -----------------------------------------------------------------------------------------------
 
 
-def test_heart_failure_decompensation_raises_weight_gain_alarm_on_day_two_or_three(
+def test_heart_failure_decompensation_raises_weight_gain_alarm_on_day_three_or_four(
     make_tenant: Any, runner: AgentRunner, db: psycopg.Connection[Any], tmp_path: Path, api_url: str
 ) -> None:
     spec = SCENARIOS["heart_failure_decompensation"]
@@ -176,7 +176,8 @@ def test_heart_failure_decompensation_raises_weight_gain_alarm_on_day_two_or_thr
     home = Home(runner, tenant.gateways[0], tmp_path, spec.protocol)
     first = _play_day_by_day(home, db, spec.generate(SEED, _start(), DAYS))
     onset = default_onset(DAYS)
-    assert first["trend.weight_gain"] - onset + 1 in (2, 3)
+    # The ESC's "> 2 kg in 3 days", confirmed by the next weighing (one scale read in clothes is not a gain).
+    assert first["trend.weight_gain"] - onset + 1 in (3, 4)
     assert min(first.values()) >= onset, f"an alarm before the decompensation began: {first}"
     assert set(first) <= spec.allowed_rules
     weight = [a for a in _api_alarms(api_url, tenant) if a["rule"] == "trend.weight_gain"]
