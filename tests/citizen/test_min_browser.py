@@ -455,10 +455,13 @@ def test_only_someone_whose_session_ended_is_told_they_were_signed_out(
     provider_login(returning, people.patient_nid)
     cookies = [c for c in returning.context.cookies() if c["name"] == COOKIE]
     assert cookies, "signing in set no session cookie"
-    returning.context.add_cookies([{**cookies[0], "value": "ended-" + cookies[0]["value"][:8]}])
-    # The page leaves for the sign-in form as soon as the API refuses the session, possibly before its own "load".
-    returning.evaluate("window.location.assign('/min/')")
-    returning.wait_for_url(re.compile(r"/min/login\?reason=expired$"))
-    expect(returning.locator("#login-notice")).to_have_text(
+    context = returning.context
+    returning.close()  # its own polling would navigate to the sign-in page meanwhile
+    context.add_cookies([{**cookies[0], "value": "ended-" + cookies[0]["value"][:8]}])
+    back = context.new_page()
+    # The page leaves for the sign-in form as soon as the API refuses the session, before its own "load".
+    back.goto("/min/", wait_until="commit")
+    back.wait_for_url(re.compile(r"/min/login\?reason=expired$"))
+    expect(back.locator("#login-notice")).to_have_text(
         "Du ble logget ut fordi det var lenge siden du brukte siden. Logg inn igjen."
     )
