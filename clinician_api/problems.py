@@ -11,6 +11,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -73,7 +74,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the resource's current state",
     422: "The request is not valid; `errors` names the fields",
     429: "Too many attempts; retry after the number of seconds in Retry-After",
-    503: "A dependency (message broker) is unavailable; nothing was changed",
+    503: "A dependency (database or message broker) is unavailable; retry after the seconds in Retry-After",
 }
 
 
@@ -104,6 +105,15 @@ def refusal_for(path: str, status: int, title: str, detail: str, **extra: Any) -
         where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in extra.get("errors") or [])
         return _outcome(status, f"{detail} ({where})" if where else detail, "invalid")
     return problem(status, title, detail, **extra)
+
+
+DATABASE_RETRY_AFTER_S = 5
+"""Retry-After of a 503 while the database is away: about how long a pool takes to reconnect (`store.db`)."""
+
+
+def _route(request: Request) -> str:
+    """The matched route's template (`/api/v1/patients/{patient_id}`) for logs: never the path, which names ids."""
+    return str(getattr(request.scope.get("route"), "path", "?"))
 
 
 def install(app: FastAPI) -> None:
@@ -151,10 +161,24 @@ def install(app: FastAPI) -> None:
     async def _data(request: Request, exc: psycopg.DataError) -> JSONResponse:
         # The safety net behind clinician_api/hygiene.py: a value PostgreSQL cannot take is the caller's error,
         # not a server error (and never a reset connection). Logged by class only: the value may be patient data.
-        _log.warning("request_value_refused_by_database", extra={"error": type(exc).__name__, "path": request.url.path})
+        _log.warning("request_value_refused_by_database", extra={"error": type(exc).__name__, "route": _route(request)})
         if _is_fhir(request):
             return _outcome(400, "a value in the request cannot be compared", "invalid")
         return problem(422, "Unprocessable Content", "a value in the request cannot be stored or compared")
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+        # The database is restarting or failing over (or every connection is busy): a temporary state the caller
+        # may retry, not a server fault. The dashboard keeps its session through it (static/js/api.js).
+        _log.warning("database_unavailable", extra={"error": type(exc).__name__, "route": _route(request)})
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        detail = "the database is not reachable at the moment; try again shortly"
+        if _is_fhir(request):
+            return _outcome(503, detail, "transient", headers=headers)
+        response = problem(503, title(503), detail)
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:

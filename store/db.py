@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from psycopg import Connection
@@ -10,6 +11,14 @@ from psycopg_pool import ConnectionPool
 
 from store.settings import Settings, get_settings
 
+RECONNECT_SECONDS = 10.0
+"""How long one background attempt to replace a lost connection keeps retrying (psycopg_pool's back-off doubles
+from 1 s without a cap, so over its default 5 minutes a connection lost in a 40-s outage was retried only ~60 s
+after it began and every request waited out the pool's 30 s in between, the database long back). Within 10 s the
+waits are 1, 2, 4 and ~3 s; then the attempt gives up and the next request that finds the pool empty starts a
+fresh one at once, so a pool is serving again within a few seconds of the database's return."""
+
+_log = logging.getLogger("varde.db")
 _lock = threading.Lock()
 _pool: ConnectionPool[Connection[TupleRow]] | None = None
 
@@ -26,10 +35,16 @@ def open_pool(
         open=False,
         # A connection broken by a database restart or failover is replaced on checkout, not handed to a request.
         check=ConnectionPool.check_connection,
+        reconnect_timeout=RECONNECT_SECONDS,
+        reconnect_failed=_reconnect_failed,
         kwargs={"application_name": name},
     )
     pool.open(wait=True, timeout=30)
     return pool
+
+
+def _reconnect_failed(pool: ConnectionPool[Connection[TupleRow]]) -> None:
+    _log.warning("database_reconnect_gave_up pool=%s after_s=%.0f", pool.name, RECONNECT_SECONDS)
 
 
 def get_pool() -> ConnectionPool[Connection[TupleRow]]:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from store.settings import Settings
 from tests.browser.conftest import screenshot, sign_in
@@ -250,6 +250,26 @@ def test_language_switch_changes_the_interface_and_is_remembered(
     page.goto("/dashboard/patients")
     expect(page.locator("#user-name")).not_to_be_empty(timeout=20_000)
     assert page.evaluate("sessionStorage.getItem('varde.token')") != "not-a-valid-token"
+    # ... also when the first renewals meet the database restarting (503) or no answer at all: tried again, not
+    # signed out ...
+    away: list[str] = []
+
+    def database_away(route: Route) -> None:
+        if len(away) == 0:
+            away.append("503")
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"title": "Service Unavailable"})
+        elif len(away) == 1:
+            away.append("no answer")
+            route.abort("connectionrefused")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/auth/refresh", database_away)
+    page.evaluate("sessionStorage.setItem('varde.token', 'not-a-valid-token')")
+    page.goto("/dashboard/patients")
+    expect(page.locator("#user-name")).not_to_be_empty(timeout=20_000)
+    assert away == ["503", "no answer"] and "/dashboard/login" not in page.url
+    page.unroute("**/api/v1/auth/refresh")
     # ... and when the session cannot be renewed either, back to the sign-in form, with a notice.
     page.context.clear_cookies()
     page.evaluate("sessionStorage.setItem('varde.token', 'not-a-valid-token')")

@@ -143,6 +143,35 @@ def test_a_crash_under_fhir_is_an_operation_outcome_without_the_trace() -> None:
     assert elsewhere.status_code == 500 and "secret" not in elsewhere.text and "Traceback" not in elsewhere.text
 
 
+def test_a_database_away_is_a_503_to_retry_not_a_crash() -> None:
+    import psycopg
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from psycopg_pool import PoolTimeout
+
+    from clinician_api import problems
+
+    app = FastAPI()
+    problems.install(app)
+
+    @app.get("/api/v1/patients/{patient_id}")
+    def _pool_empty(patient_id: str) -> None:
+        raise PoolTimeout("couldn't get a connection after 30.00 sec")
+
+    @app.get("/fhir/Patient")
+    def _connection_lost() -> None:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    away = client.get("/api/v1/patients/0b7f3c4e-5d1a-4b7e-9a51-0c2f4e8d9a10")
+    assert away.status_code == 503 and away.headers["retry-after"] == str(problems.DATABASE_RETRY_AFTER_S)
+    assert away.headers["content-type"].startswith("application/problem+json")
+    assert "database" in away.json()["detail"] and "30.00" not in away.text
+    fhir_away = client.get("/fhir/Patient")
+    assert fhir_away.status_code == 503 and fhir_away.json()["issue"][0]["code"] == "transient"
+    assert fhir_away.headers["retry-after"] == str(problems.DATABASE_RETRY_AFTER_S)
+
+
 @pytest.mark.parametrize(
     "items",
     [

@@ -74,13 +74,28 @@ export function endSession() {
 
 let renewing = null;
 
+// A renewal the server could not answer (a 5xx while the database restarts or fails over, or no connection) is not
+// a refusal: it is tried again for about a quarter of a minute before the session is given up. Only an answer that
+// refuses the session (401, 403) ends it at once.
+const RENEW_TRANSIENT_WAITS_MS = [1000, 2000, 4000, 4000, 4000, 4000];
+
+function transientWait(response, tried) {
+  const retryAfter = Number(response?.headers.get("Retry-After"));
+  const planned = RENEW_TRANSIENT_WAITS_MS[tried];
+  if (planned === undefined) return null;
+  return Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 8000) : planned;
+}
+
 /** Renew the access token with the refresh cookie; resolves to true when the session goes on. One at a time. */
 export function refreshSession() {
   if (!renewing) {
     renewing = (async () => {
-      for (let attempt = 0; attempt < 2; attempt += 1) {
+      let concurrent = 0;
+      let transient = 0;
+      for (;;) {
+        let response = null;
         try {
-          const response = await fetch("/api/v1/auth/refresh", {
+          response = await fetch("/api/v1/auth/refresh", {
             method: "POST",
             // How long since the last input: the server ends a session idle past its limit even while the
             // page keeps renewing (a watched queue renews without input).
@@ -88,20 +103,28 @@ export function refreshSession() {
             credentials: "same-origin",
             cache: "no-store",
           });
-          if (response.ok) {
-            const answer = await response.json();
-            startSession(answer.access_token, answer.expires_in, answer.idle_timeout, { fresh: false });
-            return true;
-          }
+        } catch {
+          response = null;
+        }
+        if (response?.ok) {
+          const answer = await response.json();
+          startSession(answer.access_token, answer.expires_in, answer.idle_timeout, { fresh: false });
+          return true;
+        }
+        let wait;
+        if (response === null || response.status >= 500) {
+          wait = transientWait(response, transient);
+          transient += 1;
+        } else {
           const problem = await response.json().catch(() => ({}));
           // Another tab renewed at the same moment: its new cookie is ours too, so try once more.
-          if (!String(problem.detail || "").includes("concurrent")) return false;
-        } catch {
-          return false;
+          if (!String(problem.detail || "").includes("concurrent") || concurrent > 0) return false;
+          concurrent += 1;
+          wait = 1000;
         }
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        if (wait === null) return false;
+        await new Promise((resolve) => setTimeout(resolve, wait));
       }
-      return false;
     })().finally(() => {
       renewing = null;
     });

@@ -40,10 +40,13 @@ def seed_work(db: psycopg.Connection[Any], tenant: Tenant) -> Seeded:
         (p0,),
     ).fetchone()
     assert row is not None
+    # The old plan schedules nothing: the live missed-measurement rule would otherwise open a missed alarm of its
+    # own for a deadline of the last 48 h (a_plan()'s Monday, Wednesday and Friday 10:00), and the items would
+    # depend on the day and the hour.
     plan = db.execute(
         "INSERT INTO self_management_plans (patient_id, version, status, body, activated_at) "
         "VALUES (%s, 1, 'active', %s, now() - interval '100 days') RETURNING id",
-        (p0, Jsonb(a_plan())),
+        (p0, Jsonb(a_plan(schedule=[]))),
     ).fetchone()
     assert plan is not None
     db.execute("UPDATE patients SET created_at = now() - interval '10 days' WHERE id = %s", (p1,))
