@@ -3,10 +3,12 @@ browser keeps in an HttpOnly, SameSite=Strict cookie scoped to `/api/v1/auth`.
 
 Refresh tokens are random, stored only as a SHA-256 hash, and used once: each refresh marks the token used and
 issues the next of its *family*. A used token presented again means a copy is in someone else's hands, so the whole
-family is ended (reuse detection); a second presentation within `REUSE_GRACE_SECONDS` is a second tab racing the
-first and is refused without ending anything. A family ends when its user signs out, when no refresh came within
-the idle timeout (`session_idle_minutes`) or with a page that reports no input for that long, after
-`session_max_hours`, or when the user is disabled.
+family is ended (reuse detection). A second presentation within `REUSE_GRACE_SECONDS` of the first use is the
+same browser whose answer was lost (a page left while its renewal was in flight cancels the response with the new
+cookie in it) or a second tab racing the first: it is given a successor of its own, as the first was (the "reuse
+interval" of OAuth servers' refresh-token rotation); only a presentation after the grace ends the family. A family
+ends when its user signs out, when no refresh came within the idle timeout (`session_idle_minutes`) or with a page
+that reports no input for that long, after `session_max_hours`, or when the user is disabled.
 
 The interface is small so other web apps (the patient app) can reuse it: `start`, `rotate`, `end`, and the cookie
 helpers `set_cookie` / `clear_cookie` / `cookie_of`.
@@ -38,8 +40,7 @@ the screen is watched, so a renewal alone is no sign of use; this is."""
 
 
 class SessionError(Exception):
-    """The refresh token cannot be used; `reason` is one of unknown, revoked, reused, idle, expired, disabled,
-    concurrent."""
+    """The refresh token cannot be used; `reason` is one of unknown, revoked, reused, idle, expired, disabled."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"the session cannot be renewed ({reason})")
@@ -105,15 +106,15 @@ def rotate(
     session_id, family_id, user_id, used, just_used, revoked, idle, too_old, started, active = row
     if revoked:
         raise SessionError("revoked")
-    if used and just_used:
-        raise SessionError("concurrent")
     idle = idle or (idle_for is not None and idle_for >= timedelta(minutes=settings.session_idle_minutes))
-    reason = "reused" if used else "idle" if idle else "expired" if too_old else None if active else "disabled"
+    reused = used and not just_used
+    reason = "reused" if reused else "idle" if idle else "expired" if too_old else None if active else "disabled"
     if reason is not None:
         _revoke_family(conn, family_id, reason)
         conn.commit()
         raise SessionError(reason)
-    conn.execute("UPDATE staff_sessions SET used_at = now() WHERE id = %s", (session_id,))
+    if not used:
+        conn.execute("UPDATE staff_sessions SET used_at = now() WHERE id = %s", (session_id,))
     return Renewal(user_id, family_id, _insert(conn, user_id, family_id, started, client_addr))
 
 

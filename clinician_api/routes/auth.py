@@ -122,12 +122,9 @@ def refresh(
         AUTH_FAILURES.labels(reason=f"refresh_{exc.reason}").inc()
         audit.record(conn, None, "refresh", "auth/refresh", f"denied:{exc.reason}", client_addr=addr)
         conn.commit()
-        headers = None
-        if exc.reason != "concurrent":  # a racing second tab keeps the cookie the first one just received
-            cleared = Response()
-            sessions.clear_cookie(cleared)
-            headers = {"set-cookie": cleared.headers["set-cookie"]}
-        raise HTTPException(401, str(exc), headers=headers) from None
+        cleared = Response()
+        sessions.clear_cookie(cleared)
+        raise HTTPException(401, str(exc), headers={"set-cookie": cleared.headers["set-cookie"]}) from None
     principal = load_principal(conn, renewal.user_id)
     if principal is None:
         raise HTTPException(401, "the user is disabled")

@@ -47,6 +47,12 @@ def test_refresh_cookie_is_httponly_strict_and_rotates_and_a_reused_token_ends_t
     me = httpx.get(f"{api_url}/api/v1/me", headers={"Authorization": f"Bearer {renewed.json()['access_token']}"})
     assert me.status_code == 200 and me.json()["username"] == tenant.nurse
 
+    # The used token again within the grace: the browser whose answer was lost (it left the page while the renewal
+    # was in flight, so the new cookie never arrived) gets a successor of its own, and the session goes on.
+    again = _refresh(api_url, first)
+    assert again.status_code == 200, again.text
+    assert again.cookies["varde_refresh"] not in (first, second)
+
     # The used token again (after the grace for racing tabs): someone holds a copy, so the whole family ends.
     with psycopg.connect(Settings().require_database_url(), autocommit=True) as db:
         db.execute(
