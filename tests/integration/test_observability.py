@@ -8,6 +8,8 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -196,23 +198,58 @@ def test_ingest_readiness_follows_the_broker_and_postgresql(stack: dict[str, Any
     }
     with (
         instance_logins(ingest=[worker]),
+        _session_ended_afterwards(state, worker),
         service_process(["ingest", "run", "--metrics-port", str(port), "--worker-id", worker], worker, **env),
     ):
-        wait_for(lambda: _answers(port) and readiness(port)[0] == 200, 30, what="the worker to be ready")
-        mqtt_relay.cut()
-        code, body = wait_for(lambda: (r := readiness(port))[0] == 503 and r, 30, what="not ready without broker")
-        assert body["checks"] == {"database": True, "broker": False}
-        assert value(scrape(port)[0], "varde_ingest_mqtt_connected") == 0
-        db_relay.cut()
-        code, body = wait_for(
-            lambda: (r := readiness(port))[1]["checks"]["database"] is False and r, 15, what="database unreachable"
-        )
-        assert code == 503 and body["status"] == "not_ready"
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        _check_readiness(port, mqtt_relay, db_relay)
     lines = (varde_home() / "logs" / f"{worker}.log").read_text().splitlines()
     events = [json.loads(line) for line in lines if line.startswith("{")]
     assert {"ingest_started", "mqtt_connected"} <= {e.get("event") for e in events}
     assert all({"ts", "level", "logger", "msg"} <= e.keys() for e in events)
+
+
+@contextmanager
+def _session_ended_afterwards(state: dict[str, Any], worker: str) -> Iterator[None]:
+    """The worker is stopped while the broker is cut off from it, so it cannot end its persistent session: that
+    session would stay in the shared ingest subscription and take its share of every later test's readings on this
+    stack. End it as the worker's own login (nothing was published meanwhile, so nothing is in it)."""
+    yield
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from store.settings import instance_login
+
+    secret = json.loads((varde_home() / "secrets.json").read_text())
+    client_id = instance_login("varde-ingest", worker)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(client_id, str(secret["mqtt_ingest_password"]))
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 0
+    client.connect("127.0.0.1", int(state["mqtt_port"]), clean_start=True, properties=props)
+    client.loop_start()
+    try:
+        assert connected.wait(10), "the worker's login could not reach the broker to end its session"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _check_readiness(port: int, mqtt_relay: TcpRelay, db_relay: TcpRelay) -> None:
+    wait_for(lambda: _answers(port) and readiness(port)[0] == 200, 30, what="the worker to be ready")
+    mqtt_relay.cut()
+    code, body = wait_for(lambda: (r := readiness(port))[0] == 503 and r, 30, what="not ready without broker")
+    assert body["checks"] == {"database": True, "broker": False}
+    assert value(scrape(port)[0], "varde_ingest_mqtt_connected") == 0
+    db_relay.cut()
+    code, body = wait_for(
+        lambda: (r := readiness(port))[1]["checks"]["database"] is False and r, 15, what="database unreachable"
+    )
+    assert code == 503 and body["status"] == "not_ready"
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
 
 @pytest.mark.parametrize("service", ["journal", "api"])
