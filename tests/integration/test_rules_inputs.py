@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from ingest_service.writer import StoredBatch, write_batch
-from rules_engine.runtime import HISTORY_SQL, evaluate_stored, history_params
+from rules_engine.runtime import HISTORY_SQL, evaluate_stored, history_params, load_history
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +49,43 @@ def test_a_batch_is_not_read_back_as_its_own_history(
         write_batch(conn, rows, [], rules)
     assert seen == [0]
     assert "trend.spo2_baseline" not in _alarms(db, patient_id)
+
+
+def test_history_read_by_binary_copy_is_the_query_s_rows(
+    make_tenant: Any, settings: Any, db: psycopg.Connection[Any]
+) -> None:
+    """`load_history` reads the history query through binary COPY into numpy: the same rows as the query itself,
+    with the patient rows, kinds, epoch seconds and values in place (two patients, several kinds, the batch left
+    out)."""
+    tenant = make_tenant(patients=2, protocol="heart_failure")
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = [
+        _row(patient, gateway.gateway_id, kind, value + day, now - timedelta(days=day, minutes=n))
+        for n, (patient, gateway) in enumerate(zip(tenant.patients, tenant.gateways, strict=True))
+        for day in range(4)
+        for kind, value in (("spo2", 93.0), ("pulse_rate", 71.0), ("body_weight", 80.4))
+    ]
+    with psycopg.connect(settings.require_database_url()) as conn:
+        write_batch(conn, rows[:-2], [], None)
+        batch_ids = [r[0] for r in rows[:2]]
+        earliest = int(now.timestamp())
+        expected = sorted(
+            (int(r[0]) - 1, int(r[1]), int(r[2]), float(r[3]))
+            for r in conn.execute(HISTORY_SQL, history_params(tenant.patients, earliest, batch_ids)).fetchall()
+        )
+        history = load_history(conn, list(tenant.patients), earliest, batch_ids)
+    got = sorted(
+        zip(
+            history.patient_row.tolist(),
+            history.kind_idx.tolist(),
+            history.measured_at.tolist(),
+            history.value.tolist(),
+            strict=True,
+        )
+    )
+    assert len(expected) == 2 * 4 * 3 - 2 - 2
+    assert got == expected
+    assert {row for row, *_ in got} == {0, 1}
 
 
 def _activate_plan(db: psycopg.Connection[Any], patient_id: uuid.UUID, **fields: Any) -> None:
