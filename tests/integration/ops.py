@@ -80,25 +80,29 @@ def service_process(args: list[str], log_name: str, **env: str) -> Iterator[subp
 
 class TcpRelay:
     """A loopback TCP relay to a real server that the test can cut: the server stays up for everyone else, but
-    whoever connects through the relay finds it unreachable once `cut()` is called."""
+    whoever connects through the relay finds it unreachable once `cut()` (for good) or `pause()` (until
+    `restore()`) is called."""
 
-    def __init__(self, target_port: int) -> None:
-        self._target = target_port
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self._target = (target_host, target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._cut = threading.Event()
+        self._refusing = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        while not self._cut.is_set():
+        while True:
             try:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._refusing.is_set():
+                client.close()
+                continue
             try:
-                upstream = socket.create_connection(("127.0.0.1", self._target), timeout=5)
+                upstream = socket.create_connection(self._target, timeout=5)
             except OSError:
                 client.close()
                 continue
@@ -119,15 +123,26 @@ class TcpRelay:
                 with suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
 
-    def cut(self) -> None:
-        """Refuse new connections and drop the open ones, as if the database host went away."""
-        self._cut.set()
-        self._listener.close()
+    def pause(self) -> None:
+        """The server goes away for a while: open connections break, new ones are accepted and dropped at once."""
+        self._refusing.set()
         with self._lock:
             for s in self._open:
                 with suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
+            self._open.clear()
+
+    def restore(self) -> None:
+        """The server is back (after `pause()`): new connections reach it again."""
+        self._refusing.clear()
+
+    def cut(self) -> None:
+        """Refuse new connections and drop the open ones for good, as if the database host went away."""
+        self.pause()
+        self._listener.close()
+
+    close = cut
 
 
 def readiness(port: int) -> tuple[int, dict[str, Any]]:

@@ -90,7 +90,6 @@ function transientWait(response, tried) {
 export function refreshSession() {
   if (!renewing) {
     renewing = (async () => {
-      let concurrent = 0;
       let transient = 0;
       for (;;) {
         let response = null;
@@ -111,17 +110,11 @@ export function refreshSession() {
           startSession(answer.access_token, answer.expires_in, answer.idle_timeout, { fresh: false });
           return true;
         }
-        let wait;
-        if (response === null || response.status >= 500) {
-          wait = transientWait(response, transient);
-          transient += 1;
-        } else {
-          const problem = await response.json().catch(() => ({}));
-          // Another tab renewed at the same moment: its new cookie is ours too, so try once more.
-          if (!String(problem.detail || "").includes("concurrent") || concurrent > 0) return false;
-          concurrent += 1;
-          wait = 1000;
-        }
+        // A refusal (401/403) ends the session. Two tabs renewing at once are not refused: the server gives a
+        // token presented again within its grace a successor of its own.
+        if (response !== null && response.status < 500) return false;
+        const wait = transientWait(response, transient);
+        transient += 1;
         if (wait === null) return false;
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
