@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,11 @@ class _Token:
 
 
 class TokenCache:
-    """One access token per client, reused until `expires_in` (minus a margin) has passed."""
+    """One access token per client, reused until `expires_in` (minus a margin) has passed. `clock` (monotonic
+    seconds) is injected by tests that let a token expire without waiting for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._tokens: dict[tuple[str, str, str | None], _Token] = {}
         self._lock = threading.Lock()
         self.fetched = 0
@@ -75,7 +78,7 @@ class TokenCache:
         key = (creds.token_url, creds.client_id, creds.scope)
         with self._lock:
             cached = self._tokens.get(key)
-            if cached is not None and cached.expires_at > time.monotonic():
+            if cached is not None and cached.expires_at > self._clock():
                 return cached.value
         token = self._fetch(creds, timeout)
         with self._lock:
@@ -117,7 +120,7 @@ class TokenCache:
         self.fetched += 1
         lifetime = float(doc.get("expires_in") or 300)
         margin = min(_EARLY_REFRESH_SECONDS, lifetime / 10)
-        return _Token(value, time.monotonic() + max(0.0, lifetime - margin))
+        return _Token(value, self._clock() + max(0.0, lifetime - margin))
 
 
 def _oauth_error(exc: urllib.error.HTTPError) -> str | None:

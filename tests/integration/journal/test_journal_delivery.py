@@ -111,13 +111,15 @@ def test_each_answer_of_the_record_system_is_sorted_into_delivered_retry_or_refu
 
 def test_token_is_reused_until_it_expires(record_system: RecordSystem, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VARDE_TEST_RECORD_SECRET", record_system.state.client_secret)
-    record_system.state.token_ttl = 2
+    record_system.state.token_ttl = 60
     endpoint = _endpoint(record_system, "env:VARDE_TEST_RECORD_SECRET")
-    tokens = TokenCache()
-    for n in range(3):
-        assert send(endpoint, _document(n), tokens).result == "delivered"
+    now = [1000.0]
+    tokens = TokenCache(clock=lambda: now[0])
+    for at in (1000.0, 1030.0, 1053.9):  # fetched at 1000; reused until 60 s less the early-refresh margin (6 s)
+        now[0] = at
+        assert send(endpoint, _document(int(at)), tokens).result == "delivered"
     assert record_system.state.token_requests == 1
-    time.sleep(2.2)
+    now[0] = 1054.0  # the margin reached: renewed before the record system would refuse it
     assert send(endpoint, _document(9), tokens).result == "delivered"
     assert record_system.state.token_requests == 2
 
