@@ -32,7 +32,13 @@ from store.settings import Settings, get_settings, ingest_worker_id, instance_lo
 from vitals import INGEST_SHARED_SUBSCRIPTION, EnvelopeError, Reason
 from vitals.logs import setup_logging
 from vitals.status import GatewayStatus, parse_status
-from vitals.topics import INGEST_QUESTIONNAIRES_SUBSCRIPTION, INGEST_SHARE_GROUP, STATUS_WILDCARD, parse_topic
+from vitals.topics import (
+    INGEST_QUESTIONNAIRES_SUBSCRIPTION,
+    INGEST_SHARE_GROUP,
+    STATUS_WILDCARD,
+    Channel,
+    parse_topic,
+)
 
 log = logging.getLogger("varde.ingest")
 
@@ -270,27 +276,38 @@ class IngestWorker:
         return result
 
     def _judge(self, d: Delivery) -> _Judged:
-        """One message's verdict. Any exception but a database outage makes the message a dead letter."""
-        channel = d.topic.rsplit("/", 1)[-1]
+        """One message's verdict, by its topic's channel (`_JUDGES`). A topic that is not a gateway's, or a channel
+        ingest does not take, is a dead letter; so is a message whose judging fails for any reason but a database
+        outage."""
         try:
-            if channel == "status":
-                return self._judge_status(d)
-            if channel == "questionnaires":
-                answered = judge_questionnaires(d.topic, d.payload, d.received_at, self._registry.lookup)
-                return _Judged(d, channel, dead=answered.dead, responses=answered.rows)
-            verdict = judge(d.topic, d.payload, d.received_at, self._registry.lookup)
-            return _Judged(d, "readings", rows=verdict.rows, dead=verdict.dead, sent_at=verdict.sent_at)
+            gateway_id, channel = parse_topic(d.topic)
+        except ValueError as exc:
+            return _Judged(d, "readings", dead=[whole_message(d.topic, None, Reason.BAD_TOPIC, str(exc), d.payload)])
+        judge_channel = _JUDGES.get(channel)
+        if judge_channel is None:
+            detail = f"{channel} messages go to the gateway, not to ingest: {d.topic!r}"
+            return _Judged(
+                d, "readings", dead=[whole_message(d.topic, gateway_id, Reason.BAD_TOPIC, detail, d.payload)]
+            )
+        try:
+            return judge_channel(self, d, gateway_id)
         except RETRYABLE_DB_ERRORS:
             raise
         except Exception as exc:
             log.error("message_unprocessable stage=judge channel=%s error=%s", channel, type(exc).__name__)
             return _Judged(d, "readings", dead=[unprocessable(d.topic, d.payload, exc)])
 
-    def _judge_status(self, d: Delivery) -> _Judged:
-        try:
-            gateway_id, _ = parse_topic(d.topic)
-        except ValueError as exc:
-            return _Judged(d, "status", dead=[whole_message(d.topic, None, Reason.BAD_TOPIC, str(exc), d.payload)])
+    def _judge_readings(self, d: Delivery, gateway_id: str) -> _Judged:
+        del gateway_id  # `judge` parses the topic itself (it is called on its own too)
+        verdict = judge(d.topic, d.payload, d.received_at, self._registry.lookup)
+        return _Judged(d, "readings", rows=verdict.rows, dead=verdict.dead, sent_at=verdict.sent_at)
+
+    def _judge_questionnaires(self, d: Delivery, gateway_id: str) -> _Judged:
+        del gateway_id
+        answered = judge_questionnaires(d.topic, d.payload, d.received_at, self._registry.lookup)
+        return _Judged(d, "questionnaires", dead=answered.dead, responses=answered.rows)
+
+    def _judge_status(self, d: Delivery, gateway_id: str) -> _Judged:
         try:
             status = parse_status(d.payload)
         except EnvelopeError as exc:
@@ -480,6 +497,14 @@ class IngestWorker:
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
+
+
+_JUDGES: dict[Channel, Callable[[IngestWorker, Delivery, str], _Judged]] = {
+    "readings": IngestWorker._judge_readings,
+    "questionnaires": IngestWorker._judge_questionnaires,
+    "status": IngestWorker._judge_status,
+}
+"""The channels ingest takes and how each is judged; `plan` and `receipts` go the other way, to the gateway."""
 
 
 def _default_rules_hook() -> RulesHook:
