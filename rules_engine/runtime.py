@@ -191,7 +191,7 @@ def _trend_overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dic
 
 
 HISTORY_SQL = (
-    "SELECT p.row::int4, k.idx::int4, extract(epoch FROM r.measured_at)::int8, r.value "
+    "SELECT p.row::int4, k.idx::int4, r.measured_at, r.value "
     "FROM unnest(%s::uuid[]) WITH ORDINALITY AS p(pid, row) "
     "CROSS JOIN unnest(%s::text[], %s::int[]) AS k(kind, idx) "
     "CROSS JOIN LATERAL (SELECT measured_at, value FROM readings WHERE patient_id = p.pid "
@@ -232,9 +232,20 @@ def load_history(
     return ReadingArrays.of(
         rows["row"].astype(np.int64) - 1,
         rows["kind"].astype(np.int64),
-        rows["at"].astype(np.int64),
+        epoch_seconds(rows["at"]),
         rows["value"].astype(np.float64),
     )
+
+
+_PG_EPOCH_US = 946_684_800 * 1_000_000
+"""PostgreSQL's binary timestamptz counts microseconds from 2000-01-01 00:00 UTC."""
+
+
+def epoch_seconds(pg_microseconds: np.ndarray) -> np.ndarray:
+    """Binary timestamptz values as whole Unix seconds, floored as the batch's own times are (`int(timestamp)`).
+    Read raw rather than by `extract(epoch …)::int8` in the query: `extract` yields numeric, and converting it
+    cost a sixth of the history query on a 2 500-patient batch."""
+    return np.floor_divide(pg_microseconds.astype(np.int64) + _PG_EPOCH_US, 1_000_000)
 
 
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -251,7 +262,8 @@ _HISTORY_ROW = np.dtype(
         ("value", ">f8"),
     ]
 )
-"""One history row in PostgreSQL's binary COPY format: four NOT NULL fixed-width fields, each after its length."""
+"""One history row in PostgreSQL's binary COPY format: four NOT NULL fixed-width fields, each after its length
+(`at` is the binary timestamptz, `epoch_seconds` converts it)."""
 
 
 def history_rows(data: bytes) -> np.ndarray:

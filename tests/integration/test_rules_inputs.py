@@ -58,7 +58,7 @@ def test_history_read_by_binary_copy_is_the_query_s_rows(
     with the patient rows, kinds, epoch seconds and values in place (two patients, several kinds, the batch left
     out)."""
     tenant = make_tenant(patients=2, protocol="heart_failure")
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=700_000)  # a fraction: whole seconds floored, as the batch's
     rows = [
         _row(patient, gateway.gateway_id, kind, value + day, now - timedelta(days=day, minutes=n))
         for n, (patient, gateway) in enumerate(zip(tenant.patients, tenant.gateways, strict=True))
@@ -70,7 +70,7 @@ def test_history_read_by_binary_copy_is_the_query_s_rows(
         batch_ids = [r[0] for r in rows[:2]]
         earliest = int(now.timestamp())
         expected = sorted(
-            (int(r[0]) - 1, int(r[1]), int(r[2]), float(r[3]))
+            (int(r[0]) - 1, int(r[1]), int(r[2].timestamp()), float(r[3]))
             for r in conn.execute(HISTORY_SQL, history_params(tenant.patients, earliest, batch_ids)).fetchall()
         )
         history = load_history(conn, list(tenant.patients), earliest, batch_ids)

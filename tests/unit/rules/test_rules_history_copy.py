@@ -4,11 +4,12 @@ format's rows and refuses anything that is not the four fixed-width, never-NULL 
 from __future__ import annotations
 
 import struct
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from rules_engine.runtime import history_rows
+from rules_engine.runtime import epoch_seconds, history_rows
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 TRAILER = struct.pack(">h", -1)
@@ -51,3 +52,18 @@ def test_a_header_extension_is_skipped() -> None:
 def test_another_layout_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError, match="history"):
         history_rows(data)
+
+
+def _pg_us(at: datetime) -> int:
+    delta = at - datetime(2000, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def test_binary_timestamps_become_unix_seconds_floored_like_the_batch_s() -> None:
+    times = [
+        datetime(2000, 1, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 600_000, tzinfo=UTC),
+        datetime(2026, 12, 7, 7, 20, 5, 700_000, tzinfo=UTC),
+    ]
+    got = epoch_seconds(np.array([_pg_us(t) for t in times], dtype=">i8"))
+    assert got.tolist() == [int(t.timestamp()) for t in times] == [946_684_800, 946_684_799, 1_796_628_005]
