@@ -88,6 +88,43 @@ def test_history_read_by_binary_copy_is_the_query_s_rows(
     assert {row for row, *_ in got} == {0, 1}
 
 
+_FETCHED = (
+    "SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_fetched(x.indexrelid)), 0) FROM pg_inherits i "
+    "JOIN pg_index x ON x.indrelid = i.inhrelid WHERE i.inhparent = 'readings'::regclass) "
+    "+ (SELECT coalesce(sum(pg_stat_get_xact_tuples_fetched(i.inhrelid)), 0) FROM pg_inherits i "
+    "WHERE i.inhparent = 'readings'::regclass)"
+)
+"""Rows the current transaction has fetched from the readings partitions: through an index scan (counted on the
+index) or a bitmap heap scan (counted on the partition)."""
+
+
+def test_history_of_a_patient_who_measures_every_minute_reads_only_its_limit(
+    make_tenant: Any, settings: Any, db: psycopg.Connection[Any]
+) -> None:
+    """A patient on continuous oximetry: the history keeps the newest readings per kind and the scan stops there,
+    newest first through the index, instead of reading and sorting the whole 14-day window (3 000 rows here)."""
+    from rules_engine.evaluation import HISTORY_PER_KIND
+
+    tenant = make_tenant(protocol="copd")
+    patient_id, gateway_id = tenant.patients[0], tenant.gateways[0].gateway_id
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = [_row(patient_id, gateway_id, "spo2", 95.0, now - timedelta(minutes=m)) for m in range(1, 3001)]
+    with psycopg.connect(settings.require_database_url()) as conn:
+        write_batch(conn, rows, [], None)
+        conn.execute("ANALYZE readings")
+        conn.commit()
+        before = conn.execute(_FETCHED).fetchone()
+        history = load_history(conn, [patient_id], int(now.timestamp()), [])
+        after = conn.execute(_FETCHED).fetchone()
+        setting = conn.execute("SHOW enable_bitmapscan").fetchone()
+    assert len(history) == HISTORY_PER_KIND
+    assert history.measured_at.min() == int((now - timedelta(minutes=HISTORY_PER_KIND)).timestamp())
+    assert before is not None and after is not None
+    read = int(after[0]) - int(before[0])
+    assert 0 < read <= 2 * HISTORY_PER_KIND, f"the history read {read} rows for {HISTORY_PER_KIND} kept"
+    assert setting == ("on",)  # the planner setting the history query needs ends with it
+
+
 def _activate_plan(db: psycopg.Connection[Any], patient_id: uuid.UUID, **fields: Any) -> None:
     """An active plan written straight into the table (the rules read its NEWS2 fields there)."""
     from tests.integration.api.conftest import a_plan
