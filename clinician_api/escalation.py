@@ -23,7 +23,7 @@ import psycopg
 
 from clinician_api.background import ListeningWorker
 from store import events
-from store.events import notify_changes
+from store.alarms import touch_for_escalation_notice
 from store.settings import Settings
 
 log = logging.getLogger("varde.escalation")
@@ -140,14 +140,7 @@ def deliver(
             )
             sent += 1
             log.info("escalation_notice_sent notice=%d channel=%s", notice.id, notice.channel)
-        # The queue shows who was notified: the alarm changed, so its subscribers get it again.
-        row = conn.execute(
-            "UPDATE alarms a SET updated_at = now() FROM escalation_notices n WHERE n.id = %s AND a.id = n.alarm_id "
-            "RETURNING a.id",
-            (notice.id,),
-        ).fetchone()
-        if row is not None:
-            notify_changes(conn, "escalation", [row[0]])
+        touch_for_escalation_notice(conn, notice.id)  # the queue shows who was notified
         conn.commit()
     return sent
 

@@ -27,7 +27,6 @@ from uuid import UUID
 from psycopg import Connection
 
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
-from store.events import notify_changes
 from vitals import KINDS, Kind
 
 LOOKBACK = timedelta(hours=48)
@@ -130,6 +129,5 @@ def find_missed(
 def record_missed(conn: Connection[Any], now: datetime | None = None, lookback: timedelta = LOOKBACK) -> list[UUID]:
     """Open or update `missed.<kind>` alarms for every scheduled measurement past its deadline in the `lookback`."""
     with conn.transaction():
-        changed = upsert_alarms(conn, find_missed(conn, now, lookback))
-        notify_changes(conn, "missed", changed)
+        changed = upsert_alarms(conn, find_missed(conn, now, lookback), "missed")
     return changed

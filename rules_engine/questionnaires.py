@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pydantic import ValidationError
 
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.metrics import count_alarm
+from store.alarms import mark_rules_back_in_range, raise_missed_questionnaires
 from store.events import notify_changes
 from store.questionnaires import ResponseRow, insert_responses
 from vitals import PlanContent, score_answers
@@ -139,19 +139,10 @@ def evaluate_responses(conn: Connection[Any], stored: Sequence[StoredResponse]) 
     latest: dict[tuple[UUID, str], ScoredResponse] = {}
     for s in sorted(scored, key=lambda s: s.response.answered_at):
         latest[(s.response.patient_id, s.response.questionnaire)] = s
-    changed = upsert_alarms(conn, candidates)
+    changed = upsert_alarms(conn, candidates, "questionnaire")
     back = [(p, f"questionnaire.{q}.score") for (p, q), s in latest.items() if s.zone == "green"]
     back += [(p, f"questionnaire.{q}.missed") for (p, q) in latest]
-    if back:
-        rows = conn.execute(
-            "UPDATE alarms a SET back_in_range = true, updated_at = now() "
-            "FROM unnest(%s::uuid[], %s::text[]) AS v(patient_id, rule) "
-            "WHERE a.patient_id = v.patient_id AND a.rule = v.rule AND a.state <> 'resolved' AND NOT a.back_in_range "
-            "RETURNING a.id",
-            ([p for p, _ in back], [r for _, r in back]),
-        ).fetchall()
-        changed.extend(r[0] for r in rows)
-    return changed
+    return changed + mark_rules_back_in_range(conn, back, "questionnaire")
 
 
 ResponseRules = Callable[[Connection[Any], Sequence[StoredResponse]], Sequence[UUID]]
@@ -169,71 +160,14 @@ def store_responses(
         if r.id in new_ids
     ]
     alarm_ids: Sequence[UUID] = rules(conn, stored) if stored and rules is not None else ()
-    notify_changes(conn, "questionnaire", alarm_ids, len(stored))
+    notify_changes(conn, "questionnaire", (), len(stored))
     return stored, alarm_ids
-
-
-_MISSED_SQL = """
-WITH zones AS (SELECT name FROM pg_timezone_names),
-due AS (
-    SELECT p.patient_id,
-           q->>'id' AS questionnaire,
-           q->>'title_nb' AS title_nb,
-           q->>'title_en' AS title_en,
-           q->>'deadline' AS deadline,
-           p.activated_at,
-           local.day,
-           (local.day::timestamp AT TIME ZONE z.tz) AS day_start,
-           ((local.day + (q->>'deadline')::time) AT TIME ZONE z.tz) AS deadline_at
-    FROM self_management_plans p
-    JOIN patients pt ON pt.id = p.patient_id AND pt.active
-    CROSS JOIN LATERAL (SELECT COALESCE(p.body->>'timezone', pt.timezone) AS tz) z
-    CROSS JOIN LATERAL (SELECT (%(now)s::timestamptz AT TIME ZONE z.tz) AS at) local_now
-    CROSS JOIN LATERAL (SELECT local_now.at::date AS day) local
-    LEFT JOIN patient_schedules ps ON ps.patient_id = p.patient_id AND ps.plan_id = p.id
-    CROSS JOIN LATERAL jsonb_array_elements(coalesce(ps.body, p.body)->'questionnaires') q
-    WHERE p.status = 'active'
-      AND z.tz IN (SELECT name FROM zones)
-      AND jsonb_typeof(q->'deadline') = 'string'
-      AND local_now.at::time > (q->>'deadline')::time
-)
-, missing AS (
-    SELECT d.* FROM due d
-    WHERE d.activated_at < d.deadline_at
-      AND NOT EXISTS (
-          SELECT 1 FROM questionnaire_responses r
-          WHERE r.patient_id = d.patient_id AND r.questionnaire = d.questionnaire AND r.answered_at >= d.day_start
-      )
-)
-INSERT INTO alarms AS a (patient_id, rule, kind, severity, count, window_start, window_end, explanation_nb,
-                         explanation_en, details)
-SELECT patient_id, 'questionnaire.' || questionnaire || '.missed', NULL, 'missed', 1, day_start, deadline_at,
-       'Spørreskjema «' || title_nb || '» er ikke besvart innen kl. ' || deadline || '.',
-       'Questionnaire “' || title_en || '” was not answered by ' || deadline || '.',
-       jsonb_build_object('questionnaire', questionnaire, 'date', day::text, 'deadline', deadline)
-FROM missing
-ON CONFLICT (patient_id, rule) WHERE state <> 'resolved' DO UPDATE SET
-    count = a.count + 1, window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,
-    explanation_nb = EXCLUDED.explanation_nb, explanation_en = EXCLUDED.explanation_en,
-    details = a.details || EXCLUDED.details, back_in_range = false, updated_at = now()
-WHERE a.details->>'date' IS DISTINCT FROM EXCLUDED.details->>'date'
-RETURNING a.id, (xmax = 0) AS opened, a.count
-"""
 
 
 def check_missed_questionnaires(conn: Connection[Any], now: datetime | None = None) -> list[UUID]:
     """Open (or count one more day on) a `missed` alarm per unanswered questionnaire past its deadline today."""
     with conn.transaction():
-        rows = conn.execute(_MISSED_SQL, {"now": now or datetime.now().astimezone()}).fetchall()
-        if rows:
-            conn.cursor().executemany(
-                "INSERT INTO alarm_events (alarm_id, event, data) VALUES (%s, %s, %s)",
-                [
-                    (alarm_id, "opened" if opened else "updated", json.dumps({"severity": "missed", "count": count}))
-                    for alarm_id, opened, count in rows
-                ],
-            )
-            notify_changes(conn, "questionnaire", [r[0] for r in rows])
-    for _, opened, _ in rows:
-        count_alarm("questionnaire.*.missed", "missed", bool(opened))
-    return [r[0] for r in rows]
+        raised = raise_missed_questionnaires(conn, now or datetime.now().astimezone())
+    for r in raised:
+        count_alarm("questionnaire.*.missed", "missed", r.opened)
+    return [r.id for r in raised]

@@ -22,7 +22,8 @@ from rules_engine import metrics
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.candidates import AlarmCandidate
 from rules_engine.repeats import Outcome, RepeatDecisions, WaitingRepeat, annotated_texts
-from store.events import Channel, notify_changes, wake
+from store.alarms import NewEvent, begin_with_first_readings, record_events
+from store.events import Channel, Source, wake
 
 log = logging.getLogger("varde.rules.repeats")
 
@@ -148,7 +149,7 @@ def record(
             )
         if any(r[7] == "requested" for r in new_rows):
             wake(conn, Channel.REPEATS)
-    return open_expired(conn, expired_waiting) if expired_waiting else []
+    return open_expired(conn, expired_waiting, "ingest") if expired_waiting else []
 
 
 def link_alarms(conn: Connection[Any], patient_ids: Sequence[UUID]) -> None:
@@ -161,43 +162,31 @@ def link_alarms(conn: Connection[Any], patient_ids: Sequence[UUID]) -> None:
         "RETURNING a.id, r.state, r.id, r.value, r.repeat_value, r.measured_at, r.due_at",
         (list(patient_ids),),
     ).fetchall()
-    # An alarm opened by a confirmation begins with the reading that asked for the repeat.
-    confirmed = [r[0] for r in rows if r[1] == "confirmed"]
-    if confirmed:
-        conn.execute(
-            "UPDATE alarms a SET first_value = r.value FROM repeat_requests r WHERE a.id = ANY(%s::uuid[]) "
-            "AND r.alarm_id = a.id AND r.state = 'confirmed' AND a.opened_at = now()",
-            (confirmed,),
-        )
+    begin_with_first_readings(conn, [r[0] for r in rows if r[1] == "confirmed"])
     _events(conn, rows)
 
 
 def _events(conn: Connection[Any], rows: Sequence[Any]) -> None:
-    if not rows:
-        return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO alarm_events (alarm_id, event, data) VALUES (%s, %s, %s)",
-            [
-                (
-                    r[0],
-                    f"repeat_{r[1]}",
-                    json.dumps(
-                        {
-                            "request_id": str(r[2]),
-                            "first_value": r[3],
-                            "repeat_value": r[4],
-                            "first_measured_at": r[5].isoformat(),
-                            "due_at": r[6].isoformat(),
-                        }
-                    ),
-                )
-                for r in rows
-            ],
-        )
+    record_events(
+        conn,
+        [
+            NewEvent(
+                r[0],
+                f"repeat_{r[1]}",
+                {
+                    "request_id": str(r[2]),
+                    "first_value": r[3],
+                    "repeat_value": r[4],
+                    "first_measured_at": r[5].isoformat(),
+                    "due_at": r[6].isoformat(),
+                },
+            )
+            for r in rows
+        ],
+    )
 
 
-def open_expired(conn: Connection[Any], request_ids: Sequence[Any]) -> list[UUID]:
+def open_expired(conn: Connection[Any], request_ids: Sequence[Any], source: Source) -> list[UUID]:
     """Open the alarms of requests already marked expired; returns the alarm ids."""
     rows = conn.execute(
         "SELECT id, candidate, value, (extract(epoch FROM due_at - measured_at) / 60)::int FROM repeat_requests "
@@ -205,7 +194,7 @@ def open_expired(conn: Connection[Any], request_ids: Sequence[Any]) -> list[UUID
         (list(request_ids),),
     ).fetchall()
     upserts = [annotated(upsert_from(r[1]), "expired", float(r[2]), int(r[3]), r[0]) for r in rows]
-    changed = upsert_alarms(conn, upserts)
+    changed = upsert_alarms(conn, upserts, source)
     linked = conn.execute(
         "UPDATE repeat_requests r SET alarm_id = a.id FROM alarms a WHERE r.id = ANY(%s::uuid[]) "
         "AND a.patient_id = r.patient_id AND a.rule = r.rule AND a.state <> 'resolved' "
@@ -228,8 +217,7 @@ def expire_due(conn: Connection[Any], now: datetime | None = None) -> list[UUID]
         if not rows:
             return []
         metrics.REPEATS.labels(outcome="expired").inc(len(rows))
-        alarm_ids = open_expired(conn, [r[0] for r in rows])
-        notify_changes(conn, "rules", alarm_ids)
+        alarm_ids = open_expired(conn, [r[0] for r in rows], "rules")
     return alarm_ids
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from psycopg import Connection, sql
 
 from rules_engine import metrics, repeat_store
-from rules_engine.alarms import AlarmUpsert, mark_back_in_range, upsert_alarms
+from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.baselines import load_personal
 from rules_engine.candidates import AlarmCandidate
 from rules_engine.evaluation import HISTORY_DAYS, HISTORY_KINDS, HISTORY_PER_KIND, RuleInputs, evaluate_patients
@@ -23,6 +23,7 @@ from rules_engine.profiles import LIMIT_NAMES, LimitOverrides, TrendOverrides, l
 from rules_engine.readings import ReadingArrays
 from rules_engine.repeats import awaits_repeat, settle_repeats
 from rules_engine.severity import Severity
+from store.alarms import mark_back_in_range
 from store.settings import get_settings
 from vitals import Kind
 
@@ -107,8 +108,8 @@ def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
     upserts = [upsert_of(c) for c in settled.alarms]
     in_range = np.flatnonzero(result.severity == Severity.NONE)
     latest_in_range = {(rows_of_readings[i], kinds[i]): values[i] for i in in_range.tolist()}
-    mark_back_in_range(conn, [(patient_ids[row], k, v) for (row, k), v in latest_in_range.items()])
-    changed = upsert_alarms(conn, upserts)
+    mark_back_in_range(conn, [(patient_ids[row], k, v) for (row, k), v in latest_in_range.items()], "ingest")
+    changed = upsert_alarms(conn, upserts, "ingest")
     if settled.decisions:
         repeat_store.link_alarms(conn, patient_ids)
     return expired + changed

@@ -22,7 +22,7 @@ from rules_engine.missed import record_missed
 from rules_engine.questionnaires import check_missed_questionnaires
 from rules_engine.repeat_store import expire_due
 from rules_engine.schedules import review_schedules
-from store.events import notify_changes
+from store.alarms import escalate_overdue
 from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
 from vitals.logs import setup_logging
@@ -36,16 +36,7 @@ ESCALATE_AFTER_MINUTES = 15
 def escalate_unacknowledged(conn: psycopg.Connection[Any], after_minutes: int = ESCALATE_AFTER_MINUTES) -> int:
     """Red alarms left open (not acknowledged) for too long are escalated once, with an alarm event."""
     with conn.transaction():
-        rows = conn.execute(
-            "WITH due AS (UPDATE alarms SET escalated_at = now(), updated_at = now() "
-            "WHERE state = 'open' AND severity = 'red' AND escalated_at IS NULL "
-            "AND opened_at < now() - make_interval(mins => %s) RETURNING id) "
-            "INSERT INTO alarm_events (alarm_id, event, data) "
-            "SELECT id, 'escalated', jsonb_build_object('after_minutes', %s::int) FROM due RETURNING alarm_id",
-            (after_minutes, after_minutes),
-        ).fetchall()
-        notify_changes(conn, "escalation", [r[0] for r in rows])
-    return len(rows)
+        return len(escalate_overdue(conn, after_minutes))
 
 
 class Leader:

@@ -44,7 +44,7 @@ def test_patient_page_shows_the_stepped_up_schedule_and_its_history(
         explanation_nb="Vekt 83 kg over 82 kg", explanation_en="Weight 83 kg above 82 kg",
     )  # fmt: skip
     with psycopg.connect(db.info.dsn, password=db.info.password) as conn, conn.transaction():
-        upsert_alarms(conn, [alarm])
+        upsert_alarms(conn, [alarm], "rules")
 
     sign_in(page, tenant.nurse, tenant.nurse_password, f"/dashboard/patients/{patient}")
     section = page.locator("#measurement-schedule")

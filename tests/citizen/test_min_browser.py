@@ -107,7 +107,7 @@ def step_up_weight(oidc: OidcStack, home: Home, db: psycopg.Connection[Any]) -> 
         window_end=None, explanation_nb="Vekt 83,1 kg over 82 kg", explanation_en="Weight 83.1 kg above 82 kg",
     )  # fmt: skip
     with psycopg.connect(db.info.dsn, password=db.info.password) as conn, conn.transaction():
-        upsert_alarms(conn, [alarm])
+        upsert_alarms(conn, [alarm], "rules")
 
 
 def test_patient_journey_from_national_sign_in_to_the_nurses_answer(

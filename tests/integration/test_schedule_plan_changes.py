@@ -49,7 +49,7 @@ def _yellow_weight(db: psycopg.Connection[Any], patient: Any) -> None:
         explanation_nb="Vekt 83 kg", explanation_en="Weight 83 kg",
     )  # fmt: skip
     with psycopg.connect(db.info.dsn, password=db.info.password) as conn, conn.transaction():
-        upsert_alarms(conn, [alarm])
+        upsert_alarms(conn, [alarm], "rules")
 
 
 def _view(api_url: str, headers: dict[str, str], patient: Any) -> dict[str, Any]:

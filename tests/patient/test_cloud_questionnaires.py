@@ -101,6 +101,11 @@ def test_an_unanswered_questionnaire_opens_one_missed_alarm_per_day(
     opened = check_missed_questionnaires(db, now=tomorrow.replace(hour=12, minute=1))
     assert missed() == {forgetting.patients[0]: ("missed", 1, tomorrow.date().isoformat())}
     assert len(opened) >= 1
+    (alarm_id,) = db.execute(
+        "SELECT id FROM alarms WHERE rule = %s AND patient_id = %s", (RULE, forgetting.patients[0])
+    ).fetchone() or (None,)
+    events = db.execute("SELECT event, data->>'severity' FROM alarm_events WHERE alarm_id = %s", (alarm_id,))
+    assert events.fetchall() == [("opened", "missed")]
     check_missed_questionnaires(db, now=tomorrow.replace(hour=18))
     assert missed()[forgetting.patients[0]][1] == 1  # the same day again changes nothing
 
