@@ -507,10 +507,10 @@ _JUDGES: dict[Channel, Callable[[IngestWorker, Delivery, str], _Judged]] = {
 """The channels ingest takes and how each is judged; `plan` and `receipts` go the other way, to the gateway."""
 
 
-def _default_rules_hook() -> RulesHook:
-    from rules_engine.runtime import evaluate_stored
+def _default_rules_hook(settings: Settings) -> RulesHook:
+    from rules_engine.runtime import rules_hook
 
-    return evaluate_stored
+    return rules_hook(settings)
 
 
 def _default_questionnaire_rules() -> QuestionnaireRulesHook:
@@ -530,7 +530,7 @@ def run_worker(
     config = WorkerConfig(worker_id=ingest_worker_id(worker_id))
     if batch_readings:
         config.batch_readings = batch_readings
-    worker = IngestWorker(settings, config, _default_rules_hook(), _default_questionnaire_rules())
+    worker = IngestWorker(settings, config, _default_rules_hook(settings), _default_questionnaire_rules())
     serve_ops(
         settings.metrics_port if metrics_port is None else metrics_port,
         {"database": DatabaseCheck(settings.require_database_url()), "broker": lambda: worker.health.mqtt_connected},

@@ -4,8 +4,9 @@ replay calls too), and upsert one alarm per patient and rule."""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
@@ -24,7 +25,7 @@ from rules_engine.readings import ReadingArrays
 from rules_engine.repeats import awaits_repeat, settle_repeats
 from rules_engine.severity import Severity
 from store.alarms import mark_back_in_range
-from store.settings import get_settings
+from store.settings import Settings
 from vitals import Kind
 
 _HISTORY_KINDS: list[str] = [k.value for k in HISTORY_KINDS]
@@ -48,19 +49,25 @@ class StoredColumns(Protocol):
     def __len__(self) -> int: ...
 
 
-def evaluate_stored(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
-    """Evaluate readings just inserted in this transaction; returns the ids of alarms opened or updated."""
+REPEAT_TIMEOUT_MINUTES: int = Settings.model_fields["repeat_timeout_minutes"].default
+
+
+def evaluate_stored(
+    conn: Connection[Any], stored: StoredColumns, repeat_timeout_minutes: int = REPEAT_TIMEOUT_MINUTES
+) -> list[UUID]:
+    """Evaluate readings just inserted in this transaction; returns the ids of alarms opened or updated. A yellow
+    reading that asks for a repeat waits `repeat_timeout_minutes` for it (`Settings.repeat_timeout_minutes`)."""
     if not len(stored):
         return []
     started = time.perf_counter()
-    changed = _evaluate(conn, stored)
+    changed = _evaluate(conn, stored, repeat_timeout_minutes)
     metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
     metrics.EVALUATIONS.inc()
     metrics.READINGS_EVALUATED.inc(len(stored))
     return changed
 
 
-def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
+def _evaluate(conn: Connection[Any], stored: StoredColumns, timeout: int) -> list[UUID]:
     # The rules' queries are many small index probes whose cost estimate grows with the batch's patients; past
     # `jit_above_cost` PostgreSQL compiled the history query on every batch: 120 of its 300 ms at 1 000 patients.
     conn.execute("SET LOCAL jit = off")
@@ -93,7 +100,6 @@ def _evaluate(conn: Connection[Any], stored: StoredColumns) -> list[UUID]:
         )
 
     # Artefacts: a single yellow reading asks for a repeat instead of an alarm (rules_engine/repeats.py).
-    timeout = get_settings().repeat_timeout_minutes
     waiting = repeat_store.load_waiting(conn, patient_ids, row_of)
     awaiting = sorted({c.rule for c in result.candidates if awaits_repeat(c)})
     settled = settle_repeats(
@@ -301,4 +307,18 @@ def history_rows(data: bytes) -> np.ndarray:
     return rows
 
 
-__all__ = ["HISTORY_DAYS", "HISTORY_PER_KIND", "KIND_ORDER", "evaluate_stored", "load_history", "load_rule_inputs"]
+def rules_hook(settings: Settings) -> Callable[[Connection[Any], StoredColumns], list[UUID]]:
+    """The rules as ingest runs them, with the settings it was started with."""
+    return functools.partial(evaluate_stored, repeat_timeout_minutes=settings.repeat_timeout_minutes)
+
+
+__all__ = [
+    "HISTORY_DAYS",
+    "HISTORY_PER_KIND",
+    "KIND_ORDER",
+    "REPEAT_TIMEOUT_MINUTES",
+    "evaluate_stored",
+    "load_history",
+    "load_rule_inputs",
+    "rules_hook",
+]

@@ -28,7 +28,6 @@ from rules_engine.profiles import LimitOverrides, TrendOverrides
 from rules_engine.replay import ReplayReadings, ReplaySettings, replay
 from rules_engine.runtime import load_rule_inputs
 from store.readings import patient_readings
-from store.settings import get_settings
 from vitals import Kind
 
 WHAT_IF_DAYS = 90
@@ -111,6 +110,7 @@ def what_if(
     limits: LimitMapping,
     trends: TrendMapping,
     *,
+    repeat_timeout_minutes: int,
     at: datetime | None = None,
 ) -> WhatIf:
     """The patient's last `WHAT_IF_DAYS` replayed with the limits in force and with `limits`/`trends`; raises
@@ -131,7 +131,7 @@ def what_if(
         value=np.array(stored.values, dtype=np.float64),
     )
     inputs = load_rule_inputs(conn, [patient_id])
-    settings = ReplaySettings(repeat_timeout_s=get_settings().repeat_timeout_minutes * 60)
+    settings = ReplaySettings(repeat_timeout_s=repeat_timeout_minutes * 60)
     return compare(
         readings,
         inputs,

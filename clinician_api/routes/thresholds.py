@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from psycopg import Connection, sql
 
 from clinician_api import problems
-from clinician_api.deps import Clinician, PatientDep
+from clinician_api.deps import Clinician, PatientDep, SettingsDep
 from clinician_api.problems import ProblemError
 from clinician_api.schemas import (
     KindProfile,
@@ -286,7 +286,9 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
     response_model=WhatIfResult,
     responses=problems.responses(403, 422),
 )
-def what_if_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician) -> WhatIfResult:
+def what_if_thresholds(
+    scope: PatientDep, body: ThresholdEdit, principal: Clinician, settings: SettingsDep
+) -> WhatIfResult:
     """How many alarms the patient's stored readings of the last 90 days would have raised with the limits in
     force (`alarms_now`) and with this edit saved (`alarms_proposed`), per rule too: both from the offline replay
     of the rules ingest runs. The body is the `PUT` body and is validated the same way (422); nothing is stored.
@@ -295,7 +297,13 @@ def what_if_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinic
     scope.action = "read"
     proposal = _proposal(scope.conn, scope.patient_id, body)
     try:
-        found = what_if(scope.conn, scope.patient_id, proposal.limits, proposal.trends)
+        found = what_if(
+            scope.conn,
+            scope.patient_id,
+            proposal.limits,
+            proposal.trends,
+            repeat_timeout_minutes=settings.repeat_timeout_minutes,
+        )
     except TooManyReadings as exc:
         raise ProblemError(422, str(exc)) from None
     return WhatIfResult(

@@ -1,4 +1,5 @@
-"""`VARDE_REPEAT_TIMEOUT_MINUTES` decides how long a single yellow reading waits for its repeat (0: not at all)."""
+"""`VARDE_REPEAT_TIMEOUT_MINUTES` decides how long a single yellow reading waits for its repeat (0: not at all): read
+into the settings ingest starts with, and handed to its rules hook (`rules_engine.runtime.rules_hook`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import psycopg
 import pytest
 
 from ingest_service.writer import write_batch
-from rules_engine.runtime import evaluate_stored
-from store.settings import get_settings
+from rules_engine.runtime import rules_hook
+from store.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def test_repeat_timeout_setting_sets_the_wait_of_a_single_yellow_reading(
     tenant = make_tenant(protocol="general")
     patient_id, gateway_id = tenant.patients[0], tenant.gateways[0].gateway_id
     with psycopg.connect(settings.require_database_url()) as conn:
-        write_batch(conn, [(*_spo2(patient_id, gateway_id, 93.0), None, None, [])], [], evaluate_stored)
+        write_batch(conn, [(*_spo2(patient_id, gateway_id, 93.0), None, None, [])], [], rules_hook(Settings()))
     requests = db.execute(
         "SELECT state, due_at - measured_at FROM repeat_requests WHERE patient_id = %s", (patient_id,)
     ).fetchall()
