@@ -17,7 +17,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 from psycopg import Connection
 
-from clinician_api import audit
 from clinician_api.access import BASIS_TEAM, PatientAccess, Principal, alarm_patient, patient_access
 from clinician_api.fhir_search import FhirError
 from clinician_api.gateway_link import GatewayPublisher
@@ -25,6 +24,7 @@ from clinician_api.identity import principal_for_claims
 from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.problems import ProblemError
 from clinician_api.security import TokenError, verify_token
+from store import audit
 from store.db import get_pool
 from store.settings import Settings, get_settings
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from store import audit
 from store.settings import Settings
 
 READINGS_PARENT = "public.readings"
@@ -83,9 +84,13 @@ def apply_retention(
         else:
             _readings_partman(conn, policy, report)
         _delete_old_rows(conn, policy, report)
-        conn.execute(
-            "INSERT INTO audit_log (action, resource, outcome, reason) VALUES ('retention.run', 'retention', 'ok', %s)",
-            (json.dumps({k: v for k, v in report.as_dict().items() if k != "variant"}),),
+        audit.record(
+            conn,
+            None,
+            "retention.run",
+            "retention",
+            "ok",
+            reason=json.dumps({k: v for k, v in report.as_dict().items() if k != "variant"}),
         )
     return report
 

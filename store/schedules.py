@@ -18,6 +18,7 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.rows import class_row
 
+from store import audit
 from store.events import Channel, wake
 from vitals import Kind, PlanContent, SelfManagementPlan
 from vitals.plan import ActiveStep
@@ -215,10 +216,16 @@ def apply_changes(
                 json.dumps(details),
             ),
         )
-        conn.execute(
-            "INSERT INTO audit_log (user_id, username, patient_id, action, resource, outcome, reason) "
-            "VALUES (%s, %s, %s, %s, 'schedule', 'ok', %s)",
-            (actor_id, actor, plan.patient_id, f"schedule_{c.change}", f"{c.kind} {c.zone} revision {revision}"),
+        audit.record(
+            conn,
+            None,
+            f"schedule_{c.change}",
+            "schedule",
+            "ok",
+            patient_id=plan.patient_id,
+            reason=f"{c.kind} {c.zone} revision {revision}",
+            username=actor,
+            user_id=actor_id,
         )
         earlier = before.get((c.kind, c.zone))
         alarm_id = c.alarm_id or (earlier.alarm_id if earlier is not None else None)

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import psycopg
 
+from store import audit
 from store.settings import Settings, instance_login
 from vitals.topics import validate_gateway_id
 from vitals.vocabulary import PROTOCOLS as PROTOCOLS
@@ -141,14 +142,13 @@ def set_user_enabled(settings: Settings, username: str, enabled: bool) -> tuple[
         changed = active != enabled
         if changed:
             conn.execute("UPDATE users SET active = %s WHERE id = %s", (enabled, user_id))
-        conn.execute(
-            "INSERT INTO audit_log (username, action, resource, outcome) VALUES (%s, %s, %s, %s)",
-            (
-                f"cli:{getpass.getuser()}"[:64],
-                "user_enable" if enabled else "user_disable",
-                f"users/{user_id}",
-                "ok" if changed else "unchanged",
-            ),
+        audit.record(
+            conn,
+            None,
+            "user_enable" if enabled else "user_disable",
+            f"users/{user_id}",
+            "ok" if changed else "unchanged",
+            username=f"cli:{getpass.getuser()}"[:64],
         )
         return user_id, changed
 

@@ -20,9 +20,9 @@ import psycopg
 from fastapi import Cookie, Depends, HTTPException, Request
 from psycopg import Connection
 
-from clinician_api import audit
 from clinician_api.citizen.sessions import COOKIE, CSRF_HEADER, Citizen, session_citizen
 from clinician_api.deps import Conn, SettingsDep, client_addr
+from store import audit
 
 RIGHTS = ("read_measurements", "read_plan", "answer_questionnaires", "write_messages", "read_access_log")
 OWN = "own"

@@ -17,7 +17,7 @@ from uuid import UUID
 from fastapi import APIRouter, Cookie, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from clinician_api import audit, consent, messages, problems, proxies
+from clinician_api import consent, messages, problems, proxies
 from clinician_api import sessions as staff_sessions
 from clinician_api.citizen import answers, oidc, sessions, views
 from clinician_api.citizen.access import OWN, CitizenScope, CurrentCitizen, acting_for, scope_needing
@@ -38,6 +38,7 @@ from clinician_api.passwords import verify_password
 from clinician_api.ratelimit import Attempt, Budget, address_bucket, give_back, take
 from clinician_api.schemas import Token
 from clinician_api.security import issue_token
+from store import audit
 from store.settings import Settings
 
 router = APIRouter(prefix="/api/v1/min", tags=["patient app"], responses=problems.responses(401, 403, 404, 422, 429))

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from psycopg import Connection
 
-from clinician_api import audit, problems, queue
+from clinician_api import problems, queue
 from clinician_api.access import Principal, emergency_patient_ids, user_has_duty_of_care, visible_patients_clause
 from clinician_api.deps import AlarmDep, AlarmScope, Clinician, Conn, CurrentPrincipal, GatewayLink, client_addr
 from clinician_api.events import AlarmEventHub, Resync, Subscriber
@@ -34,7 +34,7 @@ from clinician_api.schemas import (
     ResolveRequest,
     Severity,
 )
-from store import alarms
+from store import alarms, audit
 from vitals.vocabulary import ALARM_STATES, UNRESOLVED_STATES
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=problems.responses(401))

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Query, Request
 from psycopg import sql
 from pydantic import BaseModel, Field
 
-from clinician_api import audit, problems
+from clinician_api import problems
 from clinician_api.access import visible_patients_named
 from clinician_api.deps import Conn, CurrentPrincipal, client_addr
+from store import audit
 from vitals import Kind
 
 router = APIRouter(prefix="/api/v1/attention", tags=["alarms"], responses=problems.responses(401))

@@ -10,9 +10,10 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, Request
 from psycopg import sql
 
-from clinician_api import audit, paging, problems
+from clinician_api import paging, problems
 from clinician_api.deps import Conn, CurrentPrincipal, client_addr
 from clinician_api.schemas import AuditEntry, AuditPage
+from store import audit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=problems.responses(401, 403))
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from psycopg import Connection
 
-from clinician_api import audit, problems, sessions
+from clinician_api import problems, sessions
 from clinician_api.access import Principal
 from clinician_api.deps import Conn, CurrentPrincipal, SettingsDep, client_addr
 from clinician_api.identity import load_principal
@@ -19,6 +19,7 @@ from clinician_api.passwords import verify_password
 from clinician_api.ratelimit import Budget, address_bucket, give_back, take
 from clinician_api.schemas import EmergencyAccess, Me, Team, Token
 from clinician_api.security import issue_token
+from store import audit
 from store.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])

@@ -12,8 +12,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from clinician_api import audit, burden, problems
+from clinician_api import burden, problems
 from clinician_api.deps import Conn, CurrentPrincipal, client_addr
+from store import audit
 
 router = APIRouter(prefix="/api/v1/alarm-burden", tags=["alarms"], responses=problems.responses(401))
 

@@ -10,10 +10,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from clinician_api import audit, consent, messages, problems, proxies
+from clinician_api import consent, messages, problems, proxies
 from clinician_api.citizen.schemas import NewMessage, NewThread, StaffProxyGrant, end_is_future
 from clinician_api.deps import Clinician, Conn, GatewayLink, PatientDep, client_addr
 from clinician_api.gateway_link import send_receipts
+from store import audit
 
 log = logging.getLogger("varde.api")
 

@@ -10,9 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from clinician_api import audit, problems
+from clinician_api import problems
 from clinician_api.deps import Conn, SettingsDep, client_addr
 from clinician_api.ratelimit import Budget, give_back, take
+from store import audit
 from store.gateway_enrolment import claim_enrolment
 
 router = APIRouter(prefix="/api/v1", tags=["gateways"])

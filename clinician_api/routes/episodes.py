@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, Request
 from psycopg import Connection
 
-from clinician_api import audit, episodes, problems
+from clinician_api import episodes, problems
 from clinician_api.access import BASIS_TEAM, Principal
 from clinician_api.deps import Clinician, Conn, CurrentPrincipal, PatientDep, client_addr
 from clinician_api.episode_schemas import (
@@ -29,6 +29,7 @@ from clinician_api.episode_schemas import (
     TeamChoice,
 )
 from clinician_api.journal import enqueue_episode_step
+from store import audit
 from store.events import notify_changes
 
 router = APIRouter(prefix="/api/v1", tags=["episodes"], responses=problems.responses(401))

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from psycopg import sql
 
-from clinician_api import audit, fhir, fhir_query, problems
+from clinician_api import fhir, fhir_query, problems
 from clinician_api.access import Principal, patient_access
 from clinician_api.deps import (
     NOT_IN_CARE,
@@ -35,6 +35,7 @@ from clinician_api.deps import (
 )
 from clinician_api.fhir_search import PARAMS as SEARCH_PARAMS
 from clinician_api.fhir_search import FhirError, SearchRequest, capability_statement, handling_strict, parse_search
+from store import audit
 from vitals import Kind
 
 

@@ -25,11 +25,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
-from clinician_api import audit, fhir, fhir_export, problems, roles
+from clinician_api import fhir, fhir_export, problems, roles
 from clinician_api.access import Principal
 from clinician_api.deps import Conn, client_addr, require_roles
 from clinician_api.fhir_search import FhirError, parse_date
 from clinician_api.routes.fhir import OPERATIONS, FhirResponse, base_url
+from store import audit
 
 Exporter = Annotated[Principal, require_roles(roles.DATA_EXPORT)]
 router = APIRouter(

@@ -11,11 +11,12 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, Request
 from psycopg import Connection, sql
 
-from clinician_api import audit, paging, problems
+from clinician_api import paging, problems
 from clinician_api.access import Principal, visible_patients_clause
 from clinician_api.deps import Conn, CurrentPrincipal, client_addr
 from clinician_api.journal import outbox
 from clinician_api.journal.schemas import EntryKind, EntryState, JournalEntry, JournalPage, JournalPatient
+from store import audit
 
 router = APIRouter(prefix="/api/v1/journal", tags=["journal"], responses=problems.responses(401, 403))
 _NOT_FOUND = "no such journal entry for your care teams"

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, Request
 from psycopg import sql
 
-from clinician_api import audit, paging, problems
+from clinician_api import paging, problems
 from clinician_api.access import access_basis_sql, grant_emergency_access, may_break_glass, visible_patients_named
 from clinician_api.deps import Clinician, Conn, CurrentPrincipal, PatientDep, client_addr
 from clinician_api.episode_schemas import CurrentEpisode
@@ -35,6 +35,7 @@ from clinician_api.schemas import (
     TrendSeries,
     WorstAlarm,
 )
+from store import audit
 from store.conditions import ConditionError, load_conditions, set_conditions
 from store.trends import trend_rows
 from vitals import KINDS, Kind

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from clinician_api import audit, population, problems
+from clinician_api import population, problems
 from clinician_api.deps import Clinician, Conn, client_addr
 from clinician_api.routes.worklist import own_teams
+from store import audit
 
 router = APIRouter(prefix="/api/v1/population", tags=["population"], responses=problems.responses(401, 403))
 

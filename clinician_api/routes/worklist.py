@@ -11,10 +11,11 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from clinician_api import audit, problems, worklist
+from clinician_api import problems, worklist
 from clinician_api.access import patient_access, user_has_duty_of_care
 from clinician_api.deps import NOT_IN_CARE, Clinician, Conn, SettingsDep, client_addr
 from clinician_api.problems import ProblemError
+from store import audit
 
 router = APIRouter(prefix="/api/v1/worklist", tags=["worklist"], responses=problems.responses(401, 403))
 

@@ -1,18 +1,31 @@
-"""The audit log: every read and write of patient data, appended in the request's own transaction.
+"""The audit log, the one writer of `audit_log`: every read and write of patient data, appended in the caller's
+own transaction.
 
-Rows are never updated or deleted (a trigger refuses it). Patient routes get their row from the `PatientScope`
-dependency; list routes record one row per patient they showed, in one statement.
+Rows are never updated or deleted (a trigger refuses it). The API's patient routes get their row from the
+`PatientScope` dependency (`clinician_api.deps`); list routes record one row per patient they showed, in one
+statement; the command line and the timed jobs record what they did under a username.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from psycopg import Connection
 
-from clinician_api.access import Principal
+
+class Principal(Protocol):
+    """Who acted, as the API knows them (`clinician_api.access.Principal` is one)."""
+
+    @property
+    def user_id(self) -> UUID: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def team_ids(self) -> tuple[UUID, ...]: ...
 
 
 def record(
@@ -28,14 +41,17 @@ def record(
     emergency: bool = False,
     reason: str | None = None,
     username: str | None = None,
+    user_id: UUID | None = None,
 ) -> None:
+    """One row; without a principal (the command line, a timed job, a rule acting for a user) under `username`
+    and `user_id`."""
     if team_id is None and principal is not None and principal.team_ids:
         team_id = principal.team_ids[0]
     conn.execute(
         "INSERT INTO audit_log (user_id, username, role, team_id, patient_id, action, resource, outcome, "
         "client_addr, emergency, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
-            principal.user_id if principal else None,
+            principal.user_id if principal else user_id,
             principal.username if principal else username,
             principal.role if principal else None,
             team_id,
