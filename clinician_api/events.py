@@ -20,12 +20,12 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
 from clinician_api import queue
 from clinician_api.access import Principal
 from clinician_api.metrics import SSE_CLIENTS
 from clinician_api.schemas import Alarm
+from store.alarm_queue import QueueRow, by_ids_async
 from store.events import CHANNEL, ChangeNotice, listen_async
 
 log = logging.getLogger("varde.api.events")
@@ -126,11 +126,8 @@ class AlarmEventHub:
             self._fan_out(rows)
             self._resync_teams(former)
 
-    async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID]) -> list[Any]:
-        if not ids:
-            return []
-        cur = await conn.execute(sql.SQL("{} WHERE a.id = ANY(%s::uuid[])").format(sql.SQL(queue.SELECT)), [ids])
-        return list(await cur.fetchall())
+    async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID]) -> list[QueueRow]:
+        return await by_ids_async(conn, ids)
 
     def _resync_teams(self, teams: set[UUID]) -> None:
         for sub in list(self._subscribers):
@@ -138,10 +135,10 @@ class AlarmEventHub:
                 with contextlib.suppress(asyncio.QueueFull):
                     sub.queue.put_nowait(RESYNC)
 
-    def _fan_out(self, rows: list[Any]) -> None:
+    def _fan_out(self, rows: list[QueueRow]) -> None:
         for row in rows:
             # The team is part of the key: an alarm handed over to another team is news to that team's streams.
-            key = (row[0], row[9], row[3])
+            key = (row.id, row.updated_at, row.team_id)
             if key in self._sent:
                 continue
             self._sent[key] = None

@@ -10,33 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, sql
+from psycopg import Connection
 
 from clinician_api import paging
 from clinician_api.access import Principal, visible_patients_clause
 from clinician_api.schemas import Alarm, Notified
+from store import alarm_queue
+from store.alarm_queue import QueueRow
 from vitals import KINDS, Kind
 from vitals.vocabulary import UNRESOLVED_STATES
 
-SELECT = (
-    "SELECT a.id, a.patient_id, p.display_name, p.team_id, a.rule, a.kind, a.severity, a.state, a.opened_at, "
-    "a.updated_at, a.count, a.first_value, a.last_value, a.limit_value, a.last_measured_at, a.explanation_nb, "
-    "a.explanation_en, a.back_in_range, a.escalated_at, a.assignee_id, u.display_name, a.acknowledged_at, "
-    "a.acknowledged_by, a.resolved_at, a.resolved_by, a.resolution, a.severity_rank, "
-    "coalesce(a.severity_value, a.last_value), coalesce(a.severity_measured_at, a.last_measured_at), "
-    "coalesce(a.severity_explanation_nb, a.explanation_nb), coalesce(a.severity_explanation_en, a.explanation_en), "
-    "r.received_at, r.grp, n.text, n.at, n.author, x.notified "
-    "FROM alarms a JOIN patients p ON p.id = a.patient_id LEFT JOIN users u ON u.id = a.assignee_id "
-    # The reading that set the severity: when it arrived, and the measurement act (cuff inflation) it belongs to.
-    "LEFT JOIN LATERAL (SELECT received_at, grp FROM readings WHERE id = coalesce(a.severity_reading_id, "
-    "a.last_reading_id) AND measured_at = coalesce(a.severity_measured_at, a.last_measured_at) LIMIT 1) r ON true "
-    "LEFT JOIN LATERAL (SELECT e.data->>'text' AS text, e.at, nu.display_name AS author FROM alarm_events e "
-    "LEFT JOIN users nu ON nu.id = e.actor_id WHERE e.alarm_id = a.id AND e.event = 'note' "
-    "ORDER BY e.at DESC, e.id DESC LIMIT 1) n ON true "
-    "LEFT JOIN LATERAL (SELECT coalesce(jsonb_agg(jsonb_build_object('label', t.label, 'channel', t.channel, "
-    "'state', en.state, 'sent_at', en.sent_at) ORDER BY t.label), '[]'::jsonb) AS notified "
-    "FROM escalation_notices en JOIN escalation_targets t ON t.id = en.target_id WHERE en.alarm_id = a.id) x ON true"
-)
 _CURSOR = "alarms"
 
 
@@ -56,46 +39,47 @@ def unit_of(kind: str | None) -> str | None:
         return None
 
 
-def to_alarm(row: Sequence[Any], lang: str = "nb") -> Alarm:
+def to_alarm(row: QueueRow, lang: str = "nb") -> Alarm:
+    nb = lang == "nb"
     return Alarm(
-        id=row[0],
-        patient_id=row[1],
-        patient_name=row[2],
-        team_id=row[3],
-        rule=row[4],
-        kind=row[5],
-        unit=unit_of(row[5]),
-        severity=row[6],
-        state=row[7],
-        opened_at=row[8],
-        updated_at=row[9],
-        count=row[10],
-        first_value=row[11],
-        last_value=row[12],
-        limit_value=row[13],
-        last_measured_at=row[14],
-        explanation=row[15] if lang == "nb" else row[16],
-        explanation_nb=row[15],
-        explanation_en=row[16],
-        back_in_range=row[17],
-        escalated=row[18] is not None,
-        escalated_at=row[18],
-        assignee_id=row[19],
-        assignee_name=row[20],
-        acknowledged_at=row[21],
-        acknowledged_by=row[22],
-        resolved_at=row[23],
-        resolved_by=row[24],
-        resolution=row[25],
-        headline=row[29] if lang == "nb" else row[30],
-        headline_value=row[27],
-        headline_measured_at=row[28],
-        headline_received_at=row[31],
-        act_group=f"{row[1]}:{row[32]}" if row[32] else None,
-        last_note=row[33],
-        last_note_at=row[34],
-        last_note_by=row[35],
-        notified=[Notified.model_validate(n) for n in row[36] or []],
+        id=row.id,
+        patient_id=row.patient_id,
+        patient_name=row.patient_name,
+        team_id=row.team_id,
+        rule=row.rule,
+        kind=row.kind,
+        unit=unit_of(row.kind),
+        severity=row.severity,
+        state=row.state,
+        opened_at=row.opened_at,
+        updated_at=row.updated_at,
+        count=row.count,
+        first_value=row.first_value,
+        last_value=row.last_value,
+        limit_value=row.limit_value,
+        last_measured_at=row.last_measured_at,
+        explanation=row.explanation_nb if nb else row.explanation_en,
+        explanation_nb=row.explanation_nb,
+        explanation_en=row.explanation_en,
+        back_in_range=row.back_in_range,
+        escalated=row.escalated_at is not None,
+        escalated_at=row.escalated_at,
+        assignee_id=row.assignee_id,
+        assignee_name=row.assignee_name,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by,
+        resolution=row.resolution,
+        headline=row.headline_nb if nb else row.headline_en,
+        headline_value=row.headline_value,
+        headline_measured_at=row.headline_measured_at,
+        headline_received_at=row.headline_received_at,
+        act_group=f"{row.patient_id}:{row.act_group}" if row.act_group else None,
+        last_note=row.last_note,
+        last_note_at=row.last_note_at,
+        last_note_by=row.last_note_by,
+        notified=[Notified.model_validate(n) for n in row.notified or []],
     )
 
 
@@ -109,43 +93,24 @@ def page(
     lang: str,
 ) -> tuple[list[Alarm], str | None]:
     """One page of the queue the principal may see: severity (red first), then oldest first, then id."""
-    clause, params = visible_patients_clause(principal)
-    where: list[sql.Composable] = [clause, sql.SQL("a.state = ANY(%s)")]
-    params.append(list(flt.states))
-    if flt.severities:
-        where.append(sql.SQL("a.severity = ANY(%s)"))
-        params.append(list(flt.severities))
-    if flt.team_ids:
-        where.append(sql.SQL("p.team_id = ANY(%s::uuid[])"))
-        params.append(list(flt.team_ids))
-    if flt.patient_ids:
-        where.append(sql.SQL("a.patient_id = ANY(%s::uuid[])"))
-        params.append(list(flt.patient_ids))
-    if flt.assignee_id:
-        where.append(sql.SQL("a.assignee_id = %s"))
-        params.append(flt.assignee_id)
-    if cursor:
-        rank, opened_at, alarm_id = paging.decode(_CURSOR, cursor, (int, paging.parse_time, UUID))
-        where.append(sql.SQL("(a.severity_rank, a.opened_at, a.id) > (%s, %s, %s)"))
-        params += [rank, opened_at, alarm_id]
-    rows = conn.execute(
-        sql.SQL("{} WHERE {} ORDER BY a.severity_rank, a.opened_at, a.id LIMIT %s").format(
-            sql.SQL(SELECT), sql.SQL(" AND ").join(where)
+    visible, params = visible_patients_clause(principal)
+    after = paging.decode(_CURSOR, cursor, (int, paging.parse_time, UUID)) if cursor else None
+    rows = alarm_queue.page(
+        conn,
+        alarm_queue.QueueFilter(
+            visible, params, flt.states, flt.severities, flt.team_ids, flt.patient_ids, flt.assignee_id
         ),
-        [*params, limit + 1],
-    ).fetchall()
-    shown, next_cursor = paging.page(rows, limit, lambda r: (r[26], r[8], r[0]), _CURSOR)
+        (after[0], after[1], after[2]) if after else None,
+        limit + 1,
+    )
+    shown, next_cursor = paging.page(rows, limit, lambda r: (r.severity_rank, r.opened_at, r.id), _CURSOR)
     return [to_alarm(r, lang) for r in shown], next_cursor
 
 
-def by_ids(conn: Connection[Any], alarm_ids: Sequence[UUID]) -> list[tuple[Any, ...]]:
-    if not alarm_ids:
-        return []
-    return list(
-        conn.execute(sql.SQL("{} WHERE a.id = ANY(%s::uuid[])").format(sql.SQL(SELECT)), (list(alarm_ids),)).fetchall()
-    )
+def by_ids(conn: Connection[Any], alarm_ids: Sequence[UUID], lang: str = "nb") -> list[Alarm]:
+    return [to_alarm(r, lang) for r in alarm_queue.by_ids(conn, alarm_ids)]
 
 
 def one(conn: Connection[Any], alarm_id: UUID, lang: str = "nb") -> Alarm | None:
-    rows = by_ids(conn, [alarm_id])
+    rows = alarm_queue.by_ids(conn, [alarm_id])
     return to_alarm(rows[0], lang) if rows else None

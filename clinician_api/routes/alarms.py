@@ -233,7 +233,7 @@ def group_action(
     audit.record_patients(
         conn, principal, action, request.url.path, [r.patient_id for r in rows], client_addr=client_addr(request)
     )
-    items = [queue.to_alarm(r, lang) for r in queue.by_ids(conn, wanted)]
+    items = queue.by_ids(conn, wanted, lang)
     return GroupActionResult(changed=applies, unchanged=unchanged, items=items)
 
 
