@@ -63,14 +63,11 @@ def _reading_id(raw: Any) -> UUID | None:
         return None
 
 
-def judge(topic: str, payload: bytes, received_at: datetime, lookup: Any, now: datetime | None = None) -> Judgement:
-    """Validate a readings message; `lookup(gateway_id)` returns GatewayInfo or None."""
-    try:
-        gateway_id, channel = parse_topic(topic)
-        if channel != "readings":
-            raise ValueError(f"not a readings topic: {topic!r}")
-    except ValueError as exc:
-        return Judgement(None, dead=[_whole(topic, None, Reason.BAD_TOPIC, str(exc), payload)])
+def judge(
+    topic: str, gateway_id: str, payload: bytes, received_at: datetime, lookup: Any, now: datetime | None = None
+) -> Judgement:
+    """Validate a readings message from `gateway_id` (its topic already parsed by the worker's routing);
+    `lookup(gateway_id)` returns GatewayInfo or None."""
     info: GatewayInfo | None = lookup(gateway_id)
     if info is None or info.patient_id is None:
         detail = (

@@ -19,7 +19,7 @@ from ingest_service.registry import GatewayInfo
 from ingest_service.writer import write_batch
 from rules_engine.questionnaires import StoredResponse, store_responses
 from store.questionnaires import ResponseRow
-from vitals import FUTURE_SKEW, EnvelopeError, Reason, parse_questionnaire_envelope, parse_topic
+from vitals import FUTURE_SKEW, EnvelopeError, Reason, parse_questionnaire_envelope
 
 QuestionnaireRulesHook = Callable[[Connection[Any], Sequence[StoredResponse]], Sequence[UUID]]
 
@@ -31,14 +31,11 @@ class QuestionnaireJudgement:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
-def judge_questionnaires(topic: str, payload: bytes, received_at: datetime, lookup: Any) -> QuestionnaireJudgement:
-    """Validate one questionnaire message; `lookup(gateway_id)` returns GatewayInfo or None."""
-    try:
-        gateway_id, channel = parse_topic(topic)
-        if channel != "questionnaires":
-            raise ValueError(f"not a questionnaires topic: {topic!r}")
-    except ValueError as exc:
-        return QuestionnaireJudgement(None, dead=[whole_message(topic, None, Reason.BAD_TOPIC, str(exc), payload)])
+def judge_questionnaires(
+    topic: str, gateway_id: str, payload: bytes, received_at: datetime, lookup: Any
+) -> QuestionnaireJudgement:
+    """Validate one questionnaire message from `gateway_id` (its topic already parsed by the worker's routing);
+    `lookup(gateway_id)` returns GatewayInfo or None."""
     info: GatewayInfo | None = lookup(gateway_id)
     refusal: tuple[Reason, str] | None = None
     if info is None:

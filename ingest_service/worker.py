@@ -298,13 +298,11 @@ class IngestWorker:
             return _Judged(d, "readings", dead=[unprocessable(d.topic, d.payload, exc)])
 
     def _judge_readings(self, d: Delivery, gateway_id: str) -> _Judged:
-        del gateway_id  # `judge` parses the topic itself (it is called on its own too)
-        verdict = judge(d.topic, d.payload, d.received_at, self._registry.lookup)
+        verdict = judge(d.topic, gateway_id, d.payload, d.received_at, self._registry.lookup)
         return _Judged(d, "readings", rows=verdict.rows, dead=verdict.dead, sent_at=verdict.sent_at)
 
     def _judge_questionnaires(self, d: Delivery, gateway_id: str) -> _Judged:
-        del gateway_id
-        answered = judge_questionnaires(d.topic, d.payload, d.received_at, self._registry.lookup)
+        answered = judge_questionnaires(d.topic, gateway_id, d.payload, d.received_at, self._registry.lookup)
         return _Judged(d, "questionnaires", dead=answered.dead, responses=answered.rows)
 
     def _judge_status(self, d: Delivery, gateway_id: str) -> _Judged:

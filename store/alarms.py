@@ -105,6 +105,15 @@ def record_events(conn: Connection[Any], events: Sequence[NewEvent]) -> None:
         )
 
 
+def record_event_if_present(conn: Connection[Any], event: NewEvent) -> bool:
+    """One event on an alarm that may have been deleted meanwhile (retention): nothing is written then."""
+    cur = conn.execute(
+        "INSERT INTO alarm_events (alarm_id, actor_id, event, data) SELECT id, %s, %s, %s FROM alarms WHERE id = %s",
+        (event.actor_id, event.event, json.dumps(event.data, default=str), event.alarm_id),
+    )
+    return cur.rowcount == 1
+
+
 def events_of(conn: Connection[Any], alarm_id: UUID) -> list[EventRow]:
     """An alarm's history, oldest first."""
     with conn.cursor(row_factory=class_row(EventRow)) as cur:
@@ -472,6 +481,7 @@ __all__ = [
     "mark_rules_back_in_range",
     "raise_alarms",
     "raise_missed_questionnaires",
+    "record_event_if_present",
     "record_events",
     "resolve",
     "touch_for_escalation_notice",

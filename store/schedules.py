@@ -18,7 +18,7 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.rows import class_row
 
-from store import audit
+from store import alarms, audit
 from store.events import Channel, wake
 from vitals import Kind, PlanContent, SelfManagementPlan
 from vitals.plan import ActiveStep
@@ -230,11 +230,8 @@ def apply_changes(
         earlier = before.get((c.kind, c.zone))
         alarm_id = c.alarm_id or (earlier.alarm_id if earlier is not None else None)
         if alarm_id is not None:
-            conn.execute(
-                "INSERT INTO alarm_events (alarm_id, actor_id, event, data) SELECT id, %s, %s, %s FROM alarms "
-                "WHERE id = %s",
-                (actor_id, f"schedule_{c.change}", json.dumps({"kind": c.kind, "zone": c.zone, **details}), alarm_id),
-            )
+            event = {"kind": c.kind, "zone": c.zone, **details}
+            alarms.record_event_if_present(conn, alarms.NewEvent(alarm_id, f"schedule_{c.change}", event, actor_id))
     wake(conn, Channel.SCHEDULES, json.dumps({"revision": revision}))
     return steps
 
