@@ -87,10 +87,10 @@ def test_a_message_whose_judging_raises_is_dead_lettered_and_its_batch_stored(
     good, good_id = _envelope(good_gw)
     real_judge = worker_mod.judge
 
-    def judge(topic: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
+    def judge(topic: str, gateway_id: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
         if b"POISON" in payload:
             raise RecursionError("maximum recursion depth exceeded")
-        return real_judge(topic, payload, *args, **kwargs)
+        return real_judge(topic, gateway_id, payload, *args, **kwargs)
 
     monkeypatch.setattr(worker_mod, "judge", judge)
     w = worker()
@@ -132,12 +132,12 @@ def test_a_message_that_kills_the_worker_is_dead_lettered_on_redelivery_and_its_
     real_judge = worker_mod.judge
     deaths = 0
 
-    def judge(topic: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
+    def judge(topic: str, gateway_id: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
         nonlocal deaths
         if b"KILLER" in payload:
             deaths += 1
             raise _WorkerDeath()
-        return real_judge(topic, payload, *args, **kwargs)
+        return real_judge(topic, gateway_id, payload, *args, **kwargs)
 
     monkeypatch.setattr(worker_mod, "judge", judge)
 
@@ -185,11 +185,11 @@ def test_a_worker_killing_message_is_dead_lettered_after_redeliveries_through_a_
     real_judge = worker_mod.judge
     deaths: list[int] = []
 
-    def judge(topic: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
+    def judge(topic: str, gateway_id: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
         if b"KILLER" in payload:
             deaths.append(1)
             raise _WorkerDeath()
-        return real_judge(topic, payload, *args, **kwargs)
+        return real_judge(topic, gateway_id, payload, *args, **kwargs)
 
     monkeypatch.setattr(worker_mod, "judge", judge)
     private = settings.model_copy(
