@@ -122,12 +122,9 @@ class AlarmEventHub:
                 notice = ChangeNotice.parse(payload)
                 ids.update(notice.alarms)
                 former.update(notice.handed_over_from)
-            rows = await self._load(conn, sorted(ids, key=str))
+            rows = await by_ids_async(conn, sorted(ids, key=str))
             self._fan_out(rows)
             self._resync_teams(former)
-
-    async def _load(self, conn: psycopg.AsyncConnection[Any], ids: list[UUID]) -> list[QueueRow]:
-        return await by_ids_async(conn, ids)
 
     def _resync_teams(self, teams: set[UUID]) -> None:
         for sub in list(self._subscribers):

@@ -6,7 +6,6 @@ Shared by the queue routes and the SSE fan-out, so an alarm looks the same in a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -16,20 +15,10 @@ from clinician_api import paging
 from clinician_api.access import Principal, visible_patients_clause
 from clinician_api.schemas import Alarm, Notified
 from store import alarm_queue
-from store.alarm_queue import QueueRow
+from store.alarm_queue import QueueFilter, QueueRow
 from vitals import KINDS, Kind
-from vitals.vocabulary import UNRESOLVED_STATES
 
 _CURSOR = "alarms"
-
-
-@dataclass(frozen=True, slots=True)
-class QueueFilter:
-    states: Sequence[str] = UNRESOLVED_STATES
-    severities: Sequence[str] | None = None
-    team_ids: Sequence[UUID] | None = None
-    patient_ids: Sequence[UUID] | None = None
-    assignee_id: UUID | None = None
 
 
 def unit_of(kind: str | None) -> str | None:
@@ -93,16 +82,11 @@ def page(
     lang: str,
 ) -> tuple[list[Alarm], str | None]:
     """One page of the queue the principal may see: severity (red first), then oldest first, then id."""
-    visible, params = visible_patients_clause(principal)
-    after = paging.decode(_CURSOR, cursor, (int, paging.parse_time, UUID)) if cursor else None
-    rows = alarm_queue.page(
-        conn,
-        alarm_queue.QueueFilter(
-            visible, params, flt.states, flt.severities, flt.team_ids, flt.patient_ids, flt.assignee_id
-        ),
-        (after[0], after[1], after[2]) if after else None,
-        limit + 1,
-    )
+    after = None
+    if cursor:
+        rank, opened_at, alarm_id = paging.decode(_CURSOR, cursor, (int, paging.parse_time, UUID))
+        after = (rank, opened_at, alarm_id)
+    rows = alarm_queue.page(conn, *visible_patients_clause(principal), flt, after, limit + 1)
     shown, next_cursor = paging.page(rows, limit, lambda r: (r.severity_rank, r.opened_at, r.id), _CURSOR)
     return [to_alarm(r, lang) for r in shown], next_cursor
 
@@ -112,5 +96,5 @@ def by_ids(conn: Connection[Any], alarm_ids: Sequence[UUID], lang: str = "nb") -
 
 
 def one(conn: Connection[Any], alarm_id: UUID, lang: str = "nb") -> Alarm | None:
-    rows = alarm_queue.by_ids(conn, [alarm_id])
-    return to_alarm(rows[0], lang) if rows else None
+    found = by_ids(conn, [alarm_id], lang)
+    return found[0] if found else None

@@ -21,6 +21,7 @@ from psycopg import Connection
 
 from clinician_api import messages, queue
 from clinician_api.access import Principal
+from store.alarm_queue import QueueFilter
 from vitals import Kind
 
 # The SLA of each item type (and alarm severity): how long an item may wait before it is overdue.
@@ -102,7 +103,7 @@ def _patient_link(patient_id: UUID, anchor: str = "") -> str:
 
 
 def _alarm_items(conn: Connection[Any], q: WorklistQuery, severities: Sequence[str], type_: str) -> list[WorkItem]:
-    flt = queue.QueueFilter(severities=severities, team_ids=q.team_ids)
+    flt = QueueFilter(severities=severities, team_ids=q.team_ids)
     alarms, _ = queue.page(conn, q.principal, flt, cursor=None, limit=500, lang=q.lang)
     return [
         item(

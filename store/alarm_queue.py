@@ -13,6 +13,8 @@ from uuid import UUID
 from psycopg import AsyncConnection, Connection, sql
 from psycopg.rows import class_row
 
+from vitals.vocabulary import UNRESOLVED_STATES
+
 _SELECT = sql.SQL(
     "SELECT a.id, a.patient_id, p.display_name AS patient_name, p.team_id, a.rule, a.kind, a.severity, a.state, "
     "a.opened_at, a.updated_at, a.count, a.first_value, a.last_value, a.limit_value, a.last_measured_at, "
@@ -84,11 +86,9 @@ class QueueRow:
 
 @dataclass(frozen=True, slots=True)
 class QueueFilter:
-    """Which alarms: `visible` is the caller's duty-of-care clause over the patient (`p`), with its `params`."""
+    """Which alarms, beside the caller's duty of care."""
 
-    visible: sql.Composable
-    params: Sequence[Any]
-    states: Sequence[str]
+    states: Sequence[str] = UNRESOLVED_STATES
     severities: Sequence[str] | None = None
     team_ids: Sequence[UUID] | None = None
     patient_ids: Sequence[UUID] | None = None
@@ -96,12 +96,18 @@ class QueueFilter:
 
 
 def page(
-    conn: Connection[Any], flt: QueueFilter, after: tuple[int, datetime, UUID] | None, limit: int
+    conn: Connection[Any],
+    visible: sql.Composable,
+    visible_params: Sequence[Any],
+    flt: QueueFilter,
+    after: tuple[int, datetime, UUID] | None,
+    limit: int,
 ) -> list[QueueRow]:
-    """Up to `limit` alarms in queue order — severity rank (red first), then oldest first, then id — after the
-    key `after` (severity rank, opened at, id) of the previous page's last row."""
-    where: list[sql.Composable] = [flt.visible, sql.SQL("a.state = ANY(%s)")]
-    params: list[Any] = [*flt.params, list(flt.states)]
+    """Up to `limit` alarms of patients passing `visible` (the caller's duty-of-care clause over `p`) in queue
+    order — severity rank (red first), then oldest first, then id — after the key `after` (severity rank, opened
+    at, id) of the previous page's last row."""
+    where: list[sql.Composable] = [visible, sql.SQL("a.state = ANY(%s)")]
+    params: list[Any] = [*visible_params, list(flt.states)]
     if flt.severities:
         where.append(sql.SQL("a.severity = ANY(%s)"))
         params.append(list(flt.severities))

@@ -35,6 +35,7 @@ from clinician_api.schemas import (
     Severity,
 )
 from store import alarms, audit
+from store.alarm_queue import QueueFilter
 from vitals.vocabulary import ALARM_STATES, UNRESOLVED_STATES
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"], responses=problems.responses(401))
@@ -61,7 +62,7 @@ def list_alarms(
 ) -> AlarmPage:
     """The queue: worst severity first, then the longest waiting. Only patients in the caller's care teams (or under
     an emergency access) appear."""
-    flt = queue.QueueFilter(
+    flt = QueueFilter(
         states=state or UNRESOLVED_STATES,
         severities=severity,
         team_ids=team,
@@ -149,17 +150,18 @@ def bulk_acknowledge(
             f"{len(red)} red alarm(s) in the selection; red alarms are acknowledged one at a time",
             red_alarm_ids=[str(a) for a in red],
         )
-    to_ack = [r.id for r in rows if r.state == "open"]
+    opened = [r for r in rows if r.state == "open"]
+    to_ack = [r.id for r in opened]
     unchanged = [r.id for r in rows if r.state != "open"]
     alarms.acknowledge(conn, to_ack, principal.user_id, {"bulk": True})
     if body.note:
         alarms.add_note(conn, to_ack, principal.user_id, body.note, {"bulk": True})
-    patients = sorted({r.patient_id for r in rows if r.state == "open"}, key=str)
+    patients = sorted({r.patient_id for r in opened}, key=str)
     audit.record_patients(
         conn, principal, "update", request.url.path, [r.patient_id for r in rows], client_addr=client_addr(request)
     )
     conn.commit()
-    acked = [(r.id, r.patient_id) for r in rows if r.state == "open"]
+    acked = [(r.id, r.patient_id) for r in opened]
     receipts = _send_receipts(conn, publisher, patients, acked, principal) if body.send_receipt else []
     return BulkAcknowledgeResult(acknowledged=to_ack, unchanged=unchanged, receipts=receipts)
 
