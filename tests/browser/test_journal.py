@@ -166,6 +166,8 @@ def test_refused_document_shows_as_failed_with_the_reason_and_retry_on_the_page_
     # A nurse of another team sees none of it: the page shows what the journal API lets her see.
     other = make_tenant()
     page.get_by_role("link", name="Norsk (bokmål)").click()
+    # The language link is a navigation: sign out on the page it arrives at, not on the one being left.
+    expect(page.get_by_role("heading", name="Journalføring", exact=True)).to_be_visible()
     page.get_by_role("button", name="Logg ut").click()
     # The sign-out navigation ends before the next one starts (on the sign-in page, whatever reason it names).
     page.wait_for_url(re.compile(r"/dashboard/login"), timeout=30_000)
