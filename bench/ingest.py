@@ -293,7 +293,7 @@ def _self_cpu() -> float:
 def _ceiling_writer(database_url: str, rows: list[tuple[Any, ...]], per_txn: int, out: Any) -> None:
     import psycopg
 
-    from ingest_service.writer import STAGE_COLUMNS, STAGE_TYPES
+    from store.readings import STAGE_COLUMNS, STAGE_TYPES
 
     with psycopg.connect(database_url) as conn, conn.cursor() as cur:
         started = time.perf_counter()

@@ -263,7 +263,7 @@ _PROTOCOLS = ("heart_failure", "copd", "hypertension", "general")
 
 
 def _load_history(conn: Any, patients: list[tuple[uuid.UUID, str]], days: int, rng: random.Random) -> int:
-    from ingest_service.writer import STAGE_COLUMNS, STAGE_TYPES
+    from store.readings import STAGE_COLUMNS, STAGE_TYPES
 
     now = time.time()
     rows = 0
@@ -300,8 +300,9 @@ def _load_history(conn: Any, patients: list[tuple[uuid.UUID, str]], days: int, r
 def sql_figures(batch_size: int, runs: int, days: int) -> dict[str, Any]:
     import psycopg
 
-    from ingest_service.writer import STAGE_COLUMNS, STAGE_TYPES, StoredBatch
+    from ingest_service.writer import StoredBatch
     from rules_engine.runtime import HISTORY_SQL, evaluate_stored, history_params
+    from store.readings import STAGE_COLUMNS, STAGE_TYPES, ReadingRow
     from store.settings import Settings, varde_home
     from varde import stack
     from varde.admin import provision_fleet
@@ -335,7 +336,7 @@ def sql_figures(batch_size: int, runs: int, days: int) -> dict[str, Any]:
                     kind, typical, spread, red = _SQL_KINDS[(n + run) % len(_SQL_KINDS)]
                     value = red if rng.random() < 0.01 else round(typical + rng.gauss(0, spread), 1)
                     rows.append(
-                        (
+                        ReadingRow(
                             uuid.uuid4(),
                             patient_id,
                             gateway_id,

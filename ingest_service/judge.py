@@ -10,24 +10,10 @@ from typing import Any
 from uuid import UUID
 
 from ingest_service.registry import GatewayInfo
+from store.dead_letters import DeadLetter
+from store.readings import ReadingRow
 from vitals import EnvelopeError, Reason, parse_topic, scan_envelope
 from vitals.envelope import MAX_READINGS_PER_ENVELOPE, load_wire_json
-
-ReadingRow = tuple[UUID, UUID, str, str, float, datetime, datetime, str, str, str | None, str | None, list[str]]
-"""id, patient_id, gateway_id, kind, value, measured_at, received_at, device address/type/model, group, flags."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    topic: str
-    gateway_id: str | None
-    reason: str
-    detail: str
-    reading_index: int | None
-    reading_id: UUID | None
-    reading_count: int
-    dedupe_key: bytes
-    payload: bytes
 
 
 @dataclass(slots=True)
@@ -85,7 +71,7 @@ def judge(
         return Judgement(gateway_id, dead=[_whole(topic, gateway_id, exc.reason, exc.detail, payload)])
     patient_id = info.patient_id
     rows: list[ReadingRow] = [
-        (
+        ReadingRow(
             r["id"],
             patient_id,
             gateway_id,

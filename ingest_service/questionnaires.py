@@ -14,10 +14,11 @@ from uuid import UUID
 
 from psycopg import Connection
 
-from ingest_service.judge import DeadLetter, whole_message
+from ingest_service.judge import whole_message
 from ingest_service.registry import GatewayInfo
 from ingest_service.writer import write_batch
 from rules_engine.questionnaires import StoredResponse, store_responses
+from store.dead_letters import DeadLetter
 from store.questionnaires import ResponseRow
 from vitals import FUTURE_SKEW, EnvelopeError, Reason, parse_questionnaire_envelope
 

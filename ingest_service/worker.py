@@ -21,13 +21,15 @@ from paho.mqtt.properties import Properties
 
 from ingest_service import guard, metrics
 from ingest_service.guard import message_key
-from ingest_service.judge import DeadLetter, ReadingRow, judge, poison_letter, unprocessable, whole_message
+from ingest_service.judge import judge, poison_letter, unprocessable, whole_message
 from ingest_service.questionnaires import QuestionnaireRulesHook, judge_questionnaires, write_responses
 from ingest_service.registry import GatewayRegistry
 from ingest_service.writer import BatchResult, RulesHook, SeenTracker, write_batch
 from store.db import open_pool
+from store.dead_letters import DeadLetter
 from store.observability import DatabaseCheck, serve_ops
 from store.questionnaires import ResponseRow
+from store.readings import ReadingRow
 from store.settings import Settings, get_settings, ingest_worker_id, instance_login
 from vitals import INGEST_SHARED_SUBSCRIPTION, EnvelopeError, Reason
 from vitals.logs import setup_logging

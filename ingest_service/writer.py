@@ -11,32 +11,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, sql
-from psycopg.errors import UniqueViolation
+from psycopg import Connection
 
 from ingest_service import metrics
-from ingest_service.judge import DeadLetter, ReadingRow
+from store import dead_letters
+from store import readings as stored_readings
+from store.dead_letters import DeadLetter
 from store.events import notify_changes
+from store.readings import ReadingRow
 from vitals import KINDS, Kind, Reason, readings_topic
-
-STAGE_COLUMNS = (
-    "id, patient_id, gateway_id, kind, value, measured_at, received_at, device_address, device_type, "
-    "device_model, grp, flags"
-)
-STAGE_TYPES = [
-    "uuid",
-    "uuid",
-    "text",
-    "text",
-    "float8",
-    "timestamptz",
-    "timestamptz",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text[]",
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +39,13 @@ class StoredBatch:
     def of(cls, rows: Sequence[ReadingRow]) -> StoredBatch:
         if not rows:
             return cls((), (), (), (), ())
-        columns = list(zip(*rows, strict=True))
-        return cls(columns[0], columns[1], columns[3], columns[4], columns[5])
+        return cls(
+            [r.id for r in rows],
+            [r.patient_id for r in rows],
+            [r.kind for r in rows],
+            [r.value for r in rows],
+            [r.measured_at for r in rows],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,32 +75,12 @@ def write_batch(
     conflicts: list[DeadLetter] = []
     dead_rows = 0
     alarm_ids: Sequence[UUID] = ()
-    with conn.transaction(), conn.cursor() as cur:
+    with conn.transaction():
         if rows:
-            stored, conflicts = _insert_new(conn, cur, rows)
+            stored, conflicts = _insert_new(conn, rows)
             dead = [*dead, *conflicts]
         if dead:
-            cur.executemany(
-                "INSERT INTO rejected_messages (topic, gateway_id, reason, detail, reading_index, reading_id, "
-                "reading_count, dedupe_key, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-                [
-                    (
-                        d.topic,
-                        d.gateway_id,
-                        d.reason,
-                        d.detail,
-                        d.reading_index,
-                        d.reading_id,
-                        d.reading_count,
-                        d.dedupe_key,
-                        d.payload,
-                    )
-                    for d in dead
-                ],
-                returning=True,
-            )
-            dead_rows = sum(1 for _ in _results(cur))
+            dead_rows = dead_letters.insert(conn, dead)
         if stored and rules is not None:
             alarm_ids = rules(conn, stored)
         notify_changes(conn, "ingest", (), len(stored))  # the alarms' own notices went out with their changes
@@ -122,80 +90,51 @@ def write_batch(
     return BatchResult(staged, len(stored), sum(d.reading_count for d in dead), dead_rows, len(alarm_ids))
 
 
-def _insert_new(conn: Connection[Any], cur: Any, rows: Sequence[ReadingRow]) -> tuple[StoredBatch, list[DeadLetter]]:
+def _insert_new(conn: Connection[Any], rows: Sequence[ReadingRow]) -> tuple[StoredBatch, list[DeadLetter]]:
     """Insert each reading once; returns the ones this call stored and the dead letters of id conflicts.
 
     The common case, readings the table has never seen, goes by binary COPY straight into `reading_ids` and
-    `readings` (inside a savepoint). A redelivered or replayed reading makes that COPY fail on a primary key; then
-    the batch takes `_insert_known`, which stores only what is new and refuses an id re-sent with another time.
+    `readings`. A redelivered or replayed reading makes that COPY fail on a primary key; then the batch takes
+    `_insert_known`, which stores only what is new and refuses an id re-sent with another time.
     """
-    try:
-        with conn.transaction():
-            with cur.copy("COPY reading_ids (id, measured_at) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["uuid", "timestamptz"])
-                for row in rows:
-                    copy.write_row((row[0], row[5]))
-            with cur.copy(
-                sql.SQL("COPY readings ({}) FROM STDIN (FORMAT BINARY)").format(sql.SQL(STAGE_COLUMNS))
-            ) as copy:
-                copy.set_types(STAGE_TYPES)
-                for row in rows:
-                    copy.write_row(row)
+    if stored_readings.copy_new(conn, rows):
         return StoredBatch.of(rows), []
-    except UniqueViolation:
-        pass
-    return _insert_known(cur, rows)
+    return _insert_known(conn, rows)
 
 
-def _insert_known(cur: Any, rows: Sequence[ReadingRow]) -> tuple[StoredBatch, list[DeadLetter]]:
+def _insert_known(conn: Connection[Any], rows: Sequence[ReadingRow]) -> tuple[StoredBatch, list[DeadLetter]]:
     """The batch holds ids seen before. Each id counts at the time it was first stored with (`reading_ids`): a copy
     at that time is a duplicate, skipped; a copy at another time is an `id_conflict` dead letter. Within the batch
-    the first row of an id wins, as the staging table is read in COPY order."""
-    first: dict[UUID, ReadingRow] = {}
+    the first row of an id wins."""
+    first: dict[UUID, datetime] = {}
     for row in rows:
-        first.setdefault(row[0], row)
-    ids = list(first)
-    cur.execute(
-        "INSERT INTO reading_ids (id, measured_at) SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]) "
-        "ON CONFLICT (id) DO NOTHING",
-        (ids, [first[i][5] for i in ids]),
-    )
-    # A statement of its own: its snapshot sees ids another worker committed while the insert above waited.
-    cur.execute("SELECT id, measured_at FROM reading_ids WHERE id = ANY(%s)", (ids,))
-    stored_at: dict[UUID, datetime] = dict(cur.fetchall())
-    candidates = [row for row in rows if stored_at.get(row[0]) == row[5]]
-    conflicts = [_conflict(row, stored_at[row[0]]) for row in rows if stored_at.get(row[0]) not in (None, row[5])]
+        first.setdefault(row.id, row.measured_at)
+    stored_at = stored_readings.claim_ids(conn, first)
+    candidates = [row for row in rows if stored_at.get(row.id) == row.measured_at]
+    conflicts = [
+        _conflict(row, stored_at[row.id]) for row in rows if stored_at.get(row.id) not in (None, row.measured_at)
+    ]
     if not candidates:
         return StoredBatch.of(()), conflicts
-    cur.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-    with cur.copy(sql.SQL("COPY ingest_stage ({}) FROM STDIN (FORMAT BINARY)").format(sql.SQL(STAGE_COLUMNS))) as copy:
-        copy.set_types(STAGE_TYPES)
-        for row in candidates:
-            copy.write_row(row)
-    cur.execute(
-        sql.SQL("INSERT INTO readings ({}) SELECT {} FROM ingest_stage ON CONFLICT DO NOTHING RETURNING id").format(
-            sql.SQL(STAGE_COLUMNS), sql.SQL(STAGE_COLUMNS)
-        )
-    )
-    inserted = cur.fetchall()
+    inserted = stored_readings.insert_staged(conn, candidates)
     if len(inserted) == len(candidates):
         return StoredBatch.of(candidates), conflicts
-    return StoredBatch.of(_first_of_each(candidates, {r[0] for r in inserted})), conflicts
+    return StoredBatch.of(_first_of_each(candidates, inserted)), conflicts
 
 
 def _conflict(row: ReadingRow, stored_at: datetime) -> DeadLetter:
     """The dead letter of a reading whose id is stored at another time: a stored reading is never moved in time
     (its alarms and trends were judged at that time), and a second row would count it twice."""
-    reading_id, gateway_id, measured_at = row[0], row[2], row[5]
+    reading_id, gateway_id, measured_at = row.id, row.gateway_id, row.measured_at
     doc = {
         "id": str(reading_id),
-        "kind": row[3],
-        "value": row[4],
-        "unit": KINDS[Kind(row[3])].unit,
+        "kind": row.kind,
+        "value": row.value,
+        "unit": KINDS[Kind(row.kind)].unit,
         "measured_at": measured_at.isoformat(),
-        "device": {"address": row[7], "type": row[8], "model": row[9]},
-        "group": row[10],
-        "flags": list(row[11]),
+        "device": {"address": row.device_address, "type": row.device_type, "model": row.device_model},
+        "group": row.grp,
+        "flags": list(row.flags),
     }
     detail = (
         f"reading id {reading_id} is stored with measured_at {stored_at.isoformat()}; this copy says "
@@ -220,18 +159,10 @@ def _first_of_each(rows: Sequence[ReadingRow], inserted_ids: set[UUID]) -> list[
     table is read in COPY order, and ON CONFLICT keeps the first)."""
     kept = []
     for row in rows:
-        if row[0] in inserted_ids:
-            inserted_ids.discard(row[0])
+        if row.id in inserted_ids:
+            inserted_ids.discard(row.id)
             kept.append(row)
     return kept
-
-
-def _results(cur: Any) -> Any:
-    while True:
-        if cur.pgresult is not None and cur.rowcount > 0:
-            yield from cur.fetchall()
-        if not cur.nextset():
-            break
 
 
 class SeenTracker:
@@ -247,33 +178,25 @@ class SeenTracker:
         self._interval = interval
         self._touched: dict[tuple[str, str], float] = {}
 
-    def due(self, rows: Sequence[ReadingRow], now: float) -> list[tuple[str, str, str, str | None, datetime]]:
-        latest: dict[tuple[str, str], tuple[str, str | None, datetime]] = {}
+    def due(self, rows: Sequence[ReadingRow], now: float) -> list[stored_readings.DeviceSeen]:
+        latest: dict[tuple[str, str], ReadingRow] = {}
         for row in rows:
-            key = (row[2], row[7])
+            key = (row.gateway_id, row.device_address)
             seen = latest.get(key)
-            if seen is None or row[6] > seen[2]:
-                latest[key] = (row[8], row[9], row[6])
-        due = [
-            (gw, addr, kind, model, at)
-            for (gw, addr), (kind, model, at) in sorted(latest.items())
+            if seen is None or row.received_at > seen.received_at:
+                latest[key] = row
+        return [
+            stored_readings.DeviceSeen(gw, addr, row.device_type, row.device_model, row.received_at)
+            for (gw, addr), row in sorted(latest.items(), key=lambda item: item[0])
             if now - self._touched.get((gw, addr), -1e18) >= self._interval
         ]
-        return due
 
     def touch(self, conn: Connection[Any], rows: Sequence[ReadingRow], now: float) -> int:
         """Update last-seen times and register new devices; returns the devices touched."""
         due = self.due(rows, now)
         if not due:
             return 0
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute("UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)", (sorted({d[0] for d in due}),))
-            cur.executemany(
-                "INSERT INTO devices (gateway_id, address, type, model, last_seen_at) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (gateway_id, address) DO UPDATE SET last_seen_at = GREATEST(devices.last_seen_at, "
-                "EXCLUDED.last_seen_at), type = EXCLUDED.type, model = COALESCE(EXCLUDED.model, devices.model)",
-                due,
-            )
-        for gw, addr, *_ in due:
-            self._touched[(gw, addr)] = now
+        stored_readings.touch_seen(conn, due)
+        for device in due:
+            self._touched[(device.gateway_id, device.address)] = now
         return len(due)

@@ -1,14 +1,131 @@
-"""One patient's stored readings over a time range, as columns, for code that replays them (the threshold editor's
-what-if). Reads only; ingest owns the writes to `readings`."""
+"""The `readings` table: storing new readings exactly once (`ReadingRow`, by binary COPY, or through a staging table
+when some ids were stored before), the gateway and device bookkeeping beside them, and one patient's stored readings
+over a time range as columns, for code that replays them (the threshold editor's what-if). Which readings to store
+and which to refuse is ingest's (`ingest_service.writer`); this module only moves rows."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
+from psycopg.errors import UniqueViolation
+
+
+class ReadingRow(NamedTuple):
+    """A new reading as `readings` stores it, in `STAGE_COLUMNS` order (COPY writes the tuple as it is)."""
+
+    id: UUID
+    patient_id: UUID
+    gateway_id: str
+    kind: str
+    value: float
+    measured_at: datetime
+    received_at: datetime
+    device_address: str
+    device_type: str
+    device_model: str | None
+    grp: str | None
+    flags: list[str]
+
+
+STAGE_COLUMNS = ", ".join(ReadingRow._fields)
+STAGE_TYPES = [
+    "uuid",
+    "uuid",
+    "text",
+    "text",
+    "float8",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text[]",
+]
+_COLUMNS = sql.SQL(STAGE_COLUMNS)
+_COPY_IDS = "COPY reading_ids (id, measured_at) FROM STDIN (FORMAT BINARY)"
+_COPY_READINGS = sql.SQL("COPY readings ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS)
+_CLAIM_IDS = (
+    "INSERT INTO reading_ids (id, measured_at) SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_STORED_AT = "SELECT id, measured_at FROM reading_ids WHERE id = ANY(%s)"
+_STAGE = "CREATE TEMP TABLE IF NOT EXISTS ingest_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+_COPY_STAGE = sql.SQL("COPY ingest_stage ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS)
+_FROM_STAGE = sql.SQL(
+    "INSERT INTO readings ({}) SELECT {} FROM ingest_stage ON CONFLICT DO NOTHING RETURNING id"
+).format(_COLUMNS, _COLUMNS)
+_GATEWAYS_SEEN = "UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)"
+_DEVICES_SEEN = (
+    "INSERT INTO devices (gateway_id, address, type, model, last_seen_at) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT (gateway_id, address) DO UPDATE SET last_seen_at = GREATEST(devices.last_seen_at, "
+    "EXCLUDED.last_seen_at), type = EXCLUDED.type, model = COALESCE(EXCLUDED.model, devices.model)"
+)
+
+
+def copy_new(conn: psycopg.Connection[Any], rows: Sequence[ReadingRow]) -> bool:
+    """Store readings none of whose ids the table has seen, by binary COPY into `reading_ids` and `readings`, in a
+    savepoint of the caller's transaction. False, with nothing stored, when an id was stored before."""
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy(_COPY_IDS) as copy:
+                copy.set_types(["uuid", "timestamptz"])
+                for row in rows:
+                    copy.write_row((row.id, row.measured_at))
+            with cur.copy(_COPY_READINGS) as copy:
+                copy.set_types(STAGE_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+    except UniqueViolation:
+        return False
+    return True
+
+
+def claim_ids(conn: psycopg.Connection[Any], measured_at: Mapping[UUID, datetime]) -> dict[UUID, datetime]:
+    """Claim each id at its time where no reading holds it yet; returns the time each id is stored with now (the
+    claim's or an earlier one's). The read is a statement of its own, so its snapshot sees ids another worker
+    committed while the claim waited."""
+    ids = list(measured_at)
+    with conn.cursor() as cur:
+        cur.execute(_CLAIM_IDS, (ids, [measured_at[i] for i in ids]))
+        cur.execute(_STORED_AT, (ids,))
+        return dict(cur.fetchall())
+
+
+def insert_staged(conn: psycopg.Connection[Any], rows: Sequence[ReadingRow]) -> set[UUID]:
+    """Insert readings through a staging table, skipping any already stored; returns the ids this call inserted
+    (of an id given twice, the first row: the staging table is read in COPY order)."""
+    with conn.cursor() as cur:
+        cur.execute(_STAGE)
+        with cur.copy(_COPY_STAGE) as copy:
+            copy.set_types(STAGE_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(_FROM_STAGE)
+        return {reading_id for (reading_id,) in cur.fetchall()}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSeen:
+    gateway_id: str
+    address: str
+    type: str
+    model: str | None
+    seen_at: datetime
+
+
+def touch_seen(conn: psycopg.Connection[Any], devices: Sequence[DeviceSeen]) -> None:
+    """Last-seen times of the devices' gateways and of the devices, registering a device seen for the first time."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_GATEWAYS_SEEN, (sorted({d.gateway_id for d in devices}),))
+        cur.executemany(_DEVICES_SEEN, [(d.gateway_id, d.address, d.type, d.model, d.seen_at) for d in devices])
+
 
 _RANGE_SQL = (
     "SELECT kind, value, extract(epoch FROM measured_at)::bigint FROM readings "
@@ -37,10 +154,19 @@ def patient_readings(
     """The patient's readings with `since <= measured_at < until`, oldest first, at most `limit`."""
     rows = conn.execute(_RANGE_SQL, (patient_id, since, until, limit + 1)).fetchall()
     truncated = len(rows) > limit
-    rows = rows[:limit]
-    return PatientReadings(
-        [r[0] for r in rows], [float(r[1]) for r in rows], [int(r[2]) for r in rows], truncated=truncated
-    )
+    kinds, values, measured_at = (list(c) for c in zip(*rows[:limit], strict=True)) if rows else ([], [], [])
+    return PatientReadings(kinds, [float(v) for v in values], [int(t) for t in measured_at], truncated=truncated)
 
 
-__all__ = ["PatientReadings", "patient_readings"]
+__all__ = [
+    "STAGE_COLUMNS",
+    "STAGE_TYPES",
+    "DeviceSeen",
+    "PatientReadings",
+    "ReadingRow",
+    "claim_ids",
+    "copy_new",
+    "insert_staged",
+    "patient_readings",
+    "touch_seen",
+]

@@ -12,13 +12,14 @@ import pytest
 
 from ingest_service.writer import write_batch
 from rules_engine.runtime import evaluate_stored
+from store.readings import ReadingRow
 
 pytestmark = pytest.mark.integration
 
 
 def _row(patient_id: uuid.UUID, gateway_id: str, value: float) -> tuple[Any, ...]:
     now = datetime.now(UTC)
-    return (
+    return ReadingRow(
         uuid.uuid4(),
         patient_id,
         gateway_id,

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from ingest_service.writer import StoredBatch, write_batch
+from store.readings import ReadingRow
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 def _rows(patient_id: uuid.UUID, gateway_id: str, values: list[float]) -> list[tuple[Any, ...]]:
     now = datetime.now(UTC).replace(microsecond=0)
     return [
-        (
+        ReadingRow(
             uuid.uuid4(),
             patient_id,
             gateway_id,
@@ -115,7 +116,7 @@ def test_a_stored_id_resent_with_another_time_stays_one_reading_and_the_resend_i
     first = _rows(patient_id, gateway_id, [95.0, 96.0])
     # A later envelope: the first reading again with its time moved by the device's clock (in another year, so
     # another partition), the second reading again unchanged, and one new reading.
-    moved = (*first[0][:5], first[0][5] - timedelta(days=400), *first[0][6:])
+    moved = first[0]._replace(measured_at=first[0].measured_at - timedelta(days=400))
     new = _rows(patient_id, gateway_id, [97.0])
     rules = _Recorder()
     with psycopg.connect(settings.require_database_url()) as conn:
@@ -124,8 +125,8 @@ def test_a_stored_id_resent_with_another_time_stays_one_reading_and_the_resend_i
     assert (result.stored, result.dead_letter_rows) == (1, 1)
     assert _stored(db, gateway_id) == [(r[0], r[4], r[5], "PO-60", r[11]) for r in [*first, *new]]
     [(reason, reading_id, detail)] = _letters(db, gateway_id)
-    assert (reason, reading_id) == ("id_conflict", first[0][0])
-    assert first[0][5].isoformat() in detail and moved[5].isoformat() in detail
+    assert (reason, reading_id) == ("id_conflict", first[0].id)
+    assert first[0].measured_at.isoformat() in detail and moved.measured_at.isoformat() in detail
     assert [list(b.ids) for b in rules.batches] == [[new[0][0]]]
 
 
@@ -135,7 +136,7 @@ def test_an_id_twice_in_one_new_batch_with_two_times_is_stored_once(
     tenant = make_tenant()
     patient_id, gateway_id = tenant.patients[0], tenant.gateways[0].gateway_id
     [row] = _rows(patient_id, gateway_id, [95.0])
-    later = (*row[:5], row[5] + timedelta(seconds=30), *row[6:])
+    later = row._replace(measured_at=row.measured_at + timedelta(seconds=30))
     with psycopg.connect(settings.require_database_url()) as conn:
         result = write_batch(conn, [row, later, row], [], None)
         again = write_batch(conn, [later], [], None)

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from ingest_service.writer import write_batch
+from store.readings import ReadingRow
 from store.trends import hourly_drift, trend_rows
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ _START = datetime(2026, 3, 1, tzinfo=UTC)
 
 def _rows(patient_id: uuid.UUID, gateway_id: str, kind: str, minutes: list[int], values: list[float]) -> list[Any]:
     return [
-        (
+        ReadingRow(
             uuid.uuid4(),
             patient_id,
             gateway_id,

@@ -13,6 +13,7 @@ import pytest
 
 from ingest_service.writer import write_batch
 from rules_engine.runtime import rules_hook
+from store.readings import ReadingRow
 from store.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
@@ -29,9 +30,22 @@ def timeout_setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     get_settings.cache_clear()
 
 
-def _spo2(patient_id: uuid.UUID, gateway_id: str, value: float) -> tuple[Any, ...]:
+def _spo2(patient_id: uuid.UUID, gateway_id: str, value: float) -> ReadingRow:
     now = datetime.now(UTC)
-    return (uuid.uuid4(), patient_id, gateway_id, "spo2", value, now, now, "A4:C1:38:00:00:01", "pulse_oximeter")
+    return ReadingRow(
+        uuid.uuid4(),
+        patient_id,
+        gateway_id,
+        "spo2",
+        value,
+        now,
+        now,
+        "A4:C1:38:00:00:01",
+        "pulse_oximeter",
+        None,
+        None,
+        [],
+    )
 
 
 @pytest.mark.parametrize(("minutes", "waits"), [(45, True), (0, False)])
@@ -42,7 +56,7 @@ def test_repeat_timeout_setting_sets_the_wait_of_a_single_yellow_reading(
     tenant = make_tenant(protocol="general")
     patient_id, gateway_id = tenant.patients[0], tenant.gateways[0].gateway_id
     with psycopg.connect(settings.require_database_url()) as conn:
-        write_batch(conn, [(*_spo2(patient_id, gateway_id, 93.0), None, None, [])], [], rules_hook(Settings()))
+        write_batch(conn, [_spo2(patient_id, gateway_id, 93.0)], [], rules_hook(Settings()))
     requests = db.execute(
         "SELECT state, due_at - measured_at FROM repeat_requests WHERE patient_id = %s", (patient_id,)
     ).fetchall()

@@ -21,6 +21,7 @@ from rules_engine.candidates import BatchEvaluation
 from rules_engine.evaluation import RuleInputs
 from rules_engine.replay import ReplayReadings, ReplaySettings, replay
 from rules_engine.trends import DAY_S
+from store.readings import ReadingRow
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ def test_replay_gives_the_candidates_ingest_gives_for_the_same_readings(
                 conn.commit()
             tenant = tenants[pid]
             batch = [
-                (
+                ReadingRow(
                     uuid.uuid4(),
                     tenant.patients[0],
                     tenant.gateways[0].gateway_id,

@@ -12,13 +12,14 @@ import pytest
 
 from ingest_service.writer import StoredBatch, write_batch
 from rules_engine.runtime import HISTORY_SQL, evaluate_stored, history_params, load_history
+from store.readings import ReadingRow
 
 pytestmark = pytest.mark.integration
 
 
-def _row(patient_id: uuid.UUID, gateway_id: str, kind: str, value: float, at: datetime) -> tuple[Any, ...]:
-    return (uuid.uuid4(), patient_id, gateway_id, kind, value, at, at, "A4:C1:38:00:00:01", "pulse_oximeter", None,
-            None, [])  # fmt: skip
+def _row(patient_id: uuid.UUID, gateway_id: str, kind: str, value: float, at: datetime) -> ReadingRow:
+    device = ("A4:C1:38:00:00:01", "pulse_oximeter", None)
+    return ReadingRow(uuid.uuid4(), patient_id, gateway_id, kind, value, at, at, *device, None, [])
 
 
 def _alarms(db: psycopg.Connection[Any], patient_id: uuid.UUID) -> dict[str, tuple[Any, ...]]:
