@@ -13,10 +13,8 @@ Normal traffic (no DUP flag) costs nothing here.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import Any
 
-from psycopg import Connection
+from store.ingest_suspects import clear, mark, marks
 
 
 def message_key(topic: str, payload: bytes) -> bytes:
@@ -27,26 +25,4 @@ def message_key(topic: str, payload: bytes) -> bytes:
     return digest.digest()
 
 
-def marks(conn: Connection[Any], keys: Sequence[bytes]) -> dict[bytes, bool]:
-    """The marked messages among `keys`, each with whether it was last processed alone."""
-    rows = conn.execute("SELECT key, solo FROM ingest_suspects WHERE key = ANY(%s)", (list(keys),)).fetchall()
-    return {bytes(r[0]): bool(r[1]) for r in rows}
-
-
-def mark(conn: Connection[Any], keys: Sequence[bytes], *, solo: bool, worker_id: str) -> None:
-    """Committed before processing starts. Asynchronous commit is enough: the guard protects against this worker
-    dying, not against the database server losing its last transactions."""
-    with conn.transaction():
-        conn.execute("SET LOCAL synchronous_commit = off")
-        conn.execute(
-            "INSERT INTO ingest_suspects (key, solo, worker_id) SELECT k, %s, %s FROM unnest(%s::bytea[]) AS k "
-            "ON CONFLICT (key) DO UPDATE SET solo = EXCLUDED.solo, worker_id = EXCLUDED.worker_id, "
-            "marked_at = now(), deaths = ingest_suspects.deaths + 1",
-            (solo, worker_id, list(keys)),
-        )
-
-
-def clear(conn: Connection[Any], keys: Sequence[bytes]) -> None:
-    with conn.transaction():
-        conn.execute("SET LOCAL synchronous_commit = off")
-        conn.execute("DELETE FROM ingest_suspects WHERE key = ANY(%s)", (list(keys),))
+__all__ = ["clear", "mark", "marks", "message_key"]

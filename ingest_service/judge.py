@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ingest_service.registry import GatewayInfo
 from store.dead_letters import DeadLetter
+from store.gateways import GatewayInfo
 from store.readings import ReadingRow
 from vitals import EnvelopeError, Reason, parse_topic, scan_envelope
 from vitals.envelope import MAX_READINGS_PER_ENVELOPE, load_wire_json

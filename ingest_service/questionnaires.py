@@ -15,10 +15,11 @@ from uuid import UUID
 from psycopg import Connection
 
 from ingest_service.judge import whole_message
-from ingest_service.registry import GatewayInfo
 from ingest_service.writer import write_batch
 from rules_engine.questionnaires import StoredResponse, store_responses
+from store import gateways
 from store.dead_letters import DeadLetter
+from store.gateways import GatewayInfo
 from store.questionnaires import ResponseRow
 from vitals import FUTURE_SKEW, EnvelopeError, Reason, parse_questionnaire_envelope
 
@@ -87,9 +88,9 @@ def write_responses(
 ) -> tuple[int, int]:
     """One transaction: store new responses (a known id is skipped), dead letters, rules; returns (stored, alarms)."""
     with conn.transaction():
-        gateways = sorted({r.gateway_id for r in rows if r.gateway_id is not None})
-        if gateways:
-            conn.execute("UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)", (gateways,))
+        heard_from = [r.gateway_id for r in rows if r.gateway_id is not None]
+        if heard_from:
+            gateways.mark_seen(conn, heard_from)
         if dead:
             write_batch(conn, [], dead)
         stored, alarm_ids = store_responses(conn, rows, rules)

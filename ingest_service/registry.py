@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from uuid import UUID
 
 import psycopg
 from psycopg import Connection
@@ -18,15 +16,9 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from store.events import Channel, listen
+from store.gateways import GatewayInfo, all_gateways
 
 log = logging.getLogger("varde.ingest")
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayInfo:
-    gateway_id: str
-    patient_id: UUID | None
-    enabled: bool
 
 
 class GatewayRegistry:
@@ -66,8 +58,8 @@ class GatewayRegistry:
 
     def _reload(self) -> None:
         with self._pool.connection() as conn:
-            rows = conn.execute("SELECT id, patient_id, enabled FROM gateways").fetchall()
-        self._gateways = {str(r[0]): GatewayInfo(str(r[0]), r[1], bool(r[2])) for r in rows}
+            gateways = all_gateways(conn)
+        self._gateways = {g.gateway_id: g for g in gateways}
         self._loaded_at = time.monotonic()
 
     def lookup(self, gateway_id: str) -> GatewayInfo | None:

@@ -27,6 +27,7 @@ from ingest_service.registry import GatewayRegistry
 from ingest_service.writer import BatchResult, RulesHook, SeenTracker, write_batch
 from store.db import open_pool
 from store.dead_letters import DeadLetter
+from store.gateways import StatusReport, record_statuses
 from store.observability import DatabaseCheck, serve_ops
 from store.questionnaires import ResponseRow
 from store.readings import ReadingRow
@@ -345,21 +346,22 @@ class IngestWorker:
         log.info("questionnaires_stored responses=%d stored=%d alarms=%d", len(rows), stored, alarms)
 
     def _write_statuses(self, conn: psycopg.Connection[Any], judged: list[_Judged]) -> None:
-        with conn.transaction():
-            for j in judged:
-                assert j.status is not None
-                gateway_id, status = j.status
-                conn.execute(
-                    "UPDATE gateways SET state = %s, agent_version = COALESCE(%s, agent_version), "
-                    "outbox_depth = COALESCE(%s, outbox_depth), status = %s, last_seen_at = now() WHERE id = %s",
-                    (status.state, status.agent_version, status.outbox_depth, status.model_dump_json(), gateway_id),
+        statuses = []
+        for j in judged:
+            assert j.status is not None
+            gateway_id, status = j.status
+            batteries = [(d.address, d.battery_percent) for d in status.devices if d.battery_percent is not None]
+            statuses.append(
+                StatusReport(
+                    gateway_id,
+                    status.state,
+                    status.agent_version,
+                    status.outbox_depth,
+                    status.model_dump_json(),
+                    batteries,
                 )
-                for device in status.devices:
-                    if device.battery_percent is not None:
-                        conn.execute(
-                            "UPDATE devices SET battery_percent = %s WHERE gateway_id = %s AND address = %s",
-                            (device.battery_percent, gateway_id, device.address),
-                        )
+            )
+        record_statuses(conn, statuses)
 
     def _dead_letter_alone(self, delivery: Delivery, exc: Exception) -> None:
         """The last stop of a message that cannot be stored: its raw bytes go to the dead-letter table. If even

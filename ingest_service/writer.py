@@ -14,7 +14,7 @@ from uuid import UUID
 from psycopg import Connection
 
 from ingest_service import metrics
-from store import dead_letters
+from store import dead_letters, gateways
 from store import readings as stored_readings
 from store.dead_letters import DeadLetter
 from store.events import notify_changes
@@ -178,7 +178,7 @@ class SeenTracker:
         self._interval = interval
         self._touched: dict[tuple[str, str], float] = {}
 
-    def due(self, rows: Sequence[ReadingRow], now: float) -> list[stored_readings.DeviceSeen]:
+    def due(self, rows: Sequence[ReadingRow], now: float) -> list[gateways.DeviceSeen]:
         latest: dict[tuple[str, str], ReadingRow] = {}
         for row in rows:
             key = (row.gateway_id, row.device_address)
@@ -186,7 +186,7 @@ class SeenTracker:
             if seen is None or row.received_at > seen.received_at:
                 latest[key] = row
         return [
-            stored_readings.DeviceSeen(gw, addr, row.device_type, row.device_model, row.received_at)
+            gateways.DeviceSeen(gw, addr, row.device_type, row.device_model, row.received_at)
             for (gw, addr), row in sorted(latest.items(), key=lambda item: item[0])
             if now - self._touched.get((gw, addr), -1e18) >= self._interval
         ]
@@ -196,7 +196,7 @@ class SeenTracker:
         due = self.due(rows, now)
         if not due:
             return 0
-        stored_readings.touch_seen(conn, due)
+        gateways.touch_seen(conn, due)
         for device in due:
             self._touched[(device.gateway_id, device.address)] = now
         return len(due)

@@ -1,7 +1,8 @@
 """The `readings` table: storing new readings exactly once (`ReadingRow`, by binary COPY, or through a staging table
-when some ids were stored before), the gateway and device bookkeeping beside them, and one patient's stored readings
+when some ids were stored before), and one patient's stored readings
 over a time range as columns, for code that replays them (the threshold editor's what-if). Which readings to store
-and which to refuse is ingest's (`ingest_service.writer`); this module only moves rows."""
+and which to refuse is ingest's (`ingest_service.writer`); this module only moves rows. Last-seen bookkeeping is
+`store.gateways`'."""
 
 from __future__ import annotations
 
@@ -61,12 +62,12 @@ _COPY_STAGE = sql.SQL("COPY ingest_stage ({}) FROM STDIN (FORMAT BINARY)").forma
 _FROM_STAGE = sql.SQL(
     "INSERT INTO readings ({}) SELECT {} FROM ingest_stage ON CONFLICT DO NOTHING RETURNING id"
 ).format(_COLUMNS, _COLUMNS)
-_GATEWAYS_SEEN = "UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)"
-_DEVICES_SEEN = (
-    "INSERT INTO devices (gateway_id, address, type, model, last_seen_at) VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT (gateway_id, address) DO UPDATE SET last_seen_at = GREATEST(devices.last_seen_at, "
-    "EXCLUDED.last_seen_at), type = EXCLUDED.type, model = COALESCE(EXCLUDED.model, devices.model)"
+
+_RANGE_SQL = (
+    "SELECT kind, value, extract(epoch FROM measured_at)::bigint FROM readings "
+    "WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s ORDER BY measured_at, kind LIMIT %s"
 )
+"""Served by `readings_patient_kind_time_idx` (patient_id, kind, measured_at) per kind."""
 
 
 def copy_new(conn: psycopg.Connection[Any], rows: Sequence[ReadingRow]) -> bool:
@@ -112,29 +113,6 @@ def insert_staged(conn: psycopg.Connection[Any], rows: Sequence[ReadingRow]) -> 
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceSeen:
-    gateway_id: str
-    address: str
-    type: str
-    model: str | None
-    seen_at: datetime
-
-
-def touch_seen(conn: psycopg.Connection[Any], devices: Sequence[DeviceSeen]) -> None:
-    """Last-seen times of the devices' gateways and of the devices, registering a device seen for the first time."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(_GATEWAYS_SEEN, (sorted({d.gateway_id for d in devices}),))
-        cur.executemany(_DEVICES_SEEN, [(d.gateway_id, d.address, d.type, d.model, d.seen_at) for d in devices])
-
-
-_RANGE_SQL = (
-    "SELECT kind, value, extract(epoch FROM measured_at)::bigint FROM readings "
-    "WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s ORDER BY measured_at, kind LIMIT %s"
-)
-"""Served by `readings_patient_kind_time_idx` (patient_id, kind, measured_at) per kind."""
-
-
-@dataclass(frozen=True, slots=True)
 class PatientReadings:
     """Readings in time order: kind name, value in the canonical unit, measured_at in epoch seconds."""
 
@@ -161,12 +139,10 @@ def patient_readings(
 __all__ = [
     "STAGE_COLUMNS",
     "STAGE_TYPES",
-    "DeviceSeen",
     "PatientReadings",
     "ReadingRow",
     "claim_ids",
     "copy_new",
     "insert_staged",
     "patient_readings",
-    "touch_seen",
 ]

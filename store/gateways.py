@@ -1,0 +1,86 @@
+"""Gateways and their devices as ingest sees them: which patient each gateway serves and whether it may send
+(`GatewayInfo`, for the registry's cache), when each gateway and device was last heard from, and what a gateway's
+status message reports (state, agent version, outbox depth, device batteries). Enrolment codes are
+`store.gateway_enrolment`'s; making and disabling gateways is the admin CLI's (`varde.provisioning`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import class_row
+
+_ALL = "SELECT id::text AS gateway_id, patient_id, enabled FROM gateways"
+_SEEN = "UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)"
+_DEVICES_SEEN = (
+    "INSERT INTO devices (gateway_id, address, type, model, last_seen_at) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT (gateway_id, address) DO UPDATE SET last_seen_at = GREATEST(devices.last_seen_at, "
+    "EXCLUDED.last_seen_at), type = EXCLUDED.type, model = COALESCE(EXCLUDED.model, devices.model)"
+)
+_STATUS = (
+    "UPDATE gateways SET state = %s, agent_version = COALESCE(%s, agent_version), "
+    "outbox_depth = COALESCE(%s, outbox_depth), status = %s, last_seen_at = now() WHERE id = %s"
+)
+_BATTERY = "UPDATE devices SET battery_percent = %s WHERE gateway_id = %s AND address = %s"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    gateway_id: str
+    patient_id: UUID | None
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSeen:
+    gateway_id: str
+    address: str
+    type: str
+    model: str | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """What one status message reports; `None` keeps the stored value."""
+
+    gateway_id: str
+    state: str
+    agent_version: str | None
+    outbox_depth: int | None
+    status_json: str
+    batteries: Sequence[tuple[str, int]]
+    """(device address, battery percent) of the devices that reported one."""
+
+
+def all_gateways(conn: psycopg.Connection[Any]) -> list[GatewayInfo]:
+    with conn.cursor(row_factory=class_row(GatewayInfo)) as cur:
+        return cur.execute(_ALL).fetchall()
+
+
+def mark_seen(conn: psycopg.Connection[Any], gateway_ids: Sequence[str]) -> None:
+    conn.execute(_SEEN, (sorted(set(gateway_ids)),))
+
+
+def touch_seen(conn: psycopg.Connection[Any], devices: Sequence[DeviceSeen]) -> None:
+    """Last-seen times of the devices' gateways and of the devices, registering a device seen for the first time;
+    in a transaction of its own (kept out of the readings' transaction, where it made workers queue on row locks)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_SEEN, (sorted({d.gateway_id for d in devices}),))
+        cur.executemany(_DEVICES_SEEN, [(d.gateway_id, d.address, d.type, d.model, d.seen_at) for d in devices])
+
+
+def record_statuses(conn: psycopg.Connection[Any], statuses: Sequence[StatusReport]) -> None:
+    """Each gateway's reported state and its devices' batteries, in one transaction."""
+    with conn.transaction():
+        for s in statuses:
+            conn.execute(_STATUS, (s.state, s.agent_version, s.outbox_depth, s.status_json, s.gateway_id))
+            for address, percent in s.batteries:
+                conn.execute(_BATTERY, (percent, s.gateway_id, address))
+
+
+__all__ = ["DeviceSeen", "GatewayInfo", "StatusReport", "all_gateways", "mark_seen", "record_statuses", "touch_seen"]
