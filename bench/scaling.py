@@ -13,7 +13,7 @@ imported from the package), alternated ABAB `--repeats` times, with EXPLAIN (ANA
 ms, shared buffers touched, readings partitions whose scan ran and rows read from readings:
 - `id_lookup`: a reading by id alone (`clinician_api/deps.py`), before by id only, now through `reading_ids`;
   `id_lookup_unknown` the same for an id never stored (a 404);
-- `last_measured`: the patient list's "last measured" for 50 patients (`routes/patients.py`);
+- `last_measured`: the patient list's "last measured" for 50 patients (`store/patients.py`);
 - `trend_90d`: the oximeter's 90-day daily trend (`store/trends.py`), raw readings against the hourly rollup;
 - `bp_partners`: the journal feed's blood-pressure partner lookup for one batch (`journal/feed.py`, fixed before
   this bench: the baseline is the SQL of before 3bb18dc);
@@ -45,8 +45,8 @@ import psycopg  # noqa: E402
 from bench.results import keep, machine_facts  # noqa: E402
 from clinician_api.deps import READING_PATIENT_SQL  # noqa: E402
 from clinician_api.journal.feed import _PARTNER_MARGIN  # noqa: E402
-from clinician_api.routes.patients import _LAST_MEASURED  # noqa: E402
 from store.migrate import migrate  # noqa: E402
+from store.patients import _LAST_MEASURED  # noqa: E402
 from store.trends import HOURLY_AGGREGATE_SQL, READINGS_SQL, whole_hours_inside  # noqa: E402
 
 DB = "varde_scaling"

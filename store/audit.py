@@ -1,5 +1,5 @@
 """The audit log, the one writer of `audit_log`: every read and write of patient data, appended in the caller's
-own transaction.
+own transaction; and its reader for the patient's access log (innsynslogg, `AccessLogRow`).
 
 Rows are never updated or deleted (a trigger refuses it). The API's patient routes get their row from the
 `PatientScope` dependency (`clinician_api.deps`); list routes record one row per patient they showed, in one
@@ -9,10 +9,13 @@ statement; the command line and the timed jobs record what they did under a user
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, sql
+from psycopg.rows import class_row
 
 
 class Principal(Protocol):
@@ -120,3 +123,33 @@ def record_patients(
             "ids": sorted(set(patient_ids), key=str),
         },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogRow:
+    id: int
+    at: datetime
+    user_id: UUID | None
+    username: str | None
+    role: str | None
+    team_id: UUID | None
+    action: str
+    resource: str
+    outcome: str
+    emergency: bool
+    reason: str | None
+
+
+def access_log(conn: Connection[Any], patient_id: UUID, *, before: int | None, limit: int) -> list[AccessLogRow]:
+    """Up to `limit` of the patient's audit rows, newest first, with ids below `before` (the previous page's last)."""
+    where: list[sql.Composable] = [sql.SQL("patient_id = %s")]
+    params: list[Any] = [patient_id]
+    if before is not None:
+        where.append(sql.SQL("id < %s"))
+        params.append(before)
+    query = sql.SQL(
+        "SELECT id, at, user_id, username, role, team_id, action, resource, outcome, emergency, "
+        "reason FROM audit_log WHERE {} ORDER BY id DESC LIMIT %s"
+    ).format(sql.SQL(" AND ").join(where))
+    with conn.cursor(row_factory=class_row(AccessLogRow)) as cur:
+        return cur.execute(query, [*params, limit]).fetchall()

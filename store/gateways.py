@@ -1,6 +1,7 @@
 """Gateways and their devices as ingest sees them: which patient each gateway serves and whether it may send
 (`GatewayInfo`, for the registry's cache), when each gateway and device was last heard from, and what a gateway's
-status message reports (state, agent version, outbox depth, device batteries). Enrolment codes are
+status message reports (state, agent version, outbox depth, device batteries); and a patient's gateways and devices
+as the API shows them (`GatewayStatusRow`, `DeviceStatusRow`) or publishes to them. Enrolment codes are
 `store.gateway_enrolment`'s; making and disabling gateways is the admin CLI's (`varde.provisioning`)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
 _ALL = "SELECT id::text AS gateway_id, patient_id, enabled FROM gateways"
 _SEEN = "UPDATE gateways SET last_seen_at = now() WHERE id = ANY(%s)"
@@ -26,6 +27,15 @@ _STATUS = (
     "outbox_depth = COALESCE(%s, outbox_depth), status = %s, last_seen_at = now() WHERE id = %s"
 )
 _BATTERY = "UPDATE devices SET battery_percent = %s WHERE gateway_id = %s AND address = %s"
+_OF_PATIENT = (
+    "SELECT id, enabled, state, last_seen_at, agent_version, outbox_depth FROM gateways WHERE patient_id = %s "
+    "ORDER BY created_at, id"
+)
+_DEVICES_OF = (
+    "SELECT gateway_id, address, type, model, battery_percent, first_seen_at, last_seen_at FROM devices "
+    "WHERE gateway_id = ANY(%s) ORDER BY gateway_id, address"
+)
+_ENABLED_OF_PATIENT = "SELECT id FROM gateways WHERE patient_id = %s AND enabled ORDER BY id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,27 @@ class StatusReport:
     """(device address, battery percent) of the devices that reported one."""
 
 
+@dataclass(frozen=True, slots=True)
+class GatewayStatusRow:
+    id: str
+    enabled: bool
+    state: str | None
+    last_seen_at: datetime | None
+    agent_version: str | None
+    outbox_depth: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatusRow:
+    gateway_id: str
+    address: str
+    type: str
+    model: str | None
+    battery_percent: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
 def all_gateways(conn: psycopg.Connection[Any]) -> list[GatewayInfo]:
     with conn.cursor(row_factory=class_row(GatewayInfo)) as cur:
         return cur.execute(_ALL).fetchall()
@@ -83,4 +114,35 @@ def record_statuses(conn: psycopg.Connection[Any], statuses: Sequence[StatusRepo
                 conn.execute(_BATTERY, (percent, s.gateway_id, address))
 
 
-__all__ = ["DeviceSeen", "GatewayInfo", "StatusReport", "all_gateways", "mark_seen", "record_statuses", "touch_seen"]
+def of_patient(conn: psycopg.Connection[Any], patient_id: UUID) -> list[GatewayStatusRow]:
+    """The patient's gateways, oldest first, enabled or not."""
+    with conn.cursor(row_factory=class_row(GatewayStatusRow)) as cur:
+        return cur.execute(_OF_PATIENT, (patient_id,)).fetchall()
+
+
+def devices_of(conn: psycopg.Connection[Any], gateway_ids: Sequence[str]) -> list[DeviceStatusRow]:
+    """The devices these gateways have heard from, by gateway then address."""
+    with conn.cursor(row_factory=class_row(DeviceStatusRow)) as cur:
+        return cur.execute(_DEVICES_OF, (list(gateway_ids),)).fetchall()
+
+
+def enabled_ids(conn: psycopg.Connection[Any], patient_id: UUID) -> list[str]:
+    """The ids of the patient's enabled gateways, in order: where the patient's plan is published."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(_ENABLED_OF_PATIENT, (patient_id,)).fetchall()
+
+
+__all__ = [
+    "DeviceSeen",
+    "DeviceStatusRow",
+    "GatewayInfo",
+    "GatewayStatusRow",
+    "StatusReport",
+    "all_gateways",
+    "devices_of",
+    "enabled_ids",
+    "mark_seen",
+    "of_patient",
+    "record_statuses",
+    "touch_seen",
+]

@@ -1,8 +1,9 @@
 """The `readings` table: storing new readings exactly once (`ReadingRow`, by binary COPY, or through a staging table
-when some ids were stored before), and one patient's stored readings
-over a time range as columns, for code that replays them (the threshold editor's what-if). Which readings to store
-and which to refuse is ingest's (`ingest_service.writer`); this module only moves rows. Last-seen bookkeeping is
-`store.gateways`'."""
+when some ids were stored before), one patient's stored readings
+over a time range as columns, for code that replays them (the threshold editor's what-if), and as the API shows
+them (`MeasurementRow` pages newest first, `NewestReading` per kind, the kinds measured lately). Which readings to
+store and which to refuse is ingest's (`ingest_service.writer`); this module only moves rows. Last-seen bookkeeping
+is `store.gateways`'; trend buckets are `store.trends`'."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 from psycopg.errors import UniqueViolation
+from psycopg.rows import class_row, scalar_row
 
 
 class ReadingRow(NamedTuple):
@@ -68,6 +70,15 @@ _RANGE_SQL = (
     "WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s ORDER BY measured_at, kind LIMIT %s"
 )
 """Served by `readings_patient_kind_time_idx` (patient_id, kind, measured_at) per kind."""
+_NEWEST_PER_KIND = (
+    "SELECT k.kind, l.value, l.measured_at, l.id FROM unnest(%s::text[]) AS k(kind) CROSS JOIN LATERAL "
+    "(SELECT r.id, r.value, r.measured_at FROM readings r WHERE r.patient_id = %s AND r.kind = k.kind "
+    "ORDER BY r.measured_at DESC LIMIT 1) AS l"
+)
+_MEASURED_LATELY = (
+    "SELECT k.kind FROM unnest(%s::text[]) AS k(kind) WHERE EXISTS (SELECT 1 FROM readings r "
+    "WHERE r.patient_id = %s AND r.kind = k.kind AND r.measured_at > now() - interval '90 days')"
+)
 
 
 def copy_new(conn: psycopg.Connection[Any], rows: Sequence[ReadingRow]) -> bool:
@@ -136,13 +147,88 @@ def patient_readings(
     return PatientReadings(kinds, [float(v) for v in values], [int(t) for t in measured_at], truncated=truncated)
 
 
+@dataclass(frozen=True, slots=True)
+class MeasurementRow:
+    id: UUID
+    kind: str
+    value: float
+    measured_at: datetime
+    received_at: datetime
+    device_address: str
+    device_type: str
+    device_model: str | None
+    flags: list[str]
+    gateway_id: str
+    grp: str | None
+
+
+def page(
+    conn: psycopg.Connection[Any],
+    patient_id: UUID,
+    *,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[MeasurementRow]:
+    """Up to `limit` of the patient's readings (of one kind, with `since <= measured_at < until` where given), newest
+    first, before the key `before` (measured_at, id) of the previous page's last row."""
+    where: list[sql.Composable] = [sql.SQL("patient_id = %s")]
+    params: list[Any] = [patient_id]
+    if kind:
+        where.append(sql.SQL("kind = %s"))
+        params.append(kind)
+    if since:
+        where.append(sql.SQL("measured_at >= %s"))
+        params.append(since)
+    if until:
+        where.append(sql.SQL("measured_at < %s"))
+        params.append(until)
+    if before is not None:
+        where.append(sql.SQL("(measured_at, id) < (%s, %s)"))
+        params += list(before)
+    query = sql.SQL(
+        "SELECT id, kind, value, measured_at, received_at, device_address, device_type, "
+        "device_model, flags, gateway_id, grp FROM readings WHERE {} ORDER BY measured_at DESC, id "
+        "DESC LIMIT %s"
+    ).format(sql.SQL(" AND ").join(where))
+    with conn.cursor(row_factory=class_row(MeasurementRow)) as cur:
+        return cur.execute(query, [*params, limit]).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class NewestReading:
+    kind: str
+    value: float
+    measured_at: datetime
+    id: UUID
+
+
+def newest_per_kind(conn: psycopg.Connection[Any], patient_id: UUID, kinds: Sequence[str]) -> list[NewestReading]:
+    """The patient's newest reading of each of `kinds` it has any of (one index probe per kind), in no order."""
+    with conn.cursor(row_factory=class_row(NewestReading)) as cur:
+        return cur.execute(_NEWEST_PER_KIND, (list(kinds), patient_id)).fetchall()
+
+
+def kinds_measured_lately(conn: psycopg.Connection[Any], patient_id: UUID, kinds: Sequence[str]) -> set[str]:
+    """Which of `kinds` the patient has readings of in the last 90 days."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return set(cur.execute(_MEASURED_LATELY, (list(kinds), patient_id)).fetchall())
+
+
 __all__ = [
     "STAGE_COLUMNS",
     "STAGE_TYPES",
+    "MeasurementRow",
+    "NewestReading",
     "PatientReadings",
     "ReadingRow",
     "claim_ids",
     "copy_new",
     "insert_staged",
+    "kinds_measured_lately",
+    "newest_per_kind",
+    "page",
     "patient_readings",
 ]

@@ -341,9 +341,28 @@ def history(conn: Connection[Any], patient_id: UUID, limit: int = 50) -> list[Ch
         ).fetchall()
 
 
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """Whether the patient's gateway has the schedule in force (`published`), and why not when it failed."""
+
+    published: bool
+    publish_error: str | None
+
+
+def publication(conn: Connection[Any], patient_id: UUID) -> Publication | None:
+    """None when the patient has no schedule in force."""
+    with conn.cursor(row_factory=class_row(Publication)) as cur:
+        return cur.execute(
+            "SELECT published_revision >= revision AS published, publish_error FROM patient_schedules "
+            "WHERE patient_id = %s",
+            (patient_id,),
+        ).fetchone()
+
+
 __all__ = [
     "ActivePlan",
     "ChangeRow",
+    "Publication",
     "ScheduleChange",
     "StepState",
     "active_plans",
@@ -353,6 +372,7 @@ __all__ = [
     "lock_patients",
     "plan_activated",
     "plan_retired",
+    "publication",
     "save_counts",
     "steps_after",
     "wire_plan",

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import args_row
 
 TrendSource = Literal["readings", "hourly_aggregate"]
 Bucket = Literal["hour", "day", "week"]
@@ -103,11 +104,22 @@ def hourly_drift(
     ]
 
 
+class TrendBucketRow(NamedTuple):
+    """One bucket: its start in the patient's zone, min, avg, max and number of the readings in it (a named tuple, so
+    the two sources' rows compare as plain tuples)."""
+
+    start: datetime
+    min: float
+    avg: float
+    max: float
+    n: int
+
+
 @dataclass(frozen=True, slots=True)
 class TrendRows:
     source: TrendSource
     timezone: str
-    rows: list[tuple[datetime, float, float, float, int]]
+    rows: list[TrendBucketRow]
 
 
 def choose_source(has_hourly_aggregate: bool, zone_in_whole_hours: bool) -> TrendSource:
@@ -156,5 +168,5 @@ def trend_rows(
         "inner_start": inner_start,
         "inner_end": inner_end,
     }
-    rows = conn.execute(sql_for(chosen), params).fetchall()
-    return TrendRows(chosen, timezone, [(r[0], r[1], r[2], r[3], r[4]) for r in rows])
+    with conn.cursor(row_factory=args_row(TrendBucketRow)) as cur:
+        return TrendRows(chosen, timezone, cur.execute(sql_for(chosen), params).fetchall())

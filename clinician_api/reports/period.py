@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 from psycopg import Connection
 
 from clinician_api import population
-from clinician_api.routes.thresholds import as_mapping, load_overrides
+from clinician_api.routes.thresholds import as_mapping
 from rules_engine.profiles import KindLimits, effective_limits
+from store import thresholds
 from vitals import Kind
 
 
@@ -164,7 +165,7 @@ def gather(conn: Connection[Any], patient_id: UUID, start: datetime, end: dateti
     series: dict[str, list[tuple[datetime, float]]] = {}
     for kind, at, value in readings:
         series.setdefault(kind, []).append((at, float(value)))
-    limits = effective_limits(patient.protocol, as_mapping(load_overrides(conn, patient_id)))
+    limits = effective_limits(patient.protocol, as_mapping(thresholds.limit_overrides(conn, patient_id)))
     zones = {k: _zones(limits[Kind(k)]) for k in series}
     alarm_rows = conn.execute(
         "SELECT a.opened_at, a.severity, a.kind, a.explanation_nb, a.explanation_en, a.state, a.resolved_at, "

@@ -11,6 +11,7 @@ from clinician_api import problems
 from clinician_api.deps import PatientDep
 from clinician_api.routes.thresholds import profile
 from clinician_api.schemas import KindProfile, LatestValue, LatestValues, LimitName
+from store import readings
 from vitals import KINDS, Kind
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"], responses=problems.responses(401))
@@ -36,25 +37,20 @@ def judge(value: float, limits: KindProfile) -> tuple[Zone, LimitName | None]:
 @router.get("/{patient_id}/latest", response_model=LatestValues, responses=problems.responses(404))
 def latest_values(scope: PatientDep) -> LatestValues:
     """The newest reading per kind (one index probe per kind) with its zone under the limits in force now."""
-    rows = scope.conn.execute(
-        "SELECT k.kind, l.value, l.measured_at, l.id FROM unnest(%s::text[]) AS k(kind) CROSS JOIN LATERAL "
-        "(SELECT r.id, r.value, r.measured_at FROM readings r WHERE r.patient_id = %s AND r.kind = k.kind "
-        "ORDER BY r.measured_at DESC LIMIT 1) AS l",
-        ([k.value for k in Kind], scope.patient_id),
-    ).fetchall()
+    rows = readings.newest_per_kind(scope.conn, scope.patient_id, [k.value for k in Kind])
     limits = {p.kind: p for p in profile(scope.conn, scope.patient_id).kinds}
     order = {kind: i for i, kind in enumerate(Kind)}
     items = []
-    for kind_name, value, measured_at, reading_id in sorted(rows, key=lambda r: order[Kind(r[0])]):
-        kind = Kind(kind_name)
-        zone, breached = judge(value, limits[kind])
+    for row in sorted(rows, key=lambda r: order[Kind(r.kind)]):
+        kind = Kind(row.kind)
+        zone, breached = judge(row.value, limits[kind])
         items.append(
             LatestValue(
                 kind=kind,
                 unit=KINDS[kind].unit,
-                value=value,
-                measured_at=measured_at,
-                reading_id=reading_id,
+                value=row.value,
+                measured_at=row.measured_at,
+                reading_id=row.id,
                 zone=zone,
                 breached=breached,
             )

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from psycopg import sql
 
 from clinician_api import paging, problems
 from clinician_api.access import access_basis_sql, grant_emergency_access, may_break_glass, visible_patients_named
@@ -35,7 +34,7 @@ from clinician_api.schemas import (
     TrendSeries,
     WorstAlarm,
 )
-from store import audit
+from store import audit, gateways, patients, readings
 from store.conditions import ConditionError, load_conditions, set_conditions
 from store.trends import trend_rows
 from vitals import KINDS, Kind
@@ -43,64 +42,42 @@ from vitals import KINDS, Kind
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"], responses=problems.responses(401))
 _PATIENT = problems.responses(404)
 
-# The newest reading of any kind, bounded in time: per kind, the newest hour of the hourly aggregate (one backward
-# probe of its (patient, kind, bucket) key), then the newest reading inside that hour, so the readings lookup prunes
-# to the one partition of that hour instead of probing every partition's index.
-_LAST_MEASURED = (
-    "(SELECT max(l.measured_at) FROM unnest(%(kinds)s::text[]) AS k(kind) CROSS JOIN LATERAL "
-    "(SELECT h.bucket FROM readings_hourly h WHERE h.patient_id = p.id AND h.kind = k.kind "
-    "ORDER BY h.bucket DESC LIMIT 1) AS hb CROSS JOIN LATERAL "
-    "(SELECT max(r.measured_at) AS measured_at FROM readings r WHERE r.patient_id = p.id AND r.kind = k.kind "
-    "AND r.measured_at >= hb.bucket AND r.measured_at < hb.bucket + interval '1 hour') AS l)"
-)
-_WORST = (
-    "LEFT JOIN LATERAL (SELECT a.id, a.severity, a.rule, a.state, a.opened_at, count(*) OVER () AS n "
-    "FROM alarms a WHERE a.patient_id = p.id AND a.state <> 'resolved' "
-    "ORDER BY a.severity_rank, a.opened_at LIMIT 1) w ON true"
-)
-# The current episode (with a hand-over waiting for an answer, if any).
-_EPISODE = (
-    "LEFT JOIN LATERAL (SELECT ce.id, ce.status, ce.team_id, ct.name AS team_name, co.name AS organisation_name, "
-    "ce.reason, ce.started_at, h.id AS handover_id, ht.name AS to_team FROM care_episodes ce "
-    "JOIN care_teams ct ON ct.id = ce.team_id LEFT JOIN organisations co ON co.id = ct.organisation_id "
-    "LEFT JOIN care_handovers h ON h.episode_id = ce.id AND h.state = 'proposed' "
-    "LEFT JOIN care_teams ht ON ht.id = h.to_team_id "
-    "WHERE ce.patient_id = p.id AND ce.status = 'active') ep ON true"
-)
-_SUMMARY = sql.SQL(
-    "SELECT p.id, p.display_name, p.protocol, p.team_id, t.name, coalesce(w.n, 0), w.id, "
-    "w.severity, w.rule, w.state, w.opened_at, {}, {}, ep.id, ep.status, ep.team_id, "
-    "ep.team_name, ep.organisation_name, ep.reason, ep.started_at, ep.handover_id, ep.to_team "
-    "FROM patients p JOIN care_teams t ON t.id = p.team_id {} {}"
-).format(sql.SQL(_LAST_MEASURED), access_basis_sql("p"), sql.SQL(_WORST), sql.SQL(_EPISODE))
-_ALL_KINDS = [k.value for k in Kind]
 
-
-def _summary(row: Any) -> dict[str, Any]:
-    worst = WorstAlarm(id=row[6], severity=row[7], rule=row[8], state=row[9], opened_at=row[10]) if row[6] else None
-    return {
-        "id": row[0],
-        "display_name": row[1],
-        "protocol": row[2],
-        "team_id": row[3],
-        "team_name": row[4],
-        "open_alarms": row[5],
-        "worst_alarm": worst,
-        "last_measured_at": row[11],
-        "emergency_access": row[12] == "emergency",
-        "access": row[12] or "team",
-        "episode": CurrentEpisode(
-            id=row[13],
-            status=row[14],
-            team_id=row[15],
-            team_name=row[16],
-            organisation_name=row[17],
-            reason=row[18],
-            started_at=row[19],
-            pending_handover_id=row[20],
-            pending_to_team_name=row[21],
+def _summary(row: patients.PatientSummaryRow) -> dict[str, Any]:
+    worst = (
+        WorstAlarm(
+            id=row.worst_id,
+            severity=row.worst_severity,
+            rule=row.worst_rule,
+            state=row.worst_state,
+            opened_at=row.worst_opened_at,
         )
-        if row[13]
+        if row.worst_id
+        else None
+    )
+    return {
+        "id": row.id,
+        "display_name": row.display_name,
+        "protocol": row.protocol,
+        "team_id": row.team_id,
+        "team_name": row.team_name,
+        "open_alarms": row.open_alarms,
+        "worst_alarm": worst,
+        "last_measured_at": row.last_measured_at,
+        "emergency_access": row.access_basis == "emergency",
+        "access": row.access_basis or "team",
+        "episode": CurrentEpisode(
+            id=row.episode_id,
+            status=row.episode_status,
+            team_id=row.episode_team_id,
+            team_name=row.episode_team_name,
+            organisation_name=row.episode_organisation_name,
+            reason=row.episode_reason,
+            started_at=row.episode_started_at,
+            pending_handover_id=row.pending_handover_id,
+            pending_to_team_name=row.pending_to_team_name,
+        )
+        if row.episode_id
         else None,
     }
 
@@ -119,31 +96,16 @@ def list_patients(
     hand-over awaiting the caller's team: see `access`), by name, with each patient's current episode, worst
     unresolved alarm and the time of the newest measurement."""
     clause, vis = visible_patients_named(principal, read_only=True)
-    where: list[sql.Composable] = [clause, sql.SQL("p.active")]
-    params: dict[str, Any] = {
-        **vis,
-        "kinds": _ALL_KINDS,
-        "limit": limit + 1,
-    }
-    if team:
-        where.append(sql.SQL("p.team_id = ANY(%(team)s::uuid[])"))
-        params["team"] = team
-    if q:
-        where.append(sql.SQL("p.display_name ILIKE %(q)s"))
-        params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    after = None
     if cursor:
         name, patient_id = paging.decode("patients", cursor, (str, UUID))
-        where.append(sql.SQL("(p.display_name, p.id) > (%(c_name)s, %(c_id)s)"))
-        params.update(c_name=name, c_id=patient_id)
-    rows = conn.execute(
-        sql.SQL("{} WHERE {} ORDER BY p.display_name, p.id LIMIT %(limit)s").format(
-            _SUMMARY, sql.SQL(" AND ").join(where)
-        ),
-        params,
-    ).fetchall()
-    shown, next_cursor = paging.page(rows, limit, lambda r: (r[1], r[0]), "patients")
+        after = (name, patient_id)
+    rows = patients.page(
+        conn, clause, access_basis_sql("p"), vis, team_ids=team, name_part=q, after=after, limit=limit + 1
+    )
+    shown, next_cursor = paging.page(rows, limit, lambda r: (r.display_name, r.id), "patients")
     audit.record_patients(
-        conn, principal, "list", request.url.path, [r[0] for r in shown], client_addr=client_addr(request)
+        conn, principal, "list", request.url.path, [r.id for r in shown], client_addr=client_addr(request)
     )
     return PatientPage(items=[PatientSummary(**_summary(r)) for r in shown], next=next_cursor)
 
@@ -152,59 +114,44 @@ def list_patients(
 def get_patient(scope: PatientDep) -> PatientDetail:
     """The patient's record: identity, protocol, alarms summary, active plan, gateways and their devices."""
     conn = scope.conn
-    row = conn.execute(
-        sql.SQL("{} WHERE p.id = %(id)s").format(_SUMMARY),
-        {
-            "id": scope.patient_id,
-            "vis_teams": list(scope.principal.team_ids),
-            "vis_user": scope.principal.user_id,
-            "kinds": _ALL_KINDS,
-        },
-    ).fetchone()
+    access = {"vis_teams": list(scope.principal.team_ids), "vis_user": scope.principal.user_id}
+    row = patients.summary(conn, scope.patient_id, access_basis_sql("p"), access)
     assert row is not None
-    extra = conn.execute(
-        "SELECT p.birth_date, p.national_id, p.timezone, p.active, "
-        "(SELECT version FROM self_management_plans s WHERE s.patient_id = p.id AND s.status = 'active') "
-        "FROM patients p WHERE p.id = %s",
-        (scope.patient_id,),
-    ).fetchone()
+    extra = patients.record(conn, scope.patient_id)
     assert extra is not None
-    gateways = conn.execute(
-        "SELECT id, enabled, state, last_seen_at, agent_version, outbox_depth FROM gateways WHERE patient_id = %s "
-        "ORDER BY created_at, id",
-        (scope.patient_id,),
-    ).fetchall()
-    devices = conn.execute(
-        "SELECT gateway_id, address, type, model, battery_percent, first_seen_at, last_seen_at FROM devices "
-        "WHERE gateway_id = ANY(%s) ORDER BY gateway_id, address",
-        ([g[0] for g in gateways],),
-    ).fetchall()
+    found_gateways = gateways.of_patient(conn, scope.patient_id)
+    devices = gateways.devices_of(conn, [g.id for g in found_gateways])
     found = load_conditions(conn, scope.patient_id)
     return PatientDetail(
         **_summary(row),
         conditions=list(found.conditions) if found else [],
-        birth_date=extra[0],
-        national_id=extra[1],
-        timezone=extra[2],
-        active=extra[3],
-        active_plan_version=extra[4],
+        birth_date=extra.birth_date,
+        national_id=extra.national_id,
+        timezone=extra.timezone,
+        active=extra.active,
+        active_plan_version=extra.active_plan_version,
         gateways=[
             GatewayOut(
-                id=g[0],
-                enabled=g[1],
-                state=g[2],
-                last_seen_at=g[3],
-                agent_version=g[4],
-                outbox_depth=g[5],
+                id=g.id,
+                enabled=g.enabled,
+                state=g.state,
+                last_seen_at=g.last_seen_at,
+                agent_version=g.agent_version,
+                outbox_depth=g.outbox_depth,
                 devices=[
                     DeviceStatusOut(
-                        address=d[1], type=d[2], model=d[3], battery_percent=d[4], first_seen_at=d[5], last_seen_at=d[6]
+                        address=d.address,
+                        type=d.type,
+                        model=d.model,
+                        battery_percent=d.battery_percent,
+                        first_seen_at=d.first_seen_at,
+                        last_seen_at=d.last_seen_at,
                     )
                     for d in devices
-                    if d[0] == g[0]
+                    if d.gateway_id == g.id
                 ],
             )
-            for g in gateways
+            for g in found_gateways
         ],
     )
 
@@ -225,7 +172,7 @@ def get_conditions(scope: PatientDep) -> PatientConditionsOut:
 def put_conditions(scope: PatientDep, body: ConditionsEdit, principal: Clinician) -> PatientConditionsOut:
     """Replace the patient's conditions (heart failure + diabetes + COPD is common). The first named, or
     `primary`, becomes the patient's protocol; the rules compose every condition's limits, the safer winning."""
-    scope.conn.execute("SELECT 1 FROM patients WHERE id = %s FOR UPDATE", (scope.patient_id,))
+    patients.lock(scope.conn, scope.patient_id)
     try:
         found = set_conditions(scope.conn, scope.patient_id, body.conditions, body.primary, principal.user_id)
     except ConditionError as exc:
@@ -259,42 +206,32 @@ def measurements(
         raise HTTPException(422, "`from` must be before `to`")
     if bucket is not None:
         return _trend(scope, kind, from_, to, bucket)
-    where: list[sql.Composable] = [sql.SQL("patient_id = %s")]
-    params: list[Any] = [scope.patient_id]
-    if kind:
-        where.append(sql.SQL("kind = %s"))
-        params.append(kind.value)
-    if from_:
-        where.append(sql.SQL("measured_at >= %s"))
-        params.append(from_)
-    if to:
-        where.append(sql.SQL("measured_at < %s"))
-        params.append(to)
+    before = None
     if cursor:
         at, reading_id = paging.decode("readings", cursor, (paging.parse_time, UUID))
-        where.append(sql.SQL("(measured_at, id) < (%s, %s)"))
-        params += [at, reading_id]
-    rows = scope.conn.execute(
-        sql.SQL(
-            "SELECT id, kind, value, measured_at, received_at, device_address, device_type, "
-            "device_model, flags, gateway_id, grp FROM readings WHERE {} ORDER BY measured_at DESC, id "
-            "DESC LIMIT %s"
-        ).format(sql.SQL(" AND ").join(where)),
-        [*params, limit + 1],
-    ).fetchall()
-    shown, next_cursor = paging.page(rows, limit, lambda r: (r[3], r[0]), "readings")
+        before = (at, reading_id)
+    rows = readings.page(
+        scope.conn,
+        scope.patient_id,
+        kind=kind.value if kind else None,
+        since=from_,
+        until=to,
+        before=before,
+        limit=limit + 1,
+    )
+    shown, next_cursor = paging.page(rows, limit, lambda r: (r.measured_at, r.id), "readings")
     items = [
         Measurement(
-            id=r[0],
-            kind=Kind(r[1]),
-            value=r[2],
-            unit=KINDS[Kind(r[1])].unit,
-            measured_at=r[3],
-            received_at=r[4],
-            device=DeviceRefOut(address=r[5], type=r[6], model=r[7]),
-            flags=list(r[8]),
-            gateway_id=r[9],
-            group=r[10],
+            id=r.id,
+            kind=Kind(r.kind),
+            value=r.value,
+            unit=KINDS[Kind(r.kind)].unit,
+            measured_at=r.measured_at,
+            received_at=r.received_at,
+            device=DeviceRefOut(address=r.device_address, type=r.device_type, model=r.device_model),
+            flags=list(r.flags),
+            gateway_id=r.gateway_id,
+            group=r.grp,
         )
         for r in shown
     ]
@@ -320,7 +257,7 @@ def _trend(
         timezone=trend.timezone,
         from_=start,
         to=end,
-        items=[TrendBucket(start=r[0], min=r[1], avg=r[2], max=r[3], count=r[4]) for r in trend.rows],
+        items=[TrendBucket(start=r.start, min=r.min, avg=r.avg, max=r.max, count=r.n) for r in trend.rows],
     )
 
 
@@ -377,34 +314,25 @@ def access_log(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AccessLogPage:
     """Who read or changed this patient's record (innsynslogg), newest first."""
-    where: list[sql.Composable] = [sql.SQL("patient_id = %s")]
-    params: list[Any] = [scope.patient_id]
+    before = None
     if cursor:
         (before,) = paging.decode("access-log", cursor, (int,))
-        where.append(sql.SQL("id < %s"))
-        params.append(before)
-    rows = scope.conn.execute(
-        sql.SQL(
-            "SELECT id, at, user_id, username, role, team_id, action, resource, outcome, emergency, "
-            "reason FROM audit_log WHERE {} ORDER BY id DESC LIMIT %s"
-        ).format(sql.SQL(" AND ").join(where)),
-        [*params, limit + 1],
-    ).fetchall()
-    shown, next_cursor = paging.page(rows, limit, lambda r: (r[0],), "access-log")
+    rows = audit.access_log(scope.conn, scope.patient_id, before=before, limit=limit + 1)
+    shown, next_cursor = paging.page(rows, limit, lambda r: (r.id,), "access-log")
     return AccessLogPage(
         items=[
             AccessLogEntry(
-                id=r[0],
-                at=r[1],
-                user_id=r[2],
-                username=r[3],
-                role=r[4],
-                team_id=r[5],
-                action=r[6],
-                resource=r[7],
-                outcome=r[8],
-                emergency=r[9],
-                reason=r[10],
+                id=r.id,
+                at=r.at,
+                user_id=r.user_id,
+                username=r.username,
+                role=r.role,
+                team_id=r.team_id,
+                action=r.action,
+                resource=r.resource,
+                outcome=r.outcome,
+                emergency=r.emergency,
+                reason=r.reason,
             )
             for r in shown
         ],

@@ -37,10 +37,7 @@ def get_schedule(scope: PatientDep) -> MeasurementSchedule:
             history=changes,
         )
     wire = schedules.wire_plan(conn, plan)
-    row = conn.execute(
-        "SELECT published_revision >= revision, publish_error FROM patient_schedules WHERE patient_id = %s",
-        (patient_id,),
-    ).fetchone()
+    publication = schedules.publication(conn, patient_id)
     today = datetime.now(UTC).astimezone(ZoneInfo(plan.timezone)).date()
     steps = []
     for active in wire.active_steps:
@@ -64,7 +61,7 @@ def get_schedule(scope: PatientDep) -> MeasurementSchedule:
         schedule=[e.model_dump(mode="json") for e in wire.schedule],
         plan_schedule=[e.model_dump(mode="json") for e in plan.body.schedule],
         steps=steps,
-        published=row is None or bool(row[0]),
-        publish_error=row[1] if row is not None else None,
+        published=publication is None or bool(publication.published),
+        publish_error=publication.publish_error if publication is not None else None,
         history=changes,
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
-from psycopg import Connection, sql
+from psycopg import Connection
 
 from clinician_api import problems
 from clinician_api.deps import Clinician, PatientDep, SettingsDep
@@ -37,12 +37,11 @@ from rules_engine.profiles import (
 )
 from rules_engine.validation import validate_profile
 from rules_engine.whatif import TooManyReadings, what_if
+from store import plans, readings, thresholds
 from store.conditions import load_conditions
 from vitals import KINDS, Kind
 
 router = APIRouter(prefix="/api/v1/patients", tags=["thresholds"], responses=problems.responses(401, 404))
-
-OverrideRows = dict[str, tuple[tuple[float | None, ...], str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,40 +57,25 @@ class _Basis:
 def _basis(conn: Connection[Any], patient_id: Any) -> _Basis:
     found = load_conditions(conn, patient_id)
     assert found is not None
-    row = conn.execute(
-        "SELECT coalesce(body->>'spo2_scale' = '2', false), coalesce(jsonb_typeof(body->'oxygen') = 'object', false) "
-        "FROM self_management_plans WHERE patient_id = %s AND status = 'active'",
-        (patient_id,),
-    ).fetchone()
-    return _Basis(found.primary, found.conditions, bool(row and row[0]), bool(row and row[1]))
+    news2 = plans.active_news2(conn, patient_id)
+    return _Basis(found.primary, found.conditions, bool(news2 and news2.spo2_scale2), bool(news2 and news2.on_oxygen))
 
 
-def load_overrides(conn: Connection[Any], patient_id: Any) -> OverrideRows:
-    """kind → ((red_low, yellow_low, yellow_high, red_high), source); NULL inherits, NaN removes the limit."""
-    rows = conn.execute(
-        sql.SQL("SELECT kind, {}, source FROM threshold_overrides WHERE patient_id = %s").format(
-            sql.SQL(", ".join(LIMIT_NAMES))
-        ),
-        (patient_id,),
-    ).fetchall()
-    return {r[0]: (tuple(r[1:5]), r[5]) for r in rows}
+def _rules_limits(values: thresholds.Limits) -> dict[str, float | None]:
+    """Stored limits in the rules engine's vocabulary: a number overrides, None removes; NULLs are left out."""
+    return {name: (None if math.isnan(v) else v) for name, v in zip(LIMIT_NAMES, values, strict=True) if v is not None}
 
 
-def as_mapping(overrides: OverrideRows) -> dict[str, dict[str, float | None]]:
-    """The override rows in the rules engine's vocabulary: a number overrides, None removes; NULLs are left out."""
-    return {
-        kind: {
-            name: (None if math.isnan(v) else v) for name, v in zip(LIMIT_NAMES, values, strict=True) if v is not None
-        }
-        for kind, (values, _source) in overrides.items()
-    }
+def as_mapping(overrides: Mapping[str, thresholds.LimitOverride]) -> dict[str, dict[str, float | None]]:
+    """The patient's own limits (`store.thresholds.limit_overrides`) in the rules engine's vocabulary."""
+    return {kind: _rules_limits(row.limits) for kind, row in overrides.items()}
 
 
 def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
     """The limits the rules apply now, each with its origin: the patient's conditions composed (the safer limit
     wins, `condition` names it) → personal (after the run-in) → hand-set; red hard floors are absolute."""
     basis = _basis(conn, patient_id)
-    overrides = load_overrides(conn, patient_id)
+    overrides = thresholds.limit_overrides(conn, patient_id)
     composed = patient_rules_of(basis.protocol, conditions=basis.conditions, spo2_scale2=basis.spo2_scale2)
     rules = patient_rules_of(
         basis.protocol,
@@ -103,7 +87,8 @@ def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
     baselines = current_versions(conn, patient_id)
     kinds = []
     for k, kind in enumerate(Kind):
-        _values, source = overrides.get(kind.value, ((None,) * 4, "manual"))
+        override = overrides.get(kind.value)
+        source = override.source if override else "manual"
         limits: dict[str, LimitValue] = {}
         for i, name in enumerate(LIMIT_NAMES):
             value = float(rules.limits[0, k, i])
@@ -143,36 +128,24 @@ def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
     )
 
 
-def _followed(conn: Connection[Any], patient_id: Any, basis: _Basis, overrides: OverrideRows) -> list[Kind]:
+def _followed(
+    conn: Connection[Any], patient_id: Any, basis: _Basis, overrides: Mapping[str, thresholds.LimitOverride]
+) -> list[Kind]:
     """The conditions' kinds, and any other the patient measures (last 90 days) or has own limits for."""
-    measured = {
-        r[0]
-        for r in conn.execute(
-            "SELECT k.kind FROM unnest(%s::text[]) AS k(kind) WHERE EXISTS (SELECT 1 FROM readings r "
-            "WHERE r.patient_id = %s AND r.kind = k.kind AND r.measured_at > now() - interval '90 days')",
-            ([k.value for k in Kind], patient_id),
-        ).fetchall()
-    }
+    measured = readings.kinds_measured_lately(conn, patient_id, [k.value for k in Kind])
     followed = {k for c in (basis.protocol, *basis.conditions) for k in PROTOCOL_KINDS[Protocol(c)]}
     wanted = followed | {Kind(k) for k in measured | set(overrides)}
     return [kind for kind in Kind if kind in wanted]
 
 
-def load_trend_overrides(conn: Connection[Any], patient_id: Any) -> dict[str, tuple[float, str]]:
-    rows = conn.execute(
-        "SELECT setting, value, source FROM trend_overrides WHERE patient_id = %s", (patient_id,)
-    ).fetchall()
-    return {r[0]: (float(r[1]), str(r[2])) for r in rows}
-
-
 def _trend_profile(conn: Connection[Any], patient_id: Any, composed: PatientRules) -> list[TrendValue]:
-    own = load_trend_overrides(conn, patient_id)
+    own = thresholds.trend_overrides(conn, patient_id)
     out = []
     for column, name in enumerate(TREND_NAMES):
         condition = None
         if name in own:
-            value, source = own[name]
-            origin = "plan" if source == "plan" else "override"
+            value = own[name].value
+            origin = "plan" if own[name].source == "plan" else "override"
         else:
             value = float(composed.trends[0, column])
             origin = "none" if math.isnan(value) else "protocol"
@@ -198,13 +171,18 @@ class _Proposal:
     """An edit checked against the patient's current settings: the rows to store, and the whole set of hand-set
     limits and trend settings the patient would have after it (in the rules engine's vocabulary)."""
 
-    limit_rows: dict[str, tuple[float | None, ...]]
+    limit_rows: dict[str, thresholds.Limits]
     """kind → (red_low, yellow_low, yellow_high, red_high): a number overrides, NaN removes, None inherits."""
     trend_rows: dict[str, float | None]
     """setting → a number (NaN: rule off), or None (back to the protocol's value)."""
     limits: dict[str, dict[str, float | None]]
     trends: dict[str, float | None]
     """setting → a number, or None (the trend rule is off)."""
+
+
+def _edited(limit: float | str | None) -> float | None:
+    """One edited limit as stored: "off" removes it (NaN), a number overrides, None inherits."""
+    return float("nan") if limit == "off" else (float(limit) if limit is not None else None)
 
 
 def _proposal(conn: Connection[Any], patient_id: Any, body: ThresholdEdit) -> _Proposal:
@@ -222,20 +200,15 @@ def _proposal(conn: Connection[Any], patient_id: Any, body: ThresholdEdit) -> _P
             )
     if errors:
         raise ProblemError(422, "limits in the wrong unit", errors=errors)
-    current = as_mapping(load_overrides(conn, patient_id))
-    new_rows: dict[str, tuple[float | None, ...]] = {}
+    current = as_mapping(thresholds.limit_overrides(conn, patient_id))
+    new_rows: dict[str, thresholds.Limits] = {}
     for kind, edit in body.limits.items():
-        values = tuple(
-            float("nan") if v == "off" else (float(v) if v is not None else None)
-            for v in (edit.red_low, edit.yellow_low, edit.yellow_high, edit.red_high)
-        )
+        values = (_edited(edit.red_low), _edited(edit.yellow_low), _edited(edit.yellow_high), _edited(edit.red_high))
         new_rows[kind.value] = values
-        current[kind.value] = {
-            name: (None if math.isnan(v) else v) for name, v in zip(LIMIT_NAMES, values, strict=True) if v is not None
-        }
+        current[kind.value] = _rules_limits(values)
     trends_now: dict[str, float | None] = {
-        name: (None if math.isnan(value) else value)
-        for name, (value, _src) in load_trend_overrides(conn, patient_id).items()
+        name: (None if math.isnan(own.value) else own.value)
+        for name, own in thresholds.trend_overrides(conn, patient_id).items()
     }
     new_trends: dict[str, float | None] = {}
     for trend_name, trend_edit in body.trends.items():
@@ -276,8 +249,8 @@ def put_thresholds(scope: PatientDep, body: ThresholdEdit, principal: Clinician)
     the protocol default, null inherits it, "off" removes the limit. Refused as a whole when the resulting profile
     is out of order, implausible or in the wrong unit."""
     proposal = _proposal(scope.conn, scope.patient_id, body)
-    _store(scope.conn, scope.patient_id, proposal.limit_rows, principal.user_id)
-    _store_trends(scope.conn, scope.patient_id, proposal.trend_rows, principal.user_id)
+    thresholds.save_manual_limits(scope.conn, scope.patient_id, proposal.limit_rows, principal.user_id)
+    thresholds.save_manual_trends(scope.conn, scope.patient_id, proposal.trend_rows, principal.user_id)
     return profile(scope.conn, scope.patient_id)
 
 
@@ -314,34 +287,3 @@ def what_if_thresholds(
         by_rule_now=found.by_rule_now,
         by_rule_proposed=found.by_rule_proposed,
     )
-
-
-def _store_trends(conn: Connection[Any], patient_id: Any, rows: Mapping[str, float | None], user_id: Any) -> None:
-    """A number (or NaN: rule off) is the patient's own setting; None returns to the protocol's value."""
-    for name, value in rows.items():
-        if value is None:
-            conn.execute("DELETE FROM trend_overrides WHERE patient_id = %s AND setting = %s", (patient_id, name))
-            continue
-        conn.execute(
-            "INSERT INTO trend_overrides (patient_id, setting, value, source, updated_by) VALUES (%s, %s, %s, "
-            "'manual', %s) ON CONFLICT (patient_id, setting) DO UPDATE SET value = EXCLUDED.value, source = 'manual', "
-            "plan_id = NULL, updated_by = EXCLUDED.updated_by, updated_at = now()",
-            (patient_id, name, value, user_id),
-        )
-
-
-def _store(conn: Connection[Any], patient_id: Any, rows: Mapping[str, tuple[float | None, ...]], user_id: Any) -> None:
-    for kind, values in rows.items():
-        if all(v is None for v in values):
-            conn.execute("DELETE FROM threshold_overrides WHERE patient_id = %s AND kind = %s", (patient_id, kind))
-            continue
-        conn.execute(
-            sql.SQL(
-                "INSERT INTO threshold_overrides (patient_id, kind, {}, source, plan_id, updated_by, "
-                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'manual', NULL, %s, now()) ON CONFLICT "
-                "(patient_id, kind) DO UPDATE SET red_low = EXCLUDED.red_low, yellow_low = "
-                "EXCLUDED.yellow_low, yellow_high = EXCLUDED.yellow_high, red_high = EXCLUDED.red_high, "
-                "source = 'manual', plan_id = NULL, updated_by = EXCLUDED.updated_by, updated_at = now()"
-            ).format(sql.SQL(", ".join(LIMIT_NAMES))),
-            (patient_id, kind, *values, user_id),
-        )
