@@ -1,8 +1,8 @@
-"""A patient's own limits and trend settings, the one place that reads and writes `threshold_overrides` and
-`trend_overrides`: typed per kind (`LimitOverride`) and per setting (`TrendOverride`), written by hand ('manual',
-the limits editor) or from the active plan ('plan'). In the stored vocabulary a NULL limit inherits the protocol's,
-NaN removes the limit, and a NaN trend setting switches that trend rule off. Composing them with the protocols is
-`rules_engine.profiles`'."""
+"""A patient's own limits and trend settings, the one writer of `threshold_overrides` and `trend_overrides` and
+their reader for the API (the rules still batch-read them in `rules_engine.runtime`): typed per kind
+(`LimitOverride`) and per setting (`TrendOverride`), written by hand ('manual', the limits editor) or from the active
+plan ('plan'). In the stored vocabulary a NULL limit inherits the protocol's, NaN removes the limit, and a NaN trend
+setting switches that trend rule off. Composing them with the protocols is `rules_engine.profiles`'."""
 
 from __future__ import annotations
 
