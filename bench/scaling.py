@@ -43,8 +43,8 @@ os.environ.setdefault("VARDE_HOME", str(ROOT / ".varde" / "bench-scaling"))
 import psycopg  # noqa: E402
 
 from bench.results import keep, machine_facts  # noqa: E402
-from clinician_api.deps import READING_PATIENT_SQL  # noqa: E402
 from clinician_api.journal.feed import _PARTNER_MARGIN  # noqa: E402
+from store.access import READING_PATIENT_SQL  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.patients import _LAST_MEASURED  # noqa: E402
 from store.trends import HOURLY_AGGREGATE_SQL, READINGS_SQL, whole_hours_inside  # noqa: E402

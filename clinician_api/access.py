@@ -19,6 +19,11 @@ from uuid import UUID
 from psycopg import Connection, sql
 
 from clinician_api import roles
+from store import access as store_access
+from store.access import BASIS_CONSULTATIVE as BASIS_CONSULTATIVE
+from store.access import BASIS_EMERGENCY as BASIS_EMERGENCY
+from store.access import BASIS_HANDOVER as BASIS_HANDOVER
+from store.access import BASIS_TEAM as BASIS_TEAM
 
 EMERGENCY_MINUTES_DEFAULT = 60
 EMERGENCY_MINUTES_MAX = 240
@@ -48,10 +53,6 @@ class Principal:
         return self.role != roles.DATA_EXPORT
 
 
-BASIS_TEAM = "team"
-BASIS_EMERGENCY = "emergency"
-BASIS_CONSULTATIVE = "consultative"
-BASIS_HANDOVER = "handover"
 READ_ONLY_BASES = (BASIS_CONSULTATIVE, BASIS_HANDOVER)
 
 
@@ -73,49 +74,23 @@ class PatientAccess:
         return self.basis in READ_ONLY_BASES
 
 
-# Read-only grounds: the caller's team consults on the active episode (until the agreed end), or a hand-over of
-# the active episode to the caller's team awaits its answer. Uncorrelated, so a list query hashes them once.
-_CONSULTS = sql.SQL(
-    "{alias}.id IN (SELECT ce.patient_id FROM care_episode_consultants cc JOIN care_episodes ce "
-    "ON ce.id = cc.episode_id WHERE ce.status = 'active' AND cc.until > now() AND cc.team_id = ANY({teams}::uuid[]))"
-)
-_RECEIVES = sql.SQL(
-    "{alias}.id IN (SELECT h.patient_id FROM care_handovers h WHERE h.state = 'proposed' "
-    "AND h.to_team_id = ANY({teams}::uuid[]))"
-)
-
-
-def _consults(alias: str, teams: str) -> sql.Composed:
-    return _CONSULTS.format(alias=sql.Identifier(alias), teams=sql.Placeholder(teams))
-
-
-def _receives(alias: str, teams: str) -> sql.Composed:
-    return _RECEIVES.format(alias=sql.Identifier(alias), teams=sql.Placeholder(teams))
-
-
 def patient_access(conn: Connection[Any], principal: Principal, patient_id: UUID) -> PatientAccess | None:
     """None when the principal has no duty of care for the patient (the caller answers 404)."""
     if not principal.reads_records:
         return None
-    row = conn.execute(
-        sql.SQL(
-            "SELECT p.team_id, p.team_id = ANY(%(teams)s::uuid[]) AS member, e.reason, e.expires_at, "
-            "{}, {} FROM patients p LEFT JOIN LATERAL (SELECT reason, expires_at FROM emergency_access "
-            "e  WHERE e.user_id = %(user)s AND e.patient_id = p.id AND e.expires_at > now()  ORDER BY "
-            "e.expires_at DESC LIMIT 1) e ON true WHERE p.id = %(patient)s"
-        ).format(_consults("p", "teams"), _receives("p", "teams")),
-        {"teams": list(principal.team_ids), "user": principal.user_id, "patient": patient_id},
-    ).fetchone()
-    if row is None:
+    found = store_access.grounds(conn, principal.team_ids, principal.user_id, patient_id)
+    if found is None:
         return None
-    team_id, member, reason, expires_at, consults, receives = row
-    if member:
+    team_id = found.team_id
+    if found.member:
         return PatientAccess(patient_id, team_id, False, None)
-    if reason is not None:
-        return PatientAccess(patient_id, team_id, True, str(reason), expires_at, BASIS_EMERGENCY)
-    if consults:
+    if found.emergency_reason is not None:
+        return PatientAccess(
+            patient_id, team_id, True, found.emergency_reason, found.emergency_expires_at, BASIS_EMERGENCY
+        )
+    if found.consults:
         return PatientAccess(patient_id, team_id, False, None, basis=BASIS_CONSULTATIVE)
-    if receives:
+    if found.receives:
         return PatientAccess(patient_id, team_id, False, None, basis=BASIS_HANDOVER)
     return None
 
@@ -124,13 +99,7 @@ def visible_patients_clause(principal: Principal, alias: str = "p") -> tuple[sql
     """SQL condition restricting `{alias}` (patients) to those the principal has a duty of care for."""
     if not principal.reads_records:
         return (sql.SQL("false"), [])
-    return (
-        sql.SQL(
-            "({}.team_id = ANY(%s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e WHERE e.user_id "
-            "= %s AND e.patient_id = {}.id AND e.expires_at > now()))"
-        ).format(sql.Identifier(alias), sql.Identifier(alias)),
-        [list(principal.team_ids), principal.user_id],
-    )
+    return store_access.visible_clause(principal.team_ids, principal.user_id, alias)
 
 
 def visible_patients_named(
@@ -141,49 +110,21 @@ def visible_patients_named(
     list shows them; the alarm queue and its kin do not: alarms go to the responsible team)."""
     if not principal.reads_records:  # the parameters still exist: a query may name them beside the clause
         return (sql.SQL("false"), {"vis_teams": [], "vis_user": principal.user_id})
-    extra: sql.Composable = sql.SQL("")
-    if read_only:
-        extra = sql.SQL(" OR {} OR {}").format(_consults(alias, "vis_teams"), _receives(alias, "vis_teams"))
-    return (
-        sql.SQL(
-            "({}.team_id = ANY(%(vis_teams)s::uuid[]) OR EXISTS (SELECT 1 FROM emergency_access e "
-            "WHERE e.user_id = %(vis_user)s AND e.patient_id = {}.id AND e.expires_at > now()){})"
-        ).format(sql.Identifier(alias), sql.Identifier(alias), extra),
-        {"vis_teams": list(principal.team_ids), "vis_user": principal.user_id},
-    )
+    return store_access.visible_named(principal.team_ids, principal.user_id, alias, read_only=read_only)
 
 
 def access_basis_sql(alias: str = "p") -> sql.Composable:
     """An SQL expression naming the principal's access basis for `{alias}` (named parameters `vis_teams`,
     `vis_user`, as `visible_patients_named` gives them), in the order `patient_access` decides."""
-    return sql.SQL(
-        "CASE WHEN {alias}.team_id = ANY(%(vis_teams)s::uuid[]) THEN {team} WHEN EXISTS (SELECT 1 FROM "
-        "emergency_access e WHERE e.user_id = %(vis_user)s AND e.patient_id = {alias}.id AND "
-        "e.expires_at > now()) THEN {emergency} WHEN {consults} THEN {consultative} WHEN {receives} THEN {handover} END"
-    ).format(
-        alias=sql.Identifier(alias),
-        team=sql.Literal(BASIS_TEAM),
-        emergency=sql.Literal(BASIS_EMERGENCY),
-        consults=_consults(alias, "vis_teams"),
-        consultative=sql.Literal(BASIS_CONSULTATIVE),
-        receives=_receives(alias, "vis_teams"),
-        handover=sql.Literal(BASIS_HANDOVER),
-    )
+    return store_access.basis_expression(alias)
 
 
 def emergency_patient_ids(conn: Connection[Any], principal: Principal) -> dict[UUID, datetime]:
     """Patients seen through an unexpired emergency access, with the time each access ends."""
-    rows = conn.execute(
-        "SELECT patient_id, max(expires_at) FROM emergency_access WHERE user_id = %s AND expires_at > now() "
-        "GROUP BY patient_id",
-        (principal.user_id,),
-    ).fetchall()
-    return {r[0]: r[1] for r in rows}
+    return store_access.emergencies(conn, principal.user_id)
 
 
-def alarm_patient(conn: Connection[Any], alarm_id: UUID) -> UUID | None:
-    row = conn.execute("SELECT patient_id FROM alarms WHERE id = %s", (alarm_id,)).fetchone()
-    return row[0] if row else None
+alarm_patient = store_access.alarm_patient
 
 
 def may_break_glass(principal: Principal) -> bool:
@@ -193,24 +134,14 @@ def may_break_glass(principal: Principal) -> bool:
 
 def grant_emergency_access(
     conn: Connection[Any], principal: Principal, patient_id: UUID, reason: str, minutes: int
-) -> tuple[UUID, datetime, datetime] | None:
-    """Record an emergency access; None when no such patient. Returns (id, granted_at, expires_at)."""
+) -> store_access.EmergencyGrant | None:
+    """Record an emergency access of at most `EMERGENCY_MINUTES_MAX`; None when no such patient."""
     if len(reason.strip()) < EMERGENCY_REASON_MIN:
         raise ValueError(f"the reason must have at least {EMERGENCY_REASON_MIN} characters")
     minutes = max(1, min(minutes, EMERGENCY_MINUTES_MAX))
-    row = conn.execute(
-        "INSERT INTO emergency_access (user_id, patient_id, reason, expires_at) "
-        "SELECT %s, p.id, %s, now() + %s FROM patients p WHERE p.id = %s RETURNING id, granted_at, expires_at",
-        (principal.user_id, reason.strip(), timedelta(minutes=minutes), patient_id),
-    ).fetchone()
-    return (row[0], row[1], row[2]) if row else None
+    return store_access.grant_emergency(conn, principal.user_id, patient_id, reason.strip(), timedelta(minutes=minutes))
 
 
 def user_has_duty_of_care(conn: Connection[Any], user_id: UUID, patient_id: UUID) -> bool:
     """Whether an (active) user belongs to the patient's care team: the condition for being assigned an alarm."""
-    row = conn.execute(
-        "SELECT 1 FROM users u JOIN team_memberships m ON m.user_id = u.id JOIN patients p ON p.team_id = m.team_id "
-        "WHERE u.id = %s AND u.active AND p.id = %s",
-        (user_id, patient_id),
-    ).fetchone()
-    return row is not None
+    return store_access.on_patients_team(conn, user_id, patient_id)

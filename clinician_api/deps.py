@@ -25,6 +25,7 @@ from clinician_api.metrics import AUTH_FAILURES
 from clinician_api.problems import ProblemError
 from clinician_api.security import TokenError, verify_token
 from store import audit
+from store.access import reading_patient
 from store.db import get_pool
 from store.settings import Settings, get_settings
 
@@ -250,20 +251,11 @@ def alarm_scope(alarm_id: UUID, conn: Conn, principal: CurrentPrincipal, request
     yield from _audited(AlarmScope(**_scope_kwargs(conn, principal, request, access), alarm_id=alarm_id))
 
 
-# A reading by id alone: its time from `reading_ids` (one probe of an unpartitioned primary key), so the readings
-# lookup prunes to the partition of that time instead of probing the id in every partition.
-READING_PATIENT_SQL = (
-    "SELECT patient_id FROM readings WHERE id = %s "
-    "AND measured_at = (SELECT measured_at FROM reading_ids WHERE id = %s) LIMIT 1"
-)
-
-
 def observation_scope(
     observation_id: UUID, conn: Conn, principal: CurrentPrincipal, request: Request
 ) -> Iterator[PatientScope]:
     """The same gate for a reading (FHIR Observation): the reading's patient decides."""
-    row = conn.execute(READING_PATIENT_SQL, (observation_id, observation_id)).fetchone()
-    access = _gate(conn, principal, request, row[0] if row else None)
+    access = _gate(conn, principal, request, reading_patient(conn, observation_id))
     yield from _audited(PatientScope(**_scope_kwargs(conn, principal, request, access)))
 
 

@@ -15,20 +15,16 @@ from psycopg import Connection
 
 from clinician_api.access import Principal
 from clinician_api.security import TokenClaims
+from store import users
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 
 
 def load_principal(conn: Connection[Any], user_id: UUID) -> Principal | None:
-    row = conn.execute(
-        "SELECT u.id, u.username, u.role, coalesce(array_agg(m.team_id ORDER BY m.team_id) "
-        "FILTER (WHERE m.team_id IS NOT NULL), '{}'), u.display_name FROM users u "
-        "LEFT JOIN team_memberships m ON m.user_id = u.id WHERE u.id = %s AND u.active GROUP BY u.id",
-        (user_id,),
-    ).fetchone()
-    if row is None:
+    user = users.active_user(conn, user_id)
+    if user is None:
         return None
-    return Principal(row[0], row[1], row[2], tuple(row[3]), row[4])
+    return Principal(user.id, user.username, user.role, tuple(user.team_ids), user.display_name)
 
 
 def principal_for_claims(conn: Connection[Any], claims: TokenClaims) -> Principal | None:
@@ -42,50 +38,22 @@ def principal_for_claims(conn: Connection[Any], claims: TokenClaims) -> Principa
 
 def principal_for_external(conn: Connection[Any], claims: TokenClaims) -> Principal | None:
     """Map an OIDC token to its user row, creating it on first sight; None for a disabled user."""
-    row = conn.execute(
-        "SELECT id, active, role, display_name FROM users WHERE external_subject = %s", (claims.subject,)
-    ).fetchone()
-    if row is None:
-        row = conn.execute(
-            "INSERT INTO users (username, display_name, role, external_subject) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (external_subject) DO UPDATE SET role = EXCLUDED.role "
-            "RETURNING id, active, role, display_name",
-            (_free_username(conn, claims), claims.display_name or claims.username, claims.role, claims.subject),
-        ).fetchone()
-        assert row is not None
-    user_id, active, role, display_name = row
-    if not active:
+    user = users.external_user(conn, claims.subject)
+    if user is None:
+        display_name = claims.display_name or claims.username
+        user = users.add_external_user(conn, _free_username(conn, claims), display_name, claims.role, claims.subject)
+    if not user.active:
         return None
-    if role != claims.role or (claims.display_name and display_name != claims.display_name):
-        conn.execute(
-            "UPDATE users SET role = %s, display_name = coalesce(nullif(%s, ''), display_name) WHERE id = %s",
-            (claims.role, claims.display_name, user_id),
-        )
+    if user.role != claims.role or (claims.display_name and user.display_name != claims.display_name):
+        users.update_external_user(conn, user.id, claims.role, claims.display_name)
     if claims.teams is not None:
-        _sync_teams(conn, user_id, claims.teams)
+        users.set_team_names(conn, user.id, claims.teams)
     conn.commit()
-    return load_principal(conn, user_id)
+    return load_principal(conn, user.id)
 
 
 def _free_username(conn: Connection[Any], claims: TokenClaims) -> str:
     wanted = claims.username.strip().lower()
-    if (
-        _USERNAME.fullmatch(wanted)
-        and conn.execute("SELECT 1 FROM users WHERE username = %s", (wanted,)).fetchone() is None
-    ):
+    if _USERNAME.fullmatch(wanted) and not users.username_taken(conn, wanted):
         return wanted
     return "oidc-" + hashlib.sha256(claims.subject.encode()).hexdigest()[:16]
-
-
-def _sync_teams(conn: Connection[Any], user_id: UUID, team_names: tuple[str, ...]) -> None:
-    """Memberships become exactly the claimed teams that exist; unknown team names are ignored."""
-    conn.execute(
-        "DELETE FROM team_memberships m WHERE m.user_id = %s AND m.team_id NOT IN "
-        "(SELECT id FROM care_teams WHERE name = ANY(%s))",
-        (user_id, list(team_names)),
-    )
-    conn.execute(
-        "INSERT INTO team_memberships (user_id, team_id) SELECT %s, id FROM care_teams WHERE name = ANY(%s) "
-        "ON CONFLICT DO NOTHING",
-        (user_id, list(team_names)),
-    )

@@ -17,6 +17,8 @@ from uuid import UUID
 
 from psycopg import Connection
 
+from store import rate_limits
+
 WINDOW_SECONDS = 60.0
 
 
@@ -44,17 +46,14 @@ def take(conn: Connection[Any], budgets: list[Budget], window_seconds: float = W
     """Take one attempt from every budget, or from none when one is spent. Commits, so the attempt counts for every
     replica at once and the buckets' locks are not held while a password is verified."""
     attempt_id = uuid.uuid4()
-    row = conn.execute(
-        "SELECT rate_limit_take(%s::text[], %s::integer[], %s, %s)",
-        ([b.bucket for b in budgets], [b.limit for b in budgets], window_seconds, attempt_id),
-    ).fetchone()
+    retry_after = rate_limits.take(conn, [(b.bucket, b.limit) for b in budgets], window_seconds, attempt_id)
     conn.commit()
-    return Attempt(attempt_id, None if row is None or row[0] is None else int(row[0]))
+    return Attempt(attempt_id, retry_after)
 
 
 def give_back(conn: Connection[Any], attempt: Attempt) -> None:
     """A successful attempt does not count (in the caller's transaction)."""
-    conn.execute("DELETE FROM rate_limit_hits WHERE attempt = %s", (attempt.attempt_id,))
+    rate_limits.give_back(conn, attempt.attempt_id)
 
 
 def address_bucket(addr: str | None) -> str:

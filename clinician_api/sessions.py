@@ -19,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 from fastapi import Request, Response
 from psycopg import Connection
 
+from store import staff_sessions
 from store.settings import Settings
 
 REFRESH_COOKIE = "varde_refresh"
@@ -58,26 +59,17 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _insert(conn: Connection[Any], user_id: UUID, family_id: UUID, started: Any, client_addr: str | None) -> str:
+def _insert(
+    conn: Connection[Any], user_id: UUID, family_id: UUID, started: datetime | None, client_addr: str | None
+) -> str:
     token = secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO staff_sessions (family_id, user_id, token_hash, family_started_at, client_addr) "
-        "VALUES (%s, %s, %s, coalesce(%s, now()), %s)",
-        (family_id, user_id, _hash(token), started, client_addr),
-    )
+    staff_sessions.add(conn, user_id, family_id, _hash(token), started, client_addr)
     return token
 
 
 def start(conn: Connection[Any], user_id: UUID, client_addr: str | None) -> str:
     """A new session family for a user who just signed in; returns its first refresh token."""
     return _insert(conn, user_id, uuid4(), None, client_addr)
-
-
-def _revoke_family(conn: Connection[Any], family_id: UUID, reason: str) -> None:
-    conn.execute(
-        "UPDATE staff_sessions SET revoked_at = now(), revoked_reason = %s WHERE family_id = %s AND revoked_at IS NULL",
-        (reason, family_id),
-    )
 
 
 def rotate(
@@ -89,52 +81,53 @@ def rotate(
 ) -> Renewal:
     """Use a refresh token once: the next token of its family, or SessionError (the family may have ended; that
     change is committed before the error is raised, so it stands). `idle_for` is the page's time without input."""
-    row = conn.execute(
-        "SELECT s.id, s.family_id, s.user_id, s.used_at IS NOT NULL, "
-        "s.used_at > now() - make_interval(secs => %s), s.revoked_at IS NOT NULL, "
-        "s.created_at < now() - %s, s.family_started_at < now() - %s, s.family_started_at, u.active "
-        "FROM staff_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = %s FOR UPDATE OF s",
-        (
-            REUSE_GRACE_SECONDS,
-            timedelta(minutes=settings.session_idle_minutes),
-            timedelta(hours=settings.session_max_hours),
-            _hash(token),
-        ),
-    ).fetchone()
-    if row is None:
+    idle_after = timedelta(minutes=settings.session_idle_minutes)
+    state = staff_sessions.lock(
+        conn,
+        _hash(token),
+        grace_seconds=REUSE_GRACE_SECONDS,
+        idle_after=idle_after,
+        max_age=timedelta(hours=settings.session_max_hours),
+    )
+    if state is None:
         raise SessionError("unknown")
-    session_id, family_id, user_id, used, just_used, revoked, idle, too_old, started, active = row
-    if revoked:
+    if state.revoked:
         raise SessionError("revoked")
-    idle = idle or (idle_for is not None and idle_for >= timedelta(minutes=settings.session_idle_minutes))
-    reused = used and not just_used
-    reason = "reused" if reused else "idle" if idle else "expired" if too_old else None if active else "disabled"
+    idle = state.idle or (idle_for is not None and idle_for >= idle_after)
+    reused = state.used and not state.just_used
+    reason = (
+        "reused"
+        if reused
+        else "idle"
+        if idle
+        else "expired"
+        if state.too_old
+        else None
+        if state.user_active
+        else "disabled"
+    )
     if reason is not None:
-        _revoke_family(conn, family_id, reason)
+        staff_sessions.revoke_family(conn, state.family_id, reason)
         conn.commit()
         raise SessionError(reason)
-    if not used:
-        conn.execute("UPDATE staff_sessions SET used_at = now() WHERE id = %s", (session_id,))
-    return Renewal(user_id, family_id, _insert(conn, user_id, family_id, started, client_addr))
+    if not state.used:
+        staff_sessions.mark_used(conn, state.id)
+    token = _insert(conn, state.user_id, state.family_id, state.family_started_at, client_addr)
+    return Renewal(state.user_id, state.family_id, token)
 
 
 def end(conn: Connection[Any], token: str) -> UUID | None:
     """Sign-out: end the family of this refresh token; returns its user (None for an unknown token)."""
-    row = conn.execute(
-        "SELECT family_id, user_id FROM staff_sessions WHERE token_hash = %s", (_hash(token),)
-    ).fetchone()
-    if row is None:
+    family = staff_sessions.family_of(conn, _hash(token))
+    if family is None:
         return None
-    _revoke_family(conn, row[0], "signed_out")
-    return UUID(str(row[1]))
+    staff_sessions.revoke_family(conn, family.family_id, "signed_out")
+    return family.user_id
 
 
 def end_all(conn: Connection[Any], user_id: UUID, reason: str) -> None:
     """End every session of a user (disabled, password changed)."""
-    conn.execute(
-        "UPDATE staff_sessions SET revoked_at = now(), revoked_reason = %s WHERE user_id = %s AND revoked_at IS NULL",
-        (reason, user_id),
-    )
+    staff_sessions.revoke_user(conn, user_id, reason)
 
 
 def set_cookie(response: Response, request: Request, settings: Settings, token: str) -> None:

@@ -19,7 +19,8 @@ from clinician_api.passwords import verify_password
 from clinician_api.ratelimit import Budget, address_bucket, give_back, take
 from clinician_api.schemas import EmergencyAccess, Me, Team, Token
 from clinician_api.security import issue_token
-from store import audit
+from store import access as store_access
+from store import audit, users
 from store.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -44,13 +45,13 @@ def _authenticate(
         raise HTTPException(
             429, f"too many sign-in attempts; try again in {retry_after} s", headers={"Retry-After": str(retry_after)}
         )
-    row = conn.execute("SELECT id, password_hash FROM users WHERE username = %s AND active", (username,)).fetchone()
-    if row is None or row[1] is None or not verify_password(row[1], form.password):
+    user = users.credentials(conn, username)
+    if user is None or user.password_hash is None or not verify_password(user.password_hash, form.password):
         audit.record(conn, None, "login", resource, "denied", client_addr=addr, username=username[:64])
         conn.commit()
         AUTH_FAILURES.labels(reason="bad_credentials").inc()
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
-    principal = load_principal(conn, row[0])
+    principal = load_principal(conn, user.id)
     assert principal is not None
     give_back(conn, attempt)
     audit.record(conn, principal, "login", resource, "ok", client_addr=addr)
@@ -151,25 +152,17 @@ def logout(conn: Conn, request: Request, response: Response, marker: SessionHead
 @router.get("/me", response_model=Me, responses=problems.responses(401))
 def me(conn: Conn, principal: CurrentPrincipal) -> Me:
     """The caller: role, care teams and unexpired emergency accesses."""
-    teams = conn.execute(
-        "SELECT id, name FROM care_teams WHERE id = ANY(%s::uuid[]) ORDER BY name", (list(principal.team_ids),)
-    ).fetchall()
-    grants = conn.execute(
-        "SELECT DISTINCT ON (patient_id) id, patient_id, reason, granted_at, expires_at FROM emergency_access "
-        "WHERE user_id = %s AND expires_at > now() ORDER BY patient_id, expires_at DESC",
-        (principal.user_id,),
-    ).fetchall()
-    leads = conn.execute(
-        "SELECT team_id FROM team_memberships WHERE user_id = %s AND lead ORDER BY team_id", (principal.user_id,)
-    ).fetchall()
     return Me(
-        lead_of=[r[0] for r in leads],
+        lead_of=users.lead_of(conn, principal.user_id),
         id=principal.user_id,
         username=principal.username,
         display_name=principal.display_name,
         role=principal.role,
-        teams=[Team(id=t[0], name=t[1]) for t in teams],
+        teams=[Team(id=t.id, name=t.name) for t in users.teams(conn, principal.team_ids)],
         emergency_access=[
-            EmergencyAccess(id=g[0], patient_id=g[1], reason=g[2], granted_at=g[3], expires_at=g[4]) for g in grants
+            EmergencyAccess(
+                id=g.id, patient_id=g.patient_id, reason=g.reason, granted_at=g.granted_at, expires_at=g.expires_at
+            )
+            for g in store_access.active_grants(conn, principal.user_id)
         ],
     )

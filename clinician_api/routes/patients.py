@@ -290,7 +290,7 @@ def emergency_access(
         )
         conn.commit()
         raise HTTPException(404, "no such patient")
-    grant_id, granted_at, expires_at = granted
+    grant_id, granted_at, expires_at = granted.id, granted.granted_at, granted.expires_at
     audit.record(
         conn,
         principal,
