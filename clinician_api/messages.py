@@ -3,19 +3,21 @@ messages signed with the author's name and role as shown when written, and read 
 
 A patient-side message leaves its thread "awaiting the team" from the oldest unanswered one; a team reply clears
 it. The nurse queue lists awaiting threads with their age (`awaiting`). Notification texts never carry patient data:
-the queue item names only that a message waits (the dashboard shows the patient by duty of care).
+the queue item names only that a message waits (the dashboard shows the patient by duty of care). The rows are
+`store.messages`'.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg import Connection, sql
+from psycopg import Connection
 
 from clinician_api.access import Principal, visible_patients_named
+from store import messages as store
 from vitals.vocabulary import CARE_STAFF_ROLES, CITIZEN_ROLES
 
 Side = Literal["patient", "team"]
@@ -35,149 +37,67 @@ class Author:
         return "patient" if self.role in PATIENT_ROLES else "team"
 
 
+def _other_side(viewer: Side) -> tuple[str, ...]:
+    return CARE_STAFF_ROLES if viewer == "patient" else CITIZEN_ROLES
+
+
 def threads(conn: Connection[Any], patient_id: UUID, viewer: Side) -> list[dict[str, Any]]:
     """The patient's threads, newest activity first, with how many messages from the other side are unread."""
-    other = CARE_STAFF_ROLES if viewer == "patient" else CITIZEN_ROLES
-    rows = conn.execute(
-        "SELECT t.id, t.subject, t.created_at, t.last_message_at, t.awaiting_team_since, "
-        "count(m.id) FILTER (WHERE m.read_at IS NULL AND m.author_role = ANY(%s)), count(m.id) "
-        "FROM message_threads t LEFT JOIN messages m ON m.thread_id = t.id WHERE t.patient_id = %s "
-        "GROUP BY t.id ORDER BY t.last_message_at DESC, t.id LIMIT 200",
-        (list(other), patient_id),
-    ).fetchall()
-    return [
-        {
-            "id": r[0],
-            "subject": r[1],
-            "created_at": r[2],
-            "last_message_at": r[3],
-            "awaiting_team_since": r[4],
-            "unread": r[5],
-            "messages": r[6],
-        }
-        for r in rows
-    ]
+    return [asdict(t) for t in store.threads_of(conn, patient_id, _other_side(viewer))]
 
 
 def thread(conn: Connection[Any], patient_id: UUID, thread_id: UUID, viewer: Side) -> dict[str, Any] | None:
     """One thread of this patient with its messages; marks the other side's messages read. None for a thread of
     another patient, or none at all (the caller answers 404 for both)."""
-    head = conn.execute(
-        "SELECT id, subject, created_at, last_message_at, awaiting_team_since FROM message_threads "
-        "WHERE id = %s AND patient_id = %s",
-        (thread_id, patient_id),
-    ).fetchone()
+    head = store.thread_head(conn, patient_id, thread_id)
     if head is None:
         return None
-    other = CARE_STAFF_ROLES if viewer == "patient" else CITIZEN_ROLES
-    conn.execute(
-        "UPDATE messages SET read_at = now() WHERE thread_id = %s AND read_at IS NULL AND author_role = ANY(%s)",
-        (thread_id, list(other)),
-    )
-    rows = conn.execute(
-        "SELECT id, sent_at, author_name, author_role, body, read_at, proxy_id IS NOT NULL FROM messages "
-        "WHERE thread_id = %s ORDER BY sent_at, id",
-        (thread_id,),
-    ).fetchall()
+    store.mark_read(conn, thread_id, _other_side(viewer))
     return {
-        "id": head[0],
-        "subject": head[1],
-        "created_at": head[2],
-        "last_message_at": head[3],
-        "awaiting_team_since": head[4],
+        **asdict(head),
         "messages": [
-            {
-                "id": r[0],
-                "sent_at": r[1],
-                "author_name": r[2],
-                "author_role": r[3],
-                "body": r[4],
-                "read_at": r[5],
-                "on_behalf": bool(r[6]),
-                "from_team": r[3] not in PATIENT_ROLES,
-            }
-            for r in rows
+            {**asdict(m), "from_team": m.author_role not in PATIENT_ROLES} for m in store.messages_of(conn, thread_id)
         ],
     }
 
 
 def start_thread(conn: Connection[Any], patient_id: UUID, subject: str, body: str, author: Author) -> UUID:
-    row = conn.execute(
-        "INSERT INTO message_threads (patient_id, subject) VALUES (%s, %s) RETURNING id", (patient_id, subject)
-    ).fetchone()
-    assert row is not None
-    post(conn, patient_id, row[0], body, author)
-    return UUID(str(row[0]))
+    thread_id = store.insert_thread(conn, patient_id, subject)
+    post(conn, patient_id, thread_id, body, author)
+    return thread_id
 
 
 def post(conn: Connection[Any], patient_id: UUID, thread_id: UUID, body: str, author: Author) -> UUID | None:
     """Add a message to a thread of this patient; None when the thread is not this patient's."""
-    head = conn.execute(
-        "SELECT id FROM message_threads WHERE id = %s AND patient_id = %s FOR UPDATE", (thread_id, patient_id)
-    ).fetchone()
-    if head is None:
+    if not store.lock_thread(conn, patient_id, thread_id):
         return None
-    row = conn.execute(
-        "INSERT INTO messages (thread_id, author_citizen_id, proxy_id, author_user_id, author_name, author_role, "
-        "body) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id, sent_at",
-        (thread_id, author.citizen_id, author.proxy_id, author.user_id, author.name, author.role, body),
-    ).fetchone()
-    assert row is not None
+    posted = store.insert_message(
+        conn,
+        thread_id,
+        body,
+        author_name=author.name,
+        author_role=author.role,
+        citizen_id=author.citizen_id,
+        proxy_id=author.proxy_id,
+        user_id=author.user_id,
+    )
     if author.side == "patient":
-        conn.execute(
-            "UPDATE message_threads SET last_message_at = %s, awaiting_team_since = coalesce(awaiting_team_since, %s) "
-            "WHERE id = %s",
-            (row[1], row[1], thread_id),
-        )
+        store.awaiting_team(conn, thread_id, posted.sent_at)
     else:
         # A team reply answers the thread, and whatever the patient wrote before it counts as read.
-        conn.execute(
-            "UPDATE message_threads SET last_message_at = %s, awaiting_team_since = NULL WHERE id = %s",
-            (row[1], thread_id),
-        )
-        conn.execute(
-            "UPDATE messages SET read_at = coalesce(read_at, now()) WHERE thread_id = %s AND author_role = ANY(%s)",
-            (thread_id, list(PATIENT_ROLES)),
-        )
-    return UUID(str(row[0]))
+        store.answered_by_team(conn, thread_id, posted.sent_at, PATIENT_ROLES)
+    return posted.id
 
 
 def awaiting(conn: Connection[Any], principal: Principal, limit: int = 200) -> list[dict[str, Any]]:
     """Threads waiting for an answer from the care team, oldest first: the message work items of the nurse queue,
     limited to patients the principal has a duty of care for."""
     clause, params = visible_patients_named(principal)
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT t.id, t.patient_id, p.display_name, p.team_id, t.subject, t.awaiting_team_since, "
-            "(SELECT count(*) FROM messages m WHERE m.thread_id = t.id AND m.sent_at >= "
-            "t.awaiting_team_since) FROM message_threads t JOIN patients p ON p.id = t.patient_id "
-            "WHERE t.awaiting_team_since IS NOT NULL AND {} ORDER BY t.awaiting_team_since, t.id LIMIT "
-            "%(limit)s"
-        ).format(clause),
-        {**params, "limit": limit},
-    ).fetchall()
-    return [
-        {
-            "thread_id": r[0],
-            "patient_id": r[1],
-            "patient_name": r[2],
-            "team_id": r[3],
-            "subject": r[4],
-            "waiting_since": r[5],
-            "waiting_messages": r[6],
-        }
-        for r in rows
-    ]
+    return [asdict(t) for t in store.awaiting(conn, clause, params, limit)]
 
 
 def templates(conn: Connection[Any], team_ids: tuple[UUID, ...], lang: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT id, title, body FROM reply_templates WHERE lang = %s "
-        "AND (team_id IS NULL OR team_id = ANY(%s::uuid[])) "
-        "ORDER BY team_id NULLS LAST, title",
-        (lang, list(team_ids)),
-    ).fetchall()
-    return [{"id": r[0], "title": r[1], "body": r[2]} for r in rows]
+    return [asdict(t) for t in store.templates(conn, team_ids, lang)]
 
 
 def latest_at(items: list[dict[str, Any]]) -> datetime | None:

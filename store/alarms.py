@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -462,7 +462,40 @@ def raise_missed_questionnaires(conn: Connection[Any], now: datetime) -> list[Ra
     return raised
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmOutcome:
+    """What became of an alarm, as the patient app tells it: who saw it (acknowledged) and who closed it."""
+
+    id: UUID
+    kind: str | None
+    severity: str
+    state: str
+    opened_at: datetime
+    last_value: float | None
+    acknowledged_at: datetime | None
+    acknowledged_by_name: str | None
+    acknowledged_by_role: str | None
+    resolved_at: datetime | None
+    resolved_by_name: str | None
+    resolved_by_role: str | None
+    last_measured_at: datetime | None
+
+
+def outcomes_of(conn: Connection[Any], patient_id: UUID, within: timedelta) -> list[AlarmOutcome]:
+    """The patient's alarms opened within `within` of now, newest first (at most 50)."""
+    with conn.cursor(row_factory=class_row(AlarmOutcome)) as cur:
+        return cur.execute(
+            "SELECT a.id, a.kind, a.severity, a.state, a.opened_at, a.last_value, a.acknowledged_at, "
+            "ua.display_name AS acknowledged_by_name, ua.role AS acknowledged_by_role, a.resolved_at, "
+            "ur.display_name AS resolved_by_name, ur.role AS resolved_by_role, a.last_measured_at "
+            "FROM alarms a LEFT JOIN users ua ON ua.id = a.acknowledged_by LEFT JOIN users ur ON ur.id = a.resolved_by "
+            "WHERE a.patient_id = %s AND a.opened_at >= now() - %s ORDER BY a.opened_at DESC LIMIT 50",
+            (patient_id, within),
+        ).fetchall()
+
+
 __all__ = [
+    "AlarmOutcome",
     "AlarmUpsert",
     "EventRow",
     "Journal",
@@ -479,6 +512,7 @@ __all__ = [
     "lock",
     "mark_back_in_range",
     "mark_rules_back_in_range",
+    "outcomes_of",
     "raise_alarms",
     "raise_missed_questionnaires",
     "record_event_if_present",

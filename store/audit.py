@@ -153,3 +153,38 @@ def access_log(conn: Connection[Any], patient_id: UUID, *, before: int | None, l
     ).format(sql.SQL(" AND ").join(where))
     with conn.cursor(row_factory=class_row(AccessLogRow)) as cur:
         return cur.execute(query, [*params, limit]).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessByOther:
+    """An audited access to a patient's data by staff or a relative, with who (name) and the accessing team's name."""
+
+    id: int
+    at: datetime
+    role: str
+    action: str
+    resource: str
+    outcome: str
+    emergency: bool
+    reason: str | None
+    who: str | None
+    team: str | None
+    proxy_id: UUID | None
+
+
+def accesses_by_others(
+    conn: Connection[Any], patient_id: UUID, staff_roles: Sequence[str], *, before: int | None, limit: int
+) -> list[AccessByOther]:
+    """Up to `limit` audited accesses to the patient's data by anyone but the patient, newest first, with ids below
+    `before`; staff (`staff_roles`) are named as users, relatives as citizens."""
+    with conn.cursor(row_factory=class_row(AccessByOther)) as cur:
+        return cur.execute(
+            "SELECT a.id, a.at, a.role, a.action, a.resource, a.outcome, a.emergency, a.reason, "
+            "coalesce(u.display_name, u.username, c.display_name) AS who, t.name AS team, a.proxy_id "
+            "FROM audit_log a LEFT JOIN users u ON u.id = a.user_id AND a.role = ANY(%s) "
+            "LEFT JOIN citizens c ON c.id = a.user_id AND a.role = 'relative' "
+            "LEFT JOIN care_teams t ON t.id = a.team_id "
+            "WHERE a.patient_id = %s AND a.role IS DISTINCT FROM 'patient' AND a.role IS NOT NULL "
+            "AND (%s::bigint IS NULL OR a.id < %s) ORDER BY a.id DESC LIMIT %s",
+            (list(staff_roles), patient_id, before, before, limit),
+        ).fetchall()

@@ -1,6 +1,6 @@
 """The one writer of `questionnaire_responses`: responses from the gateway (ingest) and from the patient app (the
 API) are inserted here, once per response id, and then scored by `rules_engine.questionnaires` in the caller's
-transaction."""
+transaction; and what the patient app shows of them (today's answers, the zone of one)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection
+from psycopg.rows import class_row, scalar_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,50 @@ def insert_responses(conn: Connection[Any], rows: Sequence[ResponseRow]) -> set[
         ),
     ).fetchall()
     return {r[0] for r in inserted}
+
+
+@dataclass(frozen=True, slots=True)
+class LatestAnswer:
+    """The newest response to a questionnaire: when, its zone, and who answered (a gateway, or in the app)."""
+
+    questionnaire: str
+    answered_at: datetime
+    zone: str | None
+    via_gateway: bool
+    answered_by: str | None
+    """The citizen's name, for an answer in the app."""
+    by_relative: bool
+
+
+def latest_answers_since(conn: Connection[Any], patient_id: UUID, since: datetime) -> list[LatestAnswer]:
+    """The patient's newest response to each questionnaire answered since `since`."""
+    with conn.cursor(row_factory=class_row(LatestAnswer)) as cur:
+        return cur.execute(
+            "SELECT DISTINCT ON (r.questionnaire) r.questionnaire, r.answered_at, r.zone, "
+            "r.gateway_id IS NOT NULL AS via_gateway, c.display_name AS answered_by, "
+            "r.proxy_id IS NOT NULL AS by_relative FROM questionnaire_responses r "
+            "LEFT JOIN citizens c ON c.id = r.answered_by_citizen "
+            "WHERE r.patient_id = %s AND r.answered_at >= %s ORDER BY r.questionnaire, r.answered_at DESC",
+            (patient_id, since),
+        ).fetchall()
+
+
+def answered_since(conn: Connection[Any], patient_id: UUID, since: datetime) -> set[str]:
+    """The questionnaires the patient answered since `since`."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return set(
+            cur.execute(
+                "SELECT DISTINCT questionnaire FROM questionnaire_responses WHERE patient_id = %s "
+                "AND answered_at >= %s",
+                (patient_id, since),
+            ).fetchall()
+        )
+
+
+def zone_of(conn: Connection[Any], response_id: UUID) -> str | None:
+    """The zone the rules scored a stored response in (None when not scored into one, or not stored)."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        zone: str | None = cur.execute(
+            "SELECT zone FROM questionnaire_responses WHERE id = %s", (response_id,)
+        ).fetchone()
+    return zone

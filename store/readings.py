@@ -217,18 +217,55 @@ def kinds_measured_lately(conn: psycopg.Connection[Any], patient_id: UUID, kinds
         return set(cur.execute(_MEASURED_LATELY, (list(kinds), patient_id)).fetchall())
 
 
+@dataclass(frozen=True, slots=True)
+class ReadingPoint:
+    kind: str
+    value: float
+    measured_at: datetime
+
+
+def points_since(conn: psycopg.Connection[Any], patient_id: UUID, since: datetime) -> list[ReadingPoint]:
+    """The patient's readings measured since `since` (and at most five minutes ahead of the clock), by kind, oldest
+    first."""
+    with conn.cursor(row_factory=class_row(ReadingPoint)) as cur:
+        return cur.execute(
+            "SELECT kind, value, measured_at FROM readings WHERE patient_id = %s AND measured_at >= %s "
+            "AND measured_at <= now() + interval '5 minutes' ORDER BY kind, measured_at, id",
+            (patient_id, since),
+        ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredAt:
+    kind: str
+    measured_at: datetime
+
+
+def measured_since(conn: psycopg.Connection[Any], patient_id: UUID, since: datetime) -> list[MeasuredAt]:
+    """When the patient measured which kind since `since`, oldest first."""
+    with conn.cursor(row_factory=class_row(MeasuredAt)) as cur:
+        return cur.execute(
+            "SELECT kind, measured_at FROM readings WHERE patient_id = %s AND measured_at >= %s ORDER BY measured_at",
+            (patient_id, since),
+        ).fetchall()
+
+
 __all__ = [
     "STAGE_COLUMNS",
     "STAGE_TYPES",
+    "MeasuredAt",
     "MeasurementRow",
     "NewestReading",
     "PatientReadings",
+    "ReadingPoint",
     "ReadingRow",
     "claim_ids",
     "copy_new",
     "insert_staged",
     "kinds_measured_lately",
+    "measured_since",
     "newest_per_kind",
     "page",
     "patient_readings",
+    "points_since",
 ]

@@ -359,9 +359,28 @@ def publication(conn: Connection[Any], patient_id: UUID) -> Publication | None:
         ).fetchone()
 
 
+@dataclass(frozen=True, slots=True)
+class PlanInForce:
+    """The active plan's version, and its body with the schedule in force (stepped up while a step-up lasts)."""
+
+    version: int
+    body: dict[str, Any]
+
+
+def plan_in_force(conn: Connection[Any], patient_id: UUID) -> PlanInForce | None:
+    with conn.cursor(row_factory=class_row(PlanInForce)) as cur:
+        return cur.execute(
+            "SELECT pl.version, coalesce(ps.body, pl.body) AS body FROM self_management_plans pl "
+            "LEFT JOIN patient_schedules ps ON ps.patient_id = pl.patient_id AND ps.plan_id = pl.id "
+            "WHERE pl.patient_id = %s AND pl.status = 'active'",
+            (patient_id,),
+        ).fetchone()
+
+
 __all__ = [
     "ActivePlan",
     "ChangeRow",
+    "PlanInForce",
     "Publication",
     "ScheduleChange",
     "StepState",
@@ -371,6 +390,7 @@ __all__ = [
     "load_steps",
     "lock_patients",
     "plan_activated",
+    "plan_in_force",
     "plan_retired",
     "publication",
     "save_counts",

@@ -22,7 +22,7 @@ from psycopg import Connection
 
 from clinician_api.citizen.sessions import COOKIE, CSRF_HEADER, Citizen, session_citizen
 from clinician_api.deps import Conn, SettingsDep, client_addr
-from store import audit
+from store import audit, proxies
 
 RIGHTS = ("read_measurements", "read_plan", "answer_questionnaires", "write_messages", "read_access_log")
 OWN = "own"
@@ -48,28 +48,15 @@ class Acting:
         return "patient" if self.own else "relative"
 
 
-_ACTING_SQL = (
-    "SELECT p.id, p.display_name, true, NULL::uuid, NULL::text, NULL::text[], NULL::timestamptz "
-    "FROM patients p WHERE p.national_id = %(nid)s AND p.active "
-    "UNION ALL "
-    "SELECT p.id, p.display_name, false, x.id, x.relation, x.rights, x.valid_until FROM proxies x "
-    "JOIN patients p ON p.id = x.patient_id WHERE x.relative_id = %(cid)s AND p.active AND x.revoked_at IS NULL "
-    "AND x.valid_from <= now() AND x.valid_until > now() "
-    "ORDER BY 3 DESC, 2, 1"
-)
-
-
-def _acting(row: Any) -> Acting:
-    own = bool(row[2])
-    rights = frozenset((*RIGHTS, OWN)) if own else frozenset(row[5] or ())
-    return Acting(row[0], row[1], own, rights, row[3], row[4], row[6])
+def _acting(row: proxies.ActingRow) -> Acting:
+    rights = frozenset((*RIGHTS, OWN)) if row.own else frozenset(row.rights or ())
+    return Acting(row.patient_id, row.patient_name, row.own, rights, row.proxy_id, row.relation, row.valid_until)
 
 
 def acting_for(conn: Connection[Any], citizen: Citizen) -> list[Acting]:
-    rows = conn.execute(_ACTING_SQL, {"nid": citizen.national_id, "cid": citizen.id}).fetchall()
     # Several proxies for the same patient (a renewed one before the old one ends): the widest rights win.
     seen: dict[UUID, Acting] = {}
-    for acting in map(_acting, rows):
+    for acting in map(_acting, proxies.acting_for(conn, citizen.national_id, citizen.id)):
         best = seen.get(acting.patient_id)
         if best is None or (not best.own and len(acting.rights) > len(best.rights)):
             seen[acting.patient_id] = acting

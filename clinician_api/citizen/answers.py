@@ -18,6 +18,7 @@ from psycopg import Connection
 
 from clinician_api.citizen.views import active_plan, plan_advice
 from rules_engine.questionnaires import store_responses
+from store import questionnaires as questionnaire_store
 from store.questionnaires import ResponseRow
 from vitals import score_answers
 from vitals.plan import Questionnaire
@@ -61,22 +62,15 @@ def questionnaires(conn: Connection[Any], patient_id: UUID, lang: str) -> dict[s
         return {"plan_version": None, "items": []}
     version, plan = found
     start = datetime.now(ZoneInfo(plan.timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = conn.execute(
-        "SELECT DISTINCT ON (r.questionnaire) r.questionnaire, r.answered_at, r.zone, r.gateway_id IS NOT NULL, "
-        "c.display_name, r.proxy_id IS NOT NULL FROM questionnaire_responses r "
-        "LEFT JOIN citizens c ON c.id = r.answered_by_citizen "
-        "WHERE r.patient_id = %s AND r.answered_at >= %s ORDER BY r.questionnaire, r.answered_at DESC",
-        (patient_id, start),
-    ).fetchall()
     today = {
-        r[0]: {
-            "answered_at": r[1],
-            "zone": r[2],
-            "via": "gateway" if r[3] else "app",
-            "answered_by": r[4],
-            "by_relative": bool(r[5]),
+        r.questionnaire: {
+            "answered_at": r.answered_at,
+            "zone": r.zone,
+            "via": "gateway" if r.via_gateway else "app",
+            "answered_by": r.answered_by,
+            "by_relative": r.by_relative,
         }
-        for r in rows
+        for r in questionnaire_store.latest_answers_since(conn, patient_id, start)
     }
     return {
         "plan_version": version,
@@ -129,6 +123,5 @@ def answer(
         proxy_id=proxy_id,
     )
     store_responses(conn, [row])
-    stored = conn.execute("SELECT zone FROM questionnaire_responses WHERE id = %s", (row.id,)).fetchone()
-    zone = stored[0] if stored else None
+    zone = questionnaire_store.zone_of(conn, row.id)
     return Answered(row.id, row.answered_at, zone, plan_advice(plan, zone, None, lang) if zone else None)

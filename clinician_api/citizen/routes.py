@@ -38,7 +38,7 @@ from clinician_api.passwords import verify_password
 from clinician_api.ratelimit import Attempt, Budget, address_bucket, give_back, take
 from clinician_api.schemas import Token
 from clinician_api.security import issue_token
-from store import audit
+from store import audit, citizens, staff_handoffs
 from store.settings import Settings
 
 router = APIRouter(prefix="/api/v1/min", tags=["patient app"], responses=problems.responses(401, 403, 404, 422, 429))
@@ -175,15 +175,15 @@ def password_session(body: PasswordLogin, conn: Conn, settings: SettingsDep, req
             Budget(address_bucket(addr), settings.login_attempts_per_address),
         ],
     )
-    row = conn.execute("SELECT id, password_hash FROM citizens WHERE username = %s AND active", (username,)).fetchone()
-    if row is None or row[1] is None or not verify_password(row[1], body.password):
+    login = citizens.password_login(conn, username)
+    if login is None or login.password_hash is None or not verify_password(login.password_hash, body.password):
         audit.record(conn, None, "login", "min/session", "denied", client_addr=addr, username=username[:64])
         conn.commit()
         AUTH_FAILURES.labels(reason="bad_credentials").inc()
         raise HTTPException(401, "wrong username or password")
     give_back(conn, attempt)
-    raw = sessions.open_session(conn, settings, row[0], "password")
-    audit.record_citizen(conn, row[0], "citizen", "login", "min/session", "ok", patient_id=None, client_addr=addr)
+    raw = sessions.open_session(conn, settings, login.id, "password")
+    audit.record_citizen(conn, login.id, "citizen", "login", "min/session", "ok", patient_id=None, client_addr=addr)
     response = Response(status_code=204)
     _set_session(response, request, raw, settings)
     return response
@@ -402,18 +402,13 @@ def staff_callback(conn: Conn, settings: SettingsDep, request: Request) -> Respo
         conn.commit()
         AUTH_FAILURES.labels(reason="oidc_failed").inc()
         return RedirectResponse("/dashboard/login?reason=oidc_failed", status_code=303)
-    row = conn.execute(
-        "SELECT id FROM users WHERE hpr_number = %s AND active ORDER BY created_at LIMIT 2", (done.subject_claim,)
-    ).fetchall()
-    if len(row) != 1:
+    users = staff_handoffs.users_with_hpr(conn, done.subject_claim)
+    if len(users) != 1:
         audit.record(conn, None, "login", "auth/oidc/staff", "unknown_hpr", client_addr=addr)
         conn.commit()
         return RedirectResponse("/dashboard/login?reason=oidc_unknown", status_code=303)
     code = secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO staff_handoffs (code_hash, user_id, expires_at) VALUES (%s, %s, now() + %s)",
-        (hashlib.sha256(code.encode()).digest(), row[0][0], timedelta(seconds=_HANDOFF_SECONDS)),
-    )
+    staff_handoffs.insert(conn, hashlib.sha256(code.encode()).digest(), users[0], timedelta(seconds=_HANDOFF_SECONDS))
     next_path = quote(done.next_path or "/dashboard/", safe="/")
     return RedirectResponse(f"/dashboard/oidc?next={next_path}#code={code}", status_code=303)
 
@@ -422,12 +417,8 @@ def staff_callback(conn: Conn, settings: SettingsDep, request: Request) -> Respo
 def staff_handoff(body: Handoff, conn: Conn, settings: SettingsDep, request: Request, response: Response) -> Token:
     """Exchange the one-time code of a staff sign-in for a dashboard session (once, within a minute): the same
     short-lived bearer token and refresh cookie as a password sign-in (`clinician_api.sessions`)."""
-    row = conn.execute(
-        "UPDATE staff_handoffs SET used_at = now() WHERE code_hash = %s AND used_at IS NULL AND expires_at > now() "
-        "RETURNING user_id",
-        (hashlib.sha256(body.code.encode()).digest(),),
-    ).fetchone()
-    principal = load_principal(conn, row[0]) if row else None
+    user_id = staff_handoffs.use(conn, hashlib.sha256(body.code.encode()).digest())
+    principal = load_principal(conn, user_id) if user_id else None
     if principal is None:
         raise HTTPException(401, "this sign-in code is unknown, used or expired")
     staff_sessions.set_cookie(

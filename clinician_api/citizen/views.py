@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from psycopg import Connection
 
 from clinician_api.access import BASIS_CONSULTATIVE, BASIS_HANDOVER
-from store import schedules
+from store import alarms, audit, questionnaires, readings, schedules
 from vitals import KINDS, Kind
 from vitals.plan import PlanContent
 from vitals.schedules import plan_notices
@@ -28,13 +28,8 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 def active_plan(conn: Connection[Any], patient_id: UUID) -> tuple[int, PlanContent] | None:
     """The active plan with the schedule in force (stepped up while a need-driven step-up lasts)."""
-    row = conn.execute(
-        "SELECT pl.version, coalesce(ps.body, pl.body) FROM self_management_plans pl "
-        "LEFT JOIN patient_schedules ps ON ps.patient_id = pl.patient_id AND ps.plan_id = pl.id "
-        "WHERE pl.patient_id = %s AND pl.status = 'active'",
-        (patient_id,),
-    ).fetchone()
-    return (int(row[0]), PlanContent.model_validate(row[1])) if row else None
+    found = schedules.plan_in_force(conn, patient_id)
+    return (found.version, PlanContent.model_validate(found.body)) if found else None
 
 
 def plan_advice(plan: PlanContent, zone: str, kind: Kind | None, lang: str) -> str | None:
@@ -55,17 +50,15 @@ def measurements(conn: Connection[Any], patient_id: UUID, lang: str, days: int =
     the plan's limits, and the latest reading with what to do now."""
     found = active_plan(conn, patient_id)
     plan = found[1] if found else None
-    rows = conn.execute(
-        "SELECT kind, value, measured_at FROM readings WHERE patient_id = %s AND measured_at >= %s "
-        "AND measured_at <= now() + interval '5 minutes' ORDER BY kind, measured_at, id",
-        (patient_id, datetime.now(UTC) - timedelta(days=days)),
-    ).fetchall()
     series: dict[str, list[dict[str, Any]]] = {}
-    for kind_name, value, at in rows:
-        kind = Kind(kind_name)
-        zones = plan.zones_of(kind) if plan else None
-        series.setdefault(kind_name, []).append(
-            {"value": value, "measured_at": at, "zone": zones.zone_of(value) if zones else None}
+    for point in readings.points_since(conn, patient_id, datetime.now(UTC) - timedelta(days=days)):
+        zones = plan.zones_of(Kind(point.kind)) if plan else None
+        series.setdefault(point.kind, []).append(
+            {
+                "value": point.value,
+                "measured_at": point.measured_at,
+                "zone": zones.zone_of(point.value) if zones else None,
+            }
         )
     out = []
     for kind_name, points in series.items():
@@ -159,33 +152,26 @@ def plan_view(conn: Connection[Any], patient_id: UUID, lang: str) -> dict[str, A
 
 def alarm_outcomes(conn: Connection[Any], patient_id: UUID, lang: str, days: int = 30) -> list[dict[str, Any]]:
     """What became of each alarm of the last `days`: received, seen by whom (name and role), followed up."""
-    rows = conn.execute(
-        "SELECT a.id, a.kind, a.severity, a.state, a.opened_at, a.last_value, a.acknowledged_at, "
-        "ua.display_name, ua.role, a.resolved_at, ur.display_name, ur.role, a.last_measured_at "
-        "FROM alarms a LEFT JOIN users ua ON ua.id = a.acknowledged_by LEFT JOIN users ur ON ur.id = a.resolved_by "
-        "WHERE a.patient_id = %s AND a.opened_at >= now() - %s ORDER BY a.opened_at DESC LIMIT 50",
-        (patient_id, timedelta(days=days)),
-    ).fetchall()
     out = []
-    for r in rows:
-        kind = Kind(r[1]) if r[1] in {k.value for k in Kind} else None
+    for a in alarms.outcomes_of(conn, patient_id, timedelta(days=days)):
+        kind = Kind(a.kind) if a.kind in {k.value for k in Kind} else None
         out.append(
             {
-                "id": r[0],
-                "kind": r[1],
+                "id": a.id,
+                "kind": a.kind,
                 "kind_name": (KINDS[kind].name_nb if lang == "nb" else KINDS[kind].name_en) if kind else None,
-                "severity": r[2],
-                "state": r[3],
-                "opened_at": r[4],
-                "value": r[5],
+                "severity": a.severity,
+                "state": a.state,
+                "opened_at": a.opened_at,
+                "value": a.last_value,
                 "unit": KINDS[kind].unit_display if kind else None,
-                "seen_at": r[6],
-                "seen_by": r[7],
-                "seen_by_role": r[8],
-                "closed_at": r[9],
-                "closed_by": r[10],
-                "closed_by_role": r[11],
-                "measured_at": r[12],
+                "seen_at": a.acknowledged_at,
+                "seen_by": a.acknowledged_by_name,
+                "seen_by_role": a.acknowledged_by_role,
+                "closed_at": a.resolved_at,
+                "closed_by": a.resolved_by_name,
+                "closed_by_role": a.resolved_by_role,
+                "measured_at": a.last_measured_at,
             }
         )
     return out
@@ -207,18 +193,9 @@ def reminders(conn: Connection[Any], patient_id: UUID, lang: str) -> dict[str, A
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     weekday = _WEEKDAYS[now.weekday()]
     taken: dict[str, list[datetime]] = {}
-    for kind_name, at in conn.execute(
-        "SELECT kind, measured_at FROM readings WHERE patient_id = %s AND measured_at >= %s ORDER BY measured_at",
-        (patient_id, start),
-    ).fetchall():
-        taken.setdefault(kind_name, []).append(at)
-    answered = {
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT questionnaire FROM questionnaire_responses WHERE patient_id = %s AND answered_at >= %s",
-            (patient_id, start),
-        ).fetchall()
-    }
+    for measured in readings.measured_since(conn, patient_id, start):
+        taken.setdefault(measured.kind, []).append(measured.measured_at)
+    answered = questionnaires.answered_since(conn, patient_id, start)
     deadlines: dict[Kind, list[str]] = {}
     for s in plan.schedule:
         if weekday in s.weekdays:
@@ -301,35 +278,26 @@ def why_of(role: str, outcome: str, emergency: bool, reason: str | None) -> Why:
 def access_log(conn: Connection[Any], patient_id: UUID, limit: int = 200, before: int | None = None) -> dict[str, Any]:
     """Who (staff and relatives, not the patient themself) looked at or changed the patient's data: when, which
     team, why (care team or emergency access with its reason), and what — newest first."""
-    rows = conn.execute(
-        "SELECT a.id, a.at, a.role, a.action, a.resource, a.outcome, a.emergency, a.reason, "
-        "coalesce(u.display_name, u.username, c.display_name), t.name, a.proxy_id "
-        "FROM audit_log a LEFT JOIN users u ON u.id = a.user_id AND a.role = ANY(%s) "
-        "LEFT JOIN citizens c ON c.id = a.user_id AND a.role = 'relative' "
-        "LEFT JOIN care_teams t ON t.id = a.team_id "
-        "WHERE a.patient_id = %s AND a.role IS DISTINCT FROM 'patient' AND a.role IS NOT NULL "
-        "AND (%s::bigint IS NULL OR a.id < %s) ORDER BY a.id DESC LIMIT %s",
-        (list(_STAFF), patient_id, before, before, limit + 1),
-    ).fetchall()
+    rows = audit.accesses_by_others(conn, patient_id, _STAFF, before=before, limit=limit + 1)
     items = []
     for r in rows[:limit]:
-        outcome = "ok" if r[5] == "ok" else ("denied" if r[5] == "denied" else "refused")
-        why = why_of(r[2], outcome, bool(r[6]), r[7])
+        outcome = "ok" if r.outcome == "ok" else ("denied" if r.outcome == "denied" else "refused")
+        why = why_of(r.role, outcome, r.emergency, r.reason)
         items.append(
             {
-                "id": r[0],
-                "at": r[1],
-                "role": r[2],
-                "action": r[3],
-                "what": what_of(r[4]),
+                "id": r.id,
+                "at": r.at,
+                "role": r.role,
+                "action": r.action,
+                "what": what_of(r.resource),
                 "outcome": outcome,
                 "why": why,
-                "reason": r[7] if why == "emergency" else None,
-                "who": r[8] or "",
-                "team": r[9] if why in _TEAM_BASES else None,
+                "reason": r.reason if why == "emergency" else None,
+                "who": r.who or "",
+                "team": r.team if why in _TEAM_BASES else None,
             }
         )
-    return {"items": _merged(items), "next": rows[limit - 1][0] if len(rows) > limit else None}
+    return {"items": _merged(items), "next": rows[limit - 1].id if len(rows) > limit else None}
 
 
 _SAME_VISIT = timedelta(minutes=15)
