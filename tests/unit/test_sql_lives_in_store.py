@@ -1,0 +1,135 @@
+"""The cloud's SQL lives in `store/`: a module of the cloud packages that holds SQL text (a string constant that reads
+as a statement, docstrings aside) is reported, unless it is one of the modules still being moved (`NOT_YET_MOVED`).
+The list only shrinks: a listed module that no longer holds SQL is reported too, so the list is kept true.
+
+The gateway's own SQLite (`edge_agent`, its outbox and plan cache) is not the cloud's data and stays where it is;
+migrations, benchmarks and tests are not scanned. Fed offending and clean snippets to show it can fail."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+
+from tests import vocabulary_check
+
+CLOUD_PACKAGES = ("clinician_api", "ingest_service", "rules_engine", "varde")
+
+_STATEMENT = re.compile(
+    r"\b(SELECT\s+\S|INSERT INTO|UPDATE \w+ SET|DELETE FROM|COPY \w+|LISTEN \w|NOTIFY \w|CREATE (TEMP )?TABLE|"
+    r"ALTER TABLE|TRUNCATE)"
+)
+
+NOT_YET_MOVED = frozenset(
+    {
+        # Still to move to store/ (docs/architecture.md, "Who owns each aggregate"). `varde/emqx.py` holds the
+        # statements EMQX's PostgreSQL authentication runs (broker configuration, not Varde's data access).
+        "clinician_api/burden.py",
+        "clinician_api/citizen/oidc.py",
+        "clinician_api/episodes.py",
+        "clinician_api/escalation.py",
+        "clinician_api/fhir_export.py",
+        "clinician_api/fhir_query.py",
+        "clinician_api/gateway_link.py",
+        "clinician_api/journal/admin.py",
+        "clinician_api/journal/feed.py",
+        "clinician_api/journal/metrics.py",
+        "clinician_api/journal/outbox.py",
+        "clinician_api/journal/worker.py",
+        "clinician_api/population.py",
+        "clinician_api/repeat_sender.py",
+        "clinician_api/reports/document.py",
+        "clinician_api/reports/period.py",
+        "clinician_api/routes/attention.py",
+        "clinician_api/routes/audit.py",
+        "clinician_api/routes/episodes.py",
+        "clinician_api/routes/fhir.py",
+        "clinician_api/routes/fhir_export.py",
+        "clinician_api/routes/journal.py",
+        "clinician_api/routes/questionnaires.py",
+        "clinician_api/routes/reports.py",
+        "clinician_api/schedule_courier.py",
+        "clinician_api/worklist.py",
+        "rules_engine/baselines.py",
+        "rules_engine/missed.py",
+        "rules_engine/questionnaires.py",
+        "rules_engine/repeat_store.py",
+        "rules_engine/runtime.py",
+        "rules_engine/scheduler.py",
+        "rules_engine/schedules.py",
+        "varde/admin.py",
+        "varde/backup.py",
+        "varde/demo.py",
+        "varde/demo_extras.py",
+        "varde/emqx.py",
+        "varde/ha.py",
+        "varde/provisioning.py",
+        "varde/stack.py",
+    }
+)
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the docstring nodes of the module, its classes and functions."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def holds_sql(source: str) -> list[int]:
+    """Lines of the string constants in `source` that read as SQL statements (docstrings aside)."""
+    tree = ast.parse(source)
+    skip = _docstrings(tree)
+    return sorted(
+        {
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in skip
+            and _STATEMENT.search(node.value)
+        }
+    )
+
+
+def sql_modules(sources: Mapping[str, str]) -> dict[str, list[int]]:
+    """Each cloud module outside store/ holding SQL text, with the lines."""
+    out: dict[str, list[int]] = {}
+    for path, source in sorted(sources.items()):
+        if path.split("/", 1)[0] in CLOUD_PACKAGES and (lines := holds_sql(source)):
+            out[path] = lines
+    return out
+
+
+def ratchet(found: Mapping[str, list[int]], allowed: frozenset[str]) -> list[str]:
+    new = [f"{path}:{lines[0]}: SQL text outside store/" for path, lines in found.items() if path not in allowed]
+    moved = [f"{path}: holds no SQL now; take it off NOT_YET_MOVED" for path in sorted(allowed - set(found))]
+    return new + moved
+
+
+def test_sql_text_lives_in_store_apart_from_the_modules_still_listed() -> None:
+    assert ratchet(sql_modules(vocabulary_check.python_sources()), NOT_YET_MOVED) == []
+
+
+def test_a_route_with_a_statement_is_reported_and_a_listed_module_that_moved_is_too() -> None:
+    sources = {
+        "clinician_api/routes/x.py": (
+            '"""Reads the SELECT list of a patient (docstring: not SQL)."""\n'
+            "def one(conn, pid):\n"
+            '    return conn.execute("SELECT id, display_name FROM patients WHERE id = %s", (pid,)).fetchone()\n'
+        ),
+        "rules_engine/y.py": 'def f(conn):\n    conn.execute(\n        "UPDATE alarms SET state = %s", ("x",)\n    )\n',
+        "store/patients.py": 'ONE = "SELECT id FROM patients WHERE id = %s"\n',
+        "edge_agent/outbox.py": 'PUT = "INSERT INTO outbox (id) VALUES (?)"\n',
+        "varde/z.py": 'MESSAGE = "select a patient, then update the plan"\n',
+    }
+    found = sql_modules(sources)
+    assert found == {"clinician_api/routes/x.py": [3], "rules_engine/y.py": [3]}
+    assert ratchet(found, frozenset({"rules_engine/y.py", "varde/z.py"})) == [
+        "clinician_api/routes/x.py:3: SQL text outside store/",
+        "varde/z.py: holds no SQL now; take it off NOT_YET_MOVED",
+    ]
