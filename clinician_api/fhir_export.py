@@ -20,12 +20,15 @@ import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, sql
+from psycopg import Connection
 
 from clinician_api import consent, fhir, fhir_query
+from clinician_api.journal.outbox import fhir_reading
+from store import fhir_export as jobs
 from store.db import get_pool
 
 EXPORT_TYPES = ("Patient", "Observation", "Device", "CarePlan", "DetectedIssue")
@@ -113,14 +116,7 @@ def exportable_patients(conn: Connection[Any], user_id: UUID, team_id: UUID | No
 
     A patient's reservation against use of their data for research and registries (samtykke / reservasjon)
     excludes them here and nowhere else (`consent.not_reserved_sql("research", …)`)."""
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT p.id FROM patients p JOIN team_memberships m ON m.team_id = p.team_id AND "
-            "m.user_id = %s WHERE (%s::uuid IS NULL OR p.team_id = %s) AND {} ORDER BY p.id"
-        ).format(consent.not_reserved_sql("research", "p.id")),
-        (user_id, team_id, team_id),
-    ).fetchall()
-    return [r[0] for r in rows]
+    return jobs.exportable_patients(conn, user_id, team_id, partial(consent.not_reserved_sql, "research"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,37 +219,35 @@ def create(
     pseudonymised: bool,
     request_url: str,
 ) -> UUID:
-    """A queued export job; expired jobs (anyone's) and their files are deleted on the way."""
-    conn.execute("DELETE FROM fhir_exports WHERE expires_at < now()")
-    row = conn.execute(
-        "INSERT INTO fhir_exports (user_id, level, team_id, types, since, pseudonymised, pseudonym_key, request_url) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (
-            user_id,
-            level,
-            team_id,
-            list(types),
-            since,
-            pseudonymised,
-            secrets.token_bytes(32) if pseudonymised else None,
-            request_url,
-        ),
-    ).fetchone()
-    assert row is not None
-    return UUID(str(row[0]))
+    """A queued export job, with a fresh pseudonym key if pseudonymised; expired jobs (anyone's) and their files
+    are deleted on the way."""
+    return jobs.create(
+        conn,
+        user_id=user_id,
+        level=level,
+        team_id=team_id,
+        types=list(types),
+        since=since,
+        pseudonymised=pseudonymised,
+        pseudonym_key=secrets.token_bytes(32) if pseudonymised else None,
+        request_url=request_url,
+    )
 
 
 def _load(conn: Connection[Any], export_id: UUID) -> ExportJob | None:
-    row = conn.execute(
-        "UPDATE fhir_exports SET state = 'running', heartbeat_at = now(), progress = 'started' "
-        "WHERE id = %s AND state = 'queued' RETURNING id, user_id, team_id, types, since, pseudonym_key",
-        (export_id,),
-    ).fetchone()
+    started = jobs.start(conn, export_id)
     conn.commit()
-    if row is None:
+    if started is None:
         return None
-    key = bytes(row[5]) if row[5] is not None else None
-    return ExportJob(row[0], row[1], row[2], tuple(row[3]), row[4], Pseudonymiser(key) if key else None)
+    key = bytes(started.pseudonym_key) if started.pseudonym_key is not None else None
+    return ExportJob(
+        started.id,
+        started.user_id,
+        started.team_id,
+        tuple(started.types),
+        started.since,
+        Pseudonymiser(key) if key else None,
+    )
 
 
 class _Cancelled(Exception):
@@ -281,43 +275,25 @@ class _Files:
     def _flush(self, resource_type: str, lines: list[str]) -> None:
         body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=5)
         self.seq += 1
-        row = self.conn.execute(
-            "UPDATE fhir_exports SET heartbeat_at = now(), progress = %s WHERE id = %s AND state = 'running' "
-            "RETURNING id",
-            (f"{resource_type}: file {self.seq}", self.job.id),
-        ).fetchone()
-        if row is None:
+        if not jobs.heartbeat(self.conn, self.job.id, f"{resource_type}: file {self.seq}"):
             self.conn.rollback()
             raise _Cancelled
-        self.conn.execute(
-            "INSERT INTO fhir_export_files (export_id, seq, resource_type, line_count, ndjson_gzip) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            (self.job.id, self.seq, resource_type, len(lines), body),
-        )
+        jobs.add_file(self.conn, self.job.id, self.seq, resource_type, len(lines), body)
         self.conn.commit()
 
 
 def _observations(conn: Connection[Any], job: ExportJob, patients: list[UUID]) -> Iterator[dict[str, Any]]:
     """Every Observation of the patients, read in order of patient and time through a server-side cursor; the
     components of one blood pressure measurement are adjacent in that order and become one panel."""
-    with conn.cursor(name=f"export_{job.id.hex}") as cur:
-        cur.itersize = _BATCH
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM readings WHERE patient_id = ANY(%s) AND (%s::timestamptz IS NULL OR "
-                "received_at >= %s) ORDER BY patient_id, measured_at, id"
-            ).format(sql.SQL(fhir.ReadingRow.columns())),
-            (patients, job.since, job.since),
-        )
-        moment: list[fhir.ReadingRow] = []
-        for row in cur:
-            reading = fhir.ReadingRow(*row)
-            if moment and (moment[0].patient_id, moment[0].measured_at) != (reading.patient_id, reading.measured_at):
-                yield from reversed(fhir.observations(moment))
-                moment = []
-            moment.append(reading)
-        if moment:
+    moment: list[fhir.ReadingRow] = []
+    for row in jobs.readings(conn, f"export_{job.id.hex}", patients, job.since, _BATCH):
+        reading = fhir_reading(row)
+        if moment and (moment[0].patient_id, moment[0].measured_at) != (reading.patient_id, reading.measured_at):
             yield from reversed(fhir.observations(moment))
+            moment = []
+        moment.append(reading)
+    if moment:
+        yield from reversed(fhir.observations(moment))
 
 
 def _resources(conn: Connection[Any], job: ExportJob, rtype: str, patients: list[UUID]) -> Iterator[dict[str, Any]]:
@@ -360,7 +336,7 @@ def run_export(export_id: UUID) -> None:
             return
         try:
             patients = exportable_patients(conn, job.user_id, job.team_id)
-            conn.execute("UPDATE fhir_exports SET patient_count = %s WHERE id = %s", (len(patients), job.id))
+            jobs.set_patient_count(conn, job.id, len(patients))
             conn.commit()
             files = _Files(conn, job)
             for rtype in job.types:
@@ -370,19 +346,12 @@ def run_export(export_id: UUID) -> None:
                     resources = (p.resource(r, _patient_of(r)) for r in resources)
                 files.write(rtype, resources)
                 reader.rollback()
-            conn.execute(
-                "UPDATE fhir_exports SET state = 'completed', progress = 'completed', finished_at = now() "
-                "WHERE id = %s AND state = 'running'",
-                (job.id,),
-            )
+            jobs.complete(conn, job.id)
             conn.commit()
         except _Cancelled:
             log.info("fhir_export.cancelled", extra={"event": "fhir_export.cancelled", "export_id": str(job.id)})
         except Exception as exc:
             conn.rollback()
             log.exception("fhir_export.failed", extra={"event": "fhir_export.failed", "export_id": str(job.id)})
-            conn.execute(
-                "UPDATE fhir_exports SET state = 'failed', error = %s, finished_at = now() WHERE id = %s",
-                (f"{type(exc).__name__}: the export failed; see the API log", job.id),
-            )
+            jobs.fail(conn, job.id, f"{type(exc).__name__}: the export failed; see the API log")
             conn.commit()

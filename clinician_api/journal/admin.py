@@ -1,5 +1,6 @@
 """Configuration of the record integration, used by `varde journal …` and the tests: organisations (with their
-organisation number), which care teams belong to them, their record endpoints and measurement subscriptions."""
+organisation number), which care teams belong to them, their record endpoints and measurement subscriptions.
+Checks what an operator typed and says what is wrong; `store.journal` writes it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, sql
+from psycopg import Connection
 
+from store import journal
 from vitals import Kind
 
 
@@ -26,35 +28,23 @@ def add_organisation(conn: Connection[Any], name: str, org_number: str) -> UUID:
     org_number = org_number.replace(" ", "")
     if not _ORG_NUMBER.match(org_number):
         raise JournalConfigError(f"organisation number must be 9 digits, got {org_number!r}")
-    row = conn.execute(
-        "INSERT INTO organisations (name, org_number) VALUES (%s, %s) "
-        "ON CONFLICT (org_number) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-        (name, org_number),
-    ).fetchone()
-    assert row is not None
-    return UUID(str(row[0]))
+    return journal.upsert_organisation(conn, name, org_number)
 
 
 def _organisation_id(conn: Connection[Any], organisation: str) -> UUID:
-    row = conn.execute(
-        "SELECT id FROM organisations WHERE org_number = %s OR id::text = %s OR name = %s ORDER BY created_at LIMIT 1",
-        (organisation, organisation, organisation),
-    ).fetchone()
-    if row is None:
+    found = journal.find_organisation(conn, organisation)
+    if found is None:
         raise JournalConfigError(f"no organisation {organisation!r}; add it with `varde journal organisation add`")
-    return UUID(str(row[0]))
+    return found
 
 
 def link_team(conn: Connection[Any], team: str, organisation: str) -> UUID:
     """Make a care team part of an organisation: its patients' alarms go to that organisation's record system."""
     organisation_id = _organisation_id(conn, organisation)
-    row = conn.execute(
-        "UPDATE care_teams SET organisation_id = %s WHERE name = %s OR id::text = %s RETURNING id",
-        (organisation_id, team, team),
-    ).fetchone()
-    if row is None:
+    team_id = journal.link_team(conn, team, organisation_id)
+    if team_id is None:
         raise JournalConfigError(f"no care team {team!r}")
-    return UUID(str(row[0]))
+    return team_id
 
 
 def add_endpoint(
@@ -77,38 +67,23 @@ def add_endpoint(
     if client_secret_ref is not None and not re.match(r"^(env|file):.+$", client_secret_ref):
         raise JournalConfigError("the client secret is given as env:NAME or file:/path, never as the secret itself")
     organisation_id = _organisation_id(conn, organisation)
-    values = {
-        "organisation_id": organisation_id,
-        "name": name,
-        "base_url": base_url.rstrip("/"),
-        "token_url": token_url,
-        "client_id": client_id,
-        "client_secret_ref": client_secret_ref,
-        "scope": scope,
-        "journal_alarms": journal_alarms,
-        "max_attempts": max_attempts,
-        "backoff_base_seconds": backoff_base_seconds,
-        "backoff_max_seconds": backoff_max_seconds,
-        "timeout_seconds": timeout_seconds,
-    }
-    updates = sql.SQL(", ").join(
-        sql.SQL("{column} = EXCLUDED.{column}").format(column=sql.Identifier(c))
-        for c in values
-        if c not in ("organisation_id", "name")
-    )
-    row = conn.execute(
-        sql.SQL(
-            "INSERT INTO record_endpoints ({}) VALUES ({}) ON CONFLICT (organisation_id, name) DO "
-            "UPDATE SET {} RETURNING id"
-        ).format(
-            sql.SQL(", ").join(map(sql.Identifier, values)),
-            sql.SQL(", ").join(sql.Placeholder() * len(values)),
-            updates,
+    return journal.upsert_endpoint(
+        conn,
+        journal.EndpointSettings(
+            organisation_id=organisation_id,
+            name=name,
+            base_url=base_url.rstrip("/"),
+            token_url=token_url,
+            client_id=client_id,
+            client_secret_ref=client_secret_ref,
+            scope=scope,
+            journal_alarms=journal_alarms,
+            max_attempts=max_attempts,
+            backoff_base_seconds=backoff_base_seconds,
+            backoff_max_seconds=backoff_max_seconds,
+            timeout_seconds=timeout_seconds,
         ),
-        list(values.values()),
-    ).fetchone()
-    assert row is not None
-    return UUID(str(row[0]))
+    )
 
 
 def add_subscription(
@@ -128,12 +103,9 @@ def add_subscription(
     if unknown:
         raise JournalConfigError(f"unknown measurement kinds: {', '.join(unknown)}")
     organisation_id = _organisation_id(conn, organisation)
-    row = conn.execute(
-        "INSERT INTO journal_subscriptions (organisation_id, endpoint_id, kinds, batch_size, bundle_type, "
-        "hwm_received_at) SELECT %s, e.id, %s, %s, %s, coalesce(%s, now()) FROM record_endpoints e "
-        "WHERE e.id = %s AND e.organisation_id = %s RETURNING id",
-        (organisation_id, list(kinds) if kinds else None, batch_size, bundle_type, since, endpoint_id, organisation_id),
-    ).fetchone()
-    if row is None:
+    subscription_id = journal.add_subscription(
+        conn, organisation_id, endpoint_id, kinds=kinds, batch_size=batch_size, bundle_type=bundle_type, since=since
+    )
+    if subscription_id is None:
         raise JournalConfigError("the endpoint does not belong to the organisation")
-    return UUID(str(row[0]))
+    return subscription_id

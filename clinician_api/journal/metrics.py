@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 from psycopg import Connection
 
+from store import journal
 from store.observability import REGISTRY
 
 STATES = ("pending", "delivered", "failed")
@@ -50,14 +51,10 @@ def refresh_outbox(conn: Connection[Any]) -> None:
     if time.monotonic() - _last_refresh < REFRESH_SECONDS:
         return
     _last_refresh = time.monotonic()
-    rows = conn.execute(
-        "SELECT state, count(*), COALESCE(extract(epoch FROM now() - min(created_at)), 0), "
-        "count(*) FILTER (WHERE attempts > 0) FROM journal_outbox GROUP BY state"
-    ).fetchall()
-    by_state = {r[0]: r for r in rows}
+    by_state = {s.state: s for s in journal.state_counts(conn)}
     for state in STATES:
-        row = by_state.get(state)
-        ENTRIES.labels(state=state).set(row[1] if row else 0)
+        counted = by_state.get(state)
+        ENTRIES.labels(state=state).set(counted.entries if counted else 0)
     pending = by_state.get("pending")
-    BACKLOG_AGE.set(float(pending[2]) if pending else 0.0)
-    RETRY_BACKLOG.set(pending[3] if pending else 0)
+    BACKLOG_AGE.set(float(pending.oldest_age_seconds) if pending else 0.0)
+    RETRY_BACKLOG.set(pending.retried if pending else 0)

@@ -15,13 +15,12 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
 from clinician_api import consent
-from clinician_api.journal import feed, metrics, outbox
+from clinician_api.journal import feed, identity, metrics
 from clinician_api.journal.credentials import TokenCache
 from clinician_api.journal.delivery import Endpoint, send
-from store import events
+from store import events, journal
 from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
 from vitals.logs import setup_logging
@@ -64,7 +63,7 @@ class JournalWorker:
         conn = self._connection()
         result = PassResult()
         conn.rollback()
-        for subscription_id in feed.active_subscription_ids(conn):
+        for subscription_id in journal.active_subscription_ids(conn):
             conn.commit()
             result.batches += feed.feed(conn, subscription_id)
         conn.commit()
@@ -80,21 +79,16 @@ class JournalWorker:
     def _deliver_one(self, conn: psycopg.Connection[Any], endpoints: dict[UUID, Endpoint], result: PassResult) -> bool:
         resume = False
         with conn.transaction():
-            entry = outbox.claim(conn)
+            entry = journal.claim(conn)
             if entry is None:
                 return False
             endpoint = endpoints.get(entry.endpoint_id)
             if endpoint is None:
-                row = conn.execute(
-                    sql.SQL("SELECT {} FROM record_endpoints WHERE id = %s").format(sql.SQL(Endpoint.columns())),
-                    (entry.endpoint_id,),
-                ).fetchone()
-                assert row is not None
-                endpoint = endpoints[entry.endpoint_id] = Endpoint.from_row(tuple(row))
+                endpoint = endpoints[entry.endpoint_id] = _endpoint(conn, entry.endpoint_id)
             withheld = consent.reserved_among(conn, "record_sharing", entry.patient_ids)
             if withheld:
                 # Queued before the patient reserved against sharing: it stays home (a retry asks again).
-                outbox.mark_attempt_failed(conn, entry.id, None, WITHHELD, None)
+                _mark_failed(conn, entry.id, None, WITHHELD, None)
                 result.failed += 1
                 log.warning(
                     "journal_withheld entry=%s kind=%s patients_reserved=%d", entry.id, entry.kind, len(withheld)
@@ -104,7 +98,7 @@ class JournalWorker:
             attempt = entry.attempts + 1
             fields = {"entry": str(entry.id), "kind": entry.kind, "endpoint": endpoint.name, "attempt": attempt}
             if outcome.result == "delivered":
-                outbox.mark_delivered(conn, entry.id, outcome.status or 200, outcome.location)
+                journal.mark_delivered(conn, entry.id, outcome.status or 200, outcome.location)
                 result.delivered += 1
                 metrics.DELIVERIES.labels(kind=entry.kind).inc()
                 log.info("journal_delivered %s status=%s", _kv(fields), outcome.status)
@@ -113,8 +107,8 @@ class JournalWorker:
                     resume = True
             elif outcome.result == "retry" and attempt < endpoint.max_attempts:
                 delay = max(outcome.retry_after or 0.0, endpoint.backoff(attempt))
-                outbox.mark_attempt_failed(conn, entry.id, outcome.status, outcome.detail, delay)
-                outbox.pause_endpoint(conn, endpoint.id, delay)
+                _mark_failed(conn, entry.id, outcome.status, outcome.detail, delay)
+                journal.pause_endpoint(conn, endpoint.id, delay)
                 result.retried += 1
                 metrics.FAILURES.labels(outcome="retry", status_class=metrics.status_class(outcome.status)).inc()
                 result.resumed.discard(endpoint.id)
@@ -123,21 +117,21 @@ class JournalWorker:
                 detail = outcome.detail
                 if outcome.result == "retry":
                     detail = f"gave up after {attempt} attempts: {detail}"
-                outbox.mark_attempt_failed(conn, entry.id, outcome.status, detail, None)
+                _mark_failed(conn, entry.id, outcome.status, detail, None)
                 result.failed += 1
                 metrics.FAILURES.labels(outcome="failed", status_class=metrics.status_class(outcome.status)).inc()
                 log.error("journal_failed %s status=%s", _kv(fields), outcome.status)
         if resume:
             # After the outcome is committed, so this worker holds no entry while it touches the others.
             with conn.transaction():
-                woken = outbox.resume_endpoint(conn, entry.endpoint_id)
+                woken = journal.resume_endpoint(conn, entry.endpoint_id)
             if woken:
                 log.info("journal_endpoint_resumed endpoint=%s due_now=%d", endpoint.name, woken)
         return True
 
     def wait_seconds(self) -> float:
         conn = self._connection()
-        due = outbox.next_due_in(conn)
+        due = journal.next_due_in(conn)
         conn.commit()
         return self._poll if due is None else min(self._poll, due)
 
@@ -179,6 +173,33 @@ class JournalWorker:
         if listener is not None:
             listener.close()
         self.close()
+
+
+def _endpoint(conn: psycopg.Connection[Any], endpoint_id: UUID) -> Endpoint:
+    row = journal.endpoint(conn, endpoint_id)
+    assert row is not None
+    return Endpoint.from_row(
+        (
+            row.id,
+            row.name,
+            row.base_url,
+            row.token_url,
+            row.client_id,
+            row.client_secret_ref,
+            row.scope,
+            row.max_attempts,
+            row.backoff_base_seconds,
+            row.backoff_max_seconds,
+            row.timeout_seconds,
+        )
+    )
+
+
+def _mark_failed(
+    conn: psycopg.Connection[Any], entry_id: UUID, status: int | None, error: str, retry_in: float | None
+) -> None:
+    """A failed attempt, its error kept with national ids masked (`identity.redact`), at most 2000 characters."""
+    journal.mark_attempt_failed(conn, entry_id, status, identity.redact(error)[:2000], retry_in)
 
 
 _COALESCE_S = 0.5

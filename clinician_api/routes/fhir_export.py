@@ -31,6 +31,7 @@ from clinician_api.deps import Conn, client_addr, require_roles
 from clinician_api.fhir_search import FhirError, parse_date
 from clinician_api.routes.fhir import OPERATIONS, FhirResponse, base_url
 from store import audit
+from store import fhir_export as jobs
 
 Exporter = Annotated[Principal, require_roles(roles.DATA_EXPORT)]
 router = APIRouter(
@@ -72,12 +73,8 @@ def _kick_off(request: Request, conn: Any, principal: Principal, level: str, tea
         _, rng = parse_date(query["_since"])
         since = rng.start
     pseudonymised = query.get("pseudonymised", "false") == "true"
-    if team_id is not None:
-        member = conn.execute(
-            "SELECT 1 FROM team_memberships WHERE user_id = %s AND team_id = %s", (principal.user_id, team_id)
-        ).fetchone()
-        if member is None:
-            raise FhirError(404, "no such group among your care teams", "not-found")
+    if team_id is not None and not jobs.is_member(conn, principal.user_id, team_id):
+        raise FhirError(404, "no such group among your care teams", "not-found")
     patients = fhir_export.exportable_patients(conn, principal.user_id, team_id)
     export_id = fhir_export.create(
         conn,
@@ -125,38 +122,36 @@ def export_group(group_id: UUID, request: Request, conn: Conn, principal: Export
     return _kick_off(request, conn, principal, "group", group_id)
 
 
-def _job(conn: Any, principal: Principal, export_id: UUID) -> tuple[Any, ...]:
-    row = conn.execute(
-        "SELECT state, progress, error, created_at, request_url, heartbeat_at, expires_at FROM fhir_exports "
-        "WHERE id = %s AND user_id = %s AND state <> 'cancelled' AND expires_at > now()",
-        (export_id, principal.user_id),
-    ).fetchone()
-    if row is None:
+def _job(conn: Any, principal: Principal, export_id: UUID) -> jobs.JobStatus:
+    job = jobs.job_of(conn, export_id, principal.user_id)
+    if job is None:
         raise FhirError(404, "no such export", "not-found")
-    return tuple(row)
+    return job
 
 
 @router.get("/$export-status/{export_id}", response_class=Response)
 def export_status(export_id: UUID, request: Request, conn: Conn, principal: Exporter) -> Response:
-    state, progress, error, created_at, request_url, heartbeat_at, _ = _job(conn, principal, export_id)
-    stale = (datetime.now(UTC) - heartbeat_at).total_seconds() > _STALE_SECONDS
-    if state in ("queued", "running") and not stale:
-        return Response(status_code=202, headers={"X-Progress": f"{state}: {progress}"[:100], "Retry-After": "2"})
-    if state != "completed":
-        reason = error or "the export stopped when the API process running it ended; start it again"
+    job = _job(conn, principal, export_id)
+    stale = (datetime.now(UTC) - job.heartbeat_at).total_seconds() > _STALE_SECONDS
+    if job.state in ("queued", "running") and not stale:
+        progress = f"{job.state}: {job.progress}"[:100]
+        return Response(status_code=202, headers={"X-Progress": progress, "Retry-After": "2"})
+    if job.state != "completed":
+        reason = job.error or "the export stopped when the API process running it ended; start it again"
         return JSONResponse(
             fhir.operation_outcome(500, reason, "exception"), status_code=500, media_type=fhir.FHIR_JSON
         )
-    files = conn.execute(
-        "SELECT seq, resource_type, line_count FROM fhir_export_files WHERE export_id = %s ORDER BY seq", (export_id,)
-    ).fetchall()
     manifest = {
-        "transactionTime": created_at.isoformat(),
-        "request": request_url,
+        "transactionTime": job.created_at.isoformat(),
+        "request": job.request_url,
         "requiresAccessToken": True,
         "output": [
-            {"type": rtype, "url": f"{base_url(request)}/$export-file/{export_id}/{seq}", "count": count}
-            for seq, rtype, count in files
+            {
+                "type": f.resource_type,
+                "url": f"{base_url(request)}/$export-file/{export_id}/{f.seq}",
+                "count": f.line_count,
+            }
+            for f in jobs.files(conn, export_id)
         ],
         "error": [],
     }
@@ -167,22 +162,18 @@ def export_status(export_id: UUID, request: Request, conn: Conn, principal: Expo
 def cancel_export(export_id: UUID, request: Request, conn: Conn, principal: Exporter) -> Response:
     """Cancel a running export, or delete a finished one's files."""
     _job(conn, principal, export_id)
-    conn.execute("UPDATE fhir_exports SET state = 'cancelled', finished_at = now() WHERE id = %s", (export_id,))
-    conn.execute("DELETE FROM fhir_export_files WHERE export_id = %s", (export_id,))
+    jobs.cancel(conn, export_id)
     audit.record(conn, principal, "delete", request.url.path, "ok", client_addr=client_addr(request))
     return Response(status_code=202)
 
 
 @router.get("/$export-file/{export_id}/{seq}", response_class=Response, responses={200: {"content": {NDJSON: {}}}})
 def export_file(export_id: UUID, seq: int, request: Request, conn: Conn, principal: Exporter) -> Response:
-    state = _job(conn, principal, export_id)[0]
-    row = conn.execute(
-        "SELECT ndjson_gzip FROM fhir_export_files WHERE export_id = %s AND seq = %s", (export_id, seq)
-    ).fetchone()
-    if state != "completed" or row is None:
+    job = _job(conn, principal, export_id)
+    body = jobs.file_body(conn, export_id, seq)
+    if job.state != "completed" or body is None:
         raise FhirError(404, "no such export file", "not-found")
     audit.record(conn, principal, "read", request.url.path, "ok", client_addr=client_addr(request))
-    body = bytes(row[0])
 
     def chunks() -> Iterator[bytes]:
         yield gzip.decompress(body)

@@ -14,9 +14,8 @@ from psycopg import Connection, sql
 from clinician_api import paging, problems
 from clinician_api.access import Principal, visible_patients_clause
 from clinician_api.deps import Conn, CurrentPrincipal, client_addr
-from clinician_api.journal import outbox
 from clinician_api.journal.schemas import EntryKind, EntryState, JournalEntry, JournalPage, JournalPatient
-from store import audit
+from store import audit, journal
 
 router = APIRouter(prefix="/api/v1/journal", tags=["journal"], responses=problems.responses(401, 403))
 _NOT_FOUND = "no such journal entry for your care teams"
@@ -27,16 +26,16 @@ def _may_use(principal: Principal) -> None:
         raise HTTPException(403, f"this needs a clinical or admin role; you are {principal.role}")
 
 
-def _scope(principal: Principal) -> tuple[sql.Composable, list[Any]]:
-    """Admins: every entry. Clinicians: entries naming a patient they have a duty of care for."""
+def _scope(principal: Principal) -> tuple[sql.Composable | None, list[Any]]:
+    """Admins: every entry (None). Clinicians: entries naming a patient they have a duty of care for."""
     if principal.is_admin:
-        return sql.SQL("true"), []
+        return None, []
     clause, params = visible_patients_clause(principal)
-    return sql.SQL("EXISTS (SELECT 1 FROM patients p WHERE p.id = ANY(o.patient_ids) AND {})").format(clause), params
+    return clause, list(params)
 
 
-def _entry(row: Any) -> JournalEntry:
-    return JournalEntry.model_validate(outbox.entry_from_row(row), from_attributes=True)
+def _entry(row: journal.Entry) -> JournalEntry:
+    return JournalEntry.model_validate(row, from_attributes=True)
 
 
 def _named(conn: Connection[Any], principal: Principal, entries: list[JournalEntry]) -> list[JournalEntry]:
@@ -45,11 +44,10 @@ def _named(conn: Connection[Any], principal: Principal, entries: list[JournalEnt
     if principal.is_admin or not ids:
         return entries
     clause, params = visible_patients_clause(principal)
-    rows = conn.execute(
-        sql.SQL("SELECT p.id, p.display_name, p.team_id FROM patients p WHERE p.id = ANY(%s) AND {}").format(clause),
-        [ids, *params],
-    ).fetchall()
-    known = {r[0]: JournalPatient(id=r[0], display_name=r[1], team_id=r[2]) for r in rows}
+    known = {
+        p.id: JournalPatient(id=p.id, display_name=p.display_name, team_id=p.team_id)
+        for p in journal.entry_patients(conn, ids, clause, params)
+    }
     return [e.model_copy(update={"patients": [known[p] for p in e.patient_ids if p in known]}) for e in entries]
 
 
@@ -74,23 +72,14 @@ def list_entries(
     (with its answer)."""
     _may_use(principal)
     clause, params = _scope(principal)
-    where: list[sql.Composable] = [clause, sql.SQL("o.state = ANY(%s)")]
-    params.append(list(state or ("pending", "failed")))
-    if kind:
-        where.append(sql.SQL("o.kind = ANY(%s)"))
-        params.append(list(kind))
+    before = None
     if cursor:
         created_at, entry_id = paging.decode("journal", cursor, (paging.parse_time, UUID))
-        where.append(sql.SQL("(o.created_at, o.id) < (%s, %s)"))
-        params += [created_at, entry_id]
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT {} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id WHERE {} "
-            "ORDER BY o.created_at DESC, o.id DESC LIMIT %s"
-        ).format(sql.SQL(outbox.ENTRY_COLUMNS), sql.SQL(" AND ").join(where)),
-        [*params, limit + 1],
-    ).fetchall()
-    shown, next_cursor = paging.page(rows, limit, lambda r: (r[17], r[0]), "journal")
+        before = (created_at, entry_id)
+    rows = journal.entries_page(
+        conn, clause, params, list(state or ("pending", "failed")), list(kind) if kind else None, before, limit + 1
+    )
+    shown, next_cursor = paging.page(rows, limit, lambda r: (r.created_at, r.id), "journal")
     items = _named(conn, principal, [_entry(r) for r in shown])
     _audit(conn, principal, "list", request, sorted({p for i in items for p in i.patient_ids}, key=str))
     return JournalPage(items=items, next=next_cursor)
@@ -98,12 +87,7 @@ def list_entries(
 
 def _one(conn: Connection[Any], principal: Principal, request: Request, entry_id: UUID) -> JournalEntry:
     clause, params = _scope(principal)
-    row = conn.execute(
-        sql.SQL(
-            "SELECT {} FROM journal_outbox o JOIN record_endpoints e ON e.id = o.endpoint_id WHERE o.id = %s AND {}"
-        ).format(sql.SQL(outbox.ENTRY_COLUMNS), clause),
-        [entry_id, *params],
-    ).fetchone()
+    row = journal.entry(conn, entry_id, clause, params)
     if row is None:
         audit.record(conn, principal, "read", request.url.path, "denied", client_addr=client_addr(request))
         conn.commit()
@@ -127,7 +111,7 @@ def retry_entry(entry_id: UUID, conn: Conn, principal: CurrentPrincipal, request
     entry = _one(conn, principal, request, entry_id)
     if entry.state == "delivered":
         raise HTTPException(409, "the entry is already delivered")
-    updated = outbox.retry(conn, entry_id)
+    updated = journal.retry(conn, entry_id)
     assert updated is not None
     _audit(conn, principal, "journal_retry", request, entry.patient_ids)
-    return _named(conn, principal, [JournalEntry.model_validate(updated, from_attributes=True)])[0]
+    return _named(conn, principal, [_entry(updated)])[0]

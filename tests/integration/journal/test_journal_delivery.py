@@ -225,8 +225,8 @@ def test_entry_still_refused_a_service_after_the_retry_limit_is_dead_lettered_wi
 def test_an_empty_outbox_has_nothing_due_so_an_idle_worker_sleeps(db: psycopg.Connection[Any]) -> None:
     """Seen in a benchmark: an idle journal worker used a fifth of a core because "nothing pending" read as
     "due now"."""
-    from clinician_api.journal import outbox
+    from store import journal
 
     with db.transaction(force_rollback=True):
         db.execute("DELETE FROM journal_outbox WHERE state = 'pending'")
-        assert outbox.next_due_in(db) is None
+        assert journal.next_due_in(db) is None

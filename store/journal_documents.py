@@ -1,0 +1,385 @@
+"""What a record document is read from, in the transaction that journals it: the record system an alarm's or an
+episode step's document goes to (`RecordTarget`), the resolved alarm, the patient, the clinician who acted, the
+alarm's readings with the devices and gateways they came through, and an episode step with its hand-over note,
+episode and active plan — as typed rows. Building the FHIR documents from them is `clinician_api.journal`'s.
+
+Whether a patient may share with the record is the caller's rule (`PatientCondition`), so store needs nothing of
+the consent code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection, sql
+from psycopg.rows import class_row
+
+PatientCondition = Callable[[str], sql.Composable]
+"""The caller's SQL condition on the patient in the given column (`clinician_api.consent.not_reserved_sql` for one
+reservation), true when the patient's data may go where the statement sends it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    """A stored reading with its device, as the FHIR mapping reads it (`clinician_api.fhir.ReadingRow`, by name)."""
+
+    id: UUID
+    patient_id: UUID
+    gateway_id: str
+    kind: str
+    value: float
+    measured_at: datetime
+    received_at: datetime
+    device_address: str | None
+    device_type: str | None
+    device_model: str | None
+    group: str | None
+    flags: list[str]
+
+
+READING_COLUMNS = sql.SQL(
+    "{alias}.id, {alias}.patient_id, {alias}.gateway_id, {alias}.kind, {alias}.value, {alias}.measured_at, "
+    '{alias}.received_at, {alias}.device_address, {alias}.device_type, {alias}.device_model, {alias}.grp AS "group", '
+    "{alias}.flags"
+)
+"""The columns of `StoredReading`, over the readings table as `alias`."""
+
+
+def reading_columns(alias: str) -> sql.Composed:
+    return READING_COLUMNS.format(alias=sql.Identifier(alias))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTarget:
+    """The record system (endpoint) of an organisation, and the organisation (the document's custodian)."""
+
+    endpoint_id: UUID
+    organisation_id: UUID
+    organisation_name: str
+    org_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedAlarm:
+    id: UUID
+    patient_id: UUID
+    rule: str
+    severity: str
+    state: str
+    opened_at: datetime
+    explanation_en: str
+    last_reading_id: UUID | None
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    resolution: str | None
+    kind: str | None
+    resolved_by: UUID | None
+    window_start: datetime | None
+    window_end: datetime | None
+    explanation_nb: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPatient:
+    id: UUID
+    display_name: str
+    national_id: str | None
+    birth_date: date | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Practitioner:
+    id: UUID
+    username: str
+    display_name: str
+    hpr_number: str | None
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    gateway_id: str
+    address: str
+    type: str
+    model: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRow:
+    id: str
+    patient_id: UUID | None
+    enabled: bool
+    agent_version: str | None
+    state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeStep:
+    """One event of an episode of follow-up, with the episode's patient and discharge summary."""
+
+    id: int
+    kind: str
+    at: datetime
+    episode_id: UUID
+    user_id: UUID | None
+    team_id: UUID
+    handover_id: UUID | None
+    patient_id: UUID
+    discharge_summary: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverNote:
+    from_team_id: UUID
+    to_team_id: UUID
+    situation: str
+    plan: str
+    open_alarms: str
+    watch: str
+    decline_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRow:
+    """An episode with its team and organisation: what `clinician_api.fhir.episode_of_care` reads."""
+
+    id: UUID
+    patient_id: UUID
+    status: str
+    team_id: UUID
+    team_name: str
+    organisation_id: UUID | None
+    organisation_name: str | None
+    reason: str
+    conditions: list[str]
+    protocol: str
+    started_at: datetime
+    ended_at: datetime | None
+    care_manager_id: UUID | None
+    updated_at: datetime
+    discharge_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    """A self-management plan version: what `clinician_api.fhir.care_plan` reads."""
+
+    id: UUID
+    patient_id: UUID
+    version: int
+    status: str
+    created_at: datetime
+    activated_at: datetime | None
+    retired_at: datetime | None
+    body: dict[str, Any]
+
+
+# --- where a document goes -------------------------------------------------------------------------------------------
+
+
+def alarm_target(conn: Connection[Any], alarm_id: UUID, may_share: PatientCondition) -> RecordTarget | None:
+    """The record system for resolved alarms of the alarm's patient's organisation; None when it has none, or when
+    the patient fails `may_share`."""
+    with conn.cursor(row_factory=class_row(RecordTarget)) as cur:
+        return cur.execute(
+            sql.SQL(
+                "SELECT r.id AS endpoint_id, o.id AS organisation_id, o.name AS organisation_name, o.org_number "
+                "FROM alarms a JOIN patients p ON p.id = a.patient_id JOIN care_teams t ON t.id = p.team_id "
+                "JOIN organisations o ON o.id = t.organisation_id JOIN record_endpoints r ON r.organisation_id = o.id "
+                "AND r.journal_alarms WHERE a.id = %s AND {}"
+            ).format(may_share("a.patient_id")),
+            (alarm_id,),
+        ).fetchone()
+
+
+def team_targets(
+    conn: Connection[Any], team_ids: Sequence[UUID], patient_id: UUID, may_share: PatientCondition
+) -> list[RecordTarget]:
+    """The record systems of the teams' organisations, one each, by endpoint id; none when the patient fails
+    `may_share`."""
+    with conn.cursor(row_factory=class_row(RecordTarget)) as cur:
+        return cur.execute(
+            sql.SQL(
+                "SELECT DISTINCT r.id AS endpoint_id, o.id AS organisation_id, o.name AS organisation_name, "
+                "o.org_number FROM care_teams t JOIN organisations o ON o.id = t.organisation_id "
+                "JOIN record_endpoints r ON r.organisation_id = o.id AND r.journal_alarms "
+                "WHERE t.id = ANY(%s::uuid[]) AND {} ORDER BY r.id"
+            ).format(may_share("%s::uuid")),
+            (list(team_ids), patient_id),
+        ).fetchall()
+
+
+# --- an alarm's document ---------------------------------------------------------------------------------------------
+
+
+def alarm(conn: Connection[Any], alarm_id: UUID) -> ResolvedAlarm | None:
+    with conn.cursor(row_factory=class_row(ResolvedAlarm)) as cur:
+        return cur.execute(
+            "SELECT id, patient_id, rule, severity, state, opened_at, explanation_en, last_reading_id, "
+            "acknowledged_at, resolved_at, resolution, kind, resolved_by, window_start, window_end, explanation_nb "
+            "FROM alarms WHERE id = %s",
+            (alarm_id,),
+        ).fetchone()
+
+
+def alarm_window_readings(
+    conn: Connection[Any],
+    patient_id: UUID,
+    last_reading_id: UUID | None,
+    kinds: Sequence[str],
+    window_start: datetime | None,
+    window_end: datetime | None,
+    limit: int,
+) -> list[StoredReading]:
+    """The patient's reading `last_reading_id` first, then their readings of `kinds` measured in the window,
+    newest first; at most `limit`."""
+    with conn.cursor(row_factory=class_row(StoredReading)) as cur:
+        return cur.execute(
+            sql.SQL(
+                "SELECT {} FROM readings WHERE patient_id = %(p)s AND (id = %(last)s OR (kind = "
+                "ANY(%(kinds)s) AND measured_at BETWEEN %(ws)s AND %(we)s)) ORDER BY (id = %(last)s) DESC, "
+                "measured_at DESC LIMIT %(limit)s"
+            ).format(reading_columns("readings")),
+            {
+                "p": patient_id,
+                "last": last_reading_id,
+                "kinds": list(kinds),
+                "ws": window_start,
+                "we": window_end,
+                "limit": limit,
+            },
+        ).fetchall()
+
+
+def group_readings(
+    conn: Connection[Any], patient_id: UUID, kinds: Sequence[str], groups: Sequence[tuple[str, str]]
+) -> list[StoredReading]:
+    """The patient's readings of `kinds` in the measurement acts `groups` (gateway id, group)."""
+    with conn.cursor(row_factory=class_row(StoredReading)) as cur:
+        return cur.execute(
+            sql.SQL(
+                "SELECT {} FROM readings WHERE patient_id = %s AND kind = ANY(%s) AND (gateway_id, grp) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[]))"
+            ).format(reading_columns("readings")),
+            (patient_id, list(kinds), [g[0] for g in groups], [g[1] for g in groups]),
+        ).fetchall()
+
+
+def devices(conn: Connection[Any], pairs: Sequence[tuple[str, str]]) -> list[DeviceRow]:
+    """The registered devices among (gateway id, address) pairs, in that order."""
+    with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
+        return cur.execute(
+            "SELECT gateway_id, address, type, model FROM devices WHERE (gateway_id, address) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY gateway_id, address",
+            ([p[0] for p in pairs], [p[1] for p in pairs]),
+        ).fetchall()
+
+
+def gateways(conn: Connection[Any], gateway_ids: Sequence[str]) -> list[GatewayRow]:
+    with conn.cursor(row_factory=class_row(GatewayRow)) as cur:
+        return cur.execute(
+            "SELECT id, patient_id, enabled, agent_version, state FROM gateways WHERE id = ANY(%s) ORDER BY id",
+            (list(gateway_ids),),
+        ).fetchall()
+
+
+def patient(conn: Connection[Any], patient_id: UUID) -> RecordPatient | None:
+    with conn.cursor(row_factory=class_row(RecordPatient)) as cur:
+        return cur.execute(
+            "SELECT p.id, p.display_name, p.national_id, p.birth_date, p.active FROM patients p WHERE p.id = %s",
+            (patient_id,),
+        ).fetchone()
+
+
+def patients(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[RecordPatient]:
+    with conn.cursor(row_factory=class_row(RecordPatient)) as cur:
+        return cur.execute(
+            "SELECT p.id, p.display_name, p.national_id, p.birth_date, p.active FROM patients p WHERE p.id = ANY(%s)",
+            (list(patient_ids),),
+        ).fetchall()
+
+
+def practitioner(conn: Connection[Any], user_id: UUID | None) -> Practitioner | None:
+    with conn.cursor(row_factory=class_row(Practitioner)) as cur:
+        return cur.execute(
+            "SELECT id, username, display_name, hpr_number, role FROM users WHERE id = %s", (user_id,)
+        ).fetchone()
+
+
+# --- an episode step's document --------------------------------------------------------------------------------------
+
+
+def episode_step(conn: Connection[Any], event_id: int) -> EpisodeStep | None:
+    with conn.cursor(row_factory=class_row(EpisodeStep)) as cur:
+        return cur.execute(
+            "SELECT v.id, v.kind, v.at, v.episode_id, v.user_id, v.team_id, v.handover_id, e.patient_id, "
+            "e.discharge_summary FROM care_episode_events v JOIN care_episodes e ON e.id = v.episode_id "
+            "WHERE v.id = %s",
+            (event_id,),
+        ).fetchone()
+
+
+def handover_note(conn: Connection[Any], handover_id: UUID) -> HandoverNote | None:
+    with conn.cursor(row_factory=class_row(HandoverNote)) as cur:
+        return cur.execute(
+            "SELECT from_team_id, to_team_id, situation, plan, open_alarms, watch, decline_reason "
+            "FROM care_handovers WHERE id = %s",
+            (handover_id,),
+        ).fetchone()
+
+
+def episode(conn: Connection[Any], episode_id: UUID) -> EpisodeRow | None:
+    with conn.cursor(row_factory=class_row(EpisodeRow)) as cur:
+        return cur.execute(
+            "SELECT e.id, e.patient_id, e.status, e.team_id, t.name AS team_name, t.organisation_id, "
+            "o.name AS organisation_name, e.reason, e.conditions, e.protocol, e.started_at, e.ended_at, "
+            "e.care_manager_id, e.updated_at, e.discharge_reason FROM care_episodes e "
+            "JOIN care_teams t ON t.id = e.team_id LEFT JOIN organisations o ON o.id = t.organisation_id "
+            "WHERE e.id = %s",
+            (episode_id,),
+        ).fetchone()
+
+
+def active_plan(conn: Connection[Any], patient_id: UUID) -> PlanRow | None:
+    """The patient's active self-management plan (its latest version), if any."""
+    with conn.cursor(row_factory=class_row(PlanRow)) as cur:
+        return cur.execute(
+            "SELECT id, patient_id, version, status, created_at, activated_at, retired_at, body "
+            "FROM self_management_plans WHERE patient_id = %s AND status = 'active' ORDER BY version DESC LIMIT 1",
+            (patient_id,),
+        ).fetchone()
+
+
+__all__ = [
+    "READING_COLUMNS",
+    "DeviceRow",
+    "EpisodeRow",
+    "EpisodeStep",
+    "GatewayRow",
+    "HandoverNote",
+    "PatientCondition",
+    "PlanRow",
+    "Practitioner",
+    "RecordPatient",
+    "RecordTarget",
+    "ResolvedAlarm",
+    "StoredReading",
+    "active_plan",
+    "alarm",
+    "alarm_target",
+    "alarm_window_readings",
+    "devices",
+    "episode",
+    "episode_step",
+    "gateways",
+    "group_readings",
+    "handover_note",
+    "patient",
+    "patients",
+    "practitioner",
+    "reading_columns",
+]
