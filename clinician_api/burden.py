@@ -17,6 +17,7 @@ from uuid import UUID
 
 from psycopg import Connection
 
+from store import population
 from vitals import KINDS, Kind
 
 WEEK_S = 7 * 86_400
@@ -46,43 +47,19 @@ class TeamBurden:
         return round(alarms / self.patient_weeks, 3) if self.patient_weeks > 0 else None
 
 
-_EXPOSURE_SQL = (
-    "SELECT c.id, c.name, count(f.id), COALESCE(sum(extract(epoch FROM f.until - f.since)), 0) "
-    "FROM care_teams c LEFT JOIN LATERAL ("
-    " SELECT p.id, greatest(p.created_at, %(from)s) AS since, "
-    "  CASE WHEN p.active THEN %(to)s ELSE (SELECT max(r.measured_at) FROM readings r WHERE r.patient_id = p.id "
-    "   AND r.measured_at >= %(from)s AND r.measured_at < %(to)s) END AS until "
-    " FROM patients p WHERE p.team_id = c.id AND p.created_at < %(to)s) f ON f.until > f.since "
-    "WHERE c.id = ANY(%(teams)s::uuid[]) GROUP BY c.id, c.name ORDER BY c.name"
-)
-_ALARMS_SQL = (
-    "SELECT p.team_id, a.rule, count(*), count(*) FILTER (WHERE a.severity = 'red') FROM alarms a "
-    "JOIN patients p ON p.id = a.patient_id WHERE p.team_id = ANY(%(teams)s::uuid[]) "
-    "AND a.opened_at >= %(from)s AND a.opened_at < %(to)s GROUP BY p.team_id, a.rule"
-)
-_CLEARED_SQL = (
-    "SELECT p.team_id, q.rule, count(*) FROM repeat_requests q JOIN patients p ON p.id = q.patient_id "
-    "WHERE p.team_id = ANY(%(teams)s::uuid[]) AND q.state = 'cleared' "
-    "AND q.measured_at >= %(from)s AND q.measured_at < %(to)s GROUP BY p.team_id, q.rule"
-)
-
-
-def all_team_ids(conn: Connection[Any]) -> list[UUID]:
-    return [r[0] for r in conn.execute("SELECT id FROM care_teams ORDER BY name").fetchall()]
-
-
 def team_burden(conn: Connection[Any], team_ids: Sequence[UUID], since: datetime, until: datetime) -> list[TeamBurden]:
     """Exposure and alarm counts of the given teams over [since, until)."""
-    params = {"teams": list(team_ids), "from": since, "to": until}
     teams = {
-        r[0]: TeamBurden(r[0], r[1], int(r[2]), float(r[3]) / WEEK_S)
-        for r in conn.execute(_EXPOSURE_SQL, params).fetchall()
+        t.team_id: TeamBurden(t.team_id, t.team, t.patients, float(t.seconds) / WEEK_S)
+        for t in population.team_exposure(conn, team_ids, since, until)
     }
-    for team_id, rule, alarms, red in conn.execute(_ALARMS_SQL, params).fetchall():
-        burden = teams[team_id].rules.setdefault(rule, RuleBurden(rule))
-        burden.alarms, burden.red = int(alarms), int(red)
-    for team_id, rule, cleared in conn.execute(_CLEARED_SQL, params).fetchall():
-        teams[team_id].rules.setdefault(rule, RuleBurden(rule)).repeats_cleared = int(cleared)
+    for counted in population.rule_alarms(conn, team_ids, since, until):
+        burden = teams[counted.team_id].rules.setdefault(counted.rule, RuleBurden(counted.rule))
+        burden.alarms, burden.red = counted.alarms, counted.red
+    for cleared in population.cleared_repeats(conn, team_ids, since, until):
+        teams[cleared.team_id].rules.setdefault(
+            cleared.rule, RuleBurden(cleared.rule)
+        ).repeats_cleared = cleared.cleared
     return list(teams.values())
 
 
@@ -115,4 +92,4 @@ def rule_label(rule: str) -> tuple[str, str]:
     return rule, rule
 
 
-__all__ = ["RuleBurden", "TeamBurden", "all_team_ids", "rule_label", "team_burden"]
+__all__ = ["RuleBurden", "TeamBurden", "rule_label", "team_burden"]

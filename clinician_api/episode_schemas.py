@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from clinician_api import episodes
+from store.episodes import Episode, Handover
 from vitals.vocabulary import Protocol as Protocol
 
 EpisodeStatus = Literal["active", "finished"]
@@ -101,7 +101,7 @@ class EpisodeOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, e: episodes.Episode) -> EpisodeOut:
+    def of(cls, e: Episode) -> EpisodeOut:
         return cls.model_validate(e, from_attributes=True)
 
 
@@ -130,7 +130,7 @@ class HandoverOut(BaseModel):
     decline_reason: str | None
 
     @classmethod
-    def of(cls, h: episodes.Handover) -> HandoverOut:
+    def of(cls, h: Handover) -> HandoverOut:
         return cls.model_validate(h, from_attributes=True)
 
 

@@ -20,7 +20,6 @@ from psycopg import Connection, sql
 from clinician_api import fhir
 from clinician_api import fhir_coding as codes
 from clinician_api.access import Principal, visible_patients_clause
-from clinician_api.episodes import EPISODE_FROM
 from clinician_api.fhir_search import (
     Criterion,
     Cursor,
@@ -32,6 +31,7 @@ from clinician_api.fhir_search import (
     parse_reference,
     parse_token,
 )
+from store.episodes import EPISODE_FROM
 from vitals import Kind
 
 PATIENT_COLUMNS = "p.id, p.display_name, p.national_id, p.birth_date, p.active, p.updated_at"

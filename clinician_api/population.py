@@ -20,58 +20,15 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg import Connection, sql
+from psycopg import Connection
+
+from store import population as population_store
 
 Zone = Literal["red", "yellow", "green"]
 Trend = Literal["improving", "stable", "worse"]
 ZONES: tuple[Zone, ...] = ("red", "yellow", "green")
 TRENDS: tuple[Trend, ...] = ("worse", "stable", "improving")
 TREND_DAYS = 7
-_SCORE = "CASE a.severity WHEN 'red' THEN 2 WHEN 'yellow' THEN 1 ELSE 0 END"
-
-ADHERENCE_SQL = """
-WITH sched AS (
-    SELECT pl.patient_id, s->>'kind' AS kind, s->'weekdays' AS weekdays, (s->>'deadline')::time AS deadline,
-           coalesce(pl.body->>'timezone', p.timezone) AS tz
-    FROM self_management_plans pl JOIN patients p ON p.id = pl.patient_id
-    CROSS JOIN LATERAL jsonb_array_elements(coalesce(pl.body->'schedule', '[]'::jsonb)) AS s
-    WHERE pl.status = 'active' AND pl.patient_id = ANY(%(ids)s::uuid[])
-), planned AS (
-    SELECT sc.patient_id, sc.kind, sc.tz, d.day
-    FROM sched sc
-    CROSS JOIN LATERAL (SELECT g::date AS day FROM generate_series((%(start)s AT TIME ZONE sc.tz)::date,
-                        (%(end)s AT TIME ZONE sc.tz)::date, interval '1 day') AS g) AS d
-    WHERE sc.weekdays ? (ARRAY['mon','tue','wed','thu','fri','sat','sun'])[extract(isodow FROM d.day)::int]
-      AND (d.day + sc.deadline) AT TIME ZONE sc.tz > %(start)s
-      AND (d.day + sc.deadline) AT TIME ZONE sc.tz <= %(end)s
-)
-SELECT pd.patient_id, count(*),
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM readings r WHERE r.patient_id = pd.patient_id
-           AND r.kind = pd.kind AND r.measured_at >= pd.day::timestamp AT TIME ZONE pd.tz
-           AND r.measured_at < (pd.day + 1)::timestamp AT TIME ZONE pd.tz))
-FROM planned pd GROUP BY pd.patient_id
-"""
-
-PATIENTS_SQL = sql.SQL(
-    "\nSELECT p.id, p.display_name, p.team_id, t.name,\n       (SELECT coalesce(max({}), 0) FROM "
-    "alarms a WHERE a.patient_id = p.id AND a.state <> 'resolved'),\n       (SELECT "
-    "coalesce(max({}), 0) FROM alarms a WHERE a.patient_id = p.id AND a.opened_at < %(now)s\n   "
-    "         AND coalesce(a.resolved_at, 'infinity') >= %(now)s - make_interval(days => "
-    "{})),\n       (SELECT coalesce(max({}), 0) FROM alarms a WHERE a.patient_id = p.id\n        "
-    "    AND a.opened_at < %(now)s - make_interval(days => {})\n            AND "
-    "coalesce(a.resolved_at, 'infinity') >= %(now)s - make_interval(days => {})),\n       "
-    "(SELECT count(*) FROM alarms a WHERE a.patient_id = p.id AND a.opened_at >= %(start)s\n    "
-    "        AND a.opened_at < %(now)s)\nFROM patients p JOIN care_teams t ON t.id = "
-    "p.team_id\nWHERE p.active AND p.team_id = ANY(%(teams)s::uuid[])\nORDER BY t.name, "
-    "p.display_name, p.id\n"
-).format(
-    sql.SQL(_SCORE),
-    sql.SQL(_SCORE),
-    sql.Literal(TREND_DAYS),
-    sql.SQL(_SCORE),
-    sql.Literal(TREND_DAYS),
-    sql.Literal(2 * TREND_DAYS),
-)
 
 
 def zone_of(score: int) -> Zone:
@@ -139,29 +96,31 @@ def adherence(
     conn: Connection[Any], patient_ids: Sequence[UUID], start: datetime, end: datetime
 ) -> dict[UUID, tuple[int, int]]:
     """patient → (planned, taken) over [start, end), from the active plan's schedule."""
-    rows = conn.execute(ADHERENCE_SQL, {"ids": list(patient_ids), "start": start, "end": end}).fetchall()
-    return {UUID(str(r[0])): (int(r[1]), int(r[2])) for r in rows}
+    return {r.patient_id: (r.planned, r.taken) for r in population_store.adherence(conn, patient_ids, start, end)}
 
 
 def patient_lines(conn: Connection[Any], team_ids: Sequence[UUID], now: datetime, days: int) -> list[PatientLine]:
     start = now - timedelta(days=days)
-    rows = conn.execute(PATIENTS_SQL, {"teams": list(team_ids), "now": now, "start": start}).fetchall()
-    taken = adherence(conn, [r[0] for r in rows], start, now)
-    return [
-        PatientLine(
-            patient_id=r[0],
-            name=r[1],
-            team_id=r[2],
-            team_name=r[3],
-            zone=zone_of(r[4]),
-            trend=trend_of(r[5], r[6]),
-            planned=taken.get(r[0], (0, 0))[0],
-            taken=taken.get(r[0], (0, 0))[1],
-            alarms=int(r[7]),
-            days=days,
+    rows = population_store.overview(conn, team_ids, now, start, TREND_DAYS)
+    adherent = adherence(conn, [r.patient_id for r in rows], start, now)
+    lines = []
+    for r in rows:
+        planned, taken = adherent.get(r.patient_id, (0, 0))
+        lines.append(
+            PatientLine(
+                patient_id=r.patient_id,
+                name=r.name,
+                team_id=r.team_id,
+                team_name=r.team_name,
+                zone=zone_of(r.open_score),
+                trend=trend_of(r.last_score, r.before_score),
+                planned=planned,
+                taken=taken,
+                alarms=r.alarms,
+                days=days,
+            )
         )
-        for r in rows
-    ]
+    return lines
 
 
 def summarise(lines: Iterable[PatientLine], days: int) -> list[TeamSummary]:

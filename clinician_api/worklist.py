@@ -21,7 +21,10 @@ from psycopg import Connection
 
 from clinician_api import messages, queue
 from clinician_api.access import Principal
+from store import episodes as episode_store
+from store import worklist as worklist_store
 from store.alarm_queue import QueueFilter
+from store.worklist import Assignment
 from vitals import Kind
 
 # The SLA of each item type (and alarm severity): how long an item may wait before it is overdue.
@@ -134,13 +137,8 @@ def missed_measurements(conn: Connection[Any], q: WorklistQuery) -> list[WorkIte
     return _alarm_items(conn, q, ("missed",), "missed_measurement")
 
 
-def _assignments(conn: Connection[Any], type_: str, keys: Sequence[str]) -> dict[str, tuple[UUID, str]]:
-    rows = conn.execute(
-        "SELECT w.item_key, w.assignee_id, coalesce(nullif(u.display_name, ''), u.username) FROM work_assignments w "
-        "JOIN users u ON u.id = w.assignee_id WHERE w.item_type = %s AND w.item_key = ANY(%s)",
-        (type_, list(keys)),
-    ).fetchall()
-    return {r[0]: (r[1], r[2]) for r in rows}
+def _assignments(conn: Connection[Any], type_: str, keys: Sequence[str]) -> dict[str, Assignment]:
+    return {a.item_key: a for a in worklist_store.assignments(conn, type_, keys)}
 
 
 def _with_assignments(conn: Connection[Any], items: list[WorkItem]) -> list[WorkItem]:
@@ -148,7 +146,10 @@ def _with_assignments(conn: Connection[Any], items: list[WorkItem]) -> list[Work
         return items
     found = _assignments(conn, items[0].type, [i.key for i in items])
     return [
-        replace(i, assignee_id=found[i.key][0], assignee_name=found[i.key][1]) if i.key in found else i for i in items
+        replace(i, assignee_id=found[i.key].assignee_id, assignee_name=found[i.key].assignee_name)
+        if i.key in found
+        else i
+        for i in items
     ]
 
 
@@ -173,103 +174,77 @@ def unanswered_messages(conn: Connection[Any], q: WorklistQuery) -> list[WorkIte
     return _with_assignments(conn, found)
 
 
-# The last reading per kind, one index lookup each on (patient_id, kind, measured_at), instead of reading through
-# every reading of the patient.
-_INACTIVE_SQL = (
-    "SELECT p.id, p.display_name, p.team_id, r.last_at, coalesce(r.last_at, p.created_at) FROM patients p "
-    "LEFT JOIN LATERAL (SELECT max(x.at) AS last_at FROM unnest(%(kinds)s::text[]) AS k(kind), "
-    "LATERAL (SELECT max(measured_at) AS at FROM readings WHERE patient_id = p.id AND kind = k.kind) x) r ON true "
-    "WHERE p.active AND p.team_id = ANY(%(teams)s::uuid[]) "
-    "AND coalesce(r.last_at, p.created_at) < %(now)s - make_interval(days => %(days)s)"
-)
-
-
 def inactive_patients(conn: Connection[Any], q: WorklistQuery) -> list[WorkItem]:
     """Active patients with no reading for `inactive_days` (since enrolment, for one who never measured). The clock
     starts when the patient became inactive: `inactive_days` after the last reading."""
-    params = {"teams": list(q.team_ids), "now": q.now, "days": q.inactive_days, "kinds": [k.value for k in Kind]}
-    rows = conn.execute(_INACTIVE_SQL, params).fetchall()
+    rows = worklist_store.inactive_patients(conn, q.team_ids, q.now, q.inactive_days, [k.value for k in Kind])
     nb = q.lang == "nb"
     found = []
-    for patient_id, name, team_id, last_at, since in rows:
-        if last_at is None:
+    for r in rows:
+        if r.last_at is None:
             title = "Ingen målinger ennå" if nb else "No readings yet"
         else:
-            days = (q.now - last_at).days
+            days = (q.now - r.last_at).days
             title = f"Ingen målinger på {days} dager" if nb else f"No readings for {days} days"
-        became = since + timedelta(days=q.inactive_days)
+        became = r.since + timedelta(days=q.inactive_days)
         found.append(
             item(
                 "inactive_patient",
                 "inactive_patient",
-                patient_id,
-                patient_id,
-                name,
-                team_id,
+                r.patient_id,
+                r.patient_id,
+                r.name,
+                r.team_id,
                 title,
                 became,
-                link=_patient_link(patient_id),
+                link=_patient_link(r.patient_id),
             )
         )
     return _with_assignments(conn, found)
-
-
-_REVIEW_SQL = (
-    "SELECT pl.id, pl.version, pl.activated_at, p.id, p.display_name, p.team_id FROM self_management_plans pl "
-    "JOIN patients p ON p.id = pl.patient_id AND p.active WHERE pl.status = 'active' "
-    "AND p.team_id = ANY(%(teams)s::uuid[]) AND pl.activated_at < %(now)s - make_interval(days => %(days)s)"
-)
 
 
 def plans_due_for_review(conn: Connection[Any], q: WorklistQuery) -> list[WorkItem]:
     """Active plans activated more than `plan_review_days` ago; activating a new version clears the item."""
-    rows = conn.execute(_REVIEW_SQL, {"teams": list(q.team_ids), "now": q.now, "days": q.plan_review_days}).fetchall()
     found = []
-    for plan_id, version, activated_at, patient_id, name, team_id in rows:
-        when = f"{activated_at:%Y-%m-%d}"
-        title = f"Plan v{version} aktiv siden {when}" if q.lang == "nb" else f"Plan v{version} active since {when}"
-        due = activated_at + timedelta(days=q.plan_review_days)
+    for r in worklist_store.plans_due_for_review(conn, q.team_ids, q.now, q.plan_review_days):
+        when = f"{r.activated_at:%Y-%m-%d}"
+        title = f"Plan v{r.version} aktiv siden {when}" if q.lang == "nb" else f"Plan v{r.version} active since {when}"
+        due = r.activated_at + timedelta(days=q.plan_review_days)
         found.append(
             item(
                 "plan_review",
                 "plan_review",
-                plan_id,
-                patient_id,
-                name,
-                team_id,
+                r.plan_id,
+                r.patient_id,
+                r.name,
+                r.team_id,
                 title,
                 due,
-                link=_patient_link(patient_id, "/edit"),
+                link=_patient_link(r.patient_id, "/edit"),
             )
         )
     return _with_assignments(conn, found)
-
-
-_HANDOVER_SQL = (
-    "SELECT h.id, h.proposed_at, p.id, p.display_name, h.to_team_id, f.name FROM care_handovers h "
-    "JOIN patients p ON p.id = h.patient_id JOIN care_teams f ON f.id = h.from_team_id "
-    "WHERE h.state = 'proposed' AND h.to_team_id = ANY(%(teams)s::uuid[])"
-)
 
 
 def handovers_awaiting_acceptance(conn: Connection[Any], q: WorklistQuery) -> list[WorkItem]:
     """Hand-overs proposed to one of the query's teams and not yet accepted or declined: the receiving team's
     work (the sender stays responsible until then). The clock starts at the proposal."""
-    rows = conn.execute(_HANDOVER_SQL, {"teams": list(q.team_ids)}).fetchall()
     nb = q.lang == "nb"
     return [
         item(
             "handover",
             "handover",
-            handover_id,
-            patient_id,
-            name,
-            to_team,
-            f"Overføring fra {from_team} venter på svar" if nb else f"Hand-over from {from_team} awaits your answer",
-            proposed_at,
-            link=_patient_link(patient_id, "#episode"),
+            h.id,
+            h.patient_id,
+            h.patient_name,
+            h.to_team_id,
+            f"Overføring fra {h.from_team_name} venter på svar"
+            if nb
+            else f"Hand-over from {h.from_team_name} awaits your answer",
+            h.proposed_at,
+            link=_patient_link(h.patient_id, "#episode"),
         )
-        for handover_id, proposed_at, patient_id, name, to_team, from_team in rows
+        for h in episode_store.pending_handovers(conn, q.team_ids)
     ]
 
 
@@ -292,35 +267,20 @@ def collect(conn: Connection[Any], q: WorklistQuery, types: Sequence[str] | None
 
 # --- who works on what (items other than alarms) ------------------------------------------------------------------
 
-_PATIENT_OF: dict[str, str] = {
-    "message": "SELECT patient_id FROM message_threads WHERE id = %s::uuid",
-    "inactive_patient": "SELECT id FROM patients WHERE id = %s::uuid",
-    "plan_review": "SELECT patient_id FROM self_management_plans WHERE id = %s::uuid",
-}
-ASSIGNABLE = tuple(_PATIENT_OF)
+ASSIGNABLE = worklist_store.ASSIGNABLE
 
 
 def patient_of(conn: Connection[Any], type_: str, key: str) -> UUID | None:
     """The patient a work item is about; None for an unknown type or key."""
-    sql = _PATIENT_OF.get(type_)
-    try:
-        row = conn.execute(sql, (str(UUID(key)),)).fetchone() if sql else None
-    except ValueError:
-        return None
-    return UUID(str(row[0])) if row else None
+    return worklist_store.patient_of(conn, type_, key)
 
 
 def assign(
     conn: Connection[Any], type_: str, key: str, patient_id: UUID, assignee: UUID | None, by: UUID
-) -> tuple[UUID, str] | None:
-    """Set (or clear, with None) who works on an item; returns the assignee's id and name."""
+) -> Assignment | None:
+    """Set (or clear, with None) who works on an item; returns who works on it now."""
     if assignee is None:
-        conn.execute("DELETE FROM work_assignments WHERE item_type = %s AND item_key = %s", (type_, key))
+        worklist_store.release(conn, type_, key)
         return None
-    conn.execute(
-        "INSERT INTO work_assignments (item_type, item_key, patient_id, assignee_id, assigned_by) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (item_type, item_key) DO UPDATE SET "
-        "assignee_id = EXCLUDED.assignee_id, assigned_by = EXCLUDED.assigned_by, assigned_at = now()",
-        (type_, key, patient_id, assignee, by),
-    )
+    worklist_store.assign(conn, type_, key, patient_id, assignee, by)
     return _assignments(conn, type_, [key])[key]

@@ -1,5 +1,6 @@
 """The audit log, the one writer of `audit_log`: every read and write of patient data, appended in the caller's
-own transaction; and its reader for the patient's access log (innsynslogg, `AccessLogRow`).
+own transaction; and its readers: the patient's access log (innsynslogg, `AccessLogRow`) and the audit log of
+administrators and team leads (`AuditRow`).
 
 Rows are never updated or deleted (a trigger refuses it). The API's patient routes get their row from the
 `PatientScope` dependency (`clinician_api.deps`); list routes record one row per patient they showed, in one
@@ -188,3 +189,90 @@ def accesses_by_others(
             "AND (%s::bigint IS NULL OR a.id < %s) ORDER BY a.id DESC LIMIT %s",
             (list(staff_roles), patient_id, before, before, limit),
         ).fetchall()
+
+
+# --- the audit log for administrators and team leads -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    at: datetime
+    user_id: UUID | None
+    username: str | None
+    role: str | None
+    team_id: UUID | None
+    action: str
+    resource: str
+    outcome: str
+    emergency: bool
+    reason: str | None
+    patient_id: UUID | None
+    client_addr: str | None
+    patient_name: str | None
+    """Only for a patient of the reader's own teams."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which rows: each given field must match exactly; `since` inclusive, `until` exclusive."""
+
+    user_id: UUID | None = None
+    username: str | None = None
+    patient_id: UUID | None = None
+    action: str | None = None
+    outcome: str | None = None
+    emergency: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def page(
+    conn: Connection[Any],
+    reader_team_ids: Sequence[UUID],
+    about_team_ids: Sequence[UUID] | None,
+    flt: AuditFilter,
+    before: int | None,
+    limit: int,
+) -> list[AuditRow]:
+    """Up to `limit` rows, newest first, with ids below `before` (the previous page's last). With `about_team_ids`
+    only the rows about those teams' patients or by their members (None: every row). The patient's name is given
+    for patients of `reader_team_ids`."""
+    where: list[sql.Composable] = [sql.SQL("true")]
+    params: list[Any] = []
+    if about_team_ids is not None:
+        where.append(
+            sql.SQL(
+                "(l.patient_id IN (SELECT id FROM patients WHERE team_id = ANY(%s::uuid[])) OR l.user_id IN "
+                "(SELECT user_id FROM team_memberships WHERE team_id = ANY(%s::uuid[])))"
+            )
+        )
+        params += [list(about_team_ids), list(about_team_ids)]
+    for column, value in (
+        ("user_id", flt.user_id),
+        ("username", flt.username),
+        ("patient_id", flt.patient_id),
+        ("action", flt.action),
+        ("outcome", flt.outcome),
+        ("emergency", flt.emergency),
+    ):
+        if value is not None:
+            where.append(sql.SQL("{} = %s").format(sql.Identifier("l", column)))
+            params.append(value)
+    if flt.since:
+        where.append(sql.SQL("l.at >= %s"))
+        params.append(flt.since)
+    if flt.until:
+        where.append(sql.SQL("l.at < %s"))
+        params.append(flt.until)
+    if before is not None:
+        where.append(sql.SQL("l.id < %s"))
+        params.append(before)
+    query = sql.SQL(
+        "SELECT l.id, l.at, l.user_id, l.username, l.role, l.team_id, l.action, l.resource, "
+        "l.outcome, l.emergency, l.reason, l.patient_id, l.client_addr, CASE WHEN p.team_id = "
+        "ANY(%s::uuid[]) THEN p.display_name END AS patient_name FROM audit_log l LEFT JOIN patients p ON p.id = "
+        "l.patient_id WHERE {} ORDER BY l.id DESC LIMIT %s"
+    ).format(sql.SQL(" AND ").join(where))
+    with conn.cursor(row_factory=class_row(AuditRow)) as cur:
+        return cur.execute(query, [list(reader_team_ids), *params, limit]).fetchall()

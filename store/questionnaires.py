@@ -1,6 +1,7 @@
 """The one writer of `questionnaire_responses`: responses from the gateway (ingest) and from the patient app (the
 API) are inserted here, once per response id, and then scored by `rules_engine.questionnaires` in the caller's
-transaction; and what the patient app shows of them (today's answers, the zone of one)."""
+transaction; and what the patient app shows of them (today's answers, the zone of one) and the clinician's list of
+a patient's responses (`StoredResponse`)."""
 
 from __future__ import annotations
 
@@ -109,3 +110,36 @@ def zone_of(conn: Connection[Any], response_id: UUID) -> str | None:
             "SELECT zone FROM questionnaire_responses WHERE id = %s", (response_id,)
         ).fetchone()
     return zone
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A stored response as the clinician sees it, with the score and zone the cloud gave it."""
+
+    id: UUID
+    questionnaire: str
+    plan_version: int
+    answered_at: datetime
+    received_at: datetime
+    gateway_id: str | None
+    answers: dict[str, str]
+    score: int
+    zone: str | None
+    answered_by: str | None
+    """The citizen's name, for an answer in the app."""
+    by_relative: bool
+
+
+def responses_of(
+    conn: Connection[Any], patient_id: UUID, questionnaire: str | None, limit: int
+) -> list[StoredResponse]:
+    """Up to `limit` of the patient's responses (to `questionnaire` only, when given), newest first."""
+    with conn.cursor(row_factory=class_row(StoredResponse)) as cur:
+        return cur.execute(
+            "SELECT r.id, r.questionnaire, r.plan_version, r.answered_at, r.received_at, r.gateway_id, r.answers, "
+            "r.score, r.zone, c.display_name AS answered_by, r.proxy_id IS NOT NULL AS by_relative "
+            "FROM questionnaire_responses r LEFT JOIN citizens c ON c.id = r.answered_by_citizen "
+            "WHERE r.patient_id = %s AND (%s::text IS NULL OR r.questionnaire = %s) "
+            "ORDER BY r.answered_at DESC, r.id LIMIT %s",
+            (patient_id, questionnaire, questionnaire, limit),
+        ).fetchall()

@@ -9,12 +9,12 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from psycopg import sql
 from pydantic import BaseModel, Field
 
 from clinician_api import problems
 from clinician_api.access import visible_patients_named
 from clinician_api.deps import Conn, CurrentPrincipal, client_addr
+from store import attention as attention_store
 from store import audit
 from vitals import Kind
 
@@ -58,52 +58,37 @@ def attention(
 ) -> AttentionList:
     """Silent gateways (no data for `silent_hours`) and device-clock warnings of the caller's patients."""
     clause, params = visible_patients_named(principal)
-    params |= {"hours": SILENT_HOURS, "flags": CLOCK_FLAGS, "days": CLOCK_DAYS, "kinds": _KINDS, "teams": team}
-    team_clause = "AND p.team_id = ANY(%(teams)s::uuid[])" if team else ""
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT p.id, p.display_name, p.team_id, g.id, g.state, last.at AS seen, clock.n, "
-            "clock.first_at FROM patients p JOIN gateways g ON g.patient_id = p.id AND g.enabled LEFT "
-            "JOIN LATERAL (SELECT max(l.measured_at) AS at FROM unnest(%(kinds)s::text[]) AS k(kind) "
-            "CROSS JOIN LATERAL (SELECT r.measured_at FROM readings r WHERE r.patient_id = p.id AND "
-            "r.kind = k.kind ORDER BY r.measured_at DESC LIMIT 1) l) last ON true LEFT JOIN LATERAL "
-            "(SELECT count(*) AS n, min(c.at) AS first_at FROM (SELECT r.received_at AS at FROM "
-            "readings r WHERE r.patient_id = p.id AND r.gateway_id = g.id AND r.received_at > now() - "
-            "make_interval(days => %(days)s) AND r.flags && %(flags)s::text[] UNION ALL SELECT "
-            "m.received_at FROM rejected_messages m WHERE m.gateway_id = g.id AND m.received_at > "
-            "now() - make_interval(days => %(days)s) AND m.reason IN ('future_time', 'too_old')) c) "
-            "clock ON true WHERE p.active AND {} {} ORDER BY p.display_name, g.id"
-        ).format(clause, sql.SQL(team_clause)),
-        params,
-    ).fetchall()
+    found = attention_store.gateways(
+        conn, clause, params, kinds=_KINDS, clock_flags=CLOCK_FLAGS, clock_days=CLOCK_DAYS, team_ids=team
+    )
     now = datetime.now().astimezone()
     items: list[AttentionItem] = []
-    for patient_id, name, team_id, gateway_id, state, seen, clock_n, clock_first in rows:
-        hours = int((now - seen).total_seconds() // 3600) if seen else None
-        if seen is None or (hours is not None and hours >= SILENT_HOURS):
+    for g in found:
+        hours = int((now - g.seen).total_seconds() // 3600) if g.seen else None
+        if g.seen is None or (hours is not None and hours >= SILENT_HOURS):
             items.append(
                 AttentionItem(
                     kind="silent_gateway",
-                    patient_id=patient_id,
-                    patient_name=name,
-                    team_id=team_id,
-                    gateway_id=gateway_id,
-                    since=seen,
+                    patient_id=g.patient_id,
+                    patient_name=g.patient_name,
+                    team_id=g.team_id,
+                    gateway_id=g.gateway_id,
+                    since=g.seen,
                     hours=hours,
-                    state=state,
+                    state=g.state,
                 )
             )
-        if clock_n:
+        if g.clock_warnings:
             items.append(
                 AttentionItem(
                     kind="device_clock",
-                    patient_id=patient_id,
-                    patient_name=name,
-                    team_id=team_id,
-                    gateway_id=gateway_id,
-                    since=clock_first,
-                    count=clock_n,
-                    state=state,
+                    patient_id=g.patient_id,
+                    patient_name=g.patient_name,
+                    team_id=g.team_id,
+                    gateway_id=g.gateway_id,
+                    since=g.clock_first_at,
+                    count=g.clock_warnings,
+                    state=g.state,
                 )
             )
     audit.record_patients(

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from clinician_api import burden, problems
 from clinician_api.deps import Conn, CurrentPrincipal, client_addr
-from store import audit
+from store import audit, population
 
 router = APIRouter(prefix="/api/v1/alarm-burden", tags=["alarms"], responses=problems.responses(401))
 
@@ -62,7 +62,7 @@ def alarm_burden(
     until = datetime.now(UTC)
     since = until - timedelta(days=days)
     if principal.is_admin:
-        allowed = burden.all_team_ids(conn)
+        allowed = population.all_team_ids(conn)
     else:
         allowed = list(principal.team_ids) if principal.reads_records else []
     wanted = [t for t in allowed if team is None or t in team]

@@ -30,6 +30,8 @@ from clinician_api.episode_schemas import (
 )
 from clinician_api.journal import enqueue_episode_step
 from store import audit
+from store import episodes as episode_store
+from store.episodes import Episode, Handover
 from store.events import notify_changes
 
 router = APIRouter(prefix="/api/v1", tags=["episodes"], responses=problems.responses(401))
@@ -47,27 +49,24 @@ def _responsible(scope: PatientDep) -> None:
         raise HTTPException(403, NOT_RESPONSIBLE)
 
 
-def _current(scope: PatientDep) -> episodes.Episode:
-    current = episodes.current_episode(scope.conn, scope.patient_id)
+def _current(scope: PatientDep) -> Episode:
+    current = episode_store.current_episode(scope.conn, scope.patient_id)
     if current is None:
         raise HTTPException(409, "the patient has no active episode of follow-up")
     return current
 
 
-def _receiving_teams(conn: Connection[Any], current: episodes.Episode) -> list[TeamChoice]:
-    rows = conn.execute(
-        "SELECT t.id, t.name, o.name FROM care_teams t LEFT JOIN organisations o ON o.id = t.organisation_id "
-        "WHERE t.id <> %s ORDER BY o.name NULLS LAST, t.name",
-        (current.team_id,),
-    ).fetchall()
-    return [TeamChoice(id=r[0], name=r[1], organisation_name=r[2]) for r in rows]
+def _receiving_teams(conn: Connection[Any], current: Episode) -> list[TeamChoice]:
+    return [
+        TeamChoice.model_validate(t, from_attributes=True) for t in episode_store.receiving_teams(conn, current.team_id)
+    ]
 
 
 @router.get("/patients/{patient_id}/episodes", response_model=EpisodeHistory, responses=_PATIENT)
 def episode_history(scope: PatientDep) -> EpisodeHistory:
     """The patient's episodes of follow-up (newest first) with their hand-overs and steps."""
     conn = scope.conn
-    every = episodes.episodes_of(conn, [scope.patient_id])
+    every = episode_store.episodes_of(conn, [scope.patient_id])
     current = next((e for e in every if e.status == "active"), None)
     ids = [e.id for e in every]
     may_hand_over = current is not None and scope.access.basis == BASIS_TEAM and scope.principal.is_clinician
@@ -75,8 +74,8 @@ def episode_history(scope: PatientDep) -> EpisodeHistory:
         access=scope.access.basis,
         current=EpisodeOut.of(current) if current else None,
         episodes=[EpisodeOut.of(e) for e in every],
-        handovers=[HandoverOut.of(h) for h in episodes.handovers_of_episodes(conn, ids)],
-        events=[EpisodeEventOut.model_validate(v, from_attributes=True) for v in episodes.events_of(conn, ids)],
+        handovers=[HandoverOut.of(h) for h in episode_store.handovers_of_episodes(conn, ids)],
+        events=[EpisodeEventOut.model_validate(v, from_attributes=True) for v in episode_store.events_of(conn, ids)],
         receiving_teams=_receiving_teams(conn, current) if current and may_hand_over else [],
     )
 
@@ -177,10 +176,10 @@ def _audit(conn: Connection[Any], principal: Principal, request: Request, action
 
 def _party(
     conn: Connection[Any], principal: Principal, request: Request, handover_id: UUID, action: str, *, receiver: bool
-) -> episodes.Handover:
+) -> Handover:
     """The hand-over when the caller's team sends (or, with `receiver`, receives) it; otherwise 404, audited,
     exactly as for a hand-over that does not exist."""
-    found = episodes.handover(conn, handover_id)
+    found = episode_store.handover(conn, handover_id)
     allowed = (
         found is not None
         and principal.reads_records
@@ -203,7 +202,7 @@ def list_handovers(
     direction: Annotated[str | None, Query(pattern="^(incoming|outgoing)$")] = None,
 ) -> HandoverList:
     """Hand-overs the caller's teams sent or received (default: those waiting for an answer), oldest first."""
-    found = episodes.handovers_for_teams(conn, principal.team_ids, states=state or ["proposed"])
+    found = episode_store.handovers_for_teams(conn, principal.team_ids, states=state or ["proposed"])
     if direction == "incoming":
         found = [h for h in found if h.to_team_id in principal.team_ids]
     elif direction == "outgoing":
@@ -237,7 +236,7 @@ def _decided(
             principal,
             request,
             action,
-            episodes.handover(conn, request.path_params["handover_id"]),
+            episode_store.handover(conn, request.path_params["handover_id"]),
             f"refused:{exc.status}",
         )
         conn.commit()

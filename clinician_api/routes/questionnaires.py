@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from clinician_api import problems
 from clinician_api.deps import PatientDep
+from store import questionnaires
 
 router = APIRouter(prefix="/api/v1/patients", tags=["questionnaires"], responses=problems.responses(401, 404))
 
@@ -47,29 +48,22 @@ def questionnaire_responses(
     questionnaire: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_-]{0,39}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> QuestionnaireResponsePage:
-    rows = scope.conn.execute(
-        "SELECT r.id, r.questionnaire, r.plan_version, r.answered_at, r.received_at, r.gateway_id, r.answers, "
-        "r.score, r.zone, c.display_name, r.proxy_id IS NOT NULL FROM questionnaire_responses r "
-        "LEFT JOIN citizens c ON c.id = r.answered_by_citizen "
-        "WHERE r.patient_id = %s AND (%s::text IS NULL OR r.questionnaire = %s) "
-        "ORDER BY r.answered_at DESC, r.id LIMIT %s",
-        (scope.patient_id, questionnaire, questionnaire, limit),
-    ).fetchall()
+    found = questionnaires.responses_of(scope.conn, scope.patient_id, questionnaire, limit)
     return QuestionnaireResponsePage(
         items=[
             QuestionnaireResponseOut(
-                id=r[0],
-                questionnaire=r[1],
-                plan_version=r[2],
-                answered_at=r[3],
-                received_at=r[4],
-                gateway_id=r[5],
-                answered_by=r[9],
-                answered_by_role=None if r[9] is None else ("relative" if r[10] else "patient"),
-                answers=r[6],
-                score=r[7],
-                zone=r[8],
+                id=r.id,
+                questionnaire=r.questionnaire,
+                plan_version=r.plan_version,
+                answered_at=r.answered_at,
+                received_at=r.received_at,
+                gateway_id=r.gateway_id,
+                answered_by=r.answered_by,
+                answered_by_role=None if r.answered_by is None else ("relative" if r.by_relative else "patient"),
+                answers=r.answers,
+                score=r.score,
+                zone=r.zone,
             )
-            for r in rows
+            for r in found
         ]
     )

@@ -188,5 +188,8 @@ def assign(body: WorkAssignRequest, conn: Conn, principal: Clinician, request: R
         client_addr=client_addr(request),
     )
     return WorkAssignment(
-        type=body.type, key=body.key, assignee_id=who[0] if who else None, assignee_name=who[1] if who else None
+        type=body.type,
+        key=body.key,
+        assignee_id=who.assignee_id if who else None,
+        assignee_name=who.assignee_name if who else None,
     )
