@@ -78,7 +78,8 @@ def heart_failure_decompensation(
     seed: int, start: datetime, days: int, *, onset_day: int | None = None
 ) -> list[MeasurementAct]:
     """Fluid retention: morning weight +2.8–3.0 kg over three days (most of it on days 2 and 3), pulse rising,
-    SpO2 falling. The ESC rule of >2 kg in 3 days is met on day 2 or, at the latest, day 3."""
+    SpO2 falling. The ESC rule of >2 kg in 3 days is met by day 3's weighing; the rules alarm when the next one
+    confirms it (the lower of two weighings in a row), on day 4's morning weighing."""
     return _decompensating(seed, start, days, onset_day).acts(start, days)
 
 

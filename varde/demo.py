@@ -69,7 +69,9 @@ class RosterEntry:
 
 
 ROSTER: tuple[RosterEntry, ...] = (
-    RosterEntry("heart_failure_decompensation", 0, -3),
+    # Onset four days back: the weight gain is confirmed by the fourth morning's weighing (rules_engine.trends,
+    # the lower of two weighings in a row), so the alarm is in the queue at any hour of the first run.
+    RosterEntry("heart_failure_decompensation", 0, -4),
     RosterEntry("heart_failure_decompensation", 0, -1),
     RosterEntry("stable_heart_failure", 0),
     RosterEntry("stable_heart_failure", 0, imperial=True),
