@@ -13,12 +13,12 @@ from __future__ import annotations
 import html
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from clinician_api import fhir_coding as codes
+from store.readings import StoredReading
 from vitals import KINDS, Kind
 from vitals.plan import PlanContent
 from vitals.vocabulary import Severity
@@ -40,27 +40,8 @@ _SIGNIFICANT = 12
 is cut, at 12 significant digits."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReadingRow:
-    id: UUID
-    patient_id: UUID
-    gateway_id: str
-    kind: str
-    value: float
-    measured_at: datetime
-    received_at: datetime
-    device_address: str | None
-    device_type: str | None
-    device_model: str | None
-    group: str | None
-    flags: Sequence[str] = ()
-
-    @classmethod
-    def columns(cls) -> str:
-        return (
-            "id, patient_id, gateway_id, kind, value, measured_at, received_at, device_address, device_type, "
-            "device_model, grp, flags"
-        )
+ReadingRow = StoredReading
+"""A stored reading as the Observation mapping reads it (store owns the row and its columns)."""
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -249,11 +230,6 @@ def measuring_device(row: Sequence[Any], patient_id: UUID) -> dict[str, Any]:
 
 _ISSUE_SEVERITY: dict[Severity, str] = {"red": "high", "yellow": "moderate", "missed": "low", "needs_review": "low"}
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
-ALARM_COLUMNS = (
-    "id, patient_id, rule, severity, state, opened_at, explanation_en, last_reading_id, acknowledged_at, "
-    "resolved_at, resolution, kind"
-)
-"""The columns `detected_issue` reads, in order (then `explanation_nb` and `updated_at` by keyword)."""
 
 
 def translated(nb: str, en: str | None) -> tuple[str, dict[str, Any] | None]:
@@ -270,8 +246,8 @@ def translated(nb: str, en: str | None) -> tuple[str, dict[str, Any] | None]:
 def detected_issue(
     row: Sequence[Any], *, explanation_nb: str | None = None, updated_at: datetime | None = None
 ) -> dict[str, Any]:
-    """row: the `ALARM_COLUMNS`. The detail is in bokmål (what the nurse read) with the English text as its
-    translation; without the bokmål text the English stands alone."""
+    """row: an alarm in `store.fhir_search.IssueRow` order (its first twelve fields). The detail is in bokmål
+    (what the nurse read) with the English text as its translation; without the bokmål text the English stands alone."""
     resource: dict[str, Any] = {
         "resourceType": "DetectedIssue",
         "id": str(row[0]),
@@ -408,11 +384,6 @@ def care_plan(row: Sequence[Any]) -> dict[str, Any]:
 PROTOCOL = "urn:varde:protocol"
 CARE_TEAM = "urn:varde:care-team"
 ORGANISATION = "urn:varde:organisation"
-EPISODE_COLUMNS = (
-    "e.id, e.patient_id, e.status, e.team_id, t.name, t.organisation_id, o.name, e.reason, e.conditions, "
-    "e.protocol, e.started_at, e.ended_at, e.care_manager_id, e.updated_at, e.discharge_reason"
-)
-"""The columns `episode_of_care` reads (from care_episodes e, care_teams t, organisations o)."""
 
 
 def episode_of_care(row: Sequence[Any]) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from uuid import UUID
 from psycopg import Connection
 
 from clinician_api import consent, fhir, fhir_query
-from clinician_api.journal.outbox import fhir_reading
 from store import fhir_export as jobs
 from store.db import get_pool
 
@@ -286,8 +285,7 @@ def _observations(conn: Connection[Any], job: ExportJob, patients: list[UUID]) -
     """Every Observation of the patients, read in order of patient and time through a server-side cursor; the
     components of one blood pressure measurement are adjacent in that order and become one panel."""
     moment: list[fhir.ReadingRow] = []
-    for row in jobs.readings(conn, f"export_{job.id.hex}", patients, job.since, _BATCH):
-        reading = fhir_reading(row)
+    for reading in jobs.readings(conn, f"export_{job.id.hex}", patients, job.since, _BATCH):
         if moment and (moment[0].patient_id, moment[0].measured_at) != (reading.patient_id, reading.measured_at):
             yield from reversed(fhir.observations(moment))
             moment = []

@@ -1,10 +1,10 @@
-"""FHIR searches run against the database: a checked `SearchRequest` → one page of resources, the included
-resources, keyset cursors for the next and previous pages, and the total where it is cheap.
+"""FHIR searches: a checked `SearchRequest` → one page of resources, the included resources, keyset cursors for
+the next and previous pages, and the total where it is cheap.
 
 Every search starts from the patients the caller has a duty of care for (`access.visible_patients_clause`); a
-patient outside them is simply absent. Observations are read per (patient, kind) along the readings index
-`(patient_id, kind, measured_at)`, newest first, so a page costs the same with a year of readings as with a day, and
-a date bound prunes the readings partitions. The caller writes the audit rows for the patients shown.
+patient outside them is simply absent. The request's parameters become plain tests (`store.fhir_search`), which
+store turns into SQL and reads along the indexes; this module maps the rows to resources. The caller writes the
+audit rows for the patients shown.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, sql
+from psycopg import Connection
 
 from clinician_api import fhir
 from clinician_api import fhir_coding as codes
@@ -26,16 +26,31 @@ from clinician_api.fhir_search import (
     FhirError,
     SearchRequest,
     Token,
-    date_condition,
+    date_test,
     parse_date,
     parse_reference,
     parse_token,
 )
-from store.episodes import EPISODE_FROM
+from store import fhir_search as rows_of
+from store.fhir_search import (
+    ActiveIs,
+    Always,
+    BornOn,
+    CodeTest,
+    DateTest,
+    DeviceTest,
+    HasNationalId,
+    IdIs,
+    IdOrNationalId,
+    NameTest,
+    NationalIdIs,
+    PatientTest,
+    QuestionnaireIs,
+    UpdatedOn,
+    Window,
+)
 from vitals import Kind
 
-PATIENT_COLUMNS = "p.id, p.display_name, p.national_id, p.birth_date, p.active, p.updated_at"
-PLAN_COLUMNS = "id, patient_id, version, status, created_at, activated_at, retired_at, body"
 _TOTAL_PATIENTS = 200
 """An Observation total is counted when the search covers at most this many patients (or `_total=accurate`)."""
 _REVINCLUDE_LIMIT = 500
@@ -73,15 +88,8 @@ def _patient_refs(criterion: Criterion) -> list[UUID]:
 
 def patients_in_scope(conn: Connection[Any], principal: Principal, request: SearchRequest) -> list[UUID]:
     """The caller's patients, narrowed by every `patient` / `subject` criterion (each ORs its values)."""
-    clause, params = visible_patients_clause(principal)
-    where: list[sql.Composable] = [clause]
-    for criterion in request.values("patient") + request.values("subject"):
-        where.append(sql.SQL("p.id = ANY(%s::uuid[])"))
-        params.append(_patient_refs(criterion))
-    rows = conn.execute(
-        sql.SQL("SELECT p.id FROM patients p WHERE {} ORDER BY p.id").format(sql.SQL(" AND ").join(where)), params
-    ).fetchall()
-    return [r[0] for r in rows]
+    criteria = request.values("patient") + request.values("subject")
+    return rows_of.patients_in_scope(conn, visible_patients_clause(principal), [_patient_refs(c) for c in criteria])
 
 
 def narrow_to_references(request: SearchRequest, patients: list[UUID]) -> list[UUID]:
@@ -92,56 +100,29 @@ def narrow_to_references(request: SearchRequest, patients: list[UUID]) -> list[U
     return patients
 
 
-def _any(conditions: Sequence[sql.Composable]) -> sql.Composable:
-    """The conditions ORed, in parentheses; none is false."""
-    return sql.SQL("({})").format(sql.SQL(" OR ").join(conditions)) if conditions else sql.SQL("false")
-
-
-def _dates(request: SearchRequest, name: str, column: str, now: datetime) -> tuple[list[sql.Composable], list[Any]]:
-    where: list[sql.Composable] = []
-    params: list[Any] = []
+def _dates(request: SearchRequest, name: str, now: datetime) -> list[list[DateTest]]:
+    """Per criterion of the date parameter, its values as tests (ORed)."""
+    out = []
     for criterion in request.values(name):
-        ors: list[sql.Composable] = []
+        tests = []
         for value in criterion.values:
             prefix, rng = parse_date(value)
-            condition, p = date_condition(column, prefix, rng, now)
-            ors.append(condition)
-            params += p
-        where.append(_any(ors))
-    return where, params
+            tests.append(date_test(prefix, rng, now))
+        out.append(tests)
+    return out
 
 
-def _ids(request: SearchRequest, column: str, cast: str = "text") -> tuple[list[sql.Composable], list[Any]]:
-    where: list[sql.Composable] = []
-    params: list[Any] = []
-    for criterion in request.values("_id"):
-        values: list[Any] = _uuids(criterion.values) if cast == "uuid" else list(criterion.values)
-        where.append(sql.SQL("{} = ANY(%s::{}[])").format(sql.SQL(column), sql.SQL(cast)))
-        params.append(values)
-    return where, params
+def _ids(request: SearchRequest) -> list[list[str]]:
+    return [list(criterion.values) for criterion in request.values("_id")]
 
 
-def _keyset(
-    request: SearchRequest, key_sql: str, key_cast: str, id_sql: str, id_cast: str, descending: bool
-) -> tuple[sql.Composable, list[Any], bool]:
-    """The cursor condition and whether rows are read in reverse (a `previous` page)."""
+def _window(request: SearchRequest, descending: bool) -> Window:
+    """The page to read: one row more than the page holds, from the cursor on."""
     cursor = request.cursor
     if cursor is None:
-        return sql.SQL("true"), [], False
-    reverse = cursor.direction == "prev"
-    after = descending != reverse  # rows that come later in the reading order have smaller keys
-    op, bound = ("<", "<=") if after else (">", ">=")
-    clause = sql.SQL("{} {} %s::{} AND ({}, {}) {} (%s::{}, %s::{})").format(
-        sql.SQL(key_sql),
-        sql.SQL(bound),
-        sql.SQL(key_cast),
-        sql.SQL(key_sql),
-        sql.SQL(id_sql),
-        sql.SQL(op),
-        sql.SQL(key_cast),
-        sql.SQL(id_cast),
-    )
-    return clause, [cursor.key[0], cursor.key[0], cursor.key[1]], reverse
+        return Window(descending, request.count + 1)
+    after = (cursor.key[0], cursor.key[1])
+    return Window(descending, request.count + 1, after=after, reverse=cursor.direction == "prev")
 
 
 def _paged(
@@ -191,113 +172,68 @@ def _observation_codes(request: SearchRequest) -> list[codes.ObservationCode]:
     return chosen
 
 
-_SAMPLE_FLAGS = [f"sample_{s}" for s in codes.GLUCOSE_SAMPLE_TYPES]
+_SAMPLE_FLAGS = tuple(f"sample_{s}" for s in codes.GLUCOSE_SAMPLE_TYPES)
 
 
-def _code_condition(chosen: list[codes.ObservationCode]) -> tuple[list[str], sql.Composable, list[Any]]:
-    """The kinds to read and the condition on a reading `r` that selects exactly the chosen codes."""
+def _code_tests(chosen: list[codes.ObservationCode]) -> tuple[list[str], list[CodeTest]]:
+    """The kinds to read and the tests on a reading that select exactly the chosen codes."""
     kinds = sorted({c.kind.value for c in chosen})
-    ors: list[sql.Composable] = []
-    params: list[Any] = []
+    tests: list[CodeTest] = []
     for kind in kinds:
         of_kind = [c for c in codes.OBSERVATION_CODES if c.kind == kind]
         picked = [c for c in chosen if c.kind == kind]
         if len(picked) == len(of_kind):
-            ors.append(sql.SQL("r.kind = %s"))
-            params.append(kind)
+            tests.append(CodeTest(kind))
             continue
         for code in picked:
             if code.sample is not None:
                 if code.sample:
-                    ors.append(sql.SQL("(r.kind = %s AND %s = ANY(r.flags))"))
-                    params += [kind, f"sample_{code.sample}"]
+                    tests.append(CodeTest(kind, with_flag=f"sample_{code.sample}"))
                 else:
-                    ors.append(sql.SQL("(r.kind = %s AND NOT (r.flags && %s::text[]))"))
-                    params += [kind, _SAMPLE_FLAGS]
+                    tests.append(CodeTest(kind, without_flags=_SAMPLE_FLAGS))
             elif code.device_types is not None:
-                ors.append(sql.SQL("(r.kind = %s AND r.device_type = ANY(%s::text[]))"))
-                params += [kind, list(code.device_types)]
+                tests.append(CodeTest(kind, device_types=tuple(code.device_types)))
             else:
                 claimed = sorted({t for c in of_kind for t in c.device_types or ()})
-                ors.append(sql.SQL("(r.kind = %s AND (r.device_type IS NULL OR r.device_type <> ALL(%s::text[])))"))
-                params += [kind, claimed]
-    return kinds, _any(ors), params
+                tests.append(CodeTest(kind, not_device_types=tuple(claimed)))
+    return kinds, tests
 
 
-def _device_condition(
-    conn: Connection[Any], request: SearchRequest, patients: list[UUID]
-) -> tuple[list[sql.Composable], list[Any]]:
-    where: list[sql.Composable] = []
-    params: list[Any] = []
+def _device_tests(conn: Connection[Any], request: SearchRequest, patients: list[UUID]) -> list[DeviceTest]:
+    """Per `device` criterion: the gateways it names, and the measuring devices (of these patients) it names."""
+    out = []
+    seen: list[tuple[str, str]] | None = None
     for criterion in request.values("device"):
         wanted = {parse_reference(v, criterion.modifier).id for v in criterion.values}
-        rows = conn.execute(
-            "SELECT d.gateway_id, upper(d.address) FROM devices d JOIN gateways g ON g.id = d.gateway_id "
-            "WHERE g.patient_id = ANY(%s)",
-            (patients,),
-        ).fetchall()
-        pairs = [(g, a) for g, a in rows if fhir.device_id(g, a) in wanted]
-        where.append(
-            sql.SQL(
-                "(r.gateway_id = ANY(%s::text[]) OR (r.gateway_id, upper(r.device_address)) IN "
-                "(SELECT * FROM unnest(%s::text[], %s::text[])))"
-            )
-        )
-        params += [sorted(w for w in wanted if w.startswith("gw-")), [p[0] for p in pairs], [p[1] for p in pairs]]
-    return where, params
-
-
-_OBS_COLS = ", ".join(f"r.{c}" for c in fhir.ReadingRow.columns().split(", "))
+        if seen is None:
+            seen = rows_of.device_addresses(conn, patients)
+        pairs = tuple((g, a) for g, a in seen if fhir.device_id(g, a) in wanted)
+        out.append(DeviceTest(tuple(sorted(w for w in wanted if w.startswith("gw-"))), pairs))
+    return out
 
 
 def search_observations(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    kinds, code_sql, params = _code_condition(_observation_codes(request))
-    where: list[sql.Composable] = [code_sql]
-    for extra, extra_params in (
-        _dates(request, "date", "r.measured_at", now),
-        _dates(request, "_lastUpdated", "r.received_at", now),
-        _ids(request, "r.id", "uuid"),
-        _device_condition(conn, request, patients),
-    ):
-        where += extra
-        params += extra_params
+    kinds, tests = _code_tests(_observation_codes(request))
+    found = rows_of.ObservationFilter(
+        kinds=kinds,
+        codes=tests,
+        measured=_dates(request, "date", now),
+        received=_dates(request, "_lastUpdated", now),
+        ids=[_uuids(ids) for ids in _ids(request)],
+        devices=_device_tests(conn, request, patients),
+    )
     if not patients or not kinds:
         return Page([], total=0)
-    descending = request.sort_key == "-date"
-    cursor_sql, cursor_params, reverse = _keyset(request, "r.measured_at", "timestamptz", "r.id", "uuid", descending)
-    order = "DESC" if descending != reverse else "ASC"
     total = None
     if _want_total(request, len(patients) <= _TOTAL_PATIENTS):
-        row = conn.execute(
-            sql.SQL("SELECT count(*) FROM readings r WHERE r.patient_id = ANY(%s) AND r.kind = ANY(%s) AND {}").format(
-                sql.SQL(" AND ").join(where)
-            ),
-            [patients, kinds, *params],
-        ).fetchone()
-        total = int(row[0]) if row else 0
+        total = rows_of.count_observations(conn, patients, found)
     if request.count == 0:
         return Page([], total=total)
-    limit = request.count + 1
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT {} FROM unnest(%s::uuid[]) AS pt(id) CROSS JOIN unnest(%s::text[]) AS k(kind) "
-            "CROSS JOIN LATERAL (SELECT {} FROM readings r WHERE r.patient_id = pt.id AND r.kind = "
-            "k.kind AND {} AND {} ORDER BY r.measured_at {}, r.id {} LIMIT %s) r ORDER BY "
-            "r.measured_at {}, r.id {} LIMIT %s"
-        ).format(
-            sql.SQL(_OBS_COLS),
-            sql.SQL(_OBS_COLS),
-            sql.SQL(" AND ").join(where),
-            cursor_sql,
-            sql.SQL(order),
-            sql.SQL(order),
-            sql.SQL(order),
-            sql.SQL(order),
-        ),
-        [patients, kinds, *params, *cursor_params, limit, limit],
-    ).fetchall()
-    readings = [fhir.ReadingRow(*r) for r in rows]
-    readings, following, previous = _paged(request, readings, lambda r: (r.measured_at.isoformat(), str(r.id)), reverse)
+    window = _window(request, request.sort_key == "-date")
+    readings = rows_of.observations(conn, patients, found, window)
+    readings, following, previous = _paged(
+        request, readings, lambda r: (r.measured_at.isoformat(), str(r.id)), window.reverse
+    )
     resources = observation_resources(conn, readings)
     page = Page(resources, next=following, previous=previous, total=total)
     page.patient_ids = {r.patient_id for r in readings}
@@ -310,19 +246,13 @@ def observation_resources(conn: Connection[Any], anchors: Sequence[fhir.ReadingR
     systolic = [r for r in anchors if r.kind == Kind.BP_SYSTOLIC]
     partners: dict[tuple[Any, ...], dict[Kind, fhir.ReadingRow]] = {}
     if systolic:
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT {} FROM readings WHERE patient_id = ANY(%s) AND kind = ANY(%s) AND measured_at = "
-                "ANY(%s::timestamptz[])"
-            ).format(sql.SQL(fhir.ReadingRow.columns())),
-            (
-                sorted({r.patient_id for r in systolic}),
-                [Kind.BP_DIASTOLIC.value, Kind.BP_MEAN.value],
-                sorted({r.measured_at for r in systolic}),
-            ),
-        ).fetchall()
-        for row in rows:
-            reading = fhir.ReadingRow(*row)
+        found = rows_of.readings_at(
+            conn,
+            sorted({r.patient_id for r in systolic}),
+            [Kind.BP_DIASTOLIC.value, Kind.BP_MEAN.value],
+            sorted({r.measured_at for r in systolic}),
+        )
+        for reading in found:
             partners.setdefault(fhir.bp_key(reading), {})[Kind(reading.kind)] = reading
     out = []
     for reading in anchors:
@@ -351,89 +281,45 @@ def _include_for_observations(
 
 
 def patient_resources(conn: Connection[Any], ids: Sequence[UUID]) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sql.SQL("SELECT {} FROM patients p WHERE p.id = ANY(%s) ORDER BY p.id").format(sql.SQL(PATIENT_COLUMNS)),
-        (list(ids),),
-    )
-    return [fhir.patient(r) for r in rows.fetchall()]
+    return [fhir.patient(r) for r in rows_of.patients(conn, ids)]
 
 
-_FAMILY = r"regexp_replace(p.display_name, '^.*\s', '')"
-_GIVEN = r"regexp_replace(p.display_name, '\s*\S+$', '')"
-_NUMBER_KIND_SQL = {
-    codes.D_NUMMER: "substr(p.national_id, 1, 1) IN ('4', '5', '6', '7')",
-    codes.H_NUMMER: "substr(p.national_id, 1, 1) NOT IN ('4', '5', '6', '7') "
-    "AND substr(p.national_id, 3, 1) IN ('4', '5')",
-    codes.FODSELSNUMMER: "substr(p.national_id, 1, 1) NOT IN ('4', '5', '6', '7') "
-    "AND substr(p.national_id, 3, 1) NOT IN ('4', '5')",
+_NATIONAL_ID_KIND: dict[str, rows_of.NationalIdKind] = {
+    codes.D_NUMMER: "d-nummer",
+    codes.H_NUMMER: "h-nummer",
+    codes.FODSELSNUMMER: "fodselsnummer",
 }
 
 
-def _like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _name_test(name: str, modifier: str | None, value: str) -> NameTest:
+    match = "exact" if modifier == "exact" else "contains" if modifier == "contains" else "starts"
+    return NameTest(name, value, match)  # type: ignore[arg-type]  # name is one of name/family/given
 
 
-def _string_condition(name: str, modifier: str | None, value: str) -> tuple[sql.Composable, list[Any]]:
-    words = {"name": "p.display_name", "family": _FAMILY, "given": _GIVEN}[name]
-    if modifier == "exact":
-        if name == "family":
-            return sql.SQL("{} = %s").format(sql.SQL(_FAMILY)), [value]
-        return sql.SQL("(p.display_name = %s OR %s = ANY(regexp_split_to_array({}, '\\s+')))").format(sql.SQL(words)), [
-            value,
-            value,
-        ]
-    if modifier == "contains":
-        return sql.SQL("{} ILIKE %s").format(sql.SQL(words)), [f"%{_like(value)}%"]
-    return sql.SQL("({} ILIKE %s OR {} ILIKE %s)").format(sql.SQL(words), sql.SQL(words)), [
-        f"{_like(value)}%",
-        f"% {_like(value)}%",
-    ]
-
-
-def _identifier_condition(token: Token) -> tuple[sql.Composable, list[Any]]:
+def _identifier_test(token: Token) -> PatientTest:
     if token.system is None:
-        return sql.SQL("(p.national_id = %s OR p.id::text = %s)"), [token.code, token.code]
+        return IdOrNationalId(token.code)
     if token.system == "urn:varde:patient":
-        return (sql.SQL("p.id::text = %s"), [token.code]) if token.code else (sql.SQL("true"), [])
+        return IdIs(token.code) if token.code else Always(True)
     if token.system in codes.NATIONAL_ID_SYSTEMS:
         if token.code is None:
-            return sql.SQL("(p.national_id IS NOT NULL AND {})").format(sql.SQL(_NUMBER_KIND_SQL[token.system])), []
+            return HasNationalId(_NATIONAL_ID_KIND[token.system])
         if codes.national_id_system(token.code) != token.system:
-            return sql.SQL("false"), []
-        return sql.SQL("p.national_id = %s"), [token.code]
-    return sql.SQL("false"), []
+            return Always(False)
+        return NationalIdIs(token.code)
+    return Always(False)
 
 
 def search_patients(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    where: list[sql.Composable] = [sql.SQL("p.id = ANY(%s)")]
-    params: list[Any] = [patients]
-    for criterion in request.criteria:
-        ors: list[sql.Composable] = []
-        for value in criterion.values:
-            condition, p = _patient_condition(criterion, value, now)
-            ors.append(condition)
-            params += p
-        where.append(_any(ors))
-    descending = request.sort_key == "-_id"
-    cursor_sql, cursor_params, reverse = _keyset(request, "''", "text", "p.id", "uuid", descending)
-    order = "DESC" if descending != reverse else "ASC"
-    total = None
-    if _want_total(request):
-        row = conn.execute(
-            sql.SQL("SELECT count(*) FROM patients p WHERE {}").format(sql.SQL(" AND ").join(where)), params
-        ).fetchone()
-        total = int(row[0]) if row else 0
+    criteria = [[_patient_test(c, value, now) for value in c.values] for c in request.criteria]
+    total = rows_of.count_patients(conn, patients, criteria) if _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
-    rows = conn.execute(
-        sql.SQL("SELECT {} FROM patients p WHERE {} AND {} ORDER BY p.id {} LIMIT %s").format(
-            sql.SQL(PATIENT_COLUMNS), sql.SQL(" AND ").join(where), cursor_sql, sql.SQL(order)
-        ),
-        [*params, *cursor_params, request.count + 1],
-    ).fetchall()
-    rows, following, previous = _paged(request, rows, lambda r: ("", str(r[0])), reverse)
+    window = _window(request, request.sort_key == "-_id")
+    rows = rows_of.search_patients(conn, patients, criteria, window)
+    rows, following, previous = _paged(request, rows, lambda r: ("", str(r.id)), window.reverse)
     page = Page([fhir.patient(r) for r in rows], next=following, previous=previous, total=total)
-    page.patient_ids = {r[0] for r in rows}
+    page.patient_ids = {r.id for r in rows}
     ids = sorted(page.patient_ids)
     if {"CarePlan:patient", "CarePlan:subject"} & set(request.revincludes):
         page.included += plan_resources(conn, ids)
@@ -444,87 +330,62 @@ def search_patients(conn: Connection[Any], request: SearchRequest, patients: lis
     return page
 
 
-def _patient_condition(criterion: Criterion, value: str, now: datetime) -> tuple[sql.Composable, list[Any]]:
+def _patient_test(criterion: Criterion, value: str, now: datetime) -> PatientTest:
     name = criterion.name
     if name == "_id":
-        return sql.SQL("p.id::text = %s"), [value]
+        return IdIs(value)
     if name == "identifier":
-        return _identifier_condition(parse_token(value))
+        return _identifier_test(parse_token(value))
     if name in ("name", "family", "given"):
-        return _string_condition(name, criterion.modifier, value)
+        return _name_test(name, criterion.modifier, value)
     if name == "active":
         token = parse_token(value)
         if token.code not in ("true", "false"):
             raise FhirError(400, "active must be true or false")
-        return sql.SQL("p.active = %s"), [token.code == "true"]
+        return ActiveIs(token.code == "true")
     prefix, rng = parse_date(value)
-    column = "(p.birth_date::timestamp AT TIME ZONE 'Europe/Oslo')" if name == "birthdate" else "p.updated_at"
-    return date_condition(column, prefix, rng, now)
+    test = date_test(prefix, rng, now)
+    return BornOn(test) if name == "birthdate" else UpdatedOn(test)
 
 
 # --- DetectedIssue, CarePlan, Device ------------------------------------------------------------------------------
 
-_ALARM_COLS = ", ".join(f"a.{c}" for c in fhir.ALARM_COLUMNS.split(", ")) + ", a.explanation_nb, a.updated_at"
 
-
-def _issue(row: Sequence[Any]) -> dict[str, Any]:
-    return fhir.detected_issue(row[:12], explanation_nb=row[12], updated_at=row[13])
+def _issue(row: rows_of.IssueRow) -> dict[str, Any]:
+    return fhir.detected_issue(row[:12], explanation_nb=row.explanation_nb, updated_at=row.updated_at)
 
 
 def issue_resources(
     conn: Connection[Any], patient_ids: Sequence[UUID], *, limit: int | None = _REVINCLUDE_LIMIT
 ) -> list[dict[str, Any]]:
     """The patients' alarms, newest first (at most `limit`; None for all)."""
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT {} FROM alarms a WHERE a.patient_id = ANY(%s) ORDER BY a.opened_at DESC, a.id DESC LIMIT %s"
-        ).format(sql.SQL(_ALARM_COLS)),
-        (list(patient_ids), limit),
-    ).fetchall()
-    return [_issue(r) for r in rows]
+    return [_issue(r) for r in rows_of.issues(conn, patient_ids, limit=limit)]
 
 
 def read_issue(conn: Connection[Any], alarm_id: UUID) -> dict[str, Any] | None:
-    row = conn.execute(
-        sql.SQL("SELECT {} FROM alarms a WHERE a.id = %s").format(sql.SQL(_ALARM_COLS)), (alarm_id,)
-    ).fetchone()
+    row = rows_of.issue(conn, alarm_id)
     return _issue(row) if row else None
 
 
 def search_issues(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    where: list[sql.Composable] = [sql.SQL("a.patient_id = ANY(%s)")]
-    params: list[Any] = [patients]
-    for extra, extra_params in (
-        _dates(request, "identified", "a.opened_at", now),
-        _dates(request, "_lastUpdated", "a.updated_at", now),
-        _ids(request, "a.id::text"),
-    ):
-        where += extra
-        params += extra_params
-    for criterion in request.values("code"):
-        rules = [
-            t.code for t in map(parse_token, criterion.values) if t.system in (None, "urn:varde:alarm-rule") and t.code
-        ]
-        where.append(sql.SQL("a.rule = ANY(%s::text[])"))
-        params.append(rules)
-    descending = request.sort_key == "-identified"
-    cursor_sql, cursor_params, reverse = _keyset(request, "a.opened_at", "timestamptz", "a.id", "uuid", descending)
-    order = "DESC" if descending != reverse else "ASC"
-    row = conn.execute(
-        sql.SQL("SELECT count(*) FROM alarms a WHERE {}").format(sql.SQL(" AND ").join(where)), params
-    ).fetchone()
-    total = int(row[0]) if row and _want_total(request) else None
+    rules = [
+        [t.code for t in map(parse_token, c.values) if t.system in (None, "urn:varde:alarm-rule") and t.code]
+        for c in request.values("code")
+    ]
+    found = rows_of.IssueFilter(
+        identified=_dates(request, "identified", now),
+        updated=_dates(request, "_lastUpdated", now),
+        ids=_ids(request),
+        rules=rules,
+    )
+    total = rows_of.count_issues(conn, patients, found) if _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
-    rows = conn.execute(
-        sql.SQL("SELECT {} FROM alarms a WHERE {} AND {} ORDER BY a.opened_at {}, a.id {} LIMIT %s").format(
-            sql.SQL(_ALARM_COLS), sql.SQL(" AND ").join(where), cursor_sql, sql.SQL(order), sql.SQL(order)
-        ),
-        [*params, *cursor_params, request.count + 1],
-    ).fetchall()
-    rows, following, previous = _paged(request, rows, lambda r: (r[5].isoformat(), str(r[0])), reverse)
+    window = _window(request, request.sort_key == "-identified")
+    rows = rows_of.search_issues(conn, patients, found, window)
+    rows, following, previous = _paged(request, rows, lambda r: (r.opened_at.isoformat(), str(r.id)), window.reverse)
     page = Page([_issue(r) for r in rows], next=following, previous=previous, total=total)
-    page.patient_ids = {r[1] for r in rows}
+    page.patient_ids = {r.patient_id for r in rows}
     if "DetectedIssue:patient" in request.includes:
         page.included += patient_resources(conn, sorted(page.patient_ids))
     return page
@@ -534,47 +395,20 @@ _PLAN_STATUS = {"draft": "draft", "active": "active", "revoked": "retired"}
 
 
 def plan_resources(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT {} FROM self_management_plans WHERE patient_id = ANY(%s) ORDER BY patient_id, version DESC"
-        ).format(sql.SQL(PLAN_COLUMNS)),
-        (list(patient_ids),),
-    ).fetchall()
-    return [fhir.care_plan(r) for r in rows]
+    return [fhir.care_plan(r) for r in rows_of.plans(conn, patient_ids)]
 
 
 def search_plans(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    where: list[sql.Composable] = [sql.SQL("s.patient_id = ANY(%s)")]
-    params: list[Any] = [patients]
-    for extra, extra_params in (
-        _dates(request, "_lastUpdated", "greatest(s.created_at, s.activated_at, s.retired_at)", now),
-        _ids(request, "s.id::text"),
-    ):
-        where += extra
-        params += extra_params
-    for criterion in request.values("status"):
-        statuses = [_PLAN_STATUS.get(parse_token(v).code or "", "") for v in criterion.values]
-        where.append(sql.SQL("s.status = ANY(%s::text[])"))
-        params.append(statuses)
-    descending = True
-    cursor_sql, cursor_params, reverse = _keyset(request, "s.created_at", "timestamptz", "s.id", "uuid", descending)
-    order = "DESC" if descending != reverse else "ASC"
-    row = conn.execute(
-        sql.SQL("SELECT count(*) FROM self_management_plans s WHERE {}").format(sql.SQL(" AND ").join(where)), params
-    ).fetchone()
-    total = int(row[0]) if row and _want_total(request) else None
+    statuses = [[_PLAN_STATUS.get(parse_token(v).code or "", "") for v in c.values] for c in request.values("status")]
+    found = rows_of.PlanFilter(updated=_dates(request, "_lastUpdated", now), ids=_ids(request), statuses=statuses)
+    total = rows_of.count_plans(conn, patients, found) if _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
-    cols = ", ".join(f"s.{c}" for c in PLAN_COLUMNS.split(", "))
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT {} FROM self_management_plans s WHERE {} AND {} ORDER BY s.created_at {}, s.id {} LIMIT %s"
-        ).format(sql.SQL(cols), sql.SQL(" AND ").join(where), cursor_sql, sql.SQL(order), sql.SQL(order)),
-        [*params, *cursor_params, request.count + 1],
-    ).fetchall()
-    rows, following, previous = _paged(request, rows, lambda r: (r[4].isoformat(), str(r[0])), reverse)
+    window = _window(request, True)
+    rows = rows_of.search_plans(conn, patients, found, window)
+    rows, following, previous = _paged(request, rows, lambda r: (r.created_at.isoformat(), str(r.id)), window.reverse)
     page = Page([fhir.care_plan(r) for r in rows], next=following, previous=previous, total=total)
-    page.patient_ids = {r[1] for r in rows}
+    page.patient_ids = {r.patient_id for r in rows}
     if {"CarePlan:patient", "CarePlan:subject"} & set(request.includes):
         page.included += patient_resources(conn, sorted(page.patient_ids))
     return page
@@ -582,16 +416,10 @@ def search_plans(conn: Connection[Any], request: SearchRequest, patients: list[U
 
 def device_resources(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[dict[str, Any]]:
     """The patients' home gateways and the measuring devices seen through them, ordered by id."""
-    gateways = conn.execute(
-        "SELECT id, patient_id, enabled, agent_version, state FROM gateways WHERE patient_id = ANY(%s) ORDER BY id",
-        (list(patient_ids),),
-    ).fetchall()
-    patient_of = {g[0]: g[1] for g in gateways}
-    devices = conn.execute(
-        "SELECT gateway_id, address, type, model FROM devices WHERE gateway_id = ANY(%s) ORDER BY gateway_id, address",
-        (list(patient_of),),
-    ).fetchall()
-    out = [fhir.gateway_device(g) for g in gateways] + [fhir.measuring_device(d, patient_of[d[0]]) for d in devices]
+    home = rows_of.home_devices(conn, patient_ids)
+    patient_of = {g.id: g.patient_id for g in home.gateways}
+    out = [fhir.gateway_device(g) for g in home.gateways]
+    out += [fhir.measuring_device(d, patient_of[d.gateway_id]) for d in home.devices]
     return sorted(out, key=lambda r: str(r["id"]))
 
 
@@ -649,54 +477,32 @@ def search_devices(conn: Connection[Any], request: SearchRequest, patients: list
     return page
 
 
-_QR_COLS = (
-    "q.id, q.patient_id, q.questionnaire, q.plan_version, q.answered_at, q.received_at, q.answers, q.score, q.zone"
-)
+def _questionnaire_tests(criterion: Criterion) -> list[QuestionnaireIs]:
+    tests = []
+    for value in criterion.values:
+        canonical, _, version = value.partition("|")
+        name = canonical.removeprefix(f"{fhir.QUESTIONNAIRE}:")
+        tests.append(QuestionnaireIs(name, int(version) if version.isdigit() else None))
+    return tests
 
 
 def search_questionnaire_responses(
     conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime
 ) -> Page:
-    where: list[sql.Composable] = [sql.SQL("q.patient_id = ANY(%s)")]
-    params: list[Any] = [patients]
-    for extra, extra_params in (
-        _dates(request, "authored", "q.answered_at", now),
-        _dates(request, "_lastUpdated", "q.received_at", now),
-        _ids(request, "q.id::text"),
-    ):
-        where += extra
-        params += extra_params
-    for criterion in request.values("questionnaire"):
-        ors: list[sql.Composable] = []
-        for value in criterion.values:
-            canonical, _, version = value.partition("|")
-            name = canonical.removeprefix(f"{fhir.QUESTIONNAIRE}:")
-            if version.isdigit():
-                ors.append(sql.SQL("(q.questionnaire = %s AND q.plan_version = %s)"))
-                params += [name, int(version)]
-            else:
-                ors.append(sql.SQL("q.questionnaire = %s"))
-                params.append(name)
-        where.append(_any(ors))
-    descending = request.sort_key == "-authored"
-    cursor_sql, cursor_params, reverse = _keyset(request, "q.answered_at", "timestamptz", "q.id", "uuid", descending)
-    order = "DESC" if descending != reverse else "ASC"
-    row = conn.execute(
-        sql.SQL("SELECT count(*) FROM questionnaire_responses q WHERE {}").format(sql.SQL(" AND ").join(where)), params
+    found = rows_of.ResponseFilter(
+        authored=_dates(request, "authored", now),
+        updated=_dates(request, "_lastUpdated", now),
+        ids=_ids(request),
+        questionnaires=[_questionnaire_tests(c) for c in request.values("questionnaire")],
     )
-    counted = row.fetchone()
-    total = int(counted[0]) if counted and _want_total(request) else None
+    total = rows_of.count_responses(conn, patients, found) if _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT {} FROM questionnaire_responses q WHERE {} AND {} ORDER BY q.answered_at {}, q.id {} LIMIT %s"
-        ).format(sql.SQL(_QR_COLS), sql.SQL(" AND ").join(where), cursor_sql, sql.SQL(order), sql.SQL(order)),
-        [*params, *cursor_params, request.count + 1],
-    ).fetchall()
-    rows, following, previous = _paged(request, rows, lambda r: (r[4].isoformat(), str(r[0])), reverse)
+    window = _window(request, request.sort_key == "-authored")
+    rows = rows_of.search_responses(conn, patients, found, window)
+    rows, following, previous = _paged(request, rows, lambda r: (r.answered_at.isoformat(), str(r.id)), window.reverse)
     page = Page([fhir.questionnaire_response(r) for r in rows], next=following, previous=previous, total=total)
-    page.patient_ids = {r[1] for r in rows}
+    page.patient_ids = {r.patient_id for r in rows}
     if {"QuestionnaireResponse:patient", "QuestionnaireResponse:subject"} & set(request.includes):
         page.included += patient_resources(conn, sorted(page.patient_ids))
     return page
@@ -715,61 +521,29 @@ def _reference_ids(request: SearchRequest, name: str, rtype: str) -> list[list[U
 
 
 def search_episodes(conn: Connection[Any], request: SearchRequest, patients: list[UUID], now: datetime) -> Page:
-    where: list[sql.Composable] = [sql.SQL("e.patient_id = ANY(%s)")]
-    params: list[Any] = [patients]
-    for extra, extra_params in (
-        _dates(request, "date", "e.started_at", now),
-        _dates(request, "_lastUpdated", "e.updated_at", now),
-        _ids(request, "e.id::text"),
-    ):
-        where += extra
-        params += extra_params
-    for criterion in request.values("status"):
-        where.append(sql.SQL("e.status = ANY(%s::text[])"))
-        params.append([parse_token(v).code or "" for v in criterion.values])
-    for column, name, rtype in (
-        ("t.organisation_id", "organization", "Organization"),
-        ("e.care_manager_id", "care-manager", "Practitioner"),
-    ):
-        for ids in _reference_ids(request, name, rtype):
-            where.append(sql.SQL("{} = ANY(%s::uuid[])").format(sql.SQL(column)))
-            params.append(ids)
-    descending = request.sort_key == "-date"
-    cursor_sql, cursor_params, reverse = _keyset(request, "e.started_at", "timestamptz", "e.id", "uuid", descending)
-    order = "DESC" if descending != reverse else "ASC"
-    counted = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(sql.SQL(EPISODE_FROM), sql.SQL(" AND ").join(where)), params
-    ).fetchone()
-    total = int(counted[0]) if counted and _want_total(request) else None
+    found = rows_of.EpisodeFilter(
+        started=_dates(request, "date", now),
+        updated=_dates(request, "_lastUpdated", now),
+        ids=_ids(request),
+        statuses=[[parse_token(v).code or "" for v in c.values] for c in request.values("status")],
+        organisations=_reference_ids(request, "organization", "Organization"),
+        care_managers=_reference_ids(request, "care-manager", "Practitioner"),
+    )
+    total = rows_of.count_episodes(conn, patients, found) if _want_total(request) else None
     if request.count == 0:
         return Page([], total=total)
-    rows = conn.execute(
-        sql.SQL("SELECT {} FROM {} WHERE {} AND {} ORDER BY e.started_at {}, e.id {} LIMIT %s").format(
-            sql.SQL(fhir.EPISODE_COLUMNS),
-            sql.SQL(EPISODE_FROM),
-            sql.SQL(" AND ").join(where),
-            cursor_sql,
-            sql.SQL(order),
-            sql.SQL(order),
-        ),
-        [*params, *cursor_params, request.count + 1],
-    ).fetchall()
-    rows, following, previous = _paged(request, rows, lambda r: (r[10].isoformat(), str(r[0])), reverse)
+    window = _window(request, request.sort_key == "-date")
+    rows = rows_of.search_episodes(conn, patients, found, window)
+    rows, following, previous = _paged(request, rows, lambda r: (r.started_at.isoformat(), str(r.id)), window.reverse)
     page = Page([fhir.episode_of_care(r) for r in rows], next=following, previous=previous, total=total)
-    page.patient_ids = {r[1] for r in rows}
+    page.patient_ids = {r.patient_id for r in rows}
     if "EpisodeOfCare:patient" in request.includes:
         page.included += patient_resources(conn, sorted(page.patient_ids))
     return page
 
 
 def episode_resources(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sql.SQL("SELECT {} FROM {} WHERE e.patient_id = ANY(%s) ORDER BY e.patient_id, e.started_at DESC").format(
-            sql.SQL(fhir.EPISODE_COLUMNS), sql.SQL(EPISODE_FROM)
-        ),
-        (list(patient_ids),),
-    ).fetchall()
-    return [fhir.episode_of_care(r) for r in rows]
+    return [fhir.episode_of_care(r) for r in rows_of.episodes(conn, patient_ids)]
 
 
 SEARCHES: dict[str, Callable[[Connection[Any], SearchRequest, list[UUID], datetime], Page]] = {

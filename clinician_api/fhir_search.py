@@ -17,7 +17,7 @@ from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from psycopg import sql
+from store.fhir_search import Before, Between, DateTest, From, Outside
 
 SERVER_ZONE = ZoneInfo("Europe/Oslo")
 """Dates and times searched without a zone are the server's local time (R4 search §3.1.1.4.6)."""
@@ -239,21 +239,20 @@ def _fixed(minutes: int) -> Any:
     return timezone(timedelta(minutes=minutes))
 
 
-def date_condition(column: str, prefix: str, rng: DateRange, now: datetime) -> tuple[sql.Composable, list[Any]]:
-    """SQL for a date parameter against a column holding instants (the resource's range is one point, t):
-    eq t ∈ [start, end); ne not; gt/sa t ≥ end; lt/eb t < start; ge t ≥ start; le t < end; ap within 10 % of the
-    distance from now to the value on either side (at least the value's own precision)."""
-    within = sql.SQL("({column} >= %s AND {column} < %s)").format(column=sql.SQL(column))
+def date_test(prefix: str, rng: DateRange, now: datetime) -> DateTest:
+    """A date parameter against an instant t (the resource's range is one point): eq t ∈ [start, end); ne not; gt/sa
+    t ≥ end; lt/eb t < start; ge t ≥ start; le t < end; ap within 10 % of the distance from now to the value on
+    either side (at least the value's own precision)."""
     if prefix == "eq":
-        return within, [rng.start, rng.end]
+        return Between(rng.start, rng.end)
     if prefix == "ne":
-        return sql.SQL("({column} < %s OR {column} >= %s)").format(column=sql.SQL(column)), [rng.start, rng.end]
+        return Outside(rng.start, rng.end)
     if prefix in ("gt", "sa", "ge"):
-        return sql.SQL("{} >= %s").format(sql.SQL(column)), [rng.end if prefix != "ge" else rng.start]
+        return From(rng.end if prefix != "ge" else rng.start)
     if prefix in ("lt", "eb", "le"):
-        return sql.SQL("{} < %s").format(sql.SQL(column)), [rng.start if prefix != "le" else rng.end]
+        return Before(rng.start if prefix != "le" else rng.end)
     gap = abs(now - rng.start) * 0.1
-    return within, [rng.start - gap, rng.end + gap]
+    return Between(rng.start - gap, rng.end + gap)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ from uuid import UUID
 from psycopg import Connection, sql
 from psycopg.rows import class_row, scalar_row
 
-from store.journal_documents import PatientCondition, StoredReading, reading_columns
+from store.journal_documents import PatientCondition
+from store.readings import StoredReading, reading_columns
 
 
 def exportable_patients(

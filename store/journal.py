@@ -21,7 +21,8 @@ from psycopg.rows import class_row, scalar_row
 from psycopg.types.json import Jsonb
 
 from store.events import Channel, wake
-from store.journal_documents import PatientCondition, StoredReading, reading_columns
+from store.journal_documents import PatientCondition
+from store.readings import StoredReading, reading_columns
 
 # --- entries ---------------------------------------------------------------------------------------------------------
 

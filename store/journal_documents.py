@@ -17,39 +17,12 @@ from uuid import UUID
 from psycopg import Connection, sql
 from psycopg.rows import class_row
 
+from store.episodes import EPISODE_FROM, EPISODE_ROW_COLUMNS, EpisodeRow
+from store.readings import StoredReading, reading_columns
+
 PatientCondition = Callable[[str], sql.Composable]
 """The caller's SQL condition on the patient in the given column (`clinician_api.consent.not_reserved_sql` for one
 reservation), true when the patient's data may go where the statement sends it."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredReading:
-    """A stored reading with its device, as the FHIR mapping reads it (`clinician_api.fhir.ReadingRow`, by name)."""
-
-    id: UUID
-    patient_id: UUID
-    gateway_id: str
-    kind: str
-    value: float
-    measured_at: datetime
-    received_at: datetime
-    device_address: str | None
-    device_type: str | None
-    device_model: str | None
-    group: str | None
-    flags: list[str]
-
-
-READING_COLUMNS = sql.SQL(
-    "{alias}.id, {alias}.patient_id, {alias}.gateway_id, {alias}.kind, {alias}.value, {alias}.measured_at, "
-    '{alias}.received_at, {alias}.device_address, {alias}.device_type, {alias}.device_model, {alias}.grp AS "group", '
-    "{alias}.flags"
-)
-"""The columns of `StoredReading`, over the readings table as `alias`."""
-
-
-def reading_columns(alias: str) -> sql.Composed:
-    return READING_COLUMNS.format(alias=sql.Identifier(alias))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,27 +114,6 @@ class HandoverNote:
     open_alarms: str
     watch: str
     decline_reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class EpisodeRow:
-    """An episode with its team and organisation: what `clinician_api.fhir.episode_of_care` reads."""
-
-    id: UUID
-    patient_id: UUID
-    status: str
-    team_id: UUID
-    team_name: str
-    organisation_id: UUID | None
-    organisation_name: str | None
-    reason: str
-    conditions: list[str]
-    protocol: str
-    started_at: datetime
-    ended_at: datetime | None
-    care_manager_id: UUID | None
-    updated_at: datetime
-    discharge_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,14 +286,8 @@ def handover_note(conn: Connection[Any], handover_id: UUID) -> HandoverNote | No
 
 def episode(conn: Connection[Any], episode_id: UUID) -> EpisodeRow | None:
     with conn.cursor(row_factory=class_row(EpisodeRow)) as cur:
-        return cur.execute(
-            "SELECT e.id, e.patient_id, e.status, e.team_id, t.name AS team_name, t.organisation_id, "
-            "o.name AS organisation_name, e.reason, e.conditions, e.protocol, e.started_at, e.ended_at, "
-            "e.care_manager_id, e.updated_at, e.discharge_reason FROM care_episodes e "
-            "JOIN care_teams t ON t.id = e.team_id LEFT JOIN organisations o ON o.id = t.organisation_id "
-            "WHERE e.id = %s",
-            (episode_id,),
-        ).fetchone()
+        query = sql.SQL("SELECT {} FROM {} WHERE e.id = %s").format(EPISODE_ROW_COLUMNS, sql.SQL(EPISODE_FROM))
+        return cur.execute(query, (episode_id,)).fetchone()
 
 
 def active_plan(conn: Connection[Any], patient_id: UUID) -> PlanRow | None:
@@ -355,9 +301,7 @@ def active_plan(conn: Connection[Any], patient_id: UUID) -> PlanRow | None:
 
 
 __all__ = [
-    "READING_COLUMNS",
     "DeviceRow",
-    "EpisodeRow",
     "EpisodeStep",
     "GatewayRow",
     "HandoverNote",
@@ -367,7 +311,6 @@ __all__ = [
     "RecordPatient",
     "RecordTarget",
     "ResolvedAlarm",
-    "StoredReading",
     "active_plan",
     "alarm",
     "alarm_target",
@@ -381,5 +324,4 @@ __all__ = [
     "patient",
     "patients",
     "practitioner",
-    "reading_columns",
 ]

@@ -19,6 +19,36 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import class_row, scalar_row
 
 
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    """A stored reading with its device, as the FHIR mapping reads it (`clinician_api.fhir.ReadingRow` is this)."""
+
+    id: UUID
+    patient_id: UUID
+    gateway_id: str
+    kind: str
+    value: float
+    measured_at: datetime
+    received_at: datetime
+    device_address: str | None
+    device_type: str | None
+    device_model: str | None
+    group: str | None
+    flags: Sequence[str] = ()
+
+
+READING_COLUMNS = sql.SQL(
+    "{alias}.id, {alias}.patient_id, {alias}.gateway_id, {alias}.kind, {alias}.value, {alias}.measured_at, "
+    '{alias}.received_at, {alias}.device_address, {alias}.device_type, {alias}.device_model, {alias}.grp AS "group", '
+    "{alias}.flags"
+)
+"""The columns of `StoredReading`, over the readings table as `alias`."""
+
+
+def reading_columns(alias: str) -> sql.Composed:
+    return READING_COLUMNS.format(alias=sql.Identifier(alias))
+
+
 class ReadingRow(NamedTuple):
     """A new reading as `readings` stores it, in `STAGE_COLUMNS` order (COPY writes the tuple as it is)."""
 
@@ -251,6 +281,7 @@ def measured_since(conn: psycopg.Connection[Any], patient_id: UUID, since: datet
 
 
 __all__ = [
+    "READING_COLUMNS",
     "STAGE_COLUMNS",
     "STAGE_TYPES",
     "MeasuredAt",
@@ -259,6 +290,7 @@ __all__ = [
     "PatientReadings",
     "ReadingPoint",
     "ReadingRow",
+    "StoredReading",
     "claim_ids",
     "copy_new",
     "insert_staged",
@@ -268,4 +300,5 @@ __all__ = [
     "page",
     "patient_readings",
     "points_since",
+    "reading_columns",
 ]

@@ -40,7 +40,7 @@ def _one_batch(conn: Connection[Any], sub: journal.Subscription) -> bool:
     if not rows:
         journal.prune_shared(conn, sub)
         return False
-    readings = {r.id: outbox.fhir_reading(r) for r in rows}
+    readings = {r.id: r for r in rows}
     _add_bp_partners(conn, sub, readings)
     batch = sorted(readings.values(), key=lambda r: (r.received_at, str(r.id)))
     patient_ids = sorted({r.patient_id for r in batch}, key=str)
@@ -75,4 +75,4 @@ def _add_bp_partners(conn: Connection[Any], sub: journal.Subscription, readings:
     partners = journal.unshared_group_readings(
         conn, sub.id, sorted({r.patient_id for r in bp}, key=str), list(_BP), (earliest, latest), groups
     )
-    readings.update({r.id: outbox.fhir_reading(r) for r in partners})
+    readings.update({r.id: r for r in partners})

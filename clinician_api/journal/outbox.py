@@ -20,7 +20,7 @@ from psycopg import Connection
 from clinician_api import consent, fhir
 from clinician_api.journal import bundles
 from store import journal, journal_documents
-from store.journal_documents import PatientCondition, StoredReading
+from store.journal_documents import PatientCondition
 
 may_share: PatientCondition = partial(consent.not_reserved_sql, "record_sharing")
 """The patient has not reserved against sharing with the record (asked by every read that picks what to send)."""
@@ -55,23 +55,6 @@ def insert(
 
 
 # --- the builders' rows, by name ---------------------------------------------------------------------------------
-
-
-def fhir_reading(row: StoredReading) -> fhir.ReadingRow:
-    return fhir.ReadingRow(
-        id=row.id,
-        patient_id=row.patient_id,
-        gateway_id=row.gateway_id,
-        kind=row.kind,
-        value=row.value,
-        measured_at=row.measured_at,
-        received_at=row.received_at,
-        device_address=row.device_address,
-        device_type=row.device_type,
-        device_model=row.device_model,
-        group=row.group,
-        flags=row.flags,
-    )
 
 
 def patient_row(row: journal_documents.RecordPatient) -> bundles.PatientRow:
@@ -152,11 +135,11 @@ def _alarm_readings(conn: Connection[Any], alarm: journal_documents.ResolvedAlar
     rows = journal_documents.alarm_window_readings(
         conn, alarm.patient_id, alarm.last_reading_id, kinds, alarm.window_start, alarm.window_end, _WINDOW_LIMIT
     )
-    readings = {r.id: fhir_reading(r) for r in rows}
+    readings = {r.id: r for r in rows}
     groups = sorted({(r.gateway_id, r.group) for r in readings.values() if r.kind in _BP and r.group})
     if groups:
         partners = journal_documents.group_readings(conn, alarm.patient_id, list(_BP), groups)
-        readings.update({r.id: fhir_reading(r) for r in partners})
+        readings.update({r.id: r for r in partners})
     return sorted(readings.values(), key=lambda r: (r.measured_at, str(r.id)))
 
 
@@ -226,7 +209,7 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
             kind=step.kind,
             at=step.at,
             endpoint_id=target.endpoint_id,
-            episode=_episode(episode),
+            episode=episode,
             patient=patient_row(patient),
             practitioner=_practitioner(practitioner),
             organisation=_organisation(target),
@@ -246,30 +229,9 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
     return entries
 
 
-def _episode(e: journal_documents.EpisodeRow) -> tuple[Any, ...]:
-    """In the order `fhir.episode_of_care` reads (`fhir.EPISODE_COLUMNS`)."""
-    return (
-        e.id,
-        e.patient_id,
-        e.status,
-        e.team_id,
-        e.team_name,
-        e.organisation_id,
-        e.organisation_name,
-        e.reason,
-        e.conditions,
-        e.protocol,
-        e.started_at,
-        e.ended_at,
-        e.care_manager_id,
-        e.updated_at,
-        e.discharge_reason,
-    )
-
-
 def _plan(p: journal_documents.PlanRow) -> tuple[Any, ...]:
     """In the order `fhir.care_plan` reads (`fhir_query.PLAN_COLUMNS`)."""
     return (p.id, p.patient_id, p.version, p.status, p.created_at, p.activated_at, p.retired_at, p.body)
 
 
-__all__ = ["devices_of", "enqueue_alarm_document", "enqueue_episode_step", "fhir_reading", "insert", "patient_row"]
+__all__ = ["devices_of", "enqueue_alarm_document", "enqueue_episode_step", "insert", "patient_row"]

@@ -20,7 +20,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from psycopg import sql
 
 from clinician_api import fhir, fhir_query, problems
 from clinician_api.access import Principal, patient_access
@@ -36,6 +35,7 @@ from clinician_api.deps import (
 from clinician_api.fhir_search import PARAMS as SEARCH_PARAMS
 from clinician_api.fhir_search import FhirError, SearchRequest, capability_statement, handling_strict, parse_search
 from store import audit
+from store import fhir_search as fhir_search_rows
 from vitals import Kind
 
 
@@ -225,15 +225,8 @@ def read_patient(scope: PatientDep) -> FhirResponse:
 def read_observation(scope: ObservationDep, observation_id: UUID) -> FhirResponse:
     """One Observation by reading id; a blood pressure panel is read by its systolic reading's id (its diastolic
     and mean readings are components, not Observations of their own)."""
-    row = scope.conn.execute(
-        sql.SQL(
-            "SELECT {} FROM readings WHERE id = %s AND patient_id = %s AND measured_at = (SELECT "
-            "measured_at FROM reading_ids WHERE id = %s) LIMIT 1"
-        ).format(sql.SQL(fhir.ReadingRow.columns())),
-        (observation_id, scope.patient_id, observation_id),
-    ).fetchone()
-    assert row is not None
-    reading = fhir.ReadingRow(*row)
+    reading = fhir_search_rows.observation(scope.conn, observation_id, scope.patient_id)
+    assert reading is not None  # the scope found it
     if reading.kind in (Kind.BP_DIASTOLIC, Kind.BP_MEAN):
         raise FhirError(404, "this reading is a component of a blood pressure panel Observation", "not-found")
     return FhirResponse(fhir_query.observation_resources(scope.conn, [reading])[0])

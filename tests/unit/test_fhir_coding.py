@@ -23,12 +23,13 @@ from clinician_api import fhir, fhir_coding
 from clinician_api.fhir_search import (
     FhirError,
     Token,
-    date_condition,
+    date_test,
     handling_strict,
     parse_date,
     parse_search,
     parse_token,
 )
+from store.fhir_search import Before, Between, DateTest, From, Outside
 
 MDC = "urn:iso:std:iso:11073:10101"
 LOINC = "http://loinc.org"
@@ -282,28 +283,26 @@ def test_a_search_date_is_the_range_its_precision_implies(text: str, start: date
 
 
 @pytest.mark.parametrize(
-    ("prefix", "sql", "bounds"),
+    ("prefix", "test", "bounds"),
     [
-        ("eq", "(t >= %s AND t < %s)", ["start", "end"]),
-        ("ne", "(t < %s OR t >= %s)", ["start", "end"]),
-        ("gt", "t >= %s", ["end"]),
-        ("sa", "t >= %s", ["end"]),
-        ("ge", "t >= %s", ["start"]),
-        ("lt", "t < %s", ["start"]),
-        ("eb", "t < %s", ["start"]),
-        ("le", "t < %s", ["end"]),
+        ("eq", Between, ["start", "end"]),
+        ("ne", Outside, ["start", "end"]),
+        ("gt", From, ["end"]),
+        ("sa", From, ["end"]),
+        ("ge", From, ["start"]),
+        ("lt", Before, ["start"]),
+        ("eb", Before, ["start"]),
+        ("le", Before, ["end"]),
     ],
 )
-def test_date_prefixes(prefix: str, sql: str, bounds: list[str]) -> None:
+def test_date_prefixes(prefix: str, test: type[DateTest], bounds: list[str]) -> None:
     _, rng = parse_date(f"{prefix}2026-11-21")
-    got_sql, params = date_condition("t", prefix, rng, T)
-    assert got_sql.as_string(None) == sql and params == [getattr(rng, b) for b in bounds]
+    assert date_test(prefix, rng, T) == test(*[getattr(rng, b) for b in bounds])
 
 
 def test_ap_is_ten_percent_of_the_distance_from_now() -> None:
     _, rng = parse_date("ap2026-11-11T09:00:12Z")
-    _, params = date_condition("t", "ap", rng, T)
-    assert params == [rng.start - timedelta(days=1), rng.end + timedelta(days=1)]
+    assert date_test("ap", rng, T) == Between(rng.start - timedelta(days=1), rng.end + timedelta(days=1))
 
 
 @pytest.mark.parametrize("bad", ["2026-13", "yesterday", "2026-11-21T25:00Z", "xx2026", "2026-02-30"])

@@ -10,6 +10,8 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -450,19 +452,35 @@ def test_every_returned_resource_is_valid_fhir(home: Home, api: httpx.Client) ->
 
 
 class _Explaining:
-    """A connection that also EXPLAINs the Observation page query it is given."""
+    """A connection that also EXPLAINs the Observation page query it is given (on `execute` or a cursor's)."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self.plans: list[str] = []
 
-    def execute(self, query: str | sql.Composable, params: Any = None) -> Any:
+    def _explain(self, query: str | sql.Composable, params: Any) -> None:
         text = query.as_string(self.conn) if isinstance(query, sql.Composable) else query
         if "CROSS JOIN LATERAL" in text:
             row = self.conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(text)), params).fetchone()
             assert row is not None
             self.plans.append(json.dumps(row[0]))
+
+    def execute(self, query: str | sql.Composable, params: Any = None) -> Any:
+        self._explain(query, params)
         return self.conn.execute(query, params)
+
+    @contextmanager
+    def cursor(self, **kwargs: Any) -> Iterator[Any]:
+        explaining = self
+
+        with self.conn.cursor(**kwargs) as cur:
+
+            class Cursor:
+                def execute(self, query: str | sql.Composable, params: Any = None) -> Any:
+                    explaining._explain(query, params)
+                    return cur.execute(query, params)
+
+            yield Cursor()
 
 
 def test_a_date_bound_prunes_the_partitions_and_the_page_uses_the_index(
