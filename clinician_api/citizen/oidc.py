@@ -29,6 +29,7 @@ from typing import Any, Literal
 import jwt
 from psycopg import Connection
 
+from store import oidc_pending
 from store.settings import Settings
 
 Audience = Literal["patient", "staff"]
@@ -127,11 +128,14 @@ def start(conn: Connection[Any], issuer: Issuer, redirect_uri: str, next_path: s
     """Begin a sign-in: remember state, nonce and PKCE verifier; returns the issuer's authorization URL."""
     meta = discovery(issuer)
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)
-    conn.execute("DELETE FROM oidc_pending WHERE expires_at < now()")
-    conn.execute(
-        "INSERT INTO oidc_pending (state, audience, nonce, code_verifier, next, expires_at) "
-        "VALUES (%s, %s, %s, %s, %s, now() + %s)",
-        (state, issuer.audience, nonce, verifier, next_path, timedelta(minutes=_PENDING_MINUTES)),
+    oidc_pending.begin(
+        conn,
+        state=state,
+        audience=issuer.audience,
+        nonce=nonce,
+        code_verifier=verifier,
+        next_path=next_path,
+        valid_for=timedelta(minutes=_PENDING_MINUTES),
     )
     query = urllib.parse.urlencode(
         {
@@ -162,16 +166,12 @@ def finish(conn: Connection[Any], issuer: Issuer, redirect_uri: str, params: dic
     (used once), the code is exchanged with the PKCE verifier, and the ID token must be signed by the issuer's key,
     for this client, unexpired, and carry the nonce of this sign-in."""
     state = params.get("state") or ""
-    row = conn.execute(
-        "DELETE FROM oidc_pending WHERE state = %s AND audience = %s RETURNING nonce, code_verifier, next, "
-        "expires_at > now()",
-        (state, issuer.audience),
-    ).fetchone()
+    pending = oidc_pending.spend(conn, state, issuer.audience)
     conn.commit()  # a state is spent even when what follows fails
-    if row is None:
+    if pending is None:
         raise OidcError("unknown or already used sign-in state")
-    nonce, verifier, next_path, fresh = row
-    if not fresh:
+    nonce, verifier, next_path = pending.nonce, pending.code_verifier, pending.next
+    if not pending.fresh:
         raise OidcError("the sign-in took too long; start again")
     if params.get("error"):
         raise OidcError(f"the sign-in service answered {params['error'][:60]!r}")
