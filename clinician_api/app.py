@@ -44,6 +44,7 @@ from clinician_api.routes.attention import router as attention_router
 from clinician_api.routes.burden import router as burden_router
 from clinician_api.routes.enrolment import router as enrolment_router
 from clinician_api.schedule_courier import PlanCourier
+from store.db import LazyPool
 from store.settings import Settings, get_settings
 
 VERSION = "0.2.0"
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker.stop()
         await app.state.event_hub.close()
         app.state.gateway_publisher.close()
+        app.state.pool.close()
 
     app = FastAPI(
         title="Varde clinician API",
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
+    app.state.pool = LazyPool(current_settings)
     app.state.event_hub = AlarmEventHub(lambda: current_settings().require_database_url())
     app.state.gateway_publisher = GatewayPublisher(current_settings())
     problems.install(app)

@@ -26,7 +26,7 @@ from clinician_api.problems import ProblemError
 from clinician_api.security import TokenError, verify_token
 from store import audit
 from store.access import reading_patient
-from store.db import get_pool
+from store.db import LazyPool
 from store.settings import Settings, get_settings
 
 oauth2_scheme = OAuth2PasswordBearer(
@@ -42,10 +42,11 @@ def settings_dep(request: Request) -> Settings:
     return settings or get_settings()
 
 
-def db_conn() -> Iterator[Connection[Any]]:
-    """One pooled connection per request: one transaction, committed when the route returns (before the response
-    is sent), rolled back when it raises."""
-    with get_pool().connection() as conn:
+def db_conn(request: Request) -> Iterator[Connection[Any]]:
+    """One connection from the app's pool (`create_app`'s settings) per request: one transaction, committed when
+    the route returns (before the response is sent), rolled back when it raises."""
+    pool: LazyPool = request.app.state.pool
+    with pool.get().connection() as conn:
         yield conn
 
 

@@ -28,7 +28,7 @@ from psycopg import Connection
 
 from clinician_api import consent, fhir, fhir_query
 from store import fhir_export as jobs
-from store.db import get_pool
+from store.db import LazyPool
 
 EXPORT_TYPES = ("Patient", "Observation", "Device", "CarePlan", "DetectedIssue")
 LINES_PER_FILE = 50_000
@@ -326,9 +326,10 @@ def _since_filter(job: ExportJob, resources: Iterator[dict[str, Any]]) -> Iterat
             yield resource
 
 
-def run_export(export_id: UUID) -> None:
-    """Run one queued export to its end (completed, failed or cancelled); safe to call from a thread."""
-    with get_pool().connection() as conn, get_pool().connection() as reader:
+def run_export(pool: LazyPool, export_id: UUID) -> None:
+    """Run one queued export to its end (completed, failed or cancelled) on the app's pool; safe to call from a
+    thread."""
+    with pool.get().connection() as conn, pool.get().connection() as reader:
         job = _load(conn, export_id)
         if job is None:
             return

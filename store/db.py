@@ -1,15 +1,18 @@
-"""The one connection pool of a cloud process (psycopg_pool), opened lazily from the settings."""
+"""Connection pools of the cloud processes (psycopg_pool), opened from the settings a process was given: the API's
+is `create_app(settings)`'s `LazyPool`, a service's its constructor's `open_pool(settings)`. Nothing here reads the
+environment behind the caller's back."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from psycopg import Connection
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from store.settings import Settings, get_settings
+from store.settings import Settings
 
 RECONNECT_SECONDS = 10.0
 """How long one background attempt to replace a lost connection keeps retrying. psycopg_pool's back-off doubles
@@ -18,14 +21,11 @@ from 1 s without a cap over its default 5 minutes: a connection lost at the star
 the attempt gives up and the next request that finds the pool empty starts a fresh one at once."""
 
 _log = logging.getLogger("varde.db")
-_lock = threading.Lock()
-_pool: ConnectionPool[Connection[TupleRow]] | None = None
 
 
 def open_pool(
-    settings: Settings | None = None, *, min_size: int | None = None, max_size: int | None = None, name: str = "varde"
+    settings: Settings, *, min_size: int | None = None, max_size: int | None = None, name: str = "varde"
 ) -> ConnectionPool[Connection[TupleRow]]:
-    settings = settings or get_settings()
     made: list[ConnectionPool[Connection[TupleRow]]] = []
 
     def check(conn: Connection[TupleRow]) -> None:
@@ -61,18 +61,25 @@ def _reconnect_failed(pool: ConnectionPool[Connection[TupleRow]]) -> None:
     _log.warning("database_reconnect_gave_up pool=%s after_s=%.0f", pool.name, RECONNECT_SECONDS)
 
 
-def get_pool() -> ConnectionPool[Connection[TupleRow]]:
-    """The process-wide pool, opened on first use."""
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = open_pool()
-        return _pool
+class LazyPool:
+    """A pool opened from `settings` on first use (an app that never touches the database opens none), closed once.
+    `settings` may be a function giving them, asked on first use."""
 
+    def __init__(self, settings: Settings | Callable[[], Settings], *, name: str = "varde") -> None:
+        self._settings = settings
+        self._name = name
+        self._lock = threading.Lock()
+        self._pool: ConnectionPool[Connection[TupleRow]] | None = None
 
-def close_pool() -> None:
-    global _pool
-    with _lock:
-        if _pool is not None:
-            _pool.close()
-            _pool = None
+    def get(self) -> ConnectionPool[Connection[TupleRow]]:
+        with self._lock:
+            if self._pool is None:
+                settings = self._settings if isinstance(self._settings, Settings) else self._settings()
+                self._pool = open_pool(settings, name=self._name)
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None

@@ -32,6 +32,7 @@ from clinician_api.fhir_search import FhirError, parse_date
 from clinician_api.routes.fhir import OPERATIONS, FhirResponse, base_url
 from store import audit
 from store import fhir_export as jobs
+from store.db import LazyPool
 
 Exporter = Annotated[Principal, require_roles(roles.DATA_EXPORT)]
 router = APIRouter(
@@ -100,14 +101,16 @@ def _kick_off(request: Request, conn: Any, principal: Principal, level: str, tea
     if not pseudonymised:
         audit.record_patients(conn, principal, "export", f"/fhir/$export-status/{export_id}", patients,
                               client_addr=client_addr(request))  # fmt: skip
-    start = BackgroundTask(_start, export_id)
+    start = BackgroundTask(_start, request.app.state.pool, export_id)
     response = Response(status_code=202, background=start)
     response.headers["Content-Location"] = f"{base_url(request)}/$export-status/{export_id}"
     return response
 
 
-def _start(export_id: UUID) -> None:
-    threading.Thread(target=fhir_export.run_export, args=(export_id,), name=f"export-{export_id}", daemon=True).start()
+def _start(pool: LazyPool, export_id: UUID) -> None:
+    threading.Thread(
+        target=fhir_export.run_export, args=(pool, export_id), name=f"export-{export_id}", daemon=True
+    ).start()
 
 
 @router.get("/Patient/$export", status_code=202, response_class=Response)
