@@ -18,6 +18,8 @@ from typing import Any
 from uuid import UUID
 
 from clinician_api import fhir_coding as codes
+from store.episodes import EpisodeRow
+from store.fhir_search import DeviceRow, GatewayRow, IssueRow, PatientRow, PlanRow, ResponseRow
 from store.readings import StoredReading
 from vitals import KINDS, Kind
 from vitals.plan import PlanContent
@@ -84,19 +86,19 @@ def national_identifier(number: str) -> dict[str, str]:
     return {"use": "official", "system": codes.national_id_system(number), "value": number}
 
 
-def patient(row: Sequence[Any]) -> dict[str, Any]:
+def patient(row: PatientRow) -> dict[str, Any]:
     """row: id, display_name, national_id, birth_date, active[, updated_at]."""
     resource: dict[str, Any] = {
         "resourceType": "Patient",
-        "id": str(row[0]),
-        "meta": _meta(codes.NO_BASIS_PATIENT, row[5] if len(row) > 5 else None),
-        "active": bool(row[4]),
-        "name": [human_name(row[1])],
+        "id": str(row.id),
+        "meta": _meta(codes.NO_BASIS_PATIENT, row.updated_at),
+        "active": bool(row.active),
+        "name": [human_name(row.display_name)],
     }
-    if row[2]:
-        resource["identifier"] = [national_identifier(row[2])]
-    if row[3]:
-        resource["birthDate"] = row[3].isoformat()
+    if row.national_id:
+        resource["identifier"] = [national_identifier(row.national_id)]
+    if row.birth_date:
+        resource["birthDate"] = row.birth_date.isoformat()
     return resource
 
 
@@ -185,46 +187,46 @@ def observations(readings: Iterable[ReadingRow]) -> list[dict[str, Any]]:
     return [resource for _, _, resource in out]
 
 
-def gateway_device(row: Sequence[Any]) -> dict[str, Any]:
+def gateway_device(row: GatewayRow) -> dict[str, Any]:
     """row: id, patient_id, enabled, agent_version, state."""
     resource: dict[str, Any] = {
         "resourceType": "Device",
-        "id": row[0],
-        "identifier": [{"system": GATEWAY_ID, "value": row[0]}],
-        "status": "active" if row[2] else "inactive",
+        "id": row.id,
+        "identifier": [{"system": GATEWAY_ID, "value": row.id}],
+        "status": "active" if row.enabled else "inactive",
         "type": {"text": "Home monitoring gateway"},
         "deviceName": [{"name": "Varde home gateway", "type": "user-friendly-name"}],
-        "patient": _ref("Patient", row[1]),
+        "patient": _ref("Patient", row.patient_id),
     }
-    if row[3]:
-        resource["version"] = [{"value": row[3]}]
+    if row.agent_version:
+        resource["version"] = [{"value": row.agent_version}]
     return resource
 
 
-def measuring_device(row: Sequence[Any], patient_id: UUID) -> dict[str, Any]:
+def measuring_device(row: DeviceRow, patient_id: UUID) -> dict[str, Any]:
     """row: gateway_id, address, type, model. Identified after the PHD IG: the Bluetooth address (BTMAC) and
     Varde's own address identifier; typed as an 11073 MDS with the device's specialization."""
-    address = str(row[1]).upper()
+    address = str(row.address).upper()
     btmac = {"coding": [{"system": codes.PHD_IDENTIFIER_TYPES, "code": "BTMAC", "display": "Bluetooth MAC address"}]}
     resource: dict[str, Any] = {
         "resourceType": "Device",
-        "id": device_id(row[0], row[1]),
+        "id": device_id(row.gateway_id, row.address),
         "meta": _meta(codes.PHD_DEVICE_PROFILE),
         "identifier": [
             {"type": btmac, "system": codes.BLUETOOTH_ADDRESS, "value": address.replace(":", "-")},
-            {"system": BLE_ADDRESS, "value": row[1]},
+            {"system": BLE_ADDRESS, "value": row.address},
         ],
         "status": "active",
-        "type": {"coding": [codes.MDS_TYPE.as_fhir()], "text": row[2].replace("_", " ")},
+        "type": {"coding": [codes.MDS_TYPE.as_fhir()], "text": row.type.replace("_", " ")},
         "patient": _ref("Patient", patient_id),
-        "parent": _ref("Device", row[0]),
+        "parent": _ref("Device", row.gateway_id),
     }
-    specialization = codes.DEVICE_SPECIALIZATIONS.get(row[2])
+    specialization = codes.DEVICE_SPECIALIZATIONS.get(row.type)
     if specialization is not None:
         resource["specialization"] = [{"systemType": {"coding": [specialization.as_fhir()]}}]
-    if row[3]:
-        resource["modelNumber"] = row[3]
-        resource["deviceName"] = [{"name": row[3], "type": "model-name"}]
+    if row.model:
+        resource["modelNumber"] = row.model
+        resource["deviceName"] = [{"name": row.model, "type": "model-name"}]
     return resource
 
 
@@ -244,35 +246,38 @@ def translated(nb: str, en: str | None) -> tuple[str, dict[str, Any] | None]:
 
 
 def detected_issue(
-    row: Sequence[Any], *, explanation_nb: str | None = None, updated_at: datetime | None = None
+    row: IssueRow, *, explanation_nb: str | None = None, updated_at: datetime | None = None
 ) -> dict[str, Any]:
     """row: an alarm in `store.fhir_search.IssueRow` order (its first twelve fields). The detail is in bokmål
     (what the nurse read) with the English text as its translation; without the bokmål text the English stands alone."""
     resource: dict[str, Any] = {
         "resourceType": "DetectedIssue",
-        "id": str(row[0]),
+        "id": str(row.id),
         "language": "nb" if explanation_nb else "en",
-        "status": "final" if row[4] == "resolved" else "preliminary",
-        "code": {"coding": [{"system": "urn:varde:alarm-rule", "code": row[2]}], "text": row[2]},
-        "severity": _ISSUE_SEVERITY.get(row[3], "low"),
-        "patient": _ref("Patient", row[1]),
-        "identifiedDateTime": row[5].isoformat(),
+        "status": "final" if row.state == "resolved" else "preliminary",
+        "code": {"coding": [{"system": "urn:varde:alarm-rule", "code": row.rule}], "text": row.rule},
+        "severity": _ISSUE_SEVERITY.get(row.severity, "low"),
+        "patient": _ref("Patient", row.patient_id),
+        "identifiedDateTime": row.opened_at.isoformat(),
     }
     if updated_at is not None:
         resource["meta"] = _meta(last_updated=updated_at)
-    detail, extension = translated(explanation_nb, row[6]) if explanation_nb else (row[6], None)
+    detail, extension = translated(explanation_nb, row.explanation_en) if explanation_nb else (row.explanation_en, None)
     resource["detail"] = detail
     if extension:
         resource["_detail"] = extension
-    if row[7]:
-        resource["implicated"] = [_ref("Observation", row[7])]
+    if row.last_reading_id:
+        resource["implicated"] = [_ref("Observation", row.last_reading_id)]
     mitigation = []
-    if row[8]:
+    if row.acknowledged_at:
         mitigation.append(
-            {"action": {"text": "Kvittert av teamet / Acknowledged by the care team"}, "date": _iso(row[8])}
+            {
+                "action": {"text": "Kvittert av teamet / Acknowledged by the care team"},
+                "date": _iso(row.acknowledged_at),
+            }
         )
-    if row[9]:
-        mitigation.append({"action": {"text": row[10] or "Løst / Resolved"}, "date": _iso(row[9])})
+    if row.resolved_at:
+        mitigation.append({"action": {"text": row.resolution or "Løst / Resolved"}, "date": _iso(row.resolved_at)})
     if mitigation:
         resource["mitigation"] = mitigation
     return resource
@@ -324,27 +329,30 @@ def _goal(plan_status: str, patient_id: Any, zones: Any) -> dict[str, Any]:
     }
 
 
-def care_plan(row: Sequence[Any]) -> dict[str, Any]:
+def care_plan(row: PlanRow) -> dict[str, Any]:
     """row: id, patient_id, version, status, created_at, activated_at, retired_at, body. The plan's limits are
     contained Goals (one per kind, the green range as target); advice and contacts are notes in bokmål and English."""
-    plan = PlanContent.model_validate(row[7])
+    plan = PlanContent.model_validate(row.body)
     resource: dict[str, Any] = {
         "resourceType": "CarePlan",
-        "id": str(row[0]),
-        "meta": _meta(last_updated=max(t for t in (row[4], row[5], row[6]) if t is not None)),
+        "id": str(row.id),
+        "meta": _meta(last_updated=max(t for t in (row.created_at, row.activated_at, row.retired_at) if t is not None)),
         "language": "nb",
-        "status": _CAREPLAN_STATUS[row[3]],
+        "status": _CAREPLAN_STATUS[row.status],
         "intent": "plan",
-        "title": f"Egenbehandlingsplan v{row[2]}",
-        "subject": _ref("Patient", row[1]),
-        "created": row[4].isoformat(),
-        "identifier": [{"system": "urn:varde:plan-version", "value": str(row[2])}],
+        "title": f"Egenbehandlingsplan v{row.version}",
+        "subject": _ref("Patient", row.patient_id),
+        "created": row.created_at.isoformat(),
+        "identifier": [{"system": "urn:varde:plan-version", "value": str(row.version)}],
     }
     if plan.diagnosis:
         resource["description"] = plan.diagnosis
-    if row[5]:
-        resource["period"] = {"start": row[5].isoformat(), **({"end": row[6].isoformat()} if row[6] else {})}
-    goals = [_goal(row[3], row[1], z) for z in plan.zones]
+    if row.activated_at:
+        resource["period"] = {
+            "start": row.activated_at.isoformat(),
+            **({"end": row.retired_at.isoformat()} if row.retired_at else {}),
+        }
+    goals = [_goal(row.status, row.patient_id, z) for z in plan.zones]
     if goals:
         resource["contained"] = goals
         resource["goal"] = [{"reference": f"#{g['id']}"} for g in goals]
@@ -355,7 +363,7 @@ def care_plan(row: Sequence[Any]) -> dict[str, Any]:
         activities.append(
             {
                 "detail": {
-                    "status": "scheduled" if row[3] == "active" else "not-started",
+                    "status": "scheduled" if row.status == "active" else "not-started",
                     "code": {"coding": [code.codings[0].as_fhir()], "text": f"Mål {info.name_nb.lower()}"},
                     "scheduledTiming": {
                         "repeat": {
@@ -386,11 +394,19 @@ CARE_TEAM = "urn:varde:care-team"
 ORGANISATION = "urn:varde:organisation"
 
 
-def episode_of_care(row: Sequence[Any]) -> dict[str, Any]:
+def episode_of_care(row: EpisodeRow) -> dict[str, Any]:
     """An episode of follow-up: status active/finished, the period, the responsible team (CareTeam, by display)
     and its organisation (managingOrganization), the protocol as type, and the enrolment reason and conditions."""
-    (ident, patient_id, status, team_id, team, org_id, org_name, reason, conditions, protocol) = row[:10]
-    started_at, ended_at, care_manager, updated_at, discharge_reason = row[10:15]
+    ident, patient_id, status, team_id, team = row.id, row.patient_id, row.status, row.team_id, row.team_name
+    org_id, org_name, reason, conditions, protocol = (
+        row.organisation_id,
+        row.organisation_name,
+        row.reason,
+        row.conditions,
+        row.protocol,
+    )
+    started_at, ended_at, care_manager = row.started_at, row.ended_at, row.care_manager_id
+    updated_at, discharge_reason = row.updated_at, row.discharge_reason
     period = {"start": started_at.isoformat(), **({"end": ended_at.isoformat()} if ended_at else {})}
     resource: dict[str, Any] = {
         "resourceType": "EpisodeOfCare",
@@ -428,27 +444,27 @@ QUESTIONNAIRE = "urn:varde:questionnaire"
 """Questionnaires live in the patient's plan; `urn:varde:questionnaire:<id>|<plan version>` names one."""
 
 
-def questionnaire_response(row: Sequence[Any]) -> dict[str, Any]:
+def questionnaire_response(row: ResponseRow) -> dict[str, Any]:
     """row: id, patient_id, questionnaire, plan_version, answered_at, received_at, answers, score, zone. Each
     answer is the chosen option's id as a Coding; the cloud's score and zone are in the item `score` / `zone`."""
-    name = row[2]
+    name = row.questionnaire
     options = f"{QUESTIONNAIRE}:{name}:options"
     items: list[dict[str, Any]] = [
         {"linkId": question, "answer": [{"valueCoding": {"system": options, "code": option}}]}
-        for question, option in sorted(dict(row[6]).items())
+        for question, option in sorted(dict(row.answers).items())
     ]
-    items.append({"linkId": "score", "text": "Poengsum / Score", "answer": [{"valueInteger": int(row[7])}]})
-    if row[8]:
-        items.append({"linkId": "zone", "text": "Sone / Zone", "answer": [{"valueString": row[8]}]})
+    items.append({"linkId": "score", "text": "Poengsum / Score", "answer": [{"valueInteger": int(row.score)}]})
+    if row.zone:
+        items.append({"linkId": "zone", "text": "Sone / Zone", "answer": [{"valueString": row.zone}]})
     return {
         "resourceType": "QuestionnaireResponse",
-        "id": str(row[0]),
-        "meta": _meta(last_updated=row[5]),
-        "questionnaire": f"{QUESTIONNAIRE}:{name}|{row[3]}",
+        "id": str(row.id),
+        "meta": _meta(last_updated=row.received_at),
+        "questionnaire": f"{QUESTIONNAIRE}:{name}|{row.plan_version}",
         "status": "completed",
-        "subject": _ref("Patient", row[1]),
-        "authored": row[4].isoformat(),
-        "source": _ref("Patient", row[1]),
+        "subject": _ref("Patient", row.patient_id),
+        "authored": row.answered_at.isoformat(),
+        "source": _ref("Patient", row.patient_id),
         "item": items,
     }
 

@@ -352,7 +352,7 @@ def _patient_test(criterion: Criterion, value: str, now: datetime) -> PatientTes
 
 
 def _issue(row: rows_of.IssueRow) -> dict[str, Any]:
-    return fhir.detected_issue(row[:12], explanation_nb=row.explanation_nb, updated_at=row.updated_at)
+    return fhir.detected_issue(row, explanation_nb=row.explanation_nb, updated_at=row.updated_at)
 
 
 def issue_resources(
@@ -417,7 +417,7 @@ def search_plans(conn: Connection[Any], request: SearchRequest, patients: list[U
 def device_resources(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[dict[str, Any]]:
     """The patients' home gateways and the measuring devices seen through them, ordered by id."""
     home = rows_of.home_devices(conn, patient_ids)
-    patient_of = {g.id: g.patient_id for g in home.gateways}
+    patient_of = {g.id: g.patient_id for g in home.gateways if g.patient_id is not None}
     out = [fhir.gateway_device(g) for g in home.gateways]
     out += [fhir.measuring_device(d, patient_of[d.gateway_id]) for d in home.devices]
     return sorted(out, key=lambda r: str(r["id"]))

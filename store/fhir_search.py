@@ -20,6 +20,7 @@ from psycopg.rows import class_row, scalar_row
 
 from store.episodes import EPISODE_FROM, EPISODE_ROW_COLUMNS, EpisodeRow
 from store.readings import StoredReading, reading_columns
+from vitals.vocabulary import Severity
 
 # --- tests ----------------------------------------------------------------------------------------------------------
 
@@ -333,7 +334,8 @@ class PatientRow(NamedTuple):
     national_id: str | None
     birth_date: date | None
     active: bool
-    updated_at: datetime
+    updated_at: datetime | None = None
+    """When the record last changed (none: not told)."""
 
 
 _PATIENT_COLUMNS = sql.SQL("p.id, p.display_name, p.national_id, p.birth_date, p.active, p.updated_at")
@@ -496,7 +498,7 @@ class IssueRow(NamedTuple):
     id: UUID
     patient_id: UUID
     rule: str
-    severity: str
+    severity: Severity
     state: str
     opened_at: datetime
     explanation_en: str
@@ -505,8 +507,8 @@ class IssueRow(NamedTuple):
     resolved_at: datetime | None
     resolution: str | None
     kind: str | None
-    explanation_nb: str | None
-    updated_at: datetime
+    explanation_nb: str | None = None
+    updated_at: datetime | None = None
 
 
 _ISSUE_COLUMNS = sql.SQL(", ".join(f"a.{c}" for c in IssueRow._fields))
@@ -621,7 +623,7 @@ class GatewayRow(NamedTuple):
     """A home gateway as `clinician_api.fhir.gateway_device` reads it, in its order."""
 
     id: str
-    patient_id: UUID
+    patient_id: UUID | None
     enabled: bool
     agent_version: str | None
     state: str | None

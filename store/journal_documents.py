@@ -18,7 +18,9 @@ from psycopg import Connection, sql
 from psycopg.rows import class_row
 
 from store.episodes import EPISODE_FROM, EPISODE_ROW_COLUMNS, EpisodeRow
+from store.fhir_search import DeviceRow, GatewayRow, PlanRow
 from store.readings import StoredReading, reading_columns
+from vitals.vocabulary import Severity
 
 PatientCondition = Callable[[str], sql.Composable]
 """The caller's SQL condition on the patient in the given column (`clinician_api.consent.not_reserved_sql` for one
@@ -40,7 +42,7 @@ class ResolvedAlarm:
     id: UUID
     patient_id: UUID
     rule: str
-    severity: str
+    severity: Severity
     state: str
     opened_at: datetime
     explanation_en: str
@@ -74,23 +76,6 @@ class Practitioner:
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceRow:
-    gateway_id: str
-    address: str
-    type: str
-    model: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayRow:
-    id: str
-    patient_id: UUID | None
-    enabled: bool
-    agent_version: str | None
-    state: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class EpisodeStep:
     """One event of an episode of follow-up, with the episode's patient and discharge summary."""
 
@@ -114,20 +99,6 @@ class HandoverNote:
     open_alarms: str
     watch: str
     decline_reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRow:
-    """A self-management plan version: what `clinician_api.fhir.care_plan` reads."""
-
-    id: UUID
-    patient_id: UUID
-    version: int
-    status: str
-    created_at: datetime
-    activated_at: datetime | None
-    retired_at: datetime | None
-    body: dict[str, Any]
 
 
 # --- where a document goes -------------------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ from uuid import UUID
 
 from clinician_api import fhir
 from clinician_api.journal import identity
+from store.episodes import EpisodeRow
+from store.fhir_search import DeviceRow, GatewayRow, IssueRow, PlanRow
+from store.fhir_search import PatientRow as FhirPatient
 
 _LOINC_NOTE = {
     "nurse": ("34746-8", "Nurse Note"),
@@ -42,19 +45,16 @@ class PatientRow:
 class AlarmDocument:
     """Everything one alarm's document holds, read in the transaction that resolves the alarm."""
 
-    alarm: tuple[Any, ...]
-    """id, patient_id, rule, severity, state, opened_at, explanation_en, last_reading_id, acknowledged_at,
-    resolved_at, resolution, kind (the columns `fhir.detected_issue` reads)."""
+    alarm: IssueRow
     patient: PatientRow
     practitioner: tuple[Any, ...]
     """id, username, display_name, hpr_number, role."""
     organisation: tuple[Any, ...]
     """id, name, org_number."""
     readings: Sequence[fhir.ReadingRow]
-    devices: Sequence[tuple[Any, ...]]
-    """gateway_id, address, type, model of the measuring devices behind the readings."""
-    gateways: Sequence[tuple[Any, ...]]
-    """id, patient_id, enabled, agent_version, state."""
+    devices: Sequence[DeviceRow]
+    """The measuring devices behind the readings."""
+    gateways: Sequence[GatewayRow]
     explanation_nb: str | None = None
     """The alarm's text in bokmål, as the nurse read it (the document's language)."""
 
@@ -84,7 +84,7 @@ def _link(resources: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]
 
 
 def _patient(row: PatientRow) -> dict[str, Any]:
-    resource = fhir.patient((row.id, row.display_name, row.national_id, row.birth_date, row.active))
+    resource = fhir.patient(FhirPatient(row.id, row.display_name, row.national_id, row.birth_date, row.active))
     resource["identifier"] = identity.patient_identifiers(row.id, row.national_id)
     return resource
 
@@ -97,11 +97,11 @@ def _observations(readings: Iterable[fhir.ReadingRow]) -> list[dict[str, Any]]:
 
 
 def _devices(
-    devices: Iterable[tuple[Any, ...]], gateways: Iterable[tuple[Any, ...]], patient_of: dict[str, UUID]
+    devices: Iterable[DeviceRow], gateways: Iterable[GatewayRow], patient_of: dict[str, UUID]
 ) -> list[dict[str, Any]]:
     out = [fhir.gateway_device(g) for g in gateways]
     for row in devices:
-        resource = fhir.measuring_device(row, patient_of[row[0]])
+        resource = fhir.measuring_device(row, patient_of[row.gateway_id])
         resource["identifier"] = [*resource["identifier"], {"system": identity.VARDE_DEVICE, "value": resource["id"]}]
         out.append(resource)
     return out
@@ -121,9 +121,10 @@ def document_id(alarm_id: UUID) -> UUID:
 def alarm_document(doc: AlarmDocument) -> dict[str, Any]:
     """A document Bundle: Composition (the resolution note as section text), DetectedIssue, the triggering
     Observations, Patient, Practitioner (who resolved it), Organization, and the devices that measured."""
-    alarm_id, patient_id, rule = doc.alarm[0], doc.alarm[1], doc.alarm[2]
-    resolved_at: datetime = doc.alarm[9]
-    resolution: str = doc.alarm[10] or ""
+    alarm_id, patient_id, rule = doc.alarm.id, doc.alarm.patient_id, doc.alarm.rule
+    assert doc.alarm.resolved_at is not None  # only a resolved alarm is journaled
+    resolved_at: datetime = doc.alarm.resolved_at
+    resolution: str = doc.alarm.resolution or ""
     bundle_id = document_id(alarm_id)
     practitioner = identity.practitioner(doc.practitioner[:4])
     organisation = identity.organisation(doc.organisation)
@@ -150,8 +151,8 @@ def alarm_document(doc: AlarmDocument) -> dict[str, Any]:
                 "title": "Målinger / Measurements",
                 "code": {"coding": [{"system": fhir.LOINC, "code": "8716-3", "display": "Vital signs"}]},
                 "text": _narrative(
-                    [f"{len(observations)} måling(er) bak alarmen: {doc.explanation_nb or doc.alarm[6]}"],
-                    [f"{len(observations)} measurement(s) behind the alarm: {doc.alarm[6]}"],
+                    [f"{len(observations)} måling(er) bak alarmen: {doc.explanation_nb or doc.alarm.explanation_en}"],
+                    [f"{len(observations)} measurement(s) behind the alarm: {doc.alarm.explanation_en}"],
                 ),
                 "entry": [{"reference": f"Observation/{o['id']}"} for o in observations],
             }
@@ -173,7 +174,7 @@ def alarm_document(doc: AlarmDocument) -> dict[str, Any]:
         "custodian": {"reference": f"Organization/{organisation['id']}"},
         "section": sections,
     }
-    patient_of = {str(g[0]): UUID(str(g[1])) for g in doc.gateways}
+    patient_of = {g.id: UUID(str(g.patient_id)) for g in doc.gateways}
     resources = [
         composition,
         issue,
@@ -198,8 +199,8 @@ def measurement_bundle(
     bundle_type: str,
     patients: Sequence[PatientRow],
     readings: Sequence[fhir.ReadingRow],
-    devices: Sequence[tuple[Any, ...]],
-    gateways: Sequence[tuple[Any, ...]],
+    devices: Sequence[DeviceRow],
+    gateways: Sequence[GatewayRow],
     created_at: datetime,
 ) -> dict[str, Any]:
     """New Observations for a record system. A transaction creates each Observation and Device only if its
@@ -211,7 +212,7 @@ def measurement_bundle(
     by_patient = {f"Patient/{p.id}": p for p in patients}
     conditions: dict[str, str] = {}
     resources: list[dict[str, Any]] = []
-    patient_of = {str(g[0]): UUID(str(g[1])) for g in gateways}
+    patient_of = {g.id: UUID(str(g.patient_id)) for g in gateways}
     for resource in _devices(devices, gateways, patient_of):
         system = identity.VARDE_DEVICE if resource["id"].startswith("dev-") else fhir.GATEWAY_ID
         conditions[f"Device/{resource['id']}"] = f"identifier={system}|{resource['id']}"
@@ -277,8 +278,7 @@ class EpisodeDocument:
     kind: str
     at: datetime
     endpoint_id: UUID
-    episode: tuple[Any, ...]
-    """The columns `fhir.episode_of_care` reads."""
+    episode: EpisodeRow
     patient: PatientRow
     practitioner: tuple[Any, ...]
     """id, username, display_name, hpr_number, role."""
@@ -286,8 +286,8 @@ class EpisodeDocument:
     """id, name, org_number of the record's organisation (the custodian)."""
     note: Sequence[tuple[str, str]] = ()
     """(section title, text) of the hand-over note or the discharge summary."""
-    plan: tuple[Any, ...] | None = None
-    """The patient's active self-management plan at the step (the columns `fhir.care_plan` reads), if any."""
+    plan: PlanRow | None = None
+    """The patient's active self-management plan at the step, if any."""
 
 
 def _plan_section(plan: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +314,7 @@ def episode_document(doc: EpisodeDocument) -> dict[str, Any]:
     sections: list[dict[str, Any]] = [
         {
             "title": "Episode",
-            "text": _narrative([title_nb, doc.episode[7]], [title_en]),
+            "text": _narrative([title_nb, doc.episode.reason], [title_en]),
             "entry": [{"reference": f"EpisodeOfCare/{episode['id']}"}],
         }
     ]

@@ -20,6 +20,7 @@ from psycopg import Connection
 from clinician_api import consent, fhir
 from clinician_api.journal import bundles
 from store import journal, journal_documents
+from store.fhir_search import DeviceRow, GatewayRow, IssueRow
 from store.journal_documents import PatientCondition
 
 may_share: PatientCondition = partial(consent.not_reserved_sql, "record_sharing")
@@ -88,7 +89,7 @@ def enqueue_alarm_document(conn: Connection[Any], alarm_id: UUID) -> UUID | None
     readings = _alarm_readings(conn, alarm)
     devices, gateways = devices_of(conn, readings)
     doc = bundles.AlarmDocument(
-        alarm=(
+        alarm=IssueRow(
             alarm.id,
             alarm.patient_id,
             alarm.rule,
@@ -143,9 +144,7 @@ def _alarm_readings(conn: Connection[Any], alarm: journal_documents.ResolvedAlar
     return sorted(readings.values(), key=lambda r: (r.measured_at, str(r.id)))
 
 
-def devices_of(
-    conn: Connection[Any], readings: Sequence[fhir.ReadingRow]
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def devices_of(conn: Connection[Any], readings: Sequence[fhir.ReadingRow]) -> tuple[list[DeviceRow], list[GatewayRow]]:
     """The measuring devices and home gateways the readings came through (as `fhir` builder rows)."""
     pairs = sorted({(r.gateway_id, r.device_address) for r in readings if r.device_address})
     gateway_ids = sorted({r.gateway_id for r in readings if r.device_address})
@@ -156,14 +155,11 @@ def devices_of(
     known = {(d.gateway_id, d.address) for d in devices}
     # A reading whose device row is gone still names its device: describe it from the reading itself.
     extra = [
-        (r.gateway_id, r.device_address, r.device_type or "device", r.device_model)
+        DeviceRow(r.gateway_id, address, r.device_type or "device", r.device_model)
         for r in {(r.gateway_id, r.device_address): r for r in readings if r.device_address}.values()
-        if (r.gateway_id, r.device_address) not in known
+        if (address := r.device_address) is not None and (r.gateway_id, address) not in known
     ]
-    return (
-        [(d.gateway_id, d.address, d.type, d.model) for d in devices] + extra,
-        [(g.id, g.patient_id, g.enabled, g.agent_version, g.state) for g in gateways],
-    )
+    return devices + extra, gateways
 
 
 # --- an episode step's document ----------------------------------------------------------------------------------
@@ -214,7 +210,7 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
             practitioner=_practitioner(practitioner),
             organisation=_organisation(target),
             note=note,
-            plan=_plan(plan) if plan is not None else None,
+            plan=plan,
         )
         bundle = bundles.episode_document(doc)
         insert(
@@ -227,11 +223,6 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
         )
         entries.append(UUID(bundle["id"]))
     return entries
-
-
-def _plan(p: journal_documents.PlanRow) -> tuple[Any, ...]:
-    """In the order `fhir.care_plan` reads (`fhir_query.PLAN_COLUMNS`)."""
-    return (p.id, p.patient_id, p.version, p.status, p.created_at, p.activated_at, p.retired_at, p.body)
 
 
 __all__ = ["devices_of", "enqueue_alarm_document", "enqueue_episode_step", "insert", "patient_row"]

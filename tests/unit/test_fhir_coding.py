@@ -29,7 +29,20 @@ from clinician_api.fhir_search import (
     parse_search,
     parse_token,
 )
-from store.fhir_search import Before, Between, DateTest, From, Outside
+from store.episodes import EpisodeRow
+from store.fhir_search import (
+    Before,
+    Between,
+    DateTest,
+    DeviceRow,
+    From,
+    GatewayRow,
+    IssueRow,
+    Outside,
+    PatientRow,
+    PlanRow,
+    ResponseRow,
+)
 
 MDC = "urn:iso:std:iso:11073:10101"
 LOINC = "http://loinc.org"
@@ -97,13 +110,13 @@ def test_observation_code_by_kind_device_and_sample_type(
 )
 def test_identifier_system_is_chosen_by_the_number(number: str, system: str) -> None:
     assert fhir_coding.national_id_system(number) == system
-    patient = fhir.patient((PATIENT, "Kari Nordmann", number, date(1970, 1, 1), True))
+    patient = fhir.patient(PatientRow(PATIENT, "Kari Nordmann", number, date(1970, 1, 1), True))
     assert patient["identifier"][0]["system"] == system
     Patient.model_validate(patient)
 
 
 def test_patient_claims_no_basis_and_has_family_and_given() -> None:
-    patient = fhir.patient((PATIENT, "Kari Anne Nordmann", "01017012345", None, True, T))
+    patient = fhir.patient(PatientRow(PATIENT, "Kari Anne Nordmann", "01017012345", None, True, T))
     assert patient["meta"] == {"lastUpdated": T.isoformat(), "profile": [fhir_coding.NO_BASIS_PATIENT]}
     assert patient["name"] == [
         {"use": "official", "text": "Kari Anne Nordmann", "family": "Nordmann", "given": ["Kari", "Anne"]}
@@ -131,7 +144,7 @@ def test_blood_pressure_mean_is_a_component_of_the_panel() -> None:
 
 
 def test_measuring_device_has_the_phd_identifiers_and_specialization() -> None:
-    device = fhir.measuring_device(("gw-test-1", "a4:c1:38:00:00:01", "pulse_oximeter", "PO-60"), PATIENT)
+    device = fhir.measuring_device(DeviceRow("gw-test-1", "a4:c1:38:00:00:01", "pulse_oximeter", "PO-60"), PATIENT)
     Device.model_validate(device)
     assert device["identifier"][0]["system"] == "http://hl7.org/fhir/sid/eui-48/bluetooth"
     assert device["identifier"][0]["value"] == "A4-C1-38-00-00-01"
@@ -143,7 +156,7 @@ def test_measuring_device_has_the_phd_identifiers_and_specialization() -> None:
 def test_detected_issue_is_in_bokmal_with_english_as_translation() -> None:
     row = (uuid.uuid4(), PATIENT, "threshold.spo2.low", "red", "open", T, "SpO2 85 % below 86 %", None, None, None,
            None, "spo2")  # fmt: skip
-    issue = fhir.detected_issue(row, explanation_nb="SpO2 85 % under 86 %", updated_at=T)
+    issue = fhir.detected_issue(IssueRow(*row), explanation_nb="SpO2 85 % under 86 %", updated_at=T)
     DetectedIssue.model_validate(issue)
     assert issue["detail"] == "SpO2 85 % under 86 %" and issue["language"] == "nb"
     assert issue["_detail"]["extension"][0]["extension"][1] == {"url": "content", "valueString": "SpO2 85 % below 86 %"}
@@ -161,7 +174,7 @@ def test_care_plan_carries_its_limits_as_goals() -> None:
         ],
         "contacts": [{"name": "Lungepoliklinikken", "role": "sykepleier", "phone": "+47 22 11 80 80"}],
     }
-    plan = fhir.care_plan((uuid.uuid4(), PATIENT, 2, "active", T, T, None, body))
+    plan = fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 2, "active", T, T, None, body))
     CarePlan.model_validate(plan)
     (goal,) = plan["contained"]
     assert plan["goal"] == [{"reference": "#goal-spo2"}]
@@ -381,14 +394,14 @@ def test_pseudonymised_resources_stay_valid_and_lose_identity() -> None:
         "contacts": [{"name": "Lungepoliklinikken", "role": "sykepleier", "phone": "+47 22 11 80 80"}],
     }
     resources = [
-        fhir.patient((PATIENT, "Kari Nordmann", "01017012345", date(1950, 5, 17), True, T)),
+        fhir.patient(PatientRow(PATIENT, "Kari Nordmann", "01017012345", date(1950, 5, 17), True, T)),
         fhir.observation(_reading("spo2", 93.0)),
         fhir.bp_panel({Kind(k): _reading(k, v) for k, v in (("bp_systolic", 141), ("bp_mean", 99))}),
-        fhir.gateway_device(("gw-test-1", PATIENT, True, "0.3.0", "online")),
-        fhir.measuring_device(("gw-test-1", "A4:C1:38:00:00:01", "pulse_oximeter", "PO-60"), PATIENT),
-        fhir.care_plan((uuid.uuid4(), PATIENT, 1, "active", T, T, T + timedelta(days=3), body)),
-        fhir.detected_issue(alarm, explanation_nb="SpO2 85 %", updated_at=T),
-        fhir.detected_issue(missed, explanation_nb=missed_nb, updated_at=T),
+        fhir.gateway_device(GatewayRow("gw-test-1", PATIENT, True, "0.3.0", "online")),
+        fhir.measuring_device(DeviceRow("gw-test-1", "A4:C1:38:00:00:01", "pulse_oximeter", "PO-60"), PATIENT),
+        fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 1, "active", T, T, T + timedelta(days=3), body)),
+        fhir.detected_issue(IssueRow(*alarm), explanation_nb="SpO2 85 %", updated_at=T),
+        fhir.detected_issue(IssueRow(*missed), explanation_nb=missed_nb, updated_at=T),
     ]
     assert "19.11." in json.dumps(resources[-1], ensure_ascii=False)  # the alarm text does carry the true day
     truth = TrueDates()
@@ -419,7 +432,7 @@ def test_a_resource_type_without_an_allow_list_is_not_exported_pseudonymised() -
 
     row = (uuid.uuid4(), PATIENT, "cat", 2, T, T, {"breath": "worse"}, 2, "yellow")
     with pytest.raises(ValueError, match="allow-list"):
-        Pseudonymiser(b"k" * 32).resource(fhir.questionnaire_response(row), str(PATIENT))
+        Pseudonymiser(b"k" * 32).resource(fhir.questionnaire_response(ResponseRow(*row)), str(PATIENT))
 
 
 @pytest.mark.parametrize(
@@ -449,7 +462,7 @@ def test_questionnaire_response_is_valid() -> None:
     from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
     row = (uuid.uuid4(), PATIENT, "cat", 2, T, T, {"breath": "worse"}, 2, "yellow")
-    response = fhir.questionnaire_response(row)
+    response = fhir.questionnaire_response(ResponseRow(*row))
     QuestionnaireResponse.model_validate(response)
     assert response["questionnaire"] == "urn:varde:questionnaire:cat|2"
     assert response["item"][0] == {
@@ -470,7 +483,7 @@ def test_questionnaire_response_is_valid() -> None:
     ],
 )
 def test_every_device_type_has_its_mdc_specialization(device_type: str, code: str, reference: str) -> None:
-    device = fhir.measuring_device(("gw-test-1", "A4:C1:38:00:00:01", device_type, "M-1"), PATIENT)
+    device = fhir.measuring_device(DeviceRow("gw-test-1", "A4:C1:38:00:00:01", device_type, "M-1"), PATIENT)
     Device.model_validate(device)
     assert device["type"]["coding"] == [{"system": MDC, "code": "65573", "display": "MDC_MOC_VMS_MDS_SIMP"}]
     (specialization,) = device["specialization"]
@@ -538,17 +551,18 @@ def _every_builder() -> list[tuple[str, dict[str, Any]]]:
     answers = (uuid.uuid4(), PATIENT, "cat", 2, T, T, {"breath": "worse"}, 2, "yellow")
     bp = [_reading(k, v, "blood_pressure_monitor") for k, v in (("bp_systolic", 141), ("bp_diastolic", 88.5))]
     observation = fhir.observation(_reading("body_weight", 82.35, "weight_scale"))
+    scale = DeviceRow("gw-test-1", "A4:C1:38:00:00:01", "weight_scale", "B")
     return [
-        ("patient", fhir.patient((PATIENT, "Kari Nordmann", "41017012345", date(1950, 5, 17), True, T))),
+        ("patient", fhir.patient(PatientRow(PATIENT, "Kari Nordmann", "41017012345", date(1950, 5, 17), True, T))),
         ("observation", observation),
         ("glucose", fhir.observation(_reading("glucose", 6.1, "glucose_meter", ("sample_interstitial_fluid",)))),
         ("bp_panel", fhir.observations(bp)[0]),
-        ("gateway_device", fhir.gateway_device(("gw-test-1", PATIENT, True, "0.3.0", "online"))),
-        ("measuring_device", fhir.measuring_device(("gw-test-1", "A4:C1:38:00:00:01", "weight_scale", "B"), PATIENT)),
-        ("detected_issue", fhir.detected_issue(alarm, explanation_nb="SpO2 85 % (nb)", updated_at=T)),
-        ("care_plan", fhir.care_plan((uuid.uuid4(), PATIENT, 2, "active", T, T, None, body))),
-        ("episode_of_care", fhir.episode_of_care(episode)),
-        ("questionnaire_response", fhir.questionnaire_response(answers)),
+        ("gateway_device", fhir.gateway_device(GatewayRow("gw-test-1", PATIENT, True, "0.3.0", "online"))),
+        ("measuring_device", fhir.measuring_device(scale, PATIENT)),
+        ("detected_issue", fhir.detected_issue(IssueRow(*alarm), explanation_nb="SpO2 85 % (nb)", updated_at=T)),
+        ("care_plan", fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 2, "active", T, T, None, body))),
+        ("episode_of_care", fhir.episode_of_care(EpisodeRow(*episode))),
+        ("questionnaire_response", fhir.questionnaire_response(ResponseRow(*answers))),
         ("operation_outcome", fhir.operation_outcome(400, "date: not a date")),
         ("bundle", fhir.bundle([observation], "http://varde.test/fhir", links=[("self", "http://varde.test/x")])),
         ("organisation", identity.organisation((uuid.uuid4(), "Oslo kommune", "974778874"))),

@@ -15,13 +15,14 @@ from fhir.resources.R4B.composition import Composition
 from clinician_api.fhir import ReadingRow
 from clinician_api.journal import bundles, identity
 from clinician_api.journal.delivery import Endpoint
+from store.fhir_search import DeviceRow, GatewayRow, IssueRow
 
 NATIONAL_ID = "01017012345"
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 PATIENT = bundles.PatientRow(
     uuid.UUID("11111111-2222-4333-8444-555555555555"), "Kari Nordmann", NATIONAL_ID, None, True
 )
-GATEWAY = ("gw-test-1", PATIENT.id, True, "0.3.0", "online")
+GATEWAY = GatewayRow("gw-test-1", PATIENT.id, True, "0.3.0", "online")
 
 
 def _reading(
@@ -50,8 +51,8 @@ READINGS = [
     _reading("bp_diastolic", 95.0, 5, "g1", "A4:C1:38:00:00:03"),
 ]
 DEVICES = [
-    ("gw-test-1", "A4:C1:38:00:00:01", "pulse_oximeter", "PO-60"),
-    ("gw-test-1", "A4:C1:38:00:00:03", "blood_pressure_monitor", None),
+    DeviceRow("gw-test-1", "A4:C1:38:00:00:01", "pulse_oximeter", "PO-60"),
+    DeviceRow("gw-test-1", "A4:C1:38:00:00:03", "blood_pressure_monitor", None),
 ]
 ALARM_ID = uuid.UUID("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee")
 RESOLVER = (uuid.UUID("99999999-8888-4777-8666-555555555555"), "kari.nurse", "Kari Sykepleier", "1234567", "nurse")
@@ -59,7 +60,7 @@ ORG = (uuid.UUID("12121212-3434-4565-8787-909090909090"), "Oslo kommune", "97477
 
 
 def _document(resolution: str = "Ringte pasienten; økte oksygen. <ok> & videre") -> dict[str, Any]:
-    alarm = (
+    alarm = IssueRow(
         ALARM_ID,
         PATIENT.id,
         "threshold.spo2.low",
