@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from psycopg import Connection, sql
@@ -34,6 +34,18 @@ class RecordTarget:
     endpoint_id: UUID
     organisation_id: UUID
     organisation_name: str
+    org_number: str
+
+    @property
+    def organisation(self) -> Organisation:
+        return Organisation(self.organisation_id, self.organisation_name, self.org_number)
+
+
+class Organisation(NamedTuple):
+    """An organisation as a record document names it (its custodian)."""
+
+    id: UUID
+    name: str
     org_number: str
 
 
@@ -66,8 +78,7 @@ class RecordPatient:
     active: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Practitioner:
+class Practitioner(NamedTuple):
     id: UUID
     username: str
     display_name: str
@@ -276,6 +287,7 @@ __all__ = [
     "EpisodeStep",
     "GatewayRow",
     "HandoverNote",
+    "Organisation",
     "PatientCondition",
     "PlanRow",
     "Practitioner",

@@ -20,6 +20,7 @@ from clinician_api.journal import identity
 from store.episodes import EpisodeRow
 from store.fhir_search import DeviceRow, GatewayRow, IssueRow, PlanRow
 from store.fhir_search import PatientRow as FhirPatient
+from store.journal_documents import Organisation, Practitioner
 
 _LOINC_NOTE = {
     "nurse": ("34746-8", "Nurse Note"),
@@ -47,10 +48,8 @@ class AlarmDocument:
 
     alarm: IssueRow
     patient: PatientRow
-    practitioner: tuple[Any, ...]
-    """id, username, display_name, hpr_number, role."""
-    organisation: tuple[Any, ...]
-    """id, name, org_number."""
+    practitioner: Practitioner
+    organisation: Organisation
     readings: Sequence[fhir.ReadingRow]
     devices: Sequence[DeviceRow]
     """The measuring devices behind the readings."""
@@ -126,7 +125,7 @@ def alarm_document(doc: AlarmDocument) -> dict[str, Any]:
     resolved_at: datetime = doc.alarm.resolved_at
     resolution: str = doc.alarm.resolution or ""
     bundle_id = document_id(alarm_id)
-    practitioner = identity.practitioner(doc.practitioner[:4])
+    practitioner = identity.practitioner(doc.practitioner)
     organisation = identity.organisation(doc.organisation)
     observations = _observations(doc.readings)
     issue = fhir.detected_issue(doc.alarm, explanation_nb=doc.explanation_nb)
@@ -134,7 +133,7 @@ def alarm_document(doc: AlarmDocument) -> dict[str, Any]:
     issue["author"] = {"reference": f"Practitioner/{practitioner['id']}"}
     if observations:
         issue["implicated"] = [{"reference": f"Observation/{o['id']}"} for o in observations]
-    code, display = _LOINC_NOTE.get(doc.practitioner[4], _LOINC_NOTE["physician"])
+    code, display = _LOINC_NOTE.get(doc.practitioner.role, _LOINC_NOTE["physician"])
     composition_id = identity.stable_id("alarm-composition", alarm_id)
     title = f"Varde: alarm {rule} løst"
     sections: list[dict[str, Any]] = [
@@ -280,10 +279,9 @@ class EpisodeDocument:
     endpoint_id: UUID
     episode: EpisodeRow
     patient: PatientRow
-    practitioner: tuple[Any, ...]
-    """id, username, display_name, hpr_number, role."""
-    organisation: tuple[Any, ...]
-    """id, name, org_number of the record's organisation (the custodian)."""
+    practitioner: Practitioner
+    organisation: Organisation
+    """The record's organisation (the custodian)."""
     note: Sequence[tuple[str, str]] = ()
     """(section title, text) of the hand-over note or the discharge summary."""
     plan: PlanRow | None = None
@@ -306,10 +304,10 @@ def episode_document(doc: EpisodeDocument) -> dict[str, Any]:
     record system that the step concerns."""
     bundle_id = identity.stable_id("episode-document", doc.event_id, doc.endpoint_id)
     composition_id = identity.stable_id("episode-composition", doc.event_id, doc.endpoint_id)
-    practitioner = identity.practitioner(doc.practitioner[:4])
+    practitioner = identity.practitioner(doc.practitioner)
     organisation = identity.organisation(doc.organisation)
     episode = fhir.episode_of_care(doc.episode)
-    code, display = _LOINC_NOTE.get(doc.practitioner[4], _LOINC_NOTE["physician"])
+    code, display = _LOINC_NOTE.get(doc.practitioner.role, _LOINC_NOTE["physician"])
     title_nb, title_en = _EPISODE_TITLES[doc.kind]
     sections: list[dict[str, Any]] = [
         {

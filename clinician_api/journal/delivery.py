@@ -20,6 +20,7 @@ from uuid import UUID
 
 from clinician_api.fhir import FHIR_JSON
 from clinician_api.journal.credentials import ClientCredentials, CredentialsError, TokenCache, http_url
+from store.journal import EndpointRow
 
 _ERROR_TEXT = 1000
 _RETRY_AFTER_MAX = 3600.0
@@ -37,16 +38,22 @@ class Endpoint:
     timeout_seconds: float
 
     @classmethod
-    def columns(cls) -> str:
-        return (
-            "id, name, base_url, token_url, client_id, client_secret_ref, scope, max_attempts, backoff_base_seconds, "
-            "backoff_max_seconds, timeout_seconds"
+    def of(cls, row: EndpointRow) -> Endpoint:
+        """The endpoint as stored; client credentials when it names a token URL (the table's CHECK sets the client
+        id and secret reference with it)."""
+        creds = None
+        if row.token_url and row.client_id and row.client_secret_ref:
+            creds = ClientCredentials(row.token_url, row.client_id, row.client_secret_ref, row.scope)
+        return cls(
+            row.id,
+            row.name,
+            row.base_url.rstrip("/"),
+            creds,
+            row.max_attempts,
+            row.backoff_base_seconds,
+            row.backoff_max_seconds,
+            row.timeout_seconds,
         )
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Endpoint:
-        creds = ClientCredentials(row[3], row[4], row[5], row[6]) if row[3] else None
-        return cls(row[0], row[1], str(row[2]).rstrip("/"), creds, row[7], row[8], row[9], row[10])
 
     def backoff(self, attempt: int) -> float:
         """Seconds before attempt `attempt + 1`: exponential from the base, capped, with ±20 % jitter."""

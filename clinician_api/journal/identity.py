@@ -11,6 +11,7 @@ from uuid import UUID
 
 from clinician_api.fhir import human_name, national_identifier
 from clinician_api.fhir_coding import NO_BASIS_ORGANIZATION, NO_BASIS_PRACTITIONER, national_id_system
+from store.journal_documents import Organisation, Practitioner
 
 ORGANISATION_NUMBER = "urn:oid:2.16.578.1.12.4.1.4.101"
 HPR_NUMBER = "urn:oid:2.16.578.1.12.4.1.4.4"
@@ -65,28 +66,28 @@ def patient_reference(patient_id: UUID, national_id: str | None, *, conditional:
     return reference
 
 
-def organisation(row: tuple[Any, ...]) -> dict[str, Any]:
-    """row: id, name, org_number. Claims no-basis-Organization (the organisation number is its identifier)."""
+def organisation(row: Organisation) -> dict[str, Any]:
+    """Claims no-basis-Organization (the organisation number is its identifier)."""
     return {
         "resourceType": "Organization",
-        "id": str(row[0]),
+        "id": str(row.id),
         "meta": {"profile": [NO_BASIS_ORGANIZATION]},
-        "identifier": [{"system": ORGANISATION_NUMBER, "value": row[2]}],
+        "identifier": [{"system": ORGANISATION_NUMBER, "value": row.org_number}],
         "active": True,
-        "name": row[1],
+        "name": row.name,
     }
 
 
-def practitioner(row: tuple[Any, ...]) -> dict[str, Any]:
-    """row: id, username, display_name, hpr_number. Claims no-basis-Practitioner; the name as family/given."""
-    identifiers = [{"system": HPR_NUMBER, "value": row[3]}] if row[3] else []
+def practitioner(row: Practitioner) -> dict[str, Any]:
+    """Claims no-basis-Practitioner; the name as family/given."""
+    identifiers = [{"system": HPR_NUMBER, "value": row.hpr_number}] if row.hpr_number else []
     return {
         "resourceType": "Practitioner",
-        "id": str(row[0]),
+        "id": str(row.id),
         "meta": {"profile": [NO_BASIS_PRACTITIONER]},
-        "identifier": [*identifiers, {"system": VARDE_USER, "value": row[1]}],
+        "identifier": [*identifiers, {"system": VARDE_USER, "value": row.username}],
         "active": True,
-        "name": [human_name(row[2] or row[1])],
+        "name": [human_name(row.display_name or row.username)],
     }
 
 

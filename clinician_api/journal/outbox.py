@@ -62,14 +62,6 @@ def patient_row(row: journal_documents.RecordPatient) -> bundles.PatientRow:
     return bundles.PatientRow(row.id, row.display_name, row.national_id, row.birth_date, row.active)
 
 
-def _practitioner(row: journal_documents.Practitioner) -> tuple[Any, ...]:
-    return (row.id, row.username, row.display_name, row.hpr_number, row.role)
-
-
-def _organisation(target: journal_documents.RecordTarget) -> tuple[Any, ...]:
-    return (target.organisation_id, target.organisation_name, target.org_number)
-
-
 # --- an alarm's document -----------------------------------------------------------------------------------------
 
 
@@ -104,8 +96,8 @@ def enqueue_alarm_document(conn: Connection[Any], alarm_id: UUID) -> UUID | None
             alarm.kind,
         ),
         patient=patient_row(patient),
-        practitioner=_practitioner(practitioner),
-        organisation=_organisation(target),
+        practitioner=practitioner,
+        organisation=target.organisation,
         readings=readings,
         devices=devices,
         gateways=gateways,
@@ -207,8 +199,8 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
             endpoint_id=target.endpoint_id,
             episode=episode,
             patient=patient_row(patient),
-            practitioner=_practitioner(practitioner),
-            organisation=_organisation(target),
+            practitioner=practitioner,
+            organisation=target.organisation,
             note=note,
             plan=plan,
         )

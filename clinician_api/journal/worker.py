@@ -178,21 +178,7 @@ class JournalWorker:
 def _endpoint(conn: psycopg.Connection[Any], endpoint_id: UUID) -> Endpoint:
     row = journal.endpoint(conn, endpoint_id)
     assert row is not None
-    return Endpoint.from_row(
-        (
-            row.id,
-            row.name,
-            row.base_url,
-            row.token_url,
-            row.client_id,
-            row.client_secret_ref,
-            row.scope,
-            row.max_attempts,
-            row.backoff_base_seconds,
-            row.backoff_max_seconds,
-            row.timeout_seconds,
-        )
-    )
+    return Endpoint.of(row)
 
 
 def _mark_failed(

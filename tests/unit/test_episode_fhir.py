@@ -15,12 +15,13 @@ from clinician_api import fhir
 from clinician_api.journal import bundles
 from store.episodes import EpisodeRow
 from store.fhir_search import PlanRow
+from store.journal_documents import Organisation, Practitioner
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 PATIENT = bundles.PatientRow(uuid.UUID("11111111-2222-4333-8444-555555555555"), "Kari Nordmann", None, None, True)
 TEAM = uuid.UUID("22222222-3333-4444-8555-666666666666")
-ORG = (uuid.UUID("12121212-3434-4565-8787-909090909090"), "Oslo kommune", "974778874")
-NURSE = (uuid.UUID("99999999-8888-4777-8666-555555555555"), "kari.nurse", "Kari Sykepleier", None, "nurse")
+ORG = Organisation(uuid.UUID("12121212-3434-4565-8787-909090909090"), "Oslo kommune", "974778874")
+NURSE = Practitioner(uuid.UUID("99999999-8888-4777-8666-555555555555"), "kari.nurse", "Kari Sykepleier", None, "nurse")
 
 
 def _episode(ended: datetime | None = None, org: bool = True) -> EpisodeRow:

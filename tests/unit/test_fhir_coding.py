@@ -43,6 +43,7 @@ from store.fhir_search import (
     PlanRow,
     ResponseRow,
 )
+from store.journal_documents import Organisation, Practitioner
 
 MDC = "urn:iso:std:iso:11073:10101"
 LOINC = "http://loinc.org"
@@ -552,6 +553,7 @@ def _every_builder() -> list[tuple[str, dict[str, Any]]]:
     bp = [_reading(k, v, "blood_pressure_monitor") for k, v in (("bp_systolic", 141), ("bp_diastolic", 88.5))]
     observation = fhir.observation(_reading("body_weight", 82.35, "weight_scale"))
     scale = DeviceRow("gw-test-1", "A4:C1:38:00:00:01", "weight_scale", "B")
+    nurse = Practitioner(uuid.uuid4(), "kari.nurse", "Kari Sykepleier", "1234567", "nurse")
     return [
         ("patient", fhir.patient(PatientRow(PATIENT, "Kari Nordmann", "41017012345", date(1950, 5, 17), True, T))),
         ("observation", observation),
@@ -565,8 +567,8 @@ def _every_builder() -> list[tuple[str, dict[str, Any]]]:
         ("questionnaire_response", fhir.questionnaire_response(ResponseRow(*answers))),
         ("operation_outcome", fhir.operation_outcome(400, "date: not a date")),
         ("bundle", fhir.bundle([observation], "http://varde.test/fhir", links=[("self", "http://varde.test/x")])),
-        ("organisation", identity.organisation((uuid.uuid4(), "Oslo kommune", "974778874"))),
-        ("practitioner", identity.practitioner((uuid.uuid4(), "kari.nurse", "Kari Sykepleier", "1234567"))),
+        ("organisation", identity.organisation(Organisation(uuid.uuid4(), "Oslo kommune", "974778874"))),
+        ("practitioner", identity.practitioner(nurse)),
     ]  # fmt: skip
 
 

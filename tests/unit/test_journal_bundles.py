@@ -16,6 +16,7 @@ from clinician_api.fhir import ReadingRow
 from clinician_api.journal import bundles, identity
 from clinician_api.journal.delivery import Endpoint
 from store.fhir_search import DeviceRow, GatewayRow, IssueRow
+from store.journal_documents import Organisation, Practitioner
 
 NATIONAL_ID = "01017012345"
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -55,8 +56,10 @@ DEVICES = [
     DeviceRow("gw-test-1", "A4:C1:38:00:00:03", "blood_pressure_monitor", None),
 ]
 ALARM_ID = uuid.UUID("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee")
-RESOLVER = (uuid.UUID("99999999-8888-4777-8666-555555555555"), "kari.nurse", "Kari Sykepleier", "1234567", "nurse")
-ORG = (uuid.UUID("12121212-3434-4565-8787-909090909090"), "Oslo kommune", "974778874")
+RESOLVER = Practitioner(
+    uuid.UUID("99999999-8888-4777-8666-555555555555"), "kari.nurse", "Kari Sykepleier", "1234567", "nurse"
+)
+ORG = Organisation(uuid.UUID("12121212-3434-4565-8787-909090909090"), "Oslo kommune", "974778874")
 
 
 def _document(resolution: str = "Ringte pasienten; økte oksygen. <ok> & videre") -> dict[str, Any]:
