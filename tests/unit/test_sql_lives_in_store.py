@@ -41,13 +41,11 @@ NOT_YET_MOVED = frozenset(
         "rules_engine/runtime.py",
         "rules_engine/scheduler.py",
         "rules_engine/schedules.py",
-        "varde/admin.py",
         "varde/backup.py",
         "varde/demo.py",
         "varde/demo_extras.py",
         "varde/emqx.py",
         "varde/ha.py",
-        "varde/provisioning.py",
         "varde/stack.py",
     }
 )
