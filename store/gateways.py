@@ -2,8 +2,8 @@
 (`GatewayInfo`, for the registry's cache), when each gateway and device was last heard from, and what a gateway's
 status message reports (state, agent version, outbox depth, device batteries); and a patient's gateways and devices
 as the API shows them (`GatewayStatusRow`, `DeviceStatusRow`) or publishes to them; and the registry as the admin
-CLI keeps it (`varde.admin`: gateways made with the hash of their secret, the secret replaced, revoked) and its
-provisioning reads (`varde.provisioning`: the patient's time zone). Enrolment codes are
+CLI keeps it (`varde.admin`: gateways made with the hash of their secret, the secret replaced, revoked, a patient's
+gateways disabled) and its provisioning reads (`varde.provisioning`: the patient's time zone). Enrolment codes are
 `store.gateway_enrolment`'s; the broker logins and what a secret is are the admin CLI's."""
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ _REVOKE = "UPDATE gateways SET enabled = false, revoked_at = now() WHERE id = %s
 _LOCK_ENABLED = "SELECT enabled FROM gateways WHERE id = %s FOR UPDATE"
 _SET_HASH = "UPDATE gateways SET secret_hash = %s WHERE id = %s"
 _PATIENT_TIMEZONE = "SELECT p.timezone FROM gateways g JOIN patients p ON p.id = g.patient_id WHERE g.id = %s"
+_COUNT_SERVING = (
+    "SELECT count(*) FROM gateways g JOIN patients p ON p.id = g.patient_id "
+    "WHERE g.id = ANY(%s) AND g.enabled AND p.active"
+)
+_DISABLE_OF_PATIENTS = "UPDATE gateways SET enabled = false WHERE patient_id = ANY(%s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,17 @@ def patient_timezone(conn: psycopg.Connection[Any], gateway_id: str) -> str | No
     return timezone
 
 
+def count_serving(conn: psycopg.Connection[Any], gateway_ids: Sequence[str]) -> int:
+    """How many of these gateways are enabled and serve an active patient."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        count: int | None = cur.execute(_COUNT_SERVING, (list(gateway_ids),)).fetchone()
+    return count or 0
+
+
+def disable_of_patients(conn: psycopg.Connection[Any], patient_ids: Sequence[UUID]) -> None:
+    conn.execute(_DISABLE_OF_PATIENTS, (list(patient_ids),))
+
+
 __all__ = [
     "DeviceSeen",
     "DeviceStatusRow",
@@ -186,7 +202,9 @@ __all__ = [
     "NewGateway",
     "StatusReport",
     "all_gateways",
+    "count_serving",
     "devices_of",
+    "disable_of_patients",
     "enabled_ids",
     "insert",
     "lock_enabled",

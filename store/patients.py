@@ -2,7 +2,8 @@
 newest measurement, the caller's access basis, current episode) read in keyset pages by name or for one patient,
 the rest of the record (`PatientRecordRow`), and the row lock that serialises changes to one patient; and the
 patients the admin CLI registers (one, or a numbered batch for load tests), their team and protocol, and the
-demo's registration backdated. Conditions are `store.conditions`', gateways and devices `store.gateways`'."""
+demo's changes (registration backdated, national id moved, deactivation). Conditions are `store.conditions`',
+gateways and devices `store.gateways`'."""
 
 from __future__ import annotations
 
@@ -66,6 +67,9 @@ _INSERT_NUMBERED = (
 )
 _CARE = "SELECT team_id, protocol FROM patients WHERE id = %s"
 _BACKDATE = "UPDATE patients SET created_at = %s WHERE id = %s"
+_RELEASE_NATIONAL_ID = "UPDATE patients SET national_id = NULL WHERE national_id = %s"
+_SET_NATIONAL_ID = "UPDATE patients SET national_id = %s WHERE id = %s"
+_DEACTIVATE = "UPDATE patients SET active = false WHERE id = ANY(%s)"
 _ALL_KINDS = [k.value for k in Kind]
 
 
@@ -176,7 +180,7 @@ def lock(conn: Connection[Any], patient_id: UUID) -> None:
     conn.execute(_LOCK, (patient_id,))
 
 
-# --- registration, as the admin CLI makes patients --------------------------------------------------------------------
+# --- registration, as the admin CLI and the demo make and change patients ------------------------------------------
 
 
 def insert(
@@ -205,15 +209,27 @@ def backdate(conn: Connection[Any], patient_id: UUID, registered_at: datetime) -
     conn.execute(_BACKDATE, (registered_at, patient_id))
 
 
+def move_national_id(conn: Connection[Any], national_id: str, patient_id: UUID) -> None:
+    """Give the patient this national id, taking it from any other patient who had it."""
+    conn.execute(_RELEASE_NATIONAL_ID, (national_id,))
+    conn.execute(_SET_NATIONAL_ID, (national_id, patient_id))
+
+
+def deactivate(conn: Connection[Any], patient_ids: Sequence[UUID]) -> None:
+    conn.execute(_DEACTIVATE, (list(patient_ids),))
+
+
 __all__ = [
     "PatientCare",
     "PatientRecordRow",
     "PatientSummaryRow",
     "backdate",
     "care_of",
+    "deactivate",
     "insert",
     "insert_numbered",
     "lock",
+    "move_national_id",
     "page",
     "record",
     "summary",

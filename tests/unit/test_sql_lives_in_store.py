@@ -42,8 +42,6 @@ NOT_YET_MOVED = frozenset(
         "rules_engine/scheduler.py",
         "rules_engine/schedules.py",
         "varde/backup.py",
-        "varde/demo.py",
-        "varde/demo_extras.py",
         "varde/emqx.py",
         "varde/ha.py",
         "varde/stack.py",
