@@ -494,6 +494,22 @@ def outcomes_of(conn: Connection[Any], patient_id: UUID, within: timedelta) -> l
         ).fetchall()
 
 
+@dataclass(frozen=True, slots=True)
+class OpenRule:
+    patient_id: UUID
+    rule: str
+
+
+def open_rules(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[OpenRule]:
+    """The rule of each unresolved alarm of these patients, by rule (the demo's summary)."""
+    with conn.cursor(row_factory=class_row(OpenRule)) as cur:
+        return cur.execute(
+            "SELECT patient_id, rule FROM alarms WHERE patient_id = ANY(%s::uuid[]) AND state <> 'resolved' "
+            "ORDER BY rule",
+            (list(patient_ids),),
+        ).fetchall()
+
+
 __all__ = [
     "AlarmOutcome",
     "AlarmUpsert",
@@ -501,6 +517,7 @@ __all__ = [
     "Journal",
     "Locked",
     "NewEvent",
+    "OpenRule",
     "Raised",
     "acknowledge",
     "add_note",
@@ -512,6 +529,7 @@ __all__ = [
     "lock",
     "mark_back_in_range",
     "mark_rules_back_in_range",
+    "open_rules",
     "outcomes_of",
     "raise_alarms",
     "raise_missed_questionnaires",

@@ -1,6 +1,7 @@
 """Backup and WAL-archive health as Prometheus metrics, read from the database on each scrape (cached briefly): the
-newest backup `varde db backup` recorded in `backup_runs`, and PostgreSQL's own archiver statistics. Served by the
-rules scheduler; the operators' alert (deploy/prometheus/alerts.yml) fires on `varde_backup_too_old`."""
+newest backup `varde db backup` recorded in `backup_runs` (written here too, `record_run`), and PostgreSQL's own
+archiver statistics. Served by the rules scheduler; the operators' alert (deploy/prometheus/alerts.yml) fires on
+`varde_backup_too_old`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
 
 import psycopg
 from prometheus_client.core import GaugeMetricFamily
@@ -76,3 +79,18 @@ class BackupStatusCollector(Collector):
             "WAL segments PostgreSQL failed to archive since its statistics were reset",
             value=values.get("archive_failed", math.nan),
         )
+
+
+def record_run(
+    conn: psycopg.Connection[Any],
+    kind: str,
+    label: str,
+    started_at: datetime,
+    finished_at: datetime,
+    repository: str,
+) -> None:
+    """A finished backup, as `varde db backup` took it (what the collector reads the newest of)."""
+    conn.execute(
+        "INSERT INTO backup_runs (kind, label, started_at, finished_at, repository) VALUES (%s, %s, %s, %s, %s)",
+        (kind, label, started_at, finished_at, repository),
+    )

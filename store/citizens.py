@@ -1,6 +1,7 @@
 """Patients and relatives as users of the patient app, the one reader and writer of `citizens` and
 `citizen_sessions`: who a national sign-in or a local password names, the relative's row a proxy makes, and the
-server-side sessions (by the hash of the cookie's id) with their idle and absolute ends.
+server-side sessions (by the hash of the cookie's id) with their idle and absolute ends; and the local password
+logins of the offline demo (`varde.demo`).
 
 Each function is one statement in the caller's transaction; hashing the session id, the session's lifetimes and
 who may become a user are `clinician_api.citizen.sessions`'.
@@ -73,6 +74,22 @@ def ensure(conn: Connection[Any], national_id: str, display_name: str) -> UUID:
     return citizen_id
 
 
+def upsert_password_login(
+    conn: Connection[Any], national_id: str, display_name: str, username: str, password_hash: str
+) -> UUID:
+    """The citizen with this national id, made or reset to this name, username and password hash, and active."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        citizen_id: UUID | None = cur.execute(
+            "INSERT INTO citizens (national_id, display_name, username, password_hash) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (national_id) DO UPDATE SET username = EXCLUDED.username, "
+            "password_hash = EXCLUDED.password_hash, display_name = EXCLUDED.display_name, active = true "
+            "RETURNING id",
+            (national_id, display_name, username, password_hash),
+        ).fetchone()
+    assert citizen_id is not None
+    return citizen_id
+
+
 def open_session(
     conn: Connection[Any], id_hash: bytes, citizen_id: UUID, via: Literal["oidc", "password"], lasts: timedelta
 ) -> None:
@@ -110,4 +127,5 @@ __all__ = [
     "password_login",
     "patient_name",
     "touch_session",
+    "upsert_password_login",
 ]

@@ -1,5 +1,6 @@
 """One-time enrolment codes for gateways: made by `varde gateway add/rotate`, claimed once by the gateway through the
-API (`POST /api/v1/gateways/enrol`) in exchange for its broker password.
+API (`POST /api/v1/gateways/enrol`) in exchange for its broker password, and discarded when that password is
+revoked or replaced (`varde gateway revoke/rotate`).
 
 The password is stored sealed (AES-256-GCM) under a key derived from the code, and only a hash of the code is kept,
 so neither the database nor the API without the code can read it; claiming erases the sealed copy.
@@ -84,3 +85,8 @@ def claim_enrolment(conn: Connection[Any], gateway_id: str, token: str, client_a
     if row is None:
         return None
     return unseal(gateway_id, token, bytes(row[0]))
+
+
+def discard(conn: Connection[Any], gateway_id: str) -> None:
+    """Forget the gateway's code, claimed or not (its password is revoked or replaced)."""
+    conn.execute("DELETE FROM gateway_enrolments WHERE gateway_id = %s", (gateway_id,))

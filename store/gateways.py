@@ -1,8 +1,10 @@
 """Gateways and their devices as ingest sees them: which patient each gateway serves and whether it may send
 (`GatewayInfo`, for the registry's cache), when each gateway and device was last heard from, and what a gateway's
 status message reports (state, agent version, outbox depth, device batteries); and a patient's gateways and devices
-as the API shows them (`GatewayStatusRow`, `DeviceStatusRow`) or publishes to them. Enrolment codes are
-`store.gateway_enrolment`'s; making and disabling gateways is the admin CLI's (`varde.provisioning`)."""
+as the API shows them (`GatewayStatusRow`, `DeviceStatusRow`) or publishes to them; and the registry as the admin
+CLI keeps it (`varde.admin`: gateways made with the hash of their secret, the secret replaced, revoked, a patient's
+gateways disabled) and its provisioning reads (`varde.provisioning`: the patient's time zone). Enrolment codes are
+`store.gateway_enrolment`'s; the broker logins and what a secret is are the admin CLI's."""
 
 from __future__ import annotations
 
@@ -36,6 +38,16 @@ _DEVICES_OF = (
     "WHERE gateway_id = ANY(%s) ORDER BY gateway_id, address"
 )
 _ENABLED_OF_PATIENT = "SELECT id FROM gateways WHERE patient_id = %s AND enabled ORDER BY id"
+_INSERT = "INSERT INTO gateways (id, patient_id, secret_hash) VALUES (%s, %s, %s)"
+_REVOKE = "UPDATE gateways SET enabled = false, revoked_at = now() WHERE id = %s RETURNING id"
+_LOCK_ENABLED = "SELECT enabled FROM gateways WHERE id = %s FOR UPDATE"
+_SET_HASH = "UPDATE gateways SET secret_hash = %s WHERE id = %s"
+_PATIENT_TIMEZONE = "SELECT p.timezone FROM gateways g JOIN patients p ON p.id = g.patient_id WHERE g.id = %s"
+_COUNT_SERVING = (
+    "SELECT count(*) FROM gateways g JOIN patients p ON p.id = g.patient_id "
+    "WHERE g.id = ANY(%s) AND g.enabled AND p.active"
+)
+_DISABLE_OF_PATIENTS = "UPDATE gateways SET enabled = false WHERE patient_id = ANY(%s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,17 +144,75 @@ def enabled_ids(conn: psycopg.Connection[Any], patient_id: UUID) -> list[str]:
         return cur.execute(_ENABLED_OF_PATIENT, (patient_id,)).fetchall()
 
 
+# --- the registry, as the admin CLI keeps it ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewGateway:
+    id: str
+    patient_id: UUID
+    secret_hash: str
+
+
+def insert(conn: psycopg.Connection[Any], gateways: Sequence[NewGateway]) -> None:
+    """Register the gateways, enabled, each serving its patient."""
+    with conn.cursor() as cur:
+        cur.executemany(_INSERT, [(g.id, g.patient_id, g.secret_hash) for g in gateways])
+
+
+def revoke(conn: psycopg.Connection[Any], gateway_id: str) -> bool:
+    """Disable the gateway for good, noting when; False when there is no such gateway."""
+    return conn.execute(_REVOKE, (gateway_id,)).fetchone() is not None
+
+
+def lock_enabled(conn: psycopg.Connection[Any], gateway_id: str) -> bool | None:
+    """Whether the gateway is enabled, its row locked until the caller's transaction ends; None when unknown."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        enabled: bool | None = cur.execute(_LOCK_ENABLED, (gateway_id,)).fetchone()
+    return enabled
+
+
+def set_secret_hash(conn: psycopg.Connection[Any], gateway_id: str, secret_hash: str) -> None:
+    conn.execute(_SET_HASH, (secret_hash, gateway_id))
+
+
+def patient_timezone(conn: psycopg.Connection[Any], gateway_id: str) -> str | None:
+    """The time zone of the patient the gateway serves; None when it serves none (or is unknown)."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        timezone: str | None = cur.execute(_PATIENT_TIMEZONE, (gateway_id,)).fetchone()
+    return timezone
+
+
+def count_serving(conn: psycopg.Connection[Any], gateway_ids: Sequence[str]) -> int:
+    """How many of these gateways are enabled and serve an active patient."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        count: int | None = cur.execute(_COUNT_SERVING, (list(gateway_ids),)).fetchone()
+    return count or 0
+
+
+def disable_of_patients(conn: psycopg.Connection[Any], patient_ids: Sequence[UUID]) -> None:
+    conn.execute(_DISABLE_OF_PATIENTS, (list(patient_ids),))
+
+
 __all__ = [
     "DeviceSeen",
     "DeviceStatusRow",
     "GatewayInfo",
     "GatewayStatusRow",
+    "NewGateway",
     "StatusReport",
     "all_gateways",
+    "count_serving",
     "devices_of",
+    "disable_of_patients",
     "enabled_ids",
+    "insert",
+    "lock_enabled",
     "mark_seen",
     "of_patient",
+    "patient_timezone",
     "record_statuses",
+    "revoke",
+    "set_secret_hash",
     "touch_seen",
 ]

@@ -1,6 +1,7 @@
 """The journal outbox and its configuration: entries (`Entry`) waiting for, delivered to or refused by a record
 system, the worker's claims and outcomes, the record systems' pauses, the measurement subscriptions with their
-high-water marks and shared readings, and the organisations and record endpoints they belong to.
+high-water marks and shared readings, and the organisations and record endpoints they belong to (an endpoint found
+by organisation number and name, its subscriptions and undelivered entries dropped when it goes away).
 
 Everything runs in the caller's transaction; an entry is written in the same one as what it records. Entries and
 subscriptions are claimed with FOR UPDATE SKIP LOCKED, so several workers never hold the same one. What an entry's
@@ -528,6 +529,28 @@ def add_subscription(
     return found
 
 
+def endpoint_ids(conn: Connection[Any], org_number: str, name: str) -> list[UUID]:
+    """The record endpoints of this name in the organisation with this number."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(
+            "SELECT e.id FROM record_endpoints e JOIN organisations o ON o.id = e.organisation_id "
+            "WHERE o.org_number = %s AND e.name = %s",
+            (org_number, name),
+        ).fetchall()
+
+
+def drop_subscriptions(conn: Connection[Any], endpoint_ids: Sequence[UUID]) -> None:
+    """Stop sharing measurements with these endpoints."""
+    conn.execute("DELETE FROM journal_subscriptions WHERE endpoint_id = ANY(%s)", (list(endpoint_ids),))
+
+
+def drop_undelivered(conn: Connection[Any], endpoint_ids: Sequence[UUID]) -> None:
+    """Forget the entries not yet delivered to these endpoints (delivered ones stay on the record page)."""
+    conn.execute(
+        "DELETE FROM journal_outbox WHERE endpoint_id = ANY(%s) AND state <> 'delivered'", (list(endpoint_ids),)
+    )
+
+
 __all__ = [
     "Claimed",
     "EndpointRow",
@@ -539,7 +562,10 @@ __all__ = [
     "active_subscription_ids",
     "add_subscription",
     "claim",
+    "drop_subscriptions",
+    "drop_undelivered",
     "endpoint",
+    "endpoint_ids",
     "entries_page",
     "entry",
     "entry_patients",

@@ -1,7 +1,9 @@
 """Patients as the API lists and opens them: a summary row (`PatientSummaryRow`: team, worst unresolved alarm,
 newest measurement, the caller's access basis, current episode) read in keyset pages by name or for one patient,
-the rest of the record (`PatientRecordRow`), and the row lock that serialises changes to one patient. Conditions
-are `store.conditions`', gateways and devices `store.gateways`'."""
+the rest of the record (`PatientRecordRow`), and the row lock that serialises changes to one patient; and the
+patients the admin CLI registers (one, or a numbered batch for load tests), their team and protocol, and the
+demo's changes (registration backdated, national id moved, deactivation). Conditions are `store.conditions`',
+gateways and devices `store.gateways`'."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
 from vitals import Kind
 
@@ -55,6 +57,19 @@ _RECORD = (
     "AS active_plan_version FROM patients p WHERE p.id = %s"
 )
 _LOCK = "SELECT 1 FROM patients WHERE id = %s FOR UPDATE"
+_INSERT = (
+    "INSERT INTO patients (display_name, team_id, protocol, timezone, national_id) "
+    "VALUES (%s, %s, %s, %s, %s) RETURNING id"
+)
+_INSERT_NUMBERED = (
+    "INSERT INTO patients (display_name, team_id, protocol) "
+    "SELECT 'Load patient ' || g, %s, %s FROM generate_series(1, %s) AS g RETURNING id"
+)
+_CARE = "SELECT team_id, protocol FROM patients WHERE id = %s"
+_BACKDATE = "UPDATE patients SET created_at = %s WHERE id = %s"
+_RELEASE_NATIONAL_ID = "UPDATE patients SET national_id = NULL WHERE national_id = %s"
+_SET_NATIONAL_ID = "UPDATE patients SET national_id = %s WHERE id = %s"
+_DEACTIVATE = "UPDATE patients SET active = false WHERE id = ANY(%s)"
 _ALL_KINDS = [k.value for k in Kind]
 
 
@@ -85,6 +100,14 @@ class PatientSummaryRow:
     episode_started_at: datetime | None
     pending_handover_id: UUID | None
     pending_to_team_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PatientCare:
+    """Who follows the patient up, and by which protocol."""
+
+    team_id: UUID
+    protocol: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,4 +180,57 @@ def lock(conn: Connection[Any], patient_id: UUID) -> None:
     conn.execute(_LOCK, (patient_id,))
 
 
-__all__ = ["PatientRecordRow", "PatientSummaryRow", "lock", "page", "record", "summary"]
+# --- registration, as the admin CLI and the demo make and change patients ------------------------------------------
+
+
+def insert(
+    conn: Connection[Any], name: str, team_id: UUID, protocol: str, timezone: str, national_id: str | None
+) -> UUID:
+    with conn.cursor(row_factory=scalar_row) as cur:
+        patient_id: UUID | None = cur.execute(_INSERT, (name, team_id, protocol, timezone, national_id)).fetchone()
+    assert patient_id is not None
+    return patient_id
+
+
+def insert_numbered(conn: Connection[Any], team_id: UUID, protocol: str, count: int) -> list[UUID]:
+    """`count` patients named 'Load patient 1' … 'Load patient <count>' in one statement (load tests)."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(_INSERT_NUMBERED, (team_id, protocol, count)).fetchall()
+
+
+def care_of(conn: Connection[Any], patient_id: UUID) -> PatientCare | None:
+    """The patient's team and protocol; None when there is no such patient."""
+    with conn.cursor(row_factory=class_row(PatientCare)) as cur:
+        return cur.execute(_CARE, (patient_id,)).fetchone()
+
+
+def backdate(conn: Connection[Any], patient_id: UUID, registered_at: datetime) -> None:
+    """The patient counts as registered since `registered_at` (the demo's patients, with days of history)."""
+    conn.execute(_BACKDATE, (registered_at, patient_id))
+
+
+def move_national_id(conn: Connection[Any], national_id: str, patient_id: UUID) -> None:
+    """Give the patient this national id, taking it from any other patient who had it."""
+    conn.execute(_RELEASE_NATIONAL_ID, (national_id,))
+    conn.execute(_SET_NATIONAL_ID, (national_id, patient_id))
+
+
+def deactivate(conn: Connection[Any], patient_ids: Sequence[UUID]) -> None:
+    conn.execute(_DEACTIVATE, (list(patient_ids),))
+
+
+__all__ = [
+    "PatientCare",
+    "PatientRecordRow",
+    "PatientSummaryRow",
+    "backdate",
+    "care_of",
+    "deactivate",
+    "insert",
+    "insert_numbered",
+    "lock",
+    "move_national_id",
+    "page",
+    "record",
+    "summary",
+]

@@ -122,6 +122,11 @@ def revoke(
     )
 
 
+def revoke_held_by(conn: Connection[Any], relative_id: UUID) -> None:
+    """End every live proxy the relative holds, now (the demo's relative, given a fresh one each run)."""
+    conn.execute("UPDATE proxies SET revoked_at = now() WHERE revoked_at IS NULL AND relative_id = %s", (relative_id,))
+
+
 def acting_for(conn: Connection[Any], national_id: str, citizen_id: UUID) -> list[ActingRow]:
     """The active patient whose national id this is, then each active patient of a live proxy naming the citizen,
     by name (a patient may come twice: a renewed proxy before the old one ends)."""
@@ -129,4 +134,4 @@ def acting_for(conn: Connection[Any], national_id: str, citizen_id: UUID) -> lis
         return cur.execute(_ACTING, {"nid": national_id, "cid": citizen_id}).fetchall()
 
 
-__all__ = ["ActingRow", "ProxyRow", "acting_for", "for_patient", "insert", "one", "revoke"]
+__all__ = ["ActingRow", "ProxyRow", "acting_for", "for_patient", "insert", "one", "revoke", "revoke_held_by"]

@@ -1,4 +1,6 @@
-"""Administration used by operators, the demo and the tests: care teams, patients, users and gateways."""
+"""Administration used by operators, the demo and the tests: care teams, patients, users and gateways — what an
+operator may set and the broker logins; the rows are written through `store` (users, patients, gateways,
+gateway_enrolment, escalation_targets)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from uuid import UUID
 
 import psycopg
 
-from store import audit
+from store import audit, escalation_targets, gateway_enrolment, gateways, patients, users
 from store.settings import Settings, instance_login
 from vitals.topics import validate_gateway_id
 from vitals.vocabulary import PROTOCOLS as PROTOCOLS
@@ -29,20 +31,14 @@ def _connect(settings: Settings) -> psycopg.Connection[tuple[Any, ...]]:
 
 def add_team(settings: Settings, name: str) -> UUID:
     with _connect(settings) as conn:
-        row = conn.execute(
-            "INSERT INTO care_teams (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name "
-            "RETURNING id",
-            (name,),
-        ).fetchone()
-        assert row is not None
-        return UUID(str(row[0]))
+        return users.ensure_team(conn, name)
 
 
 def _team_id(conn: psycopg.Connection[tuple[Any, ...]], team: str) -> UUID:
-    row = conn.execute("SELECT id FROM care_teams WHERE name = %s OR id::text = %s", (team, team)).fetchone()
-    if row is None:
+    team_id = users.team_id(conn, team)
+    if team_id is None:
         raise AdminError(f"no care team named {team!r}; create it with `varde team add {team}`")
-    return UUID(str(row[0]))
+    return team_id
 
 
 def add_patient(
@@ -57,13 +53,7 @@ def add_patient(
         raise AdminError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
     with _connect(settings) as conn:
         team_id = _team_id(conn, team)
-        row = conn.execute(
-            "INSERT INTO patients (display_name, team_id, protocol, timezone, national_id) "
-            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (name, team_id, protocol, timezone, national_id),
-        ).fetchone()
-        assert row is not None
-        return UUID(str(row[0]))
+        return patients.insert(conn, name, team_id, protocol, timezone, national_id)
 
 
 def enrol_patient(
@@ -80,23 +70,23 @@ def enrol_patient(
     from clinician_api import episodes
 
     with _connect(settings) as conn:
-        row = conn.execute("SELECT team_id, protocol FROM patients WHERE id = %s", (patient_id,)).fetchone()
-        if row is None:
+        care = patients.care_of(conn, patient_id)
+        if care is None:
             raise AdminError(f"no patient {patient_id}")
         try:
             episode, _ = episodes.enrol(
                 conn,
                 patient_id,
                 None,
-                row[0],
+                care.team_id,
                 reason=reason,
                 conditions=conditions,
-                protocol=row[1],
+                protocol=care.protocol,
                 plan="",
                 started_at=followed_since,
             )
             if followed_since is not None:
-                conn.execute("UPDATE patients SET created_at = %s WHERE id = %s", (followed_since, patient_id))
+                patients.backdate(conn, patient_id, followed_since)
         except episodes.EpisodeError as exc:
             raise AdminError(exc.detail) from None
         return episode.id
@@ -112,19 +102,9 @@ def add_user(
     password_hash = hash_password(password)
     with _connect(settings) as conn:
         team_ids = [_team_id(conn, t) for t in teams]
-        row = conn.execute(
-            "INSERT INTO users (username, role, password_hash, display_name) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash, "
-            "display_name = EXCLUDED.display_name RETURNING id",
-            (username, role, password_hash, display_name or username),
-        ).fetchone()
-        assert row is not None
-        user_id = UUID(str(row[0]))
+        user_id = users.upsert_local(conn, username, role, password_hash, display_name or username)
         for team_id in team_ids:
-            conn.execute(
-                "INSERT INTO team_memberships (user_id, team_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (user_id, team_id),
-            )
+            users.join_team(conn, user_id, team_id)
         return user_id
 
 
@@ -135,13 +115,13 @@ def set_user_enabled(settings: Settings, username: str, enabled: bool) -> tuple[
     import getpass
 
     with _connect(settings) as conn:
-        row = conn.execute("SELECT id, active FROM users WHERE username = %s FOR UPDATE", (username,)).fetchone()
-        if row is None:
+        login = users.lock_login(conn, username)
+        if login is None:
             raise AdminError(f"no user named {username!r}")
-        user_id, active = UUID(str(row[0])), bool(row[1])
-        changed = active != enabled
+        user_id = login.id
+        changed = login.active != enabled
         if changed:
-            conn.execute("UPDATE users SET active = %s WHERE id = %s", (enabled, user_id))
+            users.set_active(conn, user_id, enabled)
         audit.record(
             conn,
             None,
@@ -248,15 +228,12 @@ def add_gateways(settings: Settings, patient_ids: list[UUID]) -> list[GatewayCre
     created: list[GatewayCredentials] = []
     with _connect(settings) as conn, _broker_admin(settings, conn) as broker:
         for patient_id in patient_ids:
-            if conn.execute("SELECT 1 FROM patients WHERE id = %s", (patient_id,)).fetchone() is None:
+            if patients.care_of(conn, patient_id) is None:
                 raise AdminError(f"no patient with id {patient_id}")
             gateway_id = validate_gateway_id(f"gw-{secrets.token_hex(6)}")
             password = secrets.token_urlsafe(32)
             with conn.transaction():
-                conn.execute(
-                    "INSERT INTO gateways (id, patient_id, secret_hash) VALUES (%s, %s, %s)",
-                    (gateway_id, patient_id, _secret_hash(password)),
-                )
+                gateways.insert(conn, [gateways.NewGateway(gateway_id, patient_id, _secret_hash(password))])
                 broker.add_gateway(gateway_id, password)
             created.append(GatewayCredentials(gateway_id, gateway_id, password, settings.mqtt_host, settings.mqtt_port))
     return created
@@ -264,12 +241,9 @@ def add_gateways(settings: Settings, patient_ids: list[UUID]) -> list[GatewayCre
 
 def revoke_gateway(settings: Settings, gateway_id: str) -> None:
     with _connect(settings) as conn, _broker_admin(settings, conn) as broker, conn.transaction():
-        row = conn.execute(
-            "UPDATE gateways SET enabled = false, revoked_at = now() WHERE id = %s RETURNING id", (gateway_id,)
-        ).fetchone()
-        if row is None:
+        if not gateways.revoke(conn, gateway_id):
             raise AdminError(f"no gateway {gateway_id!r}")
-        conn.execute("DELETE FROM gateway_enrolments WHERE gateway_id = %s", (gateway_id,))
+        gateway_enrolment.discard(conn, gateway_id)
         broker.revoke_gateway(gateway_id)
 
 
@@ -278,13 +252,13 @@ def rotate_gateway(settings: Settings, gateway_id: str) -> GatewayCredentials:
     (Mosquitto's dynamic security kicks a client whose password is set)."""
     password = secrets.token_urlsafe(32)
     with _connect(settings) as conn, _broker_admin(settings, conn) as broker, conn.transaction():
-        row = conn.execute("SELECT enabled FROM gateways WHERE id = %s FOR UPDATE", (gateway_id,)).fetchone()
-        if row is None:
+        enabled = gateways.lock_enabled(conn, gateway_id)
+        if enabled is None:
             raise AdminError(f"no gateway {gateway_id!r}")
-        if not row[0]:
+        if not enabled:
             raise AdminError(f"gateway {gateway_id} is revoked; give the patient a new one with `varde gateway add`")
-        conn.execute("UPDATE gateways SET secret_hash = %s WHERE id = %s", (_secret_hash(password), gateway_id))
-        conn.execute("DELETE FROM gateway_enrolments WHERE gateway_id = %s", (gateway_id,))  # codes of the old one
+        gateways.set_secret_hash(conn, gateway_id, _secret_hash(password))
+        gateway_enrolment.discard(conn, gateway_id)  # codes of the old one
         broker.set_gateway_password(gateway_id, password)
     return GatewayCredentials(gateway_id, gateway_id, password, settings.mqtt_host, settings.mqtt_port)
 
@@ -312,22 +286,17 @@ def provision_fleet(
     created: list[GatewayCredentials] = []
     with _connect(settings) as conn, _broker_admin(settings, conn) as broker, conn.transaction():
         team_id = _team_id(conn, team)
-        patient_ids = [
-            UUID(str(row[0]))
-            for row in conn.execute(
-                "INSERT INTO patients (display_name, team_id, protocol) "
-                "SELECT 'Load patient ' || g, %s, %s FROM generate_series(1, %s) AS g RETURNING id",
-                (team_id, protocol, count),
-            ).fetchall()
-        ]
+        patient_ids = patients.insert_numbered(conn, team_id, protocol, count)
         for gateway_id in (validate_gateway_id(f"gw-{secrets.token_hex(6)}") for _ in patient_ids):
             password = secrets.token_urlsafe(32)
             created.append(GatewayCredentials(gateway_id, gateway_id, password, settings.mqtt_host, settings.mqtt_port))
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO gateways (id, patient_id, secret_hash) VALUES (%s, %s, %s)",
-                [(c.gateway_id, p, _secret_hash(c.password)) for c, p in zip(created, patient_ids, strict=True)],
-            )
+        gateways.insert(
+            conn,
+            [
+                gateways.NewGateway(c.gateway_id, p, _secret_hash(c.password))
+                for c, p in zip(created, patient_ids, strict=True)
+            ],
+        )
         if settings.broker_kind == "emqx":
             for creds in created:
                 broker.add_gateway(creds.gateway_id, creds.password)
@@ -378,24 +347,12 @@ def add_escalation_target(settings: Settings, team: str, label: str, channel: st
         raise AdminError("a webhook address is an http:// or https:// URL")
     with _connect(settings) as conn:
         team_id = _team_id(conn, team)
-        row = conn.execute(
-            "INSERT INTO escalation_targets (team_id, label, channel, address) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (team_id, channel, address) DO UPDATE SET label = EXCLUDED.label, active = true "
-            "RETURNING id",
-            (team_id, label, channel, address),
-        ).fetchone()
-        assert row is not None
-        return UUID(str(row[0]))
+        return escalation_targets.upsert(conn, team_id, label, channel, address)
 
 
 def set_team_lead(settings: Settings, username: str, team: str, lead: bool = True) -> None:
     """A team lead reads the audit log of the team's patients (the dashboard's access log)."""
     with _connect(settings) as conn:
         team_id = _team_id(conn, team)
-        cur = conn.execute(
-            "UPDATE team_memberships m SET lead = %s FROM users u WHERE u.id = m.user_id AND u.username = %s "
-            "AND m.team_id = %s",
-            (lead, username, team_id),
-        )
-        if cur.rowcount == 0:
+        if not users.set_team_lead(conn, username, team_id, lead):
             raise AdminError(f"{username!r} is not a member of {team!r}; add the user to the team first")

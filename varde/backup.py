@@ -3,8 +3,8 @@ incremental backups (`varde db backup`), restore to a moment into a fresh instan
 
 The local stack archives WAL into a repository under its data directory (`.varde/data/backup/repo`); production
 points `VARDE_PGBACKREST_CONFIG` at a configuration whose repository is an object store (docs/operations.md). Each
-completed backup is recorded in `backup_runs`, so the services report the newest backup's age in /metrics without
-access to the repository.
+completed backup is recorded in `backup_runs` (`store.backup_status`), so the services report the newest backup's
+age in /metrics without access to the repository.
 """
 
 from __future__ import annotations
@@ -181,11 +181,10 @@ def backup(repo: Repository, kind: BackupKind, database_url: str) -> BackupResul
         finished_at=datetime.fromtimestamp(newest["timestamp"]["stop"], UTC),
         size_bytes=int(newest.get("info", {}).get("size", 0)),
     )
+    from store.backup_status import record_run
+
     with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "INSERT INTO backup_runs (kind, label, started_at, finished_at, repository) VALUES (%s, %s, %s, %s, %s)",
-            (result.kind, result.label, result.started_at, result.finished_at, str(repo.config)),
-        )
+        record_run(conn, result.kind, result.label, result.started_at, result.finished_at, str(repo.config))
     return result
 
 
@@ -278,6 +277,7 @@ def restore(
     while True:
         try:
             with psycopg.connect(url, connect_timeout=3) as conn:
+                # Server administration (whether the restored server has finished recovery), not Varde's data.
                 row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
                 if row is not None and not row[0]:
                     break

@@ -155,22 +155,20 @@ def _read_state(home: Path) -> dict[str, Any] | None:
 
 def _state_usable(settings: Settings, state: dict[str, Any]) -> bool:
     """Every patient and enabled gateway of the saved demo still exists (the database may have been reset)."""
-    gateways = [p["gateway_id"] for p in state.get("patients", [])]
-    if len(gateways) != len(ROSTER):
+    from store import gateways
+
+    gateway_ids = [p["gateway_id"] for p in state.get("patients", [])]
+    if len(gateway_ids) != len(ROSTER):
         return False
     with psycopg.connect(settings.require_database_url()) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM gateways g JOIN patients p ON p.id = g.patient_id "
-            "WHERE g.id = ANY(%s) AND g.enabled AND p.active",
-            (gateways,),
-        ).fetchone()
-    return row is not None and row[0] == len(ROSTER)
+        return gateways.count_serving(conn, gateway_ids) == len(ROSTER)
 
 
 def _forget(settings: Settings, state: dict[str, Any]) -> None:
     """Remove an earlier demo's patients (their messages, questionnaire answers, proxies, readings, repeat requests,
     worklist assignments, alarms with their record documents, and gateways); deactivate where that is refused (for
     example by a reservation's append-only history)."""
+    from store import erasure, gateways, patients
     from varde.admin import AdminError, delete_gateway_logins
     from varde.broker import BrokerAdminError
 
@@ -181,26 +179,12 @@ def _forget(settings: Settings, state: dict[str, Any]) -> None:
     with psycopg.connect(settings.require_database_url()) as conn:
         try:
             with conn.transaction():
-                for sql in (
-                    "DELETE FROM messages m USING message_threads t WHERE m.thread_id = t.id AND t.patient_id = ANY(%s)",  # noqa: E501
-                    "DELETE FROM message_threads WHERE patient_id = ANY(%s)",
-                    "DELETE FROM questionnaire_responses WHERE patient_id = ANY(%s)",
-                    "DELETE FROM proxies WHERE patient_id = ANY(%s)",
-                    "DELETE FROM patient_reservations WHERE patient_id = ANY(%s)",
-                    "DELETE FROM readings WHERE patient_id = ANY(%s)",
-                    "DELETE FROM repeat_requests WHERE patient_id = ANY(%s)",
-                    "DELETE FROM work_assignments WHERE patient_id = ANY(%s)",
-                    "DELETE FROM journal_outbox o USING alarms a WHERE o.alarm_id = a.id AND a.patient_id = ANY(%s)",
-                    "DELETE FROM alarms WHERE patient_id = ANY(%s)",
-                    "DELETE FROM gateways WHERE patient_id = ANY(%s)",
-                    "DELETE FROM patients WHERE id = ANY(%s)",
-                ):
-                    conn.execute(sql, (patient_ids,))
+                erasure.erase_patients(conn, patient_ids)
         except psycopg.Error as exc:
             say(f"could not delete the earlier demo patients ({type(exc).__name__}); deactivating them instead")
             with conn.transaction():
-                conn.execute("UPDATE gateways SET enabled = false WHERE patient_id = ANY(%s)", (patient_ids,))
-                conn.execute("UPDATE patients SET active = false WHERE id = ANY(%s)", (patient_ids,))
+                gateways.disable_of_patients(conn, patient_ids)
+                patients.deactivate(conn, patient_ids)
     try:
         delete_gateway_logins(settings, gateway_ids)
     except (AdminError, BrokerAdminError) as exc:
@@ -271,41 +255,38 @@ RELATIVE_LOGIN = "parorende"
 # Synthetic identity numbers for the demo's patient app logins (not valid Norwegian numbers: month 70).
 _DEMO_PATIENT_NID = "01700000001"
 _DEMO_RELATIVE_NID = "01700000002"
+_DEMO_PROXY_RIGHTS = ("read_measurements", "read_plan", "write_messages")
+_DEMO_PROXY_LASTS = timedelta(days=30)
 
 
 def reset_citizen_logins(settings: Settings, state: dict[str, Any]) -> dict[str, str]:
     """Local logins of the patient app (offline demo, no national sign-in): the first demo patient, and a relative
     holding a proxy (measurements, plan, messages) for 30 days; fresh passwords each run."""
-    import psycopg
-
     from clinician_api.passwords import hash_password
+    from store import citizens, patients, proxies
 
     logins = {PATIENT_LOGIN: secrets.token_urlsafe(9), RELATIVE_LOGIN: secrets.token_urlsafe(9)}
     first = state["patients"][0]
+    patient_id = UUID(first["patient_id"])
     with psycopg.connect(settings.require_database_url(), autocommit=True) as conn, conn.transaction():
-        conn.execute("UPDATE patients SET national_id = NULL WHERE national_id = %s", (_DEMO_PATIENT_NID,))
-        conn.execute("UPDATE patients SET national_id = %s WHERE id = %s", (_DEMO_PATIENT_NID, first["patient_id"]))
-        for nid, username, name in (
-            (_DEMO_PATIENT_NID, PATIENT_LOGIN, first["name"]),
-            (_DEMO_RELATIVE_NID, RELATIVE_LOGIN, "Demo pårørende"),
-        ):
-            conn.execute(
-                "INSERT INTO citizens (national_id, display_name, username, password_hash) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (national_id) DO UPDATE SET username = EXCLUDED.username, "
-                "password_hash = EXCLUDED.password_hash, display_name = EXCLUDED.display_name, active = true",
-                (nid, name, username, hash_password(logins[username])),
-            )
-        conn.execute(
-            "UPDATE proxies SET revoked_at = now() WHERE revoked_at IS NULL AND relative_id = "
-            "(SELECT id FROM citizens WHERE national_id = %s)",
-            (_DEMO_RELATIVE_NID,),
+        patients.move_national_id(conn, _DEMO_PATIENT_NID, patient_id)
+        as_patient = citizens.upsert_password_login(
+            conn, _DEMO_PATIENT_NID, first["name"], PATIENT_LOGIN, hash_password(logins[PATIENT_LOGIN])
         )
-        conn.execute(
-            "INSERT INTO proxies (patient_id, relative_id, relation, rights, valid_until, granted_by_citizen) "
-            "SELECT %s, r.id, 'datter', ARRAY['read_measurements', 'read_plan', 'write_messages'], "
-            "now() + interval '30 days', p.id FROM citizens r, citizens p "
-            "WHERE r.national_id = %s AND p.national_id = %s",
-            (first["patient_id"], _DEMO_RELATIVE_NID, _DEMO_PATIENT_NID),
+        relative = citizens.upsert_password_login(
+            conn, _DEMO_RELATIVE_NID, "Demo pårørende", RELATIVE_LOGIN, hash_password(logins[RELATIVE_LOGIN])
+        )
+        proxies.revoke_held_by(conn, relative)
+        proxies.insert(
+            conn,
+            patient_id,
+            relative,
+            relation="datter",
+            rights=_DEMO_PROXY_RIGHTS,
+            valid_until=datetime.now(UTC) + _DEMO_PROXY_LASTS,
+            citizen_id=as_patient,
+            user_id=None,
+            basis=None,
         )
     return logins
 
@@ -433,16 +414,14 @@ def _wait_for_backlog(homes: list[DemoHome], timeout_s: float) -> None:
 
 
 def _alarm_summary(settings: Settings, state: dict[str, Any]) -> dict[str, list[str]]:
-    ids = [p["patient_id"] for p in state["patients"]]
+    from store import alarms
+
+    ids = [UUID(p["patient_id"]) for p in state["patients"]]
     with psycopg.connect(settings.require_database_url()) as conn:
-        rows = conn.execute(
-            "SELECT patient_id::text, rule FROM alarms WHERE patient_id = ANY(%s::uuid[]) AND state <> 'resolved' "
-            "ORDER BY rule",
-            (ids,),
-        ).fetchall()
+        rows = alarms.open_rules(conn, ids)
     by_patient: dict[str, list[str]] = {}
-    for patient_id, rule in rows:
-        by_patient.setdefault(patient_id, []).append(rule)
+    for row in rows:
+        by_patient.setdefault(str(row.patient_id), []).append(row.rule)
     return by_patient
 
 

@@ -22,10 +22,12 @@ from zoneinfo import ZoneInfo
 import httpx
 import psycopg
 
+from store import escalation_targets, journal
 from store.settings import Settings
 
 ORGANISATION = ("Demo kommune", "921234567")
 ONCALL_LABEL = "Vakthavende sykepleier (demo)"
+DEMO_ENDPOINT = "demo-ehr"
 # The first scheduled session of each device type → the kind a plan schedules for it.
 _KIND_OF_DEVICE = {
     "weight_scale": "body_weight",
@@ -94,11 +96,11 @@ def configure_receivers(settings: Settings, teams: Iterable[str], nurse: str, re
         for team in teams:
             link_team(conn, team, ORGANISATION[1])
         endpoint = add_endpoint(
-            conn, ORGANISATION[1], "demo-ehr", f"{receiver.base}/fhir", backoff_base_seconds=2.0, max_attempts=5
+            conn, ORGANISATION[1], DEMO_ENDPOINT, f"{receiver.base}/fhir", backoff_base_seconds=2.0, max_attempts=5
         )
-        conn.execute("DELETE FROM journal_subscriptions WHERE endpoint_id = %s", (endpoint,))
+        journal.drop_subscriptions(conn, [endpoint])
         add_subscription(conn, ORGANISATION[1], endpoint, batch_size=50)
-        conn.execute("UPDATE escalation_targets SET active = false WHERE label = %s", (ONCALL_LABEL,))
+        escalation_targets.retire_labelled(conn, ONCALL_LABEL)
     for team in teams:
         add_escalation_target(settings, team, ONCALL_LABEL, "webhook", f"{receiver.base}/oncall")
         set_team_lead(settings, nurse, team)
@@ -109,17 +111,10 @@ def retire_receivers(settings: Settings) -> None:
     the demo's undelivered entries for it (nothing else could ever receive them), so a stack kept running
     (`--keep-stack`) has no journal work aimed at a closed port. Delivered entries stay on the record page."""
     with psycopg.connect(settings.require_database_url(), autocommit=True) as conn, conn.transaction():
-        endpoints = [
-            r[0]
-            for r in conn.execute(
-                "SELECT e.id FROM record_endpoints e JOIN organisations o ON o.id = e.organisation_id "
-                "WHERE o.org_number = %s AND e.name = 'demo-ehr'",
-                (ORGANISATION[1],),
-            ).fetchall()
-        ]
-        conn.execute("DELETE FROM journal_subscriptions WHERE endpoint_id = ANY(%s)", (endpoints,))
-        conn.execute("DELETE FROM journal_outbox WHERE endpoint_id = ANY(%s) AND state <> 'delivered'", (endpoints,))
-        conn.execute("UPDATE escalation_targets SET active = false WHERE label = %s", (ONCALL_LABEL,))
+        endpoints = journal.endpoint_ids(conn, ORGANISATION[1], DEMO_ENDPOINT)
+        journal.drop_subscriptions(conn, endpoints)
+        journal.drop_undelivered(conn, endpoints)
+        escalation_targets.retire_labelled(conn, ONCALL_LABEL)
 
 
 def plan_for(protocol: str, weight_deadline: str | None = None) -> dict[str, Any]:

@@ -6,6 +6,10 @@ the WAL (synchronous replication), so a reading PUBACKed before the primary died
 
 The monitor's health checks are tightened for a machine where the nodes share one host (failover within about ten
 seconds instead of half a minute); production keeps pg_auto_failover's defaults (docs/operations.md, deploy/ha/).
+
+Its statements are server administration, not Varde's data, so they stay here: role passwords and server settings
+(ALTER ROLE, ALTER SYSTEM, pg_reload_conf), the pg_auto_failover monitor's own `pgautofailover.node` table, and
+whether a node answers.
 """
 
 from __future__ import annotations

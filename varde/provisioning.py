@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from store import gateways
 from store.settings import Settings, varde_home
 from vitals.provisioning import GatewayProvisioning, ProvisionedDevice, ProvisioningError, render_config
 
@@ -100,24 +101,20 @@ def gateway_provisioning(
     """The provisioning of one gateway: its patient's time zone and the devices known for it (recorded from its
     status, plus `devices`)."""
     with psycopg.connect(settings.require_database_url()) as conn:
-        row = conn.execute(
-            "SELECT p.timezone FROM gateways g JOIN patients p ON p.id = g.patient_id WHERE g.id = %s",
-            (credentials.gateway_id,),
-        ).fetchone()
-        if row is None:
+        timezone = gateways.patient_timezone(conn, credentials.gateway_id)
+        if timezone is None:
             raise ProvisioningError(f"gateway {credentials.gateway_id} is not assigned to a patient")
-        known = conn.execute(
-            "SELECT address, type, model FROM devices WHERE gateway_id = %s ORDER BY address",
-            (credentials.gateway_id,),
-        ).fetchall()
-    merged: dict[str, ProvisionedDevice] = {str(a).upper(): ProvisionedDevice(str(a), str(t), m) for a, t, m in known}
+        known = gateways.devices_of(conn, [credentials.gateway_id])
+    merged: dict[str, ProvisionedDevice] = {
+        d.address.upper(): ProvisionedDevice(d.address, d.type, d.model) for d in known
+    }
     merged.update({d.address.upper(): d for d in devices})
     return GatewayProvisioning(
         gateway_id=credentials.gateway_id,
         broker_host=broker.host,
         broker_port=broker.port,
         password=credentials.password,
-        patient_timezone=str(row[0]),
+        patient_timezone=timezone,
         username=credentials.username,
         ca_pem=broker.ca_file.read_text(encoding="ascii") if broker.ca_file else None,
         devices=tuple(merged.values()),

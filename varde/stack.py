@@ -445,6 +445,7 @@ def _ensure_database(admin_url: str) -> None:
     import psycopg
     from psycopg import sql
 
+    # Server administration (the server's catalogue, CREATE DATABASE), not Varde's data: it stays here.
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))

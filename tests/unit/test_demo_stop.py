@@ -17,8 +17,8 @@ _DEMO = """
 import sys, time
 from varde.demo import _install_sigterm
 stop = _install_sigterm()
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside: the stop may come while print is still returning
     time.sleep(600)
 except KeyboardInterrupt:
     print("stopping", flush=True)
