@@ -4,7 +4,6 @@ commit, a bounded in-flight window as back-pressure, and graceful draining on SI
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections import deque
@@ -28,12 +27,11 @@ from ingest_service.writer import BatchResult, RulesHook, SeenTracker, write_bat
 from store.db import open_pool
 from store.dead_letters import DeadLetter
 from store.gateways import StatusReport, record_statuses
-from store.observability import DatabaseCheck, serve_ops
 from store.questionnaires import ResponseRow
 from store.readings import ReadingRow
+from store.service import Service
 from store.settings import Settings, get_settings, ingest_worker_id, instance_login
 from vitals import INGEST_SHARED_SUBSCRIPTION, EnvelopeError, Reason
-from vitals.logs import setup_logging
 from vitals.status import GatewayStatus, parse_status
 from vitals.topics import (
     INGEST_QUESTIONNAIRES_SUBSCRIPTION,
@@ -527,20 +525,14 @@ def run_worker(
     drain_only: bool = False,
     batch_readings: int | None = None,
 ) -> None:
-    setup_logging()
     settings = get_settings()
+    service = Service("ingest", settings)
     config = WorkerConfig(worker_id=ingest_worker_id(worker_id))
     if batch_readings:
         config.batch_readings = batch_readings
     worker = IngestWorker(settings, config, _default_rules_hook(settings), _default_questionnaire_rules())
-    serve_ops(
-        settings.metrics_port if metrics_port is None else metrics_port,
-        {"database": DatabaseCheck(settings.require_database_url()), "broker": lambda: worker.health.mqtt_connected},
-        service="ingest",
-        host=settings.metrics_host,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    service.on_stop(worker.stop)
+    service.serve_ops(metrics_port, broker=lambda: worker.health.mqtt_connected)
     if drain_only:
         # Take over a retired worker's session: store what it still holds, then end the session for good.
         def stop_when_caught_up() -> None:

@@ -7,7 +7,6 @@ Bundle identifiers make a resend harmless. Workers wake on `NOTIFY varde_journal
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,9 +20,8 @@ from clinician_api.journal import feed, identity, metrics
 from clinician_api.journal.credentials import TokenCache
 from clinician_api.journal.delivery import Endpoint, send
 from store import events, journal
-from store.observability import DatabaseCheck, serve_ops
+from store.service import Service
 from store.settings import Settings, get_settings
-from vitals.logs import setup_logging
 
 log = logging.getLogger("varde.journal")
 
@@ -198,18 +196,10 @@ def _kv(fields: dict[str, Any]) -> str:
 
 def run_worker(settings: Settings | None = None, poll_seconds: float = 5.0, metrics_port: int | None = None) -> None:
     """Run one journal worker until SIGTERM or SIGINT."""
-    setup_logging()
-    settings = settings or get_settings()
-    serve_ops(
-        settings.metrics_port if metrics_port is None else metrics_port,
-        {"database": DatabaseCheck(settings.require_database_url())},
-        service="journal",
-        host=settings.metrics_host,
-    )
-    stop = threading.Event()
-    worker = JournalWorker(settings.require_database_url(), poll_seconds=poll_seconds)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service = Service("journal", settings or get_settings())
+    service.serve_ops(metrics_port)
+    stop = service.stop
+    worker = JournalWorker(service.settings.require_database_url(), poll_seconds=poll_seconds)
     log.info("journal_worker_started poll=%.1fs", poll_seconds)
     started = time.monotonic()
     worker.run(stop)
