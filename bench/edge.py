@@ -25,7 +25,6 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from varde.net import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -58,24 +59,9 @@ DEVICES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
-
-
 class _Mosquitto:
     def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         (workdir / "data").mkdir(parents=True)
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
@@ -87,7 +73,7 @@ class _Mosquitto:
 
     def start(self) -> None:
         self._proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(self.conf)], stderr=subprocess.DEVNULL)
-        if not _wait(self._accepts, 10, 0.05):
+        if not wait_until(self._accepts, 10, 0.05):
             raise RuntimeError("mosquitto did not start")
 
     def stop(self) -> None:
@@ -210,7 +196,7 @@ def _measure_agent(tmp: Path, port: int, subscriber: _Subscriber, feed_s: float)
         check=True,
     )
     child = json.loads(done.stdout.strip().splitlines()[-1])
-    _wait(lambda: subscriber.unique(GW) >= child["sent"], 10)
+    wait_until(lambda: subscriber.unique(GW) >= child["sent"], 10)
     return {
         "rss_mb": round(child["VmRSS"] / 1024, 1),
         "rss_mb_peak": round(child["VmHWM"] / 1024, 1),
@@ -354,7 +340,7 @@ def _measure_links(tmp: Path, port: int, records: int) -> dict[str, Any]:
         devices: subprocess.Popen[str] | None = None
         expected = records
         if link != "python":
-            hci_port = _free_port()
+            hci_port = free_port()
             config["ble"] = {"backend": "bumble", "bumble_transport": f"tcp-client:127.0.0.1:{hci_port}"}
             devices = subprocess.Popen(
                 [sys.executable, __file__, "--devices-child", str(hci_port), "--glucose-records", str(records)],
@@ -439,13 +425,13 @@ def _replay(tmp: Path, broker: _Mosquitto, subscriber: _Subscriber, n: int) -> d
         fill_s = time.perf_counter() - t0
         assert agent.outbox.depth == n
         broker.start()
-        if not _wait(lambda: agent.publisher.connected, 120):
+        if not wait_until(lambda: agent.publisher.connected, 120):
             raise RuntimeError("agent did not reconnect")
         t1 = time.perf_counter()
-        if not _wait(lambda: agent.outbox.depth == 0, 300, 0.002):
+        if not wait_until(lambda: agent.outbox.depth == 0, 300, 0.002):
             raise RuntimeError(f"outbox not drained: depth {agent.outbox.depth}")
         replay_s = time.perf_counter() - t1
-        _wait(lambda: subscriber.unique(GW) - before_unique >= n, 60)
+        wait_until(lambda: subscriber.unique(GW) - before_unique >= n, 60)
     finally:
         agent.publisher.stop()
         agent.outbox.close()

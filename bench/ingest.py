@@ -111,7 +111,8 @@ class Workers:
     """`count` real ingest workers with their metrics ports; stopped with SIGTERM (drain, commit, end session)."""
 
     def __init__(self, home: Path, count: int, extra: list[str], tag: str) -> None:
-        from varde.stack import _free_port, ensure_service_instances
+        from varde.net import free_port
+        from varde.stack import ensure_service_instances
 
         self.home, self.extra, self.tag = home, extra, tag
         # Each worker connects with its own broker login, bound to its client id.
@@ -119,7 +120,7 @@ class Workers:
         self.env = {**os.environ, "VARDE_HOME": str(home), "PYTHONPATH": str(ROOT)}
         self.logs = home / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.ports = [_free_port() for _ in range(count)]
+        self.ports = [free_port() for _ in range(count)]
         self.procs: list[subprocess.Popen[bytes]] = []
         self.cpu_before_restart = 0.0
         for n in range(count):
@@ -205,9 +206,10 @@ def _metric(text: str, name: str) -> float:
 
 @contextlib.contextmanager
 def api_process(home: Path) -> Iterator[str]:
-    from varde.stack import _free_port, ensure_service_instances, port_open
+    from varde.net import free_port, port_open
+    from varde.stack import ensure_service_instances
 
-    port = _free_port()
+    port = free_port()
     ensure_service_instances(home, {"api": ["bench"]})  # its own login, beside the stack's API
     env = {**os.environ, "VARDE_HOME": str(home), "PYTHONPATH": str(ROOT), "VARDE_API_REPLICA": "bench"}
     log = open(home / "logs" / "bench-api.log", "ab")  # noqa: SIM115 - handed to the child

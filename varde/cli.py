@@ -12,6 +12,7 @@ from uuid import UUID
 
 import typer
 
+from varde import net
 from varde.gateway_cli import gateway_app
 from vitals.vocabulary import PROTOCOLS
 
@@ -231,7 +232,7 @@ def db_restore(
             moment,
             directory,
             bindir=target.bindir,
-            port=port or stack._free_port(),
+            port=port or net.free_port(),
             socket_dir=target.socket_dir,
             pg_user=login["user"],
             password=login["password"],

@@ -32,6 +32,7 @@ import httpx
 import psycopg
 
 from store.settings import Settings
+from varde import net
 from varde.demo_extras import (
     LoopbackReceiver,
     activate_plan_due_now,
@@ -470,7 +471,7 @@ def run_demo(
             say(f"could not activate the COPD demo plans: {exc}")
         runner.start()
         say(f"starting {len(state['patients'])} gateways, each reading its patient's virtual devices")
-        patient_page_port = stack._free_port()
+        patient_page_port = net.free_port()
         homes = start_homes(
             runner,
             settings,

@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from varde.broker import BrokerAdminError
+from varde.net import free_port, port_open
 from varde.stack import (
     StackError,
     _apt_install,
-    _free_port,
     _wait_until,
     ensure_service_instances,
     pid_alive,
-    port_open,
     retire_service_instances,
 )
 
@@ -178,7 +177,7 @@ class ReplicaPool:
 
 
 def _start_replica(home: Path, index: int, instance: str, env: dict[str, str]) -> ApiReplica:
-    port = _free_port()
+    port = free_port()
     log = home / "logs" / f"api-replica-{index}.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(
@@ -241,9 +240,9 @@ def replicas(home: Path, count: int = 2, env: Mapping[str, str] | None = None) -
             )
             if replica.process.poll() is not None:
                 raise StackError(f"API replica {replica.index} exited at start; see {replica.log}")
-        lb_port, stats_port = _free_port(), _free_port()
+        lb_port, stats_port = free_port(), free_port()
         while stats_port == lb_port:
-            stats_port = _free_port()
+            stats_port = free_port()
         # Per pool, so two pools on one home do not share them; the socket in a short private directory (the
         # 108-byte limit of a Unix socket path), removed on exit.
         socket_dir = Path(tempfile.mkdtemp(prefix="varde-lb-"))

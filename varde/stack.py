@@ -21,7 +21,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from varde import backup, pgserver
+from varde.net import free_port, port_open
 
 SERVICE_USER = "varde"
 PG_SUPERUSER = "varde"
@@ -63,26 +63,6 @@ class StackPaths:
 
 
 # --- small helpers ----------------------------------------------------------------------------------------------
-
-
-def _free_port(preferred: int | None = None) -> int:
-    for candidate in ([preferred] if preferred else []) + [0]:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", candidate or 0))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise StackError("no free TCP port on 127.0.0.1")
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -321,7 +301,7 @@ def _start_postgres(
             if done.returncode != 0:
                 raise StackError(f"initdb failed: {done.stderr.strip()[-800:]}")
             _say(f"PostgreSQL: initialised a private cluster in {pgdata}")
-        port = _free_port(port)
+        port = free_port(port)
         logfile = paths.logs / "postgres.log"
         # postgres itself, not pg_ctl: the log file is opened here and handed over, so it can live under
         # .varde/logs even where the service user could not open it.
@@ -403,7 +383,7 @@ def _start_ha(paths: StackPaths, state: dict[str, Any], secret: dict[str, Any], 
     root = Path(state.get("data_root") or _data_root(paths, user))
     state["data_root"] = str(root)
     try:
-        cluster = ha.start_cluster(root, state, secret, user, bindir, PG_DATABASE, _free_port)
+        cluster = ha.start_cluster(root, state, secret, user, bindir, PG_DATABASE, free_port)
     except ha.HAError as exc:
         raise StackError(str(exc)) from exc
     state["postgres"] = {"ha": True, "bindir": str(bindir), "run_as": user.pw_name if user else None}
@@ -517,10 +497,10 @@ def _start_mosquitto(
     if pid_alive(mq.get("pid")) and not (tls_port and port_open("127.0.0.1", tls_port)):
         _stop_pid(mq.get("pid"), "Mosquitto (started without the TLS listener)")
     if not (port and pid_alive(mq.get("pid")) and port_open("127.0.0.1", port)):
-        port = _free_port(port)
-        tls_port = _free_port(tls_port)
+        port = free_port(port)
+        tls_port = free_port(tls_port)
         while tls_port == port:
-            tls_port = _free_port()
+            tls_port = free_port()
         logfile = paths.logs / "mosquitto.log"
         conf = mdir / "mosquitto.conf"
         conf.write_text(
@@ -662,13 +642,13 @@ def _start_services(paths: StackPaths, state: dict[str, Any], names: list[str]) 
             _say(f"{name}: already running (pid {current['pid']})")
             continue
         args = list(SERVICES[name])
-        metrics_port = _free_port(current.get("metrics_port"))
+        metrics_port = free_port(current.get("metrics_port"))
         args += ["--metrics-port", str(metrics_port)]
         own = _own_instances(state)
         if name == "ingest":
             args += ["--worker-id", own["ingest"]]
         if name == "api":
-            port = _free_port(state.get("api_port"))
+            port = free_port(state.get("api_port"))
             state["api_port"] = port
             state["api_url"] = f"http://127.0.0.1:{port}"
             args += ["--port", str(port)]

@@ -9,7 +9,6 @@ import os
 import secrets
 import selectors
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 
 from store.settings import varde_home
+from varde.net import free_port
 from varde.stack import ensure_service_instances
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc_provider"
@@ -37,12 +37,6 @@ def ensure_provider_installed() -> None:
     if npm is None:
         raise RuntimeError("npm not found: install Node.js 20 and npm (make system-deps)")
     subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PROVIDER_DIR, check=True, timeout=600)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

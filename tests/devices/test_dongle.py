@@ -8,7 +8,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import subprocess
 from contextlib import suppress
 from pathlib import Path
@@ -27,14 +26,9 @@ from edge_agent.config import DeviceConfig
 from edge_agent.devices import Clock, DeviceManager, DeviceStateStore
 from edge_agent.links.bumble_link import BumbleRadio
 from varde.cli import app
+from varde.net import free_port
 
 VHCI = Path("/dev/vhci")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_sim_peripheral_without_a_controller_says_what_to_check() -> None:
@@ -51,7 +45,7 @@ def test_sim_peripheral_refuses_an_unknown_kind() -> None:
 @async_test
 async def test_virtual_cuff_on_an_hci_transport_is_read_by_a_gateway(tmp_path: Path) -> None:
     air = BumbleAir(WallClock())
-    port = _free_port()
+    port = free_port()
     server = await open_transport(f"tcp-server:127.0.0.1:{port}")
     Controller("dongle", host_source=server.source, host_sink=server.sink, link=air.link)
     said: list[str] = []
@@ -133,7 +127,7 @@ async def test_bleak_link_through_bluez_reads_a_virtual_cuff_over_vhci(tmp_path:
 @async_test
 async def test_gateway_on_the_bumble_backend_pairs_a_passkey_meter_and_keeps_the_bond_on_disk(tmp_path: Path) -> None:
     air = BumbleAir(WallClock())
-    port = _free_port()
+    port = free_port()
     server = await open_transport(f"tcp-server:127.0.0.1:{port}")
     Controller("dongle", host_source=server.source, host_sink=server.sink, link=air.link)
     meter = GlucoseMeter(air, "A4:C1:38:00:00:05", passkey="246810")

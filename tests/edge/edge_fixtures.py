@@ -8,10 +8,8 @@ import os
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,27 +20,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent.config import EdgeConfig
+from varde.net import free_port, wait_until
 from vitals import DeviceRef, Reading, parse_envelope, readings_topic, status_topic
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 GW = "gw-test-0001"
 _RUN_AS = "user root\n" if os.geteuid() == 0 else ""
 """As root, mosquitto would switch to user `mosquitto`, which cannot reach pytest's private tmp dirs."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
 
 
 class Broker:

@@ -8,7 +8,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +16,11 @@ from typing import Any
 import pytest
 
 from store.settings import varde_home
+from varde.net import free_port, port_open
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -53,7 +47,7 @@ def production_broker(stack: dict[str, Any]) -> Iterator[tuple[int, str, str]]:
         check=True,
         capture_output=True,
     )
-    port = _free_port()
+    port = free_port()
     conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
     conf = conf.replace("listener 8883\n", f"listener {port} 127.0.0.1\n")
     conf = conf.replace("/usr/lib/mosquitto_dynamic_security.so", str(plugin)).replace("/mosquitto/", f"{base}/")
@@ -73,7 +67,7 @@ def production_broker(stack: dict[str, Any]) -> Iterator[tuple[int, str, str]]:
     log.close()
     try:
         stack_mod._wait_until(
-            lambda: stack_mod.port_open("127.0.0.1", port) or proc.poll() is not None, 15, "the production broker"
+            lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 15, "the production broker"
         )
         assert proc.poll() is None, (base / "mosquitto.log").read_text()
         yield port, str(pki.ca_cert), admin_password

@@ -26,7 +26,7 @@ from store.settings import Settings, varde_home
 from tests.integration.conftest import Tenant, instance_logins, login, publish, wait_for
 from tests.integration.load import Load
 from varde import scaleout
-from varde.stack import _free_port, port_open
+from varde.net import free_port, port_open
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,7 +38,7 @@ _OXIMETER = DeviceRef(address="A4:C1:38:00:00:02", type="pulse_oximeter", model=
 def second_ingest_metrics(stack: dict[str, Any]) -> Iterator[str]:
     """A second ingest worker next to the stack's own; yields its metrics URL."""
     home = varde_home()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VARDE_HOME": str(home), "VARDE_INGEST_WORKER_ID": "scale-out-2"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     with instance_logins(ingest=["scale-out-2"]):

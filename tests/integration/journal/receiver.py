@@ -7,7 +7,6 @@ to busy (429), or to losing its answers (it stores, then answers 500, so the sen
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
@@ -19,6 +18,8 @@ from fastapi import FastAPI, Form, Header, Request
 from fastapi.responses import JSONResponse
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
+
+from varde.net import free_port
 
 FHIR_JSON = "application/fhir+json"
 
@@ -157,18 +158,12 @@ def build_app(state: RecordState) -> FastAPI:
     return app
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class RecordSystem:
     """The receiver in a background thread; `stop()` closes the port (connection refused), `start()` reopens it."""
 
     def __init__(self) -> None:
         self.state = RecordState()
-        self.port = _free_port()
+        self.port = free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
