@@ -25,7 +25,6 @@ NOT_YET_MOVED = frozenset(
         # Still to move to store/ (docs/architecture.md, "Who owns each aggregate"). `varde/emqx.py` holds the
         # statements EMQX's PostgreSQL authentication runs (broker configuration, not Varde's data access).
         "clinician_api/citizen/oidc.py",
-        "clinician_api/escalation.py",
         "clinician_api/fhir_query.py",
         "clinician_api/gateway_link.py",
         "clinician_api/repeat_sender.py",
