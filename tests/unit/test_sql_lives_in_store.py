@@ -27,7 +27,6 @@ NOT_YET_MOVED = frozenset(
         "clinician_api/citizen/oidc.py",
         "clinician_api/fhir_query.py",
         "clinician_api/gateway_link.py",
-        "clinician_api/repeat_sender.py",
         "clinician_api/reports/document.py",
         "clinician_api/reports/period.py",
         "clinician_api/routes/fhir.py",
