@@ -1,8 +1,9 @@
 """Gateways and their devices as ingest sees them: which patient each gateway serves and whether it may send
 (`GatewayInfo`, for the registry's cache), when each gateway and device was last heard from, and what a gateway's
 status message reports (state, agent version, outbox depth, device batteries); and a patient's gateways and devices
-as the API shows them (`GatewayStatusRow`, `DeviceStatusRow`) or publishes to them. Enrolment codes are
-`store.gateway_enrolment`'s; making and disabling gateways is the admin CLI's (`varde.provisioning`)."""
+as the API shows them (`GatewayStatusRow`, `DeviceStatusRow`) or publishes to them (`enabled_ids`,
+`enabled_of_patients`). Enrolment codes are `store.gateway_enrolment`'s; making and disabling gateways is the admin
+CLI's (`varde.provisioning`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ _DEVICES_OF = (
     "WHERE gateway_id = ANY(%s) ORDER BY gateway_id, address"
 )
 _ENABLED_OF_PATIENT = "SELECT id FROM gateways WHERE patient_id = %s AND enabled ORDER BY id"
+_ENABLED_OF_PATIENTS = "SELECT id, patient_id FROM gateways WHERE patient_id = ANY(%s::uuid[]) AND enabled ORDER BY id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,14 @@ class DeviceStatusRow:
     last_seen_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PatientGateway:
+    """An enabled gateway and the patient it serves."""
+
+    id: str
+    patient_id: UUID
+
+
 def all_gateways(conn: psycopg.Connection[Any]) -> list[GatewayInfo]:
     with conn.cursor(row_factory=class_row(GatewayInfo)) as cur:
         return cur.execute(_ALL).fetchall()
@@ -132,15 +142,23 @@ def enabled_ids(conn: psycopg.Connection[Any], patient_id: UUID) -> list[str]:
         return cur.execute(_ENABLED_OF_PATIENT, (patient_id,)).fetchall()
 
 
+def enabled_of_patients(conn: psycopg.Connection[Any], patient_ids: Sequence[UUID]) -> list[PatientGateway]:
+    """The enabled gateways of these patients, by id: where a receipt to them is published."""
+    with conn.cursor(row_factory=class_row(PatientGateway)) as cur:
+        return cur.execute(_ENABLED_OF_PATIENTS, (list(patient_ids),)).fetchall()
+
+
 __all__ = [
     "DeviceSeen",
     "DeviceStatusRow",
     "GatewayInfo",
     "GatewayStatusRow",
+    "PatientGateway",
     "StatusReport",
     "all_gateways",
     "devices_of",
     "enabled_ids",
+    "enabled_of_patients",
     "mark_seen",
     "of_patient",
     "record_statuses",
