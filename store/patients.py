@@ -1,7 +1,7 @@
 """Patients as the API lists and opens them: a summary row (`PatientSummaryRow`: team, worst unresolved alarm,
 newest measurement, the caller's access basis, current episode) read in keyset pages by name or for one patient,
-the rest of the record (`PatientRecordRow`), and the row lock that serialises changes to one patient. Conditions
-are `store.conditions`', gateways and devices `store.gateways`'."""
+the rest of the record (`PatientRecordRow`), the patient's time zone, and the row lock that serialises changes to one
+patient. Conditions are `store.conditions`', gateways and devices `store.gateways`'."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
 from vitals import Kind
 
@@ -55,6 +55,7 @@ _RECORD = (
     "AS active_plan_version FROM patients p WHERE p.id = %s"
 )
 _LOCK = "SELECT 1 FROM patients WHERE id = %s FOR UPDATE"
+_TIMEZONE = "SELECT timezone FROM patients WHERE id = %s"
 _ALL_KINDS = [k.value for k in Kind]
 
 
@@ -152,9 +153,16 @@ def record(conn: Connection[Any], patient_id: UUID) -> PatientRecordRow | None:
         return cur.execute(_RECORD, (patient_id,)).fetchone()
 
 
+def timezone_of(conn: Connection[Any], patient_id: UUID) -> str | None:
+    """The patient's time zone (an IANA name); None when there is no such patient."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        zone: str | None = cur.execute(_TIMEZONE, (patient_id,)).fetchone()
+        return zone
+
+
 def lock(conn: Connection[Any], patient_id: UUID) -> None:
     """Lock the patient's row until the caller's transaction ends: serialises changes to its conditions and plans."""
     conn.execute(_LOCK, (patient_id,))
 
 
-__all__ = ["PatientRecordRow", "PatientSummaryRow", "lock", "page", "record", "summary"]
+__all__ = ["PatientRecordRow", "PatientSummaryRow", "lock", "page", "record", "summary", "timezone_of"]

@@ -26,10 +26,7 @@ NOT_YET_MOVED = frozenset(
         # statements EMQX's PostgreSQL authentication runs (broker configuration, not Varde's data access).
         "clinician_api/citizen/oidc.py",
         "clinician_api/fhir_query.py",
-        "clinician_api/reports/document.py",
-        "clinician_api/reports/period.py",
         "clinician_api/routes/fhir.py",
-        "clinician_api/routes/reports.py",
         "rules_engine/baselines.py",
         "rules_engine/missed.py",
         "rules_engine/questionnaires.py",
