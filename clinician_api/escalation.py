@@ -7,6 +7,7 @@ runs one `Notifier` thread that claims due notices with `FOR UPDATE SKIP LOCKED`
 them and records the outcome; a failed send is retried with back-off, `MAX_ATTEMPTS` times.
 
 The text names no patient: severity, care team, how long it waited, a short reference and the queue's address.
+The notices' rows are `store.escalation_notices`'.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import httpx
 import psycopg
 
 from clinician_api.background import ListeningWorker
-from store import events
+from store import escalation_notices, events
 from store.alarms import touch_for_escalation_notice
 from store.settings import Settings
 
@@ -102,19 +103,21 @@ def channels_for(settings: Settings) -> dict[str, Channel]:
 
 def claim(conn: psycopg.Connection[Any], limit: int = 20) -> list[Notice]:
     """Due notices, each marked as attempted (back-off doubles from 30 s) so another replica does not take it."""
-    rows = conn.execute(
-        "WITH due AS (SELECT id FROM escalation_notices WHERE state = 'pending' AND next_at <= now() "
-        "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT %s) "
-        "UPDATE escalation_notices n SET attempts = n.attempts + 1, "
-        "next_at = now() + make_interval(secs => 30 * power(2, n.attempts)) FROM due, alarms a, patients p, "
-        "care_teams c, escalation_targets t WHERE n.id = due.id AND a.id = n.alarm_id AND p.id = a.patient_id "
-        "AND c.id = p.team_id AND t.id = n.target_id "
-        "RETURNING n.id, upper(left(a.id::text, 8)), a.severity, c.name, "
-        "(extract(epoch FROM now() - a.opened_at) / 60)::int, t.channel, t.address, t.label",
-        (limit,),
-    ).fetchall()
+    rows = escalation_notices.claim_due(conn, limit)
     conn.commit()
-    return [Notice(*r) for r in rows]
+    return [
+        Notice(
+            id=r.id,
+            alarm_ref=r.alarm_ref,
+            severity=r.severity,
+            team=r.team,
+            waited_minutes=r.waited_minutes,
+            channel=r.channel,
+            address=r.address,
+            label=r.label,
+        )
+        for r in rows
+    ]
 
 
 def deliver(
@@ -127,17 +130,10 @@ def deliver(
             channels[notice.channel].send(notice, notice.text(dashboard_url))
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
-            conn.execute(
-                "UPDATE escalation_notices SET error = %s, "
-                "state = CASE WHEN attempts >= %s THEN 'failed' ELSE 'pending' END WHERE id = %s",
-                (error, MAX_ATTEMPTS, notice.id),
-            )
+            escalation_notices.mark_failed(conn, notice.id, error, MAX_ATTEMPTS)
             log.warning("escalation_notice_failed notice=%d channel=%s error=%s", notice.id, notice.channel, error)
         else:
-            conn.execute(
-                "UPDATE escalation_notices SET state = 'sent', sent_at = now(), error = NULL WHERE id = %s",
-                (notice.id,),
-            )
+            escalation_notices.mark_sent(conn, notice.id)
             sent += 1
             log.info("escalation_notice_sent notice=%d channel=%s", notice.id, notice.channel)
         touch_for_escalation_notice(conn, notice.id)  # the queue shows who was notified

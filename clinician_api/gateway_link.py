@@ -3,7 +3,7 @@
 One client per API process (the routes, the repeat sender and the schedule courier share it), connected on first
 use as `varde-api-<replica>` (VARDE_API_REPLICA, else the host name): its own login, bound to that client id.
 `publish` waits for the broker's PUBACK (QoS 1) and raises `GatewayUnavailable` when the broker is unreachable or
-refuses, so a route can answer 503 and change nothing.
+refuses, so a route can answer 503 and change nothing. Which gateways a receipt goes to is `store.gateways`'.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import Connection
 
+from store import gateways
 from store.settings import Settings, default_instance_name, instance_login
 from vitals import Receipt, receipts_topic
 from vitals.receipt import ReceiptEvent
@@ -127,16 +128,12 @@ def send_receipts(
     the broker cannot reach is reported, not raised."""
     if not patient_ids:
         return []
-    gateways = conn.execute(
-        "SELECT id, patient_id FROM gateways WHERE patient_id = ANY(%s::uuid[]) AND enabled ORDER BY id",
-        (list(patient_ids),),
-    ).fetchall()
     deliveries: list[Delivery] = []
-    for gateway_id, patient_id in gateways:
+    for gateway in gateways.enabled_of_patients(conn, patient_ids):
         receipt = Receipt(id=uuid.uuid4(), event=event, at=datetime.now(UTC), nb=nb, en=en)
         try:
-            publisher.publish(receipts_topic(gateway_id), receipt.to_json())
-            deliveries.append(Delivery(gateway_id, patient_id, True))
+            publisher.publish(receipts_topic(gateway.id), receipt.to_json())
+            deliveries.append(Delivery(gateway.id, gateway.patient_id, True))
         except GatewayUnavailable as exc:
-            deliveries.append(Delivery(gateway_id, patient_id, False, str(exc)))
+            deliveries.append(Delivery(gateway.id, gateway.patient_id, False, str(exc)))
     return deliveries

@@ -4,7 +4,8 @@ sends it on the gateway's receipts topic as a `varde.repeat/1` message.
 
 Like the escalation notifier, each API replica runs one `RepeatSender` thread that claims unsent requests with
 `FOR UPDATE SKIP LOCKED` (a claim is a 30 s lease, so a replica that dies mid-send leaves the request to another),
-publishes, and records `sent_at`. It wakes on `varde_repeats` notifications and every POLL_SECONDS.
+publishes, and records `sent_at`. It wakes on `varde_repeats` notifications and every POLL_SECONDS. The rows it
+claims and marks are `store.repeat_notices`'.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import psycopg
 
 from clinician_api.background import ListeningWorker
 from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
+from store import repeat_notices
 from store.events import Channel
 from vitals import Kind, RepeatRequest, receipts_topic
 
@@ -35,19 +37,15 @@ class Claimed:
 
 def claim(conn: psycopg.Connection[Any], limit: int = 50) -> list[Claimed]:
     """Unsent requests still waiting for their repeat, each leased for 30 s to this replica."""
-    rows = conn.execute(
-        "WITH due AS (SELECT id FROM repeat_requests WHERE state = 'requested' AND sent_at IS NULL "
-        "AND next_send_at <= now() AND due_at > now() AND send_attempts < %s "
-        "ORDER BY next_send_at FOR UPDATE SKIP LOCKED LIMIT %s) "
-        "UPDATE repeat_requests r SET send_attempts = r.send_attempts + 1, "
-        "next_send_at = now() + interval '30 seconds' FROM due WHERE r.id = due.id "
-        "RETURNING r.id, r.kind, r.measured_at, r.requested_at, r.due_at, "
-        "ARRAY(SELECT g.id FROM gateways g WHERE g.patient_id = r.patient_id AND g.enabled ORDER BY g.id)",
-        (MAX_ATTEMPTS, limit),
-    ).fetchall()
+    rows = repeat_notices.claim_unsent(conn, MAX_ATTEMPTS, limit)
     conn.commit()
     return [
-        Claimed(RepeatRequest(id=r[0], kind=Kind(r[1]), measured_at=r[2], requested_at=r[3], due_at=r[4]), list(r[5]))
+        Claimed(
+            RepeatRequest(
+                id=r.id, kind=Kind(r.kind), measured_at=r.measured_at, requested_at=r.requested_at, due_at=r.due_at
+            ),
+            list(r.gateway_ids),
+        )
         for r in rows
     ]
 
@@ -67,7 +65,7 @@ def deliver(conn: psycopg.Connection[Any], claimed: list[Claimed], publisher: Ga
             sent.append(item.message.id)
         log.info("repeat_request_sent request=%s gateways=%d", item.message.id, published)
     if sent:
-        conn.execute("UPDATE repeat_requests SET sent_at = now() WHERE id = ANY(%s::uuid[])", (sent,))
+        repeat_notices.mark_sent(conn, sent)
     conn.commit()
     return len(sent)
 

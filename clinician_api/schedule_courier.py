@@ -4,7 +4,8 @@ up committed by ingest, a step down by the timed rules), on the retained plan to
 `patient_schedules` is its outbox: a row whose `published_revision` lags its `revision` is due. The API process runs
 one `PlanCourier` thread that wakes on `varde_schedules` notifications (within a second of the commit) and every
 POLL_SECONDS, claims due rows with `FOR UPDATE SKIP LOCKED` (several replicas may run), publishes and marks them; a
-broker that cannot take the plan leaves the row due, with the error, for the next round.
+broker that cannot take the plan leaves the row due, with the error, for the next round. The rows are
+`store.schedules`' and `store.gateways`'.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import psycopg
 from clinician_api.background import ListeningWorker
 from clinician_api.gateway_link import GatewayPublisher, GatewayUnavailable
 from store.events import Channel
-from store.schedules import active_plans, wire_plan
+from store.gateways import enabled_ids
+from store.schedules import active_plans, lock_next_due, record_publication, wire_plan
 from vitals import plan_topic
 
 log = logging.getLogger("varde.schedules")
@@ -31,25 +33,16 @@ def deliver_due(conn: psycopg.Connection[Any], publisher: GatewayPublisher, limi
     delivered = 0
     while delivered < limit:
         with conn.transaction():
-            row = conn.execute(
-                "SELECT patient_id, revision FROM patient_schedules WHERE published_revision < revision "
-                "ORDER BY changed_at FOR UPDATE SKIP LOCKED LIMIT 1"
-            ).fetchone()
-            if row is None:
+            due = lock_next_due(conn)
+            if due is None:
                 return delivered
-            patient_id, revision = row
-            error = _publish(conn, publisher, patient_id)
-            conn.execute(
-                "UPDATE patient_schedules SET published_revision = CASE WHEN %s::text IS NULL THEN %s "
-                "ELSE published_revision END, published_at = CASE WHEN %s::text IS NULL THEN now() ELSE published_at "
-                "END, publish_error = %s WHERE patient_id = %s",
-                (error, revision, error, error, patient_id),
-            )
+            error = _publish(conn, publisher, due.patient_id)
+            record_publication(conn, due, error)
         if error is not None:
-            log.warning("schedule_publish_failed revision=%d error=%s", revision, error)
+            log.warning("schedule_publish_failed revision=%d error=%s", due.revision, error)
             return delivered
         delivered += 1
-        log.info("schedule_published revision=%d", revision)
+        log.info("schedule_published revision=%d", due.revision)
     return delivered
 
 
@@ -58,11 +51,9 @@ def _publish(conn: psycopg.Connection[Any], publisher: GatewayPublisher, patient
     if plan is None:
         return None  # the plan was retired meanwhile: nothing to publish, the retirement cleared the topic
     payload = wire_plan(conn, plan).to_json()
-    gateways = conn.execute(
-        "SELECT id FROM gateways WHERE patient_id = %s AND enabled ORDER BY id", (patient_id,)
-    ).fetchall()
+    gateways = enabled_ids(conn, patient_id)
     try:
-        for (gateway_id,) in gateways:
+        for gateway_id in gateways:
             publisher.publish(plan_topic(gateway_id), payload, retain=True)
     except GatewayUnavailable as exc:
         return str(exc)[:500]

@@ -1,10 +1,11 @@
 """Gateways and their devices as ingest sees them: which patient each gateway serves and whether it may send
 (`GatewayInfo`, for the registry's cache), when each gateway and device was last heard from, and what a gateway's
 status message reports (state, agent version, outbox depth, device batteries); and a patient's gateways and devices
-as the API shows them (`GatewayStatusRow`, `DeviceStatusRow`) or publishes to them; and the registry as the admin
-CLI keeps it (`varde.admin`: gateways made with the hash of their secret, the secret replaced, revoked, a patient's
-gateways disabled) and its provisioning reads (`varde.provisioning`: the patient's time zone). Enrolment codes are
-`store.gateway_enrolment`'s; the broker logins and what a secret is are the admin CLI's."""
+as the API shows them (`GatewayStatusRow`, `DeviceStatusRow`) or publishes to them (`enabled_ids`,
+`enabled_of_patients`); and the registry as the admin CLI keeps it (`varde.admin`: gateways made with the hash of
+their secret, the secret replaced, revoked, a patient's gateways disabled) and its provisioning reads
+(`varde.provisioning`: the patient's time zone). Enrolment codes are `store.gateway_enrolment`'s; the broker logins
+and what a secret is are the admin CLI's."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ _COUNT_SERVING = (
     "WHERE g.id = ANY(%s) AND g.enabled AND p.active"
 )
 _DISABLE_OF_PATIENTS = "UPDATE gateways SET enabled = false WHERE patient_id = ANY(%s)"
+_ENABLED_OF_PATIENTS = "SELECT id, patient_id FROM gateways WHERE patient_id = ANY(%s::uuid[]) AND enabled ORDER BY id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,14 @@ class DeviceStatusRow:
     last_seen_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PatientGateway:
+    """An enabled gateway and the patient it serves."""
+
+    id: str
+    patient_id: UUID
+
+
 def all_gateways(conn: psycopg.Connection[Any]) -> list[GatewayInfo]:
     with conn.cursor(row_factory=class_row(GatewayInfo)) as cur:
         return cur.execute(_ALL).fetchall()
@@ -142,6 +152,12 @@ def enabled_ids(conn: psycopg.Connection[Any], patient_id: UUID) -> list[str]:
     """The ids of the patient's enabled gateways, in order: where the patient's plan is published."""
     with conn.cursor(row_factory=scalar_row) as cur:
         return cur.execute(_ENABLED_OF_PATIENT, (patient_id,)).fetchall()
+
+
+def enabled_of_patients(conn: psycopg.Connection[Any], patient_ids: Sequence[UUID]) -> list[PatientGateway]:
+    """The enabled gateways of these patients, by id: where a receipt to them is published."""
+    with conn.cursor(row_factory=class_row(PatientGateway)) as cur:
+        return cur.execute(_ENABLED_OF_PATIENTS, (list(patient_ids),)).fetchall()
 
 
 # --- the registry, as the admin CLI keeps it ----------------------------------------------------------------------
@@ -200,12 +216,14 @@ __all__ = [
     "GatewayInfo",
     "GatewayStatusRow",
     "NewGateway",
+    "PatientGateway",
     "StatusReport",
     "all_gateways",
     "count_serving",
     "devices_of",
     "disable_of_patients",
     "enabled_ids",
+    "enabled_of_patients",
     "insert",
     "lock_enabled",
     "mark_seen",

@@ -1,7 +1,8 @@
 """What a record document is read from, in the transaction that journals it: the record system an alarm's or an
-episode step's document goes to (`RecordTarget`), the resolved alarm, the patient, the clinician who acted, the
-alarm's readings with the devices and gateways they came through, and an episode step with its hand-over note,
-episode and active plan — as typed rows. Building the FHIR documents from them is `clinician_api.journal`'s.
+episode step's document goes to (`RecordTarget`; a period report's, `patient_endpoint`), the resolved alarm, the
+patient, the clinician who acted, the alarm's readings with the devices and gateways they came through, and an
+episode step with its hand-over note, episode and active plan — as typed rows. Building the FHIR documents from them
+is `clinician_api.journal`'s.
 
 Whether a patient may share with the record is the caller's rule (`PatientCondition`), so store needs nothing of
 the consent code."""
@@ -15,7 +16,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from psycopg import Connection, sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
 from store.episodes import EPISODE_FROM, EPISODE_ROW_COLUMNS, EpisodeRow
 from store.fhir_search import DeviceRow, GatewayRow, PlanRow
@@ -128,6 +129,20 @@ def alarm_target(conn: Connection[Any], alarm_id: UUID, may_share: PatientCondit
             ).format(may_share("a.patient_id")),
             (alarm_id,),
         ).fetchone()
+
+
+def patient_endpoint(conn: Connection[Any], patient_id: UUID, may_share: PatientCondition) -> UUID | None:
+    """The record system for documents of the patient's team's organisation (its period reports); None when it has
+    none, or when the patient fails `may_share`."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        endpoint_id: UUID | None = cur.execute(
+            sql.SQL(
+                "SELECT r.id FROM patients p JOIN care_teams t ON t.id = p.team_id JOIN record_endpoints r "
+                "ON r.organisation_id = t.organisation_id AND r.journal_alarms WHERE p.id = %s AND {}"
+            ).format(may_share("p.id")),
+            (patient_id,),
+        ).fetchone()
+        return endpoint_id
 
 
 def team_targets(
@@ -305,6 +320,7 @@ __all__ = [
     "group_readings",
     "handover_note",
     "patient",
+    "patient_endpoint",
     "patients",
     "practitioner",
 ]

@@ -1,9 +1,9 @@
 """Patients as the API lists and opens them: a summary row (`PatientSummaryRow`: team, worst unresolved alarm,
 newest measurement, the caller's access basis, current episode) read in keyset pages by name or for one patient,
-the rest of the record (`PatientRecordRow`), and the row lock that serialises changes to one patient; and the
-patients the admin CLI registers (one, or a numbered batch for load tests), their team and protocol, and the
-demo's changes (registration backdated, national id moved, deactivation). Conditions are `store.conditions`',
-gateways and devices `store.gateways`'."""
+the rest of the record (`PatientRecordRow`), the patient's time zone, and the row lock that serialises changes to one
+patient; and the patients the admin CLI registers (one, or a numbered batch for load tests), their team and
+protocol, and the demo's changes (registration backdated, national id moved, deactivation). Conditions are
+`store.conditions`', gateways and devices `store.gateways`'."""
 
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ _BACKDATE = "UPDATE patients SET created_at = %s WHERE id = %s"
 _RELEASE_NATIONAL_ID = "UPDATE patients SET national_id = NULL WHERE national_id = %s"
 _SET_NATIONAL_ID = "UPDATE patients SET national_id = %s WHERE id = %s"
 _DEACTIVATE = "UPDATE patients SET active = false WHERE id = ANY(%s)"
+_TIMEZONE = "SELECT timezone FROM patients WHERE id = %s"
 _ALL_KINDS = [k.value for k in Kind]
 
 
@@ -175,6 +176,13 @@ def record(conn: Connection[Any], patient_id: UUID) -> PatientRecordRow | None:
         return cur.execute(_RECORD, (patient_id,)).fetchone()
 
 
+def timezone_of(conn: Connection[Any], patient_id: UUID) -> str | None:
+    """The patient's time zone (an IANA name); None when there is no such patient."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        zone: str | None = cur.execute(_TIMEZONE, (patient_id,)).fetchone()
+        return zone
+
+
 def lock(conn: Connection[Any], patient_id: UUID) -> None:
     """Lock the patient's row until the caller's transaction ends: serialises changes to its conditions and plans."""
     conn.execute(_LOCK, (patient_id,))
@@ -233,4 +241,5 @@ __all__ = [
     "page",
     "record",
     "summary",
+    "timezone_of",
 ]

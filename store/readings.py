@@ -265,6 +265,18 @@ def points_since(conn: psycopg.Connection[Any], patient_id: UUID, since: datetim
         ).fetchall()
 
 
+def points_between(
+    conn: psycopg.Connection[Any], patient_id: UUID, kinds: Sequence[str], start: datetime, end: datetime
+) -> list[ReadingPoint]:
+    """The patient's readings of `kinds` measured from `start` up to (not including) `end`, by kind, oldest first."""
+    with conn.cursor(row_factory=class_row(ReadingPoint)) as cur:
+        return cur.execute(
+            "SELECT kind, measured_at, value FROM readings WHERE patient_id = %s AND kind = ANY(%s) "
+            "AND measured_at >= %s AND measured_at < %s ORDER BY kind, measured_at",
+            (patient_id, list(kinds), start, end),
+        ).fetchall()
+
+
 @dataclass(frozen=True, slots=True)
 class MeasuredAt:
     kind: str
@@ -299,6 +311,7 @@ __all__ = [
     "newest_per_kind",
     "page",
     "patient_readings",
+    "points_between",
     "points_since",
     "reading_columns",
 ]

@@ -360,6 +360,34 @@ def publication(conn: Connection[Any], patient_id: UUID) -> Publication | None:
 
 
 @dataclass(frozen=True, slots=True)
+class DueSchedule:
+    """A schedule in force not yet on the patient's gateways (its `published_revision` lags `revision`)."""
+
+    patient_id: UUID
+    revision: int
+
+
+def lock_next_due(conn: Connection[Any]) -> DueSchedule | None:
+    """The due schedule changed longest ago, locked until the caller's transaction ends; one another courier holds
+    is skipped."""
+    with conn.cursor(row_factory=class_row(DueSchedule)) as cur:
+        return cur.execute(
+            "SELECT patient_id, revision FROM patient_schedules WHERE published_revision < revision "
+            "ORDER BY changed_at FOR UPDATE SKIP LOCKED LIMIT 1"
+        ).fetchone()
+
+
+def record_publication(conn: Connection[Any], due: DueSchedule, error: str | None) -> None:
+    """The courier's outcome for `due`: published (no `error`), or still due with the broker's error kept."""
+    conn.execute(
+        "UPDATE patient_schedules SET published_revision = CASE WHEN %s::text IS NULL THEN %s "
+        "ELSE published_revision END, published_at = CASE WHEN %s::text IS NULL THEN now() ELSE published_at "
+        "END, publish_error = %s WHERE patient_id = %s",
+        (error, due.revision, error, error, due.patient_id),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PlanInForce:
     """The active plan's version, and its body with the schedule in force (stepped up while a step-up lasts)."""
 
@@ -380,6 +408,7 @@ def plan_in_force(conn: Connection[Any], patient_id: UUID) -> PlanInForce | None
 __all__ = [
     "ActivePlan",
     "ChangeRow",
+    "DueSchedule",
     "PlanInForce",
     "Publication",
     "ScheduleChange",
@@ -388,11 +417,13 @@ __all__ = [
     "apply_changes",
     "history",
     "load_steps",
+    "lock_next_due",
     "lock_patients",
     "plan_activated",
     "plan_in_force",
     "plan_retired",
     "publication",
+    "record_publication",
     "save_counts",
     "steps_after",
     "wire_plan",

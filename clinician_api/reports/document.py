@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, sql
+from psycopg import Connection
 
-from clinician_api import consent, fhir
+from clinician_api import fhir
 from clinician_api.journal import identity, outbox
 from clinician_api.reports.period import PeriodReport
+from store import journal_documents
 
 # LOINC 34133-9 "Summary of episode note": a summary of a period of care, for the GP or the hospital record.
 SUMMARY_CODE = ("34133-9", "Summary of episode note")
@@ -87,21 +88,15 @@ def document_reference_bundle(report: PeriodReport, pdf: bytes, lang: str, creat
 def enqueue(conn: Connection[Any], report: PeriodReport, pdf: bytes, lang: str, created_at: datetime) -> UUID:
     """Put the report in the outbox for the record system of the patient's organisation, in the caller's
     transaction; the journal worker delivers it. Raises NoRecordEndpoint when there is none to deliver to."""
-    row = conn.execute(
-        sql.SQL(
-            "SELECT r.id FROM patients p JOIN care_teams t ON t.id = p.team_id JOIN record_endpoints r "
-            "ON r.organisation_id = t.organisation_id AND r.journal_alarms WHERE p.id = %s AND {}"
-        ).format(consent.not_reserved_sql("record_sharing", "p.id")),
-        (report.patient.id,),
-    ).fetchone()
-    if row is None:
+    endpoint_id = journal_documents.patient_endpoint(conn, report.patient.id, outbox.may_share)
+    if endpoint_id is None:
         raise NoRecordEndpoint("the patient's organisation has no record system, or the patient reserved against it")
     bundle = document_reference_bundle(report, pdf, lang, created_at)
     outbox.insert(
         conn,
         kind="period_report",
         dedupe_key=f"period-report:{bundle['entry'][0]['resource']['id']}",
-        endpoint_id=row[0],
+        endpoint_id=endpoint_id,
         patient_ids=[report.patient.id],
         bundle=bundle,
     )

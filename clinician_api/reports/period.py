@@ -1,7 +1,7 @@
 """What the period summary report of one patient holds, read in one transaction: the readings of each kind with the
 patient's zone limits, the alarms and what was done about them, the plan's changes, adherence to the schedule, and
-hand-overs (when the episodes' tables exist). Rendering is `reports.pdf`; delivery to the record is
-`reports.document`."""
+hand-overs. The rows are `store.period_report`'s and `store.readings`'; rendering is `reports.pdf`; delivery to the
+record is `reports.document`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from psycopg import Connection
 from clinician_api import population
 from clinician_api.routes.thresholds import as_mapping
 from rules_engine.profiles import KindLimits, effective_limits
-from store import thresholds
+from store import period_report, readings, thresholds
+from store.period_report import HandoverLine, PlanChange
 from vitals import Kind
 
 
@@ -46,28 +47,6 @@ class AlarmLine:
     resolution: str | None
     resolved_by: str | None
     notes: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PlanChange:
-    version: int
-    status: str
-    created_at: datetime
-    activated_at: datetime | None
-    retired_at: datetime | None
-    by: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class HandoverLine:
-    proposed_at: datetime
-    from_team: str
-    to_team: str
-    state: str
-    decided_at: datetime | None
-    situation: str
-    plan: str
-    watch: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,80 +104,41 @@ def _zones(limits: KindLimits) -> Zones:
     return Zones(low[0], low[1], high[0], high[1])
 
 
-_HANDOVERS_SQL = (
-    "SELECT h.proposed_at, f.name, t.name, h.state, h.decided_at, h.situation, h.plan, h.watch "
-    "FROM care_handovers h JOIN care_teams f ON f.id = h.from_team_id JOIN care_teams t ON t.id = h.to_team_id "
-    "WHERE h.patient_id = %s AND h.proposed_at < %s AND coalesce(h.decided_at, 'infinity') >= %s "
-    "ORDER BY h.proposed_at, h.id"
-)
-
-
-def _handovers(conn: Connection[Any], patient_id: UUID, start: datetime, end: datetime) -> list[HandoverLine]:
-    """Hand-overs proposed or decided in the period."""
-    return [HandoverLine(*r) for r in conn.execute(_HANDOVERS_SQL, (patient_id, end, start)).fetchall()]
-
-
 def gather(conn: Connection[Any], patient_id: UUID, start: datetime, end: datetime) -> PeriodReport | None:
-    head = conn.execute(
-        "SELECT p.id, p.display_name, p.national_id, p.birth_date, p.protocol, p.timezone, t.name, "
-        "o.id, o.name, o.org_number FROM patients p JOIN care_teams t ON t.id = p.team_id "
-        "LEFT JOIN organisations o ON o.id = t.organisation_id WHERE p.id = %s",
-        (patient_id,),
-    ).fetchone()
+    head = period_report.patient(conn, patient_id)
     if head is None:
         return None
     patient = PatientInfo(
-        id=head[0],
-        name=head[1],
-        national_id=head[2],
-        birth_date=head[3],
-        protocol=head[4],
-        timezone=head[5],
-        team_name=head[6],
-        organisation=tuple(head[7:]) if head[7] else None,
+        id=head.id,
+        name=head.name,
+        national_id=head.national_id,
+        birth_date=head.birth_date,
+        protocol=head.protocol,
+        timezone=head.timezone,
+        team_name=head.team_name,
+        organisation=(head.organisation_id, head.organisation_name, head.org_number) if head.organisation_id else None,
     )
-    readings = conn.execute(
-        "SELECT kind, measured_at, value FROM readings WHERE patient_id = %s AND kind = ANY(%s) "
-        "AND measured_at >= %s AND measured_at < %s ORDER BY kind, measured_at",
-        (patient_id, [k.value for k in Kind], start, end),
-    ).fetchall()
     series: dict[str, list[tuple[datetime, float]]] = {}
-    for kind, at, value in readings:
-        series.setdefault(kind, []).append((at, float(value)))
+    for point in readings.points_between(conn, patient_id, [k.value for k in Kind], start, end):
+        series.setdefault(point.kind, []).append((point.measured_at, float(point.value)))
     limits = effective_limits(patient.protocol, as_mapping(thresholds.limit_overrides(conn, patient_id)))
     zones = {k: _zones(limits[Kind(k)]) for k in series}
-    alarm_rows = conn.execute(
-        "SELECT a.opened_at, a.severity, a.kind, a.explanation_nb, a.explanation_en, a.state, a.resolved_at, "
-        "a.resolution, coalesce(nullif(u.display_name, ''), u.username), "
-        "(SELECT coalesce(array_agg(e.data->>'text' ORDER BY e.at), '{}') FROM alarm_events e "
-        " WHERE e.alarm_id = a.id AND e.event = 'note') "
-        "FROM alarms a LEFT JOIN users u ON u.id = a.resolved_by WHERE a.patient_id = %s AND a.opened_at < %s "
-        "AND coalesce(a.resolved_at, 'infinity') >= %s ORDER BY a.opened_at, a.id",
-        (patient_id, end, start),
-    ).fetchall()
     alarms = [
         AlarmLine(
-            opened_at=r[0],
-            severity=r[1],
-            kind=r[2],
-            explanation_nb=r[3],
-            explanation_en=r[4],
-            state=r[5],
-            resolved_at=r[6],
-            resolution=r[7],
-            resolved_by=r[8],
-            notes=tuple(r[9] or ()),
+            opened_at=r.opened_at,
+            severity=r.severity,
+            kind=r.kind,
+            explanation_nb=r.explanation_nb,
+            explanation_en=r.explanation_en,
+            state=r.state,
+            resolved_at=r.resolved_at,
+            resolution=r.resolution,
+            resolved_by=r.resolved_by,
+            notes=tuple(r.notes or ()),
         )
-        for r in alarm_rows
+        for r in period_report.alarms(conn, patient_id, start, end)
     ]
-    plan_rows = conn.execute(
-        "SELECT pl.version, pl.status, pl.created_at, pl.activated_at, pl.retired_at, "
-        "coalesce(nullif(u.display_name, ''), u.username) FROM self_management_plans pl "
-        "LEFT JOIN users u ON u.id = pl.created_by WHERE pl.patient_id = %s AND ("
-        "pl.created_at BETWEEN %s AND %s OR pl.activated_at BETWEEN %s AND %s OR pl.retired_at BETWEEN %s AND %s) "
-        "ORDER BY pl.version",
-        (patient_id, start, end, start, end, start, end),
-    ).fetchall()
+    plan_changes = period_report.plan_changes(conn, patient_id, start, end)
     planned, taken = population.adherence(conn, [patient_id], start, end).get(patient_id, (0, 0))
     return PeriodReport(
         patient=patient,
@@ -207,8 +147,11 @@ def gather(conn: Connection[Any], patient_id: UUID, start: datetime, end: dateti
         series=series,
         zones=zones,
         alarms=alarms,
-        plan_changes=[PlanChange(*r) for r in plan_rows],
+        plan_changes=plan_changes,
         planned=planned,
         taken=taken,
-        handovers=_handovers(conn, patient_id, start, end),
+        handovers=period_report.handovers(conn, patient_id, start, end),
     )
+
+
+__all__ = ["AlarmLine", "HandoverLine", "PatientInfo", "PeriodReport", "PlanChange", "Zones", "gather"]

@@ -15,6 +15,7 @@ from clinician_api import problems
 from clinician_api.deps import Clinician, PatientDep
 from clinician_api.problems import ProblemError
 from clinician_api.reports import document, pdf, period
+from store import patients
 
 router = APIRouter(prefix="/api/v1/patients", tags=["reports"], responses=problems.responses(401, 404))
 
@@ -43,8 +44,8 @@ class Delivery(BaseModel):
 
 
 def _period(scope: PatientDep, body: PeriodRequest) -> tuple[period.PeriodReport, bytes]:
-    row = scope.conn.execute("SELECT timezone FROM patients WHERE id = %s", (scope.patient_id,)).fetchone()
-    tz = ZoneInfo(str(row[0]) if row and row[0] else "Europe/Oslo")
+    zone = patients.timezone_of(scope.conn, scope.patient_id)
+    tz = ZoneInfo(str(zone) if zone else "Europe/Oslo")
     start = datetime.combine(body.start, time(), tz)
     end = datetime.combine(body.end + timedelta(days=1), time(), tz)
     report = period.gather(scope.conn, scope.patient_id, start, end)
