@@ -308,8 +308,9 @@ def sql_figures(batch_size: int, runs: int, days: int) -> dict[str, Any]:
     import psycopg
 
     from ingest_service.writer import StoredBatch
-    from rules_engine.runtime import HISTORY_SQL, evaluate_stored, history_params
+    from rules_engine.runtime import evaluate_stored, history_params
     from store.readings import STAGE_COLUMNS, STAGE_TYPES, ReadingRow
+    from store.rules_inputs import HISTORY_SQL
     from store.settings import Settings, varde_home
     from varde import stack
     from varde.admin import provision_fleet

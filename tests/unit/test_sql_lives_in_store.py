@@ -38,7 +38,6 @@ NOT_YET_MOVED = frozenset(
         "rules_engine/missed.py",
         "rules_engine/questionnaires.py",
         "rules_engine/repeat_store.py",
-        "rules_engine/runtime.py",
         "rules_engine/scheduler.py",
         "rules_engine/schedules.py",
         "varde/admin.py",
