@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
 from vitals import Kind
 
@@ -55,6 +55,7 @@ _RECORD = (
     "AS active_plan_version FROM patients p WHERE p.id = %s"
 )
 _LOCK = "SELECT 1 FROM patients WHERE id = %s FOR UPDATE"
+_ACTIVE_IDS = "SELECT id FROM patients WHERE active ORDER BY id"
 _ALL_KINDS = [k.value for k in Kind]
 
 
@@ -157,4 +158,10 @@ def lock(conn: Connection[Any], patient_id: UUID) -> None:
     conn.execute(_LOCK, (patient_id,))
 
 
-__all__ = ["PatientRecordRow", "PatientSummaryRow", "lock", "page", "record", "summary"]
+def active_ids(conn: Connection[Any]) -> list[UUID]:
+    """Every active patient's id, in id order."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(_ACTIVE_IDS).fetchall()
+
+
+__all__ = ["PatientRecordRow", "PatientSummaryRow", "active_ids", "lock", "page", "record", "summary"]
