@@ -387,6 +387,22 @@ def mark_rules_back_in_range(
     return ids
 
 
+@dataclass(frozen=True, slots=True)
+class OpenRule:
+    patient_id: UUID
+    rule: str
+
+
+def open_rules(conn: Connection[Any], patient_ids: Sequence[UUID], rules: Sequence[str]) -> list[OpenRule]:
+    """The (patient, rule) of these patients' unresolved alarms of these rules."""
+    with conn.cursor(row_factory=class_row(OpenRule)) as cur:
+        return cur.execute(
+            "SELECT patient_id, rule FROM alarms WHERE patient_id = ANY(%s::uuid[]) AND rule = ANY(%s::text[]) "
+            "AND state <> 'resolved'",
+            (list(patient_ids), list(rules)),
+        ).fetchall()
+
+
 def begin_with_first_readings(conn: Connection[Any], alarm_ids: Sequence[UUID]) -> None:
     """An alarm opened in this transaction by a confirmed repeat begins with the reading that asked for the
     repeat, not with the repeat."""
@@ -501,6 +517,7 @@ __all__ = [
     "Journal",
     "Locked",
     "NewEvent",
+    "OpenRule",
     "Raised",
     "acknowledge",
     "add_note",
@@ -512,6 +529,7 @@ __all__ = [
     "lock",
     "mark_back_in_range",
     "mark_rules_back_in_range",
+    "open_rules",
     "outcomes_of",
     "raise_alarms",
     "raise_missed_questionnaires",

@@ -36,7 +36,6 @@ NOT_YET_MOVED = frozenset(
         "clinician_api/schedule_courier.py",
         "rules_engine/missed.py",
         "rules_engine/questionnaires.py",
-        "rules_engine/repeat_store.py",
         "rules_engine/scheduler.py",
         "rules_engine/schedules.py",
         "varde/admin.py",
