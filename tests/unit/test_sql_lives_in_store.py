@@ -34,7 +34,6 @@ NOT_YET_MOVED = frozenset(
         "clinician_api/routes/fhir.py",
         "clinician_api/routes/reports.py",
         "clinician_api/schedule_courier.py",
-        "rules_engine/scheduler.py",
         "varde/admin.py",
         "varde/backup.py",
         "varde/demo.py",
