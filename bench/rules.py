@@ -49,7 +49,10 @@ from rules_engine import (  # noqa: E402
     evaluate_thresholds,
     evaluate_trends,
     kind_index,
+    pulse_drift,
     sort_readings,
+    spo2_drop,
+    weight_gain,
     worst_breaches,
 )
 from vitals import KINDS, Kind  # noqa: E402
@@ -62,6 +65,7 @@ RUNS = 5
 LOOP_RUNS = 3
 NOW = 1_795_000_000
 DAY = 86_400
+BROKER_CHUNK = 20
 
 # Typical value and spread per kind; a few readings land far out so every rule family fires.
 _TYPICAL = {
@@ -186,7 +190,10 @@ def vectorised_matches_loop(rules: PatientRules, batch: ReadingArrays, history: 
     )
     if len(worst) != len(loop["worst"]):
         return False
-    weight, spo2, pulse = evaluate_trends(sort_readings(history, batch), rules.trends)
+    # The loop is the rules as first written: each trend before a second reading confirms it (`evaluate_trends`
+    # adds the confirmation and the week's weight gain), so it is compared with the unconfirmed rule functions.
+    readings = sort_readings(history, batch)
+    weight, spo2, pulse = (rule(readings, rules.trends) for rule in (weight_gain, spo2_drop, pulse_drift))
     for result, expected in ((weight, loop["weight"]), (spo2, loop["spo2"]), (pulse, loop["pulse"])):
         got = {
             int(p): (round(float(d), 6), bool(b))
@@ -301,8 +308,9 @@ def sql_figures(batch_size: int, runs: int, days: int) -> dict[str, Any]:
     import psycopg
 
     from ingest_service.writer import StoredBatch
-    from rules_engine.runtime import HISTORY_SQL, evaluate_stored, history_params
+    from rules_engine.runtime import evaluate_stored, history_params
     from store.readings import STAGE_COLUMNS, STAGE_TYPES, ReadingRow
+    from store.rules_inputs import HISTORY_SQL
     from store.settings import Settings, varde_home
     from varde import stack
     from varde.admin import provision_fleet
@@ -315,7 +323,11 @@ def sql_figures(batch_size: int, runs: int, days: int) -> dict[str, Any]:
         created = []
         for i, protocol in enumerate(_PROTOCOLS):
             share = batch_size // len(_PROTOCOLS) + (1 if i < batch_size % len(_PROTOCOLS) else 0)
-            created += provision_fleet(settings, share, team=f"Bench rules {tag} {protocol}", protocol=protocol)
+            # Broker logins in small messages: a 100-login message outlasts the admin's 10-s wait for an answer on a
+            # loaded two-core machine (Mosquitto 2.0's dynamic security), and the bench then died before measuring.
+            created += provision_fleet(
+                settings, share, team=f"Bench rules {tag} {protocol}", protocol=protocol, broker_chunk=BROKER_CHUNK
+            )
         with psycopg.connect(url) as conn:
             patients = [
                 (pid, gw)

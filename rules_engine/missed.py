@@ -1,5 +1,6 @@
 """Missed measurements: a scheduled measurement not taken by its deadline (patient's local time) opens a
-`missed.<kind>` alarm. One set-based query per run over every active plan, never one job per patient.
+`missed.<kind>` alarm. One set-based query per run over every active plan, never one job per patient
+(`store.schedules.missed_deadlines`).
 
 A kind scheduled several times a day splits the day at its deadlines (as the gateway's schedule does): the 20:00
 measurement is missed when nothing was measured between the 08:00 deadline and 20:00. The schedule judged is the
@@ -27,53 +28,11 @@ from uuid import UUID
 from psycopg import Connection
 
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
+from store.schedules import missed_deadlines
 from vitals import KINDS, Kind
 
 LOOKBACK = timedelta(hours=48)
 """How far back a run judges deadlines."""
-
-_MISSED_SQL = """
-WITH scheduled AS (
-    SELECT pl.patient_id, s->>'kind' AS kind, (s->>'deadline')::time AS deadline, s->'weekdays' AS weekdays,
-           zone.tz, greatest(coalesce(pl.activated_at, pl.created_at), ps.changed_at, ep.started_at) AS judged_from
-    FROM self_management_plans pl
-    JOIN patients p ON p.id = pl.patient_id AND p.active
-    LEFT JOIN patient_schedules ps ON ps.patient_id = pl.patient_id AND ps.plan_id = pl.id
-    LEFT JOIN care_episodes ep ON ep.patient_id = pl.patient_id AND ep.status = 'active'
-    CROSS JOIN LATERAL jsonb_array_elements(coalesce(ps.body, pl.body)->'schedule') AS s
-    CROSS JOIN LATERAL (SELECT coalesce(pl.body->>'timezone', p.timezone) AS tz) AS zone
-    WHERE pl.status = 'active'
-), days AS (
-    SELECT sc.*, day::date AS local_day
-    FROM scheduled sc
-    CROSS JOIN LATERAL generate_series(
-        ((%(now)s::timestamptz - %(lookback)s::interval) AT TIME ZONE sc.tz)::date::timestamp,
-        (%(now)s::timestamptz AT TIME ZONE sc.tz)::date::timestamp,
-        interval '1 day') AS day
-), due AS (
-    SELECT patient_id, kind, deadline, local_day, judged_from,
-           (local_day + deadline) AT TIME ZONE tz AS deadline_at,
-           coalesce(lag((local_day + deadline) AT TIME ZONE tz)
-                        OVER (PARTITION BY patient_id, kind, local_day ORDER BY deadline),
-                    local_day::timestamp AT TIME ZONE tz) AS window_start
-    FROM days
-    WHERE weekdays ? (ARRAY['mon','tue','wed','thu','fri','sat','sun'])[extract(isodow FROM local_day)::int]
-)
-SELECT d.patient_id, d.kind, d.deadline, d.local_day, d.deadline_at, d.window_start
-FROM due d
-WHERE d.deadline_at <= %(now)s AND d.deadline_at > %(now)s::timestamptz - %(lookback)s::interval
-  AND d.deadline_at >= d.judged_from
-  AND NOT EXISTS (
-      SELECT 1 FROM readings r
-      WHERE r.patient_id = d.patient_id AND r.kind = d.kind
-        AND r.measured_at >= d.window_start AND r.measured_at <= d.deadline_at)
-  AND NOT EXISTS (
-      SELECT 1 FROM alarms a
-      WHERE a.patient_id = d.patient_id AND a.rule = 'missed.' || d.kind
-        AND CASE WHEN a.details ? 'last_missed_at' THEN (a.details->>'last_missed_at')::timestamptz >= d.deadline_at
-                 ELSE a.details->>'last_missed_day' = d.local_day::text END)
-ORDER BY d.patient_id, d.kind, d.deadline_at
-"""
 
 
 def _lower_first(text: str) -> str:
@@ -93,14 +52,13 @@ def find_missed(
 ) -> list[AlarmUpsert]:
     """One candidate per patient and kind with a deadline missed in the `lookback` before `now` and not judged
     yet: the latest such deadline, `count` how many."""
-    rows = conn.execute(_MISSED_SQL, {"now": now or datetime.now(UTC), "lookback": lookback}).fetchall()
+    rows = missed_deadlines(conn, now or datetime.now(UTC), lookback)
     out: list[AlarmUpsert] = []
-    for (patient_id, kind), group in groupby(rows, key=lambda r: (r[0], r[1])):
+    for (patient_id, kind), group in groupby(rows, key=lambda r: (r.patient_id, r.kind)):
         missed = list(group)
-        _, _, deadline, local_day, deadline_at, window_start = missed[-1]
-        k = Kind(kind)
-        hhmm = deadline.strftime("%H:%M")
-        nb, en = explain_missed(k, hhmm, local_day)
+        latest = missed[-1]
+        hhmm = latest.deadline.strftime("%H:%M")
+        nb, en = explain_missed(Kind(kind), hhmm, latest.local_day)
         out.append(
             AlarmUpsert(
                 patient_id=UUID(str(patient_id)),
@@ -112,14 +70,14 @@ def find_missed(
                 count=len(missed),
                 reading_id=None,
                 measured_at=None,
-                window_start=window_start,
-                window_end=deadline_at,
+                window_start=latest.window_start,
+                window_end=latest.deadline_at,
                 explanation_nb=nb,
                 explanation_en=en,
                 details={
-                    "last_missed_day": local_day.isoformat(),
+                    "last_missed_day": latest.local_day.isoformat(),
                     "deadline": hhmm,
-                    "last_missed_at": deadline_at.isoformat(),
+                    "last_missed_at": latest.deadline_at.isoformat(),
                 },
             )
         )

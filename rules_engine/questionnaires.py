@@ -28,7 +28,8 @@ from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.metrics import count_alarm
 from store.alarms import mark_rules_back_in_range, raise_missed_questionnaires
 from store.events import notify_changes
-from store.questionnaires import ResponseRow, insert_responses
+from store.plans import versions_or_active
+from store.questionnaires import ResponseRow, insert_responses, save_scores
 from vitals import PlanContent, score_answers
 from vitals.plan import Questionnaire
 from vitals.questionnaire import AnswerError
@@ -58,22 +59,17 @@ class ScoredResponse:
 
 def _plans(conn: Connection[Any], stored: Sequence[StoredResponse]) -> dict[tuple[UUID, int | None], PlanContent]:
     """The plan versions answered, and each patient's active plan under the key (patient, None)."""
-    rows = conn.execute(
-        "SELECT patient_id, version, status, body FROM self_management_plans "
-        "WHERE (patient_id, version) IN (SELECT * FROM unnest(%s::uuid[], %s::int[])) "
-        "OR (patient_id = ANY(%s::uuid[]) AND status = 'active')",
-        ([r.patient_id for r in stored], [r.plan_version for r in stored], [r.patient_id for r in stored]),
-    ).fetchall()
+    rows = versions_or_active(conn, [(r.patient_id, r.plan_version) for r in stored])
     plans: dict[tuple[UUID, int | None], PlanContent] = {}
-    for patient_id, version, status, body in rows:
+    for row in rows:
         try:
-            plan = PlanContent.model_validate(body)
+            plan = PlanContent.model_validate(row.body)
         except ValidationError:
-            log.warning("plan_unreadable patient=%s version=%s", patient_id, version)
+            log.warning("plan_unreadable patient=%s version=%s", row.patient_id, row.version)
             continue
-        plans[(patient_id, version)] = plan
-        if status == "active":
-            plans[(patient_id, None)] = plan
+        plans[(row.patient_id, row.version)] = plan
+        if row.status == "active":
+            plans[(row.patient_id, None)] = plan
     return plans
 
 
@@ -130,11 +126,7 @@ def evaluate_responses(conn: Connection[Any], stored: Sequence[StoredResponse]) 
     if not stored:
         return []
     scored = score_responses(conn, stored)
-    conn.execute(
-        "UPDATE questionnaire_responses r SET score = v.score, zone = v.zone "
-        "FROM unnest(%s::uuid[], %s::int[], %s::text[]) AS v(id, score, zone) WHERE r.id = v.id",
-        ([s.response.id for s in scored], [s.score for s in scored], [s.zone for s in scored]),
-    )
+    save_scores(conn, [s.response.id for s in scored], [s.score for s in scored], [s.zone for s in scored])
     candidates = [_candidate(s) for s in scored if s.zone in ("yellow", "red")]
     latest: dict[tuple[UUID, str], ScoredResponse] = {}
     for s in sorted(scored, key=lambda s: s.response.answered_at):

@@ -1,5 +1,6 @@
-"""Repeat requests in PostgreSQL: read the waiting ones, store what `rules_engine.repeats.settle_repeats` decided
-(in the ingest transaction), and open the alarms of requests whose time ran out (the rules leader's job).
+"""Repeat requests as the rules keep them (the rows are `store.repeat_requests`'): read the waiting ones, store what
+`rules_engine.repeats.settle_repeats` decided (in the ingest transaction), and open the alarms of requests whose
+time ran out (the rules leader's job).
 
 A request keeps the alarm it would have opened (`candidate`, an `AlarmUpsert` as JSON), so the alarm that opens at
 the timeout is the one the reading raised, with "no repeat within N min" added to its explanation. Every alarm
@@ -22,8 +23,10 @@ from rules_engine import metrics
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.candidates import AlarmCandidate
 from rules_engine.repeats import Outcome, RepeatDecisions, WaitingRepeat, annotated_texts
-from store.alarms import NewEvent, begin_with_first_readings, record_events
+from store import repeat_requests
+from store.alarms import NewEvent, begin_with_first_readings, open_rules, record_events
 from store.events import Channel, Source, wake
+from store.repeat_requests import Linked, NewRequest
 
 log = logging.getLogger("varde.rules.repeats")
 
@@ -68,13 +71,10 @@ def annotated(
 
 def load_waiting(conn: Connection[Any], patient_ids: Sequence[UUID], row_of: dict[UUID, int]) -> list[WaitingRepeat]:
     """The batch's patients' waiting requests, locked until the transaction ends (the timeout job waits)."""
-    rows = conn.execute(
-        "SELECT id, patient_id, rule, kind, value, extract(epoch FROM measured_at)::bigint, "
-        "extract(epoch FROM due_at)::bigint FROM repeat_requests "
-        "WHERE patient_id = ANY(%s::uuid[]) AND state = 'requested' ORDER BY patient_id, rule FOR UPDATE",
-        (list(patient_ids),),
-    ).fetchall()
-    return [WaitingRepeat(r[0], row_of[r[1]], r[2], r[3], float(r[4]), int(r[5]), int(r[6])) for r in rows]
+    return [
+        WaitingRepeat(r.id, row_of[r.patient_id], r.rule, r.kind, float(r.value), int(r.measured_at_s), int(r.due_at_s))
+        for r in repeat_requests.waiting(conn, patient_ids)
+    ]
 
 
 def open_alarm_keys(
@@ -82,12 +82,7 @@ def open_alarm_keys(
 ) -> set[tuple[int, str]]:
     if not rules:
         return set()
-    rows = conn.execute(
-        "SELECT patient_id, rule FROM alarms WHERE patient_id = ANY(%s::uuid[]) AND rule = ANY(%s::text[]) "
-        "AND state <> 'resolved'",
-        (list(patient_ids), list(rules)),
-    ).fetchall()
-    return {(row_of[r[0]], r[1]) for r in rows}
+    return {(row_of[r.patient_id], r.rule) for r in open_rules(conn, patient_ids, rules)}
 
 
 def record(
@@ -102,17 +97,13 @@ def record(
     """Write the batch's decisions; opens the alarms of waiting requests whose repeat came too late. Returns the ids
     of those alarms. Call `link_alarms` after the batch's own alarms are upserted."""
     expired_waiting: list[Any] = []
-    new_rows: list[tuple[Any, ...]] = []
+    new_rows: list[NewRequest] = []
     for d in settled.decisions:
         metrics.REPEATS.labels(outcome=d.outcome).inc()
         repeat_id = reading_ids[d.repeat_index] if d.repeat_index is not None else None
         repeat_value = float(values[d.repeat_index]) if d.repeat_index is not None else None
         if d.waiting is not None:
-            conn.execute(
-                "UPDATE repeat_requests SET state = %s, decided_at = now(), repeat_reading_id = %s, "
-                "repeat_value = %s WHERE id = %s",
-                (d.outcome, repeat_id, repeat_value, d.waiting.request_id),
-            )
+            repeat_requests.decide(conn, d.waiting.request_id, d.outcome, repeat_id, repeat_value)
             if d.outcome == "expired":
                 expired_waiting.append(d.waiting.request_id)
             log.info("repeat_%s rule=%s", d.outcome, d.waiting.rule)
@@ -121,33 +112,24 @@ def record(
         upsert = upsert_of(d.candidate)
         assert upsert.measured_at is not None
         new_rows.append(
-            (
-                upsert.patient_id,
-                upsert.rule,
-                upsert.kind,
-                upsert.reading_id,
-                upsert.value,
-                upsert.measured_at,
-                upsert.measured_at + timedelta(minutes=timeout_minutes),
-                d.outcome,
-                d.outcome,
-                repeat_id,
-                repeat_value,
-                upsert_doc(upsert),
+            NewRequest(
+                patient_id=upsert.patient_id,
+                rule=upsert.rule,
+                kind=upsert.kind,
+                reading_id=upsert.reading_id,
+                value=upsert.value,
+                measured_at=upsert.measured_at,
+                due_at=upsert.measured_at + timedelta(minutes=timeout_minutes),
+                state=d.outcome,
+                repeat_reading_id=repeat_id,
+                repeat_value=repeat_value,
+                candidate=upsert_doc(upsert),
             )
         )
         log.info("repeat_%s rule=%s", d.outcome, upsert.rule)
     if new_rows:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO repeat_requests (patient_id, rule, kind, reading_id, value, measured_at, due_at, state, "
-                "decided_at, repeat_reading_id, repeat_value, candidate) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-                "CASE WHEN %s = 'requested' THEN NULL ELSE now() END, %s, %s, %s) "
-                # Two workers asking for the same (patient, rule) at once: the first request stands for both.
-                "ON CONFLICT (patient_id, rule) WHERE state = 'requested' DO NOTHING",
-                new_rows,
-            )
-        if any(r[7] == "requested" for r in new_rows):
+        repeat_requests.insert(conn, new_rows)
+        if any(r.state == "requested" for r in new_rows):
             wake(conn, Channel.REPEATS)
     return open_expired(conn, expired_waiting, "ingest") if expired_waiting else []
 
@@ -155,53 +137,39 @@ def record(
 def link_alarms(conn: Connection[Any], patient_ids: Sequence[UUID]) -> None:
     """Link the requests this transaction decided (confirmed, expired) to the alarm now open for their rule, with
     an alarm event per request."""
-    rows = conn.execute(
-        "UPDATE repeat_requests r SET alarm_id = a.id FROM alarms a "
-        "WHERE r.patient_id = ANY(%s::uuid[]) AND r.state IN ('confirmed', 'expired') AND r.alarm_id IS NULL "
-        "AND r.decided_at = now() AND a.patient_id = r.patient_id AND a.rule = r.rule AND a.state <> 'resolved' "
-        "RETURNING a.id, r.state, r.id, r.value, r.repeat_value, r.measured_at, r.due_at",
-        (list(patient_ids),),
-    ).fetchall()
-    begin_with_first_readings(conn, [r[0] for r in rows if r[1] == "confirmed"])
-    _events(conn, rows)
+    linked = repeat_requests.link_decided(conn, patient_ids)
+    begin_with_first_readings(conn, [r.alarm_id for r in linked if r.state == "confirmed"])
+    _events(conn, linked)
 
 
-def _events(conn: Connection[Any], rows: Sequence[Any]) -> None:
+def _events(conn: Connection[Any], linked: Sequence[Linked]) -> None:
     record_events(
         conn,
         [
             NewEvent(
-                r[0],
-                f"repeat_{r[1]}",
+                r.alarm_id,
+                f"repeat_{r.state}",
                 {
-                    "request_id": str(r[2]),
-                    "first_value": r[3],
-                    "repeat_value": r[4],
-                    "first_measured_at": r[5].isoformat(),
-                    "due_at": r[6].isoformat(),
+                    "request_id": str(r.request_id),
+                    "first_value": r.value,
+                    "repeat_value": r.repeat_value,
+                    "first_measured_at": r.measured_at.isoformat(),
+                    "due_at": r.due_at.isoformat(),
                 },
             )
-            for r in rows
+            for r in linked
         ],
     )
 
 
 def open_expired(conn: Connection[Any], request_ids: Sequence[Any], source: Source) -> list[UUID]:
     """Open the alarms of requests already marked expired; returns the alarm ids."""
-    rows = conn.execute(
-        "SELECT id, candidate, value, (extract(epoch FROM due_at - measured_at) / 60)::int FROM repeat_requests "
-        "WHERE id = ANY(%s::uuid[])",
-        (list(request_ids),),
-    ).fetchall()
-    upserts = [annotated(upsert_from(r[1]), "expired", float(r[2]), int(r[3]), r[0]) for r in rows]
+    upserts = [
+        annotated(upsert_from(r.candidate), "expired", float(r.value), int(r.timeout_minutes), r.id)
+        for r in repeat_requests.expired(conn, request_ids)
+    ]
     changed = upsert_alarms(conn, upserts, source)
-    linked = conn.execute(
-        "UPDATE repeat_requests r SET alarm_id = a.id FROM alarms a WHERE r.id = ANY(%s::uuid[]) "
-        "AND a.patient_id = r.patient_id AND a.rule = r.rule AND a.state <> 'resolved' "
-        "RETURNING a.id, r.state, r.id, r.value, r.repeat_value, r.measured_at, r.due_at",
-        (list(request_ids),),
-    ).fetchall()
-    _events(conn, linked)
+    _events(conn, repeat_requests.link(conn, request_ids))
     return changed
 
 
@@ -209,15 +177,11 @@ def expire_due(conn: Connection[Any], now: datetime | None = None) -> list[UUID]
     """The rules leader's job: requests whose repeat did not come by `due_at` open their alarm. Returns the alarm
     ids (the dashboard is told through `varde_events`)."""
     with conn.transaction():
-        rows = conn.execute(
-            "UPDATE repeat_requests SET state = 'expired', decided_at = now() "
-            "WHERE state = 'requested' AND due_at <= COALESCE(%s, now()) RETURNING id",
-            (now,),
-        ).fetchall()
-        if not rows:
+        expired = repeat_requests.expire_due(conn, now)
+        if not expired:
             return []
-        metrics.REPEATS.labels(outcome="expired").inc(len(rows))
-        alarm_ids = open_expired(conn, [r[0] for r in rows], "rules")
+        metrics.REPEATS.labels(outcome="expired").inc(len(expired))
+        alarm_ids = open_expired(conn, expired, "rules")
     return alarm_ids
 
 

@@ -1,6 +1,7 @@
 """The rules inside the ingest transaction: load the batch's patients' rule inputs and history in a few set-based
-queries, evaluate the batch with the pure core (`rules_engine.evaluation.evaluate_patients`, which the offline
-replay calls too), and upsert one alarm per patient and rule."""
+queries (the rows are `store.rules_inputs`', `store.thresholds`', `store.personal_limits`' and
+`store.repeat_requests`'), evaluate the batch with the pure core (`rules_engine.evaluation.evaluate_patients`, which
+the offline replay calls too), and upsert one alarm per patient and rule."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import numpy as np
-from psycopg import Connection, sql
+from psycopg import Connection
 
 from rules_engine import metrics, repeat_store
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
@@ -24,8 +25,11 @@ from rules_engine.profiles import LIMIT_NAMES, LimitOverrides, TrendOverrides, l
 from rules_engine.readings import ReadingArrays
 from rules_engine.repeats import awaits_repeat, settle_repeats
 from rules_engine.severity import Severity
+from store import rules_inputs
 from store.alarms import mark_back_in_range
+from store.rules_inputs import patient_inputs
 from store.settings import Settings
+from store.thresholds import limits_of, trends_of
 from vitals import Kind
 
 _HISTORY_KINDS: list[str] = [k.value for k in HISTORY_KINDS]
@@ -68,9 +72,7 @@ def evaluate_stored(
 
 
 def _evaluate(conn: Connection[Any], stored: StoredColumns, timeout: int) -> list[UUID]:
-    # The rules' queries are many small index probes whose cost estimate grows with the batch's patients; past
-    # `jit_above_cost` PostgreSQL compiled the history query on every batch: 120 of its 300 ms at 1 000 patients.
-    conn.execute("SET LOCAL jit = off")
+    rules_inputs.disable_jit(conn)
     rows_of_readings, patient_ids = _patient_rows(stored.patient_ids)
     row_of = {pid: i for i, pid in enumerate(patient_ids)}
     inputs = load_rule_inputs(conn, patient_ids)
@@ -139,45 +141,23 @@ def _patient_rows(patient_ids: Sequence[UUID]) -> tuple[list[int], list[UUID]]:
 def load_rule_inputs(conn: Connection[Any], patient_ids: list[UUID]) -> RuleInputs:
     """The rule inputs of these patients, row i for `patient_ids[i]`, in a few set-based queries."""
     row_of = {pid: i for i, pid in enumerate(patient_ids)}
-    patients = _patient_inputs(conn, patient_ids)
+    patients = patient_inputs(conn, patient_ids)
     return RuleInputs(
-        protocols=tuple(patients[p][0] for p in patient_ids),
+        protocols=tuple(patients[p].protocol for p in patient_ids),
         limit_overrides=_overrides(conn, patient_ids, row_of),
         trend_overrides=_trend_overrides(conn, patient_ids, row_of),
-        conditions=tuple(tuple(patients[p][1]) for p in patient_ids),
-        spo2_scale2=tuple(patients[p][2] for p in patient_ids),
-        on_oxygen=tuple(patients[p][3] for p in patient_ids),
+        conditions=tuple(tuple(patients[p].conditions) for p in patient_ids),
+        spo2_scale2=tuple(bool(patients[p].spo2_scale2) for p in patient_ids),
+        on_oxygen=tuple(bool(patients[p].on_oxygen) for p in patient_ids),
         personal=load_personal(conn, patient_ids, row_of),
     )
 
 
-PATIENT_INPUTS_SQL = (
-    "SELECT p.id, p.protocol, coalesce((SELECT array_agg(c.condition) FROM patient_conditions c "
-    "WHERE c.patient_id = p.id), '{}'), coalesce(sp.body->>'spo2_scale' = '2', false), "
-    "coalesce(jsonb_typeof(sp.body->'oxygen') = 'object', false) "
-    "FROM patients p LEFT JOIN self_management_plans sp ON sp.patient_id = p.id AND sp.status = 'active' "
-    "WHERE p.id = ANY(%s)"
-)
-"""Per patient: primary protocol, further conditions, and the active plan's NEWS2 settings (SpO2 scale 2, home
-oxygen); the plan's trend settings arrive as `trend_overrides` rows written at activation."""
-
-
-def _patient_inputs(conn: Connection[Any], patient_ids: list[UUID]) -> dict[UUID, tuple[str, list[str], bool, bool]]:
-    rows = conn.execute(PATIENT_INPUTS_SQL, (patient_ids,)).fetchall()
-    return {r[0]: (r[1], list(r[2]), bool(r[3]), bool(r[4])) for r in rows}
-
-
 def _overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int]) -> LimitOverrides | None:
-    rows = conn.execute(
-        sql.SQL("SELECT patient_id, kind, {} FROM threshold_overrides WHERE patient_id = ANY(%s)").format(
-            sql.SQL(", ".join(LIMIT_NAMES))
-        ),
-        (patient_ids,),
-    ).fetchall()
     cells = [
-        (row_of[r[0]], KIND_INDEX[Kind(r[1])], limit_column(name), float(value))
-        for r in rows
-        for name, value in zip(LIMIT_NAMES, r[2:], strict=True)
+        (row_of[r.patient_id], KIND_INDEX[Kind(r.kind)], limit_column(name), float(value))
+        for r in limits_of(conn, patient_ids)
+        for name, value in zip(LIMIT_NAMES, r.limits, strict=True)
         if value is not None
     ]
     if not cells:
@@ -187,46 +167,21 @@ def _overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID
 
 def _trend_overrides(conn: Connection[Any], patient_ids: list[UUID], row_of: dict[UUID, int]) -> TrendOverrides | None:
     """The patients' own trend settings (weight gain, baseline drift); NaN switches a trend rule off."""
-    rows = conn.execute(
-        "SELECT patient_id, setting, value FROM trend_overrides WHERE patient_id = ANY(%s)", (patient_ids,)
-    ).fetchall()
+    rows = trends_of(conn, patient_ids)
     if not rows:
         return None
     return TrendOverrides.of(
-        [row_of[r[0]] for r in rows], [trend_column(r[1]) for r in rows], [float(r[2]) for r in rows]
+        [row_of[r.patient_id] for r in rows], [trend_column(r.setting) for r in rows], [float(r.value) for r in rows]
     )
 
 
-HISTORY_SQL = (
-    "SELECT p.row::int4, k.idx::int4, r.measured_at, r.value "
-    "FROM unnest(%s::uuid[]) WITH ORDINALITY AS p(pid, row) "
-    "CROSS JOIN unnest(%s::text[], %s::int[]) AS k(kind, idx) "
-    "CROSS JOIN LATERAL (SELECT measured_at, value FROM readings WHERE patient_id = p.pid "
-    "AND kind = k.kind AND measured_at >= %s AND measured_at < %s AND id <> ALL(%s::uuid[]) "
-    "ORDER BY measured_at DESC LIMIT %s) AS r"
-)
-"""The rules' history query (its plan is what bench/rules.py explains). The batch is left out by its reading ids:
-ingest COPYs inside a savepoint, so the batch's rows carry a subtransaction's xid, not `pg_current_xact_id()`.
-`<> ALL` over a bound array is hashed by PostgreSQL (15+), and the (patient_id, kind, measured_at) index still
-drives each lateral scan; the id test is a filter on the few rows it returns.
-
-The upper time bound (`HISTORY_UNTIL_AHEAD` past now, beyond any reading ingest accepts) is what lets the LIMIT
-work on a patient who measures often: without it the default partition stays in the plan, PostgreSQL cannot scan
-the yearly partitions in time order, and it read and sorted the whole 14-day window per kind (a 1 Hz oximeter:
-259 200 rows, 165 ms per batch for that one patient; with the bound 0.2 ms)."""
-
-HISTORY_UNTIL_AHEAD = timedelta(days=1)
-"""History ends this far past now: far beyond the 5 minutes ahead of the clock that ingest accepts a reading."""
-
-
-HISTORY_COPY = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(HISTORY_SQL))
-"""The history query as binary COPY: read in place by `history_rows`."""
-
-
 def history_params(patient_ids: Sequence[UUID], earliest: int, batch_ids: Sequence[UUID]) -> tuple[Any, ...]:
+    """The history query's parameters (`store.rules_inputs.HISTORY_SQL`) for a batch whose earliest reading was
+    measured at `earliest` (Unix seconds): the rules' kinds, `HISTORY_DAYS` back, `HISTORY_PER_KIND` per kind."""
     since = datetime.fromtimestamp(earliest, tz=UTC) - timedelta(days=HISTORY_DAYS)
-    until = datetime.now(UTC) + HISTORY_UNTIL_AHEAD
-    return (list(patient_ids), _HISTORY_KINDS, _HISTORY_KIND_IDX, since, until, list(batch_ids), HISTORY_PER_KIND)
+    return rules_inputs.history_params(
+        patient_ids, _HISTORY_KINDS, _HISTORY_KIND_IDX, since, batch_ids, HISTORY_PER_KIND
+    )
 
 
 def load_history(
@@ -237,74 +192,10 @@ def load_history(
     The batch is left out by its reading ids: ingest's COPY runs in a savepoint, so the batch's rows carry the
     subtransaction's id and an `xmin = pg_current_xact_id()` test would not find them.
     """
-    data = bytearray()
-    with conn.cursor() as cur:
-        # Each (patient, kind) must be read newest first through the index so that the LIMIT ends the scan: a
-        # bitmap scan reads the whole window and sorts it, which the planner picks when it expects few rows per
-        # patient, and a patient on continuous oximetry has thousands. For this statement only.
-        bitmap = cur.execute("SELECT current_setting('enable_bitmapscan')").fetchone()
-        cur.execute("SET LOCAL enable_bitmapscan = off")
-        # COPY takes no server-side parameters: psycopg binds them client-side, as literals.
-        with cur.copy(HISTORY_COPY, history_params(patient_ids, earliest, batch_ids)) as copy:
-            for chunk in copy:
-                data += chunk
-        cur.execute("SELECT set_config('enable_bitmapscan', %s, true)", (bitmap[0] if bitmap else "on",))
-    rows = history_rows(bytes(data))
-    if not len(rows):
+    columns = rules_inputs.load_history(conn, history_params(patient_ids, earliest, batch_ids))
+    if not len(columns.patient_row):
         return ReadingArrays.empty()
-    return ReadingArrays.of(
-        rows["row"].astype(np.int64) - 1,
-        rows["kind"].astype(np.int64),
-        epoch_seconds(rows["at"]),
-        rows["value"].astype(np.float64),
-    )
-
-
-_PG_EPOCH_US = 946_684_800 * 1_000_000
-"""PostgreSQL's binary timestamptz counts microseconds from 2000-01-01 00:00 UTC."""
-
-
-def epoch_seconds(pg_microseconds: np.ndarray) -> np.ndarray:
-    """Binary timestamptz values as whole Unix seconds, floored as the batch's own times are (`int(timestamp)`).
-    Read raw rather than by `extract(epoch …)::int8` in the query: `extract` yields numeric, and converting it
-    cost a sixth of the history query on a 2 500-patient batch."""
-    return np.floor_divide(pg_microseconds.astype(np.int64) + _PG_EPOCH_US, 1_000_000)
-
-
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_HISTORY_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("row_len", ">i4"),
-        ("row", ">i4"),
-        ("kind_len", ">i4"),
-        ("kind", ">i4"),
-        ("at_len", ">i4"),
-        ("at", ">i8"),
-        ("value_len", ">i4"),
-        ("value", ">f8"),
-    ]
-)
-"""One history row in PostgreSQL's binary COPY format: four NOT NULL fixed-width fields, each after its length
-(`at` is the binary timestamptz, `epoch_seconds` converts it)."""
-
-
-def history_rows(data: bytes) -> np.ndarray:
-    """The history query's binary COPY output as a structured array (fields `row`, `kind`, `at`, `value`).
-
-    Every field is fixed-width and never NULL, so the rows are one numpy record type read in place — a Python
-    tuple per row cost more than the query on a batch of many patients. The layout is checked, not assumed."""
-    if not data.startswith(_COPY_SIGNATURE) or len(data) < 21:
-        raise ValueError("history: not PostgreSQL binary COPY output")
-    extension = int.from_bytes(data[15:19], "big")
-    body = data[19 + extension : -2]
-    if data[-2:] != b"\xff\xff" or len(body) % _HISTORY_ROW.itemsize:
-        raise ValueError("history: unexpected binary COPY layout")
-    rows = np.frombuffer(body, dtype=_HISTORY_ROW)
-    widths = (rows["fields"], rows["row_len"], rows["kind_len"], rows["at_len"], rows["value_len"])
-    if len(rows) and not all(np.all(w == n) for w, n in zip(widths, (4, 4, 4, 8, 8), strict=True)):
-        raise ValueError("history: unexpected binary COPY layout")
-    return rows
+    return ReadingArrays.of(*columns)
 
 
 def rules_hook(settings: Settings) -> Callable[[Connection[Any], StoredColumns], list[UUID]]:

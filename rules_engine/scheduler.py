@@ -1,5 +1,5 @@
-"""Timed rules, run by one leader at a time: the process holding a PostgreSQL advisory lock runs the jobs,
-others wait as hot standbys. Each job is one set-based statement, never one job per patient: escalation of red
+"""Timed rules, run by one leader at a time: the process holding a PostgreSQL advisory lock (`store.leader`) runs
+the jobs, others wait as hot standbys. Each job is one set-based statement, never one job per patient: escalation of red
 alarms left open, step-downs of need-driven schedules after green days (`rules_engine.schedules`), questionnaires
 not answered by their deadline (`rules_engine.questionnaires`), and repeat measurements that did not come in time
 (`rules_engine.repeat_store.expire_due`); daily the personal baselines (`rules_engine.baselines`) and retention
@@ -23,13 +23,14 @@ from rules_engine.questionnaires import check_missed_questionnaires
 from rules_engine.repeat_store import expire_due
 from rules_engine.schedules import review_schedules
 from store.alarms import escalate_overdue
+from store.leader import RULES_LEADER_LOCK, session_alive, try_lead
 from store.observability import DatabaseCheck, serve_ops
 from store.settings import Settings, get_settings
 from vitals.logs import setup_logging
 
 log = logging.getLogger("varde.rules")
 
-LEADER_LOCK = 0x76617264_6C656164  # "vard" "lead"
+LEADER_LOCK = RULES_LEADER_LOCK
 ESCALATE_AFTER_MINUTES = 15
 
 
@@ -50,15 +51,14 @@ class Leader:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self._url, autocommit=True, application_name="varde-rules-leader")
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
-            return bool(row and row[0])
+            return try_lead(self._conn, LEADER_LOCK)
         except psycopg.OperationalError:
             self._conn = None
             return False
 
     def still_leader(self) -> bool:
         try:
-            return self._conn is not None and self._conn.execute("SELECT 1").fetchone() is not None
+            return self._conn is not None and session_alive(self._conn)
         except psycopg.OperationalError:
             self._conn = None
             return False

@@ -8,6 +8,8 @@
 - `step_up_on_alarms` runs in the transaction that opened or raised the alarms (ingest, the timed rules), so the
   schedule in force changes with the alarm; the API's plan courier then publishes it to the gateway.
 - `review_schedules` runs on the leader's timer with an injectable clock and judges each completed local day once.
+
+The rows (steps, signals, the readings judged, the schedule in force) are `store.schedules`'.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from store.schedules import (
     apply_changes,
     load_steps,
     lock_patients,
+    pending_review,
     save_counts,
+    step_readings,
+    step_signals,
     steps_after,
 )
 from vitals import Kind, PlanContent
@@ -120,25 +125,18 @@ def local_today(now: datetime, timezone: str) -> date:
 
 # ---- in the alarm's transaction ---------------------------------------------------------------------------------
 
-_SIGNALS_SQL = (
-    "SELECT a.id, a.patient_id, a.kind, a.severity, a.opened_at = now(), now() FROM alarms a "
-    "JOIN self_management_plans pl ON pl.patient_id = a.patient_id AND pl.status = 'active' "
-    "WHERE a.id = ANY(%s) AND a.kind IS NOT NULL AND a.severity IN ('yellow', 'red') "
-    "AND jsonb_array_length(coalesce(pl.body->'step_ups', '[]'::jsonb)) > 0"
-)
-
 
 def step_up_on_alarms(conn: Connection[Any], alarm_ids: Sequence[UUID]) -> int:
     """Step up the schedules the changed alarms call for; returns how many step-ups changed. One query when no
     patient of these alarms has a plan with step-ups (the common case)."""
     if not alarm_ids:
         return 0
-    rows = conn.execute(_SIGNALS_SQL, (list(alarm_ids),)).fetchall()
+    rows = step_signals(conn, alarm_ids)
     if not rows:
         return 0
     signals: dict[UUID, list[AlarmSignal]] = {}
-    for alarm_id, patient_id, kind, severity, opened, at in rows:
-        signals.setdefault(patient_id, []).append(AlarmSignal(alarm_id, kind, severity, bool(opened), at))
+    for r in rows:
+        signals.setdefault(r.patient_id, []).append(AlarmSignal(r.alarm_id, r.kind, r.severity, bool(r.opened), r.at))
     lock_patients(conn, signals)
     plans = active_plans(conn, list(signals))
     steps = load_steps(conn, list(signals))
@@ -162,12 +160,6 @@ def step_up_on_alarms(conn: Connection[Any], alarm_ids: Sequence[UUID]) -> int:
 
 # ---- on the leader's timer --------------------------------------------------------------------------------------
 
-_READINGS_SQL = (
-    "SELECT s.patient_id, s.kind, r.measured_at, r.value FROM schedule_steps s "
-    "JOIN readings r ON r.patient_id = s.patient_id AND r.kind = s.kind "
-    "AND r.measured_at >= %s AND r.measured_at < %s WHERE s.patient_id = ANY(%s)"
-)
-
 
 def review_schedules(conn: Connection[Any], now: datetime | None = None) -> int:
     """Judge the completed local days of every step-up in force and step down where it is due; returns how many
@@ -176,22 +168,17 @@ def review_schedules(conn: Connection[Any], now: datetime | None = None) -> int:
     with conn.transaction():
         # A local day ends at most 14 hours ahead of UTC: the candidates; each patient's own zone decides below.
         latest_yesterday = (now.astimezone(UTC) + timedelta(hours=14)).date() - timedelta(days=1)
-        pending = conn.execute(
-            "SELECT DISTINCT patient_id FROM schedule_steps WHERE judged_through < %s", (latest_yesterday,)
-        ).fetchall()
-        patient_ids = [r[0] for r in pending]
+        patient_ids = pending_review(conn, latest_yesterday)
         if not patient_ids:
             return 0
         lock_patients(conn, patient_ids)
         plans = active_plans(conn, patient_ids)
         steps = load_steps(conn, patient_ids)
         earliest = min((s.judged_through for ss in steps.values() for s in ss.values()), default=now.date())
-        readings = conn.execute(
-            _READINGS_SQL, (datetime.combine(earliest, datetime.min.time(), UTC) - timedelta(days=1), now, patient_ids)
-        ).fetchall()
+        since = datetime.combine(earliest, datetime.min.time(), UTC) - timedelta(days=1)
         by_step: dict[tuple[UUID, str], list[tuple[datetime, float]]] = {}
-        for patient_id, kind, measured_at, value in readings:
-            by_step.setdefault((patient_id, kind), []).append((measured_at, float(value)))
+        for r in step_readings(conn, patient_ids, since, now):
+            by_step.setdefault((r.patient_id, r.kind), []).append((r.measured_at, float(r.value)))
         stepped_down = 0
         for patient_id in patient_ids:
             plan = plans.get(patient_id)

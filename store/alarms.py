@@ -387,6 +387,30 @@ def mark_rules_back_in_range(
     return ids
 
 
+@dataclass(frozen=True, slots=True)
+class OpenRule:
+    patient_id: UUID
+    rule: str
+
+
+def open_rules(
+    conn: Connection[Any], patient_ids: Sequence[UUID], rules: Sequence[str] | None = None
+) -> list[OpenRule]:
+    """The (patient, rule) of these patients' unresolved alarms (of these rules; None: of every rule)."""
+    with conn.cursor(row_factory=class_row(OpenRule)) as cur:
+        if rules is None:
+            return cur.execute(
+                "SELECT patient_id, rule FROM alarms WHERE patient_id = ANY(%s::uuid[]) AND state <> 'resolved' "
+                "ORDER BY rule",
+                (list(patient_ids),),
+            ).fetchall()
+        return cur.execute(
+            "SELECT patient_id, rule FROM alarms WHERE patient_id = ANY(%s::uuid[]) AND rule = ANY(%s::text[]) "
+            "AND state <> 'resolved'",
+            (list(patient_ids), list(rules)),
+        ).fetchall()
+
+
 def begin_with_first_readings(conn: Connection[Any], alarm_ids: Sequence[UUID]) -> None:
     """An alarm opened in this transaction by a confirmed repeat begins with the reading that asked for the
     repeat, not with the repeat."""
@@ -491,22 +515,6 @@ def outcomes_of(conn: Connection[Any], patient_id: UUID, within: timedelta) -> l
             "FROM alarms a LEFT JOIN users ua ON ua.id = a.acknowledged_by LEFT JOIN users ur ON ur.id = a.resolved_by "
             "WHERE a.patient_id = %s AND a.opened_at >= now() - %s ORDER BY a.opened_at DESC LIMIT 50",
             (patient_id, within),
-        ).fetchall()
-
-
-@dataclass(frozen=True, slots=True)
-class OpenRule:
-    patient_id: UUID
-    rule: str
-
-
-def open_rules(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[OpenRule]:
-    """The rule of each unresolved alarm of these patients, by rule (the demo's summary)."""
-    with conn.cursor(row_factory=class_row(OpenRule)) as cur:
-        return cur.execute(
-            "SELECT patient_id, rule FROM alarms WHERE patient_id = ANY(%s::uuid[]) AND state <> 'resolved' "
-            "ORDER BY rule",
-            (list(patient_ids),),
         ).fetchall()
 
 

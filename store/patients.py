@@ -71,6 +71,7 @@ _RELEASE_NATIONAL_ID = "UPDATE patients SET national_id = NULL WHERE national_id
 _SET_NATIONAL_ID = "UPDATE patients SET national_id = %s WHERE id = %s"
 _DEACTIVATE = "UPDATE patients SET active = false WHERE id = ANY(%s)"
 _TIMEZONE = "SELECT timezone FROM patients WHERE id = %s"
+_ACTIVE_IDS = "SELECT id FROM patients WHERE active ORDER BY id"
 _ALL_KINDS = [k.value for k in Kind]
 
 
@@ -227,10 +228,17 @@ def deactivate(conn: Connection[Any], patient_ids: Sequence[UUID]) -> None:
     conn.execute(_DEACTIVATE, (list(patient_ids),))
 
 
+def active_ids(conn: Connection[Any]) -> list[UUID]:
+    """Every active patient's id, in id order."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(_ACTIVE_IDS).fetchall()
+
+
 __all__ = [
     "PatientCare",
     "PatientRecordRow",
     "PatientSummaryRow",
+    "active_ids",
     "backdate",
     "care_of",
     "deactivate",

@@ -1,11 +1,13 @@
 """Self-management plan versions (`self_management_plans`) as the API keeps them: the next draft, a version by
 number (locked for a change), all versions, activation (retiring the one before) and retirement; and the active
-plan's NEWS2 settings the threshold profile is composed with. What activation also does (the zones as limits, the
+plan's NEWS2 settings the threshold profile is composed with, and the versions questionnaire responses are scored
+against (`rules_engine.questionnaires`). What activation also does (the zones as limits, the
 schedule, the publication) is the caller's; the active plan as the rules and schedules read it is
 `store.schedules`'."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +39,11 @@ _NEWS2 = (
     "SELECT coalesce(body->>'spo2_scale' = '2', false) AS spo2_scale2, "
     "coalesce(jsonb_typeof(body->'oxygen') = 'object', false) AS on_oxygen "
     "FROM self_management_plans WHERE patient_id = %s AND status = 'active'"
+)
+_ANSWERED_OR_ACTIVE = (
+    "SELECT patient_id, version, status, body FROM self_management_plans "
+    "WHERE (patient_id, version) IN (SELECT * FROM unnest(%s::uuid[], %s::int[])) "
+    "OR (patient_id = ANY(%s::uuid[]) AND status = 'active')"
 )
 
 
@@ -98,10 +105,38 @@ def retire(conn: Connection[Any], plan_id: UUID) -> PlanRow:
     return row
 
 
+@dataclass(frozen=True, slots=True)
+class PlanBody:
+    patient_id: UUID
+    version: int
+    status: str
+    body: dict[str, Any]
+    """The plan as stored (`vitals.PlanContent`'s JSON)."""
+
+
+def versions_or_active(conn: Connection[Any], versions: Sequence[tuple[UUID, int]]) -> list[PlanBody]:
+    """These (patient, version) plans, and each of these patients' active plan (the questionnaire rules score a
+    response against the version answered, else the active one)."""
+    patient_ids = [p for p, _ in versions]
+    with conn.cursor(row_factory=class_row(PlanBody)) as cur:
+        return cur.execute(_ANSWERED_OR_ACTIVE, (patient_ids, [v for _, v in versions], patient_ids)).fetchall()
+
+
 def active_news2(conn: Connection[Any], patient_id: UUID) -> PlanNews2 | None:
     """The active plan's SpO2 scale and home oxygen; None when the patient has no active plan."""
     with conn.cursor(row_factory=class_row(PlanNews2)) as cur:
         return cur.execute(_NEWS2, (patient_id,)).fetchone()
 
 
-__all__ = ["PlanNews2", "PlanRow", "activate", "active_news2", "all_versions", "create_draft", "retire", "version"]
+__all__ = [
+    "PlanBody",
+    "PlanNews2",
+    "PlanRow",
+    "activate",
+    "active_news2",
+    "all_versions",
+    "create_draft",
+    "retire",
+    "version",
+    "versions_or_active",
+]

@@ -1,7 +1,7 @@
 """The one writer of `questionnaire_responses`: responses from the gateway (ingest) and from the patient app (the
 API) are inserted here, once per response id, and then scored by `rules_engine.questionnaires` in the caller's
-transaction; and what the patient app shows of them (today's answers, the zone of one) and the clinician's list of
-a patient's responses (`StoredResponse`)."""
+transaction (the score and zone written back by `save_scores`); and what the patient app shows of them (today's
+answers, the zone of one) and the clinician's list of a patient's responses (`StoredResponse`)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,17 @@ def insert_responses(conn: Connection[Any], rows: Sequence[ResponseRow]) -> set[
         ),
     ).fetchall()
     return {r[0] for r in inserted}
+
+
+def save_scores(
+    conn: Connection[Any], response_ids: Sequence[UUID], scores: Sequence[int], zones: Sequence[str | None]
+) -> None:
+    """The score and zone the rules gave each response (`rules_engine.questionnaires`)."""
+    conn.execute(
+        "UPDATE questionnaire_responses r SET score = v.score, zone = v.zone "
+        "FROM unnest(%s::uuid[], %s::int[], %s::text[]) AS v(id, score, zone) WHERE r.id = v.id",
+        (list(response_ids), list(scores), list(zones)),
+    )
 
 
 @dataclass(frozen=True, slots=True)

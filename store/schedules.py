@@ -2,7 +2,8 @@
 (`patient_schedules`, also the outbox of the plan channel) and the history (`schedule_changes`).
 
 Written by the rules (a step up when an alarm opens, a step down after green days) and by the API (a plan activated
-or retired); read by the missed-measurement rule, the API's plan courier and the nurse's patient page. Every change
+or retired); read by the rules (the alarms that may step up, the readings of the days judged, the deadlines missed:
+`rules_engine.schedules`, `rules_engine.missed`), the API's plan courier and the nurse's patient page. Every change
 also leaves an audit row and, where an alarm caused it, an alarm event, and wakes the courier (`varde_schedules`).
 """
 
@@ -11,12 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 from psycopg import Connection
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
 from store import alarms, audit
 from store.events import Channel, wake
@@ -405,13 +406,144 @@ def plan_in_force(conn: Connection[Any], patient_id: UUID) -> PlanInForce | None
         ).fetchone()
 
 
+# ---- the rules' reads: what steps up, what is judged, what was missed ------------------------------------------
+
+_SIGNALS_SQL = (
+    "SELECT a.id AS alarm_id, a.patient_id, a.kind, a.severity, a.opened_at = now() AS opened, now() AS at "
+    "FROM alarms a "
+    "JOIN self_management_plans pl ON pl.patient_id = a.patient_id AND pl.status = 'active' "
+    "WHERE a.id = ANY(%s) AND a.kind IS NOT NULL AND a.severity IN ('yellow', 'red') "
+    "AND jsonb_array_length(coalesce(pl.body->'step_ups', '[]'::jsonb)) > 0"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepSignal:
+    """An alarm of a kind and zone, of a patient whose active plan has step-ups: what may step a schedule up."""
+
+    alarm_id: UUID
+    patient_id: UUID
+    kind: str
+    severity: str
+    opened: bool
+    """Opened in this transaction (else raised again or changed)."""
+    at: datetime
+    """The transaction's time."""
+
+
+def step_signals(conn: Connection[Any], alarm_ids: Sequence[UUID]) -> list[StepSignal]:
+    """The alarms among `alarm_ids` that a step-up may answer; none when no patient of theirs has a plan with
+    step-ups (the common case, one query)."""
+    with conn.cursor(row_factory=class_row(StepSignal)) as cur:
+        return cur.execute(_SIGNALS_SQL, (list(alarm_ids),)).fetchall()
+
+
+def pending_review(conn: Connection[Any], before: date) -> list[UUID]:
+    """The patients with a step-up in force whose days are judged only up to before `before`."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(
+            "SELECT DISTINCT patient_id FROM schedule_steps WHERE judged_through < %s", (before,)
+        ).fetchall()
+
+
+_STEP_READINGS_SQL = (
+    "SELECT s.patient_id, s.kind, r.measured_at, r.value FROM schedule_steps s "
+    "JOIN readings r ON r.patient_id = s.patient_id AND r.kind = s.kind "
+    "AND r.measured_at >= %s AND r.measured_at < %s WHERE s.patient_id = ANY(%s)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepReading:
+    patient_id: UUID
+    kind: str
+    measured_at: datetime
+    value: float
+
+
+def step_readings(
+    conn: Connection[Any], patient_ids: Sequence[UUID], since: datetime, until: datetime
+) -> list[StepReading]:
+    """The readings in [since, until) of each kind these patients have a step-up of (one row per step and reading)."""
+    with conn.cursor(row_factory=class_row(StepReading)) as cur:
+        return cur.execute(_STEP_READINGS_SQL, (since, until, list(patient_ids))).fetchall()
+
+
+_MISSED_SQL = """
+WITH scheduled AS (
+    SELECT pl.patient_id, s->>'kind' AS kind, (s->>'deadline')::time AS deadline, s->'weekdays' AS weekdays,
+           zone.tz, greatest(coalesce(pl.activated_at, pl.created_at), ps.changed_at, ep.started_at) AS judged_from
+    FROM self_management_plans pl
+    JOIN patients p ON p.id = pl.patient_id AND p.active
+    LEFT JOIN patient_schedules ps ON ps.patient_id = pl.patient_id AND ps.plan_id = pl.id
+    LEFT JOIN care_episodes ep ON ep.patient_id = pl.patient_id AND ep.status = 'active'
+    CROSS JOIN LATERAL jsonb_array_elements(coalesce(ps.body, pl.body)->'schedule') AS s
+    CROSS JOIN LATERAL (SELECT coalesce(pl.body->>'timezone', p.timezone) AS tz) AS zone
+    WHERE pl.status = 'active'
+), days AS (
+    SELECT sc.*, day::date AS local_day
+    FROM scheduled sc
+    CROSS JOIN LATERAL generate_series(
+        ((%(now)s::timestamptz - %(lookback)s::interval) AT TIME ZONE sc.tz)::date::timestamp,
+        (%(now)s::timestamptz AT TIME ZONE sc.tz)::date::timestamp,
+        interval '1 day') AS day
+), due AS (
+    SELECT patient_id, kind, deadline, local_day, judged_from,
+           (local_day + deadline) AT TIME ZONE tz AS deadline_at,
+           coalesce(lag((local_day + deadline) AT TIME ZONE tz)
+                        OVER (PARTITION BY patient_id, kind, local_day ORDER BY deadline),
+                    local_day::timestamp AT TIME ZONE tz) AS window_start
+    FROM days
+    WHERE weekdays ? (ARRAY['mon','tue','wed','thu','fri','sat','sun'])[extract(isodow FROM local_day)::int]
+)
+SELECT d.patient_id, d.kind, d.deadline, d.local_day, d.deadline_at, d.window_start
+FROM due d
+WHERE d.deadline_at <= %(now)s AND d.deadline_at > %(now)s::timestamptz - %(lookback)s::interval
+  AND d.deadline_at >= d.judged_from
+  AND NOT EXISTS (
+      SELECT 1 FROM readings r
+      WHERE r.patient_id = d.patient_id AND r.kind = d.kind
+        AND r.measured_at >= d.window_start AND r.measured_at <= d.deadline_at)
+  AND NOT EXISTS (
+      SELECT 1 FROM alarms a
+      WHERE a.patient_id = d.patient_id AND a.rule = 'missed.' || d.kind
+        AND CASE WHEN a.details ? 'last_missed_at' THEN (a.details->>'last_missed_at')::timestamptz >= d.deadline_at
+                 ELSE a.details->>'last_missed_day' = d.local_day::text END)
+ORDER BY d.patient_id, d.kind, d.deadline_at
+"""
+"""Each deadline of the schedule in force (the step-up's, else the active plan's) in the `lookback` before `now`, on
+the patient's local days, judged from when that schedule began, with nothing measured in its window and not yet
+recorded on an alarm of its `missed.<kind>` rule. The rule it serves is `rules_engine.missed`."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissedDeadline:
+    patient_id: UUID
+    kind: str
+    deadline: time
+    """Local time of day."""
+    local_day: date
+    deadline_at: datetime
+    window_start: datetime
+    """The deadline before it that day, else local midnight: a reading in [window_start, deadline_at] covers it."""
+
+
+def missed_deadlines(conn: Connection[Any], now: datetime, lookback: timedelta) -> list[MissedDeadline]:
+    """The deadlines missed and not judged yet, by patient, kind and deadline."""
+    with conn.cursor(row_factory=class_row(MissedDeadline)) as cur:
+        return cur.execute(_MISSED_SQL, {"now": now, "lookback": lookback}).fetchall()
+
+
 __all__ = [
     "ActivePlan",
     "ChangeRow",
     "DueSchedule",
+    "MissedDeadline",
     "PlanInForce",
     "Publication",
     "ScheduleChange",
+    "StepReading",
+    "StepSignal",
     "StepState",
     "active_plans",
     "apply_changes",
@@ -419,12 +551,16 @@ __all__ = [
     "load_steps",
     "lock_next_due",
     "lock_patients",
+    "missed_deadlines",
+    "pending_review",
     "plan_activated",
     "plan_in_force",
     "plan_retired",
     "publication",
     "record_publication",
     "save_counts",
+    "step_readings",
+    "step_signals",
     "steps_after",
     "wire_plan",
 ]

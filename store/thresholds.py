@@ -1,12 +1,12 @@
 """A patient's own limits and trend settings, the one writer of `threshold_overrides` and `trend_overrides` and
-their reader for the API (the rules still batch-read them in `rules_engine.runtime`): typed per kind
+their reader for the API and, for a batch of patients at once, for the rules (`rules_engine.runtime`): typed per kind
 (`LimitOverride`) and per setting (`TrendOverride`), written by hand ('manual', the limits editor) or from the active
 plan ('plan'). In the stored vocabulary a NULL limit inherits the protocol's, NaN removes the limit, and a NaN trend
 setting switches that trend rule off. Composing them with the protocols is `rules_engine.profiles`'."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -21,6 +21,11 @@ _LIMITS = (
     "SELECT kind, red_low, yellow_low, yellow_high, red_high, source FROM threshold_overrides WHERE patient_id = %s"
 )
 _TRENDS = "SELECT setting, value, source FROM trend_overrides WHERE patient_id = %s"
+_LIMITS_OF = (
+    "SELECT patient_id, kind, red_low, yellow_low, yellow_high, red_high FROM threshold_overrides "
+    "WHERE patient_id = ANY(%s)"
+)
+_TRENDS_OF = "SELECT patient_id, setting, value FROM trend_overrides WHERE patient_id = ANY(%s)"
 _DELETE_LIMIT = "DELETE FROM threshold_overrides WHERE patient_id = %s AND kind = %s"
 _DELETE_TREND = "DELETE FROM trend_overrides WHERE patient_id = %s AND setting = %s"
 _DELETE_PLAN_LIMITS = "DELETE FROM threshold_overrides WHERE patient_id = %s AND source = 'plan'"
@@ -88,6 +93,43 @@ def trend_overrides(conn: Connection[Any], patient_id: UUID) -> dict[str, TrendO
         return {row.setting: row for row in cur.execute(_TRENDS, (patient_id,)).fetchall()}
 
 
+@dataclass(frozen=True, slots=True)
+class PatientLimits:
+    """One patient's own limits of one kind, as the rules read them for a batch of patients."""
+
+    patient_id: UUID
+    kind: str
+    red_low: float | None
+    yellow_low: float | None
+    yellow_high: float | None
+    red_high: float | None
+
+    @property
+    def limits(self) -> Limits:
+        return (self.red_low, self.yellow_low, self.yellow_high, self.red_high)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientTrend:
+    """One patient's own value of one trend setting, as the rules read them for a batch of patients."""
+
+    patient_id: UUID
+    setting: str
+    value: float
+
+
+def limits_of(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[PatientLimits]:
+    """The own limits of these patients, every kind they have set."""
+    with conn.cursor(row_factory=class_row(PatientLimits)) as cur:
+        return cur.execute(_LIMITS_OF, (list(patient_ids),)).fetchall()
+
+
+def trends_of(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[PatientTrend]:
+    """The own trend settings of these patients."""
+    with conn.cursor(row_factory=class_row(PatientTrend)) as cur:
+        return cur.execute(_TRENDS_OF, (list(patient_ids),)).fetchall()
+
+
 def save_manual_limits(conn: Connection[Any], patient_id: UUID, rows: Mapping[str, Limits], user_id: UUID) -> None:
     """kind → limits set by hand; a kind with every limit None goes back to inheriting them all (its row goes)."""
     for kind, values in rows.items():
@@ -134,11 +176,15 @@ def write_plan(
 __all__ = [
     "LimitOverride",
     "Limits",
+    "PatientLimits",
+    "PatientTrend",
     "TrendOverride",
     "clear_plan",
     "limit_overrides",
+    "limits_of",
     "save_manual_limits",
     "save_manual_trends",
     "trend_overrides",
+    "trends_of",
     "write_plan",
 ]

@@ -23,7 +23,7 @@ from clinician_api.schemas import (
     TrendValue,
     WhatIfResult,
 )
-from rules_engine.baselines import current_versions, load_personal
+from rules_engine.baselines import load_personal
 from rules_engine.profiles import (
     LIMIT_NAMES,
     LIMIT_SOURCES,
@@ -37,7 +37,7 @@ from rules_engine.profiles import (
 )
 from rules_engine.validation import validate_profile
 from rules_engine.whatif import TooManyReadings, what_if
-from store import plans, readings, thresholds
+from store import personal_limits, plans, readings, thresholds
 from store.conditions import load_conditions
 from vitals import KINDS, Kind
 
@@ -84,7 +84,7 @@ def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
         spo2_scale2=basis.spo2_scale2,
         personal=load_personal(conn, [patient_id], {patient_id: 0}),
     )
-    baselines = current_versions(conn, patient_id)
+    baselines = personal_limits.versions_in_force(conn, patient_id)
     kinds = []
     for k, kind in enumerate(Kind):
         override = overrides.get(kind.value)
@@ -105,15 +105,15 @@ def profile(conn: Connection[Any], patient_id: Any) -> ThresholdProfile:
             limits[name] = LimitValue(value=None if math.isnan(value) else value, source=origin, condition=condition)
         personal = None
         if kind.value in baselines and not math.isnan(rules.centre[0, k]):
-            version, centre, spread, n, computed_at, start, end = baselines[kind.value]
+            baseline = baselines[kind.value]
             personal = PersonalBaseline(
-                version=version,
-                centre=centre,
-                spread=spread,
-                n=n,
-                computed_at=computed_at,
-                window_start=start,
-                window_end=end,
+                version=baseline.version,
+                centre=baseline.centre,
+                spread=baseline.spread,
+                n=baseline.n,
+                computed_at=baseline.computed_at,
+                window_start=baseline.window_start,
+                window_end=baseline.window_end,
             )
         kinds.append(KindProfile(kind=kind, unit=KINDS[kind].unit, personal=personal, **limits))
     return ThresholdProfile(

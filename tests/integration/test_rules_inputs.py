@@ -11,8 +11,9 @@ import psycopg
 import pytest
 
 from ingest_service.writer import StoredBatch, write_batch
-from rules_engine.runtime import HISTORY_SQL, evaluate_stored, history_params, load_history
+from rules_engine.runtime import evaluate_stored, history_params, load_history
 from store.readings import ReadingRow
+from store.rules_inputs import HISTORY_SQL
 
 pytestmark = pytest.mark.integration
 

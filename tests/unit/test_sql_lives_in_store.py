@@ -22,14 +22,6 @@ _STATEMENT = re.compile(
 
 NOT_YET_MOVED = frozenset(
     {
-        # Still to move to store/ (docs/architecture.md, "Who owns each aggregate"), and four that stay, named last.
-        "rules_engine/baselines.py",
-        "rules_engine/missed.py",
-        "rules_engine/questionnaires.py",
-        "rules_engine/repeat_store.py",
-        "rules_engine/runtime.py",
-        "rules_engine/scheduler.py",
-        "rules_engine/schedules.py",
         # These stay, holding no statement on Varde's data: `varde/emqx.py` the statements EMQX's PostgreSQL
         # authentication runs (broker configuration); `varde/backup.py` a restored server's pg_is_in_recovery()
         # (and pg_switch_wal() in advice to the operator); `varde/ha.py` roles, server settings and the
