@@ -8,7 +8,6 @@ not answered by their deadline (`rules_engine.questionnaires`), and repeat measu
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,9 +23,8 @@ from rules_engine.repeat_store import expire_due
 from rules_engine.schedules import review_schedules
 from store.alarms import escalate_overdue
 from store.leader import RULES_LEADER_LOCK, session_alive, try_lead
-from store.observability import DatabaseCheck, serve_ops
+from store.service import Service
 from store.settings import Settings, get_settings
-from vitals.logs import setup_logging
 
 log = logging.getLogger("varde.rules")
 
@@ -67,23 +65,16 @@ class Leader:
 def run_scheduler(
     settings: Settings | None = None, interval_seconds: int = 30, metrics_port: int | None = None
 ) -> None:
-    setup_logging()
-    settings = settings or get_settings()
-    serve_ops(
-        settings.metrics_port if metrics_port is None else metrics_port,
-        {"database": DatabaseCheck(settings.require_database_url())},
-        service="rules",
-        host=settings.metrics_host,
-    )
+    service = Service("rules", settings or get_settings())
+    settings = service.settings
+    service.serve_ops(metrics_port)
     from store.backup_status import BackupStatusCollector
     from store.observability import REGISTRY
 
     REGISTRY.register(BackupStatusCollector(settings.require_database_url(), settings.backup_max_age_hours * 3600))
     metrics.LEADER.set(0)
     leader = Leader(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = service.stop
     # Leadership is lost when the leader's session is (a database restart, a failover): then wait to take the lead
     # again, as a standby does, rather than leave the platform without scheduled rules.
     while not stop.is_set():

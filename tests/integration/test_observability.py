@@ -21,13 +21,13 @@ from tests.integration.conftest import Tenant, instance_logins, login, publish, 
 from tests.integration.ops import (
     ROOT,
     TcpRelay,
-    free_port,
     metrics_port,
     readiness,
     scrape,
     service_process,
     value,
 )
+from varde.net import free_port
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = pytest.mark.integration
