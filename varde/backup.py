@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from store import server
 from varde import pgserver
 
 BackupKind = Literal["full", "diff", "incr"]
@@ -277,9 +278,7 @@ def restore(
     while True:
         try:
             with psycopg.connect(url, connect_timeout=3) as conn:
-                # Server administration (whether the restored server has finished recovery), not Varde's data.
-                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-                if row is not None and not row[0]:
+                if not server.in_recovery(conn):
                     break
         except psycopg.OperationalError:
             pass
@@ -299,7 +298,7 @@ def _recovery_failure(log: Path) -> str:
     if "recovery target was reached" in reason:
         reason += (
             " — the archived WAL does not reach past that moment yet (recovery stops at the first commit after it): "
-            "wait for archive_timeout (60 s) or run SELECT pg_switch_wal() on the primary after a write, "
+            "wait for archive_timeout (60 s) or call pg_switch_wal() on the primary after a write, "
             "then restore again"
         )
     return reason

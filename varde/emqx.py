@@ -1,7 +1,8 @@
 """Broker logins and ACLs for the EMQX-cluster variant (`VARDE_BROKER_KIND=emqx`), kept in Varde's PostgreSQL.
 
 EMQX's PostgreSQL authenticator and authorizer read the views of migration 0070 with the queries in
-`deploy/emqx/emqx.hocon`; this module writes the tables behind them in the caller's transaction, and after the
+`deploy/emqx/emqx.hocon`; this module decides the rows and `store.mqtt_logins` writes them in the caller's
+transaction, and after the
 caller commits, disconnects revoked or rotated gateways through the EMQX REST API. The ACL rows are derived from the
 same role definitions Mosquitto gets (`varde.broker`), so both brokers enforce one policy.
 """
@@ -19,15 +20,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
+from store import mqtt_logins
 from store.settings import instance_login
 from varde.broker import SERVICE_ROLES, BrokerAdminError, gateway_role
 
 log = logging.getLogger(__name__)
 
 DB_ROLE = "varde_emqx"
-"""The PostgreSQL role EMQX logs in as: SELECT on the two views, nothing else."""
+"""The PostgreSQL role EMQX logs in as: read access to the two views, nothing else."""
 
 # Mosquitto's ACL types → EMQX actions. EMQX checks a publish and a subscribe; what a client may *receive* follows
 # from what it may subscribe to, so Mosquitto's publishClientReceive rows have no EMQX counterpart.
@@ -52,18 +53,7 @@ def _upsert_login(
     conn: psycopg.Connection[Any], username: str, password: str, gateway_id: str | None, acls: list[tuple[str, str]]
 ) -> None:
     salt = secrets.token_hex(16)
-    conn.execute(
-        "INSERT INTO mqtt_logins (username, gateway_id, password_hash, salt) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, salt = EXCLUDED.salt, "
-        "enabled = true, updated_at = now()",
-        (username, gateway_id, password_hash(password, salt), salt),
-    )
-    conn.execute("DELETE FROM mqtt_acl WHERE username = %s", (username,))
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO mqtt_acl (username, action, topic) VALUES (%s, %s, %s)",
-            [(username, action, topic) for action, topic in acls],
-        )
+    mqtt_logins.upsert(conn, username, gateway_id, password_hash(password, salt), salt, acls)
 
 
 class EmqxBroker:
@@ -104,13 +94,11 @@ class EmqxBroker:
         self._kicks.append((gateway_id, False))
 
     def revoke_gateway(self, gateway_id: str) -> None:
-        self._conn.execute(
-            "UPDATE mqtt_logins SET enabled = false, updated_at = now() WHERE gateway_id = %s", (gateway_id,)
-        )
+        mqtt_logins.disable_gateway(self._conn, gateway_id)
         self._kicks.append((gateway_id, True))
 
     def delete_logins(self, usernames: list[str]) -> None:
-        self._conn.execute("DELETE FROM mqtt_logins WHERE username = ANY(%s)", (usernames,))
+        mqtt_logins.delete(self._conn, usernames)
 
     def close(self) -> None:
         kicks, self._kicks = self._kicks, []
@@ -166,11 +154,4 @@ class EmqxApi:
 
 def ensure_db_role(conn: psycopg.Connection[Any], password: str) -> None:
     """Create or update the login role EMQX uses, with SELECT on the two views only (idempotent)."""
-    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_ROLE,)).fetchone()
-    verb = "ALTER" if exists else "CREATE"
-    conn.execute(
-        sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-            sql.SQL(verb), sql.Identifier(DB_ROLE), sql.Literal(password)
-        )
-    )
-    conn.execute(sql.SQL("GRANT SELECT ON mqtt_auth, mqtt_acl_rules TO {}").format(sql.Identifier(DB_ROLE)))
+    mqtt_logins.ensure_reader_role(conn, DB_ROLE, password)

@@ -7,9 +7,8 @@ the WAL (synchronous replication), so a reading PUBACKed before the primary died
 The monitor's health checks are tightened for a machine where the nodes share one host (failover within about ten
 seconds instead of half a minute); production keeps pg_auto_failover's defaults (docs/operations.md, deploy/ha/).
 
-Its statements are server administration, not Varde's data, so they stay here: role passwords and server settings
-(ALTER ROLE, ALTER SYSTEM, pg_reload_conf), the pg_auto_failover monitor's own `pgautofailover.node` table, and
-whether a node answers.
+Its statements (role passwords, server settings, the monitor's node table, whether a node answers) are
+`store.server`'s.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from store import server
 from varde import pgserver
 
 MONITOR = "monitor"
@@ -243,18 +243,8 @@ class Cluster:
         self.start(MONITOR)
         self._wait(lambda: self._answers(MONITOR, MONITOR_DB), 120, "the pg_auto_failover monitor", MONITOR)
         with self.local(MONITOR, MONITOR_DB) as conn:
-            conn.execute(
-                psycopg.sql.SQL("ALTER ROLE autoctl_node PASSWORD {}").format(
-                    psycopg.sql.Literal(passwords["ha_monitor_password"])
-                )
-            )
-            for key, value in FAST_FAILOVER.items():
-                conn.execute(
-                    psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                        psycopg.sql.Identifier(*key.split(".")), psycopg.sql.Literal(value)
-                    )
-                )
-            conn.execute("SELECT pg_reload_conf()")
+            server.set_role_password(conn, "autoctl_node", passwords["ha_monitor_password"])
+            server.set_server_settings(conn, FAST_FAILOVER)
 
     def start_node(self, name: str, passwords: dict[str, str], database: str) -> None:
         """Create the node in the formation if it is new (the first one becomes primary, the next one its standby
@@ -303,11 +293,7 @@ class Cluster:
         if not self._answers(primary):
             return  # an existing formation coming back: the password was set when it was made
         with self.local(primary) as conn:
-            conn.execute(
-                psycopg.sql.SQL("ALTER ROLE pgautofailover_replicator PASSWORD {}").format(
-                    psycopg.sql.Literal(passwords["ha_replication_password"])
-                )
-            )
+            server.set_role_password(conn, "pgautofailover_replicator", passwords["ha_replication_password"])
 
     def wait_for_roles(self, timeout: float = 180) -> None:
         """Until one node is primary and the other secondary (synchronous replication in place)."""
@@ -361,14 +347,16 @@ class Cluster:
     def nodes(self) -> list[dict[str, Any]]:
         """The monitor's view: name, port, reported and assigned state, health."""
         with self.local(MONITOR, MONITOR_DB) as conn:
-            rows = conn.execute(
-                "SELECT nodename, nodeport, reportedstate::text, goalstate::text, health "
-                "FROM pgautofailover.node WHERE formationid = %s ORDER BY nodeid",
-                (FORMATION,),
-            ).fetchall()
+            found = server.failover_nodes(conn, FORMATION)
         return [
-            {"name": r[0], "port": r[1], "reported_state": r[2], "assigned_state": r[3], "healthy": r[4] == 1}
-            for r in rows
+            {
+                "name": n.name,
+                "port": n.port,
+                "reported_state": n.reported_state,
+                "assigned_state": n.assigned_state,
+                "healthy": n.health == 1,
+            }
+            for n in found
         ]
 
     def primary(self) -> str | None:
@@ -414,7 +402,7 @@ class Cluster:
     def _answers(self, name: str, dbname: str = "postgres") -> bool:
         try:
             with self.local(name, dbname) as conn:
-                return conn.execute("SELECT 1").fetchone() is not None
+                return server.answers(conn)
         except psycopg.Error:
             return False
 

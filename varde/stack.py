@@ -423,12 +423,11 @@ def _postmaster_pid(pgdata: Path) -> int | None:
 
 def _ensure_database(admin_url: str) -> None:
     import psycopg
-    from psycopg import sql
 
-    # Server administration (the server's catalogue, CREATE DATABASE), not Varde's data: it stays here.
+    from store import server
+
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))
+        server.ensure_database(conn, PG_DATABASE)
 
 
 def _stop_postgres(state: dict[str, Any]) -> None:
