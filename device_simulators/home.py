@@ -3,12 +3,13 @@
 This is the fast path, used where many simulated days must pass in seconds (the scenario acceptance tests); the
 demo takes the GATT path through virtual devices and the edge's own handlers (`virtual_home`).
 
-`readings_of` turns one measurement act into `vitals.Reading`s the way the gateway does for a decoded record
-(`edge_agent.gatt.readings.to_readings`: stable ids from the device's own time, clock correction, one group per
-act); values the edge refuses come back as rejected. `scenario_source` is an Agent source that hands acts over
-when they are due (at once for the past: a backlog), and `AgentRunner` runs many Agents on one asyncio loop in a
-background thread. `faulty_gateway_envelope` is the other path: what a gateway with broken firmware would send,
-values and clocks unchecked, for the cloud's own defences to deal with.
+`readings_of` turns one measurement act into the `vitals.Reading`s a gateway sends for a decoded record, written
+from the wire contract rather than with the edge's code (an independent oracle: stable ids from the device's own
+time, clock correction, one group per act); values the contract does not allow come back as refused.
+`scenario_source` is an Agent source that hands acts over when they are due (at once for the past: a backlog), and
+`AgentRunner` runs many Agents on one asyncio loop in a background thread. `faulty_gateway_envelope` is the other
+path: what a gateway with broken firmware would send, values and clocks unchecked, for the cloud's own defences to
+deal with.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from device_simulators.physiology import DeviceType, MeasurementAct
 from edge_agent.agent import Agent, Source
 from edge_agent.config import (
@@ -37,10 +40,7 @@ from edge_agent.config import (
     PatientScreenConfig,
     PublisherConfig,
 )
-from edge_agent.gatt.models import measurement
-from edge_agent.gatt.readings import ReadingsBatch, to_readings
-from edge_agent.publisher import build_envelope, utc_timestamp
-from vitals import KINDS, DeviceRef, Reading, group_id, reading_id
+from vitals import KINDS, SCHEMA, DeviceRef, Kind, Reading, group_id, reading_id
 
 log = logging.getLogger(__name__)
 
@@ -68,40 +68,71 @@ def home_devices(seed: int, device_types: Iterable[DeviceType]) -> dict[DeviceTy
     return {t: DeviceRef(address=device_address(seed, t), type=t, model=DEVICE_MODELS[t]) for t in device_types}
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A value of an act that the wire contract does not allow (implausible, NaN): a gateway logs it, never sends it."""
+
+    kind: Kind
+    value: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActReadings:
+    readings: tuple[Reading, ...]
+    refused: tuple[Refused, ...]
+
+
 def readings_of(
     act: MeasurementAct,
     *,
     gateway_id: str,
     device: DeviceRef,
     patient_timezone: str,
-    received_at: datetime | None = None,
-) -> ReadingsBatch:
-    """The act as the gateway turns a decoded record into readings.
+) -> ActReadings:
+    """The readings a gateway sends for the act, written from the wire contract (docs/architecture.md), not with
+    the edge's own code, so that the scenario tests check the edge against an independent oracle: one id per value,
+    `reading_id(gateway, device address, kind, the device's own time, sequence)`, so a record fetched again maps to
+    the same id; one group per act; the time in UTC, corrected for the device's clock; the act's flags.
 
     The gateway reads the device's current time when it connects, so it knows how far the device clock is from
-    UTC (`clock_correction`); a device clock off by more than the time zone explains is flagged as corrected.
+    UTC; a device clock off by more than the time zone explains is flagged as corrected (`CLOCK_CORRECTED`).
     """
-    received = received_at or act.upload_after
     correction = act.at.astimezone(UTC).replace(tzinfo=None) - act.device_time
     local_offset = act.at.astimezone(ZoneInfo(patient_timezone)).utcoffset() or timedelta()
     clock_error = -(correction + local_offset)
-    flags = (CLOCK_CORRECTED,) if abs(clock_error) > CLOCK_TOLERANCE else ()
-    measurements = [measurement(kind, value, act.device_time, act.flags, act.sequence) for kind, value in act.values]
-    return to_readings(
-        measurements,
-        gateway_id=gateway_id,
-        device=device,
-        received_at=received,
-        clock_correction=correction,
-        extra_flags=flags,
-    )
+    flags = (*act.flags, *((CLOCK_CORRECTED,) if abs(clock_error) > CLOCK_TOLERANCE else ()))
+    stamp = act.device_time.isoformat()
+    group = group_id(gateway_id, device.address, stamp, act.sequence)
+    measured_at = (act.device_time + correction).replace(tzinfo=UTC)
+    readings: list[Reading] = []
+    refused: list[Refused] = []
+    for kind, value in act.values:
+        try:
+            readings.append(
+                Reading(
+                    id=reading_id(gateway_id, device.address, kind, stamp, act.sequence),
+                    kind=kind,
+                    value=value,
+                    unit=KINDS[kind].unit,
+                    measured_at=measured_at,
+                    device=device,
+                    group=group,
+                    flags=tuple(dict.fromkeys(flags)),
+                )
+            )
+        except ValidationError as exc:
+            reason = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+            refused.append(Refused(kind, value, reason))
+    return ActReadings(tuple(readings), tuple(refused))
 
 
 def faulty_gateway_envelope(
     acts: Sequence[MeasurementAct], *, gateway_id: str, devices: dict[DeviceType, DeviceRef]
 ) -> bytes:
     """An envelope from a gateway that checks nothing: device clock taken as UTC, values as they came (NaN
-    written as the JSON-invalid token `NaN`, as Python's json module does)."""
+    written as the JSON-invalid token `NaN`, as Python's json module does). Written from the wire contract
+    (`vitals.SCHEMA`, gateway id, send time, readings), not with the edge's encoder."""
     readings = []
     for act in acts:
         device = devices[act.device_type]
@@ -120,8 +151,9 @@ def faulty_gateway_envelope(
                     "flags": list(act.flags),
                 }
             )
-    bodies = [json.dumps(r, separators=(",", ":")).encode() for r in readings]
-    return build_envelope(gateway_id, bodies, utc_timestamp())
+    sent_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    envelope = {"schema": SCHEMA, "gateway_id": gateway_id, "sent_at": sent_at, "readings": readings}
+    return json.dumps(envelope, separators=(",", ":")).encode()
 
 
 # --- running gateways -------------------------------------------------------------------------------------------
@@ -212,10 +244,10 @@ def scenario_source(
                         patient_timezone=patient_timezone,
                     )
                     readings.extend(batch.readings)
-                    for rejected in batch.rejected:
+                    for refused in batch.refused:
                         counters.refused_at_edge += 1
                         log.warning(
-                            "reading_refused_at_edge gateway=%s reason=%s", agent.config.gateway_id, rejected.reason
+                            "reading_refused_at_edge gateway=%s reason=%s", agent.config.gateway_id, refused.reason
                         )
                     agent.note_device(devices[act.device_type].address)
                 await asyncio.to_thread(agent.accept, readings)

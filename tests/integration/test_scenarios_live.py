@@ -82,7 +82,7 @@ class Home:
                 patient_timezone="Europe/Oslo",
             )
             out.extend(batch.readings)
-            self.refused += len(batch.rejected)
+            self.refused += len(batch.refused)
         return out
 
     def deliver(self, acts: list[MeasurementAct]) -> list[Reading]:
