@@ -153,5 +153,5 @@ class EmqxApi:
 
 
 def ensure_db_role(conn: psycopg.Connection[Any], password: str) -> None:
-    """Create or update the login role EMQX uses, with SELECT on the two views only (idempotent)."""
+    """Create or update the login role EMQX uses, with read access to the two views only (idempotent)."""
     mqtt_logins.ensure_reader_role(conn, DB_ROLE, password)
