@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol
 
@@ -33,23 +32,17 @@ POLL_SECONDS = 5.0
 CHANNELS = ("sms", "email", "webhook")
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
-    id: int
-    alarm_ref: str
-    severity: str
-    team: str
-    waited_minutes: int
-    channel: str
-    address: str
-    label: str
+Notice = escalation_notices.ClaimedNotice
+"""A due notice with what its text names (never the patient) and where it goes."""
 
-    def text(self, dashboard_url: str) -> str:
-        word = {"red": "Rød", "yellow": "Gul"}.get(self.severity, "Ny")
-        return (
-            f"Varde: {word} alarm eskalert i {self.team}, ikke håndtert på {self.waited_minutes} min. "
-            f"Se alarmkøen: {dashboard_url} (ref {self.alarm_ref})"
-        )
+
+def notice_text(notice: Notice, dashboard_url: str) -> str:
+    """The message: the alarm's colour, the team, how long it has waited, the queue's address and a reference."""
+    word = {"red": "Rød", "yellow": "Gul"}.get(notice.severity, "Ny")
+    return (
+        f"Varde: {word} alarm eskalert i {notice.team}, ikke håndtert på {notice.waited_minutes} min. "
+        f"Se alarmkøen: {dashboard_url} (ref {notice.alarm_ref})"
+    )
 
 
 class Channel(Protocol):
@@ -105,19 +98,7 @@ def claim(conn: psycopg.Connection[Any], limit: int = 20) -> list[Notice]:
     """Due notices, each marked as attempted (back-off doubles from 30 s) so another replica does not take it."""
     rows = escalation_notices.claim_due(conn, limit)
     conn.commit()
-    return [
-        Notice(
-            id=r.id,
-            alarm_ref=r.alarm_ref,
-            severity=r.severity,
-            team=r.team,
-            waited_minutes=r.waited_minutes,
-            channel=r.channel,
-            address=r.address,
-            label=r.label,
-        )
-        for r in rows
-    ]
+    return rows
 
 
 def deliver(
@@ -127,7 +108,7 @@ def deliver(
     sent = 0
     for notice in notices:
         try:
-            channels[notice.channel].send(notice, notice.text(dashboard_url))
+            channels[notice.channel].send(notice, notice_text(notice, dashboard_url))
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             escalation_notices.mark_failed(conn, notice.id, error, MAX_ATTEMPTS)
