@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import sign_in
-from tests.integration.api.conftest import insert_alarm
-from tests.integration.conftest import Tenant
+from tests.browser.support import sign_in
+from tests.integration.api.support import insert_alarm
+from tests.stack_plugin import Tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

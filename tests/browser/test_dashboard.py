@@ -15,9 +15,9 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from store.settings import Settings
-from tests.browser.conftest import screenshot, sign_in
-from tests.integration.api.conftest import add_user, insert_alarm, insert_readings
-from tests.integration.conftest import Tenant, login, publish
+from tests.browser.support import screenshot, sign_in
+from tests.integration.api.support import add_user, insert_alarm, insert_readings
+from tests.stack_plugin import Tenant, login, publish
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]

@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import screenshot, sign_in
-from tests.integration.api.conftest import insert_alarm
-from tests.integration.conftest import Tenant
+from tests.browser.support import screenshot, sign_in
+from tests.integration.api.support import insert_alarm
+from tests.stack_plugin import Tenant
 
 
 def test_hospital_proposes_a_hand_over_with_the_keyboard_and_the_municipality_accepts(

@@ -20,11 +20,11 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.practitioner import Practitioner
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import screenshot, sign_in
-from tests.integration.api.conftest import audit_rows, insert_alarm, insert_readings
-from tests.integration.conftest import Tenant, login, publish, wait_for
-from tests.integration.journal.conftest import Journaled, journaled_tenant, record_system
+from tests.browser.support import screenshot, sign_in
+from tests.integration.api.support import audit_rows, insert_alarm, insert_readings
 from tests.integration.journal.receiver import RecordSystem
+from tests.integration.journal.support import Journaled, journaled_tenant, record_system
+from tests.stack_plugin import Tenant, login, publish, wait_for
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 __all__ = ["journaled_tenant", "record_system"]

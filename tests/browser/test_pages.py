@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.integration.conftest import Tenant
+from tests.stack_plugin import Tenant
 
 pytestmark = pytest.mark.integration
 

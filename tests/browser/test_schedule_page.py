@@ -12,9 +12,9 @@ import psycopg
 from playwright.sync_api import Page, expect
 
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
-from tests.browser.conftest import screenshot, sign_in
-from tests.integration.conftest import Tenant, login
+from tests.browser.support import screenshot, sign_in
 from tests.patient.plans import plan_body
+from tests.stack_plugin import Tenant, login
 
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 

@@ -19,9 +19,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from store.settings import Settings
-from tests.browser.conftest import screenshot, sign_in
-from tests.integration.api.conftest import insert_alarm, insert_readings
-from tests.integration.conftest import Tenant, publish, wait_for
+from tests.browser.support import screenshot, sign_in
+from tests.integration.api.support import insert_alarm, insert_readings
+from tests.stack_plugin import Tenant, publish, wait_for
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]

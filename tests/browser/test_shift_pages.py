@@ -16,9 +16,9 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from store.settings import Settings
-from tests.browser.conftest import screenshot, sign_in
-from tests.integration.api.conftest import add_user, insert_alarm, insert_readings
-from tests.integration.conftest import Tenant
+from tests.browser.support import screenshot, sign_in
+from tests.integration.api.support import add_user, insert_alarm, insert_readings
+from tests.stack_plugin import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import screenshot, sign_in
-from tests.integration.api.conftest import insert_readings
-from tests.integration.conftest import Tenant
+from tests.browser.support import screenshot, sign_in
+from tests.integration.api.support import insert_readings
+from tests.stack_plugin import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

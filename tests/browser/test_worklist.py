@@ -14,10 +14,10 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
 from store.events import notify_changes
-from tests.browser.conftest import screenshot, sign_in
-from tests.integration.api.conftest import audit_rows, insert_alarm
+from tests.browser.support import screenshot, sign_in
+from tests.integration.api.support import audit_rows, insert_alarm
 from tests.integration.api.work_items import seed_handover, seed_work
-from tests.integration.conftest import Tenant
+from tests.stack_plugin import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

@@ -15,10 +15,10 @@ import pytest
 
 from clinician_api.citizen.sessions import COOKIE
 from store.settings import Settings
-from tests.citizen.conftest import MIN, Home, People, grant_proxy, national_sign_in
 from tests.citizen.stack import OidcStack
-from tests.integration.api.conftest import insert_alarm
-from tests.integration.conftest import login, wait_for
+from tests.citizen.support import MIN, Home, People, grant_proxy, national_sign_in
+from tests.integration.api.support import insert_alarm
+from tests.stack_plugin import login, wait_for
 from vitals import Receipt, receipts_topic
 
 pytestmark = pytest.mark.integration

@@ -19,10 +19,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from clinician_api.citizen.sessions import COOKIE
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
-from tests.browser.conftest import PageErrors, browser, playwright, screenshot
-from tests.citizen.conftest import MIN, Home, People, grant_proxy, national_sign_in
+from tests.browser.support import PageErrors, browser, playwright, screenshot
 from tests.citizen.stack import OidcStack
-from tests.integration.api.conftest import insert_alarm
+from tests.citizen.support import MIN, Home, People, grant_proxy, national_sign_in
+from tests.integration.api.support import insert_alarm
 from tests.patient.plans import plan_body
 
 __all__ = ["browser", "playwright"]

@@ -13,10 +13,10 @@ import pytest
 from clinician_api import consent
 from clinician_api.journal.admin import add_subscription
 from store.events import Channel, wake
-from tests.integration.api.conftest import insert_readings
-from tests.integration.conftest import wait_for
-from tests.integration.journal.conftest import Journaled, journaled_tenant, record_system
+from tests.integration.api.support import insert_readings
 from tests.integration.journal.receiver import RecordSystem
+from tests.integration.journal.support import Journaled, journaled_tenant, record_system
+from tests.stack_plugin import wait_for
 
 __all__ = ["journaled_tenant", "record_system"]
 

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from clinician_api.citizen.oidc import Issuer, OidcError, verify_id_token
-from tests.citizen.conftest import Home, People, national_sign_in, provider_callback
 from tests.citizen.stack import PATIENT_CLIENT, OidcStack
+from tests.citizen.support import Home, People, national_sign_in, provider_callback
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from tests.integration.conftest import Gateway
+from tests.stack_plugin import Gateway
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 _NO_MATCHING_SUBSCRIBERS = 0x10

@@ -17,7 +17,7 @@ import pytest
 from clinician_api.background import ListeningWorker
 from store.events import Channel
 from store.settings import Settings
-from tests.integration.conftest import wait_for
+from tests.stack_plugin import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -106,8 +106,8 @@ def _remove(home: Path) -> None:
 
 
 def test_backup_age_is_in_the_rules_metrics_and_too_old_until_a_backup_is_taken(stack: dict[str, Any]) -> None:
-    from tests.integration.conftest import wait_for
     from tests.integration.ops import metrics_port, scrape, value
+    from tests.stack_plugin import wait_for
 
     port = metrics_port("rules")
     with psycopg.connect(stack["database_url"]) as conn:

@@ -21,7 +21,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Tenant, instance_logins, wait_for
+from tests.stack_plugin import Tenant, instance_logins, wait_for
 from varde import stack
 from varde.broker import DynSecAdmin
 

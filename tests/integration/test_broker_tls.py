@@ -19,7 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Gateway, Tenant, wait_for
+from tests.stack_plugin import Gateway, Tenant, wait_for
 from vitals import readings_topic
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from device_simulators.home import DEVICE_MODELS
 from device_simulators.scenarios import SCENARIOS
 from edge_agent.devices import DEVICE_CLOCK_RESET
 from store.settings import varde_home
-from tests.integration.conftest import login, wait_for
+from tests.stack_plugin import login, wait_for
 from varde.demo import NURSE, PATIENT_LOGIN, PHYSICIAN, RELATIVE_LOGIN, ROSTER, TEAMS, run_demo
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig
 from edge_agent.outbox import Outbox
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Gateway, Tenant, wait_for
+from tests.stack_plugin import Gateway, Tenant, wait_for
 from varde import stack
 from vitals import DeviceRef, Reading
 

@@ -25,8 +25,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import login, wait_for
 from tests.integration.ops import scrape, value
+from tests.stack_plugin import login, wait_for
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = pytest.mark.integration

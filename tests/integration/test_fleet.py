@@ -11,7 +11,7 @@ import pytest
 
 from device_simulators.fleet import EnvelopeCutter, Fleet, FleetError, FleetGateway
 from store.settings import Settings
-from tests.integration.conftest import wait_for
+from tests.stack_plugin import wait_for
 from varde.admin import provision_fleet
 from vitals import parse_envelope
 

@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig, load_config
 from store.settings import Settings, varde_home
-from tests.integration.conftest import wait_for
+from tests.stack_plugin import wait_for
 from vitals import DeviceRef, Reading
 from vitals.provisioning import decode_payload
 

@@ -23,7 +23,7 @@ from edge_agent.config import EdgeConfig
 from edge_agent.link import Radio
 from edge_agent.links.bumble_link import BumbleRadio
 from store.settings import Settings
-from tests.integration.conftest import Gateway, Tenant, wait_for
+from tests.stack_plugin import Gateway, Tenant, wait_for
 
 pytestmark = pytest.mark.integration
 METER = "A4:C1:38:00:00:05"

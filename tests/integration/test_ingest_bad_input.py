@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.conftest import Gateway, Tenant, publish, wait_for
+from tests.stack_plugin import Gateway, Tenant, publish, wait_for
 from vitals import readings_topic
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Tenant, instance_logins, publish, publish_all, wait_for
 from tests.integration.load import Load
+from tests.stack_plugin import Tenant, instance_logins, publish, publish_all, wait_for
 from varde import stack
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 

@@ -24,7 +24,7 @@ import ingest_service.worker as worker_mod
 from ingest_service.guard import message_key
 from ingest_service.worker import Delivery, IngestWorker, WorkerConfig
 from store.settings import Settings
-from tests.integration.conftest import Tenant, wait_for
+from tests.stack_plugin import Tenant, wait_for
 from vitals import readings_topic
 
 pytestmark = pytest.mark.integration

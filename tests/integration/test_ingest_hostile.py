@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from store.settings import varde_home
-from tests.integration.conftest import Gateway, Tenant, publish, wait_for
+from tests.stack_plugin import Gateway, Tenant, publish, wait_for
 from varde import stack
 from vitals import questionnaires_topic, readings_topic, status_topic
 

@@ -27,8 +27,8 @@ from edge_agent.agent import Agent
 from edge_agent.config import BleConfig, PatientScreenConfig
 from rules_engine.missed import find_missed, record_missed
 from rules_engine.schedules import review_schedules
-from tests.integration.conftest import Tenant, login, wait_for
 from tests.patient.plans import plan_body
+from tests.stack_plugin import Tenant, login, wait_for
 from vitals import Kind
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Tenant, instance_logins, login, publish, wait_for
 from tests.integration.ops import (
     ROOT,
     TcpRelay,
@@ -27,6 +26,7 @@ from tests.integration.ops import (
     service_process,
     value,
 )
+from tests.stack_plugin import Tenant, instance_logins, login, publish, wait_for
 from varde.net import free_port
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 

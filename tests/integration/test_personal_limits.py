@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.conftest import Gateway, Tenant, login, publish, wait_for
+from tests.stack_plugin import Gateway, Tenant, login, publish, wait_for
 from vitals import readings_topic
 
 pytestmark = pytest.mark.integration

@@ -203,7 +203,7 @@ def _kinds(lines: list[str]) -> set[tuple[str, str]]:
 
 
 def test_pgaudit_logs_ddl_and_role_changes_to_the_server_log(db: psycopg.Connection[Any]) -> None:
-    from tests.integration.conftest import wait_for
+    from tests.stack_plugin import wait_for
 
     assert "pgaudit" in db.execute("SHOW shared_preload_libraries").fetchone()[0]  # type: ignore[index]
     marker = uuid.uuid4().hex[:10]
@@ -230,7 +230,7 @@ def test_a_delete_from_audit_log_as_varde_retention_is_in_the_server_log_with_th
 ) -> None:
     """The services log in as a superuser, which may SET ROLE varde_retention and delete audit rows; both the SET ROLE
     and the DELETE reach the server log (migration 0220), and so does a refused attempt."""
-    from tests.integration.conftest import wait_for
+    from tests.stack_plugin import wait_for
 
     marker, unaudited = uuid.uuid4().hex[:10], uuid.uuid4().hex[:10]
     url = make_conninfo(settings.require_database_url(), dbname=retention_db.info.dbname)

@@ -129,7 +129,7 @@ def test_history_of_a_patient_who_measures_every_minute_reads_only_its_limit(
 
 def _activate_plan(db: psycopg.Connection[Any], patient_id: uuid.UUID, **fields: Any) -> None:
     """An active plan written straight into the table (the rules read its NEWS2 fields there)."""
-    from tests.integration.api.conftest import a_plan
+    from tests.integration.api.support import a_plan
     from vitals import PlanContent
 
     body = PlanContent.model_validate(a_plan(zones=[], **fields))

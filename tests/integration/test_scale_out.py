@@ -23,8 +23,8 @@ import psycopg
 import pytest
 
 from store.settings import Settings, varde_home
-from tests.integration.conftest import Tenant, instance_logins, login, publish, wait_for
 from tests.integration.load import Load
+from tests.stack_plugin import Tenant, instance_logins, login, publish, wait_for
 from varde import scaleout
 from varde.net import free_port, port_open
 from vitals import DeviceRef, Envelope, Reading, readings_topic

@@ -41,7 +41,7 @@ from device_simulators.scenarios import SCENARIOS, default_onset
 from device_simulators.virtual_home import VirtualHome, home_source
 from edge_agent.agent import Agent
 from edge_agent.config import BleConfig
-from tests.integration.conftest import Gateway, Tenant, login, publish, wait_for
+from tests.stack_plugin import Gateway, Tenant, login, publish, wait_for
 from vitals import KINDS, DeviceRef, PlanContent, Reading, readings_topic
 
 pytestmark = pytest.mark.integration
@@ -139,7 +139,7 @@ def _api_alarms(api_url: str, tenant: Tenant) -> list[dict[str, Any]]:
 def _tenant(make_tenant: Any, db: psycopg.Connection[Any], protocol: str) -> Tenant:
     """A tenant of one patient; the simulated COPD patients live at 92–93 %, so their clinician has set NEWS2
     SpO2 scale 2 (target 88–92 %) in an active plan (written straight into the table: the rules read it there)."""
-    from tests.integration.api.conftest import a_plan
+    from tests.integration.api.support import a_plan
 
     tenant: Tenant = make_tenant(protocol=protocol)
     if protocol == "copd":

@@ -18,8 +18,8 @@ from clinician_api.schedule_courier import deliver_due
 from rules_engine.alarms import AlarmUpsert, upsert_alarms
 from rules_engine.questionnaires import check_missed_questionnaires
 from store.settings import Settings
-from tests.integration.conftest import Tenant, login
 from tests.patient.plans import plan_body
+from tests.stack_plugin import Tenant, login
 
 pytestmark = pytest.mark.integration
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Tenant, login, publish, wait_for
+from tests.stack_plugin import Tenant, login, publish, wait_for
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = pytest.mark.integration

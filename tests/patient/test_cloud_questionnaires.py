@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from rules_engine.questionnaires import check_missed_questionnaires
-from tests.integration.conftest import Tenant, publish, wait_for
 from tests.patient.test_stack_end_to_end import _activate
+from tests.stack_plugin import Tenant, publish, wait_for
 from vitals import QuestionnaireEnvelope, QuestionnaireResponse, questionnaires_topic
 from vitals.questionnaire import Answer
 

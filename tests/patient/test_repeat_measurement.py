@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from rules_engine.repeat_store import expire_due
-from tests.integration.conftest import Tenant
 from tests.patient.gateway import RunningAgent, gateway_config, open_page, reading, wait_for
+from tests.stack_plugin import Tenant
 from vitals import Kind
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

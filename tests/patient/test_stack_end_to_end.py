@@ -15,9 +15,9 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from store.settings import varde_home
-from tests.integration.conftest import Tenant, login
 from tests.patient.gateway import RunningAgent, gateway_config, open_page, reading, wait_for
 from tests.patient.plans import plan_body
+from tests.stack_plugin import Tenant, login
 from varde import stack as stack_mod
 from vitals import Kind
 

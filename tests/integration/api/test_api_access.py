@@ -14,8 +14,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from clinician_api.app import create_app
 from store.settings import Settings
-from tests.integration.api.conftest import TwoTeams, a_plan, add_user, audit_rows, headers_for
-from tests.integration.conftest import login
+from tests.integration.api.support import TwoTeams, a_plan, add_user, audit_rows, headers_for
+from tests.stack_plugin import login
 
 pytestmark = pytest.mark.integration
 

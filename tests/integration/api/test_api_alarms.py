@@ -15,8 +15,8 @@ import pytest
 
 from store.events import CHANNEL, listen, notify_changes
 from store.settings import Settings
-from tests.integration.api.conftest import add_user, headers_for, insert_alarm
-from tests.integration.conftest import Tenant, login, wait_for
+from tests.integration.api.support import add_user, headers_for, insert_alarm
+from tests.stack_plugin import Tenant, login, wait_for
 from vitals import Receipt, receipts_topic
 
 pytestmark = pytest.mark.integration

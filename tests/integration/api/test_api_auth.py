@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from clinician_api.app import create_app
 from store.settings import Settings
-from tests.integration.conftest import Tenant, login
+from tests.stack_plugin import Tenant, login
 
 pytestmark = pytest.mark.integration
 

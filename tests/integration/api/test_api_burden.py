@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.api.conftest import audit_rows, headers_for, insert_alarm
+from tests.integration.api.support import audit_rows, headers_for, insert_alarm
 
 pytestmark = pytest.mark.integration
 

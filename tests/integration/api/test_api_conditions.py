@@ -9,8 +9,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.api.conftest import a_plan, headers_for
-from tests.integration.conftest import Tenant
+from tests.integration.api.support import a_plan, headers_for
+from tests.stack_plugin import Tenant
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 
-from tests.integration.api.conftest import TwoTeams, audit_rows, headers_for, insert_alarm, insert_readings
-from tests.integration.conftest import Tenant
+from tests.integration.api.support import TwoTeams, audit_rows, headers_for, insert_alarm, insert_readings
+from tests.stack_plugin import Tenant
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def _fhir(api: httpx.Client, url: str, headers: dict[str, str]) -> dict[str, Any
 def patient_with_data(
     make_tenant: Any, db: psycopg.Connection[Any], api: httpx.Client, api_url: str
 ) -> tuple[Tenant, dict[str, Any]]:
-    from tests.integration.api.conftest import a_plan
+    from tests.integration.api.support import a_plan
 
     tenant: Tenant = make_tenant(protocol="copd")
     gw = tenant.gateways[0]

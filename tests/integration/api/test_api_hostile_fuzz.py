@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.conftest import login
+from tests.stack_plugin import login
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.api.conftest import TwoTeams, add_user, audit_rows
-from tests.integration.conftest import login
+from tests.integration.api.support import TwoTeams, add_user, audit_rows
+from tests.stack_plugin import login
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from tests.integration.conftest import login
+from tests.stack_plugin import login
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.api.conftest import headers_for, insert_alarm, insert_readings
-from tests.integration.conftest import Tenant
+from tests.integration.api.support import headers_for, insert_alarm, insert_readings
+from tests.stack_plugin import Tenant
 
 pytestmark = pytest.mark.integration
 

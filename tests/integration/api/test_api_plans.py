@@ -14,8 +14,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
-from tests.integration.api.conftest import a_plan, headers_for
-from tests.integration.conftest import Gateway, Tenant, publish, wait_for
+from tests.integration.api.support import a_plan, headers_for
+from tests.stack_plugin import Gateway, Tenant, publish, wait_for
 from vitals import DeviceRef, Envelope, Reading, SelfManagementPlan, plan_topic, readings_topic
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from clinician_api.app import create_app
 from clinician_api.dashboard.router import CSP as DASHBOARD_CSP
 from store.settings import Settings
-from tests.integration.api.conftest import headers_for, insert_readings
+from tests.integration.api.support import headers_for, insert_readings
 
 pytestmark = pytest.mark.integration
 

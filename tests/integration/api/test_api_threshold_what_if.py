@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from rules_engine.whatif import MAX_READINGS
-from tests.integration.api.conftest import audit_rows, headers_for, insert_readings
-from tests.integration.conftest import Tenant
+from tests.integration.api.support import audit_rows, headers_for, insert_readings
+from tests.stack_plugin import Tenant
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from fhir.resources.R4B.bundle import Bundle
 
 from clinician_api.journal.admin import add_endpoint, add_organisation, link_team
 from store.settings import Settings
-from tests.integration.api.conftest import audit_rows, headers_for, insert_alarm
+from tests.integration.api.support import audit_rows, headers_for, insert_alarm
 from tests.integration.api.test_api_alarms import _sse_events
-from tests.integration.conftest import Tenant, publish, wait_for
+from tests.stack_plugin import Tenant, publish, wait_for
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = pytest.mark.integration

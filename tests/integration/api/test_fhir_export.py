@@ -27,8 +27,8 @@ from rules_engine.missed import explain_missed
 from store.settings import Settings
 from tests.fhir_dates import TrueDates, true_dates_in
 from tests.fhir_shapes import lines_to_validate, validate
-from tests.integration.api.conftest import a_plan, add_user, audit_rows
-from tests.integration.conftest import Tenant, login, wait_for
+from tests.integration.api.support import a_plan, add_user, audit_rows
+from tests.stack_plugin import Tenant, login, wait_for
 from vitals import Kind
 
 pytestmark = pytest.mark.integration

@@ -31,8 +31,8 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome as FhirpyOutcome
 from psycopg import sql
 
-from tests.integration.api.conftest import a_plan, audit_rows, headers_for, insert_alarm
-from tests.integration.conftest import Tenant
+from tests.integration.api.support import a_plan, audit_rows, headers_for, insert_alarm
+from tests.stack_plugin import Tenant
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from clinician_api.problems import message_nb
-from tests.integration.conftest import Tenant, login
+from tests.stack_plugin import Tenant, login
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from store.settings import Settings
-from tests.integration.conftest import Tenant
+from tests.stack_plugin import Tenant
 
 pytestmark = pytest.mark.integration
 HEADER = {"X-Varde-Session": "1"}

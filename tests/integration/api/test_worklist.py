@@ -19,9 +19,9 @@ from psycopg.types.json import Jsonb
 from clinician_api import worklist
 from clinician_api.access import Principal
 from store.settings import Settings
-from tests.integration.api.conftest import a_plan, add_user, audit_rows, headers_for, insert_alarm, insert_readings
+from tests.integration.api.support import a_plan, add_user, audit_rows, headers_for, insert_alarm, insert_readings
 from tests.integration.api.work_items import Seeded, seed_handover, seed_work
-from tests.integration.conftest import Tenant
+from tests.stack_plugin import Tenant
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tests.integration.api.conftest import a_plan, insert_alarm, insert_readings
-from tests.integration.conftest import Tenant
+from tests.integration.api.support import a_plan, insert_alarm, insert_readings
+from tests.stack_plugin import Tenant
 
 
 @dataclass

@@ -21,8 +21,8 @@ import pytest
 from store import alarms
 from store.events import Channel, listen
 from store.settings import Settings
-from tests.integration.api.conftest import add_user, headers_for, insert_alarm
-from tests.integration.journal.conftest import Journaled
+from tests.integration.api.support import add_user, headers_for, insert_alarm
+from tests.integration.journal.support import Journaled
 
 pytestmark = pytest.mark.integration
 

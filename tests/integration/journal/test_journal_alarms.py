@@ -18,10 +18,10 @@ from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 
-from tests.integration.api.conftest import add_user, audit_rows, headers_for, insert_alarm, insert_readings
-from tests.integration.conftest import login, publish, wait_for
-from tests.integration.journal.conftest import Journaled, outbox_rows
+from tests.integration.api.support import add_user, audit_rows, headers_for, insert_alarm, insert_readings
 from tests.integration.journal.receiver import RecordSystem
+from tests.integration.journal.support import Journaled, outbox_rows
+from tests.stack_plugin import login, publish, wait_for
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = pytest.mark.integration

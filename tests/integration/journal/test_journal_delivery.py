@@ -18,10 +18,10 @@ import pytest
 
 from clinician_api.journal.credentials import ClientCredentials, TokenCache
 from clinician_api.journal.delivery import Endpoint, send
-from tests.integration.api.conftest import headers_for, insert_alarm, insert_readings
-from tests.integration.conftest import wait_for
-from tests.integration.journal.conftest import Journaled, outbox_rows
+from tests.integration.api.support import headers_for, insert_alarm, insert_readings
 from tests.integration.journal.receiver import RecordSystem
+from tests.integration.journal.support import Journaled, outbox_rows
+from tests.stack_plugin import wait_for
 
 pytestmark = pytest.mark.integration
 

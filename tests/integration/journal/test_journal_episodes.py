@@ -12,10 +12,10 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.episodeofcare import EpisodeOfCare
 
-from tests.integration.api.conftest import a_plan
-from tests.integration.conftest import login, wait_for
-from tests.integration.journal.conftest import Journaled
+from tests.integration.api.support import a_plan
 from tests.integration.journal.receiver import RecordSystem
+from tests.integration.journal.support import Journaled
+from tests.stack_plugin import login, wait_for
 
 pytestmark = pytest.mark.integration
 

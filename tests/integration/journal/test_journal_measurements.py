@@ -13,10 +13,10 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 
 from clinician_api.journal.admin import add_endpoint, add_subscription
-from tests.integration.api.conftest import insert_readings
-from tests.integration.conftest import wait_for
-from tests.integration.journal.conftest import Journaled
+from tests.integration.api.support import insert_readings
 from tests.integration.journal.receiver import RecordSystem
+from tests.integration.journal.support import Journaled
+from tests.stack_plugin import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import login, publish, wait_for
-from tests.integration.journal.conftest import Journaled
 from tests.integration.journal.receiver import RecordSystem
+from tests.integration.journal.support import Journaled
 from tests.integration.ops import metrics_port, scrape, value
+from tests.stack_plugin import login, publish, wait_for
 from vitals import DeviceRef, Envelope, Reading, readings_topic
 
 pytestmark = pytest.mark.integration

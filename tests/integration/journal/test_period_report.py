@@ -16,11 +16,11 @@ import pytest
 from fhir.resources.R4B.documentreference import DocumentReference
 from psycopg.types.json import Jsonb
 
-from tests.browser.conftest import ARTIFACTS
-from tests.integration.api.conftest import a_plan, add_user, audit_rows, headers_for, insert_alarm, insert_readings
-from tests.integration.conftest import login, wait_for
-from tests.integration.journal.conftest import Journaled
+from tests.browser.support import ARTIFACTS
+from tests.integration.api.support import a_plan, add_user, audit_rows, headers_for, insert_alarm, insert_readings
 from tests.integration.journal.receiver import RecordSystem
+from tests.integration.journal.support import Journaled
+from tests.stack_plugin import login, wait_for
 
 pytestmark = pytest.mark.integration
 
