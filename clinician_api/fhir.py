@@ -19,7 +19,8 @@ from uuid import UUID
 
 from clinician_api import fhir_coding as codes
 from store.episodes import EpisodeRow
-from store.fhir_search import DeviceRow, GatewayRow, IssueRow, PatientRow, PlanRow, ResponseRow
+from store.fhir_search import DeviceRow, GatewayRow, IssueRow, PatientRow, ResponseRow
+from store.plans import PlanRow
 from store.readings import StoredReading
 from vitals import KINDS, Kind
 from vitals.plan import PlanContent

@@ -19,6 +19,7 @@ from psycopg import Connection, sql
 from psycopg.rows import class_row, scalar_row
 
 from store.episodes import EPISODE_FROM, EPISODE_ROW_COLUMNS, EpisodeRow
+from store.plans import PlanRow
 from store.readings import StoredReading, reading_columns
 from vitals.vocabulary import Severity
 
@@ -563,20 +564,9 @@ def issue(conn: Connection[Any], alarm_id: UUID) -> IssueRow | None:
 # --- CarePlan -------------------------------------------------------------------------------------------------------
 
 
-class PlanRow(NamedTuple):
-    """A self-management plan version as `clinician_api.fhir.care_plan` reads it, in its order."""
-
-    id: UUID
-    patient_id: UUID
-    version: int
-    status: str
-    created_at: datetime
-    activated_at: datetime | None
-    retired_at: datetime | None
-    body: dict[str, Any]
-
-
-_PLAN_COLUMNS = sql.SQL("s.id, s.patient_id, s.version, s.status, s.created_at, s.activated_at, s.retired_at, s.body")
+_PLAN_COLUMNS = sql.SQL(
+    "s.id, s.patient_id, s.version, s.status, s.created_at, s.created_by, s.activated_at, s.retired_at, s.body"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,8 @@ from psycopg import Connection, sql
 from psycopg.rows import class_row, scalar_row
 
 from store.episodes import EPISODE_FROM, EPISODE_ROW_COLUMNS, EpisodeRow
-from store.fhir_search import DeviceRow, GatewayRow, PlanRow
+from store.fhir_search import DeviceRow, GatewayRow
+from store.plans import PlanRow
 from store.readings import StoredReading, reading_columns
 from vitals.vocabulary import Severity
 
@@ -291,7 +292,7 @@ def active_plan(conn: Connection[Any], patient_id: UUID) -> PlanRow | None:
     """The patient's active self-management plan (its latest version), if any."""
     with conn.cursor(row_factory=class_row(PlanRow)) as cur:
         return cur.execute(
-            "SELECT id, patient_id, version, status, created_at, activated_at, retired_at, body "
+            "SELECT id, patient_id, version, status, created_at, created_by, activated_at, retired_at, body "
             "FROM self_management_plans WHERE patient_id = %s AND status = 'active' ORDER BY version DESC LIMIT 1",
             (patient_id,),
         ).fetchone()
@@ -304,7 +305,6 @@ __all__ = [
     "HandoverNote",
     "Organisation",
     "PatientCondition",
-    "PlanRow",
     "Practitioner",
     "RecordPatient",
     "RecordTarget",

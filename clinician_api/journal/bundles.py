@@ -18,9 +18,10 @@ from uuid import UUID
 from clinician_api import fhir
 from clinician_api.journal import identity
 from store.episodes import EpisodeRow
-from store.fhir_search import DeviceRow, GatewayRow, IssueRow, PlanRow
+from store.fhir_search import DeviceRow, GatewayRow, IssueRow
 from store.fhir_search import PatientRow as FhirPatient
 from store.journal_documents import Organisation, Practitioner
+from store.plans import PlanRow
 
 _LOINC_NOTE = {
     "nurse": ("34746-8", "Nurse Note"),

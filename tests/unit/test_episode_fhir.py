@@ -14,8 +14,8 @@ from fhir.resources.R4B.episodeofcare import EpisodeOfCare
 from clinician_api import fhir
 from clinician_api.journal import bundles
 from store.episodes import EpisodeRow
-from store.fhir_search import PlanRow
 from store.journal_documents import Organisation, Practitioner
+from store.plans import PlanRow
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 PATIENT = bundles.PatientRow(uuid.UUID("11111111-2222-4333-8444-555555555555"), "Kari Nordmann", None, None, True)
@@ -107,7 +107,9 @@ def test_enrolment_document_carries_the_active_plan_with_its_limits_as_goals() -
         "advice": [{"zone": z, "nb": "Råd.", "en": "Advice."} for z in ("green", "yellow", "red")],
         "contacts": [{"name": "Lungepoliklinikken", "role": "sykepleier", "phone": "+47 22 11 80 80"}],
     }
-    plan_row = PlanRow(uuid.UUID("55555555-6666-4777-8888-999999999999"), PATIENT.id, 3, "active", T0, T0, None, body)
+    plan_row = PlanRow(
+        uuid.UUID("55555555-6666-4777-8888-999999999999"), PATIENT.id, 3, "active", T0, None, T0, None, body
+    )
     doc = bundles.EpisodeDocument(
         event_id=7,
         kind="enrolled",

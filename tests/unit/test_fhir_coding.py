@@ -40,10 +40,10 @@ from store.fhir_search import (
     IssueRow,
     Outside,
     PatientRow,
-    PlanRow,
     ResponseRow,
 )
 from store.journal_documents import Organisation, Practitioner
+from store.plans import PlanRow
 
 MDC = "urn:iso:std:iso:11073:10101"
 LOINC = "http://loinc.org"
@@ -175,7 +175,7 @@ def test_care_plan_carries_its_limits_as_goals() -> None:
         ],
         "contacts": [{"name": "Lungepoliklinikken", "role": "sykepleier", "phone": "+47 22 11 80 80"}],
     }
-    plan = fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 2, "active", T, T, None, body))
+    plan = fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 2, "active", T, None, T, None, body))
     CarePlan.model_validate(plan)
     (goal,) = plan["contained"]
     assert plan["goal"] == [{"reference": "#goal-spo2"}]
@@ -400,7 +400,7 @@ def test_pseudonymised_resources_stay_valid_and_lose_identity() -> None:
         fhir.bp_panel({Kind(k): _reading(k, v) for k, v in (("bp_systolic", 141), ("bp_mean", 99))}),
         fhir.gateway_device(GatewayRow("gw-test-1", PATIENT, True, "0.3.0", "online")),
         fhir.measuring_device(DeviceRow("gw-test-1", "A4:C1:38:00:00:01", "pulse_oximeter", "PO-60"), PATIENT),
-        fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 1, "active", T, T, T + timedelta(days=3), body)),
+        fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 1, "active", T, None, T, T + timedelta(days=3), body)),
         fhir.detected_issue(IssueRow(*alarm), explanation_nb="SpO2 85 %", updated_at=T),
         fhir.detected_issue(IssueRow(*missed), explanation_nb=missed_nb, updated_at=T),
     ]
@@ -562,7 +562,7 @@ def _every_builder() -> list[tuple[str, dict[str, Any]]]:
         ("gateway_device", fhir.gateway_device(GatewayRow("gw-test-1", PATIENT, True, "0.3.0", "online"))),
         ("measuring_device", fhir.measuring_device(scale, PATIENT)),
         ("detected_issue", fhir.detected_issue(IssueRow(*alarm), explanation_nb="SpO2 85 % (nb)", updated_at=T)),
-        ("care_plan", fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 2, "active", T, T, None, body))),
+        ("care_plan", fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 2, "active", T, None, T, None, body))),
         ("episode_of_care", fhir.episode_of_care(EpisodeRow(*episode))),
         ("questionnaire_response", fhir.questionnaire_response(ResponseRow(*answers))),
         ("operation_outcome", fhir.operation_outcome(400, "date: not a date")),
