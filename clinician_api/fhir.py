@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from clinician_api import fhir_coding as codes
-from store.episodes import EpisodeRow
+from store.episodes import Episode
 from store.fhir_search import DeviceRow, GatewayRow, IssueRow, PatientRow, ResponseRow
 from store.plans import PlanRow
 from store.readings import StoredReading
@@ -395,7 +395,7 @@ CARE_TEAM = "urn:varde:care-team"
 ORGANISATION = "urn:varde:organisation"
 
 
-def episode_of_care(row: EpisodeRow) -> dict[str, Any]:
+def episode_of_care(row: Episode) -> dict[str, Any]:
     """An episode of follow-up: status active/finished, the period, the responsible team (CareTeam, by display)
     and its organisation (managingOrganization), the protocol as type, and the enrolment reason and conditions."""
     ident, patient_id, status, team_id, team = row.id, row.patient_id, row.status, row.team_id, row.team_name

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, sql
@@ -20,12 +20,14 @@ from psycopg.types.json import Jsonb
 EPISODE_FROM = (
     "care_episodes e JOIN care_teams t ON t.id = e.team_id LEFT JOIN organisations o ON o.id = t.organisation_id"
 )
-"""The episode with its team (t) and organisation (o): what `Episode` and `EpisodeRow` read."""
-_EPISODE = sql.SQL(
-    "SELECT e.id, e.patient_id, e.status, e.team_id, t.name AS team_name, t.organisation_id, "
+"""The episode with its team (t) and organisation (o): what `Episode` reads."""
+EPISODE_COLUMNS = sql.SQL(
+    "e.id, e.patient_id, e.status, e.team_id, t.name AS team_name, t.organisation_id, "
     "o.name AS organisation_name, e.reason, e.conditions, e.protocol, e.plan, e.care_manager_id, e.started_at, "
-    "e.started_by, e.ended_at, e.ended_by, e.discharge_reason, e.discharge_summary, e.updated_at FROM {}"
-).format(sql.SQL(EPISODE_FROM))
+    "e.started_by, e.ended_at, e.ended_by, e.discharge_reason, e.discharge_summary, e.updated_at"
+)
+"""The columns of `Episode`, over `EPISODE_FROM`."""
+_EPISODE = sql.SQL("SELECT {} FROM {}").format(EPISODE_COLUMNS, sql.SQL(EPISODE_FROM))
 _HANDOVER = sql.SQL(
     "SELECT h.id, h.episode_id, h.patient_id, p.display_name AS patient_name, h.from_team_id, "
     "ft.name AS from_team_name, fo.name AS from_organisation_name, h.to_team_id, tt.name AS to_team_name, "
@@ -35,11 +37,6 @@ _HANDOVER = sql.SQL(
     "JOIN care_teams ft ON ft.id = h.from_team_id LEFT JOIN organisations fo ON fo.id = ft.organisation_id "
     "JOIN care_teams tt ON tt.id = h.to_team_id LEFT JOIN organisations too ON too.id = tt.organisation_id"
 )
-EPISODE_ROW_COLUMNS = sql.SQL(
-    "e.id, e.patient_id, e.status, e.team_id, t.name AS team_name, t.organisation_id, o.name AS organisation_name, "
-    "e.reason, e.conditions, e.protocol, e.started_at, e.ended_at, e.care_manager_id, e.updated_at, e.discharge_reason"
-)
-"""The columns of `EpisodeRow`, over `EPISODE_FROM`."""
 EPISODE_FIELDS = frozenset({"reason", "conditions", "protocol", "plan"})
 """What a change of the active episode may set."""
 
@@ -65,27 +62,6 @@ class Episode:
     discharge_reason: str | None
     discharge_summary: str | None
     updated_at: datetime
-
-
-class EpisodeRow(NamedTuple):
-    """An episode with its team and organisation as the FHIR EpisodeOfCare is built from it (in the order
-    `clinician_api.fhir.episode_of_care` reads)."""
-
-    id: UUID
-    patient_id: UUID
-    status: str
-    team_id: UUID
-    team_name: str
-    organisation_id: UUID | None
-    organisation_name: str | None
-    reason: str
-    conditions: list[str]
-    protocol: str
-    started_at: datetime
-    ended_at: datetime | None
-    care_manager_id: UUID | None
-    updated_at: datetime
-    discharge_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,12 +387,11 @@ def grant_consultation(conn: Connection[Any], episode_id: UUID, team_id: UUID, h
 
 
 __all__ = [
+    "EPISODE_COLUMNS",
     "EPISODE_FIELDS",
     "EPISODE_FROM",
-    "EPISODE_ROW_COLUMNS",
     "Episode",
     "EpisodeEvent",
-    "EpisodeRow",
     "Handover",
     "OpenAlarm",
     "ReceivingTeam",

@@ -18,7 +18,7 @@ from uuid import UUID
 from psycopg import Connection, sql
 from psycopg.rows import class_row, scalar_row
 
-from store.episodes import EPISODE_FROM, EPISODE_ROW_COLUMNS, EpisodeRow
+from store.episodes import EPISODE_COLUMNS, EPISODE_FROM, Episode
 from store.plans import PlanRow
 from store.readings import StoredReading, reading_columns
 from vitals.vocabulary import Severity
@@ -748,18 +748,18 @@ def count_episodes(conn: Connection[Any], patients: Sequence[UUID], found: Episo
 
 def search_episodes(
     conn: Connection[Any], patients: Sequence[UUID], found: EpisodeFilter, window: Window
-) -> list[EpisodeRow]:
+) -> list[Episode]:
     where = _episode_where(patients, found)
     key = ("e.started_at", "timestamptz", "e.id")
-    return _page(conn, EpisodeRow, EPISODE_ROW_COLUMNS, EPISODE_FROM, where, window, key)
+    return _page(conn, Episode, EPISODE_COLUMNS, EPISODE_FROM, where, window, key)
 
 
-def episodes(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[EpisodeRow]:
+def episodes(conn: Connection[Any], patient_ids: Sequence[UUID]) -> list[Episode]:
     """Every episode of the patients, by patient, newest first."""
-    with conn.cursor(row_factory=class_row(EpisodeRow)) as cur:
+    with conn.cursor(row_factory=class_row(Episode)) as cur:
         return cur.execute(
             sql.SQL("SELECT {} FROM {} WHERE e.patient_id = ANY(%s) ORDER BY e.patient_id, e.started_at DESC").format(
-                EPISODE_ROW_COLUMNS, sql.SQL(EPISODE_FROM)
+                EPISODE_COLUMNS, sql.SQL(EPISODE_FROM)
             ),
             (list(patient_ids),),
         ).fetchall()

@@ -18,7 +18,6 @@ from uuid import UUID
 from psycopg import Connection, sql
 from psycopg.rows import class_row, scalar_row
 
-from store.episodes import EPISODE_FROM, EPISODE_ROW_COLUMNS, EpisodeRow
 from store.fhir_search import DeviceRow, GatewayRow
 from store.plans import PlanRow
 from store.readings import StoredReading, reading_columns
@@ -282,12 +281,6 @@ def handover_note(conn: Connection[Any], handover_id: UUID) -> HandoverNote | No
         ).fetchone()
 
 
-def episode(conn: Connection[Any], episode_id: UUID) -> EpisodeRow | None:
-    with conn.cursor(row_factory=class_row(EpisodeRow)) as cur:
-        query = sql.SQL("SELECT {} FROM {} WHERE e.id = %s").format(EPISODE_ROW_COLUMNS, sql.SQL(EPISODE_FROM))
-        return cur.execute(query, (episode_id,)).fetchone()
-
-
 def active_plan(conn: Connection[Any], patient_id: UUID) -> PlanRow | None:
     """The patient's active self-management plan (its latest version), if any."""
     with conn.cursor(row_factory=class_row(PlanRow)) as cur:
@@ -314,7 +307,6 @@ __all__ = [
     "alarm_target",
     "alarm_window_readings",
     "devices",
-    "episode",
     "episode_step",
     "gateways",
     "group_readings",

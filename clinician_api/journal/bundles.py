@@ -17,7 +17,7 @@ from uuid import UUID
 
 from clinician_api import fhir
 from clinician_api.journal import identity
-from store.episodes import EpisodeRow
+from store.episodes import Episode
 from store.fhir_search import DeviceRow, GatewayRow, IssueRow
 from store.fhir_search import PatientRow as FhirPatient
 from store.journal_documents import Organisation, Practitioner
@@ -278,7 +278,7 @@ class EpisodeDocument:
     kind: str
     at: datetime
     endpoint_id: UUID
-    episode: EpisodeRow
+    episode: Episode
     patient: PatientRow
     practitioner: Practitioner
     organisation: Organisation

@@ -19,7 +19,7 @@ from psycopg import Connection
 
 from clinician_api import consent, fhir
 from clinician_api.journal import bundles
-from store import journal, journal_documents
+from store import episodes, journal, journal_documents
 from store.fhir_search import DeviceRow, GatewayRow, IssueRow
 from store.journal_documents import PatientCondition
 
@@ -185,7 +185,7 @@ def enqueue_episode_step(conn: Connection[Any], event_id: int) -> list[UUID]:
     targets = journal_documents.team_targets(conn, teams, step.patient_id, may_share)
     if not targets:
         return []
-    episode = journal_documents.episode(conn, step.episode_id)
+    episode = episodes.episode(conn, step.episode_id)
     patient = journal_documents.patient(conn, step.patient_id)
     practitioner = journal_documents.practitioner(conn, step.user_id)
     assert episode is not None and patient is not None and practitioner is not None

@@ -13,7 +13,7 @@ from fhir.resources.R4B.episodeofcare import EpisodeOfCare
 
 from clinician_api import fhir
 from clinician_api.journal import bundles
-from store.episodes import EpisodeRow
+from store.episodes import Episode
 from store.journal_documents import Organisation, Practitioner
 from store.plans import PlanRow
 
@@ -24,23 +24,27 @@ ORG = Organisation(uuid.UUID("12121212-3434-4565-8787-909090909090"), "Oslo komm
 NURSE = Practitioner(uuid.UUID("99999999-8888-4777-8666-555555555555"), "kari.nurse", "Kari Sykepleier", None, "nurse")
 
 
-def _episode(ended: datetime | None = None, org: bool = True) -> EpisodeRow:
-    return EpisodeRow(
-        uuid.UUID("33333333-4444-4555-8666-777777777777"),
-        PATIENT.id,
-        "finished" if ended else "active",
-        TEAM,
-        "Responssenter",
-        ORG[0] if org else None,
-        ORG[1] if org else None,
-        "KOLS med hyppige forverringer",
-        ["J44.1"],
-        "copd",
-        T0,
-        ended,
-        NURSE[0],
-        ended or T0,
-        "Stabil" if ended else None,
+def _episode(ended: datetime | None = None, org: bool = True) -> Episode:
+    return Episode(
+        id=uuid.UUID("33333333-4444-4555-8666-777777777777"),
+        patient_id=PATIENT.id,
+        status="finished" if ended else "active",
+        team_id=TEAM,
+        team_name="Responssenter",
+        organisation_id=ORG[0] if org else None,
+        organisation_name=ORG[1] if org else None,
+        reason="KOLS med hyppige forverringer",
+        conditions=["J44.1"],
+        protocol="copd",
+        plan="",
+        care_manager_id=NURSE[0],
+        started_at=T0,
+        started_by=NURSE[0],
+        ended_at=ended,
+        ended_by=NURSE[0] if ended else None,
+        discharge_reason="Stabil" if ended else None,
+        discharge_summary=None,
+        updated_at=ended or T0,
     )
 
 

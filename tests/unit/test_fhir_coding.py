@@ -29,7 +29,7 @@ from clinician_api.fhir_search import (
     parse_search,
     parse_token,
 )
-from store.episodes import EpisodeRow
+from store.episodes import Episode
 from store.fhir_search import (
     Before,
     Between,
@@ -547,8 +547,9 @@ def _every_builder() -> list[tuple[str, dict[str, Any]]]:
     }  # fmt: skip
     alarm = (uuid.uuid4(), PATIENT, "threshold.spo2.low", "red", "resolved", T, "SpO2 85 %", uuid.uuid4(), T,
              T + timedelta(hours=1), "Ringte pasienten", "spo2")  # fmt: skip
-    episode = (uuid.uuid4(), PATIENT, "finished", uuid.uuid4(), "Responssenter", uuid.uuid4(), "Oslo kommune",
-               "KOLS", ["J44.1"], "copd", T, T + timedelta(days=30), uuid.uuid4(), T, "Stabil")  # fmt: skip
+    episode = Episode(uuid.uuid4(), PATIENT, "finished", uuid.uuid4(), "Responssenter", uuid.uuid4(), "Oslo kommune",
+                      "KOLS", ["J44.1"], "copd", "", uuid.uuid4(), T, None, T + timedelta(days=30), None, "Stabil",
+                      None, T)  # fmt: skip
     answers = (uuid.uuid4(), PATIENT, "cat", 2, T, T, {"breath": "worse"}, 2, "yellow")
     bp = [_reading(k, v, "blood_pressure_monitor") for k, v in (("bp_systolic", 141), ("bp_diastolic", 88.5))]
     observation = fhir.observation(_reading("body_weight", 82.35, "weight_scale"))
@@ -563,7 +564,7 @@ def _every_builder() -> list[tuple[str, dict[str, Any]]]:
         ("measuring_device", fhir.measuring_device(scale, PATIENT)),
         ("detected_issue", fhir.detected_issue(IssueRow(*alarm), explanation_nb="SpO2 85 % (nb)", updated_at=T)),
         ("care_plan", fhir.care_plan(PlanRow(uuid.uuid4(), PATIENT, 2, "active", T, None, T, None, body))),
-        ("episode_of_care", fhir.episode_of_care(EpisodeRow(*episode))),
+        ("episode_of_care", fhir.episode_of_care(episode)),
         ("questionnaire_response", fhir.questionnaire_response(ResponseRow(*answers))),
         ("operation_outcome", fhir.operation_outcome(400, "date: not a date")),
         ("bundle", fhir.bundle([observation], "http://varde.test/fhir", links=[("self", "http://varde.test/x")])),
